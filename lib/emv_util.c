@@ -1,0 +1,128 @@
+/* emv_util.c - allocation, clock, sanitising and logging helpers. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "emv_util.h"
+
+emv_log_level emv_log_threshold = EMV_LOG_WARN;
+
+static void oom(size_t n)
+{
+	fprintf(stderr, "emailverify: out of memory (%zu bytes)\n", n);
+	abort();
+}
+
+void *emv_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *emv_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom(n * size);
+	return p;
+}
+
+void *emv_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom(n);
+	return q;
+}
+
+char *emv_xstrdup(const char *s)
+{
+	return emv_xstrndup(s, strlen(s));
+}
+
+char *emv_xstrndup(const char *s, size_t n)
+{
+	char *p = emv_xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+uint64_t emv_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t emv_now_ms(void)
+{
+	return emv_now_us() / 1000u;
+}
+
+size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	size_t i, n = 0;
+	if (dstlen == 0)
+		return 0;
+	for (i = 0; i < srclen && n + 1 < dstlen; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[n++] = (c >= 0x20 && c <= 0x7e) ? (char)c : '?';
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+size_t emv_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+	size_t n = strlen(src);
+	if (dstlen == 0)
+		return 0;
+	if (n >= dstlen)
+		n = dstlen - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n;
+}
+
+void emv_ascii_lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+char *emv_trim(char *s)
+{
+	char *e;
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == '\v' || *s == '\f')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n' ||
+			 e[-1] == '\v' || e[-1] == '\f'))
+		*--e = '\0';
+	return s;
+}
+
+void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug", "trace" };
+	char buf[2048];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+
+	if (lvl > emv_log_threshold)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: %s\n", tm.tm_year + 1900,
+		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+		names[lvl], component, buf);
+}

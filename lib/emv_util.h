@@ -1,0 +1,50 @@
+/*
+ * emv_util.h - small utilities every part of emailverify uses: allocation
+ * that aborts on OOM, a monotonic clock, sanitising untrusted text, logging.
+ *
+ * Nothing here knows about mail.  Logging goes to stderr as one line per
+ * event ("ts level component: message"), with a global level.
+ */
+#ifndef EMV_UTIL_H
+#define EMV_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define EMV_OK   0
+#define EMV_ERR -1
+
+void *emv_xmalloc(size_t n);
+void *emv_xcalloc(size_t n, size_t size);
+void *emv_xrealloc(void *p, size_t n);
+char *emv_xstrdup(const char *s);
+char *emv_xstrndup(const char *s, size_t n);
+
+/* Monotonic time in milliseconds / microseconds (CLOCK_MONOTONIC). */
+uint64_t emv_now_ms(void);
+uint64_t emv_now_us(void);
+
+/*
+ * Copy untrusted bytes to dst as printable ASCII: bytes outside 0x20..0x7e
+ * become '?', the result is NUL-terminated and at most dstlen-1 bytes.
+ * Returns the number of bytes written (excluding NUL).
+ */
+size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* Bounded string copy that always NUL-terminates; returns strlen(dst). */
+size_t emv_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Lower-case ASCII in place. */
+void emv_ascii_lower(char *s);
+
+/* Trim ASCII white space at both ends in place; returns s. */
+char *emv_trim(char *s);
+
+typedef enum { EMV_LOG_ERROR = 0, EMV_LOG_WARN, EMV_LOG_INFO, EMV_LOG_DEBUG, EMV_LOG_TRACE } emv_log_level;
+extern emv_log_level emv_log_threshold;
+void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define emv_log_enabled(lvl) ((lvl) <= emv_log_threshold)
+
+#endif
