@@ -1,2 +1,39 @@
-/* placeholder until the CLI lands */
-int main(void) { return 0; }
+/*
+ * cli_main.c - the `emailverify` command: dispatch to subcommands.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: emailverify <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  check ADDRESS...     verify addresses now and print each verdict with its evidence\n"
+		"  version              print the version\n"
+		"\n"
+		"Run 'emailverify <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "check") == 0)
+		return cli_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("emailverify %s\n", EMV_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "emailverify: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,176 @@
+/*
+ * cli_engine.c - engine options shared by check/verify/run, and building the
+ * engine (event loop, DNS, classifier, lists, TLS context) from them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+#include "emv_util.h"
+
+void cli_engine_opts_default(cli_engine_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->port = 25;
+	o->greylist_wait_s = 60;
+	o->max_retry_s = 120;
+}
+
+static int parse_int(const char *what, const char *arg, int min, int max, int *out)
+{
+	char *end;
+	long v;
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || v < min || v > max) {
+		fprintf(stderr, "emailverify: %s must be a whole number from %d to %d (got '%s')\n", what, min, max,
+			arg);
+		return -1;
+	}
+	*out = (int)v;
+	return 1;
+}
+
+int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 1001: o->dns = arg; return 1;
+	case 1002: o->helo = arg; return 1;
+	case 1003: o->mail_from = arg; return 1;
+	case 1004: o->data_dir = arg; return 1;
+	case 1005:
+		if (o->nsource >= (int)(sizeof o->source_ips / sizeof o->source_ips[0])) {
+			fprintf(stderr, "emailverify: too many --source-ip (at most 16)\n");
+			return -1;
+		}
+		o->source_ips[o->nsource++] = arg;
+		return 1;
+	case 1006: return parse_int("--smtp-port", arg, 1, 65535, &o->port);
+	case 1007: return parse_int("--timeout", arg, 1, 3600, &o->timeout_s);
+	case 1008: o->allow_private = 1; return 1;
+	case 1009: o->no_tls = 1; return 1;
+	case 1010: o->no_catch_all = 1; return 1;
+	case 1011: return parse_int("--greylist-wait", arg, 0, 3600, &o->greylist_wait_s);
+	case 1012: return parse_int("--max-retry-time", arg, 0, 86400, &o->max_retry_s);
+	case 'v': o->verbose++; return 1;
+	default: return 0;
+	}
+}
+
+static int parse_source(cli_engine *e, const char *ip)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	memset(&s4, 0, sizeof s4);
+	memset(&s6, 0, sizeof s6);
+	if (inet_pton(AF_INET, ip, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		memcpy(&e->probe.source4, &s4, sizeof s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		memcpy(&e->probe.source6, &s6, sizeof s6);
+		return 0;
+	}
+	fprintf(stderr, "emailverify: --source-ip '%s' is not an IPv4 or IPv6 address\n", ip);
+	return -1;
+}
+
+int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
+{
+	char err[512], path[1024];
+	const char *dir = o->data_dir ? o->data_dir : getenv("EMAILVERIFY_DATA");
+	emv_dns_params dp;
+
+	memset(e, 0, sizeof *e);
+	if (!dir)
+		dir = EMV_DATA_DIR;
+	emv_log_threshold = (emv_log_level)(EMV_LOG_WARN + (o->verbose > 2 ? 2 : o->verbose));
+
+	snprintf(path, sizeof path, "%s/classify.rules", dir);
+	if (!(e->classifier = emv_classifier_load(path, err, sizeof err))) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		return -1;
+	}
+	if (!(e->lists = emv_lists_load(dir, err, sizeof err))) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		return -1;
+	}
+	if (!(e->ssl = emv_session_ssl_ctx_new(err, sizeof err))) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		return -1;
+	}
+	e->base = event_base_new();
+	emv_dns_params_default(&dp);
+	dp.servers = o->dns;
+	if (!(e->dns = emv_dns_new(e->base, &dp, err, sizeof err))) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		return -1;
+	}
+
+	if (o->helo) {
+		emv_strlcpy(e->helo, o->helo, sizeof e->helo);
+	} else {
+		struct addrinfo hints, *ai = NULL;
+		char host[256] = "localhost";
+		gethostname(host, sizeof host - 1);
+		memset(&hints, 0, sizeof hints);
+		hints.ai_flags = AI_CANONNAME;
+		/* the canonical name is only a default; never wait long for it */
+		if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname)
+			emv_strlcpy(host, ai->ai_canonname, sizeof host);
+		if (ai)
+			freeaddrinfo(ai);
+		emv_strlcpy(e->helo, host, sizeof e->helo);
+	}
+	if (o->mail_from)
+		emv_strlcpy(e->mail_from, o->mail_from, sizeof e->mail_from);
+	else
+		snprintf(e->mail_from, sizeof e->mail_from, "verify@%s", e->helo);
+
+	emv_probe_config_default(&e->probe);
+	for (int i = 0; i < o->nsource; i++)
+		if (parse_source(e, o->source_ips[i]) < 0)
+			return -1;
+	e->probe.base = e->base;
+	e->probe.dns = e->dns;
+	e->probe.classifier = e->classifier;
+	e->probe.allow_private = o->allow_private;
+	e->probe.catch_all_probe = !o->no_catch_all;
+	e->probe.greylist_wait_ms = o->greylist_wait_s * 1000;
+	e->probe.max_retry_ms = o->max_retry_s * 1000;
+	e->probe.session.port = o->port;
+	e->probe.session.helo_name = e->helo;
+	e->probe.session.mail_from = e->mail_from;
+	e->probe.session.ssl_ctx = e->ssl;
+	e->probe.session.starttls = !o->no_tls;
+	if (o->timeout_s > 0) {
+		emv_session_params *s = &e->probe.session;
+		int ms = o->timeout_s * 1000;
+		s->timeout_banner = s->timeout_ehlo = s->timeout_starttls = s->timeout_mail = s->timeout_rcpt = ms;
+		s->timeout_connect = ms < 10000 ? ms : 10000;
+		s->timeout_quit = ms < 5000 ? ms : 5000;
+	}
+	return 0;
+}
+
+void cli_engine_free(cli_engine *e)
+{
+	if (e->dns)
+		emv_dns_free(e->dns);
+	if (e->base)
+		event_base_free(e->base);
+	if (e->ssl)
+		SSL_CTX_free(e->ssl);
+	if (e->classifier)
+		emv_classifier_free(e->classifier);
+	if (e->lists)
+		emv_lists_free(e->lists);
+}

@@ -1,0 +1,82 @@
+/*
+ * emv_dns.h - mail routing lookups (RFC 5321 §5.1) with c-ares driven by a
+ * libevent loop.  Nothing here blocks: c-ares tells us which sockets to watch
+ * (socket-state callback) and when its next timeout is; the loop tells c-ares
+ * what became readable/writable.
+ *
+ * emv_dns_resolve_mx() answers one question: where does mail for this domain
+ * go?  MX records sorted by preference, each with its A/AAAA addresses; an
+ * implicit MX (the domain's own A/AAAA) when there is no MX; a null MX
+ * (RFC 7505); and the failure kinds kept apart: NXDOMAIN (no such domain),
+ * NODATA (domain exists, no mail server), temporary (SERVFAIL, REFUSED,
+ * timeout) so callers never mistake a broken resolver for a dead domain.
+ *
+ * Answers are cached per emv_dns by their TTL (clamped to settings).
+ */
+#ifndef EMV_DNS_H
+#define EMV_DNS_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+
+#define EMV_MX_MAX        10  /* MX hosts kept per domain (lowest preference first) */
+#define EMV_MX_ADDR_MAX    8  /* addresses kept per MX host */
+#define EMV_HOST_MAX     256
+
+typedef enum {
+	EMV_DNS_OK = 0,     /* hosts[] has at least one host with addresses */
+	EMV_DNS_NXDOMAIN,   /* the domain does not exist */
+	EMV_DNS_NODATA,     /* the domain exists but has no MX, A or AAAA */
+	EMV_DNS_NULL_MX,    /* "MX 0 ." - the domain accepts no mail */
+	EMV_DNS_NO_ADDRESS, /* MX hosts exist but none has an address */
+	EMV_DNS_TEMPFAIL,   /* SERVFAIL / REFUSED / timeout: try again later */
+} emv_dns_status;
+
+typedef struct {
+	char host[EMV_HOST_MAX];
+	int preference;
+	int naddrs;
+	struct sockaddr_storage addrs[EMV_MX_ADDR_MAX];
+	int addr_status;   /* emv_dns_status of the address lookups of this host */
+} emv_mx_host;
+
+typedef struct {
+	emv_dns_status status;
+	int implicit;       /* no MX: hosts[0] is the domain itself */
+	int nhosts;
+	emv_mx_host hosts[EMV_MX_MAX];
+	uint32_t ttl;       /* seconds this answer may be cached */
+	int from_cache;
+	char detail[200];   /* human explanation, e.g. "MX lookup: SERVFAIL" */
+} emv_mx_result;
+
+typedef struct {
+	const char *servers;   /* "host:port[,host:port]" or NULL for /etc/resolv.conf */
+	int timeout_ms;        /* per try (default 2000) */
+	int tries;             /* default 2 */
+	uint32_t cache_min_ttl;/* clamp (default 30 s) */
+	uint32_t cache_max_ttl;/* clamp (default 3600 s) */
+	uint32_t negative_ttl; /* NXDOMAIN/NODATA cache time (default 300 s); TEMPFAIL is never cached */
+	size_t cache_max;      /* entries (default 100000) */
+} emv_dns_params;
+
+void emv_dns_params_default(emv_dns_params *p);
+
+typedef struct emv_dns emv_dns;
+typedef void (*emv_dns_mx_cb)(const emv_mx_result *res, void *arg);
+
+emv_dns *emv_dns_new(struct event_base *base, const emv_dns_params *p, char *err, size_t errlen);
+void emv_dns_free(emv_dns *d);
+
+/* Resolve where mail for `domain` (an A-label) goes; the callback runs
+ * exactly once, possibly before this call returns (cache hit). */
+void emv_dns_resolve_mx(emv_dns *d, const char *domain, emv_dns_mx_cb cb, void *arg);
+
+/* Queries in flight (for draining). */
+int emv_dns_pending(const emv_dns *d);
+
+const char *emv_dns_status_name(emv_dns_status s);
+
+#endif

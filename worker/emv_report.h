@@ -1,0 +1,40 @@
+/*
+ * emv_report.h - one verdict as the user sees it: the final status/reason
+ * (probe verdict combined with the address's syntax and list flags) and its
+ * JSON form (docs/result-json.md).  Shared by `check`, `verify` and the
+ * worker so every front end says the same thing about the same evidence.
+ */
+#ifndef EMV_REPORT_H
+#define EMV_REPORT_H
+
+#include <jansson.h>
+#include "emv_address.h"
+#include "emv_probe.h"
+#include "emv_result.h"
+
+typedef struct {
+	const char *input;            /* as given */
+	const emv_address *addr;      /* parsed; addr->error != OK means invalid syntax */
+	unsigned list_flags;          /* role/disposable/free from the lists */
+	const char *did_you_mean;     /* "" or NULL when none */
+	const emv_probe_job *job;     /* NULL when not probed (invalid syntax) */
+	size_t index;                 /* result index within job */
+} emv_report_in;
+
+typedef struct {
+	emv_status status;
+	emv_reason reason;
+	unsigned flags;
+	char detail[320];
+} emv_report_verdict;
+
+/* Combine probe verdict, syntax and list flags into the final verdict. */
+void emv_report_verdict_of(const emv_report_in *in, emv_report_verdict *v);
+
+/* Build the JSON object of docs/result-json.md (caller owns the reference). */
+json_t *emv_report_json(const emv_report_in *in);
+
+/* Flag names in a fixed order, for CSV/JSON/table output. */
+size_t emv_report_flag_names(unsigned flags, const char **names, size_t max);
+
+#endif

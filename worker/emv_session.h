@@ -1,0 +1,110 @@
+/*
+ * emv_session.h - one SMTP probe session to one mail server address.
+ *
+ * connect (bound to a source address) -> banner -> EHLO (HELO fallback) ->
+ * STARTTLS when offered (opportunistic) -> EHLO -> MAIL FROM -> RCPT TO for
+ * each recipient (pipelined when the server advertises PIPELINING and the
+ * caller allows it) -> RSET + MAIL for the next transaction -> QUIT.
+ * Never DATA.
+ *
+ * The session knows nothing about verdicts: it reports every exchange, each
+ * recipient's reply and, once, how the session ended, through callbacks.
+ * A server that answers "452 4.5.3 too many recipients" is handled here:
+ * the recipients it did not take are sent again in a new transaction after
+ * RSET, with the per-transaction limit lowered to what the server took.
+ *
+ * Every read is bounded (line length, reply size, lines per reply) and every
+ * wait has a per-phase timeout; over a bound is a protocol failure.  The
+ * callbacks must not free the session; after on_done the session frees
+ * itself.
+ */
+#ifndef EMV_SESSION_H
+#define EMV_SESSION_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+#include "emv_reply.h"
+
+struct event_base;
+
+typedef struct {
+	int port;                 /* SMTP port (25) */
+	const char *helo_name;    /* our EHLO/HELO name */
+	const char *mail_from;    /* reverse path, "" for the null sender <> */
+	const struct sockaddr *source; /* bind to this address (may be NULL) */
+	socklen_t source_len;
+	int starttls;             /* 1: use STARTTLS when offered */
+	SSL_CTX *ssl_ctx;         /* required when starttls */
+	int pipelining;           /* 1: pipeline MAIL+RCPTs when advertised */
+	int rcpt_per_txn;         /* recipients per transaction (>=1) */
+	/* timeouts in milliseconds */
+	int timeout_connect, timeout_banner, timeout_ehlo, timeout_starttls,
+	    timeout_mail, timeout_rcpt, timeout_quit;
+	size_t line_max;          /* longest reply line accepted (2048) */
+	size_t reply_max;         /* largest multi-line reply accepted (65536) */
+	size_t reply_lines_max;   /* most lines in one reply (512) */
+} emv_session_params;
+
+void emv_session_params_default(emv_session_params *p);
+
+/* How a session ended. */
+typedef enum {
+	EMV_SESS_OK = 0,        /* every recipient answered, QUIT sent */
+	EMV_SESS_CONNECT,       /* could not connect (refused, unreachable) */
+	EMV_SESS_TIMEOUT,       /* a phase timed out */
+	EMV_SESS_TLS,           /* the TLS handshake failed */
+	EMV_SESS_PROTOCOL,      /* the server broke the protocol (bad/oversized reply, early close) */
+	EMV_SESS_REPLY,         /* a reply ended the session (banner 554, MAIL rejected, 421...) */
+	EMV_SESS_LOCAL,         /* a local error (socket, bind) */
+} emv_session_failure;
+
+typedef struct {
+	emv_session_failure failure;
+	int phase;                /* EMV_PHASE_* where it ended */
+	int have_reply;
+	emv_reply reply;          /* the reply that ended it (have_reply) */
+	char detail[256];         /* human readable */
+	char tls_version[16];     /* "" when plain */
+	char local_ip[48];        /* our address on this connection ("" if never connected) */
+	int starttls_offered;
+	int pipelining_used;
+	int smtputf8;             /* server advertised SMTPUTF8 */
+	size_t answered;          /* recipients that got a reply */
+	int learned_rcpt_limit;   /* >0 when a 452 taught us a per-transaction limit */
+	unsigned transactions;
+	unsigned long duration_ms;
+} emv_session_outcome;
+
+typedef struct {
+	/* a recipient's RCPT reply; r == NULL means it was not sent, with note saying why */
+	void (*on_rcpt)(void *arg, size_t idx, const emv_reply *r, const char *note);
+	/* every command/reply pair, for the evidence; command NULL for the banner;
+	 * rcpt is the recipient index for RCPT exchanges, else -1 */
+	void (*on_exchange)(void *arg, int phase, long rcpt, const char *command, const emv_reply *r);
+	/* exactly once, last */
+	void (*on_done)(void *arg, const emv_session_outcome *o);
+} emv_session_cb;
+
+typedef struct emv_session emv_session;
+
+/*
+ * Start a session to `mx` (port taken from params).  rcpts are full
+ * addresses; needs_utf8 (may be NULL) marks those that need SMTPUTF8.
+ * Returns NULL (and calls nothing) only on local setup failure; err says why.
+ */
+emv_session *emv_session_start(struct event_base *base, const emv_session_params *p,
+			       const struct sockaddr *mx, socklen_t mxlen, const char *mx_host,
+			       const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
+			       const emv_session_cb *cb, void *arg, char *err, size_t errlen);
+
+/* Abort without calling back (owner shutting down). */
+void emv_session_abort(emv_session *s);
+
+const char *emv_session_failure_name(emv_session_failure f);
+
+/* Shared opportunistic-TLS client context (no certificate verification:
+ * STARTTLS to MX hosts is opportunistic, RFC 3207 §4.1). */
+SSL_CTX *emv_session_ssl_ctx_new(char *err, size_t errlen);
+
+#endif
