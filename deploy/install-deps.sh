@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# deploy/install-deps.sh [--test] — install the Debian 12 packages emailverify
+# needs to build and run (and, with --test, to run its test suite).
+# Idempotent: installs only what is missing; runs `apt-get update` only when
+# something must be installed. Needs root (or sudo) when anything is missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+lists=("$here/packages-build.txt")
+[ "${1:-}" = "--test" ] && lists+=("$here/../tests/packages-test.txt")
+
+want=()
+for f in "${lists[@]}"; do
+    while read -r p _; do
+        case "$p" in ''|'#'*) continue ;; esac
+        want+=("$p")
+    done < "$f"
+done
+
+missing=()
+for p in "${want[@]}"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+# unbound's package would start a system resolver on port 53; keep services down
+# during installation (a policy-rc.d that already exists is left alone).
+cleanup=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    cleanup=1
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+[ -n "$cleanup" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+exit 0
