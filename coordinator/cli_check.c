@@ -79,8 +79,7 @@ static void print_item(struct check *c, struct item *it)
 			       r->source_ip[0] ? r->source_ip : "?", r->tls[0] ? ", " : ", no TLS", r->tls,
 			       r->catch_all < 0 ? "unknown" : r->catch_all ? "yes" : "no");
 		if (r->have_smtp)
-			printf("  reply     %d %s%s%s\n", r->smtp_code, r->enhanced, r->enhanced[0] ? " " : "",
-			       r->reply);
+			printf("  reply     %d %s\n", r->smtp_code, r->reply);
 		printf("  attempts  %u in %u ms\n", r->attempts, r->duration_ms);
 	}
 	printf("\n");

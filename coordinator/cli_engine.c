@@ -92,7 +92,7 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
 	memset(e, 0, sizeof *e);
 	if (!dir)
 		dir = EMV_DATA_DIR;
-	emv_log_threshold = (emv_log_level)(EMV_LOG_WARN + (o->verbose > 2 ? 2 : o->verbose));
+	emv_log_threshold = (emv_log_level)(EMV_LOG_WARN + (o->verbose > 3 ? 3 : o->verbose));
 
 	snprintf(path, sizeof path, "%s/classify.rules", dir);
 	if (!(e->classifier = emv_classifier_load(path, err, sizeof err))) {

@@ -483,7 +483,7 @@ static void finish(emv_probe_job *j)
 	for (size_t i = 0; i < j->n; i++) {
 		emv_probe_result *r = &j->res[i];
 		r->duration_ms = (unsigned)(now - j->start_ms);
-		if (r->have_smtp && r->smtp_code / 100 == 2)
+		if (r->have_smtp)
 			r->catch_all = j->catch_all;
 		if (j->catch_all == 1) {
 			r->flags |= EMV_FLAG_CATCH_ALL;
