@@ -11,7 +11,7 @@ static const char *const reason_names[EMV_REASON__COUNT] = {
 	"no_mail_server", "mailbox_disabled", "mailbox_full", "catch_all",
 	"disposable", "role", "greylisted", "blocked", "rate_limited", "timeout",
 	"connection_failed", "tls_failed", "policy_rejected", "protocol_error",
-	"dns_failed", "private_mx", "port25_blocked",
+	"dns_failed", "private_mx", "port25_blocked", "input_error",
 };
 
 const char *emv_status_name(emv_status s)

@@ -39,6 +39,7 @@ typedef enum {
 	EMV_REASON_DNS_FAILED,     /* SERVFAIL / DNS timeout after retries */
 	EMV_REASON_PRIVATE_MX,     /* every MX address refused as private/reserved */
 	EMV_REASON_PORT25_BLOCKED, /* outbound port 25 looks blocked from this host */
+	EMV_REASON_INPUT_ERROR,    /* the input row itself was unusable (too long, malformed) */
 	EMV_REASON__COUNT
 } emv_reason;
 
@@ -48,7 +49,7 @@ typedef enum {
 #define EMV_FLAG_DISPOSABLE  0x0004u
 #define EMV_FLAG_CATCH_ALL   0x0008u
 #define EMV_FLAG_SMTPUTF8    0x0010u
-#define EMV_FLAG_IDN         0x0020u /* domain was converted from Unicode */
+#define EMV_FLAG_IDN         0x0020u /* the normalised domain holds an A-label (xn--) */
 #define EMV_FLAG_QUOTED      0x0040u /* local part is a quoted string */
 
 const char *emv_status_name(emv_status s);
