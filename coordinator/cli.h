@@ -9,6 +9,7 @@
 #include "emv_classify.h"
 #include "emv_lists.h"
 #include "emv_probe.h"
+#include "emv_providers.h"
 
 /* Engine settings common to check/verify/run. */
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
 	emv_dns *dns;
 	emv_classifier *classifier;
 	emv_lists *lists;
+	emv_providers *providers;
 	SSL_CTX *ssl;
 	emv_probe_config probe;
 	char helo[256];
@@ -79,5 +81,6 @@ void cli_engine_free(cli_engine *e);
 	"  -v, --verbose          log what happens (repeat for more)\n"
 
 int cli_check(int argc, char **argv);
+int cli_verify(int argc, char **argv);
 
 #endif

@@ -103,6 +103,11 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
 		fprintf(stderr, "emailverify: %s\n", err);
 		return -1;
 	}
+	snprintf(path, sizeof path, "%s/providers.conf", dir);
+	if (!(e->providers = emv_providers_load(path, err, sizeof err))) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		return -1;
+	}
 	if (!(e->ssl = emv_session_ssl_ctx_new(err, sizeof err))) {
 		fprintf(stderr, "emailverify: %s\n", err);
 		return -1;
@@ -173,4 +178,6 @@ void cli_engine_free(cli_engine *e)
 		emv_classifier_free(e->classifier);
 	if (e->lists)
 		emv_lists_free(e->lists);
+	if (e->providers)
+		emv_providers_free(e->providers);
 }

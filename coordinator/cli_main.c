@@ -12,6 +12,7 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  check ADDRESS...     verify addresses now and print each verdict with its evidence\n"
+		"  verify LIST -o OUT   verify a list (CSV or one address per line) on this machine\n"
 		"  version              print the version\n"
 		"\n"
 		"Run 'emailverify <command> --help' for the options of a command.\n");

@@ -64,6 +64,9 @@ struct emv_probe_job {
 
 	emv_session_outcome last_fail;
 	int have_fail;
+	unsigned connected;        /* sessions that reached the banner */
+	int learned_limit;
+	int backoff;
 	int private_refused;
 	char refused_note[200];
 
@@ -84,6 +87,7 @@ void emv_probe_config_default(emv_probe_config *c)
 	c->greylist_wait_ms = 60000;
 	c->greylist_max_wait_ms = 300000;
 	c->max_retry_ms = 120000;
+	c->known_catch_all = -1;
 }
 
 static void next_session(emv_probe_job *j);
@@ -141,6 +145,7 @@ static void verdict_from_reply(emv_probe_job *j, emv_probe_result *r, int phase,
 	r->reason = v.reason;
 	r->temporary = v.temporary;
 	r->rule = v.rule_id;
+	r->retry_after_ms = v.temporary ? emv_probe_retry_hint_ms(rep->text) : 0;
 	set_reply(r, rep);
 }
 
@@ -164,6 +169,7 @@ static void verdict_from_failure(emv_probe_job *j, emv_probe_result *r)
 	switch (o->failure) {
 	case EMV_SESS_TIMEOUT:
 		r->reason = EMV_REASON_TIMEOUT;
+		r->connect_timeout = o->phase == EMV_PHASE_CONNECT;
 		break;
 	case EMV_SESS_TLS:
 		r->reason = EMV_REASON_TLS_FAILED;
@@ -315,6 +321,12 @@ static void on_done(void *arg, const emv_session_outcome *o)
 
 	j->sess = NULL;
 	record_session(j, o);
+	if (o->local_ip[0] && !(o->failure != EMV_SESS_OK && o->phase == EMV_PHASE_CONNECT))
+		j->connected++;
+	if (o->learned_rcpt_limit > 0 && (j->learned_limit == 0 || o->learned_rcpt_limit < j->learned_limit))
+		j->learned_limit = o->learned_rcpt_limit;
+	if (o->have_reply && o->reply.code == 421)
+		j->backoff = 1;
 	if (o->failure != EMV_SESS_OK && !o->have_reply)
 		add_exchange(j, -1, o->phase, t->ip, NULL, 0, "", o->detail);
 	free(j->smap);
@@ -485,13 +497,15 @@ static void finish(emv_probe_job *j)
 		r->duration_ms = (unsigned)(now - j->start_ms);
 		if (r->have_smtp)
 			r->catch_all = j->catch_all;
-		if (j->catch_all == 1) {
+		if (j->catch_all == 1 || (j->cfg.accepts_all && r->status == EMV_STATUS_DELIVERABLE)) {
 			r->flags |= EMV_FLAG_CATCH_ALL;
 			if (r->status == EMV_STATUS_DELIVERABLE) {
 				/* the server accepts anything: acceptance proves nothing */
 				r->status = EMV_STATUS_RISKY;
 				r->reason = EMV_REASON_CATCH_ALL;
-				emv_strlcpy(r->detail, "the server accepts any recipient of this domain (catch-all)",
+				emv_strlcpy(r->detail, j->catch_all == 1 ?
+					    "the server accepts any recipient of this domain (catch-all)" :
+					    "this provider accepts every recipient at RCPT time, so acceptance proves nothing",
 					    sizeof r->detail);
 			}
 		}
@@ -576,10 +590,10 @@ emv_probe_job *emv_probe_start(const emv_probe_config *cfg, const char *domain, 
 		j->utf8 = emv_xmalloc(n ? n : 1);
 		memcpy(j->utf8, utf8, n);
 	}
-	j->catch_all = -1;
+	j->catch_all = cfg->known_catch_all;
 	random_local(local, sizeof local);
 	snprintf(j->probe_addr, sizeof j->probe_addr, "%s@%s", local, domain);
-	if (!cfg->catch_all_probe)
+	if (!cfg->catch_all_probe || cfg->known_catch_all >= 0)
 		j->probe_state = R_DONE;
 	j->cb = cb;
 	j->arg = arg;
@@ -618,6 +632,10 @@ size_t emv_probe_exchange_count(const emv_probe_job *j) { return j->nex; }
 const emv_exchange *emv_probe_exchange(const emv_probe_job *j, size_t k) { return &j->ex[k]; }
 unsigned emv_probe_sessions(const emv_probe_job *j) { return j->sessions; }
 const char *emv_probe_domain(const emv_probe_job *j) { return j->domain; }
+int emv_probe_catch_all(const emv_probe_job *j) { return j->catch_all; }
+unsigned emv_probe_connected(const emv_probe_job *j) { return j->connected; }
+int emv_probe_learned_rcpt_limit(const emv_probe_job *j) { return j->learned_limit; }
+int emv_probe_backoff(const emv_probe_job *j) { return j->backoff; }
 
 int emv_probe_exchange_relevant(const emv_probe_job *j, size_t i, size_t k)
 {

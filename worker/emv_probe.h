@@ -40,6 +40,8 @@ typedef struct {
 	int greylist_wait_ms;         /* default wait when the server gives no hint (60000) */
 	int greylist_max_wait_ms;     /* a longer hint is capped to this (300000) */
 	int max_retry_ms;             /* total time spent waiting on retries per job (120000) */
+	int known_catch_all;          /* -1: unknown (probe when catch_all_probe); 0/1: already known */
+	int accepts_all;              /* the provider accepts every RCPT: acceptance proves nothing */
 } emv_probe_config;
 
 void emv_probe_config_default(emv_probe_config *c);
@@ -75,6 +77,8 @@ typedef struct {
 	unsigned attempts;         /* sessions in which this recipient was asked */
 	uint64_t sessions_mask;    /* which sessions (1..64) it took part in */
 	unsigned duration_ms;
+	int retry_after_ms;        /* the server's own retry hint, 0 if none */
+	int connect_timeout;       /* the verdict comes from connections timing out at connect */
 } emv_probe_result;
 
 typedef struct emv_probe_job emv_probe_job;
@@ -98,6 +102,10 @@ const emv_exchange *emv_probe_exchange(const emv_probe_job *job, size_t k);
 int emv_probe_exchange_relevant(const emv_probe_job *job, size_t i, size_t k);
 unsigned emv_probe_sessions(const emv_probe_job *job);
 const char *emv_probe_domain(const emv_probe_job *job);
+int emv_probe_catch_all(const emv_probe_job *job);          /* 1, 0, -1 unknown */
+unsigned emv_probe_connected(const emv_probe_job *job);     /* sessions that got a banner */
+int emv_probe_learned_rcpt_limit(const emv_probe_job *job); /* >0: a 452 taught a smaller limit */
+int emv_probe_backoff(const emv_probe_job *job);            /* 1: a server told us to go away for now (421) */
 
 /* Free the job; a job still running is cancelled without calling back. */
 void emv_probe_free(emv_probe_job *job);

@@ -168,11 +168,14 @@ static json_t *one(struct run *r)
 
 /* ---- the behaviours ---- */
 
+static long baseline_rss_kb; /* RSS of a plain successful check, for the bounds below */
+
 static void do_test_accepted_with_tls(void **state)
 {
 	struct run r;
 	run_check(&r, 1, "alice@accept.test", NULL);
 	json_t *o = one(&r);
+	baseline_rss_kb = r.maxrss_kb;
 	assert_verdict(o, "deliverable", "accepted");
 	assert_int_equal(smtp_code(o), 250);
 	assert_string_equal(sget(o, "mx_host"), "mx1.accept.test");
@@ -339,7 +342,9 @@ static void do_test_endless_line_bounded(void **state)
 	json_t *o = one(&r);
 	assert_verdict(o, "unknown", "protocol_error");
 	assert_non_null(strstr(sget(o, "detail"), "longer than"));
-	print_message("endless line: max RSS %ld KiB, %.2f s\n", r.maxrss_kb, r.seconds);
+	print_message("endless line: max RSS %ld KiB (baseline %ld), %.2f s\n", r.maxrss_kb, baseline_rss_kb, r.seconds);
+	/* the 10 MB line is refused after line_max bytes: memory stays flat */
+	assert_true(r.maxrss_kb < baseline_rss_kb + 4096);
 	run_free(&r);
 }
 
@@ -349,7 +354,9 @@ static void do_test_huge_reply_bounded(void **state)
 	run_check(&r, 1, "alice@huge.test", NULL);
 	json_t *o = one(&r);
 	assert_verdict(o, "unknown", "protocol_error");
-	print_message("10 MB reply: max RSS %ld KiB, %.2f s\n", r.maxrss_kb, r.seconds);
+	print_message("10 MB reply: max RSS %ld KiB (baseline %ld), %.2f s\n", r.maxrss_kb, baseline_rss_kb, r.seconds);
+	assert_non_null(strstr(sget(o, "detail"), "65536"));
+	assert_true(r.maxrss_kb < baseline_rss_kb + 4096);
 	run_free(&r);
 }
 

@@ -1,0 +1,590 @@
+/*
+ * emv_engine.c - batching scheduler over probe jobs (see emv_engine.h).
+ *
+ * Domains move NEW -> RESOLVING -> READY.  A READY domain with pending
+ * addresses sits in the ready queue; pump() takes domains round-robin and
+ * starts one batch each while the global and per-MX limits allow.  A domain
+ * whose MX host is at its limit parks on that host's wait list until one of
+ * the host's sessions ends.  Retries sit in a list ordered by due time,
+ * served by one timer.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include "emv_engine.h"
+#include "emv_util.h"
+
+struct item {
+	uint64_t id;
+	char *address;
+	uint32_t domain;
+	uint8_t utf8;
+	uint8_t attempts;    /* sessions this address took part in */
+	uint8_t tries;       /* probe jobs it went through */
+	uint64_t first_ms;   /* first try started */
+	uint64_t due_ms;     /* retry due */
+	uint32_t next;       /* link in pending / retry lists (UINT32_MAX = end) */
+};
+
+#define NIL UINT32_MAX
+
+enum dstate { D_NEW, D_RESOLVING, D_READY };
+
+struct mxkey;
+
+struct domain {
+	char *name;
+	enum dstate state;
+	uint32_t head, tail;   /* pending items (singly linked through item.next) */
+	uint32_t npending;
+	int queued;            /* in the ready queue or on a key's wait list */
+	int catch_all;         /* -1 unknown */
+	int probing;           /* a job with the catch-all probe is running */
+	struct mxkey *key;
+	const emv_provider *prov;
+	uint32_t next_ready;   /* link in ready queue / wait list */
+	struct domain *hnext;  /* hash chain */
+};
+
+struct mxkey {
+	char *host;
+	int active;
+	int limit;
+	int rcpt_per_txn;      /* learned from 452s, 0 = provider default */
+	uint64_t backoff_until;
+	unsigned backoff_ms;
+	uint32_t wait_head, wait_tail; /* parked domains */
+	int timeout_seen;      /* a connect timed out here */
+	struct mxkey *hnext;
+};
+
+#define HBUCKETS 65536u
+
+struct emv_engine {
+	emv_probe_config cfg;
+	emv_engine_params p;
+	emv_engine_result_cb cb;
+	void *arg;
+	emv_provider defprov;
+
+	struct item *items;
+	uint32_t nitems, capitems;
+	struct domain *domains;
+	uint32_t ndomains, capdomains;
+	struct domain *dhash[HBUCKETS];
+	struct mxkey *khash[HBUCKETS];
+	uint32_t nkeys;
+
+	uint32_t ready_head, ready_tail;
+	uint32_t retry_head;   /* sorted by due_ms */
+	unsigned nretry;
+	struct event *retry_timer;
+	struct event *backoff_timer;
+
+	int active;
+	int resolving;
+	int pumping;
+	uint64_t finished, retries, sessions, jobs;
+	unsigned timeout_keys, connected_sessions;
+	int port25;
+};
+
+struct run {
+	emv_engine *e;
+	uint32_t domain;
+	uint32_t *items;
+	size_t n;
+	struct mxkey *key;
+	int with_probe;
+};
+
+void emv_engine_params_default(emv_engine_params *p)
+{
+	memset(p, 0, sizeof *p);
+	p->concurrency = 500;
+	p->max_attempts = 4;
+	p->retry_schedule_ms[0] = 60000;
+	p->retry_schedule_ms[1] = 300000;
+	p->retry_schedule_ms[2] = 900000;
+	p->max_retry_ms = 1800000;
+	p->port25_threshold = 5;
+}
+
+static unsigned hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
+static void on_backoff_timer(evutil_socket_t fd, short what, void *arg);
+
+emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb,
+			   void *arg)
+{
+	emv_engine *e = emv_xcalloc(1, sizeof *e);
+	e->cfg = *cfg;
+	e->p = *p;
+	if (e->p.concurrency < 1)
+		e->p.concurrency = 1;
+	if (e->p.max_attempts < 1)
+		e->p.max_attempts = 1;
+	e->cb = cb;
+	e->arg = arg;
+	e->ready_head = e->ready_tail = NIL;
+	e->retry_head = NIL;
+	e->retry_timer = evtimer_new(cfg->base, on_retry_timer, e);
+	e->backoff_timer = evtimer_new(cfg->base, on_backoff_timer, e);
+	/* built-in policy when no provider file is given */
+	emv_provider_defaults(&e->defprov);
+	return e;
+}
+
+void emv_engine_free(emv_engine *e)
+{
+	if (!e)
+		return;
+	for (uint32_t i = 0; i < e->nitems; i++)
+		free(e->items[i].address);
+	for (uint32_t i = 0; i < e->ndomains; i++)
+		free(e->domains[i].name);
+	for (unsigned b = 0; b < HBUCKETS; b++) {
+		struct mxkey *k = e->khash[b], *n;
+		for (; k; k = n) {
+			n = k->hnext;
+			free(k->host);
+			free(k);
+		}
+	}
+	free(e->items);
+	free(e->domains);
+	event_free(e->retry_timer);
+	event_free(e->backoff_timer);
+	free(e);
+}
+
+static uint32_t domain_get(emv_engine *e, const char *name)
+{
+	unsigned b = hash(name) % HBUCKETS;
+	for (struct domain *d = e->dhash[b]; d; d = d->hnext)
+		if (strcmp(d->name, name) == 0)
+			return (uint32_t)(d - e->domains);
+	if (e->ndomains == e->capdomains) {
+		/* the hash chains point into the array: rebuild them after growing */
+		e->capdomains = e->capdomains ? e->capdomains * 2 : 1024;
+		e->domains = emv_xrealloc(e->domains, e->capdomains * sizeof *e->domains);
+		memset(e->dhash, 0, sizeof e->dhash);
+		for (uint32_t i = 0; i < e->ndomains; i++) {
+			unsigned bb = hash(e->domains[i].name) % HBUCKETS;
+			e->domains[i].hnext = e->dhash[bb];
+			e->dhash[bb] = &e->domains[i];
+		}
+	}
+	struct domain *d = &e->domains[e->ndomains];
+	memset(d, 0, sizeof *d);
+	d->name = emv_xstrdup(name);
+	d->head = d->tail = NIL;
+	d->next_ready = NIL;
+	d->catch_all = -1;
+	d->hnext = e->dhash[b];
+	e->dhash[b] = d;
+	return e->ndomains++;
+}
+
+static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider *prov)
+{
+	unsigned b = hash(host) % HBUCKETS;
+	struct mxkey *k;
+	for (k = e->khash[b]; k; k = k->hnext)
+		if (strcmp(k->host, host) == 0)
+			return k;
+	k = emv_xcalloc(1, sizeof *k);
+	k->host = emv_xstrdup(host);
+	k->limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
+	k->wait_head = k->wait_tail = NIL;
+	k->hnext = e->khash[b];
+	e->khash[b] = k;
+	e->nkeys++;
+	return k;
+}
+
+static void ready_push(emv_engine *e, uint32_t di)
+{
+	struct domain *d = &e->domains[di];
+	if (d->queued)
+		return;
+	d->queued = 1;
+	d->next_ready = NIL;
+	if (e->ready_tail == NIL)
+		e->ready_head = di;
+	else
+		e->domains[e->ready_tail].next_ready = di;
+	e->ready_tail = di;
+}
+
+static uint32_t ready_pop(emv_engine *e)
+{
+	uint32_t di = e->ready_head;
+	if (di == NIL)
+		return NIL;
+	e->ready_head = e->domains[di].next_ready;
+	if (e->ready_head == NIL)
+		e->ready_tail = NIL;
+	e->domains[di].queued = 0;
+	return di;
+}
+
+static void pending_push(emv_engine *e, uint32_t di, uint32_t ii)
+{
+	struct domain *d = &e->domains[di];
+	e->items[ii].next = NIL;
+	if (d->tail == NIL)
+		d->head = ii;
+	else
+		e->items[d->tail].next = ii;
+	d->tail = ii;
+	d->npending++;
+}
+
+void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char *domain, int utf8)
+{
+	uint32_t di = domain_get(e, domain);
+	struct item *it;
+	if (e->nitems == e->capitems) {
+		e->capitems = e->capitems ? e->capitems * 2 : 4096;
+		e->items = emv_xrealloc(e->items, e->capitems * sizeof *e->items);
+	}
+	it = &e->items[e->nitems];
+	memset(it, 0, sizeof *it);
+	it->id = id;
+	it->address = emv_xstrdup(address);
+	it->domain = di;
+	it->utf8 = (uint8_t)(utf8 != 0);
+	pending_push(e, di, e->nitems++);
+	ready_push(e, di);
+}
+
+/* ---- results ---- */
+
+static int retry_delay(emv_engine *e, struct item *it, const emv_probe_result *r)
+{
+	int k = it->tries - 1;
+	int d;
+	if (k < 0)
+		k = 0;
+	if (k > 2)
+		k = 2;
+	d = e->p.retry_schedule_ms[k];
+	if (r->retry_after_ms > d && r->retry_after_ms <= e->p.retry_schedule_ms[2])
+		d = r->retry_after_ms;
+	return d;
+}
+
+static void retry_insert(emv_engine *e, uint32_t ii)
+{
+	uint32_t *pp = &e->retry_head;
+	while (*pp != NIL && e->items[*pp].due_ms <= e->items[ii].due_ms)
+		pp = &e->items[*pp].next;
+	e->items[ii].next = *pp;
+	*pp = ii;
+	e->nretry++;
+}
+
+static void arm_retry_timer(emv_engine *e)
+{
+	uint64_t now = emv_now_ms(), due;
+	struct timeval tv;
+	if (e->retry_head == NIL) {
+		evtimer_del(e->retry_timer);
+		return;
+	}
+	due = e->items[e->retry_head].due_ms;
+	due = due > now ? due - now : 0;
+	tv.tv_sec = (time_t)(due / 1000);
+	tv.tv_usec = (suseconds_t)((due % 1000) * 1000);
+	evtimer_add(e->retry_timer, &tv);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+	emv_engine *e = arg;
+	uint64_t now = emv_now_ms();
+	while (e->retry_head != NIL && e->items[e->retry_head].due_ms <= now) {
+		uint32_t ii = e->retry_head;
+		e->retry_head = e->items[ii].next;
+		e->nretry--;
+		pending_push(e, e->items[ii].domain, ii);
+		ready_push(e, e->items[ii].domain);
+	}
+	arm_retry_timer(e);
+	emv_engine_pump(e);
+}
+
+static void on_backoff_timer(evutil_socket_t fd, short what, void *arg)
+{
+	emv_engine_pump(arg);
+}
+
+static int is_retryable(const emv_engine *e, const emv_probe_result *r)
+{
+	if (!r->temporary)
+		return 0;
+	if (r->connect_timeout && e->port25)
+		return 0; /* nothing will connect from here: do not wait for it */
+	return 1;
+}
+
+static void on_job_done(emv_probe_job *job, void *arg)
+{
+	struct run *run = arg;
+	emv_engine *e = run->e;
+	struct domain *d = &e->domains[run->domain];
+	struct mxkey *k = run->key;
+	uint32_t di_done = run->domain;
+	uint64_t now = emv_now_ms();
+	int any_connect_timeout = 0;
+
+	e->active--;
+	if (k)
+		k->active--;
+	e->sessions += emv_probe_sessions(job);
+	e->connected_sessions += emv_probe_connected(job);
+	if (run->with_probe) {
+		d->probing = 0;
+		if (d->catch_all < 0)
+			d->catch_all = emv_probe_catch_all(job);
+	}
+	if (k) {
+		int learned = emv_probe_learned_rcpt_limit(job);
+		if (learned > 0 && (k->rcpt_per_txn == 0 || learned < k->rcpt_per_txn))
+			k->rcpt_per_txn = learned;
+		if (emv_probe_backoff(job)) {
+			/* 421: the server wants fewer of us; wait before the next session */
+			k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : 5000;
+			if (k->backoff_ms > 300000)
+				k->backoff_ms = 300000;
+			k->backoff_until = now + k->backoff_ms;
+		} else if (emv_probe_connected(job)) {
+			k->backoff_ms = 0;
+		}
+	}
+
+	for (size_t i = 0; i < run->n; i++) {
+		const emv_probe_result *r = emv_probe_get(job, i);
+		if (r->connect_timeout)
+			any_connect_timeout = 1;
+	}
+	if (any_connect_timeout && k && !k->timeout_seen) {
+		k->timeout_seen = 1;
+		e->timeout_keys++;
+	}
+	if (!e->port25 && e->connected_sessions == 0 && e->timeout_keys >= (unsigned)e->p.port25_threshold) {
+		e->port25 = 1;
+		emv_log(EMV_LOG_WARN, "engine",
+			"connections to %u different mail servers all timed out and none succeeded: "
+			"outbound port %d looks blocked from this host",
+			e->timeout_keys, e->cfg.session.port);
+	}
+
+	for (size_t i = 0; i < run->n; i++) {
+		uint32_t ii = run->items[i];
+		struct item *it = &e->items[ii];
+		const emv_probe_result *r = emv_probe_get(job, i);
+		it->attempts = (uint8_t)(it->attempts + r->attempts > 255 ? 255 : it->attempts + r->attempts);
+		if (is_retryable(e, r) && it->tries < e->p.max_attempts) {
+			int delay = retry_delay(e, it, r);
+			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
+				it->due_ms = now + (uint64_t)delay;
+				retry_insert(e, ii);
+				e->retries++;
+				continue;
+			}
+		}
+		e->finished++;
+		e->cb(e->arg, it->id, job, i, it->attempts, r->connect_timeout && e->port25);
+		free(it->address);
+		it->address = NULL;
+	}
+	arm_retry_timer(e);
+	emv_probe_free(job);
+	free(run->items);
+	free(run);
+	/* a parked domain of this host may go now */
+	if (k && k->wait_head != NIL) {
+		uint32_t di = k->wait_head;
+		k->wait_head = e->domains[di].next_ready;
+		if (k->wait_head == NIL)
+			k->wait_tail = NIL;
+		e->domains[di].queued = 0;
+		ready_push(e, di);
+	}
+	if (d->npending > 0)
+		ready_push(e, di_done);
+	emv_engine_pump(e);
+}
+
+/* ---- scheduling ---- */
+
+static void on_mx(const emv_mx_result *mx, void *arg)
+{
+	struct run *run = arg; /* a tiny carrier: only e and domain are used */
+	emv_engine *e = run->e;
+	struct domain *d = &e->domains[run->domain];
+	const char *host = d->name;
+
+	free(run);
+	e->resolving--;
+	d->state = D_READY;
+	if (mx->status == EMV_DNS_OK && mx->nhosts > 0)
+		host = mx->hosts[0].host;
+	d->prov = e->p.providers ? emv_providers_match(e->p.providers, host) : &e->defprov;
+	/* sessions are limited per MX host only when it is a real MX: a
+	 * domain that fails DNS still gets its own key (no sharing) */
+	d->key = key_get(e, host, d->prov);
+	ready_push(e, (uint32_t)(d - e->domains));
+	emv_engine_pump(e);
+}
+
+static void start_batch(emv_engine *e, uint32_t di)
+{
+	struct domain *d = &e->domains[di];
+	const emv_provider *pv = d->prov;
+	struct mxkey *k = d->key;
+	struct run *run = emv_xcalloc(1, sizeof *run);
+	size_t max = e->p.no_batching ? 1 : (size_t)(pv->rcpt_per_session > 0 ? pv->rcpt_per_session : 100);
+	const char **addrs;
+	unsigned char *u8;
+	emv_probe_config cfg = e->cfg;
+	uint64_t now = emv_now_ms();
+
+	if (max > d->npending)
+		max = d->npending;
+	run->e = e;
+	run->domain = di;
+	run->key = k;
+	run->items = emv_xcalloc(max, sizeof *run->items);
+	addrs = emv_xcalloc(max, sizeof *addrs);
+	u8 = emv_xcalloc(max, 1);
+	while (run->n < max && d->head != NIL) {
+		uint32_t ii = d->head;
+		struct item *it = &e->items[ii];
+		d->head = it->next;
+		if (d->head == NIL)
+			d->tail = NIL;
+		d->npending--;
+		if (it->tries == 0)
+			it->first_ms = now;
+		it->tries++;
+		run->items[run->n] = ii;
+		addrs[run->n] = it->address;
+		u8[run->n] = it->utf8;
+		run->n++;
+	}
+	/* one catch-all probe per domain: later batches reuse its answer */
+	cfg.known_catch_all = d->catch_all;
+	cfg.catch_all_probe = e->cfg.catch_all_probe && pv->catch_all_probe && d->catch_all < 0 && !d->probing;
+	if (cfg.catch_all_probe) {
+		d->probing = 1;
+		run->with_probe = 1;
+	} else if (d->catch_all < 0) {
+		cfg.catch_all_probe = 0;
+	}
+	cfg.accepts_all = pv->accepts_all;
+	cfg.greylist_retries = 0; /* the engine retries, without holding a session slot */
+	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
+	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :
+				   (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);
+	if (pv->connect_timeout_ms > 0)
+		cfg.session.timeout_connect = pv->connect_timeout_ms;
+	if (pv->reply_timeout_ms > 0)
+		cfg.session.timeout_banner = cfg.session.timeout_ehlo = cfg.session.timeout_mail =
+			cfg.session.timeout_rcpt = pv->reply_timeout_ms;
+	if (pv->tls == 0 && pv->name[0] && strcmp(pv->name, "default") != 0)
+		cfg.session.starttls = cfg.session.starttls && pv->tls != 0;
+	e->active++;
+	e->jobs++;
+	if (k)
+		k->active++;
+	emv_probe_start(&cfg, d->name, addrs, u8, run->n, on_job_done, run);
+	free(addrs);
+	free(u8);
+}
+
+void emv_engine_pump(emv_engine *e)
+{
+	uint64_t now = emv_now_ms(), next_backoff = 0;
+	uint32_t rotations = 0, limit;
+
+	if (e->pumping)
+		return; /* re-entered from a callback: the outer pump continues */
+	e->pumping = 1;
+	limit = e->ndomains + 1;
+	while (e->active + e->resolving < e->p.concurrency && e->ready_head != NIL) {
+		uint32_t di = ready_pop(e);
+		struct domain *d = &e->domains[di];
+		if (d->npending == 0)
+			continue;
+		if (d->state == D_NEW) {
+			struct run *carrier = emv_xcalloc(1, sizeof *carrier);
+			carrier->e = e;
+			carrier->domain = di;
+			d->state = D_RESOLVING;
+			e->resolving++;
+			emv_dns_resolve_mx(e->cfg.dns, d->name, on_mx, carrier);
+			continue;
+		}
+		if (d->state == D_RESOLVING)
+			continue; /* on_mx queues it again */
+		struct mxkey *k = d->key;
+		if (k->backoff_until > now) {
+			/* keep it ready but look at others; wake when the back-off ends */
+			if (!next_backoff || k->backoff_until < next_backoff)
+				next_backoff = k->backoff_until;
+			ready_push(e, di);
+			if (++rotations > limit)
+				break;
+			continue;
+		}
+		if (k->active >= k->limit) {
+			d->queued = 1;
+			d->next_ready = NIL;
+			if (k->wait_tail == NIL)
+				k->wait_head = di;
+			else
+				e->domains[k->wait_tail].next_ready = di;
+			k->wait_tail = di;
+			continue;
+		}
+		start_batch(e, di);
+		if (d->npending > 0)
+			ready_push(e, di);
+	}
+	if (next_backoff) {
+		uint64_t ms = next_backoff > now ? next_backoff - now : 1;
+		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+		evtimer_add(e->backoff_timer, &tv);
+	}
+	e->pumping = 0;
+}
+
+int emv_engine_idle(const emv_engine *e)
+{
+	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL &&
+	       e->finished + 0 >= e->nitems;
+}
+
+void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	s->added = e->nitems;
+	s->finished = e->finished;
+	s->retries = e->retries;
+	s->sessions = e->sessions;
+	s->jobs = e->jobs;
+	s->active = (unsigned)e->active;
+	s->waiting_retry = e->nretry;
+	s->domains = e->ndomains;
+	s->port25_suspected = e->port25;
+}

@@ -1,0 +1,67 @@
+/*
+ * emv_engine.h - the batching scheduler: many addresses, few connections.
+ *
+ * Addresses are added with their domain; the engine groups them by domain,
+ * resolves each domain's MX once, and runs probe jobs (one SMTP session per
+ * batch of up to rcpt_per_session recipients) under three limits: sessions
+ * in flight overall (concurrency), sessions per MX host (the provider's
+ * sessions_per_mx), and a provider's back-off after it asked us to slow
+ * down (421).  Temporary results (greylisting, rate limits, timeouts) are
+ * queued again after the server's hint or the retry schedule while the
+ * address's retry budget lasts; every other result is final and handed to
+ * the result callback once.
+ *
+ * When connections to several unrelated MX hosts all time out at connect and
+ * none succeeds, outbound port 25 is most likely blocked here: the engine
+ * says so (emv_engine_port25_suspected) and stops retrying such failures.
+ */
+#ifndef EMV_ENGINE_H
+#define EMV_ENGINE_H
+
+#include <stdint.h>
+#include "emv_probe.h"
+#include "emv_providers.h"
+
+typedef struct {
+	int concurrency;          /* probe sessions in flight (default 500) */
+	int no_batching;          /* one address per session (benchmark baseline) */
+	int max_attempts;         /* per address, first try included (default 4) */
+	int retry_schedule_ms[3]; /* delays after the 1st, 2nd, 3rd+ temporary result */
+	int max_retry_ms;         /* no retry later than this after the address's first try */
+	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
+	const emv_providers *providers; /* NULL: built-in defaults */
+} emv_engine_params;
+
+void emv_engine_params_default(emv_engine_params *p);
+
+typedef struct emv_engine emv_engine;
+
+/* A final result: job/idx are valid during the call only.  attempts counts
+ * every session the address took part in, across retries. */
+typedef void (*emv_engine_result_cb)(void *arg, uint64_t id, const emv_probe_job *job, size_t idx,
+				     unsigned attempts, int port25_blocked);
+
+emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb,
+			   void *arg);
+void emv_engine_free(emv_engine *e);
+
+/* Queue one address (normalised, its A-label domain). */
+void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char *domain, int utf8);
+
+/* Start or continue scheduling (call after adding; safe to call often). */
+void emv_engine_pump(emv_engine *e);
+
+/* 1 when nothing is queued, running or waiting for a retry. */
+int emv_engine_idle(const emv_engine *e);
+
+typedef struct {
+	uint64_t added, finished, retries;
+	uint64_t sessions;          /* SMTP sessions opened */
+	uint64_t jobs;
+	unsigned active, waiting_retry, domains;
+	int port25_suspected;
+} emv_engine_stats;
+
+void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s);
+
+#endif
