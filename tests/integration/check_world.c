@@ -355,7 +355,7 @@ static void do_test_huge_reply_bounded(void **state)
 	json_t *o = one(&r);
 	assert_verdict(o, "unknown", "protocol_error");
 	print_message("10 MB reply: max RSS %ld KiB (baseline %ld), %.2f s\n", r.maxrss_kb, baseline_rss_kb, r.seconds);
-	assert_non_null(strstr(sget(o, "detail"), "65536"));
+	assert_non_null(strstr(sget(o, "detail"), "exceeds")); /* the line or byte bound */
 	assert_true(r.maxrss_kb < baseline_rss_kb + 4096);
 	run_free(&r);
 }
