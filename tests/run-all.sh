@@ -7,7 +7,8 @@
 # 3. runs ctest: the test world (unbound DNS, the SMTP test server, a real
 #    Postfix) is started and stopped by ctest fixtures, so nothing is left
 #    running, pass or fail,
-# 4. builds the libFuzzer targets with clang and runs each one briefly.
+# 4. builds the libFuzzer targets with clang and runs each one briefly
+#    (before the main suite, whose ctest summary line closes the output).
 #
 # Environment: EMV_TEST_JOBS (parallel ctest jobs, default 2),
 #              EMV_FUZZ_SECONDS (per fuzz target, default 20).
@@ -33,8 +34,9 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 status=0
-echo "== tests"
-(cd build/test && ctest --output-on-failure -j"$jobs") || status=1
 echo "== fuzz"
 (cd build/fuzz && ctest --output-on-failure -L fuzz) || status=1
+# the main suite runs last so that its ctest summary closes the output
+echo "== tests"
+(cd build/test && ctest --output-on-failure -j"$jobs") || status=1
 exit $status

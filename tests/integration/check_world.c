@@ -316,6 +316,45 @@ static void do_test_starttls_broken_falls_back(void **state)
 	run_free(&r);
 }
 
+static void do_test_starttls_abort_falls_back(void **state)
+{
+	struct run r;
+	run_check(&r, 1, "alice@tlsabort.test", NULL);
+	json_t *o = one(&r);
+	assert_verdict(o, "deliverable", "accepted");
+	assert_null(sget(o, "tls"));
+	assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
+	run_free(&r);
+}
+
+static void do_test_blocked_at_banner(void **state)
+{
+	struct run r;
+	run_check(&r, 1, "--source-ip", "127.0.0.3", "alice@bannerblock.test", NULL);
+	json_t *o = one(&r);
+	assert_verdict(o, "unknown", "blocked");
+	assert_int_equal(smtp_code(o), 554);
+	assert_true(transcript_has(o, "banner", "spamhaus"));
+	run_free(&r);
+}
+
+static void do_test_smtputf8_local_part(void **state)
+{
+	struct run r;
+	/* accept.test advertises SMTPUTF8: the UTF-8 mailbox is asked and accepted */
+	run_check(&r, 1, "j\xc3\xb6rg@accept.test", NULL);
+	json_t *o = one(&r);
+	assert_verdict(o, "deliverable", "accepted");
+	assert_true(has_flag(o, "smtputf8"));
+	run_free(&r);
+	/* multiline.test does not: the address cannot be asked there */
+	run_check(&r, 1, "j\xc3\xb6rg@multiline.test", NULL);
+	o = one(&r);
+	assert_string_equal(sget(o, "status"), "unknown");
+	assert_non_null(strstr(sget(o, "detail"), "SMTPUTF8"));
+	run_free(&r);
+}
+
 static void do_test_multiline(void **state)
 {
 	struct run r;
@@ -512,6 +551,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(do_test_tarpit_times_out),
 		cmocka_unit_test(do_test_starttls_required),
 		cmocka_unit_test(do_test_starttls_broken_falls_back),
+		cmocka_unit_test(do_test_starttls_abort_falls_back),
+		cmocka_unit_test(do_test_blocked_at_banner),
+		cmocka_unit_test(do_test_smtputf8_local_part),
 		cmocka_unit_test(do_test_multiline),
 		cmocka_unit_test(do_test_drop_mid_reply),
 		cmocka_unit_test(do_test_endless_line_bounded),
