@@ -21,6 +21,7 @@ struct item {
 	uint8_t utf8;
 	uint8_t attempts;    /* sessions this address took part in */
 	uint8_t tries;       /* probe jobs it went through */
+	uint8_t conn_timeout;/* its last try timed out at connect */
 	uint64_t first_ms;   /* first try started */
 	uint64_t due_ms;     /* retry due */
 	uint32_t next;       /* link in pending / retry lists (UINT32_MAX = end) */
@@ -327,6 +328,29 @@ static void on_backoff_timer(evutil_socket_t fd, short what, void *arg)
 	emv_engine_pump(arg);
 }
 
+/* Port 25 was just found blocked: addresses waiting to retry a connect
+ * timeout would only wait to fail the same way; ask them once more now, and
+ * they end as port25_blocked instead of sitting out the retry schedule. */
+static void expedite_connect_timeouts(emv_engine *e, uint64_t now)
+{
+	uint32_t *pp = &e->retry_head, moved = NIL, ii;
+	while ((ii = *pp) != NIL) {
+		if (e->items[ii].conn_timeout) {
+			*pp = e->items[ii].next;
+			e->nretry--;
+			e->items[ii].next = moved;
+			moved = ii;
+		} else {
+			pp = &e->items[ii].next;
+		}
+	}
+	while ((ii = moved) != NIL) {
+		moved = e->items[ii].next;
+		e->items[ii].due_ms = now;
+		retry_insert(e, ii);
+	}
+}
+
 static int is_retryable(const emv_engine *e, const emv_probe_result *r)
 {
 	if (!r->temporary)
@@ -382,6 +406,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	}
 	if (!e->port25 && e->connected_sessions == 0 && e->timeout_keys >= (unsigned)e->p.port25_threshold) {
 		e->port25 = 1;
+		expedite_connect_timeouts(e, now);
 		emv_log(EMV_LOG_WARN, "engine",
 			"connections to %u different mail servers all timed out and none succeeded: "
 			"outbound port %d looks blocked from this host",
@@ -393,6 +418,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		struct item *it = &e->items[ii];
 		const emv_probe_result *r = emv_probe_get(job, i);
 		it->attempts = (uint8_t)(it->attempts + r->attempts > 255 ? 255 : it->attempts + r->attempts);
+		it->conn_timeout = (uint8_t)r->connect_timeout;
 		if (is_retryable(e, r) && it->tries < e->p.max_attempts) {
 			int delay = retry_delay(e, it, r);
 			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
@@ -496,9 +522,9 @@ static void start_batch(emv_engine *e, uint32_t di)
 	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
 	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :
 				   (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);
-	if (pv->connect_timeout_ms > 0)
+	if (pv->connect_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_connect = pv->connect_timeout_ms;
-	if (pv->reply_timeout_ms > 0)
+	if (pv->reply_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_banner = cfg.session.timeout_ehlo = cfg.session.timeout_mail =
 			cfg.session.timeout_rcpt = pv->reply_timeout_ms;
 	if (pv->tls == 0 && pv->name[0] && strcmp(pv->name, "default") != 0)

@@ -30,6 +30,7 @@ typedef struct {
 	int max_retry_ms;         /* no retry later than this after the address's first try */
 	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
 	const emv_providers *providers; /* NULL: built-in defaults */
+	int user_timeouts;        /* the user set timeouts: provider timeouts do not override them */
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);

@@ -149,6 +149,8 @@ json_t *emv_report_json(const emv_report_in *in)
 	}
 	if (r->rule)
 		json_object_set_new(o, "rule", json_string(r->rule));
+	if (r->connect_timeout)
+		json_object_set_new(o, "connect_timeout", json_true());
 	for (size_t k = 0; k < emv_probe_exchange_count(in->job); k++) {
 		const emv_exchange *e;
 		json_t *t;

@@ -491,6 +491,21 @@ static void do_test_one_column_headers(void **state)
 	emv_ingest_close(in);
 }
 
+static void do_test_one_column_mangled_first_line(void **state)
+{
+	static const char data[] = "mail.example.com\nann@example.com\nbob@example.com\n";
+	struct got g[MAX_GOT];
+	char err[256];
+	emv_ingest *in = emv_ingest_open_mem(data, sizeof(data) - 1, "m", NULL, err, sizeof(err));
+
+	/* mentions "mail" but is no word: data, not a header */
+	assert_non_null(in);
+	assert_int_equal(emv_ingest_email_column(in), -1);
+	assert_int_equal(collect(in, g, MAX_GOT), 3);
+	expect_row(&g[0], 1, 1, "mail.example.com");
+	emv_ingest_close(in);
+}
+
 static void do_test_stdin_pipe(void **state)
 {
 	static const char data[] = "email,name\nann@example.com,Ann\nbob@example.com,Bob\n";
@@ -950,6 +965,7 @@ int main(void)
 		cmocka_unit_test(do_test_gzip_members_and_truncation),
 		cmocka_unit_test(do_test_one_per_line),
 		cmocka_unit_test(do_test_one_column_headers),
+		cmocka_unit_test(do_test_one_column_mangled_first_line),
 		cmocka_unit_test(do_test_stdin_pipe),
 		cmocka_unit_test(do_test_empty_file),
 		cmocka_unit_test(do_test_header_only),

@@ -1,0 +1,784 @@
+/*
+ * cli_verify.c - `emailverify verify LIST -o OUT`: verify a whole list on
+ * this machine (the embedded mode of the engine the workers run).
+ *
+ * Pass 1 streams the list: every row is parsed, de-duplicated and queued
+ * on the engine by domain.  The engine runs; each final verdict is appended
+ * to a journal next to the output (OUT.journal, JSON Lines) as soon as it
+ * is known, so an interrupted run resumes (--resume) without probing again.
+ * Pass 2 streams the list again and writes one output row per input row, in
+ * input order, taking verdicts from the journal by offset.  Memory holds
+ * one small entry per unique address, never the list or the results.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli.h"
+#include "emv_engine.h"
+#include "emv_ingest.h"
+#include "emv_report.h"
+#include "emv_util.h"
+
+#define JOURNAL_LINE_MAX (256 * 1024)
+
+struct uentry {               /* one unique address */
+	uint64_t journal_off;     /* offset of its journal line + 1; 0 = no verdict yet */
+	uint64_t first_row;
+};
+
+struct verify {
+	cli_engine *e;
+	emv_engine *eng;
+	const char *input, *output;
+	int jsonl, transcript, resume, progress_mode; /* 0 none, 1 lines, 2 bar */
+	emv_dedup *dedup;
+	struct uentry *u;
+	uint64_t nu, capu;
+	char **uaddr;             /* unique id -> address, only while queued */
+	FILE *journal;
+	char journal_path[4200];
+	uint64_t journal_size;
+	uint64_t rows, row_errors, invalid, duplicates, queued, resumed;
+	uint64_t by_status[EMV_STATUS__COUNT];
+	uint64_t by_reason[EMV_REASON__COUNT];
+	uint64_t rows_status[EMV_STATUS__COUNT];  /* per output row, for the summary */
+	uint64_t rows_reason[EMV_REASON__COUNT];
+	uint64_t done;
+	uint64_t start_ms, last_flush_ms;
+	struct event *tick, *sigint, *sigterm;
+	int interrupted;
+	int port25;
+};
+
+static void grow_unique(struct verify *v)
+{
+	if (v->nu < v->capu)
+		return;
+	v->capu = v->capu ? v->capu * 2 : 4096;
+	v->u = emv_xrealloc(v->u, v->capu * sizeof *v->u);
+	v->uaddr = emv_xrealloc(v->uaddr, v->capu * sizeof *v->uaddr);
+	memset(v->uaddr + v->nu, 0, (v->capu - v->nu) * sizeof *v->uaddr);
+}
+
+/* ---- journal ---- */
+
+static int journal_open(struct verify *v)
+{
+	struct stat st;
+	snprintf(v->journal_path, sizeof v->journal_path, "%s.journal", v->output);
+	if (v->resume && stat(v->journal_path, &st) == 0) {
+		v->journal = fopen(v->journal_path, "r+");
+	} else {
+		v->journal = fopen(v->journal_path, "w+");
+	}
+	if (!v->journal) {
+		fprintf(stderr, "emailverify: cannot open journal %s: %s\n", v->journal_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Read back a journal: every complete line gives a verdict for its address.
+ * A torn last line (killed mid-write) is cut off. */
+static int journal_load(struct verify *v)
+{
+	char *line = emv_xmalloc(JOURNAL_LINE_MAX);
+	uint64_t off = 0, good = 0, loaded = 0;
+
+	rewind(v->journal);
+	while (fgets(line, JOURNAL_LINE_MAX, v->journal)) {
+		size_t len = strlen(line);
+		json_error_t je;
+		json_t *o;
+		if (len == 0 || line[len - 1] != '\n')
+			break; /* torn */
+		o = json_loads(line, 0, &je);
+		if (o) {
+			const char *k = json_string_value(json_object_get(o, "k"));
+			if (k) {
+				uint64_t id = v->nu;
+				if (emv_dedup_add(v->dedup, k, strlen(k), id, &id) == 1) {
+					grow_unique(v);
+					v->u[v->nu].first_row = 0;
+					v->nu++;
+				}
+				v->u[id].journal_off = off + 1;
+				loaded++;
+			}
+			json_decref(o);
+		} else {
+			break;
+		}
+		off += len;
+		good = off;
+	}
+	free(line);
+	if (ftruncate(fileno(v->journal), (off_t)good) < 0) {
+		fprintf(stderr, "emailverify: cannot truncate %s: %s\n", v->journal_path, strerror(errno));
+		return -1;
+	}
+	fseeko(v->journal, (off_t)good, SEEK_SET);
+	v->journal_size = good;
+	v->resumed = loaded;
+	return 0;
+}
+
+static void journal_flush(struct verify *v, int force)
+{
+	uint64_t now = emv_now_ms();
+	if (force || now - v->last_flush_ms >= 1000) {
+		fflush(v->journal);
+		v->last_flush_ms = now;
+	}
+}
+
+/* ---- progress ---- */
+
+static void fmt_duration(char *b, size_t n, double s)
+{
+	if (s < 0 || s > 1e7)
+		snprintf(b, n, "?");
+	else if (s < 60)
+		snprintf(b, n, "%.0fs", s);
+	else if (s < 3600)
+		snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+	else
+		snprintf(b, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static void progress(struct verify *v, int final)
+{
+	uint64_t total = v->queued, done = v->done;
+	double el = (double)(emv_now_ms() - v->start_ms) / 1000.0;
+	double rate = el > 0 ? (double)done / el : 0;
+	char eta[32];
+	emv_engine_stats st;
+
+	if (v->progress_mode == 0)
+		return;
+	emv_engine_stats_get(v->eng, &st);
+	fmt_duration(eta, sizeof eta, rate > 0 ? (double)(total - done) / rate : -1);
+	if (v->progress_mode == 2) {
+		int width = 24, fill = total ? (int)((double)done * width / (double)total) : width;
+		char bar[32];
+		for (int i = 0; i < width; i++)
+			bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+		bar[width] = '\0';
+		fprintf(stderr, "\r[%s] %" PRIu64 "/%" PRIu64 " %5.1f%% %.0f/s ETA %s | ok %" PRIu64 " bad %" PRIu64
+			" risky %" PRIu64 " unknown %" PRIu64 " | retrying %u%s\033[K", bar, done, total,
+			total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
+			v->by_status[EMV_STATUS_DELIVERABLE], v->by_status[EMV_STATUS_UNDELIVERABLE],
+			v->by_status[EMV_STATUS_RISKY], v->by_status[EMV_STATUS_UNKNOWN], st.waiting_retry,
+			st.port25_suspected ? " | PORT 25 BLOCKED?" : "");
+		if (final)
+			fputc('\n', stderr);
+	} else {
+		fprintf(stderr, "progress: %" PRIu64 "/%" PRIu64 " done (%.1f%%), %.0f/s, ETA %s, deliverable %" PRIu64
+			", undeliverable %" PRIu64 ", risky %" PRIu64 ", unknown %" PRIu64 ", waiting to retry %u%s\n",
+			done, total, total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
+			v->by_status[EMV_STATUS_DELIVERABLE], v->by_status[EMV_STATUS_UNDELIVERABLE],
+			v->by_status[EMV_STATUS_RISKY], v->by_status[EMV_STATUS_UNKNOWN], st.waiting_retry,
+			st.port25_suspected ? "; outbound port 25 looks blocked from this host" : "");
+	}
+	fflush(stderr);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct verify *v = arg;
+	static uint64_t last_line;
+	uint64_t now = emv_now_ms();
+	journal_flush(v, 0);
+	if (v->progress_mode == 2 || now - last_line >= 5000) {
+		progress(v, 0);
+		last_line = now;
+	}
+	if (emv_engine_idle(v->eng))
+		event_base_loopbreak(v->e->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct verify *v = arg;
+	v->interrupted = (int)sig;
+	event_base_loopbreak(v->e->base);
+}
+
+/* ---- results ---- */
+
+static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts, int port25)
+{
+	struct verify *v = arg;
+	emv_address a;
+	char sugg[EMV_ADDRESS_MAX + 1] = "";
+	const char *addr = v->uaddr[id];
+	emv_report_in in;
+	json_t *o;
+	char *s;
+	size_t len;
+
+	emv_address_parse(addr, strlen(addr), &a);
+	emv_lists_suggest(v->e->lists, a.local, a.domain, sugg, sizeof sugg);
+	memset(&in, 0, sizeof in);
+	in.input = addr;
+	in.addr = &a;
+	in.list_flags = emv_lists_flags(v->e->lists, a.local, a.domain);
+	in.did_you_mean = sugg;
+	in.job = job;
+	in.index = idx;
+	o = emv_report_json(&in);
+	json_object_set_new(o, "k", json_string(addr));
+	json_object_set_new(o, "attempts", json_integer(attempts));
+	if (port25)
+		v->port25 = 1;
+	if (!v->transcript)
+		json_object_del(o, "transcript");
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	len = strlen(s);
+	v->u[id].journal_off = v->journal_size + 1;
+	fwrite(s, 1, len, v->journal);
+	fputc('\n', v->journal);
+	v->journal_size += len + 1;
+	{
+		int st = emv_status_from_name(json_string_value(json_object_get(o, "status")));
+		int rs = emv_reason_from_name(json_string_value(json_object_get(o, "reason")));
+		if (st >= 0)
+			v->by_status[st]++;
+		if (rs >= 0)
+			v->by_reason[rs]++;
+	}
+	free(s);
+	json_decref(o);
+	free(v->uaddr[id]);
+	v->uaddr[id] = NULL;
+	v->done++;
+	journal_flush(v, 0);
+	if (emv_engine_idle(v->eng))
+		event_base_loopbreak(v->e->base);
+}
+
+/* ---- output ---- */
+
+static void csv_field(FILE *f, const char *s, int last)
+{
+	int quote = 0;
+	if (!s)
+		s = "";
+	for (const char *p = s; *p; p++)
+		if (*p == ',' || *p == '"' || *p == '\n' || *p == '\r') {
+			quote = 1;
+			break;
+		}
+	if (quote) {
+		fputc('"', f);
+		for (const char *p = s; *p; p++) {
+			if (*p == '"')
+				fputc('"', f);
+			fputc(*p, f);
+		}
+		fputc('"', f);
+	} else {
+		fputs(s, f);
+	}
+	fputc(last ? '\n' : ',', f);
+}
+
+static const char *const csv_columns[] = {
+	"email", "status", "reason", "flags", "did_you_mean", "detail", "mx_host", "mx_ip", "source_ip", "tls",
+	"catch_all", "smtp_code", "enhanced_code", "smtp_reply", "attempts", "duration_ms", "duplicate_of_row",
+	"row", "input",
+};
+
+static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, uint64_t dup_of, const char *raw)
+{
+	/* What the whole run learnt refines single verdicts: a connect timeout
+	 * on a host where no mail server at all could be reached is port 25
+	 * being blocked here, not that server being down. */
+	if (v->port25 && json_is_true(json_object_get(o, "connect_timeout"))) {
+		json_object_set_new(o, "reason", json_string(emv_reason_name(EMV_REASON_PORT25_BLOCKED)));
+		json_object_set_new(o, "detail", json_string("connections to many unrelated mail servers time out "
+							     "and none succeeds: outbound port 25 looks blocked from this host"));
+	}
+	{
+		int st = emv_status_from_name(json_string_value(json_object_get(o, "status")));
+		int rs = emv_reason_from_name(json_string_value(json_object_get(o, "reason")));
+		if (st >= 0)
+			v->rows_status[st]++;
+		if (rs >= 0)
+			v->rows_reason[rs]++;
+	}
+	if (dup_of)
+		json_object_set_new(o, "duplicate_of_row", json_integer((json_int_t)dup_of));
+	json_object_set_new(o, "row", json_integer((json_int_t)row));
+	json_object_set_new(o, "input_row", json_string(raw ? raw : ""));
+	json_object_del(o, "k");
+	if (v->jsonl) {
+		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		fputs(s, out);
+		fputc('\n', out);
+		free(s);
+		return;
+	}
+	char flags[256] = "", num[32];
+	size_t i;
+	json_t *f, *smtp = json_object_get(o, "smtp"), *ca = json_object_get(o, "catch_all");
+	json_array_foreach(json_object_get(o, "flags"), i, f) {
+		if (i)
+			strncat(flags, ";", sizeof flags - strlen(flags) - 1);
+		strncat(flags, json_string_value(f), sizeof flags - strlen(flags) - 1);
+	}
+	csv_field(out, json_string_value(json_object_get(o, "email")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "status")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "reason")), 0);
+	csv_field(out, flags, 0);
+	csv_field(out, json_string_value(json_object_get(o, "did_you_mean")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "detail")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "mx_host")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "mx_ip")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "source_ip")), 0);
+	csv_field(out, json_string_value(json_object_get(o, "tls")), 0);
+	csv_field(out, json_is_true(ca) ? "true" : json_is_false(ca) ? "false" : "", 0);
+	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(smtp, "code")));
+	csv_field(out, json_is_object(smtp) ? num : "", 0);
+	csv_field(out, json_string_value(json_object_get(smtp, "enhanced")), 0);
+	csv_field(out, json_string_value(json_object_get(smtp, "reply")), 0);
+	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, "attempts")));
+	csv_field(out, num, 0);
+	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, "duration_ms")));
+	csv_field(out, num, 0);
+	snprintf(num, sizeof num, "%" PRIu64, dup_of);
+	csv_field(out, dup_of ? num : "", 0);
+	snprintf(num, sizeof num, "%" PRIu64, row);
+	csv_field(out, num, 0);
+	csv_field(out, raw, 1);
+}
+
+static json_t *row_error_json(const char *raw, const char *err, const emv_address *a)
+{
+	emv_report_in in;
+	json_t *o;
+	memset(&in, 0, sizeof in);
+	in.input = raw ? raw : "";
+	in.addr = a;
+	o = emv_report_json(&in);
+	if (!a) {
+		json_object_set_new(o, "email", json_string(""));
+		json_object_set_new(o, "status", json_string("unknown"));
+		json_object_set_new(o, "reason", json_string(emv_reason_name(EMV_REASON_INPUT_ERROR)));
+		json_object_set_new(o, "detail", json_string(err));
+	}
+	return o;
+}
+
+static int write_output(struct verify *v, FILE *out, const emv_ingest_limits *lim)
+{
+	char err[512];
+	emv_ingest *in = emv_ingest_open(v->input, lim, err, sizeof err);
+	emv_ingest_row row;
+	char *line = emv_xmalloc(JOURNAL_LINE_MAX);
+	int rc;
+
+	if (!in) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		free(line);
+		return -1;
+	}
+	if (!v->jsonl)
+		for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++)
+			csv_field(out, csv_columns[i], i + 1 == sizeof csv_columns / sizeof csv_columns[0]);
+	fflush(v->journal);
+	while ((rc = emv_ingest_next(in, &row)) == 1) {
+		emv_address a;
+		json_t *o = NULL;
+		uint64_t dup = 0;
+		if (row.error) {
+			o = row_error_json(row.raw, row.error, NULL);
+		} else if (emv_address_parse(row.email, row.email_len, &a) != EMV_OK) {
+			char field[1100];
+			emv_sanitize(field, sizeof field, row.email, row.email_len);
+			o = row_error_json(field, NULL, &a);
+		} else {
+			uint64_t id = 0;
+			struct uentry *u;
+			u = emv_dedup_find(v->dedup, a.address, strlen(a.address), &id) && id < v->nu ? &v->u[id] : NULL;
+			if (u && u->first_row && u->first_row != row.row)
+				dup = u->first_row;
+			if (u && u->journal_off) {
+				fseeko(v->journal, (off_t)(u->journal_off - 1), SEEK_SET);
+				if (fgets(line, JOURNAL_LINE_MAX, v->journal))
+					o = json_loads(line, 0, NULL);
+			}
+			if (!o) { /* never verified (interrupted run) */
+				o = row_error_json(row.raw, "not verified: the run was interrupted", NULL);
+				json_object_set_new(o, "email", json_string(a.address));
+				json_object_set_new(o, "reason", json_string(emv_reason_name(EMV_REASON_CONNECTION_FAILED)));
+			}
+		}
+		write_record(v, out, o, row.row, dup, row.raw);
+		json_decref(o);
+	}
+	if (rc < 0)
+		fprintf(stderr, "emailverify: reading %s again: %s\n", v->input, emv_ingest_error(in));
+	emv_ingest_close(in);
+	free(line);
+	fseeko(v->journal, 0, SEEK_END);
+	return rc < 0 ? -1 : 0;
+}
+
+static void summary(struct verify *v)
+{
+	emv_engine_stats st;
+	double el = (double)(emv_now_ms() - v->start_ms) / 1000.0;
+	emv_engine_stats_get(v->eng, &st);
+	fprintf(stderr, "\nsummary for %s\n", v->input);
+	fprintf(stderr, "  rows %" PRIu64 " (row errors %" PRIu64 ", invalid syntax %" PRIu64 ", duplicates %" PRIu64
+		")\n", v->rows, v->row_errors, v->invalid, v->duplicates);
+	fprintf(stderr, "  unique addresses verified %" PRIu64 "%s in %.1f s (%.0f/s)\n", v->done,
+		v->resumed ? " (plus resumed from the journal)" : "", el, el > 0 ? (double)v->done / el : 0);
+	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address), retries %" PRIu64 "\n", st.sessions,
+		v->done ? (double)st.sessions / (double)v->done : 0.0, st.retries);
+	fprintf(stderr, "  %-20s %10s\n", "status", "rows");
+	for (int s = 0; s < EMV_STATUS__COUNT; s++)
+		fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_status_name((emv_status)s), v->rows_status[s]);
+	fprintf(stderr, "  %-20s %10s\n", "reason", "rows");
+	for (int r = 0; r < EMV_REASON__COUNT; r++)
+		if (v->rows_reason[r])
+			fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_reason_name((emv_reason)r), v->rows_reason[r]);
+	if (v->port25 || st.port25_suspected)
+		fprintf(stderr, "  WARNING: outbound connections to port %d time out everywhere: this host's network "
+			"most likely blocks port 25 (common on cloud and home networks); results say port25_blocked\n",
+			v->e->probe.session.port);
+}
+
+static void verify_usage(FILE *f)
+{
+	fprintf(f, "usage: emailverify verify [options] LIST [-o OUTPUT]\n\n"
+		   "Verify every address of LIST (CSV with a header, or one address per line; gzip\n"
+		   "accepted; '-' for stdin) and write one result row per input row, in input order.\n\n"
+		   "options:\n"
+		   "  -o, --output FILE      results file (default: stdout; a journal FILE.journal keeps progress)\n"
+		   "  --format csv|jsonl     output format (default csv)\n"
+		   "  --concurrency N        SMTP sessions at once (default 500)\n"
+		   "  --resume               continue an interrupted run from FILE.journal\n"
+		   "  --no-batching          one SMTP session per address (for comparison only: impolite)\n"
+		   "  --max-attempts N       tries per address for temporary failures (default 4)\n"
+		   "  --retry-schedule A,B,C seconds to wait before the 1st, 2nd, 3rd retry (default 60,300,900)\n"
+		   "  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
+		   "  --progress auto|bar|lines|none\n" CLI_ENGINE_HELP);
+}
+
+static int spool_stdin(char *path, size_t pathlen)
+{
+	const char *dir = getenv("TMPDIR");
+	char buf[65536];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, pathlen, "%s/emailverify-stdin-XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	if (fd < 0) {
+		fprintf(stderr, "emailverify: cannot create a spool file for stdin (%s): %s\n", path, strerror(errno));
+		path[0] = '\0';
+		return -1;
+	}
+	while ((n = read(0, buf, sizeof buf)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "emailverify: reading stdin: %s\n", strerror(errno));
+			break;
+		}
+		if (write(fd, buf, (size_t)n) != n) {
+			fprintf(stderr, "emailverify: writing %s: %s\n", path, strerror(errno));
+			n = -1;
+			break;
+		}
+	}
+	close(fd);
+	if (n < 0) {
+		unlink(path);
+		path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int cli_verify(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 2001 },
+		{ "concurrency", required_argument, NULL, 2002 },
+		{ "resume", no_argument, NULL, 2003 },
+		{ "no-batching", no_argument, NULL, 2004 },
+		{ "max-attempts", required_argument, NULL, 2005 },
+		{ "retry-schedule", required_argument, NULL, 2006 },
+		{ "transcript", no_argument, NULL, 2007 },
+		{ "progress", required_argument, NULL, 2008 },
+		{ "help", no_argument, NULL, 'h' },
+		CLI_ENGINE_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct verify v;
+	cli_engine_opts eo;
+	cli_engine e;
+	emv_engine_params ep;
+	emv_ingest_limits lim;
+	emv_ingest *in;
+	emv_ingest_row row;
+	FILE *out = stdout;
+	char err[512], outbuf_path[4200] = "", spool_path[4200] = "";
+	int opt, rc, ret = 0;
+	const char *progress_opt = "auto";
+
+	memset(&v, 0, sizeof v);
+	cli_engine_opts_default(&eo);
+	emv_engine_params_default(&ep);
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': v.output = optarg; continue;
+		case 'h': verify_usage(stdout); return 0;
+		case 2001:
+			if (strcmp(optarg, "csv") && strcmp(optarg, "jsonl")) {
+				fprintf(stderr, "emailverify: --format must be csv or jsonl\n");
+				return 2;
+			}
+			v.jsonl = strcmp(optarg, "jsonl") == 0;
+			continue;
+		case 2002:
+			ep.concurrency = atoi(optarg);
+			if (ep.concurrency < 1 || ep.concurrency > 100000) {
+				fprintf(stderr, "emailverify: --concurrency must be 1..100000\n");
+				return 2;
+			}
+			continue;
+		case 2003: v.resume = 1; continue;
+		case 2004: ep.no_batching = 1; continue;
+		case 2005:
+			ep.max_attempts = atoi(optarg);
+			if (ep.max_attempts < 1 || ep.max_attempts > 20) {
+				fprintf(stderr, "emailverify: --max-attempts must be 1..20\n");
+				return 2;
+			}
+			continue;
+		case 2006: {
+			int a, b, c;
+			if (sscanf(optarg, "%d,%d,%d", &a, &b, &c) != 3 || a < 0 || b < 0 || c < 0) {
+				fprintf(stderr, "emailverify: --retry-schedule takes three numbers of seconds, e.g. 60,300,900\n");
+				return 2;
+			}
+			ep.retry_schedule_ms[0] = a * 1000;
+			ep.retry_schedule_ms[1] = b * 1000;
+			ep.retry_schedule_ms[2] = c * 1000;
+			continue;
+		}
+		case 2007: v.transcript = 1; continue;
+		case 2008: progress_opt = optarg; continue;
+		default:
+			rc = cli_engine_opt(&eo, opt, optarg);
+			if (rc == 1)
+				continue;
+			if (rc == 0)
+				verify_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "emailverify verify: give exactly one list (or '-' for stdin)\n");
+		verify_usage(stderr);
+		return 2;
+	}
+	v.input = argv[optind];
+	if (v.resume && !v.output) {
+		fprintf(stderr, "emailverify verify: --resume needs -o OUTPUT (the journal lives next to it)\n");
+		return 2;
+	}
+	if (strcmp(progress_opt, "auto") == 0)
+		v.progress_mode = isatty(2) ? 2 : 1;
+	else if (strcmp(progress_opt, "bar") == 0)
+		v.progress_mode = 2;
+	else if (strcmp(progress_opt, "lines") == 0)
+		v.progress_mode = 1;
+	else if (strcmp(progress_opt, "none") == 0)
+		v.progress_mode = 0;
+	else {
+		fprintf(stderr, "emailverify: --progress must be auto, bar, lines or none\n");
+		return 2;
+	}
+	ep.max_retry_ms = eo.max_retry_s * 1000;
+	ep.user_timeouts = eo.timeout_s > 0;
+	if (eo.max_retry_s == 120) /* the check default is short; lists wait longer */
+		ep.max_retry_ms = 1800000;
+
+	emv_ingest_limits_default(&lim);
+	if (strcmp(v.input, "-") == 0) {
+		/* stdin cannot be read twice: spool it (streaming) and read the copy */
+		if (spool_stdin(spool_path, sizeof spool_path) < 0)
+			return 1;
+		v.input = spool_path;
+	}
+	in = emv_ingest_open(v.input, &lim, err, sizeof err);
+	if (!in) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		if (spool_path[0])
+			unlink(spool_path);
+		return 1;
+	}
+	if (cli_engine_init(&e, &eo) < 0) {
+		emv_ingest_close(in);
+		cli_engine_free(&e);
+		return 1;
+	}
+	raise_fd_limit();
+	v.e = &e;
+	if (!v.output) {
+		snprintf(outbuf_path, sizeof outbuf_path, "/tmp/emailverify-%d", (int)getpid());
+		v.output = outbuf_path;
+	}
+	v.dedup = emv_dedup_new(0);
+	if (journal_open(&v) < 0 || (v.resume && journal_load(&v) < 0)) {
+		ret = 1;
+		goto out;
+	}
+	e.probe.greylist_retries = 0;
+	ep.providers = e.providers;
+	v.eng = emv_engine_new(&e.probe, &ep, on_result, &v);
+	v.start_ms = emv_now_ms();
+
+	/* pass 1: read, de-duplicate, queue */
+	while ((rc = emv_ingest_next(in, &row)) == 1) {
+		emv_address a;
+		uint64_t id;
+		v.rows++;
+		if (row.error) {
+			v.row_errors++;
+			fprintf(stderr, "emailverify: %s\n", row.error);
+			continue;
+		}
+		if (emv_address_parse(row.email, row.email_len, &a) != EMV_OK) {
+			v.invalid++;
+			continue;
+		}
+		id = v.nu;
+		if (emv_dedup_add(v.dedup, a.address, strlen(a.address), id, &id) == 0) {
+			if (v.u[id].first_row == 0)
+				v.u[id].first_row = row.row; /* known from the journal */
+			else
+				v.duplicates++;
+			continue;
+		}
+		grow_unique(&v);
+		v.u[id].journal_off = 0;
+		v.u[id].first_row = row.row;
+		v.uaddr[id] = emv_xstrdup(a.address);
+		v.nu++;
+		emv_engine_add(v.eng, id, a.address, a.domain, (a.flags & EMV_FLAG_SMTPUTF8) != 0);
+		v.queued++;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "emailverify: reading %s: %s\n", v.input, emv_ingest_error(in));
+		ret = 1;
+		goto out;
+	}
+	emv_ingest_close(in);
+	in = NULL;
+
+	v.tick = event_new(e.base, -1, EV_PERSIST, on_tick, &v);
+	{
+		struct timeval tv = { 1, 0 };
+		event_add(v.tick, &tv);
+	}
+	v.sigint = evsignal_new(e.base, SIGINT, on_signal, &v);
+	v.sigterm = evsignal_new(e.base, SIGTERM, on_signal, &v);
+	event_add(v.sigint, NULL);
+	event_add(v.sigterm, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (v.queued > 0) {
+		emv_engine_pump(v.eng);
+		event_base_dispatch(e.base);
+	}
+	journal_flush(&v, 1);
+	fsync(fileno(v.journal));
+	{
+		emv_engine_stats st;
+		emv_engine_stats_get(v.eng, &st);
+		if (st.port25_suspected)
+			v.port25 = 1;
+	}
+	progress(&v, 1);
+	if (v.interrupted) {
+		fprintf(stderr, "emailverify: interrupted after %" PRIu64 " of %" PRIu64 " addresses; run again with "
+				"--resume to continue (%s)\n", v.done, v.queued, v.journal_path);
+		ret = 130;
+		goto out;
+	}
+
+	/* pass 2: one output row per input row, in input order */
+	if (outbuf_path[0] == '\0') {
+		char tmp[4300];
+		snprintf(tmp, sizeof tmp, "%s.tmp", v.output);
+		out = fopen(tmp, "w");
+		if (!out) {
+			fprintf(stderr, "emailverify: cannot write %s: %s\n", tmp, strerror(errno));
+			ret = 1;
+			goto out;
+		}
+		if (write_output(&v, out, &lim) < 0 || fclose(out) != 0 || rename(tmp, v.output) != 0) {
+			fprintf(stderr, "emailverify: writing %s failed\n", v.output);
+			ret = 1;
+			goto out;
+		}
+	} else if (write_output(&v, stdout, &lim) < 0) {
+		ret = 1;
+		goto out;
+	}
+	summary(&v);
+	/* the output is complete: the journal has served its purpose */
+	fclose(v.journal);
+	v.journal = NULL;
+	unlink(v.journal_path);
+
+out:
+	if (in)
+		emv_ingest_close(in);
+	if (v.journal)
+		fclose(v.journal);
+	if (outbuf_path[0] && v.journal_path[0])
+		unlink(v.journal_path);
+	if (spool_path[0])
+		unlink(spool_path);
+	if (v.tick)
+		event_free(v.tick);
+	if (v.sigint)
+		event_free(v.sigint);
+	if (v.sigterm)
+		event_free(v.sigterm);
+	emv_engine_free(v.eng);
+	for (uint64_t i = 0; v.uaddr && i < v.nu; i++)
+		free(v.uaddr[i]);
+	free(v.uaddr);
+	free(v.u);
+	if (v.dedup)
+		emv_dedup_free(v.dedup);
+	cli_engine_free(&e);
+	return ret;
+}

@@ -1,0 +1,380 @@
+/*
+ * verify_world.c - `emailverify verify` against the test world: list
+ * formats, input order, duplicates, bad rows and files, batching measured
+ * from the SMTP test server's own log, 452 adaptation, greylisting retries,
+ * resume after an interruption, and the port-25-blocked diagnosis.
+ *
+ * Needs the world fixture; EMV_WORLD_DIR holds its smtpd.log.  Each test
+ * uses its own source address (127.0.0.x) so log lines can be attributed.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include "harness.h"
+
+#define TMP EMV_WORLD_DIR "/verify-tmp"
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		buf[0] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Count smtpd.log lines after byte `from` that contain all of a, b, c. */
+static int log_count(long from, const char *a, const char *b, const char *c)
+{
+	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	int n = 0;
+	assert_non_null(log);
+	for (char *line = log + from, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		if (strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c)))
+			n++;
+	}
+	free(log);
+	return n;
+}
+
+static json_t *find(struct run *r, const char *email)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(sget(r->results[i], "email"), email) == 0)
+			return r->results[i];
+	fail_msg("no result for %s", email);
+	return NULL;
+}
+
+static int group_setup(void **state)
+{
+	mkdir(TMP, 0755);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void do_test_order_duplicates_and_bad_rows(void **state)
+{
+	struct run r;
+	write_file(TMP "/mixed.csv",
+		   "name,E-Mail,company\n"
+		   "Alice,alice@accept.test,A\n"
+		   "\"Smith, Bob\",bob@accept.test,\"B, Inc\"\n"
+		   "Nobody,nobody@accept.test,C\n"
+		   "Again,alice@accept.test,D\n"
+		   "Broken,not an address,E\n"
+		   "Null,x@nullmx.test,F\n"
+		   "Gone,x@doesnotexist.test,G\n"
+		   "Carol,carol@accept.test,H\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/mixed.csv", NULL);
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.n, 8); /* one result per input row, in input order */
+	static const char *const want[][3] = {
+		{ "alice@accept.test", "deliverable", "accepted" },
+		{ "bob@accept.test", "deliverable", "accepted" },
+		{ "nobody@accept.test", "undeliverable", "mailbox_not_found" },
+		{ "alice@accept.test", "deliverable", "accepted" },
+		{ "not an address", "undeliverable", "invalid_syntax" },
+		{ "x@nullmx.test", "undeliverable", "null_mx" },
+		{ "x@doesnotexist.test", "undeliverable", "no_domain" },
+		{ "carol@accept.test", "deliverable", "accepted" },
+	};
+	for (int i = 0; i < 8; i++) {
+		assert_string_equal(sget(r.results[i], "email"), want[i][0]);
+		assert_verdict(r.results[i], want[i][1], want[i][2]);
+		assert_int_equal(json_integer_value(json_object_get(r.results[i], "row")), i + 1);
+	}
+	/* the duplicate points at its first row; the original input row is kept */
+	assert_int_equal(json_integer_value(json_object_get(r.results[3], "duplicate_of_row")), 1);
+	assert_string_equal(sget(r.results[1], "input_row"), "\"Smith, Bob\",bob@accept.test,\"B, Inc\"");
+	run_free(&r);
+}
+
+static void do_test_csv_output_file(void **state)
+{
+	struct run r;
+	char *out;
+	write_file(TMP "/plain.txt", "alice@accept.test\nnobody@accept.test\n");
+	unlink(TMP "/plain.out.csv");
+	run_verify(&r, 1, "--progress", "none", "-o", TMP "/plain.out.csv", TMP "/plain.txt", NULL);
+	assert_int_equal(r.exit_code, 0);
+	out = read_file(TMP "/plain.out.csv");
+	assert_non_null(out);
+	assert_true(strncmp(out, "email,status,reason,flags,", 26) == 0);
+	assert_non_null(strstr(out, "\nalice@accept.test,deliverable,accepted,"));
+	assert_non_null(strstr(out, "\nnobody@accept.test,undeliverable,mailbox_not_found,"));
+	assert_true(strstr(out, "alice@") < strstr(out, "nobody@"));
+	/* the journal is gone once the output is complete */
+	assert_int_equal(file_size(TMP "/plain.out.csv.journal"), 0);
+	assert_non_null(strstr(r.err, "summary"));
+	free(out);
+	run_free(&r);
+}
+
+static void do_test_gzip_and_stdin(void **state)
+{
+	struct run r;
+	gzFile gz = gzopen(TMP "/list.csv.gz", "wb");
+	assert_non_null(gz);
+	gzputs(gz, "email\nbob@accept.test\ncarol@accept.test\n");
+	gzclose(gz);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/list.csv.gz", NULL);
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.n, 2);
+	assert_verdict(r.results[1], "deliverable", "accepted");
+	run_free(&r);
+
+	harness_stdin = TMP "/list.csv.gz";
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "-", NULL);
+	harness_stdin = NULL;
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(sget(r.results[0], "email"), "bob@accept.test");
+	run_free(&r);
+}
+
+static void do_test_bad_files(void **state)
+{
+	struct run r;
+	static const struct { const char *name, *content, *msg; } cases[] = {
+		{ "empty.csv", "", "empty" },
+		{ "nocolumn.csv", "a,b\n1,2\n3,4\n", "no email column" },
+		{ "binary.csv", "\x7f" "ELF\x02\x01\x01\x00\x00\x00", "binary" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char path[512];
+		snprintf(path, sizeof path, TMP "/%s", cases[i].name);
+		FILE *f = fopen(path, "w");
+		fwrite(cases[i].content, 1, strlen(cases[i].content) + (i == 2 ? 6 : 0), f);
+		fclose(f);
+		run_verify(&r, 1, "--progress", "none", path, NULL);
+		if (r.exit_code == 0 || !strstr(r.err, cases[i].msg))
+			fail_msg("%s: exit %d, stderr: %s", cases[i].name, r.exit_code, r.err);
+		run_free(&r);
+	}
+	run_verify(&r, 1, TMP "/does-not-exist.csv", NULL);
+	assert_int_not_equal(r.exit_code, 0);
+	assert_non_null(strstr(r.err, "No such file"));
+	run_free(&r);
+}
+
+static void do_test_long_line_and_bad_utf8_kept_apart(void **state)
+{
+	struct run r;
+	FILE *f = fopen(TMP "/long.csv", "w");
+	fputs("email\nalice@accept.test\n", f);
+	for (int i = 0; i < 100000; i++)
+		fputc('x', f);
+	fputs("\nbad\xff\xfe@accept.test\nbob@accept.test\n", f);
+	fclose(f);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/long.csv", NULL);
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.n, 4);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_verdict(r.results[1], "unknown", "input_error");
+	assert_non_null(strstr(sget(r.results[1], "detail"), "line 3"));
+	assert_verdict(r.results[2], "undeliverable", "invalid_syntax");
+	assert_verdict(r.results[3], "deliverable", "accepted");
+	assert_non_null(strstr(r.err, "line 3"));
+	run_free(&r);
+}
+
+static void do_test_one_session_per_domain(void **state)
+{
+	struct run r;
+	char list[4096] = "email\n";
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	for (int i = 1; i <= 20; i++) {
+		char line[64];
+		snprintf(line, sizeof line, "u%d@toomany.test\n", i);
+		strcat(list, line);
+	}
+	strcat(list, "alice@accept.test\nbob@accept.test\nnobody@accept.test\nzed@accept.test\n");
+	write_file(TMP "/batch.csv", list);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.6", TMP "/batch.csv",
+		   NULL);
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.n, 24);
+	for (int i = 0; i < 20; i++)
+		assert_verdict(r.results[i], "deliverable", "accepted");
+	assert_verdict(find(&r, "zed@accept.test"), "undeliverable", "mailbox_not_found");
+	/* toomany.test takes 3 recipients per transaction: 21 RCPTs (with the
+	 * catch-all probe) still fit one connection, in several transactions */
+	assert_int_equal(log_count(mark, "127.0.0.13 127.0.0.6 CONNECT", NULL, NULL), 1);
+	assert_true(log_count(mark, "127.0.0.13 127.0.0.6 RCPT", "too-many", NULL) >= 1);
+	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.6 CONNECT", NULL, NULL), 1);
+	run_free(&r);
+}
+
+static void do_test_no_batching_baseline(void **state)
+{
+	struct run r;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_file(TMP "/nobatch.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-batching", "--source-ip", "127.0.0.7",
+		   TMP "/nobatch.csv", NULL);
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.7 CONNECT", NULL, NULL), 3);
+	run_free(&r);
+}
+
+static void do_test_greylisting_retried_on_schedule(void **state)
+{
+	struct run r;
+	write_file(TMP "/grey.csv", "email\nbob@greylist.test\nnobody@greylist.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8",
+		   "--retry-schedule", "3,3,3", TMP "/grey.csv", NULL);
+	assert_int_equal(r.exit_code, 0);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_true(json_integer_value(json_object_get(r.results[0], "attempts")) >= 2);
+	assert_verdict(r.results[1], "undeliverable", "mailbox_not_found");
+	run_free(&r);
+	/* out of retries: unknown/greylisted with the server's reply */
+	write_file(TMP "/grey2.csv", "email\ncarol@greylist.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8",
+		   "--max-attempts", "1", TMP "/grey2.csv", NULL);
+	assert_verdict(r.results[0], "unknown", "greylisted");
+	run_free(&r);
+}
+
+static void do_test_resume_after_interrupt(void **state)
+{
+	const char *out = TMP "/resume.out.csv", *journal = TMP "/resume.out.csv.journal";
+	struct run r;
+	pid_t pid;
+	int status, waited = 0;
+	long mark;
+	char *text;
+
+	write_file(TMP "/resume.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
+				     "postmaster@accept.test\nalice@tarpit.test\n");
+	unlink(out);
+	unlink(journal);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 2);
+		execl(EMV_BIN, EMV_BIN, "verify", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
+		      "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
+		      "--source-ip", "127.0.0.2", "--timeout", "60", "--progress", "none", "-o", out,
+		      TMP "/resume.csv", (char *)NULL);
+		_exit(127);
+	}
+	/* wait until the four accept.test verdicts are in the journal; the
+	 * tarpit keeps the run going */
+	for (;;) {
+		char *j = read_file(journal);
+		int lines = 0;
+		for (char *p = j; p && *p; p++)
+			lines += *p == '\n';
+		free(j);
+		if (lines >= 4)
+			break;
+		assert_true(++waited < 200);
+		usleep(50000);
+	}
+	usleep(1200000); /* the journal is flushed at least every second */
+	kill(pid, SIGINT);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 130);
+	assert_true(file_size(journal) > 0);
+	assert_int_equal(file_size(out), 0);
+
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	run_verify(&r, 1, "--resume", "--timeout", "1", "--max-attempts", "1", "--progress", "none", "--source-ip",
+		   "127.0.0.2", "-o", out, TMP "/resume.csv", NULL);
+	assert_int_equal(r.exit_code, 0);
+	/* nothing finished before the interruption is asked again */
+	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.2 CONNECT", NULL, NULL), 0);
+	text = read_file(out);
+	assert_non_null(strstr(text, "\nalice@accept.test,deliverable,accepted,"));
+	assert_non_null(strstr(text, "\npostmaster@accept.test,deliverable,accepted,"));
+	assert_non_null(strstr(text, "\nalice@tarpit.test,unknown,timeout,"));
+	free(text);
+	run_free(&r);
+}
+
+static void do_test_port25_blocked_diagnosis(void **state)
+{
+	int lfd[5], cfd[5];
+	struct run r;
+	/* five "mail servers" whose accept queue is full: further SYNs are
+	 * dropped, so connecting to them times out, as behind a port-25 block */
+	for (int i = 0; i < 5; i++) {
+		struct sockaddr_in a;
+		int one = 1;
+		memset(&a, 0, sizeof a);
+		a.sin_family = AF_INET;
+		a.sin_port = htons(2525);
+		a.sin_addr.s_addr = htonl(0x7f000028u + (unsigned)i); /* 127.0.0.40 + i */
+		lfd[i] = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(lfd[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		assert_int_equal(bind(lfd[i], (struct sockaddr *)&a, sizeof a), 0);
+		assert_int_equal(listen(lfd[i], 0), 0);
+		cfd[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(cfd[i], (struct sockaddr *)&a, sizeof a), 0);
+	}
+	write_file(TMP "/p25.csv", "email\nx@p25a.test\nx@p25b.test\nx@p25c.test\nx@p25d.test\nx@p25e.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "lines", "--timeout", "2", "--retry-schedule",
+		   "30,30,30", TMP "/p25.csv", NULL);
+	for (int i = 0; i < 5; i++) {
+		close(cfd[i]);
+		close(lfd[i]);
+	}
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.n, 5);
+	for (int i = 0; i < 5; i++)
+		assert_verdict(r.results[i], "unknown", "port25_blocked");
+	assert_non_null(strstr(r.err, "port 25"));
+	assert_true(r.seconds < 20.0); /* not sitting out the 30 s retry schedule */
+	run_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(do_test_order_duplicates_and_bad_rows),
+		cmocka_unit_test(do_test_csv_output_file),
+		cmocka_unit_test(do_test_gzip_and_stdin),
+		cmocka_unit_test(do_test_bad_files),
+		cmocka_unit_test(do_test_long_line_and_bad_utf8_kept_apart),
+		cmocka_unit_test(do_test_one_session_per_domain),
+		cmocka_unit_test(do_test_no_batching_baseline),
+		cmocka_unit_test(do_test_greylisting_retried_on_schedule),
+		cmocka_unit_test(do_test_resume_after_interrupt),
+		cmocka_unit_test(do_test_port25_blocked_diagnosis),
+	};
+	return cmocka_run_group_tests_name("verify_world", tests, group_setup, NULL);
+}
