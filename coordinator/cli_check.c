@@ -45,7 +45,7 @@ struct check {
 
 static void print_item(struct check *c, struct item *it)
 {
-	emv_report_in in = { it->input, &it->addr, it->list_flags, it->suggestion, it->job, it->index };
+	emv_report_in in = { it->input, &it->addr, it->list_flags, it->suggestion, it->job, it->index, 0 };
 
 	if (c->json) {
 		json_t *o = emv_report_json(&in);

@@ -53,6 +53,7 @@ struct verify {
 	uint64_t rows_reason[EMV_REASON__COUNT];
 	uint64_t done;
 	uint64_t start_ms, last_flush_ms;
+	uint64_t probe_start_ms, probe_end_ms, read_ms; /* phases, for the summary */
 	struct event *tick, *sigint, *sigterm;
 	int interrupted;
 	int port25;
@@ -234,13 +235,12 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	in.did_you_mean = sugg;
 	in.job = job;
 	in.index = idx;
+	in.no_transcript = !v->transcript;
 	o = emv_report_json(&in);
 	json_object_set_new(o, "k", json_string(addr));
 	json_object_set_new(o, "attempts", json_integer(attempts));
 	if (port25)
 		v->port25 = 1;
-	if (!v->transcript)
-		json_object_del(o, "transcript");
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	len = strlen(s);
 	v->u[id].journal_off = v->journal_size + 1;
@@ -437,14 +437,24 @@ static void summary(struct verify *v)
 {
 	emv_engine_stats st;
 	double el = (double)(emv_now_ms() - v->start_ms) / 1000.0;
+	double probe = (double)(v->probe_end_ms - v->probe_start_ms) / 1000.0;
 	emv_engine_stats_get(v->eng, &st);
 	fprintf(stderr, "\nsummary for %s\n", v->input);
 	fprintf(stderr, "  rows %" PRIu64 " (row errors %" PRIu64 ", invalid syntax %" PRIu64 ", duplicates %" PRIu64
 		")\n", v->rows, v->row_errors, v->invalid, v->duplicates);
-	fprintf(stderr, "  unique addresses verified %" PRIu64 "%s in %.1f s (%.0f/s)\n", v->done,
-		v->resumed ? " (plus resumed from the journal)" : "", el, el > 0 ? (double)v->done / el : 0);
-	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address), retries %" PRIu64 "\n", st.sessions,
+	fprintf(stderr, "  unique addresses verified %" PRIu64 "%s in %.2f s (%.0f/s); reading %.2f s, probing %.2f s "
+		"(%.0f/s), writing %.2f s\n", v->done, v->resumed ? " (plus resumed from the journal)" : "", el,
+		el > 0 ? (double)v->done / el : 0, (double)v->read_ms / 1000.0, probe,
+		probe > 0 ? (double)v->done / probe : 0, (double)(emv_now_ms() - v->probe_end_ms) / 1000.0);
+	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address), retries %" PRIu64, st.sessions,
 		v->done ? (double)st.sessions / (double)v->done : 0.0, st.retries);
+	for (int r = 0, first = 1; r < EMV_REASON__COUNT; r++)
+		if (st.retries_by_reason[r]) {
+			fprintf(stderr, "%s%s %" PRIu64, first ? " (" : ", ", emv_reason_name((emv_reason)r),
+				st.retries_by_reason[r]);
+			first = 0;
+		}
+	fprintf(stderr, "%s\n", st.retries ? ")" : "");
 	fprintf(stderr, "  %-20s %10s\n", "status", "rows");
 	for (int s = 0; s < EMV_STATUS__COUNT; s++)
 		fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_status_name((emv_status)s), v->rows_status[s]);
@@ -669,8 +679,11 @@ int cli_verify(int argc, char **argv)
 		uint64_t id;
 		v.rows++;
 		if (row.error) {
-			v.row_errors++;
-			fprintf(stderr, "emailverify: %s\n", row.error);
+			/* the first few are shown; every one is in the output */
+			if (++v.row_errors <= 20)
+				fprintf(stderr, "emailverify: %s\n", row.error);
+			else if (v.row_errors == 21)
+				fprintf(stderr, "emailverify: more row errors follow; each is in the output as input_error\n");
 			continue;
 		}
 		if (emv_address_parse(row.email, row.email_len, &a) != EMV_OK) {
@@ -712,10 +725,13 @@ int cli_verify(int argc, char **argv)
 	event_add(v.sigterm, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	v.read_ms = emv_now_ms() - v.start_ms;
+	v.probe_start_ms = emv_now_ms();
 	if (v.queued > 0) {
 		emv_engine_pump(v.eng);
 		event_base_dispatch(e.base);
 	}
+	v.probe_end_ms = emv_now_ms();
 	journal_flush(&v, 1);
 	fsync(fileno(v.journal));
 	{

@@ -77,6 +77,7 @@ struct emv_engine {
 	uint32_t nkeys;
 
 	uint32_t ready_head, ready_tail;
+	uint32_t dnsq_head, dnsq_tail;  /* NEW domains waiting for a DNS slot */
 	uint32_t retry_head;   /* sorted by due_ms */
 	unsigned nretry;
 	struct event *retry_timer;
@@ -86,6 +87,7 @@ struct emv_engine {
 	int resolving;
 	int pumping;
 	uint64_t finished, retries, sessions, jobs;
+	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
 	int port25;
 };
@@ -103,6 +105,7 @@ void emv_engine_params_default(emv_engine_params *p)
 {
 	memset(p, 0, sizeof *p);
 	p->concurrency = 500;
+	p->dns_concurrency = 64;
 	p->max_attempts = 4;
 	p->retry_schedule_ms[0] = 60000;
 	p->retry_schedule_ms[1] = 300000;
@@ -135,6 +138,9 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	e->cb = cb;
 	e->arg = arg;
 	e->ready_head = e->ready_tail = NIL;
+	e->dnsq_head = e->dnsq_tail = NIL;
+	if (e->p.dns_concurrency < 1)
+		e->p.dns_concurrency = 64;
 	e->retry_head = NIL;
 	e->retry_timer = evtimer_new(cfg->base, on_retry_timer, e);
 	e->backoff_timer = evtimer_new(cfg->base, on_backoff_timer, e);
@@ -423,8 +429,14 @@ static void on_job_done(emv_probe_job *job, void *arg)
 			int delay = retry_delay(e, it, r);
 			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
 				it->due_ms = now + (uint64_t)delay;
+				if (emv_log_enabled(EMV_LOG_DEBUG))
+					emv_log(EMV_LOG_DEBUG, "engine", "%s: %s/%s, asking again in %d ms (try %u)",
+						it->address, emv_status_name(r->status), emv_reason_name(r->reason),
+						delay, it->tries);
 				retry_insert(e, ii);
 				e->retries++;
+				if ((unsigned)r->reason < EMV_REASON__COUNT)
+					e->retries_by_reason[r->reason]++;
 				continue;
 			}
 		}
@@ -463,6 +475,7 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 	free(run);
 	e->resolving--;
 	d->state = D_READY;
+
 	if (mx->status == EMV_DNS_OK && mx->nhosts > 0)
 		host = mx->hosts[0].host;
 	d->prov = e->p.providers ? emv_providers_match(e->p.providers, host) : &e->defprov;
@@ -471,6 +484,17 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 	d->key = key_get(e, host, d->prov);
 	ready_push(e, (uint32_t)(d - e->domains));
 	emv_engine_pump(e);
+}
+
+static void start_resolve(emv_engine *e, uint32_t di)
+{
+	struct domain *d = &e->domains[di];
+	struct run *carrier = emv_xcalloc(1, sizeof *carrier);
+	carrier->e = e;
+	carrier->domain = di;
+	d->state = D_RESOLVING;
+	e->resolving++;
+	emv_dns_resolve_mx(e->cfg.dns, d->name, on_mx, carrier);
 }
 
 static void start_batch(emv_engine *e, uint32_t di)
@@ -546,19 +570,34 @@ void emv_engine_pump(emv_engine *e)
 	if (e->pumping)
 		return; /* re-entered from a callback: the outer pump continues */
 	e->pumping = 1;
+	/* domains waiting for a DNS slot go first: answers may come at once
+	 * (cache) and feed the ready queue below */
+	while (e->dnsq_head != NIL && e->resolving < e->p.dns_concurrency) {
+		uint32_t di = e->dnsq_head;
+		e->dnsq_head = e->domains[di].next_ready;
+		if (e->dnsq_head == NIL)
+			e->dnsq_tail = NIL;
+		e->domains[di].queued = 0;
+		start_resolve(e, di);
+	}
 	limit = e->ndomains + 1;
-	while (e->active + e->resolving < e->p.concurrency && e->ready_head != NIL) {
+	while (e->active < e->p.concurrency && e->ready_head != NIL) {
 		uint32_t di = ready_pop(e);
 		struct domain *d = &e->domains[di];
 		if (d->npending == 0)
 			continue;
 		if (d->state == D_NEW) {
-			struct run *carrier = emv_xcalloc(1, sizeof *carrier);
-			carrier->e = e;
-			carrier->domain = di;
-			d->state = D_RESOLVING;
-			e->resolving++;
-			emv_dns_resolve_mx(e->cfg.dns, d->name, on_mx, carrier);
+			if (e->resolving < e->p.dns_concurrency) {
+				start_resolve(e, di);
+			} else { /* wait for a DNS slot; on_mx hands it over */
+				d->queued = 1;
+				d->next_ready = NIL;
+				if (e->dnsq_tail == NIL)
+					e->dnsq_head = di;
+				else
+					e->domains[e->dnsq_tail].next_ready = di;
+				e->dnsq_tail = di;
+			}
 			continue;
 		}
 		if (d->state == D_RESOLVING)
@@ -598,6 +637,7 @@ void emv_engine_pump(emv_engine *e)
 int emv_engine_idle(const emv_engine *e)
 {
 	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL &&
+	       e->dnsq_head == NIL &&
 	       e->finished + 0 >= e->nitems;
 }
 
@@ -607,6 +647,7 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->added = e->nitems;
 	s->finished = e->finished;
 	s->retries = e->retries;
+	memcpy(s->retries_by_reason, e->retries_by_reason, sizeof s->retries_by_reason);
 	s->sessions = e->sessions;
 	s->jobs = e->jobs;
 	s->active = (unsigned)e->active;

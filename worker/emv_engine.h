@@ -24,6 +24,8 @@
 
 typedef struct {
 	int concurrency;          /* probe sessions in flight (default 500) */
+	int dns_concurrency;      /* domains being resolved at once (default 64): a burst of
+	                             thousands of queries overflows UDP buffers and fails */
 	int no_batching;          /* one address per session (benchmark baseline) */
 	int max_attempts;         /* per address, first try included (default 4) */
 	int retry_schedule_ms[3]; /* delays after the 1st, 2nd, 3rd+ temporary result */
@@ -57,6 +59,7 @@ int emv_engine_idle(const emv_engine *e);
 
 typedef struct {
 	uint64_t added, finished, retries;
+	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	uint64_t sessions;          /* SMTP sessions opened */
 	uint64_t jobs;
 	unsigned active, waiting_retry, domains;

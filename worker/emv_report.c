@@ -151,7 +151,7 @@ json_t *emv_report_json(const emv_report_in *in)
 		json_object_set_new(o, "rule", json_string(r->rule));
 	if (r->connect_timeout)
 		json_object_set_new(o, "connect_timeout", json_true());
-	for (size_t k = 0; k < emv_probe_exchange_count(in->job); k++) {
+	for (size_t k = 0; !in->no_transcript && k < emv_probe_exchange_count(in->job); k++) {
 		const emv_exchange *e;
 		json_t *t;
 		if (!emv_probe_exchange_relevant(in->job, in->index, k))
@@ -172,7 +172,10 @@ json_t *emv_report_json(const emv_report_in *in)
 		}
 		json_array_append_new(tr, t);
 	}
-	json_object_set_new(o, "transcript", tr);
+	if (in->no_transcript)
+		json_decref(tr);
+	else
+		json_object_set_new(o, "transcript", tr);
 	json_object_set_new(o, "attempts", json_integer(r->attempts));
 	json_object_set_new(o, "duration_ms", json_integer(r->duration_ms));
 	return o;

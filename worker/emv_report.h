@@ -19,6 +19,7 @@ typedef struct {
 	const char *did_you_mean;     /* "" or NULL when none */
 	const emv_probe_job *job;     /* NULL when not probed (invalid syntax) */
 	size_t index;                 /* result index within job */
+	int no_transcript;            /* leave out the SMTP transcript (lists: the deciding reply is kept) */
 } emv_report_in;
 
 typedef struct {

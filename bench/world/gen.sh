@@ -4,6 +4,8 @@
 #   --domains N             domains d1.bench .. dN.bench (default 1000)
 #   --users U               mailboxes u1 .. uU on every domain (default 20)
 #   --latency MS            every SMTP reply (banner included) MS late (default 0)
+#   --latency-mode M        network (default: pipelined commands answered together,
+#                           one round trip later) or serial (each reply MS after the last)
 #   --tls yes|no            servers offer STARTTLS (default no)
 #   --servers K             SMTP servers on 127.0.1.1 .. 127.0.1.K :2525 (default 10)
 #   --catchall-fraction F   this fraction of the domains is served by catch-all
@@ -48,7 +50,7 @@ die() {
 [[ $# -ge 1 && $1 != -* ]] || usage
 RUN_DIR=$1
 shift
-DOMAINS=1000 USERS=20 LATENCY=0 TLS=no SERVERS=10 CATCHALL=0 UNKNOWN=0.02 SEED=1
+DOMAINS=1000 USERS=20 LATENCY=0 LATENCY_MODE=network TLS=no SERVERS=10 CATCHALL=0 UNKNOWN=0.02 SEED=1
 IDLE=60 MAXCONN=30000 DNS_PORT=5310
 
 while [[ $# -gt 0 ]]; do
@@ -63,6 +65,7 @@ while [[ $# -gt 0 ]]; do
 	--domains) DOMAINS=$val ;;
 	--users) USERS=$val ;;
 	--latency) LATENCY=$val ;;
+	--latency-mode) LATENCY_MODE=$val ;;
 	--tls) TLS=$val ;;
 	--servers) SERVERS=$val ;;
 	--catchall-fraction) CATCHALL=$val ;;
@@ -85,6 +88,7 @@ is_frac "$UNKNOWN" || die "--unknown-fraction must be in [0,1], not '$UNKNOWN'"
 [[ $TLS == yes || $TLS == no ]] || die "--tls yes|no, not '$TLS'"
 ((DOMAINS >= 1 && USERS >= 1)) || die "--domains and --users must be at least 1"
 ((DOMAINS <= 10000000)) || die "--domains is capped at 10000000"
+[[ $LATENCY_MODE == network || $LATENCY_MODE == serial ]] || die "--latency-mode is network or serial"
 ((LATENCY <= 600000)) || die "--latency is capped at 600000 ms (emv-testsmtpd's limit)"
 ((SEED >= 1 && SEED < 2147483647)) || die "--seed must be in 1..2147483646"
 ((DNS_PORT >= 1 && DNS_PORT <= 65535)) || die "--dns-port out of range"
@@ -205,7 +209,7 @@ idle-timeout $IDLE
 write-timeout 30
 max-connections $MAXCONN
 EOF
-	awk -v k="$SERVERS" -v kc="$KC" -v u="$USERS" -v lat="$LATENCY" -v tls="$TLS" 'BEGIN {
+	awk -v k="$SERVERS" -v kc="$KC" -v u="$USERS" -v lat="$LATENCY" -v latmode="$LATENCY_MODE" -v tls="$TLS" 'BEGIN {
 		for (i = 1; i <= k + kc; i++) {
 			catchall = i > k
 			printf "\nserver %s%d\n", catchall ? "catchall" : "bench", i
@@ -215,7 +219,7 @@ EOF
 			if (tls == "yes")
 				printf "\tstarttls offered\n"
 			if (lat > 0)
-				printf "\tlatency %d\n", lat
+				printf "\tlatency %d\n\tlatency-mode %s\n", lat, latmode
 			if (catchall) {
 				printf "\tunknown accept\n"
 			} else {

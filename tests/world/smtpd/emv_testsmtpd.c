@@ -278,10 +278,12 @@ static void apply_after(struct conn *c, enum after a)
 static void conn_emit(struct conn *c, struct evbuffer *data, enum after a)
 {
 	if (c->srv->latency_ms) {
+		int joining = c->delayed; /* network mode: part of the flight already held */
 		evbuffer_add_buffer(c->pending, data);
 		c->after = a;
 		c->delayed = 1;
-		timer_start(c, c->srv->latency_ms);
+		if (!joining)
+			timer_start(c, c->srv->latency_ms);
 	} else {
 		bufferevent_write_buffer(c->bev, data);
 		apply_after(c, a);
@@ -843,7 +845,11 @@ static void line_too_long(struct conn *c)
 /* Handle the complete lines in the input buffer, one reply at a time. */
 static void conn_process(struct conn *c)
 {
-	while ((c->state == CS_COMMAND || c->state == CS_REFUSED) && !c->delayed) {
+	/* In network latency mode commands already received keep being read
+	 * while replies are held, as long as no reply changes the session
+	 * (close, TLS): their replies leave together, one round trip later. */
+	while ((c->state == CS_COMMAND || c->state == CS_REFUSED) &&
+	       (!c->delayed || (c->srv->latency_network && c->after == AFTER_NONE))) {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		size_t eol_len = 0;
 		struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);

@@ -103,6 +103,9 @@ struct tsd_server {
 	size_t nblocks;
 	struct tsd_reply block_reply;
 	unsigned latency_ms;
+	int latency_network;             /* 1: a flight of pipelined commands is answered MS later,
+	                                    together (network round trip); 0: each reply MS after
+	                                    the previous one (a slow server) */
 	int multiline;
 	enum tsd_phase drop_phase;
 	enum tsd_phase endless_phase;

@@ -367,6 +367,14 @@ static int server_line(struct parse *p, struct tsd_server *s, char **av, int ac,
 		if (parse_uint(p, av[1], 600000, &v) != EMV_OK)
 			return EMV_ERR;
 		s->latency_ms = (unsigned)v;
+	} else if (strcmp(kw, "latency-mode") == 0) {
+		NEED(1);
+		if (strcmp(av[1], "serial") == 0)
+			s->latency_network = 0;
+		else if (strcmp(av[1], "network") == 0)
+			s->latency_network = 1;
+		else
+			return perr(p, "latency-mode must be serial or network");
 	} else if (strcmp(kw, "drop") == 0) {
 		NEED(1);
 		return parse_phase(p, av[1], &s->drop_phase);
@@ -473,7 +481,7 @@ struct tsd_config *tsd_config_load(const char *path, char *err, size_t errlen)
 		while (isspace((unsigned char)*rest))
 			rest++;
 
-		char *av[CONF_MAX_ARGS];
+		char *av[CONF_MAX_ARGS] = { NULL };
 		int ac = 0;
 		for (char *tok = strtok(s, " \t"); tok && ac < CONF_MAX_ARGS; tok = strtok(NULL, " \t"))
 			av[ac++] = tok;
