@@ -29,7 +29,8 @@
 
 #include <stddef.h>
 
-#define EMV_REPLY_TEXT_MAX 4096            /* sanitised text kept per reply */
+#define EMV_REPLY_TEXT_MAX 1024            /* sanitised text kept per reply: every session holds a
+                                              few replies, so this is per-session memory */
 #define EMV_REPLY_DEFAULT_MAX_TOTAL 65536  /* raw bytes of one reply */
 #define EMV_REPLY_DEFAULT_MAX_LINES 512    /* lines of one reply */
 

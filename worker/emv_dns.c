@@ -10,6 +10,7 @@
 #include <ares.h>
 #include <event2/event.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "emv_dns.h"
@@ -31,8 +32,8 @@ struct fdwatch {
 struct cache_entry {
 	char *domain;
 	uint64_t expires_ms;
-	emv_mx_result res;
 	struct cache_entry *next;
+	emv_mx_result *res;   /* compact copy (emv_mx_result_dup) */
 };
 
 #define CACHE_BUCKETS 4096u
@@ -68,6 +69,20 @@ struct addrq {
 
 static void arm_timer(emv_dns *d);
 
+size_t emv_mx_result_size(const emv_mx_result *r)
+{
+	int n = r->nhosts < 0 ? 0 : r->nhosts > EMV_MX_MAX ? EMV_MX_MAX : r->nhosts;
+	return offsetof(emv_mx_result, hosts) + (size_t)n * sizeof(emv_mx_host);
+}
+
+emv_mx_result *emv_mx_result_dup(const emv_mx_result *r)
+{
+	size_t n = emv_mx_result_size(r);
+	emv_mx_result *c = emv_xmalloc(n);
+	memcpy(c, r, n);
+	return c;
+}
+
 const char *emv_dns_status_name(emv_dns_status s)
 {
 	static const char *const n[] = { "ok", "nxdomain", "nodata", "null_mx", "no_address", "tempfail" };
@@ -82,7 +97,7 @@ void emv_dns_params_default(emv_dns_params *p)
 	p->cache_min_ttl = 30;
 	p->cache_max_ttl = 3600;
 	p->negative_ttl = 300;
-	p->cache_max = 100000;
+	p->cache_max = 50000;
 }
 
 /* ---- libevent <-> c-ares plumbing ---- */
@@ -193,6 +208,7 @@ static void cache_clear(emv_dns *d)
 		for (; e; e = n) {
 			n = e->next;
 			free(e->domain);
+			free(e->res);
 			free(e);
 		}
 		d->cache[i] = NULL;
@@ -243,6 +259,7 @@ static const struct cache_entry *cache_get(emv_dns *d, const char *domain)
 		if (e->expires_ms <= now) { /* drop expired entries as we pass */
 			*pp = e->next;
 			free(e->domain);
+			free(e->res);
 			free(e);
 			d->cache_size--;
 			continue;
@@ -273,7 +290,7 @@ static void cache_put(emv_dns *d, const char *domain, const emv_mx_result *r)
 	e = emv_xcalloc(1, sizeof *e);
 	e->domain = emv_xstrdup(domain);
 	e->expires_ms = emv_now_ms() + (uint64_t)ttl * 1000u;
-	e->res = *r;
+	e->res = emv_mx_result_dup(r);
 	e->next = d->cache[b];
 	d->cache[b] = e;
 	d->cache_size++;
@@ -558,7 +575,8 @@ void emv_dns_resolve_mx(emv_dns *d, const char *domain, emv_dns_mx_cb cb, void *
 	struct mxq *q;
 
 	if (e) {
-		emv_mx_result r = e->res;
+		emv_mx_result r;
+		memcpy(&r, e->res, emv_mx_result_size(e->res));
 		r.from_cache = 1;
 		cb(&r, arg);
 		return;

@@ -17,12 +17,21 @@
 #define EMV_DNS_H
 
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct event_base;
 
-#define EMV_MX_MAX        10  /* MX hosts kept per domain (lowest preference first) */
-#define EMV_MX_ADDR_MAX    8  /* addresses kept per MX host */
+#define EMV_MX_MAX         8  /* MX hosts kept per domain (lowest preference first) */
+#define EMV_MX_ADDR_MAX    4  /* addresses kept per MX host */
+
+/* An IPv4 or IPv6 socket address in 28 bytes (sockaddr_storage is 128:
+ * results are cached per domain and copied per job, so size matters). */
+typedef union {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+} emv_sockaddr;
 #define EMV_HOST_MAX     256
 
 typedef enum {
@@ -38,7 +47,7 @@ typedef struct {
 	char host[EMV_HOST_MAX];
 	int preference;
 	int naddrs;
-	struct sockaddr_storage addrs[EMV_MX_ADDR_MAX];
+	emv_sockaddr addrs[EMV_MX_ADDR_MAX];
 	int addr_status;   /* emv_dns_status of the address lookups of this host */
 } emv_mx_host;
 
@@ -59,10 +68,17 @@ typedef struct {
 	uint32_t cache_min_ttl;/* clamp (default 30 s) */
 	uint32_t cache_max_ttl;/* clamp (default 3600 s) */
 	uint32_t negative_ttl; /* NXDOMAIN/NODATA cache time (default 300 s); TEMPFAIL is never cached */
-	size_t cache_max;      /* entries (default 100000) */
+	size_t cache_max;      /* entries (default 50000, ~3 KiB each) */
 } emv_dns_params;
 
 void emv_dns_params_default(emv_dns_params *p);
+
+/* Bytes of r that hold data: the header and its nhosts hosts.  Stored
+ * copies (cache, jobs) keep only this much; such a copy must never be
+ * copied by value, only with memcpy of this size into a full struct. */
+size_t emv_mx_result_size(const emv_mx_result *r);
+/* A heap copy of exactly emv_mx_result_size(r) bytes (free() it). */
+emv_mx_result *emv_mx_result_dup(const emv_mx_result *r);
 
 typedef struct emv_dns emv_dns;
 typedef void (*emv_dns_mx_cb)(const emv_mx_result *res, void *arg);

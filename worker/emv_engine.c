@@ -83,7 +83,7 @@ struct emv_engine {
 	struct event *retry_timer;
 	struct event *backoff_timer;
 
-	int active;
+	int active, peak_active;
 	int resolving;
 	int pumping;
 	uint64_t finished, retries, sessions, jobs;
@@ -554,6 +554,8 @@ static void start_batch(emv_engine *e, uint32_t di)
 	if (pv->tls == 0 && pv->name[0] && strcmp(pv->name, "default") != 0)
 		cfg.session.starttls = cfg.session.starttls && pv->tls != 0;
 	e->active++;
+	if (e->active > e->peak_active)
+		e->peak_active = e->active;
 	e->jobs++;
 	if (k)
 		k->active++;
@@ -651,6 +653,7 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->sessions = e->sessions;
 	s->jobs = e->jobs;
 	s->active = (unsigned)e->active;
+	s->peak_active = (unsigned)e->peak_active;
 	s->waiting_retry = e->nretry;
 	s->domains = e->ndomains;
 	s->port25_suspected = e->port25;

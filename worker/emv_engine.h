@@ -63,6 +63,7 @@ typedef struct {
 	uint64_t sessions;          /* SMTP sessions opened */
 	uint64_t jobs;
 	unsigned active, waiting_retry, domains;
+	unsigned peak_active;       /* most probe jobs (each one SMTP session at a time) at once */
 	int port25_suspected;
 } emv_engine_stats;
 

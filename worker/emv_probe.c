@@ -25,7 +25,7 @@
 enum rstate { R_PENDING = 0, R_WAIT, R_DONE };
 
 struct target {
-	struct sockaddr_storage addr;
+	emv_sockaddr addr;
 	socklen_t len;
 	int host;          /* index into mx.hosts */
 	char ip[48];
@@ -39,15 +39,14 @@ struct emv_probe_job {
 	size_t n;
 	emv_probe_result *res;
 	unsigned char *state;
-	emv_mx_result mx;
-	int have_mx;
+	emv_mx_result *mx;         /* compact copy (emv_mx_result_dup) */
 
-	struct target targets[EMV_MX_MAX * EMV_MX_ADDR_MAX];
+	struct target targets[EMV_PROBE_TARGETS_MAX];
 	int ntargets, cur;
 	int tls_off;               /* retrying the current target without STARTTLS */
-	char tls_note[256];        /* why TLS was given up, for evidence */
+	char *tls_note;            /* why TLS was given up, for evidence */
 
-	char probe_addr[EMV_HOST_MAX + 32];
+	char *probe_addr;
 	int probe_state;           /* enum rstate */
 	int catch_all;             /* 1, 0, -1 */
 
@@ -62,13 +61,12 @@ struct emv_probe_job {
 	uint64_t waited_ms;
 	int retry_wait_ms;
 
-	emv_session_outcome last_fail;
-	int have_fail;
+	emv_session_outcome *last_fail; /* the last session failure (NULL: none) */
 	unsigned connected;        /* sessions that reached the banner */
 	int learned_limit;
 	int backoff;
 	int private_refused;
-	char refused_note[200];
+	char *refused_note;
 
 	struct event *timer;
 	int delivering;
@@ -113,14 +111,14 @@ static void add_exchange(emv_probe_job *j, int rcpt, int phase, const char *ip, 
 	e->code = code;
 	emv_strlcpy(e->enhanced, enhanced ? enhanced : "", sizeof e->enhanced);
 	if (text) {
-		size_t len = strlen(text);
-		e->text = emv_xmalloc(EX_TEXT_MAX);
-		/* keep line breaks of multi-line replies readable as " / " is
-		 * not needed: the reply text is already sanitised except '\n' */
-		emv_sanitize(e->text, EX_TEXT_MAX, text, len);
-		for (char *p = e->text; *p; p++)
-			if (*p == '?' && (size_t)(p - e->text) < len && text[p - e->text] == '\n')
-				*p = '|';
+		char buf[EX_TEXT_MAX];
+		size_t len = strlen(text), n;
+		/* lines of a multi-line reply are joined with '|' */
+		n = emv_sanitize(buf, sizeof buf, text, len);
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] == '?' && text[i] == '\n')
+				buf[i] = '|';
+		e->text = emv_xstrndup(buf, n);
 	}
 }
 
@@ -151,11 +149,11 @@ static void verdict_from_reply(emv_probe_job *j, emv_probe_result *r, int phase,
 
 static void verdict_from_failure(emv_probe_job *j, emv_probe_result *r)
 {
-	const emv_session_outcome *o = &j->last_fail;
+	const emv_session_outcome *o = j->last_fail;
 
 	r->status = EMV_STATUS_UNKNOWN;
 	r->temporary = 1;
-	if (!j->have_fail) {
+	if (!o) {
 		if (j->private_refused) {
 			r->reason = EMV_REASON_PRIVATE_MX;
 			r->temporary = 0;
@@ -197,8 +195,8 @@ static void verdict_from_failure(emv_probe_job *j, emv_probe_result *r)
 static void dns_verdict(emv_probe_job *j, emv_probe_result *r)
 {
 	r->temporary = 0;
-	emv_strlcpy(r->detail, j->mx.detail, sizeof r->detail);
-	switch (j->mx.status) {
+	emv_strlcpy(r->detail, j->mx->detail, sizeof r->detail);
+	switch (j->mx->status) {
 	case EMV_DNS_NXDOMAIN:
 		r->status = EMV_STATUS_UNDELIVERABLE;
 		r->reason = EMV_REASON_NO_DOMAIN;
@@ -263,7 +261,7 @@ static void on_rcpt(void *arg, size_t idx, const emv_reply *rep, const char *not
 	if (who < 0 || (size_t)who >= j->n)
 		return;
 	emv_probe_result *r = &j->res[who];
-	emv_strlcpy(r->mx_host, j->mx.hosts[t->host].host, sizeof r->mx_host);
+	emv_strlcpy(r->mx_host, j->mx->hosts[t->host].host, sizeof r->mx_host);
 	emv_strlcpy(r->mx_ip, t->ip, sizeof r->mx_ip);
 	if (!rep) {
 		r->status = EMV_STATUS_UNKNOWN;
@@ -336,13 +334,15 @@ static void on_done(void *arg, const emv_session_outcome *o)
 	if (o->failure == EMV_SESS_TLS && !j->tls_off) {
 		/* opportunistic TLS failed: try the same host once in plain text */
 		j->tls_off = 1;
-		snprintf(j->tls_note, sizeof j->tls_note, "%s", o->detail);
+		free(j->tls_note);
+		j->tls_note = emv_xstrdup(o->detail);
 		next_session(j);
 		return;
 	}
 	if (o->failure != EMV_SESS_OK) {
-		j->last_fail = *o;
-		j->have_fail = 1;
+		if (!j->last_fail)
+			j->last_fail = emv_xmalloc(sizeof *j->last_fail);
+		*j->last_fail = *o;
 		if (o->failure == EMV_SESS_REPLY && o->phase == EMV_PHASE_MAIL && o->have_reply &&
 		    o->reply.code / 100 == 5) {
 			/* our sender was refused for good: another MX of the same
@@ -455,10 +455,10 @@ static void next_session(emv_probe_job *j)
 				j->res[i].sessions_mask |= 1ull << (j->sessions - 1);
 		}
 		sp = j->cfg.session;
-		if (t->addr.ss_family == AF_INET && j->cfg.source4.ss_family == AF_INET) {
+		if (t->addr.sa.sa_family == AF_INET && j->cfg.source4.ss_family == AF_INET) {
 			sp.source = (struct sockaddr *)&j->cfg.source4;
 			sp.source_len = sizeof(struct sockaddr_in);
-		} else if (t->addr.ss_family == AF_INET6 && j->cfg.source6.ss_family == AF_INET6) {
+		} else if (t->addr.sa.sa_family == AF_INET6 && j->cfg.source6.ss_family == AF_INET6) {
 			sp.source = (struct sockaddr *)&j->cfg.source6;
 			sp.source_len = sizeof(struct sockaddr_in6);
 		} else {
@@ -466,19 +466,20 @@ static void next_session(emv_probe_job *j)
 		}
 		if (j->tls_off)
 			sp.starttls = 0;
-		j->sess = emv_session_start(j->cfg.base, &sp, (struct sockaddr *)&t->addr, t->len,
-					    j->mx.hosts[t->host].host, list, u8, j->snr, &cb, j, err, sizeof err);
+		j->sess = emv_session_start(j->cfg.base, &sp, &t->addr.sa, t->len,
+					    j->mx->hosts[t->host].host, list, u8, j->snr, &cb, j, err, sizeof err);
 		free(list);
 		free(u8);
 		if (j->sess)
 			return;
 		/* could not even start: count it as a connection failure */
 		add_exchange(j, -1, EMV_PHASE_CONNECT, t->ip, NULL, 0, "", err);
-		memset(&j->last_fail, 0, sizeof j->last_fail);
-		j->last_fail.failure = EMV_SESS_CONNECT;
-		j->last_fail.phase = EMV_PHASE_CONNECT;
-		emv_strlcpy(j->last_fail.detail, err, sizeof j->last_fail.detail);
-		j->have_fail = 1;
+		if (!j->last_fail)
+			j->last_fail = emv_xmalloc(sizeof *j->last_fail);
+		memset(j->last_fail, 0, sizeof *j->last_fail);
+		j->last_fail->failure = EMV_SESS_CONNECT;
+		j->last_fail->phase = EMV_PHASE_CONNECT;
+		emv_strlcpy(j->last_fail->detail, err, sizeof j->last_fail->detail);
 		free(j->smap);
 		j->smap = NULL;
 		j->snr = 0;
@@ -509,7 +510,7 @@ static void finish(emv_probe_job *j)
 					    sizeof r->detail);
 			}
 		}
-		if (j->tls_note[0] && r->detail[0] == '\0')
+		if (j->tls_note && r->detail[0] == '\0')
 			snprintf(r->detail, sizeof r->detail, "STARTTLS failed, verified without TLS: %s", j->tls_note);
 	}
 	/* deliver from the loop, never from inside the caller's own call */
@@ -521,8 +522,7 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 {
 	emv_probe_job *j = arg;
 
-	j->mx = *mx;
-	j->have_mx = 1;
+	j->mx = emv_mx_result_dup(mx);
 	if (mx->status != EMV_DNS_OK) {
 		for (size_t i = 0; i < j->n; i++) {
 			dns_verdict(j, &j->res[i]);
@@ -535,17 +535,17 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 		/* IPv4 first: source pools and reputation are mostly IPv4 */
 		for (int pass = 0; pass < 2; pass++) {
 			for (int a = 0; a < mx->hosts[h].naddrs && j->ntargets < j->cfg.max_targets; a++) {
-				const struct sockaddr_storage *ss = &mx->hosts[h].addrs[a];
+				const emv_sockaddr *ss = &mx->hosts[h].addrs[a];
 				struct target *t;
 				const char *cls;
 				char ip[48] = "";
-				if ((pass == 0) != (ss->ss_family == AF_INET))
+				if ((pass == 0) != (ss->sa.sa_family == AF_INET))
 					continue;
-				if (ss->ss_family == AF_INET)
-					inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
+				if (ss->sa.sa_family == AF_INET)
+					inet_ntop(AF_INET, &ss->in.sin_addr, ip, sizeof ip);
 				else
-					inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
-				cls = emv_netsafe_class((const struct sockaddr *)ss);
+					inet_ntop(AF_INET6, &ss->in6.sin6_addr, ip, sizeof ip);
+				cls = emv_netsafe_class(&ss->sa);
 				if (cls && !j->cfg.allow_private) {
 					char note[200];
 					snprintf(note, sizeof note,
@@ -553,13 +553,13 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 						 mx->hosts[h].host, ip, cls);
 					add_exchange(j, -1, EMV_PHASE_CONNECT, ip, NULL, 0, "", note);
 					if (!j->private_refused)
-						emv_strlcpy(j->refused_note, note, sizeof j->refused_note);
+						j->refused_note = emv_xstrdup(note);
 					j->private_refused++;
 					continue;
 				}
 				t = &j->targets[j->ntargets++];
 				t->addr = *ss;
-				t->len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+				t->len = ss->sa.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 				t->host = h;
 				emv_strlcpy(t->ip, ip, sizeof t->ip);
 			}
@@ -575,6 +575,8 @@ emv_probe_job *emv_probe_start(const emv_probe_config *cfg, const char *domain, 
 	char local[32];
 
 	j->cfg = *cfg;
+	if (j->cfg.max_targets < 1 || j->cfg.max_targets > EMV_PROBE_TARGETS_MAX)
+		j->cfg.max_targets = EMV_PROBE_TARGETS_MAX;
 	emv_strlcpy(j->domain, domain, sizeof j->domain);
 	j->n = n;
 	j->addrs = emv_xcalloc(n ? n : 1, sizeof *j->addrs);
@@ -592,7 +594,11 @@ emv_probe_job *emv_probe_start(const emv_probe_config *cfg, const char *domain, 
 	}
 	j->catch_all = cfg->known_catch_all;
 	random_local(local, sizeof local);
-	snprintf(j->probe_addr, sizeof j->probe_addr, "%s@%s", local, domain);
+	{
+		size_t len = strlen(local) + strlen(domain) + 2;
+		j->probe_addr = emv_xmalloc(len);
+		snprintf(j->probe_addr, len, "%s@%s", local, domain);
+	}
 	if (!cfg->catch_all_probe || cfg->known_catch_all >= 0)
 		j->probe_state = R_DONE;
 	j->cb = cb;
@@ -621,13 +627,18 @@ void emv_probe_free(emv_probe_job *j)
 	free(j->state);
 	free(j->utf8);
 	free(j->smap);
+	free(j->mx);
+	free(j->last_fail);
+	free(j->tls_note);
+	free(j->probe_addr);
+	free(j->refused_note);
 	event_free(j->timer);
 	free(j);
 }
 
 size_t emv_probe_count(const emv_probe_job *j) { return j->n; }
 const emv_probe_result *emv_probe_get(const emv_probe_job *j, size_t i) { return &j->res[i]; }
-const emv_mx_result *emv_probe_mx(const emv_probe_job *j) { return j->have_mx ? &j->mx : NULL; }
+const emv_mx_result *emv_probe_mx(const emv_probe_job *j) { return j->mx; }
 size_t emv_probe_exchange_count(const emv_probe_job *j) { return j->nex; }
 const emv_exchange *emv_probe_exchange(const emv_probe_job *j, size_t k) { return &j->ex[k]; }
 unsigned emv_probe_sessions(const emv_probe_job *j) { return j->sessions; }

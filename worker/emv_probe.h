@@ -27,6 +27,8 @@
 struct event_base;
 struct emv_classifier;
 
+#define EMV_PROBE_TARGETS_MAX 8
+
 typedef struct {
 	struct event_base *base;
 	emv_dns *dns;
@@ -35,7 +37,7 @@ typedef struct {
 	struct sockaddr_storage source4, source6; /* family 0 = unset (kernel picks) */
 	int allow_private;            /* connect to loopback/private MX addresses */
 	int catch_all_probe;          /* send one random recipient per job (1) */
-	int max_targets;              /* MX addresses tried per job (default 5) */
+	int max_targets;              /* MX addresses tried per job (default 5, at most EMV_PROBE_TARGETS_MAX) */
 	int greylist_retries;         /* retry rounds for greylisted recipients (default 2) */
 	int greylist_wait_ms;         /* default wait when the server gives no hint (60000) */
 	int greylist_max_wait_ms;     /* a longer hint is capped to this (300000) */
