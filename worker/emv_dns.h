@@ -55,10 +55,10 @@ typedef struct {
 	emv_dns_status status;
 	int implicit;       /* no MX: hosts[0] is the domain itself */
 	int nhosts;
-	emv_mx_host hosts[EMV_MX_MAX];
 	uint32_t ttl;       /* seconds this answer may be cached */
 	int from_cache;
 	char detail[200];   /* human explanation, e.g. "MX lookup: SERVFAIL" */
+	emv_mx_host hosts[EMV_MX_MAX]; /* last: stored copies keep only nhosts of them */
 } emv_mx_result;
 
 typedef struct {

@@ -84,6 +84,7 @@ struct emv_engine {
 	struct event *backoff_timer;
 
 	int active, peak_active;
+	struct run *runs;          /* in flight */
 	int resolving;
 	int pumping;
 	uint64_t finished, retries, sessions, jobs;
@@ -99,6 +100,8 @@ struct run {
 	size_t n;
 	struct mxkey *key;
 	int with_probe;
+	emv_probe_job *job;
+	struct run *prev, *next;   /* runs in flight, so freeing the engine can cancel them */
 };
 
 void emv_engine_params_default(emv_engine_params *p)
@@ -149,10 +152,28 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	return e;
 }
 
+static void run_unlink(emv_engine *e, struct run *run)
+{
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		e->runs = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+}
+
 void emv_engine_free(emv_engine *e)
 {
 	if (!e)
 		return;
+	/* interrupted: cancel what is in flight (no callbacks) */
+	while (e->runs) {
+		struct run *run = e->runs;
+		run_unlink(e, run);
+		emv_probe_free(run->job);
+		free(run->items);
+		free(run);
+	}
 	for (uint32_t i = 0; i < e->nitems; i++)
 		free(e->items[i].address);
 	for (uint32_t i = 0; i < e->ndomains; i++)
@@ -447,6 +468,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	}
 	arm_retry_timer(e);
 	emv_probe_free(job);
+	run_unlink(e, run);
 	free(run->items);
 	free(run);
 	/* a parked domain of this host may go now */
@@ -472,6 +494,7 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 	struct domain *d = &e->domains[run->domain];
 	const char *host = d->name;
 
+	run_unlink(e, run);
 	free(run);
 	e->resolving--;
 	d->state = D_READY;
@@ -492,6 +515,12 @@ static void start_resolve(emv_engine *e, uint32_t di)
 	struct run *carrier = emv_xcalloc(1, sizeof *carrier);
 	carrier->e = e;
 	carrier->domain = di;
+	/* listed like a run (without a job) so that freeing the engine
+	 * mid-lookup frees it too: c-ares drops its callbacks on destruction */
+	carrier->next = e->runs;
+	if (e->runs)
+		e->runs->prev = carrier;
+	e->runs = carrier;
 	d->state = D_RESOLVING;
 	e->resolving++;
 	emv_dns_resolve_mx(e->cfg.dns, d->name, on_mx, carrier);
@@ -559,7 +588,11 @@ static void start_batch(emv_engine *e, uint32_t di)
 	e->jobs++;
 	if (k)
 		k->active++;
-	emv_probe_start(&cfg, d->name, addrs, u8, run->n, on_job_done, run);
+	run->next = e->runs;
+	if (e->runs)
+		e->runs->prev = run;
+	e->runs = run;
+	run->job = emv_probe_start(&cfg, d->name, addrs, u8, run->n, on_job_done, run);
 	free(addrs);
 	free(u8);
 }

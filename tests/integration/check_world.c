@@ -341,7 +341,7 @@ static void do_test_syntax_and_suggestion(void **state)
 {
 	struct run r;
 	run_check(&r, 1, "a@@b.test", "alice@gmial.com", "Alice@Accept.TEST", "alice@accept.test", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 4);
 	assert_verdict(r.results[0], "undeliverable", "invalid_syntax");
 	assert_non_null(sget(r.results[0], "detail"));
@@ -356,10 +356,10 @@ static void do_test_usage_errors(void **state)
 {
 	struct run r;
 	run_check(&r, 0, NULL);
-	assert_int_equal(r.exit_code, 2);
+	assert_exit(&r, 2);
 	run_free(&r);
 	run_check(&r, 0, "--timeout", "soon", "a@b.test", NULL);
-	assert_int_equal(r.exit_code, 2);
+	assert_exit(&r, 2);
 	run_free(&r);
 	run_check(&r, 0, "--source-ip", "not-an-ip", "a@b.test", NULL);
 	assert_int_not_equal(r.exit_code, 0);

@@ -185,9 +185,17 @@ static inline int transcript_has(json_t *o, const char *phase, const char *needl
 				 st_ ? st_ : "?", rs_ ? rs_ : "?", json_dumps((o), JSON_COMPACT));        \
 	} while (0)
 
+/* The exit code, with what the program said when it is not the expected one. */
+#define assert_exit(r, code)                                                                   \
+	do {                                                                                   \
+		if ((r)->exit_code != (code))                                                  \
+			fail_msg("exit code %d, expected %d; stderr:\n%s", (r)->exit_code, (code), \
+				 (r)->err ? (r)->err : "");                                   \
+	} while (0)
+
 static inline json_t *one(struct run *r)
 {
-	assert_int_equal(r->exit_code, 0);
+	assert_exit(r, 0);
 	assert_int_equal(r->n, 1);
 	return r->results[0];
 }

@@ -97,7 +97,7 @@ static void do_test_order_duplicates_and_bad_rows(void **state)
 		   "Gone,x@doesnotexist.test,G\n"
 		   "Carol,carol@accept.test,H\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/mixed.csv", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 8); /* one result per input row, in input order */
 	static const char *const want[][3] = {
 		{ "alice@accept.test", "deliverable", "accepted" },
@@ -127,7 +127,7 @@ static void do_test_csv_output_file(void **state)
 	write_file(TMP "/plain.txt", "alice@accept.test\nnobody@accept.test\n");
 	unlink(TMP "/plain.out.csv");
 	run_verify(&r, 1, "--progress", "none", "-o", TMP "/plain.out.csv", TMP "/plain.txt", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	out = read_file(TMP "/plain.out.csv");
 	assert_non_null(out);
 	assert_true(strncmp(out, "email,status,reason,flags,", 26) == 0);
@@ -149,7 +149,7 @@ static void do_test_gzip_and_stdin(void **state)
 	gzputs(gz, "email\nbob@accept.test\ncarol@accept.test\n");
 	gzclose(gz);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/list.csv.gz", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 2);
 	assert_verdict(r.results[1], "deliverable", "accepted");
 	run_free(&r);
@@ -157,7 +157,7 @@ static void do_test_gzip_and_stdin(void **state)
 	harness_stdin = TMP "/list.csv.gz";
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "-", NULL);
 	harness_stdin = NULL;
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 2);
 	assert_string_equal(sget(r.results[0], "email"), "bob@accept.test");
 	run_free(&r);
@@ -166,16 +166,16 @@ static void do_test_gzip_and_stdin(void **state)
 static void do_test_bad_files(void **state)
 {
 	struct run r;
-	static const struct { const char *name, *content, *msg; } cases[] = {
-		{ "empty.csv", "", "empty" },
-		{ "nocolumn.csv", "a,b\n1,2\n3,4\n", "no email column" },
-		{ "binary.csv", "\x7f" "ELF\x02\x01\x01\x00\x00\x00", "binary" },
+	static const struct { const char *name, *content; size_t len; const char *msg; } cases[] = {
+		{ "empty.csv", "", 0, "empty" },
+		{ "nocolumn.csv", "a,b\n1,2\n3,4\n", 12, "no email column" },
+		{ "binary.csv", "\x7f" "ELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16, "binary" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char path[512];
 		snprintf(path, sizeof path, TMP "/%s", cases[i].name);
 		FILE *f = fopen(path, "w");
-		fwrite(cases[i].content, 1, strlen(cases[i].content) + (i == 2 ? 6 : 0), f);
+		fwrite(cases[i].content, 1, cases[i].len, f);
 		fclose(f);
 		run_verify(&r, 1, "--progress", "none", path, NULL);
 		if (r.exit_code == 0 || !strstr(r.err, cases[i].msg))
@@ -198,7 +198,7 @@ static void do_test_long_line_and_bad_utf8_kept_apart(void **state)
 	fputs("\nbad\xff\xfe@accept.test\nbob@accept.test\n", f);
 	fclose(f);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/long.csv", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 4);
 	assert_verdict(r.results[0], "deliverable", "accepted");
 	assert_verdict(r.results[1], "unknown", "input_error");
@@ -223,7 +223,7 @@ static void do_test_one_session_per_domain(void **state)
 	write_file(TMP "/batch.csv", list);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.6", TMP "/batch.csv",
 		   NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 24);
 	for (int i = 0; i < 20; i++)
 		assert_verdict(r.results[i], "deliverable", "accepted");
@@ -243,7 +243,7 @@ static void do_test_no_batching_baseline(void **state)
 	write_file(TMP "/nobatch.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-batching", "--source-ip", "127.0.0.7",
 		   TMP "/nobatch.csv", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.7 CONNECT", NULL, NULL), 3);
 	run_free(&r);
 }
@@ -254,7 +254,7 @@ static void do_test_greylisting_retried_on_schedule(void **state)
 	write_file(TMP "/grey.csv", "email\nbob@greylist.test\nnobody@greylist.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8",
 		   "--retry-schedule", "3,3,3", TMP "/grey.csv", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_verdict(r.results[0], "deliverable", "accepted");
 	assert_true(json_integer_value(json_object_get(r.results[0], "attempts")) >= 2);
 	assert_verdict(r.results[1], "undeliverable", "mailbox_not_found");
@@ -315,7 +315,7 @@ static void do_test_resume_after_interrupt(void **state)
 	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_verify(&r, 1, "--resume", "--timeout", "1", "--max-attempts", "1", "--progress", "none", "--source-ip",
 		   "127.0.0.2", "-o", out, TMP "/resume.csv", NULL);
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	/* nothing finished before the interruption is asked again */
 	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.2 CONNECT", NULL, NULL), 0);
 	text = read_file(out);
@@ -353,7 +353,7 @@ static void do_test_port25_blocked_diagnosis(void **state)
 		close(cfd[i]);
 		close(lfd[i]);
 	}
-	assert_int_equal(r.exit_code, 0);
+	assert_exit(&r, 0);
 	assert_int_equal(r.n, 5);
 	for (int i = 0; i < 5; i++)
 		assert_verdict(r.results[i], "unknown", "port25_blocked");
