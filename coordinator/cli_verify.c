@@ -9,9 +9,16 @@
  * Pass 2 streams the list again and writes one output row per input row, in
  * input order, taking verdicts from the journal by offset.  Memory holds
  * one small entry per unique address, never the list or the results.
+ *
+ * With --threads N, N event loops (one per thread, each with its own DNS
+ * channel, TLS context and engine) share the work by domain: a domain is
+ * always probed from the same loop, so per-domain and per-MX politeness
+ * holds.  Verdicts from all loops meet in the journal under one mutex.
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -34,9 +41,23 @@ struct uentry {               /* one unique address */
 	uint64_t first_row;
 };
 
-struct verify {
-	cli_engine *e;
+struct verify;
+
+/* One event loop and its engine. */
+struct vworker {
+	struct verify *v;
+	int idx;
+	cli_engine e;
 	emv_engine *eng;
+	struct event *tick;
+	pthread_t tid;
+	int thread_started;
+};
+
+struct verify {
+	struct vworker *w;        /* w[0] runs on the main thread */
+	int nw;
+	pthread_mutex_t mu;       /* journal, unique table, counters */
 	const char *input, *output;
 	int jsonl, transcript, resume, progress_mode; /* 0 none, 1 lines, 2 bar */
 	emv_dedup *dedup;
@@ -54,8 +75,8 @@ struct verify {
 	uint64_t done;
 	uint64_t start_ms, last_flush_ms;
 	uint64_t probe_start_ms, probe_end_ms, read_ms; /* phases, for the summary */
-	struct event *tick, *sigint, *sigterm;
-	int interrupted;
+	struct event *sigint, *sigterm;
+	volatile int interrupted;
 	int port25;
 };
 
@@ -143,6 +164,29 @@ static void journal_flush(struct verify *v, int force)
 
 /* ---- progress ---- */
 
+static void stats_all(const struct verify *v, emv_engine_stats *all)
+{
+	memset(all, 0, sizeof *all);
+	for (int i = 0; i < v->nw; i++) {
+		emv_engine_stats st;
+		if (!v->w[i].eng)
+			continue;
+		emv_engine_stats_get(v->w[i].eng, &st);
+		all->added += st.added;
+		all->finished += st.finished;
+		all->retries += st.retries;
+		for (int r = 0; r < EMV_REASON__COUNT; r++)
+			all->retries_by_reason[r] += st.retries_by_reason[r];
+		all->sessions += st.sessions;
+		all->jobs += st.jobs;
+		all->active += st.active;
+		all->waiting_retry += st.waiting_retry;
+		all->domains += st.domains;
+		all->peak_active += st.peak_active;
+		all->port25_suspected |= st.port25_suspected;
+	}
+}
+
 static void fmt_duration(char *b, size_t n, double s)
 {
 	if (s < 0 || s > 1e7)
@@ -165,7 +209,7 @@ static void progress(struct verify *v, int final)
 
 	if (v->progress_mode == 0)
 		return;
-	emv_engine_stats_get(v->eng, &st);
+	stats_all(v, &st);
 	fmt_duration(eta, sizeof eta, rate > 0 ? (double)(total - done) / rate : -1);
 	if (v->progress_mode == 2) {
 		int width = 24, fill = total ? (int)((double)done * width / (double)total) : width;
@@ -192,32 +236,48 @@ static void progress(struct verify *v, int final)
 	fflush(stderr);
 }
 
+/* Loop 0 runs until every address is done; the others until their own
+ * engine is idle.  Called with v->mu held. */
+static void maybe_stop(struct vworker *w)
+{
+	struct verify *v = w->v;
+	if (w->idx == 0 ? v->done + 0 >= v->queued : emv_engine_idle(w->eng))
+		event_base_loopbreak(w->e.base);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct verify *v = arg;
+	struct vworker *w = arg;
+	struct verify *v = w->v;
 	static uint64_t last_line;
 	uint64_t now = emv_now_ms();
-	journal_flush(v, 0);
-	if (v->progress_mode == 2 || now - last_line >= 5000) {
-		progress(v, 0);
-		last_line = now;
+
+	pthread_mutex_lock(&v->mu);
+	if (w->idx == 0) {
+		journal_flush(v, 0);
+		if (v->progress_mode == 2 || now - last_line >= 5000) {
+			progress(v, 0);
+			last_line = now;
+		}
 	}
-	if (emv_engine_idle(v->eng))
-		event_base_loopbreak(v->e->base);
+	maybe_stop(w);
+	pthread_mutex_unlock(&v->mu);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct verify *v = arg;
 	v->interrupted = (int)sig;
-	event_base_loopbreak(v->e->base);
+	for (int i = 0; i < v->nw; i++)
+		event_base_loopbreak(v->w[i].e.base);
 }
 
 /* ---- results ---- */
 
 static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts, int port25)
 {
-	struct verify *v = arg;
+	struct vworker *w = arg;
+	struct verify *v = w->v;
 	emv_address a;
 	char sugg[EMV_ADDRESS_MAX + 1] = "";
 	const char *addr = v->uaddr[id];
@@ -227,11 +287,11 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	size_t len;
 
 	emv_address_parse(addr, strlen(addr), &a);
-	emv_lists_suggest(v->e->lists, a.local, a.domain, sugg, sizeof sugg);
+	emv_lists_suggest(w->e.lists, a.local, a.domain, sugg, sizeof sugg);
 	memset(&in, 0, sizeof in);
 	in.input = addr;
 	in.addr = &a;
-	in.list_flags = emv_lists_flags(v->e->lists, a.local, a.domain);
+	in.list_flags = emv_lists_flags(w->e.lists, a.local, a.domain);
 	in.did_you_mean = sugg;
 	in.job = job;
 	in.index = idx;
@@ -239,10 +299,11 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	o = emv_report_json(&in);
 	json_object_set_new(o, "k", json_string(addr));
 	json_object_set_new(o, "attempts", json_integer(attempts));
-	if (port25)
-		v->port25 = 1;
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	len = strlen(s);
+	pthread_mutex_lock(&v->mu);
+	if (port25)
+		v->port25 = 1;
 	v->u[id].journal_off = v->journal_size + 1;
 	fwrite(s, 1, len, v->journal);
 	fputc('\n', v->journal);
@@ -255,14 +316,15 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 		if (rs >= 0)
 			v->by_reason[rs]++;
 	}
-	free(s);
-	json_decref(o);
 	free(v->uaddr[id]);
 	v->uaddr[id] = NULL;
 	v->done++;
-	journal_flush(v, 0);
-	if (emv_engine_idle(v->eng))
-		event_base_loopbreak(v->e->base);
+	if (w->idx == 0)
+		journal_flush(v, 0);
+	maybe_stop(w);
+	pthread_mutex_unlock(&v->mu);
+	free(s);
+	json_decref(o);
 }
 
 /* ---- output ---- */
@@ -438,7 +500,7 @@ static void summary(struct verify *v)
 	emv_engine_stats st;
 	double el = (double)(emv_now_ms() - v->start_ms) / 1000.0;
 	double probe = (double)(v->probe_end_ms - v->probe_start_ms) / 1000.0;
-	emv_engine_stats_get(v->eng, &st);
+	stats_all(v, &st);
 	fprintf(stderr, "\nsummary for %s\n", v->input);
 	fprintf(stderr, "  rows %" PRIu64 " (row errors %" PRIu64 ", invalid syntax %" PRIu64 ", duplicates %" PRIu64
 		")\n", v->rows, v->row_errors, v->invalid, v->duplicates);
@@ -465,7 +527,7 @@ static void summary(struct verify *v)
 	if (v->port25 || st.port25_suspected)
 		fprintf(stderr, "  WARNING: outbound connections to port %d time out everywhere: this host's network "
 			"most likely blocks port 25 (common on cloud and home networks); results say port25_blocked\n",
-			v->e->probe.session.port);
+			v->w[0].e.probe.session.port);
 }
 
 static void verify_usage(FILE *f)
@@ -476,13 +538,32 @@ static void verify_usage(FILE *f)
 		   "options:\n"
 		   "  -o, --output FILE      results file (default: stdout; a journal FILE.journal keeps progress)\n"
 		   "  --format csv|jsonl     output format (default csv)\n"
-		   "  --concurrency N        SMTP sessions at once (default 500)\n"
+		   "  --concurrency N        SMTP sessions at once, per thread (default 500)\n"
+		   "  --threads N            event loops (one per core); domains are shared out among them\n"
 		   "  --resume               continue an interrupted run from FILE.journal\n"
 		   "  --no-batching          one SMTP session per address (for comparison only: impolite)\n"
 		   "  --max-attempts N       tries per address for temporary failures (default 4)\n"
 		   "  --retry-schedule A,B,C seconds to wait before the 1st, 2nd, 3rd retry (default 60,300,900)\n"
 		   "  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
 		   "  --progress auto|bar|lines|none\n" CLI_ENGINE_HELP);
+}
+
+static unsigned domain_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Threads 1..N-1: drive their own loop until their engine is idle. */
+static void *worker_main(void *arg)
+{
+	struct vworker *w = arg;
+	emv_engine_pump(w->eng);
+	if (!emv_engine_idle(w->eng))
+		event_base_dispatch(w->e.base);
+	return NULL;
 }
 
 static int spool_stdin(char *path, size_t pathlen)
@@ -542,13 +623,13 @@ int cli_verify(int argc, char **argv)
 		{ "retry-schedule", required_argument, NULL, 2006 },
 		{ "transcript", no_argument, NULL, 2007 },
 		{ "progress", required_argument, NULL, 2008 },
+		{ "threads", required_argument, NULL, 2009 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct verify v;
 	cli_engine_opts eo;
-	cli_engine e;
 	emv_engine_params ep;
 	emv_ingest_limits lim;
 	emv_ingest *in;
@@ -559,6 +640,7 @@ int cli_verify(int argc, char **argv)
 	const char *progress_opt = "auto";
 
 	memset(&v, 0, sizeof v);
+	v.nw = 1;
 	cli_engine_opts_default(&eo);
 	emv_engine_params_default(&ep);
 	optind = 1;
@@ -602,6 +684,13 @@ int cli_verify(int argc, char **argv)
 		}
 		case 2007: v.transcript = 1; continue;
 		case 2008: progress_opt = optarg; continue;
+		case 2009:
+			v.nw = atoi(optarg);
+			if (v.nw < 1 || v.nw > 64) {
+				fprintf(stderr, "emailverify: --threads must be 1..64\n");
+				return 2;
+			}
+			continue;
 		default:
 			rc = cli_engine_opt(&eo, opt, optarg);
 			if (rc == 1)
@@ -652,13 +741,25 @@ int cli_verify(int argc, char **argv)
 			unlink(spool_path);
 		return 1;
 	}
-	if (cli_engine_init(&e, &eo) < 0) {
+	/* libevent must be told about threads before any base exists */
+	if (v.nw > 1 && evthread_use_pthreads() != 0) {
+		fprintf(stderr, "emailverify: libevent without thread support; use --threads 1\n");
 		emv_ingest_close(in);
-		cli_engine_free(&e);
 		return 1;
 	}
+	pthread_mutex_init(&v.mu, NULL);
+	v.w = emv_xcalloc((size_t)v.nw, sizeof *v.w);
+	for (int i = 0; i < v.nw; i++) {
+		v.w[i].v = &v;
+		v.w[i].idx = i;
+		if (cli_engine_init(&v.w[i].e, &eo) < 0) {
+			emv_ingest_close(in);
+			in = NULL;
+			ret = 1;
+			goto out;
+		}
+	}
 	raise_fd_limit();
-	v.e = &e;
 	if (!v.output) {
 		snprintf(outbuf_path, sizeof outbuf_path, "/tmp/emailverify-%d", (int)getpid());
 		v.output = outbuf_path;
@@ -668,9 +769,15 @@ int cli_verify(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	e.probe.greylist_retries = 0;
-	ep.providers = e.providers;
-	v.eng = emv_engine_new(&e.probe, &ep, on_result, &v);
+	for (int i = 0; i < v.nw; i++) {
+		struct vworker *w = &v.w[i];
+		struct timeval tv = { 1, 0 };
+		w->e.probe.greylist_retries = 0; /* the engine retries */
+		ep.providers = w->e.providers;
+		w->eng = emv_engine_new(&w->e.probe, &ep, on_result, w);
+		w->tick = event_new(w->e.base, -1, EV_PERSIST, on_tick, w);
+		event_add(w->tick, &tv);
+	}
 	v.start_ms = emv_now_ms();
 
 	/* pass 1: read, de-duplicate, queue */
@@ -703,7 +810,8 @@ int cli_verify(int argc, char **argv)
 		v.u[id].first_row = row.row;
 		v.uaddr[id] = emv_xstrdup(a.address);
 		v.nu++;
-		emv_engine_add(v.eng, id, a.address, a.domain, (a.flags & EMV_FLAG_SMTPUTF8) != 0);
+		emv_engine_add(v.w[domain_hash(a.domain) % (unsigned)v.nw].eng, id, a.address, a.domain,
+			       (a.flags & EMV_FLAG_SMTPUTF8) != 0);
 		v.queued++;
 	}
 	if (rc < 0) {
@@ -714,13 +822,8 @@ int cli_verify(int argc, char **argv)
 	emv_ingest_close(in);
 	in = NULL;
 
-	v.tick = event_new(e.base, -1, EV_PERSIST, on_tick, &v);
-	{
-		struct timeval tv = { 1, 0 };
-		event_add(v.tick, &tv);
-	}
-	v.sigint = evsignal_new(e.base, SIGINT, on_signal, &v);
-	v.sigterm = evsignal_new(e.base, SIGTERM, on_signal, &v);
+	v.sigint = evsignal_new(v.w[0].e.base, SIGINT, on_signal, &v);
+	v.sigterm = evsignal_new(v.w[0].e.base, SIGTERM, on_signal, &v);
 	event_add(v.sigint, NULL);
 	event_add(v.sigterm, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -728,15 +831,23 @@ int cli_verify(int argc, char **argv)
 	v.read_ms = emv_now_ms() - v.start_ms;
 	v.probe_start_ms = emv_now_ms();
 	if (v.queued > 0) {
-		emv_engine_pump(v.eng);
-		event_base_dispatch(e.base);
+		for (int i = 1; i < v.nw; i++)
+			if (pthread_create(&v.w[i].tid, NULL, worker_main, &v.w[i]) == 0)
+				v.w[i].thread_started = 1;
+		emv_engine_pump(v.w[0].eng);
+		event_base_dispatch(v.w[0].e.base);
+		for (int i = 1; i < v.nw; i++)
+			if (v.w[i].thread_started) {
+				pthread_join(v.w[i].tid, NULL);
+				v.w[i].thread_started = 0;
+			}
 	}
 	v.probe_end_ms = emv_now_ms();
 	journal_flush(&v, 1);
 	fsync(fileno(v.journal));
 	{
 		emv_engine_stats st;
-		emv_engine_stats_get(v.eng, &st);
+		stats_all(&v, &st);
 		if (st.port25_suspected)
 			v.port25 = 1;
 	}
@@ -782,19 +893,24 @@ out:
 		unlink(v.journal_path);
 	if (spool_path[0])
 		unlink(spool_path);
-	if (v.tick)
-		event_free(v.tick);
 	if (v.sigint)
 		event_free(v.sigint);
 	if (v.sigterm)
 		event_free(v.sigterm);
-	emv_engine_free(v.eng);
+	for (int i = 0; v.w && i < v.nw; i++) {
+		emv_engine_free(v.w[i].eng);
+		if (v.w[i].tick)
+			event_free(v.w[i].tick);
+		cli_engine_free(&v.w[i].e);
+	}
+	free(v.w);
 	for (uint64_t i = 0; v.uaddr && i < v.nu; i++)
 		free(v.uaddr[i]);
 	free(v.uaddr);
 	free(v.u);
 	if (v.dedup)
 		emv_dedup_free(v.dedup);
-	cli_engine_free(&e);
+	if (v.nw > 0)
+		pthread_mutex_destroy(&v.mu);
 	return ret;
 }

@@ -25,7 +25,7 @@
 #define MAX_OUT (4 << 20)
 
 struct run {
-	json_t *results[64];
+	json_t *results[256];
 	int n;
 	int exit_code;
 	long maxrss_kb;
@@ -113,7 +113,7 @@ static inline void run_cli(struct run *r, const char *cmd, int world, va_list ap
 			r->err[0] = '\0';
 		close(errfd);
 	}
-	for (char *line = r->out, *nl; *line && r->n < 64; line = nl + 1) {
+	for (char *line = r->out, *nl; *line && r->n < 256; line = nl + 1) {
 		json_error_t je;
 		nl = strchr(line, '\n');
 		if (!nl)

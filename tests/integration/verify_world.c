@@ -66,6 +66,53 @@ static int log_count(long from, const char *a, const char *b, const char *c)
 	return n;
 }
 
+/* Sweep CONNECT/CLOSE lines after `from` between one server and one client:
+ * the most connections open at once, and how many there were. */
+static int log_concurrency(long from, const char *server, const char *client, int *total)
+{
+	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char pair[64];
+	int open_now = 0, peak = 0;
+	snprintf(pair, sizeof pair, " %s %s ", server, client);
+	*total = 0;
+	for (char *line = log + from, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		if (!strstr(line, pair))
+			continue;
+		if (strstr(line, " CONNECT ")) {
+			(*total)++;
+			if (++open_now > peak)
+				peak = open_now;
+		} else if (strstr(line, " CLOSE ")) {
+			open_now--;
+		}
+	}
+	free(log);
+	return peak;
+}
+
+/* Times (unix ms) of the first two CONNECTs between server and client after `from`. */
+static void log_connect_times(long from, const char *server, const char *client, long long t[2])
+{
+	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char pair[64];
+	int n = 0;
+	snprintf(pair, sizeof pair, " %s %s CONNECT", server, client);
+	t[0] = t[1] = 0;
+	for (char *line = log + from, *nl; *line && n < 2; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		if (strstr(line, pair))
+			t[n++] = atoll(line);
+	}
+	free(log);
+}
+
 static json_t *find(struct run *r, const char *email)
 {
 	for (int i = 0; i < r->n; i++)
@@ -236,6 +283,76 @@ static void do_test_one_session_per_domain(void **state)
 	run_free(&r);
 }
 
+static void do_test_sessions_per_mx_limit(void **state)
+{
+	struct run r;
+	char *list = malloc(8192);
+	int total, peak;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	strcpy(list, "email\n");
+	for (int i = 1; i <= 150; i++) {
+		char line[64];
+		snprintf(line, sizeof line, i <= 50 ? "u%d@toomany.test\n" : "v%d@toomany.test\n", i);
+		strcat(list, line);
+	}
+	write_file(TMP "/permx.csv", list);
+	free(list);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.5", TMP "/permx.csv",
+		   NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 150);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_verdict(r.results[149], "undeliverable", "mailbox_not_found");
+	/* 150 recipients, 50 per session (default policy): 3 sessions, never
+	 * more than 2 at once on one MX host (sessions_per_mx) */
+	peak = log_concurrency(mark, "127.0.0.13", "127.0.0.5", &total);
+	print_message("toomany.test: %d sessions, at most %d at once\n", total, peak);
+	assert_int_equal(total, 3);
+	assert_true(peak >= 1 && peak <= 2);
+	run_free(&r);
+}
+
+static void do_test_421_backs_off(void **state)
+{
+	struct run r;
+	long long t[2];
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_file(TMP "/busy.csv", "email\nalice@busy.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.4", "--retry-schedule",
+		   "1,1,1", "--max-attempts", "2", TMP "/busy.csv", NULL);
+	assert_exit(&r, 0);
+	assert_string_equal(sget(r.results[0], "status"), "unknown");
+	assert_int_equal(smtp_code(r.results[0]), 421);
+	/* the retry was due after 1 s, but the host said 421: it waits out
+	 * the host's back-off (5 s) first */
+	log_connect_times(mark, "127.0.0.27", "127.0.0.4", t);
+	assert_true(t[0] > 0 && t[1] > 0);
+	print_message("421 back-off: second connection %lld ms after the first\n", t[1] - t[0]);
+	assert_true(t[1] - t[0] >= 4500);
+	run_free(&r);
+}
+
+static void do_test_threads_same_verdicts(void **state)
+{
+	struct run r1, r2;
+	write_file(TMP "/threads.csv", "email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\n"
+				      "x@nullmx.test\nu1@toomany.test\nalice@multiline.test\nalice@nomx.test\n");
+	run_verify(&r1, 1, "--format", "jsonl", "--progress", "none", TMP "/threads.csv", NULL);
+	run_verify(&r2, 1, "--format", "jsonl", "--progress", "none", "--threads", "3", TMP "/threads.csv", NULL);
+	assert_exit(&r1, 0);
+	assert_exit(&r2, 0);
+	assert_int_equal(r1.n, 7);
+	assert_int_equal(r2.n, 7);
+	for (int i = 0; i < 7; i++) {
+		assert_string_equal(sget(r1.results[i], "email"), sget(r2.results[i], "email"));
+		assert_string_equal(sget(r1.results[i], "status"), sget(r2.results[i], "status"));
+		assert_string_equal(sget(r1.results[i], "reason"), sget(r2.results[i], "reason"));
+	}
+	assert_verdict(r2.results[2], "risky", "catch_all");
+	run_free(&r1);
+	run_free(&r2);
+}
+
 static void do_test_no_batching_baseline(void **state)
 {
 	struct run r;
@@ -371,6 +488,9 @@ int main(void)
 		cmocka_unit_test(do_test_bad_files),
 		cmocka_unit_test(do_test_long_line_and_bad_utf8_kept_apart),
 		cmocka_unit_test(do_test_one_session_per_domain),
+		cmocka_unit_test(do_test_sessions_per_mx_limit),
+		cmocka_unit_test(do_test_421_backs_off),
+		cmocka_unit_test(do_test_threads_same_verdicts),
 		cmocka_unit_test(do_test_no_batching_baseline),
 		cmocka_unit_test(do_test_greylisting_retried_on_schedule),
 		cmocka_unit_test(do_test_resume_after_interrupt),
