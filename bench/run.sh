@@ -22,7 +22,7 @@ cmake --build build/release -j"$(nproc)" --target emailverify emv-testsmtpd >/de
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 common=(--dns 127.0.0.1:5310 --smtp-port 2525 --allow-private-mx --mail-from probe@verifier.bench
-        --helo probe1.verifier.bench --progress none)
+        --helo probe1.verifier.bench --progress none --providers "$root/bench/providers-bench.conf")
 
 world() { # name, gen.sh options...
 	local dir=$run/$1; shift

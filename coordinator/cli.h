@@ -17,6 +17,7 @@ typedef struct {
 	const char *helo;         /* --helo NAME */
 	const char *mail_from;    /* --mail-from ADDR */
 	const char *data_dir;     /* --data-dir DIR */
+	const char *providers;    /* --providers FILE (default DATA_DIR/providers.conf) */
 	const char *source_ips[16];
 	int nsource;
 	int port;                 /* --smtp-port */
@@ -63,6 +64,7 @@ void cli_engine_free(cli_engine *e);
 	{ "no-catch-all-probe", no_argument, NULL, 1010 },                 \
 	{ "greylist-wait", required_argument, NULL, 1011 },                \
 	{ "max-retry-time", required_argument, NULL, 1012 },               \
+	{ "providers", required_argument, NULL, 1013 },                    \
 	{ "verbose", no_argument, NULL, 'v' }
 
 #define CLI_ENGINE_HELP                                                                      \
@@ -78,6 +80,7 @@ void cli_engine_free(cli_engine *e);
 	"  --greylist-wait S      wait before asking a greylisting server again (default 60)\n" \
 	"  --max-retry-time S     most time spent waiting on greylisting per domain (default 120)\n" \
 	"  --data-dir DIR         lists and rules (default: " EMV_DATA_DIR ")\n"               \
+	"  --providers FILE       provider policies and budgets (default: DATA_DIR/providers.conf)\n" \
 	"  -v, --verbose          log what happens (repeat for more)\n"
 
 int cli_check(int argc, char **argv);

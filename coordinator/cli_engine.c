@@ -58,6 +58,7 @@ int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg)
 	case 1010: o->no_catch_all = 1; return 1;
 	case 1011: return parse_int("--greylist-wait", arg, 0, 3600, &o->greylist_wait_s);
 	case 1012: return parse_int("--max-retry-time", arg, 0, 86400, &o->max_retry_s);
+	case 1013: o->providers = arg; return 1;
 	case 'v': o->verbose++; return 1;
 	default: return 0;
 	}
@@ -103,7 +104,10 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
 		fprintf(stderr, "emailverify: %s\n", err);
 		return -1;
 	}
-	snprintf(path, sizeof path, "%s/providers.conf", dir);
+	if (o->providers)
+		emv_strlcpy(path, o->providers, sizeof path);
+	else
+		snprintf(path, sizeof path, "%s/providers.conf", dir);
 	if (!(e->providers = emv_providers_load(path, err, sizeof err))) {
 		fprintf(stderr, "emailverify: %s\n", err);
 		return -1;

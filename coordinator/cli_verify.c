@@ -748,6 +748,7 @@ int cli_verify(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&v.mu, NULL);
+	ep.budget = emv_budget_new(); /* one for all loops: threads must not multiply a budget */
 	v.w = emv_xcalloc((size_t)v.nw, sizeof *v.w);
 	for (int i = 0; i < v.nw; i++) {
 		v.w[i].v = &v;
@@ -912,5 +913,6 @@ out:
 		emv_dedup_free(v.dedup);
 	if (v.nw > 0)
 		pthread_mutex_destroy(&v.mu);
+	emv_budget_free(ep.budget);
 	return ret;
 }

@@ -101,6 +101,8 @@ struct run {
 	struct mxkey *key;
 	int with_probe;
 	emv_probe_job *job;
+	int granted;               /* RCPTs taken from the budget for this run */
+	char budget_key[300];
 	struct run *prev, *next;   /* runs in flight, so freeing the engine can cancel them */
 };
 
@@ -231,6 +233,9 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 	k = emv_xcalloc(1, sizeof *k);
 	k->host = emv_xstrdup(host);
 	k->limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
+	/* one source address per engine: its per-IP session cap applies too */
+	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < k->limit)
+		k->limit = prov->sessions_per_ip;
 	k->wait_head = k->wait_tail = NIL;
 	k->hnext = e->khash[b];
 	e->khash[b] = k;
@@ -401,6 +406,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	if (k)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
+	if (e->p.budget && run->budget_key[0]) /* 452 re-sends cost RCPTs too */
+		emv_budget_charge(e->p.budget, run->budget_key, (int)emv_probe_rcpt_sent(job) - run->granted);
 	e->connected_sessions += emv_probe_connected(job);
 	if (run->with_probe) {
 		d->probing = 0;
@@ -526,13 +533,53 @@ static void start_resolve(emv_engine *e, uint32_t di)
 	emv_dns_resolve_mx(e->cfg.dns, d->name, on_mx, carrier);
 }
 
-static void start_batch(emv_engine *e, uint32_t di)
+static size_t batch_max(const emv_engine *e, const struct domain *d)
+{
+	const emv_provider *pv = d->prov;
+	size_t max = e->p.no_batching ? 1 : (size_t)(pv->rcpt_per_session > 0 ? pv->rcpt_per_session : 100);
+	return max < d->npending ? max : d->npending;
+}
+
+static int wants_probe(const emv_engine *e, const struct domain *d)
+{
+	return e->cfg.catch_all_probe && d->prov->catch_all_probe && d->catch_all < 0 && !d->probing;
+}
+
+/*
+ * How many recipients the next batch of d may ask, within the RCPT budget
+ * of its provider (or MX host): 0 means wait *wait_ms.  The catch-all probe
+ * is a recipient too and is counted.
+ */
+static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *wait_ms, char *key, size_t keylen,
+			   int *granted)
+{
+	const emv_provider *pv = d->prov;
+	size_t want = batch_max(e, d);
+	int probe = wants_probe(e, d), got;
+
+	*wait_ms = 0;
+	*granted = 0;
+	key[0] = '\0';
+	if (!e->p.budget)
+		return want;
+	/* one source address per engine today: the key is the provider (or
+	 * host, by budget_scope); with source pools it gains the source */
+	if (pv->budget_scope == EMV_PROVIDER_SCOPE_PROVIDER && strcmp(pv->name, "default") != 0)
+		snprintf(key, keylen, "p:%s", pv->name);
+	else
+		snprintf(key, keylen, "h:%s", d->key->host);
+	got = emv_budget_take(e->p.budget, key, pv->rcpt_per_minute, pv->rcpt_per_hour, pv->rcpt_per_day,
+			      (int)want + probe, 1 + probe, now, wait_ms);
+	*granted = got;
+	return got > 0 ? (size_t)(got - probe) : 0;
+}
+
+static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budget_key, int granted)
 {
 	struct domain *d = &e->domains[di];
 	const emv_provider *pv = d->prov;
 	struct mxkey *k = d->key;
 	struct run *run = emv_xcalloc(1, sizeof *run);
-	size_t max = e->p.no_batching ? 1 : (size_t)(pv->rcpt_per_session > 0 ? pv->rcpt_per_session : 100);
 	const char **addrs;
 	unsigned char *u8;
 	emv_probe_config cfg = e->cfg;
@@ -540,9 +587,13 @@ static void start_batch(emv_engine *e, uint32_t di)
 
 	if (max > d->npending)
 		max = d->npending;
+	if (max < 1)
+		max = 1;
 	run->e = e;
 	run->domain = di;
 	run->key = k;
+	run->granted = granted;
+	emv_strlcpy(run->budget_key, budget_key, sizeof run->budget_key);
 	run->items = emv_xcalloc(max, sizeof *run->items);
 	addrs = emv_xcalloc(max, sizeof *addrs);
 	u8 = emv_xcalloc(max, 1);
@@ -563,7 +614,7 @@ static void start_batch(emv_engine *e, uint32_t di)
 	}
 	/* one catch-all probe per domain: later batches reuse its answer */
 	cfg.known_catch_all = d->catch_all;
-	cfg.catch_all_probe = e->cfg.catch_all_probe && pv->catch_all_probe && d->catch_all < 0 && !d->probing;
+	cfg.catch_all_probe = wants_probe(e, d);
 	if (cfg.catch_all_probe) {
 		d->probing = 1;
 		run->with_probe = 1;
@@ -657,7 +708,22 @@ void emv_engine_pump(emv_engine *e)
 			k->wait_tail = di;
 			continue;
 		}
-		start_batch(e, di);
+		{
+			int wait_ms, granted;
+			char bkey[300];
+			size_t n = budget_batch(e, d, now, &wait_ms, bkey, sizeof bkey, &granted);
+			if (n == 0) {
+				/* out of RCPT budget: the host waits, others go on */
+				k->backoff_until = now + (uint64_t)wait_ms;
+				if (!next_backoff || k->backoff_until < next_backoff)
+					next_backoff = k->backoff_until;
+				ready_push(e, di);
+				if (++rotations > limit)
+					break;
+				continue;
+			}
+			start_batch(e, di, n, bkey, granted);
+		}
 		if (d->npending > 0)
 			ready_push(e, di);
 	}

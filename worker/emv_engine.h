@@ -6,7 +6,8 @@
  * batch of up to rcpt_per_session recipients) under three limits: sessions
  * in flight overall (concurrency), sessions per MX host (the provider's
  * sessions_per_mx), and a provider's back-off after it asked us to slow
- * down (421).  Temporary results (greylisting, rate limits, timeouts) are
+ * down (421), and the provider's RCPT budget per minute/hour/day (work
+ * waits for budget, it is never dropped).  Temporary results (greylisting, rate limits, timeouts) are
  * queued again after the server's hint or the retry schedule while the
  * address's retry budget lasts; every other result is final and handed to
  * the result callback once.
@@ -20,6 +21,7 @@
 
 #include <stdint.h>
 #include "emv_probe.h"
+#include "emv_budget.h"
 #include "emv_providers.h"
 
 typedef struct {
@@ -33,6 +35,7 @@ typedef struct {
 	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
 	const emv_providers *providers; /* NULL: built-in defaults */
 	int user_timeouts;        /* the user set timeouts: provider timeouts do not override them */
+	emv_budget *budget;       /* RCPT budgets, shared by every engine of the process (NULL: none) */
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);

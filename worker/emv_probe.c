@@ -63,6 +63,7 @@ struct emv_probe_job {
 
 	emv_session_outcome *last_fail; /* the last session failure (NULL: none) */
 	unsigned connected;        /* sessions that reached the banner */
+	unsigned rcpt_sent;        /* RCPT commands over all sessions */
 	int learned_limit;
 	int backoff;
 	int private_refused;
@@ -319,6 +320,7 @@ static void on_done(void *arg, const emv_session_outcome *o)
 
 	j->sess = NULL;
 	record_session(j, o);
+	j->rcpt_sent += (unsigned)o->rcpt_sent;
 	if (o->local_ip[0] && !(o->failure != EMV_SESS_OK && o->phase == EMV_PHASE_CONNECT))
 		j->connected++;
 	if (o->learned_rcpt_limit > 0 && (j->learned_limit == 0 || o->learned_rcpt_limit < j->learned_limit))
@@ -645,6 +647,7 @@ unsigned emv_probe_sessions(const emv_probe_job *j) { return j->sessions; }
 const char *emv_probe_domain(const emv_probe_job *j) { return j->domain; }
 int emv_probe_catch_all(const emv_probe_job *j) { return j->catch_all; }
 unsigned emv_probe_connected(const emv_probe_job *j) { return j->connected; }
+unsigned emv_probe_rcpt_sent(const emv_probe_job *j) { return j->rcpt_sent; }
 int emv_probe_learned_rcpt_limit(const emv_probe_job *j) { return j->learned_limit; }
 int emv_probe_backoff(const emv_probe_job *j) { return j->backoff; }
 

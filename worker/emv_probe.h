@@ -106,6 +106,7 @@ unsigned emv_probe_sessions(const emv_probe_job *job);
 const char *emv_probe_domain(const emv_probe_job *job);
 int emv_probe_catch_all(const emv_probe_job *job);          /* 1, 0, -1 unknown */
 unsigned emv_probe_connected(const emv_probe_job *job);     /* sessions that got a banner */
+unsigned emv_probe_rcpt_sent(const emv_probe_job *job);     /* RCPT commands sent, re-sends included */
 int emv_probe_learned_rcpt_limit(const emv_probe_job *job); /* >0: a 452 taught a smaller limit */
 int emv_probe_backoff(const emv_probe_job *job);            /* 1: a server told us to go away for now (421) */
 

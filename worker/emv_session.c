@@ -294,6 +294,7 @@ static int next_unsent(emv_session *s, size_t *idx)
 static void send_rcpt(emv_session *s, size_t i)
 {
 	send_line(s, "RCPT TO:<%s>", s->rcpts[i]);
+	s->out.rcpt_sent++;
 	s->rstate[i] = R_SENT;
 	s->unsent--;
 	push(s, C_RCPT, i);

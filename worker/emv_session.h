@@ -71,6 +71,7 @@ typedef struct {
 	int pipelining_used;
 	int smtputf8;             /* server advertised SMTPUTF8 */
 	size_t answered;          /* recipients that got a reply */
+	size_t rcpt_sent;         /* RCPT commands written (452 re-sends included) */
 	int learned_rcpt_limit;   /* >0 when a 452 taught us a per-transaction limit */
 	unsigned transactions;
 	unsigned long duration_ms;

@@ -42,6 +42,7 @@ static const char *const world_args[] = {
 	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
 	"--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
 	"--greylist-wait", "3", "--max-retry-time", "20", "--timeout", "5",
+	"--providers", EMV_TEST_DATA "/providers-test.conf",
 };
 
 /* Run emailverify check with the world's settings plus extra args (NULL-terminated). */

@@ -312,6 +312,48 @@ static void do_test_sessions_per_mx_limit(void **state)
 	run_free(&r);
 }
 
+static void do_test_rcpt_budget_waits(void **state)
+{
+	struct run r;
+	char *list = malloc(4096), *log;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long long t[256];
+	int n = 0;
+	strcpy(list, "email\n");
+	for (int i = 1; i <= 65; i++) {
+		char line[64];
+		snprintf(line, sizeof line, "user%d@accept.test\n", i);
+		strcat(list, line);
+	}
+	write_file(TMP "/budget.csv", list);
+	free(list);
+	/* 60 RCPTs a minute per host: 66 RCPTs (with the probe) cannot all go
+	 * at once; the rest waits for budget instead of being dropped */
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.3", "--providers",
+		   EMV_TEST_DATA "/providers-budget.conf", TMP "/budget.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 65);
+	for (int i = 0; i < 65; i++) /* accept.test knows none of them */
+		assert_verdict(r.results[i], "undeliverable", "mailbox_not_found");
+	/* the server's own log: no 60-second window holds more than 60 RCPTs */
+	log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	for (char *line = log + mark, *nl; *line && n < 256; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		if (strstr(line, " 127.0.0.10 127.0.0.3 RCPT "))
+			t[n++] = atoll(line);
+	}
+	free(log);
+	assert_int_equal(n, 66);
+	for (int i = 60; i < n; i++)
+		assert_true(t[i] - t[i - 60] >= 1000); /* the 61st RCPT only after refill */
+	print_message("budget: %d RCPTs over %lld ms\n", n, t[n - 1] - t[0]);
+	assert_true(t[n - 1] - t[0] >= 5000);
+	run_free(&r);
+}
+
 static void do_test_421_backs_off(void **state)
 {
 	struct run r;
@@ -489,6 +531,7 @@ int main(void)
 		cmocka_unit_test(do_test_long_line_and_bad_utf8_kept_apart),
 		cmocka_unit_test(do_test_one_session_per_domain),
 		cmocka_unit_test(do_test_sessions_per_mx_limit),
+		cmocka_unit_test(do_test_rcpt_budget_waits),
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_threads_same_verdicts),
 		cmocka_unit_test(do_test_no_batching_baseline),
