@@ -45,14 +45,15 @@ struct check {
 
 static void print_item(struct check *c, struct item *it)
 {
-	emv_report_in in = { it->input, &it->addr, it->list_flags, it->suggestion, it->job, it->index, 0 };
+	emv_report_in in = {
+		.input = it->input, .addr = &it->addr, .list_flags = it->list_flags,
+		.did_you_mean = it->suggestion, .job = it->job, .index = it->index,
+	};
 
 	if (c->json) {
-		json_t *o = emv_report_json(&in);
-		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		char *s = emv_report_json_text(&in);
 		puts(s);
 		free(s);
-		json_decref(o);
 		return;
 	}
 	emv_report_verdict v;

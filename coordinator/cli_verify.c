@@ -282,7 +282,7 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	char sugg[EMV_ADDRESS_MAX + 1] = "";
 	const char *addr = v->uaddr[id];
 	emv_report_in in;
-	json_t *o;
+	emv_report_verdict vd;
 	char *s;
 	size_t len;
 
@@ -296,10 +296,10 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	in.job = job;
 	in.index = idx;
 	in.no_transcript = !v->transcript;
-	o = emv_report_json(&in);
-	json_object_set_new(o, "k", json_string(addr));
-	json_object_set_new(o, "attempts", json_integer(attempts));
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	in.attempts = attempts;
+	in.key = addr;
+	emv_report_verdict_of(&in, &vd);
+	s = emv_report_json_text(&in);
 	len = strlen(s);
 	pthread_mutex_lock(&v->mu);
 	if (port25)
@@ -308,14 +308,8 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	fwrite(s, 1, len, v->journal);
 	fputc('\n', v->journal);
 	v->journal_size += len + 1;
-	{
-		int st = emv_status_from_name(json_string_value(json_object_get(o, "status")));
-		int rs = emv_reason_from_name(json_string_value(json_object_get(o, "reason")));
-		if (st >= 0)
-			v->by_status[st]++;
-		if (rs >= 0)
-			v->by_reason[rs]++;
-	}
+	v->by_status[vd.status]++;
+	v->by_reason[vd.reason]++;
 	free(v->uaddr[id]);
 	v->uaddr[id] = NULL;
 	v->done++;
@@ -324,7 +318,6 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	maybe_stop(w);
 	pthread_mutex_unlock(&v->mu);
 	free(s);
-	json_decref(o);
 }
 
 /* ---- output ---- */

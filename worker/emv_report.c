@@ -74,109 +74,240 @@ void emv_report_verdict_of(const emv_report_in *in, emv_report_verdict *v)
 	}
 }
 
-static json_t *str_or_null(const char *s)
+/* ---- the JSON text, written directly (lists write one per address: building
+ * a jansson tree and dumping it cost a quarter of the engine's CPU) ---- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
 {
-	return s && *s ? json_string(s) : json_null();
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = emv_xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
-/* jansson wants UTF-8; reply texts are sanitised ASCII, input may not be. */
-static json_t *safe_string(const char *s)
+static void puts_(struct buf *b, const char *s)
 {
-	json_t *j = json_string(s);
-	if (!j) {
-		char buf[1100];
-		emv_sanitize(buf, sizeof buf, s, strlen(s));
-		j = json_string(buf);
+	put(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (0 when invalid). */
+static size_t utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
+			return 0; /* overlong, surrogate */
+		return 3;
 	}
-	return j;
+	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* A JSON string: escapes as RFC 8259 requires; bytes that are not UTF-8
+ * become '?' (inputs are untrusted). NULL or "" with null_if_empty: null. */
+static void jstr(struct buf *b, const char *s, int null_if_empty)
+{
+	if (!s || (null_if_empty && !*s)) {
+		puts_(b, "null");
+		return;
+	}
+	put(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n;
+		if (*p == '"' || *p == '\\') {
+			char e[2] = { '\\', (char)*p };
+			put(b, e, 2);
+			p++;
+		} else if (*p < 0x20) {
+			char e[8];
+			snprintf(e, sizeof e, "\\u%04x", *p);
+			puts_(b, e);
+			p++;
+		} else if ((n = utf8_len(p)) > 0) {
+			put(b, (const char *)p, n);
+			p += n;
+		} else {
+			put(b, "?", 1);
+			p++;
+		}
+	}
+	put(b, "\"", 1);
+}
+
+static void jkey(struct buf *b, const char *k)
+{
+	if (b->len > 1)
+		put(b, ",", 1);
+	put(b, "\"", 1);
+	puts_(b, k);
+	put(b, "\":", 2);
+}
+
+static void jint(struct buf *b, long long v)
+{
+	char n[32];
+	snprintf(n, sizeof n, "%lld", v);
+	puts_(b, n);
+}
+
+char *emv_report_json_text(const emv_report_in *in)
+{
+	emv_report_verdict v;
+	struct buf b = { NULL, 0, 0 };
+	const char *names[16];
+	size_t nf;
+	int ok = in->addr && in->addr->error == EMV_ADDR_OK;
+
+	emv_report_verdict_of(in, &v);
+	put(&b, "{", 1);
+	jkey(&b, "email");
+	jstr(&b, ok ? in->addr->address : in->input, 0);
+	jkey(&b, "input");
+	jstr(&b, in->input, 0);
+	jkey(&b, "status");
+	jstr(&b, emv_status_name(v.status), 0);
+	jkey(&b, "reason");
+	jstr(&b, emv_reason_name(v.reason), 0);
+	jkey(&b, "flags");
+	put(&b, "[", 1);
+	nf = emv_report_flag_names(v.flags, names, 16);
+	for (size_t i = 0; i < nf; i++) {
+		if (i)
+			put(&b, ",", 1);
+		jstr(&b, names[i], 0);
+	}
+	put(&b, "]", 1);
+	jkey(&b, "did_you_mean");
+	jstr(&b, in->did_you_mean, 1);
+	jkey(&b, "detail");
+	jstr(&b, v.detail, 0);
+	jkey(&b, "domain");
+	jstr(&b, ok ? in->addr->domain : NULL, 0);
+	if (!in->job) {
+		jkey(&b, "mx");
+		puts_(&b, "[]");
+		jkey(&b, "smtp");
+		puts_(&b, "null");
+		jkey(&b, "transcript");
+		puts_(&b, "[]");
+		jkey(&b, "attempts");
+		jint(&b, 0);
+	} else {
+		const emv_probe_result *r = emv_probe_get(in->job, in->index);
+		const emv_mx_result *mx = emv_probe_mx(in->job);
+		jkey(&b, "mx");
+		put(&b, "[", 1);
+		if (mx && mx->status == EMV_DNS_OK && !mx->implicit) {
+			for (int h = 0; h < mx->nhosts; h++) {
+				put(&b, h ? ",{\"host\":" : "{\"host\":", h ? 9 : 8);
+				jstr(&b, mx->hosts[h].host, 0);
+				puts_(&b, ",\"preference\":");
+				jint(&b, mx->hosts[h].preference);
+				put(&b, "}", 1);
+			}
+		}
+		put(&b, "]", 1);
+		jkey(&b, "implicit_mx");
+		puts_(&b, mx && mx->implicit ? "true" : "false");
+		jkey(&b, "mx_host");
+		jstr(&b, r->mx_host, 1);
+		jkey(&b, "mx_ip");
+		jstr(&b, r->mx_ip, 1);
+		jkey(&b, "source_ip");
+		jstr(&b, r->source_ip, 1);
+		jkey(&b, "tls");
+		jstr(&b, r->tls, 1);
+		jkey(&b, "catch_all");
+		puts_(&b, r->catch_all < 0 ? "null" : r->catch_all ? "true" : "false");
+		jkey(&b, "smtp");
+		if (r->have_smtp) {
+			puts_(&b, "{\"code\":");
+			jint(&b, r->smtp_code);
+			puts_(&b, ",\"enhanced\":");
+			jstr(&b, r->enhanced, 0);
+			puts_(&b, ",\"reply\":");
+			jstr(&b, r->reply, 0);
+			put(&b, "}", 1);
+		} else {
+			puts_(&b, "null");
+		}
+		if (r->rule) {
+			jkey(&b, "rule");
+			jstr(&b, r->rule, 0);
+		}
+		if (r->connect_timeout) {
+			jkey(&b, "connect_timeout");
+			puts_(&b, "true");
+		}
+		if (!in->no_transcript) {
+			int first = 1;
+			jkey(&b, "transcript");
+			put(&b, "[", 1);
+			for (size_t k = 0; k < emv_probe_exchange_count(in->job); k++) {
+				const emv_exchange *e;
+				if (!emv_probe_exchange_relevant(in->job, in->index, k))
+					continue;
+				e = emv_probe_exchange(in->job, k);
+				puts_(&b, first ? "{\"session\":" : ",{\"session\":");
+				first = 0;
+				jint(&b, e->session);
+				puts_(&b, ",\"mx\":");
+				jstr(&b, e->mx_ip, 1);
+				puts_(&b, ",\"phase\":");
+				jstr(&b, emv_phase_name(e->phase), 0);
+				puts_(&b, ",\"command\":");
+				jstr(&b, e->command, 0);
+				if (e->code) {
+					puts_(&b, ",\"code\":");
+					jint(&b, e->code);
+					puts_(&b, ",\"enhanced\":");
+					jstr(&b, e->enhanced, 0);
+					puts_(&b, ",\"reply\":");
+					jstr(&b, e->text, 0);
+				} else {
+					puts_(&b, ",\"code\":null,\"event\":");
+					jstr(&b, e->text, 0);
+				}
+				put(&b, "}", 1);
+			}
+			put(&b, "]", 1);
+		}
+		jkey(&b, "attempts");
+		jint(&b, in->attempts > 0 ? in->attempts : (long long)r->attempts);
+		jkey(&b, "duration_ms");
+		jint(&b, r->duration_ms);
+	}
+	if (in->key) {
+		jkey(&b, "k");
+		jstr(&b, in->key, 0);
+	}
+	put(&b, "}", 1);
+	return b.p;
 }
 
 json_t *emv_report_json(const emv_report_in *in)
 {
-	emv_report_verdict v;
-	json_t *o = json_object(), *flags = json_array();
-	const char *names[16];
-	size_t nf;
-
-	emv_report_verdict_of(in, &v);
-	json_object_set_new(o, "email", safe_string(in->addr && in->addr->error == EMV_ADDR_OK ?
-						    in->addr->address : in->input));
-	json_object_set_new(o, "input", safe_string(in->input));
-	json_object_set_new(o, "status", json_string(emv_status_name(v.status)));
-	json_object_set_new(o, "reason", json_string(emv_reason_name(v.reason)));
-	nf = emv_report_flag_names(v.flags, names, 16);
-	for (size_t i = 0; i < nf; i++)
-		json_array_append_new(flags, json_string(names[i]));
-	json_object_set_new(o, "flags", flags);
-	json_object_set_new(o, "did_you_mean", str_or_null(in->did_you_mean));
-	json_object_set_new(o, "detail", safe_string(v.detail));
-	json_object_set_new(o, "domain", in->addr && in->addr->error == EMV_ADDR_OK ?
-				 json_string(in->addr->domain) : json_null());
-	if (!in->job) {
-		json_object_set_new(o, "mx", json_array());
-		json_object_set_new(o, "smtp", json_null());
-		json_object_set_new(o, "transcript", json_array());
-		json_object_set_new(o, "attempts", json_integer(0));
-		return o;
-	}
-
-	const emv_probe_result *r = emv_probe_get(in->job, in->index);
-	const emv_mx_result *mx = emv_probe_mx(in->job);
-	json_t *mxa = json_array(), *tr = json_array();
-	if (mx && mx->status == EMV_DNS_OK && !mx->implicit) {
-		for (int h = 0; h < mx->nhosts; h++) {
-			json_t *m = json_object();
-			json_object_set_new(m, "host", json_string(mx->hosts[h].host));
-			json_object_set_new(m, "preference", json_integer(mx->hosts[h].preference));
-			json_array_append_new(mxa, m);
-		}
-	}
-	json_object_set_new(o, "mx", mxa);
-	json_object_set_new(o, "implicit_mx", json_boolean(mx && mx->implicit));
-	json_object_set_new(o, "mx_host", str_or_null(r->mx_host));
-	json_object_set_new(o, "mx_ip", str_or_null(r->mx_ip));
-	json_object_set_new(o, "source_ip", str_or_null(r->source_ip));
-	json_object_set_new(o, "tls", str_or_null(r->tls));
-	json_object_set_new(o, "catch_all", r->catch_all < 0 ? json_null() : json_boolean(r->catch_all));
-	if (r->have_smtp) {
-		json_t *s = json_object();
-		json_object_set_new(s, "code", json_integer(r->smtp_code));
-		json_object_set_new(s, "enhanced", json_string(r->enhanced));
-		json_object_set_new(s, "reply", safe_string(r->reply));
-		json_object_set_new(o, "smtp", s);
-	} else {
-		json_object_set_new(o, "smtp", json_null());
-	}
-	if (r->rule)
-		json_object_set_new(o, "rule", json_string(r->rule));
-	if (r->connect_timeout)
-		json_object_set_new(o, "connect_timeout", json_true());
-	for (size_t k = 0; !in->no_transcript && k < emv_probe_exchange_count(in->job); k++) {
-		const emv_exchange *e;
-		json_t *t;
-		if (!emv_probe_exchange_relevant(in->job, in->index, k))
-			continue;
-		e = emv_probe_exchange(in->job, k);
-		t = json_object();
-		json_object_set_new(t, "session", json_integer(e->session));
-		json_object_set_new(t, "mx", str_or_null(e->mx_ip));
-		json_object_set_new(t, "phase", json_string(emv_phase_name(e->phase)));
-		json_object_set_new(t, "command", e->command ? safe_string(e->command) : json_null());
-		if (e->code) {
-			json_object_set_new(t, "code", json_integer(e->code));
-			json_object_set_new(t, "enhanced", json_string(e->enhanced));
-			json_object_set_new(t, "reply", e->text ? safe_string(e->text) : json_null());
-		} else {
-			json_object_set_new(t, "code", json_null());
-			json_object_set_new(t, "event", e->text ? safe_string(e->text) : json_null());
-		}
-		json_array_append_new(tr, t);
-	}
-	if (in->no_transcript)
-		json_decref(tr);
-	else
-		json_object_set_new(o, "transcript", tr);
-	json_object_set_new(o, "attempts", json_integer(r->attempts));
-	json_object_set_new(o, "duration_ms", json_integer(r->duration_ms));
+	char *text = emv_report_json_text(in);
+	json_t *o = json_loads(text, 0, NULL);
+	free(text);
 	return o;
 }

@@ -20,6 +20,8 @@ typedef struct {
 	const emv_probe_job *job;     /* NULL when not probed (invalid syntax) */
 	size_t index;                 /* result index within job */
 	int no_transcript;            /* leave out the SMTP transcript (lists: the deciding reply is kept) */
+	unsigned attempts;            /* >0: attempts across retries (else the job's own count) */
+	const char *key;              /* when set, added as "k" (the journal's lookup key) */
 } emv_report_in;
 
 typedef struct {
@@ -32,7 +34,11 @@ typedef struct {
 /* Combine probe verdict, syntax and list flags into the final verdict. */
 void emv_report_verdict_of(const emv_report_in *in, emv_report_verdict *v);
 
-/* Build the JSON object of docs/result-json.md (caller owns the reference). */
+/* The JSON object of docs/result-json.md as compact text (free() it).  Bytes
+ * of the input that are not UTF-8 are written as '?'. */
+char *emv_report_json_text(const emv_report_in *in);
+
+/* The same parsed into a jansson object (caller owns the reference). */
 json_t *emv_report_json(const emv_report_in *in);
 
 /* Flag names in a fixed order, for CSV/JSON/table output. */

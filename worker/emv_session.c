@@ -80,6 +80,7 @@ struct emv_session {
 
 	emv_session_outcome out;
 	int saved;                /* out holds a failure to report after QUIT */
+	struct evbuffer *stage;   /* commands of one pipelined group, written at once */
 	uint64_t started_ms;
 };
 
@@ -262,7 +263,7 @@ static void send_line(emv_session *s, const char *fmt, ...) __attribute__((forma
 static void send_line(emv_session *s, const char *fmt, ...)
 {
 	va_list ap;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = s->stage ? s->stage : bufferevent_get_output(s->bev);
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
@@ -344,14 +345,19 @@ static void start_txn(emv_session *s)
 	s->txn_answered = 0;
 	s->out.transactions++;
 	set_state(s, S_TXN);
+	/* RFC 2920: MAIL and RCPTs may go in one write; staging them makes
+	 * it one write (and one TLS record) instead of one per command */
+	s->stage = evbuffer_new();
 	send_line(s, "MAIL FROM:<%s>%s", s->p.mail_from, need_utf8 ? " SMTPUTF8" : "");
 	push(s, C_MAIL, 0);
 	if (s->pipelining) {
-		/* RFC 2920: MAIL and RCPTs may go in one write */
 		for (int n = 0; n < s->rcpt_limit && next_unsent(s, &i); n++)
 			send_rcpt(s, i);
 		s->out.pipelining_used = 1;
 	}
+	bufferevent_write_buffer(s->bev, s->stage);
+	evbuffer_free(s->stage);
+	s->stage = NULL;
 	arm(s);
 }
 
