@@ -70,19 +70,6 @@ struct emv_classifier {
 	size_t n, cap;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- field parsers: each returns 0 or -1 with a message in msg ---------- */
 
@@ -96,7 +83,7 @@ static int parse_phases(const char *f, unsigned *out, char *msg, size_t msglen)
 		return 0;
 	}
 	if (strlen(f) >= sizeof buf) {
-		set_err(msg, msglen, "phase list too long");
+		emv_set_err(msg, msglen, "phase list too long");
 		return -1;
 	}
 	strcpy(buf, f);
@@ -104,13 +91,13 @@ static int parse_phases(const char *f, unsigned *out, char *msg, size_t msglen)
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int ph = emv_phase_from_name(tok);
 		if (ph < 0) {
-			set_err(msg, msglen, "unknown phase \"%s\"", tok);
+			emv_set_err(msg, msglen, "unknown phase \"%s\"", tok);
 			return -1;
 		}
 		*out |= 1u << ph;
 	}
 	if (!*out) {
-		set_err(msg, msglen, "empty phase list");
+		emv_set_err(msg, msglen, "empty phase list");
 		return -1;
 	}
 	return 0;
@@ -127,7 +114,7 @@ static int parse_codes(const char *f, struct rule *r, char *msg, size_t msglen)
 		size_t len = strcspn(p, ",");
 		code_pat c;
 		if (len != 3 || r->ncodes == MAX_PATS) {
-			set_err(msg, msglen, "bad code pattern \"%.*s\" (want 550, 55x, 5xx or *)",
+			emv_set_err(msg, msglen, "bad code pattern \"%.*s\" (want 550, 55x, 5xx or *)",
 				(int)len, p);
 			return -1;
 		}
@@ -137,7 +124,7 @@ static int parse_codes(const char *f, struct rule *r, char *msg, size_t msglen)
 				ch = 'x';
 			if (!(ch == 'x' || (ch >= '0' && ch <= '9')) ||
 			    (i == 0 && ch != 'x' && (ch < '2' || ch > '5'))) {
-				set_err(msg, msglen, "bad code pattern \"%.3s\"", p);
+				emv_set_err(msg, msglen, "bad code pattern \"%.3s\"", p);
 				return -1;
 			}
 			c.d[i] = ch;
@@ -148,7 +135,7 @@ static int parse_codes(const char *f, struct rule *r, char *msg, size_t msglen)
 			p++;
 	}
 	if (!r->ncodes) {
-		set_err(msg, msglen, "empty code pattern");
+		emv_set_err(msg, msglen, "empty code pattern");
 		return -1;
 	}
 	return 0;
@@ -208,7 +195,7 @@ static int parse_enhanced(const char *f, struct rule *r, char *msg, size_t msgle
 	while (*p) {
 		size_t len = strcspn(p, ",");
 		if (r->nenh == MAX_PATS || parse_enh_one(p, len, &r->enh[r->nenh]) < 0) {
-			set_err(msg, msglen,
+			emv_set_err(msg, msglen,
 				"bad enhanced code pattern \"%.*s\" (want 5.1.1, 5.1.*, 4.*, - or *)",
 				(int)len, p);
 			return -1;
@@ -219,7 +206,7 @@ static int parse_enhanced(const char *f, struct rule *r, char *msg, size_t msgle
 			p++;
 	}
 	if (!r->nenh) {
-		set_err(msg, msglen, "empty enhanced code pattern");
+		emv_set_err(msg, msglen, "empty enhanced code pattern");
 		return -1;
 	}
 	return 0;
@@ -291,7 +278,7 @@ static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size
 	for (int i = 0; i < 8; i++) {
 		f[i] = next_field(&p);
 		if (!f[i]) {
-			set_err(msg, msglen,
+			emv_set_err(msg, msglen,
 				"missing field '%s' (want: id phases code enhanced reason status "
 				"temporary about_us phrase)", names[i]);
 			return -1;
@@ -299,20 +286,20 @@ static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size
 	}
 	phrase = emv_trim(p);
 	if (!*phrase) {
-		set_err(msg, msglen, "missing field 'phrase' (a POSIX ERE, or - for none)");
+		emv_set_err(msg, msglen, "missing field 'phrase' (a POSIX ERE, or - for none)");
 		return -1;
 	}
 
 	memset(&r, 0, sizeof r);
 	r.line = lineno;
 	if (!valid_id(f[0])) {
-		set_err(msg, msglen, "bad rule id \"%.80s\" (letters, digits, _ - . ; max %d)", f[0],
+		emv_set_err(msg, msglen, "bad rule id \"%.80s\" (letters, digits, _ - . ; max %d)", f[0],
 			MAX_ID_LEN);
 		return -1;
 	}
 	for (size_t i = 0; i < c->n; i++)
 		if (strcmp(c->rules[i].id, f[0]) == 0) {
-			set_err(msg, msglen, "duplicate rule id \"%s\" (first at line %d)", f[0],
+			emv_set_err(msg, msglen, "duplicate rule id \"%s\" (first at line %d)", f[0],
 				c->rules[i].line);
 			return -1;
 		}
@@ -320,22 +307,22 @@ static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size
 	    parse_codes(f[2], &r, msg, msglen) < 0 || parse_enhanced(f[3], &r, msg, msglen) < 0)
 		return -1;
 	if ((v = emv_reason_from_name(f[4])) < 0) {
-		set_err(msg, msglen, "unknown reason \"%.80s\"", f[4]);
+		emv_set_err(msg, msglen, "unknown reason \"%.80s\"", f[4]);
 		return -1;
 	}
 	r.reason = (emv_reason)v;
 	if (strcmp(f[5], "auto") == 0) {
 		r.status = AUTO;
 	} else if ((r.status = emv_status_from_name(f[5])) < 0) {
-		set_err(msg, msglen, "unknown status \"%.80s\" (or auto)", f[5]);
+		emv_set_err(msg, msglen, "unknown status \"%.80s\" (or auto)", f[5]);
 		return -1;
 	}
 	if (parse_flag(f[6], 1, &r.temporary) < 0) {
-		set_err(msg, msglen, "temporary must be 0, 1 or auto, not \"%.80s\"", f[6]);
+		emv_set_err(msg, msglen, "temporary must be 0, 1 or auto, not \"%.80s\"", f[6]);
 		return -1;
 	}
 	if (parse_flag(f[7], 0, &r.about_us) < 0) {
-		set_err(msg, msglen, "about_us must be 0 or 1, not \"%.80s\"", f[7]);
+		emv_set_err(msg, msglen, "about_us must be 0 or 1, not \"%.80s\"", f[7]);
 		return -1;
 	}
 	if (strcmp(phrase, "-") != 0) {
@@ -343,7 +330,7 @@ static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size
 		if (rc != 0) {
 			char rerr[160];
 			regerror(rc, &r.re, rerr, sizeof rerr);
-			set_err(msg, msglen, "bad phrase regex: %s", rerr);
+			emv_set_err(msg, msglen, "bad phrase regex: %s", rerr);
 			return -1;
 		}
 		r.has_re = 1;
@@ -367,12 +354,12 @@ emv_classifier *emv_classifier_load(const char *path, char *err, size_t errlen)
 	int lineno = 0, first = 0, ok = 1;
 
 	if (!path) {
-		set_err(err, errlen, "no rules file given");
+		emv_set_err(err, errlen, "no rules file given");
 		return NULL;
 	}
 	fp = fopen(path, "r");
 	if (!fp) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		emv_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	c = emv_xcalloc(1, sizeof *c);
@@ -399,7 +386,7 @@ emv_classifier *emv_classifier_load(const char *path, char *err, size_t errlen)
 		n = strlen(s);
 		if (n != (size_t)got - (size_t)(s - buf)) {
 			snprintf(msg, sizeof msg, "NUL byte in line");
-			set_err(err, errlen, "%s:%d: %s", path, lineno, msg);
+			emv_set_err(err, errlen, "%s:%d: %s", path, lineno, msg);
 			ok = 0;
 			break;
 		}
@@ -419,21 +406,21 @@ emv_classifier *emv_classifier_load(const char *path, char *err, size_t errlen)
 		if (cont)
 			continue;
 		if (parse_rule(c, logical, first, msg, sizeof msg) < 0) {
-			set_err(err, errlen, "%s:%d: %s", path, first, msg);
+			emv_set_err(err, errlen, "%s:%d: %s", path, first, msg);
 			ok = 0;
 		}
 		llen = 0;
 	}
 	if (ok && ferror(fp)) {
-		set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+		emv_set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
 		ok = 0;
 	}
 	if (ok && llen) {
-		set_err(err, errlen, "%s:%d: file ends inside a continued line", path, first);
+		emv_set_err(err, errlen, "%s:%d: file ends inside a continued line", path, first);
 		ok = 0;
 	}
 	if (ok && c->n == 0) {
-		set_err(err, errlen, "%s: no rules", path);
+		emv_set_err(err, errlen, "%s: no rules", path);
 		ok = 0;
 	}
 	free(buf);

@@ -230,19 +230,6 @@ struct emv_lists {
 
 enum entry_kind { ENTRY_LOCAL, ENTRY_DOMAIN };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int is_lower_alnum(int c)
 {
@@ -307,11 +294,11 @@ static int load_file(emv_lists *l, const char *dir, const char *name, enum entry
 	FILE *f;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
-		set_err(err, errlen, "%s/%s: path too long", dir, name);
+		emv_set_err(err, errlen, "%s/%s: path too long", dir, name);
 		return EMV_ERR;
 	}
 	if (!(f = fopen(path, "r"))) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		emv_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return EMV_ERR;
 	}
 	for (;;) {
@@ -329,7 +316,7 @@ static int load_file(emv_lists *l, const char *dir, const char *name, enum entry
 				toolong = 1;
 		}
 		if (c == EOF && ferror(f)) {
-			set_err(err, errlen, "%s:%zu: read error: %s", path, lineno + 1, strerror(errno));
+			emv_set_err(err, errlen, "%s:%zu: read error: %s", path, lineno + 1, strerror(errno));
 			fclose(f);
 			return EMV_ERR;
 		}
@@ -383,7 +370,7 @@ emv_lists *emv_lists_load(const char *datadir, char *err, size_t errlen)
 	emv_lists *l = emv_xcalloc(1, sizeof(*l));
 	const char *dir = datadir ? datadir : EMV_DATA_DIR;
 
-	set_err(err, errlen, "%s", "");
+	emv_set_err(err, errlen, "%s", "");
 	l->role = emv_strset_new();
 	l->disposable = emv_strset_new();
 	l->free = emv_strset_new();

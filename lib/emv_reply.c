@@ -12,19 +12,6 @@ static int is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 void emv_reply_parser_init(emv_reply_parser *p, size_t max_total_bytes, size_t max_lines)
 {
@@ -120,7 +107,7 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 	int code, last;
 
 	if (!p) {
-		set_err(err, errlen, "no reply parser");
+		emv_set_err(err, errlen, "no reply parser");
 		return EMV_REPLY_ERROR;
 	}
 	r = &p->r;
@@ -129,21 +116,21 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 		p->in_progress = 1;
 	}
 	if (!line && len) {
-		set_err(err, errlen, "reply line is NULL");
+		emv_set_err(err, errlen, "reply line is NULL");
 		goto fail;
 	}
 
 	/* Bounds first: they hold whatever the line contains. */
 	if (len > p->max_total - r->total_bytes) {
 		if (r->nlines)
-			set_err(err, errlen, "multi-line reply exceeds %zu bytes", p->max_total);
+			emv_set_err(err, errlen, "multi-line reply exceeds %zu bytes", p->max_total);
 		else
-			set_err(err, errlen, "reply line of %zu bytes exceeds %zu bytes", len,
+			emv_set_err(err, errlen, "reply line of %zu bytes exceeds %zu bytes", len,
 				p->max_total);
 		goto fail;
 	}
 	if ((size_t)r->nlines >= p->max_lines) {
-		set_err(err, errlen, "multi-line reply exceeds %zu lines", p->max_lines);
+		emv_set_err(err, errlen, "multi-line reply exceeds %zu lines", p->max_lines);
 		goto fail;
 	}
 	r->total_bytes += len;
@@ -154,7 +141,7 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 		n--;
 
 	if (n < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2])) {
-		set_err(err, errlen, "malformed reply line (no 3-digit code): \"%s\"",
+		emv_set_err(err, errlen, "malformed reply line (no 3-digit code): \"%s\"",
 			excerpt(ex, sizeof ex, line, n));
 		goto fail;
 	}
@@ -165,7 +152,7 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 	 * refusal into a protocol error, so any second and third digit passes.
 	 */
 	if (line[0] < '2' || line[0] > '5') {
-		set_err(err, errlen, "invalid reply code %.3s: first digit must be 2-5", line);
+		emv_set_err(err, errlen, "invalid reply code %.3s: first digit must be 2-5", line);
 		goto fail;
 	}
 	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -174,13 +161,13 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 	} else if (line[3] == '-') {
 		last = 0;
 	} else {
-		set_err(err, errlen,
+		emv_set_err(err, errlen,
 			"malformed reply line: byte 0x%02x after code %d, expected ' ', '-' or end of line",
 			(unsigned char)line[3], code);
 		goto fail;
 	}
 	if (r->nlines && code != r->code) {
-		set_err(err, errlen, "continuation line code %d differs from first line code %d", code,
+		emv_set_err(err, errlen, "continuation line code %d differs from first line code %d", code,
 			r->code);
 		goto fail;
 	}

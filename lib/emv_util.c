@@ -88,6 +88,17 @@ size_t emv_strlcpy(char *dst, const char *src, size_t dstlen)
 	return n;
 }
 
+void emv_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 void emv_ascii_lower(char *s)
 {
 	for (; *s; s++)

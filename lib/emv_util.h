@@ -35,6 +35,9 @@ size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
 /* Bounded string copy that always NUL-terminates; returns strlen(dst). */
 size_t emv_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* Format a message into a caller's error buffer (err may be NULL). */
+void emv_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Lower-case ASCII in place. */
 void emv_ascii_lower(char *s);
 

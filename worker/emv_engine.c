@@ -243,30 +243,40 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 	return k;
 }
 
+/* Domain FIFOs (ready queue, DNS wait queue, an MX host's wait list) are
+ * linked through next_ready; a domain is in at most one (queued). */
+static void fifo_push(emv_engine *e, uint32_t *head, uint32_t *tail, uint32_t di)
+{
+	e->domains[di].queued = 1;
+	e->domains[di].next_ready = NIL;
+	if (*tail == NIL)
+		*head = di;
+	else
+		e->domains[*tail].next_ready = di;
+	*tail = di;
+}
+
+static uint32_t fifo_pop(emv_engine *e, uint32_t *head, uint32_t *tail)
+{
+	uint32_t di = *head;
+	if (di == NIL)
+		return NIL;
+	*head = e->domains[di].next_ready;
+	if (*head == NIL)
+		*tail = NIL;
+	e->domains[di].queued = 0;
+	return di;
+}
+
 static void ready_push(emv_engine *e, uint32_t di)
 {
-	struct domain *d = &e->domains[di];
-	if (d->queued)
-		return;
-	d->queued = 1;
-	d->next_ready = NIL;
-	if (e->ready_tail == NIL)
-		e->ready_head = di;
-	else
-		e->domains[e->ready_tail].next_ready = di;
-	e->ready_tail = di;
+	if (!e->domains[di].queued)
+		fifo_push(e, &e->ready_head, &e->ready_tail, di);
 }
 
 static uint32_t ready_pop(emv_engine *e)
 {
-	uint32_t di = e->ready_head;
-	if (di == NIL)
-		return NIL;
-	e->ready_head = e->domains[di].next_ready;
-	if (e->ready_head == NIL)
-		e->ready_tail = NIL;
-	e->domains[di].queued = 0;
-	return di;
+	return fifo_pop(e, &e->ready_head, &e->ready_tail);
 }
 
 static void pending_push(emv_engine *e, uint32_t di, uint32_t ii)
@@ -479,14 +489,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	free(run->items);
 	free(run);
 	/* a parked domain of this host may go now */
-	if (k && k->wait_head != NIL) {
-		uint32_t di = k->wait_head;
-		k->wait_head = e->domains[di].next_ready;
-		if (k->wait_head == NIL)
-			k->wait_tail = NIL;
-		e->domains[di].queued = 0;
-		ready_push(e, di);
-	}
+	if (k && k->wait_head != NIL)
+		ready_push(e, fifo_pop(e, &k->wait_head, &k->wait_tail));
 	if (d->npending > 0)
 		ready_push(e, di_done);
 	emv_engine_pump(e);
@@ -658,14 +662,8 @@ void emv_engine_pump(emv_engine *e)
 	e->pumping = 1;
 	/* domains waiting for a DNS slot go first: answers may come at once
 	 * (cache) and feed the ready queue below */
-	while (e->dnsq_head != NIL && e->resolving < e->p.dns_concurrency) {
-		uint32_t di = e->dnsq_head;
-		e->dnsq_head = e->domains[di].next_ready;
-		if (e->dnsq_head == NIL)
-			e->dnsq_tail = NIL;
-		e->domains[di].queued = 0;
-		start_resolve(e, di);
-	}
+	while (e->dnsq_head != NIL && e->resolving < e->p.dns_concurrency)
+		start_resolve(e, fifo_pop(e, &e->dnsq_head, &e->dnsq_tail));
 	limit = e->ndomains + 1;
 	while (e->active < e->p.concurrency && e->ready_head != NIL) {
 		uint32_t di = ready_pop(e);
@@ -675,14 +673,8 @@ void emv_engine_pump(emv_engine *e)
 		if (d->state == D_NEW) {
 			if (e->resolving < e->p.dns_concurrency) {
 				start_resolve(e, di);
-			} else { /* wait for a DNS slot; on_mx hands it over */
-				d->queued = 1;
-				d->next_ready = NIL;
-				if (e->dnsq_tail == NIL)
-					e->dnsq_head = di;
-				else
-					e->domains[e->dnsq_tail].next_ready = di;
-				e->dnsq_tail = di;
+			} else { /* wait for a DNS slot: the next pump hands it over */
+				fifo_push(e, &e->dnsq_head, &e->dnsq_tail, di);
 			}
 			continue;
 		}
@@ -698,14 +690,8 @@ void emv_engine_pump(emv_engine *e)
 				break;
 			continue;
 		}
-		if (k->active >= k->limit) {
-			d->queued = 1;
-			d->next_ready = NIL;
-			if (k->wait_tail == NIL)
-				k->wait_head = di;
-			else
-				e->domains[k->wait_tail].next_ready = di;
-			k->wait_tail = di;
+		if (k->active >= k->limit) { /* parked until one of the host's sessions ends */
+			fifo_push(e, &k->wait_head, &k->wait_tail, di);
 			continue;
 		}
 		{
