@@ -354,6 +354,28 @@ static void do_test_rcpt_budget_waits(void **state)
 	run_free(&r);
 }
 
+static void do_test_provider_policy_applies(void **state)
+{
+	struct run r;
+	int total, peak;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_file(TMP "/policy.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
+				     "nobody@accept.test\npostmaster@accept.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--providers",
+		   EMV_TEST_DATA "/providers-policy.conf", TMP "/policy.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 5);
+	/* accepts_all: a 250 proves nothing; a 550 still does */
+	assert_verdict(r.results[0], "risky", "catch_all");
+	assert_verdict(r.results[3], "undeliverable", "mailbox_not_found");
+	/* 2 recipients per session, one session at a time, no catch-all probe */
+	peak = log_concurrency(mark, "127.0.0.10", "127.0.0.7", &total);
+	assert_int_equal(total, 3);
+	assert_int_equal(peak, 1);
+	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.7 RCPT", NULL, NULL), 5);
+	run_free(&r);
+}
+
 static void do_test_421_backs_off(void **state)
 {
 	struct run r;
@@ -532,6 +554,7 @@ int main(void)
 		cmocka_unit_test(do_test_one_session_per_domain),
 		cmocka_unit_test(do_test_sessions_per_mx_limit),
 		cmocka_unit_test(do_test_rcpt_budget_waits),
+		cmocka_unit_test(do_test_provider_policy_applies),
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_threads_same_verdicts),
 		cmocka_unit_test(do_test_no_batching_baseline),
