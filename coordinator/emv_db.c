@@ -1,0 +1,217 @@
+/* emv_db.c - schema migrations (see emv_db.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "emv_db.h"
+#include "emv_util.h"
+
+/* Lock id for pg_advisory_xact_lock: "emv" + 1. */
+#define MIGRATION_LOCK 0x656d7601LL
+
+struct migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+
+/*
+ * Version 1: design §6.  Results are unique per (job, address); "final"
+ * separates verdicts that a later attempt must never overwrite from
+ * temporary ones it replaces.  Counters live on jobs and move in the same
+ * transaction as the results they count.
+ */
+static const struct migration migrations[] = {
+	{ 1, "initial schema",
+	  "CREATE TABLE api_tokens ("
+	  "  id bigserial PRIMARY KEY,"
+	  "  tenant text NOT NULL,"
+	  "  name text NOT NULL DEFAULT '',"
+	  "  token_sha256 bytea NOT NULL UNIQUE,"
+	  "  created_at timestamptz NOT NULL DEFAULT now(),"
+	  "  revoked_at timestamptz);"
+	  "CREATE TABLE jobs ("
+	  "  id text PRIMARY KEY,"
+	  "  tenant text NOT NULL,"
+	  "  name text NOT NULL DEFAULT '',"
+	  "  state text NOT NULL DEFAULT 'ingesting' CHECK (state IN"
+	  "    ('ingesting', 'splitting', 'running', 'done', 'cancelled', 'failed')),"
+	  "  rows_total bigint NOT NULL DEFAULT 0,"
+	  "  addresses_total bigint NOT NULL DEFAULT 0,"
+	  "  n_final bigint NOT NULL DEFAULT 0,"
+	  "  n_deliverable bigint NOT NULL DEFAULT 0,"
+	  "  n_undeliverable bigint NOT NULL DEFAULT 0,"
+	  "  n_risky bigint NOT NULL DEFAULT 0,"
+	  "  n_unknown bigint NOT NULL DEFAULT 0,"
+	  "  split_done bigint NOT NULL DEFAULT 0," /* addresses batched so far: a restart resumes here */
+	  "  callback_url text,"
+	  "  callback_secret text,"
+	  "  created_at timestamptz NOT NULL DEFAULT now(),"
+	  "  finished_at timestamptz);"
+	  "CREATE INDEX jobs_tenant ON jobs (tenant, created_at DESC);"
+	  "CREATE TABLE addresses ("
+	  "  job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	  "  id bigint NOT NULL,"              /* the input row number */
+	  "  input text NOT NULL,"             /* the original row, verbatim */
+	  "  address text,"                    /* normalised; NULL when invalid */
+	  "  domain text,"
+	  "  flags integer NOT NULL DEFAULT 0,"
+	  "  duplicate_of bigint,"             /* first row with the same address */
+	  "  error text,"                      /* why the row could not be used */
+	  "  PRIMARY KEY (job_id, id));"
+	  "CREATE INDEX addresses_domain ON addresses (job_id, domain);"
+	  "CREATE TABLE results ("
+	  "  job_id text NOT NULL,"
+	  "  address_id bigint NOT NULL,"
+	  "  status text NOT NULL CHECK (status IN ('deliverable', 'undeliverable', 'risky', 'unknown')),"
+	  "  reason text NOT NULL,"
+	  "  final boolean NOT NULL,"
+	  "  flags integer NOT NULL DEFAULT 0,"
+	  "  mx_host text, mx_ip text, source_ip text, region text, tls text,"
+	  "  catch_all boolean,"
+	  "  smtp_code integer, enhanced_code text, reply text,"
+	  "  attempts integer NOT NULL DEFAULT 0,"
+	  "  duration_ms integer NOT NULL DEFAULT 0,"
+	  "  updated_at timestamptz NOT NULL DEFAULT now(),"
+	  "  PRIMARY KEY (job_id, address_id),"
+	  "  FOREIGN KEY (job_id, address_id) REFERENCES addresses (job_id, id) ON DELETE CASCADE);"
+	  "CREATE TABLE domains ("
+	  "  domain text PRIMARY KEY,"
+	  "  mx text[],"
+	  "  provider text,"
+	  "  catch_all boolean,"
+	  "  catch_all_expires timestamptz,"
+	  "  updated_at timestamptz NOT NULL DEFAULT now());"
+	  "CREATE TABLE ip_state ("
+	  "  ip text NOT NULL,"
+	  "  provider text NOT NULL,"
+	  "  region text NOT NULL DEFAULT '',"
+	  "  state text NOT NULL CHECK (state IN ('healthy', 'throttled', 'quarantined', 'held')),"
+	  "  until timestamptz,"
+	  "  strikes integer NOT NULL DEFAULT 0,"
+	  "  last_reply text,"
+	  "  updated_at timestamptz NOT NULL DEFAULT now(),"
+	  "  PRIMARY KEY (ip, provider));" },
+};
+
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+int emv_db_schema_version(void)
+{
+	return migrations[NMIGRATIONS - 1].version;
+}
+
+PGconn *emv_db_connect(const char *conninfo, char *err, size_t errlen)
+{
+	PGconn *c;
+	if (!conninfo)
+		conninfo = getenv("DATABASE_URL");
+	if (!conninfo || !*conninfo) {
+		emv_set_err(err, errlen, "no database: give a connection string or set DATABASE_URL");
+		return NULL;
+	}
+	c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		/* libpq messages end in a newline */
+		char msg[512];
+		emv_strlcpy(msg, PQerrorMessage(c), sizeof msg);
+		emv_trim(msg);
+		emv_set_err(err, errlen, "connecting to PostgreSQL: %s", msg);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Run one statement (or script); on failure fill err with what and why. */
+static int exec(PGconn *c, const char *sql, const char *what, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		char msg[512];
+		emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
+		emv_trim(msg);
+		emv_set_err(err, errlen, "%s: %s", what, msg);
+		PQclear(r);
+		return EMV_ERR;
+	}
+	PQclear(r);
+	return EMV_OK;
+}
+
+static int current_version(PGconn *c, int *version, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		char msg[512];
+		emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
+		emv_trim(msg);
+		emv_set_err(err, errlen, "reading the schema version: %s", msg);
+		PQclear(r);
+		return EMV_ERR;
+	}
+	*version = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return EMV_OK;
+}
+
+int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen)
+{
+	char what[128], sql[256];
+	int v = 0;
+
+	if (exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+		    "  version integer PRIMARY KEY,"
+		    "  name text NOT NULL,"
+		    "  applied_at timestamptz NOT NULL DEFAULT now())",
+		 "creating schema_migrations", err, errlen) != EMV_OK)
+		return EMV_ERR;
+	for (size_t i = 0; i < NMIGRATIONS; i++) {
+		const struct migration *m = &migrations[i];
+		/* one transaction per migration, serialised between coordinators */
+		if (exec(c, "BEGIN", "BEGIN", err, errlen) != EMV_OK)
+			return EMV_ERR;
+		snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", MIGRATION_LOCK);
+		if (exec(c, sql, "taking the migration lock", err, errlen) != EMV_OK ||
+		    current_version(c, &v, err, errlen) != EMV_OK) {
+			exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
+			return EMV_ERR;
+		}
+		if (v >= m->version) {
+			exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
+			continue;
+		}
+		snprintf(what, sizeof what, "migration %d (%s)", m->version, m->name);
+		if (exec(c, m->sql, what, err, errlen) != EMV_OK) {
+			exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
+			return EMV_ERR;
+		}
+		{
+			char vbuf[16];
+			const char *params[2] = { vbuf, m->name };
+			PGresult *r;
+			snprintf(vbuf, sizeof vbuf, "%d", m->version);
+			r = PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, NULL,
+					 params, NULL, NULL, 0);
+			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+				emv_set_err(err, errlen, "recording %s: %s", what, PQresultErrorMessage(r));
+				PQclear(r);
+				exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
+				return EMV_ERR;
+			}
+			PQclear(r);
+		}
+		if (exec(c, "COMMIT", what, err, errlen) != EMV_OK)
+			return EMV_ERR;
+		emv_log(EMV_LOG_INFO, "db", "applied %s", what);
+	}
+	if (current_version(c, &v, err, errlen) != EMV_OK)
+		return EMV_ERR;
+	if (v > emv_db_schema_version()) {
+		emv_set_err(err, errlen, "the database has schema version %d; this coordinator knows up to %d: "
+				 "upgrade the coordinator", v, emv_db_schema_version());
+		return EMV_ERR;
+	}
+	*version = v;
+	return EMV_OK;
+}

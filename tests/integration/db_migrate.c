@@ -1,0 +1,210 @@
+/*
+ * db_migrate.c - the coordinator's schema migrations against a real
+ * PostgreSQL (ctest fixture "pg": tests/cluster/pg/start.sh).
+ *
+ * Runs the real `emailverify-coordinator migrate` binary: on an empty
+ * database, again (a no-op), twice at once (each migration applied once),
+ * against a database newer than the binary (refused), and checks that the
+ * schema's constraints hold (one result per address, valid statuses).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+static char url[512];
+
+static void load_url(void)
+{
+	FILE *f = fopen(EMV_PG_ENV, "r");
+	char line[1024];
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "EMV_PG_URL=", 11) == 0) {
+			char *v = line + 11;
+			v[strcspn(v, "\r\n")] = '\0';
+			if (*v == '\'' || *v == '"') { /* shell quoting */
+				v++;
+				v[strlen(v) - 1] = '\0';
+			}
+			snprintf(url, sizeof url, "%s", v);
+		}
+	}
+	fclose(f);
+	assert_true(url[0] != '\0');
+}
+
+static PGconn *db(void)
+{
+	PGconn *c = PQconnectdb(url);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect %s: %s", url, PQerrorMessage(c));
+	return c;
+}
+
+static void sql_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+static int sql_fails(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	PQclear(r);
+	return st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+}
+
+static long sql_long(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	long v;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static void reset_schema(void)
+{
+	PGconn *c = db();
+	sql_ok(c, "DROP SCHEMA public CASCADE");
+	sql_ok(c, "CREATE SCHEMA public");
+	PQfinish(c);
+}
+
+/* Run the coordinator's migrate; returns its exit code, output in out. */
+static int migrate(const char *database, char *out, size_t outlen)
+{
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		execl(EMV_COORDINATOR, EMV_COORDINATOR, "migrate", "--database", database, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
+		n += (size_t)k;
+	out[n] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void do_test_fresh_then_again(void **state)
+{
+	char out[2048];
+	PGconn *c;
+	reset_schema();
+	assert_int_equal(migrate(url, out, sizeof out), 0);
+	assert_non_null(strstr(out, "schema version 1"));
+	assert_int_equal(migrate(url, out, sizeof out), 0);
+	c = db();
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 1);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
+				     "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
+			 6);
+	PQfinish(c);
+}
+
+static void do_test_concurrent_coordinators(void **state)
+{
+	pid_t p[4];
+	int ok = 0;
+	PGconn *c;
+	reset_schema();
+	for (int i = 0; i < 4; i++) {
+		p[i] = fork();
+		if (p[i] == 0) {
+			char out[2048];
+			_exit(migrate(url, out, sizeof out));
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(p[i], &st, 0);
+		ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	assert_int_equal(ok, 4);
+	c = db();
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 1);
+	PQfinish(c);
+}
+
+static void do_test_newer_database_refused(void **state)
+{
+	char out[2048];
+	PGconn *c;
+	reset_schema();
+	assert_int_equal(migrate(url, out, sizeof out), 0);
+	c = db();
+	sql_ok(c, "INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')");
+	PQfinish(c);
+	assert_int_equal(migrate(url, out, sizeof out), 1);
+	assert_non_null(strstr(out, "upgrade the coordinator"));
+}
+
+static void do_test_bad_database_url(void **state)
+{
+	char out[2048];
+	assert_int_equal(migrate("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", out, sizeof out), 1);
+	assert_non_null(strstr(out, "connecting to PostgreSQL"));
+}
+
+static void do_test_constraints(void **state)
+{
+	char out[2048];
+	PGconn *c;
+	reset_schema();
+	assert_int_equal(migrate(url, out, sizeof out), 0);
+	c = db();
+	sql_ok(c, "INSERT INTO jobs (id, tenant) VALUES ('j1', 't1')");
+	sql_ok(c, "INSERT INTO addresses (job_id, id, input, address, domain) "
+		  "VALUES ('j1', 1, 'a@b.test', 'a@b.test', 'b.test')");
+	sql_ok(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
+		  "VALUES ('j1', 1, 'deliverable', 'accepted', true)");
+	/* one result per address; only the four statuses; no orphans */
+	assert_true(sql_fails(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
+				 "VALUES ('j1', 1, 'unknown', 'timeout', false)"));
+	assert_true(sql_fails(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
+				 "VALUES ('j1', 1, 'maybe', 'accepted', true)"));
+	assert_true(sql_fails(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
+				 "VALUES ('j1', 2, 'unknown', 'timeout', false)"));
+	assert_true(sql_fails(c, "UPDATE jobs SET state = 'sleeping'"));
+	/* deleting a job removes its rows */
+	sql_ok(c, "DELETE FROM jobs WHERE id = 'j1'");
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM addresses"), 0);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM results"), 0);
+	PQfinish(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(do_test_fresh_then_again),
+		cmocka_unit_test(do_test_concurrent_coordinators),
+		cmocka_unit_test(do_test_newer_database_refused),
+		cmocka_unit_test(do_test_bad_database_url),
+		cmocka_unit_test(do_test_constraints),
+	};
+	load_url();
+	return cmocka_run_group_tests_name("db_migrate", tests, NULL, NULL);
+}
