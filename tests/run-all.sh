@@ -2,11 +2,12 @@
 # tests/run-all.sh — the whole test suite, from a fresh Debian 12 machine.
 #
 # 1. installs the Debian packages it needs (deploy/install-deps.sh --test,
-#    plus Postfix for the interoperability test),
+#    plus Postfix for the interoperability test and PostgreSQL/kcat for the
+#    cluster tests: tests/cluster/install.sh),
 # 2. builds emailverify with AddressSanitizer + UndefinedBehaviorSanitizer,
 # 3. runs ctest: the test world (unbound DNS, the SMTP test server, a real
-#    Postfix) is started and stopped by ctest fixtures, so nothing is left
-#    running, pass or fail,
+#    Postfix) and a throwaway PostgreSQL are started and stopped by ctest
+#    fixtures, so nothing is left running, pass or fail,
 # 4. builds the libFuzzer targets with clang and runs each one briefly
 #    (before the main suite, whose ctest summary line closes the output).
 #
@@ -19,6 +20,7 @@ jobs="${EMV_TEST_JOBS:-2}"
 
 bash deploy/install-deps.sh --test
 bash tests/world/postfix/install.sh
+bash tests/cluster/install.sh
 
 echo "== build (ASan+UBSan)"
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DEMV_SANITIZE=ON >/dev/null

@@ -90,14 +90,21 @@ node_pid() { # N: pid of the running node N of RUN_DIR, or nothing
 	fi
 }
 
+running=() # nodes of RUN_DIR running now
+for n in 1 2 3; do
+	if [[ -n $(node_pid "$n") ]]; then running+=("$n"); fi
+done
+
 # --- 1. the broker's jars: RUN_DIR/lib, via ~/.m2 --------------------------
 # Skipped when RUN_DIR/lib was filled from the same pom.xml (stamp file);
 # otherwise Maven offline first (everything cached in ~/.m2), online if not.
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
 stamp=$(sha256sum "$POM" | cut -c1-16)
 if [[ ! -f $RUN_DIR/lib/.pom-stamp || $(cat "$RUN_DIR/lib/.pom-stamp") != "$stamp" ]]; then
+	((${#running[@]} == 0)) ||
+		cl_die "pom.xml changed while node(s) ${running[*]} of $RUN_DIR run from its jars: stop.sh first"
 	command -v "$MVN" >/dev/null || cl_die "mvn not found (Debian: maven)"
-	rm -rf "$RUN_DIR/lib" "$RUN_DIR/lib.tmp"
+	rm -rf "${RUN_DIR:?}/lib" "${RUN_DIR:?}/lib.tmp"
 	mvn_run() { "$MVN" -B -q -Dstyle.color=never -f "$POM" -Dkafka.lib.dir="$RUN_DIR/lib.tmp" "$@" package; }
 	t=$(cl_now_ms)
 	if mvn_run -o >"$RUN_DIR/mvn.log" 2>&1; then
@@ -116,10 +123,6 @@ fi
 CP="$RUN_DIR/lib/*"
 
 # --- 2. node count and data -------------------------------------------------
-running=()
-for n in 1 2 3; do
-	if [[ -n $(node_pid "$n") ]]; then running+=("$n"); fi
-done
 prev_nodes=$(cat "$RUN_DIR/kafka.nodes" 2>/dev/null || true)
 if [[ -n $prev_nodes && $prev_nodes != "$NODES" ]]; then
 	((${#running[@]} == 0)) ||
@@ -244,6 +247,7 @@ fail_start() {
 }
 
 started=()
+spawned=()
 for ((n = 1; n <= NODES; n++)); do
 	[[ -n $(node_pid "$n") ]] && continue
 	for p in "$(client_port "$n")" "$(quorum_port "$n")"; do
@@ -252,15 +256,17 @@ for ((n = 1; n <= NODES; n++)); do
 		fi
 	done
 	nd=$(node_dir "$n")
+	echo "=== tests/cluster/kafka/start.sh: node $n starting at $(date '+%F %T')" >>"$nd/kafka.log"
 	# setsid: own session, so a Ctrl-C or a ctest timeout on the caller
 	# does not reach the broker; stop.sh is what stops it.
 	# shellcheck disable=SC2086  # HEAP and JVM_OPTS are lists of JVM options
 	(cd "$nd" && exec setsid "$JAVA" -server $HEAP $JVM_OPTS -XX:-UsePerfData \
 		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
 		-Dlog4j.configuration="file:$nd/log4j.properties" -Dkafka.logs.dir="$nd" \
-		-cp "$CP" kafka.Kafka "$nd/server.properties") </dev/null >"$nd/kafka.log" 2>&1 &
+		-cp "$CP" kafka.Kafka "$nd/server.properties") </dev/null >>"$nd/kafka.log" 2>&1 &
 	echo $! >"$nd/kafka.pid"
 	started+=("$n")
+	spawned[n]=$!
 done
 
 # --- 6. wait until every node answers ----------------------------------------
@@ -268,7 +274,9 @@ deadline=$(($(cl_now_ms) + START_TIMEOUT * 1000))
 ready=0
 while (($(cl_now_ms) < deadline)); do
 	for n in "${started[@]}"; do
-		[[ -n $(node_pid "$n") ]] || fail_start "node $n exited during start-up"
+		# our own child: alive is enough (its command line is the
+		# subshell's until it has exec'd java)
+		cl_alive "${spawned[$n]}" || fail_start "node $n exited during start-up"
 	done
 	# each node in turn: its port accepts (bash /dev/tcp), then it answers a
 	# metadata request itself ("from broker N") listing all NODES brokers.
@@ -290,6 +298,9 @@ while (($(cl_now_ms) < deadline)); do
 	sleep 0.2
 done
 ((ready)) || fail_start "kafka did not answer within $START_TIMEOUT s (kcat -L -b $brokers)"
+for n in "${started[@]}"; do
+	[[ -n $(node_pid "$n") ]] || fail_start "node $n: pid ${spawned[$n]} is not java with $(node_dir "$n")/server.properties"
+done
 
 cat >"$RUN_DIR/kafka.env" <<EOF
 # written by tests/cluster/kafka/start.sh; source it from a test

@@ -13,7 +13,7 @@ if [[ -z $PGBIN ]]; then
 	if [[ -x /usr/lib/postgresql/15/bin/pg_ctl ]]; then
 		PGBIN=/usr/lib/postgresql/15/bin
 	else
-		PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+		PGBIN=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 	fi
 fi
 [[ -n $PGBIN && -x $PGBIN/pg_ctl && -x $PGBIN/initdb ]] ||

@@ -34,12 +34,16 @@ TIMEOUT=${EMV_PG_STOP_TIMEOUT:-30}
 # shellcheck source=pg-common.sh
 source "$HERE/pg-common.sh"
 
+# the short socket directory under /tmp (see pg-common.sh), once empty
+drop_sock_dir() { if [[ $SOCK != "$PGDIR/sock" ]]; then as_server rmdir "$SOCK" 2>/dev/null || true; fi; }
+
 rm -f "$RUN_DIR/pg.env"
-pg_running || exit 0
+pg_running || { drop_sock_dir; exit 0; }
 t=$(cl_now_ms)
 if ! as_server "$PGBIN/pg_ctl" -D "$DATA" -m "$MODE" -w -t "$TIMEOUT" -s stop; then
 	cl_log "pg_ctl stop -m $MODE did not finish in $TIMEOUT s: stopping -m immediate"
 	as_server "$PGBIN/pg_ctl" -D "$DATA" -m immediate -w -t "$TIMEOUT" -s stop ||
 		cl_die "the server of $DATA does not stop (log: $LOG)"
 fi
+drop_sock_dir
 echo "postgresql of $RUN_DIR stopped (-m $MODE) in $(($(cl_now_ms) - t)) ms"
