@@ -100,6 +100,15 @@ int emv_db_schema_version(void)
 	return migrations[NMIGRATIONS - 1].version;
 }
 
+/* Server NOTICEs ("relation already exists, skipping") go to the debug log,
+ * not to stderr. */
+static void notice(void *arg, const char *msg)
+{
+	char buf[512];
+	emv_strlcpy(buf, msg, sizeof buf);
+	emv_log(EMV_LOG_DEBUG, "db", "%s", emv_trim(buf));
+}
+
 PGconn *emv_db_connect(const char *conninfo, char *err, size_t errlen)
 {
 	PGconn *c;
@@ -119,6 +128,7 @@ PGconn *emv_db_connect(const char *conninfo, char *err, size_t errlen)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, notice, NULL);
 	return c;
 }
 
@@ -160,19 +170,20 @@ int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen)
 	char what[128], sql[256];
 	int v = 0;
 
-	if (exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		    "  version integer PRIMARY KEY,"
-		    "  name text NOT NULL,"
-		    "  applied_at timestamptz NOT NULL DEFAULT now())",
-		 "creating schema_migrations", err, errlen) != EMV_OK)
-		return EMV_ERR;
 	for (size_t i = 0; i < NMIGRATIONS; i++) {
 		const struct migration *m = &migrations[i];
-		/* one transaction per migration, serialised between coordinators */
+		/* one transaction per migration, serialised between coordinators;
+		 * even creating the version table happens under the lock: two
+		 * concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog */
 		if (exec(c, "BEGIN", "BEGIN", err, errlen) != EMV_OK)
 			return EMV_ERR;
 		snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", MIGRATION_LOCK);
 		if (exec(c, sql, "taking the migration lock", err, errlen) != EMV_OK ||
+		    exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			    "  version integer PRIMARY KEY,"
+			    "  name text NOT NULL,"
+			    "  applied_at timestamptz NOT NULL DEFAULT now())",
+			 "creating schema_migrations", err, errlen) != EMV_OK ||
 		    current_version(c, &v, err, errlen) != EMV_OK) {
 			exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
 			return EMV_ERR;

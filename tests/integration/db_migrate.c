@@ -41,11 +41,16 @@ static void load_url(void)
 	assert_true(url[0] != '\0');
 }
 
+static void quiet(void *arg, const char *msg)
+{
+}
+
 static PGconn *db(void)
 {
 	PGconn *c = PQconnectdb(url);
 	if (PQstatus(c) != CONNECTION_OK)
 		fail_msg("connect %s: %s", url, PQerrorMessage(c));
+	PQsetNoticeProcessor(c, quiet, NULL); /* DROP SCHEMA ... CASCADE notices */
 	return c;
 }
 
