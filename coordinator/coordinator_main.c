@@ -1,37 +1,60 @@
 /*
  * coordinator_main.c - `emailverify-coordinator`: the cluster's coordinator.
- * Today: `migrate` (apply the schema migrations and print the version).
+ *
+ *   migrate [--database URL]                 apply the schema migrations
+ *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST
+ *                                            a list becomes a job (design §2, step 1)
+ *
+ * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "emv_db.h"
+#include "emv_ingest_job.h"
+#include "emv_lists.h"
 #include "emv_util.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: emailverify-coordinator migrate [--database URL]\n"
+		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
 
 int main(int argc, char **argv)
 {
-	const char *url = NULL;
+	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0;
+	int version = 0, ingest;
 	PGconn *c;
 
-	if (argc < 2 || strcmp(argv[1], "migrate") != 0) {
-		usage(argc < 2 ? stderr : (strcmp(argv[1], "--help") == 0 ? stdout : stderr));
-		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest"))) {
+		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+		usage(help ? stdout : stderr);
+		return help ? 0 : 2;
 	}
+	ingest = strcmp(argv[1], "ingest") == 0;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
-		} else {
-			fprintf(stderr, "emailverify-coordinator: unknown argument '%s'\n", argv[i]);
+		else if (ingest && strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+			tenant = argv[++i];
+		else if (ingest && strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (ingest && strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+			datadir = argv[++i];
+		else if (ingest && !list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+			list = argv[i];
+		else {
+			fprintf(stderr, "emailverify-coordinator: unexpected argument '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (ingest && !list) {
+		fprintf(stderr, "emailverify-coordinator ingest: no list given\n");
+		return 2;
 	}
 	if (!(c = emv_db_connect(url, err, sizeof err))) {
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
@@ -42,7 +65,32 @@ int main(int argc, char **argv)
 		PQfinish(c);
 		return 1;
 	}
-	printf("schema version %d\n", version);
-	PQfinish(c);
+	if (!ingest) {
+		printf("schema version %d\n", version);
+		PQfinish(c);
+		return 0;
+	}
+	{
+		emv_lists *lists = emv_lists_load(datadir ? datadir : getenv("EMAILVERIFY_DATA"), err, sizeof err);
+		emv_ingest_job_stats st;
+		int rc;
+		if (!lists) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			PQfinish(c);
+			return 1;
+		}
+		rc = emv_ingest_job(c, lists, tenant, name, list, &st, err, sizeof err);
+		emv_lists_free(lists);
+		PQfinish(c);
+		if (rc != EMV_OK) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			return 1;
+		}
+		printf("job %s: %llu rows (%llu unique addresses, %llu duplicates, %llu invalid, %llu row errors) "
+		       "in %.2f s, %.0f rows/s\n",
+		       st.job_id, (unsigned long long)st.rows, (unsigned long long)st.unique,
+		       (unsigned long long)st.duplicates, (unsigned long long)st.invalid,
+		       (unsigned long long)st.row_errors, st.seconds, st.seconds > 0 ? (double)st.rows / st.seconds : 0);
+	}
 	return 0;
 }

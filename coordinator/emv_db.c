@@ -56,6 +56,7 @@ static const struct migration migrations[] = {
 	  "  domain text,"
 	  "  flags integer NOT NULL DEFAULT 0,"
 	  "  duplicate_of bigint,"             /* first row with the same address */
+	  "  error_reason text,"               /* invalid_syntax / input_error; NULL when usable */
 	  "  error text,"                      /* why the row could not be used */
 	  "  PRIMARY KEY (job_id, id));"
 	  "CREATE INDEX addresses_domain ON addresses (job_id, domain);"

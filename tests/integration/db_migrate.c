@@ -6,6 +6,8 @@
  * database, again (a no-op), twice at once (each migration applied once),
  * against a database newer than the binary (refused), and checks that the
  * schema's constraints hold (one result per address, valid statuses).
+ * Then `ingest`: a list becomes a job (rows, duplicates, final results for
+ * unusable rows, counters), input stored verbatim, a bad file leaves no job.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,8 +92,8 @@ static void reset_schema(void)
 	PQfinish(c);
 }
 
-/* Run the coordinator's migrate; returns its exit code, output in out. */
-static int migrate(const char *database, char *out, size_t outlen)
+/* Run the coordinator (migrate, or ingest FILE); returns its exit code, output in out. */
+static int coordinator(const char *cmd, const char *database, const char *file, char *out, size_t outlen)
 {
 	int pfd[2], status;
 	pid_t pid;
@@ -102,7 +104,7 @@ static int migrate(const char *database, char *out, size_t outlen)
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
 		close(pfd[0]);
-		execl(EMV_COORDINATOR, EMV_COORDINATOR, "migrate", "--database", database, (char *)NULL);
+		execl(EMV_COORDINATOR, EMV_COORDINATOR, cmd, "--database", database, file, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -112,6 +114,11 @@ static int migrate(const char *database, char *out, size_t outlen)
 	close(pfd[0]);
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int migrate(const char *database, char *out, size_t outlen)
+{
+	return coordinator("migrate", database, NULL, out, outlen);
 }
 
 static void do_test_fresh_then_again(void **state)
@@ -201,6 +208,72 @@ static void do_test_constraints(void **state)
 	PQfinish(c);
 }
 
+static void do_test_ingest_list(void **state)
+{
+	char out[2048], sql[512];
+	const char *path = EMV_PG_RUN "/ingest.csv";
+	FILE *f;
+	PGconn *c;
+	char *id;
+
+	reset_schema();
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("name,email\n"
+	      "A,alice@accept.test\n"
+	      "B,\"not an address\"\n"
+	      "C,ALICE@Accept.TEST\n"
+	      "D,alice@accept.test\n"
+	      "\"'; DROP TABLE jobs; --\",bob@accept.test\n",
+	      f);
+	fclose(f);
+	assert_int_equal(coordinator("ingest", url, path, out, sizeof out), 0);
+	assert_non_null(strstr(out, "5 rows (3 unique addresses, 1 duplicates, 1 invalid, 0 row errors)"));
+	id = strstr(out, "job ");
+	assert_non_null(id);
+	id += 4;
+	id[strcspn(id, ":")] = '\0';
+	c = db();
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM addresses WHERE job_id = '%s'", id);
+	assert_int_equal(sql_long(c, sql), 5);
+	/* the duplicate points at its first row; local parts keep their case */
+	snprintf(sql, sizeof sql, "SELECT duplicate_of FROM addresses WHERE job_id = '%s' AND id = 4", id);
+	assert_int_equal(sql_long(c, sql), 1);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM addresses WHERE job_id = '%s' AND address = 'ALICE@accept.test'", id);
+	assert_int_equal(sql_long(c, sql), 1);
+	/* the unusable row is final at once; SQL-looking input is just data */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 "
+				  "AND status = 'undeliverable' AND reason = 'invalid_syntax' AND final", id);
+	assert_int_equal(sql_long(c, sql), 1);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM addresses WHERE job_id = '%s' "
+				  "AND input = '''; DROP TABLE jobs; --,bob@accept.test'", id); /* the row, re-serialised as CSV */
+	assert_int_equal(sql_long(c, sql), 1);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'splitting' AND rows_total = 5 "
+				  "AND addresses_total = 3 AND n_final = 1 AND n_undeliverable = 1", id);
+	assert_int_equal(sql_long(c, sql), 1);
+	PQfinish(c);
+}
+
+static void do_test_bad_list_leaves_no_job(void **state)
+{
+	char out[2048];
+	const char *path = EMV_PG_RUN "/binary.csv";
+	FILE *f = fopen(path, "w");
+	PGconn *c;
+	long before;
+	fwrite("\x7f" "ELF\0\0\0\0\1\2", 1, 10, f);
+	fclose(f);
+	assert_int_equal(migrate(url, out, sizeof out), 0);
+	c = db();
+	before = sql_long(c, "SELECT count(*) FROM jobs");
+	assert_int_equal(coordinator("ingest", url, path, out, sizeof out), 1);
+	assert_non_null(strstr(out, "binary"));
+	assert_int_equal(coordinator("ingest", url, EMV_PG_RUN "/does-not-exist.csv", out, sizeof out), 1);
+	assert_non_null(strstr(out, "No such file"));
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs"), before);
+	PQfinish(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +282,8 @@ int main(void)
 		cmocka_unit_test(do_test_newer_database_refused),
 		cmocka_unit_test(do_test_bad_database_url),
 		cmocka_unit_test(do_test_constraints),
+		cmocka_unit_test(do_test_ingest_list),
+		cmocka_unit_test(do_test_bad_list_leaves_no_job),
 	};
 	load_url();
 	return cmocka_run_group_tests_name("db_migrate", tests, NULL, NULL);

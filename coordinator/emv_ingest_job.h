@@ -1,0 +1,29 @@
+/*
+ * emv_ingest_job.h - a list becomes a job in PostgreSQL (design §2 step 1).
+ *
+ * The list is streamed (lib/emv_ingest.c), every row normalised and checked
+ * with the same rules as the CLI (emv_address, emv_lists), de-duplicated
+ * within the job, and sent to PostgreSQL with COPY.  Rows that cannot be
+ * verified (bad syntax, unusable row) get their final result in the same
+ * transaction, so a job is either fully ingested or not there at all.
+ * Job counters are set at the end; the job moves to state "splitting".
+ */
+#ifndef EMV_INGEST_JOB_H
+#define EMV_INGEST_JOB_H
+
+#include <stdint.h>
+#include <libpq-fe.h>
+#include "emv_lists.h"
+
+typedef struct {
+	char job_id[40];
+	uint64_t rows, unique, duplicates, invalid, row_errors;
+	double seconds;
+} emv_ingest_job_stats;
+
+/* Ingest `path` ("-" = stdin) as a new job of `tenant`.  Returns EMV_OK or
+ * EMV_ERR with the reason (file-level input error, or database error). */
+int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, const char *path,
+		   emv_ingest_job_stats *st, char *err, size_t errlen);
+
+#endif
