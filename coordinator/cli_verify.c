@@ -241,7 +241,7 @@ static void progress(struct verify *v, int final)
 static void maybe_stop(struct vworker *w)
 {
 	struct verify *v = w->v;
-	if (w->idx == 0 ? v->done + 0 >= v->queued : emv_engine_idle(w->eng))
+	if (w->idx == 0 ? v->done >= v->queued : emv_engine_idle(w->eng))
 		event_base_loopbreak(w->e.base);
 }
 

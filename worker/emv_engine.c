@@ -725,7 +725,7 @@ int emv_engine_idle(const emv_engine *e)
 {
 	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL &&
 	       e->dnsq_head == NIL &&
-	       e->finished + 0 >= e->nitems;
+	       e->finished >= e->nitems;
 }
 
 void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
