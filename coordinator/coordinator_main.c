@@ -4,6 +4,8 @@
  *   migrate [--database URL]                 apply the schema migrations
  *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST
  *                                            a list becomes a job (design §2, step 1)
+ *   split   [--database URL] --brokers HOSTS [--topic T] [--batch-max N] JOB
+ *                                            a job's addresses become batches on Kafka (step 2)
  *
  * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
  */
@@ -13,12 +15,15 @@
 #include "emv_db.h"
 #include "emv_ingest_job.h"
 #include "emv_lists.h"
+#include "emv_split.h"
 #include "emv_util.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: emailverify-coordinator migrate [--database URL]\n"
 		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
+		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
+		   "                                     [--batch-max N] JOB_ID\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
 
@@ -26,18 +31,33 @@ int main(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0, ingest;
+	int version = 0, ingest, split;
+	emv_split_params sp;
 	PGconn *c;
 
-	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest"))) {
+	emv_split_params_default(&sp);
+	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 		usage(help ? stdout : stderr);
 		return help ? 0 : 2;
 	}
 	ingest = strcmp(argv[1], "ingest") == 0;
+	split = strcmp(argv[1], "split") == 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
+		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
+			sp.brokers = argv[++i];
+		else if (split && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+			sp.topic = argv[++i];
+		else if (split && strcmp(argv[i], "--batch-max") == 0 && i + 1 < argc) {
+			sp.batch_max = atoi(argv[++i]);
+			if (sp.batch_max < 1 || sp.batch_max > 10000) {
+				fprintf(stderr, "emailverify-coordinator: --batch-max must be 1..10000\n");
+				return 2;
+			}
+		} else if (split && !list && argv[i][0] != '-')
+			list = argv[i]; /* the job id */
 		else if (ingest && strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
 			tenant = argv[++i];
 		else if (ingest && strcmp(argv[i], "--name") == 0 && i + 1 < argc)
@@ -52,8 +72,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (ingest && !list) {
-		fprintf(stderr, "emailverify-coordinator ingest: no list given\n");
+	if ((ingest || split) && !list) {
+		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
+		return 2;
+	}
+	if (split && !sp.brokers) {
+		fprintf(stderr, "emailverify-coordinator split: --brokers is required\n");
 		return 2;
 	}
 	if (!(c = emv_db_connect(url, err, sizeof err))) {
@@ -64,6 +88,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		PQfinish(c);
 		return 1;
+	}
+	if (split) {
+		emv_split_stats st;
+		int rc = emv_split_job(c, list, &sp, &st, err, sizeof err);
+		PQfinish(c);
+		if (rc != EMV_OK) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			return 1;
+		}
+		printf("job %s: %llu addresses in %llu batches on %s in %.2f s\n", list, (unsigned long long)st.addresses,
+		       (unsigned long long)st.batches, sp.topic, st.seconds);
+		return 0;
 	}
 	if (!ingest) {
 		printf("schema version %d\n", version);

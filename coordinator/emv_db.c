@@ -42,7 +42,9 @@ static const struct migration migrations[] = {
 	  "  n_undeliverable bigint NOT NULL DEFAULT 0,"
 	  "  n_risky bigint NOT NULL DEFAULT 0,"
 	  "  n_unknown bigint NOT NULL DEFAULT 0,"
-	  "  split_done bigint NOT NULL DEFAULT 0," /* addresses batched so far: a restart resumes here */
+	  "  split_done bigint NOT NULL DEFAULT 0," /* addresses batched so far */
+	  "  split_after_domain text,"             /* keyset cursor of the split: a restart */
+	  "  split_after_id bigint,"               /* resumes after (domain, id) */
 	  "  callback_url text,"
 	  "  callback_secret text,"
 	  "  created_at timestamptz NOT NULL DEFAULT now(),"

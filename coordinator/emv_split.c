@@ -1,0 +1,281 @@
+/* emv_split.c - job -> VerifyBatch messages on Kafka (see emv_split.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <librdkafka/rdkafka.h>
+#include "emv_split.h"
+#include "emv_util.h"
+#include "emv_wire.h"
+
+void emv_split_params_default(emv_split_params *p)
+{
+	memset(p, 0, sizeof *p);
+	p->topic = "emailverify.batches";
+	p->partitions = 16;
+	p->batch_max = 500;
+	p->max_shards = 4;
+	p->chunk = 20000;
+	p->flush_timeout_ms = 30000;
+}
+
+struct delivery {
+	uint64_t failed;
+	char first_error[256];
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct delivery *d = opaque;
+	if (m->err) {
+		if (!d->failed)
+			snprintf(d->first_error, sizeof d->first_error, "%s", rd_kafka_err2str(m->err));
+		d->failed++;
+	}
+}
+
+/* Create the topic if it does not exist (other errors are reported). */
+static int ensure_topic(rd_kafka_t *rk, const emv_split_params *p, char *err, size_t errlen)
+{
+	char errstr[256];
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic, p->partitions, -1, errstr, sizeof errstr);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_event_t *ev;
+	int rc = EMV_OK;
+
+	if (!nt) {
+		emv_set_err(err, errlen, "topic %s: %s", p->topic, errstr);
+		rd_kafka_queue_destroy(q);
+		return EMV_ERR;
+	}
+	/* batches may be larger than Kafka's 1 MB default */
+	rd_kafka_NewTopic_set_config(nt, "max.message.bytes", "4194304");
+	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+	ev = rd_kafka_queue_poll(q, 30000);
+	if (!ev) {
+		emv_set_err(err, errlen, "creating topic %s: no answer from the brokers in 30 s", p->topic);
+		rc = EMV_ERR;
+	} else {
+		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+		size_t n = 0;
+		const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+		if (rd_kafka_event_error(ev)) {
+			emv_set_err(err, errlen, "creating topic %s: %s", p->topic, rd_kafka_event_error_string(ev));
+			rc = EMV_ERR;
+		} else if (n == 1 && rd_kafka_topic_result_error(tr[0]) &&
+			   rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+			emv_set_err(err, errlen, "creating topic %s: %s", p->topic, rd_kafka_topic_result_error_string(tr[0]));
+			rc = EMV_ERR;
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_NewTopic_destroy(nt);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+struct batcher {
+	rd_kafka_t *rk;
+	const emv_split_params *p;
+	const char *job_id;
+	char domain[EMV_WIRE_DOMAIN_MAX + 1];
+	unsigned domain_batches;      /* batches of this domain so far */
+	emv_wire_address *a;
+	size_t n;
+	uint64_t seq;
+	emv_split_stats *st;
+	char last_domain[EMV_WIRE_DOMAIN_MAX + 1]; /* cursor: last address of the last produced batch */
+	int64_t last_id;
+};
+
+static int produce_batch(struct batcher *b, char *err, size_t errlen)
+{
+	emv_wire_batch wb;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char key[EMV_WIRE_KEY_MAX];
+	unsigned shard;
+	char werr[EMV_WIRE_ERR_MAX];
+	rd_kafka_resp_err_t e;
+
+	if (b->n == 0)
+		return EMV_OK;
+	memset(&wb, 0, sizeof wb);
+	emv_strlcpy(wb.job_id, b->job_id, sizeof wb.job_id);
+	snprintf(wb.batch_id, sizeof wb.batch_id, "%" PRIu64, ++b->seq);
+	emv_strlcpy(wb.domain, b->domain, sizeof wb.domain);
+	wb.addresses = b->a;
+	wb.n_addresses = b->n;
+	if (emv_wire_batch_encode(&wb, &buf, &len, werr, sizeof werr) != EMV_WIRE_OK) {
+		emv_set_err(err, errlen, "batch of %s: %s", b->domain, werr);
+		return EMV_ERR;
+	}
+	shard = b->p->max_shards > 1 ? b->domain_batches % (unsigned)b->p->max_shards : 0;
+	emv_wire_batch_key(b->domain, shard, key, sizeof key);
+	for (;;) {
+		e = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(b->p->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+				      RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(b->rk, 100); /* the local queue drains as deliveries complete */
+	}
+	if (e) {
+		free(buf);
+		emv_set_err(err, errlen, "producing a batch of %s: %s", b->domain, rd_kafka_err2str(e));
+		return EMV_ERR;
+	}
+	rd_kafka_poll(b->rk, 0);
+	b->domain_batches++;
+	b->st->batches++;
+	b->st->addresses += b->n;
+	emv_strlcpy(b->last_domain, b->domain, sizeof b->last_domain);
+	b->last_id = (int64_t)b->a[b->n - 1].id;
+	b->n = 0;
+	return EMV_OK;
+}
+
+static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, size_t errlen)
+{
+	char ndone[24], lid[24];
+	const char *v[5] = { b->job_id, ndone, b->last_domain[0] ? b->last_domain : NULL, lid, done ? "1" : "0" };
+	PGresult *r;
+	snprintf(ndone, sizeof ndone, "%" PRIu64, b->st->addresses);
+	snprintf(lid, sizeof lid, "%" PRId64, b->last_id);
+	if (!b->last_domain[0])
+		v[3] = NULL;
+	r = PQexecParams(c, "UPDATE jobs SET split_done = split_done + $2::bigint, "
+			    "split_after_domain = coalesce($3, split_after_domain), "
+			    "split_after_id = coalesce($4::bigint, split_after_id), "
+			    "state = CASE WHEN $5 = '1' THEN 'running' ELSE state END WHERE id = $1",
+			 5, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		emv_set_err(err, errlen, "recording split progress: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return EMV_ERR;
+	}
+	PQclear(r);
+	b->st->addresses = 0; /* counted into split_done */
+	return EMV_OK;
+}
+
+int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_split_stats *st, char *err,
+		  size_t errlen)
+{
+	char errstr[512], after_domain[EMV_WIRE_DOMAIN_MAX + 1] = "", after_id[24] = "0";
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	struct delivery dl = { 0, "" };
+	struct batcher b;
+	emv_split_stats chunk_st;
+	uint64_t t0 = emv_now_ms(), total = 0, total_batches = 0;
+	int rc = EMV_ERR;
+	PGresult *r;
+
+	memset(st, 0, sizeof *st);
+	memset(&b, 0, sizeof b);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", p->brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "message.max.bytes", "4194304", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+		emv_set_err(err, errlen, "Kafka configuration: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return EMV_ERR;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_opaque(conf, &dl);
+	b.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+	if (!b.rk) {
+		emv_set_err(err, errlen, "Kafka producer: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return EMV_ERR;
+	}
+	conf = NULL; /* now owned by rk */
+	if (ensure_topic(b.rk, p, err, errlen) != EMV_OK)
+		goto out;
+
+	/* where an earlier split stopped */
+	{
+		const char *v[1] = { job_id };
+		r = PQexecParams(c, "SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
+				    "FROM jobs WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			emv_set_err(err, errlen, "job %s not found", job_id);
+			PQclear(r);
+			goto out;
+		}
+		emv_strlcpy(after_domain, PQgetvalue(r, 0, 0), sizeof after_domain);
+		emv_strlcpy(after_id, PQgetvalue(r, 0, 1), sizeof after_id);
+		PQclear(r);
+	}
+	b.p = p;
+	b.job_id = job_id;
+	b.st = &chunk_st;
+	b.a = emv_xcalloc((size_t)p->batch_max, sizeof *b.a);
+	memset(&chunk_st, 0, sizeof chunk_st);
+
+	for (;;) {
+		char limit[16];
+		const char *v[4] = { job_id, after_domain, after_id, limit };
+		int n;
+		snprintf(limit, sizeof limit, "%d", p->chunk);
+		r = PQexecParams(c, "SELECT domain, id, address, flags FROM addresses WHERE job_id = $1 "
+				    "AND error_reason IS NULL AND duplicate_of IS NULL "
+				    "AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id LIMIT $4::int",
+				 4, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));
+			PQclear(r);
+			goto out;
+		}
+		n = PQntuples(r);
+		for (int i = 0; i < n; i++) {
+			const char *dom = PQgetvalue(r, i, 0), *addr = PQgetvalue(r, i, 2), *at = strrchr(addr, '@');
+			emv_wire_address *a;
+			if (strcmp(dom, b.domain) != 0 || b.n == (size_t)p->batch_max) {
+				if (produce_batch(&b, err, errlen) != EMV_OK) {
+					PQclear(r);
+					goto out;
+				}
+				if (strcmp(dom, b.domain) != 0) {
+					emv_strlcpy(b.domain, dom, sizeof b.domain);
+					b.domain_batches = 0;
+				}
+			}
+			a = &b.a[b.n++];
+			a->id = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+			emv_strlcpy(a->local, addr, at && (size_t)(at - addr) < sizeof a->local ?
+				    (size_t)(at - addr) + 1 : sizeof a->local);
+			a->flags = (uint32_t)strtoul(PQgetvalue(r, i, 3), NULL, 10);
+		}
+		if (n > 0) {
+			emv_strlcpy(after_domain, PQgetvalue(r, n - 1, 0), sizeof after_domain);
+			emv_strlcpy(after_id, PQgetvalue(r, n - 1, 1), sizeof after_id);
+		}
+		PQclear(r);
+		if (n < p->chunk && produce_batch(&b, err, errlen) != EMV_OK) /* the last one */
+			goto out;
+		/* deliveries confirmed, then the cursor moves: a crash in
+		 * between re-produces at most this chunk's batches */
+		if (rd_kafka_flush(b.rk, p->flush_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR || dl.failed) {
+			emv_set_err(err, errlen, "Kafka deliveries: %s", dl.failed ? dl.first_error :
+				    "not all delivered within the flush timeout");
+			goto out;
+		}
+		total += chunk_st.addresses;
+		total_batches += chunk_st.batches;
+		if (commit_progress(c, &b, n < p->chunk, err, errlen) != EMV_OK)
+			goto out;
+		chunk_st.batches = 0;
+		if (n < p->chunk)
+			break;
+		/* the partial batch at the chunk's end continues in the next chunk */
+	}
+	rc = EMV_OK;
+out:
+	st->addresses = total;
+	st->batches = total_batches;
+	st->seconds = (double)(emv_now_ms() - t0) / 1000.0;
+	rd_kafka_flush(b.rk, 1000);
+	rd_kafka_destroy(b.rk);
+	free(b.a);
+	return rc;
+}
