@@ -1,5 +1,13 @@
-/* emv_budget.c - token buckets per budget key (see emv_budget.h). */
-#include <math.h>
+/*
+ * emv_budget.c - RCPT budgets as sliding windows (see emv_budget.h).
+ *
+ * Each window (minute, hour, day) is cut into SLOTS time slots counting the
+ * RCPTs granted in them, and the ring keeps SLOTS + 1 of them: any real
+ * window of that length [t - W, t] lies inside the slots kept, so a grant
+ * allowed only while they hold fewer than the limit never lets a real
+ * window exceed it.  (A token bucket would allow twice the limit in a
+ * window: a full bucket, then its refill.)
+ */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,17 +15,18 @@
 #include "emv_util.h"
 
 #define BUCKETS 4096u
+#define SLOTS 60
+#define RING (SLOTS + 1)
 
 struct window {
-	double tokens;
-	double cap;        /* the limit; 0 = unlimited */
-	double per_ms;     /* refill rate */
+	uint32_t count[RING];
+	uint64_t slot;      /* absolute index (now / slot_ms) of the newest slot */
+	uint64_t sum;       /* of count[] */
 };
 
 struct entry {
 	char *key;
 	struct window w[3];
-	uint64_t last_ms;
 	struct entry *next;
 };
 
@@ -26,7 +35,7 @@ struct emv_budget {
 	struct entry *table[BUCKETS];
 };
 
-static const double window_ms[3] = { 60e3, 3600e3, 86400e3 };
+static const uint64_t slot_ms[3] = { 60000 / SLOTS, 3600000 / SLOTS, 86400000 / SLOTS };
 
 emv_budget *emv_budget_new(void)
 {
@@ -59,44 +68,70 @@ static unsigned hash(const char *s)
 	return h;
 }
 
-static struct entry *lookup(emv_budget *b, const char *key, const int limits[3], uint64_t now)
+static struct entry *lookup(emv_budget *b, const char *key, int create)
 {
 	unsigned i = hash(key) % BUCKETS;
 	struct entry *e;
 	for (e = b->table[i]; e; e = e->next)
 		if (strcmp(e->key, key) == 0)
-			break;
-	if (!e) {
-		e = emv_xcalloc(1, sizeof *e);
-		e->key = emv_xstrdup(key);
-		e->last_ms = now;
-		for (int k = 0; k < 3; k++)
-			e->w[k].tokens = limits[k];  /* a new key starts with a full window */
-		e->next = b->table[i];
-		b->table[i] = e;
-	}
-	/* limits may differ per call (policy reloaded): follow the caller's */
-	for (int k = 0; k < 3; k++) {
-		e->w[k].cap = limits[k] > 0 ? limits[k] : 0;
-		e->w[k].per_ms = limits[k] > 0 ? limits[k] / window_ms[k] : 0;
-	}
+			return e;
+	if (!create)
+		return NULL;
+	e = emv_xcalloc(1, sizeof *e);
+	e->key = emv_xstrdup(key);
+	e->next = b->table[i];
+	b->table[i] = e;
 	return e;
+}
+
+/* Move window k forward to now: slots that left the window are emptied. */
+static void advance(struct window *w, int k, uint64_t now)
+{
+	uint64_t cur = now / slot_ms[k];
+	if (cur <= w->slot)
+		return;
+	if (cur - w->slot >= RING) {
+		memset(w->count, 0, sizeof w->count);
+		w->sum = 0;
+	} else {
+		/* an entering slot takes the ring place of one that left */
+		for (uint64_t s = w->slot + 1; s <= cur; s++) {
+			w->sum -= w->count[s % RING];
+			w->count[s % RING] = 0;
+		}
+	}
+	w->slot = cur;
+}
+
+/* Milliseconds until window k can take `need` more within `limit`. */
+static uint64_t wait_for(const struct window *w, int k, int limit, uint64_t need, uint64_t now)
+{
+	uint64_t used = w->sum, freed = 0;
+	/* the j-th oldest slot kept, cur - SLOTS + j (ring place (cur + 1 + j)
+	 * mod RING), leaves when slot cur + 1 + j begins */
+	for (int j = 0; j < RING; j++) {
+		uint64_t s = w->slot + 1 + (uint64_t)j;
+		freed += w->count[s % RING];
+		if (used - freed + need <= (uint64_t)limit) {
+			uint64_t leave = (w->slot + 1 + (uint64_t)j) * slot_ms[k];
+			return leave > now ? leave - now : 1;
+		}
+	}
+	return (uint64_t)RING * slot_ms[k];
 }
 
 void emv_budget_charge(emv_budget *b, const char *key, int n)
 {
-	unsigned i = hash(key) % BUCKETS;
 	struct entry *e;
 	if (n <= 0)
 		return;
 	pthread_mutex_lock(&b->mu);
-	for (e = b->table[i]; e; e = e->next)
-		if (strcmp(e->key, key) == 0)
-			break;
-	if (e)
-		for (int k = 0; k < 3; k++)
-			if (e->w[k].cap > 0)
-				e->w[k].tokens -= n;
+	if ((e = lookup(b, key, 0)))
+		for (int k = 0; k < 3; k++) {
+			advance(&e->w[k], k, emv_now_ms());
+			e->w[k].count[e->w[k].slot % RING] += (uint32_t)n;
+			e->w[k].sum += (uint64_t)n;
+		}
 	pthread_mutex_unlock(&b->mu);
 }
 
@@ -105,8 +140,8 @@ int emv_budget_take(emv_budget *b, const char *key, int per_minute, int per_hour
 {
 	const int limits[3] = { per_minute, per_hour, per_day };
 	struct entry *e;
-	double avail = want, wait = 0;
-	int grant;
+	int64_t avail = want;
+	uint64_t wait = 0;
 
 	*wait_ms = 0;
 	if (want <= 0)
@@ -116,37 +151,30 @@ int emv_budget_take(emv_budget *b, const char *key, int per_minute, int per_hour
 	if (per_minute <= 0 && per_hour <= 0 && per_day <= 0)
 		return want;
 	pthread_mutex_lock(&b->mu);
-	e = lookup(b, key, limits, now_ms);
+	e = lookup(b, key, 1);
 	for (int k = 0; k < 3; k++) {
-		struct window *w = &e->w[k];
-		if (w->cap <= 0)
-			continue;
-		w->tokens += (double)(now_ms - e->last_ms) * w->per_ms;
-		if (w->tokens > w->cap)
-			w->tokens = w->cap;
-		if (w->tokens < avail)
-			avail = w->tokens;
+		advance(&e->w[k], k, now_ms);
+		if (limits[k] > 0) {
+			int64_t left = (int64_t)limits[k] - (int64_t)e->w[k].sum;
+			if (left < avail)
+				avail = left;
+		}
 	}
-	e->last_ms = now_ms;
-	grant = (int)floor(avail + 1e-9);
-	if (grant > want)
-		grant = want;
-	if (grant < min) {
-		for (int k = 0; k < 3; k++) {
-			struct window *w = &e->w[k];
-			if (w->cap > 0 && w->tokens < min) {
-				double t = (min - w->tokens) / w->per_ms;
+	if (avail < min) {
+		for (int k = 0; k < 3; k++)
+			if (limits[k] > 0 && (int64_t)limits[k] - (int64_t)e->w[k].sum < min) {
+				uint64_t t = wait_for(&e->w[k], k, limits[k], (uint64_t)min, now_ms);
 				if (t > wait)
 					wait = t;
 			}
-		}
 		pthread_mutex_unlock(&b->mu);
-		*wait_ms = (int)ceil(wait) + 1;
+		*wait_ms = (int)(wait > INT32_MAX ? INT32_MAX : wait);
 		return 0;
 	}
-	for (int k = 0; k < 3; k++)
-		if (e->w[k].cap > 0)
-			e->w[k].tokens -= grant;
+	for (int k = 0; k < 3; k++) {
+		e->w[k].count[e->w[k].slot % RING] += (uint32_t)avail;
+		e->w[k].sum += (uint64_t)avail;
+	}
 	pthread_mutex_unlock(&b->mu);
-	return grant;
+	return (int)avail;
 }

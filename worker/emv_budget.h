@@ -2,9 +2,10 @@
  * emv_budget.h - RCPT budgets: how many recipients we may still ask a mail
  * provider (or one MX host) per minute, hour and day from one source.
  *
- * Each budget key holds three token buckets (capacity = the limit, refilled
- * evenly over the window).  A request is granted only what every window can
- * give, so no window is ever exceeded; what is not granted waits.  One
+ * Each budget key holds three sliding windows (minute, hour, day) counting
+ * the RCPTs granted.  A request is granted only what every window can give,
+ * so no window of that length ever holds more than its limit; what is not
+ * granted waits until old grants leave the window.  One
  * emv_budget is shared by every event loop of a process (a mutex inside),
  * so threads do not multiply a provider's budget.
  */
@@ -28,7 +29,7 @@ int emv_budget_take(emv_budget *b, const char *key, int per_minute, int per_hour
 		    uint64_t now_ms, int *wait_ms);
 
 /* Charge n RCPTs already sent beyond what was granted (re-sends after a
- * 452): the windows may go below zero and later requests wait longer. */
+ * 452): the windows may go over their limit and later requests wait longer. */
 void emv_budget_charge(emv_budget *b, const char *key, int n);
 
 #endif
