@@ -198,7 +198,10 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		r = PQexecParams(c, "SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
 				    "FROM jobs WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-			emv_set_err(err, errlen, "job %s not found", job_id);
+			if (PQresultStatus(r) != PGRES_TUPLES_OK)
+				emv_set_err(err, errlen, "reading job %s: %s", job_id, PQresultErrorMessage(r));
+			else
+				emv_set_err(err, errlen, "job %s not found", job_id);
 			PQclear(r);
 			goto out;
 		}
