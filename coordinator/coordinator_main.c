@@ -6,6 +6,8 @@
  *                                            a list becomes a job (design §2, step 1)
  *   split   [--database URL] --brokers HOSTS [--topic T] [--batch-max N] JOB
  *                                            a job's addresses become batches on Kafka (step 2)
+ *   sink    [--database URL] --brokers HOSTS [--group G] [--until-idle MS]
+ *                                            results from Kafka into PostgreSQL (step 4)
  *
  * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
  */
@@ -15,8 +17,19 @@
 #include "emv_db.h"
 #include "emv_ingest_job.h"
 #include "emv_lists.h"
+#include "emv_sink.h"
 #include "emv_split.h"
+#include <signal.h>
 #include "emv_util.h"
+
+static volatile sig_atomic_t stop_flag;
+static volatile int stop_now;
+
+static void on_signal(int sig)
+{
+	stop_flag = sig;
+	stop_now = 1;
+}
 
 static void usage(FILE *f)
 {
@@ -24,6 +37,8 @@ static void usage(FILE *f)
 		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
 		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
 		   "                                     [--batch-max N] JOB_ID\n"
+		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
+		   "                                    [--until-idle MS]\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
 
@@ -31,21 +46,31 @@ int main(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0, ingest, split;
+	int version = 0, ingest, split, sink;
 	emv_split_params sp;
+	emv_sink_params kp;
 	PGconn *c;
 
 	emv_split_params_default(&sp);
-	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split"))) {
+	emv_sink_params_default(&kp);
+	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
+			 strcmp(argv[1], "sink"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 		usage(help ? stdout : stderr);
 		return help ? 0 : 2;
 	}
 	ingest = strcmp(argv[1], "ingest") == 0;
 	split = strcmp(argv[1], "split") == 0;
+	sink = strcmp(argv[1], "sink") == 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
+		else if (sink && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
+			kp.brokers = argv[++i];
+		else if (sink && strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+			kp.group = argv[++i];
+		else if (sink && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
+			kp.idle_exit_ms = atoi(argv[++i]);
 		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
 			sp.brokers = argv[++i];
 		else if (split && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
@@ -76,6 +101,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
 		return 2;
 	}
+	if (sink && !kp.brokers) {
+		fprintf(stderr, "emailverify-coordinator sink: --brokers is required\n");
+		return 2;
+	}
 	if (split && !sp.brokers) {
 		fprintf(stderr, "emailverify-coordinator split: --brokers is required\n");
 		return 2;
@@ -88,6 +117,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		PQfinish(c);
 		return 1;
+	}
+	if (sink) {
+		emv_sink_stats st;
+		int rc;
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		rc = emv_sink_run(c, &kp, &stop_now, &st, err, sizeof err);
+		PQfinish(c);
+		if (rc != EMV_OK) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			return 1;
+		}
+		printf("sink: %llu messages, %llu results, %llu stored, %llu skipped, %llu transactions, %llu retries\n",
+		       (unsigned long long)st.messages, (unsigned long long)st.results, (unsigned long long)st.stored,
+		       (unsigned long long)st.skipped, (unsigned long long)st.transactions,
+		       (unsigned long long)st.db_retries);
+		return 0;
 	}
 	if (split) {
 		emv_split_stats st;

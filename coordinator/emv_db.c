@@ -38,6 +38,7 @@ static const struct migration migrations[] = {
 	  "  rows_total bigint NOT NULL DEFAULT 0,"
 	  "  addresses_total bigint NOT NULL DEFAULT 0,"
 	  "  n_final bigint NOT NULL DEFAULT 0,"
+	  "  n_unusable bigint NOT NULL DEFAULT 0," /* rows final at ingest (syntax, row errors) */
 	  "  n_deliverable bigint NOT NULL DEFAULT 0,"
 	  "  n_undeliverable bigint NOT NULL DEFAULT 0,"
 	  "  n_risky bigint NOT NULL DEFAULT 0,"

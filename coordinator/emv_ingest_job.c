@@ -237,7 +237,7 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 				 "WHERE job_id = $1 AND error_reason IS NOT NULL",
 			      1, v, NULL, 0, err, errlen) != EMV_OK)
 			goto fail;
-		if (params_ok(c, "UPDATE jobs SET rows_total = $2, addresses_total = $3, n_final = $4, "
+		if (params_ok(c, "UPDATE jobs SET rows_total = $2, addresses_total = $3, n_final = $4, n_unusable = $4, "
 				 "n_undeliverable = (SELECT count(*) FROM results WHERE job_id = $1 "
 				 "  AND status = 'undeliverable'), "
 				 "n_unknown = (SELECT count(*) FROM results WHERE job_id = $1 AND status = 'unknown'), "

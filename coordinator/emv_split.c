@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <librdkafka/rdkafka.h>
+#include "emv_kafka.h"
 #include "emv_split.h"
 #include "emv_util.h"
 #include "emv_wire.h"
@@ -32,46 +33,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 			snprintf(d->first_error, sizeof d->first_error, "%s", rd_kafka_err2str(m->err));
 		d->failed++;
 	}
-}
-
-/* Create the topic if it does not exist (other errors are reported). */
-static int ensure_topic(rd_kafka_t *rk, const emv_split_params *p, char *err, size_t errlen)
-{
-	char errstr[256];
-	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic, p->partitions, -1, errstr, sizeof errstr);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_event_t *ev;
-	int rc = EMV_OK;
-
-	if (!nt) {
-		emv_set_err(err, errlen, "topic %s: %s", p->topic, errstr);
-		rd_kafka_queue_destroy(q);
-		return EMV_ERR;
-	}
-	/* batches may be larger than Kafka's 1 MB default */
-	rd_kafka_NewTopic_set_config(nt, "max.message.bytes", "4194304");
-	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-	ev = rd_kafka_queue_poll(q, 30000);
-	if (!ev) {
-		emv_set_err(err, errlen, "creating topic %s: no answer from the brokers in 30 s", p->topic);
-		rc = EMV_ERR;
-	} else {
-		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-		size_t n = 0;
-		const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-		if (rd_kafka_event_error(ev)) {
-			emv_set_err(err, errlen, "creating topic %s: %s", p->topic, rd_kafka_event_error_string(ev));
-			rc = EMV_ERR;
-		} else if (n == 1 && rd_kafka_topic_result_error(tr[0]) &&
-			   rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-			emv_set_err(err, errlen, "creating topic %s: %s", p->topic, rd_kafka_topic_result_error_string(tr[0]));
-			rc = EMV_ERR;
-		}
-		rd_kafka_event_destroy(ev);
-	}
-	rd_kafka_NewTopic_destroy(nt);
-	rd_kafka_queue_destroy(q);
-	return rc;
 }
 
 struct batcher {
@@ -189,7 +150,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		return EMV_ERR;
 	}
 	conf = NULL; /* now owned by rk */
-	if (ensure_topic(b.rk, p, err, errlen) != EMV_OK)
+	if (emv_kafka_ensure_topic(b.rk, p->topic, p->partitions, err, errlen) != EMV_OK)
 		goto out;
 
 	/* where an earlier split stopped */

@@ -1,0 +1,316 @@
+/* emv_sink.c - VerifyResults -> PostgreSQL (see emv_sink.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <librdkafka/rdkafka.h>
+#include "emv_kafka.h"
+#include "emv_sink.h"
+#include "emv_util.h"
+#include "emv_wire.h"
+
+void emv_sink_params_default(emv_sink_params *p)
+{
+	memset(p, 0, sizeof *p);
+	p->topic = "emailverify.results";
+	p->group = "emailverify-sink";
+	p->group_max = 500;
+}
+
+/* The staging table lives in the session: created once per connection. */
+static const char staging_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS results_in ("
+	"  job_id text, address_id bigint, status text, reason text, final boolean, flags integer,"
+	"  mx_host text, mx_ip text, source_ip text, region text, tls text, catch_all boolean,"
+	"  smtp_code integer, enhanced_code text, reply text, attempts integer, duration_ms integer,"
+	"  seq bigint)";
+
+/*
+ * One statement does the storing: the latest row per address within the
+ * group (final beats temporary, then the later message), an upsert that
+ * leaves final results alone, and counters moved by the rows that became
+ * final now (a row can only become final once: final rows are never
+ * updated).
+ */
+static const char upsert_sql[] =
+	"WITH s AS ("
+	"  SELECT DISTINCT ON (i.job_id, i.address_id) i.* FROM results_in i"
+	"  JOIN addresses a ON a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL"
+	"  ORDER BY i.job_id, i.address_id, i.final DESC, i.seq DESC),"
+	" up AS ("
+	"  INSERT INTO results AS r (job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip,"
+	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, updated_at)"
+	"  SELECT job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip, region, tls,"
+	"    catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, now() FROM s"
+	"  ON CONFLICT (job_id, address_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,"
+	"    final = excluded.final, flags = excluded.flags, mx_host = excluded.mx_host, mx_ip = excluded.mx_ip,"
+	"    source_ip = excluded.source_ip, region = excluded.region, tls = excluded.tls,"
+	"    catch_all = excluded.catch_all, smtp_code = excluded.smtp_code,"
+	"    enhanced_code = excluded.enhanced_code, reply = excluded.reply,"
+	"    attempts = r.attempts + excluded.attempts, duration_ms = excluded.duration_ms, updated_at = now()"
+	"  WHERE NOT r.final"
+	"  RETURNING r.job_id, r.status, r.final),"
+	" d AS ("
+	"  SELECT job_id, count(*) FILTER (WHERE final) AS n,"
+	"    count(*) FILTER (WHERE final AND status = 'deliverable') AS nd,"
+	"    count(*) FILTER (WHERE final AND status = 'undeliverable') AS nu,"
+	"    count(*) FILTER (WHERE final AND status = 'risky') AS nr,"
+	"    count(*) FILTER (WHERE final AND status = 'unknown') AS nk,"
+	"    count(*) AS stored"
+	"  FROM up GROUP BY job_id),"
+	" j AS ("
+	"  UPDATE jobs SET n_final = n_final + d.n, n_deliverable = n_deliverable + d.nd,"
+	"    n_undeliverable = n_undeliverable + d.nu, n_risky = n_risky + d.nr, n_unknown = n_unknown + d.nk,"
+	"    state = CASE WHEN n_final + d.n >= n_unusable + addresses_total AND state = 'running'"
+	"                 THEN 'done' ELSE state END,"
+	"    finished_at = CASE WHEN n_final + d.n >= n_unusable + addresses_total AND finished_at IS NULL"
+	"                 THEN now() ELSE finished_at END"
+	"  FROM d WHERE jobs.id = d.job_id RETURNING d.stored)"
+	" SELECT coalesce(sum(stored), 0) FROM j";
+
+struct copybuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void cb_add(struct copybuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = emv_xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* COPY text field: wire data is validated printable ASCII / UTF-8 already;
+ * escape the COPY specials anyway. */
+static void cb_field(struct copybuf *b, const char *s, int last)
+{
+	if (!s || !*s) {
+		cb_add(b, "\\N", 2);
+	} else {
+		for (; *s; s++) {
+			if (*s == '\\')
+				cb_add(b, "\\\\", 2);
+			else if (*s == '\t')
+				cb_add(b, "\\t", 2);
+			else if (*s == '\n')
+				cb_add(b, "\\n", 2);
+			else if (*s == '\r')
+				cb_add(b, "\\r", 2);
+			else
+				cb_add(b, s, 1);
+		}
+	}
+	cb_add(b, last ? "\n" : "\t", 1);
+}
+
+static void cb_num(struct copybuf *b, long long v, int last)
+{
+	char n[24];
+	snprintf(n, sizeof n, "%lld", v);
+	cb_field(b, n, last);
+}
+
+static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
+/* Store one group of decoded messages in one transaction. */
+static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored, char *err, size_t errlen)
+{
+	struct copybuf b = { NULL, 0, 0 };
+	PGresult *r;
+	long long seq = 0;
+	int ok = 0;
+
+	for (size_t m = 0; m < n; m++) {
+		const emv_wire_results *w = msgs[m];
+		for (size_t i = 0; i < w->n_results; i++) {
+			const emv_wire_result *x = &w->results[i];
+			cb_field(&b, w->job_id, 0);
+			cb_num(&b, (long long)x->id, 0);
+			cb_field(&b, emv_status_name(x->status), 0);
+			cb_field(&b, emv_reason_name(x->reason), 0);
+			cb_field(&b, x->temporary ? "f" : "t", 0);
+			cb_num(&b, x->flags, 0);
+			cb_field(&b, w->mx, 0);
+			cb_field(&b, NULL, 0); /* mx_ip: not in the message */
+			cb_field(&b, w->source_ip, 0);
+			cb_field(&b, w->region, 0);
+			cb_field(&b, w->tls, 0);
+			cb_field(&b, x->catch_all ? "t" : "f", 0);
+			if (x->smtp_code)
+				cb_num(&b, x->smtp_code, 0);
+			else
+				cb_field(&b, NULL, 0);
+			cb_field(&b, x->enhanced_code, 0);
+			cb_field(&b, x->reply, 0);
+			cb_num(&b, x->attempts, 0);
+			cb_num(&b, x->duration_ms, 0);
+			cb_num(&b, ++seq, 1);
+		}
+	}
+	if (!exec_ok(c, staging_sql, err, errlen) || !exec_ok(c, "BEGIN", err, errlen))
+		goto out;
+	r = PQexec(c, "COPY results_in FROM STDIN");
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		goto rollback;
+	}
+	PQclear(r);
+	if ((b.len && PQputCopyData(c, b.p, (int)b.len) != 1) || PQputCopyEnd(c, NULL) != 1) {
+		emv_set_err(err, errlen, "%s", PQerrorMessage(c));
+		goto rollback;
+	}
+	r = PQgetResult(c);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		goto rollback;
+	}
+	PQclear(r);
+	while ((r = PQgetResult(c)))
+		PQclear(r);
+	r = PQexec(c, upsert_sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		goto rollback;
+	}
+	*stored += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (!exec_ok(c, "TRUNCATE results_in", err, errlen) || !exec_ok(c, "COMMIT", err, errlen))
+		goto rollback;
+	ok = 1;
+	goto out;
+rollback:
+	exec_ok(c, "ROLLBACK", NULL, 0);
+out:
+	free(b.p);
+	return ok ? EMV_OK : EMV_ERR;
+}
+
+int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_sink_stats *st, char *err,
+		 size_t errlen)
+{
+	char errstr[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_message_t **held = emv_xcalloc((size_t)p->group_max, sizeof *held);
+	emv_wire_results **msgs = emv_xcalloc((size_t)p->group_max, sizeof *msgs);
+	uint64_t last_input = emv_now_ms();
+	int rc = EMV_ERR;
+
+	memset(st, 0, sizeof *st);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", p->brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "group.id", p->group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+		emv_set_err(err, errlen, "Kafka configuration: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		free(held);
+		free(msgs);
+		return EMV_ERR;
+	}
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+	if (!rk) {
+		emv_set_err(err, errlen, "Kafka consumer: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		free(held);
+		free(msgs);
+		return EMV_ERR;
+	}
+	if (emv_kafka_ensure_topic(rk, p->topic, 16, err, errlen) != EMV_OK) {
+		rd_kafka_destroy(rk);
+		free(held);
+		free(msgs);
+		return EMV_ERR;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, p->topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+
+	while (!*stop) {
+		size_t nheld = 0, nmsgs = 0;
+		/* gather a group: wait up to 200 ms for the first, then take what is there */
+		while (nheld < (size_t)p->group_max) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, nheld ? 0 : 200);
+			if (!m)
+				break;
+			if (m->err) {
+				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+					emv_log(EMV_LOG_WARN, "sink", "consumer: %s", rd_kafka_message_errstr(m));
+				rd_kafka_message_destroy(m);
+				continue;
+			}
+			held[nheld++] = m;
+		}
+		if (nheld == 0) {
+			if (p->idle_exit_ms > 0 && emv_now_ms() - last_input >= (uint64_t)p->idle_exit_ms)
+				break;
+			continue;
+		}
+		last_input = emv_now_ms();
+		for (size_t i = 0; i < nheld; i++) {
+			char werr[EMV_WIRE_ERR_MAX];
+			emv_wire_results *w = NULL;
+			emv_wire_status ws = emv_wire_results_decode(held[i]->payload, held[i]->len, &w, werr, sizeof werr);
+			st->messages++;
+			if (ws != EMV_WIRE_OK) {
+				emv_log(EMV_LOG_WARN, "sink", "skipping %s [%d] offset %" PRId64 ": %s (%s)",
+					rd_kafka_topic_name(held[i]->rkt), (int)held[i]->partition, held[i]->offset,
+					emv_wire_status_name(ws), werr);
+				st->skipped++;
+				continue;
+			}
+			st->results += w->n_results;
+			msgs[nmsgs++] = w;
+		}
+		/* the group is stored, or retried after reconnecting; never half */
+		while (!*stop && store(c, msgs, nmsgs, &st->stored, err, errlen) != EMV_OK) {
+			st->db_retries++;
+			emv_log(EMV_LOG_WARN, "sink", "storing %zu messages failed (%s); reconnecting", nmsgs, err);
+			sleep(1);
+			if (PQstatus(c) != CONNECTION_OK)
+				PQreset(c);
+		}
+		for (size_t i = 0; i < nmsgs; i++)
+			emv_wire_results_free(msgs[i]);
+		if (*stop) {
+			for (size_t i = 0; i < nheld; i++)
+				rd_kafka_message_destroy(held[i]);
+			break;
+		}
+		st->transactions++;
+		/* only now: the offsets after every message of the group */
+		for (size_t i = 0; i < nheld; i++) {
+			rd_kafka_topic_partition_list_t *o = rd_kafka_topic_partition_list_new(1);
+			rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(held[i]->rkt), held[i]->partition)->offset =
+				held[i]->offset + 1;
+			rd_kafka_offsets_store(rk, o);
+			rd_kafka_topic_partition_list_destroy(o);
+			rd_kafka_message_destroy(held[i]);
+		}
+		rd_kafka_commit(rk, NULL, 0);
+	}
+	rc = EMV_OK;
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	free(held);
+	free(msgs);
+	return rc;
+}

@@ -1,0 +1,40 @@
+/*
+ * emv_sink.h - the results sink (design §2 step 4): VerifyResults from
+ * Kafka into PostgreSQL, exactly once.
+ *
+ * Messages are read in groups; each group is one transaction: COPY into a
+ * staging table, one upsert into results keyed by (job, address) that never
+ * replaces a final result (a replayed or late temporary one changes
+ * nothing), the jobs' counters moved by what became final, jobs marked done
+ * when every row is final.  Offsets are committed only after the
+ * transaction commits (at-least-once delivery + idempotent upsert = each
+ * result stored once).  A malformed message is logged with its
+ * topic/partition/offset, counted and skipped; results for unknown
+ * addresses are dropped.  A database error keeps the group and retries it
+ * after reconnecting.
+ */
+#ifndef EMV_SINK_H
+#define EMV_SINK_H
+
+#include <stdint.h>
+#include <libpq-fe.h>
+
+typedef struct {
+	const char *brokers;
+	const char *topic;        /* "emailverify.results" */
+	const char *group;        /* consumer group ("emailverify-sink") */
+	int group_max;            /* messages per transaction (500) */
+	int idle_exit_ms;         /* stop after this long without messages (0: never) */
+} emv_sink_params;
+
+void emv_sink_params_default(emv_sink_params *p);
+
+typedef struct {
+	uint64_t messages, results, stored, skipped, transactions, db_retries;
+} emv_sink_stats;
+
+/* Run until *stop becomes non-zero or idle_exit_ms passes without input. */
+int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_sink_stats *st, char *err,
+		 size_t errlen);
+
+#endif
