@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
 		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
 		   "                                     [--batch-max N] JOB_ID\n"
-		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
+		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		   "                                    [--until-idle MS]\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
@@ -69,6 +69,8 @@ int main(int argc, char **argv)
 			kp.brokers = argv[++i];
 		else if (sink && strcmp(argv[i], "--group") == 0 && i + 1 < argc)
 			kp.group = argv[++i];
+		else if (sink && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+			kp.topic = argv[++i];
 		else if (sink && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
 			kp.idle_exit_ms = atoi(argv[++i]);
 		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)

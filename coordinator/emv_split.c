@@ -150,7 +150,10 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		return EMV_ERR;
 	}
 	conf = NULL; /* now owned by rk */
-	if (emv_kafka_ensure_topic(b.rk, p->topic, p->partitions, err, errlen) != EMV_OK)
+	/* the coordinator owns the topics: the results topic too, so workers
+	 * can deliver before the sink has ever run */
+	if (emv_kafka_ensure_topic(b.rk, p->topic, p->partitions, err, errlen) != EMV_OK ||
+	    emv_kafka_ensure_topic(b.rk, "emailverify.results", p->partitions, err, errlen) != EMV_OK)
 		goto out;
 
 	/* where an earlier split stopped */

@@ -25,6 +25,9 @@
 #include <librdkafka/rdkafka.h>
 #include "emv_wire.h"
 
+/* its own topic: other cluster tests produce to emailverify.results */
+#define TOPIC "test.sink.results"
+
 static char pg_url[512], brokers[256], job[64];
 
 static void env_value(const char *file, const char *key, char *out, size_t outlen)
@@ -72,7 +75,7 @@ static int run(char *out, size_t outlen, const char *const *argv)
 static void sink(const char *group, char *out, size_t outlen)
 {
 	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--group", group,
-			       "--until-idle", "3000", NULL };
+			       "--topic", TOPIC, "--until-idle", "3000", NULL };
 	assert_int_equal(run(out, outlen, argv), 0);
 }
 
@@ -123,7 +126,7 @@ static void produce(rd_kafka_t *rk, const char *batch_id, const struct res *rr, 
 	w.n_results = n;
 	if (emv_wire_results_encode(&w, &buf, &len, err, sizeof err) != EMV_WIRE_OK)
 		fail_msg("encode: %s", err);
-	assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("emailverify.results"), RD_KAFKA_V_KEY(job, strlen(job)),
+	assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(job, strlen(job)),
 					   RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 					   RD_KAFKA_V_END),
 			 0);
@@ -175,7 +178,7 @@ static void do_test_sink(void **state)
 		produce(rk, "1", a, 3);
 		produce(rk, "1", a, 3); /* a replay */
 		produce(rk, "2", b, 3);
-		rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("emailverify.results"), RD_KAFKA_V_VALUE("garbage!", 8),
+		rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_VALUE("garbage!", 8),
 				  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		assert_int_equal(rd_kafka_flush(rk, 10000), 0);
 	}

@@ -1,0 +1,147 @@
+/*
+ * cluster_flow.c - the cluster end to end on one machine: coordinator
+ * ingest -> split -> Kafka -> emailverify-worker (probing the test world)
+ * -> Kafka -> sink -> PostgreSQL, with a real broker, a real PostgreSQL and
+ * the test world (fixtures "world", "pg", "kafka").  Every address ends
+ * with exactly one final result with the verdict the world dictates, and
+ * the job is done.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+static char pg_url[512], brokers[256];
+
+static void env_value(const char *file, const char *key, char *out, size_t outlen)
+{
+	FILE *f = fopen(file, "r");
+	char line[1024];
+	size_t kl = strlen(key);
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
+			char *v = line + kl + 1;
+			v[strcspn(v, "\r\n")] = '\0';
+			if (*v == '\'' || *v == '"') {
+				v++;
+				v[strlen(v) - 1] = '\0';
+			}
+			snprintf(out, outlen, "%s", v);
+		}
+	fclose(f);
+}
+
+static int run(char *out, size_t outlen, const char *const *argv)
+{
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
+		n += (size_t)k;
+	out[n] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void verdict(const char *job, long row, const char *status, const char *reason)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	char sql[512];
+	PGresult *r;
+	snprintf(sql, sizeof sql, "SELECT status, reason, final FROM results WHERE job_id = '%s' AND address_id = %ld",
+		 job, row);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		fail_msg("row %ld: no result (%s)", row, PQresultErrorMessage(r));
+	if (strcmp(PQgetvalue(r, 0, 0), status) || strcmp(PQgetvalue(r, 0, 1), reason) ||
+	    strcmp(PQgetvalue(r, 0, 2), "t"))
+		fail_msg("row %ld: expected %s/%s final, got %s/%s final=%s", row, status, reason, PQgetvalue(r, 0, 0),
+			 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void do_test_end_to_end(void **state)
+{
+	char out[8192], job[64], *p;
+	const char *list = EMV_CLUSTER_RUN "/flow.csv";
+	FILE *f = fopen(list, "w");
+	fputs("email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\nx@nullmx.test\nbad address\n"
+	      "bob@accept.test\nu1@toomany.test\nu2@toomany.test\nu3@toomany.test\nu4@toomany.test\n", f);
+	fclose(f);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	p = strstr(out, "job ");
+	assert_non_null(p);
+	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+				       "--batch-max", "2", job, NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, "9 addresses in"));
+	}
+	{
+		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w1", "--until-idle", "4000",
+				       "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
+				       "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
+				       "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	{
+		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
+				       "--until-idle", "3000", NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, "0 skipped"));
+	}
+	verdict(job, 1, "deliverable", "accepted");
+	verdict(job, 2, "undeliverable", "mailbox_not_found");
+	verdict(job, 3, "risky", "catch_all");
+	verdict(job, 4, "undeliverable", "null_mx");
+	verdict(job, 5, "undeliverable", "invalid_syntax");
+	verdict(job, 6, "deliverable", "accepted");
+	for (long r = 7; r <= 10; r++)
+		verdict(job, r, "deliverable", "accepted");
+	{
+		PGconn *c = PQconnectdb(pg_url);
+		char sql[256];
+		PGresult *r;
+		snprintf(sql, sizeof sql, "SELECT state, n_final, n_deliverable FROM jobs WHERE id = '%s'", job);
+		r = PQexec(c, sql);
+		assert_string_equal(PQgetvalue(r, 0, 0), "done");
+		assert_string_equal(PQgetvalue(r, 0, 1), "10");
+		assert_string_equal(PQgetvalue(r, 0, 2), "6");
+		PQclear(r);
+		PQfinish(c);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(do_test_end_to_end),
+	};
+	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
+	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
+	return cmocka_run_group_tests_name("cluster_flow", tests, NULL, NULL);
+}
