@@ -283,7 +283,8 @@ static void usage(FILE *f)
 		   "  --name NAME            worker name in results (host name)\n"
 		   "  --region NAME          region in results\n"
 		   "  --max-inflight N       batches being verified at once (64)\n"
-		   "  --until-idle MS        exit after MS without work (tests)\n" CLI_ENGINE_HELP);
+		   "  --until-idle MS        exit after MS without work (tests)\n"
+		   "  --session-timeout MS   consumer group session timeout (10000)\n" CLI_ENGINE_HELP);
 }
 
 int main(int argc, char **argv)
@@ -297,6 +298,7 @@ int main(int argc, char **argv)
 		{ "region", required_argument, NULL, 3006 },
 		{ "max-inflight", required_argument, NULL, 3007 },
 		{ "until-idle", required_argument, NULL, 3008 },
+		{ "session-timeout", required_argument, NULL, 3009 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -304,7 +306,7 @@ int main(int argc, char **argv)
 	struct worker w;
 	cli_engine_opts eo;
 	emv_engine_params ep;
-	const char *brokers = NULL, *group = "emailverify-workers";
+	const char *brokers = NULL, *group = "emailverify-workers", *session_timeout = "10000";
 	char host[64] = "worker", errstr[512];
 	rd_kafka_conf_t *cc, *pc;
 	rd_kafka_topic_partition_list_t *topics;
@@ -330,6 +332,7 @@ int main(int argc, char **argv)
 		case 3006: w.region = optarg; continue;
 		case 3007: w.max_inflight = atoi(optarg) > 0 ? atoi(optarg) : 1; continue;
 		case 3008: w.idle_exit_ms = atoi(optarg); continue;
+		case 3009: session_timeout = optarg; continue;
 		case 'h': usage(stdout); return 0;
 		default:
 			rc = cli_engine_opt(&eo, opt, optarg);
@@ -362,6 +365,8 @@ int main(int argc, char **argv)
 	    rd_kafka_conf_set(cc, "enable.auto.commit", "false", errstr, sizeof errstr) ||
 	    rd_kafka_conf_set(cc, "enable.auto.offset.store", "false", errstr, sizeof errstr) ||
 	    rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", errstr, sizeof errstr) ||
+	    /* a worker that dies loses its partitions to the others this fast */
+	    rd_kafka_conf_set(cc, "session.timeout.ms", session_timeout, errstr, sizeof errstr) ||
 	    rd_kafka_conf_set(pc, "bootstrap.servers", brokers, errstr, sizeof errstr) ||
 	    rd_kafka_conf_set(pc, "enable.idempotence", "true", errstr, sizeof errstr) ||
 	    rd_kafka_conf_set(pc, "message.max.bytes", "4194304", errstr, sizeof errstr)) {

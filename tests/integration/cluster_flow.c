@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <libpq-fe.h>
@@ -136,10 +138,97 @@ static void do_test_end_to_end(void **state)
 	}
 }
 
+static pid_t spawn(const char *const *argv)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static long count(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	PGresult *r = PQexec(c, sql);
+	long v;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/* kill -9 a worker in the middle of a job: its uncommitted batches go to the
+ * next worker, and every address still ends with exactly one final result */
+static void do_test_worker_killed_mid_job(void **state)
+{
+	char out[8192], job[64], sql[512], *p;
+	const char *list = EMV_CLUSTER_RUN "/kill.csv";
+	FILE *f = fopen(list, "w");
+	int status;
+	fputs("email\n", f);
+	for (int i = 1; i <= 6; i++)
+		fprintf(f, "k%d@slow.test\n", i);    /* 300 ms per reply: slow batches */
+	fputs("alice@slow.test\nalice@accept.test\nbob@accept.test\nnobody@accept.test\n", f);
+	fclose(f);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	p = strstr(out, "job ");
+	assert_non_null(p);
+	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+				       "--batch-max", "2", job, NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	{
+		const char *w1[] = { EMV_WORKER, "--brokers", brokers, "--name", "doomed", "--session-timeout", "6000",
+				     "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
+				     "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
+				     "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+		pid_t pid = spawn(w1);
+		usleep(2500000); /* joined the group, mid-way through the slow batches */
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		assert_true(WIFSIGNALED(status));
+	}
+	{
+		/* idle long enough to outlast the dead worker's 6 s session and the rebalance */
+		const char *w2[] = { EMV_WORKER, "--brokers", brokers, "--name", "w2", "--until-idle", "15000",
+				     "--session-timeout", "6000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
+				     "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo",
+				     "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout",
+				     "5", NULL };
+		assert_int_equal(run(out, sizeof out, w2), 0);
+	}
+	{
+		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
+				       "--until-idle", "3000", NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
+	assert_int_equal(count(sql), 10);
+	for (long r = 1; r <= 6; r++)
+		verdict(job, r, "undeliverable", "mailbox_not_found");
+	verdict(job, 7, "deliverable", "accepted");
+	verdict(job, 8, "deliverable", "accepted");
+	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
+	assert_int_equal(count(sql), 10); /* counted once each, whatever was replayed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_end_to_end),
+		cmocka_unit_test(do_test_worker_killed_mid_job),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
