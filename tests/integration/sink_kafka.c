@@ -222,10 +222,92 @@ static void do_test_sink(void **state)
 	rd_kafka_destroy(rk);
 }
 
+static int sh(const char *script, const char *arg)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "bash %s/tests/cluster/pg/%s %s/pg-run %s >/dev/null 2>&1", EMV_SOURCE_DIR, script,
+		 EMV_CLUSTER_RUN, arg ? arg : "");
+	return system(cmd);
+}
+
+/* PostgreSQL goes away while the sink holds messages: it keeps them,
+ * reconnects when the server is back, and stores each result once. */
+static void do_test_sink_survives_postgres_restart(void **state)
+{
+	char out[4096], errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--group",
+			       "sink-restart", "--topic", TOPIC, "--until-idle", "6000", NULL };
+
+	/* a fresh job of five addresses, all pending */
+	{
+		const char *list = EMV_CLUSTER_RUN "/sink2.csv";
+		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+		FILE *f = fopen(list, "w");
+		char *p;
+		fputs("email\nb1@accept.test\nb2@accept.test\nb3@accept.test\nb4@accept.test\nb5@accept.test\n", f);
+		fclose(f);
+		assert_int_equal(run(out, sizeof out, ing), 0);
+		p = strstr(out, "job ");
+		snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	}
+	/* the sink connects while PostgreSQL is up */
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	sleep(2);
+	assert_int_equal(sh("stop.sh", "--immediate"), 0);
+	rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+	{
+		const struct res a[] = {
+			{ 1, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 },
+			{ 2, EMV_STATUS_UNDELIVERABLE, EMV_REASON_MAILBOX_NOT_FOUND, 0, 550 },
+			{ 3, EMV_STATUS_UNKNOWN, EMV_REASON_GREYLISTED, 1, 451 },
+		};
+		const struct res b[] = {
+			{ 3, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 },
+			{ 4, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 },
+			{ 5, EMV_STATUS_RISKY, EMV_REASON_MAILBOX_FULL, 0, 552 },
+		};
+		produce(rk, "r1", a, 3);
+		produce(rk, "r2", b, 3);
+		assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+	}
+	rd_kafka_destroy(rk);
+	sleep(3); /* the sink fails to store, keeps the group, retries */
+	assert_int_equal(sh("start.sh", NULL), 0);
+	for (ssize_t k; n + 1 < sizeof out && (k = read(pfd[0], out + n, sizeof out - 1 - n)) > 0;)
+		n += (size_t)k;
+	out[n] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	print_message("%s", out);
+	/* a new group reads the topic from its start: the first test's
+	 * messages come again and change nothing (checked below) */
+	assert_null(strstr(out, " 0 retries")); /* it did have to retry */
+	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s' AND final", job), 5);
+	assert_int_equal(q("SELECT n_final FROM jobs WHERE id = '%s'", job), 5);
+	assert_int_equal(q("SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_sink),
+		cmocka_unit_test(do_test_sink_survives_postgres_restart),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
