@@ -118,8 +118,11 @@ static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(c, sql);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-	if (!ok)
-		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+	if (!ok) {
+		/* with the connection gone there is no result to read the error from */
+		const char *m = PQresultErrorMessage(r);
+		emv_set_err(err, errlen, "%s", m && *m ? m : PQerrorMessage(c));
+	}
 	PQclear(r);
 	return ok;
 }
