@@ -224,11 +224,72 @@ static void do_test_worker_killed_mid_job(void **state)
 	assert_int_equal(count(sql), 10); /* counted once each, whatever was replayed */
 }
 
+static int kafka_sh(const char *script, const char *arg)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "bash %s/tests/cluster/kafka/%s %s/kafka-run %s >/dev/null 2>&1", EMV_SOURCE_DIR,
+		 script, EMV_CLUSTER_RUN, arg ? arg : "");
+	return system(cmd);
+}
+
+/* The broker is down for 10 s in the middle of a job: the worker keeps its
+ * results until it is back, and the job completes with nothing lost. */
+static void do_test_broker_down_for_10s(void **state)
+{
+	char out[8192], job[64], sql[512], *p;
+	const char *list = EMV_CLUSTER_RUN "/down.csv";
+	FILE *f = fopen(list, "w");
+	int status;
+	pid_t pid;
+	fputs("email\n", f);
+	for (int i = 1; i <= 4; i++)
+		fprintf(f, "d%d@slow.test\n", i);
+	fputs("alice@slow.test\nalice@accept.test\n", f);
+	fclose(f);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	p = strstr(out, "job ");
+	assert_non_null(p);
+	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+				       "--batch-max", "2", job, NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	{
+		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3", "--until-idle", "20000",
+				    "--session-timeout", "30000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
+				    "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
+				    "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+		pid = spawn(w);
+	}
+	sleep(2); /* it has the batches and is probing the slow server */
+	assert_int_equal(kafka_sh("stop.sh", NULL), 0);
+	sleep(10);
+	assert_int_equal(kafka_sh("start.sh", NULL), 0);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
+				       "--until-idle", "3000", NULL };
+		assert_int_equal(run(out, sizeof out, argv), 0);
+	}
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
+	assert_int_equal(count(sql), 6);
+	verdict(job, 5, "deliverable", "accepted");
+	verdict(job, 6, "deliverable", "accepted");
+	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
+	assert_int_equal(count(sql), 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_end_to_end),
 		cmocka_unit_test(do_test_worker_killed_mid_job),
+		cmocka_unit_test(do_test_broker_down_for_10s),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
