@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -202,10 +204,68 @@ static void do_test_ingest_and_split(void **state)
 	free(s.ids);
 }
 
+/* The coordinator is killed in the middle of a split and started again:
+ * it resumes after the last chunk it recorded; every address is batched,
+ * and only the chunk in flight at the kill can be batched twice. */
+static void do_test_split_resumes_after_kill(void **state)
+{
+	char out[4096], *id;
+	const char *list = EMV_CLUSTER_RUN "/split-kill.csv";
+	FILE *f = fopen(list, "w");
+	struct seen s;
+	const size_t rows = 300000;
+	size_t twice = 0;
+	pid_t pid;
+	int status;
+
+	fputs("email\n", f);
+	for (size_t i = 1; i <= rows; i++)
+		fprintf(f, "u%zu@d%zu.test\n", i, i % 3000);
+	fclose(f);
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL), 0);
+	id = strstr(out, "job ");
+	assert_non_null(id);
+	id += 4;
+	id[strcspn(id, ":")] = '\0';
+	memset(&s, 0, sizeof s);
+	snprintf(s.job, sizeof s.job, "%s", id);
+
+	pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		execl(EMV_COORDINATOR, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers, s.job,
+		      (char *)NULL);
+		_exit(127);
+	}
+	usleep(1500000);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	assert_true(WIFSIGNALED(status)); /* it really was interrupted */
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+			     s.job, NULL), 0);
+
+	s.max_id = rows;
+	s.ids = calloc(rows + 1, 1);
+	consume_all(&s);
+	for (size_t i = 1; i <= rows; i++) {
+		if (s.ids[i] == 0)
+			fail_msg("address id %zu never batched", i);
+		if (s.ids[i] > 2)
+			fail_msg("address id %zu batched %d times", i, s.ids[i]);
+		twice += s.ids[i] == 2;
+	}
+	print_message("split killed and resumed: %zu of %zu addresses batched twice\n", twice, rows);
+	assert_true(twice <= 20000 + 500); /* at most the chunk in flight */
+	free(s.ids);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_ingest_and_split),
+		cmocka_unit_test(do_test_split_resumes_after_kill),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
