@@ -6,63 +6,14 @@
  * with exactly one final result with the verdict the world dictates, and
  * the job is done.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <fcntl.h>
-#include <unistd.h>
-#include <cmocka.h>
+#include "cluster_harness.h"
 #include <libpq-fe.h>
 
 static char pg_url[512], brokers[256];
 
-static void env_value(const char *file, const char *key, char *out, size_t outlen)
-{
-	FILE *f = fopen(file, "r");
-	char line[1024];
-	size_t kl = strlen(key);
-	assert_non_null(f);
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-			char *v = line + kl + 1;
-			v[strcspn(v, "\r\n")] = '\0';
-			if (*v == '\'' || *v == '"') {
-				v++;
-				v[strlen(v) - 1] = '\0';
-			}
-			snprintf(out, outlen, "%s", v);
-		}
-	fclose(f);
-}
 
-static int run(char *out, size_t outlen, const char *const *argv)
-{
-	int pfd[2], status;
-	pid_t pid;
-	size_t n = 0;
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
-		n += (size_t)k;
-	out[n] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
 
 static void verdict(const char *job, long row, const char *status, const char *reason)
 {
@@ -92,7 +43,7 @@ static void do_test_end_to_end(void **state)
 	fclose(f);
 	{
 		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	p = strstr(out, "job ");
 	assert_non_null(p);
@@ -100,7 +51,7 @@ static void do_test_end_to_end(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
 				       "--batch-max", "2", job, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 		assert_non_null(strstr(out, "9 addresses in"));
 	}
 	{
@@ -108,12 +59,12 @@ static void do_test_end_to_end(void **state)
 				       "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
 				       "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
 				       "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	{
 		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
 				       "--until-idle", "3000", NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 		assert_non_null(strstr(out, "0 skipped"));
 	}
 	verdict(job, 1, "deliverable", "accepted");
@@ -179,7 +130,7 @@ static void do_test_worker_killed_mid_job(void **state)
 	fclose(f);
 	{
 		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	p = strstr(out, "job ");
 	assert_non_null(p);
@@ -187,7 +138,7 @@ static void do_test_worker_killed_mid_job(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
 				       "--batch-max", "2", job, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	{
 		const char *w1[] = { EMV_WORKER, "--brokers", brokers, "--name", "doomed", "--session-timeout", "6000",
@@ -207,12 +158,12 @@ static void do_test_worker_killed_mid_job(void **state)
 				     "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo",
 				     "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout",
 				     "5", NULL };
-		assert_int_equal(run(out, sizeof out, w2), 0);
+		assert_int_equal(run_argv(out, sizeof out, w2), 0);
 	}
 	{
 		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
 				       "--until-idle", "3000", NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
 	assert_int_equal(count(sql), 10);
@@ -248,7 +199,7 @@ static void do_test_broker_down_for_10s(void **state)
 	fclose(f);
 	{
 		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	p = strstr(out, "job ");
 	assert_non_null(p);
@@ -256,7 +207,7 @@ static void do_test_broker_down_for_10s(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
 				       "--batch-max", "2", job, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	{
 		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3", "--until-idle", "20000",
@@ -274,7 +225,7 @@ static void do_test_broker_down_for_10s(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
 				       "--until-idle", "3000", NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
 	assert_int_equal(count(sql), 6);

@@ -9,39 +9,11 @@
  * Then `ingest`: a list becomes a job (rows, duplicates, final results for
  * unusable rows, counters), input stored verbatim, a bad file leaves no job.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
+#include "cluster_harness.h"
 #include <libpq-fe.h>
 
 static char url[512];
 
-static void load_url(void)
-{
-	FILE *f = fopen(EMV_PG_ENV, "r");
-	char line[1024];
-	assert_non_null(f);
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, "EMV_PG_URL=", 11) == 0) {
-			char *v = line + 11;
-			v[strcspn(v, "\r\n")] = '\0';
-			if (*v == '\'' || *v == '"') { /* shell quoting */
-				v++;
-				v[strlen(v) - 1] = '\0';
-			}
-			snprintf(url, sizeof url, "%s", v);
-		}
-	}
-	fclose(f);
-	assert_true(url[0] != '\0');
-}
 
 static void quiet(void *arg, const char *msg)
 {
@@ -92,28 +64,12 @@ static void reset_schema(void)
 	PQfinish(c);
 }
 
-/* Run the coordinator (migrate, or ingest FILE); returns its exit code, output in out. */
+/* Run the coordinator (migrate, or ingest FILE); returns its exit code,
+ * stdout and stderr in out. */
 static int coordinator(const char *cmd, const char *database, const char *file, char *out, size_t outlen)
 {
-	int pfd[2], status;
-	pid_t pid;
-	size_t n = 0;
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		close(pfd[0]);
-		execl(EMV_COORDINATOR, EMV_COORDINATOR, cmd, "--database", database, file, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
-		n += (size_t)k;
-	out[n] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	const char *argv[] = { EMV_COORDINATOR, cmd, "--database", database, file, NULL };
+	return run_capture(out, outlen, argv, 1);
 }
 
 static int migrate(const char *database, char *out, size_t outlen)
@@ -285,6 +241,6 @@ int main(void)
 		cmocka_unit_test(do_test_ingest_list),
 		cmocka_unit_test(do_test_bad_list_leaves_no_job),
 	};
-	load_url();
+	env_value(EMV_PG_ENV, "EMV_PG_URL", url, sizeof url);
 	return cmocka_run_group_tests_name("db_migrate", tests, NULL, NULL);
 }

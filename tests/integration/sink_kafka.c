@@ -11,16 +11,7 @@
  * job is done when every row is final.  Finally the whole topic is read
  * again by a fresh consumer group: nothing changes.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
+#include "cluster_harness.h"
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_wire.h"
@@ -30,53 +21,13 @@
 
 static char pg_url[512], brokers[256], job[64];
 
-static void env_value(const char *file, const char *key, char *out, size_t outlen)
-{
-	FILE *f = fopen(file, "r");
-	char line[1024];
-	size_t kl = strlen(key);
-	assert_non_null(f);
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-			char *v = line + kl + 1;
-			v[strcspn(v, "\r\n")] = '\0';
-			if (*v == '\'' || *v == '"') {
-				v++;
-				v[strlen(v) - 1] = '\0';
-			}
-			snprintf(out, outlen, "%s", v);
-		}
-	fclose(f);
-}
 
-static int run(char *out, size_t outlen, const char *const *argv)
-{
-	int pfd[2], status;
-	pid_t pid;
-	size_t n = 0;
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
-		n += (size_t)k;
-	out[n] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
 
 static void sink(const char *group, char *out, size_t outlen)
 {
 	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--group", group,
 			       "--topic", TOPIC, "--until-idle", "3000", NULL };
-	assert_int_equal(run(out, outlen, argv), 0);
+	assert_int_equal(run_argv(out, outlen, argv), 0);
 }
 
 static long q(const char *fmt, ...)
@@ -146,7 +97,7 @@ static void do_test_sink(void **state)
 	fclose(f);
 	{
 		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run(out, sizeof out, argv), 0);
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	p = strstr(out, "job ");
 	assert_non_null(p);
@@ -251,7 +202,7 @@ static void do_test_sink_survives_postgres_restart(void **state)
 		char *p;
 		fputs("email\nb1@accept.test\nb2@accept.test\nb3@accept.test\nb4@accept.test\nb5@accept.test\n", f);
 		fclose(f);
-		assert_int_equal(run(out, sizeof out, ing), 0);
+		assert_int_equal(run_argv(out, sizeof out, ing), 0);
 		p = strstr(out, "job ");
 		snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
 	}

@@ -8,72 +8,27 @@
  * unusable rows are not batched; a second split of the same job adds
  * nothing (the cursor is at the end); the job is "running".
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <fcntl.h>
-#include <unistd.h>
-#include <cmocka.h>
+#include "cluster_harness.h"
 #include <librdkafka/rdkafka.h>
 #include "emv_wire.h"
 
 static char pg_url[512], brokers[256];
 
-static void env_value(const char *file, const char *key, char *out, size_t outlen)
-{
-	FILE *f = fopen(file, "r");
-	char line[1024];
-	size_t kl = strlen(key);
-	assert_non_null(f);
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
-			char *v = line + kl + 1;
-			v[strcspn(v, "\r\n")] = '\0';
-			if (*v == '\'' || *v == '"') {
-				v++;
-				v[strlen(v) - 1] = '\0';
-			}
-			snprintf(out, outlen, "%s", v);
-		}
-	fclose(f);
-	assert_true(out[0] != '\0');
-}
 
 static int run(char *out, size_t outlen, const char *a0, ...)
 {
 	const char *argv[16];
-	int argc = 0, pfd[2], status;
+	int argc = 0;
 	va_list ap;
-	pid_t pid;
-	size_t n = 0;
 	argv[argc++] = a0;
 	va_start(ap, a0);
 	for (const char *a; (a = va_arg(ap, const char *)) && argc < 15;)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
-		n += (size_t)k;
-	out[n] = '\0';
-	close(pfd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	return run_argv(out, outlen, argv);
 }
 
 struct seen {

@@ -1,0 +1,73 @@
+/*
+ * cluster_harness.h - what the cluster tests share: reading the env files
+ * the fixtures write (pg.env, kafka.env) and running a binary with its
+ * standard output captured.
+ */
+#ifndef EMV_CLUSTER_HARNESS_H
+#define EMV_CLUSTER_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+/* KEY=value from a shell env file (quotes removed). */
+static inline void env_value(const char *file, const char *key, char *out, size_t outlen)
+{
+	FILE *f = fopen(file, "r");
+	char line[1024];
+	size_t kl = strlen(key);
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
+			char *v = line + kl + 1;
+			v[strcspn(v, "\r\n")] = '\0';
+			if (*v == '\'' || *v == '"') {
+				v++;
+				v[strlen(v) - 1] = '\0';
+			}
+			snprintf(out, outlen, "%s", v);
+		}
+	fclose(f);
+	assert_true(out[0] != '\0');
+}
+
+/* Run argv (NULL-terminated); stdout (and stderr when with_stderr) into
+ * out; returns the exit code. */
+static inline int run_capture(char *out, size_t outlen, const char *const *argv, int with_stderr)
+{
+	int pfd[2], status;
+	pid_t pid;
+	size_t n = 0;
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		if (with_stderr)
+			dup2(pfd[1], 2);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (ssize_t k; n + 1 < outlen && (k = read(pfd[0], out + n, outlen - 1 - n)) > 0;)
+		n += (size_t)k;
+	out[n] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static inline int run_argv(char *out, size_t outlen, const char *const *argv)
+{
+	return run_capture(out, outlen, argv, 0);
+}
+
+#endif
