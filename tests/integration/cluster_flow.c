@@ -15,6 +15,30 @@ static char pg_url[512], brokers[256];
 
 
 
+/* ingest LIST and split it into batches of 2: the job id into job; the
+ * split's output stays in out */
+static void start_job(const char *list, char *job, size_t joblen, char *out, size_t outlen)
+{
+	const char *ingest[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+	const char *p;
+	assert_int_equal(run_argv(out, outlen, ingest), 0);
+	p = strstr(out, "job ");
+	assert_non_null(p);
+	snprintf(job, joblen, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	{
+		const char *split[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+					"--batch-max", "2", job, NULL };
+		assert_int_equal(run_argv(out, outlen, split), 0);
+	}
+}
+
+static void run_sink(char *out, size_t outlen)
+{
+	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
+			       "--until-idle", "3000", NULL };
+	assert_int_equal(run_argv(out, outlen, argv), 0);
+}
+
 static void verdict(const char *job, long row, const char *status, const char *reason)
 {
 	PGconn *c = PQconnectdb(pg_url);
@@ -35,25 +59,14 @@ static void verdict(const char *job, long row, const char *status, const char *r
 
 static void do_test_end_to_end(void **state)
 {
-	char out[8192], job[64], *p;
+	char out[8192], job[64];
 	const char *list = EMV_CLUSTER_RUN "/flow.csv";
 	FILE *f = fopen(list, "w");
 	fputs("email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\nx@nullmx.test\nbad address\n"
 	      "bob@accept.test\nu1@toomany.test\nu2@toomany.test\nu3@toomany.test\nu4@toomany.test\n", f);
 	fclose(f);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
-	p = strstr(out, "job ");
-	assert_non_null(p);
-	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-				       "--batch-max", "2", job, NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-		assert_non_null(strstr(out, "9 addresses in"));
-	}
+	start_job(list, job, sizeof job, out, sizeof out);
+	assert_non_null(strstr(out, "9 addresses in"));
 	{
 		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w1", "--until-idle", "4000",
 				       "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
@@ -61,12 +74,8 @@ static void do_test_end_to_end(void **state)
 				       "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
-	{
-		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
-				       "--until-idle", "3000", NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-		assert_non_null(strstr(out, "0 skipped"));
-	}
+	run_sink(out, sizeof out);
+	assert_non_null(strstr(out, "0 skipped"));
 	verdict(job, 1, "deliverable", "accepted");
 	verdict(job, 2, "undeliverable", "mailbox_not_found");
 	verdict(job, 3, "risky", "catch_all");
@@ -119,7 +128,7 @@ static long count(const char *sql)
  * next worker, and every address still ends with exactly one final result */
 static void do_test_worker_killed_mid_job(void **state)
 {
-	char out[8192], job[64], sql[512], *p;
+	char out[8192], job[64], sql[512];
 	const char *list = EMV_CLUSTER_RUN "/kill.csv";
 	FILE *f = fopen(list, "w");
 	int status;
@@ -128,18 +137,7 @@ static void do_test_worker_killed_mid_job(void **state)
 		fprintf(f, "k%d@slow.test\n", i);    /* 300 ms per reply: slow batches */
 	fputs("alice@slow.test\nalice@accept.test\nbob@accept.test\nnobody@accept.test\n", f);
 	fclose(f);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
-	p = strstr(out, "job ");
-	assert_non_null(p);
-	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-				       "--batch-max", "2", job, NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
+	start_job(list, job, sizeof job, out, sizeof out);
 	{
 		const char *w1[] = { EMV_WORKER, "--brokers", brokers, "--name", "doomed", "--session-timeout", "6000",
 				     "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
@@ -160,11 +158,7 @@ static void do_test_worker_killed_mid_job(void **state)
 				     "5", NULL };
 		assert_int_equal(run_argv(out, sizeof out, w2), 0);
 	}
-	{
-		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
-				       "--until-idle", "3000", NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
+	run_sink(out, sizeof out);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
 	assert_int_equal(count(sql), 10);
 	for (long r = 1; r <= 6; r++)
@@ -187,7 +181,7 @@ static int kafka_sh(const char *script, const char *arg)
  * results until it is back, and the job completes with nothing lost. */
 static void do_test_broker_down_for_10s(void **state)
 {
-	char out[8192], job[64], sql[512], *p;
+	char out[8192], job[64], sql[512];
 	const char *list = EMV_CLUSTER_RUN "/down.csv";
 	FILE *f = fopen(list, "w");
 	int status;
@@ -197,18 +191,7 @@ static void do_test_broker_down_for_10s(void **state)
 		fprintf(f, "d%d@slow.test\n", i);
 	fputs("alice@slow.test\nalice@accept.test\n", f);
 	fclose(f);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
-	p = strstr(out, "job ");
-	assert_non_null(p);
-	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-				       "--batch-max", "2", job, NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
+	start_job(list, job, sizeof job, out, sizeof out);
 	{
 		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3", "--until-idle", "20000",
 				    "--session-timeout", "30000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
@@ -222,11 +205,7 @@ static void do_test_broker_down_for_10s(void **state)
 	assert_int_equal(kafka_sh("start.sh", NULL), 0);
 	waitpid(pid, &status, 0);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	{
-		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
-				       "--until-idle", "3000", NULL };
-		assert_int_equal(run_argv(out, sizeof out, argv), 0);
-	}
+	run_sink(out, sizeof out);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
 	assert_int_equal(count(sql), 6);
 	verdict(job, 5, "deliverable", "accepted");
