@@ -7,6 +7,7 @@
 #define EMV_CLI_H
 
 #include "emv_classify.h"
+#include "emv_engine.h"
 #include "emv_lists.h"
 #include "emv_probe.h"
 #include "emv_providers.h"
@@ -48,6 +49,9 @@ void cli_engine_opts_default(cli_engine_opts *o);
  * 0 if not, -1 on a bad value (message printed). */
 int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg);
 int cli_engine_init(cli_engine *e, const cli_engine_opts *o);
+/* Batching-engine settings from the options, for list work (verify, the
+ * worker): retries may wait up to 30 min unless --max-retry-time says. */
+void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep);
 void cli_engine_free(cli_engine *e);
 
 /* Long options shared by the commands (terminated by the caller's list). */

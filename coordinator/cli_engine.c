@@ -170,6 +170,14 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
 	return 0;
 }
 
+void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep)
+{
+	ep->max_retry_ms = o->max_retry_s * 1000;
+	if (o->max_retry_s == 120) /* the check default is short; lists wait longer */
+		ep->max_retry_ms = 1800000;
+	ep->user_timeouts = o->timeout_s > 0;
+}
+
 void cli_engine_free(cli_engine *e)
 {
 	if (e->dns)

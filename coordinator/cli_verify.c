@@ -715,10 +715,7 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "emailverify: --progress must be auto, bar, lines or none\n");
 		return 2;
 	}
-	ep.max_retry_ms = eo.max_retry_s * 1000;
-	ep.user_timeouts = eo.timeout_s > 0;
-	if (eo.max_retry_s == 120) /* the check default is short; lists wait longer */
-		ep.max_retry_ms = 1800000;
+	cli_engine_params_apply(&eo, &ep);
 
 	emv_ingest_limits_default(&lim);
 	if (strcmp(v.input, "-") == 0) {

@@ -353,8 +353,7 @@ int main(int argc, char **argv)
 	}
 	ep.providers = w.e.providers;
 	ep.budget = emv_budget_new();
-	ep.max_retry_ms = eo.max_retry_s * 1000;
-	ep.user_timeouts = eo.timeout_s > 0;
+	cli_engine_params_apply(&eo, &ep);
 	w.e.probe.greylist_retries = 0;
 	w.eng = emv_engine_new(&w.e.probe, &ep, on_result, &w);
 
