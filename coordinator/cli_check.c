@@ -64,7 +64,7 @@ static void print_item(struct check *c, struct item *it)
 	printf("  verdict   %s (%s)\n", emv_status_name(v.status), emv_reason_name(v.reason));
 	if (v.detail[0])
 		printf("  detail    %s\n", v.detail);
-	nf = emv_report_flag_names(v.flags, names, 16);
+	nf = emv_flag_names(v.flags, names, 16);
 	if (nf) {
 		printf("  flags    ");
 		for (size_t i = 0; i < nf; i++)

@@ -8,13 +8,17 @@
  *                                            a job's addresses become batches on Kafka (step 2)
  *   sink    [--database URL] --brokers HOSTS [--group G] [--until-idle MS]
  *                                            results from Kafka into PostgreSQL (step 4)
+ *   export  [--database URL] [-o FILE] [--format csv|jsonl] [--status LIST] JOB
+ *                                            a job's results in input order (step 5)
  *
  * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "emv_db.h"
+#include "emv_export.h"
 #include "emv_ingest_job.h"
 #include "emv_lists.h"
 #include "emv_sink.h"
@@ -39,22 +43,58 @@ static void usage(FILE *f)
 		   "                                     [--batch-max N] JOB_ID\n"
 		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		   "                                    [--until-idle MS]\n"
+		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
+		   "                                      [--status deliverable,...] JOB_ID\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
+}
+
+/* A job's results to a file (or stdout); did_you_mean from the lists. */
+static int run_export(PGconn *c, const char *job, emv_export_params *ep, const char *out, const char *datadir)
+{
+	char err[1024];
+	uint64_t rows = 0;
+	FILE *f = out ? fopen(out, "w") : stdout;
+	emv_lists *lists = emv_lists_load(datadir ? datadir : getenv("EMAILVERIFY_DATA"), err, sizeof err);
+	int rc;
+
+	if (!f) {
+		fprintf(stderr, "emailverify-coordinator: %s: %s\n", out, strerror(errno));
+		emv_lists_free(lists);
+		PQfinish(c);
+		return 1;
+	}
+	ep->lists = lists; /* without the lists, did_you_mean stays empty */
+	rc = emv_export_to_file(c, job, ep, f, &rows, err, sizeof err);
+	if (out && fclose(f) != 0 && rc == EMV_OK) {
+		emv_set_err(err, sizeof err, "%s: %s", out, strerror(errno));
+		rc = EMV_ERR;
+	}
+	emv_lists_free(lists);
+	PQfinish(c);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "job %s: %llu rows exported\n", job, (unsigned long long)rows);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0, ingest, split, sink;
+	int version = 0, ingest, split, sink, export;
+	const char *out = NULL;
+	emv_export_params ep;
 	emv_split_params sp;
 	emv_sink_params kp;
 	PGconn *c;
 
 	emv_split_params_default(&sp);
 	emv_sink_params_default(&kp);
+	emv_export_params_default(&ep);
 	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
-			 strcmp(argv[1], "sink"))) {
+			 strcmp(argv[1], "sink") && strcmp(argv[1], "export"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 		usage(help ? stdout : stderr);
 		return help ? 0 : 2;
@@ -62,6 +102,7 @@ int main(int argc, char **argv)
 	ingest = strcmp(argv[1], "ingest") == 0;
 	split = strcmp(argv[1], "split") == 0;
 	sink = strcmp(argv[1], "sink") == 0;
+	export = strcmp(argv[1], "export") == 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
@@ -83,13 +124,28 @@ int main(int argc, char **argv)
 				fprintf(stderr, "emailverify-coordinator: --batch-max must be 1..10000\n");
 				return 2;
 			}
-		} else if (split && !list && argv[i][0] != '-')
+		} else if ((split || export) && !list && argv[i][0] != '-')
 			list = argv[i]; /* the job id */
+		else if (export && strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else if (export && strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+			const char *f = argv[++i];
+			if (strcmp(f, "csv") && strcmp(f, "jsonl")) {
+				fprintf(stderr, "emailverify-coordinator: --format must be csv or jsonl\n");
+				return 2;
+			}
+			ep.format = strcmp(f, "csv") == 0 ? EMV_EXPORT_CSV : EMV_EXPORT_JSONL;
+		} else if (export && strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
+			if (emv_export_parse_statuses(argv[++i], &ep.status_mask, err, sizeof err) != 0) {
+				fprintf(stderr, "emailverify-coordinator: --status: %s\n", err);
+				return 2;
+			}
+		}
 		else if (ingest && strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
 			tenant = argv[++i];
 		else if (ingest && strcmp(argv[i], "--name") == 0 && i + 1 < argc)
 			name = argv[++i];
-		else if (ingest && strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+		else if ((ingest || export) && strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
 			datadir = argv[++i];
 		else if (ingest && !list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
 			list = argv[i];
@@ -99,7 +155,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((ingest || split) && !list) {
+	if ((ingest || split || export) && !list) {
 		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
 		return 2;
 	}
@@ -149,6 +205,8 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.batches, sp.topic, st.seconds);
 		return 0;
 	}
+	if (export)
+		return run_export(c, list, &ep, out, datadir);
 	if (!ingest) {
 		printf("schema version %d\n", version);
 		PQfinish(c);

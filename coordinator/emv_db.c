@@ -55,7 +55,7 @@ static const struct migration migrations[] = {
 	  "  job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
 	  "  id bigint NOT NULL,"              /* the input row number */
 	  "  input text NOT NULL,"             /* the original row, verbatim */
-	  "  address text,"                    /* normalised; NULL when invalid */
+	  "  address text,"                    /* normalised; as given (sanitised) when invalid */
 	  "  domain text,"
 	  "  flags integer NOT NULL DEFAULT 0,"
 	  "  duplicate_of bigint,"             /* first row with the same address */
@@ -95,6 +95,9 @@ static const struct migration migrations[] = {
 	  "  last_reply text,"
 	  "  updated_at timestamptz NOT NULL DEFAULT now(),"
 	  "  PRIMARY KEY (ip, provider));" },
+	/* Version 2: the verdict's explanation travels with it (per-result
+	 * evidence on the wire), and exports read it back. */
+	{ 2, "results.detail", "ALTER TABLE results ADD COLUMN detail text;" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

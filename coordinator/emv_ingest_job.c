@@ -175,10 +175,12 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 			continue;
 		}
 		if (emv_address_parse(row.email, row.email_len, &a) != EMV_OK) {
-			char why[256];
+			char why[256], given[1100];
 			int n = snprintf(why, sizeof why, "%s: %s", emv_address_error_name(a.error), a.detail);
+			/* the address as given (sanitised), so exports can show it */
+			size_t gl = emv_sanitize(given, sizeof given, row.email, row.email_len);
 			st->invalid++;
-			field(&o, NULL, 0, 0);
+			field(&o, given, gl, 0);
 			field(&o, NULL, 0, 0);
 			field(&o, "0", 1, 0);
 			field(&o, NULL, 0, 0);

@@ -24,7 +24,7 @@ static const char staging_sql[] =
 	"  job_id text, address_id bigint, status text, reason text, final boolean, flags integer,"
 	"  mx_host text, mx_ip text, source_ip text, region text, tls text, catch_all boolean,"
 	"  smtp_code integer, enhanced_code text, reply text, attempts integer, duration_ms integer,"
-	"  seq bigint)";
+	"  detail text, seq bigint)";
 
 /*
  * One statement does the storing: the latest row per address within the
@@ -40,14 +40,14 @@ static const char upsert_sql[] =
 	"  ORDER BY i.job_id, i.address_id, i.final DESC, i.seq DESC),"
 	" up AS ("
 	"  INSERT INTO results AS r (job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip,"
-	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, updated_at)"
+	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, updated_at)"
 	"  SELECT job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip, region, tls,"
-	"    catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, now() FROM s"
+	"    catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, now() FROM s"
 	"  ON CONFLICT (job_id, address_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,"
 	"    final = excluded.final, flags = excluded.flags, mx_host = excluded.mx_host, mx_ip = excluded.mx_ip,"
 	"    source_ip = excluded.source_ip, region = excluded.region, tls = excluded.tls,"
 	"    catch_all = excluded.catch_all, smtp_code = excluded.smtp_code,"
-	"    enhanced_code = excluded.enhanced_code, reply = excluded.reply,"
+	"    enhanced_code = excluded.enhanced_code, reply = excluded.reply, detail = excluded.detail,"
 	"    attempts = r.attempts + excluded.attempts, duration_ms = excluded.duration_ms, updated_at = now()"
 	"  WHERE NOT r.final"
 	"  RETURNING r.job_id, r.status, r.final),"
@@ -145,11 +145,12 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 			cb_field(&b, emv_reason_name(x->reason), 0);
 			cb_field(&b, x->temporary ? "f" : "t", 0);
 			cb_num(&b, x->flags, 0);
-			cb_field(&b, w->mx, 0);
-			cb_field(&b, NULL, 0); /* mx_ip: not in the message */
-			cb_field(&b, w->source_ip, 0);
+			/* the result's own evidence; the message's as the fallback */
+			cb_field(&b, x->mx_host[0] ? x->mx_host : w->mx, 0);
+			cb_field(&b, x->mx_ip, 0);
+			cb_field(&b, x->source_ip[0] ? x->source_ip : w->source_ip, 0);
 			cb_field(&b, w->region, 0);
-			cb_field(&b, w->tls, 0);
+			cb_field(&b, x->tls[0] ? x->tls : w->tls, 0);
 			cb_field(&b, x->catch_all ? "t" : "f", 0);
 			if (x->smtp_code)
 				cb_num(&b, x->smtp_code, 0);
@@ -159,6 +160,7 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 			cb_field(&b, x->reply, 0);
 			cb_num(&b, x->attempts, 0);
 			cb_num(&b, x->duration_ms, 0);
+			cb_field(&b, x->detail, 0);
 			cb_num(&b, ++seq, 1);
 		}
 	}

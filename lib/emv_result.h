@@ -8,6 +8,8 @@
 #ifndef EMV_RESULT_H
 #define EMV_RESULT_H
 
+#include <stddef.h>
+
 typedef enum {
 	EMV_STATUS_DELIVERABLE = 0,
 	EMV_STATUS_UNDELIVERABLE,
@@ -56,5 +58,13 @@ const char *emv_status_name(emv_status s);
 const char *emv_reason_name(emv_reason r);
 int emv_status_from_name(const char *name);
 int emv_reason_from_name(const char *name);
+
+/* The names of the bits set in flags ("free", "role", ...), in a fixed
+ * order; at most max of them.  Returns how many were stored. */
+size_t emv_flag_names(unsigned flags, const char **names, size_t max);
+
+/* A one-line explanation of a reason for people ("" when the reason
+ * speaks for itself). */
+const char *emv_reason_detail(emv_reason r);
 
 #endif

@@ -214,14 +214,14 @@ static int check_bool(errout *e, const char *pre, const char *name, int v)
 }
 
 /* "" or an IPv4 / IPv6 address in text form. */
-static int check_ip(errout *e, const char *name, const char *s)
+static int check_ip(errout *e, const char *pre, const char *name, const char *s)
 {
 	unsigned char addr[16];
 
-	if (check_str(e, "", name, s, 0, EMV_WIRE_IP_MAX, CS_VISIBLE) != EMV_OK)
+	if (check_str(e, pre, name, s, 0, EMV_WIRE_IP_MAX, CS_VISIBLE) != EMV_OK)
 		return EMV_ERR;
 	if (s[0] && inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1)
-		return bad(e, "%s: '%s' is not an IPv4 or IPv6 address", name, s);
+		return bad(e, "%s%s: '%s' is not an IPv4 or IPv6 address", pre, name, s);
 	return EMV_OK;
 }
 
@@ -321,7 +321,11 @@ static int check_result(const emv_wire_result *r, const char *pre, errout *e)
 	    check_enhanced(e, pre, "enhanced_code", r->enhanced_code) != EMV_OK ||
 	    check_str(e, pre, "reply", r->reply, 0, EMV_WIRE_REPLY_MAX, CS_PRINT) != EMV_OK ||
 	    check_bool(e, pre, "catch_all", r->catch_all) != EMV_OK ||
-	    check_bool(e, pre, "temporary", r->temporary) != EMV_OK)
+	    check_bool(e, pre, "temporary", r->temporary) != EMV_OK ||
+	    check_str(e, pre, "mx_host", r->mx_host, 0, EMV_WIRE_MX_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_ip(e, pre, "mx_ip", r->mx_ip) != EMV_OK || check_ip(e, pre, "source_ip", r->source_ip) != EMV_OK ||
+	    check_str(e, pre, "tls", r->tls, 0, EMV_WIRE_TLS_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, pre, "detail", r->detail, 0, EMV_WIRE_DETAIL_MAX, CS_PRINT) != EMV_OK)
 		return EMV_ERR;
 	if (r->attempts > EMV_WIRE_ATTEMPT_MAX)
 		return bad(e, "%sattempts: %u, the limit is %d", pre, r->attempts, EMV_WIRE_ATTEMPT_MAX);
@@ -348,7 +352,7 @@ static int check_results(const emv_wire_results *r, errout *e)
 	    check_str(e, "", "batch_id", r->batch_id, 1, EMV_WIRE_ID_MAX, CS_VISIBLE) != EMV_OK ||
 	    check_str(e, "", "worker", r->worker, 1, EMV_WIRE_WORKER_MAX, CS_VISIBLE) != EMV_OK ||
 	    check_str(e, "", "region", r->region, 0, EMV_WIRE_REGION_MAX, CS_VISIBLE) != EMV_OK ||
-	    check_ip(e, "source_ip", r->source_ip) != EMV_OK ||
+	    check_ip(e, "", "source_ip", r->source_ip) != EMV_OK ||
 	    check_str(e, "", "mx", r->mx, 0, EMV_WIRE_MX_MAX, CS_VISIBLE) != EMV_OK ||
 	    check_str(e, "", "tls", r->tls, 0, EMV_WIRE_TLS_MAX, CS_VISIBLE) != EMV_OK)
 		return EMV_ERR;
@@ -775,6 +779,11 @@ emv_wire_status emv_wire_results_encode(const emv_wire_results *r, uint8_t **buf
 		o->duration_ms = in->duration_ms;
 		o->flags = in->flags;
 		o->temporary = in->temporary;
+		o->mx_host = (char *)in->mx_host;
+		o->mx_ip = (char *)in->mx_ip;
+		o->source_ip = (char *)in->source_ip;
+		o->tls = (char *)in->tls;
+		o->detail = (char *)nz(in->detail);
 		o->n_transcript = in->n_transcript;
 		o->transcript = in->n_transcript ? &xp[k] : NULL;
 		for (size_t j = 0; j < in->n_transcript; j++, k++) {
@@ -834,7 +843,12 @@ static int result_from_pb(const Emailverify__Result *m, emv_wire_result *r, cons
 	r->reason = (emv_reason)v;
 	r->smtp_code = m->smtp_code;
 	if (take(r->enhanced_code, sizeof r->enhanced_code, m->enhanced_code, pre, "enhanced_code", e) != EMV_OK ||
-	    take_dup(&r->reply, m->reply, EMV_WIRE_REPLY_MAX, pre, "reply", e) != EMV_OK)
+	    take_dup(&r->reply, m->reply, EMV_WIRE_REPLY_MAX, pre, "reply", e) != EMV_OK ||
+	    take(r->mx_host, sizeof r->mx_host, m->mx_host, pre, "mx_host", e) != EMV_OK ||
+	    take(r->mx_ip, sizeof r->mx_ip, m->mx_ip, pre, "mx_ip", e) != EMV_OK ||
+	    take(r->source_ip, sizeof r->source_ip, m->source_ip, pre, "source_ip", e) != EMV_OK ||
+	    take(r->tls, sizeof r->tls, m->tls, pre, "tls", e) != EMV_OK ||
+	    take_dup(&r->detail, m->detail, EMV_WIRE_DETAIL_MAX, pre, "detail", e) != EMV_OK)
 		return EMV_ERR;
 	r->catch_all = m->catch_all ? 1 : 0;
 	r->attempts = m->attempts;
@@ -924,6 +938,7 @@ void emv_wire_results_free(emv_wire_results *r)
 		}
 		free(x->transcript);
 		free(x->reply);
+		free(x->detail);
 	}
 	free(r->results);
 	free(r);
@@ -940,7 +955,10 @@ static int result_equal(const emv_wire_result *a, const emv_wire_result *b)
 	if (a->id != b->id || a->status != b->status || a->reason != b->reason || a->smtp_code != b->smtp_code ||
 	    strcmp(a->enhanced_code, b->enhanced_code) != 0 || strcmp(nz(a->reply), nz(b->reply)) != 0 ||
 	    a->catch_all != b->catch_all || a->attempts != b->attempts || a->duration_ms != b->duration_ms ||
-	    a->flags != b->flags || a->temporary != b->temporary || a->n_transcript != b->n_transcript)
+	    a->flags != b->flags || a->temporary != b->temporary || a->n_transcript != b->n_transcript ||
+	    strcmp(a->mx_host, b->mx_host) != 0 || strcmp(a->mx_ip, b->mx_ip) != 0 ||
+	    strcmp(a->source_ip, b->source_ip) != 0 || strcmp(a->tls, b->tls) != 0 ||
+	    strcmp(nz(a->detail), nz(b->detail)) != 0)
 		return 0;
 	for (size_t i = 0; i < a->n_transcript; i++)
 		if (!exchange_equal(&a->transcript[i], &b->transcript[i]))

@@ -55,6 +55,7 @@
 #define EMV_WIRE_NAME_MAX        31          /* status, reason, phase names */
 #define EMV_WIRE_ENHANCED_MAX    15          /* RFC 3463 code "5.1.1", or "" */
 #define EMV_WIRE_REPLY_MAX       1024        /* reply, transcript text */
+#define EMV_WIRE_DETAIL_MAX      512         /* result detail: printable ASCII */
 #define EMV_WIRE_COMMAND_MAX     512         /* transcript command (RFC 5321 line) */
 #define EMV_WIRE_KEY_MAX         (EMV_WIRE_DOMAIN_MAX + 12) /* "domain#4294967295" + NUL */
 #define EMV_WIRE_ERR_MAX         256         /* an error buffer that holds every message */
@@ -142,6 +143,12 @@ typedef struct {
 	int temporary;        /* 0 or 1: worth retrying later */
 	emv_wire_exchange *transcript; /* 0..EMV_WIRE_TRANSCRIPT_MAX entries */
 	size_t n_transcript;
+	/* evidence of this result; "" = unknown (the message-level value applies) */
+	char mx_host[EMV_WIRE_MX_MAX + 1];
+	char mx_ip[EMV_WIRE_IP_MAX + 1];
+	char source_ip[EMV_WIRE_IP_MAX + 1];
+	char tls[EMV_WIRE_TLS_MAX + 1];
+	char *detail;         /* printable ASCII, NULL or "" when none */
 } emv_wire_result;
 
 typedef struct {

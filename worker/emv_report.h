@@ -41,7 +41,5 @@ char *emv_report_json_text(const emv_report_in *in);
 /* The same parsed into a jansson object (caller owns the reference). */
 json_t *emv_report_json(const emv_report_in *in);
 
-/* Flag names in a fixed order, for CSV/JSON/table output. */
-size_t emv_report_flag_names(unsigned flags, const char **names, size_t max);
 
 #endif

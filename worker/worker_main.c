@@ -188,13 +188,23 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	x->duration_ms = r->duration_ms;
 	x->flags = v.flags;
 	x->temporary = r->temporary && v.status == EMV_STATUS_UNKNOWN;
+	emv_strlcpy(x->mx_host, r->mx_host, sizeof x->mx_host);
+	emv_strlcpy(x->mx_ip, r->mx_ip, sizeof x->mx_ip);
+	emv_strlcpy(x->source_ip, r->source_ip, sizeof x->source_ip);
+	emv_strlcpy(x->tls, r->tls, sizeof x->tls);
+	if (v.detail[0]) { /* the wire takes printable ASCII only */
+		x->detail = emv_xmalloc(EMV_WIRE_DETAIL_MAX + 1);
+		emv_sanitize(x->detail, EMV_WIRE_DETAIL_MAX + 1, v.detail, strlen(v.detail));
+	}
 	w->last_activity = emv_now_ms();
 	if (++b->done == b->b->n_addresses) {
 		w->inflight--;
 		produce_results(w, b);
 		for (size_t i = 0; i < b->b->n_addresses; i++) {
 			free(b->res[i].reply);
+			free(b->res[i].detail);
 			b->res[i].reply = NULL;
+			b->res[i].detail = NULL;
 		}
 	}
 }

@@ -57,13 +57,77 @@ static void verdict(const char *job, long row, const char *status, const char *r
 	PQfinish(c);
 }
 
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	assert_non_null(f);
+	fread(buf, 1, 65535, f);
+	fclose(f);
+	return buf;
+}
+
+/* The export (design step 5): input order, one line per input row, the
+ * duplicate with its first row's verdict, the evidence of each result. */
+static void check_export(const char *job)
+{
+	char out[4096], *csv, *jl, *line, *save;
+	const char *path = EMV_CLUSTER_RUN "/flow-export.csv", *jpath = EMV_CLUSTER_RUN "/flow-export.jsonl";
+	const char *x1[] = { EMV_COORDINATOR, "export", "--database", pg_url, "-o", path, job, NULL };
+	const char *x2[] = { EMV_COORDINATOR, "export", "--database", pg_url, "-o", jpath, "--format", "jsonl",
+			     "--status", "undeliverable", job, NULL };
+	const char *bad[] = { EMV_COORDINATOR, "export", "--database", pg_url, "nosuchjob", NULL };
+	const char *expect[] = {
+		"alice@accept.test,deliverable,accepted,", "nobody@accept.test,undeliverable,mailbox_not_found,",
+		"x@catchall.test,risky,catch_all,", "x@nullmx.test,undeliverable,null_mx,",
+		"bad address,undeliverable,invalid_syntax,", "bob@accept.test,deliverable,accepted,",
+		"u1@toomany.test,deliverable,accepted,", "u2@toomany.test,deliverable,accepted,",
+		"u3@toomany.test,deliverable,accepted,", "u4@toomany.test,deliverable,accepted,",
+		"alice@accept.test,deliverable,accepted,",
+	};
+	int n = 0;
+
+	assert_int_equal(run_capture(out, sizeof out, x1, 1), 0);
+	assert_non_null(strstr(out, "11 rows exported"));
+	csv = slurp(path);
+	line = strtok_r(csv, "\n", &save);
+	assert_non_null(line);
+	assert_int_equal(strncmp(line, "email,status,reason,flags,did_you_mean,detail,mx_host", 53), 0);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		assert_true(n < 11);
+		if (strncmp(line, expect[n], strlen(expect[n])) != 0)
+			fail_msg("export line %d: expected '%s...', got '%s'", n + 1, expect[n], line);
+		if (n == 0) /* the evidence of the verdict: MX, its address, the reply */
+			assert_non_null(strstr(line, ",mx1.accept.test,127.0.0.10,"));
+		if (n == 10) /* the duplicate names its first row and keeps its own input */
+			assert_non_null(strstr(line, ",1,11,alice@ACCEPT.test"));
+		n++;
+	}
+	assert_int_equal(n, 11);
+	free(csv);
+
+	assert_int_equal(run_capture(out, sizeof out, x2, 1), 0);
+	assert_non_null(strstr(out, "3 rows exported"));
+	jl = slurp(jpath);
+	assert_non_null(strstr(jl, "\"email\":\"bad address\""));
+	n = 0;
+	for (line = strtok_r(jl, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++)
+		assert_non_null(strstr(line, "\"status\":\"undeliverable\""));
+	assert_int_equal(n, 3);
+	free(jl);
+
+	assert_int_not_equal(run_capture(out, sizeof out, bad, 1), 0);
+	assert_non_null(strstr(out, "no job 'nosuchjob'"));
+}
+
 static void do_test_end_to_end(void **state)
 {
 	char out[8192], job[64];
 	const char *list = EMV_CLUSTER_RUN "/flow.csv";
 	FILE *f = fopen(list, "w");
 	fputs("email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\nx@nullmx.test\nbad address\n"
-	      "bob@accept.test\nu1@toomany.test\nu2@toomany.test\nu3@toomany.test\nu4@toomany.test\n", f);
+	      "bob@accept.test\nu1@toomany.test\nu2@toomany.test\nu3@toomany.test\nu4@toomany.test\n"
+	      "alice@ACCEPT.test\n", f);
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	assert_non_null(strstr(out, "9 addresses in"));
@@ -96,6 +160,7 @@ static void do_test_end_to_end(void **state)
 		PQclear(r);
 		PQfinish(c);
 	}
+	check_export(job);
 }
 
 static pid_t spawn(const char *const *argv)
