@@ -1,16 +1,40 @@
 /* emv_kafka.c - Kafka helpers of the coordinator (see emv_kafka.h). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "emv_kafka.h"
+#include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which emv_kafka.h brings */
 #include "emv_util.h"
+
+/* 1 when the cluster's metadata lists topic, 0 when not, -1 when unknown.
+ * All topics are asked for: asking for one by name may auto-create it with
+ * the broker's default partition count. */
+static int topic_exists(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md;
+	int found = 0;
+
+	if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	for (int i = 0; i < md->topic_cnt && !found; i++)
+		found = strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_metadata_destroy(md);
+	return found;
+}
 
 /* Create the topic if it does not exist (other errors are reported). */
 int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, char *err, size_t errlen)
 {
 	char errstr[256];
-	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, errstr, sizeof errstr);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_NewTopic_t *nt;
+	rd_kafka_queue_t *q;
 	rd_kafka_event_t *ev;
 	int rc = EMV_OK;
+
+	if (topic_exists(rk, topic) == 1)
+		return EMV_OK;
+	nt = rd_kafka_NewTopic_new(topic, partitions, -1, errstr, sizeof errstr);
+	q = rd_kafka_queue_new(rk);
 
 	if (!nt) {
 		emv_set_err(err, errlen, "topic %s: %s", topic, errstr);
@@ -43,3 +67,60 @@ int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, ch
 	return rc;
 }
 
+
+struct emv_kafka_mock {
+	rd_kafka_t *rk; /* the mock cluster's book-keeping handle */
+	rd_kafka_mock_cluster_t *mc;
+};
+
+emv_kafka_mock *emv_kafka_mock_new(int brokers, char *err, size_t errlen)
+{
+	static const char *const topics[] = { EMV_TOPIC_BATCHES, EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY,
+					      EMV_TOPIC_IP_STATE };
+	emv_kafka_mock *m = emv_xcalloc(1, sizeof *m);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char errstr[256];
+
+	rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+	if (!(m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr))) {
+		emv_set_err(err, errlen, "embedded Kafka: %s", errstr);
+		free(m);
+		return NULL;
+	}
+	if (!(m->mc = rd_kafka_mock_cluster_new(m->rk, brokers > 0 ? brokers : 1))) {
+		emv_set_err(err, errlen, "embedded Kafka: the mock cluster did not start");
+		emv_kafka_mock_free(m);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
+		if (emv_kafka_mock_topic(m, topics[i], EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK) {
+			emv_kafka_mock_free(m);
+			return NULL;
+		}
+	return m;
+}
+
+const char *emv_kafka_mock_bootstraps(const emv_kafka_mock *m)
+{
+	return rd_kafka_mock_cluster_bootstraps(m->mc);
+}
+
+int emv_kafka_mock_topic(emv_kafka_mock *m, const char *topic, int partitions, char *err, size_t errlen)
+{
+	rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(m->mc, topic, partitions, 1);
+	if (e) {
+		emv_set_err(err, errlen, "embedded Kafka: topic %s: %s", topic, rd_kafka_err2str(e));
+		return EMV_ERR;
+	}
+	return EMV_OK;
+}
+
+void emv_kafka_mock_free(emv_kafka_mock *m)
+{
+	if (!m)
+		return;
+	if (m->mc)
+		rd_kafka_mock_cluster_destroy(m->mc);
+	rd_kafka_destroy(m->rk);
+	free(m);
+}

@@ -9,7 +9,32 @@
 #include <stddef.h>
 #include <librdkafka/rdkafka.h>
 
-/* Create `topic` unless it exists (any handle: producer or consumer). */
+/* Create `topic` unless it exists (any handle: producer or consumer).  An
+ * existing topic is found from the cluster's metadata first, so brokers
+ * without the CreateTopics API (librdkafka's mock cluster) work as long as
+ * the topic was made some other way. */
 int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, char *err, size_t errlen);
+
+/* The topics of design §4 and their partition counts. */
+#define EMV_TOPIC_BATCHES  "emailverify.batches"
+#define EMV_TOPIC_RESULTS  "emailverify.results"
+#define EMV_TOPIC_RETRY    "emailverify.retry"
+#define EMV_TOPIC_IP_STATE "emailverify.ip-state"
+#define EMV_TOPIC_PARTITIONS 16
+
+/*
+ * The embedded Kafka of the single-machine mode: librdkafka's mock cluster
+ * (rdkafka_mock.h), listening on loopback ports of this process, with the
+ * four topics of design §4 already made (the mock has no CreateTopics).
+ * Any client in any process reaches it through emv_kafka_mock_bootstraps()
+ * as long as this process lives.  Nothing is kept on disk.
+ */
+typedef struct emv_kafka_mock emv_kafka_mock;
+
+emv_kafka_mock *emv_kafka_mock_new(int brokers, char *err, size_t errlen);
+const char *emv_kafka_mock_bootstraps(const emv_kafka_mock *m);
+/* Another topic (partitions >= 1). */
+int emv_kafka_mock_topic(emv_kafka_mock *m, const char *topic, int partitions, char *err, size_t errlen);
+void emv_kafka_mock_free(emv_kafka_mock *m);
 
 #endif
