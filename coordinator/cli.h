@@ -1,91 +1,12 @@
 /*
  * cli.h - subcommands of the `emailverify` command and the option handling
- * they share (engine settings: DNS, source addresses, HELO, MAIL FROM,
- * timeouts, private MX permission, data directory).
+ * they share (the engine settings live in worker/cli_engine.h: the worker
+ * daemon takes the same options).
  */
 #ifndef EMV_CLI_H
 #define EMV_CLI_H
 
-#include "emv_classify.h"
-#include "emv_engine.h"
-#include "emv_lists.h"
-#include "emv_probe.h"
-#include "emv_providers.h"
-
-/* Engine settings common to check/verify/run. */
-typedef struct {
-	const char *dns;          /* --dns HOST:PORT */
-	const char *helo;         /* --helo NAME */
-	const char *mail_from;    /* --mail-from ADDR */
-	const char *data_dir;     /* --data-dir DIR */
-	const char *providers;    /* --providers FILE (default DATA_DIR/providers.conf) */
-	const char *source_ips[16];
-	int nsource;
-	int port;                 /* --smtp-port */
-	int timeout_s;            /* --timeout S: every SMTP phase */
-	int allow_private;
-	int no_tls;
-	int no_catch_all;
-	int greylist_wait_s;      /* --greylist-wait S */
-	int max_retry_s;          /* --max-retry-time S */
-	int verbose;
-} cli_engine_opts;
-
-/* Engine state built from the options. */
-typedef struct {
-	struct event_base *base;
-	emv_dns *dns;
-	emv_classifier *classifier;
-	emv_lists *lists;
-	emv_providers *providers;
-	SSL_CTX *ssl;
-	emv_probe_config probe;
-	char helo[256];
-	char mail_from[300];
-} cli_engine;
-
-void cli_engine_opts_default(cli_engine_opts *o);
-/* Handles one engine option; returns 1 if `opt` was an engine option,
- * 0 if not, -1 on a bad value (message printed). */
-int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg);
-int cli_engine_init(cli_engine *e, const cli_engine_opts *o);
-/* Batching-engine settings from the options, for list work (verify, the
- * worker): retries may wait up to 30 min unless --max-retry-time says. */
-void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep);
-void cli_engine_free(cli_engine *e);
-
-/* Long options shared by the commands (terminated by the caller's list). */
-#define CLI_ENGINE_LONGOPTS                                                 \
-	{ "dns", required_argument, NULL, 1001 },                          \
-	{ "helo", required_argument, NULL, 1002 },                         \
-	{ "mail-from", required_argument, NULL, 1003 },                    \
-	{ "data-dir", required_argument, NULL, 1004 },                     \
-	{ "source-ip", required_argument, NULL, 1005 },                    \
-	{ "smtp-port", required_argument, NULL, 1006 },                    \
-	{ "timeout", required_argument, NULL, 1007 },                      \
-	{ "allow-private-mx", no_argument, NULL, 1008 },                   \
-	{ "no-tls", no_argument, NULL, 1009 },                             \
-	{ "no-catch-all-probe", no_argument, NULL, 1010 },                 \
-	{ "greylist-wait", required_argument, NULL, 1011 },                \
-	{ "max-retry-time", required_argument, NULL, 1012 },               \
-	{ "providers", required_argument, NULL, 1013 },                    \
-	{ "verbose", no_argument, NULL, 'v' }
-
-#define CLI_ENGINE_HELP                                                                      \
-	"  --dns HOST:PORT        DNS server to ask (default: /etc/resolv.conf)\n"             \
-	"  --source-ip IP         connect from this address (repeatable: one per family)\n"    \
-	"  --helo NAME            our EHLO name (default: this host's name)\n"                 \
-	"  --mail-from ADDR       probe sender (default: verify@<helo name>)\n"                \
-	"  --timeout S            timeout of every SMTP phase in seconds (default 30; connect 10)\n" \
-	"  --smtp-port N          SMTP port of mail servers (default 25)\n"                    \
-	"  --allow-private-mx     allow MX addresses in loopback/private/reserved ranges\n"    \
-	"  --no-tls               never use STARTTLS\n"                                        \
-	"  --no-catch-all-probe   do not test whether the domain accepts any address\n"        \
-	"  --greylist-wait S      wait before asking a greylisting server again (default 60)\n" \
-	"  --max-retry-time S     most time spent waiting on greylisting per domain (default 120)\n" \
-	"  --data-dir DIR         lists and rules (default: " EMV_DATA_DIR ")\n"               \
-	"  --providers FILE       provider policies and budgets (default: DATA_DIR/providers.conf)\n" \
-	"  -v, --verbose          log what happens (repeat for more)\n"
+#include "cli_engine.h"
 
 int cli_check(int argc, char **argv);
 int cli_verify(int argc, char **argv);

@@ -35,7 +35,12 @@ static const char staging_sql[] =
  */
 static const char upsert_sql[] =
 	"WITH s AS ("
-	"  SELECT DISTINCT ON (i.job_id, i.address_id) i.* FROM results_in i"
+	"  SELECT DISTINCT ON (i.job_id, i.address_id) i.job_id, i.address_id, i.status, i.reason, i.final,"
+	"    i.flags, i.mx_host, i.mx_ip, i.source_ip, i.region, i.tls, i.catch_all, i.smtp_code,"
+	"    i.enhanced_code, i.reply, i.duration_ms, i.detail,"
+	/* every attempt of the group counts, not only the one kept */
+	"    sum(i.attempts) OVER (PARTITION BY i.job_id, i.address_id)::integer AS attempts"
+	"  FROM results_in i"
 	"  JOIN addresses a ON a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL"
 	"  ORDER BY i.job_id, i.address_id, i.final DESC, i.seq DESC),"
 	" up AS ("

@@ -124,3 +124,63 @@ void emv_kafka_mock_free(emv_kafka_mock *m)
 	rd_kafka_destroy(m->rk);
 	free(m);
 }
+
+int emv_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *list, char *err, size_t errlen)
+{
+	char key[256], errstr[256];
+
+	for (size_t i = 0; list && list[i]; i++) {
+		const char *eq = strchr(list[i], '=');
+		size_t kl = eq ? (size_t)(eq - list[i]) : 0;
+		if (!eq || kl == 0 || kl >= sizeof key) {
+			emv_set_err(err, errlen, "Kafka setting '%.80s': expected key=value", list[i]);
+			return EMV_ERR;
+		}
+		memcpy(key, list[i], kl);
+		key[kl] = '\0';
+		if (rd_kafka_conf_set(conf, key, eq + 1, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+			emv_set_err(err, errlen, "Kafka setting %s: %s", key, errstr);
+			return EMV_ERR;
+		}
+	}
+	return EMV_OK;
+}
+
+int emv_kafka_conf_read(const char *path, char ***list, size_t *n, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096 + 2];
+	int lineno = 0, rc = EMV_OK;
+
+	if (!f) {
+		emv_set_err(err, errlen, "%s: cannot open", path);
+		return EMV_ERR;
+	}
+	while (fgets(line, sizeof line, f)) {
+		char *s;
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			emv_set_err(err, errlen, "%s:%d: line longer than 4096 bytes", path, lineno);
+			rc = EMV_ERR;
+			break;
+		}
+		s = emv_trim(line);
+		if (!*s || *s == '#')
+			continue;
+		if (!strchr(s, '=') || *s == '=') {
+			emv_set_err(err, errlen, "%s:%d: expected key=value", path, lineno);
+			rc = EMV_ERR;
+			break;
+		}
+		if (*n >= 256) {
+			emv_set_err(err, errlen, "%s:%d: more than 256 settings", path, lineno);
+			rc = EMV_ERR;
+			break;
+		}
+		*list = emv_xrealloc(*list, (*n + 2) * sizeof **list);
+		(*list)[(*n)++] = emv_xstrdup(s);
+		(*list)[*n] = NULL;
+	}
+	fclose(f);
+	return rc;
+}

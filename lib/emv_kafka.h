@@ -15,6 +15,20 @@
  * the topic was made some other way. */
 int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, char *err, size_t errlen);
 
+/*
+ * Production settings passed through to librdkafka (TLS, SASL, timeouts):
+ * "key=value" strings, NULL-terminated (list may be NULL).  A bad key or
+ * value fails with err naming it.
+ */
+int emv_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *list, char *err, size_t errlen);
+
+/*
+ * Read a librdkafka properties file: one "key=value" per line, blank lines
+ * and '#' comments ignored, at most 256 settings of 4 KiB each.  Appends to
+ * *list (NULL-terminated, malloc'd; *n counts entries); err names the line.
+ */
+int emv_kafka_conf_read(const char *path, char ***list, size_t *n, char *err, size_t errlen);
+
 /* The topics of design §4 and their partition counts. */
 #define EMV_TOPIC_BATCHES  "emailverify.batches"
 #define EMV_TOPIC_RESULTS  "emailverify.results"

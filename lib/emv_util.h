@@ -23,6 +23,8 @@ char *emv_xstrndup(const char *s, size_t n);
 
 /* Monotonic time in milliseconds / microseconds (CLOCK_MONOTONIC). */
 uint64_t emv_now_ms(void);
+/* Wall clock: unix time in ms (for times that travel between machines). */
+uint64_t emv_wall_ms(void);
 uint64_t emv_now_us(void);
 
 /*

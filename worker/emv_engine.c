@@ -70,6 +70,8 @@ struct emv_engine {
 
 	struct item *items;
 	uint32_t nitems, capitems;
+	uint32_t free_head;    /* finished items, reused by emv_engine_add (linked by next) */
+	uint64_t added;
 	struct domain *domains;
 	uint32_t ndomains, capdomains;
 	struct domain *dhash[HBUCKETS];
@@ -147,6 +149,7 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	if (e->p.dns_concurrency < 1)
 		e->p.dns_concurrency = 64;
 	e->retry_head = NIL;
+	e->free_head = NIL;
 	e->retry_timer = evtimer_new(cfg->base, on_retry_timer, e);
 	e->backoff_timer = evtimer_new(cfg->base, on_backoff_timer, e);
 	/* built-in policy when no provider file is given */
@@ -293,19 +296,28 @@ static void pending_push(emv_engine *e, uint32_t di, uint32_t ii)
 
 void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char *domain, int utf8)
 {
-	uint32_t di = domain_get(e, domain);
+	uint32_t di = domain_get(e, domain), ii;
 	struct item *it;
-	if (e->nitems == e->capitems) {
-		e->capitems = e->capitems ? e->capitems * 2 : 4096;
-		e->items = emv_xrealloc(e->items, e->capitems * sizeof *e->items);
+	/* a long-running worker reuses finished items: memory follows the work
+	 * in flight, not the work ever done */
+	if (e->free_head != NIL) {
+		ii = e->free_head;
+		e->free_head = e->items[ii].next;
+	} else {
+		if (e->nitems == e->capitems) {
+			e->capitems = e->capitems ? e->capitems * 2 : 4096;
+			e->items = emv_xrealloc(e->items, e->capitems * sizeof *e->items);
+		}
+		ii = e->nitems++;
 	}
-	it = &e->items[e->nitems];
+	e->added++;
+	it = &e->items[ii];
 	memset(it, 0, sizeof *it);
 	it->id = id;
 	it->address = emv_xstrdup(address);
 	it->domain = di;
 	it->utf8 = (uint8_t)(utf8 != 0);
-	pending_push(e, di, e->nitems++);
+	pending_push(e, di, ii);
 	ready_push(e, di);
 }
 
@@ -482,6 +494,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		e->cb(e->arg, it->id, job, i, it->attempts, r->connect_timeout && e->port25);
 		free(it->address);
 		it->address = NULL;
+		it->next = e->free_head;
+		e->free_head = ii;
 	}
 	arm_retry_timer(e);
 	emv_probe_free(job);
@@ -725,13 +739,13 @@ int emv_engine_idle(const emv_engine *e)
 {
 	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL &&
 	       e->dnsq_head == NIL &&
-	       e->finished >= e->nitems;
+	       e->finished >= e->added;
 }
 
 void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 {
 	memset(s, 0, sizeof *s);
-	s->added = e->nitems;
+	s->added = e->added;
 	s->finished = e->finished;
 	s->retries = e->retries;
 	memcpy(s->retries_by_reason, e->retries_by_reason, sizeof s->retries_by_reason);

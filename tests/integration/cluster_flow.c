@@ -279,12 +279,66 @@ static void do_test_broker_down_for_10s(void **state)
 	assert_int_equal(count(sql), 6);
 }
 
+/* The retry topic: greylisted addresses leave the batch (whose offset is
+ * committed) and come back as a new batch after --retry-delay; the second
+ * attempt gets past the greylisting.  With one attempt only, the temporary
+ * verdict is final: unknown / greylisted, with the server's reply. */
+static void do_test_retry_topic(void **state)
+{
+	char out[8192], job[64], sql[512];
+	const char *list = EMV_CLUSTER_RUN "/retry.csv";
+	FILE *f = fopen(list, "w");
+	fputs("email\nalice@greylist.test\nzed@greylist.test\nbob@accept.test\n", f);
+	fclose(f);
+	start_job(list, job, sizeof job, out, sizeof out);
+	{
+		/* greylisting asks for 2 s; the engine may wait 1 s at most, so
+		 * the retry topic has to do it */
+		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr", "--until-idle", "6000",
+				    "--max-retry-time", "1", "--retry-delay", "3000", "--retry-attempts", "2", "--dns",
+				    "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
+				    "probe@verifier.test", "--helo", "probe.verifier.test", "--providers",
+				    EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
+		if (!strstr(out, "2 retried in 1 retry batches"))
+			fail_msg("worker: %s", out);
+	}
+	run_sink(out, sizeof out);
+	verdict(job, 1, "deliverable", "accepted");
+	verdict(job, 2, "undeliverable", "mailbox_not_found");
+	verdict(job, 3, "deliverable", "accepted");
+	snprintf(sql, sizeof sql, "SELECT attempts FROM results WHERE job_id = '%s' AND address_id = 1", job);
+	assert_true(count(sql) >= 2); /* asked in both attempts */
+	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
+	assert_int_equal(count(sql), 3);
+
+	f = fopen(list, "w");
+	fputs("email\nbob@greylist.test\n", f);
+	fclose(f);
+	start_job(list, job, sizeof job, out, sizeof out);
+	{
+		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr1", "--until-idle", "3000",
+				    "--max-retry-time", "1", "--retry-attempts", "1", "--dns", "127.0.0.1:5300",
+				    "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test",
+				    "--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf",
+				    "--timeout", "5", NULL };
+		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
+		if (!strstr(out, "0 retried in 0 retry batches"))
+			fail_msg("worker: %s", out);
+	}
+	run_sink(out, sizeof out);
+	verdict(job, 1, "unknown", "greylisted");
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND smtp_code = 451", job);
+	assert_int_equal(count(sql), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_end_to_end),
 		cmocka_unit_test(do_test_worker_killed_mid_job),
 		cmocka_unit_test(do_test_broker_down_for_10s),
+		cmocka_unit_test(do_test_retry_topic),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);

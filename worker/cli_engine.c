@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "cli.h"
+#include "cli_engine.h"
 #include "emv_util.h"
 
 void cli_engine_opts_default(cli_engine_opts *o)

@@ -1,0 +1,646 @@
+/* emv_worker.c - the cluster worker (see emv_worker.h). */
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <librdkafka/rdkafka.h>
+#include "emv_kafka.h"
+#include "emv_report.h"
+#include "emv_util.h"
+#include "emv_wire.h"
+#include "emv_worker.h"
+
+enum { T_BATCHES = 0, T_RETRY = 1 };
+
+struct part;
+
+struct wbatch {
+	emv_wire_batch *b;          /* NULL when the message was skipped */
+	struct part *part;          /* NULL once released (partition revoked) */
+	int64_t offset;
+	char key[EMV_WIRE_KEY_MAX];
+	uint64_t due_ms;            /* retry batches: not before */
+	int started;                /* fed to the engine */
+	size_t done;
+	emv_wire_result *res;
+	int acks_pending;           /* produced messages not acknowledged yet */
+	int complete;               /* every result in and everything produced */
+	int failed;                 /* a message was not delivered: never commit */
+	struct wbatch *next;        /* in its partition's offset order, or on the orphan list */
+};
+
+struct part {
+	int topic;                  /* T_BATCHES or T_RETRY */
+	int32_t partition;
+	struct wbatch *head, *tail;
+	struct wbatch *held;        /* a retry batch not due yet: the partition is paused */
+	struct part *next;
+};
+
+struct slot {
+	struct wbatch *wb;
+	uint32_t idx;
+	uint32_t next_free;
+};
+
+#define NO_SLOT UINT32_MAX
+
+struct worker {
+	emv_worker_opts o;
+	cli_engine e;
+	emv_engine *eng;
+	emv_engine_params ep;
+	rd_kafka_t *consumer, *producer;
+	const char *topics[2];
+	struct part *parts;
+	struct wbatch *orphans;
+	struct slot *slots;
+	uint32_t nslots, capslots, free_slot;
+	int inflight, stopping;
+	volatile sig_atomic_t *stop;
+	uint64_t last_activity;
+	emv_worker_stats st;
+	struct event *timer;
+};
+
+void emv_worker_opts_default(emv_worker_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->group = "emailverify-workers";
+	o->batches_topic = EMV_TOPIC_BATCHES;
+	o->results_topic = EMV_TOPIC_RESULTS;
+	o->retry_topic = EMV_TOPIC_RETRY;
+	o->name = "worker";
+	o->region = "";
+	o->max_inflight = 64;
+	o->session_timeout_ms = 10000;
+	o->retry_attempts = 3;
+	o->retry_delay_ms[0] = 10 * 60000;
+	o->retry_delay_ms[1] = 30 * 60000;
+	o->retry_delay_ms[2] = 60 * 60000;
+	o->engine_retry_ms = 300000;
+}
+
+/* ---- partitions and batches ---- */
+
+static struct part *part_of(struct worker *w, int topic, int32_t p)
+{
+	struct part *x;
+	for (x = w->parts; x; x = x->next)
+		if (x->topic == topic && x->partition == p)
+			return x;
+	x = emv_xcalloc(1, sizeof *x);
+	x->topic = topic;
+	x->partition = p;
+	x->next = w->parts;
+	w->parts = x;
+	return x;
+}
+
+static int topic_index(struct worker *w, const char *name)
+{
+	return strcmp(name, w->topics[T_RETRY]) == 0 ? T_RETRY : T_BATCHES;
+}
+
+static void wbatch_free(struct wbatch *b)
+{
+	if (b->b)
+		emv_wire_batch_free(b->b);
+	free(b->res);
+	free(b);
+}
+
+/* Ready to commit: skipped, or complete with everything acknowledged. */
+static int committable(const struct wbatch *b)
+{
+	return !b->b || (b->complete && b->acks_pending == 0 && !b->failed);
+}
+
+/* A released batch is freed once nothing refers to it any more: the engine
+ * is done with it and every delivery report is in. */
+static void reap_orphans(struct worker *w)
+{
+	for (struct wbatch **pp = &w->orphans; *pp;) {
+		struct wbatch *b = *pp;
+		if ((!b->started || b->complete) && b->acks_pending == 0) {
+			*pp = b->next;
+			wbatch_free(b);
+		} else {
+			pp = &b->next;
+		}
+	}
+}
+
+/* Commit what is contiguous: committable batches from each head on. */
+static void commit_ready(struct worker *w, int sync)
+{
+	for (struct part *p = w->parts; p; p = p->next) {
+		int64_t upto = -1;
+		while (p->head && committable(p->head)) {
+			struct wbatch *b = p->head;
+			p->head = b->next;
+			if (!p->head)
+				p->tail = NULL;
+			upto = b->offset;
+			wbatch_free(b);
+		}
+		if (upto >= 0) {
+			rd_kafka_topic_partition_list_t *o = rd_kafka_topic_partition_list_new(1);
+			rd_kafka_topic_partition_list_add(o, w->topics[p->topic], p->partition)->offset = upto + 1;
+			rd_kafka_offsets_store(w->consumer, o);
+			rd_kafka_topic_partition_list_destroy(o);
+			rd_kafka_commit(w->consumer, NULL, !sync);
+		}
+	}
+}
+
+static void set_paused(struct worker *w, struct part *p, int pause)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, w->topics[p->topic], p->partition);
+	if (pause)
+		rd_kafka_pause_partitions(w->consumer, l);
+	else
+		rd_kafka_resume_partitions(w->consumer, l);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The partition is no longer ours: nothing of it will be committed here.
+ * Batches in the engine finish as orphans; a held retry batch is dropped
+ * (its new owner reads it again). */
+static void release_part(struct worker *w, int topic, int32_t partition)
+{
+	for (struct part **pp = &w->parts; *pp; pp = &(*pp)->next) {
+		struct part *p = *pp;
+		if (p->topic != topic || p->partition != partition)
+			continue;
+		for (struct wbatch *b = p->head, *n; b; b = n) {
+			n = b->next;
+			b->part = NULL;
+			if (b->started && !b->complete)
+				w->st.released++;
+			b->next = w->orphans;
+			w->orphans = b;
+		}
+		*pp = p->next;
+		free(p);
+		break;
+	}
+	reap_orphans(w);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+			 void *opaque)
+{
+	struct worker *w = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		emv_log(EMV_LOG_INFO, "worker", "%s: %d partition(s) assigned", w->o.name, parts->cnt);
+		rd_kafka_assign(rk, parts);
+		return;
+	}
+	/* revoked (or lost): no commit in here, only letting go */
+	emv_log(EMV_LOG_INFO, "worker", "%s: %d partition(s) revoked", w->o.name, parts->cnt);
+	for (int i = 0; i < parts->cnt; i++)
+		release_part(w, topic_index(w, parts->elems[i].topic), parts->elems[i].partition);
+	rd_kafka_assign(rk, NULL);
+}
+
+/* ---- producing ---- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct worker *w = opaque;
+	struct wbatch *b = m->_private;
+
+	b->acks_pending--;
+	if (m->err) {
+		/* not acknowledged: the offset stays, the batch comes back to
+		 * this or another worker after a restart or rebalance */
+		emv_log(EMV_LOG_ERROR, "worker", "batch %s: message to %s not delivered: %s", b->b->batch_id,
+			rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+		b->failed = 1;
+	}
+	if (!b->part)
+		reap_orphans(w);
+}
+
+static int produce(struct worker *w, struct wbatch *b, const char *topic, const char *key, uint8_t *buf,
+		   size_t len)
+{
+	rd_kafka_resp_err_t e;
+	for (;;) {
+		e = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+				      RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+				      RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(w->producer, 100);
+	}
+	if (e) {
+		emv_log(EMV_LOG_ERROR, "worker", "batch %s: %s: %s", b->b->batch_id, topic, rd_kafka_err2str(e));
+		free(buf);
+		b->failed = 1;
+		return -1;
+	}
+	b->acks_pending++;
+	return 0;
+}
+
+/* The addresses still temporary go to the retry topic as a new batch. */
+static void produce_retry(struct worker *w, struct wbatch *b)
+{
+	const emv_wire_batch *src = b->b;
+	emv_wire_batch r;
+	unsigned attempt = src->attempt + 1;
+	int delay = w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
+	char err[EMV_WIRE_ERR_MAX], suffix[16];
+	uint8_t *buf;
+	size_t len, n = 0, keep;
+
+	for (size_t i = 0; i < src->n_addresses; i++)
+		n += b->res[i].temporary;
+	if (!n)
+		return;
+	memset(&r, 0, sizeof r);
+	emv_strlcpy(r.job_id, src->job_id, sizeof r.job_id);
+	snprintf(suffix, sizeof suffix, ".r%u", attempt);
+	keep = strlen(src->batch_id);
+	if (keep + strlen(suffix) > EMV_WIRE_ID_MAX)
+		keep = EMV_WIRE_ID_MAX - strlen(suffix);
+	snprintf(r.batch_id, sizeof r.batch_id, "%.*s%s", (int)keep, src->batch_id, suffix);
+	emv_strlcpy(r.domain, src->domain, sizeof r.domain);
+	emv_strlcpy(r.region_hint, src->region_hint, sizeof r.region_hint);
+	r.attempt = attempt;
+	/* wall clock: the batch may come back to another machine */
+	r.not_before_ms = (int64_t)emv_wall_ms() + delay;
+	r.addresses = emv_xcalloc(n, sizeof *r.addresses);
+	for (size_t i = 0; i < src->n_addresses; i++)
+		if (b->res[i].temporary)
+			r.addresses[r.n_addresses++] = src->addresses[i];
+	if (emv_wire_batch_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
+		emv_log(EMV_LOG_ERROR, "worker", "batch %s: cannot encode its retry: %s", src->batch_id, err);
+		b->failed = 1;
+	} else if (produce(w, b, w->o.retry_topic, b->key, buf, len) == 0) {
+		w->st.retry_batches++;
+		w->st.retried += n;
+	}
+	free(r.addresses);
+}
+
+static void finish_batch(struct worker *w, struct wbatch *b)
+{
+	emv_wire_results r;
+	uint8_t *buf;
+	size_t len;
+	char err[EMV_WIRE_ERR_MAX];
+	/* another try later only from a partition we still own, and only while
+	 * attempts last; the last attempt's temporary verdicts are final */
+	int retry = b->part && b->b->attempt + 1 < (unsigned)w->o.retry_attempts;
+
+	w->inflight--;
+	if (!retry)
+		for (size_t i = 0; i < b->b->n_addresses; i++)
+			b->res[i].temporary = 0;
+	else
+		produce_retry(w, b);
+	memset(&r, 0, sizeof r);
+	emv_strlcpy(r.job_id, b->b->job_id, sizeof r.job_id);
+	emv_strlcpy(r.batch_id, b->b->batch_id, sizeof r.batch_id);
+	emv_strlcpy(r.worker, w->o.name, sizeof r.worker);
+	emv_strlcpy(r.region, w->o.region, sizeof r.region);
+	r.results = b->res;
+	r.n_results = b->b->n_addresses;
+	if (emv_wire_results_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
+		emv_log(EMV_LOG_ERROR, "worker", "batch %s: cannot encode results: %s", b->b->batch_id, err);
+		b->failed = 1;
+	} else if (produce(w, b, w->o.results_topic, b->b->job_id, buf, len) == 0) {
+		w->st.results += r.n_results;
+	}
+	for (size_t i = 0; i < b->b->n_addresses; i++) {
+		free(b->res[i].reply);
+		free(b->res[i].detail);
+		b->res[i].reply = NULL;
+		b->res[i].detail = NULL;
+	}
+	b->complete = 1;
+	if (!b->part)
+		reap_orphans(w);
+}
+
+/* ---- the engine ---- */
+
+static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts, int port25)
+{
+	struct worker *w = arg;
+	struct slot *s = &w->slots[id];
+	struct wbatch *b = s->wb;
+	emv_wire_result *x = &b->res[s->idx];
+	const emv_probe_result *r = emv_probe_get(job, idx);
+	emv_report_in in;
+	emv_report_verdict v;
+	emv_address a;
+	char addr[EMV_ADDRESS_MAX + 1];
+
+	snprintf(addr, sizeof addr, "%s@%s", b->b->addresses[s->idx].local, b->b->domain);
+	emv_address_parse(addr, strlen(addr), &a);
+	memset(&in, 0, sizeof in);
+	in.input = addr;
+	in.addr = &a;
+	in.list_flags = b->b->addresses[s->idx].flags;
+	in.job = job;
+	in.index = idx;
+	emv_report_verdict_of(&in, &v);
+	x->id = b->b->addresses[s->idx].id;
+	x->status = v.status;
+	x->reason = port25 ? EMV_REASON_PORT25_BLOCKED : v.reason;
+	x->smtp_code = r->have_smtp ? (unsigned)r->smtp_code : 0;
+	emv_strlcpy(x->enhanced_code, r->have_smtp ? r->enhanced : "", sizeof x->enhanced_code);
+	x->reply = r->have_smtp ? emv_xstrdup(r->reply) : NULL;
+	x->catch_all = r->catch_all == 1;
+	x->attempts = attempts > EMV_WIRE_ATTEMPT_MAX ? EMV_WIRE_ATTEMPT_MAX : attempts;
+	x->duration_ms = r->duration_ms;
+	x->flags = v.flags;
+	x->temporary = r->temporary && v.status == EMV_STATUS_UNKNOWN && !port25;
+	emv_strlcpy(x->mx_host, r->mx_host, sizeof x->mx_host);
+	emv_strlcpy(x->mx_ip, r->mx_ip, sizeof x->mx_ip);
+	emv_strlcpy(x->source_ip, r->source_ip, sizeof x->source_ip);
+	emv_strlcpy(x->tls, r->tls, sizeof x->tls);
+	if (v.detail[0]) { /* the wire takes printable ASCII only */
+		x->detail = emv_xmalloc(EMV_WIRE_DETAIL_MAX + 1);
+		emv_sanitize(x->detail, EMV_WIRE_DETAIL_MAX + 1, v.detail, strlen(v.detail));
+	}
+	s->wb = NULL;
+	s->next_free = w->free_slot;
+	w->free_slot = (uint32_t)id;
+	w->last_activity = emv_now_ms();
+	if (++b->done == b->b->n_addresses)
+		finish_batch(w, b);
+}
+
+static uint32_t slot_new(struct worker *w, struct wbatch *b, uint32_t idx)
+{
+	uint32_t id;
+	if (w->free_slot != NO_SLOT) {
+		id = w->free_slot;
+		w->free_slot = w->slots[id].next_free;
+	} else {
+		if (w->nslots == w->capslots) {
+			w->capslots = w->capslots ? w->capslots * 2 : 4096;
+			w->slots = emv_xrealloc(w->slots, w->capslots * sizeof *w->slots);
+		}
+		id = w->nslots++;
+	}
+	w->slots[id].wb = b;
+	w->slots[id].idx = idx;
+	return id;
+}
+
+static void start_batch(struct worker *w, struct wbatch *b)
+{
+	b->started = 1;
+	b->res = emv_xcalloc(b->b->n_addresses, sizeof *b->res);
+	w->inflight++;
+	w->st.batches++;
+	for (size_t i = 0; i < b->b->n_addresses; i++) {
+		char addr[EMV_ADDRESS_MAX + 1];
+		emv_address a;
+		uint32_t id = slot_new(w, b, (uint32_t)i);
+		snprintf(addr, sizeof addr, "%s@%s", b->b->addresses[i].local, b->b->domain);
+		emv_address_parse(addr, strlen(addr), &a);
+		emv_engine_add(w->eng, id, a.error == EMV_ADDR_OK ? a.address : addr, b->b->domain,
+			       (a.flags & EMV_FLAG_SMTPUTF8) != 0);
+	}
+}
+
+static void take_message(struct worker *w, rd_kafka_message_t *m)
+{
+	char err[EMV_WIRE_ERR_MAX];
+	int topic = topic_index(w, rd_kafka_topic_name(m->rkt));
+	struct wbatch *b = emv_xcalloc(1, sizeof *b);
+	struct part *p = part_of(w, topic, m->partition);
+	emv_wire_status st = emv_wire_batch_decode(m->payload, m->len, &b->b, err, sizeof err);
+
+	b->part = p;
+	b->offset = m->offset;
+	if (m->key && m->key_len < sizeof b->key) {
+		memcpy(b->key, m->key, m->key_len);
+		b->key[m->key_len] = '\0';
+	}
+	if (p->tail)
+		p->tail->next = b;
+	else
+		p->head = b;
+	p->tail = b;
+	if (st != EMV_WIRE_OK) {
+		emv_log(EMV_LOG_WARN, "worker", "skipping %s [%d] offset %" PRId64 ": %s (%s)", w->topics[topic],
+			(int)m->partition, m->offset, emv_wire_status_name(st), err);
+		w->st.skipped++;
+		b->b = NULL; /* counted and skipped, never retried forever */
+		return;
+	}
+	if (!b->key[0])
+		emv_wire_batch_key(b->b->domain, 0, b->key, sizeof b->key);
+	if (b->b->not_before_ms > 0 && (uint64_t)b->b->not_before_ms > emv_wall_ms()) {
+		/* not due: hold it, and read nothing more of this partition
+		 * until it is (later retries are due later still) */
+		b->due_ms = emv_now_ms() + ((uint64_t)b->b->not_before_ms - emv_wall_ms());
+		p->held = b;
+		set_paused(w, p, 1);
+		return;
+	}
+	start_batch(w, b);
+}
+
+static void start_due(struct worker *w)
+{
+	uint64_t now = emv_now_ms();
+	for (struct part *p = w->parts; p; p = p->next)
+		if (p->held && p->held->due_ms <= now && w->inflight < w->o.max_inflight) {
+			start_batch(w, p->held);
+			p->held = NULL;
+			set_paused(w, p, 0);
+		}
+}
+
+static int pending_acks(struct worker *w)
+{
+	for (struct part *p = w->parts; p; p = p->next)
+		for (struct wbatch *b = p->head; b; b = b->next)
+			if (b->started && (!b->complete || b->acks_pending))
+				return 1;
+	return w->orphans != NULL;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	if (*w->stop && !w->stopping) {
+		emv_log(EMV_LOG_WARN, "worker", "%s: stopping: finishing %d batch(es) in flight", w->o.name,
+			w->inflight);
+		w->stopping = 1;
+	}
+	rd_kafka_poll(w->producer, 0); /* delivery reports */
+	commit_ready(w, 0);
+	if (!w->stopping)
+		start_due(w);
+	while (!w->stopping && w->inflight < w->o.max_inflight) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
+		if (!m)
+			break;
+		if (!m->err) {
+			take_message(w, m);
+			w->last_activity = emv_now_ms();
+		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			emv_log(EMV_LOG_WARN, "worker", "consumer: %s", rd_kafka_message_errstr(m));
+		}
+		rd_kafka_message_destroy(m);
+	}
+	emv_engine_pump(w->eng);
+	if (w->inflight == 0 && rd_kafka_outq_len(w->producer) == 0 && !pending_acks(w)) {
+		int held = 0;
+		for (struct part *p = w->parts; p; p = p->next)
+			held |= p->held != NULL;
+		int idle = w->o.idle_exit_ms > 0 && !held &&
+			   emv_now_ms() - w->last_activity >= (uint64_t)w->o.idle_exit_ms;
+		if (w->stopping || idle)
+			event_base_loopbreak(w->e.base);
+	}
+}
+
+/* ---- set-up ---- */
+
+static int kafka_conf(rd_kafka_conf_t *c, const char *key, const char *val, char *err, size_t errlen)
+{
+	char errstr[256];
+	if (rd_kafka_conf_set(c, key, val, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+		emv_set_err(err, errlen, "Kafka setting %s: %s", key, errstr);
+		return -1;
+	}
+	return 0;
+}
+
+static int make_clients(struct worker *w, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
+	char st[16], errstr[512];
+	rd_kafka_topic_partition_list_t *topics;
+
+	snprintf(st, sizeof st, "%d", w->o.session_timeout_ms);
+	if (emv_kafka_conf_apply(cc, w->o.kafka_conf, err, errlen) != EMV_OK ||
+	    emv_kafka_conf_apply(pc, w->o.kafka_conf, err, errlen) != EMV_OK ||
+	    kafka_conf(cc, "bootstrap.servers", w->o.brokers, err, errlen) ||
+	    kafka_conf(cc, "group.id", w->o.group, err, errlen) ||
+	    kafka_conf(cc, "enable.auto.commit", "false", err, errlen) ||
+	    kafka_conf(cc, "enable.auto.offset.store", "false", err, errlen) ||
+	    kafka_conf(cc, "auto.offset.reset", "earliest", err, errlen) ||
+	    /* a worker that dies loses its partitions to the others this fast */
+	    kafka_conf(cc, "session.timeout.ms", st, err, errlen) ||
+	    kafka_conf(pc, "bootstrap.servers", w->o.brokers, err, errlen) ||
+	    kafka_conf(pc, "enable.idempotence", "true", err, errlen) ||
+	    kafka_conf(pc, "message.max.bytes", "4194304", err, errlen)) {
+		rd_kafka_conf_destroy(cc);
+		rd_kafka_conf_destroy(pc);
+		return -1;
+	}
+	rd_kafka_conf_set_opaque(cc, w);
+	rd_kafka_conf_set_opaque(pc, w);
+	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+	if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr))) {
+		rd_kafka_conf_destroy(pc);
+		emv_set_err(err, errlen, "Kafka consumer: %s", errstr);
+		return -1;
+	}
+	if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr))) {
+		emv_set_err(err, errlen, "Kafka producer: %s", errstr);
+		return -1;
+	}
+	if (emv_kafka_ensure_topic(w->producer, w->o.results_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK ||
+	    emv_kafka_ensure_topic(w->producer, w->o.retry_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK)
+		return -1;
+	rd_kafka_poll_set_consumer(w->consumer);
+	topics = rd_kafka_topic_partition_list_new(2);
+	rd_kafka_topic_partition_list_add(topics, w->o.batches_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(topics, w->o.retry_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_subscribe(w->consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	return 0;
+}
+
+static void teardown(struct worker *w)
+{
+	if (w->consumer) {
+		rd_kafka_consumer_close(w->consumer);
+		rd_kafka_destroy(w->consumer);
+	}
+	if (w->producer)
+		rd_kafka_destroy(w->producer);
+	if (w->timer)
+		event_free(w->timer);
+	if (w->eng)
+		emv_engine_free(w->eng);
+	emv_budget_free(w->ep.budget);
+	for (struct part *p = w->parts, *n; p; p = n) {
+		n = p->next;
+		for (struct wbatch *b = p->head, *bn; b; b = bn) {
+			bn = b->next;
+			wbatch_free(b);
+		}
+		free(p);
+	}
+	for (struct wbatch *b = w->orphans, *n; b; b = n) {
+		n = b->next;
+		wbatch_free(b);
+	}
+	free(w->slots);
+	cli_engine_free(&w->e);
+}
+
+int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile sig_atomic_t *stop,
+		   emv_worker_stats *st, char *err, size_t errlen)
+{
+	struct worker w;
+	struct timeval tv = { 0, 20000 };
+	int rc = EMV_OK;
+
+	memset(&w, 0, sizeof w);
+	w.o = *o;
+	w.stop = stop;
+	w.free_slot = NO_SLOT;
+	w.topics[T_BATCHES] = o->batches_topic;
+	w.topics[T_RETRY] = o->retry_topic;
+	if (w.o.retry_attempts < 1)
+		w.o.retry_attempts = 1;
+	if (cli_engine_init(&w.e, eo) < 0) {
+		emv_set_err(err, errlen, "the probe engine could not be set up (see above)");
+		cli_engine_free(&w.e);
+		return EMV_ERR;
+	}
+	emv_engine_params_default(&w.ep);
+	w.ep.providers = w.e.providers;
+	w.ep.budget = emv_budget_new();
+	cli_engine_params_apply(eo, &w.ep);
+	if (eo->max_retry_s == 120) /* the default: longer waits go to the retry topic */
+		w.ep.max_retry_ms = o->engine_retry_ms;
+	w.e.probe.greylist_retries = 0; /* the engine's retry schedule does it */
+	w.eng = emv_engine_new(&w.e.probe, &w.ep, on_result, &w);
+	if (make_clients(&w, err, errlen) < 0) {
+		teardown(&w);
+		return EMV_ERR;
+	}
+	w.last_activity = emv_now_ms();
+	w.timer = event_new(w.e.base, -1, EV_PERSIST, on_timer, &w);
+	event_add(w.timer, &tv);
+	event_base_dispatch(w.e.base);
+
+	rd_kafka_flush(w.producer, 10000);
+	rd_kafka_poll(w.producer, 0);
+	commit_ready(&w, 1); /* synchronous: nothing acknowledged is left uncommitted */
+	if (st)
+		*st = w.st;
+	teardown(&w);
+	return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * emv_worker.h - the cluster worker: Kafka batches in, probes, results out
+ * (design §2 step 3).  `emailverify-worker` runs one in its main thread;
+ * `emailverify run` runs several in threads of one process.
+ *
+ * One consumer group over the batches and retry topics.  Each VerifyBatch
+ * feeds the batching engine; when every address of a batch has its verdict,
+ * one VerifyResults goes to the results topic, and the addresses whose
+ * verdict is still temporary (greylisting, rate limits, timeouts) go to the
+ * retry topic as a new VerifyBatch with attempt + 1 and a `not_before`
+ * time.  The batch's offset is committed only once both are acknowledged and
+ * every earlier batch of its partition is done (at-least-once; the sink
+ * makes it exactly-once).  A retry batch that is not due yet pauses its
+ * partition until it is, so a long wait never holds a probe session or an
+ * engine slot.  On the last attempt a temporary verdict becomes final
+ * (unknown, with the reason and the server's reply).
+ *
+ * Rebalances: partitions are assigned and revoked explicitly, nothing is
+ * committed inside a revoke; batches of a revoked partition still in the
+ * engine are released: their results are still sent (the sink absorbs the
+ * repeat), their retries are left to the partition's new owner, and their
+ * offsets are never committed by this worker.
+ *
+ * Stopping (*stop set, e.g. by SIGTERM): consume nothing more, finish the
+ * batches in flight, flush, commit synchronously, return.
+ */
+#ifndef EMV_WORKER_H
+#define EMV_WORKER_H
+
+#include <signal.h>
+#include <stdint.h>
+#include "cli_engine.h"
+
+typedef struct {
+	const char *brokers;            /* bootstrap.servers (required) */
+	const char *group;              /* consumer group ("emailverify-workers") */
+	const char *batches_topic, *results_topic, *retry_topic;
+	const char *name;               /* worker name in results */
+	const char *region;             /* region in results ("") */
+	int max_inflight;               /* batches in the engine at once (64) */
+	int idle_exit_ms;               /* return after this long without work; 0 = never */
+	int session_timeout_ms;         /* consumer group session timeout (10000) */
+	int retry_attempts;             /* Kafka-level attempts per address, the first included (3) */
+	int retry_delay_ms[3];          /* wait before attempt 2, 3, 4+ (10 min, 30 min, 60 min) */
+	int engine_retry_ms;            /* in-engine retry window unless the options set one (300000) */
+	const char *const *kafka_conf;  /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
+} emv_worker_opts;
+
+typedef struct {
+	uint64_t batches, results, skipped;
+	uint64_t retry_batches, retried; /* batches and addresses sent to the retry topic */
+	uint64_t released;               /* batches whose partition was revoked while in flight */
+} emv_worker_stats;
+
+void emv_worker_opts_default(emv_worker_opts *o);
+
+/* Run until *stop (checked every 20 ms) or idle_exit_ms; EMV_OK or EMV_ERR
+ * (set-up failed: err says why). */
+int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile sig_atomic_t *stop,
+		   emv_worker_stats *st, char *err, size_t errlen);
+
+#endif
