@@ -85,7 +85,7 @@ emv_mx_result *emv_mx_result_dup(const emv_mx_result *r)
 
 const char *emv_dns_status_name(emv_dns_status s)
 {
-	static const char *const n[] = { "ok", "nxdomain", "nodata", "null_mx", "no_address", "tempfail" };
+	static const char *const n[] = { "ok", "nxdomain", "nodata", "null_mx", "no_address", "tempfail", "cancelled" };
 	return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "?";
 }
 
@@ -590,5 +590,37 @@ void emv_dns_resolve_mx(emv_dns *d, const char *domain, emv_dns_mx_cb cb, void *
 	q->res.status = EMV_DNS_OK;
 	d->pending++;
 	ares_query(d->channel, domain, C_IN, T_MX, on_mx, q);
+	arm_timer(d);
+}
+
+/* ---- raw queries ---- */
+
+struct rawq {
+	emv_dns *d;
+	emv_dns_raw_cb cb;
+	void *arg;
+};
+
+static void on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct rawq *q = arg;
+
+	q->d->pending--;
+	if (status == ARES_EDESTRUCTION)
+		q->cb(EMV_DNS_CANCELLED, NULL, 0, q->arg);
+	else
+		q->cb(status_of(status), abuf, abuf ? alen : 0, q->arg);
+	free(q);
+}
+
+void emv_dns_query(emv_dns *d, const char *name, int type, emv_dns_raw_cb cb, void *arg)
+{
+	struct rawq *q = emv_xcalloc(1, sizeof *q);
+
+	q->d = d;
+	q->cb = cb;
+	q->arg = arg;
+	d->pending++;
+	ares_query(d->channel, name, C_IN, type, on_raw, q);
 	arm_timer(d);
 }

@@ -41,6 +41,7 @@ typedef enum {
 	EMV_DNS_NULL_MX,    /* "MX 0 ." - the domain accepts no mail */
 	EMV_DNS_NO_ADDRESS, /* MX hosts exist but none has an address */
 	EMV_DNS_TEMPFAIL,   /* SERVFAIL / REFUSED / timeout: try again later */
+	EMV_DNS_CANCELLED,  /* emv_dns_query only: the emv_dns was freed first */
 } emv_dns_status;
 
 typedef struct {
@@ -89,6 +90,20 @@ void emv_dns_free(emv_dns *d);
 /* Resolve where mail for `domain` (an A-label) goes; the callback runs
  * exactly once, possibly before this call returns (cache hit). */
 void emv_dns_resolve_mx(emv_dns *d, const char *domain, emv_dns_mx_cb cb, void *arg);
+
+/*
+ * One query of any type on the same channel and loop, for callers that
+ * parse their own answers (emv_audit: PTR, TXT, A, AAAA, MX).  Not cached.
+ * The callback runs exactly once: EMV_DNS_OK with the answer (abuf/alen,
+ * valid during the callback only; c-ares bounds it: UDP/EDNS 1232 bytes,
+ * TCP 64 KiB), EMV_DNS_NXDOMAIN or EMV_DNS_NODATA (abuf may be set),
+ * EMV_DNS_TEMPFAIL (SERVFAIL, REFUSED, timeout after the configured tries),
+ * or EMV_DNS_CANCELLED with abuf NULL when emv_dns_free() runs first - then
+ * free your own state and start nothing new.  type is a DNS RR type number
+ * (1 A, 12 PTR, 15 MX, 16 TXT, 28 AAAA).
+ */
+typedef void (*emv_dns_raw_cb)(emv_dns_status st, const unsigned char *abuf, int alen, void *arg);
+void emv_dns_query(emv_dns *d, const char *name, int type, emv_dns_raw_cb cb, void *arg);
 
 /* Queries in flight (for draining). */
 int emv_dns_pending(const emv_dns *d);
