@@ -10,5 +10,6 @@
 
 int cli_check(int argc, char **argv);
 int cli_verify(int argc, char **argv);
+int cli_run(int argc, char **argv);
 
 #endif

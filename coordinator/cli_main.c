@@ -13,6 +13,8 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  check ADDRESS...     verify addresses now and print each verdict with its evidence\n"
 		"  verify LIST -o OUT   verify a list (CSV or one address per line) on this machine\n"
+		"  run LIST -o OUT      the same through the whole cluster on this machine: PostgreSQL,\n"
+		"                       an embedded Kafka, worker threads, the results sink, the export\n"
 		"  version              print the version\n"
 		"\n"
 		"Run 'emailverify <command> --help' for the options of a command.\n");
@@ -28,6 +30,8 @@ int main(int argc, char **argv)
 		return cli_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)
 		return cli_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "run") == 0)
+		return cli_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("emailverify %s\n", EMV_VERSION);
 		return 0;

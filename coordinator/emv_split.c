@@ -107,7 +107,12 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 	r = PQexecParams(c, "UPDATE jobs SET split_done = split_done + $2::bigint, "
 			    "split_after_domain = coalesce($3, split_after_domain), "
 			    "split_after_id = coalesce($4::bigint, split_after_id), "
-			    "state = CASE WHEN $5 = '1' THEN 'running' ELSE state END WHERE id = $1",
+			    /* every result may be in already (or none was needed):
+			     * the sink only finishes running jobs, so finish it here */
+			    "state = CASE WHEN $5 <> '1' THEN state"
+			    "  WHEN n_final >= n_unusable + addresses_total THEN 'done' ELSE 'running' END, "
+			    "finished_at = CASE WHEN $5 = '1' AND n_final >= n_unusable + addresses_total"
+			    "  THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1",
 			 5, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		emv_set_err(err, errlen, "recording split progress: %s", PQresultErrorMessage(r));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# deploy/install-deps.sh [--test] — install the Debian 12 packages emailverify
-# needs to build and run (and, with --test, to run its test suite).
+# deploy/install-deps.sh [--test|--run] — install the Debian 12 packages
+# emailverify needs to build and run (with --test, to run its test suite;
+# with --run, the PostgreSQL server for `emailverify run`).
 # Idempotent: installs only what is missing; runs `apt-get update` only when
 # something must be installed. Needs root (or sudo) when anything is missing.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 lists=("$here/packages-build.txt")
 [ "${1:-}" = "--test" ] && lists+=("$here/../tests/packages-test.txt")
+[ "${1:-}" = "--run" ] && lists+=("$here/packages-run.txt")
 
 want=()
 for f in "${lists[@]}"; do
@@ -41,4 +43,12 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 [ -n "$cleanup" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+# Debian's default PostgreSQL cluster, created by this install: we never use
+# it (deploy/local-pg.sh runs a private one), so it does not start at boot
+for p in "${missing[@]}"; do
+    [ "$p" = postgresql-15 ] || continue
+    for conf in /etc/postgresql/15/*/start.conf; do
+        [ -f "$conf" ] && $SUDO sed -i 's/^auto$/manual/' "$conf"
+    done
+done
 exit 0

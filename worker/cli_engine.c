@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,22 @@ static int parse_source(cli_engine *e, const char *ip)
 	return -1;
 }
 
+/* Set-up touches process-wide library state (c-ares, OpenSSL): engines
+ * of several threads are built one at a time. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int engine_init(cli_engine *e, const cli_engine_opts *o);
+
 int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
+{
+	int rc;
+	pthread_mutex_lock(&init_lock);
+	rc = engine_init(e, o);
+	pthread_mutex_unlock(&init_lock);
+	return rc;
+}
+
+static int engine_init(cli_engine *e, const cli_engine_opts *o)
 {
 	char err[512], path[1024];
 	const char *dir = o->data_dir ? o->data_dir : getenv("EMAILVERIFY_DATA");

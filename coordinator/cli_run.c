@@ -1,0 +1,357 @@
+/*
+ * cli_run.c - `emailverify run LIST -o OUT`: the whole cluster on one
+ * machine (design §2, single-machine modes).
+ *
+ * The same path as the cluster, in one process: the list is ingested into
+ * PostgreSQL as a job, split into batches on an embedded Kafka (librdkafka's
+ * mock cluster, on loopback ports of this process), verified by worker
+ * threads (emv_worker, one event loop each), stored by the results sink
+ * (a thread of its own), and exported from PostgreSQL in input order once
+ * every address is final.  PostgreSQL comes from --database or DATABASE_URL
+ * (deploy/quickstart.sh creates and starts a local one under var/).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+#include "emv_db.h"
+#include "emv_export.h"
+#include "emv_ingest_job.h"
+#include "emv_kafka.h"
+#include "emv_sink.h"
+#include "emv_split.h"
+#include "emv_util.h"
+#include "emv_worker.h"
+
+#define RUN_MAX_WORKERS 16
+
+static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t workers_stop;
+static volatile int sink_stop;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+struct wthread {
+	pthread_t t;
+	emv_worker_opts o;
+	const cli_engine_opts *eo;
+	emv_worker_stats st;
+	char name[32], err[512];
+	int rc;
+};
+
+static void *worker_thread(void *arg)
+{
+	struct wthread *w = arg;
+	w->rc = emv_worker_run(&w->o, w->eo, &workers_stop, &w->st, w->err, sizeof w->err);
+	if (w->rc != EMV_OK)
+		fprintf(stderr, "emailverify run: worker %s: %s\n", w->name, w->err);
+	return NULL;
+}
+
+struct sthread {
+	pthread_t t;
+	PGconn *c;
+	emv_sink_params p;
+	emv_sink_stats st;
+	char err[512];
+	int rc;
+};
+
+static void *sink_thread(void *arg)
+{
+	struct sthread *s = arg;
+	s->rc = emv_sink_run(s->c, &s->p, &sink_stop, &s->st, s->err, sizeof s->err);
+	if (s->rc != EMV_OK)
+		fprintf(stderr, "emailverify run: results sink: %s\n", s->err);
+	return NULL;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f, "usage: emailverify run [options] LIST -o OUTPUT\n\n"
+		   "Verify LIST through the whole cluster on this machine: a job in PostgreSQL,\n"
+		   "batches on an embedded Kafka, worker threads, the results sink, then the\n"
+		   "export in input order and a summary.\n\n"
+		   "options:\n"
+		   "  -o, --output FILE      results file (required)\n"
+		   "  --format csv|jsonl     output format (default csv)\n"
+		   "  --database URL         PostgreSQL (default: $DATABASE_URL)\n"
+		   "  --workers N            worker threads, one event loop each (default 2, at most 16)\n"
+		   "  --batch-max N          addresses per batch (default 500)\n"
+		   "  --tenant T, --name N   the job's tenant and name\n"
+		   "  --retry-attempts N     tries per address through the retry topic (default 3)\n"
+		   "  --retry-delay MS       wait before a retry batch (default 600000)\n" CLI_ENGINE_HELP);
+}
+
+/* state, counters of the job */
+struct progress {
+	char state[16];
+	long long total, final, unusable;
+};
+
+static int job_progress(PGconn *c, const char *job, struct progress *p)
+{
+	const char *v[1] = { job };
+	PGresult *r = PQexecParams(c, "SELECT state, rows_total, n_final, n_unusable FROM jobs WHERE id = $1", 1, NULL,
+				   v, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	if (ok) {
+		emv_strlcpy(p->state, PQgetvalue(r, 0, 0), sizeof p->state);
+		p->total = atoll(PQgetvalue(r, 0, 1));
+		p->final = atoll(PQgetvalue(r, 0, 2));
+		p->unusable = atoll(PQgetvalue(r, 0, 3));
+	}
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* Rows by status and by reason, duplicates included (they carry their
+ * first row's verdict), as in the export. */
+static void summary(PGconn *c, const char *job, const char *list, double secs, uint64_t rows)
+{
+	const char *v[1] = { job };
+	PGresult *r = PQexecParams(
+		c,
+		"SELECT coalesce(CASE WHEN r.final THEN r.status END, 'unknown'),"
+		" coalesce(CASE WHEN r.final THEN r.reason END, 'pending'), count(*)"
+		" FROM addresses a LEFT JOIN results r"
+		"  ON r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id)"
+		" WHERE a.job_id = $1 GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+		1, NULL, v, NULL, NULL, 0);
+
+	fprintf(stderr, "\nsummary for %s (job %s)\n", list, job);
+	fprintf(stderr, "  %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", rows, secs, secs > 0 ? (double)rows / secs : 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "  (no counts: %s)\n", PQresultErrorMessage(r));
+		PQclear(r);
+		return;
+	}
+	fprintf(stderr, "  %-15s %-20s %10s\n", "status", "reason", "rows");
+	for (int i = 0; i < PQntuples(r); i++)
+		fprintf(stderr, "  %-15s %-20s %10s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+	PQclear(r);
+}
+
+int cli_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 4001 },
+		{ "database", required_argument, NULL, 4002 },
+		{ "workers", required_argument, NULL, 4003 },
+		{ "batch-max", required_argument, NULL, 4004 },
+		{ "tenant", required_argument, NULL, 4005 },
+		{ "name", required_argument, NULL, 4006 },
+		{ "retry-attempts", required_argument, NULL, 4007 },
+		{ "retry-delay", required_argument, NULL, 4008 },
+		{ "help", no_argument, NULL, 'h' },
+		CLI_ENGINE_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	cli_engine_opts eo;
+	emv_export_params xp;
+	emv_split_params sp;
+	emv_split_stats sst;
+	emv_ingest_job_stats ist;
+	struct wthread wt[RUN_MAX_WORKERS];
+	struct sthread snk;
+	struct progress pr;
+	const char *out = NULL, *url = NULL, *tenant = "local", *name = "", *list;
+	int nworkers = 2, retry_attempts = 3, retry_delay = 600000, opt, rc = 1, version;
+	char err[1024];
+	emv_kafka_mock *mock = NULL;
+	emv_lists *lists = NULL;
+	PGconn *c = NULL;
+	FILE *f = NULL;
+	uint64_t start = emv_now_ms(), rows = 0, last_print = 0;
+	int nstarted = 0, sink_started = 0;
+	long long last_final = -1;
+
+	cli_engine_opts_default(&eo);
+	emv_export_params_default(&xp);
+	emv_split_params_default(&sp);
+	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': out = optarg; continue;
+		case 4001:
+			if (strcmp(optarg, "csv") && strcmp(optarg, "jsonl")) {
+				fprintf(stderr, "emailverify run: --format must be csv or jsonl\n");
+				return 2;
+			}
+			xp.format = strcmp(optarg, "csv") == 0 ? EMV_EXPORT_CSV : EMV_EXPORT_JSONL;
+			continue;
+		case 4002: url = optarg; continue;
+		case 4003:
+			nworkers = atoi(optarg);
+			if (nworkers < 1 || nworkers > RUN_MAX_WORKERS) {
+				fprintf(stderr, "emailverify run: --workers must be 1..%d\n", RUN_MAX_WORKERS);
+				return 2;
+			}
+			continue;
+		case 4004:
+			sp.batch_max = atoi(optarg);
+			if (sp.batch_max < 1 || sp.batch_max > 10000) {
+				fprintf(stderr, "emailverify run: --batch-max must be 1..10000\n");
+				return 2;
+			}
+			continue;
+		case 4005: tenant = optarg; continue;
+		case 4006: name = optarg; continue;
+		case 4007:
+			retry_attempts = atoi(optarg);
+			if (retry_attempts < 1 || retry_attempts > 100) {
+				fprintf(stderr, "emailverify run: --retry-attempts must be 1..100\n");
+				return 2;
+			}
+			continue;
+		case 4008:
+			retry_delay = atoi(optarg);
+			if (retry_delay < 0) {
+				fprintf(stderr, "emailverify run: --retry-delay must be >= 0\n");
+				return 2;
+			}
+			continue;
+		case 'h': run_usage(stdout); return 0;
+		default: {
+			int r = cli_engine_opt(&eo, opt, optarg);
+			if (r == 1)
+				continue;
+			if (r == 0)
+				run_usage(stderr);
+			return 2;
+		}
+		}
+	}
+	if (optind + 1 != argc || !out) {
+		fprintf(stderr, "emailverify run: %s\n", optind >= argc ? "no list given" : !out ? "-o OUTPUT is required"
+											      : "one list at a time");
+		run_usage(stderr);
+		return 2;
+	}
+	list = argv[optind];
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!(c = emv_db_connect(url, err, sizeof err)) || emv_db_migrate(c, &version, err, sizeof err) != EMV_OK ||
+	    !(lists = emv_lists_load(eo.data_dir ? eo.data_dir : getenv("EMAILVERIFY_DATA"), err, sizeof err)) ||
+	    !(mock = emv_kafka_mock_new(1, err, sizeof err))) {
+		fprintf(stderr, "emailverify run: %s\n", err);
+		goto out;
+	}
+	/* the output must be writable before hours of work go into it */
+	if (!(f = fopen(out, "w"))) {
+		fprintf(stderr, "emailverify run: %s: cannot write\n", out);
+		goto out;
+	}
+	if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify run: %s\n", err);
+		goto out;
+	}
+	fprintf(stderr, "job %s: %" PRIu64 " rows (%" PRIu64 " unique addresses, %" PRIu64 " duplicates, %" PRIu64
+		" invalid, %" PRIu64 " row errors)\n",
+		ist.job_id, ist.rows, ist.unique, ist.duplicates, ist.invalid, ist.row_errors);
+	rows = ist.rows;
+
+	/* the sink on a connection of its own */
+	memset(&snk, 0, sizeof snk);
+	emv_sink_params_default(&snk.p);
+	snk.p.brokers = emv_kafka_mock_bootstraps(mock);
+	if (!(snk.c = emv_db_connect(url, err, sizeof err))) {
+		fprintf(stderr, "emailverify run: %s\n", err);
+		goto out;
+	}
+	if (pthread_create(&snk.t, NULL, sink_thread, &snk) != 0) {
+		PQfinish(snk.c);
+		goto out;
+	}
+	sink_started = 1;
+	for (int i = 0; i < nworkers; i++) {
+		struct wthread *w = &wt[i];
+		memset(w, 0, sizeof *w);
+		emv_worker_opts_default(&w->o);
+		snprintf(w->name, sizeof w->name, "run-%d", i + 1);
+		w->o.name = w->name;
+		w->o.brokers = emv_kafka_mock_bootstraps(mock);
+		w->o.retry_attempts = retry_attempts;
+		for (int k = 0; k < 3; k++)
+			w->o.retry_delay_ms[k] = retry_delay;
+		w->eo = &eo;
+		if (pthread_create(&w->t, NULL, worker_thread, w) != 0)
+			break;
+		nstarted++;
+	}
+	sp.brokers = emv_kafka_mock_bootstraps(mock);
+	if (emv_split_job(c, ist.job_id, &sp, &sst, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify run: %s\n", err);
+		goto out;
+	}
+	fprintf(stderr, "job %s: %" PRIu64 " addresses in %" PRIu64 " batches\n", ist.job_id, sst.addresses,
+		sst.batches);
+
+	for (;;) {
+		if (job_progress(c, ist.job_id, &pr) < 0) {
+			fprintf(stderr, "emailverify run: the job's progress cannot be read: %s\n", PQerrorMessage(c));
+			goto out;
+		}
+		if (strcmp(pr.state, "done") == 0)
+			break;
+		if (interrupted) {
+			fprintf(stderr, "\nemailverify run: interrupted; job %s stays in the database (%lld of %lld rows "
+				"final)\n", ist.job_id, pr.final, pr.total);
+			goto out;
+		}
+		/* a line when something moved (at most every 2 s), else every 30 s */
+		if (emv_now_ms() - last_print >= (pr.final != last_final ? 2000u : 30000u)) {
+			last_final = pr.final;
+			long long todo = pr.unusable + (long long)ist.unique;
+			fprintf(stderr, "  %lld / %lld final (%.0f%%), %.0f s\n", pr.final, todo,
+				todo ? 100.0 * (double)pr.final / (double)todo : 100.0,
+				(double)(emv_now_ms() - start) / 1000.0);
+			last_print = emv_now_ms();
+		}
+		usleep(200000);
+	}
+	xp.lists = lists;
+	if (emv_export_to_file(c, ist.job_id, &xp, f, NULL, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify run: %s\n", err);
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		fprintf(stderr, "emailverify run: %s: writing failed\n", out);
+		goto out;
+	}
+	f = NULL;
+	summary(c, ist.job_id, list, (double)(emv_now_ms() - start) / 1000.0, rows);
+	fprintf(stderr, "  results in %s\n", out);
+	rc = 0;
+out:
+	workers_stop = 1;
+	for (int i = 0; i < nstarted; i++) {
+		pthread_join(wt[i].t, NULL);
+		if (wt[i].rc != EMV_OK)
+			rc = 1;
+	}
+	if (sink_started) {
+		sink_stop = 1;
+		pthread_join(snk.t, NULL);
+		PQfinish(snk.c);
+	}
+	if (f)
+		fclose(f);
+	emv_kafka_mock_free(mock);
+	emv_lists_free(lists);
+	if (c)
+		PQfinish(c);
+	return rc;
+}

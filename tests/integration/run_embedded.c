@@ -1,0 +1,124 @@
+/*
+ * run_embedded.c - `emailverify run`: the whole cluster in one process
+ * (ingest into PostgreSQL, split onto the embedded Kafka, worker threads
+ * probing the test world, the results sink, the export), against the
+ * private PostgreSQL the quick start makes (deploy/local-pg.sh, unix
+ * socket only).  Fixture "world".
+ */
+#include "cluster_harness.h"
+
+static char url[1024];
+static const char *pg_dir = EMV_BUILD_DIR "/run-pg";
+
+static int setup(void **state)
+{
+	char cmd[2048];
+	FILE *p;
+	snprintf(cmd, sizeof cmd, "bash %s/deploy/local-pg.sh start %s", EMV_SOURCE_DIR, pg_dir);
+	p = popen(cmd, "r");
+	if (!p || !fgets(url, sizeof url, p)) {
+		fprintf(stderr, "local-pg.sh did not start\n");
+		return -1;
+	}
+	url[strcspn(url, "\n")] = '\0';
+	return pclose(p) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "bash %s/deploy/local-pg.sh stop %s", EMV_SOURCE_DIR, pg_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	assert_non_null(f);
+	assert_true(fread(buf, 1, 65535, f) > 0);
+	fclose(f);
+	return buf;
+}
+
+/* Every row in input order with the world's verdict; the greylisted one
+ * resolved through the retry topic; SQL-looking input kept verbatim. */
+static void do_test_run_list(void **state)
+{
+	const char *list = EMV_BUILD_DIR "/run-list.csv", *out = EMV_BUILD_DIR "/run-out.csv";
+	char log[16384], *csv, *line, *save;
+	FILE *f = fopen(list, "w");
+	const char *expect[] = {
+		"alice@accept.test,deliverable,accepted,",
+		"nobody@accept.test,undeliverable,mailbox_not_found,",
+		"x@catchall.test,risky,catch_all,",
+		"x@nullmx.test,undeliverable,null_mx,",
+		"runner@greylist.test,undeliverable,mailbox_not_found,",
+		"'; DROP TABLE results; --@accept.test,undeliverable,invalid_syntax,",
+		"alice@accept.test,deliverable,accepted,",
+		"nobody@nxdomain.test,undeliverable,no_domain,",
+	};
+	const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--workers", "2",
+			       "--retry-delay", "2500", "--max-retry-time", "1", "--dns", "127.0.0.1:5300",
+			       "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test",
+			       "--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf",
+			       "--timeout", "5", NULL };
+	int n = 0;
+
+	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
+	      "runner@greylist.test,G\n\"'; DROP TABLE results; --@accept.test\",S\nalice@accept.test,dup\n"
+	      "nobody@nxdomain.test,D\n", f);
+	fclose(f);
+	if (run_capture(log, sizeof log, argv, 1) != 0)
+		fail_msg("emailverify run failed:\n%s", log);
+	if (!strstr(log, "8 rows (6 unique addresses, 1 duplicates, 1 invalid, 0 row errors)"))
+		fail_msg("ingest counts:\n%s", log);
+	assert_non_null(strstr(log, "summary for"));
+	assert_non_null(strstr(log, "deliverable     accepted                      2"));
+	csv = slurp(out);
+	line = strtok_r(csv, "\n", &save);
+	assert_int_equal(strncmp(line, "email,status,reason,", 20), 0);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		assert_true(n < 8);
+		if (strncmp(line, expect[n], strlen(expect[n])) != 0)
+			fail_msg("line %d: expected '%s...', got '%s'", n + 1, expect[n], line);
+		n++;
+	}
+	assert_int_equal(n, 8);
+	free(csv);
+	csv = slurp(out);
+	/* the greylisted address was asked twice: once greylisted, once after
+	 * the retry topic brought it back */
+	assert_non_null(strstr(csv, "runner@greylist.test,undeliverable,mailbox_not_found"));
+	line = strstr(csv, "runner@greylist.test");
+	assert_non_null(strstr(line, ",2,"));
+	/* the original row (as CSV with ','), quoted for this CSV, at the end of its line */
+	assert_non_null(strstr(csv, ",6,\"'; DROP TABLE results; --@accept.test,S\"\n"));
+	assert_non_null(strstr(csv, ",1,7,\"alice@accept.test,dup\"\n"));
+	free(csv);
+}
+
+static void do_test_run_usage_errors(void **state)
+{
+	char log[4096];
+	const char *no_out[] = { EMV_BIN, "run", "x.csv", NULL };
+	const char *bad_db[] = { EMV_BIN, "run", "x.csv", "-o", EMV_BUILD_DIR "/x.out", "--database",
+				 "postgresql://nobody@127.0.0.1:1/none", NULL };
+	const char *bad_list[] = { EMV_BIN, "run", EMV_BUILD_DIR "/no-such-list.csv", "-o", EMV_BUILD_DIR "/x.out",
+				   "--database", url, NULL };
+	assert_int_equal(run_capture(log, sizeof log, no_out, 1), 2);
+	assert_non_null(strstr(log, "-o OUTPUT is required"));
+	assert_int_equal(run_capture(log, sizeof log, bad_db, 1), 1);
+	assert_non_null(strstr(log, "connecting to PostgreSQL"));
+	assert_int_equal(run_capture(log, sizeof log, bad_list, 1), 1);
+	assert_non_null(strstr(log, "no-such-list.csv"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(do_test_run_list),
+		cmocka_unit_test(do_test_run_usage_errors),
+	};
+	return cmocka_run_group_tests_name("run_embedded", tests, setup, teardown);
+}
