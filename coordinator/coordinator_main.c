@@ -20,6 +20,7 @@
 #include "emv_db.h"
 #include "emv_export.h"
 #include "emv_ingest_job.h"
+#include "emv_kafka.h"
 #include "emv_lists.h"
 #include "emv_sink.h"
 #include "emv_split.h"
@@ -27,6 +28,15 @@
 #include "emv_util.h"
 
 static volatile sig_atomic_t stop_flag;
+static char **kconf; /* --kafka / --kafka-config settings, NULL-terminated */
+static size_t nkconf;
+
+static void free_kconf(void)
+{
+	for (size_t i = 0; i < nkconf; i++)
+		free(kconf[i]);
+	free(kconf);
+}
 static volatile int stop_now;
 
 static void on_signal(int sig)
@@ -43,6 +53,7 @@ static void usage(FILE *f)
 		   "                                     [--batch-max N] JOB_ID\n"
 		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		   "                                    [--until-idle MS]\n"
+		   "         split and sink also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
 		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
 		   "                                      [--status deliverable,...] JOB_ID\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
@@ -93,6 +104,7 @@ int main(int argc, char **argv)
 	emv_split_params_default(&sp);
 	emv_sink_params_default(&kp);
 	emv_export_params_default(&ep);
+	atexit(free_kconf);
 	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
 			 strcmp(argv[1], "sink") && strcmp(argv[1], "export"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
@@ -116,7 +128,16 @@ int main(int argc, char **argv)
 			kp.idle_exit_ms = atoi(argv[++i]);
 		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
 			sp.brokers = argv[++i];
-		else if (split && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+		else if ((split || sink) && strcmp(argv[i], "--kafka") == 0 && i + 1 < argc) {
+			kconf = emv_xrealloc(kconf, (nkconf + 2) * sizeof *kconf);
+			kconf[nkconf++] = emv_xstrdup(argv[++i]);
+			kconf[nkconf] = NULL;
+		} else if ((split || sink) && strcmp(argv[i], "--kafka-config") == 0 && i + 1 < argc) {
+			if (emv_kafka_conf_read(argv[++i], &kconf, &nkconf, err, sizeof err) != EMV_OK) {
+				fprintf(stderr, "emailverify-coordinator: %s\n", err);
+				return 2;
+			}
+		} else if (split && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			sp.topic = argv[++i];
 		else if (split && strcmp(argv[i], "--batch-max") == 0 && i + 1 < argc) {
 			sp.batch_max = atoi(argv[++i]);
@@ -159,6 +180,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
 		return 2;
 	}
+	sp.kafka_conf = kp.kafka_conf = (const char *const *)kconf;
 	if (sink && !kp.brokers) {
 		fprintf(stderr, "emailverify-coordinator sink: --brokers is required\n");
 		return 2;

@@ -223,6 +223,12 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 	int rc = EMV_ERR;
 
 	memset(st, 0, sizeof *st);
+	if (emv_kafka_conf_apply(conf, p->kafka_conf, err, errlen) != EMV_OK) {
+		rd_kafka_conf_destroy(conf);
+		free(held);
+		free(msgs);
+		return EMV_ERR;
+	}
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", p->brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "group.id", p->group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||

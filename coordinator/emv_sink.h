@@ -25,6 +25,7 @@ typedef struct {
 	const char *group;        /* consumer group ("emailverify-sink") */
 	int group_max;            /* messages per transaction (500) */
 	int idle_exit_ms;         /* stop after this long without messages (0: never) */
+	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 } emv_sink_params;
 
 void emv_sink_params_default(emv_sink_params *p);

@@ -138,6 +138,10 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 
 	memset(st, 0, sizeof *st);
 	memset(&b, 0, sizeof b);
+	if (emv_kafka_conf_apply(conf, p->kafka_conf, err, errlen) != EMV_OK) {
+		rd_kafka_conf_destroy(conf);
+		return EMV_ERR;
+	}
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", p->brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||

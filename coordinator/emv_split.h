@@ -26,6 +26,7 @@ typedef struct {
 	int max_shards;           /* batches of one domain spread over at most this many keys (4) */
 	int chunk;                /* rows read per query (20000) */
 	int flush_timeout_ms;     /* bound on waiting for deliveries (30000) */
+	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 } emv_split_params;
 
 void emv_split_params_default(emv_split_params *p);

@@ -28,7 +28,7 @@ static int run(char *out, size_t outlen, const char *a0, ...)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	return run_argv(out, outlen, argv);
+	return run_capture(out, outlen, argv, 1);
 }
 
 struct seen {
@@ -226,11 +226,35 @@ static void do_test_split_resumes_after_kill(void **state)
 	free(s.ids);
 }
 
+/* Production Kafka settings pass through to librdkafka, and a bad one is
+ * named rather than ignored (a misspelt TLS option must not silently mean
+ * plain text). */
+static void do_test_kafka_settings(void **state)
+{
+	char out[4096];
+	const char *conf = EMV_CLUSTER_RUN "/kafka-test.properties";
+	FILE *f = fopen(conf, "w");
+	fputs("# comment\n\nclient.id = emv-split-test\nsocket.timeout.ms=10000\nnot a setting\n", f);
+	fclose(f);
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+			     "--kafka", "no.such.property=1", "nojob", NULL), 1);
+	assert_non_null(strstr(out, "no.such.property"));
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
+			     "--kafka-config", conf, NULL), 2);
+	assert_non_null(strstr(out, "kafka-test.properties:5: expected key=value"));
+	f = fopen(conf, "w");
+	fputs("security.protocol=plaintext\nclient.id=emv-sink-test\n", f);
+	fclose(f);
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
+			     "--kafka-config", conf, "--until-idle", "500", "--group", "settings-test", NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_ingest_and_split),
 		cmocka_unit_test(do_test_split_resumes_after_kill),
+		cmocka_unit_test(do_test_kafka_settings),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
