@@ -8,6 +8,7 @@
  *                                            a job's addresses become batches on Kafka (step 2)
  *   sink    [--database URL] --brokers HOSTS [--group G] [--until-idle MS]
  *                                            results from Kafka into PostgreSQL (step 4)
+ *   delete  [--database URL] JOB           a job and all its rows
  *   export  [--database URL] [-o FILE] [--format csv|jsonl] [--status LIST] JOB
  *                                            a job's results in input order (step 5)
  *
@@ -54,6 +55,7 @@ static void usage(FILE *f)
 		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		   "                                    [--until-idle MS]\n"
 		   "         split and sink also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
+		   "       emailverify-coordinator delete [--database URL] JOB_ID\n"
 		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
 		   "                                      [--status deliverable,...] JOB_ID\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0, ingest, split, sink, export;
+	int version = 0, ingest, split, sink, export, del;
 	const char *out = NULL;
 	emv_export_params ep;
 	emv_split_params sp;
@@ -106,7 +108,7 @@ int main(int argc, char **argv)
 	emv_export_params_default(&ep);
 	atexit(free_kconf);
 	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
-			 strcmp(argv[1], "sink") && strcmp(argv[1], "export"))) {
+			 strcmp(argv[1], "sink") && strcmp(argv[1], "export") && strcmp(argv[1], "delete"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 		usage(help ? stdout : stderr);
 		return help ? 0 : 2;
@@ -115,6 +117,7 @@ int main(int argc, char **argv)
 	split = strcmp(argv[1], "split") == 0;
 	sink = strcmp(argv[1], "sink") == 0;
 	export = strcmp(argv[1], "export") == 0;
+	del = strcmp(argv[1], "delete") == 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
@@ -145,7 +148,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "emailverify-coordinator: --batch-max must be 1..10000\n");
 				return 2;
 			}
-		} else if ((split || export) && !list && argv[i][0] != '-')
+		} else if ((split || export || del) && !list && argv[i][0] != '-')
 			list = argv[i]; /* the job id */
 		else if (export && strcmp(argv[i], "-o") == 0 && i + 1 < argc)
 			out = argv[++i];
@@ -176,7 +179,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((ingest || split || export) && !list) {
+	if ((ingest || split || export || del) && !list) {
 		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
 		return 2;
 	}
@@ -229,6 +232,16 @@ int main(int argc, char **argv)
 	}
 	if (export)
 		return run_export(c, list, &ep, out, datadir);
+	if (del) {
+		int found = 0, rc = emv_db_delete_job(c, list, NULL, &found, err, sizeof err);
+		PQfinish(c);
+		if (rc != EMV_OK || !found) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", rc != EMV_OK ? err : "no such job");
+			return 1;
+		}
+		printf("job %s deleted\n", list);
+		return 0;
+	}
 	if (!ingest) {
 		printf("schema version %d\n", version);
 		PQfinish(c);

@@ -98,6 +98,18 @@ static const struct migration migrations[] = {
 	/* Version 2: the verdict's explanation travels with it (per-result
 	 * evidence on the wire), and exports read it back. */
 	{ 2, "results.detail", "ALTER TABLE results ADD COLUMN detail text;" },
+	/* Version 3: bulk paths without per-row triggers.  A foreign key check
+	 * is one query per row: on a 1,000,000-row ingest and its results they
+	 * cost about as much as the rows themselves.  Rows only ever enter
+	 * through ingest (inside the job's own transaction) and the sink (which
+	 * joins addresses), and emv_db_delete_job removes a job's rows in one
+	 * transaction, so the keys guarded nothing those paths do not.  The
+	 * split reads a job in one sorted pass; (job_id, domain) served only
+	 * its old chunked queries. */
+	{ 3, "bulk paths: no per-row foreign keys, no domain index",
+	  "ALTER TABLE results DROP CONSTRAINT IF EXISTS results_job_id_address_id_fkey;"
+	  "ALTER TABLE addresses DROP CONSTRAINT IF EXISTS addresses_job_id_fkey;"
+	  "DROP INDEX IF EXISTS addresses_domain;" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -137,6 +149,66 @@ PGconn *emv_db_connect(const char *conninfo, char *err, size_t errlen)
 	}
 	PQsetNoticeProcessor(c, notice, NULL);
 	return c;
+}
+
+int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *found, char *err, size_t errlen)
+{
+	const char *v[2] = { job_id, tenant };
+	PGresult *r;
+	int ok;
+
+	*found = 0;
+	r = PQexec(c, "BEGIN");
+	PQclear(r);
+	/* the job row first: it locks the job against a concurrent sink */
+	r = PQexecParams(c, tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2" : "DELETE FROM jobs WHERE id = $1",
+			 tenant ? 2 : 1, NULL, v, NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	*found = ok && atoi(PQcmdTuples(r)) == 1;
+	if (!ok)
+		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
+	PQclear(r);
+	for (int i = 0; ok && *found && i < 2; i++) {
+		r = PQexecParams(c, i == 0 ? "DELETE FROM results WHERE job_id = $1" : "DELETE FROM addresses WHERE job_id = $1",
+				 1, NULL, v, NULL, NULL, 0);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
+	if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
+		ok = 0;
+	}
+	PQclear(r);
+	return ok ? EMV_OK : EMV_ERR;
+}
+
+PGconn *emv_db_clone(PGconn *c, char *err, size_t errlen)
+{
+	PQconninfoOption *opts = PQconninfo(c), *o;
+	const char *keys[64], *vals[64];
+	int n = 0;
+	PGconn *d;
+
+	for (o = opts; o && o->keyword && n < 63; o++)
+		if (o->val && *o->val) {
+			keys[n] = o->keyword;
+			vals[n++] = o->val;
+		}
+	keys[n] = vals[n] = NULL;
+	d = PQconnectdbParams(keys, vals, 0);
+	PQconninfoFree(opts);
+	if (PQstatus(d) != CONNECTION_OK) {
+		char msg[512];
+		emv_strlcpy(msg, PQerrorMessage(d), sizeof msg);
+		emv_set_err(err, errlen, "connecting to PostgreSQL: %s", emv_trim(msg));
+		PQfinish(d);
+		return NULL;
+	}
+	PQsetNoticeProcessor(d, notice, NULL);
+	return d;
 }
 
 /* Run one statement (or script); on failure fill err with what and why. */

@@ -249,6 +249,10 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 	}
 	if (exec_ok(c, "COMMIT", err, errlen) != EMV_OK)
 		goto fail_noabort;
+	/* a big job changes the table's shape at once: fresh statistics, so the
+	 * sink's lookups use the key rather than a scan planned for an empty
+	 * table (autovacuum would come later; failure here costs only speed) */
+	exec_ok(c, "ANALYZE addresses", NULL, 0);
 	st->seconds = (double)(emv_now_ms() - t0) / 1000.0;
 	free(o.buf);
 	emv_dedup_free(dd);

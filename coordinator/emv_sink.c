@@ -18,31 +18,30 @@ void emv_sink_params_default(emv_sink_params *p)
 	p->group_max = 500;
 }
 
+#define SINK_GROUP_BYTES (8u << 20)
+
 /* The staging table lives in the session: created once per connection. */
 static const char staging_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS results_in ("
 	"  job_id text, address_id bigint, status text, reason text, final boolean, flags integer,"
 	"  mx_host text, mx_ip text, source_ip text, region text, tls text, catch_all boolean,"
 	"  smtp_code integer, enhanced_code text, reply text, attempts integer, duration_ms integer,"
-	"  detail text, seq bigint)";
+	"  detail text);"
+	/* the addresses a group refers to are recent and in memory: look
+	 * each up by its key rather than hash the job's whole table */
+	"SET random_page_cost = 1.1";
 
 /*
- * One statement does the storing: the latest row per address within the
- * group (final beats temporary, then the later message), an upsert that
- * leaves final results alone, and counters moved by the rows that became
- * final now (a row can only become final once: final rows are never
- * updated).
+ * One statement does the storing: the group arrives de-duplicated (one row
+ * per address: see pick_rows), rows of addresses the job does not have, or
+ * that were final at ingest, are dropped, an upsert leaves final results
+ * alone, and the counters move by the rows that became final now (a row
+ * can only become final once: final rows are never updated).
  */
 static const char upsert_sql[] =
 	"WITH s AS ("
-	"  SELECT DISTINCT ON (i.job_id, i.address_id) i.job_id, i.address_id, i.status, i.reason, i.final,"
-	"    i.flags, i.mx_host, i.mx_ip, i.source_ip, i.region, i.tls, i.catch_all, i.smtp_code,"
-	"    i.enhanced_code, i.reply, i.duration_ms, i.detail,"
-	/* every attempt of the group counts, not only the one kept */
-	"    sum(i.attempts) OVER (PARTITION BY i.job_id, i.address_id)::integer AS attempts"
-	"  FROM results_in i"
-	"  JOIN addresses a ON a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL"
-	"  ORDER BY i.job_id, i.address_id, i.final DESC, i.seq DESC),"
+	"  SELECT i.* FROM results_in i WHERE EXISTS (SELECT 1 FROM addresses a"
+	"   WHERE a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL)),"
 	" up AS ("
 	"  INSERT INTO results AS r (job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip,"
 	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, updated_at)"
@@ -73,6 +72,51 @@ static const char upsert_sql[] =
 	"                 THEN now() ELSE finished_at END"
 	"  FROM d WHERE jobs.id = d.job_id RETURNING d.stored)"
 	" SELECT coalesce(sum(stored), 0) FROM j";
+
+/* One result of the group, where it came from. */
+struct pick {
+	const emv_wire_results *w;
+	const emv_wire_result *x;
+	size_t seq;          /* arrival order within the group */
+	unsigned attempts;   /* of every row of this address in the group */
+};
+
+/* by address, then final before temporary, then the later one first */
+static int pick_cmp(const void *pa, const void *pb)
+{
+	const struct pick *a = pa, *b = pb;
+	int c = strcmp(a->w->job_id, b->w->job_id);
+	if (c)
+		return c;
+	if (a->x->id != b->x->id)
+		return a->x->id < b->x->id ? -1 : 1;
+	if (a->x->temporary != b->x->temporary)
+		return a->x->temporary ? 1 : -1;
+	return a->seq < b->seq ? 1 : a->seq > b->seq ? -1 : 0;
+}
+
+/*
+ * One row per address of the group: the final one if any, else the latest;
+ * its attempts are those of every row of the address in the group (the
+ * retry topic brings the same address back).  Sorting here keeps the sort
+ * out of the database's transaction.  Returns how many of picks[] to store;
+ * they are moved to the front.
+ */
+static size_t pick_rows(struct pick *picks, size_t n)
+{
+	size_t out = 0;
+	qsort(picks, n, sizeof *picks, pick_cmp);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		unsigned att = 0;
+		while (j < n && picks[j].x->id == picks[i].x->id && strcmp(picks[j].w->job_id, picks[i].w->job_id) == 0)
+			att += picks[j++].x->attempts;
+		picks[out] = picks[i];
+		picks[out++].attempts = att;
+		i = j;
+	}
+	return out;
+}
 
 struct copybuf {
 	char *p;
@@ -137,38 +181,47 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 {
 	struct copybuf b = { NULL, 0, 0 };
 	PGresult *r;
-	long long seq = 0;
+	struct pick *picks;
+	size_t total = 0, k = 0, npicks;
 	int ok = 0;
 
-	for (size_t m = 0; m < n; m++) {
-		const emv_wire_results *w = msgs[m];
-		for (size_t i = 0; i < w->n_results; i++) {
-			const emv_wire_result *x = &w->results[i];
-			cb_field(&b, w->job_id, 0);
-			cb_num(&b, (long long)x->id, 0);
-			cb_field(&b, emv_status_name(x->status), 0);
-			cb_field(&b, emv_reason_name(x->reason), 0);
-			cb_field(&b, x->temporary ? "f" : "t", 0);
-			cb_num(&b, x->flags, 0);
-			/* the result's own evidence; the message's as the fallback */
-			cb_field(&b, x->mx_host[0] ? x->mx_host : w->mx, 0);
-			cb_field(&b, x->mx_ip, 0);
-			cb_field(&b, x->source_ip[0] ? x->source_ip : w->source_ip, 0);
-			cb_field(&b, w->region, 0);
-			cb_field(&b, x->tls[0] ? x->tls : w->tls, 0);
-			cb_field(&b, x->catch_all ? "t" : "f", 0);
-			if (x->smtp_code)
-				cb_num(&b, x->smtp_code, 0);
-			else
-				cb_field(&b, NULL, 0);
-			cb_field(&b, x->enhanced_code, 0);
-			cb_field(&b, x->reply, 0);
-			cb_num(&b, x->attempts, 0);
-			cb_num(&b, x->duration_ms, 0);
-			cb_field(&b, x->detail, 0);
-			cb_num(&b, ++seq, 1);
+	for (size_t m = 0; m < n; m++)
+		total += msgs[m]->n_results;
+	picks = emv_xcalloc(total ? total : 1, sizeof *picks);
+	for (size_t m = 0; m < n; m++)
+		for (size_t i = 0; i < msgs[m]->n_results; i++, k++) {
+			picks[k].w = msgs[m];
+			picks[k].x = &msgs[m]->results[i];
+			picks[k].seq = k;
 		}
+	npicks = pick_rows(picks, total);
+	for (size_t k2 = 0; k2 < npicks; k2++) {
+		const emv_wire_results *w = picks[k2].w;
+		const emv_wire_result *x = picks[k2].x;
+		cb_field(&b, w->job_id, 0);
+		cb_num(&b, (long long)x->id, 0);
+		cb_field(&b, emv_status_name(x->status), 0);
+		cb_field(&b, emv_reason_name(x->reason), 0);
+		cb_field(&b, x->temporary ? "f" : "t", 0);
+		cb_num(&b, x->flags, 0);
+		/* the result's own evidence; the message's as the fallback */
+		cb_field(&b, x->mx_host[0] ? x->mx_host : w->mx, 0);
+		cb_field(&b, x->mx_ip, 0);
+		cb_field(&b, x->source_ip[0] ? x->source_ip : w->source_ip, 0);
+		cb_field(&b, w->region, 0);
+		cb_field(&b, x->tls[0] ? x->tls : w->tls, 0);
+		cb_field(&b, x->catch_all ? "t" : "f", 0);
+		if (x->smtp_code)
+			cb_num(&b, x->smtp_code, 0);
+		else
+			cb_field(&b, NULL, 0);
+		cb_field(&b, x->enhanced_code, 0);
+		cb_field(&b, x->reply, 0);
+		cb_num(&b, picks[k2].attempts, 0);
+		cb_num(&b, x->duration_ms, 0);
+		cb_field(&b, x->detail, 1);
 	}
+	free(picks);
 	if (!exec_ok(c, staging_sql, err, errlen) || !exec_ok(c, "BEGIN", err, errlen))
 		goto out;
 	r = PQexec(c, "COPY results_in FROM STDIN");
@@ -191,6 +244,9 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 	PQclear(r);
 	while ((r = PQgetResult(c)))
 		PQclear(r);
+	/* the staging table's size is known now: no plan from a stale guess */
+	if (!exec_ok(c, "ANALYZE results_in", err, errlen))
+		goto rollback;
 	r = PQexec(c, upsert_sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
@@ -261,9 +317,11 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 	rd_kafka_topic_partition_list_destroy(topics);
 
 	while (!*stop) {
-		size_t nheld = 0, nmsgs = 0;
-		/* gather a group: wait up to 200 ms for the first, then take what is there */
-		while (nheld < (size_t)p->group_max) {
+		size_t nheld = 0, nmsgs = 0, bytes = 0;
+		/* gather a group: wait up to 200 ms for the first, then take what
+		 * is there, up to group_max messages or 8 MiB (about 50,000
+		 * results: a transaction that sorts in memory) */
+		while (nheld < (size_t)p->group_max && bytes < SINK_GROUP_BYTES) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, nheld ? 0 : 200);
 			if (!m)
 				break;
@@ -273,6 +331,8 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 				rd_kafka_message_destroy(m);
 				continue;
 			}
+			bytes += m->len;
+			bytes += m->len;
 			held[nheld++] = m;
 		}
 		if (nheld == 0) {

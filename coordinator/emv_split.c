@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <librdkafka/rdkafka.h>
+#include "emv_db.h"
 #include "emv_kafka.h"
 #include "emv_split.h"
 #include "emv_util.h"
@@ -16,7 +17,7 @@ void emv_split_params_default(emv_split_params *p)
 	p->partitions = 16;
 	p->batch_max = 500;
 	p->max_shards = 4;
-	p->chunk = 20000;
+	p->chunk = 100000;
 	p->flush_timeout_ms = 30000;
 }
 
@@ -124,6 +125,16 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 	return EMV_OK;
 }
 
+static int exec_cmd(PGconn *c, const char *sql, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		emv_set_err(err, errlen, "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
 int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_split_stats *st, char *err,
 		  size_t errlen)
 {
@@ -135,6 +146,8 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	uint64_t t0 = emv_now_ms(), total = 0, total_batches = 0;
 	int rc = EMV_ERR;
 	PGresult *r;
+	PGconn *rd = NULL;
+	char fetch[64];
 
 	memset(st, 0, sizeof *st);
 	memset(&b, 0, sizeof b);
@@ -188,15 +201,33 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	b.a = emv_xcalloc((size_t)p->batch_max, sizeof *b.a);
 	memset(&chunk_st, 0, sizeof chunk_st);
 
+	/* One pass over the job in (domain, id) order, from a cursor on a
+	 * connection of its own: the progress commits on c do not end it, and
+	 * the rows are sorted once (keyset queries re-scanned the rest of the
+	 * job for every chunk: quadratic). */
+	if (!(rd = emv_db_clone(c, err, errlen)))
+		goto out;
+	{
+		const char *v[3] = { job_id, after_domain, after_id };
+		if (!exec_cmd(rd, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) ||
+		    !exec_cmd(rd, "SET LOCAL work_mem = '128MB'", err, errlen))
+			goto out;
+		r = PQexecParams(rd, "DECLARE split_cur NO SCROLL CURSOR FOR"
+				     " SELECT domain, id, address, flags FROM addresses WHERE job_id = $1"
+				     " AND error_reason IS NULL AND duplicate_of IS NULL"
+				     " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
+				 3, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));
+			PQclear(r);
+			goto out;
+		}
+		PQclear(r);
+	}
+	snprintf(fetch, sizeof fetch, "FETCH %d FROM split_cur", p->chunk);
 	for (;;) {
-		char limit[16];
-		const char *v[4] = { job_id, after_domain, after_id, limit };
 		int n;
-		snprintf(limit, sizeof limit, "%d", p->chunk);
-		r = PQexecParams(c, "SELECT domain, id, address, flags FROM addresses WHERE job_id = $1 "
-				    "AND error_reason IS NULL AND duplicate_of IS NULL "
-				    "AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id LIMIT $4::int",
-				 4, NULL, v, NULL, NULL, 0);
+		r = PQexec(rd, fetch);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));
 			PQclear(r);
@@ -221,10 +252,6 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 			emv_strlcpy(a->local, addr, at && (size_t)(at - addr) < sizeof a->local ?
 				    (size_t)(at - addr) + 1 : sizeof a->local);
 			a->flags = (uint32_t)strtoul(PQgetvalue(r, i, 3), NULL, 10);
-		}
-		if (n > 0) {
-			emv_strlcpy(after_domain, PQgetvalue(r, n - 1, 0), sizeof after_domain);
-			emv_strlcpy(after_id, PQgetvalue(r, n - 1, 1), sizeof after_id);
 		}
 		PQclear(r);
 		if (n < p->chunk && produce_batch(&b, err, errlen) != EMV_OK) /* the last one */
@@ -253,5 +280,7 @@ out:
 	rd_kafka_flush(b.rk, 1000);
 	rd_kafka_destroy(b.rk);
 	free(b.a);
+	if (rd)
+		PQfinish(rd); /* ends the read-only transaction */
 	return rc;
 }

@@ -24,7 +24,7 @@ typedef struct {
 	int partitions;           /* when the topic must be created (16) */
 	int batch_max;            /* addresses per batch (500) */
 	int max_shards;           /* batches of one domain spread over at most this many keys (4) */
-	int chunk;                /* rows read per query (20000) */
+	int chunk;                /* rows fetched at a time; progress is recorded per chunk (100000) */
 	int flush_timeout_ms;     /* bound on waiting for deliveries (30000) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 } emv_split_params;

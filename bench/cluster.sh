@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# bench/cluster.sh — the coordinator's throughput (issue 4): prints figures,
+# passes or fails nothing.
+#
+#   1. ingest of 1,000,000 addresses over 10,000 domains into PostgreSQL
+#   2. split of that job into VerifyBatch messages on a real Kafka broker
+#   3. results sink: 1,000,000 results (500 per message) from Kafka into
+#      PostgreSQL, final verdicts and job counters included
+#   4. export of the job (CSV, from a cursor) to /dev/null
+#
+# A throwaway PostgreSQL (tests/cluster/pg, fsync off, port 15442) and a
+# single-node Kafka (tests/cluster/kafka, port 19192) run under
+# $EMV_BENCH_DIR (default /tmp/emailverify-bench-cluster); both on this
+# machine, sharing its cores with the coordinator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+run=${EMV_BENCH_DIR:-/tmp/emailverify-bench-cluster}
+n=${EMV_BENCH_ROWS:-1000000}
+domains=${EMV_BENCH_DOMAINS:-10000}
+export EMV_PG_PORT=15442 EMV_KAFKA_PORT=19192
+coord=$root/build/release/coordinator/emailverify-coordinator
+gen=$root/build/release/bench/emv-bench-results
+
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j"$(nproc)" --target emailverify-coordinator emv-bench-results >/dev/null
+mkdir -p "$run"
+bash tests/cluster/pg/start.sh "$run" --fresh >/dev/null 2>&1
+bash tests/cluster/kafka/start.sh "$run/kafka-run" --fresh >/dev/null 2>&1
+trap 'bash tests/cluster/kafka/stop.sh "$run/kafka-run" >/dev/null 2>&1; bash tests/cluster/pg/stop.sh "$run" >/dev/null 2>&1' EXIT
+# shellcheck disable=SC1091
+source "$run/pg.env"
+# shellcheck disable=SC1091
+source "$run/kafka-run/kafka.env"
+export DATABASE_URL=$EMV_PG_URL
+
+list=$run/list.csv
+if [[ ! -s $list || $(wc -l <"$list") -ne $((n + 1)) ]]; then
+	awk -v n="$n" -v d="$domains" 'BEGIN { srand(7); print "email,name";
+		for (i = 1; i <= n; i++) printf "user%d@d%d.bench,Name %d\n", i, int(rand() * d) + 1, i }' >"$list"
+fi
+
+echo "emailverify cluster bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $n rows, $domains domains"
+"$coord" migrate >/dev/null
+t() { /usr/bin/time -f "TIME %e %U %S %M" "$@"; }
+out=$( { t "$coord" ingest "$list"; } 2>&1 )
+job=$(sed -n 's/^job \([^:]*\):.*/\1/p' <<<"$out")
+read -r _ iw iu is irss < <(grep '^TIME' <<<"$out")
+out=$( { t "$coord" split --brokers "$EMV_KAFKA_BROKERS" "$job"; } 2>&1 )
+read -r _ sw su ss srss < <(grep '^TIME' <<<"$out")
+printf '%-22s %8.2f s %9.0f rows/s   client cpu %6.2f s  %7d KiB RSS\n' ingest "$iw" "$(awk -v n="$n" -v w="$iw" 'BEGIN{print n/w}')" "$(awk -v a="$iu" -v b="$is" 'BEGIN{print a+b}')" "$irss"
+printf '%-22s %8.2f s %9.0f addr/s   client cpu %6.2f s  %7d KiB RSS\n' split "$sw" "$(awk -v n="$n" -v w="$sw" 'BEGIN{print n/w}')" "$(awk -v a="$su" -v b="$ss" 'BEGIN{print a+b}')" "$srss"
+printf '%-22s %8.2f s %9.0f addr/s\n' "ingest + split" "$(awk -v a="$iw" -v b="$sw" 'BEGIN{print a+b}')" "$(awk -v n="$n" -v a="$iw" -v b="$sw" 'BEGIN{print n/(a+b)}')"
+
+"$gen" "$EMV_KAFKA_BROKERS" "$job" "$n" 500 2>/dev/null
+out=$( { t "$coord" sink --brokers "$EMV_KAFKA_BROKERS" --until-idle 3000; } 2>&1 )
+read -r _ kw ku ks krss < <(grep '^TIME' <<<"$out")
+stored=$(sed -n 's/.* results, \([0-9]*\) stored.*/\1/p' <<<"$out")
+kw2=$(awk -v w="$kw" 'BEGIN{print w - 3.0}') # the idle wait at the end is not work
+printf '%-22s %8.2f s %9.0f results/s (%s stored)  client cpu %6.2f s  %7d KiB RSS\n' sink "$kw2" "$(awk -v n="$n" -v w="$kw2" 'BEGIN{print n/w}')" "$stored" "$(awk -v a="$ku" -v b="$ks" 'BEGIN{print a+b}')" "$krss"
+state=$(psql "$DATABASE_URL" -qAtX -c "SELECT state || ' ' || n_final FROM jobs WHERE id = '$job'")
+echo "job after the sink: $state"
+out=$( { t "$coord" export -o /dev/null "$job"; } 2>&1 )
+read -r _ xw xu xs xrss < <(grep '^TIME' <<<"$out")
+printf '%-22s %8.2f s %9.0f rows/s   client cpu %6.2f s  %7d KiB RSS\n' export "$xw" "$(awk -v n="$n" -v w="$xw" 'BEGIN{print n/w}')" "$(awk -v a="$xu" -v b="$xs" 'BEGIN{print a+b}')" "$xrss"
