@@ -98,6 +98,36 @@ static const struct migration migrations[] = {
 	/* Version 2: the verdict's explanation travels with it (per-result
 	 * evidence on the wire), and exports read it back. */
 	{ 2, "results.detail", "ALTER TABLE results ADD COLUMN detail text;" },
+	/* Version 3: webhooks (issue 5).  A delivery is one event of one job
+	 * (completion, or progress past a percentage), its body fixed when it
+	 * is queued so every retry signs the same bytes; each try is an
+	 * attempt row.  Both go with their job. */
+	{ 3, "webhook deliveries",
+	  "CREATE TABLE webhook_deliveries ("
+	  "  id bigserial PRIMARY KEY,"
+	  "  job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	  "  event text NOT NULL CHECK (event IN ('job.progress', 'job.completed')),"
+	  "  percent integer NOT NULL,"
+	  "  payload text NOT NULL,"
+	  "  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),"
+	  "  attempts integer NOT NULL DEFAULT 0,"
+	  "  next_attempt_at timestamptz NOT NULL DEFAULT now(),"
+	  "  created_at timestamptz NOT NULL DEFAULT now(),"
+	  "  delivered_at timestamptz,"
+	  "  UNIQUE (job_id, event, percent));"
+	  "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';"
+	  "CREATE TABLE webhook_attempts ("
+	  "  delivery_id bigint NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,"
+	  "  attempt integer NOT NULL,"
+	  "  at timestamptz NOT NULL DEFAULT now(),"
+	  "  http_status integer,"            /* NULL: no HTTP answer */
+	  "  error text,"
+	  "  duration_ms integer NOT NULL DEFAULT 0,"
+	  "  PRIMARY KEY (delivery_id, attempt));"
+	  /* the highest percentage announced: finding jobs owing a webhook
+	   * reads this index, not every job */
+	  "ALTER TABLE jobs ADD COLUMN notified_percent integer NOT NULL DEFAULT 0;"
+	  "CREATE INDEX jobs_webhook_owed ON jobs (id) WHERE callback_url IS NOT NULL AND notified_percent < 100;" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
