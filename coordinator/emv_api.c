@@ -931,7 +931,15 @@ static void *sink_main(void *arg)
  * their cursor). */
 static void resume_splits(struct api *a, PGconn *c)
 {
-	PGresult *r = PQexec(c, "SELECT id FROM jobs WHERE state = 'splitting' ORDER BY created_at");
+	PGresult *r;
+	/* The embedded Kafka starts empty: batches of jobs still running when
+	 * the last coordinator stopped went with it.  Split those jobs again
+	 * from the start (final results are never overwritten, so addresses
+	 * already verified only cost a repeated probe). */
+	if (a->p.embedded_kafka)
+		PQclear(PQexec(c, "UPDATE jobs SET state = 'splitting', split_done = 0, split_after_domain = NULL, "
+				  "split_after_id = NULL WHERE state = 'running'"));
+	r = PQexec(c, "SELECT id FROM jobs WHERE state = 'splitting' ORDER BY created_at");
 	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
 		emv_log(EMV_LOG_INFO, "split", "resuming job %s", PQgetvalue(r, i, 0));
 		api_split_enqueue(a, PQgetvalue(r, i, 0));

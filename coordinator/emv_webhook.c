@@ -190,7 +190,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 	if (status && (status < 200 || status > 299) && !a->error[0])
 		snprintf(a->error, sizeof a->error, "HTTP %d", status);
 	else if (!status && !a->error[0])
-		emv_strlcpy(a->error, "no answer", sizeof a->error);
+		emv_strlcpy(a->error, "connection failed or no HTTP answer", sizeof a->error);
 	emv_log(status >= 200 && status <= 299 ? EMV_LOG_INFO : EMV_LOG_WARN, "webhook",
 		"delivery %lld attempt %d: %s", a->delivery, a->attempt,
 		status >= 200 && status <= 299 ? "delivered" : a->error);
