@@ -89,5 +89,8 @@ void cli_engine_free(cli_engine *e);
 
 int cli_check(int argc, char **argv);
 int cli_verify(int argc, char **argv);
+/* submit / status / export / jobs: the HTTP API's client (cli_client.c);
+ * argv[0] is the command. */
+int cli_client(int argc, char **argv);
 
 #endif

@@ -13,6 +13,10 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  check ADDRESS...     verify addresses now and print each verdict with its evidence\n"
 		"  verify LIST -o OUT   verify a list (CSV or one address per line) on this machine\n"
+		"  submit LIST          send a list to a coordinator (--server URL --token T [--wait])\n"
+		"  status ID            a job's progress and counts on the coordinator\n"
+		"  export ID -o OUT     a job's results from the coordinator (--status, --format)\n"
+		"  jobs                 your jobs on the coordinator\n"
 		"  version              print the version\n"
 		"\n"
 		"Run 'emailverify <command> --help' for the options of a command.\n");
@@ -28,6 +32,9 @@ int main(int argc, char **argv)
 		return cli_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)
 		return cli_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "submit") == 0 || strcmp(argv[1], "status") == 0 || strcmp(argv[1], "export") == 0 ||
+	    strcmp(argv[1], "jobs") == 0)
+		return cli_client(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("emailverify %s\n", EMV_VERSION);
 		return 0;

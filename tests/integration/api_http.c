@@ -981,6 +981,67 @@ static void do_test_health_metrics(void **state)
 	free(body);
 }
 
+/* The CLI client: server and token from the environment, submit --wait
+ * (the summary once done), status, export to a file (only whole), jobs;
+ * errors from the server said and exit 1. */
+static void do_test_cli(void **state)
+{
+	char out[16384], id[64], *csv;
+	const char *list = RUN "/cli.csv", *dest = RUN "/cli-export.csv";
+	setenv("EMAILVERIFY_SERVER", base_url, 1);
+	setenv("EMAILVERIFY_TOKEN", tok_acme, 1);
+	write_file(list, "email\ncli1@nullmx.api.test\ncli2@nothere.api.test\nnot an address\n");
+	start_worker();
+	{
+		const char *argv[] = { EMV_CLI, "submit", list, "--name", "from the cli", "--wait", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+	}
+	snprintf(id, sizeof id, "%.*s", (int)strcspn(out, "\n"), out);
+	assert_int_equal(strlen(id), 36);
+	assert_non_null(strstr(out, "state     done"));
+	assert_non_null(strstr(out, "progress  3 of 3 (100.0 %)"));
+	assert_non_null(strstr(out, "undeliverable   null_mx                       1"));
+	{
+		const char *argv[] = { EMV_CLI, "status", id, NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, "name      from the cli"));
+	}
+	{
+		const char *argv[] = { EMV_CLI, "export", id, "-o", dest, "--status", "undeliverable", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		csv = slurp(dest, NULL);
+		assert_non_null(strstr(csv, "\ncli1@nullmx.api.test,undeliverable,null_mx,"));
+		assert_non_null(strstr(csv, "\ncli2@nothere.api.test,undeliverable,no_domain,"));
+		assert_non_null(strstr(csv, "\nnot an address,undeliverable,invalid_syntax,"));
+		free(csv);
+		assert_true(access(RUN "/cli-export.csv.part", F_OK) != 0);
+	}
+	{
+		const char *argv[] = { EMV_CLI, "jobs", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, id));
+	}
+	{
+		const char *argv[] = { EMV_CLI, "export", "0b5d3c1e-0000-4000-8000-000000000000", "-o", RUN "/none.csv",
+				       NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 1);
+		assert_non_null(strstr(out, "HTTP 404 not_found"));
+		assert_true(access(RUN "/none.csv", F_OK) != 0 && access(RUN "/none.csv.part", F_OK) != 0);
+	}
+	{
+		const char *argv[] = { EMV_CLI, "jobs", "--token", "ev_nope", NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 1);
+		assert_non_null(strstr(out, "HTTP 401 unauthorized"));
+	}
+	unsetenv("EMAILVERIFY_SERVER");
+	{
+		const char *argv[] = { EMV_CLI, "jobs", NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 2);
+		assert_non_null(strstr(out, "EMAILVERIFY_SERVER"));
+	}
+	unsetenv("EMAILVERIFY_TOKEN");
+}
+
 /* After all that, the server is still up, and stops cleanly on SIGTERM
  * (the sanitizers would have made it exit otherwise). */
 static void do_test_server_survived(void **state)
@@ -1007,6 +1068,7 @@ int main(void)
 		cmocka_unit_test(do_test_delete),
 		cmocka_unit_test(do_test_rate_limit),
 		cmocka_unit_test(do_test_health_metrics),
+		cmocka_unit_test(do_test_cli),
 		cmocka_unit_test(do_test_server_survived),
 	};
 	signal(SIGPIPE, SIG_IGN);
