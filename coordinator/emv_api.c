@@ -734,7 +734,7 @@ static void handle_request(struct evhttp_request *req, void *arg)
 	unsigned char hash[32];
 	char id[80];
 	size_t idlen = 0;
-	int results = 0;
+	int results = 0, check = 0;
 
 	if (!path) {
 		api_reply_error(req, 400, "bad_request", "the request has no path");
@@ -763,6 +763,10 @@ static void handle_request(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/v1/jobs") == 0) {
 		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_POST)
 			goto bad_method;
+	} else if (strcmp(path, "/v1/check") == 0) {
+		if (m != EVHTTP_REQ_POST)
+			goto bad_method;
+		check = 1;
 	} else if (strncmp(path, "/v1/jobs/", 9) == 0) {
 		const char *p = path + 9;
 		idlen = strcspn(p, "/");
@@ -799,7 +803,9 @@ static void handle_request(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
-	if (idlen == 0) {
+	if (check) {
+		api_check_start(a, req, hash);
+	} else if (idlen == 0) {
 		if (m == EVHTTP_REQ_POST)
 			api_upload_start(a, req, hash);
 		else

@@ -9,6 +9,8 @@
  *                                     percent done, rate, ETA
  *   DELETE /v1/jobs/{id}              cancel the job and delete its rows
  *   GET    /v1/jobs/{id}/results      streamed export (csv|jsonl, status filter)
+ *   POST   /v1/check                  one address, answered within a bounded wait
+ *                                     (200 with the result, or 202 with a job id)
  *   GET    /metrics /healthz /readyz  operators (no token)
  *
  * One libevent loop runs evhttp; it never waits for PostgreSQL: queries run

@@ -110,6 +110,9 @@ void api_count_status(struct api *a, int status);
 /* ---- emv_api_upload.c ---- */
 void api_upload_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32]);
 
+/* ---- emv_api_check.c ---- */
+void api_check_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32]);
+
 /* ---- emv_api_export.c ---- */
 void api_export_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32],
 		      const char *job);

@@ -981,6 +981,66 @@ static void do_test_health_metrics(void **state)
 	free(body);
 }
 
+/* POST /v1/check: a final verdict within the wait (200, the fields of an
+ * export row), 202 with a job id when the wait runs out first, 400 for a
+ * body that is not {"email": ...}. */
+static void do_test_check(void **state)
+{
+	char url[256], *body;
+	json_t *j;
+	snprintf(url, sizeof url, "%s/v1/check", base_url);
+	start_worker();
+	{
+		const char *extra[] = { "-H", "Content-Type: application/json", "--data-binary",
+					"{\"email\": \"check1@nullmx.api.test\", \"wait_s\": 20}", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 200);
+	}
+	j = parse(body);
+	free(body);
+	assert_string_equal(json_string_value(json_object_get(j, "email")), "check1@nullmx.api.test");
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "undeliverable");
+	assert_string_equal(json_string_value(json_object_get(j, "reason")), "null_mx");
+	assert_true(json_is_string(json_object_get(j, "job_id")));
+	json_decref(j);
+	{
+		/* unusable at once: no wait needed even with wait_s 0 */
+		const char *extra[] = { "--data-binary", "{\"email\": \"'; DROP TABLE jobs; --\", \"wait_s\": 0}",
+					NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 200);
+		j = parse(body);
+		assert_string_equal(json_string_value(json_object_get(j, "reason")), "invalid_syntax");
+		assert_string_equal(json_string_value(json_object_get(j, "input")), "'; DROP TABLE jobs; --");
+		json_decref(j);
+		free(body);
+	}
+	{
+		const char *extra[] = { "--data-binary", "{\"email\": \"later@nothere.api.test\", \"wait_s\": 0}", NULL };
+		char path[200];
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 202);
+		j = parse(body);
+		assert_string_equal(json_string_value(json_object_get(j, "state")), "pending");
+		snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+		free(body);
+		assert_int_equal(get(path, tok_acme, &body), 200);
+		free(body);
+		assert_int_equal(get(path, tok_other, &body), 404);
+		free(body);
+	}
+	{
+		const char *bodies[] = { "not json", "{\"mail\": \"x@y.z\"}", "{\"email\": 5}",
+					 "{\"email\": \"a@b.c\", \"wait_s\": 99}", "[]" };
+		for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+			const char *extra[] = { "--data-binary", bodies[i], NULL };
+			assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+			assert_error(body, "bad_request");
+			free(body);
+		}
+	}
+	assert_int_equal(http("POST", url, NULL, NULL, &body), 401);
+	free(body);
+}
+
 /* The CLI client: server and token from the environment, submit --wait
  * (the summary once done), status, export to a file (only whole), jobs;
  * errors from the server said and exit 1. */
@@ -1068,6 +1128,7 @@ int main(void)
 		cmocka_unit_test(do_test_delete),
 		cmocka_unit_test(do_test_rate_limit),
 		cmocka_unit_test(do_test_health_metrics),
+		cmocka_unit_test(do_test_check),
 		cmocka_unit_test(do_test_cli),
 		cmocka_unit_test(do_test_server_survived),
 	};
