@@ -364,12 +364,78 @@ static void db_fail(struct task *t, PGresult *r, const char *what)
 	api_task_error(t, 503, "database_error", "%s failed; try again", what);
 }
 
+/*
+ * Counts by reason come from a GROUP BY over the job's results: cheap for
+ * small jobs, a scan of a million rows for big ones.  So they are cached
+ * per job: for REASONS_TTL_MS while the job runs (one request in that time
+ * pays for the query; the others get the last answer, also while it is
+ * being recomputed), for good once the job is finished (final verdicts
+ * never change).  A deleted job is 404 before its entry is looked at.
+ */
+#define REASONS_CACHE   64
+#define REASONS_TTL_MS  2000
+
+static struct reasons_entry {
+	char job[80];
+	uint64_t at_ms;
+	int finished, refreshing;
+	char *json;
+} reasons_cache[REASONS_CACHE];
+static pthread_mutex_t reasons_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 1 with a copy of a usable cached answer in *out; 0 when the caller must
+ * compute it (and then call reasons_store). */
+static int reasons_lookup(const char *job, int finished, char **out)
+{
+	struct reasons_entry *e = NULL;
+	int hit = 0;
+	pthread_mutex_lock(&reasons_mu);
+	for (int i = 0; i < REASONS_CACHE; i++)
+		if (strcmp(reasons_cache[i].job, job) == 0)
+			e = &reasons_cache[i];
+	/* a job finished since the entry was made gets its final counts now */
+	if (e && e->json &&
+	    (e->finished || (!finished && (emv_now_ms() - e->at_ms < REASONS_TTL_MS || e->refreshing)))) {
+		*out = emv_xstrdup(e->json);
+		hit = 1;
+	} else if (e) {
+		e->refreshing = 1;
+	}
+	pthread_mutex_unlock(&reasons_mu);
+	return hit;
+}
+
+static void reasons_store(const char *job, const char *json, int finished)
+{
+	struct reasons_entry *e = NULL;
+	pthread_mutex_lock(&reasons_mu);
+	for (int i = 0; i < REASONS_CACHE && !e; i++)
+		if (strcmp(reasons_cache[i].job, job) == 0)
+			e = &reasons_cache[i];
+	for (int i = 0; i < REASONS_CACHE && !e; i++)
+		if (!e || reasons_cache[i].at_ms < e->at_ms)
+			e = &reasons_cache[i]; /* the oldest goes */
+	if (strcmp(e->job, job) != 0) {
+		emv_strlcpy(e->job, job, sizeof e->job);
+		free(e->json);
+		e->json = NULL;
+	}
+	free(e->json);
+	e->json = emv_xstrdup(json);
+	e->at_ms = emv_now_ms();
+	e->finished = finished;
+	e->refreshing = 0;
+	pthread_mutex_unlock(&reasons_mu);
+}
+
 static void work_job_status(struct task *t, PGconn *c)
 {
 	char sql[1024];
 	const char *v[2] = { t->id, t->tenant };
 	PGresult *r;
 	json_t *reasons;
+	char *cached;
+	int finished;
 
 	if (!api_authenticate(t, c))
 		return;
@@ -386,7 +452,14 @@ static void work_job_status(struct task *t, PGconn *c)
 		return;
 	}
 	t->json = job_json(r, 0);
+	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
 	PQclear(r);
+	if (reasons_lookup(t->id, finished, &cached)) {
+		json_object_set_new(t->json, "reasons", json_loads(cached, 0, NULL));
+		free(cached);
+		t->status = 200;
+		return;
+	}
 	/* final verdicts by status and reason (the unique addresses and the
 	 * unusable rows; duplicates share their first row's verdict) */
 	r = PQexecParams(c, "SELECT status, reason, count(*) FROM results WHERE job_id = $1 AND final "
@@ -405,8 +478,11 @@ static void work_job_status(struct task *t, PGconn *c)
 		}
 		json_object_set_new(s, PQgetvalue(r, i, 1), json_integer(ll(r, i, 2)));
 	}
-	json_object_set_new(t->json, "reasons", reasons);
 	PQclear(r);
+	cached = json_dumps(reasons, JSON_COMPACT);
+	reasons_store(t->id, cached, finished);
+	free(cached);
+	json_object_set_new(t->json, "reasons", reasons);
 	t->status = 200;
 }
 
@@ -1143,7 +1219,8 @@ stop:
 		pthread_mutex_unlock(&a->split_mu);
 		for (int i = 0; i < a->npool; i++)
 			pthread_join(a->pool[i], NULL);
-		pthread_join(a->split_th, NULL);
+		/* a split in progress is not waited for: it resumes from its
+		 * cursor at the next start (resume_splits) */
 	}
 	if (sigint)
 		event_free(sigint);
