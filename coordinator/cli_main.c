@@ -15,6 +15,10 @@ static void usage(FILE *f)
 		"  verify LIST -o OUT   verify a list (CSV or one address per line) on this machine\n"
 		"  run LIST -o OUT      the same through the whole cluster on this machine: PostgreSQL,\n"
 		"                       an embedded Kafka, worker threads, the results sink, the export\n"
+		"  submit LIST          send a list to a coordinator (--server URL --token T [--wait])\n"
+		"  status ID            a job's progress and counts on the coordinator\n"
+		"  export ID -o OUT     a job's results from the coordinator (--status, --format)\n"
+		"  jobs                 your jobs on the coordinator\n"
 		"  version              print the version\n"
 		"\n"
 		"Run 'emailverify <command> --help' for the options of a command.\n");
@@ -32,6 +36,9 @@ int main(int argc, char **argv)
 		return cli_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") == 0)
 		return cli_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "submit") == 0 || strcmp(argv[1], "status") == 0 || strcmp(argv[1], "export") == 0 ||
+	    strcmp(argv[1], "jobs") == 0)
+		return cli_client(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("emailverify %s\n", EMV_VERSION);
 		return 0;

@@ -11,6 +11,10 @@
  *   delete  [--database URL] JOB           a job and all its rows
  *   export  [--database URL] [-o FILE] [--format csv|jsonl] [--status LIST] JOB
  *                                            a job's results in input order (step 5)
+ *   serve   --listen HOST:PORT [--database URL] (--brokers HOSTS | --embedded-kafka) ...
+ *                                            the HTTP API (issue 5; emv_api.h)
+ *   token   create --tenant T [--name N] | revoke ID | list   [--database URL]
+ *                                            API tokens (only their hashes are stored)
  *
  * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
  */
@@ -18,7 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include "emv_api.h"
 #include "emv_db.h"
+#include "emv_tokens.h"
 #include "emv_export.h"
 #include "emv_ingest_job.h"
 #include "emv_kafka.h"
@@ -58,7 +66,199 @@ static void usage(FILE *f)
 		   "       emailverify-coordinator delete [--database URL] JOB_ID\n"
 		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
 		   "                                      [--status deliverable,...] JOB_ID\n"
+		   "       emailverify-coordinator serve --listen HOST:PORT [--database URL]\n"
+		   "                                     (--brokers HOST:PORT[,...] | --embedded-kafka) [options]\n"
+		   "       emailverify-coordinator token create --tenant NAME [--name N] [--database URL]\n"
+		   "       emailverify-coordinator token revoke ID [--database URL]\n"
+		   "       emailverify-coordinator token list [--database URL]\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
+}
+
+static void serve_usage(FILE *f)
+{
+	emv_api_params d;
+	emv_api_params_default(&d);
+	fprintf(f,
+		"usage: emailverify-coordinator serve --listen HOST:PORT [options]\n"
+		"  --database URL          PostgreSQL (default $DATABASE_URL)\n"
+		"  --brokers HOSTS         Kafka bootstrap servers\n"
+		"  --embedded-kafka        run librdkafka's mock cluster in this process instead\n"
+		"  --ready-file PATH       write listen=, brokers=, pid= there once serving\n"
+		"  --max-upload BYTES      largest upload (default %lld)\n"
+		"  --max-uploads N         uploads ingested at once (default %d)\n"
+		"  --db-threads N          query threads (default %d)\n"
+		"  --timeout S             per-connection read/write timeout (default %d)\n"
+		"  --rate-limit N          requests per second per token, 0 = none (default %d)\n"
+		"  --rate-burst N          bucket size (default %d)\n"
+		"  --batch-max N           addresses per Kafka batch (default %d)\n"
+		"  --webhook-progress PCT  progress webhook every PCT percent, 0 = none (default %d)\n"
+		"  --webhook-attempts N    attempts per webhook (default %d)\n"
+		"  --webhook-backoff MS    first retry delay, doubled each time (default %d)\n"
+		"  --webhook-timeout S     per attempt (default %d)\n"
+		"  --webhook-allow-private allow callbacks to loopback/private addresses\n"
+		"  --no-sink               do not store results in this process\n"
+		"  --data-dir DIR          lists (default " EMV_DATA_DIR ")\n"
+		"  -v, --verbose           log more (repeat for more)\n",
+		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.rate_limit, d.rate_burst,
+		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
+}
+
+/* A whole decimal number in [lo, hi], or -1 with a message. */
+static int num_arg(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "emailverify-coordinator: %s must be a number in %lld..%lld\n", opt, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "database", required_argument, NULL, 'd' },
+		{ "brokers", required_argument, NULL, 'b' },
+		{ "embedded-kafka", no_argument, NULL, 'e' },
+		{ "ready-file", required_argument, NULL, 'r' },
+		{ "max-upload", required_argument, NULL, 1 },
+		{ "max-uploads", required_argument, NULL, 2 },
+		{ "db-threads", required_argument, NULL, 3 },
+		{ "timeout", required_argument, NULL, 4 },
+		{ "rate-limit", required_argument, NULL, 5 },
+		{ "rate-burst", required_argument, NULL, 6 },
+		{ "batch-max", required_argument, NULL, 7 },
+		{ "webhook-progress", required_argument, NULL, 8 },
+		{ "webhook-attempts", required_argument, NULL, 9 },
+		{ "webhook-backoff", required_argument, NULL, 10 },
+		{ "webhook-timeout", required_argument, NULL, 11 },
+		{ "webhook-allow-private", no_argument, NULL, 12 },
+		{ "no-sink", no_argument, NULL, 13 },
+		{ "data-dir", required_argument, NULL, 14 },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	emv_api_params p;
+	char err[1024];
+	long long v;
+	int o, listen_given = 0;
+
+	emv_api_params_default(&p);
+	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'l': p.listen = optarg; listen_given = 1; break;
+		case 'd': p.database = optarg; break;
+		case 'b': p.brokers = optarg; break;
+		case 'e': p.embedded_kafka = 1; break;
+		case 'r': p.ready_file = optarg; break;
+		case 1: if (num_arg("--max-upload", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_upload = v; break;
+		case 2: if (num_arg("--max-uploads", optarg, 1, 1000, &v)) return 2; p.max_uploads = (int)v; break;
+		case 3: if (num_arg("--db-threads", optarg, 1, 64, &v)) return 2; p.db_threads = (int)v; break;
+		case 4: if (num_arg("--timeout", optarg, 1, 3600, &v)) return 2; p.timeout_s = (int)v; break;
+		case 5: if (num_arg("--rate-limit", optarg, 0, 1000000, &v)) return 2; p.rate_limit = (int)v; break;
+		case 6: if (num_arg("--rate-burst", optarg, 1, 1000000, &v)) return 2; p.rate_burst = (int)v; break;
+		case 7: if (num_arg("--batch-max", optarg, 1, 10000, &v)) return 2; p.batch_max = (int)v; break;
+		case 8: if (num_arg("--webhook-progress", optarg, 0, 100, &v)) return 2; p.webhook_progress = (int)v; break;
+		case 9: if (num_arg("--webhook-attempts", optarg, 1, 100, &v)) return 2; p.webhook_attempts = (int)v; break;
+		case 10: if (num_arg("--webhook-backoff", optarg, 1, 86400000, &v)) return 2; p.webhook_backoff_ms = (int)v; break;
+		case 11: if (num_arg("--webhook-timeout", optarg, 1, 3600, &v)) return 2; p.webhook_timeout_s = (int)v; break;
+		case 12: p.webhook_allow_private = 1; break;
+		case 13: p.no_sink = 1; break;
+		case 14: p.data_dir = optarg; break;
+		case 'v':
+			if (emv_log_threshold < EMV_LOG_TRACE)
+				emv_log_threshold++;
+			break;
+		case 'h': serve_usage(stdout); return 0;
+		default: serve_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "emailverify-coordinator serve: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!listen_given) {
+		fprintf(stderr, "emailverify-coordinator serve: --listen HOST:PORT is required\n");
+		return 2;
+	}
+	if (!!p.brokers == !!p.embedded_kafka) {
+		fprintf(stderr, "emailverify-coordinator serve: give one of --brokers HOSTS or --embedded-kafka\n");
+		return 2;
+	}
+	if (p.rate_burst < 1)
+		p.rate_burst = 1;
+	if (emv_api_serve(&p, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+	const char *url = NULL, *tenant = NULL, *name = "", *id = NULL, *sub = argc > 1 ? argv[1] : "";
+	char err[1024];
+	int version, rc;
+	PGconn *c;
+
+	if (strcmp(sub, "create") && strcmp(sub, "revoke") && strcmp(sub, "list")) {
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (sub[0] == 'c' && strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+			tenant = argv[++i];
+		else if (sub[0] == 'c' && strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (sub[0] == 'r' && !id && argv[i][0] != '-')
+			id = argv[i];
+		else {
+			fprintf(stderr, "emailverify-coordinator token %s: unexpected argument '%s'\n", sub, argv[i]);
+			return 2;
+		}
+	}
+	if (sub[0] == 'c' && !tenant) {
+		fprintf(stderr, "emailverify-coordinator token create: --tenant NAME is required\n");
+		return 2;
+	}
+	if (sub[0] == 'r' && (!id || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18)) {
+		fprintf(stderr, "emailverify-coordinator token revoke: give the token's id (see token list)\n");
+		return 2;
+	}
+	if (!(c = emv_db_connect(url, err, sizeof err)) || emv_db_migrate(c, &version, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		PQfinish(c);
+		return 1;
+	}
+	if (sub[0] == 'c') {
+		char token[EMV_TOKEN_LEN + 1];
+		int64_t tid;
+		rc = emv_token_create(c, tenant, name, token, sizeof token, &tid, err, sizeof err);
+		if (rc == EMV_OK) {
+			printf("%s\n", token);
+			fprintf(stderr, "token %" PRId64 " for tenant %s created; it is shown only this once\n", tid, tenant);
+		}
+	} else if (sub[0] == 'r') {
+		rc = emv_token_revoke(c, strtoll(id, NULL, 10), err, sizeof err);
+		if (rc == EMV_OK)
+			fprintf(stderr, "token %s revoked\n", id);
+	} else {
+		rc = emv_token_list(c, stdout, err, sizeof err);
+	}
+	PQfinish(c);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	return 0;
 }
 
 /* A job's results to a file (or stdout); did_you_mean from the lists. */
@@ -107,6 +307,10 @@ int main(int argc, char **argv)
 	emv_sink_params_default(&kp);
 	emv_export_params_default(&ep);
 	atexit(free_kconf);
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "token") == 0)
+		return cmd_token(argc - 1, argv + 1);
 	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
 			 strcmp(argv[1], "sink") && strcmp(argv[1], "export") && strcmp(argv[1], "delete"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
@@ -233,7 +437,7 @@ int main(int argc, char **argv)
 	if (export)
 		return run_export(c, list, &ep, out, datadir);
 	if (del) {
-		int found = 0, rc = emv_db_delete_job(c, list, NULL, &found, err, sizeof err);
+		int found = 0, rc = emv_db_delete_job(c, list, NULL, &found, NULL, err, sizeof err);
 		PQfinish(c);
 		if (rc != EMV_OK || !found) {
 			fprintf(stderr, "emailverify-coordinator: %s\n", rc != EMV_OK ? err : "no such job");

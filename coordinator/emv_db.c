@@ -98,7 +98,37 @@ static const struct migration migrations[] = {
 	/* Version 2: the verdict's explanation travels with it (per-result
 	 * evidence on the wire), and exports read it back. */
 	{ 2, "results.detail", "ALTER TABLE results ADD COLUMN detail text;" },
-	/* Version 3: bulk paths without per-row triggers.  A foreign key check
+	/* Version 3: webhooks (issue 5).  A delivery is one event of one job
+	 * (completion, or progress past a percentage), its body fixed when it
+	 * is queued so every retry signs the same bytes; each try is an
+	 * attempt row.  Both go with their job. */
+	{ 3, "webhook deliveries",
+	  "CREATE TABLE webhook_deliveries ("
+	  "  id bigserial PRIMARY KEY,"
+	  "  job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	  "  event text NOT NULL CHECK (event IN ('job.progress', 'job.completed')),"
+	  "  percent integer NOT NULL,"
+	  "  payload text NOT NULL,"
+	  "  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),"
+	  "  attempts integer NOT NULL DEFAULT 0,"
+	  "  next_attempt_at timestamptz NOT NULL DEFAULT now(),"
+	  "  created_at timestamptz NOT NULL DEFAULT now(),"
+	  "  delivered_at timestamptz,"
+	  "  UNIQUE (job_id, event, percent));"
+	  "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';"
+	  "CREATE TABLE webhook_attempts ("
+	  "  delivery_id bigint NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,"
+	  "  attempt integer NOT NULL,"
+	  "  at timestamptz NOT NULL DEFAULT now(),"
+	  "  http_status integer,"            /* NULL: no HTTP answer */
+	  "  error text,"
+	  "  duration_ms integer NOT NULL DEFAULT 0,"
+	  "  PRIMARY KEY (delivery_id, attempt));"
+	  /* the highest percentage announced: finding jobs owing a webhook
+	   * reads this index, not every job */
+	  "ALTER TABLE jobs ADD COLUMN notified_percent integer NOT NULL DEFAULT 0;"
+	  "CREATE INDEX jobs_webhook_owed ON jobs (id) WHERE callback_url IS NOT NULL AND notified_percent < 100;" },
+	/* Version 4: bulk paths without per-row triggers.  A foreign key check
 	 * is one query per row: on a 1,000,000-row ingest and its results they
 	 * cost about as much as the rows themselves.  Rows only ever enter
 	 * through ingest (inside the job's own transaction) and the sink (which
@@ -106,7 +136,7 @@ static const struct migration migrations[] = {
 	 * transaction, so the keys guarded nothing those paths do not.  The
 	 * split reads a job in one sorted pass; (job_id, domain) served only
 	 * its old chunked queries. */
-	{ 3, "bulk paths: no per-row foreign keys, no domain index",
+	{ 4, "bulk paths: no per-row foreign keys, no domain index",
 	  "ALTER TABLE results DROP CONSTRAINT IF EXISTS results_job_id_address_id_fkey;"
 	  "ALTER TABLE addresses DROP CONSTRAINT IF EXISTS addresses_job_id_fkey;"
 	  "DROP INDEX IF EXISTS addresses_domain;" },
@@ -151,7 +181,8 @@ PGconn *emv_db_connect(const char *conninfo, char *err, size_t errlen)
 	return c;
 }
 
-int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *found, char *err, size_t errlen)
+int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *found, long long *rows, char *err,
+		      size_t errlen)
 {
 	const char *v[2] = { job_id, tenant };
 	PGresult *r;
@@ -161,10 +192,13 @@ int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *fo
 	r = PQexec(c, "BEGIN");
 	PQclear(r);
 	/* the job row first: it locks the job against a concurrent sink */
-	r = PQexecParams(c, tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2" : "DELETE FROM jobs WHERE id = $1",
+	r = PQexecParams(c, tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING rows_total"
+				   : "DELETE FROM jobs WHERE id = $1 RETURNING rows_total",
 			 tenant ? 2 : 1, NULL, v, NULL, NULL, 0);
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	*found = ok && atoi(PQcmdTuples(r)) == 1;
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	*found = ok && PQntuples(r) == 1;
+	if (*found && rows)
+		*rows = atoll(PQgetvalue(r, 0, 0));
 	if (!ok)
 		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
 	PQclear(r);

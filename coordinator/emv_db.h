@@ -29,8 +29,9 @@ int emv_db_schema_version(void);
 
 /* Delete a job and all its rows (addresses, results) in one transaction;
  * with tenant non-NULL only that tenant's job.  *found says whether it
- * existed.  (The schema has no cascading keys: see migration 3.) */
-int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *found, char *err, size_t errlen);
+ * existed; *rows (may be NULL) gets its row count.  (The schema has no cascading keys: see migration 3.) */
+int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *found, long long *rows, char *err,
+		      size_t errlen);
 
 /* A second connection with the same parameters as c (for a cursor that must
  * outlive the transactions of c); NULL with err when it fails. */

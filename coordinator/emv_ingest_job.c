@@ -122,6 +122,12 @@ static int params_ok(PGconn *c, const char *sql, int n, const char *const *v, ch
 int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, const char *path,
 		   emv_ingest_job_stats *st, char *err, size_t errlen)
 {
+	return emv_ingest_job_fd(c, lists, tenant, name, -1, path, st, err, errlen);
+}
+
+int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
+		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen)
+{
 	emv_ingest_limits lim;
 	emv_ingest *in;
 	emv_ingest_row row;
@@ -133,7 +139,9 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 
 	memset(st, 0, sizeof *st);
 	emv_ingest_limits_default(&lim);
-	if (!(in = emv_ingest_open(path, &lim, ierr, sizeof ierr))) {
+	in = fd >= 0 ? emv_ingest_open_fd(fd, path, &lim, ierr, sizeof ierr) : emv_ingest_open(path, &lim, ierr, sizeof ierr);
+	if (!in) {
+		st->input_error = 1;
 		emv_set_err(err, errlen, "%s", ierr);
 		return EMV_ERR;
 	}
@@ -203,8 +211,10 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 	}
 	flush_out(&o);
 	if (rc < 0 || o.failed) {
-		if (rc < 0)
+		if (rc < 0) {
+			st->input_error = 1;
 			emv_set_err(err, errlen, "reading %s: %s", path, emv_ingest_error(in));
+		}
 		else
 			emv_set_err(err, errlen, "COPY addresses: %s", PQerrorMessage(c));
 		PQputCopyEnd(c, "aborted");

@@ -1,0 +1,1241 @@
+/* emv_api.c - the HTTP API: server, routing, query pool, jobs (see emv_api.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <librdkafka/rdkafka.h>
+#include "emv_api_internal.h"
+#include "emv_db.h"
+#include "emv_export.h"
+#include "emv_kafka.h"
+#include "emv_split.h"
+#include "emv_util.h"
+#include "emv_webhook.h"
+
+void emv_api_params_default(emv_api_params *p)
+{
+	memset(p, 0, sizeof *p);
+	p->listen = "127.0.0.1:8080";
+	p->max_upload = 64 * 1024 * 1024;
+	p->max_uploads = 4;
+	p->db_threads = 2;
+	p->timeout_s = 30;
+	p->rate_limit = 20;
+	p->rate_burst = 40;
+	p->batch_max = 500;
+	p->webhook_progress = 25;
+	p->webhook_attempts = 6;
+	p->webhook_backoff_ms = 2000;
+	p->webhook_timeout_s = 10;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "";
+	}
+}
+
+void api_count_status(struct api *a, int status)
+{
+	int k = status / 100;
+	if (k >= 1 && k <= 5)
+		__atomic_add_fetch(&a->http_by_class[k], 1, __ATOMIC_RELAXED);
+}
+
+static struct api *the_api; /* for counting replies made without a task */
+
+void api_reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evbuffer_add(b, s, strlen(s));
+	evbuffer_add(b, "\n", 1);
+	free(s);
+	json_decref(body);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (the_api)
+		api_count_status(the_api, status);
+	evhttp_send_reply(req, status, reason_phrase(status), b);
+	evbuffer_free(b);
+}
+
+static json_t *error_body(const char *code, const char *message)
+{
+	return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
+void api_reply_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (status == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+	api_reply_json(req, status, error_body(code, msg));
+}
+
+void api_task_error(struct task *t, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	t->status = status;
+	emv_strlcpy(t->code, code, sizeof t->code);
+	va_start(ap, fmt);
+	vsnprintf(t->message, sizeof t->message, fmt, ap);
+	va_end(ap);
+	if (t->json) {
+		json_decref(t->json);
+		t->json = NULL;
+	}
+}
+
+void api_task_reply(struct task *t)
+{
+	if (t->code[0])
+		api_reply_error(t->req, t->status, t->code, "%s", t->message);
+	else {
+		api_reply_json(t->req, t->status ? t->status : 200, t->json ? t->json : json_object());
+		t->json = NULL;
+	}
+}
+
+/* --------------------------------------------------------------- the pool */
+
+struct task *api_task_new(struct api *a, struct evhttp_request *req)
+{
+	struct task *t = emv_xcalloc(1, sizeof *t);
+	t->api = a;
+	t->req = req;
+	return t;
+}
+
+void api_task_free(struct task *t)
+{
+	if (!t)
+		return;
+	if (t->json)
+		json_decref(t->json);
+	free(t);
+}
+
+void api_task_submit(struct task *t)
+{
+	struct api *a = t->api;
+	pthread_mutex_lock(&a->mu);
+	t->next = NULL;
+	if (a->qtail)
+		a->qtail->next = t;
+	else
+		a->qhead = t;
+	a->qtail = t;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+PGconn *api_db_connect(struct api *a, char *err, size_t errlen)
+{
+	PGconn *c = emv_db_connect(a->database, err, errlen);
+	PGresult *r;
+	if (!c)
+		return NULL;
+	/* a query that hangs must not hold a pool thread for ever */
+	r = PQexec(c, "SET statement_timeout = '60s'");
+	PQclear(r);
+	return c;
+}
+
+static void *pool_main(void *arg)
+{
+	struct api *a = arg;
+	PGconn *c = NULL;
+	char err[512];
+
+	for (;;) {
+		struct task *t;
+		pthread_mutex_lock(&a->mu);
+		while (!a->qhead && !a->stopping)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->stopping) {
+			pthread_mutex_unlock(&a->mu);
+			break;
+		}
+		t = a->qhead;
+		a->qhead = t->next;
+		if (!a->qhead)
+			a->qtail = NULL;
+		pthread_mutex_unlock(&a->mu);
+
+		if (c && PQstatus(c) != CONNECTION_OK) {
+			PQfinish(c);
+			c = NULL;
+		}
+		if (!c && !(c = api_db_connect(a, err, sizeof err))) {
+			emv_log(EMV_LOG_WARN, "api", "%s", err);
+			api_task_error(t, 503, "database_unavailable", "the database is not reachable");
+		} else {
+			t->work(t, c);
+		}
+		api_task_post(t);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+void api_task_post(struct task *t)
+{
+	struct api *a = t->api;
+	pthread_mutex_lock(&a->done_mu);
+	t->next = NULL;
+	if (a->dtail)
+		a->dtail->next = t;
+	else
+		a->dhead = t;
+	a->dtail = t;
+	pthread_mutex_unlock(&a->done_mu);
+	event_active(a->done_ev, EV_READ, 0);
+}
+
+static void on_tasks_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+	struct task *t;
+	pthread_mutex_lock(&a->done_mu);
+	t = a->dhead;
+	a->dhead = a->dtail = NULL;
+	pthread_mutex_unlock(&a->done_mu);
+	while (t) {
+		struct task *next = t->next;
+		t->done(t); /* frees t or hands it on */
+		t = next;
+	}
+}
+
+/* The usual done(): answer and free. */
+static void task_done_reply(struct task *t)
+{
+	api_task_reply(t);
+	api_task_free(t);
+}
+
+int api_authenticate(struct task *t, PGconn *c)
+{
+	char err[512];
+	int f = emv_token_lookup(c, t->token_hash, t->tenant, sizeof t->tenant, err, sizeof err);
+	if (f < 0) {
+		emv_log(EMV_LOG_WARN, "api", "%s", err);
+		api_task_error(t, 503, "database_unavailable", "the database is not reachable");
+		return 0;
+	}
+	if (f == 0) {
+		api_task_error(t, 401, "unauthorized", "the token is not valid or has been revoked");
+		return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------- rate limits */
+
+/* One token bucket per presented token (keyed by its hash), in a fixed
+ * table: a full probe window evicts its least recently used entry. */
+struct rate_bucket {
+	unsigned char key[32];
+	double tokens;
+	uint64_t last_us;
+	int used;
+};
+
+#define RATE_TABLE 4096
+#define RATE_PROBE 16
+
+/* 0 when allowed, else the seconds to wait. */
+static int rate_check(struct api *a, const unsigned char key[32])
+{
+	uint64_t now = emv_now_us(), h;
+	struct rate_bucket *b = NULL, *oldest = NULL;
+	if (a->p.rate_limit <= 0)
+		return 0;
+	memcpy(&h, key, sizeof h);
+	for (int i = 0; i < RATE_PROBE; i++) {
+		struct rate_bucket *x = &a->buckets[(h + (uint64_t)i) % RATE_TABLE];
+		if (x->used && memcmp(x->key, key, 32) == 0) {
+			b = x;
+			break;
+		}
+		if (!x->used) {
+			oldest = x;
+			break;
+		}
+		if (!oldest || x->last_us < oldest->last_us)
+			oldest = x;
+	}
+	if (!b) {
+		b = oldest;
+		memcpy(b->key, key, 32);
+		b->used = 1;
+		b->tokens = a->p.rate_burst;
+		b->last_us = now;
+	}
+	b->tokens += (double)(now - b->last_us) / 1e6 * a->p.rate_limit;
+	if (b->tokens > a->p.rate_burst)
+		b->tokens = a->p.rate_burst;
+	b->last_us = now;
+	if (b->tokens >= 1) {
+		b->tokens -= 1;
+		return 0;
+	}
+	return (int)ceil((1 - b->tokens) / a->p.rate_limit);
+}
+
+/* ------------------------------------------------------------------- jobs */
+
+static const char job_columns[] =
+	"id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable, "
+	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL";
+
+static json_int_t ll(PGresult *r, int i, int c)
+{
+	return (json_int_t)strtoll(PQgetvalue(r, i, c), NULL, 10);
+}
+
+/* A jobs row (job_columns) as JSON. */
+static json_t *job_json(PGresult *r, int i)
+{
+	json_int_t rows = ll(r, i, 3), uniq = ll(r, i, 4), fin = ll(r, i, 5), unusable = ll(r, i, 6);
+	json_int_t total = uniq + unusable, verified = fin - unusable;
+	double secs = strtod(PQgetvalue(r, i, 14), NULL);
+	double pct = total > 0 ? 100.0 * (double)fin / (double)total : 100.0;
+	double rate = secs > 0 && verified > 0 ? (double)verified / secs : 0;
+	const char *state = PQgetvalue(r, i, 2);
+	int finished = strcmp(state, "done") == 0 || strcmp(state, "cancelled") == 0 || strcmp(state, "failed") == 0;
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:I,s:I,s:f,s:f,s:s,s:b}",
+			      "id", PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1), "state", state,
+			      "rows", rows, "addresses", uniq, "duplicates", rows - uniq - unusable,
+			      "unusable", unusable, "done", fin,
+			      "counts", "deliverable", ll(r, i, 7), "undeliverable", ll(r, i, 8), "risky", ll(r, i, 9),
+			      "unknown", ll(r, i, 10),
+			      "total", total, "batched", ll(r, i, 11),
+			      "percent", floor(pct * 10) / 10, "rate_per_s", floor(rate * 10) / 10,
+			      "created_at", PQgetvalue(r, i, 12), "callback", PQgetvalue(r, i, 15)[0] == 't');
+	json_object_set_new(j, "finished_at", PQgetisnull(r, i, 13) ? json_null() : json_string(PQgetvalue(r, i, 13)));
+	if (!finished && rate > 0)
+		json_object_set_new(j, "eta_s", json_integer((json_int_t)ceil((double)(total - fin) / rate)));
+	else
+		json_object_set_new(j, "eta_s", finished ? json_integer(0) : json_null());
+	return j;
+}
+
+static void db_fail(struct task *t, PGresult *r, const char *what)
+{
+	char msg[512];
+	emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
+	emv_log(EMV_LOG_WARN, "api", "%s: %s", what, emv_trim(msg));
+	api_task_error(t, 503, "database_error", "%s failed; try again", what);
+}
+
+/*
+ * Counts by reason come from a GROUP BY over the job's results: cheap for
+ * small jobs, a scan of a million rows for big ones.  So they are cached
+ * per job: for REASONS_TTL_MS while the job runs (one request in that time
+ * pays for the query; the others get the last answer, also while it is
+ * being recomputed), for good once the job is finished (final verdicts
+ * never change).  A deleted job is 404 before its entry is looked at.
+ */
+#define REASONS_CACHE   64
+#define REASONS_TTL_MS  2000
+
+static struct reasons_entry {
+	char job[80];
+	uint64_t at_ms;
+	int finished, refreshing;
+	char *json;
+} reasons_cache[REASONS_CACHE];
+static pthread_mutex_t reasons_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 1 with a copy of a usable cached answer in *out; 0 when the caller must
+ * compute it (and then call reasons_store). */
+static int reasons_lookup(const char *job, int finished, char **out)
+{
+	struct reasons_entry *e = NULL;
+	int hit = 0;
+	pthread_mutex_lock(&reasons_mu);
+	for (int i = 0; i < REASONS_CACHE; i++)
+		if (strcmp(reasons_cache[i].job, job) == 0)
+			e = &reasons_cache[i];
+	/* a job finished since the entry was made gets its final counts now */
+	if (e && e->json &&
+	    (e->finished || (!finished && (emv_now_ms() - e->at_ms < REASONS_TTL_MS || e->refreshing)))) {
+		*out = emv_xstrdup(e->json);
+		hit = 1;
+	} else if (e) {
+		e->refreshing = 1;
+	}
+	pthread_mutex_unlock(&reasons_mu);
+	return hit;
+}
+
+static void reasons_store(const char *job, const char *json, int finished)
+{
+	struct reasons_entry *e = NULL;
+	pthread_mutex_lock(&reasons_mu);
+	for (int i = 0; i < REASONS_CACHE && !e; i++)
+		if (strcmp(reasons_cache[i].job, job) == 0)
+			e = &reasons_cache[i];
+	for (int i = 0; i < REASONS_CACHE && !e; i++)
+		if (!e || reasons_cache[i].at_ms < e->at_ms)
+			e = &reasons_cache[i]; /* the oldest goes */
+	if (strcmp(e->job, job) != 0) {
+		emv_strlcpy(e->job, job, sizeof e->job);
+		free(e->json);
+		e->json = NULL;
+	}
+	free(e->json);
+	e->json = emv_xstrdup(json);
+	e->at_ms = emv_now_ms();
+	e->finished = finished;
+	e->refreshing = 0;
+	pthread_mutex_unlock(&reasons_mu);
+}
+
+static void work_job_status(struct task *t, PGconn *c)
+{
+	char sql[1024];
+	const char *v[2] = { t->id, t->tenant };
+	PGresult *r;
+	json_t *reasons;
+	char *cached;
+	int finished;
+
+	if (!api_authenticate(t, c))
+		return;
+	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", job_columns);
+	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		db_fail(t, r, "reading the job");
+		PQclear(r);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
+		return;
+	}
+	t->json = job_json(r, 0);
+	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
+	PQclear(r);
+	if (reasons_lookup(t->id, finished, &cached)) {
+		json_object_set_new(t->json, "reasons", json_loads(cached, 0, NULL));
+		free(cached);
+		t->status = 200;
+		return;
+	}
+	/* final verdicts by status and reason (the unique addresses and the
+	 * unusable rows; duplicates share their first row's verdict) */
+	r = PQexecParams(c, "SELECT status, reason, count(*) FROM results WHERE job_id = $1 AND final "
+			    "GROUP BY status, reason ORDER BY status, reason", 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		db_fail(t, r, "counting the job's results");
+		PQclear(r);
+		return;
+	}
+	reasons = json_object();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *s = json_object_get(reasons, PQgetvalue(r, i, 0));
+		if (!s) {
+			s = json_object();
+			json_object_set_new(reasons, PQgetvalue(r, i, 0), s);
+		}
+		json_object_set_new(s, PQgetvalue(r, i, 1), json_integer(ll(r, i, 2)));
+	}
+	PQclear(r);
+	cached = json_dumps(reasons, JSON_COMPACT);
+	reasons_store(t->id, cached, finished);
+	free(cached);
+	json_object_set_new(t->json, "reasons", reasons);
+	t->status = 200;
+}
+
+static void work_job_list(struct task *t, PGconn *c)
+{
+	char sql[1536], lim[16];
+	const char *v[3] = { t->tenant, t->arg[1][0] ? t->arg[1] : NULL, lim };
+	int limit = atoi(t->arg[0]), n;
+	PGresult *r;
+	json_t *jobs;
+
+	if (!api_authenticate(t, c))
+		return;
+	snprintf(lim, sizeof lim, "%d", limit + 1);
+	snprintf(sql, sizeof sql,
+		 "SELECT %s FROM jobs WHERE tenant = $1 AND ($2::text IS NULL OR (created_at, id) < "
+		 "(SELECT created_at, id FROM jobs WHERE id = $2 AND tenant = $1)) "
+		 "ORDER BY created_at DESC, id DESC LIMIT $3::int",
+		 job_columns);
+	r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		db_fail(t, r, "listing jobs");
+		PQclear(r);
+		return;
+	}
+	n = PQntuples(r);
+	jobs = json_array();
+	for (int i = 0; i < n && i < limit; i++)
+		json_array_append_new(jobs, job_json(r, i));
+	t->json = json_pack("{s:o}", "jobs", jobs);
+	json_object_set_new(t->json, "next", n > limit ? json_string(PQgetvalue(r, limit - 1, 0)) : json_null());
+	PQclear(r);
+	t->status = 200;
+}
+
+/* Cancel and delete: the job's rows go (addresses, results; webhook
+ * deliveries cascade) in one transaction; a split in progress finds nothing
+ * more to read, and results still on their way are dropped by the sink (no
+ * address). */
+static void work_job_delete(struct task *t, PGconn *c)
+{
+	char err[512];
+	long long rows = 0;
+	int found = 0;
+	if (!api_authenticate(t, c))
+		return;
+	if (emv_db_delete_job(c, t->id, t->tenant, &found, &rows, err, sizeof err) != EMV_OK) {
+		api_task_error(t, 500, "database", "deleting the job: %s", err);
+		return;
+	}
+	if (!found) {
+		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
+		return;
+	}
+	t->json = json_pack("{s:s,s:b,s:I}", "id", t->id, "deleted", 1, "rows", (json_int_t)rows);
+	t->status = 200;
+}
+
+/* ------------------------------------------------- health, readiness, metrics */
+
+static int kafka_reachable(struct api *a)
+{
+	const struct rd_kafka_metadata *md;
+	if (!a->kafka_probe)
+		return 0;
+	if (rd_kafka_metadata(a->kafka_probe, 0, NULL, &md, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	rd_kafka_metadata_destroy(md);
+	return 1;
+}
+
+static void work_ready(struct task *t, PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT 1");
+	int pg = PQresultStatus(r) == PGRES_TUPLES_OK, kafka = kafka_reachable(t->api);
+	PQclear(r);
+	t->status = pg && kafka ? 200 : 503;
+	t->json = json_pack("{s:s,s:s,s:s}", "status", pg && kafka ? "ready" : "not_ready", "postgres",
+			    pg ? "ok" : "unreachable", "kafka", kafka ? "ok" : "unreachable");
+}
+
+/* Consumer lag of `group` on `topic`: the sum over partitions of the high
+ * watermark minus the committed offset; -1 when unknown. */
+static int64_t group_lag(struct api *a, const char *group, const char *topic)
+{
+	char errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *l;
+	int64_t lag = 0;
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr))) {
+		rd_kafka_conf_destroy(conf);
+		return -1;
+	}
+	l = rd_kafka_topic_partition_list_new(EMV_TOPIC_PARTITIONS);
+	for (int p = 0; p < EMV_TOPIC_PARTITIONS; p++)
+		rd_kafka_topic_partition_list_add(l, topic, p);
+	if (rd_kafka_committed(rk, l, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		lag = -1;
+	} else {
+		for (int i = 0; i < l->cnt && lag >= 0; i++) {
+			int64_t lo, hi;
+			if (rd_kafka_query_watermark_offsets(rk, topic, l->elems[i].partition, &lo, &hi, 2000) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR) {
+				lag = -1;
+				break;
+			}
+			/* nothing committed yet: everything since the start is behind */
+			lag += hi - (l->elems[i].offset >= 0 ? l->elems[i].offset : lo);
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_destroy(rk);
+	return lag;
+}
+
+/* Prometheus text exposition; the body goes out as text, not JSON. */
+static void work_metrics(struct task *t, PGconn *c)
+{
+	struct api *a = t->api;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	PGresult *r;
+	static const char *const states[] = { "ingesting", "splitting", "running", "done", "cancelled", "failed" };
+	int64_t lag;
+
+	fprintf(f, "# HELP emailverify_jobs Jobs by state.\n# TYPE emailverify_jobs gauge\n");
+	r = PQexec(c, "SELECT state, count(*) FROM jobs GROUP BY state");
+	for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
+		long n = 0;
+		for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+			if (strcmp(PQgetvalue(r, i, 0), states[s]) == 0)
+				n = atol(PQgetvalue(r, i, 1));
+		fprintf(f, "emailverify_jobs{state=\"%s\"} %ld\n", states[s], n);
+	}
+	PQclear(r);
+	r = PQexec(c, "SELECT coalesce(sum(n_deliverable),0), coalesce(sum(n_undeliverable),0), "
+		      "coalesce(sum(n_risky),0), coalesce(sum(n_unknown),0), "
+		      "coalesce(sum(addresses_total + n_unusable - n_final),0), "
+		      "coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
+		      "state = 'splitting'),0) FROM jobs");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		fprintf(f, "# HELP emailverify_addresses Addresses of existing jobs by final status (pending: not final yet).\n"
+			   "# TYPE emailverify_addresses gauge\n");
+		fprintf(f, "emailverify_addresses{status=\"deliverable\"} %s\n", PQgetvalue(r, 0, 0));
+		fprintf(f, "emailverify_addresses{status=\"undeliverable\"} %s\n", PQgetvalue(r, 0, 1));
+		fprintf(f, "emailverify_addresses{status=\"risky\"} %s\n", PQgetvalue(r, 0, 2));
+		fprintf(f, "emailverify_addresses{status=\"unknown\"} %s\n", PQgetvalue(r, 0, 3));
+		fprintf(f, "emailverify_addresses{status=\"pending\"} %s\n", PQgetvalue(r, 0, 4));
+		fprintf(f, "# HELP emailverify_addresses_in_flight Addresses sent to Kafka in batches without a final result.\n"
+			   "# TYPE emailverify_addresses_in_flight gauge\nemailverify_addresses_in_flight %s\n",
+			PQgetvalue(r, 0, 5));
+	}
+	PQclear(r);
+	if ((lag = group_lag(a, "emailverify-workers", EMV_TOPIC_BATCHES)) >= 0)
+		fprintf(f, "# HELP emailverify_batches_in_flight Batches on Kafka not yet committed by the workers.\n"
+			   "# TYPE emailverify_batches_in_flight gauge\nemailverify_batches_in_flight %" PRId64 "\n", lag);
+	if ((lag = group_lag(a, "emailverify-sink", EMV_TOPIC_RESULTS)) >= 0)
+		fprintf(f, "# HELP emailverify_sink_consumer_lag Results messages not yet stored by the sink.\n"
+			   "# TYPE emailverify_sink_consumer_lag gauge\nemailverify_sink_consumer_lag %" PRId64 "\n", lag);
+	r = PQexec(c, "SELECT ip, provider, region, state FROM ip_state ORDER BY ip, provider");
+	fprintf(f, "# HELP emailverify_ip_state Source IP state per provider (1 for the current state).\n"
+		   "# TYPE emailverify_ip_state gauge\n");
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+		char ip[64], prov[128], reg[64];
+		emv_sanitize(ip, sizeof ip, PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)));
+		emv_sanitize(prov, sizeof prov, PQgetvalue(r, i, 1), strlen(PQgetvalue(r, i, 1)));
+		emv_sanitize(reg, sizeof reg, PQgetvalue(r, i, 2), strlen(PQgetvalue(r, i, 2)));
+		for (char *p = prov; *p; p++)
+			if (*p == '"' || *p == '\\')
+				*p = '_';
+		for (char *p = reg; *p; p++)
+			if (*p == '"' || *p == '\\')
+				*p = '_';
+		fprintf(f, "emailverify_ip_state{ip=\"%s\",provider=\"%s\",region=\"%s\",state=\"%s\"} 1\n", ip, prov,
+			reg, PQgetvalue(r, i, 3));
+	}
+	PQclear(r);
+	fprintf(f, "# HELP emailverify_http_responses_total HTTP answers by status class.\n"
+		   "# TYPE emailverify_http_responses_total counter\n");
+	for (int k = 1; k <= 5; k++)
+		fprintf(f, "emailverify_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", k,
+			__atomic_load_n(&a->http_by_class[k], __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_uploads_total counter\nemailverify_uploads_total %" PRIu64 "\n",
+		__atomic_load_n(&a->uploads_total, __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_upload_rows_total counter\nemailverify_upload_rows_total %" PRIu64 "\n",
+		__atomic_load_n(&a->upload_rows, __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_upload_bytes_total counter\nemailverify_upload_bytes_total %" PRIu64 "\n",
+		__atomic_load_n(&a->upload_bytes, __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_exports_total counter\nemailverify_exports_total %" PRIu64 "\n",
+		__atomic_load_n(&a->exports_total, __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_export_rows_total counter\nemailverify_export_rows_total %" PRIu64 "\n",
+		__atomic_load_n(&a->export_rows, __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_split_batches_total counter\nemailverify_split_batches_total %" PRIu64 "\n",
+		__atomic_load_n(&a->split_batches, __ATOMIC_RELAXED));
+	fprintf(f, "# TYPE emailverify_split_addresses_total counter\nemailverify_split_addresses_total %" PRIu64 "\n",
+		__atomic_load_n(&a->split_addresses, __ATOMIC_RELAXED));
+	fclose(f);
+	t->ctx = buf;
+	t->status = 200;
+	(void)len;
+}
+
+static void done_metrics(struct task *t)
+{
+	struct evbuffer *b;
+	if (t->code[0]) {
+		free(t->ctx);
+		task_done_reply(t);
+		return;
+	}
+	b = evbuffer_new();
+	evbuffer_add(b, t->ctx, strlen(t->ctx));
+	free(t->ctx);
+	evhttp_add_header(evhttp_request_get_output_headers(t->req), "Content-Type", "text/plain; version=0.0.4");
+	api_count_status(t->api, 200);
+	evhttp_send_reply(t->req, 200, "OK", b);
+	evbuffer_free(b);
+	api_task_free(t);
+}
+
+/* ------------------------------------------------------------------ routing */
+
+/* A job id as the ingest makes them (a UUID); anything else cannot exist. */
+static int job_id_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* The bearer token's hash; 0 when there is none usable (then answered). */
+static int bearer(struct evhttp_request *req, unsigned char hash[32])
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	size_t n;
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		api_reply_error(req, 401, "unauthorized", "an Authorization: Bearer token is required");
+		return 0;
+	}
+	h += 7;
+	while (*h == ' ')
+		h++;
+	n = strlen(h);
+	while (n && h[n - 1] == ' ')
+		n--;
+	if (n == 0 || n > EMV_TOKEN_MAX) {
+		api_reply_error(req, 401, "unauthorized", "the token is not valid or has been revoked");
+		return 0;
+	}
+	emv_token_hash(h, n, hash);
+	return 1;
+}
+
+static void submit(struct api *a, struct evhttp_request *req, const unsigned char *hash, const char *id,
+		   void (*work)(struct task *, PGconn *))
+{
+	struct task *t = api_task_new(a, req);
+	if (hash)
+		memcpy(t->token_hash, hash, 32);
+	if (id)
+		emv_strlcpy(t->id, id, sizeof t->id);
+	t->work = work;
+	t->done = task_done_reply;
+	api_task_submit(t);
+}
+
+static void handle_list(struct api *a, struct evhttp_request *req, const unsigned char *hash)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *limit = NULL, *after = NULL;
+	struct task *t;
+	long n = 50;
+
+	TAILQ_INIT(&q);
+	if (query && evhttp_parse_query_str(query, &q) != 0) {
+		api_reply_error(req, 400, "bad_query", "the query string is malformed");
+		return;
+	}
+	limit = evhttp_find_header(&q, "limit");
+	after = evhttp_find_header(&q, "after");
+	if (limit) {
+		char *end;
+		n = strtol(limit, &end, 10);
+		if (*end || n < 1 || n > 1000) {
+			evhttp_clear_headers(&q);
+			api_reply_error(req, 400, "bad_query", "limit must be 1..1000");
+			return;
+		}
+	}
+	if (after && !job_id_valid(after, strlen(after))) {
+		evhttp_clear_headers(&q);
+		api_reply_error(req, 400, "bad_query", "after must be a job id from an earlier page's \"next\"");
+		return;
+	}
+	t = api_task_new(a, req);
+	memcpy(t->token_hash, hash, 32);
+	snprintf(t->arg[0], sizeof t->arg[0], "%ld", n);
+	if (after)
+		emv_strlcpy(t->arg[1], after, sizeof t->arg[1]);
+	evhttp_clear_headers(&q);
+	t->work = work_job_list;
+	t->done = task_done_reply;
+	api_task_submit(t);
+}
+
+static void handle_request(struct evhttp_request *req, void *arg)
+{
+	struct api *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	unsigned char hash[32];
+	char id[80];
+	size_t idlen = 0;
+	int results = 0, check = 0;
+
+	if (!path) {
+		api_reply_error(req, 400, "bad_request", "the request has no path");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
+			goto bad_method;
+		api_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0) {
+		struct task *t;
+		if (m != EVHTTP_REQ_GET)
+			goto bad_method;
+		t = api_task_new(a, req);
+		t->work = path[1] == 'r' ? work_ready : work_metrics;
+		t->done = path[1] == 'r' ? task_done_reply : done_metrics;
+		api_task_submit(t);
+		return;
+	}
+	if (strncmp(path, "/v1/", 4) != 0) {
+		api_reply_error(req, 404, "not_found", "no such endpoint");
+		return;
+	}
+	if (strcmp(path, "/v1/jobs") == 0) {
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_POST)
+			goto bad_method;
+	} else if (strcmp(path, "/v1/check") == 0) {
+		if (m != EVHTTP_REQ_POST)
+			goto bad_method;
+		check = 1;
+	} else if (strncmp(path, "/v1/jobs/", 9) == 0) {
+		const char *p = path + 9;
+		idlen = strcspn(p, "/");
+		if (strcmp(p + idlen, "/results") == 0)
+			results = 1;
+		else if (p[idlen]) {
+			api_reply_error(req, 404, "not_found", "no such endpoint");
+			return;
+		}
+		if (results ? m != EVHTTP_REQ_GET : (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_DELETE))
+			goto bad_method;
+		if (!job_id_valid(p, idlen)) {
+			if (!bearer(req, hash))
+				return;
+			api_reply_error(req, 404, "not_found", "no job '%.64s'", p);
+			return;
+		}
+		memcpy(id, p, idlen);
+		id[idlen] = '\0';
+	} else {
+		api_reply_error(req, 404, "not_found", "no such endpoint");
+		return;
+	}
+	if (!bearer(req, hash))
+		return;
+	{
+		int wait = rate_check(a, hash);
+		if (wait > 0) {
+			char s[16];
+			snprintf(s, sizeof s, "%d", wait);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", s);
+			api_reply_error(req, 429, "rate_limited", "more than %d requests per second with this token",
+					a->p.rate_limit);
+			return;
+		}
+	}
+	if (check) {
+		api_check_start(a, req, hash);
+	} else if (idlen == 0) {
+		if (m == EVHTTP_REQ_POST)
+			api_upload_start(a, req, hash);
+		else
+			handle_list(a, req, hash);
+	} else if (results) {
+		api_export_start(a, req, hash, id);
+	} else {
+		submit(a, req, hash, id, m == EVHTTP_REQ_GET ? work_job_status : work_job_delete);
+	}
+	return;
+bad_method:
+	api_reply_error(req, 405, "method_not_allowed", "%s does not take this method", path);
+}
+
+/* -------------------------------------------------------- split and sink */
+
+void api_split_enqueue(struct api *a, const char *job)
+{
+	struct split_item *it = emv_xcalloc(1, sizeof *it);
+	emv_strlcpy(it->job, job, sizeof it->job);
+	pthread_mutex_lock(&a->split_mu);
+	if (a->stail)
+		a->stail->next = it;
+	else
+		a->shead = it;
+	a->stail = it;
+	pthread_cond_signal(&a->split_cv);
+	pthread_mutex_unlock(&a->split_mu);
+}
+
+/* Jobs are split one at a time, in upload order; a failed split is retried
+ * (it resumes from its cursor) and the job marked failed after 5 tries.
+ * A job whose every row is final once split (all unusable, or the results
+ * raced the split's last commit) is done now: the sink only finishes jobs
+ * it sees results for in state running. */
+static void *split_main(void *arg)
+{
+	struct api *a = arg;
+	PGconn *c = NULL;
+	emv_split_params sp;
+	char err[1024];
+
+	emv_split_params_default(&sp);
+	sp.brokers = a->brokers;
+	sp.batch_max = a->p.batch_max;
+	for (;;) {
+		struct split_item *it;
+		emv_split_stats st;
+		int tries = 0, rc = EMV_ERR;
+		pthread_mutex_lock(&a->split_mu);
+		while (!a->shead && !a->stopping)
+			pthread_cond_wait(&a->split_cv, &a->split_mu);
+		if (a->stopping) {
+			pthread_mutex_unlock(&a->split_mu);
+			break;
+		}
+		it = a->shead;
+		a->shead = it->next;
+		if (!a->shead)
+			a->stail = NULL;
+		pthread_mutex_unlock(&a->split_mu);
+
+		while (rc != EMV_OK && tries++ < 5 && !a->stopping) {
+			if (c && PQstatus(c) != CONNECTION_OK) {
+				PQfinish(c);
+				c = NULL;
+			}
+			if (!c && !(c = api_db_connect(a, err, sizeof err))) {
+				emv_log(EMV_LOG_WARN, "split", "%s", err);
+				sleep(2);
+				continue;
+			}
+			rc = emv_split_job(c, it->job, &sp, &st, err, sizeof err);
+			__atomic_add_fetch(&a->split_batches, st.batches, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&a->split_addresses, st.addresses, __ATOMIC_RELAXED);
+			if (rc != EMV_OK) {
+				emv_log(EMV_LOG_WARN, "split", "job %s: %s (try %d)", it->job, err, tries);
+				if (strstr(err, "not found"))
+					break; /* deleted meanwhile */
+				sleep(2);
+			} else {
+				emv_log(EMV_LOG_INFO, "split", "job %s: %llu addresses in %llu batches in %.2f s", it->job,
+					(unsigned long long)st.addresses, (unsigned long long)st.batches, st.seconds);
+			}
+		}
+		if (c) {
+			const char *v[1] = { it->job };
+			PGresult *r = PQexecParams(
+				c,
+				rc == EMV_OK ?
+				"UPDATE jobs SET state = 'done', finished_at = coalesce(finished_at, now()) "
+				"WHERE id = $1 AND state = 'running' AND n_final >= n_unusable + addresses_total" :
+				"UPDATE jobs SET state = 'failed', finished_at = now() WHERE id = $1 "
+				"AND state IN ('splitting', 'ingesting')",
+				1, NULL, v, NULL, NULL, 0);
+			PQclear(r);
+		}
+		free(it);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+static void *sink_main(void *arg)
+{
+	struct api *a = arg;
+	emv_sink_params kp;
+	emv_sink_stats st;
+	char err[1024];
+
+	emv_sink_params_default(&kp);
+	kp.brokers = a->brokers;
+	while (!a->sink_stop) {
+		PGconn *c = api_db_connect(a, err, sizeof err);
+		if (c) {
+			if (emv_sink_run(c, &kp, &a->sink_stop, &st, err, sizeof err) != EMV_OK)
+				emv_log(EMV_LOG_WARN, "sink", "%s", err);
+			PQfinish(c);
+		} else {
+			emv_log(EMV_LOG_WARN, "sink", "%s", err);
+		}
+		for (int i = 0; i < 20 && !a->sink_stop; i++)
+			usleep(100000);
+	}
+	return NULL;
+}
+
+/* Jobs left in "splitting" by an earlier coordinator are split again (from
+ * their cursor). */
+static void resume_splits(struct api *a, PGconn *c)
+{
+	PGresult *r;
+	/* The embedded Kafka starts empty: batches of jobs still running when
+	 * the last coordinator stopped went with it.  Split those jobs again
+	 * from the start (final results are never overwritten, so addresses
+	 * already verified only cost a repeated probe). */
+	if (a->p.embedded_kafka)
+		PQclear(PQexec(c, "UPDATE jobs SET state = 'splitting', split_done = 0, split_after_domain = NULL, "
+				  "split_after_id = NULL WHERE state = 'running'"));
+	r = PQexec(c, "SELECT id FROM jobs WHERE state = 'splitting' ORDER BY created_at");
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+		emv_log(EMV_LOG_INFO, "split", "resuming job %s", PQgetvalue(r, i, 0));
+		api_split_enqueue(a, PQgetvalue(r, i, 0));
+	}
+	PQclear(r);
+}
+
+/* ------------------------------------------------------------------ serve */
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct api *a = arg;
+	emv_log(EMV_LOG_INFO, "api", "signal %d: stopping", (int)sig);
+	event_base_loopexit(a->base, NULL);
+}
+
+static int write_ready_file(const char *path, const char *listen, const char *brokers, char *err, size_t errlen)
+{
+	char tmp[4096];
+	FILE *f;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if (!(f = fopen(tmp, "w"))) {
+		emv_set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		return EMV_ERR;
+	}
+	fprintf(f, "listen=%s\nbrokers=%s\npid=%d\n", listen, brokers, (int)getpid());
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		emv_set_err(err, errlen, "%s: %s", path, strerror(errno));
+		return EMV_ERR;
+	}
+	return EMV_OK;
+}
+
+static rd_kafka_t *probe_handle(const char *brokers)
+{
+	char errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr)))
+		rd_kafka_conf_destroy(conf);
+	return rk;
+}
+
+int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
+{
+	struct api *a = emv_xcalloc(1, sizeof *a);
+	emv_kafka_mock *mock = NULL;
+	struct evhttp_bound_socket *bound;
+	struct event *sigint = NULL, *sigterm = NULL;
+	char host[256], listen_addr[300];
+	const char *colon;
+	int port, version, rc = EMV_ERR;
+	PGconn *c;
+
+	a->p = *p;
+	if (p->database)
+		emv_strlcpy(a->database, p->database, sizeof a->database);
+	else if (getenv("DATABASE_URL"))
+		emv_strlcpy(a->database, getenv("DATABASE_URL"), sizeof a->database);
+	colon = strrchr(p->listen, ':');
+	if (!colon || colon == p->listen || (size_t)(colon - p->listen) >= sizeof host ||
+	    (port = atoi(colon + 1)) < 0 || port > 65535) {
+		emv_set_err(err, errlen, "--listen %s: give HOST:PORT", p->listen);
+		free(a);
+		return EMV_ERR;
+	}
+	memcpy(host, p->listen, (size_t)(colon - p->listen));
+	host[colon - p->listen] = '\0';
+
+	/* the schema first: the server answers nothing before it is current */
+	if (!(c = emv_db_connect(a->database[0] ? a->database : NULL, err, errlen))) {
+		free(a);
+		return EMV_ERR;
+	}
+	if (emv_db_migrate(c, &version, err, errlen) != EMV_OK) {
+		PQfinish(c);
+		free(a);
+		return EMV_ERR;
+	}
+	if (!(a->lists = emv_lists_load(p->data_dir ? p->data_dir : getenv("EMAILVERIFY_DATA"), err, errlen))) {
+		PQfinish(c);
+		free(a);
+		return EMV_ERR;
+	}
+	if (p->embedded_kafka) {
+		if (!(mock = emv_kafka_mock_new(1, err, errlen)))
+			goto out_early;
+		emv_strlcpy(a->brokers, emv_kafka_mock_bootstraps(mock), sizeof a->brokers);
+	} else if (p->brokers) {
+		emv_strlcpy(a->brokers, p->brokers, sizeof a->brokers);
+	} else {
+		emv_set_err(err, errlen, "give --brokers HOSTS or --embedded-kafka");
+		goto out_early;
+	}
+	a->kafka_probe = probe_handle(a->brokers);
+
+	evthread_use_pthreads();
+	signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error return, not a death */
+	a->base = event_base_new();
+	a->http = evhttp_new(a->base);
+	the_api = a;
+	evhttp_set_gencb(a->http, handle_request, a);
+	evhttp_set_max_body_size(a->http, p->max_upload + 64 * 1024); /* multipart framing on top of the list */
+	evhttp_set_max_headers_size(a->http, 16 * 1024);
+	evhttp_set_timeout(a->http, p->timeout_s);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	evhttp_set_default_content_type(a->http, "application/json");
+	if (!(bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port))) {
+		emv_set_err(err, errlen, "cannot listen on %s: %s", p->listen, strerror(errno));
+		evhttp_free(a->http);
+		event_base_free(a->base);
+		rd_kafka_destroy(a->kafka_probe);
+		goto out_early;
+	}
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		char ip[INET6_ADDRSTRLEN] = "?";
+		getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl);
+		if (ss.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
+			snprintf(listen_addr, sizeof listen_addr, "[%s]:%d", ip,
+				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+			snprintf(listen_addr, sizeof listen_addr, "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		}
+	}
+
+	a->buckets = emv_xcalloc(RATE_TABLE, sizeof *a->buckets);
+	a->nbuckets = RATE_TABLE;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	pthread_mutex_init(&a->done_mu, NULL);
+	pthread_mutex_init(&a->split_mu, NULL);
+	pthread_cond_init(&a->split_cv, NULL);
+	a->done_ev = event_new(a->base, -1, EV_PERSIST, on_tasks_done, a);
+	a->npool = p->db_threads > 0 ? p->db_threads : 1;
+	a->pool = emv_xcalloc((size_t)a->npool, sizeof *a->pool);
+	for (int i = 0; i < a->npool; i++)
+		pthread_create(&a->pool[i], NULL, pool_main, a);
+	pthread_create(&a->split_th, NULL, split_main, a);
+	resume_splits(a, c);
+	PQfinish(c);
+	c = NULL;
+	if (!p->no_sink) {
+		pthread_create(&a->sink_th, NULL, sink_main, a);
+		a->sink_running = 1;
+	}
+	{
+		emv_webhook_params wp;
+		emv_webhook_params_default(&wp);
+		wp.database = a->database;
+		wp.progress_step = p->webhook_progress;
+		wp.max_attempts = p->webhook_attempts;
+		wp.backoff_ms = p->webhook_backoff_ms;
+		wp.timeout_s = p->webhook_timeout_s;
+		wp.allow_private = p->webhook_allow_private;
+		a->webhooks = emv_webhooks_start(&wp);
+	}
+	sigint = evsignal_new(a->base, SIGINT, on_stop_signal, a);
+	sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+
+	if (p->ready_file && write_ready_file(p->ready_file, listen_addr, a->brokers, err, errlen) != EMV_OK)
+		goto stop;
+	emv_log(EMV_LOG_INFO, "api", "serving on http://%s (schema %d, Kafka %s%s)", listen_addr, version, a->brokers,
+		mock ? ", embedded" : "");
+	fprintf(stderr, "emailverify-coordinator: serving on http://%s, brokers %s\n", listen_addr, a->brokers);
+	event_base_dispatch(a->base);
+	rc = EMV_OK;
+
+stop:
+	/* Stop the threads that finish quickly.  Uploads still being ingested
+	 * and exports still streaming are abandoned with the process: their
+	 * transactions roll back when the connections drop. */
+	emv_webhooks_stop(a->webhooks);
+	a->sink_stop = 1;
+	if (a->sink_running)
+		pthread_join(a->sink_th, NULL);
+	if (a->pool) {
+		pthread_mutex_lock(&a->mu);
+		a->stopping = 1;
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_mutex_lock(&a->split_mu);
+		pthread_cond_broadcast(&a->split_cv);
+		pthread_mutex_unlock(&a->split_mu);
+		for (int i = 0; i < a->npool; i++)
+			pthread_join(a->pool[i], NULL);
+		/* a split in progress is not waited for: it resumes from its
+		 * cursor at the next start (resume_splits) */
+	}
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	if (p->ready_file)
+		unlink(p->ready_file);
+	fflush(stdout);
+	/* Requests still in a thread's hands would be answered into a freed
+	 * server, and the embedded Kafka must outlive every client of this
+	 * process: leave evhttp, the base and the mock to the process exit. */
+	if (rc != EMV_OK)
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+	_exit(rc == EMV_OK ? 0 : 1);
+out_early:
+	PQfinish(c);
+	emv_lists_free(a->lists);
+	emv_kafka_mock_free(mock);
+	free(a);
+	return EMV_ERR;
+}

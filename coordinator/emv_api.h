@@ -1,0 +1,65 @@
+/*
+ * emv_api.h - the coordinator's HTTP API (issue 5, design §1 and §6):
+ * `emailverify-coordinator serve`.
+ *
+ *   POST   /v1/jobs                   upload a list (CSV/plain, raw body or
+ *                                     multipart/form-data) -> 201 job
+ *   GET    /v1/jobs                   the tenant's jobs, newest first, paged
+ *   GET    /v1/jobs/{id}              state, counts by status and reason,
+ *                                     percent done, rate, ETA
+ *   DELETE /v1/jobs/{id}              cancel the job and delete its rows
+ *   GET    /v1/jobs/{id}/results      streamed export (csv|jsonl, status filter)
+ *   POST   /v1/check                  one address, answered within a bounded wait
+ *                                     (200 with the result, or 202 with a job id)
+ *   GET    /metrics /healthz /readyz  operators (no token)
+ *
+ * One libevent loop runs evhttp; it never waits for PostgreSQL: queries run
+ * in a small pool of threads with a connection each, uploads are ingested
+ * (COPY) by a thread per upload fed through a pipe, every export has a
+ * thread and a connection of its own that formats the next chunk only when
+ * the previous one has left the socket, and splitting jobs into Kafka
+ * batches, storing results (the sink) and delivering webhooks have threads
+ * of their own.  Tokens are checked against api_tokens (hashes only); a
+ * tenant sees only its jobs (another tenant's job is 404).  Every error is
+ * {"error":{"code":...,"message":...}}.
+ *
+ * Limits are named settings (emv_api_params_default()).  libevent 2.1's
+ * evhttp hands a server request to the application only once its body is
+ * complete: an upload is therefore held in memory up to max_upload bytes
+ * (at most max_uploads at once) before it is streamed into the ingest; see
+ * docs/api.md.
+ */
+#ifndef EMV_API_H
+#define EMV_API_H
+
+#include <stdint.h>
+
+typedef struct {
+	const char *listen;         /* HOST:PORT (port 0: any free port) */
+	const char *database;       /* libpq conninfo; NULL: $DATABASE_URL */
+	const char *brokers;        /* Kafka bootstrap servers; NULL with embedded_kafka */
+	int embedded_kafka;         /* start librdkafka's mock cluster in this process */
+	const char *data_dir;       /* lists (role, disposable, ...); NULL: default */
+	const char *ready_file;     /* written once serving: listen=..., brokers=... */
+	int64_t max_upload;         /* bytes of one upload body (64 MiB) */
+	int max_uploads;            /* uploads being received/ingested at once (4) */
+	int db_threads;             /* query threads (2) */
+	int timeout_s;              /* evhttp read/write timeout per connection (30) */
+	int rate_limit;             /* requests per second per token (20; 0: none) */
+	int rate_burst;             /* bucket size (40) */
+	int batch_max;              /* addresses per Kafka batch (500) */
+	int webhook_progress;       /* progress webhook every N percent (25; 0: only completion) */
+	int webhook_attempts;       /* attempts per delivery (6) */
+	int webhook_backoff_ms;     /* first retry delay, doubled each time (2000) */
+	int webhook_timeout_s;      /* per attempt (10) */
+	int webhook_allow_private;  /* allow callbacks to loopback/private addresses (tests) */
+	int no_sink;                /* do not run the results sink in this process */
+} emv_api_params;
+
+void emv_api_params_default(emv_api_params *p);
+
+/* Serve until SIGINT/SIGTERM.  Returns EMV_OK, or EMV_ERR with the reason
+ * when the server could not start. */
+int emv_api_serve(const emv_api_params *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * emv_webhook.h - job webhooks (issue 5): a POST of JSON to the job's
+ * callback_url when the job finishes, and when its progress passes each
+ * step of progress_step percent.
+ *
+ * Deliveries are queued in PostgreSQL (webhook_deliveries, one per job,
+ * event and percentage, its body fixed when queued) and sent by a thread
+ * with an event loop and an evhttp client of its own.  Every attempt is a
+ * webhook_attempts row; a delivery that gets no 2xx is retried after
+ * backoff_ms, doubled each time, up to max_attempts, then marked failed.
+ * Each attempt is signed:
+ *
+ *   X-Emailverify-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t "." body)>
+ *
+ * The callback host is resolved here and connected to by address (no
+ * second lookup); loopback, private and reserved addresses are refused
+ * unless allow_private.  Replies are read with bounds (16 KiB of headers,
+ * 64 KiB of body) and a timeout.
+ */
+#ifndef EMV_WEBHOOK_H
+#define EMV_WEBHOOK_H
+
+#include <stddef.h>
+
+typedef struct {
+	const char *database;     /* libpq conninfo */
+	int progress_step;        /* percent (25); 0: completion only */
+	int max_attempts;         /* (6) */
+	int backoff_ms;           /* first retry after (2000) */
+	int timeout_s;            /* per attempt (10) */
+	int allow_private;        /* callbacks to loopback/private addresses (tests) */
+	int poll_ms;              /* how often the queue is looked at (500) */
+} emv_webhook_params;
+
+void emv_webhook_params_default(emv_webhook_params *p);
+
+typedef struct emv_webhooks emv_webhooks;
+
+emv_webhooks *emv_webhooks_start(const emv_webhook_params *p);
+void emv_webhooks_stop(emv_webhooks *w);
+
+/* The signature header value for body at unix time t (for tests and docs). */
+void emv_webhook_sign(const char *secret, long long t, const char *body, size_t len, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,1137 @@
+/*
+ * api_http.c - the coordinator's HTTP API (issue 5) over real HTTP (curl)
+ * against the real `emailverify-coordinator serve` with its embedded Kafka
+ * (librdkafka's mock cluster), a real PostgreSQL (fixture "pg", in a
+ * database of its own) and a real emailverify-worker resolving through the
+ * fixture "apidns" (unbound on 127.0.0.1:5401: null-MX and NXDOMAIN
+ * domains, so every verdict is final without SMTP).
+ *
+ * A webhook receiver runs in this process on 127.0.0.1:18100; it answers
+ * 500 to the first request it gets and 200 after, and the test checks the
+ * HMAC signature of every request it received.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "cluster_harness.h"
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <openssl/hmac.h>
+
+#define PORT       18081
+#define PORT_RL    18082
+#define HOOK_PORT  18100
+#define SECRET     "s3cr3t-for-tests"
+#define RUN        EMV_CLUSTER_RUN "/api-run"
+
+static char db_url[512], db_rl_url[512], dns[64], tok_acme[128], tok_other[128], tok_revoked[128];
+static char base_url[64], brokers[256];
+static pid_t server_pid, server_rl_pid, worker_pid;
+
+/* ------------------------------------------------------------------ helpers */
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	if (len)
+		*len = (size_t)n;
+	return buf;
+}
+
+static void write_file(const char *path, const char *data)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(data, f);
+	fclose(f);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * curl METHOD URL with the token (NULL: none) and extra arguments; the
+ * body into *body (malloc'd, NUL-terminated), the status returned.
+ */
+static int http(const char *method, const char *url, const char *token, const char *const *extra, char **body)
+{
+	const char *argv[48];
+	char out[64], auth[300];
+	const char *bodyfile = RUN "/body.out";
+	int n = 0, rc;
+
+	argv[n++] = "/usr/bin/curl";
+	argv[n++] = "-sS";
+	argv[n++] = "-m";
+	argv[n++] = "60";
+	argv[n++] = "-X";
+	argv[n++] = method;
+	argv[n++] = "-o";
+	argv[n++] = bodyfile;
+	argv[n++] = "-w";
+	argv[n++] = "%{http_code}";
+	if (token) {
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+		argv[n++] = "-H";
+		argv[n++] = auth;
+	}
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n++] = url;
+	argv[n] = NULL;
+	unlink(bodyfile);
+	rc = run_argv(out, sizeof out, argv);
+	if (rc != 0 && rc != 18 /* partial file: checked by the caller */)
+		fail_msg("curl %s %s: exit %d", method, url, rc);
+	if (body)
+		*body = access(bodyfile, F_OK) == 0 ? slurp(bodyfile, NULL) : strdup("");
+	return atoi(out);
+}
+
+static int get(const char *path, const char *token, char **body)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "%s%s", base_url, path);
+	return http("GET", url, token, NULL, body);
+}
+
+static json_t *parse(const char *body)
+{
+	json_error_t e;
+	json_t *j = json_loads(body, 0, &e);
+	if (!j)
+		fail_msg("not JSON (%s): %.300s", e.text, body);
+	return j;
+}
+
+/* The body is {"error":{"code":code,"message":...}}. */
+static void assert_error(const char *body, const char *code)
+{
+	json_t *j = parse(body), *e = json_object_get(j, "error");
+	if (!e || !json_is_string(json_object_get(e, "code")) || !json_is_string(json_object_get(e, "message")))
+		fail_msg("not an error body: %s", body);
+	if (strcmp(json_string_value(json_object_get(e, "code")), code) != 0)
+		fail_msg("error code %s, expected %s (%s)", json_string_value(json_object_get(e, "code")), code, body);
+	json_decref(j);
+}
+
+/* Upload a file (raw body) with query string q; the job id into id. */
+static int upload_raw(const char *file, const char *q, const char *token, char **body)
+{
+	char url[1024], data[600];
+	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+	snprintf(url, sizeof url, "%s/v1/jobs%s%s", base_url, q ? "?" : "", q ? q : "");
+	snprintf(data, sizeof data, "@%s", file);
+	return http("POST", url, token, extra, body);
+}
+
+static void job_id_of(const char *body, char *id, size_t idlen)
+{
+	json_t *j = parse(body);
+	assert_true(json_is_string(json_object_get(j, "id")));
+	snprintf(id, idlen, "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+}
+
+/* Poll GET /v1/jobs/ID until its state is `state`; the last body kept. */
+static json_t *wait_state(const char *id, const char *state, int timeout_s)
+{
+	char path[256];
+	uint64_t t0 = now_ms();
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	for (;;) {
+		char *body;
+		json_t *j;
+		assert_int_equal(get(path, tok_acme, &body), 200);
+		j = parse(body);
+		free(body);
+		if (strcmp(json_string_value(json_object_get(j, "state")), state) == 0)
+			return j;
+		if (now_ms() - t0 > (uint64_t)timeout_s * 1000)
+			fail_msg("job %s still %s after %d s", id, json_string_value(json_object_get(j, "state")), timeout_s);
+		json_decref(j);
+		usleep(200000);
+	}
+}
+
+static long sql_long(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r = PQexec(c, sql);
+	long v;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+static pid_t spawn_logged(const char *const *argv, const char *log)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void stop_child(pid_t *pid)
+{
+	int st;
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = 0;
+			return;
+		}
+		usleep(100000);
+	}
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &st, 0);
+	*pid = 0;
+}
+
+/* Start a server; wait for its ready file; its brokers into b (if given). */
+static pid_t start_server(const char *const *argv, const char *ready, const char *log, char *b, size_t blen)
+{
+	pid_t pid;
+	unlink(ready);
+	pid = spawn_logged(argv, log);
+	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			fail_msg("the server exited at start; see %s", log);
+		usleep(100000);
+	}
+	if (access(ready, F_OK) != 0)
+		fail_msg("the server did not become ready in 30 s; see %s", log);
+	if (b)
+		env_value(ready, "brokers", b, blen);
+	return pid;
+}
+
+static void token(const char *url, const char *tenant, char *out, size_t outlen)
+{
+	const char *argv[] = { EMV_COORDINATOR, "token", "create", "--database", url, "--tenant", tenant, NULL };
+	assert_int_equal(run_argv(out, outlen, argv), 0);
+	out[strcspn(out, "\n")] = '\0';
+	assert_int_equal(strncmp(out, "ev_", 3), 0);
+}
+
+/* ------------------------------------------------------- webhook receiver */
+
+struct hook {
+	char event[32], signature[160], delivery[24];
+	char *body;
+	int status_sent;
+};
+
+static struct hook hooks[64];
+static int nhooks, hook_listen = -1;
+static volatile int hook_stop;
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t hook_th;
+
+static void header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+	const char *p = strcasestr(head, name);
+	out[0] = '\0';
+	if (!p)
+		return;
+	p += strlen(name);
+	while (*p == ' ')
+		p++;
+	snprintf(out, outlen, "%.*s", (int)strcspn(p, "\r\n"), p);
+}
+
+static void *hook_main(void *arg)
+{
+	while (!hook_stop) {
+		struct pollfd pfd = { hook_listen, POLLIN, 0 };
+		char buf[65536], cl[24];
+		size_t n = 0, need;
+		char *end;
+		int fd, status;
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if ((fd = accept(hook_listen, NULL, NULL)) < 0)
+			continue;
+		while (n < sizeof buf - 1) {
+			ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+			buf[n] = '\0';
+			if ((end = strstr(buf, "\r\n\r\n"))) {
+				header_value(buf, "\r\nContent-Length:", cl, sizeof cl);
+				need = (size_t)(end + 4 - buf) + (size_t)atol(cl);
+				if (n >= need)
+					break;
+			}
+		}
+		buf[n] = '\0';
+		pthread_mutex_lock(&hook_mu);
+		status = nhooks == 0 ? 500 : 200; /* the first delivery fails: it must be retried */
+		if (nhooks < 64 && (end = strstr(buf, "\r\n\r\n"))) {
+			struct hook *h = &hooks[nhooks++];
+			*end = '\0';
+			header_value(buf, "\r\nX-Emailverify-Event:", h->event, sizeof h->event);
+			header_value(buf, "\r\nX-Emailverify-Signature:", h->signature, sizeof h->signature);
+			header_value(buf, "\r\nX-Emailverify-Delivery:", h->delivery, sizeof h->delivery);
+			h->body = strdup(end + 4);
+			h->status_sent = status;
+		}
+		pthread_mutex_unlock(&hook_mu);
+		snprintf(buf, sizeof buf, "HTTP/1.1 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", status);
+		if (write(fd, buf, strlen(buf)) < 0)
+			perror("hook write");
+		close(fd);
+	}
+	return NULL;
+}
+
+static void hook_start(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(HOOK_PORT) };
+	int one = 1;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	hook_listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(hook_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(hook_listen, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(hook_listen, 16) != 0)
+		fail_msg("webhook receiver: cannot listen on 127.0.0.1:%d: %s", HOOK_PORT, strerror(errno));
+	pthread_create(&hook_th, NULL, hook_main, NULL);
+}
+
+/* The signature header is t=<unix>,v1=<hex HMAC-SHA256(secret, t "." body)>. */
+static void assert_signature(const struct hook *h, const char *secret)
+{
+	unsigned char mac[32];
+	unsigned int len = 32;
+	char t[24], hex[65], *msg;
+	const char *v1;
+	long long ts;
+	assert_int_equal(strncmp(h->signature, "t=", 2), 0);
+	ts = atoll(h->signature + 2);
+	assert_true(llabs(ts - (long long)time(NULL)) < 120);
+	v1 = strstr(h->signature, ",v1=");
+	assert_non_null(v1);
+	snprintf(t, sizeof t, "%lld", ts);
+	msg = malloc(strlen(t) + 1 + strlen(h->body) + 1);
+	sprintf(msg, "%s.%s", t, h->body);
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)msg, strlen(msg), mac, &len);
+	free(msg);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", mac[i]);
+	if (strcmp(v1 + 4, hex) != 0)
+		fail_msg("webhook signature %s does not match the body (expected v1=%s)", h->signature, hex);
+}
+
+/* Wait for a webhook of job `id` with event `event`; its index. */
+static int wait_hook(const char *id, const char *event, int status, int timeout_s)
+{
+	uint64_t t0 = now_ms();
+	for (;;) {
+		pthread_mutex_lock(&hook_mu);
+		for (int i = 0; i < nhooks; i++)
+			if (strcmp(hooks[i].event, event) == 0 && hooks[i].status_sent == status &&
+			    strstr(hooks[i].body, id)) {
+				pthread_mutex_unlock(&hook_mu);
+				return i;
+			}
+		pthread_mutex_unlock(&hook_mu);
+		if (now_ms() - t0 > (uint64_t)timeout_s * 1000)
+			fail_msg("no %s webhook answered %d for job %s in %d s", event, status, id, timeout_s);
+		usleep(100000);
+	}
+}
+
+/* --------------------------------------------------------------- fixtures */
+
+static void fresh_db(const char *admin, const char *name, const char *pg_url, char *url, size_t urllen)
+{
+	PGconn *c = PQconnectdb(admin);
+	char sql[256];
+	PGresult *r;
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("%s: %s", admin, PQerrorMessage(c));
+	snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	PQclear(PQexec(c, sql));
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s OWNER emailverify", name);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+	/* same server and role, the other database */
+	snprintf(url, urllen, "%.*s/%s", (int)(strrchr(pg_url, '/') - pg_url), pg_url, name);
+}
+
+static int setup(void **state)
+{
+	char admin[512], pg_url[512], out[256], listen[32], listen_rl[32];
+	mkdir(RUN, 0755);
+	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
+	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_ADMIN_URL", admin, sizeof admin);
+	env_value(EMV_CLUSTER_RUN "/apidns-run/apidns.env", "EMV_APIDNS", dns, sizeof dns);
+	fresh_db(admin, "emv_api", pg_url, db_url, sizeof db_url);
+	fresh_db(admin, "emv_api_rl", pg_url, db_rl_url, sizeof db_rl_url);
+	token(db_url, "acme", tok_acme, sizeof tok_acme);
+	token(db_url, "other", tok_other, sizeof tok_other);
+	token(db_url, "acme", tok_revoked, sizeof tok_revoked);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "token", "revoke", "--database", db_url, "3", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+	}
+	hook_start();
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT);
+	snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", PORT);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready", "--max-upload", "200000",
+				       "--webhook-allow-private", "--webhook-progress", "50", "--webhook-backoff", "300",
+				       "--batch-max", "3", "--rate-limit", "1000", "--rate-burst", "1000", NULL };
+		server_pid = start_server(argv, RUN "/ready", RUN "/server.log", brokers, sizeof brokers);
+	}
+	snprintf(listen_rl, sizeof listen_rl, "127.0.0.1:%d", PORT_RL);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen_rl, "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-rl", "--rate-limit", "2",
+				       "--rate-burst", "4", "--no-sink", NULL };
+		server_rl_pid = start_server(argv, RUN "/ready-rl", RUN "/server-rl.log", NULL, 0);
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	stop_child(&worker_pid);
+	stop_child(&server_pid);
+	stop_child(&server_rl_pid);
+	hook_stop = 1;
+	if (hook_listen >= 0) {
+		pthread_join(hook_th, NULL);
+		close(hook_listen);
+	}
+	return 0;
+}
+
+static void start_worker(void)
+{
+	const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "api-test", "--dns", dns,
+			       "--allow-private-mx", "--timeout", "5", "--session-timeout", "6000", NULL };
+	if (!worker_pid)
+		worker_pid = spawn_logged(argv, RUN "/worker.log");
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* No token, a malformed header, an unknown token, a revoked one: 401 with
+ * a JSON error, on every endpoint that needs a token; health needs none. */
+static void do_test_auth(void **state)
+{
+	char *body, url[256];
+	const char *bad_scheme[] = { "-H", "Authorization: Basic dXNlcjpwYXNz", NULL };
+	const char *const paths[] = { "/v1/jobs", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000",
+				      "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results" };
+
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		assert_int_equal(get(paths[i], NULL, &body), 401);
+		assert_error(body, "unauthorized");
+		free(body);
+		assert_int_equal(get(paths[i], "ev_not-a-real-token", &body), 401);
+		assert_error(body, "unauthorized");
+		free(body);
+		assert_int_equal(get(paths[i], tok_revoked, &body), 401);
+		assert_error(body, "unauthorized");
+		free(body);
+	}
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+	assert_int_equal(http("GET", url, NULL, bad_scheme, &body), 401);
+	assert_error(body, "unauthorized");
+	free(body);
+	assert_int_equal(http("POST", url, "ev_wrong", NULL, &body), 401);
+	assert_error(body, "unauthorized");
+	free(body);
+	assert_int_equal(get("/v1/jobs", tok_acme, &body), 200);
+	free(body);
+	assert_int_equal(get("/healthz", NULL, &body), 200);
+	free(body);
+	assert_int_equal(get("/nope", tok_acme, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
+	assert_int_equal(http("PUT", url, tok_acme, NULL, &body), 405);
+	assert_error(body, "method_not_allowed");
+	free(body);
+}
+
+/*
+ * Upload (multipart, with a name and a callback) -> progress -> done ->
+ * export, with SQL-looking text stored and exported verbatim, and the
+ * webhooks: a progress one at 50 % (the unusable half is final at once;
+ * the worker is not running yet), refused once by the receiver and
+ * retried, then the completion one; every attempt signed and recorded.
+ */
+static void do_test_round_trip(void **state)
+{
+	const char *list = RUN "/round.csv";
+	char *body, id[64], url[512], path[256], f1[600], f2[300], f3[300], f4[300];
+	json_t *j, *counts, *reasons;
+	int h;
+
+	write_file(list,
+		   "email,note\n"
+		   "a1@nullmx.api.test,first\n"
+		   "o'brien@nullmx.api.test,\"'; DROP TABLE results; --\"\n"
+		   "bad address,x\n"
+		   "x@nothere.api.test,\"Robert'); DROP TABLE jobs;--\"\n"
+		   "\"'; DELETE FROM addresses; --\"@nullmx.api.test,quoted local part\n"
+		   "also bad,y\n"
+		   "a1@NULLMX.api.test,dup of row 1 (domain case)\n"
+		   "still bad,z\n"
+		   "no at sign,w\n"
+		   "again bad,v\n");
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+	snprintf(f1, sizeof f1, "file=@%s;type=text/csv", list);
+	snprintf(f2, sizeof f2, "name='; DROP TABLE jobs; --");
+	snprintf(f3, sizeof f3, "callback_url=http://127.0.0.1:%d/hooks/emv?x=1", HOOK_PORT);
+	snprintf(f4, sizeof f4, "callback_secret=%s", SECRET);
+	{
+		/* --form-string: curl reads ';' in -F values as its own syntax */
+		const char *extra[] = { "-F", f1, "--form-string", f2, "--form-string", f3, "--form-string", f4, NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 201);
+	}
+	j = parse(body);
+	free(body);
+	snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+	assert_string_equal(json_string_value(json_object_get(j, "name")), "'; DROP TABLE jobs; --");
+	assert_int_equal(json_integer_value(json_object_get(j, "rows")), 10);
+	assert_int_equal(json_integer_value(json_object_get(j, "addresses")), 4);
+	assert_int_equal(json_integer_value(json_object_get(j, "duplicates")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "invalid")), 5);
+	assert_true(json_is_true(json_object_get(j, "callback")));
+	json_decref(j);
+
+	/* split (no worker yet): 5 of 9 rows final = 55 % -> the 50 % webhook,
+	 * refused once (500) and delivered on the retry */
+	j = wait_state(id, "running", 30);
+	assert_int_equal(json_integer_value(json_object_get(j, "done")), 5);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 9);
+	assert_true(json_real_value(json_object_get(j, "percent")) > 55 &&
+		    json_real_value(json_object_get(j, "percent")) < 56);
+	json_decref(j);
+	wait_hook(id, "job.progress", 500, 15);
+	h = wait_hook(id, "job.progress", 200, 15);
+	assert_signature(&hooks[h], SECRET);
+	j = parse(hooks[h].body);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "job"), "percent")), 50);
+	json_decref(j);
+
+	/* the worker verifies the rest: null MX and NXDOMAIN, final at once */
+	start_worker();
+	j = wait_state(id, "done", 90);
+	assert_int_equal(json_integer_value(json_object_get(j, "done")), 9);
+	assert_true(json_real_value(json_object_get(j, "percent")) == 100.0);
+	assert_int_equal(json_integer_value(json_object_get(j, "eta_s")), 0);
+	assert_true(json_is_string(json_object_get(j, "finished_at")));
+	counts = json_object_get(j, "counts");
+	assert_int_equal(json_integer_value(json_object_get(counts, "undeliverable")), 9);
+	assert_int_equal(json_integer_value(json_object_get(counts, "deliverable")), 0);
+	reasons = json_object_get(json_object_get(j, "reasons"), "undeliverable");
+	assert_int_equal(json_integer_value(json_object_get(reasons, "invalid_syntax")), 5);
+	assert_int_equal(json_integer_value(json_object_get(reasons, "null_mx")), 3);
+	assert_int_equal(json_integer_value(json_object_get(reasons, "no_domain")), 1);
+	json_decref(j);
+
+	h = wait_hook(id, "job.completed", 200, 15);
+	assert_signature(&hooks[h], SECRET);
+	j = parse(hooks[h].body);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "job"), "state")), "done");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "job"), "name")),
+			    "'; DROP TABLE jobs; --");
+	json_decref(j);
+	{
+		char sql[512];
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
+					  "'delivered'", id);
+		assert_int_equal(sql_long(db_url, sql), 2);
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+					  "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress'", id);
+		assert_int_equal(sql_long(db_url, sql), 2);
+		snprintf(sql, sizeof sql, "SELECT http_status FROM webhook_attempts a JOIN webhook_deliveries d ON "
+					  "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress' "
+					  "AND a.attempt = 1", id);
+		assert_int_equal(sql_long(db_url, sql), 500);
+	}
+
+	/* the export, in input order, the SQL-looking text verbatim */
+	snprintf(path, sizeof path, "/v1/jobs/%s/results", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	{
+		const char *expect[] = {
+			"a1@nullmx.api.test,undeliverable,null_mx,",
+			"o'brien@nullmx.api.test,undeliverable,null_mx,",
+			"bad address,undeliverable,invalid_syntax,",
+			"x@nothere.api.test,undeliverable,no_domain,",
+			"\"\"\"'; DELETE FROM addresses; --\"\"@nullmx.api.test\",undeliverable,null_mx,",
+			"also bad,undeliverable,invalid_syntax,",
+			"a1@nullmx.api.test,undeliverable,null_mx,",
+		};
+		char *save, *line = strtok_r(body, "\n", &save);
+		assert_int_equal(strncmp(line, "email,status,reason,", 20), 0);
+		for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+			line = strtok_r(NULL, "\n", &save);
+			assert_non_null(line);
+			if (strncmp(line, expect[i], strlen(expect[i])) != 0)
+				fail_msg("export row %zu: expected '%s...', got '%s'", i + 1, expect[i], line);
+			if (i == 1)
+				assert_non_null(strstr(line, "\"o'brien@nullmx.api.test,'; DROP TABLE results; --\""));
+			if (i == 3)
+				assert_non_null(strstr(line, "\"x@nothere.api.test,Robert'); DROP TABLE jobs;--\""));
+		}
+		free(body);
+	}
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?format=jsonl&status=undeliverable", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	{
+		int n = 0;
+		char *save;
+		for (char *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+			json_t *r = parse(line);
+			assert_string_equal(json_string_value(json_object_get(r, "status")), "undeliverable");
+			if (n == 4)
+				assert_string_equal(json_string_value(json_object_get(r, "email")),
+						    "\"'; DELETE FROM addresses; --\"@nullmx.api.test");
+			json_decref(r);
+		}
+		assert_int_equal(n, 10);
+		free(body);
+	}
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?status=deliverable", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	assert_int_equal((int)strlen(body), (int)strcspn(body, "\n") + 1); /* only the header */
+	free(body);
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?format=xml", id);
+	assert_int_equal(get(path, tok_acme, &body), 400);
+	assert_error(body, "bad_query");
+	free(body);
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?status=great", id);
+	assert_int_equal(get(path, tok_acme, &body), 400);
+	assert_error(body, "bad_query");
+	free(body);
+	/* the tables the input talked about are all still there */
+	assert_int_equal(sql_long(db_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+					 "'public' AND table_name IN ('jobs', 'addresses', 'results')"), 3);
+}
+
+/* Another tenant's job does not exist for them: 404 on every endpoint, not
+ * in their list; its owner still has it. */
+static void do_test_tenant_isolation(void **state)
+{
+	const char *list = RUN "/tenant.csv";
+	char *body, id[64], path[256], url[256];
+	write_file(list, "email\nt1@nullmx.api.test\n");
+	assert_int_equal(upload_raw(list, "name=mine", tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	assert_int_equal(get(path, tok_other, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
+	snprintf(path, sizeof path, "/v1/jobs/%s/results", id);
+	assert_int_equal(get(path, tok_other, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
+	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
+	assert_int_equal(http("DELETE", url, tok_other, NULL, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
+	assert_int_equal(get("/v1/jobs", tok_other, &body), 200);
+	assert_null(strstr(body, id));
+	free(body);
+	assert_int_equal(get("/v1/jobs?limit=1000", tok_acme, &body), 200);
+	assert_non_null(strstr(body, id));
+	free(body);
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	free(body);
+}
+
+/* Paging: newest first, `next` leads to the rest, no job twice. */
+static void do_test_list_paging(void **state)
+{
+	const char *list = RUN "/page.csv";
+	char *body, path[256], seen[8][64];
+	int n = 0;
+	write_file(list, "p@nothere.api.test\n");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(upload_raw(list, NULL, tok_other, &body), 201);
+		free(body);
+	}
+	snprintf(path, sizeof path, "/v1/jobs?limit=2");
+	for (int page = 0; page < 4; page++) {
+		json_t *j, *next;
+		size_t i;
+		json_t *job;
+		assert_int_equal(get(path, tok_other, &body), 200);
+		j = parse(body);
+		free(body);
+		json_array_foreach(json_object_get(j, "jobs"), i, job) {
+			for (int k = 0; k < n; k++)
+				assert_string_not_equal(seen[k], json_string_value(json_object_get(job, "id")));
+			snprintf(seen[n++], sizeof seen[0], "%s", json_string_value(json_object_get(job, "id")));
+		}
+		next = json_object_get(j, "next");
+		if (json_is_null(next)) {
+			json_decref(j);
+			break;
+		}
+		snprintf(path, sizeof path, "/v1/jobs?limit=2&after=%s", json_string_value(next));
+		json_decref(j);
+	}
+	assert_int_equal(n, 3);
+	assert_int_equal(get("/v1/jobs?limit=0", tok_other, &body), 400);
+	assert_error(body, "bad_query");
+	free(body);
+}
+
+/* Unusable uploads: 400 saying why; a list over the limit: 413; the
+ * server goes on serving. */
+static void do_test_bad_uploads(void **state)
+{
+	char *body, url[256], data[256];
+	const char *bin = RUN "/bin.dat", *noemail = RUN "/noemail.csv", *empty = RUN "/empty.csv";
+	const char *over = RUN "/over.csv", *huge = RUN "/huge.csv";
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+
+	{
+		FILE *f = fopen(bin, "wb");
+		for (int i = 0; i < 4096; i++)
+			fputc(i % 7 == 0 ? 0 : 'a' + i % 26, f);
+		fclose(f);
+	}
+	assert_int_equal(upload_raw(bin, NULL, tok_acme, &body), 400);
+	assert_error(body, "unusable_file");
+	assert_non_null(strstr(body, "binary"));
+	free(body);
+	write_file(noemail, "name,phone\nbob,123\nalice,456\n");
+	assert_int_equal(upload_raw(noemail, NULL, tok_acme, &body), 400);
+	assert_error(body, "unusable_file");
+	assert_non_null(strstr(body, "no email column"));
+	free(body);
+	write_file(empty, "");
+	assert_int_equal(upload_raw(empty, NULL, tok_acme, &body), 400);
+	assert_error(body, "unusable_file");
+	free(body);
+
+	/* malformed multipart: no closing boundary, no list part, no boundary */
+	{
+		const char *extra[] = { "-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
+					"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n"
+					"email\na@nullmx.api.test\n",
+					NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_multipart");
+		free(body);
+	}
+	{
+		const char *extra[] = { "-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
+					"--XyZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--XyZ--\r\n",
+					NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_multipart");
+		assert_non_null(strstr(body, "file"));
+		free(body);
+	}
+	{
+		const char *extra[] = { "-H", "Content-Type: multipart/form-data", "--data-binary", "email\n", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_multipart");
+		free(body);
+	}
+	{
+		const char *extra[] = { "-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
+					"--XyZ\r\nno blank line after the headers", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_multipart");
+		free(body);
+	}
+	/* a callback without a secret, and one that is not http:// */
+	{
+		char q[256];
+		write_file(RUN "/ok.csv", "email\nq@nullmx.api.test\n");
+		snprintf(q, sizeof q, "callback_url=http://127.0.0.1:%d/", HOOK_PORT);
+		assert_int_equal(upload_raw(RUN "/ok.csv", q, tok_acme, &body), 400);
+		assert_error(body, "bad_parameter");
+		free(body);
+		assert_int_equal(upload_raw(RUN "/ok.csv", "callback_url=ftp://x/&callback_secret=s", tok_acme, &body),
+				 400);
+		assert_error(body, "bad_parameter");
+		free(body);
+	}
+	/* a CSV with a broken row is usable: the row is kept with its error */
+	write_file(RUN "/rowerr.csv", "email,n\nr1@nullmx.api.test,1\n\"r2@nullmx.api.test,2\n");
+	assert_int_equal(upload_raw(RUN "/rowerr.csv", NULL, tok_acme, &body), 201);
+	{
+		json_t *j = parse(body);
+		assert_int_equal(json_integer_value(json_object_get(j, "row_errors")), 1);
+		json_decref(j);
+	}
+	free(body);
+
+	/* over the 200000-byte limit by a little (our JSON 413) and by a lot
+	 * (evhttp's own 413 before the body is read) */
+	{
+		FILE *f = fopen(over, "w");
+		fputs("email\n", f);
+		for (int i = 0; ftell(f) < 200100; i++)
+			fprintf(f, "user%06d@nullmx.api.test\n", i);
+		fclose(f);
+		f = fopen(huge, "w");
+		fputs("email\n", f);
+		for (int i = 0; ftell(f) < 2000000; i++)
+			fprintf(f, "user%07d@nullmx.api.test\n", i);
+		fclose(f);
+	}
+	assert_int_equal(upload_raw(over, NULL, tok_acme, &body), 413);
+	assert_error(body, "too_large");
+	free(body);
+	snprintf(data, sizeof data, "@%s", huge);
+	{
+		const char *extra[] = { "--data-binary", data, NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 413);
+		free(body);
+	}
+	assert_int_equal(get("/v1/jobs", tok_acme, &body), 200);
+	free(body);
+}
+
+static int slow_connect(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		fail_msg("connect: %s", strerror(errno));
+	return fd;
+}
+
+/* Twenty clients trickling an upload (and one trickling its headers) do
+ * not hold up anyone else: a status request and a whole upload complete
+ * at once meanwhile. */
+static void do_test_slowloris(void **state)
+{
+	int fds[21];
+	char head[512], *body;
+	uint64_t t0;
+	snprintf(head, sizeof head,
+		 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\n"
+		 "Content-Length: 100000\r\n\r\nemail\n",
+		 tok_acme);
+	for (int i = 0; i < 20; i++) {
+		fds[i] = slow_connect();
+		assert_true(write(fds[i], head, strlen(head)) > 0);
+	}
+	fds[20] = slow_connect();
+	assert_true(write(fds[20], "GET /v1/jobs HTTP/1.1\r\nHo", 25) == 25);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 20; i++)
+			assert_true(write(fds[i], "a@nullmx.api.test\n", 18) == 18);
+		t0 = now_ms();
+		assert_int_equal(get("/v1/jobs?limit=5", tok_acme, &body), 200);
+		free(body);
+		if (now_ms() - t0 > 2000)
+			fail_msg("a status request took %llu ms beside 21 slow clients", (unsigned long long)(now_ms() - t0));
+	}
+	write_file(RUN "/beside.csv", "email\nbeside@nullmx.api.test\n");
+	t0 = now_ms();
+	assert_int_equal(upload_raw(RUN "/beside.csv", NULL, tok_acme, &body), 201);
+	free(body);
+	assert_true(now_ms() - t0 < 5000);
+	for (int i = 0; i < 21; i++)
+		close(fds[i]);
+	assert_int_equal(get("/healthz", NULL, &body), 200);
+	free(body);
+}
+
+/* DELETE cancels the job and removes every row it had. */
+static void do_test_delete(void **state)
+{
+	const char *list = RUN "/delete.csv";
+	char *body, id[64], url[256], sql[512];
+	json_t *j;
+	write_file(list, "email\nd1@nullmx.api.test\nd2@nothere.api.test\nbad one\n");
+	{
+		char q[256];
+		snprintf(q, sizeof q, "name=doomed&callback_url=http://127.0.0.1:%d/d&callback_secret=x", HOOK_PORT);
+		assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
+	}
+	job_id_of(body, id, sizeof id);
+	free(body);
+	start_worker();
+	j = wait_state(id, "done", 90);
+	json_decref(j);
+	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM addresses WHERE job_id = '%s') + "
+				  "(SELECT count(*) FROM results WHERE job_id = '%s')", id, id);
+	assert_int_equal(sql_long(db_url, sql), 6);
+	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 200);
+	j = parse(body);
+	assert_true(json_is_true(json_object_get(j, "deleted")));
+	json_decref(j);
+	free(body);
+	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM jobs WHERE id = '%s') + "
+				  "(SELECT count(*) FROM addresses WHERE job_id = '%s') + "
+				  "(SELECT count(*) FROM results WHERE job_id = '%s') + "
+				  "(SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s')", id, id, id, id);
+	assert_int_equal(sql_long(db_url, sql), 0);
+	assert_int_equal(http("GET", url, tok_acme, NULL, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
+}
+
+/* Past its rate a token gets 429 (JSON, Retry-After); another token and a
+ * second later the same token are served again. */
+static void do_test_rate_limit(void **state)
+{
+	char url[256], *body;
+	int ok = 0, limited = 0;
+	char tok_rl[128], tok_rl2[128];
+	token(db_rl_url, "rl", tok_rl, sizeof tok_rl);
+	token(db_rl_url, "rl", tok_rl2, sizeof tok_rl2);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_RL);
+	for (int i = 0; i < 10; i++) {
+		int st = http("GET", url, tok_rl, NULL, &body);
+		if (st == 200)
+			ok++;
+		else if (st == 429) {
+			assert_error(body, "rate_limited");
+			limited++;
+		} else
+			fail_msg("status %d", st);
+		free(body);
+	}
+	assert_true(ok >= 4 && ok <= 6); /* the burst of 4, plus what refilled meanwhile */
+	assert_true(limited >= 4);
+	assert_int_equal(http("GET", url, tok_rl2, NULL, &body), 200);
+	free(body);
+	{
+		const char *extra[] = { "-D", RUN "/rl.headers", NULL };
+		assert_int_equal(http("GET", url, tok_rl, extra, &body), 429);
+		free(body);
+		body = slurp(RUN "/rl.headers", NULL);
+		assert_non_null(strcasestr(body, "Retry-After:"));
+		free(body);
+	}
+	sleep(2);
+	assert_int_equal(http("GET", url, tok_rl, NULL, &body), 200);
+	free(body);
+}
+
+/* Operators: liveness, readiness (PostgreSQL and Kafka), Prometheus text. */
+static void do_test_health_metrics(void **state)
+{
+	char *body;
+	json_t *j;
+	assert_int_equal(get("/healthz", NULL, &body), 200);
+	free(body);
+	assert_int_equal(get("/readyz", NULL, &body), 200);
+	j = parse(body);
+	assert_string_equal(json_string_value(json_object_get(j, "postgres")), "ok");
+	assert_string_equal(json_string_value(json_object_get(j, "kafka")), "ok");
+	json_decref(j);
+	free(body);
+	assert_int_equal(get("/metrics", NULL, &body), 200);
+	assert_non_null(strstr(body, "\nemailverify_jobs{state=\"done\"} "));
+	assert_non_null(strstr(body, "\nemailverify_addresses{status=\"undeliverable\"} "));
+	assert_non_null(strstr(body, "\nemailverify_batches_in_flight "));
+	assert_non_null(strstr(body, "\nemailverify_sink_consumer_lag "));
+	assert_non_null(strstr(body, "\nemailverify_http_responses_total{class=\"4xx\"} "));
+	assert_null(strstr(body, "{\"error\""));
+	free(body);
+}
+
+/* POST /v1/check: a final verdict within the wait (200, the fields of an
+ * export row), 202 with a job id when the wait runs out first, 400 for a
+ * body that is not {"email": ...}. */
+static void do_test_check(void **state)
+{
+	char url[256], *body;
+	json_t *j;
+	snprintf(url, sizeof url, "%s/v1/check", base_url);
+	start_worker();
+	{
+		const char *extra[] = { "-H", "Content-Type: application/json", "--data-binary",
+					"{\"email\": \"check1@nullmx.api.test\", \"wait_s\": 20}", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 200);
+	}
+	j = parse(body);
+	free(body);
+	assert_string_equal(json_string_value(json_object_get(j, "email")), "check1@nullmx.api.test");
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "undeliverable");
+	assert_string_equal(json_string_value(json_object_get(j, "reason")), "null_mx");
+	assert_true(json_is_string(json_object_get(j, "job_id")));
+	json_decref(j);
+	{
+		/* unusable at once: no wait needed even with wait_s 0 */
+		const char *extra[] = { "--data-binary", "{\"email\": \"'; DROP TABLE jobs; --\", \"wait_s\": 0}",
+					NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 200);
+		j = parse(body);
+		assert_string_equal(json_string_value(json_object_get(j, "reason")), "invalid_syntax");
+		assert_string_equal(json_string_value(json_object_get(j, "input")), "'; DROP TABLE jobs; --");
+		json_decref(j);
+		free(body);
+	}
+	{
+		const char *extra[] = { "--data-binary", "{\"email\": \"later@nothere.api.test\", \"wait_s\": 0}", NULL };
+		char path[200];
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 202);
+		j = parse(body);
+		assert_string_equal(json_string_value(json_object_get(j, "state")), "pending");
+		snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+		free(body);
+		assert_int_equal(get(path, tok_acme, &body), 200);
+		free(body);
+		assert_int_equal(get(path, tok_other, &body), 404);
+		free(body);
+	}
+	{
+		const char *bodies[] = { "not json", "{\"mail\": \"x@y.z\"}", "{\"email\": 5}",
+					 "{\"email\": \"a@b.c\", \"wait_s\": 99}", "[]" };
+		for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+			const char *extra[] = { "--data-binary", bodies[i], NULL };
+			assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+			assert_error(body, "bad_request");
+			free(body);
+		}
+	}
+	assert_int_equal(http("POST", url, NULL, NULL, &body), 401);
+	free(body);
+}
+
+/* The CLI client: server and token from the environment, submit --wait
+ * (the summary once done), status, export to a file (only whole), jobs;
+ * errors from the server said and exit 1. */
+static void do_test_cli(void **state)
+{
+	char out[16384], id[64], *csv;
+	const char *list = RUN "/cli.csv", *dest = RUN "/cli-export.csv";
+	setenv("EMAILVERIFY_SERVER", base_url, 1);
+	setenv("EMAILVERIFY_TOKEN", tok_acme, 1);
+	write_file(list, "email\ncli1@nullmx.api.test\ncli2@nothere.api.test\nnot an address\n");
+	start_worker();
+	{
+		const char *argv[] = { EMV_CLI, "submit", list, "--name", "from the cli", "--wait", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+	}
+	snprintf(id, sizeof id, "%.*s", (int)strcspn(out, "\n"), out);
+	assert_int_equal(strlen(id), 36);
+	assert_non_null(strstr(out, "state     done"));
+	assert_non_null(strstr(out, "progress  3 of 3 (100.0 %)"));
+	assert_non_null(strstr(out, "undeliverable   null_mx                       1"));
+	{
+		const char *argv[] = { EMV_CLI, "status", id, NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, "name      from the cli"));
+	}
+	{
+		const char *argv[] = { EMV_CLI, "export", id, "-o", dest, "--status", "undeliverable", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		csv = slurp(dest, NULL);
+		assert_non_null(strstr(csv, "\ncli1@nullmx.api.test,undeliverable,null_mx,"));
+		assert_non_null(strstr(csv, "\ncli2@nothere.api.test,undeliverable,no_domain,"));
+		assert_non_null(strstr(csv, "\nnot an address,undeliverable,invalid_syntax,"));
+		free(csv);
+		assert_true(access(RUN "/cli-export.csv.part", F_OK) != 0);
+	}
+	{
+		const char *argv[] = { EMV_CLI, "jobs", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, id));
+	}
+	{
+		const char *argv[] = { EMV_CLI, "export", "0b5d3c1e-0000-4000-8000-000000000000", "-o", RUN "/none.csv",
+				       NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 1);
+		assert_non_null(strstr(out, "HTTP 404 not_found"));
+		assert_true(access(RUN "/none.csv", F_OK) != 0 && access(RUN "/none.csv.part", F_OK) != 0);
+	}
+	{
+		const char *argv[] = { EMV_CLI, "jobs", "--token", "ev_nope", NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 1);
+		assert_non_null(strstr(out, "HTTP 401 unauthorized"));
+	}
+	unsetenv("EMAILVERIFY_SERVER");
+	{
+		const char *argv[] = { EMV_CLI, "jobs", NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 2);
+		assert_non_null(strstr(out, "EMAILVERIFY_SERVER"));
+	}
+	unsetenv("EMAILVERIFY_TOKEN");
+}
+
+/* After all that, the server is still up, and stops cleanly on SIGTERM
+ * (the sanitizers would have made it exit otherwise). */
+static void do_test_server_survived(void **state)
+{
+	int st;
+	assert_int_equal(waitpid(server_pid, &st, WNOHANG), 0);
+	kill(server_pid, SIGTERM);
+	assert_int_equal(waitpid(server_pid, &st, 0), server_pid);
+	server_pid = 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the server ended with status 0x%x; see " RUN "/server.log", st);
+	assert_true(access(RUN "/ready", F_OK) != 0); /* the ready file goes with it */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(do_test_auth),
+		cmocka_unit_test(do_test_round_trip),
+		cmocka_unit_test(do_test_tenant_isolation),
+		cmocka_unit_test(do_test_list_paging),
+		cmocka_unit_test(do_test_bad_uploads),
+		cmocka_unit_test(do_test_slowloris),
+		cmocka_unit_test(do_test_delete),
+		cmocka_unit_test(do_test_rate_limit),
+		cmocka_unit_test(do_test_health_metrics),
+		cmocka_unit_test(do_test_check),
+		cmocka_unit_test(do_test_cli),
+		cmocka_unit_test(do_test_server_survived),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("api_http", tests, setup, teardown);
+}
