@@ -11,7 +11,7 @@
 #include "cluster_harness.h"
 #include <libpq-fe.h>
 
-static char pg_url[512], brokers[256];
+static char pg_url[512], brokers[256], brokers3[256];
 
 
 
@@ -332,6 +332,54 @@ static void do_test_retry_topic(void **state)
 	assert_int_equal(count(sql), 1);
 }
 
+/* A broker of a three-node cluster (replication 3, min.insync 2) is
+ * killed -9 in the middle of a job: partition leaders and the group
+ * coordinator move, the worker and the sink carry on, nothing is lost. */
+static void do_test_broker_killed_in_3_node_cluster(void **state)
+{
+	char out[8192], job[64], sql[512], saved[256], cmd[1024];
+	const char *list = EMV_CLUSTER_RUN "/kill3.csv";
+	FILE *f = fopen(list, "w");
+	int status;
+	pid_t pid;
+
+	snprintf(saved, sizeof saved, "%s", brokers);
+	snprintf(brokers, sizeof brokers, "%s", brokers3);
+	fputs("email\n", f);
+	for (int i = 1; i <= 8; i++)
+		fprintf(f, "b%d@slow.test\n", i);
+	fputs("alice@slow.test\nalice@accept.test\nbob@accept.test\nnobody@accept.test\n", f);
+	fclose(f);
+	start_job(list, job, sizeof job, out, sizeof out);
+	{
+		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3n", "--until-idle", "15000",
+				    "--session-timeout", "10000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
+				    "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
+				    "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+		pid = spawn(w);
+	}
+	sleep(2); /* probing the slow server, results on their way */
+	snprintf(cmd, sizeof cmd, "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/stop.sh %s/kafka3-run --node 1 --kill >/dev/null 2>&1",
+		 EMV_SOURCE_DIR, EMV_CLUSTER_RUN);
+	assert_int_equal(system(cmd), 0);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	run_sink(out, sizeof out);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
+	assert_int_equal(count(sql), 12);
+	for (long r = 1; r <= 8; r++)
+		verdict(job, r, "undeliverable", "mailbox_not_found");
+	verdict(job, 9, "deliverable", "accepted");
+	verdict(job, 10, "deliverable", "accepted");
+	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
+	assert_int_equal(count(sql), 12);
+	/* the node comes back for whoever runs next */
+	snprintf(cmd, sizeof cmd, "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/start.sh %s/kafka3-run --nodes 3 >/dev/null 2>&1",
+		 EMV_SOURCE_DIR, EMV_CLUSTER_RUN);
+	assert_int_equal(system(cmd), 0);
+	snprintf(brokers, sizeof brokers, "%s", saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,8 +387,10 @@ int main(void)
 		cmocka_unit_test(do_test_worker_killed_mid_job),
 		cmocka_unit_test(do_test_broker_down_for_10s),
 		cmocka_unit_test(do_test_retry_topic),
+		cmocka_unit_test(do_test_broker_killed_in_3_node_cluster),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
+	env_value(EMV_CLUSTER_RUN "/kafka3-run/kafka.env", "EMV_KAFKA_BROKERS", brokers3, sizeof brokers3);
 	return cmocka_run_group_tests_name("cluster_flow", tests, NULL, NULL);
 }
