@@ -244,9 +244,6 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 	PQclear(r);
 	while ((r = PQgetResult(c)))
 		PQclear(r);
-	/* the staging table's size is known now: no plan from a stale guess */
-	if (!exec_ok(c, "ANALYZE results_in", err, errlen))
-		goto rollback;
 	r = PQexec(c, upsert_sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
