@@ -41,6 +41,8 @@ struct domain {
 	int queued;            /* in the ready queue or on a key's wait list */
 	int catch_all;         /* -1 unknown */
 	int probing;           /* a job with the catch-all probe is running */
+	int no_smtp;           /* DNS says no server will be asked (NXDOMAIN, null MX, no address):
+	                          no RCPT is sent, so no budget is spent and batches are whole */
 	struct mxkey *key;
 	const emv_provider *prov;
 	uint32_t next_ready;   /* link in ready queue / wait list */
@@ -526,6 +528,9 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 
 	if (mx->status == EMV_DNS_OK && mx->nhosts > 0)
 		host = mx->hosts[0].host;
+	/* only definite answers: after a TEMPFAIL a retry may reach a server */
+	d->no_smtp = mx->status == EMV_DNS_NXDOMAIN || mx->status == EMV_DNS_NODATA || mx->status == EMV_DNS_NULL_MX ||
+		     mx->status == EMV_DNS_NO_ADDRESS;
 	d->prov = e->p.providers ? emv_providers_match(e->p.providers, host) : &e->defprov;
 	/* sessions are limited per MX host only when it is a real MX: a
 	 * domain that fails DNS still gets its own key (no sharing) */
@@ -555,6 +560,8 @@ static size_t batch_max(const emv_engine *e, const struct domain *d)
 {
 	const emv_provider *pv = d->prov;
 	size_t max = e->p.no_batching ? 1 : (size_t)(pv->rcpt_per_session > 0 ? pv->rcpt_per_session : 100);
+	if (d->no_smtp) /* the verdict comes from DNS alone: one job for all */
+		return d->npending;
 	return max < d->npending ? max : d->npending;
 }
 
@@ -578,7 +585,7 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 	*wait_ms = 0;
 	*granted = 0;
 	key[0] = '\0';
-	if (!e->p.budget)
+	if (!e->p.budget || d->no_smtp) /* budgets count RCPTs sent, and none will be */
 		return want;
 	/* one source address per engine today: the key is the provider (or
 	 * host, by budget_scope); with source pools it gains the source */

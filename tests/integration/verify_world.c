@@ -12,10 +12,18 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <zlib.h>
 #include "harness.h"
 
 #define TMP EMV_WORLD_DIR "/verify-tmp"
+
+static uint64_t emv_test_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void write_file(const char *path, const char *text)
 {
@@ -357,6 +365,36 @@ static void do_test_rcpt_budget_waits(void **state)
 	run_free(&r);
 }
 
+/* Budgets count RCPTs sent: addresses whose verdict comes from DNS alone
+ * (NXDOMAIN, null MX) send none and must not wait for budget.  With 10
+ * RCPTs a minute, 60 such addresses took minutes before; now one job each. */
+static void do_test_dns_verdicts_spend_no_budget(void **state)
+{
+	struct run r;
+	char *list = malloc(8192);
+	uint64_t t0;
+	strcpy(list, "email\n");
+	for (int i = 1; i <= 30; i++) {
+		char line[96];
+		snprintf(line, sizeof line, "user%d@no-such-domain-budget.test\nuser%d@nullmx.test\n", i, i);
+		strcat(list, line);
+	}
+	write_file(TMP "/dnsonly.csv", list);
+	free(list);
+	t0 = emv_test_now_ms();
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers", EMV_TEST_DATA "/providers-budget.conf",
+		   TMP "/dnsonly.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 60);
+	for (int i = 0; i < 60; i += 2) {
+		assert_verdict(r.results[i], "undeliverable", "no_domain");
+		assert_verdict(r.results[i + 1], "undeliverable", "null_mx");
+	}
+	print_message("60 DNS-only verdicts in %llu ms\n", (unsigned long long)(emv_test_now_ms() - t0));
+	assert_true(emv_test_now_ms() - t0 < 30000); /* a budget wait is a whole minute */
+	run_free(&r);
+}
+
 static void do_test_provider_policy_applies(void **state)
 {
 	struct run r;
@@ -557,6 +595,7 @@ int main(void)
 		cmocka_unit_test(do_test_one_session_per_domain),
 		cmocka_unit_test(do_test_sessions_per_mx_limit),
 		cmocka_unit_test(do_test_rcpt_budget_waits),
+		cmocka_unit_test(do_test_dns_verdicts_spend_no_budget),
 		cmocka_unit_test(do_test_provider_policy_applies),
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_threads_same_verdicts),
