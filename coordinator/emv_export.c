@@ -6,8 +6,19 @@
 #include "emv_result.h"
 #include "emv_util.h"
 
+/* "Did you mean" per domain: a list has few domains and many rows, and the
+ * suggestion (an edit-distance search) was most of an export's CPU. */
+#define DYM_SLOTS 32768u
+
+struct dym_slot {
+	char *domain;       /* NULL: free */
+	char *suggestion;   /* "" when none */
+};
+
 struct emv_export {
 	PGconn *c;
+	struct dym_slot *dym;
+	size_t ndym;
 	emv_export_params p;
 	int header_done, done, in_tx;
 	uint64_t rows;
@@ -166,6 +177,29 @@ static void json_num(emv_export *x, const char *key, const char *v)
 	puts_(x, v && *v ? v : "null");
 }
 
+/* The suggested domain for domain ("" when none), computed once. */
+static const char *suggest_domain(emv_export *x, const char *domain, char *buf, size_t buflen)
+{
+	unsigned h = 2166136261u;
+	size_t i;
+
+	for (const char *p = domain; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	if (!x->dym)
+		x->dym = emv_xcalloc(DYM_SLOTS, sizeof *x->dym);
+	for (i = h & (DYM_SLOTS - 1); x->dym[i].domain; i = (i + 1) & (DYM_SLOTS - 1))
+		if (strcmp(x->dym[i].domain, domain) == 0)
+			return x->dym[i].suggestion;
+	emv_lists_suggest(x->p.lists, NULL, domain, buf, buflen);
+	if (x->ndym < DYM_SLOTS / 2) { /* beyond that, compute each time */
+		x->dym[i].domain = emv_xstrdup(domain);
+		x->dym[i].suggestion = emv_xstrdup(buf);
+		x->ndym++;
+		return x->dym[i].suggestion;
+	}
+	return buf;
+}
+
 /* ---- one row ---- */
 
 struct row {
@@ -197,13 +231,10 @@ static void row_of(emv_export *x, PGresult *r, int i, struct row *w)
 	w->email = col(r, i, C_ADDRESS);
 	w->dym[0] = '\0';
 	if (x->p.lists && w->email && !col(r, i, C_ERROR)) {
-		const char *at = strrchr(w->email, '@');
-		char local[256];
-		if (at && (size_t)(at - w->email) < sizeof local) {
-			memcpy(local, w->email, (size_t)(at - w->email));
-			local[at - w->email] = '\0';
-			emv_lists_suggest(x->p.lists, local, at + 1, w->dym, sizeof w->dym);
-		}
+		const char *at = strrchr(w->email, '@'), *sug;
+		char buf[256];
+		if (at && (sug = suggest_domain(x, at + 1, buf, sizeof buf))[0])
+			snprintf(w->dym, sizeof w->dym, "%.*s@%s", (int)(at - w->email), w->email, sug);
 	}
 	if (final) {
 		w->status = PQgetvalue(r, i, C_STATUS);
@@ -401,6 +432,11 @@ void emv_export_close(emv_export *x)
 		return;
 	if (x->in_tx)
 		PQclear(PQexec(x->c, "ROLLBACK")); /* read only: nothing to keep */
+	for (size_t i = 0; x->dym && i < DYM_SLOTS; i++) {
+		free(x->dym[i].domain);
+		free(x->dym[i].suggestion);
+	}
+	free(x->dym);
 	free(x->buf);
 	free(x);
 }

@@ -57,6 +57,7 @@ static void do_test_run_list(void **state)
 		"'; DROP TABLE results; --@accept.test,undeliverable,invalid_syntax,",
 		"alice@accept.test,deliverable,accepted,",
 		"nobody@nxdomain.test,undeliverable,no_domain,",
+		"typo@gmial.com,undeliverable,no_domain,",
 	};
 	const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--workers", "2",
 			       "--retry-delay", "2500", "--max-retry-time", "1", "--dns", "127.0.0.1:5300",
@@ -67,11 +68,11 @@ static void do_test_run_list(void **state)
 
 	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
 	      "runner@greylist.test,G\n\"'; DROP TABLE results; --@accept.test\",S\nalice@accept.test,dup\n"
-	      "nobody@nxdomain.test,D\n", f);
+	      "nobody@nxdomain.test,D\ntypo@gmial.com,T\n", f);
 	fclose(f);
 	if (run_capture(log, sizeof log, argv, 1) != 0)
 		fail_msg("emailverify run failed:\n%s", log);
-	if (!strstr(log, "8 rows (6 unique addresses, 1 duplicates, 1 invalid, 0 row errors)"))
+	if (!strstr(log, "9 rows (7 unique addresses, 1 duplicates, 1 invalid, 0 row errors)"))
 		fail_msg("ingest counts:\n%s", log);
 	assert_non_null(strstr(log, "summary for"));
 	assert_non_null(strstr(log, "deliverable     accepted                      2"));
@@ -79,12 +80,12 @@ static void do_test_run_list(void **state)
 	line = strtok_r(csv, "\n", &save);
 	assert_int_equal(strncmp(line, "email,status,reason,", 20), 0);
 	while ((line = strtok_r(NULL, "\n", &save))) {
-		assert_true(n < 8);
+		assert_true(n < 9);
 		if (strncmp(line, expect[n], strlen(expect[n])) != 0)
 			fail_msg("line %d: expected '%s...', got '%s'", n + 1, expect[n], line);
 		n++;
 	}
-	assert_int_equal(n, 8);
+	assert_int_equal(n, 9);
 	free(csv);
 	csv = slurp(out);
 	/* the greylisted address was asked twice: once greylisted, once after
@@ -95,6 +96,10 @@ static void do_test_run_list(void **state)
 	/* the original row (as CSV with ','), quoted for this CSV, at the end of its line */
 	assert_non_null(strstr(csv, ",6,\"'; DROP TABLE results; --@accept.test,S\"\n"));
 	assert_non_null(strstr(csv, ",1,7,\"alice@accept.test,dup\"\n"));
+	/* the typo suggestion, worked out once per domain at export */
+	line = strstr(csv, "typo@gmial.com,");
+	assert_non_null(line);
+	assert_non_null(strstr(line, ",typo@gmail.com,"));
 	free(csv);
 }
 
