@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "cluster_harness.h"
+#include "pg_harness.h"
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <openssl/hmac.h>
@@ -175,18 +176,6 @@ static json_t *wait_state(const char *id, const char *state, int timeout_s)
 	}
 }
 
-static long sql_long(const char *url, const char *sql)
-{
-	PGconn *c = PQconnectdb(url);
-	PGresult *r = PQexec(c, sql);
-	long v;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	v = atol(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	PQfinish(c);
-	return v;
-}
 
 static pid_t spawn_logged(const char *const *argv, const char *log)
 {
@@ -581,14 +570,14 @@ static void do_test_round_trip(void **state)
 		char sql[512];
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
 					  "'delivered'", id);
-		assert_int_equal(sql_long(db_url, sql), 2);
+		assert_int_equal(pg_long(db_url, "%s", sql), 2);
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
 					  "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress'", id);
-		assert_int_equal(sql_long(db_url, sql), 2);
+		assert_int_equal(pg_long(db_url, "%s", sql), 2);
 		snprintf(sql, sizeof sql, "SELECT http_status FROM webhook_attempts a JOIN webhook_deliveries d ON "
 					  "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress' "
 					  "AND a.attempt = 1", id);
-		assert_int_equal(sql_long(db_url, sql), 500);
+		assert_int_equal(pg_long(db_url, "%s", sql), 500);
 	}
 
 	/* the export, in input order, the SQL-looking text verbatim */
@@ -647,7 +636,7 @@ static void do_test_round_trip(void **state)
 	assert_error(body, "bad_query");
 	free(body);
 	/* the tables the input talked about are all still there */
-	assert_int_equal(sql_long(db_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+	assert_int_equal(pg_long(db_url, "%s", "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
 					 "'public' AND table_name IN ('jobs', 'addresses', 'results')"), 3);
 }
 
@@ -900,7 +889,7 @@ static void do_test_delete(void **state)
 	json_decref(j);
 	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM addresses WHERE job_id = '%s') + "
 				  "(SELECT count(*) FROM results WHERE job_id = '%s')", id, id);
-	assert_int_equal(sql_long(db_url, sql), 6);
+	assert_int_equal(pg_long(db_url, "%s", sql), 6);
 	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
 	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 200);
 	j = parse(body);
@@ -911,7 +900,7 @@ static void do_test_delete(void **state)
 				  "(SELECT count(*) FROM addresses WHERE job_id = '%s') + "
 				  "(SELECT count(*) FROM results WHERE job_id = '%s') + "
 				  "(SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s')", id, id, id, id);
-	assert_int_equal(sql_long(db_url, sql), 0);
+	assert_int_equal(pg_long(db_url, "%s", sql), 0);
 	assert_int_equal(http("GET", url, tok_acme, NULL, &body), 404);
 	assert_error(body, "not_found");
 	free(body);

@@ -9,7 +9,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include "cluster_harness.h"
-#include <libpq-fe.h>
+#include "pg_harness.h"
 
 static char pg_url[512], brokers[256], brokers3[256];
 
@@ -176,18 +176,6 @@ static pid_t spawn(const char *const *argv)
 	return pid;
 }
 
-static long count(const char *sql)
-{
-	PGconn *c = PQconnectdb(pg_url);
-	PGresult *r = PQexec(c, sql);
-	long v;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	v = atol(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	PQfinish(c);
-	return v;
-}
 
 /* kill -9 a worker in the middle of a job: its uncommitted batches go to the
  * next worker, and every address still ends with exactly one final result */
@@ -225,13 +213,13 @@ static void do_test_worker_killed_mid_job(void **state)
 	}
 	run_sink(out, sizeof out);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
-	assert_int_equal(count(sql), 10);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 10);
 	for (long r = 1; r <= 6; r++)
 		verdict(job, r, "undeliverable", "mailbox_not_found");
 	verdict(job, 7, "deliverable", "accepted");
 	verdict(job, 8, "deliverable", "accepted");
 	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
-	assert_int_equal(count(sql), 10); /* counted once each, whatever was replayed */
+	assert_int_equal(pg_long(pg_url, "%s", sql), 10); /* counted once each, whatever was replayed */
 }
 
 static int kafka_sh(const char *script, const char *arg)
@@ -272,11 +260,11 @@ static void do_test_broker_down_for_10s(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	run_sink(out, sizeof out);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
-	assert_int_equal(count(sql), 6);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 6);
 	verdict(job, 5, "deliverable", "accepted");
 	verdict(job, 6, "deliverable", "accepted");
 	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
-	assert_int_equal(count(sql), 6);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 6);
 }
 
 /* The retry topic: greylisted addresses leave the batch (whose offset is
@@ -309,9 +297,9 @@ static void do_test_retry_topic(void **state)
 	verdict(job, 2, "undeliverable", "mailbox_not_found");
 	verdict(job, 3, "deliverable", "accepted");
 	snprintf(sql, sizeof sql, "SELECT attempts FROM results WHERE job_id = '%s' AND address_id = 1", job);
-	assert_true(count(sql) >= 2); /* asked in both attempts */
+	assert_true(pg_long(pg_url, "%s", sql) >= 2); /* asked in both attempts */
 	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
-	assert_int_equal(count(sql), 3);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 3);
 
 	f = fopen(list, "w");
 	fputs("email\ncf-retry3@greylist.test\n", f);
@@ -330,7 +318,7 @@ static void do_test_retry_topic(void **state)
 	run_sink(out, sizeof out);
 	verdict(job, 1, "unknown", "greylisted");
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND smtp_code = 451", job);
-	assert_int_equal(count(sql), 1);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 1);
 }
 
 /* A broker of a three-node cluster (replication 3, min.insync 2) is
@@ -367,13 +355,13 @@ static void do_test_broker_killed_in_3_node_cluster(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	run_sink(out, sizeof out);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
-	assert_int_equal(count(sql), 12);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 12);
 	for (long r = 1; r <= 8; r++)
 		verdict(job, r, "undeliverable", "mailbox_not_found");
 	verdict(job, 9, "deliverable", "accepted");
 	verdict(job, 10, "deliverable", "accepted");
 	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
-	assert_int_equal(count(sql), 12);
+	assert_int_equal(pg_long(pg_url, "%s", sql), 12);
 	/* the node comes back for whoever runs next */
 	snprintf(cmd, sizeof cmd, "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/start.sh %s/kafka3-run --nodes 3 >/dev/null 2>&1",
 		 EMV_SOURCE_DIR, EMV_CLUSTER_RUN);

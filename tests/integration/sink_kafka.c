@@ -12,7 +12,7 @@
  * again by a fresh consumer group: nothing changes.
  */
 #include "cluster_harness.h"
-#include <libpq-fe.h>
+#include "pg_harness.h"
 #include <librdkafka/rdkafka.h>
 #include "emv_wire.h"
 
@@ -30,24 +30,6 @@ static void sink(const char *group, char *out, size_t outlen)
 	assert_int_equal(run_argv(out, outlen, argv), 0);
 }
 
-static long q(const char *fmt, ...)
-{
-	char sql[1024];
-	va_list ap;
-	PGconn *c = PQconnectdb(pg_url);
-	PGresult *r;
-	long v;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof sql, fmt, ap);
-	va_end(ap);
-	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	v = atol(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	PQfinish(c);
-	return v;
-}
 
 struct res { uint64_t id; emv_status st; emv_reason rs; int temporary; unsigned code; };
 
@@ -136,18 +118,18 @@ static void do_test_sink(void **state)
 	sink("sink-a", out, sizeof out);
 	assert_non_null(strstr(out, "sink: 4 messages"));
 	assert_non_null(strstr(out, "1 skipped"));
-	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 1 AND final "
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 1 AND final "
 			   "AND status = 'deliverable'", job), 1);
-	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 AND final "
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 AND final "
 			   "AND status = 'deliverable'", job), 1);
-	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND final "
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND final "
 			   "AND status = 'undeliverable' AND smtp_code = 550", job), 1);
-	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s'", job), 4); /* 3 + the bad row */
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s'", job), 4); /* 3 + the bad row */
 	/* counters: the bad row (final at ingest) + 3 */
-	assert_int_equal(q("SELECT n_final FROM jobs WHERE id = '%s'", job), 4);
-	assert_int_equal(q("SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 2);
-	assert_int_equal(q("SELECT n_undeliverable FROM jobs WHERE id = '%s'", job), 2);
-	assert_int_equal(q("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'running'", job), 1);
+	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 4);
+	assert_int_equal(pg_long(pg_url, "SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 2);
+	assert_int_equal(pg_long(pg_url, "SELECT n_undeliverable FROM jobs WHERE id = '%s'", job), 2);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'running'", job), 1);
 
 	{
 		const struct res c[] = {
@@ -159,16 +141,16 @@ static void do_test_sink(void **state)
 	}
 	sink("sink-a", out, sizeof out);
 	assert_non_null(strstr(out, "sink: 1 messages"));
-	assert_int_equal(q("SELECT n_final FROM jobs WHERE id = '%s'", job), 6);
-	assert_int_equal(q("SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done' AND finished_at IS NOT NULL",
+	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 6);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done' AND finished_at IS NOT NULL",
 			   job), 1);
 
 	/* everything again, through a new consumer group: nothing moves */
 	sink("sink-replay", out, sizeof out);
 	assert_non_null(strstr(out, "sink: 5 messages"));
-	assert_int_equal(q("SELECT n_final FROM jobs WHERE id = '%s'", job), 6);
-	assert_int_equal(q("SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 2);
-	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND status = 'undeliverable'",
+	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 6);
+	assert_int_equal(pg_long(pg_url, "SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 2);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND status = 'undeliverable'",
 			   job), 1);
 	rd_kafka_destroy(rk);
 }
@@ -249,9 +231,9 @@ static void do_test_sink_survives_postgres_restart(void **state)
 	/* a new group reads the topic from its start: the first test's
 	 * messages come again and change nothing (checked below) */
 	assert_null(strstr(out, " 0 retries")); /* it did have to retry */
-	assert_int_equal(q("SELECT count(*) FROM results WHERE job_id = '%s' AND final", job), 5);
-	assert_int_equal(q("SELECT n_final FROM jobs WHERE id = '%s'", job), 5);
-	assert_int_equal(q("SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 3);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job), 5);
+	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 5);
+	assert_int_equal(pg_long(pg_url, "SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 3);
 }
 
 int main(void)
