@@ -283,6 +283,7 @@ int cli_run(int argc, char **argv)
 		w->o.name = w->name;
 		w->o.brokers = emv_kafka_mock_bootstraps(mock);
 		w->o.retry_attempts = retry_attempts;
+		w->o.embedded = 1;
 		for (int k = 0; k < 3; k++)
 			w->o.retry_delay_ms[k] = retry_delay;
 		w->eo = &eo;

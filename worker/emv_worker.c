@@ -478,8 +478,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 
 	if (*w->stop && !w->stopping) {
-		emv_log(EMV_LOG_WARN, "worker", "%s: stopping: finishing %d batch(es) in flight", w->o.name,
-			w->inflight);
+		emv_log(w->o.embedded ? EMV_LOG_INFO : EMV_LOG_WARN, "worker", "%s: stopping: finishing %d batch(es) in flight",
+			w->o.name, w->inflight);
 		w->stopping = 1;
 	}
 	rd_kafka_poll(w->producer, 0); /* delivery reports */

@@ -44,6 +44,7 @@ typedef struct {
 	int retry_delay_ms[3];          /* wait before attempt 2, 3, 4+ (10 min, 30 min, 60 min) */
 	int engine_retry_ms;            /* in-engine retry window unless the options set one (300000) */
 	const char *const *kafka_conf;  /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
+	int embedded;                   /* a thread of `emailverify run`: stopping is routine, not news */
 } emv_worker_opts;
 
 typedef struct {
