@@ -89,7 +89,9 @@ static void run_usage(FILE *f)
 		   "  --batch-max N          addresses per batch (default 500)\n"
 		   "  --tenant T, --name N   the job's tenant and name\n"
 		   "  --retry-attempts N     tries per address through the retry topic (default 3)\n"
-		   "  --retry-delay MS       wait before a retry batch (default 600000)\n" CLI_ENGINE_HELP);
+		   "  --retry-delay MS       wait before a retry batch (default 600000)\n"
+		   "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
+		   "                         addresses with a verdict are not asked again)\n" CLI_ENGINE_HELP);
 }
 
 /* state, counters of the job */
@@ -141,6 +143,32 @@ static void summary(PGconn *c, const char *job, const char *list, double secs, u
 	PQclear(r);
 }
 
+/* An interrupted run's job: its counts, and its split cursor reset so the
+ * split starts over (skipping what is final). */
+static int resume(PGconn *c, const char *job, emv_ingest_job_stats *st, char *err, size_t errlen)
+{
+	const char *v[1] = { job };
+	PGresult *r = PQexecParams(c,
+				   "UPDATE jobs SET split_after_domain = NULL, split_after_id = NULL, split_done = 0,"
+				   " state = CASE WHEN state = 'done' THEN state ELSE 'splitting' END"
+				   " WHERE id = $1 AND state <> 'cancelled'"
+				   " RETURNING rows_total, addresses_total",
+				   1, NULL, v, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+
+	memset(st, 0, sizeof *st);
+	if (ok) {
+		emv_strlcpy(st->job_id, job, sizeof st->job_id);
+		st->rows = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+		st->unique = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+	} else {
+		emv_set_err(err, errlen, "job %s: %s", job,
+			    PQresultStatus(r) == PGRES_TUPLES_OK ? "no such job" : PQresultErrorMessage(r));
+	}
+	PQclear(r);
+	return ok ? EMV_OK : EMV_ERR;
+}
+
 int cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -153,6 +181,7 @@ int cli_run(int argc, char **argv)
 		{ "name", required_argument, NULL, 4006 },
 		{ "retry-attempts", required_argument, NULL, 4007 },
 		{ "retry-delay", required_argument, NULL, 4008 },
+		{ "job", required_argument, NULL, 4009 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -165,7 +194,7 @@ int cli_run(int argc, char **argv)
 	struct wthread wt[RUN_MAX_WORKERS];
 	struct sthread snk;
 	struct progress pr;
-	const char *out = NULL, *url = NULL, *tenant = "local", *name = "", *list;
+	const char *out = NULL, *url = NULL, *tenant = "local", *name = "", *list, *resume_job = NULL;
 	int nworkers = 2, retry_attempts = 3, retry_delay = 600000, opt, rc = 1, version;
 	char err[1024];
 	emv_kafka_mock *mock = NULL;
@@ -220,6 +249,7 @@ int cli_run(int argc, char **argv)
 				return 2;
 			}
 			continue;
+		case 4009: resume_job = optarg; continue;
 		case 'h': run_usage(stdout); return 0;
 		default: {
 			int r = cli_engine_opt(&eo, opt, optarg);
@@ -231,13 +261,13 @@ int cli_run(int argc, char **argv)
 		}
 		}
 	}
-	if (optind + 1 != argc || !out) {
-		fprintf(stderr, "emailverify run: %s\n", optind >= argc ? "no list given" : !out ? "-o OUTPUT is required"
-											      : "one list at a time");
+	if (!out || (resume_job ? optind + 1 < argc : optind + 1 != argc)) {
+		fprintf(stderr, "emailverify run: %s\n", !out ? "-o OUTPUT is required"
+			: optind >= argc ? "no list given" : "one list at a time");
 		run_usage(stderr);
 		return 2;
 	}
-	list = argv[optind];
+	list = optind < argc ? argv[optind] : resume_job;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -253,13 +283,22 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "emailverify run: %s: cannot write\n", out);
 		goto out;
 	}
-	if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK) {
+	if (resume_job) {
+		if (resume(c, resume_job, &ist, err, sizeof err) != EMV_OK) {
+			fprintf(stderr, "emailverify run: %s\n", err);
+			goto out;
+		}
+		sp.skip_final = 1; /* its batches went with the last run's embedded Kafka */
+		fprintf(stderr, "job %s: continuing (%" PRIu64 " rows, %" PRIu64 " unique addresses)\n", ist.job_id,
+			ist.rows, ist.unique);
+	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
+	} else {
+		fprintf(stderr, "job %s: %" PRIu64 " rows (%" PRIu64 " unique addresses, %" PRIu64 " duplicates, %" PRIu64
+			" invalid, %" PRIu64 " row errors)\n",
+			ist.job_id, ist.rows, ist.unique, ist.duplicates, ist.invalid, ist.row_errors);
 	}
-	fprintf(stderr, "job %s: %" PRIu64 " rows (%" PRIu64 " unique addresses, %" PRIu64 " duplicates, %" PRIu64
-		" invalid, %" PRIu64 " row errors)\n",
-		ist.job_id, ist.rows, ist.unique, ist.duplicates, ist.invalid, ist.row_errors);
 	rows = ist.rows;
 
 	/* the sink on a connection of its own */
@@ -308,7 +347,7 @@ int cli_run(int argc, char **argv)
 			break;
 		if (interrupted) {
 			fprintf(stderr, "\nemailverify run: interrupted; job %s stays in the database (%lld of %lld rows "
-				"final)\n", ist.job_id, pr.final, pr.total);
+				"final): continue with --job %s\n", ist.job_id, pr.final, pr.total, ist.job_id);
 			goto out;
 		}
 		/* a line when something moved (at most every 2 s), else every 30 s */

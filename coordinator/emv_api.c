@@ -923,6 +923,9 @@ static void *split_main(void *arg)
 
 	emv_split_params_default(&sp);
 	sp.brokers = a->brokers;
+	/* with the embedded Kafka a job may be split again from the start
+	 * (resume_splits): addresses with a verdict are not asked twice */
+	sp.skip_final = a->p.embedded_kafka;
 	sp.batch_max = a->p.batch_max;
 	for (;;) {
 		struct split_item *it;
@@ -1013,8 +1016,8 @@ static void resume_splits(struct api *a, PGconn *c)
 	PGresult *r;
 	/* The embedded Kafka starts empty: batches of jobs still running when
 	 * the last coordinator stopped went with it.  Split those jobs again
-	 * from the start (final results are never overwritten, so addresses
-	 * already verified only cost a repeated probe). */
+	 * from the start; the split leaves out addresses that already have a
+	 * final result (skip_final), so no server is asked twice. */
 	if (a->p.embedded_kafka)
 		PQclear(PQexec(c, "UPDATE jobs SET state = 'splitting', split_done = 0, split_after_domain = NULL, "
 				  "split_after_id = NULL WHERE state = 'running'"));

@@ -212,10 +212,19 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		if (!exec_cmd(rd, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) ||
 		    !exec_cmd(rd, "SET LOCAL work_mem = '128MB'", err, errlen))
 			goto out;
-		r = PQexecParams(rd, "DECLARE split_cur NO SCROLL CURSOR FOR"
-				     " SELECT domain, id, address, flags FROM addresses WHERE job_id = $1"
-				     " AND error_reason IS NULL AND duplicate_of IS NULL"
-				     " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
+		/* skip_final: a job split again (its batches were lost) asks
+		 * no server twice about an address it has a verdict for */
+		r = PQexecParams(rd, p->skip_final ?
+				 "DECLARE split_cur NO SCROLL CURSOR FOR"
+				 " SELECT a.domain, a.id, a.address, a.flags FROM addresses a WHERE a.job_id = $1"
+				 " AND a.error_reason IS NULL AND a.duplicate_of IS NULL"
+				 " AND (a.domain, a.id) > ($2, $3::bigint) AND NOT EXISTS (SELECT 1 FROM results r"
+				 "  WHERE r.job_id = a.job_id AND r.address_id = a.id AND r.final)"
+				 " ORDER BY a.domain, a.id" :
+				 "DECLARE split_cur NO SCROLL CURSOR FOR"
+				 " SELECT domain, id, address, flags FROM addresses WHERE job_id = $1"
+				 " AND error_reason IS NULL AND duplicate_of IS NULL"
+				 " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
 				 3, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));

@@ -26,6 +26,7 @@ typedef struct {
 	int max_shards;           /* batches of one domain spread over at most this many keys (4) */
 	int chunk;                /* rows fetched at a time; progress is recorded per chunk (100000) */
 	int flush_timeout_ms;     /* bound on waiting for deliveries (30000) */
+	int skip_final;           /* leave out addresses that already have a final result (a re-split) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 } emv_split_params;
 

@@ -5,7 +5,9 @@
  * private PostgreSQL the quick start makes (deploy/local-pg.sh, unix
  * socket only).  Fixture "world".
  */
+#include <signal.h>
 #include "cluster_harness.h"
+#include "pg_harness.h"
 
 static char url[1024];
 static const char *pg_dir = EMV_BUILD_DIR "/run-pg";
@@ -119,11 +121,129 @@ static void do_test_run_usage_errors(void **state)
 	assert_non_null(strstr(log, "no-such-list.csv"));
 }
 
+/* How many RCPT TO:<addr> the test world's servers have seen so far. */
+static int rcpts_seen(const char *addr)
+{
+	char pat[320], *log, *p;
+	int n = 0;
+	FILE *f = fopen(EMV_WORLD_DIR "/smtpd.log", "r");
+	assert_non_null(f);
+	log = calloc(1, 16 << 20);
+	fread(log, 1, (16 << 20) - 1, f);
+	fclose(f);
+	snprintf(pat, sizeof pat, " RCPT %s ", addr);
+	for (p = log; (p = strstr(p, pat)); p++)
+		n++;
+	free(log);
+	return n;
+}
+
+static const char *resume_addr(int row)
+{
+	static char a[64];
+	if (row <= 2)
+		snprintf(a, sizeof a, "rz%d@accept.test", row);
+	else
+		snprintf(a, sizeof a, "rz%d@slow.test", row);
+	return a;
+}
+
+/* Interrupted (SIGINT) part-way, then continued with --job: every row ends
+ * final, and no address that had its verdict is asked again (the world's
+ * own log counts the RCPTs; these recipients are asked by no other test). */
+static void do_test_run_interrupted_then_continued(void **state)
+{
+	const char *list = EMV_BUILD_DIR "/run-resume.csv", *out = EMV_BUILD_DIR "/run-resume.out";
+	char log[16384], job[64] = "", *p;
+	FILE *f = fopen(list, "w");
+	int pfd[2], status, n = 0, seen[11] = { 0 }, was_final[11] = { 0 };
+	long before_final;
+	pid_t pid;
+	size_t got = 0;
+
+	fputs("email\n", f);
+	for (int row = 1; row <= 10; row++) /* slow.test answers every reply 300 ms late */
+		fprintf(f, "%s\n", resume_addr(row));
+	fclose(f);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		execl(EMV_BIN, EMV_BIN, "run", list, "-o", out, "--database", url, "--batch-max", "2", "--dns",
+		      "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test",
+		      "--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout",
+		      "5", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	/* the job id from its first line, then wait for a first verdict or two */
+	while (!job[0] && got + 1 < sizeof log) {
+		ssize_t k = read(pfd[0], log + got, sizeof log - 1 - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+		log[got] = '\0';
+		if ((p = strstr(log, "job ")) && strchr(p, ':'))
+			snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	}
+	assert_true(job[0]);
+	for (int i = 0; i < 400 && pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job) < 2; i++)
+		usleep(20000);
+	kill(pid, SIGINT);
+	while (got + 1 < sizeof log) {
+		ssize_t k = read(pfd[0], log + got, sizeof log - 1 - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	log[got] = '\0';
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	if (!strstr(log, "continue with --job"))
+		fail_msg("interrupted run:\n%s", log);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	before_final = pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
+	assert_true(before_final >= 2 && before_final < 10); /* really part-way */
+	for (int row = 1; row <= 10; row++) {
+		was_final[row] = pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = %d AND final",
+					 job, row) == 1;
+		seen[row] = rcpts_seen(resume_addr(row));
+	}
+	{
+		const char *argv[] = { EMV_BIN, "run", "--job", job, "-o", out, "--database", url, "--batch-max", "2",
+				       "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
+				       "probe@verifier.test", "--helo", "probe.verifier.test", "--providers",
+				       EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+		if (run_capture(log, sizeof log, argv, 1) != 0)
+			fail_msg("continued run:\n%s", log);
+	}
+	assert_int_equal(pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job), 10);
+	assert_int_equal(pg_long(url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", job), 1);
+	for (int row = 1; row <= 10; row++) {
+		int now = rcpts_seen(resume_addr(row));
+		if (was_final[row] && now != seen[row])
+			fail_msg("%s had its verdict but was asked again (%d -> %d RCPTs)", resume_addr(row), seen[row], now);
+		if (!was_final[row] && now <= seen[row])
+			fail_msg("%s was still open but not asked in the continued run", resume_addr(row));
+	}
+	{
+		char *csv = slurp(out), *line, *save;
+		for (line = strtok_r(csv, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			if (strstr(line, ",undeliverable,mailbox_not_found,"))
+				n++;
+		assert_int_equal(n, 10);
+		free(csv);
+	}
+	print_message("interrupted with %ld of 10 final; continued to 10, none asked twice\n", before_final);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_run_list),
 		cmocka_unit_test(do_test_run_usage_errors),
+		cmocka_unit_test(do_test_run_interrupted_then_continued),
 	};
 	return cmocka_run_group_tests_name("run_embedded", tests, setup, teardown);
 }
