@@ -133,9 +133,7 @@ static void do_test_end_to_end(void **state)
 	assert_non_null(strstr(out, "9 addresses in"));
 	{
 		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w1", "--until-idle", "4000",
-				       "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
-				       "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
-				       "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+				       WORLD_OPTS, NULL };
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	run_sink(out, sizeof out);
@@ -193,9 +191,7 @@ static void do_test_worker_killed_mid_job(void **state)
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
 		const char *w1[] = { EMV_WORKER, "--brokers", brokers, "--name", "doomed", "--session-timeout", "6000",
-				     "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
-				     "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
-				     "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+				     WORLD_OPTS, NULL };
 		pid_t pid = spawn(w1);
 		usleep(2500000); /* joined the group, mid-way through the slow batches */
 		kill(pid, SIGKILL);
@@ -205,10 +201,7 @@ static void do_test_worker_killed_mid_job(void **state)
 	{
 		/* idle long enough to outlast the dead worker's 6 s session and the rebalance */
 		const char *w2[] = { EMV_WORKER, "--brokers", brokers, "--name", "w2", "--until-idle", "15000",
-				     "--session-timeout", "6000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
-				     "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo",
-				     "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout",
-				     "5", NULL };
+				     "--session-timeout", "6000", WORLD_OPTS, NULL };
 		assert_int_equal(run_argv(out, sizeof out, w2), 0);
 	}
 	run_sink(out, sizeof out);
@@ -247,9 +240,7 @@ static void do_test_broker_down_for_10s(void **state)
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
 		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3", "--until-idle", "20000",
-				    "--session-timeout", "30000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
-				    "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
-				    "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+				    "--session-timeout", "30000", WORLD_OPTS, NULL };
 		pid = spawn(w);
 	}
 	sleep(2); /* it has the batches and is probing the slow server */
@@ -284,10 +275,7 @@ static void do_test_retry_topic(void **state)
 		/* greylisting asks for 2 s; the engine may wait 1 s at most, so
 		 * the retry topic has to do it */
 		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr", "--until-idle", "6000",
-				    "--max-retry-time", "1", "--retry-delay", "3000", "--retry-attempts", "2", "--dns",
-				    "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
-				    "probe@verifier.test", "--helo", "probe.verifier.test", "--providers",
-				    EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+				    "--max-retry-time", "1", "--retry-delay", "3000", "--retry-attempts", "2", WORLD_OPTS, NULL };
 		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
 		if (!strstr(out, "2 retried in 1 retry batches"))
 			fail_msg("worker: %s", out);
@@ -307,10 +295,7 @@ static void do_test_retry_topic(void **state)
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
 		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr1", "--until-idle", "3000",
-				    "--max-retry-time", "1", "--retry-attempts", "1", "--dns", "127.0.0.1:5300",
-				    "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test",
-				    "--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf",
-				    "--timeout", "5", NULL };
+				    "--max-retry-time", "1", "--retry-attempts", "1", WORLD_OPTS, NULL };
 		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
 		if (!strstr(out, "0 retried in 0 retry batches"))
 			fail_msg("worker: %s", out);
@@ -342,9 +327,7 @@ static void do_test_broker_killed_in_3_node_cluster(void **state)
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
 		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3n", "--until-idle", "15000",
-				    "--session-timeout", "10000", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
-				    "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
-				    "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+				    "--session-timeout", "10000", WORLD_OPTS, NULL };
 		pid = spawn(w);
 	}
 	sleep(2); /* probing the slow server, results on their way */

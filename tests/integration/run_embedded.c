@@ -62,10 +62,7 @@ static void do_test_run_list(void **state)
 		"typo@gmial.com,undeliverable,no_domain,",
 	};
 	const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--workers", "2",
-			       "--retry-delay", "2500", "--max-retry-time", "1", "--dns", "127.0.0.1:5300",
-			       "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test",
-			       "--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf",
-			       "--timeout", "5", NULL };
+			       "--retry-delay", "2500", "--max-retry-time", "1", WORLD_OPTS, NULL };
 	int n = 0;
 
 	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
@@ -170,10 +167,7 @@ static void do_test_run_interrupted_then_continued(void **state)
 	if (pid == 0) {
 		dup2(pfd[1], 2);
 		close(pfd[0]);
-		execl(EMV_BIN, EMV_BIN, "run", list, "-o", out, "--database", url, "--batch-max", "2", "--dns",
-		      "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test",
-		      "--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout",
-		      "5", (char *)NULL);
+		execl(EMV_BIN, EMV_BIN, "run", list, "-o", out, "--database", url, "--batch-max", "2", WORLD_OPTS, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -212,9 +206,7 @@ static void do_test_run_interrupted_then_continued(void **state)
 	}
 	{
 		const char *argv[] = { EMV_BIN, "run", "--job", job, "-o", out, "--database", url, "--batch-max", "2",
-				       "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
-				       "probe@verifier.test", "--helo", "probe.verifier.test", "--providers",
-				       EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", NULL };
+				       WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, argv, 1) != 0)
 			fail_msg("continued run:\n%s", log);
 	}
