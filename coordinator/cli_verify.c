@@ -764,7 +764,7 @@ int cli_verify(int argc, char **argv)
 		struct vworker *w = &v.w[i];
 		struct timeval tv = { 1, 0 };
 		w->e.probe.greylist_retries = 0; /* the engine retries */
-		ep.providers = w->e.providers;
+		cli_engine_params_engine(&w->e, &ep);
 		w->eng = emv_engine_new(&w->e.probe, &ep, on_result, w);
 		w->tick = event_new(w->e.base, -1, EV_PERSIST, on_tick, w);
 		event_add(w->tick, &tv);

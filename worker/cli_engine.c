@@ -60,6 +60,7 @@ int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg)
 	case 1011: return parse_int("--greylist-wait", arg, 0, 3600, &o->greylist_wait_s);
 	case 1012: return parse_int("--max-retry-time", arg, 0, 86400, &o->max_retry_s);
 	case 1013: o->providers = arg; return 1;
+	case 1014: o->pool = arg; return 1;
 	case 'v': o->verbose++; return 1;
 	default: return 0;
 	}
@@ -140,8 +141,23 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 		return -1;
 	}
 
+	if (o->pool) {
+		emv_rep_params rp;
+		if (!(e->pool = emv_pool_load(o->pool, err, sizeof err))) {
+			fprintf(stderr, "emailverify: %s\n", err);
+			return -1;
+		}
+		if (e->pool->nsources < 1) {
+			fprintf(stderr, "emailverify: %s: no source address\n", o->pool);
+			return -1;
+		}
+		emv_rep_params_default(&rp);
+		e->rep = emv_rep_new(&rp, e->pool->nsources);
+	}
 	if (o->helo) {
 		emv_strlcpy(e->helo, o->helo, sizeof e->helo);
+	} else if (e->pool) { /* each session greets with its own source's name; this is the fallback */
+		emv_strlcpy(e->helo, e->pool->sources[0].helo, sizeof e->helo);
 	} else {
 		struct addrinfo hints, *ai = NULL;
 		char host[256] = "localhost";
@@ -157,6 +173,8 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 	}
 	if (o->mail_from)
 		emv_strlcpy(e->mail_from, o->mail_from, sizeof e->mail_from);
+	else if (e->pool && e->pool->mail_from[0])
+		emv_strlcpy(e->mail_from, e->pool->mail_from, sizeof e->mail_from);
 	else
 		snprintf(e->mail_from, sizeof e->mail_from, "verify@%s", e->helo);
 
@@ -194,8 +212,19 @@ void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep)
 	ep->user_timeouts = o->timeout_s > 0;
 }
 
+void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep)
+{
+	ep->providers = e->providers;
+	ep->pool = e->pool;
+	ep->rep = e->rep;
+}
+
 void cli_engine_free(cli_engine *e)
 {
+	if (e->rep)
+		emv_rep_free(e->rep);
+	if (e->pool)
+		emv_pool_free(e->pool);
 	if (e->dns)
 		emv_dns_free(e->dns);
 	if (e->base)

@@ -11,6 +11,8 @@
 #include "emv_lists.h"
 #include "emv_probe.h"
 #include "emv_providers.h"
+#include "emv_pool.h"
+#include "emv_reputation.h"
 
 /* Engine settings common to check/verify/run. */
 typedef struct {
@@ -19,6 +21,7 @@ typedef struct {
 	const char *mail_from;    /* --mail-from ADDR */
 	const char *data_dir;     /* --data-dir DIR */
 	const char *providers;    /* --providers FILE (default DATA_DIR/providers.conf) */
+	const char *pool;         /* --pool FILE: region, probe sender, source addresses with HELO names */
 	const char *source_ips[16];
 	int nsource;
 	int port;                 /* --smtp-port */
@@ -42,6 +45,8 @@ typedef struct {
 	emv_probe_config probe;
 	char helo[256];
 	char mail_from[300];
+	emv_pool *pool;           /* --pool: sessions rotate over its addresses */
+	emv_rep *rep;             /* their reputation per provider (this engine's own) */
 } cli_engine;
 
 void cli_engine_opts_default(cli_engine_opts *o);
@@ -53,6 +58,9 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o);
  * worker): retries may wait up to 30 min unless --max-retry-time says. */
 void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep);
 void cli_engine_free(cli_engine *e);
+/* The engine settings that come from the built engine: provider policies
+ * and, with --pool, the source addresses and their reputation. */
+void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
 
 /* Long options shared by the commands (terminated by the caller's list). */
 #define CLI_ENGINE_LONGOPTS                                                 \
@@ -69,6 +77,7 @@ void cli_engine_free(cli_engine *e);
 	{ "greylist-wait", required_argument, NULL, 1011 },                \
 	{ "max-retry-time", required_argument, NULL, 1012 },               \
 	{ "providers", required_argument, NULL, 1013 },                    \
+	{ "pool", required_argument, NULL, 1014 },                         \
 	{ "verbose", no_argument, NULL, 'v' }
 
 #define CLI_ENGINE_HELP                                                                      \
@@ -85,6 +94,8 @@ void cli_engine_free(cli_engine *e);
 	"  --max-retry-time S     most time spent waiting on greylisting per domain (default 120)\n" \
 	"  --data-dir DIR         lists and rules (default: " EMV_DATA_DIR ")\n"               \
 	"  --providers FILE       provider policies and budgets (default: DATA_DIR/providers.conf)\n" \
+	"  --pool FILE            source addresses to rotate, each with its HELO name, and the probe sender\n" \
+	"                         (deploy/worker.conf.example); budgets become per (address, provider)\n" \
 	"  -v, --verbose          log what happens (repeat for more)\n"
 
 #endif

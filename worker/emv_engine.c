@@ -8,6 +8,7 @@
  * the host's sessions ends.  Retries sit in a list ordered by due time,
  * served by one timer.
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -107,6 +108,7 @@ struct run {
 	emv_probe_job *job;
 	int granted;               /* RCPTs taken from the budget for this run */
 	char budget_key[300];
+	int src;                   /* pool index of the source address, -1 without a pool */
 	struct run *prev, *next;   /* runs in flight, so freeing the engine can cancel them */
 };
 
@@ -329,6 +331,10 @@ static int retry_delay(emv_engine *e, struct item *it, const emv_probe_result *r
 {
 	int k = it->tries - 1;
 	int d;
+	/* our source was blocked: another pool address may ask now (the
+	 * blocked one is quarantined for this provider and will not be picked) */
+	if (r->reason == EMV_REASON_BLOCKED && e->p.pool && e->p.pool->nsources > 1)
+		return 0;
 	if (k < 0)
 		k = 0;
 	if (k > 2)
@@ -416,6 +422,38 @@ static int is_retryable(const emv_engine *e, const emv_probe_result *r)
 	return 1;
 }
 
+/* What one job (its sessions from one source) says about that source for
+ * this provider: the worst of its answers, reported once, so that a 220
+ * banner never counts as a good re-probe before a block at RCPT. */
+static void feed_reputation(emv_engine *e, struct run *run, const emv_probe_job *job)
+{
+	emv_rep_outcome o = EMV_REP_OK;
+	const char *reply = NULL;
+	int answered = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		const emv_probe_result *r = emv_probe_get(job, i);
+		emv_rep_outcome x = EMV_REP_NEUTRAL;
+		if (r->reason == EMV_REASON_BLOCKED)
+			x = EMV_REP_BLOCKED;
+		else if (r->reason == EMV_REASON_RATE_LIMITED)
+			x = EMV_REP_RATE_LIMITED;
+		else if (r->have_smtp && !r->temporary)
+			x = EMV_REP_OK;
+		else if (r->reason == EMV_REASON_CONNECTION_FAILED || r->reason == EMV_REASON_TIMEOUT)
+			x = EMV_REP_CONN_FAILED;
+		answered |= r->have_smtp;
+		if (emv_rep_outcome_worse(o, x) != o || (!reply && r->have_smtp)) {
+			o = emv_rep_outcome_worse(o, x);
+			if (r->have_smtp)
+				reply = r->reply;
+		}
+	}
+	if (!answered && o == EMV_REP_OK)
+		o = EMV_REP_NEUTRAL;
+	emv_rep_feed(e->p.rep, run->src, e->domains[run->domain].prov->name, o, reply, emv_now_ms());
+}
+
 static void on_job_done(emv_probe_job *job, void *arg)
 {
 	struct run *run = arg;
@@ -430,6 +468,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	if (k)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
+	if (run->src >= 0 && e->p.rep)
+		feed_reputation(e, run, job);
 	if (e->p.budget && run->budget_key[0]) /* 452 re-sends cost RCPTs too */
 		emv_budget_charge(e->p.budget, run->budget_key, (int)emv_probe_rcpt_sent(job) - run->granted);
 	e->connected_sessions += emv_probe_connected(job);
@@ -575,31 +615,63 @@ static int wants_probe(const emv_engine *e, const struct domain *d)
  * of its provider (or MX host): 0 means wait *wait_ms.  The catch-all probe
  * is a recipient too and is counted.
  */
+/* A rate budget under a throttle factor; 0 (no limit) stays 0, and a
+ * limit never falls below 1. */
+static int scaled(int limit, double factor)
+{
+	int v;
+	if (limit <= 0 || factor >= 1.0)
+		return limit;
+	v = (int)(limit * factor);
+	return v < 1 ? 1 : v;
+}
+
 static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *wait_ms, char *key, size_t keylen,
-			   int *granted)
+			   int *granted, int *src)
 {
 	const emv_provider *pv = d->prov;
 	size_t want = batch_max(e, d);
 	int probe = wants_probe(e, d), got;
 
+	double factor = 1.0;
+	size_t kl;
+
 	*wait_ms = 0;
 	*granted = 0;
+	*src = -1;
 	key[0] = '\0';
-	if (!e->p.budget || d->no_smtp) /* budgets count RCPTs sent, and none will be */
+	if (d->no_smtp) /* budgets count RCPTs sent, and none will be */
 		return want;
-	/* one source address per engine today: the key is the provider (or
-	 * host, by budget_scope); with source pools it gains the source */
+	if (e->p.pool) {
+		/* the best source for this provider: never a quarantined or
+		 * held one; none usable means wait, never push through */
+		emv_rep_grant g;
+		if ((*src = emv_rep_pick(e->p.rep, pv->name, now, &g)) < 0) {
+			*wait_ms = 60000;
+			return 0;
+		}
+		factor = g.rate_factor > 0 ? g.rate_factor : 1.0;
+		if (g.max_rcpts > 0 && want > (size_t)g.max_rcpts)
+			want = (size_t)g.max_rcpts; /* a re-probe asks little */
+	}
+	if (!e->p.budget)
+		return want;
+	/* the key is the provider (or host, by budget_scope), and with a pool
+	 * the source address too: budgets are per (source IP, provider) */
 	if (pv->budget_scope == EMV_PROVIDER_SCOPE_PROVIDER && strcmp(pv->name, "default") != 0)
 		snprintf(key, keylen, "p:%s", pv->name);
 	else
 		snprintf(key, keylen, "h:%s", d->key->host);
-	got = emv_budget_take(e->p.budget, key, pv->rcpt_per_minute, pv->rcpt_per_hour, pv->rcpt_per_day,
-			      (int)want + probe, 1 + probe, now, wait_ms);
+	kl = strlen(key);
+	if (*src >= 0)
+		snprintf(key + kl, keylen - kl, "@%s", e->p.pool->sources[*src].ip);
+	got = emv_budget_take(e->p.budget, key, scaled(pv->rcpt_per_minute, factor), scaled(pv->rcpt_per_hour, factor),
+			      scaled(pv->rcpt_per_day, factor), (int)want + probe, 1 + probe, now, wait_ms);
 	*granted = got;
 	return got > 0 ? (size_t)(got - probe) : 0;
 }
 
-static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budget_key, int granted)
+static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budget_key, int granted, int src)
 {
 	struct domain *d = &e->domains[di];
 	const emv_provider *pv = d->prov;
@@ -668,6 +740,19 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	if (e->runs)
 		e->runs->prev = run;
 	e->runs = run;
+	run->src = src;
+	if (src >= 0) { /* bound to the picked pool address, greeting with its own name */
+		const emv_pool_source *ps = &e->p.pool->sources[src];
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&cfg.source4;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cfg.source6;
+		memset(&cfg.source4, 0, sizeof cfg.source4);
+		memset(&cfg.source6, 0, sizeof cfg.source6);
+		if (inet_pton(AF_INET, ps->ip, &s4->sin_addr) == 1)
+			s4->sin_family = AF_INET;
+		else if (inet_pton(AF_INET6, ps->ip, &s6->sin6_addr) == 1)
+			s6->sin6_family = AF_INET6;
+		cfg.session.helo_name = ps->helo;
+	}
 	run->job = emv_probe_start(&cfg, d->name, addrs, u8, run->n, on_job_done, run);
 	free(addrs);
 	free(u8);
@@ -718,7 +803,8 @@ void emv_engine_pump(emv_engine *e)
 		{
 			int wait_ms, granted;
 			char bkey[300];
-			size_t n = budget_batch(e, d, now, &wait_ms, bkey, sizeof bkey, &granted);
+			int src;
+			size_t n = budget_batch(e, d, now, &wait_ms, bkey, sizeof bkey, &granted, &src);
 			if (n == 0) {
 				/* out of RCPT budget: the host waits, others go on */
 				k->backoff_until = now + (uint64_t)wait_ms;
@@ -729,7 +815,7 @@ void emv_engine_pump(emv_engine *e)
 					break;
 				continue;
 			}
-			start_batch(e, di, n, bkey, granted);
+			start_batch(e, di, n, bkey, granted, src);
 		}
 		if (d->npending > 0)
 			ready_push(e, di);

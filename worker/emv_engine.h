@@ -23,6 +23,8 @@
 #include "emv_probe.h"
 #include "emv_budget.h"
 #include "emv_providers.h"
+#include "emv_pool.h"
+#include "emv_reputation.h"
 
 typedef struct {
 	int concurrency;          /* probe sessions in flight (default 500) */
@@ -36,6 +38,8 @@ typedef struct {
 	const emv_providers *providers; /* NULL: built-in defaults */
 	int user_timeouts;        /* the user set timeouts: provider timeouts do not override them */
 	emv_budget *budget;       /* RCPT budgets, shared by every engine of the process (NULL: none) */
+	const emv_pool *pool;     /* source addresses to rotate (NULL: the probe config's own source) */
+	emv_rep *rep;             /* their reputation per provider (required with pool; one per engine) */
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);

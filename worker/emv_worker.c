@@ -620,7 +620,9 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 		return EMV_ERR;
 	}
 	emv_engine_params_default(&w.ep);
-	w.ep.providers = w.e.providers;
+	cli_engine_params_engine(&w.e, &w.ep);
+	if (w.e.pool && !w.o.region[0])
+		w.o.region = w.e.pool->region;
 	w.ep.budget = emv_budget_new();
 	cli_engine_params_apply(eo, &w.ep);
 	if (eo->max_retry_s == 120) /* the default: longer waits go to the retry topic */

@@ -395,6 +395,39 @@ static void do_test_dns_verdicts_spend_no_budget(void **state)
 	run_free(&r);
 }
 
+/* A source pool: blocked.test refuses client 127.0.0.3 ("blocked using
+ * zen.spamhaus.org").  One session from .3 hits the block, .3 is
+ * quarantined for that provider at once, and every address is asked again
+ * from .4 with .4's own HELO name; .3 is not used again.  The recipients
+ * are this test's own, so the server log counts only its RCPTs. */
+static void do_test_pool_rotates_away_from_blocked_ip(void **state)
+{
+	struct run r;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_file(TMP "/pool.conf", "region = test\nmail_from = probe@verifier.test\n"
+				     "source = 127.0.0.3 poola.verifier.test\nsource = 127.0.0.4 poolb.verifier.test\n");
+	write_file(TMP "/pool.csv", "email\npoolz1@blocked.test\npoolz2@blocked.test\npoolz3@blocked.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-batching", "--pool", TMP "/pool.conf",
+		   TMP "/pool.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_verdict(r.results[i], "undeliverable", "mailbox_not_found"); /* .4's answer */
+		assert_string_equal(sget(r.results[i], "source_ip"), "127.0.0.4");
+	}
+	/* .3 was tried (round-robin starts there) and blocked once, then never again */
+	assert_int_equal(log_count(mark, "127.0.0.14 127.0.0.3 RCPT poolz", NULL, NULL), 1);
+	assert_int_equal(log_count(mark, "127.0.0.14 127.0.0.3 RCPT poolz", "554", NULL), 1);
+	for (int i = 1; i <= 3; i++) {
+		char a[64];
+		snprintf(a, sizeof a, "127.0.0.14 127.0.0.4 RCPT poolz%d@blocked.test", i);
+		assert_int_equal(log_count(mark, a, NULL, NULL), 1);
+	}
+	assert_true(log_count(mark, "127.0.0.14 127.0.0.4 EHLO", "poolb.verifier.test", NULL) >= 1);
+	assert_int_equal(log_count(mark, "127.0.0.14 127.0.0.4 EHLO", "poola.verifier.test", NULL), 0);
+	run_free(&r);
+}
+
 static void do_test_provider_policy_applies(void **state)
 {
 	struct run r;
@@ -596,6 +629,7 @@ int main(void)
 		cmocka_unit_test(do_test_sessions_per_mx_limit),
 		cmocka_unit_test(do_test_rcpt_budget_waits),
 		cmocka_unit_test(do_test_dns_verdicts_spend_no_budget),
+		cmocka_unit_test(do_test_pool_rotates_away_from_blocked_ip),
 		cmocka_unit_test(do_test_provider_policy_applies),
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_threads_same_verdicts),
