@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli_engine.h"
+#include "emv_audit.h"
 #include "emv_util.h"
 
 void cli_engine_opts_default(cli_engine_opts *o)
@@ -84,6 +85,55 @@ static int parse_source(cli_engine *e, const char *ip)
 	}
 	fprintf(stderr, "emailverify: --source-ip '%s' is not an IPv4 or IPv6 address\n", ip);
 	return -1;
+}
+
+struct audit_wait {
+	struct event_base *base;
+	emv_rep *rep;
+	int done, usable;
+};
+
+static void on_audit(const emv_audit_result *res, int n, void *arg)
+{
+	struct audit_wait *aw = arg;
+	for (int i = 0; i < n; i++) {
+		const emv_audit_result *x = &res[i];
+		if (x->ok) {
+			emv_log(EMV_LOG_INFO, "audit", "source %s (%s): passed", x->ip, x->helo);
+		} else {
+			emv_log(EMV_LOG_WARN, "audit", "source %s (%s): %s: %s", x->ip, x->helo,
+				x->held ? "held out of rotation" : "failed, used anyway (audit_failures = run)",
+				x->problems);
+			if (x->held)
+				emv_rep_hold(aw->rep, x->source, x->problems, emv_now_ms());
+		}
+		if (x->notes[0])
+			emv_log(EMV_LOG_INFO, "audit", "source %s: %s", x->ip, x->notes);
+		aw->usable += !x->held;
+	}
+	aw->done = 1;
+	event_base_loopbreak(aw->base);
+}
+
+/*
+ * Before a pool address sends a probe: forward-confirmed reverse DNS, SPF
+ * for the probe sender, DNSBL listings (emv_audit).  A failing address is
+ * held out of rotation (or only reported, with audit_failures = run);
+ * -1 when none is left.
+ */
+static int audit_pool(cli_engine *e)
+{
+	struct audit_wait aw = { e->base, e->rep, 0, 0 };
+	emv_audit *a = emv_audit_start(e->base, e->dns, e->pool, on_audit, &aw);
+	while (!aw.done && event_base_dispatch(e->base) == 0)
+		; /* the audit's DNS queries are bounded by their timeouts and tries */
+	emv_audit_free(a);
+	if (aw.usable == 0) {
+		fprintf(stderr, "emailverify: every source address of the pool failed its start-up audit (see above); "
+				"fix DNS, or set audit_failures = run to use them anyway\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* Set-up touches process-wide library state (c-ares, OpenSSL): engines
@@ -192,6 +242,8 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 	e->probe.session.port = o->port;
 	e->probe.session.helo_name = e->helo;
 	e->probe.session.mail_from = e->mail_from;
+	if (e->pool && audit_pool(e) < 0)
+		return -1;
 	e->probe.session.ssl_ctx = e->ssl;
 	e->probe.session.starttls = !o->no_tls;
 	if (o->timeout_s > 0) {
