@@ -430,6 +430,38 @@ static void do_test_pool_rotates_away_from_blocked_ip(void **state)
 	run_free(&r);
 }
 
+/* Budgets per (source address, provider): ratelimit.test answers 450 after
+ * 5 RCPTs a minute from one client; with a budget of 5 a minute per source
+ * and two sources, 8 addresses are all asked within the minute, no source
+ * over its 5 (the server's own log), and no 450.  With one budget for the
+ * provider the last 3 would wait a minute. */
+static void do_test_pool_budgets_per_source(void **state)
+{
+	struct run r;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	uint64_t t0 = emv_test_now_ms();
+	int a, b;
+	write_file(TMP "/pool2.conf", "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+				      "source = 127.0.0.51 poolc.verifier.test\nsource = 127.0.0.52 poold.verifier.test\n");
+	write_file(TMP "/pool2.csv", "email\nu11@ratelimit.test\nu12@ratelimit.test\nu13@ratelimit.test\n"
+				     "u14@ratelimit.test\nu15@ratelimit.test\nu16@ratelimit.test\nu17@ratelimit.test\n"
+				     "u18@ratelimit.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool", TMP "/pool2.conf",
+		   "--providers", EMV_TEST_DATA "/providers-pool.conf", TMP "/pool2.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 8);
+	for (int i = 0; i < 8; i++)
+		assert_verdict(r.results[i], "deliverable", "accepted");
+	a = log_count(mark, "127.0.0.29 127.0.0.51 RCPT", NULL, NULL);
+	b = log_count(mark, "127.0.0.29 127.0.0.52 RCPT", NULL, NULL);
+	print_message("RCPTs per source: %d and %d, in %llu ms\n", a, b, (unsigned long long)(emv_test_now_ms() - t0));
+	assert_int_equal(a + b, 8);
+	assert_true(a <= 5 && b <= 5);
+	assert_int_equal(log_count(mark, "127.0.0.29 127.0.0.5", "rate-limited", NULL), 0);
+	assert_true(emv_test_now_ms() - t0 < 45000);
+	run_free(&r);
+}
+
 static void do_test_provider_policy_applies(void **state)
 {
 	struct run r;
@@ -632,6 +664,7 @@ int main(void)
 		cmocka_unit_test(do_test_rcpt_budget_waits),
 		cmocka_unit_test(do_test_dns_verdicts_spend_no_budget),
 		cmocka_unit_test(do_test_pool_rotates_away_from_blocked_ip),
+		cmocka_unit_test(do_test_pool_budgets_per_source),
 		cmocka_unit_test(do_test_provider_policy_applies),
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_threads_same_verdicts),
