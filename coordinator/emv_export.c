@@ -22,8 +22,7 @@ struct emv_export {
 	emv_export_params p;
 	int header_done, done, in_tx;
 	uint64_t rows;
-	char *buf;
-	size_t len, cap;
+	emv_buf out;        /* the rows of one emv_export_next() */
 	char fetch[64];
 };
 
@@ -92,12 +91,7 @@ int emv_export_parse_statuses(const char *list, unsigned *mask, char *err, size_
 
 static void put(emv_export *x, const char *s, size_t n)
 {
-	if (x->len + n > x->cap) {
-		x->cap = (x->len + n) * 2;
-		x->buf = emv_xrealloc(x->buf, x->cap);
-	}
-	memcpy(x->buf + x->len, s, n);
-	x->len += n;
+	emv_buf_add(&x->out, s, n);
 }
 
 static void puts_(emv_export *x, const char *s)
@@ -392,7 +386,7 @@ long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err
 
 	if (x->done)
 		return 0;
-	x->len = 0;
+	x->out.len = 0;
 	if (!x->header_done && x->p.format == EMV_EXPORT_CSV)
 		for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++)
 			csv(x, csv_columns[i], i + 1 == sizeof csv_columns / sizeof csv_columns[0]);
@@ -414,7 +408,7 @@ long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err
 	x->rows += (uint64_t)n;
 	if (n < x->p.fetch_rows)
 		x->done = 1;
-	if (x->len && fn(arg, x->buf, x->len) != 0) {
+	if (x->out.len && fn(arg, x->out.p, x->out.len) != 0) {
 		emv_set_err(err, errlen, "export: the output refused the data");
 		return -1;
 	}
@@ -437,7 +431,7 @@ void emv_export_close(emv_export *x)
 		free(x->dym[i].suggestion);
 	}
 	free(x->dym);
-	free(x->buf);
+	free(x->out.p);
 	free(x);
 }
 

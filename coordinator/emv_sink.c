@@ -118,45 +118,30 @@ static size_t pick_rows(struct pick *picks, size_t n)
 	return out;
 }
 
-struct copybuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void cb_add(struct copybuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = emv_xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
 /* COPY text field: wire data is validated printable ASCII / UTF-8 already;
  * escape the COPY specials anyway. */
-static void cb_field(struct copybuf *b, const char *s, int last)
+static void cb_field(emv_buf *b, const char *s, int last)
 {
 	if (!s || !*s) {
-		cb_add(b, "\\N", 2);
+		emv_buf_add(b, "\\N", 2);
 	} else {
 		for (; *s; s++) {
 			if (*s == '\\')
-				cb_add(b, "\\\\", 2);
+				emv_buf_add(b, "\\\\", 2);
 			else if (*s == '\t')
-				cb_add(b, "\\t", 2);
+				emv_buf_add(b, "\\t", 2);
 			else if (*s == '\n')
-				cb_add(b, "\\n", 2);
+				emv_buf_add(b, "\\n", 2);
 			else if (*s == '\r')
-				cb_add(b, "\\r", 2);
+				emv_buf_add(b, "\\r", 2);
 			else
-				cb_add(b, s, 1);
+				emv_buf_add(b, s, 1);
 		}
 	}
-	cb_add(b, last ? "\n" : "\t", 1);
+	emv_buf_add(b, last ? "\n" : "\t", 1);
 }
 
-static void cb_num(struct copybuf *b, long long v, int last)
+static void cb_num(emv_buf *b, long long v, int last)
 {
 	char n[24];
 	snprintf(n, sizeof n, "%lld", v);
@@ -179,7 +164,7 @@ static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 /* Store one group of decoded messages in one transaction. */
 static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored, char *err, size_t errlen)
 {
-	struct copybuf b = { NULL, 0, 0 };
+	emv_buf b = { NULL, 0, 0 };
 	PGresult *r;
 	struct pick *picks;
 	size_t total = 0, k = 0, npicks;

@@ -34,6 +34,15 @@ uint64_t emv_now_us(void);
  */
 size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
 
+/* A growable byte buffer, kept NUL-terminated (p is NULL until the first
+ * byte): formatting rows, COPY data and JSON text.  free(b.p) when done. */
+typedef struct {
+	char *p;
+	size_t len, cap;
+} emv_buf;
+
+void emv_buf_add(emv_buf *b, const void *s, size_t n);
+
 /* Bounded string copy that always NUL-terminates; returns strlen(dst). */
 size_t emv_strlcpy(char *dst, const char *src, size_t dstlen);
 

@@ -42,25 +42,9 @@ void emv_report_verdict_of(const emv_report_in *in, emv_report_verdict *v)
 /* ---- the JSON text, written directly (lists write one per address: building
  * a jansson tree and dumping it cost a quarter of the engine's CPU) ---- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
+static void puts_(emv_buf *b, const char *s)
 {
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = emv_xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void puts_(struct buf *b, const char *s)
-{
-	put(b, s, strlen(s));
+	emv_buf_add(b, s, strlen(s));
 }
 
 /* Length of the valid UTF-8 sequence at s (0 when invalid). */
@@ -89,18 +73,18 @@ static size_t utf8_len(const unsigned char *s)
 
 /* A JSON string: escapes as RFC 8259 requires; bytes that are not UTF-8
  * become '?' (inputs are untrusted). NULL or "" with null_if_empty: null. */
-static void jstr(struct buf *b, const char *s, int null_if_empty)
+static void jstr(emv_buf *b, const char *s, int null_if_empty)
 {
 	if (!s || (null_if_empty && !*s)) {
 		puts_(b, "null");
 		return;
 	}
-	put(b, "\"", 1);
+	emv_buf_add(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p;) {
 		size_t n;
 		if (*p == '"' || *p == '\\') {
 			char e[2] = { '\\', (char)*p };
-			put(b, e, 2);
+			emv_buf_add(b, e, 2);
 			p++;
 		} else if (*p < 0x20) {
 			char e[8];
@@ -108,26 +92,26 @@ static void jstr(struct buf *b, const char *s, int null_if_empty)
 			puts_(b, e);
 			p++;
 		} else if ((n = utf8_len(p)) > 0) {
-			put(b, (const char *)p, n);
+			emv_buf_add(b, (const char *)p, n);
 			p += n;
 		} else {
-			put(b, "?", 1);
+			emv_buf_add(b, "?", 1);
 			p++;
 		}
 	}
-	put(b, "\"", 1);
+	emv_buf_add(b, "\"", 1);
 }
 
-static void jkey(struct buf *b, const char *k)
+static void jkey(emv_buf *b, const char *k)
 {
 	if (b->len > 1)
-		put(b, ",", 1);
-	put(b, "\"", 1);
+		emv_buf_add(b, ",", 1);
+	emv_buf_add(b, "\"", 1);
 	puts_(b, k);
-	put(b, "\":", 2);
+	emv_buf_add(b, "\":", 2);
 }
 
-static void jint(struct buf *b, long long v)
+static void jint(emv_buf *b, long long v)
 {
 	char n[32];
 	snprintf(n, sizeof n, "%lld", v);
@@ -137,13 +121,13 @@ static void jint(struct buf *b, long long v)
 char *emv_report_json_text(const emv_report_in *in)
 {
 	emv_report_verdict v;
-	struct buf b = { NULL, 0, 0 };
+	emv_buf b = { NULL, 0, 0 };
 	const char *names[16];
 	size_t nf;
 	int ok = in->addr && in->addr->error == EMV_ADDR_OK;
 
 	emv_report_verdict_of(in, &v);
-	put(&b, "{", 1);
+	emv_buf_add(&b, "{", 1);
 	jkey(&b, "email");
 	jstr(&b, ok ? in->addr->address : in->input, 0);
 	jkey(&b, "input");
@@ -153,14 +137,14 @@ char *emv_report_json_text(const emv_report_in *in)
 	jkey(&b, "reason");
 	jstr(&b, emv_reason_name(v.reason), 0);
 	jkey(&b, "flags");
-	put(&b, "[", 1);
+	emv_buf_add(&b, "[", 1);
 	nf = emv_flag_names(v.flags, names, 16);
 	for (size_t i = 0; i < nf; i++) {
 		if (i)
-			put(&b, ",", 1);
+			emv_buf_add(&b, ",", 1);
 		jstr(&b, names[i], 0);
 	}
-	put(&b, "]", 1);
+	emv_buf_add(&b, "]", 1);
 	jkey(&b, "did_you_mean");
 	jstr(&b, in->did_you_mean, 1);
 	jkey(&b, "detail");
@@ -180,17 +164,17 @@ char *emv_report_json_text(const emv_report_in *in)
 		const emv_probe_result *r = emv_probe_get(in->job, in->index);
 		const emv_mx_result *mx = emv_probe_mx(in->job);
 		jkey(&b, "mx");
-		put(&b, "[", 1);
+		emv_buf_add(&b, "[", 1);
 		if (mx && mx->status == EMV_DNS_OK && !mx->implicit) {
 			for (int h = 0; h < mx->nhosts; h++) {
-				put(&b, h ? ",{\"host\":" : "{\"host\":", h ? 9 : 8);
+				emv_buf_add(&b, h ? ",{\"host\":" : "{\"host\":", h ? 9 : 8);
 				jstr(&b, mx->hosts[h].host, 0);
 				puts_(&b, ",\"preference\":");
 				jint(&b, mx->hosts[h].preference);
-				put(&b, "}", 1);
+				emv_buf_add(&b, "}", 1);
 			}
 		}
-		put(&b, "]", 1);
+		emv_buf_add(&b, "]", 1);
 		jkey(&b, "implicit_mx");
 		puts_(&b, mx && mx->implicit ? "true" : "false");
 		jkey(&b, "mx_host");
@@ -211,7 +195,7 @@ char *emv_report_json_text(const emv_report_in *in)
 			jstr(&b, r->enhanced, 0);
 			puts_(&b, ",\"reply\":");
 			jstr(&b, r->reply, 0);
-			put(&b, "}", 1);
+			emv_buf_add(&b, "}", 1);
 		} else {
 			puts_(&b, "null");
 		}
@@ -226,7 +210,7 @@ char *emv_report_json_text(const emv_report_in *in)
 		if (!in->no_transcript) {
 			int first = 1;
 			jkey(&b, "transcript");
-			put(&b, "[", 1);
+			emv_buf_add(&b, "[", 1);
 			for (size_t k = 0; k < emv_probe_exchange_count(in->job); k++) {
 				const emv_exchange *e;
 				if (!emv_probe_exchange_relevant(in->job, in->index, k))
@@ -252,9 +236,9 @@ char *emv_report_json_text(const emv_report_in *in)
 					puts_(&b, ",\"code\":null,\"event\":");
 					jstr(&b, e->text, 0);
 				}
-				put(&b, "}", 1);
+				emv_buf_add(&b, "}", 1);
 			}
-			put(&b, "]", 1);
+			emv_buf_add(&b, "]", 1);
 		}
 		jkey(&b, "attempts");
 		jint(&b, in->attempts > 0 ? in->attempts : (long long)r->attempts);
@@ -265,7 +249,7 @@ char *emv_report_json_text(const emv_report_in *in)
 		jkey(&b, "k");
 		jstr(&b, in->key, 0);
 	}
-	put(&b, "}", 1);
+	emv_buf_add(&b, "}", 1);
 	return b.p;
 }
 
