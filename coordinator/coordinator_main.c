@@ -33,6 +33,8 @@
 #include "emv_lists.h"
 #include "emv_sink.h"
 #include "emv_split.h"
+#include "emv_router.h"
+#include "emv_routes.h"
 #include <signal.h>
 #include "emv_util.h"
 
@@ -59,10 +61,15 @@ static void usage(FILE *f)
 	fprintf(f, "usage: emailverify-coordinator migrate [--database URL]\n"
 		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
 		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
-		   "                                     [--batch-max N] JOB_ID\n"
+		   "                                     [--batch-max N] [--routes FILE] JOB_ID\n"
+		   "         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
+		   "       emailverify-coordinator router [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
+		   "                                      [--live S] [--wait S] [--until-idle MS] [--batches-topic T]\n"
+		   "                                      [--retry-topic T] [--reroute-topic T] [--ip-state-topic T]\n"
+		   "         stores the workers' ip-state and sends batches a region gave back to another region\n"
 		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		   "                                    [--until-idle MS]\n"
-		   "         split and sink also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
+		   "         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
 		   "       emailverify-coordinator delete [--database URL] JOB_ID\n"
 		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
 		   "                                      [--status deliverable,...] JOB_ID\n"
@@ -296,7 +303,9 @@ int main(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0, ingest, split, sink, export, del;
+	int version = 0, ingest, split, sink, export, del, router;
+	emv_router_params rp;
+	emv_routes *routes = NULL;
 	const char *out = NULL;
 	emv_export_params ep;
 	emv_split_params sp;
@@ -305,6 +314,7 @@ int main(int argc, char **argv)
 
 	emv_split_params_default(&sp);
 	emv_sink_params_default(&kp);
+	emv_router_params_default(&rp);
 	emv_export_params_default(&ep);
 	atexit(free_kconf);
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
@@ -312,7 +322,8 @@ int main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "token") == 0)
 		return cmd_token(argc - 1, argv + 1);
 	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
-			 strcmp(argv[1], "sink") && strcmp(argv[1], "export") && strcmp(argv[1], "delete"))) {
+			 strcmp(argv[1], "sink") && strcmp(argv[1], "export") && strcmp(argv[1], "delete") &&
+			 strcmp(argv[1], "router"))) {
 		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 		usage(help ? stdout : stderr);
 		return help ? 0 : 2;
@@ -322,9 +333,40 @@ int main(int argc, char **argv)
 	sink = strcmp(argv[1], "sink") == 0;
 	export = strcmp(argv[1], "export") == 0;
 	del = strcmp(argv[1], "delete") == 0;
+	router = strcmp(argv[1], "router") == 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
+		else if (router && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
+			rp.brokers = argv[++i];
+		else if (router && strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+			rp.group = argv[++i];
+		else if (router && strcmp(argv[i], "--batches-topic") == 0 && i + 1 < argc)
+			rp.batches_topic = argv[++i];
+		else if (router && strcmp(argv[i], "--retry-topic") == 0 && i + 1 < argc)
+			rp.retry_topic = argv[++i];
+		else if (router && strcmp(argv[i], "--reroute-topic") == 0 && i + 1 < argc)
+			rp.reroute_topic = argv[++i];
+		else if (router && strcmp(argv[i], "--ip-state-topic") == 0 && i + 1 < argc)
+			rp.ipstate_topic = argv[++i];
+		else if (router && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
+			rp.idle_exit_ms = atoi(argv[++i]);
+		else if (router && (strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
+			int live = strcmp(argv[i], "--live") == 0, v = atoi(argv[++i]);
+			if (v < 1 || v > 86400) {
+				fprintf(stderr, "emailverify-coordinator: --%s must be 1..86400 seconds\n",
+					live ? "live" : "wait");
+				return 2;
+			}
+			*(live ? &rp.live_ms : &rp.wait_ms) = v * 1000;
+		} else if (split && strcmp(argv[i], "--routes") == 0 && i + 1 < argc) {
+			emv_routes_free(routes);
+			if (!(routes = emv_routes_load(argv[++i], err, sizeof err))) {
+				fprintf(stderr, "emailverify-coordinator: --routes %s\n", err);
+				return 2;
+			}
+			sp.routes = routes;
+		}
 		else if (sink && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
 			kp.brokers = argv[++i];
 		else if (sink && strcmp(argv[i], "--group") == 0 && i + 1 < argc)
@@ -335,11 +377,11 @@ int main(int argc, char **argv)
 			kp.idle_exit_ms = atoi(argv[++i]);
 		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
 			sp.brokers = argv[++i];
-		else if ((split || sink) && strcmp(argv[i], "--kafka") == 0 && i + 1 < argc) {
+		else if ((split || sink || router) && strcmp(argv[i], "--kafka") == 0 && i + 1 < argc) {
 			kconf = emv_xrealloc(kconf, (nkconf + 2) * sizeof *kconf);
 			kconf[nkconf++] = emv_xstrdup(argv[++i]);
 			kconf[nkconf] = NULL;
-		} else if ((split || sink) && strcmp(argv[i], "--kafka-config") == 0 && i + 1 < argc) {
+		} else if ((split || sink || router) && strcmp(argv[i], "--kafka-config") == 0 && i + 1 < argc) {
 			if (emv_kafka_conf_read(argv[++i], &kconf, &nkconf, err, sizeof err) != EMV_OK) {
 				fprintf(stderr, "emailverify-coordinator: %s\n", err);
 				return 2;
@@ -387,7 +429,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
 		return 2;
 	}
-	sp.kafka_conf = kp.kafka_conf = (const char *const *)kconf;
+	sp.kafka_conf = kp.kafka_conf = rp.kafka_conf = (const char *const *)kconf;
+	if (router && !rp.brokers) {
+		fprintf(stderr, "emailverify-coordinator router: --brokers is required\n");
+		return 2;
+	}
 	if (sink && !kp.brokers) {
 		fprintf(stderr, "emailverify-coordinator sink: --brokers is required\n");
 		return 2;
@@ -422,10 +468,28 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.db_retries);
 		return 0;
 	}
+	if (router) {
+		emv_router_stats st;
+		int rc;
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		rc = emv_router_run(c, &rp, &stop_now, &st, err, sizeof err);
+		PQfinish(c);
+		if (rc != EMV_OK) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			return 1;
+		}
+		printf("router: %llu ip-state rows, %llu reroutes (%llu to another region, %llu waiting), %llu skipped, "
+		       "%llu retries\n",
+		       (unsigned long long)st.ip_states, (unsigned long long)st.reroutes, (unsigned long long)st.routed,
+		       (unsigned long long)st.waited, (unsigned long long)st.skipped, (unsigned long long)st.db_retries);
+		return 0;
+	}
 	if (split) {
 		emv_split_stats st;
 		int rc = emv_split_job(c, list, &sp, &st, err, sizeof err);
 		PQfinish(c);
+		emv_routes_free(routes);
 		if (rc != EMV_OK) {
 			fprintf(stderr, "emailverify-coordinator: %s\n", err);
 			return 1;

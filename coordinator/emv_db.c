@@ -140,6 +140,17 @@ static const struct migration migrations[] = {
 	  "ALTER TABLE results DROP CONSTRAINT IF EXISTS results_job_id_address_id_fkey;"
 	  "ALTER TABLE addresses DROP CONSTRAINT IF EXISTS addresses_job_id_fkey;"
 	  "DROP INDEX IF EXISTS addresses_domain;" },
+	/* Version 5: the pool's reputation as workers publish it (issue 6):
+	 * who owns the address, counters and when the state began.  Rows with
+	 * provider '' are the IP as a whole: its region learns its addresses
+	 * from them. */
+	{ 5, "ip_state: worker, counters, since",
+	  "ALTER TABLE ip_state ADD COLUMN worker text NOT NULL DEFAULT '',"
+	  "  ADD COLUMN since timestamptz,"
+	  "  ADD COLUMN rcpts bigint NOT NULL DEFAULT 0,"
+	  "  ADD COLUMN blocks bigint NOT NULL DEFAULT 0,"
+	  "  ADD COLUMN rate_permille integer NOT NULL DEFAULT 1000;"
+	  "CREATE INDEX ip_state_region ON ip_state (region, provider);" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -314,7 +314,6 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 				continue;
 			}
 			bytes += m->len;
-			bytes += m->len;
 			held[nheld++] = m;
 		}
 		if (nheld == 0) {

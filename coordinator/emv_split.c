@@ -7,6 +7,7 @@
 #include "emv_db.h"
 #include "emv_kafka.h"
 #include "emv_split.h"
+#include "emv_routes.h"
 #include "emv_util.h"
 #include "emv_wire.h"
 
@@ -48,7 +49,32 @@ struct batcher {
 	emv_split_stats *st;
 	char last_domain[EMV_WIRE_DOMAIN_MAX + 1]; /* cursor: last address of the last produced batch */
 	int64_t last_id;
+	char (*ensured)[EMV_ROUTES_REGION_MAX]; /* region topics known to exist */
+	size_t nensured;
 };
+
+/* The topic of a batch of domain: the shared one, or its region's own
+ * (made when first used); the region in *region ("" = shared). */
+static const char *topic_for(struct batcher *b, const char *domain, char *topic, size_t topiclen, char *region,
+			     size_t regionlen, char *err, size_t errlen)
+{
+	const char *rg = emv_routes_region(b->p->routes, domain);
+	size_t i;
+
+	region[0] = '\0';
+	if (!rg)
+		return b->p->topic;
+	emv_strlcpy(region, rg, regionlen);
+	snprintf(topic, topiclen, "%s.%s", b->p->topic, rg);
+	for (i = 0; i < b->nensured; i++)
+		if (strcmp(b->ensured[i], rg) == 0)
+			return topic;
+	if (emv_kafka_ensure_topic(b->rk, topic, b->p->partitions, err, errlen) != EMV_OK)
+		return NULL;
+	b->ensured = emv_xrealloc(b->ensured, (b->nensured + 1) * sizeof *b->ensured);
+	emv_strlcpy(b->ensured[b->nensured++], rg, EMV_ROUTES_REGION_MAX);
+	return topic;
+}
 
 static int produce_batch(struct batcher *b, char *err, size_t errlen)
 {
@@ -57,12 +83,16 @@ static int produce_batch(struct batcher *b, char *err, size_t errlen)
 	size_t len = 0;
 	char key[EMV_WIRE_KEY_MAX];
 	unsigned shard;
-	char werr[EMV_WIRE_ERR_MAX];
+	char werr[EMV_WIRE_ERR_MAX], tbuf[300], region[EMV_ROUTES_REGION_MAX];
+	const char *topic;
 	rd_kafka_resp_err_t e;
 
 	if (b->n == 0)
 		return EMV_OK;
+	if (!(topic = topic_for(b, b->domain, tbuf, sizeof tbuf, region, sizeof region, err, errlen)))
+		return EMV_ERR;
 	memset(&wb, 0, sizeof wb);
+	emv_strlcpy(wb.region_hint, region, sizeof wb.region_hint);
 	emv_strlcpy(wb.job_id, b->job_id, sizeof wb.job_id);
 	snprintf(wb.batch_id, sizeof wb.batch_id, "%" PRIu64, ++b->seq);
 	emv_strlcpy(wb.domain, b->domain, sizeof wb.domain);
@@ -75,7 +105,7 @@ static int produce_batch(struct batcher *b, char *err, size_t errlen)
 	shard = b->p->max_shards > 1 ? b->domain_batches % (unsigned)b->p->max_shards : 0;
 	emv_wire_batch_key(b->domain, shard, key, sizeof key);
 	for (;;) {
-		e = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(b->p->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+		e = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
 				      RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
@@ -289,6 +319,7 @@ out:
 	rd_kafka_flush(b.rk, 1000);
 	rd_kafka_destroy(b.rk);
 	free(b.a);
+	free(b.ensured);
 	if (rd)
 		PQfinish(rd); /* ends the read-only transaction */
 	return rc;

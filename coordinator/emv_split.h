@@ -28,6 +28,7 @@ typedef struct {
 	int flush_timeout_ms;     /* bound on waiting for deliveries (30000) */
 	int skip_final;           /* leave out addresses that already have a final result (a re-split) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
+	const struct emv_routes *routes; /* domain -> region topic (emv_routes.h); NULL: all shared */
 } emv_split_params;
 
 void emv_split_params_default(emv_split_params *p);

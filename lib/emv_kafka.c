@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "emv_kafka.h"
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which emv_kafka.h brings */
 #include "emv_util.h"
@@ -23,7 +24,7 @@ static int topic_exists(rd_kafka_t *rk, const char *topic)
 }
 
 /* Create the topic if it does not exist (other errors are reported). */
-int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, char *err, size_t errlen)
+static int ensure(rd_kafka_t *rk, const char *topic, int partitions, int compacted, char *err, size_t errlen)
 {
 	char errstr[256];
 	rd_kafka_NewTopic_t *nt;
@@ -43,6 +44,8 @@ int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, ch
 	}
 	/* batches may be larger than Kafka's 1 MB default */
 	rd_kafka_NewTopic_set_config(nt, "max.message.bytes", "4194304");
+	if (compacted) /* the latest value of each key is what counts */
+		rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, 30000);
 	if (!ev) {
@@ -64,9 +67,22 @@ int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, ch
 	}
 	rd_kafka_NewTopic_destroy(nt);
 	rd_kafka_queue_destroy(q);
+	/* a consumer subscribing right after would otherwise miss a topic
+	 * its metadata does not show yet, until the next refresh (minutes) */
+	for (int i = 0; rc == EMV_OK && i < 100 && topic_exists(rk, topic) != 1; i++)
+		usleep(100000);
 	return rc;
 }
 
+int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, char *err, size_t errlen)
+{
+	return ensure(rk, topic, partitions, 0, err, errlen);
+}
+
+int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+{
+	return ensure(rk, topic, 4, 1, err, errlen);
+}
 
 struct emv_kafka_mock {
 	rd_kafka_t *rk; /* the mock cluster's book-keeping handle */
@@ -76,7 +92,7 @@ struct emv_kafka_mock {
 emv_kafka_mock *emv_kafka_mock_new(int brokers, char *err, size_t errlen)
 {
 	static const char *const topics[] = { EMV_TOPIC_BATCHES, EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY,
-					      EMV_TOPIC_IP_STATE };
+					      EMV_TOPIC_IP_STATE, EMV_TOPIC_REROUTE };
 	emv_kafka_mock *m = emv_xcalloc(1, sizeof *m);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char errstr[256];

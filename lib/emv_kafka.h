@@ -14,6 +14,8 @@
  * without the CreateTopics API (librdkafka's mock cluster) work as long as
  * the topic was made some other way. */
 int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, char *err, size_t errlen);
+/* The same for a compacted topic (cleanup.policy=compact, 4 partitions). */
+int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen);
 
 /*
  * Production settings passed through to librdkafka (TLS, SASL, timeouts):
@@ -34,6 +36,8 @@ int emv_kafka_conf_read(const char *path, char ***list, size_t *n, char *err, si
 #define EMV_TOPIC_RESULTS  "emailverify.results"
 #define EMV_TOPIC_RETRY    "emailverify.retry"
 #define EMV_TOPIC_IP_STATE "emailverify.ip-state"
+#define EMV_TOPIC_REROUTE  "emailverify.reroute" /* batches for another region (design §3) */
+/* Per-region topics are "<batches>.<region>" and "<retry>.<region>". */
 #define EMV_TOPIC_PARTITIONS 16
 
 /*

@@ -155,3 +155,21 @@ void emv_buf_add(emv_buf *b, const void *s, size_t n)
 	b->len += n;
 	b->p[b->len] = '\0';
 }
+
+int emv_csv_has(const char *csv, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!csv || !n)
+		return 0;
+	for (const char *p = csv; *p;) {
+		const char *q = strchr(p, ',');
+		size_t len = q ? (size_t)(q - p) : strlen(p);
+		if (len == n && memcmp(p, name, n) == 0)
+			return 1;
+		if (!q)
+			break;
+		p = q + 1;
+	}
+	return 0;
+}

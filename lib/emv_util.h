@@ -61,4 +61,7 @@ void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define emv_log_enabled(lvl) ((lvl) <= emv_log_threshold)
 
+/* 1 when name is one of the comma-separated items of csv (exact match). */
+int emv_csv_has(const char *csv, const char *name);
+
 #endif

@@ -284,7 +284,9 @@ static int check_batch(const emv_wire_batch *b, errout *e)
 	if (b->not_before_ms < 0 || b->not_before_ms > EMV_WIRE_TIME_MAX)
 		return bad(e, "not_before: %" PRId64 " is not 0..%" PRId64 " unix ms", b->not_before_ms,
 			   EMV_WIRE_TIME_MAX);
-	if (check_str(e, "", "region_hint", b->region_hint, 0, EMV_WIRE_REGION_MAX, CS_VISIBLE) != EMV_OK)
+	if (check_str(e, "", "region_hint", b->region_hint, 0, EMV_WIRE_REGION_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "avoid_regions", b->avoid_regions, 0, EMV_WIRE_AVOID_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "provider", b->provider, 0, EMV_WIRE_PROVIDER_MAX, CS_VISIBLE) != EMV_OK)
 		return EMV_ERR;
 
 	ids = emv_xmalloc(b->n_addresses * sizeof *ids);
@@ -601,6 +603,8 @@ emv_wire_status emv_wire_batch_encode(const emv_wire_batch *b, uint8_t **buf, si
 	m.attempt = b->attempt;
 	m.not_before = b->not_before_ms;
 	m.region_hint = (char *)b->region_hint;
+	m.avoid_regions = (char *)b->avoid_regions;
+	m.provider = (char *)b->provider;
 	as = emv_xcalloc(b->n_addresses, sizeof *as);
 	ap = emv_xcalloc(b->n_addresses, sizeof *ap);
 	for (size_t i = 0; i < b->n_addresses; i++) {
@@ -634,7 +638,9 @@ static int batch_from_pb(const Emailverify__VerifyBatch *m, emv_wire_batch *b, e
 	if (take(b->job_id, sizeof b->job_id, m->job_id, "", "job_id", e) != EMV_OK ||
 	    take(b->batch_id, sizeof b->batch_id, m->batch_id, "", "batch_id", e) != EMV_OK ||
 	    take(b->domain, sizeof b->domain, m->domain, "", "domain", e) != EMV_OK ||
-	    take(b->region_hint, sizeof b->region_hint, m->region_hint, "", "region_hint", e) != EMV_OK)
+	    take(b->region_hint, sizeof b->region_hint, m->region_hint, "", "region_hint", e) != EMV_OK ||
+	    take(b->avoid_regions, sizeof b->avoid_regions, m->avoid_regions, "", "avoid_regions", e) != EMV_OK ||
+	    take(b->provider, sizeof b->provider, m->provider, "", "provider", e) != EMV_OK)
 		return EMV_ERR;
 	b->attempt = m->attempt;
 	b->not_before_ms = m->not_before;
@@ -698,7 +704,8 @@ int emv_wire_batch_equal(const emv_wire_batch *a, const emv_wire_batch *b)
 	if (strcmp(a->job_id, b->job_id) != 0 || strcmp(a->batch_id, b->batch_id) != 0 ||
 	    strcmp(a->domain, b->domain) != 0 || a->n_addresses != b->n_addresses ||
 	    a->attempt != b->attempt || a->not_before_ms != b->not_before_ms ||
-	    strcmp(a->region_hint, b->region_hint) != 0)
+	    strcmp(a->region_hint, b->region_hint) != 0 || strcmp(a->avoid_regions, b->avoid_regions) != 0 ||
+	    strcmp(a->provider, b->provider) != 0)
 		return 0;
 	for (size_t i = 0; i < a->n_addresses; i++) {
 		const emv_wire_address *x = &a->addresses[i], *y = &b->addresses[i];
@@ -977,4 +984,116 @@ int emv_wire_results_equal(const emv_wire_results *a, const emv_wire_results *b)
 		if (!result_equal(&a->results[i], &b->results[i]))
 			return 0;
 	return 1;
+}
+
+/* ---- IpState ---- */
+
+static const char *const ip_states[] = { "healthy", "throttled", "quarantined", "held" };
+
+static int check_ipstate(const emv_wire_ipstate *s, errout *e)
+{
+	int known = 0;
+	unsigned char a[sizeof(struct in6_addr)];
+
+	if (check_str(e, "", "ip", s->ip, 1, EMV_WIRE_IP_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "provider", s->provider, 0, EMV_WIRE_PROVIDER_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "region", s->region, 0, EMV_WIRE_REGION_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "worker", s->worker, 0, EMV_WIRE_WORKER_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "state", s->state, 1, EMV_WIRE_NAME_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_str(e, "", "last_reply", s->last_reply, 0, EMV_WIRE_REPLY_MAX, CS_PRINT) != EMV_OK)
+		return EMV_ERR;
+	if (inet_pton(AF_INET, s->ip, a) != 1 && inet_pton(AF_INET6, s->ip, a) != 1)
+		return bad(e, "ip: not an IPv4 or IPv6 address");
+	for (size_t i = 0; i < sizeof ip_states / sizeof ip_states[0]; i++)
+		known |= strcmp(s->state, ip_states[i]) == 0;
+	if (!known)
+		return bad(e, "state: not healthy, throttled, quarantined or held");
+	if (s->until_ms < 0 || s->until_ms > EMV_WIRE_TIME_MAX || s->since_ms < 0 ||
+	    s->since_ms > EMV_WIRE_TIME_MAX || s->updated_ms < 0 || s->updated_ms > EMV_WIRE_TIME_MAX)
+		return bad(e, "until/since/updated: not 0..%" PRId64 " unix ms", EMV_WIRE_TIME_MAX);
+	if (s->rate_permille > 1000)
+		return bad(e, "rate_permille: %u, the limit is 1000", s->rate_permille);
+	return EMV_OK;
+}
+
+emv_wire_status emv_wire_ipstate_encode(const emv_wire_ipstate *s, uint8_t **buf, size_t *len, char *err,
+					size_t errlen)
+{
+	Emailverify__IpState m = EMAILVERIFY__IP_STATE__INIT;
+	errout e = { err, errlen };
+	size_t size;
+
+	*buf = NULL;
+	*len = 0;
+	err_clear(err, errlen);
+	if (check_ipstate(s, &e) != EMV_OK)
+		return EMV_WIRE_INVALID;
+	m.schema_version = EMV_WIRE_SCHEMA;
+	m.ip = (char *)s->ip;
+	m.provider = (char *)s->provider;
+	m.region = (char *)s->region;
+	m.worker = (char *)s->worker;
+	m.state = (char *)s->state;
+	m.until = s->until_ms;
+	m.since = s->since_ms;
+	m.updated = s->updated_ms;
+	m.strikes = s->strikes;
+	m.rate_permille = s->rate_permille;
+	m.rcpts = s->rcpts;
+	m.blocks = s->blocks;
+	m.last_reply = (char *)s->last_reply;
+	size = emailverify__ip_state__get_packed_size(&m);
+	*buf = emv_xmalloc(size ? size : 1);
+	if (emailverify__ip_state__pack(&m, *buf) != size)
+		abort();
+	*len = size;
+	return EMV_WIRE_OK;
+}
+
+emv_wire_status emv_wire_ipstate_decode(const void *data, size_t len, emv_wire_ipstate *out, char *err,
+					size_t errlen)
+{
+	const Emailverify__IpState *m;
+	struct unpacked u;
+	errout e = { err, errlen };
+	emv_wire_status st;
+
+	memset(out, 0, sizeof *out);
+	err_clear(err, errlen);
+	st = unpack(&u, &emailverify__ip_state__descriptor, data, len, &e);
+	if (st != EMV_WIRE_OK)
+		return st;
+	m = (const Emailverify__IpState *)u.msg;
+	st = check_schema(m->schema_version, &e);
+	if (st == EMV_WIRE_OK)
+		st = scan_nul(u.msg->descriptor, data, len, "", 0, &e);
+	if (st == EMV_WIRE_OK) {
+		if (take(out->ip, sizeof out->ip, m->ip, "", "ip", &e) != EMV_OK ||
+		    take(out->provider, sizeof out->provider, m->provider, "", "provider", &e) != EMV_OK ||
+		    take(out->region, sizeof out->region, m->region, "", "region", &e) != EMV_OK ||
+		    take(out->worker, sizeof out->worker, m->worker, "", "worker", &e) != EMV_OK ||
+		    take(out->state, sizeof out->state, m->state, "", "state", &e) != EMV_OK ||
+		    take(out->last_reply, sizeof out->last_reply, m->last_reply, "", "last_reply", &e) != EMV_OK) {
+			st = EMV_WIRE_INVALID;
+		} else {
+			out->until_ms = m->until;
+			out->since_ms = m->since;
+			out->updated_ms = m->updated;
+			out->strikes = m->strikes;
+			out->rate_permille = m->rate_permille;
+			out->rcpts = m->rcpts;
+			out->blocks = m->blocks;
+			if (check_ipstate(out, &e) != EMV_OK)
+				st = EMV_WIRE_INVALID;
+		}
+	}
+	unpacked_free(&u);
+	if (st != EMV_WIRE_OK)
+		memset(out, 0, sizeof *out);
+	return st;
+}
+
+void emv_wire_ipstate_key(const emv_wire_ipstate *s, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s|%s", s->ip, s->provider);
 }

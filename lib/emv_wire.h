@@ -57,6 +57,8 @@
 #define EMV_WIRE_REPLY_MAX       1024        /* reply, transcript text */
 #define EMV_WIRE_DETAIL_MAX      512         /* result detail: printable ASCII */
 #define EMV_WIRE_COMMAND_MAX     512         /* transcript command (RFC 5321 line) */
+#define EMV_WIRE_AVOID_MAX       255         /* avoid_regions: comma-separated region names */
+#define EMV_WIRE_PROVIDER_MAX    63          /* provider name: visible ASCII, may be empty */
 #define EMV_WIRE_KEY_MAX         (EMV_WIRE_DOMAIN_MAX + 12) /* "domain#4294967295" + NUL */
 #define EMV_WIRE_ERR_MAX         256         /* an error buffer that holds every message */
 
@@ -89,6 +91,8 @@ typedef struct {
 	unsigned attempt;                          /* 0 for the first try */
 	int64_t not_before_ms;                     /* unix ms, 0 = now; 0..EMV_WIRE_TIME_MAX */
 	char region_hint[EMV_WIRE_REGION_MAX + 1]; /* "" = any region */
+	char avoid_regions[EMV_WIRE_AVOID_MAX + 1]; /* "a,b": regions quarantined for provider */
+	char provider[EMV_WIRE_PROVIDER_MAX + 1];   /* set with avoid_regions */
 } emv_wire_batch;
 
 /*
@@ -175,5 +179,28 @@ void emv_wire_results_free(emv_wire_results *r);
 
 /* 1 when both carry the same data (a NULL string equals ""). */
 int emv_wire_results_equal(const emv_wire_results *a, const emv_wire_results *b);
+
+/* ---- IpState (emailverify.ip-state, compacted, key "ip|provider") ---- */
+
+typedef struct {
+	char ip[EMV_WIRE_IP_MAX + 1];             /* required */
+	char provider[EMV_WIRE_PROVIDER_MAX + 1]; /* "" = the IP as a whole (audit hold, liveness) */
+	char region[EMV_WIRE_REGION_MAX + 1];
+	char worker[EMV_WIRE_WORKER_MAX + 1];
+	char state[EMV_WIRE_NAME_MAX + 1];        /* healthy | throttled | quarantined | held */
+	int64_t until_ms, since_ms, updated_ms;   /* unix ms, 0..EMV_WIRE_TIME_MAX */
+	unsigned strikes;
+	unsigned rate_permille;                   /* 0..1000 */
+	uint64_t rcpts, blocks;
+	char last_reply[EMV_WIRE_REPLY_MAX + 1];  /* printable ASCII */
+} emv_wire_ipstate;
+
+/* As emv_wire_batch_encode / _decode; decode fills *out (no allocation). */
+emv_wire_status emv_wire_ipstate_encode(const emv_wire_ipstate *s, uint8_t **buf, size_t *len, char *err,
+					size_t errlen);
+emv_wire_status emv_wire_ipstate_decode(const void *data, size_t len, emv_wire_ipstate *out, char *err,
+					size_t errlen);
+/* Its Kafka key: "ip|provider". */
+void emv_wire_ipstate_key(const emv_wire_ipstate *s, char *out, size_t outlen);
 
 #endif

@@ -92,7 +92,7 @@ struct emv_engine {
 	struct run *runs;          /* in flight */
 	int resolving;
 	int pumping;
-	uint64_t finished, retries, sessions, jobs;
+	uint64_t finished, retries, sessions, jobs, handed_back;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
 	int port25;
@@ -332,8 +332,10 @@ static int retry_delay(emv_engine *e, struct item *it, const emv_probe_result *r
 	int k = it->tries - 1;
 	int d;
 	/* our source was blocked: another pool address may ask now (the
-	 * blocked one is quarantined for this provider and will not be picked) */
-	if (r->reason == EMV_REASON_BLOCKED && e->p.pool && e->p.pool->nsources > 1)
+	 * blocked one is quarantined for this provider and will not be
+	 * picked), or, with none left, the address is handed back for another
+	 * region (or waits in budget_batch) */
+	if (r->reason == EMV_REASON_BLOCKED && e->p.pool && (e->p.pool->nsources > 1 || e->p.handback))
 		return 0;
 	if (k < 0)
 		k = 0;
@@ -468,8 +470,10 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	if (k)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
-	if (run->src >= 0 && e->p.rep)
+	if (run->src >= 0 && e->p.rep) {
+		emv_rep_count(e->p.rep, run->src, d->prov->name, (unsigned)emv_probe_rcpt_sent(job), now);
 		feed_reputation(e, run, job);
+	}
 	if (e->p.budget && run->budget_key[0]) /* 452 re-sends cost RCPTs too */
 		emv_budget_charge(e->p.budget, run->budget_key, (int)emv_probe_rcpt_sent(job) - run->granted);
 	e->connected_sessions += emv_probe_connected(job);
@@ -647,7 +651,9 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 		 * held one; none usable means wait, never push through */
 		emv_rep_grant g;
 		if ((*src = emv_rep_pick(e->p.rep, pv->name, now, &g)) < 0) {
-			*wait_ms = 60000;
+			/* every source quarantined or held for this provider:
+			 * another region may take the work (hand-back) */
+			*wait_ms = e->p.handback && emv_rep_all_blocked(e->p.rep, pv->name, now) ? -1 : 60000;
 			return 0;
 		}
 		factor = g.rate_factor > 0 ? g.rate_factor : 1.0;
@@ -758,6 +764,26 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	free(u8);
 }
 
+/* Give every pending address of d back to the caller (e->p.handback): no
+ * source address here may ask its provider.  They are finished here. */
+static void hand_back(emv_engine *e, struct domain *d)
+{
+	while (d->head != NIL) {
+		uint32_t ii = d->head;
+		struct item *it = &e->items[ii];
+		d->head = it->next;
+		d->npending--;
+		e->finished++;
+		e->handed_back++;
+		e->p.handback(e->arg, it->id, d->prov->name, it->attempts);
+		free(it->address);
+		it->address = NULL;
+		it->next = e->free_head;
+		e->free_head = ii;
+	}
+	d->tail = NIL;
+}
+
 void emv_engine_pump(emv_engine *e)
 {
 	uint64_t now = emv_now_ms(), next_backoff = 0;
@@ -805,6 +831,10 @@ void emv_engine_pump(emv_engine *e)
 			char bkey[300];
 			int src;
 			size_t n = budget_batch(e, d, now, &wait_ms, bkey, sizeof bkey, &granted, &src);
+			if (n == 0 && wait_ms < 0) {
+				hand_back(e, d);
+				continue;
+			}
 			if (n == 0) {
 				/* out of RCPT budget: the host waits, others go on */
 				k->backoff_until = now + (uint64_t)wait_ms;
@@ -843,6 +873,7 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->retries = e->retries;
 	memcpy(s->retries_by_reason, e->retries_by_reason, sizeof s->retries_by_reason);
 	s->sessions = e->sessions;
+	s->handed_back = e->handed_back;
 	s->jobs = e->jobs;
 	s->active = (unsigned)e->active;
 	s->peak_active = (unsigned)e->peak_active;

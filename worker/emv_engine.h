@@ -40,6 +40,12 @@ typedef struct {
 	emv_budget *budget;       /* RCPT budgets, shared by every engine of the process (NULL: none) */
 	const emv_pool *pool;     /* source addresses to rotate (NULL: the probe config's own source) */
 	emv_rep *rep;             /* their reputation per provider (required with pool; one per engine) */
+	/* With a pool: when every source address is quarantined (or held) for a
+	 * domain's provider, its pending addresses are handed back through this
+	 * (called with the engine's arg, the address id, the provider's name and
+	 * the sessions it took part in) instead of waiting for a cool-down:
+	 * the cluster worker sends them to another region.  NULL: wait. */
+	void (*handback)(void *arg, uint64_t id, const char *provider, unsigned attempts);
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);
@@ -68,6 +74,7 @@ typedef struct {
 	uint64_t added, finished, retries;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	uint64_t sessions;          /* SMTP sessions opened */
+	uint64_t handed_back;       /* addresses given back (params.handback) */
 	uint64_t jobs;
 	unsigned active, waiting_retry, domains;
 	unsigned peak_active;       /* most probe jobs (each one SMTP session at a time) at once */

@@ -24,6 +24,8 @@ struct ent {
 	uint32_t strikes;
 	int fed;                /* 1 once an outcome was reported: shown in snapshots */
 	uint64_t updated;
+	uint64_t since;         /* the current state began */
+	uint64_t rcpts, blocks; /* counters for operators */
 	char last_reply[EMV_REP_REPLY_MAX];
 };
 
@@ -45,6 +47,7 @@ struct emv_rep {
 	struct ipent *ips;
 	struct prov *provs;
 	int nprov, cap_prov;
+	uint64_t changes;       /* state changes so far (emv_rep_changes) */
 };
 
 static const char *const state_names[] = { "healthy", "throttled", "quarantined", "held" };
@@ -139,6 +142,7 @@ static void settle(const emv_rep_params *p, struct ent *e, uint64_t now)
 		e->updated = e->step_at;
 		if (--e->halvings == 0) {
 			e->state = EMV_REP_HEALTHY;
+			e->since = e->step_at;
 			e->step_at = 0;
 		} else {
 			e->step_at += p->quiet_ms;
@@ -228,6 +232,12 @@ void emv_rep_feed(emv_rep *r, int ip, const char *provider, emv_rep_outcome o, c
 		throttle(&r->p, e, now);
 	else if (o == EMV_REP_BLOCKED)
 		quarantine(&r->p, e, now);
+	if (o == EMV_REP_BLOCKED)
+		e->blocks++;
+	if (e->state != before)
+		e->since = now;
+	if (e->state != before || o == EMV_REP_BLOCKED)
+		r->changes++;
 	e->fed = 1;
 	if (o == EMV_REP_RATE_LIMITED || o == EMV_REP_BLOCKED || e->state != before) {
 		set_reply(e, reply);
@@ -311,12 +321,35 @@ int emv_rep_all_blocked(emv_rep *r, const char *provider, uint64_t now)
 	return 1;
 }
 
+void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned rcpts, uint64_t now)
+{
+	struct ent *e = entry(r, ip, provider, now);
+
+	if (!e)
+		return;
+	if (!e->fed && !e->since)
+		e->since = now;
+	e->fed = 1;
+	e->rcpts += rcpts;
+}
+
+int emv_rep_is_held(const emv_rep *r, int ip)
+{
+	return r && ip >= 0 && ip < r->nips && r->ips[ip].held;
+}
+
+uint64_t emv_rep_changes(const emv_rep *r)
+{
+	return r ? r->changes : 0;
+}
+
 void emv_rep_hold(emv_rep *r, int ip, const char *why, uint64_t now)
 {
 	if (!r || ip < 0 || ip >= r->nips)
 		return;
 	r->ips[ip].held = 1;
 	r->ips[ip].held_at = now;
+	r->changes++;
 	why = why ? why : "";
 	emv_sanitize(r->ips[ip].why, sizeof r->ips[ip].why, why, strlen(why));
 }
@@ -327,6 +360,7 @@ void emv_rep_release(emv_rep *r, int ip, uint64_t now)
 		return;
 	r->ips[ip].held = 0;
 	r->ips[ip].held_at = now;
+	r->changes++;
 	r->ips[ip].why[0] = '\0';
 }
 
@@ -342,7 +376,8 @@ size_t emv_rep_snapshot(emv_rep *r, uint64_t now, emv_rep_row *rows, size_t max)
 
 	for (int ip = 0; r && ip < r->nips; ip++) {
 		if (r->ips[ip].held) {
-			emv_rep_row row = { .ip = ip, .state = EMV_REP_HELD, .updated = r->ips[ip].held_at };
+			emv_rep_row row = { .ip = ip, .state = EMV_REP_HELD, .updated = r->ips[ip].held_at,
+					    .since = r->ips[ip].held_at };
 			memcpy(row.last_reply, r->ips[ip].why, sizeof row.last_reply);
 			put_row(rows, max, n++, &row);
 		}
@@ -356,6 +391,9 @@ size_t emv_rep_snapshot(emv_rep *r, uint64_t now, emv_rep_row *rows, size_t max)
 			row.state = e->state;
 			row.strikes = e->strikes;
 			row.updated = e->updated;
+			row.since = e->since;
+			row.rcpts = e->rcpts;
+			row.blocks = e->blocks;
 			row.until = e->state == EMV_REP_QUARANTINED ? e->until :
 				    e->state == EMV_REP_THROTTLED ? e->step_at : 0;
 			if (e->state == EMV_REP_THROTTLED)

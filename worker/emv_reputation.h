@@ -93,6 +93,8 @@ typedef struct {
 	double rate_factor;
 	char last_reply[EMV_REP_REPLY_MAX]; /* sanitised; the reply (or audit problem) that set the state */
 	uint64_t updated;
+	uint64_t since;             /* the current state began (0: never changed since the pair was seen) */
+	uint64_t rcpts, blocks;     /* RCPTs sent (emv_rep_count) and block replies seen */
 } emv_rep_row;
 
 typedef struct emv_rep emv_rep;
@@ -117,6 +119,16 @@ int emv_rep_pick(emv_rep *r, const char *provider, uint64_t now, emv_rep_grant *
 /* 1 when no IP of the pool is healthy or throttled for `provider` (all
  * quarantined or held): time to send the batch to another region. */
 int emv_rep_all_blocked(emv_rep *r, const char *provider, uint64_t now);
+
+/* Count RCPTs sent from ip to provider (shown in snapshots). */
+void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned rcpts, uint64_t now);
+
+/* 1 when the IP is held (failed its self-audit). */
+int emv_rep_is_held(const emv_rep *r, int ip);
+
+/* A counter that moves on every state change, hold and release: publish
+ * the snapshot again when it moved. */
+uint64_t emv_rep_changes(const emv_rep *r);
 
 /* The self-audit verdict: hold (why is shown to operators) or release. */
 void emv_rep_hold(emv_rep *r, int ip, const char *why, uint64_t now);

@@ -11,7 +11,9 @@
 #include "emv_wire.h"
 #include "emv_worker.h"
 
-enum { T_BATCHES = 0, T_RETRY = 1 };
+/* The shared topics, and this worker's region's own (batches routed to it
+ * by the coordinator, and their retries). */
+enum { T_BATCHES = 0, T_RETRY = 1, T_RBATCHES = 2, T_RRETRY = 3, T__COUNT };
 
 struct part;
 
@@ -20,6 +22,9 @@ struct wbatch {
 	struct part *part;          /* NULL once released (partition revoked) */
 	int64_t offset;
 	char key[EMV_WIRE_KEY_MAX];
+	int topic;                  /* T_* it came from */
+	uint8_t *handed;            /* per address: handed back by the engine (all sources quarantined) */
+	char provider[EMV_WIRE_PROVIDER_MAX + 1]; /* of the handed-back addresses */
 	uint64_t due_ms;            /* retry batches: not before */
 	int started;                /* fed to the engine */
 	size_t done;
@@ -46,18 +51,28 @@ struct slot {
 
 #define NO_SLOT UINT32_MAX
 
+struct worker;
+static void publish_ip_state(struct worker *w);
+
 struct worker {
 	emv_worker_opts o;
 	cli_engine e;
 	emv_engine *eng;
 	emv_engine_params ep;
 	rd_kafka_t *consumer, *producer;
-	const char *topics[2];
+	rd_kafka_t *state_producer;  /* ip-state only: best effort, never idempotent, so no trouble
+	                                of it can stop the results' producer */
+	const char *topics[T__COUNT];
+	int ntopics;
+	char region_topics[2][EMV_WIRE_REGION_MAX + 64];
+	uint64_t rep_published;     /* emv_rep_changes() at the last IpState snapshot */
+	uint64_t rep_published_at;  /* and when (monotonic ms) */
 	struct part *parts;
 	struct wbatch *orphans;
 	struct slot *slots;
 	uint32_t nslots, capslots, free_slot;
 	int inflight, stopping;
+	int handback;               /* the engine hands back addresses for another region */
 	volatile sig_atomic_t *stop;
 	uint64_t last_activity;
 	emv_worker_stats st;
@@ -80,6 +95,10 @@ void emv_worker_opts_default(emv_worker_opts *o)
 	o->retry_delay_ms[1] = 30 * 60000;
 	o->retry_delay_ms[2] = 60 * 60000;
 	o->engine_retry_ms = 300000;
+	o->reroute_topic = EMV_TOPIC_REROUTE;
+	o->ipstate_topic = EMV_TOPIC_IP_STATE;
+	o->ipstate_interval_ms = 30000;
+	o->region_topics = 1;
 }
 
 /* ---- partitions and batches ---- */
@@ -100,7 +119,10 @@ static struct part *part_of(struct worker *w, int topic, int32_t p)
 
 static int topic_index(struct worker *w, const char *name)
 {
-	return strcmp(name, w->topics[T_RETRY]) == 0 ? T_RETRY : T_BATCHES;
+	for (int i = 0; i < w->ntopics; i++)
+		if (strcmp(name, w->topics[i]) == 0)
+			return i;
+	return T_BATCHES;
 }
 
 static void wbatch_free(struct wbatch *b)
@@ -108,6 +130,7 @@ static void wbatch_free(struct wbatch *b)
 	if (b->b)
 		emv_wire_batch_free(b->b);
 	free(b->res);
+	free(b->handed);
 	free(b);
 }
 
@@ -214,6 +237,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	struct worker *w = opaque;
 	struct wbatch *b = m->_private;
 
+	if (!b) { /* IpState: best effort, the next snapshot repeats it */
+		if (m->err)
+			emv_log(EMV_LOG_WARN, "worker", "ip-state not delivered: %s", rd_kafka_err2str(m->err));
+		return;
+	}
 	b->acks_pending--;
 	if (m->err) {
 		/* not acknowledged: the offset stays, the batch comes back to
@@ -248,24 +276,28 @@ static int produce(struct worker *w, struct wbatch *b, const char *topic, const 
 	return 0;
 }
 
-/* The addresses still temporary go to the retry topic as a new batch. */
-static void produce_retry(struct worker *w, struct wbatch *b)
+/* The addresses still temporary go to the retry topic as a new batch
+ * (handed = 0), or, when every source address of this region was
+ * quarantined for their provider, to the reroute topic for the
+ * coordinator to send to another region (handed = 1). */
+static void produce_retry(struct worker *w, struct wbatch *b, int handed)
 {
 	const emv_wire_batch *src = b->b;
 	emv_wire_batch r;
 	unsigned attempt = src->attempt + 1;
 	int delay = w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
 	char err[EMV_WIRE_ERR_MAX], suffix[16];
+	const char *topic;
 	uint8_t *buf;
 	size_t len, n = 0, keep;
 
 	for (size_t i = 0; i < src->n_addresses; i++)
-		n += b->res[i].temporary;
+		n += b->res[i].temporary && (b->handed && b->handed[i]) == handed;
 	if (!n)
 		return;
 	memset(&r, 0, sizeof r);
 	emv_strlcpy(r.job_id, src->job_id, sizeof r.job_id);
-	snprintf(suffix, sizeof suffix, ".r%u", attempt);
+	snprintf(suffix, sizeof suffix, handed ? ".x%u" : ".r%u", attempt);
 	keep = strlen(src->batch_id);
 	if (keep + strlen(suffix) > EMV_WIRE_ID_MAX)
 		keep = EMV_WIRE_ID_MAX - strlen(suffix);
@@ -273,18 +305,39 @@ static void produce_retry(struct worker *w, struct wbatch *b)
 	emv_strlcpy(r.domain, src->domain, sizeof r.domain);
 	emv_strlcpy(r.region_hint, src->region_hint, sizeof r.region_hint);
 	r.attempt = attempt;
-	/* wall clock: the batch may come back to another machine */
-	r.not_before_ms = (int64_t)emv_wall_ms() + delay;
+	if (handed) {
+		/* not here again: this region joins the batch's avoid list */
+		if (!src->avoid_regions[0])
+			emv_strlcpy(r.avoid_regions, w->o.region, sizeof r.avoid_regions);
+		else if (!emv_csv_has(src->avoid_regions, w->o.region))
+			snprintf(r.avoid_regions, sizeof r.avoid_regions, "%s,%s", src->avoid_regions, w->o.region);
+		else
+			emv_strlcpy(r.avoid_regions, src->avoid_regions, sizeof r.avoid_regions);
+		emv_strlcpy(r.provider, b->provider, sizeof r.provider);
+		topic = w->o.reroute_topic;
+	} else {
+		/* wall clock: the batch may come back to another machine */
+		r.not_before_ms = (int64_t)emv_wall_ms() + delay;
+		emv_strlcpy(r.avoid_regions, src->avoid_regions, sizeof r.avoid_regions);
+		emv_strlcpy(r.provider, src->provider, sizeof r.provider);
+		/* a batch routed to this region retries here */
+		topic = b->topic == T_RBATCHES || b->topic == T_RRETRY ? w->topics[T_RRETRY] : w->o.retry_topic;
+	}
 	r.addresses = emv_xcalloc(n, sizeof *r.addresses);
 	for (size_t i = 0; i < src->n_addresses; i++)
-		if (b->res[i].temporary)
+		if (b->res[i].temporary && (b->handed && b->handed[i]) == handed)
 			r.addresses[r.n_addresses++] = src->addresses[i];
 	if (emv_wire_batch_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
 		emv_log(EMV_LOG_ERROR, "worker", "batch %s: cannot encode its retry: %s", src->batch_id, err);
 		b->failed = 1;
-	} else if (produce(w, b, w->o.retry_topic, b->key, buf, len) == 0) {
-		w->st.retry_batches++;
-		w->st.retried += n;
+	} else if (produce(w, b, topic, b->key, buf, len) == 0) {
+		if (handed) {
+			w->st.rerouted_batches++;
+			w->st.rerouted += n;
+		} else {
+			w->st.retry_batches++;
+			w->st.retried += n;
+		}
 	}
 	free(r.addresses);
 }
@@ -297,14 +350,20 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 	char err[EMV_WIRE_ERR_MAX];
 	/* another try later only from a partition we still own, and only while
 	 * attempts last; the last attempt's temporary verdicts are final */
-	int retry = b->part && b->b->attempt + 1 < (unsigned)w->o.retry_attempts;
+	int last = b->b->attempt + 1 >= (unsigned)w->o.retry_attempts;
 
 	w->inflight--;
-	if (!retry)
+	if (last) {
 		for (size_t i = 0; i < b->b->n_addresses; i++)
 			b->res[i].temporary = 0;
-	else
-		produce_retry(w, b);
+	} else if (b->part) {
+		produce_retry(w, b, 0);
+		if (b->handed)
+			produce_retry(w, b, 1);
+	}
+	/* else released: the partition's new owner does the batch again, so
+	 * its temporary verdicts stay temporary (a final one could not be
+	 * replaced by the new owner's) */
 	memset(&r, 0, sizeof r);
 	emv_strlcpy(r.job_id, b->b->job_id, sizeof r.job_id);
 	emv_strlcpy(r.batch_id, b->b->batch_id, sizeof r.batch_id);
@@ -379,6 +438,41 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 		finish_batch(w, b);
 }
 
+/* The engine gives an address back: every source address of this worker
+ * is quarantined (or held) for its provider.  Its verdict is unknown/blocked
+ * for now; finish_batch sends it to the reroute topic. */
+static void on_handback(void *arg, uint64_t id, const char *provider, unsigned attempts)
+{
+	struct worker *w = arg;
+	struct slot *s = &w->slots[id];
+	struct wbatch *b = s->wb;
+	emv_wire_result *x = &b->res[s->idx];
+	char detail[EMV_WIRE_DETAIL_MAX + 1];
+
+	if (!b->handed)
+		b->handed = emv_xcalloc(b->b->n_addresses, 1);
+	b->handed[s->idx] = 1;
+	emv_strlcpy(b->provider, provider, sizeof b->provider);
+	memset(x, 0, sizeof *x);
+	x->id = b->b->addresses[s->idx].id;
+	x->status = EMV_STATUS_UNKNOWN;
+	x->reason = EMV_REASON_BLOCKED;
+	x->attempts = attempts > EMV_WIRE_ATTEMPT_MAX ? EMV_WIRE_ATTEMPT_MAX : attempts;
+	x->flags = b->b->addresses[s->idx].flags;
+	x->temporary = 1;
+	snprintf(detail, sizeof detail,
+		 "every source address of region %s is quarantined for provider %s; handed back for another region",
+		 w->o.region[0] ? w->o.region : "(none)", provider);
+	x->detail = emv_xmalloc(EMV_WIRE_DETAIL_MAX + 1);
+	emv_sanitize(x->detail, EMV_WIRE_DETAIL_MAX + 1, detail, strlen(detail));
+	s->wb = NULL;
+	s->next_free = w->free_slot;
+	w->free_slot = (uint32_t)id;
+	w->last_activity = emv_now_ms();
+	if (++b->done == b->b->n_addresses)
+		finish_batch(w, b);
+}
+
 static uint32_t slot_new(struct worker *w, struct wbatch *b, uint32_t idx)
 {
 	uint32_t id;
@@ -423,6 +517,7 @@ static void take_message(struct worker *w, rd_kafka_message_t *m)
 	emv_wire_status st = emv_wire_batch_decode(m->payload, m->len, &b->b, err, sizeof err);
 
 	b->part = p;
+	b->topic = topic;
 	b->offset = m->offset;
 	if (m->key && m->key_len < sizeof b->key) {
 		memcpy(b->key, m->key, m->key_len);
@@ -483,6 +578,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		w->stopping = 1;
 	}
 	rd_kafka_poll(w->producer, 0); /* delivery reports */
+	if (w->state_producer)
+		rd_kafka_poll(w->state_producer, 0);
 	commit_ready(w, 0);
 	if (!w->stopping)
 		start_due(w);
@@ -499,6 +596,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		rd_kafka_message_destroy(m);
 	}
 	emv_engine_pump(w->eng);
+	if (w->ep.rep && (emv_rep_changes(w->ep.rep) != w->rep_published ||
+			  emv_now_ms() - w->rep_published_at >= (uint64_t)w->o.ipstate_interval_ms))
+		publish_ip_state(w);
 	if (w->inflight == 0 && rd_kafka_outq_len(w->producer) == 0 && !pending_acks(w)) {
 		int held = 0;
 		for (struct part *p = w->parts; p; p = p->next)
@@ -508,6 +608,102 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		if (w->stopping || idle)
 			event_base_loopbreak(w->e.base);
 	}
+}
+
+/* ---- ip-state ---- */
+
+static void produce_ipstate(struct worker *w, const emv_wire_ipstate *x)
+{
+	char key[EMV_WIRE_IP_MAX + EMV_WIRE_PROVIDER_MAX + 4], err[EMV_WIRE_ERR_MAX];
+	uint8_t *buf;
+	size_t len;
+	rd_kafka_resp_err_t e;
+
+	if (emv_wire_ipstate_encode(x, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
+		emv_log(EMV_LOG_WARN, "worker", "ip-state %s: %s", x->ip, err);
+		return;
+	}
+	emv_wire_ipstate_key(x, key, sizeof key);
+	e = rd_kafka_producev(w->state_producer, RD_KAFKA_V_TOPIC(w->o.ipstate_topic), RD_KAFKA_V_KEY(key, strlen(key)),
+			      RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+			      RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+	if (e) {
+		emv_log(EMV_LOG_WARN, "worker", "ip-state %s: %s", x->ip, rd_kafka_err2str(e));
+		free(buf);
+	}
+}
+
+static int64_t wall_of(uint64_t mono, uint64_t now_mono, uint64_t now_wall)
+{
+	if (!mono)
+		return 0;
+	return (int64_t)(mono + now_wall - now_mono);
+}
+
+/* Publish the reputation of every pool address (compacted topic, key
+ * "ip|provider"): one IP-wide row each (held or healthy: the coordinator
+ * learns the region's addresses from these) and one per provider seen. */
+static void publish_ip_state(struct worker *w)
+{
+	emv_rep *rep = w->ep.rep;
+	const emv_pool *pool = w->ep.pool;
+	uint64_t now = emv_now_ms(), wall = emv_wall_ms();
+	size_t cap = 64, n;
+	emv_rep_row *rows;
+
+	if (!rep || !pool || !w->state_producer)
+		return;
+	w->rep_published = emv_rep_changes(rep);
+	w->rep_published_at = now;
+	for (;;) {
+		rows = emv_xcalloc(cap, sizeof *rows);
+		n = emv_rep_snapshot(rep, now, rows, cap);
+		if (n <= cap)
+			break;
+		free(rows);
+		cap = n;
+	}
+	for (int ip = 0; ip < pool->nsources; ip++) {
+		emv_wire_ipstate x;
+		memset(&x, 0, sizeof x);
+		emv_strlcpy(x.ip, pool->sources[ip].ip, sizeof x.ip);
+		emv_strlcpy(x.region, w->o.region, sizeof x.region);
+		emv_strlcpy(x.worker, w->o.name, sizeof x.worker);
+		emv_strlcpy(x.state, emv_rep_is_held(rep, ip) ? "held" : "healthy", sizeof x.state);
+		x.rate_permille = emv_rep_is_held(rep, ip) ? 0 : 1000;
+		x.updated_ms = (int64_t)wall;
+		for (size_t i = 0; i < n; i++) {
+			const emv_rep_row *r = &rows[i];
+			if (r->ip != ip)
+				continue;
+			if (!r->provider[0]) { /* the held row */
+				emv_strlcpy(x.last_reply, r->last_reply, sizeof x.last_reply);
+				x.since_ms = wall_of(r->since, now, wall);
+				continue;
+			}
+			x.rcpts += r->rcpts;
+			x.blocks += r->blocks;
+		}
+		produce_ipstate(w, &x);
+		for (size_t i = 0; i < n; i++) {
+			const emv_rep_row *r = &rows[i];
+			emv_wire_ipstate y;
+			if (r->ip != ip || !r->provider[0])
+				continue;
+			y = x;
+			emv_strlcpy(y.provider, r->provider, sizeof y.provider);
+			emv_strlcpy(y.state, emv_rep_state_name(r->state), sizeof y.state);
+			y.until_ms = wall_of(r->until, now, wall);
+			y.since_ms = wall_of(r->since, now, wall);
+			y.strikes = r->strikes;
+			y.rate_permille = (unsigned)(r->rate_factor * 1000.0 + 0.5);
+			y.rcpts = r->rcpts;
+			y.blocks = r->blocks;
+			emv_strlcpy(y.last_reply, r->last_reply, sizeof y.last_reply);
+			produce_ipstate(w, &y);
+		}
+	}
+	free(rows);
 }
 
 /* ---- set-up ---- */
@@ -558,13 +754,38 @@ static int make_clients(struct worker *w, char *err, size_t errlen)
 		emv_set_err(err, errlen, "Kafka producer: %s", errstr);
 		return -1;
 	}
+	if (w->ep.rep && w->o.ipstate_topic && w->o.ipstate_topic[0]) {
+		rd_kafka_conf_t *sc = rd_kafka_conf_new();
+		if (emv_kafka_conf_apply(sc, w->o.kafka_conf, err, errlen) != EMV_OK ||
+		    kafka_conf(sc, "bootstrap.servers", w->o.brokers, err, errlen) ||
+		    kafka_conf(sc, "enable.idempotence", "false", err, errlen) ||
+		    kafka_conf(sc, "message.timeout.ms", "60000", err, errlen)) {
+			rd_kafka_conf_destroy(sc);
+			return -1;
+		}
+		rd_kafka_conf_set_opaque(sc, w);
+		rd_kafka_conf_set_dr_msg_cb(sc, on_delivery);
+		if (!(w->state_producer = rd_kafka_new(RD_KAFKA_PRODUCER, sc, errstr, sizeof errstr))) {
+			emv_set_err(err, errlen, "Kafka producer: %s", errstr);
+			return -1;
+		}
+	}
 	if (emv_kafka_ensure_topic(w->producer, w->o.results_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK ||
 	    emv_kafka_ensure_topic(w->producer, w->o.retry_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK)
 		return -1;
+	for (int i = T_RBATCHES; i < w->ntopics; i++)
+		if (emv_kafka_ensure_topic(w->producer, w->topics[i], EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK)
+			return -1;
+	if (w->handback &&
+	    emv_kafka_ensure_topic(w->producer, w->o.reroute_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK)
+		return -1;
+	if (w->state_producer &&
+	    emv_kafka_ensure_compacted_topic(w->state_producer, w->o.ipstate_topic, err, errlen) != EMV_OK)
+		return -1;
 	rd_kafka_poll_set_consumer(w->consumer);
-	topics = rd_kafka_topic_partition_list_new(2);
-	rd_kafka_topic_partition_list_add(topics, w->o.batches_topic, RD_KAFKA_PARTITION_UA);
-	rd_kafka_topic_partition_list_add(topics, w->o.retry_topic, RD_KAFKA_PARTITION_UA);
+	topics = rd_kafka_topic_partition_list_new(w->ntopics);
+	for (int i = 0; i < w->ntopics; i++)
+		rd_kafka_topic_partition_list_add(topics, w->topics[i], RD_KAFKA_PARTITION_UA);
 	rd_kafka_subscribe(w->consumer, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	return 0;
@@ -578,6 +799,8 @@ static void teardown(struct worker *w)
 	}
 	if (w->producer)
 		rd_kafka_destroy(w->producer);
+	if (w->state_producer)
+		rd_kafka_destroy(w->state_producer);
 	if (w->timer)
 		event_free(w->timer);
 	if (w->eng)
@@ -612,6 +835,7 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	w.free_slot = NO_SLOT;
 	w.topics[T_BATCHES] = o->batches_topic;
 	w.topics[T_RETRY] = o->retry_topic;
+	w.ntopics = 2;
 	if (w.o.retry_attempts < 1)
 		w.o.retry_attempts = 1;
 	if (cli_engine_init(&w.e, eo) < 0) {
@@ -623,11 +847,25 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	cli_engine_params_engine(&w.e, &w.ep);
 	if (w.e.pool && !w.o.region[0])
 		w.o.region = w.e.pool->region;
+	if (w.o.region[0] && w.o.region_topics) { /* batches routed to this region, and their retries */
+		snprintf(w.region_topics[0], sizeof w.region_topics[0], "%s.%s", o->batches_topic, w.o.region);
+		snprintf(w.region_topics[1], sizeof w.region_topics[1], "%s.%s", o->retry_topic, w.o.region);
+		w.topics[T_RBATCHES] = w.region_topics[0];
+		w.topics[T_RRETRY] = w.region_topics[1];
+		w.ntopics = 4;
+	} else {
+		w.topics[T_RRETRY] = o->retry_topic;
+	}
+	/* with a region and somewhere to send them, addresses no source here
+	 * may ask go to another region instead of waiting out a cool-down */
+	w.handback = w.e.pool && w.o.region[0] && w.o.reroute_topic && w.o.reroute_topic[0] && !w.o.embedded;
 	w.ep.budget = emv_budget_new();
 	cli_engine_params_apply(eo, &w.ep);
 	if (eo->max_retry_s == 120) /* the default: longer waits go to the retry topic */
 		w.ep.max_retry_ms = o->engine_retry_ms;
 	w.e.probe.greylist_retries = 0; /* the engine's retry schedule does it */
+	if (w.handback)
+		w.ep.handback = on_handback;
 	w.eng = emv_engine_new(&w.e.probe, &w.ep, on_result, &w);
 	if (make_clients(&w, err, errlen) < 0) {
 		teardown(&w);
@@ -638,6 +876,9 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	event_add(w.timer, &tv);
 	event_base_dispatch(w.e.base);
 
+	publish_ip_state(&w);
+	if (w.state_producer)
+		rd_kafka_flush(w.state_producer, 5000);
 	rd_kafka_flush(w.producer, 10000);
 	rd_kafka_poll(w.producer, 0);
 	commit_ready(&w, 1); /* synchronous: nothing acknowledged is left uncommitted */

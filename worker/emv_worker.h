@@ -45,12 +45,17 @@ typedef struct {
 	int engine_retry_ms;            /* in-engine retry window unless the options set one (300000) */
 	const char *const *kafka_conf;  /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
 	int embedded;                   /* a thread of `emailverify run`: stopping is routine, not news */
+	int region_topics;              /* with a region: also consume <batches>.<region> and <retry>.<region> (1) */
+	const char *reroute_topic;      /* addresses no pool address may ask go here (emailverify.reroute) */
+	const char *ipstate_topic;      /* the pool's reputation, compacted (emailverify.ip-state); NULL: none */
+	int ipstate_interval_ms;        /* publish it at least this often (30000), and on every change */
 } emv_worker_opts;
 
 typedef struct {
 	uint64_t batches, results, skipped;
 	uint64_t retry_batches, retried; /* batches and addresses sent to the retry topic */
 	uint64_t released;               /* batches whose partition was revoked while in flight */
+	uint64_t rerouted_batches, rerouted; /* batches and addresses handed to the coordinator for another region */
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);

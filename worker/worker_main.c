@@ -28,7 +28,12 @@ static void usage(FILE *f)
 		   "  --results-topic T      (" EMV_TOPIC_RESULTS ")\n"
 		   "  --retry-topic T        (" EMV_TOPIC_RETRY ")\n"
 		   "  --name NAME            worker name in results (host name)\n"
-		   "  --region NAME          region in results\n"
+		   "  --region NAME          region in results (the pool's region with --pool); a worker with a\n"
+		   "                         region also consumes <batches-topic>.NAME and <retry-topic>.NAME\n"
+		   "  --reroute-topic T      addresses no pool address may ask (all quarantined for their\n"
+		   "                         provider) go here, for the coordinator's router (" EMV_TOPIC_REROUTE ")\n"
+		   "  --ip-state-topic T     the pool's reputation, compacted (" EMV_TOPIC_IP_STATE "; \"\" = none)\n"
+		   "  --ip-state-interval S  publish it at least every S seconds, and on every change (30)\n"
 		   "  --max-inflight N       batches being verified at once (64)\n"
 		   "  --retry-attempts N     tries per address through the retry topic, the first included (3)\n"
 		   "  --retry-delay MS[,MS,MS]  waits before the 2nd, 3rd, 4th+ try (600000,1800000,3600000)\n"
@@ -73,6 +78,9 @@ int main(int argc, char **argv)
 		{ "retry-delay", required_argument, NULL, 3012 },
 		{ "kafka", required_argument, NULL, 3013 },
 		{ "kafka-config", required_argument, NULL, 3014 },
+		{ "reroute-topic", required_argument, NULL, 3015 },
+		{ "ip-state-topic", required_argument, NULL, 3016 },
+		{ "ip-state-interval", required_argument, NULL, 3017 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -125,6 +133,15 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			continue;
+		case 3015: wo.reroute_topic = optarg; continue;
+		case 3016: wo.ipstate_topic = optarg; continue;
+		case 3017:
+			wo.ipstate_interval_ms = atoi(optarg) * 1000;
+			if (wo.ipstate_interval_ms < 1000 || wo.ipstate_interval_ms > 3600000) {
+				fprintf(stderr, "emailverify-worker: --ip-state-interval must be 1..3600 seconds\n");
+				return 2;
+			}
+			continue;
 		case 'h': usage(stdout); return 0;
 		default:
 			rc = cli_engine_opt(&eo, opt, optarg);
@@ -153,7 +170,9 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"emailverify-worker %s: %" PRIu64 " batches, %" PRIu64 " results, %" PRIu64 " skipped, %" PRIu64
-		" retried in %" PRIu64 " retry batches, %" PRIu64 " released\n",
-		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released);
+		" retried in %" PRIu64 " retry batches, %" PRIu64 " released, %" PRIu64 " rerouted in %" PRIu64
+		" batches\n",
+		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
+		st.rerouted_batches);
 	return 0;
 }

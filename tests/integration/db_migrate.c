@@ -83,10 +83,10 @@ static void do_test_fresh_then_again(void **state)
 	PGconn *c;
 	reset_schema();
 	assert_int_equal(migrate(url, out, sizeof out), 0);
-	assert_non_null(strstr(out, "schema version 4"));
+	assert_non_null(strstr(out, "schema version 5"));
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 4);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 5);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
 				     "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
 			 6);
@@ -113,7 +113,7 @@ static void do_test_concurrent_coordinators(void **state)
 	}
 	assert_int_equal(ok, 4);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 4);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 5);
 	PQfinish(c);
 }
 

@@ -1,0 +1,55 @@
+/*
+ * emv_router.h - the coordinator's region router (design §3, issue 6).
+ *
+ * Two inputs, one consumer group ("emailverify-router"):
+ *
+ *  - emailverify.ip-state (compacted): every worker's reputation rows,
+ *    upserted into PostgreSQL's ip_state (an older row never replaces a
+ *    newer one; a tombstone deletes).  Rows with provider '' are the pool
+ *    addresses themselves; a region is "live" while some of its addresses
+ *    reported within live_ms.
+ *
+ *  - emailverify.reroute: batches a worker gave back because every source
+ *    address of its region is quarantined (or held) for the batch's
+ *    provider.  Each goes to the live region, not on its avoid list, with
+ *    the most addresses not quarantined for that provider, on that region's
+ *    own topic ("<batches>.<region>", region_hint set).  When there is no
+ *    such region it waits instead: back on the shared retry topic, due when
+ *    the first of those quarantines ends (or after wait_ms when none is
+ *    known), with its avoid list cleared - never hammered through.
+ *
+ * A reroute's offset is stored only after its batch is acknowledged by
+ * Kafka (at-least-once; the sink absorbs a repeat).  A malformed message is
+ * logged with its offset, counted and skipped.  A database error is retried
+ * after reconnecting.
+ */
+#ifndef EMV_ROUTER_H
+#define EMV_ROUTER_H
+
+#include <stdint.h>
+#include <libpq-fe.h>
+
+typedef struct {
+	const char *brokers;
+	const char *group;          /* "emailverify-router" */
+	const char *reroute_topic;  /* "emailverify.reroute" */
+	const char *ipstate_topic;  /* "emailverify.ip-state" */
+	const char *batches_topic;  /* "emailverify.batches": region topics are "<this>.<region>" */
+	const char *retry_topic;    /* "emailverify.retry" */
+	int live_ms;                /* a region is live while an address reported this recently (120000) */
+	int wait_ms;                /* no region and no known cool-down end: wait this long (900000) */
+	int idle_exit_ms;           /* stop after this long without messages (0: never) */
+	const char *const *kafka_conf;
+} emv_router_params;
+
+void emv_router_params_default(emv_router_params *p);
+
+typedef struct {
+	uint64_t ip_states, reroutes, routed, waited, skipped, db_retries;
+} emv_router_stats;
+
+/* Run until *stop or idle_exit_ms; EMV_OK, or EMV_ERR with err. */
+int emv_router_run(PGconn *c, const emv_router_params *p, volatile int *stop, emv_router_stats *st, char *err,
+		   size_t errlen);
+
+#endif
