@@ -1,7 +1,7 @@
 /*
  * fuzz_wire.c - libFuzzer target for the Kafka message codec (emv_wire).
  *
- * Every input is decoded both as a VerifyBatch and as a VerifyResults.  A
+ * Every input is decoded as a VerifyBatch, a VerifyResults and an IpState.  A
  * failure must come with a status of the enum, no output and a non-empty
  * message.  A success must hold the invariants the consumers rely on, and
  * survive the round trip: what was decoded encodes (the encoder applies the
@@ -139,9 +139,35 @@ static void fuzz_results(const uint8_t *data, size_t size)
 	emv_wire_results_free(r2);
 }
 
+/* IpState: decoded or not, the output is whole; a decoded one re-encodes
+ * to bytes that decode to the same state. */
+static void fuzz_ipstate(const uint8_t *data, size_t size)
+{
+	char err[EMV_WIRE_ERR_MAX] = "";
+	emv_wire_ipstate x, y;
+	uint8_t *buf;
+	size_t len;
+	emv_wire_status st = emv_wire_ipstate_decode(data, size, &x, err, sizeof err);
+
+	if (st != EMV_WIRE_OK) {
+		if ((unsigned)st >= EMV_WIRE__COUNT || !err[0] || x.ip[0])
+			die("ipstate failure without status or message, or with output", err);
+		return;
+	}
+	if (!TERMINATED(x.ip) || !x.ip[0] || !TERMINATED(x.state) || !TERMINATED(x.last_reply) ||
+	    strpbrk(x.last_reply, "\r\n") || x.rate_permille > 1000)
+		die("ipstate invariants", x.ip);
+	if (emv_wire_ipstate_encode(&x, &buf, &len, err, sizeof err) != EMV_WIRE_OK)
+		die("decoded ipstate does not encode", err);
+	if (emv_wire_ipstate_decode(buf, len, &y, err, sizeof err) != EMV_WIRE_OK || memcmp(&x, &y, sizeof x) != 0)
+		die("ipstate round trip", err);
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_batch(data, size);
 	fuzz_results(data, size);
+	fuzz_ipstate(data, size);
 	return 0;
 }

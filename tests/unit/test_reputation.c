@@ -45,6 +45,46 @@ static emv_rep_row row_of(emv_rep *r, int ip, const char *prov, uint64_t now)
 	return rows[0];
 }
 
+/* What operators see: RCPTs and blocks per (IP, provider), when the state
+ * began, and a change counter that tells the worker to publish again. */
+static void do_test_counters_and_changes(void **state)
+{
+	emv_rep *r = new_rep(2);
+	emv_rep_row row;
+	uint64_t c0 = emv_rep_changes(r);
+
+	emv_rep_count(r, 0, "google", 40, T0);
+	emv_rep_feed(r, 0, "google", EMV_REP_OK, NULL, T0);
+	assert_int_equal(emv_rep_changes(r), c0); /* nothing changed state */
+	row = row_of(r, 0, "google", T0);
+	assert_int_equal(row.rcpts, 40);
+	assert_int_equal(row.blocks, 0);
+	assert_int_equal(row.state, EMV_REP_HEALTHY);
+	emv_rep_count(r, 0, "google", 2, T0 + MIN);
+	emv_rep_feed(r, 0, "google", EMV_REP_BLOCKED, "554 5.7.1 blocked using zen.spamhaus.org", T0 + MIN);
+	assert_true(emv_rep_changes(r) > c0);
+	row = row_of(r, 0, "google", T0 + MIN);
+	assert_int_equal(row.rcpts, 42);
+	assert_int_equal(row.blocks, 1);
+	assert_int_equal(row.state, EMV_REP_QUARANTINED);
+	assert_true(row.since == T0 + MIN);
+	/* another provider's counters are its own */
+	emv_rep_count(r, 0, "yahoo", 7, T0 + MIN);
+	assert_int_equal(row_of(r, 0, "yahoo", T0 + MIN).rcpts, 7);
+	assert_int_equal(row_of(r, 0, "yahoo", T0 + MIN).blocks, 0);
+	/* held: per IP, counted as a change */
+	c0 = emv_rep_changes(r);
+	assert_int_equal(emv_rep_is_held(r, 1), 0);
+	emv_rep_hold(r, 1, "PTR mismatch", T0);
+	assert_int_equal(emv_rep_is_held(r, 1), 1);
+	assert_true(emv_rep_changes(r) > c0);
+	emv_rep_release(r, 1, T0);
+	assert_int_equal(emv_rep_is_held(r, 1), 0);
+	assert_int_equal(emv_rep_is_held(r, 7), 0); /* out of range: no */
+	emv_rep_count(r, 9, "google", 1, T0);       /* ignored, no crash */
+	emv_rep_free(r);
+}
+
 static void do_test_healthy_by_default(void **state)
 {
 	emv_rep *r = new_rep(2);
@@ -382,6 +422,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_healthy_by_default),
+		cmocka_unit_test(do_test_counters_and_changes),
 		cmocka_unit_test(do_test_throttle_halves_and_recovers_after_quiet),
 		cmocka_unit_test(do_test_throttle_floor_and_long_gap),
 		cmocka_unit_test(do_test_block_quarantines_then_reprobe_heals),

@@ -353,6 +353,110 @@ static void results_round_trip(const emv_wire_results *r)
 
 /* ---- round trips ---- */
 
+/* A batch given back for another region carries its avoid list and
+ * provider; an old reader ignores them, a new one checks them. */
+static void do_test_batch_reroute_fields(void **state)
+{
+	emv_wire_batch b, *d;
+	emv_wire_address a[3];
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	sample_batch(&b, a);
+	strcpy(b.avoid_regions, "eu-west,us-east");
+	strcpy(b.provider, "google");
+	batch_round_trip(&b);
+	assert_int_equal(emv_wire_batch_encode(&b, &buf, &len, ERR, sizeof ERR), EMV_WIRE_OK);
+	assert_int_equal(emv_wire_batch_decode(buf, len, &d, ERR, sizeof ERR), EMV_WIRE_OK);
+	assert_string_equal(d->avoid_regions, "eu-west,us-east");
+	assert_string_equal(d->provider, "google");
+	emv_wire_batch_free(d);
+	free(buf);
+	strcpy(b.avoid_regions, "eu west"); /* visible ASCII only */
+	assert_int_equal(emv_wire_batch_encode(&b, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID);
+	assert_non_null(strstr(ERR, "avoid_regions"));
+}
+
+static void sample_ipstate(emv_wire_ipstate *x)
+{
+	memset(x, 0, sizeof *x);
+	strcpy(x->ip, "2001:db8::25");
+	strcpy(x->provider, "outlook");
+	strcpy(x->region, "eu-west");
+	strcpy(x->worker, "w-17");
+	strcpy(x->state, "quarantined");
+	x->until_ms = INT64_C(1767225600000);
+	x->since_ms = INT64_C(1767224700000);
+	x->updated_ms = INT64_C(1767224700001);
+	x->strikes = 3;
+	x->rate_permille = 0;
+	x->rcpts = 123456789012ull;
+	x->blocks = 4;
+	strcpy(x->last_reply, "550 5.7.606 Access denied, banned sending IP [192.0.2.1]");
+}
+
+static void do_test_ipstate_round_trip(void **state)
+{
+	emv_wire_ipstate x, y;
+	uint8_t *buf;
+	size_t len;
+	char key[128];
+	Emailverify__IpState *m;
+
+	(void)state;
+	sample_ipstate(&x);
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_OK);
+	m = emailverify__ip_state__unpack(NULL, len, buf);
+	assert_non_null(m);
+	assert_int_equal(m->schema_version, EMV_WIRE_SCHEMA);
+	assert_string_equal(m->state, "quarantined");
+	emailverify__ip_state__free_unpacked(m, NULL);
+	assert_int_equal(emv_wire_ipstate_decode(buf, len, &y, ERR, sizeof ERR), EMV_WIRE_OK);
+	assert_memory_equal(&x, &y, sizeof x);
+	free(buf);
+	emv_wire_ipstate_key(&x, key, sizeof key);
+	assert_string_equal(key, "2001:db8::25|outlook");
+	/* the IP-wide row: no provider */
+	x.provider[0] = '\0';
+	strcpy(x.state, "held");
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_OK);
+	assert_int_equal(emv_wire_ipstate_decode(buf, len, &y, ERR, sizeof ERR), EMV_WIRE_OK);
+	assert_string_equal(y.provider, "");
+	free(buf);
+}
+
+static void do_test_ipstate_rejects(void **state)
+{
+	emv_wire_ipstate x, y;
+	uint8_t *buf;
+	size_t len;
+	static const uint8_t junk[] = { 0x0a, 0xff, 0xff, 0xff, 0x0f };
+
+	(void)state;
+	sample_ipstate(&x);
+	strcpy(x.ip, "mx.example.com");
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID);
+	assert_non_null(strstr(ERR, "ip"));
+	sample_ipstate(&x);
+	strcpy(x.state, "burned");
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID);
+	assert_non_null(strstr(ERR, "state"));
+	sample_ipstate(&x);
+	x.rate_permille = 1001;
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID);
+	sample_ipstate(&x);
+	x.until_ms = -1;
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID);
+	sample_ipstate(&x);
+	x.last_reply[0] = '\n';
+	assert_int_equal(emv_wire_ipstate_encode(&x, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID);
+	/* hostile bytes: an error, a zeroed output, never a crash */
+	assert_int_not_equal(emv_wire_ipstate_decode(junk, sizeof junk, &y, ERR, sizeof ERR), EMV_WIRE_OK);
+	assert_string_equal(y.ip, "");
+	assert_int_not_equal(emv_wire_ipstate_decode(NULL, 0, &y, ERR, sizeof ERR), EMV_WIRE_OK);
+}
+
 static void do_test_batch_round_trip(void **state)
 {
 	emv_wire_batch b, *d;
@@ -1352,6 +1456,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_batch_round_trip),
+		cmocka_unit_test(do_test_batch_reroute_fields),
+		cmocka_unit_test(do_test_ipstate_round_trip),
+		cmocka_unit_test(do_test_ipstate_rejects),
 		cmocka_unit_test(do_test_batch_empty_optionals),
 		cmocka_unit_test(do_test_batch_10000_addresses),
 		cmocka_unit_test(do_test_batch_utf8_local),
