@@ -34,6 +34,7 @@
 #include "emv_sink.h"
 #include "emv_split.h"
 #include "emv_router.h"
+#include "emv_ipstate.h"
 #include "emv_routes.h"
 #include <signal.h>
 #include "emv_util.h"
@@ -67,6 +68,8 @@ static void usage(FILE *f)
 		   "                                      [--live S] [--wait S] [--until-idle MS] [--batches-topic T]\n"
 		   "                                      [--retry-topic T] [--reroute-topic T] [--ip-state-topic T]\n"
 		   "         stores the workers' ip-state and sends batches a region gave back to another region\n"
+		   "       emailverify-coordinator ips [--database URL] [--region R] [--state S] [--format json|prometheus]\n"
+		   "         the source addresses' reputation per provider, as the workers last reported it\n"
 		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		   "                                    [--until-idle MS]\n"
 		   "         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
@@ -207,6 +210,54 @@ static int cmd_serve(int argc, char **argv)
 	return 0;
 }
 
+/* `ips`: the pool addresses' reputation as the router stored it. */
+static int cmd_ips(int argc, char **argv)
+{
+	const char *url = NULL, *region = NULL, *state = NULL;
+	int prom = 0, version;
+	char err[1024];
+	PGconn *c;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc)
+			region = argv[++i];
+		else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+			state = argv[++i];
+		else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc &&
+			 (strcmp(argv[i + 1], "json") == 0 || strcmp(argv[i + 1], "prometheus") == 0))
+			prom = strcmp(argv[++i], "prometheus") == 0;
+		else {
+			fprintf(stderr, "emailverify-coordinator ips: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!(c = emv_db_connect(url, err, sizeof err)) || emv_db_migrate(c, &version, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		PQfinish(c);
+		return 1;
+	}
+	if (prom) {
+		int rc = emv_ipstate_prometheus(c, stdout, err, sizeof err);
+		PQfinish(c);
+		if (rc != EMV_OK)
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return rc == EMV_OK ? 0 : 1;
+	} else {
+		json_t *j = emv_ipstate_json(c, region, state, err, sizeof err);
+		PQfinish(c);
+		if (!j) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			return 1;
+		}
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		return 0;
+	}
+}
+
 static int cmd_token(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = NULL, *name = "", *id = NULL, *sub = argc > 1 ? argv[1] : "";
@@ -321,6 +372,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "token") == 0)
 		return cmd_token(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "ips") == 0)
+		return cmd_ips(argc - 1, argv + 1);
 	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
 			 strcmp(argv[1], "sink") && strcmp(argv[1], "export") && strcmp(argv[1], "delete") &&
 			 strcmp(argv[1], "router"))) {

@@ -149,6 +149,7 @@ static const struct migration migrations[] = {
 	  "  ADD COLUMN since timestamptz,"
 	  "  ADD COLUMN rcpts bigint NOT NULL DEFAULT 0,"
 	  "  ADD COLUMN blocks bigint NOT NULL DEFAULT 0,"
+	  "  ADD COLUMN sessions bigint NOT NULL DEFAULT 0,"
 	  "  ADD COLUMN rate_permille integer NOT NULL DEFAULT 1000;"
 	  "CREATE INDEX ip_state_region ON ip_state (region, provider);" },
 };

@@ -48,7 +48,7 @@ static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *er
 {
 	emv_wire_ipstate x;
 	char werr[EMV_WIRE_ERR_MAX], until[24], since[24], updated[24], strikes[16], rate[16], rcpts[24],
-		blocks[24];
+		blocks[24], sessions[24];
 	PGresult *res;
 
 	if (!m->payload || m->len == 0) { /* a tombstone: the key "ip|provider" is gone */
@@ -79,24 +79,26 @@ static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *er
 		snprintf(rate, sizeof rate, "%u", x.rate_permille);
 		snprintf(rcpts, sizeof rcpts, "%" PRIu64, x.rcpts);
 		snprintf(blocks, sizeof blocks, "%" PRIu64, x.blocks);
+		snprintf(sessions, sizeof sessions, "%" PRIu64, x.sessions);
 		{
-			const char *v[13] = { x.ip,    x.provider, x.region, x.state,  until, strikes, x.last_reply,
-					      updated, x.worker,   since,    rcpts,    blocks, rate };
+			const char *v[14] = { x.ip,    x.provider, x.region, x.state,  until, strikes,  x.last_reply,
+					      updated, x.worker,   since,    rcpts,    blocks, rate, sessions };
 			/* times travel as unix ms; 0 is "none" */
 			res = PQexecParams(
 				r->c,
 				"INSERT INTO ip_state AS s (ip, provider, region, state, until, strikes, last_reply,"
-				"  updated_at, worker, since, rcpts, blocks, rate_permille)"
+				"  updated_at, worker, since, rcpts, blocks, rate_permille, sessions)"
 				" VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint > 0 THEN to_timestamp($5::bigint / 1000.0) END,"
 				"  $6::int, $7, to_timestamp($8::bigint / 1000.0), $9,"
 				"  CASE WHEN $10::bigint > 0 THEN to_timestamp($10::bigint / 1000.0) END,"
-				"  $11::bigint, $12::bigint, $13::int)"
+				"  $11::bigint, $12::bigint, $13::int, $14::bigint)"
 				" ON CONFLICT (ip, provider) DO UPDATE SET region = excluded.region, state = excluded.state,"
 				"  until = excluded.until, strikes = excluded.strikes, last_reply = excluded.last_reply,"
 				"  updated_at = excluded.updated_at, worker = excluded.worker, since = excluded.since,"
-				"  rcpts = excluded.rcpts, blocks = excluded.blocks, rate_permille = excluded.rate_permille"
+				"  rcpts = excluded.rcpts, blocks = excluded.blocks, rate_permille = excluded.rate_permille,"
+				"  sessions = excluded.sessions"
 				" WHERE s.updated_at <= excluded.updated_at",
-				13, NULL, v, NULL, NULL, 0);
+				14, NULL, v, NULL, NULL, 0);
 		}
 	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {

@@ -1041,6 +1041,7 @@ emv_wire_status emv_wire_ipstate_encode(const emv_wire_ipstate *s, uint8_t **buf
 	m.rate_permille = s->rate_permille;
 	m.rcpts = s->rcpts;
 	m.blocks = s->blocks;
+	m.sessions = s->sessions;
 	m.last_reply = (char *)s->last_reply;
 	size = emailverify__ip_state__get_packed_size(&m);
 	*buf = emv_xmalloc(size ? size : 1);
@@ -1083,6 +1084,7 @@ emv_wire_status emv_wire_ipstate_decode(const void *data, size_t len, emv_wire_i
 			out->rate_permille = m->rate_permille;
 			out->rcpts = m->rcpts;
 			out->blocks = m->blocks;
+			out->sessions = m->sessions;
 			if (check_ipstate(out, &e) != EMV_OK)
 				st = EMV_WIRE_INVALID;
 		}

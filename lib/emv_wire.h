@@ -191,7 +191,7 @@ typedef struct {
 	int64_t until_ms, since_ms, updated_ms;   /* unix ms, 0..EMV_WIRE_TIME_MAX */
 	unsigned strikes;
 	unsigned rate_permille;                   /* 0..1000 */
-	uint64_t rcpts, blocks;
+	uint64_t rcpts, blocks, sessions;
 	char last_reply[EMV_WIRE_REPLY_MAX + 1];  /* printable ASCII */
 } emv_wire_ipstate;
 

@@ -471,7 +471,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
 	if (run->src >= 0 && e->p.rep) {
-		emv_rep_count(e->p.rep, run->src, d->prov->name, (unsigned)emv_probe_rcpt_sent(job), now);
+		emv_rep_count(e->p.rep, run->src, d->prov->name, (unsigned)emv_probe_sessions(job),
+			      (unsigned)emv_probe_rcpt_sent(job), now);
 		feed_reputation(e, run, job);
 	}
 	if (e->p.budget && run->budget_key[0]) /* 452 re-sends cost RCPTs too */

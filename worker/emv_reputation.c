@@ -25,7 +25,7 @@ struct ent {
 	int fed;                /* 1 once an outcome was reported: shown in snapshots */
 	uint64_t updated;
 	uint64_t since;         /* the current state began */
-	uint64_t rcpts, blocks; /* counters for operators */
+	uint64_t rcpts, blocks, sessions; /* counters for operators */
 	char last_reply[EMV_REP_REPLY_MAX];
 };
 
@@ -321,7 +321,7 @@ int emv_rep_all_blocked(emv_rep *r, const char *provider, uint64_t now)
 	return 1;
 }
 
-void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned rcpts, uint64_t now)
+void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned sessions, unsigned rcpts, uint64_t now)
 {
 	struct ent *e = entry(r, ip, provider, now);
 
@@ -331,6 +331,7 @@ void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned rcpts, uin
 		e->since = now;
 	e->fed = 1;
 	e->rcpts += rcpts;
+	e->sessions += sessions;
 }
 
 int emv_rep_is_held(const emv_rep *r, int ip)
@@ -394,6 +395,7 @@ size_t emv_rep_snapshot(emv_rep *r, uint64_t now, emv_rep_row *rows, size_t max)
 			row.since = e->since;
 			row.rcpts = e->rcpts;
 			row.blocks = e->blocks;
+			row.sessions = e->sessions;
 			row.until = e->state == EMV_REP_QUARANTINED ? e->until :
 				    e->state == EMV_REP_THROTTLED ? e->step_at : 0;
 			if (e->state == EMV_REP_THROTTLED)

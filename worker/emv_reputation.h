@@ -95,6 +95,7 @@ typedef struct {
 	uint64_t updated;
 	uint64_t since;             /* the current state began (0: never changed since the pair was seen) */
 	uint64_t rcpts, blocks;     /* RCPTs sent (emv_rep_count) and block replies seen */
+	uint64_t sessions;          /* SMTP sessions (emv_rep_count) */
 } emv_rep_row;
 
 typedef struct emv_rep emv_rep;
@@ -120,8 +121,8 @@ int emv_rep_pick(emv_rep *r, const char *provider, uint64_t now, emv_rep_grant *
  * quarantined or held): time to send the batch to another region. */
 int emv_rep_all_blocked(emv_rep *r, const char *provider, uint64_t now);
 
-/* Count RCPTs sent from ip to provider (shown in snapshots). */
-void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned rcpts, uint64_t now);
+/* Count sessions opened and RCPTs sent from ip to provider (shown in snapshots). */
+void emv_rep_count(emv_rep *r, int ip, const char *provider, unsigned sessions, unsigned rcpts, uint64_t now);
 
 /* 1 when the IP is held (failed its self-audit). */
 int emv_rep_is_held(const emv_rep *r, int ip);

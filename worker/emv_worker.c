@@ -683,6 +683,7 @@ static void publish_ip_state(struct worker *w)
 			}
 			x.rcpts += r->rcpts;
 			x.blocks += r->blocks;
+			x.sessions += r->sessions;
 		}
 		produce_ipstate(w, &x);
 		for (size_t i = 0; i < n; i++) {
@@ -699,6 +700,7 @@ static void publish_ip_state(struct worker *w)
 			y.rate_permille = (unsigned)(r->rate_factor * 1000.0 + 0.5);
 			y.rcpts = r->rcpts;
 			y.blocks = r->blocks;
+			y.sessions = r->sessions;
 			emv_strlcpy(y.last_reply, r->last_reply, sizeof y.last_reply);
 			produce_ipstate(w, &y);
 		}

@@ -264,6 +264,28 @@ static void do_test_blocked_region_hands_over(void **state)
 	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM ip_state WHERE provider = '' AND ip IN ('127.0.0.3', "
 					 "'127.0.0.4') AND state = 'healthy'"),
 			 2);
+	/* what operators see: `ips` as JSON (GET /v1/ips has the same) and as
+	 * Prometheus metrics */
+	{
+		static char out[65536];
+		const char *js[] = { EMV_COORDINATOR, "ips", "--database", pg_url, "--region", "east", NULL };
+		const char *pm[] = { EMV_COORDINATOR, "ips", "--database", pg_url, "--format", "prometheus", NULL };
+		assert_int_equal(run_argv(out, sizeof out, js), 0);
+		assert_non_null(strstr(out, "\"ip\": \"127.0.0.3\""));
+		assert_null(strstr(out, "127.0.0.4")); /* west is filtered out */
+		assert_non_null(strstr(out, "\"state\": \"quarantined\""));
+		assert_non_null(strstr(out, "\"blocks\": 1"));
+		assert_non_null(strstr(out, "blocked using zen.spamhaus.org"));
+		assert_int_equal(run_argv(out, sizeof out, pm), 0);
+		assert_non_null(strstr(out, "emailverify_ip_state{ip=\"127.0.0.3\",provider=\"default\",region=\"east\","
+					    "state=\"quarantined\"} 1\n"));
+		assert_non_null(strstr(out, "emailverify_ip_blocks_total{ip=\"127.0.0.3\",provider=\"default\","
+					    "region=\"east\"} 1\n"));
+		assert_non_null(strstr(out, "emailverify_ip_sessions_total{ip=\"127.0.0.4\",provider=\"default\","
+					    "region=\"west\"} ")); /* blocked.test, maybe accept.test */
+		assert_non_null(strstr(out, "emailverify_ip_rate_ratio{ip=\"127.0.0.3\",provider=\"default\","
+					    "region=\"east\"} 0.000\n"));
+	}
 	/* three addresses (and maybe the catch-all probe) asked from .4 */
 	assert_true(pg_long(pg_url, "SELECT rcpts FROM ip_state WHERE ip = '127.0.0.4' AND provider = "
 				    "(SELECT provider FROM ip_state WHERE ip = '127.0.0.3' AND provider <> '')") >= 3);

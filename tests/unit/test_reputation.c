@@ -53,23 +53,24 @@ static void do_test_counters_and_changes(void **state)
 	emv_rep_row row;
 	uint64_t c0 = emv_rep_changes(r);
 
-	emv_rep_count(r, 0, "google", 40, T0);
+	emv_rep_count(r, 0, "google", 1, 40, T0);
 	emv_rep_feed(r, 0, "google", EMV_REP_OK, NULL, T0);
 	assert_int_equal(emv_rep_changes(r), c0); /* nothing changed state */
 	row = row_of(r, 0, "google", T0);
 	assert_int_equal(row.rcpts, 40);
 	assert_int_equal(row.blocks, 0);
 	assert_int_equal(row.state, EMV_REP_HEALTHY);
-	emv_rep_count(r, 0, "google", 2, T0 + MIN);
+	emv_rep_count(r, 0, "google", 1, 2, T0 + MIN);
 	emv_rep_feed(r, 0, "google", EMV_REP_BLOCKED, "554 5.7.1 blocked using zen.spamhaus.org", T0 + MIN);
 	assert_true(emv_rep_changes(r) > c0);
 	row = row_of(r, 0, "google", T0 + MIN);
 	assert_int_equal(row.rcpts, 42);
+	assert_int_equal(row.sessions, 2);
 	assert_int_equal(row.blocks, 1);
 	assert_int_equal(row.state, EMV_REP_QUARANTINED);
 	assert_true(row.since == T0 + MIN);
 	/* another provider's counters are its own */
-	emv_rep_count(r, 0, "yahoo", 7, T0 + MIN);
+	emv_rep_count(r, 0, "yahoo", 1, 7, T0 + MIN);
 	assert_int_equal(row_of(r, 0, "yahoo", T0 + MIN).rcpts, 7);
 	assert_int_equal(row_of(r, 0, "yahoo", T0 + MIN).blocks, 0);
 	/* held: per IP, counted as a change */
@@ -81,7 +82,7 @@ static void do_test_counters_and_changes(void **state)
 	emv_rep_release(r, 1, T0);
 	assert_int_equal(emv_rep_is_held(r, 1), 0);
 	assert_int_equal(emv_rep_is_held(r, 7), 0); /* out of range: no */
-	emv_rep_count(r, 9, "google", 1, T0);       /* ignored, no crash */
+	emv_rep_count(r, 9, "google", 1, 1, T0);       /* ignored, no crash */
 	emv_rep_free(r);
 }
 

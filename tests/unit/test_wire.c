@@ -393,6 +393,7 @@ static void sample_ipstate(emv_wire_ipstate *x)
 	x->rate_permille = 0;
 	x->rcpts = 123456789012ull;
 	x->blocks = 4;
+	x->sessions = 77;
 	strcpy(x->last_reply, "550 5.7.606 Access denied, banned sending IP [192.0.2.1]");
 }
 
