@@ -116,7 +116,7 @@ static void label(char *out, size_t outlen, const char *v)
 
 int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, SELECT_ROWS " WHERE provider <> '' AND updated_at >= now() - interval '" EMV_STR(
+	PGresult *r = PQexec(c, SELECT_ROWS " WHERE updated_at >= now() - interval '" EMV_STR(
 					EMV_IPSTATE_STALE_S) " seconds' ORDER BY ip, provider");
 	static const struct {
 		const char *name, *type, *help;
@@ -135,8 +135,10 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		PQclear(r);
 		return EMV_ERR;
 	}
-	fprintf(f, "# HELP emailverify_ip_state Source IP state per provider (1 for the current state).\n"
-		   "# TYPE emailverify_ip_state gauge\n");
+	/* the state of every row, the address as a whole (provider="") too:
+	 * a held address shows there */
+	fprintf(f, "# HELP emailverify_ip_state Source IP state per provider, provider=\"\" for the address as a "
+		   "whole (1 for the current state).\n# TYPE emailverify_ip_state gauge\n");
 	for (int i = 0; i < PQntuples(r); i++) {
 		char ip[64], prov[128], reg[64], st[32];
 		label(ip, sizeof ip, PQgetvalue(r, i, C_IP));
@@ -150,6 +152,8 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		   "# TYPE emailverify_ip_rate_ratio gauge\n");
 	for (int i = 0; i < PQntuples(r); i++) {
 		char ip[64], prov[128], reg[64];
+		if (!PQgetvalue(r, i, C_PROV)[0])
+			continue;
 		label(ip, sizeof ip, PQgetvalue(r, i, C_IP));
 		label(prov, sizeof prov, PQgetvalue(r, i, C_PROV));
 		label(reg, sizeof reg, PQgetvalue(r, i, C_REGION));
@@ -160,6 +164,8 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help, series[s].name, series[s].type);
 		for (int i = 0; i < PQntuples(r); i++) {
 			char ip[64], prov[128], reg[64];
+			if (!PQgetvalue(r, i, C_PROV)[0])
+				continue;
 			label(ip, sizeof ip, PQgetvalue(r, i, C_IP));
 			label(prov, sizeof prov, PQgetvalue(r, i, C_PROV));
 			label(reg, sizeof reg, PQgetvalue(r, i, C_REGION));
