@@ -1025,11 +1025,14 @@ static enum MHD_Result queue_reply(struct api_req *r)
  * with parts of the body as they arrive (consumed as far as
  * *upload_data_size says), then with no data once the body is whole
  * ("final"), and again after every resume until a response is queued.  A
- * response can be queued only in the first call or once the body is whole:
- * so a request that starts a task in its first call (authentication, a
- * query) waits for it suspended in that state (MHD calls the first call
- * again after the resume, and an error is answered before a byte of the
- * body is read, or a "100 Continue" sent), and an answer decided while the
+ * response can be queued only in the first call or once the body is whole,
+ * and one queued in the first call closes the connection after it (no
+ * keep-alive).  So a request without a body is answered in its final call,
+ * where it also waits for its tasks; a request with a body that starts a
+ * task in its first call (authentication) waits for it suspended in that
+ * state (MHD calls the first call again after the resume, so an error is
+ * answered before a byte of the body is read or a "100 Continue" sent, and
+ * the connection closes); an answer decided while the
  * body arrives (too large, malformed) waits for the body's end while the
  * rest is read and dropped, up to r->drop_max bytes of body in all; past
  * that the connection is closed.
@@ -1054,9 +1057,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			r->deadline = evtimer_new(a->base, on_deadline, r);
 			evtimer_add(r->deadline, &tv);
 		}
+		{
+			const char *cl = api_req_header(r, "Content-Length");
+			r->has_body = (cl && strtoull(cl, NULL, 10) > 0) || api_req_header(r, "Transfer-Encoding");
+		}
 		route(a, r, url);
+		if (!r->has_body)
+			return MHD_YES; /* answered in the final call: now would close the connection */
 		if (r->reply)
-			return queue_reply(r);
+			return queue_reply(r); /* refusing the body: the connection closes after the answer */
 		if (r->busy) {
 			r->first_wait = 1;
 			api_req_suspend(r);
@@ -1077,6 +1086,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		}
 		r->first_wait = 0;
 		return MHD_YES; /* on to the body */
+	}
+	if (r->busy && !r->reply) {
+		/* a task is out: nothing is taken, nothing called, before it is back */
+		api_req_suspend(r);
+		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		r->body_bytes += *upload_data_size;

@@ -50,6 +50,7 @@ struct api_req {
 	int busy;                                /* pool tasks in flight for it */
 	int suspended;                           /* by us: MHD does not read or call */
 	int expired;                             /* past its deadline: being cut off */
+	int has_body;                            /* Content-Length > 0 or Transfer-Encoding */
 	int first_wait;                          /* suspended in the headers' call */
 	int hold;                                /* stay there until a reply (export's first chunk) */
 	int final_called;
