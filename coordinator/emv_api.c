@@ -1008,6 +1008,21 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	api_mhd_kick(r->a);
 }
 
+/*
+ * An answer made before the body is read: queue it now (MHD then closes the
+ * connection unread) when the client waits for "100 Continue" before
+ * sending the body, or says the body is more than we would read to drop it;
+ * else read and drop the body (up to drop_max) and answer after it, so the
+ * client is not reset in the middle of sending and hears the answer.
+ */
+static int refuse_now(struct api_req *r)
+{
+	const char *expect = api_req_header(r, "Expect"), *cl = api_req_header(r, "Content-Length");
+	if (expect && strcasecmp(expect, "100-continue") == 0)
+		return 1;
+	return cl && strtoull(cl, NULL, 10) > r->drop_max;
+}
+
 static enum MHD_Result queue_reply(struct api_req *r)
 {
 	enum MHD_Result ret;
@@ -1065,7 +1080,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		if (!r->has_body)
 			return MHD_YES; /* answered in the final call: now would close the connection */
 		if (r->reply)
-			return queue_reply(r); /* refusing the body: the connection closes after the answer */
+			return refuse_now(r) ? queue_reply(r) : MHD_YES;
 		if (r->busy) {
 			r->first_wait = 1;
 			api_req_suspend(r);
@@ -1078,7 +1093,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		/* the first call again, after our wait */
 		if (r->reply) {
 			r->first_wait = 0;
-			return queue_reply(r);
+			return refuse_now(r) ? queue_reply(r) : MHD_YES;
 		}
 		if (r->busy || r->hold) {
 			api_req_suspend(r);
@@ -1194,13 +1209,14 @@ static int listen_on(const char *spec, char *err, size_t errlen)
 static int mhd_start(struct api *a, int lfd, char *err, size_t errlen)
 {
 	const union MHD_DaemonInfo *di;
+	/* external epoll mode: no threads of MHD's own; suspend/resume for
+	 * every wait of ours */
 	a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				  on_access, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED,
-				  on_completed, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->p.timeout_s,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
+				  on_access, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, lfd,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)a->p.timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->p.max_connections_per_ip,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->p.connection_memory,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->p.connection_memory, MHD_OPTION_END);
 	if (!a->mhd) {
 		emv_set_err(err, errlen, "the HTTP server (libmicrohttpd) did not start");
 		return EMV_ERR;
