@@ -18,8 +18,8 @@
  * threads with a connection each, an upload is streamed as it arrives
  * through a pipe into an ingest thread (COPY) that reads it at its own pace
  * (the connection is suspended while the pipe is full), every export has a
- * thread and a connection of its own that formats the next chunk only when
- * the socket has taken the one before, and splitting jobs into Kafka
+ * thread and a connection of its own that formats at most one chunk ahead
+ * of the one the socket is taking, and splitting jobs into Kafka
  * batches, storing results (the sink) and delivering webhooks have threads
  * of their own.  Tokens are checked against api_tokens (hashes only); a
  * tenant sees only its jobs (another tenant's job is 404).  Every error is

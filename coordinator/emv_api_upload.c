@@ -46,6 +46,7 @@
 #define UPLOAD_FRAMING       (64 * 1024)      /* multipart framing allowed beside max_upload */
 #define UPLOAD_PIPE          (1024 * 1024)    /* the pipe to the ingest thread */
 #define UPLOAD_SLICE_MIN     4096             /* less room than this: flush first */
+#define UPLOAD_PARTS_MAX     32               /* multipart parts of one upload */
 
 struct upload {
 	struct task *t;                 /* owns u; holds the request */
@@ -65,7 +66,7 @@ struct upload {
 	int req_over;                   /* MHD is finished with the request */
 	uint64_t bytes;                 /* list bytes received */
 	/* multipart parts */
-	int in_file, have_file, part_open, part_bytes_seen;
+	int in_file, have_file, part_open, part_bytes_seen, parts;
 	char part_key[64];
 	char field[UPLOAD_URL_MAX + 1];
 	size_t field_len;
@@ -507,6 +508,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	if (off == 0 && !(u->part_open && !u->part_bytes_seen && strcmp(key, u->part_key) == 0)) {
 		if (finish_part(u) != 0)
 			return MHD_NO;
+		if (++u->parts > UPLOAD_PARTS_MAX) {
+			snprintf(u->failed, sizeof u->failed, "more than %d multipart parts", UPLOAD_PARTS_MAX);
+			return MHD_NO;
+		}
 		u->part_open = 1;
 		u->part_bytes_seen = 0;
 		emv_strlcpy(u->part_key, key, sizeof u->part_key);
@@ -514,8 +519,6 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 		if (!u->have_file && (strcmp(key, "file") == 0 || (filename && filename[0]))) {
 			u->have_file = 1;
 			u->in_file = 1;
-		} else if (u->in_file == 0 && u->have_file) {
-			/* another file-like part after the list: just a field */
 		}
 		u->field_len = 0;
 		u->field_over = 0;
