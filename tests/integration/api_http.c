@@ -1326,6 +1326,40 @@ static void do_test_request_deadline(void **state)
 	}
 }
 
+/* --listen takes an IPv6 address ([::1]:0: any free port, said in the
+ * ready file); the server answers there and stops with exit 0 on SIGTERM.
+ * Skipped where the machine has no IPv6 loopback. */
+static void do_test_listen_ipv6(void **state)
+{
+	char listen[128], url[200], *body;
+	int st, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	pid_t pid;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		if (fd >= 0)
+			close(fd);
+		skip();
+	}
+	close(fd);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", "[::1]:0", "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-v6", "--no-sink", NULL };
+		pid = start_server(argv, RUN "/ready-v6", RUN "/server-v6.log", NULL, 0);
+	}
+	env_value(RUN "/ready-v6", "listen", listen, sizeof listen);
+	assert_int_equal(strncmp(listen, "[::1]:", 6), 0);
+	snprintf(url, sizeof url, "http://%s/healthz", listen);
+	{
+		const char *extra[] = { "-g", NULL };
+		assert_int_equal(http("GET", url, NULL, extra, &body), 200);
+	}
+	free(body);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the IPv6 server ended with status 0x%x; see " RUN "/server-v6.log", st);
+}
+
 /* After all that, the server is still up, and stops cleanly on SIGTERM
  * (the sanitizers would have made it exit otherwise). */
 static void do_test_server_survived(void **state)
@@ -1357,6 +1391,7 @@ int main(void)
 		cmocka_unit_test(do_test_upload_streamed),
 		cmocka_unit_test(do_test_far_over_limit),
 		cmocka_unit_test(do_test_request_deadline),
+		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
 	signal(SIGPIPE, SIG_IGN);
