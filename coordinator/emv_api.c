@@ -1043,14 +1043,14 @@ static enum MHD_Result queue_reply(struct api_req *r)
  * response can be queued only in the first call or once the body is whole,
  * and one queued in the first call closes the connection after it (no
  * keep-alive).  So a request without a body is answered in its final call,
- * where it also waits for its tasks; a request with a body that starts a
+ * where it also waits for its tasks.  A request with a body that starts a
  * task in its first call (authentication) waits for it suspended in that
- * state (MHD calls the first call again after the resume, so an error is
- * answered before a byte of the body is read or a "100 Continue" sent, and
- * the connection closes); an answer decided while the
- * body arrives (too large, malformed) waits for the body's end while the
- * rest is read and dropped, up to r->drop_max bytes of body in all; past
- * that the connection is closed.
+ * state: MHD calls the first call again after the resume, so an error can
+ * refuse the body before a byte of it is read or a "100 Continue" is sent
+ * (refuse_now).  An answer decided while the body arrives (too large,
+ * malformed) waits for the body's end while the rest is read and dropped,
+ * up to r->drop_max bytes of body in all; past that the connection is
+ * closed.
  */
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				 const char *version, const char *upload_data, size_t *upload_data_size,
@@ -1095,7 +1095,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			r->first_wait = 0;
 			return refuse_now(r) ? queue_reply(r) : MHD_YES;
 		}
-		if (r->busy || r->hold) {
+		if (r->busy) {
 			api_req_suspend(r);
 			return MHD_YES;
 		}

@@ -278,7 +278,8 @@ static void export_checked(struct task *t)
 	}
 	r->ctx = x;
 	r->gone = export_gone;
-	r->hold = 1; /* suspended until the first chunk says 200 or 503 */
+	/* the request waits (suspended in its final call) for the first chunk,
+	 * which says 200 or 503 */
 }
 
 static void work_check_job(struct task *t, PGconn *c)

@@ -52,7 +52,6 @@ struct api_req {
 	int expired;                             /* past its deadline: being cut off */
 	int has_body;                            /* Content-Length > 0 or Transfer-Encoding */
 	int first_wait;                          /* suspended in the headers' call */
-	int hold;                                /* stay there until a reply (export's first chunk) */
 	int final_called;
 	uint64_t body_bytes;                     /* of the body, read so far */
 	uint64_t drop_max;                       /* body bytes read at most once answered */
@@ -171,7 +170,8 @@ void api_task_error(struct task *t, int status, const char *code, const char *fm
 void api_task_reply(struct task *t);
 struct task *api_task_new(struct api *a, struct api_req *req);
 void api_task_free(struct task *t);
-/* To the pool; the request (if any) is suspended until done() answers. */
+/* To the pool; the request (if any) waits, suspended in its next MHD call,
+ * until done() answers or resumes it. */
 void api_task_submit(struct task *t);
 /* Hand a task finished by some other thread to the loop (its done()). */
 void api_task_post(struct task *t);

@@ -23,8 +23,10 @@
  * (client gone, over the limit, a malformed multipart end, the request's
  * deadline) rolls it back, whatever the ingest had read by then.  The
  * answer comes when the job is committed: 201 with its counts, or 400
- * naming what is wrong with the file, or 413 as soon as the list is over
- * max_upload (from Content-Length at once, or by counting).
+ * naming what is wrong with the file, or 413 for a list over max_upload:
+ * before the body is read when Content-Length says so, else (counted) once
+ * the body has ended, its rest read and dropped up to max_upload + 64 KiB
+ * and the connection closed past that (see on_access in emv_api.c).
  */
 #include <errno.h>
 #include <fcntl.h>
