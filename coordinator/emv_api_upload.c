@@ -655,6 +655,19 @@ static void upload_authed(struct task *t)
 		api_task_free(t);
 		return;
 	}
+	{
+		/* no ingest slot now for a list that will need one: say so before
+		 * the client sends it (an upload of at most UPLOAD_PREFIX bytes
+		 * may still find one free at its end) */
+		const char *clen = api_req_header(r, "Content-Length");
+		struct api *a = t->api;
+		if (a->uploads >= a->p.max_uploads && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
+			api_req_add_header(r, "Retry-After", "5");
+			api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+			api_task_free(t);
+			return;
+		}
+	}
 	u = emv_xcalloc(1, sizeof *u);
 	u->t = t;
 	u->r = r;
