@@ -97,7 +97,12 @@ static void serve_usage(FILE *f)
 		"  --max-upload BYTES      largest upload (default %lld)\n"
 		"  --max-uploads N         uploads ingested at once (default %d)\n"
 		"  --db-threads N          query threads (default %d)\n"
-		"  --timeout S             per-connection read/write timeout (default %d)\n"
+		"  --timeout S             idle connection timeout: nothing read or written (default %d)\n"
+		"  --request-timeout S     deadline of one request, headers to the end of its answer,\n"
+		"                          0 = none (default %d)\n"
+		"  --max-connections N     connections at once (default %d)\n"
+		"  --max-connections-per-ip N  from one address, 0 = no limit (default %d)\n"
+		"  --connection-memory B   bytes per connection for headers and buffers (default %lld)\n"
 		"  --rate-limit N          requests per second per token, 0 = none (default %d)\n"
 		"  --rate-burst N          bucket size (default %d)\n"
 		"  --batch-max N           addresses per Kafka batch (default %d)\n"
@@ -109,7 +114,8 @@ static void serve_usage(FILE *f)
 		"  --no-sink               do not store results in this process\n"
 		"  --data-dir DIR          lists (default " EMV_DATA_DIR ")\n"
 		"  -v, --verbose           log more (repeat for more)\n",
-		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.rate_limit, d.rate_burst,
+		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
+		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
 		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
 }
 
@@ -150,6 +156,10 @@ static int cmd_serve(int argc, char **argv)
 		{ "webhook-allow-private", no_argument, NULL, 12 },
 		{ "no-sink", no_argument, NULL, 13 },
 		{ "data-dir", required_argument, NULL, 14 },
+		{ "request-timeout", required_argument, NULL, 15 },
+		{ "max-connections", required_argument, NULL, 16 },
+		{ "max-connections-per-ip", required_argument, NULL, 17 },
+		{ "connection-memory", required_argument, NULL, 18 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -181,6 +191,10 @@ static int cmd_serve(int argc, char **argv)
 		case 12: p.webhook_allow_private = 1; break;
 		case 13: p.no_sink = 1; break;
 		case 14: p.data_dir = optarg; break;
+		case 15: if (num_arg("--request-timeout", optarg, 0, 86400, &v)) return 2; p.request_timeout_s = (int)v; break;
+		case 16: if (num_arg("--max-connections", optarg, 1, 100000, &v)) return 2; p.max_connections = (int)v; break;
+		case 17: if (num_arg("--max-connections-per-ip", optarg, 0, 100000, &v)) return 2; p.max_connections_per_ip = (int)v; break;
+		case 18: if (num_arg("--connection-memory", optarg, 16384, 16 * 1024 * 1024, &v)) return 2; p.connection_memory = v; break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;

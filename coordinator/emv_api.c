@@ -1,8 +1,25 @@
-/* emv_api.c - the HTTP API: server, routing, query pool, jobs (see emv_api.h). */
+/*
+ * emv_api.c - the HTTP API: server, requests, routing, query pool, jobs
+ * (see emv_api.h).
+ *
+ * Why libmicrohttpd (Debian 12: libmicrohttpd12, 0.9.75) and not libevent's
+ * evhttp, which the rest of the coordinator uses: evhttp 2.1 hands a server
+ * request to the application only once its whole body has arrived, so an
+ * upload had to be held in memory whole before it could be streamed into
+ * PostgreSQL, and a body far over the limit got evhttp's own HTML 413.  MHD
+ * calls us with the body as it arrives, lets a connection be suspended
+ * while PostgreSQL catches up (backpressure instead of buffering), parses
+ * multipart/form-data incrementally, and can be driven by our own event
+ * loop (its epoll descriptor is one more libevent event), so the threading
+ * of the API is unchanged.  The HTTP clients (webhooks, `emailverify
+ * submit`) stay on evhttp, which streams fine in that direction.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,9 +28,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/buffer.h>
-#include <sys/queue.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_api_internal.h"
@@ -32,6 +46,10 @@ void emv_api_params_default(emv_api_params *p)
 	p->max_uploads = 4;
 	p->db_threads = 2;
 	p->timeout_s = 30;
+	p->request_timeout_s = 900;
+	p->max_connections = 1000;
+	p->max_connections_per_ip = 64;
+	p->connection_memory = 128 * 1024;
 	p->rate_limit = 20;
 	p->rate_burst = 40;
 	p->batch_max = 500;
@@ -41,26 +59,7 @@ void emv_api_params_default(emv_api_params *p)
 	p->webhook_timeout_s = 10;
 }
 
-/* ------------------------------------------------------------------ replies */
-
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "";
-	}
-}
+/* ---------------------------------------------------------------- requests */
 
 void api_count_status(struct api *a, int status)
 {
@@ -69,23 +68,113 @@ void api_count_status(struct api *a, int status)
 		__atomic_add_fetch(&a->http_by_class[k], 1, __ATOMIC_RELAXED);
 }
 
-static struct api *the_api; /* for counting replies made without a task */
-
-void api_reply_json(struct evhttp_request *req, int status, json_t *body)
+void api_mhd_kick(struct api *a)
 {
-	struct evbuffer *b = evbuffer_new();
+	struct timeval tv = { 0, 0 };
+	evtimer_add(a->mhd_timer, &tv);
+}
+
+const char *api_req_header(struct api_req *r, const char *name)
+{
+	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+const char *api_req_query(struct api_req *r, const char *key)
+{
+	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
+}
+
+struct query_walk {
+	int (*fn)(void *arg, const char *key, const char *value);
+	void *arg;
+	int rc;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_walk *w = cls;
+	w->rc = w->fn(w->arg, key, value ? value : "");
+	return w->rc ? MHD_NO : MHD_YES;
+}
+
+int api_req_query_each(struct api_req *r, int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	struct query_walk w = { fn, arg, 0 };
+	if (r->conn)
+		MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_one, &w);
+	return w.rc;
+}
+
+void api_req_add_header(struct api_req *r, const char *name, const char *value)
+{
+	if (r->nhdr >= API_REPLY_HEADERS)
+		return;
+	emv_strlcpy(r->hdr[r->nhdr][0], name, sizeof r->hdr[0][0]);
+	emv_strlcpy(r->hdr[r->nhdr][1], value, sizeof r->hdr[0][1]);
+	r->nhdr++;
+}
+
+void api_req_ref(struct api_req *r)
+{
+	r->refs++;
+}
+
+void api_req_unref(struct api_req *r)
+{
+	if (--r->refs > 0)
+		return;
+	if (r->reply)
+		MHD_destroy_response(r->reply);
+	if (r->deadline)
+		event_free(r->deadline);
+	free(r);
+}
+
+void api_req_suspend(struct api_req *r)
+{
+	if (r->suspended || !r->conn)
+		return;
+	MHD_suspend_connection(r->conn);
+	r->suspended = 1;
+}
+
+void api_req_resume(struct api_req *r)
+{
+	if (!r->suspended || !r->conn)
+		return;
+	r->suspended = 0;
+	MHD_resume_connection(r->conn);
+	api_mhd_kick(r->a);
+}
+
+void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response *resp)
+{
+	if (!r->conn || r->answered || r->reply) {
+		MHD_destroy_response(resp);
+		return;
+	}
+	for (int i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(resp, r->hdr[i][0], r->hdr[i][1]);
+	r->nhdr = 0;
+	r->reply = resp;
+	r->reply_status = status;
+	api_count_status(r->a, (int)status);
+	api_req_resume(r); /* the call that follows queues it */
+}
+
+void api_reply_json(struct api_req *r, int status, json_t *body)
+{
 	char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evbuffer_add(b, s, strlen(s));
-	evbuffer_add(b, "\n", 1);
-	free(s);
+	size_t n = strlen(s);
+	struct MHD_Response *resp;
 	json_decref(body);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (the_api)
-		api_count_status(the_api, status);
-	evhttp_send_reply(req, status, reason_phrase(status), b);
-	evbuffer_free(b);
+	s = emv_xrealloc(s, n + 2);
+	s[n++] = '\n';
+	s[n] = '\0';
+	resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	api_reply_response(r, (unsigned)status, resp);
 }
 
 static json_t *error_body(const char *code, const char *message)
@@ -93,7 +182,7 @@ static json_t *error_body(const char *code, const char *message)
 	return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
 }
 
-void api_reply_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
+void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -101,8 +190,8 @@ void api_reply_error(struct evhttp_request *req, int status, const char *code, c
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (status == 401)
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-	api_reply_json(req, status, error_body(code, msg));
+		api_req_add_header(r, "WWW-Authenticate", "Bearer");
+	api_reply_json(r, status, error_body(code, msg));
 }
 
 void api_task_error(struct task *t, int status, const char *code, const char *fmt, ...)
@@ -131,11 +220,13 @@ void api_task_reply(struct task *t)
 
 /* --------------------------------------------------------------- the pool */
 
-struct task *api_task_new(struct api *a, struct evhttp_request *req)
+struct task *api_task_new(struct api *a, struct api_req *req)
 {
 	struct task *t = emv_xcalloc(1, sizeof *t);
 	t->api = a;
 	t->req = req;
+	if (req)
+		api_req_ref(req);
 	return t;
 }
 
@@ -145,12 +236,18 @@ void api_task_free(struct task *t)
 		return;
 	if (t->json)
 		json_decref(t->json);
+	if (t->req)
+		api_req_unref(t->req);
 	free(t);
 }
 
 void api_task_submit(struct task *t)
 {
 	struct api *a = t->api;
+	if (t->req) {
+		t->req->busy++;
+		t->pooled = 1;
+	}
 	pthread_mutex_lock(&a->mu);
 	t->next = NULL;
 	if (a->qtail)
@@ -235,6 +332,10 @@ static void on_tasks_done(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&a->done_mu);
 	while (t) {
 		struct task *next = t->next;
+		if (t->pooled) {
+			t->pooled = 0;
+			t->req->busy--;
+		}
 		t->done(t); /* frees t or hands it on */
 		t = next;
 	}
@@ -693,19 +794,16 @@ static void work_metrics(struct task *t, PGconn *c)
 
 static void done_metrics(struct task *t)
 {
-	struct evbuffer *b;
+	struct MHD_Response *resp;
 	if (t->code[0]) {
 		free(t->ctx);
 		task_done_reply(t);
 		return;
 	}
-	b = evbuffer_new();
-	evbuffer_add(b, t->ctx, strlen(t->ctx));
-	free(t->ctx);
-	evhttp_add_header(evhttp_request_get_output_headers(t->req), "Content-Type", "text/plain; version=0.0.4");
-	api_count_status(t->api, 200);
-	evhttp_send_reply(t->req, 200, "OK", b);
-	evbuffer_free(b);
+	resp = MHD_create_response_from_buffer(strlen(t->ctx), t->ctx, MHD_RESPMEM_MUST_FREE);
+	t->ctx = NULL;
+	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+	api_reply_response(t->req, 200, resp);
 	api_task_free(t);
 }
 
@@ -723,12 +821,12 @@ static int job_id_valid(const char *s, size_t n)
 }
 
 /* The bearer token's hash; 0 when there is none usable (then answered). */
-static int bearer(struct evhttp_request *req, unsigned char hash[32])
+static int bearer(struct api_req *r, unsigned char hash[32])
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *h = api_req_header(r, "Authorization");
 	size_t n;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-		api_reply_error(req, 401, "unauthorized", "an Authorization: Bearer token is required");
+		api_reply_error(r, 401, "unauthorized", "an Authorization: Bearer token is required");
 		return 0;
 	}
 	h += 7;
@@ -738,17 +836,17 @@ static int bearer(struct evhttp_request *req, unsigned char hash[32])
 	while (n && h[n - 1] == ' ')
 		n--;
 	if (n == 0 || n > EMV_TOKEN_MAX) {
-		api_reply_error(req, 401, "unauthorized", "the token is not valid or has been revoked");
+		api_reply_error(r, 401, "unauthorized", "the token is not valid or has been revoked");
 		return 0;
 	}
 	emv_token_hash(h, n, hash);
 	return 1;
 }
 
-static void submit(struct api *a, struct evhttp_request *req, const unsigned char *hash, const char *id,
+static void submit(struct api *a, struct api_req *r, const unsigned char *hash, const char *id,
 		   void (*work)(struct task *, PGconn *))
 {
-	struct task *t = api_task_new(a, req);
+	struct task *t = api_task_new(a, r);
 	if (hash)
 		memcpy(t->token_hash, hash, 32);
 	if (id)
@@ -758,86 +856,81 @@ static void submit(struct api *a, struct evhttp_request *req, const unsigned cha
 	api_task_submit(t);
 }
 
-static void handle_list(struct api *a, struct evhttp_request *req, const unsigned char *hash)
+static void handle_list(struct api *a, struct api_req *r, const unsigned char *hash)
 {
-	struct evkeyvalq q;
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	const char *limit = NULL, *after = NULL;
+	const char *limit = api_req_query(r, "limit"), *after = api_req_query(r, "after");
 	struct task *t;
 	long n = 50;
 
-	TAILQ_INIT(&q);
-	if (query && evhttp_parse_query_str(query, &q) != 0) {
-		api_reply_error(req, 400, "bad_query", "the query string is malformed");
-		return;
-	}
-	limit = evhttp_find_header(&q, "limit");
-	after = evhttp_find_header(&q, "after");
 	if (limit) {
 		char *end;
 		n = strtol(limit, &end, 10);
-		if (*end || n < 1 || n > 1000) {
-			evhttp_clear_headers(&q);
-			api_reply_error(req, 400, "bad_query", "limit must be 1..1000");
+		if (end == limit || *end || n < 1 || n > 1000) {
+			api_reply_error(r, 400, "bad_query", "limit must be 1..1000");
 			return;
 		}
 	}
 	if (after && !job_id_valid(after, strlen(after))) {
-		evhttp_clear_headers(&q);
-		api_reply_error(req, 400, "bad_query", "after must be a job id from an earlier page's \"next\"");
+		api_reply_error(r, 400, "bad_query", "after must be a job id from an earlier page's \"next\"");
 		return;
 	}
-	t = api_task_new(a, req);
+	t = api_task_new(a, r);
 	memcpy(t->token_hash, hash, 32);
 	snprintf(t->arg[0], sizeof t->arg[0], "%ld", n);
 	if (after)
 		emv_strlcpy(t->arg[1], after, sizeof t->arg[1]);
-	evhttp_clear_headers(&q);
 	t->work = work_job_list;
 	t->done = task_done_reply;
 	api_task_submit(t);
 }
 
-static void handle_request(struct evhttp_request *req, void *arg)
+static enum api_method method_of(const char *m)
 {
-	struct api *a = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	if (strcmp(m, "GET") == 0)
+		return API_GET;
+	if (strcmp(m, "HEAD") == 0)
+		return API_HEAD;
+	if (strcmp(m, "POST") == 0)
+		return API_POST;
+	if (strcmp(m, "DELETE") == 0)
+		return API_DELETE;
+	return API_OTHER;
+}
+
+/* The headers are in: answer, or start what answers later. */
+static void route(struct api *a, struct api_req *r, const char *path)
+{
+	enum api_method m = r->method;
 	unsigned char hash[32];
 	char id[80];
 	size_t idlen = 0;
 	int results = 0, check = 0;
 
-	if (!path) {
-		api_reply_error(req, 400, "bad_request", "the request has no path");
-		return;
-	}
 	if (strcmp(path, "/healthz") == 0) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
+		if (m != API_GET && m != API_HEAD)
 			goto bad_method;
-		api_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+		api_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
 	if (strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0) {
 		struct task *t;
-		if (m != EVHTTP_REQ_GET)
+		if (m != API_GET)
 			goto bad_method;
-		t = api_task_new(a, req);
+		t = api_task_new(a, r);
 		t->work = path[1] == 'r' ? work_ready : work_metrics;
 		t->done = path[1] == 'r' ? task_done_reply : done_metrics;
 		api_task_submit(t);
 		return;
 	}
 	if (strncmp(path, "/v1/", 4) != 0) {
-		api_reply_error(req, 404, "not_found", "no such endpoint");
+		api_reply_error(r, 404, "not_found", "no such endpoint");
 		return;
 	}
 	if (strcmp(path, "/v1/jobs") == 0) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_POST)
+		if (m != API_GET && m != API_POST)
 			goto bad_method;
 	} else if (strcmp(path, "/v1/check") == 0) {
-		if (m != EVHTTP_REQ_POST)
+		if (m != API_POST)
 			goto bad_method;
 		check = 1;
 	} else if (strncmp(path, "/v1/jobs/", 9) == 0) {
@@ -846,51 +939,297 @@ static void handle_request(struct evhttp_request *req, void *arg)
 		if (strcmp(p + idlen, "/results") == 0)
 			results = 1;
 		else if (p[idlen]) {
-			api_reply_error(req, 404, "not_found", "no such endpoint");
+			api_reply_error(r, 404, "not_found", "no such endpoint");
 			return;
 		}
-		if (results ? m != EVHTTP_REQ_GET : (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_DELETE))
+		if (results ? m != API_GET : (m != API_GET && m != API_DELETE))
 			goto bad_method;
 		if (!job_id_valid(p, idlen)) {
-			if (!bearer(req, hash))
+			if (!bearer(r, hash))
 				return;
-			api_reply_error(req, 404, "not_found", "no job '%.64s'", p);
+			api_reply_error(r, 404, "not_found", "no job '%.64s'", p);
 			return;
 		}
 		memcpy(id, p, idlen);
 		id[idlen] = '\0';
 	} else {
-		api_reply_error(req, 404, "not_found", "no such endpoint");
+		api_reply_error(r, 404, "not_found", "no such endpoint");
 		return;
 	}
-	if (!bearer(req, hash))
+	if (!bearer(r, hash))
 		return;
 	{
 		int wait = rate_check(a, hash);
 		if (wait > 0) {
 			char s[16];
 			snprintf(s, sizeof s, "%d", wait);
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", s);
-			api_reply_error(req, 429, "rate_limited", "more than %d requests per second with this token",
+			api_req_add_header(r, "Retry-After", s);
+			api_reply_error(r, 429, "rate_limited", "more than %d requests per second with this token",
 					a->p.rate_limit);
 			return;
 		}
 	}
 	if (check) {
-		api_check_start(a, req, hash);
+		api_check_start(a, r, hash);
 	} else if (idlen == 0) {
-		if (m == EVHTTP_REQ_POST)
-			api_upload_start(a, req, hash);
+		if (m == API_POST)
+			api_upload_start(a, r, hash);
 		else
-			handle_list(a, req, hash);
+			handle_list(a, r, hash);
 	} else if (results) {
-		api_export_start(a, req, hash, id);
+		api_export_start(a, r, hash, id);
 	} else {
-		submit(a, req, hash, id, m == EVHTTP_REQ_GET ? work_job_status : work_job_delete);
+		submit(a, r, hash, id, m == API_GET ? work_job_status : work_job_delete);
 	}
 	return;
 bad_method:
-	api_reply_error(req, 405, "method_not_allowed", "%s does not take this method", path);
+	api_reply_error(r, 405, "method_not_allowed", "%s does not take this method", path);
+}
+
+/* -------------------------------------------------------- MHD in the loop */
+
+/* The request's deadline: cut it off.  The socket is shut down so that MHD
+ * sees the end at once; a request waiting for a pool task is let go when
+ * the task is back (tasks are short), any other wait of ours is resumed so
+ * that MHD's next call for it can say no. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_req *r = arg;
+	const union MHD_ConnectionInfo *ci;
+	if (!r->conn)
+		return;
+	r->expired = 1;
+	emv_log(EMV_LOG_INFO, "api", "a request ran past its %d s deadline: closing its connection",
+		r->a->p.request_timeout_s);
+	if ((ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD)))
+		shutdown(ci->connect_fd, SHUT_RDWR);
+	if (!r->busy)
+		api_req_resume(r);
+	api_mhd_kick(r->a);
+}
+
+/*
+ * An answer made before the body is read: queue it now (MHD then closes the
+ * connection unread) when the client waits for "100 Continue" before
+ * sending the body, or says the body is more than we would read to drop it;
+ * else read and drop the body (up to drop_max) and answer after it, so the
+ * client is not reset in the middle of sending and hears the answer.
+ */
+static int refuse_now(struct api_req *r)
+{
+	const char *expect = api_req_header(r, "Expect"), *cl = api_req_header(r, "Content-Length");
+	if (expect && strcasecmp(expect, "100-continue") == 0)
+		return 1;
+	return cl && strtoull(cl, NULL, 10) > r->drop_max;
+}
+
+static enum MHD_Result queue_reply(struct api_req *r)
+{
+	enum MHD_Result ret;
+	if (!r->reply)
+		return MHD_YES;
+	ret = MHD_queue_response(r->conn, r->reply_status, r->reply);
+	MHD_destroy_response(r->reply);
+	r->reply = NULL;
+	r->answered = 1;
+	return ret;
+}
+
+/*
+ * MHD (0.9.75) calls this for every request first with its headers, then
+ * with parts of the body as they arrive (consumed as far as
+ * *upload_data_size says), then with no data once the body is whole
+ * ("final"), and again after every resume until a response is queued.  A
+ * response can be queued only in the first call or once the body is whole,
+ * and one queued in the first call closes the connection after it (no
+ * keep-alive).  So a request without a body is answered in its final call,
+ * where it also waits for its tasks.  A request with a body that starts a
+ * task in its first call (authentication) waits for it suspended in that
+ * state: MHD calls the first call again after the resume, so an error can
+ * refuse the body before a byte of it is read or a "100 Continue" is sent
+ * (refuse_now).  An answer decided while the body arrives (too large,
+ * malformed) waits for the body's end while the rest is read and dropped,
+ * up to r->drop_max bytes of body in all; past that the connection is
+ * closed.
+ */
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, const char *upload_data, size_t *upload_data_size,
+				 void **con_cls)
+{
+	struct api *a = cls;
+	struct api_req *r = *con_cls;
+
+	if (!r) {
+		r = emv_xcalloc(1, sizeof *r);
+		r->a = a;
+		r->conn = conn;
+		r->refs = 1; /* MHD's, until on_completed */
+		r->method = method_of(method);
+		r->drop_max = API_BODY_DROP_MAX;
+		*con_cls = r;
+		if (a->p.request_timeout_s > 0) {
+			struct timeval tv = { a->p.request_timeout_s, 0 };
+			r->deadline = evtimer_new(a->base, on_deadline, r);
+			evtimer_add(r->deadline, &tv);
+		}
+		{
+			const char *cl = api_req_header(r, "Content-Length");
+			r->has_body = (cl && strtoull(cl, NULL, 10) > 0) || api_req_header(r, "Transfer-Encoding");
+		}
+		route(a, r, url);
+		if (!r->has_body)
+			return MHD_YES; /* answered in the final call: now would close the connection */
+		if (r->reply)
+			return refuse_now(r) ? queue_reply(r) : MHD_YES;
+		if (r->busy) {
+			r->first_wait = 1;
+			api_req_suspend(r);
+		}
+		return MHD_YES;
+	}
+	if (r->expired && !r->reply)
+		return MHD_NO;
+	if (r->first_wait && *upload_data_size == 0) {
+		/* the first call again, after our wait */
+		if (r->reply) {
+			r->first_wait = 0;
+			return refuse_now(r) ? queue_reply(r) : MHD_YES;
+		}
+		if (r->busy) {
+			api_req_suspend(r);
+			return MHD_YES;
+		}
+		r->first_wait = 0;
+		return MHD_YES; /* on to the body */
+	}
+	if (r->busy && !r->reply) {
+		/* a task is out: nothing is taken, nothing called, before it is back */
+		api_req_suspend(r);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		r->body_bytes += *upload_data_size;
+		if (r->reply || !r->body) {
+			/* answered already, or a body nobody reads: dropped, up to a bound */
+			*upload_data_size = 0;
+			return r->body_bytes > r->drop_max ? MHD_NO : MHD_YES;
+		}
+		return r->body(r, upload_data, upload_data_size) == 0 ? MHD_YES : MHD_NO;
+	}
+	if (!r->reply && !r->final_called) {
+		r->final_called = 1;
+		if (r->final)
+			r->final(r);
+	}
+	if (r->reply)
+		return queue_reply(r);
+	/* waiting for something of ours: MHD must not call meanwhile */
+	api_req_suspend(r);
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode why)
+{
+	struct api_req *r = *con_cls;
+	if (!r)
+		return;
+	*con_cls = NULL;
+	r->conn = NULL;
+	r->suspended = 0;
+	if (r->deadline)
+		evtimer_del(r->deadline);
+	if (r->gone)
+		r->gone(r);
+	api_req_unref(r);
+}
+
+static void mhd_run(struct api *a)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+	MHD_run(a->mhd);
+	if (MHD_get_timeout(a->mhd, &ms) == MHD_YES) {
+		struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+		evtimer_add(a->mhd_timer, &tv);
+	} else {
+		evtimer_del(a->mhd_timer);
+	}
+}
+
+static void on_mhd_event(evutil_socket_t fd, short what, void *arg)
+{
+	mhd_run(arg);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	emv_log(EMV_LOG_DEBUG, "http", "%s", emv_trim(msg));
+}
+
+/* A listening socket for HOST:PORT (HOST an address or a name; [v6] too). */
+static int listen_on(const char *spec, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+	size_t hl;
+	int fd = -1, one = 1, rc;
+
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host || atoi(colon + 1) < 0 ||
+	    atoi(colon + 1) > 65535) {
+		emv_set_err(err, errlen, "--listen %s: give HOST:PORT", spec);
+		return -1;
+	}
+	hl = (size_t)(colon - spec);
+	if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
+		memcpy(host, spec + 1, hl - 2);
+		host[hl - 2] = '\0';
+	} else {
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+	}
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		emv_set_err(err, errlen, "--listen %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0) {
+		emv_set_err(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int mhd_start(struct api *a, int lfd, char *err, size_t errlen)
+{
+	const union MHD_DaemonInfo *di;
+	/* external epoll mode: no threads of MHD's own; suspend/resume for
+	 * every wait of ours */
+	a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				  on_access, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, lfd,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)a->p.timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->p.max_connections_per_ip,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->p.connection_memory, MHD_OPTION_END);
+	if (!a->mhd) {
+		emv_set_err(err, errlen, "the HTTP server (libmicrohttpd) did not start");
+		return EMV_ERR;
+	}
+	if (!(di = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD))) {
+		emv_set_err(err, errlen, "libmicrohttpd has no epoll descriptor");
+		return EMV_ERR;
+	}
+	a->mhd_ev = event_new(a->base, di->epoll_fd, EV_READ | EV_PERSIST, on_mhd_event, a);
+	a->mhd_timer = evtimer_new(a->base, on_mhd_event, a);
+	event_add(a->mhd_ev, NULL);
+	mhd_run(a);
+	return EMV_OK;
 }
 
 /* -------------------------------------------------------- split and sink */
@@ -1074,11 +1413,9 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 {
 	struct api *a = emv_xcalloc(1, sizeof *a);
 	emv_kafka_mock *mock = NULL;
-	struct evhttp_bound_socket *bound;
 	struct event *sigint = NULL, *sigterm = NULL;
-	char host[256], listen_addr[300];
-	const char *colon;
-	int port, version, rc = EMV_ERR;
+	char listen_addr[300];
+	int lfd = -1, version, rc = EMV_ERR;
 	PGconn *c;
 
 	a->p = *p;
@@ -1086,31 +1423,21 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 		emv_strlcpy(a->database, p->database, sizeof a->database);
 	else if (getenv("DATABASE_URL"))
 		emv_strlcpy(a->database, getenv("DATABASE_URL"), sizeof a->database);
-	colon = strrchr(p->listen, ':');
-	if (!colon || colon == p->listen || (size_t)(colon - p->listen) >= sizeof host ||
-	    (port = atoi(colon + 1)) < 0 || port > 65535) {
-		emv_set_err(err, errlen, "--listen %s: give HOST:PORT", p->listen);
+	if ((lfd = listen_on(p->listen, err, errlen)) < 0) {
 		free(a);
 		return EMV_ERR;
 	}
-	memcpy(host, p->listen, (size_t)(colon - p->listen));
-	host[colon - p->listen] = '\0';
 
 	/* the schema first: the server answers nothing before it is current */
 	if (!(c = emv_db_connect(a->database[0] ? a->database : NULL, err, errlen))) {
+		close(lfd);
 		free(a);
 		return EMV_ERR;
 	}
-	if (emv_db_migrate(c, &version, err, errlen) != EMV_OK) {
-		PQfinish(c);
-		free(a);
-		return EMV_ERR;
-	}
-	if (!(a->lists = emv_lists_load(p->data_dir ? p->data_dir : getenv("EMAILVERIFY_DATA"), err, errlen))) {
-		PQfinish(c);
-		free(a);
-		return EMV_ERR;
-	}
+	if (emv_db_migrate(c, &version, err, errlen) != EMV_OK)
+		goto out_early;
+	if (!(a->lists = emv_lists_load(p->data_dir ? p->data_dir : getenv("EMAILVERIFY_DATA"), err, errlen)))
+		goto out_early;
 	if (p->embedded_kafka) {
 		if (!(mock = emv_kafka_mock_new(1, err, errlen)))
 			goto out_early;
@@ -1126,27 +1453,11 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 	evthread_use_pthreads();
 	signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error return, not a death */
 	a->base = event_base_new();
-	a->http = evhttp_new(a->base);
-	the_api = a;
-	evhttp_set_gencb(a->http, handle_request, a);
-	evhttp_set_max_body_size(a->http, p->max_upload + 64 * 1024); /* multipart framing on top of the list */
-	evhttp_set_max_headers_size(a->http, 16 * 1024);
-	evhttp_set_timeout(a->http, p->timeout_s);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
-	evhttp_set_default_content_type(a->http, "application/json");
-	if (!(bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port))) {
-		emv_set_err(err, errlen, "cannot listen on %s: %s", p->listen, strerror(errno));
-		evhttp_free(a->http);
-		event_base_free(a->base);
-		rd_kafka_destroy(a->kafka_probe);
-		goto out_early;
-	}
 	{
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof ss;
 		char ip[INET6_ADDRSTRLEN] = "?";
-		getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl);
+		getsockname(lfd, (struct sockaddr *)&ss, &sl);
 		if (ss.ss_family == AF_INET6) {
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
 			snprintf(listen_addr, sizeof listen_addr, "[%s]:%d", ip,
@@ -1156,6 +1467,11 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 			snprintf(listen_addr, sizeof listen_addr, "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		}
 	}
+	if (mhd_start(a, lfd, err, errlen) != EMV_OK) {
+		rd_kafka_destroy(a->kafka_probe);
+		goto out_early;
+	}
+	lfd = -1; /* now MHD's */
 
 	a->buckets = emv_xcalloc(RATE_TABLE, sizeof *a->buckets);
 	a->nbuckets = RATE_TABLE;
@@ -1230,12 +1546,15 @@ stop:
 		unlink(p->ready_file);
 	fflush(stdout);
 	/* Requests still in a thread's hands would be answered into a freed
-	 * server, and the embedded Kafka must outlive every client of this
-	 * process: leave evhttp, the base and the mock to the process exit. */
+	 * server (and MHD must not be stopped with suspended connections), and
+	 * the embedded Kafka must outlive every client of this process: leave
+	 * MHD, the base and the mock to the process exit. */
 	if (rc != EMV_OK)
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 	_exit(rc == EMV_OK ? 0 : 1);
 out_early:
+	if (lfd >= 0)
+		close(lfd);
 	PQfinish(c);
 	emv_lists_free(a->lists);
 	emv_kafka_mock_free(mock);

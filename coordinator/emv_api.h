@@ -13,21 +13,22 @@
  *                                     (200 with the result, or 202 with a job id)
  *   GET    /metrics /healthz /readyz  operators (no token)
  *
- * One libevent loop runs evhttp; it never waits for PostgreSQL: queries run
- * in a small pool of threads with a connection each, uploads are ingested
- * (COPY) by a thread per upload fed through a pipe, every export has a
- * thread and a connection of its own that formats the next chunk only when
- * the previous one has left the socket, and splitting jobs into Kafka
+ * One libevent loop runs the HTTP server (libmicrohttpd, driven from the
+ * loop); it never waits for PostgreSQL: queries run in a small pool of
+ * threads with a connection each, an upload is streamed as it arrives
+ * through a pipe into an ingest thread (COPY) that reads it at its own pace
+ * (the connection is suspended while the pipe is full), every export has a
+ * thread and a connection of its own that formats at most one chunk ahead
+ * of the one the socket is taking, and splitting jobs into Kafka
  * batches, storing results (the sink) and delivering webhooks have threads
  * of their own.  Tokens are checked against api_tokens (hashes only); a
  * tenant sees only its jobs (another tenant's job is 404).  Every error is
  * {"error":{"code":...,"message":...}}.
  *
- * Limits are named settings (emv_api_params_default()).  libevent 2.1's
- * evhttp hands a server request to the application only once its body is
- * complete: an upload is therefore held in memory up to max_upload bytes
- * (at most max_uploads at once) before it is streamed into the ingest; see
- * docs/api.md.
+ * Limits are named settings (emv_api_params_default()): an upload holds at
+ * most a small staging buffer in memory whatever its size; one over
+ * max_upload is refused (413) as soon as its Content-Length or its byte
+ * count says so; see docs/api.md.
  */
 #ifndef EMV_API_H
 #define EMV_API_H
@@ -42,9 +43,13 @@ typedef struct {
 	const char *data_dir;       /* lists (role, disposable, ...); NULL: default */
 	const char *ready_file;     /* written once serving: listen=..., brokers=... */
 	int64_t max_upload;         /* bytes of one upload body (64 MiB) */
-	int max_uploads;            /* uploads being received/ingested at once (4) */
+	int max_uploads;            /* uploads being ingested at once (4) */
 	int db_threads;             /* query threads (2) */
-	int timeout_s;              /* evhttp read/write timeout per connection (30) */
+	int timeout_s;              /* idle timeout per connection: nothing read or written (30) */
+	int request_timeout_s;      /* deadline of one request, headers to the end of its answer (900; 0: none) */
+	int max_connections;        /* connections at once (1000) */
+	int max_connections_per_ip; /* connections at once from one address (64; 0: no limit) */
+	int64_t connection_memory;  /* bytes per connection for headers and buffers (128 KiB) */
 	int rate_limit;             /* requests per second per token (20; 0: none) */
 	int rate_burst;             /* bucket size (40) */
 	int batch_max;              /* addresses per Kafka batch (500) */

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <event2/buffer.h>
 #include "emv_api_internal.h"
 #include "emv_export.h"
 #include "emv_ingest_job.h"
@@ -34,6 +33,10 @@ struct check {
 	char job[40];
 	char *result;            /* the export row, when final */
 	struct event *timer;
+	struct task *t;          /* its task, between polls */
+	unsigned char hash[32];  /* the token's, until the body is in */
+	char body[CHECK_BODY_MAX + 1];
+	size_t body_len;
 };
 
 static void check_free(struct task *t)
@@ -127,6 +130,8 @@ static void poll_done(struct task *t);
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct task *t = arg;
+	struct check *k = t->ctx;
+	k->t = NULL; /* in the pool's hands again */
 	t->work = work_poll;
 	t->done = poll_done;
 	api_task_submit(t);
@@ -137,15 +142,32 @@ static void reply_pending(struct task *t)
 	struct check *k = t->ctx;
 	char loc[96];
 	snprintf(loc, sizeof loc, "/v1/jobs/%s", k->job);
-	evhttp_add_header(evhttp_request_get_output_headers(t->req), "Location", loc);
+	api_req_add_header(t->req, "Location", loc);
 	api_reply_json(t->req, 202,
 		       json_pack("{s:s,s:s,s:s,s:s}", "id", k->job, "state", "pending", "status_url", loc,
 				 "message", "not final yet: ask the job's status and results later"));
 }
 
+/* The client went away (or its deadline passed) while we waited. */
+static void check_gone(struct api_req *r)
+{
+	struct check *k = r->ctx;
+	r->ctx = NULL;
+	if (k->t) {
+		/* between polls: nothing else holds the task */
+		struct task *t = k->t;
+		k->t = NULL;
+		check_free(t);
+	}
+}
+
 static void poll_done(struct task *t)
 {
 	struct check *k = t->ctx;
+	if (!t->req->conn) {
+		check_free(t);
+		return;
+	}
 	if (k->result) {
 		json_error_t e;
 		json_t *j = json_loads(k->result, 0, &e);
@@ -155,11 +177,13 @@ static void poll_done(struct task *t)
 		} else {
 			api_reply_error(t->req, 500, "internal", "the result could not be formatted");
 		}
+		t->req->gone = NULL;
 		check_free(t);
 		return;
 	}
 	if (emv_now_ms() >= k->deadline) {
 		reply_pending(t);
+		t->req->gone = NULL;
 		check_free(t);
 		return;
 	}
@@ -167,6 +191,9 @@ static void poll_done(struct task *t)
 		struct timeval tv = { 0, CHECK_POLL_MS * 1000 };
 		if (!k->timer)
 			k->timer = evtimer_new(t->api->base, on_timer, t);
+		k->t = t; /* the request's gone() frees it while it waits */
+		t->req->ctx = k;
+		t->req->gone = check_gone;
 		evtimer_add(k->timer, &tv);
 	}
 }
@@ -183,22 +210,36 @@ static void create_done(struct task *t)
 	on_timer(-1, 0, t); /* one look at once: unusable addresses are final already */
 }
 
-void api_check_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32])
+static int check_body(struct api_req *r, const char *data, size_t *size)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t n = evbuffer_get_length(in);
+	struct check *k = r->ctx;
+	if (k->body_len + *size > CHECK_BODY_MAX) {
+		api_reply_error(r, 413, "too_large", "a check body is at most %d bytes", CHECK_BODY_MAX);
+		return 0;
+	}
+	memcpy(k->body + k->body_len, data, *size);
+	k->body_len += *size;
+	*size = 0;
+	return 0;
+}
+
+static void check_body_free(struct api_req *r)
+{
+	free(r->ctx);
+	r->ctx = NULL;
+}
+
+/* The body is in: is it {"email": ..., "wait_s": N}? */
+static void check_final(struct api_req *r)
+{
+	struct check *k = r->ctx;
 	json_error_t e;
 	json_t *j, *email, *wait;
-	struct check *k;
 	struct task *t;
 
-	if (n > CHECK_BODY_MAX) {
-		api_reply_error(req, 413, "too_large", "a check body is at most %d bytes", CHECK_BODY_MAX);
-		return;
-	}
-	j = json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES, &e);
+	j = json_loadb(k->body, k->body_len, JSON_REJECT_DUPLICATES, &e);
 	if (!j || !json_is_object(j)) {
-		api_reply_error(req, 400, "bad_request", "the body must be a JSON object {\"email\": \"...\"}%s%s",
+		api_reply_error(r, 400, "bad_request", "the body must be a JSON object {\"email\": \"...\"}%s%s",
 				j ? "" : ": ", j ? "" : e.text);
 		json_decref(j);
 		return;
@@ -208,24 +249,43 @@ void api_check_start(struct api *a, struct evhttp_request *req, const unsigned c
 	if (!json_is_string(email) || json_string_length(email) == 0 || json_string_length(email) > 1024 ||
 	    strchr(json_string_value(email), '\n') || strchr(json_string_value(email), '\r')) {
 		json_decref(j);
-		api_reply_error(req, 400, "bad_request", "\"email\" must be one address of at most 1024 bytes");
+		api_reply_error(r, 400, "bad_request", "\"email\" must be one address of at most 1024 bytes");
 		return;
 	}
 	if (wait && (!json_is_integer(wait) || json_integer_value(wait) < 0 ||
 		     json_integer_value(wait) > CHECK_WAIT_MAX_S)) {
 		json_decref(j);
-		api_reply_error(req, 400, "bad_request", "\"wait_s\" must be 0..%d", CHECK_WAIT_MAX_S);
+		api_reply_error(r, 400, "bad_request", "\"wait_s\" must be 0..%d", CHECK_WAIT_MAX_S);
 		return;
 	}
-	k = emv_xcalloc(1, sizeof *k);
 	emv_strlcpy(k->email, json_string_value(email), sizeof k->email);
 	k->wait_s = wait ? (int)json_integer_value(wait) : CHECK_WAIT_S;
 	k->deadline = emv_now_ms() + (uint64_t)k->wait_s * 1000;
 	json_decref(j);
-	t = api_task_new(a, req);
-	memcpy(t->token_hash, token_hash, 32);
+	/* the task owns k from here */
+	r->ctx = NULL;
+	r->gone = NULL;
+	r->body = NULL;
+	t = api_task_new(r->a, r);
+	memcpy(t->token_hash, k->hash, 32);
 	t->ctx = k;
 	t->work = work_create;
 	t->done = create_done;
 	api_task_submit(t);
+}
+
+void api_check_start(struct api *a, struct api_req *r, const unsigned char token_hash[32])
+{
+	const char *clen = api_req_header(r, "Content-Length");
+	struct check *k;
+	if (clen && strtoull(clen, NULL, 10) > CHECK_BODY_MAX) {
+		api_reply_error(r, 413, "too_large", "a check body is at most %d bytes", CHECK_BODY_MAX);
+		return;
+	}
+	k = emv_xcalloc(1, sizeof *k);
+	memcpy(k->hash, token_hash, 32);
+	r->ctx = k;
+	r->body = check_body;
+	r->final = check_final;
+	r->gone = check_body_free;
 }

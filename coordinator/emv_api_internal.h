@@ -1,22 +1,34 @@
 /*
  * emv_api_internal.h - what the parts of the HTTP API share (emv_api.c:
- * server, routing, query pool, jobs; emv_api_upload.c; emv_api_export.c).
- * Not a public interface.
+ * server, requests, routing, query pool, jobs; emv_api_upload.c;
+ * emv_api_export.c; emv_api_check.c).  Not a public interface.
  *
- * Threading: everything named *_loop or taking a struct evhttp_request runs
- * on the event loop thread; a task's work() runs in a pool thread with that
- * thread's PGconn and touches nothing of libevent; its done() runs back on
- * the loop.
+ * Threading: libmicrohttpd runs inside the libevent loop (its epoll
+ * descriptor is one event of the loop, MHD_run is called from there), so
+ * everything taking a struct api_req, every MHD callback and everything
+ * named *_loop runs on the loop thread; a task's work() runs in a pool
+ * thread with that thread's PGconn and touches nothing of libevent or MHD;
+ * its done() runs back on the loop.
+ *
+ * A request (struct api_req) lives from its headers until MHD says it is
+ * finished with it (answered, or the client gone) and nobody else holds a
+ * reference: a task, an ingest or an export thread each hold one, so a
+ * client that goes away never leaves them pointing at freed memory.  While
+ * the request waits for something other than its client (a pool task, the
+ * ingest pipe, the next export chunk) its connection is suspended: MHD
+ * neither reads from it nor calls us for it, and the socket's own buffer
+ * pushes back on the client.
  */
 #ifndef EMV_API_INTERNAL_H
 #define EMV_API_INTERNAL_H
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <microhttpd.h>
 #include "emv_api.h"
 #include "emv_lists.h"
 #include "emv_sink.h"
@@ -24,9 +36,44 @@
 
 struct api;
 
+enum api_method { API_GET, API_HEAD, API_POST, API_DELETE, API_OTHER };
+
+#define API_REPLY_HEADERS 4
+#define API_BODY_DROP_MAX (1024 * 1024) /* body bytes nobody reads, dropped before the connection is closed */
+
+/* One HTTP request, from its headers to MHD's completion notice. */
+struct api_req {
+	struct api *a;
+	struct MHD_Connection *conn;             /* NULL once MHD is done with it */
+	enum api_method method;
+	int refs;                                /* MHD's, tasks', threads' */
+	int busy;                                /* pool tasks in flight for it */
+	int suspended;                           /* by us: MHD does not read or call */
+	int expired;                             /* past its deadline: being cut off */
+	int has_body;                            /* Content-Length > 0 or Transfer-Encoding */
+	int first_wait;                          /* suspended in the headers' call */
+	int final_called;
+	uint64_t body_bytes;                     /* of the body, read so far */
+	uint64_t drop_max;                       /* body bytes read at most once answered */
+	int answered;                            /* a response was queued */
+	struct MHD_Response *reply;              /* waiting to be queued on the next call */
+	unsigned reply_status;
+	int nhdr;                                /* headers for the next reply */
+	char hdr[API_REPLY_HEADERS][2][160];
+	struct event *deadline;
+	/* the handler's, while the body arrives: body() consumes some of
+	 * *size (leaving the rest for its next call) and returns 0, or -1 to
+	 * close the connection; final() is called once the body is whole;
+	 * gone() once MHD is finished with the request (answered or not) */
+	int (*body)(struct api_req *r, const char *data, size_t *size);
+	void (*final)(struct api_req *r);
+	void (*gone)(struct api_req *r);
+	void *ctx;
+};
+
 struct task {
 	struct api *api;
-	struct evhttp_request *req;
+	struct api_req *req;                     /* referenced while the task lives */
 	void (*work)(struct task *t, PGconn *c); /* pool thread */
 	void (*done)(struct task *t);            /* loop */
 	unsigned char token_hash[32];
@@ -37,6 +84,7 @@ struct task {
 	json_t *json;                            /* its body (owned) */
 	char code[40], message[512];             /* or an error */
 	void *ctx;                               /* handler's own */
+	int pooled;                              /* in the pool's hands (req->busy counts it) */
 	struct task *next;
 };
 
@@ -50,7 +98,9 @@ struct api {
 	char database[1024];
 	char brokers[512];
 	struct event_base *base;
-	struct evhttp *http;
+	struct MHD_Daemon *mhd;
+	struct event *mhd_ev;                    /* MHD's epoll descriptor is readable */
+	struct event *mhd_timer;                 /* MHD's next timeout, or "run now" */
 	emv_lists *lists;
 	void *kafka_probe;                       /* rd_kafka_t for /readyz and lag */
 
@@ -65,7 +115,7 @@ struct api {
 	struct task *dhead, *dtail;
 	struct event *done_ev;
 
-	int uploads;                             /* loop only */
+	int uploads;                             /* loop only: ingests running */
 
 	pthread_mutex_t split_mu;
 	pthread_cond_t split_cv;
@@ -87,16 +137,41 @@ struct api {
 	uint64_t split_batches, split_addresses;
 };
 
-/* ---- emv_api.c ---- */
-void api_reply_json(struct evhttp_request *req, int status, json_t *body); /* takes body */
-void api_reply_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
+/* ---- emv_api.c: requests ---- */
+/* A header of the request ("" never: NULL when absent). */
+const char *api_req_header(struct api_req *r, const char *name);
+/* A query parameter (NULL when absent or without a value). */
+const char *api_req_query(struct api_req *r, const char *key);
+/* Call fn for every query parameter until it returns non-zero; that value. */
+int api_req_query_each(struct api_req *r, int (*fn)(void *arg, const char *key, const char *value), void *arg);
+/* A header for the reply about to be made. */
+void api_req_add_header(struct api_req *r, const char *name, const char *value);
+/* Only from within an MHD callback for this request (handler, body(),
+ * final(), a content reader). */
+void api_req_suspend(struct api_req *r);
+/* From anywhere on the loop; MHD runs again soon. */
+void api_req_resume(struct api_req *r);
+void api_req_ref(struct api_req *r);
+void api_req_unref(struct api_req *r);
+/* The answer: queued at once from within a callback, else on the call
+ * that resuming the request brings.  A request whose client is gone
+ * drops it. */
+void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response *resp); /* takes resp */
+void api_reply_json(struct api_req *r, int status, json_t *body); /* takes body */
+void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Let MHD look at its sockets and resumed connections again soon. */
+void api_mhd_kick(struct api *a);
+
+/* ---- emv_api.c: tasks ---- */
 void api_task_error(struct task *t, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Answer a task: its error, or its json with its status. */
 void api_task_reply(struct task *t);
-struct task *api_task_new(struct api *a, struct evhttp_request *req);
+struct task *api_task_new(struct api *a, struct api_req *req);
 void api_task_free(struct task *t);
+/* To the pool; the request (if any) waits, suspended in its next MHD call,
+ * until done() answers or resumes it. */
 void api_task_submit(struct task *t);
 /* Hand a task finished by some other thread to the loop (its done()). */
 void api_task_post(struct task *t);
@@ -108,13 +183,12 @@ void api_split_enqueue(struct api *a, const char *job);
 void api_count_status(struct api *a, int status);
 
 /* ---- emv_api_upload.c ---- */
-void api_upload_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32]);
+void api_upload_start(struct api *a, struct api_req *r, const unsigned char token_hash[32]);
 
 /* ---- emv_api_check.c ---- */
-void api_check_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32]);
+void api_check_start(struct api *a, struct api_req *r, const unsigned char token_hash[32]);
 
 /* ---- emv_api_export.c ---- */
-void api_export_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32],
-		      const char *job);
+void api_export_start(struct api *a, struct api_req *r, const unsigned char token_hash[32], const char *job);
 
 #endif

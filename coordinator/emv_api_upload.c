@@ -4,13 +4,29 @@
  * The body is either the list itself (text/csv, text/plain, gzip, ...) or
  * multipart/form-data with the list in the part named "file" (or the first
  * part with a filename) and optional parts name, callback_url and
- * callback_secret (also accepted as query parameters).  evhttp has the
- * whole body by the time we see the request (at most max_upload bytes plus
- * the multipart framing); the list's bytes are then written into a pipe
- * from the loop as fast as an ingest thread reads them (emv_ingest_job_fd:
- * the same streaming reader and COPY as `emailverify-coordinator ingest`),
- * freeing memory as they go.  The answer comes when the job is committed:
- * 201 with its counts, or 400 naming what is wrong with the file.
+ * callback_secret (also accepted as query parameters; parts may come before
+ * or after the list).
+ *
+ * The body is streamed: the token is checked before any of it is read,
+ * then the list's bytes (the body, or the file part as MHD's post processor
+ * cuts it out) go through a small staging buffer into a pipe that an ingest
+ * thread reads (emv_ingest_job_stream: the same streaming reader and COPY
+ * as `emailverify-coordinator ingest`).  When the pipe is full the
+ * connection is suspended, so a fast client is slowed to the speed of
+ * PostgreSQL instead of filling memory: an upload holds at most
+ * UPLOAD_STAGE bytes here whatever its size.  The ingest thread (one of at
+ * most max_uploads) is started once UPLOAD_PREFIX bytes of the list have
+ * come, or the whole list if it is smaller, so a client trickling its
+ * first bytes holds no database connection.
+ *
+ * The job is committed only when the body ended well: a body cut short
+ * (client gone, over the limit, a malformed multipart end, the request's
+ * deadline) rolls it back, whatever the ingest had read by then.  The
+ * answer comes when the job is committed: 201 with its counts, or 400
+ * naming what is wrong with the file, or 413 for a list over max_upload:
+ * before the body is read when Content-Length says so, else (counted) once
+ * the body has ended, its rest read and dropped up to max_upload + 64 KiB
+ * and the connection closed past that (see on_access in emv_api.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,50 +34,57 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <event2/buffer.h>
-#include <sys/queue.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/http.h>
 #include "emv_api_internal.h"
 #include "emv_ingest_job.h"
 #include "emv_util.h"
 
-#define UPLOAD_NAME_MAX      200   /* bytes of a job name */
-#define UPLOAD_URL_MAX       2000  /* bytes of a callback URL */
-#define UPLOAD_SECRET_MAX    256   /* bytes of a callback secret */
-#define MULTIPART_HEADER_MAX 8192  /* bytes of one part's headers */
-#define FEED_CHUNK           (1024 * 1024)
+#define UPLOAD_NAME_MAX      200              /* bytes of a job name */
+#define UPLOAD_URL_MAX       2000             /* bytes of a callback URL */
+#define UPLOAD_SECRET_MAX    256              /* bytes of a callback secret */
+#define UPLOAD_STAGE         (256 * 1024)     /* list bytes held here at most */
+#define UPLOAD_PREFIX        (64 * 1024)      /* list bytes before an ingest is started */
+#define UPLOAD_PP_BUFFER     (16 * 1024)      /* MHD's multipart parser: part headers and boundary look-ahead */
+#define UPLOAD_FRAMING       (64 * 1024)      /* multipart framing allowed beside max_upload */
+#define UPLOAD_PIPE          (1024 * 1024)    /* the pipe to the ingest thread */
+#define UPLOAD_SLICE_MIN     4096             /* less room than this: flush first */
+#define UPLOAD_PARTS_MAX     32               /* multipart parts of one upload */
 
 struct upload {
-	struct evbuffer *body;          /* the list's bytes not yet in the pipe */
+	struct task *t;                 /* owns u; holds the request */
+	struct api_req *r;
+	struct MHD_PostProcessor *pp;   /* multipart only */
+	/* the list on its way: stage[off..len) not yet in the pipe; the extra
+	 * room is for what the multipart parser held back from earlier calls */
+	char *stage;
+	size_t off, len;
 	int wfd, rfd;
-	struct event *wev;
+	struct event *wev;              /* the pipe has room again */
 	pthread_t th;
-	int started;
+	int started;                    /* an ingest thread was started (once) */
+	int running;                    /* it runs (counted in a->uploads) */
+	int wait_pipe;                  /* the connection is suspended for the pipe */
+	int reader_gone;                /* the ingest stopped reading: the rest is dropped */
+	int req_over;                   /* MHD is finished with the request */
+	uint64_t bytes;                 /* list bytes received */
+	/* multipart parts */
+	int in_file, have_file, part_open, part_bytes_seen, parts;
+	char part_key[64];
+	char field[UPLOAD_URL_MAX + 1];
+	size_t field_len;
+	int field_over;
+	char failed[512];               /* a multipart error the parser's caller reports */
+	/* read by the ingest thread before its commit */
+	pthread_mutex_t mu;
+	int complete, aborted;
 	char name[UPLOAD_NAME_MAX + 1];
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
-	uint64_t bytes;
 	/* the ingest thread's answer */
 	int rc;
 	emv_ingest_job_stats st;
 	char err[1024];
 };
-
-static void upload_free(struct api *a, struct task *t)
-{
-	struct upload *u = t->ctx;
-	if (u) {
-		if (u->wev)
-			event_free(u->wev);
-		if (u->wfd >= 0)
-			close(u->wfd);
-		if (u->body)
-			evbuffer_free(u->body);
-		free(u);
-	}
-	a->uploads--;
-	api_task_free(t);
-}
 
 /* ------------------------------------------------------------ validation */
 
@@ -164,177 +187,25 @@ static int boundary_of(const char *ctype, char *out, size_t outlen)
 	return 0;
 }
 
-/* The value of parameter `key` in a Content-Disposition header ("" if absent). */
-static void disposition_param(const char *h, const char *key, char *out, size_t outlen)
+/* ----------------------------------------------------------- the lifetime */
+
+static void upload_free(struct upload *u)
 {
-	size_t kl = strlen(key);
-	out[0] = '\0';
-	for (const char *p = h; (p = strcasestr(p, key)); p += kl) {
-		const char *v;
-		size_t n;
-		if (p > h && p[-1] != ';' && p[-1] != ' ' && p[-1] != '\t')
-			continue;
-		if (p[kl] != '=')
-			continue;
-		v = p + kl + 1;
-		if (*v == '"') {
-			v++;
-			n = strcspn(v, "\"");
-		} else {
-			n = strcspn(v, "; \t\r\n");
-		}
-		if (n >= outlen)
-			n = outlen - 1;
-		memcpy(out, v, n);
-		out[n] = '\0';
-		return;
-	}
+	if (u->pp)
+		MHD_destroy_post_processor(u->pp);
+	if (u->wev)
+		event_free(u->wev);
+	if (u->wfd >= 0)
+		close(u->wfd);
+	pthread_mutex_destroy(&u->mu);
+	free(u->stage);
+	u->t->ctx = NULL;
+	api_task_free(u->t); /* and with it the request */
+	free(u);
 }
 
-static int ptr_at(struct evbuffer *b, struct evbuffer_ptr *p, size_t pos)
-{
-	return evbuffer_ptr_set(b, p, pos, EVBUFFER_PTR_SET);
-}
-
-/*
- * Find the list in a multipart body (RFC 7578), read the small fields into
- * u, then leave exactly the list's bytes in `in`.  0, or -1 with the reason.
- */
-static int multipart_extract(struct evbuffer *in, const char *delim, struct upload *u, char *msg, size_t msglen)
-{
-	size_t dl = strlen(delim), total = evbuffer_get_length(in);
-	size_t file_at = 0, file_len = 0;
-	int have_file = 0, parts = 0;
-	struct evbuffer_ptr pos;
-	char cdelim[80];
-
-	snprintf(cdelim, sizeof cdelim, "\r\n%s", delim);
-	pos = evbuffer_search(in, delim, dl, NULL);
-	if (pos.pos < 0) {
-		emv_set_err(msg, msglen, "multipart body without its boundary");
-		return -1;
-	}
-	for (;;) {
-		size_t after = (size_t)pos.pos + dl, hstart, cstart;
-		char two[2], hdr[MULTIPART_HEADER_MAX + 1], name[64], filename[256];
-		struct evbuffer_ptr s, e, h, next;
-
-		if (after + 2 > total || ptr_at(in, &s, after) != 0 ||
-		    evbuffer_copyout_from(in, &s, two, 2) != 2) {
-			emv_set_err(msg, msglen, "multipart body ends without its closing boundary");
-			return -1;
-		}
-		if (two[0] == '-' && two[1] == '-')
-			break; /* the close delimiter: the epilogue is ignored */
-		if (two[0] != '\r' || two[1] != '\n') {
-			emv_set_err(msg, msglen, "multipart boundary not followed by a line break");
-			return -1;
-		}
-		if (++parts > 32) {
-			emv_set_err(msg, msglen, "more than 32 multipart parts");
-			return -1;
-		}
-		hstart = after + 2;
-		ptr_at(in, &s, hstart);
-		ptr_at(in, &e, hstart + MULTIPART_HEADER_MAX < total ? hstart + MULTIPART_HEADER_MAX : total);
-		h = evbuffer_search_range(in, "\r\n\r\n", 4, &s, &e);
-		if (h.pos < 0) {
-			/* a part without headers starts with the blank line itself */
-			char crlf[2];
-			if (evbuffer_copyout_from(in, &s, crlf, 2) == 2 && crlf[0] == '\r' && crlf[1] == '\n') {
-				hdr[0] = '\0';
-				cstart = hstart + 2;
-			} else {
-				emv_set_err(msg, msglen, "multipart part %d: headers missing or over %d bytes", parts,
-					    MULTIPART_HEADER_MAX);
-				return -1;
-			}
-		} else {
-			size_t hl = (size_t)h.pos - hstart;
-			evbuffer_copyout_from(in, &s, hdr, hl);
-			hdr[hl] = '\0';
-			cstart = (size_t)h.pos + 4;
-		}
-		ptr_at(in, &s, cstart);
-		next = evbuffer_search(in, cdelim, strlen(cdelim), &s);
-		if (next.pos < 0) {
-			emv_set_err(msg, msglen, "multipart part %d is not terminated by the boundary", parts);
-			return -1;
-		}
-		{
-			size_t clen = (size_t)next.pos - cstart;
-			const char *cd = strcasestr(hdr, "content-disposition:");
-			if (!cd) {
-				emv_set_err(msg, msglen, "multipart part %d has no Content-Disposition", parts);
-				return -1;
-			}
-			disposition_param(cd, "name", name, sizeof name);
-			disposition_param(cd, "filename", filename, sizeof filename);
-			if (!have_file && (strcmp(name, "file") == 0 || filename[0])) {
-				have_file = 1;
-				file_at = cstart;
-				file_len = clen;
-			} else if (clen <= UPLOAD_URL_MAX) {
-				char val[UPLOAD_URL_MAX + 1];
-				ptr_at(in, &s, cstart);
-				evbuffer_copyout_from(in, &s, val, clen);
-				if (set_field(u, name, val, clen, msg, msglen) != 0)
-					return -1;
-			} else if (strcmp(name, "name") == 0 || strcmp(name, "callback_url") == 0 ||
-				   strcmp(name, "callback_secret") == 0) {
-				emv_set_err(msg, msglen, "multipart field %s is too long", name);
-				return -1;
-			}
-		}
-		pos = next;
-		pos.pos += 2; /* onto the delimiter after its CRLF */
-		ptr_at(in, &pos, (size_t)pos.pos);
-	}
-	if (!have_file) {
-		emv_set_err(msg, msglen, "multipart body without a \"file\" part holding the list");
-		return -1;
-	}
-	evbuffer_drain(in, file_at);
-	{
-		struct evbuffer *keep = evbuffer_new();
-		evbuffer_remove_buffer(in, keep, file_len);
-		evbuffer_drain(in, evbuffer_get_length(in));
-		evbuffer_add_buffer(in, keep);
-		evbuffer_free(keep);
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------- the ingest */
-
-static void *ingest_main(void *arg)
-{
-	struct task *t = arg;
-	struct upload *u = t->ctx;
-	struct api *a = t->api;
-	PGconn *c = api_db_connect(a, u->err, sizeof u->err);
-
-	u->rc = EMV_ERR;
-	if (c) {
-		u->rc = emv_ingest_job_fd(c, a->lists, t->tenant, u->name, u->rfd, "upload", &u->st, u->err,
-					  sizeof u->err);
-		if (u->rc == EMV_OK && u->url[0]) {
-			const char *v[3] = { u->st.job_id, u->url, u->secret };
-			PGresult *r = PQexecParams(c, "UPDATE jobs SET callback_url = $2, callback_secret = $3 WHERE id = $1",
-						   3, NULL, v, NULL, NULL, 0);
-			if (PQresultStatus(r) != PGRES_COMMAND_OK)
-				emv_log(EMV_LOG_WARN, "upload", "job %s: storing the callback: %s", u->st.job_id,
-					PQresultErrorMessage(r));
-			PQclear(r);
-		}
-		PQfinish(c);
-	}
-	close(u->rfd); /* a feeder still writing gets EPIPE */
-	u->rfd = -1;
-	api_task_post(t);
-	return NULL;
-}
-
+/* No more list for the ingest: the pipe's end (EOF) once the stage is
+ * empty, or now when the upload is abandoned. */
 static void stop_feeding(struct upload *u)
 {
 	if (u->wev) {
@@ -345,30 +216,111 @@ static void stop_feeding(struct upload *u)
 		close(u->wfd);
 		u->wfd = -1;
 	}
-	if (u->body) {
-		evbuffer_free(u->body);
-		u->body = NULL;
-	}
+	u->off = u->len = 0;
 }
 
-static void on_pipe_writable(evutil_socket_t fd, short what, void *arg)
+/* The upload will not become a job (answered with an error, or the client
+ * is gone): an ingest still reading rolls back. */
+static void upload_abort(struct upload *u)
+{
+	pthread_mutex_lock(&u->mu);
+	u->aborted = 1;
+	pthread_mutex_unlock(&u->mu);
+	stop_feeding(u);
+	u->r->body = NULL;
+	u->r->final = NULL;
+}
+
+static void upload_fail(struct upload *u, int status, const char *code, const char *msg)
+{
+	upload_abort(u);
+	if (status == 503)
+		api_req_add_header(u->r, "Retry-After", "5");
+	api_reply_error(u->r, status, code, "%s", msg);
+}
+
+/* MHD is finished with the request. */
+static void upload_gone(struct api_req *r)
+{
+	struct upload *u = r->ctx;
+	r->ctx = NULL;
+	u->req_over = 1;
+	pthread_mutex_lock(&u->mu);
+	if (!u->complete)
+		u->aborted = 1;
+	pthread_mutex_unlock(&u->mu);
+	if (!u->running)
+		upload_free(u);
+	else if (u->aborted)
+		stop_feeding(u);
+	/* else the ingest finishes the list it has whole: upload_done frees */
+}
+
+/* ------------------------------------------------------------- the ingest */
+
+static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, size_t errlen)
 {
 	struct upload *u = arg;
-	int n = evbuffer_write_atmost(u->body, u->wfd, FEED_CHUNK);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n < 0 || evbuffer_get_length(u->body) == 0)
-		stop_feeding(u); /* all written (EOF for the reader), or the reader gave up */
+	char name[UPLOAD_NAME_MAX + 1], url[UPLOAD_URL_MAX + 1], secret[UPLOAD_SECRET_MAX + 1];
+	const char *v[4] = { job_id, name, url, secret };
+	PGresult *r;
+	int ok;
+
+	pthread_mutex_lock(&u->mu);
+	ok = u->complete && !u->aborted;
+	memcpy(name, u->name, sizeof name);
+	memcpy(url, u->url, sizeof url);
+	memcpy(secret, u->secret, sizeof secret);
+	pthread_mutex_unlock(&u->mu);
+	if (!ok) {
+		emv_set_err(err, errlen, "the upload was cut short");
+		return EMV_ERR;
+	}
+	r = PQexecParams(c, "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, '') "
+			    "WHERE id = $1", 4, NULL, v, NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		emv_set_err(err, errlen, "storing the job's name and callback: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok ? EMV_OK : EMV_ERR;
 }
 
+static void *ingest_main(void *arg)
+{
+	struct upload *u = arg;
+	struct task *t = u->t;
+	struct api *a = t->api;
+	PGconn *c = api_db_connect(a, u->err, sizeof u->err);
+
+	u->rc = EMV_ERR;
+	if (c) {
+		u->rc = emv_ingest_job_stream(c, a->lists, t->tenant, "", u->rfd, "upload", before_commit, u, &u->st,
+					      u->err, sizeof u->err);
+		PQfinish(c);
+	}
+	close(u->rfd); /* a feeder still writing gets EPIPE */
+	u->rfd = -1;
+	api_task_post(t);
+	return NULL;
+}
+
+/* Loop: the ingest thread has ended. */
 static void upload_done(struct task *t)
 {
 	struct upload *u = t->ctx;
 	struct api *a = t->api;
 	const emv_ingest_job_stats *st = &u->st;
+	int cut;
 
-	stop_feeding(u);
 	pthread_join(u->th, NULL);
+	u->running = 0;
+	u->reader_gone = 1;
+	a->uploads--;
+	stop_feeding(u);
+	pthread_mutex_lock(&u->mu);
+	cut = u->aborted || !u->complete;
+	u->aborted = 1; /* nothing more goes to this ingest */
+	pthread_mutex_unlock(&u->mu);
 	if (u->rc == EMV_OK) {
 		char loc[96];
 		json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "id", st->job_id, "name", u->name,
@@ -377,123 +329,372 @@ static void upload_done(struct task *t)
 				      (json_int_t)st->invalid, "row_errors", (json_int_t)st->row_errors, "bytes",
 				      (json_int_t)u->bytes, "seconds", st->seconds);
 		json_object_set_new(j, "callback", json_boolean(u->url[0] != '\0'));
-		snprintf(loc, sizeof loc, "/v1/jobs/%s", st->job_id);
-		evhttp_add_header(evhttp_request_get_output_headers(t->req), "Location", loc);
 		__atomic_add_fetch(&a->upload_rows, st->rows, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&a->uploads_total, 1, __ATOMIC_RELAXED);
 		emv_log(EMV_LOG_INFO, "upload", "job %s (tenant %s): %llu rows, %llu bytes in %.2f s", st->job_id,
 			t->tenant, (unsigned long long)st->rows, (unsigned long long)u->bytes, st->seconds);
+		/* committed: it is split even if its client is gone meanwhile */
 		api_split_enqueue(a, st->job_id);
-		api_reply_json(t->req, 201, j);
-	} else if (st->input_error) {
-		api_reply_error(t->req, 400, "unusable_file", "%s", u->err);
-	} else {
+		snprintf(loc, sizeof loc, "/v1/jobs/%s", st->job_id);
+		if (!u->req_over)
+			api_req_add_header(u->r, "Location", loc);
+		api_reply_json(u->r, 201, j); /* dropped if the client is gone */
+	} else if (!u->req_over && st->input_error) {
+		/* maybe before the body's end: the answer goes now, the rest is not read */
+		api_reply_error(u->r, 400, "unusable_file", "%s", u->err);
+	} else if (!u->req_over && !cut) {
 		emv_log(EMV_LOG_WARN, "upload", "tenant %s: %s", t->tenant, u->err);
-		api_reply_error(t->req, 503, "database_error", "the list could not be stored; try again");
+		api_req_add_header(u->r, "Retry-After", "5");
+		api_reply_error(u->r, 503, "database_error", "the list could not be stored; try again");
+	} else if (!u->req_over) {
+		/* the ingest gave up before the body ended (it cannot say why
+		 * better than this): the client hears now */
+		emv_log(EMV_LOG_WARN, "upload", "tenant %s: %s", t->tenant, u->err);
+		api_reply_error(u->r, 503, "database_error", "the list could not be stored; try again");
 	}
-	upload_free(a, t);
+	if (u->req_over) {
+		upload_free(u);
+	} else {
+		u->r->body = NULL; /* whatever is still on its way is read and dropped */
+		u->r->final = NULL;
+	}
 }
 
-/* Authenticated: read the parameters, find the list, start the ingest. */
-static void upload_authed(struct task *t)
+static int start_ingest(struct upload *u)
 {
-	struct api *a = t->api;
-	struct evhttp_request *req = t->req;
-	struct upload *u;
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-	const char *clen = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	char msg[512];
+	struct api *a = u->t->api;
 	int fds[2];
-
-	if (t->code[0]) {
-		api_task_reply(t);
-		upload_free(a, t);
-		return;
+	if (a->uploads >= a->p.max_uploads) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "%d uploads are being ingested; try again shortly", a->uploads);
+		upload_fail(u, 503, "busy", msg);
+		return -1;
 	}
-	u = emv_xcalloc(1, sizeof *u);
-	u->wfd = u->rfd = -1;
-	t->ctx = u;
-	/* evhttp cut a body over its own limit short: never ingest a part of a list */
-	if (clen && strtoull(clen, NULL, 10) != evbuffer_get_length(in)) {
-		api_reply_error(req, 413, "too_large", "the upload is over the limit of %lld bytes",
-				(long long)a->p.max_upload);
-		upload_free(a, t);
-		return;
-	}
-	if (query) {
-		struct evkeyvalq q;
-		struct evkeyval *kv;
-		TAILQ_INIT(&q);
-		if (evhttp_parse_query_str(query, &q) != 0) {
-			api_reply_error(req, 400, "bad_query", "the query string is malformed");
-			upload_free(a, t);
-			return;
-		}
-		TAILQ_FOREACH(kv, &q, next) {
-			if (set_field(u, kv->key, kv->value, strlen(kv->value), msg, sizeof msg) != 0) {
-				evhttp_clear_headers(&q);
-				api_reply_error(req, 400, "bad_parameter", "%s", msg);
-				upload_free(a, t);
-				return;
-			}
-		}
-		evhttp_clear_headers(&q);
-	}
-	if (ctype && strncasecmp(ctype, "multipart/", 10) == 0) {
-		char delim[80];
-		if (strncasecmp(ctype, "multipart/form-data", 19) != 0 || boundary_of(ctype, delim, sizeof delim) != 0) {
-			api_reply_error(req, 400, "bad_multipart", "multipart uploads must be multipart/form-data with a "
-								    "boundary of 1..70 characters");
-			upload_free(a, t);
-			return;
-		}
-		if (multipart_extract(in, delim, u, msg, sizeof msg) != 0) {
-			api_reply_error(req, 400, "bad_multipart", "%s", msg);
-			upload_free(a, t);
-			return;
-		}
-	}
-	if (check_callback(u, msg, sizeof msg) != 0) {
-		api_reply_error(req, 400, "bad_parameter", "%s", msg);
-		upload_free(a, t);
-		return;
-	}
-	u->bytes = evbuffer_get_length(in);
-	if (u->bytes == 0) {
-		api_reply_error(req, 400, "unusable_file", "the upload is empty: send the list as the body, or as the "
-							    "multipart part \"file\"");
-		upload_free(a, t);
-		return;
-	}
-	if (u->bytes > (uint64_t)a->p.max_upload) {
-		api_reply_error(req, 413, "too_large", "the list is %llu bytes; the limit is %lld",
-				(unsigned long long)u->bytes, (long long)a->p.max_upload);
-		upload_free(a, t);
-		return;
-	}
-	__atomic_add_fetch(&a->upload_bytes, u->bytes, __ATOMIC_RELAXED);
-	u->body = evbuffer_new();
-	evbuffer_add_buffer(u->body, in); /* moves the chains, no copy */
 	if (pipe2(fds, O_CLOEXEC) != 0) {
-		api_reply_error(req, 503, "busy", "no pipe for the upload: %s", strerror(errno));
-		upload_free(a, t);
-		return;
+		upload_fail(u, 503, "busy", "no pipe for the upload");
+		return -1;
 	}
 	u->rfd = fds[0];
 	u->wfd = fds[1];
-	fcntl(u->wfd, F_SETPIPE_SZ, FEED_CHUNK); /* fewer wake-ups; the default 64 KiB is fine too */
-	evutil_make_socket_nonblocking(u->wfd);
-	u->wev = event_new(a->base, u->wfd, EV_WRITE | EV_PERSIST, on_pipe_writable, u);
-	event_add(u->wev, NULL);
-	t->done = upload_done;
-	if (pthread_create(&u->th, NULL, ingest_main, t) != 0) {
+	fcntl(u->wfd, F_SETPIPE_SZ, UPLOAD_PIPE); /* fewer wake-ups; the default 64 KiB is fine too */
+	fcntl(u->wfd, F_SETFL, fcntl(u->wfd, F_GETFL) | O_NONBLOCK);
+	u->t->done = upload_done;
+	if (pthread_create(&u->th, NULL, ingest_main, u) != 0) {
 		close(u->rfd);
-		api_reply_error(req, 503, "busy", "no thread for the upload");
-		upload_free(a, t);
+		u->rfd = -1;
+		upload_fail(u, 503, "busy", "no thread for the upload");
+		return -1;
+	}
+	u->started = u->running = 1;
+	a->uploads++;
+	return 0;
+}
+
+static void on_pipe_writable(evutil_socket_t fd, short what, void *arg);
+
+/* Move staged bytes into the pipe (starting the ingest when enough have
+ * come); at the list's end, close the pipe once the stage is empty.
+ * 0, or -1 when the upload was answered with an error. */
+static int flush_stage(struct upload *u)
+{
+	int complete;
+	pthread_mutex_lock(&u->mu);
+	complete = u->complete;
+	pthread_mutex_unlock(&u->mu);
+	if (!u->started) {
+		if (u->len - u->off < UPLOAD_PREFIX && !complete)
+			return 0;
+		if (start_ingest(u) != 0)
+			return -1;
+	}
+	while (u->off < u->len && u->wfd >= 0) {
+		ssize_t n = write(u->wfd, u->stage + u->off, u->len - u->off);
+		if (n > 0) {
+			u->off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && errno == EAGAIN) {
+			if (!u->wev)
+				u->wev = event_new(u->t->api->base, u->wfd, EV_WRITE, on_pipe_writable, u);
+			event_add(u->wev, NULL);
+			break;
+		} else {
+			/* the ingest stopped reading (its answer is on its way) */
+			u->reader_gone = 1;
+			stop_feeding(u);
+		}
+	}
+	if (u->off == u->len)
+		u->off = u->len = 0;
+	if (complete && u->len == 0 && u->wfd >= 0)
+		stop_feeding(u); /* EOF: the ingest commits (before_commit agrees) */
+	if (u->reader_gone)
+		u->off = u->len = 0;
+	return 0;
+}
+
+static void on_pipe_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct upload *u = arg;
+	if (flush_stage(u) != 0)
+		return;
+	if (u->wait_pipe && u->len - u->off < UPLOAD_STAGE / 2) {
+		u->wait_pipe = 0;
+		api_req_resume(u->r);
+	}
+}
+
+/* Room for n more bytes in the stage (moving what is left to its start). */
+static size_t stage_room(struct upload *u)
+{
+	if (u->off > 0) {
+		memmove(u->stage, u->stage + u->off, u->len - u->off);
+		u->len -= u->off;
+		u->off = 0;
+	}
+	return u->len < UPLOAD_STAGE ? UPLOAD_STAGE - u->len : 0;
+}
+
+/* List bytes: counted against the limit, then staged (the caller made room). */
+static int take_list(struct upload *u, const char *data, size_t n)
+{
+	u->bytes += n;
+	if (u->bytes > (uint64_t)u->t->api->p.max_upload) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "the list is over the limit of %lld bytes", (long long)u->t->api->p.max_upload);
+		upload_fail(u, 413, "too_large", msg);
+		return -1;
+	}
+	if (u->reader_gone)
+		return 0;
+	memcpy(u->stage + u->len, data, n);
+	u->len += n;
+	return 0;
+}
+
+/* ------------------------------------------------------------- multipart */
+
+static int finish_part(struct upload *u)
+{
+	if (!u->part_open || u->in_file)
+		return 0;
+	u->part_open = 0;
+	if (strcmp(u->part_key, "name") == 0 || strcmp(u->part_key, "callback_url") == 0 ||
+	    strcmp(u->part_key, "callback_secret") == 0) {
+		char msg[512];
+		int rc;
+		if (u->field_over) {
+			snprintf(u->failed, sizeof u->failed, "multipart field %s is too long", u->part_key);
+			return -1;
+		}
+		pthread_mutex_lock(&u->mu);
+		rc = set_field(u, u->part_key, u->field, u->field_len, msg, sizeof msg);
+		pthread_mutex_unlock(&u->mu);
+		if (rc != 0) {
+			emv_strlcpy(u->failed, msg, sizeof u->failed);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+			       const char *content_type, const char *transfer_encoding, const char *data, uint64_t off,
+			       size_t size)
+{
+	struct upload *u = cls;
+	if (!key)
+		key = "";
+	/* a part's first call has off 0; so may its second, when the first
+	 * only said that the part exists */
+	if (off == 0 && !(u->part_open && !u->part_bytes_seen && strcmp(key, u->part_key) == 0)) {
+		if (finish_part(u) != 0)
+			return MHD_NO;
+		if (++u->parts > UPLOAD_PARTS_MAX) {
+			snprintf(u->failed, sizeof u->failed, "more than %d multipart parts", UPLOAD_PARTS_MAX);
+			return MHD_NO;
+		}
+		u->part_open = 1;
+		u->part_bytes_seen = 0;
+		emv_strlcpy(u->part_key, key, sizeof u->part_key);
+		u->in_file = 0;
+		if (!u->have_file && (strcmp(key, "file") == 0 || (filename && filename[0]))) {
+			u->have_file = 1;
+			u->in_file = 1;
+		}
+		u->field_len = 0;
+		u->field_over = 0;
+	} else if (!u->part_open) {
+		return MHD_YES;
+	}
+	if (size == 0)
+		return MHD_YES;
+	u->part_bytes_seen = 1;
+	if (u->in_file) {
+		if (u->len + size > UPLOAD_STAGE + UPLOAD_PP_BUFFER + 1024) {
+			snprintf(u->failed, sizeof u->failed, "multipart parser overran its buffer");
+			return MHD_NO;
+		}
+		return take_list(u, data, size) == 0 ? MHD_YES : MHD_NO;
+	}
+	if (u->field_len + size > UPLOAD_URL_MAX) {
+		u->field_over = 1;
+		return MHD_YES;
+	}
+	memcpy(u->field + u->field_len, data, size);
+	u->field_len += size;
+	return MHD_YES;
+}
+
+/* ------------------------------------------------------------- the body */
+
+static int upload_body(struct api_req *r, const char *data, size_t *size)
+{
+	struct upload *u = r->ctx;
+	while (*size > 0 && !r->reply) {
+		size_t room = stage_room(u), n;
+		if (room < UPLOAD_SLICE_MIN) {
+			if (flush_stage(u) != 0)
+				break;
+			room = stage_room(u);
+		}
+		if (room < UPLOAD_SLICE_MIN && !u->reader_gone) {
+			/* the pipe is full: read no more until it has room */
+			u->wait_pipe = 1;
+			api_req_suspend(r);
+			return 0;
+		}
+		n = *size < room ? *size : room;
+		if (u->pp) {
+			if (MHD_post_process(u->pp, data, n) != MHD_YES) {
+				if (!r->reply)
+					upload_fail(u, 400, "bad_multipart",
+						    u->failed[0] ? u->failed : "the multipart body is malformed");
+				break;
+			}
+		} else if (take_list(u, data, n) != 0) {
+			break;
+		}
+		data += n;
+		*size -= n;
+		if (!r->reply && flush_stage(u) != 0)
+			break;
+	}
+	if (r->reply)
+		*size = 0;
+	return 0;
+}
+
+/* The body is whole: check what came with the list, then let the ingest
+ * read to the end and commit. */
+static void upload_final(struct api_req *r)
+{
+	struct upload *u = r->ctx;
+	char msg[512];
+	if (u->pp) {
+		int ok = MHD_destroy_post_processor(u->pp) == MHD_YES;
+		u->pp = NULL;
+		if (ok && finish_part(u) != 0)
+			ok = 0;
+		if (!ok) {
+			upload_fail(u, 400, "bad_multipart",
+				    u->failed[0] ? u->failed : "the multipart body is malformed or ends without its "
+							       "closing boundary");
+			return;
+		}
+		if (!u->have_file) {
+			upload_fail(u, 400, "bad_multipart", "multipart body without a \"file\" part holding the list");
+			return;
+		}
+	}
+	pthread_mutex_lock(&u->mu);
+	if (check_callback(u, msg, sizeof msg) != 0) {
+		pthread_mutex_unlock(&u->mu);
+		upload_fail(u, 400, "bad_parameter", msg);
 		return;
 	}
+	pthread_mutex_unlock(&u->mu);
+	if (u->bytes == 0) {
+		upload_fail(u, 400, "unusable_file", "the upload is empty: send the list as the body, or as the "
+						     "multipart part \"file\"");
+		return;
+	}
+	__atomic_add_fetch(&u->t->api->upload_bytes, u->bytes, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&u->mu);
+	u->complete = 1;
+	pthread_mutex_unlock(&u->mu);
+	flush_stage(u); /* the pipe closes once the stage is empty; the answer comes from upload_done */
+}
+
+/* ------------------------------------------------------------- the start */
+
+static int query_field(void *arg, const char *key, const char *value)
+{
+	struct upload *u = arg;
+	char msg[512];
+	if (set_field(u, key, value, strlen(value), msg, sizeof msg) != 0) {
+		api_reply_error(u->r, 400, "bad_parameter", "%s", msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Authenticated: read the parameters and get ready for the body. */
+static void upload_authed(struct task *t)
+{
+	struct api_req *r = t->req;
+	struct upload *u;
+	const char *ctype;
+
+	if (!r->conn) {
+		api_task_free(t);
+		return;
+	}
+	if (t->code[0]) {
+		api_task_reply(t);
+		api_task_free(t);
+		return;
+	}
+	{
+		/* no ingest slot now for a list that will need one: say so before
+		 * the client sends it (an upload of at most UPLOAD_PREFIX bytes
+		 * may still find one free at its end) */
+		const char *clen = api_req_header(r, "Content-Length");
+		struct api *a = t->api;
+		if (a->uploads >= a->p.max_uploads && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
+			api_req_add_header(r, "Retry-After", "5");
+			api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+			api_task_free(t);
+			return;
+		}
+	}
+	u = emv_xcalloc(1, sizeof *u);
+	u->t = t;
+	u->r = r;
+	u->wfd = u->rfd = -1;
+	pthread_mutex_init(&u->mu, NULL);
+	t->ctx = u;
+	r->ctx = u;
+	r->gone = upload_gone;
+	if (api_req_query_each(r, query_field, u) != 0)
+		return; /* answered; upload_gone frees */
+	ctype = api_req_header(r, "Content-Type");
+	if (ctype && strncasecmp(ctype, "multipart/", 10) == 0) {
+		char delim[80];
+		if (strncasecmp(ctype, "multipart/form-data", 19) != 0 || boundary_of(ctype, delim, sizeof delim) != 0 ||
+		    !(u->pp = MHD_create_post_processor(r->conn, UPLOAD_PP_BUFFER, on_part, u))) {
+			api_reply_error(r, 400, "bad_multipart", "multipart uploads must be multipart/form-data with a "
+								  "boundary of 1..70 characters");
+			return;
+		}
+	}
+	u->stage = emv_xmalloc(UPLOAD_STAGE + UPLOAD_PP_BUFFER + 1024);
+	r->body = upload_body;
+	r->final = upload_final;
+	/* an answer decided mid-way is given at the body's end, but no body
+	 * over the limit is read to its end */
+	r->drop_max = (uint64_t)t->api->p.max_upload + UPLOAD_FRAMING;
+	api_req_resume(r);
 }
 
 static void work_auth(struct task *t, PGconn *c)
@@ -501,16 +702,17 @@ static void work_auth(struct task *t, PGconn *c)
 	api_authenticate(t, c);
 }
 
-void api_upload_start(struct api *a, struct evhttp_request *req, const unsigned char token_hash[32])
+void api_upload_start(struct api *a, struct api_req *r, const unsigned char token_hash[32])
 {
+	const char *clen = api_req_header(r, "Content-Length");
 	struct task *t;
-	if (a->uploads >= a->p.max_uploads) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
-		api_reply_error(req, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+	/* far over the limit: said before a byte of the body is read */
+	if (clen && strtoull(clen, NULL, 10) > (unsigned long long)a->p.max_upload + UPLOAD_FRAMING) {
+		api_reply_error(r, 413, "too_large", "the upload is %s bytes; the limit is %lld", clen,
+				(long long)a->p.max_upload);
 		return;
 	}
-	a->uploads++;
-	t = api_task_new(a, req);
+	t = api_task_new(a, r);
 	memcpy(t->token_hash, token_hash, 32);
 	t->work = work_auth;
 	t->done = upload_authed;

@@ -128,6 +128,14 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
 		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen)
 {
+	return emv_ingest_job_stream(c, lists, tenant, name, fd, path, NULL, NULL, st, err, errlen);
+}
+
+int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
+			  const char *path,
+			  int (*before_commit)(PGconn *c, const char *job_id, void *arg, char *err, size_t errlen),
+			  void *arg, emv_ingest_job_stats *st, char *err, size_t errlen)
+{
 	emv_ingest_limits lim;
 	emv_ingest *in;
 	emv_ingest_row row;
@@ -257,6 +265,8 @@ int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, con
 			      4, v, NULL, 0, err, errlen) != EMV_OK)
 			goto fail;
 	}
+	if (before_commit && before_commit(c, st->job_id, arg, err, errlen) != EMV_OK)
+		goto fail;
 	if (exec_ok(c, "COMMIT", err, errlen) != EMV_OK)
 		goto fail_noabort;
 	/* a big job changes the table's shape at once: fresh statistics, so the

@@ -32,4 +32,14 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
 		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen);
 
+/* The same, with a say before the job is committed: before_commit (when
+ * not NULL) runs in the job's transaction once the input has ended, and
+ * returns EMV_OK to commit or EMV_ERR (with err) to roll the job back.  The
+ * HTTP upload uses it to refuse a body that was cut short (the pipe's end
+ * looks the same either way) and to store fields that followed the list. */
+int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
+			  const char *path,
+			  int (*before_commit)(PGconn *c, const char *job_id, void *arg, char *err, size_t errlen),
+			  void *arg, emv_ingest_job_stats *st, char *err, size_t errlen);
+
 #endif

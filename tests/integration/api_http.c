@@ -29,6 +29,7 @@
 #define PORT       18081
 #define PORT_RL    18082
 #define HOOK_PORT  18100
+#define DEADLINE_S "15"   /* --request-timeout of the second server */
 #define SECRET     "s3cr3t-for-tests"
 #define RUN        EMV_CLUSTER_RUN "/api-run"
 
@@ -413,7 +414,7 @@ static int setup(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen_rl, "--database", db_rl_url,
 				       "--embedded-kafka", "--ready-file", RUN "/ready-rl", "--rate-limit", "2",
-				       "--rate-burst", "4", "--no-sink", NULL };
+				       "--rate-burst", "4", "--no-sink", "--request-timeout", DEADLINE_S, NULL };
 		server_rl_pid = start_server(argv, RUN "/ready-rl", RUN "/server-rl.log", NULL, 0);
 	}
 	return 0;
@@ -1091,6 +1092,274 @@ static void do_test_cli(void **state)
 	unsetenv("EMAILVERIFY_TOKEN");
 }
 
+/* ------------------------------------------------- streaming and deadlines */
+
+static long proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
+			v = atol(line + strlen(field) + 1);
+	fclose(f);
+	return v;
+}
+
+static int connect_port(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		fail_msg("connect 127.0.0.1:%d: %s", port, strerror(errno));
+	return fd;
+}
+
+/* Read what the server sends until it closes or `ms` pass; NUL-terminated. */
+static size_t read_until_close(int fd, char *buf, size_t len, int ms)
+{
+	size_t n = 0;
+	uint64_t end = now_ms() + (uint64_t)ms;
+	while (n < len - 1 && now_ms() < end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t k;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((k = read(fd, buf + n, len - 1 - n)) <= 0)
+			break;
+		n += (size_t)k;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+struct feeder {
+	int fd;
+	size_t total, sent;
+	int failed;
+};
+
+/* The upload's body, made as it is sent: 24 MB of rows that repeat 2000
+ * addresses (so the job's de-duplication stays small and what the server
+ * holds is what it buffers of the body), written in 64 KiB pieces. */
+#define FEED_HEADER "email,pad\n"
+#define FEED_ROW    "s%04ld@nullmx.api.test,padding-padding-padding-padding-padding-padding-padding-pad\n"
+
+/* Bytes of a body of about `want` bytes made of whole rows. */
+static size_t feed_size(size_t want)
+{
+	char row[200];
+	size_t l = (size_t)snprintf(row, sizeof row, FEED_ROW, 0L);
+	return strlen(FEED_HEADER) + (want - strlen(FEED_HEADER)) / l * l;
+}
+
+static void *feed_main(void *arg)
+{
+	struct feeder *fd = arg;
+	char buf[65536];
+	size_t used = 0;
+	long row = 0;
+	used = (size_t)snprintf(buf, sizeof buf, FEED_HEADER);
+	while (fd->sent < fd->total) {
+		while (used < sizeof buf - 200) {
+			used += (size_t)snprintf(buf + used, sizeof buf - used, FEED_ROW, row % 2000);
+			row++;
+		}
+		if (used > fd->total - fd->sent)
+			used = fd->total - fd->sent;
+		for (size_t off = 0; off < used;) {
+			ssize_t k = write(fd->fd, buf + off, used - off);
+			if (k <= 0) {
+				fd->failed = 1;
+				return NULL;
+			}
+			off += (size_t)k;
+		}
+		fd->sent += used;
+		used = 0;
+	}
+	return NULL;
+}
+
+/*
+ * A 24 MB upload is streamed: the server's resident memory while it
+ * receives and ingests the body grows by far less than the body (it holds
+ * a staging buffer and a pipe's worth, not the list), and the job has every
+ * row.  (The second server: its --max-upload is the default 64 MiB.)
+ */
+static void do_test_upload_streamed(void **state)
+{
+	char tok[128], head[512], resp[8192];
+	struct feeder fd = { .total = feed_size(24 * 1000 * 1000) };
+	pthread_t th;
+	long rss0, peak = 0, hwm0;
+	json_t *j;
+	char *body;
+
+	token(db_rl_url, "stream", tok, sizeof tok);
+	rss0 = proc_status_kb(server_rl_pid, "VmRSS");
+	hwm0 = proc_status_kb(server_rl_pid, "VmHWM");
+	assert_true(rss0 > 0);
+	fd.fd = connect_port(PORT_RL);
+	snprintf(head, sizeof head,
+		 "POST /v1/jobs?name=streamed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+		 "Content-Type: text/csv\r\nContent-Length: %zu\r\n\r\n",
+		 tok, fd.total);
+	assert_true(write(fd.fd, head, strlen(head)) == (ssize_t)strlen(head));
+	pthread_create(&th, NULL, feed_main, &fd);
+	/* sample the server's memory while the body goes in */
+	while (!fd.failed && fd.sent < fd.total) {
+		long rss = proc_status_kb(server_rl_pid, "VmRSS");
+		if (rss > peak)
+			peak = rss;
+		usleep(20000);
+	}
+	pthread_join(th, NULL);
+	assert_false(fd.failed);
+	read_until_close(fd.fd, resp, sizeof resp, 60000);
+	close(fd.fd);
+	{
+		long rss = proc_status_kb(server_rl_pid, "VmRSS");
+		if (rss > peak)
+			peak = rss;
+	}
+	if (strncmp(resp, "HTTP/1.1 201", 12) != 0)
+		fail_msg("the streamed upload was answered: %.300s", resp);
+	body = strstr(resp, "\r\n\r\n");
+	assert_non_null(body);
+	j = parse(body + 4);
+	assert_string_equal(json_string_value(json_object_get(j, "name")), "streamed");
+	assert_int_equal(json_integer_value(json_object_get(j, "bytes")), (json_int_t)fd.total);
+	assert_int_equal(json_integer_value(json_object_get(j, "addresses")), 2000);
+	json_decref(j);
+	/* 24 MB went through; the server grew by a fraction of it */
+	print_message("upload_streamed: %zu bytes; server RSS %ld kB before, peak %ld kB while receiving (+%ld kB); "
+		      "VmHWM %ld -> %ld kB\n",
+		      fd.total, rss0, peak, peak - rss0, hwm0, proc_status_kb(server_rl_pid, "VmHWM"));
+	if ((peak - rss0) * 1024 > (long)fd.total / 3)
+		fail_msg("the server's RSS grew by %ld kB while receiving a %zu-byte body: it is not streaming",
+			 peak - rss0, fd.total);
+	(void)body;
+}
+
+/* A body far over the limit is refused with our JSON 413 as soon as its
+ * headers are in, before any of it is read; the server goes on serving. */
+static void do_test_far_over_limit(void **state)
+{
+	char head[512], resp[8192], *body;
+	int fd = connect_port(PORT);
+	json_t *j, *e;
+	snprintf(head, sizeof head,
+		 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\n"
+		 "Content-Length: 5000000000\r\n\r\n",
+		 tok_acme);
+	assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+	/* no byte of the body is sent: the answer must come anyway */
+	read_until_close(fd, resp, sizeof resp, 10000);
+	close(fd);
+	if (strncmp(resp, "HTTP/1.1 413", 12) != 0)
+		fail_msg("a 5 GB Content-Length was answered: %.300s", resp);
+	assert_non_null(strcasestr(resp, "\r\nContent-Type: application/json"));
+	body = strstr(resp, "\r\n\r\n");
+	assert_non_null(body);
+	j = parse(body + 4);
+	e = json_object_get(j, "error");
+	assert_string_equal(json_string_value(json_object_get(e, "code")), "too_large");
+	assert_true(json_is_string(json_object_get(e, "message")));
+	json_decref(j);
+	assert_int_equal(get("/healthz", NULL, &body), 200);
+	free(body);
+}
+
+/*
+ * A client that sends its headers and then trickles the body for ever is
+ * cut off at the request deadline (the second server's --request-timeout),
+ * though it is never idle long enough for the idle timeout; other clients
+ * are served meanwhile.
+ */
+static void do_test_request_deadline(void **state)
+{
+	char tok[128], head[512], buf[4096], *body;
+	int fd, served = 0, deadline = atoi(DEADLINE_S);
+	uint64_t t0, cut = 0;
+
+	token(db_rl_url, "trickle", tok, sizeof tok);
+	fd = connect_port(PORT_RL);
+	snprintf(head, sizeof head,
+		 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\n"
+		 "Content-Length: 10000000\r\n\r\nemail\n",
+		 tok);
+	assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+	t0 = now_ms();
+	while (now_ms() - t0 < (uint64_t)(deadline + 10) * 1000) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		char url[128];
+		if (write(fd, "t@nullmx.api.test\n", 18) != 18) {
+			cut = now_ms() - t0;
+			break;
+		}
+		if (poll(&p, 1, 250) > 0 && read(fd, buf, sizeof buf) <= 0) {
+			cut = now_ms() - t0;
+			break;
+		}
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", PORT_RL);
+		if (http("GET", url, NULL, NULL, &body) == 200)
+			served++;
+		free(body);
+	}
+	close(fd);
+	if (!cut)
+		fail_msg("a trickling upload was not cut off within %d s", deadline + 10);
+	print_message("request_deadline: cut off after %llu ms (deadline %d s), %d other requests served meanwhile\n",
+		      (unsigned long long)cut, deadline, served);
+	assert_true(cut >= (uint64_t)(deadline - 1) * 1000);
+	assert_true(served >= deadline);
+	{
+		char url[128];
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_RL);
+		assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+		free(body);
+	}
+}
+
+/* --listen takes an IPv6 address ([::1]:0: any free port, said in the
+ * ready file); the server answers there and stops with exit 0 on SIGTERM.
+ * Skipped where the machine has no IPv6 loopback. */
+static void do_test_listen_ipv6(void **state)
+{
+	char listen[128], url[200], *body;
+	int st, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	pid_t pid;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		if (fd >= 0)
+			close(fd);
+		skip();
+	}
+	close(fd);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", "[::1]:0", "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-v6", "--no-sink", NULL };
+		pid = start_server(argv, RUN "/ready-v6", RUN "/server-v6.log", NULL, 0);
+	}
+	env_value(RUN "/ready-v6", "listen", listen, sizeof listen);
+	assert_int_equal(strncmp(listen, "[::1]:", 6), 0);
+	snprintf(url, sizeof url, "http://%s/healthz", listen);
+	{
+		const char *extra[] = { "-g", NULL };
+		assert_int_equal(http("GET", url, NULL, extra, &body), 200);
+	}
+	free(body);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the IPv6 server ended with status 0x%x; see " RUN "/server-v6.log", st);
+}
+
 /* After all that, the server is still up, and stops cleanly on SIGTERM
  * (the sanitizers would have made it exit otherwise). */
 static void do_test_server_survived(void **state)
@@ -1119,6 +1388,10 @@ int main(void)
 		cmocka_unit_test(do_test_health_metrics),
 		cmocka_unit_test(do_test_check),
 		cmocka_unit_test(do_test_cli),
+		cmocka_unit_test(do_test_upload_streamed),
+		cmocka_unit_test(do_test_far_over_limit),
+		cmocka_unit_test(do_test_request_deadline),
+		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
 	signal(SIGPIPE, SIG_IGN);
