@@ -111,7 +111,8 @@ static void serve_usage(FILE *f)
 		"  --webhook-backoff MS    first retry delay, doubled each time (default %d)\n"
 		"  --webhook-timeout S     per attempt (default %d)\n"
 		"  --webhook-allow-private allow callbacks to loopback/private addresses\n"
-		"  --no-sink               do not store results in this process\n"
+		"  --no-sink               do not store results (nor route between regions) in this process\n"
+		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
 		"  --data-dir DIR          lists (default " EMV_DATA_DIR ")\n"
 		"  -v, --verbose           log more (repeat for more)\n",
 		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
@@ -160,6 +161,7 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-connections", required_argument, NULL, 16 },
 		{ "max-connections-per-ip", required_argument, NULL, 17 },
 		{ "connection-memory", required_argument, NULL, 18 },
+		{ "routes", required_argument, NULL, 19 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -168,6 +170,7 @@ static int cmd_serve(int argc, char **argv)
 	char err[1024];
 	long long v;
 	int o, listen_given = 0;
+	static emv_routes *routes; /* lives as long as the server */
 
 	emv_api_params_default(&p);
 	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -195,6 +198,14 @@ static int cmd_serve(int argc, char **argv)
 		case 16: if (num_arg("--max-connections", optarg, 1, 100000, &v)) return 2; p.max_connections = (int)v; break;
 		case 17: if (num_arg("--max-connections-per-ip", optarg, 0, 100000, &v)) return 2; p.max_connections_per_ip = (int)v; break;
 		case 18: if (num_arg("--connection-memory", optarg, 16384, 16 * 1024 * 1024, &v)) return 2; p.connection_memory = v; break;
+		case 19:
+			emv_routes_free(routes);
+			if (!(routes = emv_routes_load(optarg, err, sizeof err))) {
+				fprintf(stderr, "emailverify-coordinator: --routes %s\n", err);
+				return 2;
+			}
+			p.routes = routes;
+			break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;

@@ -31,6 +31,9 @@
 #include <event2/thread.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_api_internal.h"
+#include "emv_ipstate.h"
+#include "emv_router.h"
+#include "emv_routes.h"
 #include "emv_db.h"
 #include "emv_export.h"
 #include "emv_kafka.h"
@@ -749,24 +752,11 @@ static void work_metrics(struct task *t, PGconn *c)
 	if ((lag = group_lag(a, "emailverify-sink", EMV_TOPIC_RESULTS)) >= 0)
 		fprintf(f, "# HELP emailverify_sink_consumer_lag Results messages not yet stored by the sink.\n"
 			   "# TYPE emailverify_sink_consumer_lag gauge\nemailverify_sink_consumer_lag %" PRId64 "\n", lag);
-	r = PQexec(c, "SELECT ip, provider, region, state FROM ip_state ORDER BY ip, provider");
-	fprintf(f, "# HELP emailverify_ip_state Source IP state per provider (1 for the current state).\n"
-		   "# TYPE emailverify_ip_state gauge\n");
-	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
-		char ip[64], prov[128], reg[64];
-		emv_sanitize(ip, sizeof ip, PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)));
-		emv_sanitize(prov, sizeof prov, PQgetvalue(r, i, 1), strlen(PQgetvalue(r, i, 1)));
-		emv_sanitize(reg, sizeof reg, PQgetvalue(r, i, 2), strlen(PQgetvalue(r, i, 2)));
-		for (char *p = prov; *p; p++)
-			if (*p == '"' || *p == '\\')
-				*p = '_';
-		for (char *p = reg; *p; p++)
-			if (*p == '"' || *p == '\\')
-				*p = '_';
-		fprintf(f, "emailverify_ip_state{ip=\"%s\",provider=\"%s\",region=\"%s\",state=\"%s\"} 1\n", ip, prov,
-			reg, PQgetvalue(r, i, 3));
+	{
+		char err[256];
+		if (emv_ipstate_prometheus(c, f, err, sizeof err) != EMV_OK)
+			emv_log(EMV_LOG_WARN, "api", "metrics: %s", err);
 	}
-	PQclear(r);
 	fprintf(f, "# HELP emailverify_http_responses_total HTTP answers by status class.\n"
 		   "# TYPE emailverify_http_responses_total counter\n");
 	for (int k = 1; k <= 5; k++)
@@ -856,6 +846,47 @@ static void submit(struct api *a, struct api_req *r, const unsigned char *hash, 
 	api_task_submit(t);
 }
 
+/* GET /v1/ips: the source addresses' reputation (docs/regions.md), for
+ * any valid token: it is the operator's view of the fleet, no tenant's
+ * data. */
+static void work_ips(struct task *t, PGconn *c)
+{
+	char err[512];
+	if (!api_authenticate(t, c))
+		return;
+	t->json = emv_ipstate_json(c, t->arg[0][0] ? t->arg[0] : NULL, t->arg[1][0] ? t->arg[1] : NULL, err,
+				   sizeof err);
+	if (!t->json) {
+		emv_log(EMV_LOG_WARN, "api", "%s", err);
+		api_task_error(t, 503, "unavailable", "the database did not answer");
+		return;
+	}
+	t->status = 200;
+}
+
+static void handle_ips(struct api *a, struct api_req *r, const unsigned char *hash)
+{
+	const char *region = api_req_query(r, "region"), *state = api_req_query(r, "state");
+	struct task *t;
+
+	if (region && (strlen(region) >= sizeof t->arg[0] || !emv_routes_region_valid(region))) {
+		api_reply_error(r, 400, "bad_query", "region must be 1..31 of a-z 0-9 _ -");
+		return;
+	}
+	if (state && strcmp(state, "healthy") && strcmp(state, "throttled") && strcmp(state, "quarantined") &&
+	    strcmp(state, "held")) {
+		api_reply_error(r, 400, "bad_query", "state must be healthy, throttled, quarantined or held");
+		return;
+	}
+	t = api_task_new(a, r);
+	memcpy(t->token_hash, hash, 32);
+	emv_strlcpy(t->arg[0], region ? region : "", sizeof t->arg[0]);
+	emv_strlcpy(t->arg[1], state ? state : "", sizeof t->arg[1]);
+	t->work = work_ips;
+	t->done = task_done_reply;
+	api_task_submit(t);
+}
+
 static void handle_list(struct api *a, struct api_req *r, const unsigned char *hash)
 {
 	const char *limit = api_req_query(r, "limit"), *after = api_req_query(r, "after");
@@ -904,7 +935,7 @@ static void route(struct api *a, struct api_req *r, const char *path)
 	unsigned char hash[32];
 	char id[80];
 	size_t idlen = 0;
-	int results = 0, check = 0;
+	int results = 0, check = 0, ips = 0;
 
 	if (strcmp(path, "/healthz") == 0) {
 		if (m != API_GET && m != API_HEAD)
@@ -933,6 +964,10 @@ static void route(struct api *a, struct api_req *r, const char *path)
 		if (m != API_POST)
 			goto bad_method;
 		check = 1;
+	} else if (strcmp(path, "/v1/ips") == 0) {
+		if (m != API_GET)
+			goto bad_method;
+		ips = 1;
 	} else if (strncmp(path, "/v1/jobs/", 9) == 0) {
 		const char *p = path + 9;
 		idlen = strcspn(p, "/");
@@ -969,7 +1004,9 @@ static void route(struct api *a, struct api_req *r, const char *path)
 			return;
 		}
 	}
-	if (check) {
+	if (ips) {
+		handle_ips(a, r, hash);
+	} else if (check) {
 		api_check_start(a, r, hash);
 	} else if (idlen == 0) {
 		if (m == API_POST)
@@ -1266,6 +1303,7 @@ static void *split_main(void *arg)
 	 * (resume_splits): addresses with a verdict are not asked twice */
 	sp.skip_final = a->p.embedded_kafka;
 	sp.batch_max = a->p.batch_max;
+	sp.routes = a->p.routes;
 	for (;;) {
 		struct split_item *it;
 		emv_split_stats st;
@@ -1341,6 +1379,32 @@ static void *sink_main(void *arg)
 			PQfinish(c);
 		} else {
 			emv_log(EMV_LOG_WARN, "sink", "%s", err);
+		}
+		for (int i = 0; i < 20 && !a->sink_stop; i++)
+			usleep(100000);
+	}
+	return NULL;
+}
+
+/* The region router (docs/regions.md): the workers' ip-state into
+ * PostgreSQL, batches a region gave back to another region. */
+static void *router_main(void *arg)
+{
+	struct api *a = arg;
+	emv_router_params rp;
+	emv_router_stats st;
+	char err[1024];
+
+	emv_router_params_default(&rp);
+	rp.brokers = a->brokers;
+	while (!a->sink_stop) {
+		PGconn *c = api_db_connect(a, err, sizeof err);
+		if (c) {
+			if (emv_router_run(c, &rp, &a->sink_stop, &st, err, sizeof err) != EMV_OK)
+				emv_log(EMV_LOG_WARN, "router", "%s", err);
+			PQfinish(c);
+		} else {
+			emv_log(EMV_LOG_WARN, "router", "%s", err);
 		}
 		for (int i = 0; i < 20 && !a->sink_stop; i++)
 			usleep(100000);
@@ -1491,6 +1555,7 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 	c = NULL;
 	if (!p->no_sink) {
 		pthread_create(&a->sink_th, NULL, sink_main, a);
+		pthread_create(&a->router_th, NULL, router_main, a);
 		a->sink_running = 1;
 	}
 	{
@@ -1523,8 +1588,10 @@ stop:
 	 * transactions roll back when the connections drop. */
 	emv_webhooks_stop(a->webhooks);
 	a->sink_stop = 1;
-	if (a->sink_running)
+	if (a->sink_running) {
 		pthread_join(a->sink_th, NULL);
+		pthread_join(a->router_th, NULL);
+	}
 	if (a->pool) {
 		pthread_mutex_lock(&a->mu);
 		a->stopping = 1;

@@ -58,7 +58,8 @@ typedef struct {
 	int webhook_backoff_ms;     /* first retry delay, doubled each time (2000) */
 	int webhook_timeout_s;      /* per attempt (10) */
 	int webhook_allow_private;  /* allow callbacks to loopback/private addresses (tests) */
-	int no_sink;                /* do not run the results sink in this process */
+	int no_sink;                /* do not run the results sink (nor the region router) in this process */
+	const struct emv_routes *routes; /* domain -> region topic for the split (emv_routes.h); NULL: shared */
 } emv_api_params;
 
 void emv_api_params_default(emv_api_params *p);

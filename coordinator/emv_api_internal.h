@@ -125,6 +125,7 @@ struct api {
 	pthread_t sink_th;
 	volatile int sink_stop;
 	int sink_running;
+	pthread_t router_th;                     /* ip-state in, rerouted batches out (emv_router.h) */
 
 	void *webhooks;                          /* emv_webhooks */
 

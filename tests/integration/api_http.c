@@ -971,6 +971,70 @@ static void do_test_health_metrics(void **state)
 	free(body);
 }
 
+/* GET /v1/ips and the ip metrics: what the router stored from the workers'
+ * ip-state (rows put in directly here; the regions test makes them the
+ * real way). */
+static void do_test_ips(void **state)
+{
+	char *body;
+	json_t *j, *ips, *a;
+	PGconn *c = PQconnectdb(db_url);
+	PGresult *r = PQexec(c, "INSERT INTO ip_state (ip, provider, region, state, worker, rcpts, blocks, sessions,"
+				"  strikes, rate_permille, until, since, last_reply) VALUES"
+				" ('192.0.2.7', '', 'eu-west', 'healthy', 'w1', 50, 1, 5, 0, 1000, NULL, now(), ''),"
+				" ('192.0.2.7', 'outlook', 'eu-west', 'quarantined', 'w1', 50, 1, 5, 2, 0,"
+				"  now() + interval '30 min', now(), '550 5.7.606 Access denied, banned sending IP'),"
+				" ('2001:db8::9', '', 'us-east', 'held', 'w2', 0, 0, 0, 0, 0, NULL, now(),"
+				"  'PTR 2001:db8::9 -> nothing')");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+
+	assert_int_equal(get("/v1/ips", NULL, &body), 401);
+	free(body);
+	assert_int_equal(get("/v1/ips", tok_acme, &body), 200);
+	j = parse(body);
+	ips = json_object_get(j, "ips");
+	assert_int_equal(json_array_size(ips), 2);
+	a = json_array_get(ips, 0); /* eu-west before us-east */
+	assert_string_equal(json_string_value(json_object_get(a, "ip")), "192.0.2.7");
+	assert_int_equal(json_integer_value(json_object_get(a, "sessions")), 5);
+	assert_true(json_is_false(json_object_get(a, "stale")));
+	a = json_array_get(json_object_get(a, "providers"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "provider")), "outlook");
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "quarantined");
+	assert_int_equal(json_integer_value(json_object_get(a, "strikes")), 2);
+	assert_non_null(json_string_value(json_object_get(a, "until")));
+	assert_non_null(strstr(json_string_value(json_object_get(a, "last_reply")), "5.7.606"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ips, 1), "state")), "held");
+	json_decref(j);
+	free(body);
+	assert_int_equal(get("/v1/ips?state=held", tok_acme, &body), 200);
+	j = parse(body);
+	assert_int_equal(json_array_size(json_object_get(j, "ips")), 1);
+	json_decref(j);
+	free(body);
+	assert_int_equal(get("/v1/ips?region=eu-west&state=quarantined", tok_acme, &body), 200);
+	j = parse(body);
+	assert_int_equal(json_array_size(json_object_get(j, "ips")), 1);
+	json_decref(j);
+	free(body);
+	assert_int_equal(get("/v1/ips?region=EU%20west", tok_acme, &body), 400);
+	assert_non_null(strstr(body, "\"bad_query\""));
+	free(body);
+	assert_int_equal(get("/v1/ips?state=burned", tok_acme, &body), 400);
+	free(body);
+	assert_int_equal(get("/metrics", NULL, &body), 200);
+	assert_non_null(strstr(body, "\nemailverify_ip_state{ip=\"192.0.2.7\",provider=\"outlook\",region=\"eu-west\","
+				     "state=\"quarantined\"} 1\n"));
+	assert_non_null(strstr(body, "\nemailverify_ip_state{ip=\"2001:db8::9\",provider=\"\",region=\"us-east\","
+				     "state=\"held\"} 1\n"));
+	assert_non_null(strstr(body, "\nemailverify_ip_blocks_total{ip=\"192.0.2.7\",provider=\"outlook\","
+				     "region=\"eu-west\"} 1\n"));
+	free(body);
+}
+
 /* POST /v1/check: a final verdict within the wait (200, the fields of an
  * export row), 202 with a job id when the wait runs out first, 400 for a
  * body that is not {"email": ...}. */
@@ -1386,6 +1450,7 @@ int main(void)
 		cmocka_unit_test(do_test_delete),
 		cmocka_unit_test(do_test_rate_limit),
 		cmocka_unit_test(do_test_health_metrics),
+		cmocka_unit_test(do_test_ips),
 		cmocka_unit_test(do_test_check),
 		cmocka_unit_test(do_test_cli),
 		cmocka_unit_test(do_test_upload_streamed),
