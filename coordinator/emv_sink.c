@@ -308,7 +308,14 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 			if (!m)
 				break;
 			if (m->err) {
-				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+					/* the broker no longer has what we were to read
+					 * next: retention deleted results never stored */
+					emv_log(EMV_LOG_ERROR, "sink",
+						"results lost before they were stored (%s): the topic's retention "
+						"deleted them; the affected jobs need their addresses split again",
+						rd_kafka_message_errstr(m));
+				else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 					emv_log(EMV_LOG_WARN, "sink", "consumer: %s", rd_kafka_message_errstr(m));
 				rd_kafka_message_destroy(m);
 				continue;
@@ -360,6 +367,8 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 				held[i]->offset + 1;
 			rd_kafka_offsets_store(rk, o);
 			rd_kafka_topic_partition_list_destroy(o);
+			if (p->stored_bytes)
+				__atomic_add_fetch(p->stored_bytes, held[i]->len, __ATOMIC_RELAXED);
 			rd_kafka_message_destroy(held[i]);
 		}
 		rd_kafka_commit(rk, NULL, 0);

@@ -26,6 +26,7 @@ typedef struct {
 	int group_max;            /* messages per transaction (500) */
 	int idle_exit_ms;         /* stop after this long without messages (0: never) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
+	uint64_t *stored_bytes;   /* embedded: add the bytes of every message stored (emv_results_gate) */
 } emv_sink_params;
 
 void emv_sink_params_default(emv_sink_params *p);

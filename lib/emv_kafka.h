@@ -7,6 +7,7 @@
 #define EMV_KAFKA_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
 /* Create `topic` unless it exists (any handle: producer or consumer).  An
@@ -30,6 +31,34 @@ int emv_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *list, char *e
  * *list (NULL-terminated, malloc'd; *n counts entries); err names the line.
  */
 int emv_kafka_conf_read(const char *path, char ***list, size_t *n, char *err, size_t errlen);
+
+/*
+ * Back-pressure between the workers and the sink of one process (the
+ * embedded mode): librdkafka's mock cluster keeps at most 5 MiB per
+ * partition and drops the oldest messages past that, read or not, so
+ * results the sink has not stored yet must never pile up that far.  The
+ * workers add what they produce, the sink what it stored; a worker takes
+ * no new batch while produced - stored exceeds limit.  Atomics only.
+ */
+typedef struct {
+	uint64_t produced, stored; /* bytes of VerifyResults messages */
+	uint64_t limit;
+} emv_results_gate;
+
+static inline void emv_results_gate_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+static inline int emv_results_gate_open(const emv_results_gate *g)
+{
+	uint64_t p, s;
+	if (!g)
+		return 1;
+	p = __atomic_load_n(&g->produced, __ATOMIC_RELAXED);
+	s = __atomic_load_n(&g->stored, __ATOMIC_RELAXED);
+	return p < s || p - s <= g->limit;
+}
 
 /* The topics of design §4 and their partition counts. */
 #define EMV_TOPIC_BATCHES  "emailverify.batches"

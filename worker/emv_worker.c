@@ -374,8 +374,16 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 	if (emv_wire_results_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
 		emv_log(EMV_LOG_ERROR, "worker", "batch %s: cannot encode results: %s", b->b->batch_id, err);
 		b->failed = 1;
-	} else if (produce(w, b, w->o.results_topic, b->b->job_id, buf, len) == 0) {
-		w->st.results += r.n_results;
+	} else {
+		/* keyed like the batch (its domain shard): one job's results
+		 * spread over the partitions (and the sink's consumers) instead
+		 * of piling onto one, while an address's temporary result and
+		 * its retry's final one stay in order on the same partition */
+		if (produce(w, b, w->o.results_topic, b->key, buf, len) == 0) {
+			w->st.results += r.n_results;
+			if (w->o.gate)
+				emv_results_gate_add(&w->o.gate->produced, len);
+		}
 	}
 	for (size_t i = 0; i < b->b->n_addresses; i++) {
 		free(b->res[i].reply);
@@ -583,7 +591,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	commit_ready(w, 0);
 	if (!w->stopping)
 		start_due(w);
-	while (!w->stopping && w->inflight < w->o.max_inflight) {
+	while (!w->stopping && w->inflight < w->o.max_inflight && emv_results_gate_open(w->o.gate)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
 		if (!m)
 			break;

@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include "cli_engine.h"
+#include "emv_kafka.h"
 
 typedef struct {
 	const char *brokers;            /* bootstrap.servers (required) */
@@ -49,6 +50,7 @@ typedef struct {
 	const char *reroute_topic;      /* addresses no pool address may ask go here (emailverify.reroute) */
 	const char *ipstate_topic;      /* the pool's reputation, compacted (emailverify.ip-state); NULL: none */
 	int ipstate_interval_ms;        /* publish it at least this often (30000), and on every change */
+	emv_results_gate *gate;         /* embedded: wait for the sink before taking more batches (NULL) */
 } emv_worker_opts;
 
 typedef struct {
