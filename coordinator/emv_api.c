@@ -1198,6 +1198,8 @@ static void on_mhd_event(evutil_socket_t fd, short what, void *arg)
 	mhd_run(arg);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];

@@ -114,6 +114,14 @@ static void label(char *out, size_t outlen, const char *v)
 			*p = '_';
 }
 
+/* The ip, provider and region labels of row i. */
+static void row_labels(PGresult *r, int i, char ip[64], char prov[128], char reg[64])
+{
+	label(ip, 64, PQgetvalue(r, i, C_IP));
+	label(prov, 128, PQgetvalue(r, i, C_PROV));
+	label(reg, 64, PQgetvalue(r, i, C_REGION));
+}
+
 int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(c, SELECT_ROWS " WHERE updated_at >= now() - interval '" EMV_STR(
@@ -141,9 +149,7 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		   "whole (1 for the current state).\n# TYPE emailverify_ip_state gauge\n");
 	for (int i = 0; i < PQntuples(r); i++) {
 		char ip[64], prov[128], reg[64], st[32];
-		label(ip, sizeof ip, PQgetvalue(r, i, C_IP));
-		label(prov, sizeof prov, PQgetvalue(r, i, C_PROV));
-		label(reg, sizeof reg, PQgetvalue(r, i, C_REGION));
+		row_labels(r, i, ip, prov, reg);
 		label(st, sizeof st, PQgetvalue(r, i, C_STATE));
 		fprintf(f, "emailverify_ip_state{ip=\"%s\",provider=\"%s\",region=\"%s\",state=\"%s\"} 1\n", ip, prov, reg,
 			st);
@@ -154,9 +160,7 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		char ip[64], prov[128], reg[64];
 		if (!PQgetvalue(r, i, C_PROV)[0])
 			continue;
-		label(ip, sizeof ip, PQgetvalue(r, i, C_IP));
-		label(prov, sizeof prov, PQgetvalue(r, i, C_PROV));
-		label(reg, sizeof reg, PQgetvalue(r, i, C_REGION));
+		row_labels(r, i, ip, prov, reg);
 		fprintf(f, "emailverify_ip_rate_ratio{ip=\"%s\",provider=\"%s\",region=\"%s\"} %.3f\n", ip, prov, reg,
 			strtol(PQgetvalue(r, i, C_RATE), NULL, 10) / 1000.0);
 	}
@@ -166,9 +170,7 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 			char ip[64], prov[128], reg[64];
 			if (!PQgetvalue(r, i, C_PROV)[0])
 				continue;
-			label(ip, sizeof ip, PQgetvalue(r, i, C_IP));
-			label(prov, sizeof prov, PQgetvalue(r, i, C_PROV));
-			label(reg, sizeof reg, PQgetvalue(r, i, C_REGION));
+			row_labels(r, i, ip, prov, reg);
 			fprintf(f, "%s{ip=\"%s\",provider=\"%s\",region=\"%s\"} %s\n", series[s].name, ip, prov, reg,
 				PQgetvalue(r, i, series[s].col));
 		}

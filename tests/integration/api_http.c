@@ -178,18 +178,6 @@ static json_t *wait_state(const char *id, const char *state, int timeout_s)
 }
 
 
-static pid_t spawn_logged(const char *const *argv, const char *log)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
 
 static void stop_child(pid_t *pid)
 {

@@ -75,19 +75,6 @@ static int log_count(long from, const char *a, const char *b)
 	return n;
 }
 
-/* Start argv with its output in log. */
-static pid_t spawn_log(const char *const *argv, const char *log)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
 
 static int wait_exit(pid_t pid)
 {
@@ -206,15 +193,15 @@ static void do_test_blocked_region_hands_over(void **state)
 		const char *w2[] = WORKER("east1", RUN "/east.conf", "0");
 		const char *k[] = SINK;
 		char sql[256];
-		router = spawn_log(r, RUN "/router.log");
-		sink = spawn_log(k, RUN "/sink.log");
-		west = spawn_log(w1, RUN "/west.log");
+		router = spawn_logged(r, RUN "/router.log");
+		sink = spawn_logged(k, RUN "/sink.log");
+		west = spawn_logged(w1, RUN "/west.log");
 		/* east joins once west is in the group and known to the router:
 		 * fewer rebalances in the middle of east's batch */
 		wait_for(1, 60, "SELECT count(*) FROM ip_state WHERE ip = '127.0.0.4' AND provider = ''"
 				" AND updated_at > now() - interval '1 min'");
 		sleep(2);
-		east = spawn_log(w2, RUN "/east.log");
+		east = spawn_logged(w2, RUN "/east.log");
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", job);
 		wait_for(1, 120, sql);
 		stop(east);
@@ -313,8 +300,8 @@ static void do_test_all_regions_blocked_waits(void **state)
 		const char *r[] = ROUTER("0");
 		const char *k[] = SINK;
 		char sql[256], *out;
-		pid_t router = spawn_log(r, RUN "/router2.log"), sink = spawn_log(k, RUN "/sink2.log");
-		east = spawn_log(w, RUN "/east2.log");
+		pid_t router = spawn_logged(r, RUN "/router2.log"), sink = spawn_logged(k, RUN "/sink2.log");
+		east = spawn_logged(w, RUN "/east2.log");
 		/* the temporary verdict arrives; the batch waits (not due for 10 min) */
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND reason = 'blocked'", job);
 		wait_for(1, 120, sql);
