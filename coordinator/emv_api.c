@@ -762,6 +762,13 @@ static void work_metrics(struct task *t, PGconn *c)
 	for (int k = 1; k <= 5; k++)
 		fprintf(f, "emailverify_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", k,
 			__atomic_load_n(&a->http_by_class[k], __ATOMIC_RELAXED));
+	fprintf(f, "# HELP emailverify_smtp_replies_total Results stored by this coordinator, by the class of the SMTP "
+		   "reply that decided them (none: decided without one).\n# TYPE emailverify_smtp_replies_total counter\n");
+	for (int k = 0; k <= 5; k++)
+		if (k == 0 || k >= 2)
+			fprintf(f, "emailverify_smtp_replies_total{class=\"%s\"} %" PRIu64 "\n",
+				k == 0 ? "none" : k == 2 ? "2xx" : k == 3 ? "3xx" : k == 4 ? "4xx" : "5xx",
+				__atomic_load_n(&a->reply_classes[k], __ATOMIC_RELAXED));
 	fprintf(f, "# TYPE emailverify_uploads_total counter\nemailverify_uploads_total %" PRIu64 "\n",
 		__atomic_load_n(&a->uploads_total, __ATOMIC_RELAXED));
 	fprintf(f, "# TYPE emailverify_upload_rows_total counter\nemailverify_upload_rows_total %" PRIu64 "\n",
@@ -1373,6 +1380,7 @@ static void *sink_main(void *arg)
 
 	emv_sink_params_default(&kp);
 	kp.brokers = a->brokers;
+	kp.reply_classes = a->reply_classes;
 	while (!a->sink_stop) {
 		PGconn *c = api_db_connect(a, err, sizeof err);
 		if (c) {

@@ -136,6 +136,7 @@ struct api {
 	uint64_t http_by_class[6];
 	uint64_t uploads_total, upload_rows, upload_bytes, exports_total, export_rows;
 	uint64_t split_batches, split_addresses;
+	uint64_t reply_classes[6];               /* the sink's results by deciding reply class */
 };
 
 /* ---- emv_api.c: requests ---- */

@@ -352,6 +352,11 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 			if (PQstatus(c) != CONNECTION_OK)
 				PQreset(c);
 		}
+		for (size_t i = 0; i < nmsgs && p->reply_classes && !*stop; i++)
+			for (size_t k = 0; k < msgs[i]->n_results; k++) {
+				unsigned cls = msgs[i]->results[k].smtp_code / 100;
+				__atomic_add_fetch(&p->reply_classes[cls >= 2 && cls <= 5 ? cls : 0], 1, __ATOMIC_RELAXED);
+			}
 		for (size_t i = 0; i < nmsgs; i++)
 			emv_wire_results_free(msgs[i]);
 		if (*stop) {

@@ -27,6 +27,8 @@ typedef struct {
 	int idle_exit_ms;         /* stop after this long without messages (0: never) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 	uint64_t *stored_bytes;   /* embedded: add the bytes of every message stored (emv_results_gate) */
+	uint64_t *reply_classes;  /* [6]: results stored by the class of their deciding SMTP reply
+	                             (0: none, 2..5: 2xx..5xx); atomics, for metrics (NULL: none) */
 } emv_sink_params;
 
 void emv_sink_params_default(emv_sink_params *p);

@@ -954,6 +954,12 @@ static void do_test_health_metrics(void **state)
 	assert_non_null(strstr(body, "\nemailverify_addresses{status=\"undeliverable\"} "));
 	assert_non_null(strstr(body, "\nemailverify_batches_in_flight "));
 	assert_non_null(strstr(body, "\nemailverify_sink_consumer_lag "));
+	{ /* the round trip's verdicts came from DNS alone (null MX, NXDOMAIN): no SMTP reply decided them */
+		const char *p = strstr(body, "\nemailverify_smtp_replies_total{class=\"none\"} ");
+		assert_non_null(p);
+		assert_true(atol(p + strlen("\nemailverify_smtp_replies_total{class=\"none\"} ")) > 0);
+		assert_non_null(strstr(body, "\nemailverify_smtp_replies_total{class=\"5xx\"} 0\n"));
+	}
 	assert_non_null(strstr(body, "\nemailverify_http_responses_total{class=\"4xx\"} "));
 	assert_null(strstr(body, "{\"error\""));
 	free(body);
