@@ -159,7 +159,8 @@ emv_routes *emv_routes_parse(const char *buf, size_t len, const char *name, char
 		emv_strlcpy(r->rules[r->n].region, w[2], sizeof r->rules[r->n].region);
 		r->n++;
 	}
-	qsort(r->rules, r->n, sizeof *r->rules, cmp_rule);
+	if (r->n)
+		qsort(r->rules, r->n, sizeof *r->rules, cmp_rule);
 	for (size_t i = 1; i < r->n; i++)
 		if (strcmp(r->rules[i].suffix, r->rules[i - 1].suffix) == 0 &&
 		    strcmp(r->rules[i].region, r->rules[i - 1].region) != 0) {

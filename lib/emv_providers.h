@@ -58,6 +58,8 @@ typedef struct {
 	int sessions_per_mx;    /* concurrent sessions to one MX host, all source IPs */
 	int sessions_per_ip;    /* concurrent sessions from one source IP, per budget_scope */
 	int rcpt_per_minute, rcpt_per_hour, rcpt_per_day; /* RCPTs per source IP, per budget_scope */
+	int pool_rcpt_per_minute, pool_rcpt_per_hour, pool_rcpt_per_day; /* all source IPs of a worker
+	                                                together, per budget_scope; 0 = no such limit */
 	int catch_all_probe;    /* 1: a random-recipient probe tells us something here */
 	int accepts_all;        /* 1: the server says 250 to every RCPT: "accepted" means unknown */
 	int connect_timeout_ms, reply_timeout_ms; /* TCP connect; each reply (banner .. QUIT) */

@@ -135,6 +135,26 @@ void emv_budget_charge(emv_budget *b, const char *key, int n)
 	pthread_mutex_unlock(&b->mu);
 }
 
+void emv_budget_refund(emv_budget *b, const char *key, int n, uint64_t now_ms)
+{
+	struct entry *e;
+	if (n <= 0)
+		return;
+	pthread_mutex_lock(&b->mu);
+	if ((e = lookup(b, key, 0)))
+		for (int k = 0; k < 3; k++) {
+			struct window *w = &e->w[k];
+			uint32_t *c;
+			advance(w, k, now_ms);
+			c = &w->count[w->slot % RING];
+			/* from the newest slot, where the take went (never below 0) */
+			uint32_t back = *c < (uint32_t)n ? *c : (uint32_t)n;
+			*c -= back;
+			w->sum -= back;
+		}
+	pthread_mutex_unlock(&b->mu);
+}
+
 int emv_budget_take(emv_budget *b, const char *key, int per_minute, int per_hour, int per_day, int want, int min,
 		    uint64_t now_ms, int *wait_ms)
 {

@@ -31,5 +31,7 @@ int emv_budget_take(emv_budget *b, const char *key, int per_minute, int per_hour
 /* Charge n RCPTs already sent beyond what was granted (re-sends after a
  * 452): the windows may go over their limit and later requests wait longer. */
 void emv_budget_charge(emv_budget *b, const char *key, int n);
+/* Give back n RCPTs taken under key at now_ms and not used (n <= 0: nothing). */
+void emv_budget_refund(emv_budget *b, const char *key, int n, uint64_t now_ms);
 
 #endif

@@ -108,6 +108,7 @@ struct run {
 	emv_probe_job *job;
 	int granted;               /* RCPTs taken from the budget for this run */
 	char budget_key[300];
+	char pool_key[300];        /* the pool-wide budget too ("" when the provider sets none) */
 	int src;                   /* pool index of the source address, -1 without a pool */
 	struct run *prev, *next;   /* runs in flight, so freeing the engine can cancel them */
 };
@@ -477,6 +478,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	}
 	if (e->p.budget && run->budget_key[0]) /* 452 re-sends cost RCPTs too */
 		emv_budget_charge(e->p.budget, run->budget_key, (int)emv_probe_rcpt_sent(job) - run->granted);
+	if (e->p.budget && run->pool_key[0])
+		emv_budget_charge(e->p.budget, run->pool_key, (int)emv_probe_rcpt_sent(job) - run->granted);
 	e->connected_sessions += emv_probe_connected(job);
 	if (run->with_probe) {
 		d->probing = 0;
@@ -632,7 +635,7 @@ static int scaled(int limit, double factor)
 }
 
 static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *wait_ms, char *key, size_t keylen,
-			   int *granted, int *src)
+			   int *granted, int *src, char *pool_key)
 {
 	const emv_provider *pv = d->prov;
 	size_t want = batch_max(e, d);
@@ -645,6 +648,7 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 	*granted = 0;
 	*src = -1;
 	key[0] = '\0';
+	pool_key[0] = '\0';
 	if (d->no_smtp) /* budgets count RCPTs sent, and none will be */
 		return want;
 	if (e->p.pool) {
@@ -670,15 +674,31 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 	else
 		snprintf(key, keylen, "h:%s", d->key->host);
 	kl = strlen(key);
+	if (*src >= 0 && (pv->pool_rcpt_per_minute > 0 || pv->pool_rcpt_per_hour > 0 || pv->pool_rcpt_per_day > 0))
+		snprintf(pool_key, keylen, "%s@pool", key); /* all source addresses together */
 	if (*src >= 0)
 		snprintf(key + kl, keylen - kl, "@%s", e->p.pool->sources[*src].ip);
 	got = emv_budget_take(e->p.budget, key, scaled(pv->rcpt_per_minute, factor), scaled(pv->rcpt_per_hour, factor),
 			      scaled(pv->rcpt_per_day, factor), (int)want + probe, 1 + probe, now, wait_ms);
+	if (got > 0 && pool_key[0]) {
+		/* both budgets hold: what the pool's leaves of this address's
+		 * grant is used, the rest given back */
+		int pool_wait = 0,
+		    pgot = emv_budget_take(e->p.budget, pool_key, pv->pool_rcpt_per_minute, pv->pool_rcpt_per_hour,
+					   pv->pool_rcpt_per_day, got, 1 + probe, now, &pool_wait);
+		emv_budget_refund(e->p.budget, key, got - pgot, now);
+		if (pgot == 0)
+			*wait_ms = pool_wait;
+		got = pgot;
+	}
+	if (got == 0)
+		pool_key[0] = '\0';
 	*granted = got;
 	return got > 0 ? (size_t)(got - probe) : 0;
 }
 
-static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budget_key, int granted, int src)
+static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budget_key, int granted, int src,
+			const char *pool_key)
 {
 	struct domain *d = &e->domains[di];
 	const emv_provider *pv = d->prov;
@@ -698,6 +718,7 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	run->key = k;
 	run->granted = granted;
 	emv_strlcpy(run->budget_key, budget_key, sizeof run->budget_key);
+	emv_strlcpy(run->pool_key, pool_key, sizeof run->pool_key);
 	run->items = emv_xcalloc(max, sizeof *run->items);
 	addrs = emv_xcalloc(max, sizeof *addrs);
 	u8 = emv_xcalloc(max, 1);
@@ -829,9 +850,9 @@ void emv_engine_pump(emv_engine *e)
 		}
 		{
 			int wait_ms, granted;
-			char bkey[300];
+			char bkey[300], pkey[300];
 			int src;
-			size_t n = budget_batch(e, d, now, &wait_ms, bkey, sizeof bkey, &granted, &src);
+			size_t n = budget_batch(e, d, now, &wait_ms, bkey, sizeof bkey, &granted, &src, pkey);
 			if (n == 0 && wait_ms < 0) {
 				hand_back(e, d);
 				continue;
@@ -846,7 +867,7 @@ void emv_engine_pump(emv_engine *e)
 					break;
 				continue;
 			}
-			start_batch(e, di, n, bkey, granted, src);
+			start_batch(e, di, n, bkey, granted, src, pkey);
 		}
 		if (d->npending > 0)
 			ready_push(e, di);

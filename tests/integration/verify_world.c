@@ -462,6 +462,63 @@ static void do_test_pool_budgets_per_source(void **state)
 	run_free(&r);
 }
 
+/* RCPTs in smtpd.log after `from` from client ip to server, sent within
+ * ms of the first of them. */
+static int rcpts_within(long from, const char *server, const char *ip_prefix, uint64_t ms)
+{
+	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char pair[64];
+	uint64_t first = 0;
+	int n = 0;
+	snprintf(pair, sizeof pair, " %s %s", server, ip_prefix);
+	assert_non_null(log);
+	for (char *line = log + from, *nl; *line; line = nl + 1) {
+		uint64_t t;
+		if (!(nl = strchr(line, '\n')))
+			break;
+		*nl = '\0';
+		if (!strstr(line, pair) || !strstr(line, " RCPT "))
+			continue;
+		t = strtoull(line, NULL, 10);
+		if (!first)
+			first = t;
+		if (t - first < ms)
+			n++;
+	}
+	free(log);
+	return n;
+}
+
+/* Both budgets at once: 5 RCPTs a minute per source and 6 a minute for the
+ * pool together (pool_rcpt_per_minute).  Of 8 addresses, 6 are asked at
+ * once, no source over its 5, and the last 2 wait for the minute to pass -
+ * the server's own log says when each RCPT came. */
+static void do_test_pool_wide_budget(void **state)
+{
+	struct run r;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	int a, b;
+	write_file(TMP "/pool3.conf", "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+				      "source = 127.0.0.53 poole.verifier.test\nsource = 127.0.0.54 poolf.verifier.test\n");
+	write_file(TMP "/pool3.csv", "email\nu21@ratelimit.test\nu22@ratelimit.test\nu23@ratelimit.test\n"
+				     "u24@ratelimit.test\nu25@ratelimit.test\nu26@ratelimit.test\nu27@ratelimit.test\n"
+				     "u28@ratelimit.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool", TMP "/pool3.conf",
+		   "--providers", EMV_TEST_DATA "/providers-poolwide.conf", TMP "/pool3.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 8);
+	for (int i = 0; i < 8; i++)
+		assert_verdict(r.results[i], "deliverable", "accepted");
+	a = log_count(mark, "127.0.0.29 127.0.0.53 RCPT", NULL, NULL);
+	b = log_count(mark, "127.0.0.29 127.0.0.54 RCPT", NULL, NULL);
+	print_message("RCPTs per source: %d and %d; in the first 50 s: %d\n", a, b,
+		      rcpts_within(mark, "127.0.0.29", "127.0.0.5", 50000));
+	assert_int_equal(a + b, 8);
+	assert_int_equal(rcpts_within(mark, "127.0.0.29", "127.0.0.5", 50000), 6);
+	assert_int_equal(log_count(mark, "127.0.0.29 127.0.0.5", "rate-limited", NULL), 0);
+	run_free(&r);
+}
+
 static void do_test_provider_policy_applies(void **state)
 {
 	struct run r;
@@ -665,6 +722,7 @@ int main(void)
 		cmocka_unit_test(do_test_dns_verdicts_spend_no_budget),
 		cmocka_unit_test(do_test_pool_rotates_away_from_blocked_ip),
 		cmocka_unit_test(do_test_pool_budgets_per_source),
+		cmocka_unit_test(do_test_pool_wide_budget),
 		cmocka_unit_test(do_test_provider_policy_applies),
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_threads_same_verdicts),

@@ -24,6 +24,22 @@ static void do_test_grants_up_to_the_limit(void **state)
 	emv_budget_free(b);
 }
 
+/* What was taken and not used goes back (a pool-wide budget granted less
+ * than the address's own); never below zero; unknown keys are ignored. */
+static void do_test_refund(void **state)
+{
+	emv_budget *b = emv_budget_new();
+	int wait;
+	assert_int_equal(emv_budget_take(b, "p:x@a", 10, 0, 0, 8, 1, T0, &wait), 8);
+	emv_budget_refund(b, "p:x@a", 5, T0 + 5);
+	assert_int_equal(emv_budget_take(b, "p:x@a", 10, 0, 0, 10, 1, T0 + 10, &wait), 7);
+	emv_budget_refund(b, "p:x@a", 100, T0 + 20); /* more than the newest slot holds: to zero */
+	emv_budget_refund(b, "p:x@a", 0, T0 + 20);
+	emv_budget_refund(b, "nosuchkey", 3, T0 + 20);
+	assert_int_equal(emv_budget_take(b, "p:x@a", 10, 0, 0, 10, 1, T0 + 30, &wait), 10);
+	emv_budget_free(b);
+}
+
 static void do_test_min_is_all_or_nothing(void **state)
 {
 	emv_budget *b = emv_budget_new();
@@ -109,6 +125,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_grants_up_to_the_limit),
+		cmocka_unit_test(do_test_refund),
 		cmocka_unit_test(do_test_min_is_all_or_nothing),
 		cmocka_unit_test(do_test_wait_is_when_it_frees),
 		cmocka_unit_test(do_test_hour_and_day_windows),
