@@ -58,7 +58,7 @@
 #define EMV_WIRE_DETAIL_MAX      512         /* result detail: printable ASCII */
 #define EMV_WIRE_COMMAND_MAX     512         /* transcript command (RFC 5321 line) */
 #define EMV_WIRE_AVOID_MAX       255         /* avoid_regions: comma-separated region names */
-#define EMV_WIRE_PROVIDER_MAX    63          /* provider name: visible ASCII, may be empty */
+#define EMV_WIRE_PROVIDER_MAX    127         /* reputation key: a provider or "mx:" + host; may be empty */
 #define EMV_WIRE_KEY_MAX         (EMV_WIRE_DOMAIN_MAX + 12) /* "domain#4294967295" + NUL */
 #define EMV_WIRE_ERR_MAX         256         /* an error buffer that holds every message */
 

@@ -425,6 +425,18 @@ static int is_retryable(const emv_engine *e, const emv_probe_result *r)
 	return 1;
 }
 
+/* Whose reputation a domain's sessions build: its provider's, for the big
+ * shared platforms (one opinion of us across all their MX hosts), else its
+ * MX host's - one small server blocking us says nothing of the others. */
+static const char *rep_key(const struct domain *d, char *buf, size_t len)
+{
+	const emv_provider *pv = d->prov;
+	if (pv->budget_scope == EMV_PROVIDER_SCOPE_PROVIDER && strcmp(pv->name, "default") != 0)
+		return pv->name;
+	snprintf(buf, len, "mx:%s", d->key ? d->key->host : d->name);
+	return buf;
+}
+
 /* What one job (its sessions from one source) says about that source for
  * this provider: the worst of its answers, reported once, so that a 220
  * banner never counts as a good re-probe before a block at RCPT. */
@@ -454,7 +466,8 @@ static void feed_reputation(emv_engine *e, struct run *run, const emv_probe_job 
 	}
 	if (!answered && o == EMV_REP_OK)
 		o = EMV_REP_NEUTRAL;
-	emv_rep_feed(e->p.rep, run->src, e->domains[run->domain].prov->name, o, reply, emv_now_ms());
+	char rk[EMV_REP_KEY_MAX];
+	emv_rep_feed(e->p.rep, run->src, rep_key(&e->domains[run->domain], rk, sizeof rk), o, reply, emv_now_ms());
 }
 
 static void on_job_done(emv_probe_job *job, void *arg)
@@ -472,7 +485,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
 	if (run->src >= 0 && e->p.rep) {
-		emv_rep_count(e->p.rep, run->src, d->prov->name, (unsigned)emv_probe_sessions(job),
+		char rk[EMV_REP_KEY_MAX];
+		emv_rep_count(e->p.rep, run->src, rep_key(d, rk, sizeof rk), (unsigned)emv_probe_sessions(job),
 			      (unsigned)emv_probe_rcpt_sent(job), now);
 		feed_reputation(e, run, job);
 	}
@@ -655,10 +669,12 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 		/* the best source for this provider: never a quarantined or
 		 * held one; none usable means wait, never push through */
 		emv_rep_grant g;
-		if ((*src = emv_rep_pick(e->p.rep, pv->name, now, &g)) < 0) {
+		char rk[EMV_REP_KEY_MAX];
+		const char *rkey = rep_key(d, rk, sizeof rk);
+		if ((*src = emv_rep_pick(e->p.rep, rkey, now, &g)) < 0) {
 			/* every source quarantined or held for this provider:
 			 * another region may take the work (hand-back) */
-			*wait_ms = e->p.handback && emv_rep_all_blocked(e->p.rep, pv->name, now) ? -1 : 60000;
+			*wait_ms = e->p.handback && emv_rep_all_blocked(e->p.rep, rkey, now) ? -1 : 60000;
 			return 0;
 		}
 		factor = g.rate_factor > 0 ? g.rate_factor : 1.0;
@@ -790,6 +806,7 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
  * source address here may ask its provider.  They are finished here. */
 static void hand_back(emv_engine *e, struct domain *d)
 {
+	char rk[EMV_REP_KEY_MAX];
 	while (d->head != NIL) {
 		uint32_t ii = d->head;
 		struct item *it = &e->items[ii];
@@ -797,7 +814,7 @@ static void hand_back(emv_engine *e, struct domain *d)
 		d->npending--;
 		e->finished++;
 		e->handed_back++;
-		e->p.handback(e->arg, it->id, d->prov->name, it->attempts);
+		e->p.handback(e->arg, it->id, rep_key(d, rk, sizeof rk), it->attempts);
 		free(it->address);
 		it->address = NULL;
 		it->next = e->free_head;

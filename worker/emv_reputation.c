@@ -37,7 +37,7 @@ struct ipent {
 };
 
 struct prov {
-	char name[32];
+	char name[EMV_REP_KEY_MAX];
 	int rr;                 /* next pool index to start the round-robin scan at */
 };
 
@@ -47,6 +47,7 @@ struct emv_rep {
 	struct ipent *ips;
 	struct prov *provs;
 	int nprov, cap_prov;
+	int reuse;              /* where the search for a quiet slot to reuse starts */
 	uint64_t changes;       /* state changes so far (emv_rep_changes) */
 };
 
@@ -103,16 +104,43 @@ void emv_rep_free(emv_rep *r)
 }
 
 /* Index of a provider, added on first use. */
+/* A slot all of whose entries say nothing worth keeping (healthy, no
+ * strikes, never throttled now): its counters are lost with it. */
+static int quiet(const emv_rep *r, int pi)
+{
+	for (int ip = 0; ip < r->nips; ip++) {
+		const struct ent *e = &r->ips[ip].ents[pi];
+		if (e->state != EMV_REP_HEALTHY || e->strikes || e->halvings)
+			return 0;
+	}
+	return 1;
+}
+
 static int prov_index(emv_rep *r, const char *name)
 {
-	char key[32];
+	char key[EMV_REP_KEY_MAX];
 
 	emv_strlcpy(key, name, sizeof key);
 	for (int i = 0; i < r->nprov; i++)
 		if (strcmp(r->provs[i].name, key) == 0)
 			return i;
-	if (r->nprov == PROVIDERS_MAX)
+	if (r->nprov == PROVIDERS_MAX) {
+		/* full: reuse a quiet slot (keys are MX hosts for small servers,
+		 * there may be many); only when none is quiet do names share the
+		 * last slot, which errs on the cautious side */
+		for (int k = 0; k < PROVIDERS_MAX - 1; k++) {
+			int i = (r->reuse + k) % (PROVIDERS_MAX - 1);
+			if (!quiet(r, i))
+				continue;
+			r->reuse = (i + 1) % (PROVIDERS_MAX - 1);
+			for (int ip = 0; ip < r->nips; ip++)
+				memset(&r->ips[ip].ents[i], 0, sizeof r->ips[ip].ents[i]);
+			memset(&r->provs[i], 0, sizeof r->provs[i]);
+			memcpy(r->provs[i].name, key, sizeof key);
+			return i;
+		}
 		return PROVIDERS_MAX - 1;
+	}
 	if (r->nprov == r->cap_prov) {
 		int cap = r->cap_prov ? r->cap_prov * 2 : 8;
 		r->provs = emv_xrealloc(r->provs, (size_t)cap * sizeof *r->provs);

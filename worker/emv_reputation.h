@@ -84,9 +84,12 @@ typedef struct {
 /* One row of the published state (proto IpState).  Times are in the
  * caller's clock (monotonic ms): add (unix_now - now) before publishing. */
 #define EMV_REP_REPLY_MAX 256
+/* A reputation key: a provider's name, or "mx:" and an MX host for servers
+ * of no shared platform (longer names are cut). */
+#define EMV_REP_KEY_MAX 128
 typedef struct {
 	int ip;
-	char provider[32];          /* "" for an IP-wide row (held) */
+	char provider[EMV_REP_KEY_MAX]; /* "" for an IP-wide row (held) */
 	emv_rep_state state;
 	uint64_t until;             /* quarantined: end of cool-down; throttled: next rate step; else 0 */
 	uint32_t strikes;

@@ -264,13 +264,13 @@ static void do_test_blocked_region_hands_over(void **state)
 		assert_non_null(strstr(out, "\"blocks\": 1"));
 		assert_non_null(strstr(out, "blocked using zen.spamhaus.org"));
 		assert_int_equal(run_argv(out, sizeof out, pm), 0);
-		assert_non_null(strstr(out, "emailverify_ip_state{ip=\"127.0.0.3\",provider=\"default\",region=\"east\","
+		assert_non_null(strstr(out, "emailverify_ip_state{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\",region=\"east\","
 					    "state=\"quarantined\"} 1\n"));
-		assert_non_null(strstr(out, "emailverify_ip_blocks_total{ip=\"127.0.0.3\",provider=\"default\","
+		assert_non_null(strstr(out, "emailverify_ip_blocks_total{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\","
 					    "region=\"east\"} 1\n"));
-		assert_non_null(strstr(out, "emailverify_ip_sessions_total{ip=\"127.0.0.4\",provider=\"default\","
+		assert_non_null(strstr(out, "emailverify_ip_sessions_total{ip=\"127.0.0.4\",provider=\"mx:mx.blocked.test\","
 					    "region=\"west\"} ")); /* blocked.test, maybe accept.test */
-		assert_non_null(strstr(out, "emailverify_ip_rate_ratio{ip=\"127.0.0.3\",provider=\"default\","
+		assert_non_null(strstr(out, "emailverify_ip_rate_ratio{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\","
 					    "region=\"east\"} 0.000\n"));
 	}
 	/* three addresses (and maybe the catch-all probe) asked from .4 */

@@ -86,6 +86,30 @@ static void do_test_counters_and_changes(void **state)
 	emv_rep_free(r);
 }
 
+/* Small servers are keyed by MX host, so there may be thousands of keys:
+ * past the table's size a quiet slot (healthy, no strikes) is reused, so a
+ * late block still lands on its own key, and a key with a block is never
+ * evicted. */
+static void do_test_quiet_slots_are_reused(void **state)
+{
+	emv_rep *r = new_rep(2);
+	char name[64];
+
+	emv_rep_feed(r, 0, "mx:bad.example", EMV_REP_BLOCKED, "554 5.7.1 blocked", T0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof name, "mx:h%d.example", i);
+		emv_rep_count(r, 0, name, 1, 1, T0);
+		emv_rep_feed(r, 0, name, EMV_REP_OK, NULL, T0);
+	}
+	emv_rep_feed(r, 0, "mx:h2999.example", EMV_REP_BLOCKED, "554 5.7.1 blocked", T0 + 1);
+	assert_int_equal(emv_rep_may_use(r, 0, "mx:h2999.example", T0 + 2, NULL), 0);
+	assert_int_equal(emv_rep_may_use(r, 0, "mx:h2998.example", T0 + 2, NULL), 1); /* not dragged along */
+	assert_int_equal(emv_rep_may_use(r, 0, "mx:h5.example", T0 + 2, NULL), 1);
+	assert_int_equal(emv_rep_may_use(r, 0, "mx:bad.example", T0 + 2, NULL), 0);   /* kept */
+	assert_int_equal(emv_rep_may_use(r, 1, "mx:h2999.example", T0 + 2, NULL), 1); /* the other IP */
+	emv_rep_free(r);
+}
+
 static void do_test_healthy_by_default(void **state)
 {
 	emv_rep *r = new_rep(2);
@@ -424,6 +448,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_healthy_by_default),
 		cmocka_unit_test(do_test_counters_and_changes),
+		cmocka_unit_test(do_test_quiet_slots_are_reused),
 		cmocka_unit_test(do_test_throttle_halves_and_recovers_after_quiet),
 		cmocka_unit_test(do_test_throttle_floor_and_long_gap),
 		cmocka_unit_test(do_test_block_quarantines_then_reprobe_heals),
