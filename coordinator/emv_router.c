@@ -29,8 +29,7 @@ struct router {
 	rd_kafka_t *consumer, *producer;
 	emv_router_stats *st;
 	int delivered;              /* delivery report of the last produce: 1 ok, -1 failed, 0 pending */
-	char (*ensured)[EMV_WIRE_REGION_MAX + 1];
-	size_t nensured;
+	emv_kafka_known topics;      /* region topics known to exist */
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -164,18 +163,6 @@ static int choose(struct router *r, const emv_wire_batch *b, char *region, size_
 	return EMV_OK;
 }
 
-static int ensure_region_topic(struct router *r, const char *region, const char *topic, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < r->nensured; i++)
-		if (strcmp(r->ensured[i], region) == 0)
-			return EMV_OK;
-	if (emv_kafka_ensure_topic(r->producer, topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK)
-		return EMV_ERR;
-	r->ensured = emv_xrealloc(r->ensured, (r->nensured + 1) * sizeof *r->ensured);
-	emv_strlcpy(r->ensured[r->nensured++], region, sizeof r->ensured[0]);
-	return EMV_OK;
-}
-
 /* Route one reroute message; EMV_ERR keeps it (retried). */
 static int reroute(struct router *r, const rd_kafka_message_t *m, char *err, size_t errlen)
 {
@@ -199,8 +186,9 @@ static int reroute(struct router *r, const rd_kafka_message_t *m, char *err, siz
 		return EMV_ERR;
 	}
 	if (region[0]) {
-		snprintf(topic, sizeof topic, "%s.%s", r->p->batches_topic, region);
-		if (ensure_region_topic(r, region, topic, err, errlen) != EMV_OK) {
+		emv_kafka_region_topic(topic, sizeof topic, r->p->batches_topic, region);
+		if (emv_kafka_ensure_topic_once(r->producer, &r->topics, topic, EMV_TOPIC_PARTITIONS, err, errlen) !=
+		    EMV_OK) {
 			emv_wire_batch_free(b);
 			return EMV_ERR;
 		}
@@ -370,6 +358,6 @@ out:
 	}
 	if (r.producer)
 		rd_kafka_destroy(r.producer);
-	free(r.ensured);
+	emv_kafka_known_free(&r.topics);
 	return rc;
 }

@@ -49,8 +49,7 @@ struct batcher {
 	emv_split_stats *st;
 	char last_domain[EMV_WIRE_DOMAIN_MAX + 1]; /* cursor: last address of the last produced batch */
 	int64_t last_id;
-	char (*ensured)[EMV_ROUTES_REGION_MAX]; /* region topics known to exist */
-	size_t nensured;
+	emv_kafka_known topics;       /* region topics known to exist */
 };
 
 /* The topic of a batch of domain: the shared one, or its region's own
@@ -59,20 +58,14 @@ static const char *topic_for(struct batcher *b, const char *domain, char *topic,
 			     size_t regionlen, char *err, size_t errlen)
 {
 	const char *rg = emv_routes_region(b->p->routes, domain);
-	size_t i;
 
 	region[0] = '\0';
 	if (!rg)
 		return b->p->topic;
 	emv_strlcpy(region, rg, regionlen);
-	snprintf(topic, topiclen, "%s.%s", b->p->topic, rg);
-	for (i = 0; i < b->nensured; i++)
-		if (strcmp(b->ensured[i], rg) == 0)
-			return topic;
-	if (emv_kafka_ensure_topic(b->rk, topic, b->p->partitions, err, errlen) != EMV_OK)
+	emv_kafka_region_topic(topic, topiclen, b->p->topic, rg);
+	if (emv_kafka_ensure_topic_once(b->rk, &b->topics, topic, b->p->partitions, err, errlen) != EMV_OK)
 		return NULL;
-	b->ensured = emv_xrealloc(b->ensured, (b->nensured + 1) * sizeof *b->ensured);
-	emv_strlcpy(b->ensured[b->nensured++], rg, EMV_ROUTES_REGION_MAX);
 	return topic;
 }
 
@@ -319,7 +312,7 @@ out:
 	rd_kafka_flush(b.rk, 1000);
 	rd_kafka_destroy(b.rk);
 	free(b.a);
-	free(b.ensured);
+	emv_kafka_known_free(&b.topics);
 	if (rd)
 		PQfinish(rd); /* ends the read-only transaction */
 	return rc;

@@ -79,6 +79,33 @@ int emv_kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, ch
 	return ensure(rk, topic, partitions, 0, err, errlen);
 }
 
+void emv_kafka_region_topic(char *out, size_t outlen, const char *base, const char *region)
+{
+	snprintf(out, outlen, "%s.%s", base, region);
+}
+
+int emv_kafka_ensure_topic_once(rd_kafka_t *rk, emv_kafka_known *known, const char *topic, int partitions, char *err,
+				size_t errlen)
+{
+	for (size_t i = 0; i < known->n; i++)
+		if (strcmp(known->names[i], topic) == 0)
+			return EMV_OK;
+	if (ensure(rk, topic, partitions, 0, err, errlen) != EMV_OK)
+		return EMV_ERR;
+	known->names = emv_xrealloc(known->names, (known->n + 1) * sizeof *known->names);
+	known->names[known->n++] = emv_xstrdup(topic);
+	return EMV_OK;
+}
+
+void emv_kafka_known_free(emv_kafka_known *known)
+{
+	for (size_t i = 0; i < known->n; i++)
+		free(known->names[i]);
+	free(known->names);
+	known->names = NULL;
+	known->n = 0;
+}
+
 int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
 {
 	return ensure(rk, topic, 4, 1, err, errlen);

@@ -10,6 +10,22 @@
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
+/* A region's own topic of a shared one: "<base>.<region>" (the split and
+ * the router produce to it, the region's workers consume it). */
+void emv_kafka_region_topic(char *out, size_t outlen, const char *base, const char *region);
+
+/* The topics a client has made sure of, so each is asked about once. */
+typedef struct {
+	char **names;
+	size_t n;
+} emv_kafka_known;
+
+/* emv_kafka_ensure_topic, unless this topic is already in *known (added
+ * once it exists). */
+int emv_kafka_ensure_topic_once(rd_kafka_t *rk, emv_kafka_known *known, const char *topic, int partitions, char *err,
+				size_t errlen);
+void emv_kafka_known_free(emv_kafka_known *known);
+
 /* Create `topic` unless it exists (any handle: producer or consumer).  An
  * existing topic is found from the cluster's metadata first, so brokers
  * without the CreateTopics API (librdkafka's mock cluster) work as long as

@@ -858,8 +858,8 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	if (w.e.pool && !w.o.region[0])
 		w.o.region = w.e.pool->region;
 	if (w.o.region[0] && w.o.region_topics) { /* batches routed to this region, and their retries */
-		snprintf(w.region_topics[0], sizeof w.region_topics[0], "%s.%s", o->batches_topic, w.o.region);
-		snprintf(w.region_topics[1], sizeof w.region_topics[1], "%s.%s", o->retry_topic, w.o.region);
+		emv_kafka_region_topic(w.region_topics[0], sizeof w.region_topics[0], o->batches_topic, w.o.region);
+		emv_kafka_region_topic(w.region_topics[1], sizeof w.region_topics[1], o->retry_topic, w.o.region);
 		w.topics[T_RBATCHES] = w.region_topics[0];
 		w.topics[T_RRETRY] = w.region_topics[1];
 		w.ntopics = 4;
