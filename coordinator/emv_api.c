@@ -1371,29 +1371,51 @@ static void *split_main(void *arg)
 	return NULL;
 }
 
-static void *sink_main(void *arg)
+/* A Kafka consumer of this process (the sink, the region router): run on a
+ * connection of its own until the server stops, reconnecting after any
+ * error.  run() is emv_sink_run or emv_router_run with its parameters. */
+static void keep_running(struct api *a, const char *name,
+			 int (*run)(PGconn *c, const void *params, volatile int *stop, char *err, size_t errlen),
+			 const void *params)
 {
-	struct api *a = arg;
-	emv_sink_params kp;
-	emv_sink_stats st;
 	char err[1024];
 
-	emv_sink_params_default(&kp);
-	kp.brokers = a->brokers;
-	kp.reply_classes = a->reply_classes;
 	while (!a->sink_stop) {
 		PGconn *c = api_db_connect(a, err, sizeof err);
 		if (c) {
-			if (emv_sink_run(c, &kp, &a->sink_stop, &st, err, sizeof err) != EMV_OK)
-				emv_log(EMV_LOG_WARN, "sink", "%s", err);
+			if (run(c, params, &a->sink_stop, err, sizeof err) != EMV_OK)
+				emv_log(EMV_LOG_WARN, name, "%s", err);
 			PQfinish(c);
 		} else {
-			emv_log(EMV_LOG_WARN, "sink", "%s", err);
+			emv_log(EMV_LOG_WARN, name, "%s", err);
 		}
 		for (int i = 0; i < 20 && !a->sink_stop; i++)
 			usleep(100000);
 	}
+}
+
+static int run_sink(PGconn *c, const void *params, volatile int *stop, char *err, size_t errlen)
+{
+	emv_sink_stats st;
+	return emv_sink_run(c, params, stop, &st, err, errlen);
+}
+
+static void *sink_main(void *arg)
+{
+	struct api *a = arg;
+	emv_sink_params kp;
+
+	emv_sink_params_default(&kp);
+	kp.brokers = a->brokers;
+	kp.reply_classes = a->reply_classes;
+	keep_running(a, "sink", run_sink, &kp);
 	return NULL;
+}
+
+static int run_router(PGconn *c, const void *params, volatile int *stop, char *err, size_t errlen)
+{
+	emv_router_stats st;
+	return emv_router_run(c, params, stop, &st, err, errlen);
 }
 
 /* The region router (docs/regions.md): the workers' ip-state into
@@ -1402,23 +1424,10 @@ static void *router_main(void *arg)
 {
 	struct api *a = arg;
 	emv_router_params rp;
-	emv_router_stats st;
-	char err[1024];
 
 	emv_router_params_default(&rp);
 	rp.brokers = a->brokers;
-	while (!a->sink_stop) {
-		PGconn *c = api_db_connect(a, err, sizeof err);
-		if (c) {
-			if (emv_router_run(c, &rp, &a->sink_stop, &st, err, sizeof err) != EMV_OK)
-				emv_log(EMV_LOG_WARN, "router", "%s", err);
-			PQfinish(c);
-		} else {
-			emv_log(EMV_LOG_WARN, "router", "%s", err);
-		}
-		for (int i = 0; i < 20 && !a->sink_stop; i++)
-			usleep(100000);
-	}
+	keep_running(a, "router", run_router, &rp);
 	return NULL;
 }
 
