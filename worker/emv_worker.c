@@ -398,6 +398,21 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 
 /* ---- the engine ---- */
 
+/* The address of slot id has its verdict (in its batch's res): the slot is
+ * free again, and the batch is finished with its last address. */
+static void address_done(struct worker *w, uint64_t id)
+{
+	struct slot *s = &w->slots[id];
+	struct wbatch *b = s->wb;
+
+	s->wb = NULL;
+	s->next_free = w->free_slot;
+	w->free_slot = (uint32_t)id;
+	w->last_activity = emv_now_ms();
+	if (++b->done == b->b->n_addresses)
+		finish_batch(w, b);
+}
+
 static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts, int port25)
 {
 	struct worker *w = arg;
@@ -438,12 +453,7 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 		x->detail = emv_xmalloc(EMV_WIRE_DETAIL_MAX + 1);
 		emv_sanitize(x->detail, EMV_WIRE_DETAIL_MAX + 1, v.detail, strlen(v.detail));
 	}
-	s->wb = NULL;
-	s->next_free = w->free_slot;
-	w->free_slot = (uint32_t)id;
-	w->last_activity = emv_now_ms();
-	if (++b->done == b->b->n_addresses)
-		finish_batch(w, b);
+	address_done(w, id);
 }
 
 /* The engine gives an address back: every source address of this worker
@@ -473,12 +483,7 @@ static void on_handback(void *arg, uint64_t id, const char *provider, unsigned a
 		 w->o.region[0] ? w->o.region : "(none)", provider);
 	x->detail = emv_xmalloc(EMV_WIRE_DETAIL_MAX + 1);
 	emv_sanitize(x->detail, EMV_WIRE_DETAIL_MAX + 1, detail, strlen(detail));
-	s->wb = NULL;
-	s->next_free = w->free_slot;
-	w->free_slot = (uint32_t)id;
-	w->last_activity = emv_now_ms();
-	if (++b->done == b->b->n_addresses)
-		finish_batch(w, b);
+	address_done(w, id);
 }
 
 static uint32_t slot_new(struct worker *w, struct wbatch *b, uint32_t idx)
