@@ -425,14 +425,20 @@ static int is_retryable(const emv_engine *e, const emv_probe_result *r)
 	return 1;
 }
 
-/* Whose reputation a domain's sessions build: its provider's, for the big
- * shared platforms (one opinion of us across all their MX hosts), else its
- * MX host's - one small server blocking us says nothing of the others. */
+/* What a domain's budgets and reputation are kept by: its provider, for
+ * the big shared platforms (one opinion of us across all their MX hosts),
+ * else its MX host - one small server blocking us says nothing of the
+ * others. */
+static int by_provider(const struct domain *d)
+{
+	return d->prov->budget_scope == EMV_PROVIDER_SCOPE_PROVIDER && strcmp(d->prov->name, "default") != 0;
+}
+
+/* The domain's reputation key: the provider's name, or "mx:" and the host. */
 static const char *rep_key(const struct domain *d, char *buf, size_t len)
 {
-	const emv_provider *pv = d->prov;
-	if (pv->budget_scope == EMV_PROVIDER_SCOPE_PROVIDER && strcmp(pv->name, "default") != 0)
-		return pv->name;
+	if (by_provider(d))
+		return d->prov->name;
 	snprintf(buf, len, "mx:%s", d->key ? d->key->host : d->name);
 	return buf;
 }
@@ -440,7 +446,7 @@ static const char *rep_key(const struct domain *d, char *buf, size_t len)
 /* What one job (its sessions from one source) says about that source for
  * this provider: the worst of its answers, reported once, so that a 220
  * banner never counts as a good re-probe before a block at RCPT. */
-static void feed_reputation(emv_engine *e, struct run *run, const emv_probe_job *job)
+static void feed_reputation(emv_engine *e, struct run *run, const emv_probe_job *job, const char *key)
 {
 	emv_rep_outcome o = EMV_REP_OK;
 	const char *reply = NULL;
@@ -466,8 +472,7 @@ static void feed_reputation(emv_engine *e, struct run *run, const emv_probe_job 
 	}
 	if (!answered && o == EMV_REP_OK)
 		o = EMV_REP_NEUTRAL;
-	char rk[EMV_REP_KEY_MAX];
-	emv_rep_feed(e->p.rep, run->src, rep_key(&e->domains[run->domain], rk, sizeof rk), o, reply, emv_now_ms());
+	emv_rep_feed(e->p.rep, run->src, key, o, reply, emv_now_ms());
 }
 
 static void on_job_done(emv_probe_job *job, void *arg)
@@ -486,9 +491,10 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	e->sessions += emv_probe_sessions(job);
 	if (run->src >= 0 && e->p.rep) {
 		char rk[EMV_REP_KEY_MAX];
-		emv_rep_count(e->p.rep, run->src, rep_key(d, rk, sizeof rk), (unsigned)emv_probe_sessions(job),
+		const char *key = rep_key(d, rk, sizeof rk);
+		emv_rep_count(e->p.rep, run->src, key, (unsigned)emv_probe_sessions(job),
 			      (unsigned)emv_probe_rcpt_sent(job), now);
-		feed_reputation(e, run, job);
+		feed_reputation(e, run, job, key);
 	}
 	if (e->p.budget && run->budget_key[0]) /* 452 re-sends cost RCPTs too */
 		emv_budget_charge(e->p.budget, run->budget_key, (int)emv_probe_rcpt_sent(job) - run->granted);
@@ -685,7 +691,7 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 		return want;
 	/* the key is the provider (or host, by budget_scope), and with a pool
 	 * the source address too: budgets are per (source IP, provider) */
-	if (pv->budget_scope == EMV_PROVIDER_SCOPE_PROVIDER && strcmp(pv->name, "default") != 0)
+	if (by_provider(d))
 		snprintf(key, keylen, "p:%s", pv->name);
 	else
 		snprintf(key, keylen, "h:%s", d->key->host);
