@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include "emv_util.h"
 
 static void usage(FILE *f)
 {
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 	    strcmp(argv[1], "jobs") == 0)
 		return cli_client(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("emailverify %s\n", EMV_VERSION);
+		printf("emailverify %s (data: %s)\n", EMV_VERSION, emv_data_dir(NULL));
 		return 0;
 	}
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

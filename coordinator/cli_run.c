@@ -274,7 +274,7 @@ int cli_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!(c = emv_db_connect(url, err, sizeof err)) || emv_db_migrate(c, &version, err, sizeof err) != EMV_OK ||
-	    !(lists = emv_lists_load(eo.data_dir ? eo.data_dir : getenv("EMAILVERIFY_DATA"), err, sizeof err)) ||
+	    !(lists = emv_lists_load(eo.data_dir, err, sizeof err)) ||
 	    !(mock = emv_kafka_mock_new(1, err, sizeof err))) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;

@@ -113,7 +113,8 @@ static void serve_usage(FILE *f)
 		"  --webhook-allow-private allow callbacks to loopback/private addresses\n"
 		"  --no-sink               do not store results (nor route between regions) in this process\n"
 		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
-		"  --data-dir DIR          lists (default " EMV_DATA_DIR ")\n"
+		"  --data-dir DIR          lists (default: $EMAILVERIFY_DATA, else share/emailverify\n"
+		"                          beside the binary's folder)\n"
 		"  -v, --verbose           log more (repeat for more)\n",
 		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
 		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
@@ -350,7 +351,7 @@ static int run_export(PGconn *c, const char *job, emv_export_params *ep, const c
 	char err[1024];
 	uint64_t rows = 0;
 	FILE *f = out ? fopen(out, "w") : stdout;
-	emv_lists *lists = emv_lists_load(datadir ? datadir : getenv("EMAILVERIFY_DATA"), err, sizeof err);
+	emv_lists *lists = emv_lists_load(datadir, err, sizeof err);
 	int rc;
 
 	if (!f) {
@@ -594,7 +595,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	{
-		emv_lists *lists = emv_lists_load(datadir ? datadir : getenv("EMAILVERIFY_DATA"), err, sizeof err);
+		emv_lists *lists = emv_lists_load(datadir, err, sizeof err);
 		emv_ingest_job_stats st;
 		int rc;
 		if (!lists) {

@@ -1519,7 +1519,7 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 	}
 	if (emv_db_migrate(c, &version, err, errlen) != EMV_OK)
 		goto out_early;
-	if (!(a->lists = emv_lists_load(p->data_dir ? p->data_dir : getenv("EMAILVERIFY_DATA"), err, errlen)))
+	if (!(a->lists = emv_lists_load(p->data_dir, err, errlen)))
 		goto out_early;
 	if (p->embedded_kafka) {
 		if (!(mock = emv_kafka_mock_new(1, err, errlen)))

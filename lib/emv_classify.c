@@ -435,7 +435,9 @@ emv_classifier *emv_classifier_load(const char *path, char *err, size_t errlen)
 
 emv_classifier *emv_classifier_load_default(char *err, size_t errlen)
 {
-	return emv_classifier_load(EMV_DATA_DIR "/classify.rules", err, errlen);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/classify.rules", emv_data_dir(NULL));
+	return emv_classifier_load(path, err, errlen);
 }
 
 void emv_classifier_free(emv_classifier *c)

@@ -59,7 +59,7 @@ typedef struct emv_classifier emv_classifier;
 
 /* NULL on error with "path:line: message" in err. */
 emv_classifier *emv_classifier_load(const char *path, char *err, size_t errlen);
-/* EMV_DATA_DIR "/classify.rules". */
+/* classify.rules of emv_data_dir(NULL). */
 emv_classifier *emv_classifier_load_default(char *err, size_t errlen);
 void emv_classifier_free(emv_classifier *c);
 size_t emv_classifier_rule_count(const emv_classifier *c);

@@ -32,9 +32,6 @@
 #include "emv_result.h"
 #include "emv_util.h"
 
-#ifndef EMV_DATA_DIR
-#define EMV_DATA_DIR "data"
-#endif
 
 #define DOMAIN_MAX        253     /* RFC 1035 text form, without the root dot */
 #define LOCAL_MAX         64      /* RFC 5321 local part */
@@ -368,7 +365,7 @@ next:
 emv_lists *emv_lists_load(const char *datadir, char *err, size_t errlen)
 {
 	emv_lists *l = emv_xcalloc(1, sizeof(*l));
-	const char *dir = datadir ? datadir : EMV_DATA_DIR;
+	const char *dir = emv_data_dir(datadir);
 
 	emv_set_err(err, errlen, "%s", "");
 	l->role = emv_strset_new();

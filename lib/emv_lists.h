@@ -29,7 +29,7 @@
 typedef struct emv_lists emv_lists;
 
 /*
- * Load the four list files from datadir (NULL: the compiled-in EMV_DATA_DIR).
+ * Load the four list files from datadir (NULL: emv_data_dir(NULL)).
  * Returns NULL and fills err ("DIR/role.txt: No such file or directory")
  * when a file cannot be opened or read.
  */

@@ -26,9 +26,6 @@
 #include "emv_providers.h"
 #include "emv_util.h"
 
-#ifndef EMV_DATA_DIR
-#define EMV_DATA_DIR "data"
-#endif
 
 #define HOST_MAX        253   /* RFC 1035 text form, without the root dot */
 #define LABEL_MAX       63
@@ -691,7 +688,9 @@ emv_providers *emv_providers_load(const char *path, char *err, size_t errlen)
 
 emv_providers *emv_providers_load_default(char *err, size_t errlen)
 {
-	return emv_providers_load(EMV_DATA_DIR "/providers.conf", err, errlen);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/providers.conf", emv_data_dir(NULL));
+	return emv_providers_load(path, err, errlen);
 }
 
 void emv_providers_free(emv_providers *p)

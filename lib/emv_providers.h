@@ -86,7 +86,7 @@ typedef struct emv_providers emv_providers;
  */
 emv_providers *emv_providers_load(const char *path, char *err, size_t errlen);
 
-/* emv_providers_load(EMV_DATA_DIR "/providers.conf", ...) */
+/* emv_providers_load() of providers.conf in emv_data_dir(NULL) */
 emv_providers *emv_providers_load_default(char *err, size_t errlen);
 
 void emv_providers_free(emv_providers *p);

@@ -1,9 +1,12 @@
 /* emv_util.c - allocation, clock, sanitising and logging helpers. */
 #include <ctype.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "emv_util.h"
 
 emv_log_level emv_log_threshold = EMV_LOG_WARN;
@@ -172,4 +175,50 @@ int emv_csv_has(const char *csv, const char *name)
 		p = q + 1;
 	}
 	return 0;
+}
+
+static char data_dir[PATH_MAX];
+static pthread_once_t data_dir_once = PTHREAD_ONCE_INIT;
+
+static int has_rules(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/classify.rules", dir);
+	return access(path, R_OK) == 0;
+}
+
+static void data_dir_find(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+	if (n > 0) {
+		char *slash;
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/'))) {
+			*slash = '\0';
+			if (strlen(exe) + sizeof "/../share/emailverify" < sizeof data_dir) {
+				snprintf(data_dir, sizeof data_dir, "%s/../share/emailverify", exe);
+				if (has_rules(data_dir))
+					return;
+			}
+		}
+	}
+	if (has_rules(EMV_SOURCE_DATA_DIR)) {
+		emv_strlcpy(data_dir, EMV_SOURCE_DATA_DIR, sizeof data_dir);
+		return;
+	}
+	emv_strlcpy(data_dir, EMV_INSTALL_DATA_DIR, sizeof data_dir);
+}
+
+const char *emv_data_dir(const char *given)
+{
+	const char *env;
+
+	if (given)
+		return given;
+	if ((env = getenv("EMAILVERIFY_DATA")) && *env)
+		return env;
+	pthread_once(&data_dir_once, data_dir_find);
+	return data_dir;
 }

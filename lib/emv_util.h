@@ -61,6 +61,18 @@ void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define emv_log_enabled(lvl) ((lvl) <= emv_log_threshold)
 
+/*
+ * The data directory (lists, classification rules, provider policies):
+ * `given` when not NULL (--data-dir), else $EMAILVERIFY_DATA, else the first
+ * of these that holds classify.rules: ../share/emailverify beside the running
+ * binary (an installed or relocated tree), the source tree's data/ the build
+ * was made from (EMV_SOURCE_DATA_DIR, for binaries run from the build tree),
+ * the install prefix's share/emailverify (EMV_INSTALL_DATA_DIR).  When none
+ * does, the install prefix's path, so that the error names where it looked.
+ * Never NULL; the default is worked out once per process.
+ */
+const char *emv_data_dir(const char *given);
+
 /* 1 when name is one of the comma-separated items of csv (exact match). */
 int emv_csv_has(const char *csv, const char *name);
 

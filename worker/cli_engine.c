@@ -154,12 +154,10 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
 static int engine_init(cli_engine *e, const cli_engine_opts *o)
 {
 	char err[512], path[1024];
-	const char *dir = o->data_dir ? o->data_dir : getenv("EMAILVERIFY_DATA");
+	const char *dir = emv_data_dir(o->data_dir);
 	emv_dns_params dp;
 
 	memset(e, 0, sizeof *e);
-	if (!dir)
-		dir = EMV_DATA_DIR;
 	emv_log_threshold = (emv_log_level)(EMV_LOG_WARN + (o->verbose > 3 ? 3 : o->verbose));
 
 	snprintf(path, sizeof path, "%s/classify.rules", dir);

@@ -92,7 +92,8 @@ void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
 	"  --no-catch-all-probe   do not test whether the domain accepts any address\n"        \
 	"  --greylist-wait S      wait before asking a greylisting server again (default 60)\n" \
 	"  --max-retry-time S     most time spent waiting on greylisting per domain (default 120)\n" \
-	"  --data-dir DIR         lists and rules (default: " EMV_DATA_DIR ")\n"               \
+	"  --data-dir DIR         lists and rules (default: $EMAILVERIFY_DATA, else\n"         \
+	"                         share/emailverify beside the binary's folder)\n"              \
 	"  --providers FILE       provider policies and budgets (default: DATA_DIR/providers.conf)\n" \
 	"  --pool FILE            source addresses to rotate, each with its HELO name, and the probe sender\n" \
 	"                         (deploy/worker.conf.example); budgets become per (address, provider)\n" \

@@ -15,7 +15,7 @@
 #include "emv_classify.h"
 #include "emv_reply.h"
 
-#define RULES EMV_DATA_DIR "/classify.rules"
+#define RULES EMV_SOURCE_DATA_DIR "/classify.rules"
 #define GOLDEN EMV_TEST_DATA "/replies.tsv"
 
 static emv_classifier *load_default(void)

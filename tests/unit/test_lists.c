@@ -1,7 +1,7 @@
 /*
  * test_lists.c - role / disposable / free flags, typo suggestions, list
  * loading (errors, bad lines) and the string hash set, against the real
- * data directory (EMV_DATA_DIR) and throw-away directories under /tmp.
+ * data directory (EMV_SOURCE_DATA_DIR) and throw-away directories under /tmp.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,13 +24,13 @@ static int group_setup(void **state)
 {
 	char err[512];
 
-	lists = emv_lists_load(EMV_DATA_DIR, err, sizeof(err));
+	lists = emv_lists_load(EMV_SOURCE_DATA_DIR, err, sizeof(err));
 	if (!lists) {
-		fprintf(stderr, "loading %s failed: %s\n", EMV_DATA_DIR, err);
+		fprintf(stderr, "loading %s failed: %s\n", EMV_SOURCE_DATA_DIR, err);
 		return -1;
 	}
 	printf("lists from %s: role=%zu disposable=%zu free=%zu typo=%zu skipped=%zu\n",
-	       EMV_DATA_DIR, emv_lists_count(lists, "role"), emv_lists_count(lists, "disposable"),
+	       EMV_SOURCE_DATA_DIR, emv_lists_count(lists, "role"), emv_lists_count(lists, "disposable"),
 	       emv_lists_count(lists, "free"), emv_lists_count(lists, "typo"),
 	       emv_lists_count(lists, "skipped"));
 	return 0;
@@ -136,7 +136,7 @@ static void do_test_typo_targets_consistent(void **state)
 	FILE *f;
 	size_t n = 0;
 
-	snprintf(path, sizeof(path), "%s/typo_domains.txt", EMV_DATA_DIR);
+	snprintf(path, sizeof(path), "%s/typo_domains.txt", EMV_SOURCE_DATA_DIR);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f)) {

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include "emv_pool.h"
 
-#define EXAMPLE EMV_DATA_DIR "/../deploy/worker.conf.example"
+#define EXAMPLE EMV_SOURCE_DATA_DIR "/../deploy/worker.conf.example"
 
 static emv_pool *parse(const char *text, char *err, size_t errlen)
 {

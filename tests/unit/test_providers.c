@@ -578,7 +578,7 @@ static int group_setup(void **state)
 
 	shipped = emv_providers_load_default(err, sizeof(err));
 	if (!shipped) {
-		fprintf(stderr, "loading %s/providers.conf failed: %s\n", EMV_DATA_DIR, err);
+		fprintf(stderr, "loading %s/providers.conf failed: %s\n", EMV_SOURCE_DATA_DIR, err);
 		return -1;
 	}
 	printf("providers.conf: %zu providers\n", emv_providers_count(shipped));
