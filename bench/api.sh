@@ -58,7 +58,7 @@ printf 'upload   %d rows, %.1f MB: accepted in %.2f s = %.0f rows/s (peak RSS %d
 
 # the split runs now; a worker and the sink verify while we ask for the status
 sleep 1
-"$WORKER" --brokers "$BROKERS" --dns "127.0.0.1:${EMV_APIDNS_PORT:-5401}" --max-inflight 64 >"$RUN/worker.log" 2>&1 &
+"$WORKER" --brokers "$BROKERS" --dns "127.0.0.1:${EMV_APIDNS_PORT:-5401}" --preflight-domains nullmx.api.test --max-inflight 64 >"$RUN/worker.log" 2>&1 &
 worker=$!
 sleep 5
 python3 - "$PORT" "$TOKEN" "$JOB" <<'EOF'

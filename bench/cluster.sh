@@ -22,7 +22,7 @@ export EMV_PG_PORT=15442 EMV_KAFKA_PORT=19192
 coord=$root/build/release/coordinator/emailverify-coordinator
 gen=$root/build/release/bench/emv-bench-results
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=ON >/dev/null
 cmake --build build/release -j"$(nproc)" --target emailverify-coordinator emv-bench-results >/dev/null
 mkdir -p "$run"
 bash tests/cluster/pg/start.sh "$run" --fresh >/dev/null 2>&1

@@ -18,11 +18,11 @@ run=${EMV_BENCH_DIR:-/tmp/emailverify-bench}
 bin=$root/build/release/coordinator/emailverify
 smtpd=$root/build/release/tests/world/emv-testsmtpd
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=ON >/dev/null
 cmake --build build/release -j"$(nproc)" --target emailverify emv-testsmtpd >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-common=(--dns 127.0.0.1:5310 --smtp-port 2525 --allow-private-mx --mail-from probe@verifier.bench
+common=(--dns 127.0.0.1:5310 --preflight-domains d1.bench --smtp-port 2525 --allow-private-mx --mail-from probe@verifier.bench
         --helo probe1.verifier.bench --progress none --providers "$root/bench/providers-bench.conf")
 
 world() { # name, gen.sh options...

@@ -11,6 +11,7 @@
 int cli_check(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 /* submit / status / export / jobs: the HTTP API's client (cli_client.c);
  * argv[0] is the command. */
 int cli_client(int argc, char **argv);

@@ -12,6 +12,7 @@ static void usage(FILE *f)
 		"usage: emailverify <command> [options]\n"
 		"\n"
 		"commands:\n"
+		"  doctor               can this machine verify? DNS, port 25, HELO, reverse DNS, SPF, DNSBLs\n"
 		"  check ADDRESS...     verify addresses now and print each verdict with its evidence\n"
 		"  verify LIST -o OUT   verify a list (CSV or one address per line) on this machine\n"
 		"  run LIST -o OUT      the same through the whole cluster on this machine: PostgreSQL,\n"
@@ -31,6 +32,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(argv[1], "doctor") == 0)
+		return cli_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cli_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)

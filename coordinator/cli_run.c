@@ -269,6 +269,9 @@ int cli_run(int argc, char **argv)
 		return 2;
 	}
 	list = optind < argc ? argv[optind] : resume_job;
+	/* a machine that cannot verify stops here, before the list is read */
+	if (cli_preflight(&eo, "emailverify run") < 0)
+		return 1;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);

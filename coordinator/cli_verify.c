@@ -716,6 +716,14 @@ int cli_verify(int argc, char **argv)
 		return 2;
 	}
 	cli_engine_params_apply(&eo, &ep);
+	/* libevent must be told about threads before any base exists */
+	if (v.nw > 1 && evthread_use_pthreads() != 0) {
+		fprintf(stderr, "emailverify: libevent without thread support; use --threads 1\n");
+		return 1;
+	}
+	/* a machine that cannot verify stops here, before the list is read */
+	if (cli_preflight(&eo, "emailverify verify") < 0)
+		return 1;
 
 	emv_ingest_limits_default(&lim);
 	if (strcmp(v.input, "-") == 0) {
@@ -729,12 +737,6 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "emailverify: %s\n", err);
 		if (spool_path[0])
 			unlink(spool_path);
-		return 1;
-	}
-	/* libevent must be told about threads before any base exists */
-	if (v.nw > 1 && evthread_use_pthreads() != 0) {
-		fprintf(stderr, "emailverify: libevent without thread support; use --threads 1\n");
-		emv_ingest_close(in);
 		return 1;
 	}
 	pthread_mutex_init(&v.mu, NULL);

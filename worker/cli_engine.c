@@ -62,6 +62,8 @@ int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg)
 	case 1012: return parse_int("--max-retry-time", arg, 0, 86400, &o->max_retry_s);
 	case 1013: o->providers = arg; return 1;
 	case 1014: o->pool = arg; return 1;
+	case 1015: o->preflight_domains = arg; return 1;
+	case 1016: o->skip_preflight = 1; return 1;
 	case 'v': o->verbose++; return 1;
 	default: return 0;
 	}
@@ -202,29 +204,7 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 		emv_rep_params_default(&rp);
 		e->rep = emv_rep_new(&rp, e->pool->nsources);
 	}
-	if (o->helo) {
-		emv_strlcpy(e->helo, o->helo, sizeof e->helo);
-	} else if (e->pool) { /* each session greets with its own source's name; this is the fallback */
-		emv_strlcpy(e->helo, e->pool->sources[0].helo, sizeof e->helo);
-	} else {
-		struct addrinfo hints, *ai = NULL;
-		char host[256] = "localhost";
-		gethostname(host, sizeof host - 1);
-		memset(&hints, 0, sizeof hints);
-		hints.ai_flags = AI_CANONNAME;
-		/* the canonical name is only a default; never wait long for it */
-		if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname)
-			emv_strlcpy(host, ai->ai_canonname, sizeof host);
-		if (ai)
-			freeaddrinfo(ai);
-		emv_strlcpy(e->helo, host, sizeof e->helo);
-	}
-	if (o->mail_from)
-		emv_strlcpy(e->mail_from, o->mail_from, sizeof e->mail_from);
-	else if (e->pool && e->pool->mail_from[0])
-		emv_strlcpy(e->mail_from, e->pool->mail_from, sizeof e->mail_from);
-	else
-		snprintf(e->mail_from, sizeof e->mail_from, "verify@%s", e->helo);
+	cli_engine_identity(o, e->pool, e->helo, sizeof e->helo, e->mail_from, sizeof e->mail_from);
 
 	emv_probe_config_default(&e->probe);
 	for (int i = 0; i < o->nsource; i++)
@@ -250,6 +230,86 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 		s->timeout_banner = s->timeout_ehlo = s->timeout_starttls = s->timeout_mail = s->timeout_rcpt = ms;
 		s->timeout_connect = ms < 10000 ? ms : 10000;
 		s->timeout_quit = ms < 5000 ? ms : 5000;
+	}
+	return 0;
+}
+
+void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
+			 size_t mlen)
+{
+	if (o->helo) {
+		emv_strlcpy(helo, o->helo, hlen);
+	} else if (pool) { /* each session greets with its own source's name; this is the fallback */
+		emv_strlcpy(helo, pool->sources[0].helo, hlen);
+	} else {
+		struct addrinfo hints, *ai = NULL;
+		char host[256] = "localhost";
+		gethostname(host, sizeof host - 1);
+		memset(&hints, 0, sizeof hints);
+		hints.ai_flags = AI_CANONNAME;
+		/* the canonical name is only a default; never wait long for it */
+		if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname)
+			emv_strlcpy(host, ai->ai_canonname, sizeof host);
+		if (ai)
+			freeaddrinfo(ai);
+		emv_strlcpy(helo, host, hlen);
+	}
+	if (o->mail_from)
+		emv_strlcpy(mail_from, o->mail_from, mlen);
+	else if (pool && pool->mail_from[0])
+		emv_strlcpy(mail_from, pool->mail_from, mlen);
+	else
+		snprintf(mail_from, mlen, "verify@%s", helo);
+}
+
+int cli_preflight(const cli_engine_opts *o, const char *prog)
+{
+	char err[512], helo[256], mail_from[300];
+	emv_dns_params dp;
+	emv_pf_params pp;
+	emv_pf_report r;
+	struct event_base *base;
+	emv_dns *dns;
+
+	if (o->skip_preflight)
+		return 0;
+	if (!(base = event_base_new())) {
+		fprintf(stderr, "%s: preflight: no event loop\n", prog);
+		return -1;
+	}
+	emv_dns_params_default(&dp);
+	dp.servers = o->dns;
+	if (!(dns = emv_dns_new(base, &dp, err, sizeof err))) {
+		fprintf(stderr, "%s: preflight: %s\n", prog, err);
+		event_base_free(base);
+		return -1;
+	}
+	cli_engine_identity(o, NULL, helo, sizeof helo, mail_from, sizeof mail_from);
+	emv_pf_params_default(&pp);
+	pp.base = base;
+	pp.dns = dns;
+	pp.resolver = o->dns;
+	pp.domains = o->preflight_domains;
+	pp.allow_private = o->allow_private;
+	pp.source_ip = o->nsource > 0 ? o->source_ips[0] : NULL;
+	pp.identity = !o->pool; /* a pool's addresses have their own audit */
+	pp.helo = helo;
+	pp.mail_from = mail_from;
+	emv_pf_run(&pp, &r);
+	emv_dns_free(dns);
+	event_base_free(base);
+	for (int i = 0; i < r.n; i++) {
+		const emv_pf_check *c = &r.checks[i];
+		if (c->level == EMV_PF_PASS)
+			continue;
+		fprintf(stderr, "%s: preflight: %s %s: %s\n", prog, emv_pf_level_name(c->level), c->name, c->what);
+		if (c->fix[0])
+			fprintf(stderr, "%s: preflight:      fix: %s\n", prog, c->fix);
+	}
+	if (r.dns_broken) {
+		fprintf(stderr, "%s: stopped before verifying anything: DNS cannot be trusted (see above). "
+				"'emailverify doctor' checks the whole machine; --skip-preflight starts anyway.\n", prog);
+		return -1;
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "emv_probe.h"
 #include "emv_providers.h"
 #include "emv_pool.h"
+#include "emv_preflight.h"
 #include "emv_reputation.h"
 
 /* Engine settings common to check/verify/run. */
@@ -31,6 +32,8 @@ typedef struct {
 	int no_catch_all;
 	int greylist_wait_s;      /* --greylist-wait S */
 	int max_retry_s;          /* --max-retry-time S */
+	const char *preflight_domains; /* --preflight-domains LIST (default EMV_PF_DOMAINS_DEFAULT) */
+	int skip_preflight;       /* --skip-preflight */
 	int verbose;
 } cli_engine_opts;
 
@@ -58,6 +61,18 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o);
  * worker): retries may wait up to 30 min unless --max-retry-time says. */
 void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep);
 void cli_engine_free(cli_engine *e);
+/* The HELO name and probe sender the engine would use (--helo/--mail-from,
+ * else the pool's, else this host's name and verify@ it). */
+void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
+			 size_t mlen);
+/*
+ * The start-up preflight of verify, run and the worker (emv_preflight.h):
+ * DNS sanity and, without --pool (whose own audit covers it), the identity
+ * checks.  Problems are printed to stderr as "preflight: WARN|FAIL ...";
+ * returns -1 when the run must not start (the resolver cannot be trusted),
+ * after saying so.  --skip-preflight: returns 0 at once.
+ */
+int cli_preflight(const cli_engine_opts *o, const char *prog);
 /* The engine settings that come from the built engine: provider policies
  * and, with --pool, the source addresses and their reputation. */
 void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
@@ -78,6 +93,8 @@ void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
 	{ "max-retry-time", required_argument, NULL, 1012 },               \
 	{ "providers", required_argument, NULL, 1013 },                    \
 	{ "pool", required_argument, NULL, 1014 },                         \
+	{ "preflight-domains", required_argument, NULL, 1015 },            \
+	{ "skip-preflight", no_argument, NULL, 1016 },                     \
 	{ "verbose", no_argument, NULL, 'v' }
 
 #define CLI_ENGINE_HELP                                                                      \
@@ -97,6 +114,9 @@ void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
 	"  --providers FILE       provider policies and budgets (default: DATA_DIR/providers.conf)\n" \
 	"  --pool FILE            source addresses to rotate, each with its HELO name, and the probe sender\n" \
 	"                         (deploy/worker.conf.example); budgets become per (address, provider)\n" \
+	"  --preflight-domains L  mail domains that must resolve before a run starts\n"       \
+	"                         (comma-separated; default " EMV_PF_DOMAINS_DEFAULT ")\n"    \
+	"  --skip-preflight       start without checking DNS and our identity first\n"        \
 	"  -v, --verbose          log what happens (repeat for more)\n"
 
 #endif

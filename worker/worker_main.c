@@ -160,7 +160,12 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	rc = emv_worker_run(&wo, &eo, &stop_flag, &st, err, sizeof err);
+	if (cli_preflight(&eo, "emailverify-worker") < 0) {
+		rc = EMV_ERR;
+		snprintf(err, sizeof err, "not started");
+	} else {
+		rc = emv_worker_run(&wo, &eo, &stop_flag, &st, err, sizeof err);
+	}
 	for (size_t i = 0; i < nkconf; i++)
 		free(kconf[i]);
 	free(kconf);

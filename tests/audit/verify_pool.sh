@@ -9,7 +9,7 @@ bin=$1 dns=$2 dir=$3
 mkdir -p "$dir"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 printf 'email\nsomeone@nosuch.audit.test\n' >"$dir/list.csv"
-common=(--dns "$dns" --format jsonl --progress none)
+common=(--dns "$dns" --preflight-domains audit.test --format jsonl --progress none)
 
 # .61 is mail-a.audit.test in PTR, A and SPF; .62's PTR is mail-b, not mail-a
 cat >"$dir/pool.conf" <<'CONF'

@@ -424,6 +424,7 @@ static int teardown(void **state)
 static void start_worker(void)
 {
 	const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "api-test", "--dns", dns,
+			       "--preflight-domains", "nullmx.api.test",
 			       "--allow-private-mx", "--timeout", "5", "--session-timeout", "6000", NULL };
 	if (!worker_pid)
 		worker_pid = spawn_logged(argv, RUN "/worker.log");

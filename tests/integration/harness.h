@@ -43,6 +43,7 @@ static const char *const world_args[] = {
 	"--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
 	"--greylist-wait", "3", "--max-retry-time", "20", "--timeout", "5",
 	"--providers", EMV_TEST_DATA "/providers-test.conf",
+	"--preflight-domains", "accept.test,catchall.test",
 };
 
 /* Run emailverify check with the world's settings plus extra args (NULL-terminated). */

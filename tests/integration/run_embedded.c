@@ -107,9 +107,9 @@ static void do_test_run_usage_errors(void **state)
 	char log[4096];
 	const char *no_out[] = { EMV_BIN, "run", "x.csv", NULL };
 	const char *bad_db[] = { EMV_BIN, "run", "x.csv", "-o", EMV_BUILD_DIR "/x.out", "--database",
-				 "postgresql://nobody@127.0.0.1:1/none", NULL };
+				 "postgresql://nobody@127.0.0.1:1/none", WORLD_OPTS, NULL };
 	const char *bad_list[] = { EMV_BIN, "run", EMV_BUILD_DIR "/no-such-list.csv", "-o", EMV_BUILD_DIR "/x.out",
-				   "--database", url, NULL };
+				   "--database", url, WORLD_OPTS, NULL };
 	assert_int_equal(run_capture(log, sizeof log, no_out, 1), 2);
 	assert_non_null(strstr(log, "-o OUTPUT is required"));
 	assert_int_equal(run_capture(log, sizeof log, bad_db, 1), 1);

@@ -633,7 +633,8 @@ static void do_test_resume_after_interrupt(void **state)
 		dup2(devnull, 2);
 		execl(EMV_BIN, EMV_BIN, "verify", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
 		      "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
-		      "--source-ip", "127.0.0.2", "--timeout", "60", "--progress", "none", "-o", out,
+		      "--source-ip", "127.0.0.2", "--timeout", "60", "--progress", "none", "--preflight-domains",
+		      "accept.test", "-o", out,
 		      TMP "/resume.csv", (char *)NULL);
 		_exit(127);
 	}
