@@ -11,9 +11,15 @@
 #        quickstart  deploy/quickstart.sh run LIST -o OUT: installs what the
 #                    main job needs (no test packages), builds, starts its
 #                    private PostgreSQL and verifies a small list against the
-#                    test world (unbound + SMTP test servers on loopback,
-#                    started here from the host's test build; the chroot
-#                    shares the host's loopback).  Every verdict is checked.
+#                    test world (unbound + SMTP test servers, started here
+#                    from the host's test build).  Every verdict is checked.
+#                    The install needs the mirror, so the command runs twice:
+#                    first as `quickstart.sh run --help` (install, build,
+#                    PostgreSQL), then on the list in a network namespace of
+#                    its own (unshare -n) with its own world on its loopback:
+#                    no address outside it is reachable, and nothing on the
+#                    host's loopback (another world, a developer's servers)
+#                    is in the way.
 #        testsuite   tests/run-all.sh, the README's test command, whole:
 #                    installs the test packages, builds, runs every fuzzer
 #                    and the ctest suite with their own servers (unbound,
@@ -135,9 +141,12 @@ inroot() { chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/s
 	LANG=C.UTF-8 CI="${CI:-}" EMV_FRESH_INNER=1 "$@"; }
 
 # --- 2. the quick start ---------------------------------------------------
-say "starting the test world (host build) for the quick start's list"
-EMV_WORLD_DNS_PORT=5300 bash tests/world/start.sh "$world" "$smtpd" >"$dir/world-start.log" 2>&1 ||
-	{ cat "$dir/world-start.log"; die "the test world did not start"; }
+say "quickstart: deploy/quickstart.sh run --help (installs, builds, starts PostgreSQL)"
+if ! inroot /bin/bash -c 'cd /src/emailverify && deploy/quickstart.sh run --help' >"$dir/quickstart-install.log" 2>&1; then
+	tail -n 40 "$dir/quickstart-install.log"
+	die "the quick start's install and build failed (log: $dir/quickstart-install.log)"
+fi
+inroot /bin/bash -c 'cd /src/emailverify && deploy/local-pg.sh stop' >/dev/null 2>&1 || true
 cat >"$root/tmp/list.csv" <<'EOF'
 name,email
 Alice,alice@accept.test
@@ -147,15 +156,23 @@ Anyone,anyone@catchall.test
 Gone,x@nosuchdomain.test
 Broken,not an address
 EOF
-say "quickstart: deploy/quickstart.sh run /tmp/list.csv -o /tmp/results.csv"
-if ! inroot /bin/bash -c 'cd /src/emailverify && deploy/quickstart.sh run /tmp/list.csv -o /tmp/results.csv \
-	--dns 127.0.0.1:5300 --smtp-port 2525 --allow-private-mx --preflight-domains accept.test \
-	--helo probe.verifier.test --mail-from probe@verifier.test --progress none' >"$dir/quickstart.log" 2>&1; then
+say "quickstart: deploy/quickstart.sh run /tmp/list.csv -o /tmp/results.csv (own network namespace)"
+export root world smtpd src
+if ! unshare -n /bin/bash -c '
+	set -e
+	ip link set lo up
+	bash "$src/tests/world/start.sh" "$world" "$smtpd" >"$world.start.log" 2>&1 || { cat "$world.start.log"; exit 1; }
+	rc=0
+	chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		LANG=C.UTF-8 /bin/bash -c "cd /src/emailverify && deploy/quickstart.sh run /tmp/list.csv -o /tmp/results.csv \
+		--dns 127.0.0.1:5300 --smtp-port 2525 --allow-private-mx --preflight-domains accept.test \
+		--helo probe.verifier.test --mail-from probe@verifier.test; rc=\$?;
+		deploy/local-pg.sh stop >/dev/null 2>&1; exit \$rc" || rc=$?
+	bash "$src/tests/world/stop.sh" "$world" >/dev/null 2>&1 || true
+	exit $rc' >"$dir/quickstart.log" 2>&1; then
 	tail -n 40 "$dir/quickstart.log"
 	die "the quick start failed (log: $dir/quickstart.log)"
 fi
-inroot /bin/bash -c 'cd /src/emailverify && deploy/local-pg.sh stop' >/dev/null 2>&1 || true
-bash tests/world/stop.sh "$world" >/dev/null 2>&1 || true
 out=$root/tmp/results.csv
 [[ -f $out ]] || die "the quick start wrote no results file"
 expect() { # EMAIL STATUS REASON

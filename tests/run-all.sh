@@ -9,10 +9,16 @@
 #    Postfix) and a throwaway PostgreSQL are started and stopped by ctest
 #    fixtures, so nothing is left running, pass or fail,
 # 4. builds the libFuzzer targets with clang and runs each one briefly
-#    (before the main suite, whose ctest summary line closes the output).
+#    (before the main suite, whose ctest summary line closes the output),
+# 5. first of all the checks, the set-up check (tests/fresh-machine.sh): both
+#    README commands in a fresh Debian 12 root, the quick start on a small
+#    list and this very script, whole, inside it.
 #
 # Environment: EMV_TEST_JOBS (parallel ctest jobs, default 2),
-#              EMV_FUZZ_SECONDS (per fuzz target, default 20).
+#              EMV_FUZZ_SECONDS (per fuzz target, default 20),
+#              EMV_FRESH_ROOT=0 skips the set-up check (it is skipped anyway
+#              inside the fresh root itself, and when not run as root),
+#              EMV_FRESH_SUITE (full|build|none: see tests/fresh-machine.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -36,6 +42,16 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 status=0
+if [ -n "${EMV_FRESH_INNER:-}" ]; then
+    echo "== set-up check: skipped (this is the run inside the fresh root)"
+elif [ "${EMV_FRESH_ROOT:-1}" = 0 ]; then
+    echo "== set-up check: skipped (EMV_FRESH_ROOT=0)"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "== set-up check: skipped (needs root: debootstrap, chroot)"
+else
+    echo "== set-up check (a fresh Debian 12 root: tests/fresh-machine.sh)"
+    bash tests/fresh-machine.sh "$root/build/test/tests/world/emv-testsmtpd" || status=1
+fi
 echo "== fuzz"
 (cd build/fuzz && ctest --output-on-failure -L fuzz) || status=1
 # the main suite runs last so that its ctest summary closes the output
