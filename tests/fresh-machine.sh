@@ -195,8 +195,8 @@ say "quickstart: ok, 6 rows, every verdict as expected, no test package installe
 case $suite in
 none) say "testsuite: skipped (EMV_FRESH_SUITE=none)"; exit 0 ;;
 build) cmd='bash deploy/install-deps.sh --test && bash tests/world/postfix/install.sh && bash tests/cluster/install.sh &&
-	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DEMV_SANITIZE=ON >/dev/null && cmake --build build/test -j2 >/dev/null &&
-	cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DEMV_FUZZ=ON >/dev/null && cmake --build build/fuzz -j2 --target fuzz_address >/dev/null' ;;
+	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DEMV_SANITIZE=ON && cmake --build build/test -j2 &&
+	cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DEMV_FUZZ=ON && cmake --build build/fuzz -j2 --target fuzz_address' ;;
 full) cmd='bash tests/run-all.sh' ;;
 *) die "EMV_FRESH_SUITE must be full, build or none" ;;
 esac
