@@ -9,6 +9,13 @@
  * (a thread of its own), and exported from PostgreSQL in input order once
  * every address is final.  PostgreSQL comes from --database or DATABASE_URL
  * (deploy/quickstart.sh creates and starts a local one under var/).
+ *
+ * SIGINT/SIGTERM (emv_stop.h): stop within --shutdown-timeout T.  The
+ * worker threads get 70% of T (emv_worker.h: sessions end or are
+ * abandoned, verdicts known are sent, the rest is left); the sink then
+ * stores what they sent until 90% of T.  What is not stored is asked again
+ * by `run --job ID`, which splits the job again without the addresses that
+ * have their final verdict.  Exit 130; a second signal exits at once.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -25,19 +32,14 @@
 #include "emv_kafka.h"
 #include "emv_sink.h"
 #include "emv_split.h"
+#include "emv_stop.h"
 #include "emv_util.h"
 #include "emv_worker.h"
 
 #define RUN_MAX_WORKERS 16
 
-static volatile sig_atomic_t interrupted;
 static volatile sig_atomic_t workers_stop;
 static volatile int sink_stop;
-
-static void on_signal(int sig)
-{
-	interrupted = sig;
-}
 
 struct wthread {
 	pthread_t t;
@@ -91,7 +93,10 @@ static void run_usage(FILE *f)
 		   "  --retry-attempts N     tries per address through the retry topic (default 3)\n"
 		   "  --retry-delay MS       wait before a retry batch (default 600000)\n"
 		   "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
-		   "                         addresses with a verdict are not asked again)\n" CLI_ENGINE_HELP);
+		   "                         addresses with a verdict are not asked again)\n"
+		   "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
+		   "                         verdict known; exit 130 (continue with --job ID). A second\n"
+		   "                         Ctrl-C exits at once\n" CLI_ENGINE_HELP);
 }
 
 /* state, counters of the job */
@@ -182,6 +187,7 @@ int cli_run(int argc, char **argv)
 		{ "retry-attempts", required_argument, NULL, 4007 },
 		{ "retry-delay", required_argument, NULL, 4008 },
 		{ "job", required_argument, NULL, 4009 },
+		{ "shutdown-timeout", required_argument, NULL, 4010 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -197,6 +203,8 @@ int cli_run(int argc, char **argv)
 	struct progress pr;
 	const char *out = NULL, *url = NULL, *tenant = "local", *name = "", *list, *resume_job = NULL;
 	int nworkers = 2, retry_attempts = 3, retry_delay = 600000, opt, rc = 1, version;
+	int shutdown_ms = EMV_STOP_TIMEOUT_MS;
+	uint64_t stop_at = 0;
 	char err[1024];
 	emv_kafka_mock *mock = NULL;
 	emv_lists *lists = NULL;
@@ -206,6 +214,7 @@ int cli_run(int argc, char **argv)
 	int nstarted = 0, sink_started = 0;
 	long long last_final = -1;
 
+	memset(&ist, 0, sizeof ist);
 	cli_engine_opts_default(&eo);
 	emv_export_params_default(&xp);
 	emv_split_params_default(&sp);
@@ -251,6 +260,12 @@ int cli_run(int argc, char **argv)
 			}
 			continue;
 		case 4009: resume_job = optarg; continue;
+		case 4010:
+			if ((shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
+				fprintf(stderr, "emailverify run: --shutdown-timeout must be 0.1..3600 seconds\n");
+				return 2;
+			}
+			continue;
 		case 'h': run_usage(stdout); return 0;
 		default: {
 			int r = cli_engine_opt(&eo, opt, optarg);
@@ -272,8 +287,7 @@ int cli_run(int argc, char **argv)
 	/* a machine that cannot verify stops here, before the list is read */
 	if (cli_preflight(&eo, "emailverify run") < 0)
 		return 1;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	emv_stop_install("emailverify run", shutdown_ms);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!(c = emv_db_connect(url, err, sizeof err)) || emv_db_migrate(c, &version, err, sizeof err) != EMV_OK ||
@@ -334,6 +348,7 @@ int cli_run(int argc, char **argv)
 		w->o.retry_attempts = retry_attempts;
 		w->o.embedded = 1;
 		w->o.gate = &gate;
+		w->o.shutdown_ms = shutdown_ms * 70 / 100;
 		for (int k = 0; k < 3; k++)
 			w->o.retry_delay_ms[k] = retry_delay;
 		w->eo = &eo;
@@ -356,9 +371,10 @@ int cli_run(int argc, char **argv)
 		}
 		if (strcmp(pr.state, "done") == 0)
 			break;
-		if (interrupted) {
-			fprintf(stderr, "\nemailverify run: interrupted; job %s stays in the database (%lld of %lld rows "
-				"final): continue with --job %s\n", ist.job_id, pr.final, pr.total, ist.job_id);
+		if (emv_stop_signal) {
+			stop_at = emv_now_ms();
+			fprintf(stderr, "\nemailverify run: interrupted; stopping within %.1f s (Ctrl-C again: at once)\n",
+				(double)shutdown_ms / 1000.0);
 			goto out;
 		}
 		/* a line when something moved (at most every 2 s), else every 30 s */
@@ -387,6 +403,8 @@ int cli_run(int argc, char **argv)
 	fprintf(stderr, "  results in %s\n", out);
 	rc = 0;
 out:
+	if (emv_stop_signal && !stop_at && rc != 0)
+		stop_at = emv_now_ms(); /* interrupted before the job ran (ingest, split) */
 	workers_stop = 1;
 	for (int i = 0; i < nstarted; i++) {
 		pthread_join(wt[i].t, NULL);
@@ -394,9 +412,21 @@ out:
 			rc = 1;
 	}
 	if (sink_started) {
+		/* interrupted: the verdicts the workers sent are stored before
+		 * the sink stops, within the shutdown timeout */
+		while (stop_at && emv_now_ms() - stop_at < (uint64_t)shutdown_ms * 90 / 100 &&
+		       __atomic_load_n(&gate.stored, __ATOMIC_RELAXED) < __atomic_load_n(&gate.produced, __ATOMIC_RELAXED))
+			usleep(20000);
 		sink_stop = 1;
 		pthread_join(snk.t, NULL);
 		PQfinish(snk.c);
+	}
+	if (stop_at) {
+		if (c && ist.job_id[0] && job_progress(c, ist.job_id, &pr) == 0)
+			fprintf(stderr, "emailverify run: stopped in %.1f s; job %s stays in the database (%lld of %lld rows "
+				"final): continue with --job %s\n", (double)(emv_now_ms() - stop_at) / 1000.0, ist.job_id,
+				pr.final, pr.total, ist.job_id);
+		rc = EMV_STOP_EXIT_INTERRUPTED;
 	}
 	if (f)
 		fclose(f);

@@ -25,6 +25,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include "emv_api.h"
+#include "emv_stop.h"
 #include "emv_db.h"
 #include "emv_tokens.h"
 #include "emv_export.h"
@@ -115,6 +116,8 @@ static void serve_usage(FILE *f)
 		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
 		"  --data-dir DIR          lists (default: $EMAILVERIFY_DATA, else share/emailverify\n"
 		"                          beside the binary's folder)\n"
+		"  --shutdown-timeout S    on SIGTERM/SIGINT: stop within S seconds (default 10), then exit 0;\n"
+		"                          a second signal exits at once with 130\n"
 		"  -v, --verbose           log more (repeat for more)\n",
 		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
 		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
@@ -163,6 +166,7 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-connections-per-ip", required_argument, NULL, 17 },
 		{ "connection-memory", required_argument, NULL, 18 },
 		{ "routes", required_argument, NULL, 19 },
+		{ "shutdown-timeout", required_argument, NULL, 20 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -210,6 +214,12 @@ static int cmd_serve(int argc, char **argv)
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;
+			break;
+		case 20:
+			if ((p.shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
+				fprintf(stderr, "emailverify-coordinator serve: --shutdown-timeout must be 0.1..3600 seconds\n");
+				return 2;
+			}
 			break;
 		case 'h': serve_usage(stdout); return 0;
 		default: serve_usage(stderr); return 2;

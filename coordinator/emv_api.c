@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/thread.h>
 #include <librdkafka/rdkafka.h>
@@ -38,6 +39,7 @@
 #include "emv_export.h"
 #include "emv_kafka.h"
 #include "emv_split.h"
+#include "emv_stop.h"
 #include "emv_util.h"
 #include "emv_webhook.h"
 
@@ -60,6 +62,7 @@ void emv_api_params_default(emv_api_params *p)
 	p->webhook_attempts = 6;
 	p->webhook_backoff_ms = 2000;
 	p->webhook_timeout_s = 10;
+	p->shutdown_ms = EMV_STOP_TIMEOUT_MS;
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -1453,11 +1456,24 @@ static void resume_splits(struct api *a, PGconn *c)
 
 /* ------------------------------------------------------------------ serve */
 
-static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+/* The signal handlers are emv_stop's (a second signal must exit even while
+ * this loop is no longer running): the loop looks at the flag. */
+static void on_stop_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct api *a = arg;
-	emv_log(EMV_LOG_INFO, "api", "signal %d: stopping", (int)sig);
+	if (!emv_stop_signal)
+		return;
+	emv_log(EMV_LOG_INFO, "api", "signal %d: stopping within %d ms", (int)emv_stop_signal, a->p.shutdown_ms);
 	event_base_loopexit(a->base, NULL);
+}
+
+/* Join t unless the shutdown deadline (CLOCK_REALTIME) passes first:
+ * a thread still busy then (an upload being ingested, an export being
+ * streamed) is left to the process exit; its transaction rolls back. */
+static void join_until(pthread_t t, const struct timespec *deadline, const char *what)
+{
+	if (pthread_timedjoin_np(t, NULL, deadline) != 0)
+		emv_log(EMV_LOG_WARN, "api", "stopping: %s still busy at the shutdown deadline; left", what);
 }
 
 static int write_ready_file(const char *path, const char *listen, const char *brokers, char *err, size_t errlen)
@@ -1496,7 +1512,8 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 {
 	struct api *a = emv_xcalloc(1, sizeof *a);
 	emv_kafka_mock *mock = NULL;
-	struct event *sigint = NULL, *sigterm = NULL;
+	struct event *stop_check = NULL;
+	struct timespec deadline;
 	char listen_addr[300];
 	int lfd = -1, version, rc = EMV_ERR;
 	PGconn *c;
@@ -1588,10 +1605,12 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 		wp.allow_private = p->webhook_allow_private;
 		a->webhooks = emv_webhooks_start(&wp);
 	}
-	sigint = evsignal_new(a->base, SIGINT, on_stop_signal, a);
-	sigterm = evsignal_new(a->base, SIGTERM, on_stop_signal, a);
-	event_add(sigint, NULL);
-	event_add(sigterm, NULL);
+	emv_stop_install("emailverify-coordinator serve", p->shutdown_ms);
+	stop_check = event_new(a->base, -1, EV_PERSIST, on_stop_check, a);
+	{
+		struct timeval tv = { 0, 100000 };
+		event_add(stop_check, &tv);
+	}
 
 	if (p->ready_file && write_ready_file(p->ready_file, listen_addr, a->brokers, err, errlen) != EMV_OK)
 		goto stop;
@@ -1602,14 +1621,23 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 	rc = EMV_OK;
 
 stop:
-	/* Stop the threads that finish quickly.  Uploads still being ingested
-	 * and exports still streaming are abandoned with the process: their
-	 * transactions roll back when the connections drop. */
+	/* Stop the threads, each within the shutdown timeout (a stored group
+	 * of results is committed, a group not stored yet is read again by the
+	 * next sink).  Uploads still being ingested and exports still streaming
+	 * are abandoned with the process: their transactions roll back when the
+	 * connections drop. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += p->shutdown_ms * 9 / 10 / 1000;
+	deadline.tv_nsec += (long)(p->shutdown_ms * 9 / 10 % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
 	emv_webhooks_stop(a->webhooks);
 	a->sink_stop = 1;
 	if (a->sink_running) {
-		pthread_join(a->sink_th, NULL);
-		pthread_join(a->router_th, NULL);
+		join_until(a->sink_th, &deadline, "the results sink");
+		join_until(a->router_th, &deadline, "the region router");
 	}
 	if (a->pool) {
 		pthread_mutex_lock(&a->mu);
@@ -1620,14 +1648,12 @@ stop:
 		pthread_cond_broadcast(&a->split_cv);
 		pthread_mutex_unlock(&a->split_mu);
 		for (int i = 0; i < a->npool; i++)
-			pthread_join(a->pool[i], NULL);
+			join_until(a->pool[i], &deadline, "a query thread");
 		/* a split in progress is not waited for: it resumes from its
 		 * cursor at the next start (resume_splits) */
 	}
-	if (sigint)
-		event_free(sigint);
-	if (sigterm)
-		event_free(sigterm);
+	if (stop_check)
+		event_free(stop_check);
 	if (p->ready_file)
 		unlink(p->ready_file);
 	fflush(stdout);

@@ -60,6 +60,7 @@ typedef struct {
 	int webhook_allow_private;  /* allow callbacks to loopback/private addresses (tests) */
 	int no_sink;                /* do not run the results sink (nor the region router) in this process */
 	const struct emv_routes *routes; /* domain -> region topic for the split (emv_routes.h); NULL: shared */
+	int shutdown_ms;            /* SIGINT/SIGTERM: stopped within this (EMV_STOP_TIMEOUT_MS; emv_stop.h) */
 } emv_api_params;
 
 void emv_api_params_default(emv_api_params *p);

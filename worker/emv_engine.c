@@ -92,6 +92,7 @@ struct emv_engine {
 	struct run *runs;          /* in flight */
 	int resolving;
 	int pumping;
+	int draining;              /* stopping: no session, lookup or retry starts any more */
 	uint64_t finished, retries, sessions, jobs, handed_back;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
@@ -834,7 +835,7 @@ void emv_engine_pump(emv_engine *e)
 	uint64_t now = emv_now_ms(), next_backoff = 0;
 	uint32_t rotations = 0, limit;
 
-	if (e->pumping)
+	if (e->pumping || e->draining)
 		return; /* re-entered from a callback: the outer pump continues */
 	e->pumping = 1;
 	/* domains waiting for a DNS slot go first: answers may come at once
@@ -901,6 +902,16 @@ void emv_engine_pump(emv_engine *e)
 		evtimer_add(e->backoff_timer, &tv);
 	}
 	e->pumping = 0;
+}
+
+void emv_engine_drain(emv_engine *e)
+{
+	e->draining = 1;
+}
+
+int emv_engine_sessions(const emv_engine *e)
+{
+	return e->active;
 }
 
 int emv_engine_idle(const emv_engine *e)

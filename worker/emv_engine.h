@@ -67,6 +67,14 @@ void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char 
 /* Start or continue scheduling (call after adding; safe to call often). */
 void emv_engine_pump(emv_engine *e);
 
+/* Stopping: start nothing more (no session, DNS lookup or retry); the
+ * sessions in flight run to their end (QUIT) and report as usual, the rest
+ * stays queued, never reported.  Not undone. */
+void emv_engine_drain(emv_engine *e);
+
+/* Probe sessions (jobs) in flight. */
+int emv_engine_sessions(const emv_engine *e);
+
 /* 1 when nothing is queued, running or waiting for a retry. */
 int emv_engine_idle(const emv_engine *e);
 

@@ -24,6 +24,7 @@ struct wbatch {
 	char key[EMV_WIRE_KEY_MAX];
 	int topic;                  /* T_* it came from */
 	uint8_t *handed;            /* per address: handed back by the engine (all sources quarantined) */
+	uint8_t *left;              /* per address: no verdict when the batch was cut at shutdown */
 	char provider[EMV_WIRE_PROVIDER_MAX + 1]; /* of the handed-back addresses */
 	uint64_t due_ms;            /* retry batches: not before */
 	int started;                /* fed to the engine */
@@ -72,6 +73,8 @@ struct worker {
 	struct slot *slots;
 	uint32_t nslots, capslots, free_slot;
 	int inflight, stopping;
+	int cut;                    /* stopping: the batches in flight were cut (cut_inflight) */
+	uint64_t stop_at;           /* when the stop was seen (monotonic ms) */
 	int handback;               /* the engine hands back addresses for another region */
 	volatile sig_atomic_t *stop;
 	uint64_t last_activity;
@@ -99,6 +102,7 @@ void emv_worker_opts_default(emv_worker_opts *o)
 	o->ipstate_topic = EMV_TOPIC_IP_STATE;
 	o->ipstate_interval_ms = 30000;
 	o->region_topics = 1;
+	o->shutdown_ms = EMV_STOP_TIMEOUT_MS;
 }
 
 /* ---- partitions and batches ---- */
@@ -131,6 +135,7 @@ static void wbatch_free(struct wbatch *b)
 		emv_wire_batch_free(b->b);
 	free(b->res);
 	free(b->handed);
+	free(b->left);
 	free(b);
 }
 
@@ -276,28 +281,42 @@ static int produce(struct worker *w, struct wbatch *b, const char *topic, const 
 	return 0;
 }
 
+enum { RETRY_TEMPORARY, RETRY_HANDED, RETRY_CUT };
+
+/* Address i of the batch goes into a retry of this kind. */
+static int retry_wants(const struct wbatch *b, size_t i, int kind)
+{
+	if (kind == RETRY_CUT)
+		return b->left && b->left[i];
+	return b->res[i].temporary && (b->handed && b->handed[i]) == (kind == RETRY_HANDED);
+}
+
 /* The addresses still temporary go to the retry topic as a new batch
- * (handed = 0), or, when every source address of this region was
+ * (RETRY_TEMPORARY), or, when every source address of this region was
  * quarantined for their provider, to the reroute topic for the
- * coordinator to send to another region (handed = 1). */
-static void produce_retry(struct worker *w, struct wbatch *b, int handed)
+ * coordinator to send to another region (RETRY_HANDED).  At shutdown, the
+ * addresses of a cut batch that have no verdict yet (RETRY_CUT) go to the
+ * retry topic with the same attempt, due at once: they were not answered,
+ * and the next owner asks them, and only them. */
+static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 {
 	const emv_wire_batch *src = b->b;
 	emv_wire_batch r;
-	unsigned attempt = src->attempt + 1;
-	int delay = w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
+	int handed = kind == RETRY_HANDED;
+	unsigned attempt = kind == RETRY_CUT ? src->attempt : src->attempt + 1;
+	int delay = kind == RETRY_CUT ? 0 : w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
 	char err[EMV_WIRE_ERR_MAX], suffix[16];
 	const char *topic;
 	uint8_t *buf;
 	size_t len, n = 0, keep;
 
 	for (size_t i = 0; i < src->n_addresses; i++)
-		n += b->res[i].temporary && (b->handed && b->handed[i]) == handed;
+		n += retry_wants(b, i, kind);
 	if (!n)
 		return;
 	memset(&r, 0, sizeof r);
 	emv_strlcpy(r.job_id, src->job_id, sizeof r.job_id);
-	snprintf(suffix, sizeof suffix, handed ? ".x%u" : ".r%u", attempt);
+	snprintf(suffix, sizeof suffix, handed ? ".x%u" : kind == RETRY_CUT ? ".s%u" : ".r%u", attempt);
 	keep = strlen(src->batch_id);
 	if (keep + strlen(suffix) > EMV_WIRE_ID_MAX)
 		keep = EMV_WIRE_ID_MAX - strlen(suffix);
@@ -317,7 +336,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int handed)
 		topic = w->o.reroute_topic;
 	} else {
 		/* wall clock: the batch may come back to another machine */
-		r.not_before_ms = (int64_t)emv_wall_ms() + delay;
+		r.not_before_ms = delay ? (int64_t)emv_wall_ms() + delay : 0;
 		emv_strlcpy(r.avoid_regions, src->avoid_regions, sizeof r.avoid_regions);
 		emv_strlcpy(r.provider, src->provider, sizeof r.provider);
 		/* a batch routed to this region retries here */
@@ -325,7 +344,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int handed)
 	}
 	r.addresses = emv_xcalloc(n, sizeof *r.addresses);
 	for (size_t i = 0; i < src->n_addresses; i++)
-		if (b->res[i].temporary && (b->handed && b->handed[i]) == handed)
+		if (retry_wants(b, i, kind))
 			r.addresses[r.n_addresses++] = src->addresses[i];
 	if (emv_wire_batch_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
 		emv_log(EMV_LOG_ERROR, "worker", "batch %s: cannot encode its retry: %s", src->batch_id, err);
@@ -334,6 +353,9 @@ static void produce_retry(struct worker *w, struct wbatch *b, int handed)
 		if (handed) {
 			w->st.rerouted_batches++;
 			w->st.rerouted += n;
+		} else if (kind == RETRY_CUT) {
+			w->st.cut_batches++;
+			w->st.cut += n;
 		} else {
 			w->st.retry_batches++;
 			w->st.retried += n;
@@ -348,6 +370,7 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 	uint8_t *buf;
 	size_t len;
 	char err[EMV_WIRE_ERR_MAX];
+	emv_wire_result *got = NULL;
 	/* another try later only from a partition we still own, and only while
 	 * attempts last; the last attempt's temporary verdicts are final */
 	int last = b->b->attempt + 1 >= (unsigned)w->o.retry_attempts;
@@ -357,10 +380,13 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 		for (size_t i = 0; i < b->b->n_addresses; i++)
 			b->res[i].temporary = 0;
 	} else if (b->part) {
-		produce_retry(w, b, 0);
+		produce_retry(w, b, RETRY_TEMPORARY);
 		if (b->handed)
-			produce_retry(w, b, 1);
+			produce_retry(w, b, RETRY_HANDED);
 	}
+	/* cut at shutdown: what has no verdict yet is asked by the next owner */
+	if (b->left && b->part)
+		produce_retry(w, b, RETRY_CUT);
 	/* else released: the partition's new owner does the batch again, so
 	 * its temporary verdicts stay temporary (a final one could not be
 	 * replaced by the new owner's) */
@@ -371,7 +397,17 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 	emv_strlcpy(r.region, w->o.region, sizeof r.region);
 	r.results = b->res;
 	r.n_results = b->b->n_addresses;
-	if (emv_wire_results_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
+	if (b->left) { /* only the verdicts there are (shallow copies: b->res owns their strings) */
+		got = emv_xcalloc(b->b->n_addresses, sizeof *got);
+		r.n_results = 0;
+		for (size_t i = 0; i < b->b->n_addresses; i++)
+			if (!b->left[i])
+				got[r.n_results++] = b->res[i];
+		r.results = got;
+	}
+	if (r.n_results == 0) {
+		/* nothing answered: nothing to send */
+	} else if (emv_wire_results_encode(&r, &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
 		emv_log(EMV_LOG_ERROR, "worker", "batch %s: cannot encode results: %s", b->b->batch_id, err);
 		b->failed = 1;
 	} else {
@@ -385,6 +421,7 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 				emv_results_gate_add(&w->o.gate->produced, len);
 		}
 	}
+	free(got);
 	for (size_t i = 0; i < b->b->n_addresses; i++) {
 		free(b->res[i].reply);
 		free(b->res[i].detail);
@@ -418,13 +455,16 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	struct worker *w = arg;
 	struct slot *s = &w->slots[id];
 	struct wbatch *b = s->wb;
-	emv_wire_result *x = &b->res[s->idx];
+	emv_wire_result *x;
 	const emv_probe_result *r = emv_probe_get(job, idx);
 	emv_report_in in;
 	emv_report_verdict v;
 	emv_address a;
 	char addr[EMV_ADDRESS_MAX + 1];
 
+	if (!b)
+		return; /* its batch was cut at shutdown: the next owner asks it */
+	x = &b->res[s->idx];
 	snprintf(addr, sizeof addr, "%s@%s", b->b->addresses[s->idx].local, b->b->domain);
 	emv_address_parse(addr, strlen(addr), &a);
 	memset(&in, 0, sizeof in);
@@ -464,9 +504,12 @@ static void on_handback(void *arg, uint64_t id, const char *provider, unsigned a
 	struct worker *w = arg;
 	struct slot *s = &w->slots[id];
 	struct wbatch *b = s->wb;
-	emv_wire_result *x = &b->res[s->idx];
+	emv_wire_result *x;
 	char detail[EMV_WIRE_DETAIL_MAX + 1];
 
+	if (!b)
+		return; /* its batch was cut at shutdown */
+	x = &b->res[s->idx];
 	if (!b->handed)
 		b->handed = emv_xcalloc(b->b->n_addresses, 1);
 	b->handed[s->idx] = 1;
@@ -561,6 +604,49 @@ static void take_message(struct worker *w, rd_kafka_message_t *m)
 	start_batch(w, b);
 }
 
+/* Stopping, once no session runs any more or at the drain deadline: every
+ * batch still in the engine is cut where it is.  Its verdicts go out as
+ * usual; its addresses without one go back to the retry topic as a batch
+ * of their own (RETRY_CUT), so that its offset can be committed and the
+ * next owner asks only what was not answered here.  Sessions still running
+ * are abandoned: what they learn now is ignored (their slots are let go),
+ * and they are cancelled with the engine. */
+static void cut_inflight(struct worker *w)
+{
+	size_t left = 0, batches = 0;
+
+	for (uint32_t id = 0; id < w->nslots; id++) {
+		struct slot *s = &w->slots[id];
+		struct wbatch *b = s->wb;
+		if (!b)
+			continue;
+		if (!b->left)
+			b->left = emv_xcalloc(b->b->n_addresses, 1);
+		b->left[s->idx] = 1;
+		s->wb = NULL; /* not on the free list: nothing is started any more */
+		left++;
+	}
+	for (struct part *p = w->parts; p; p = p->next)
+		for (struct wbatch *b = p->head; b; b = b->next)
+			if (b->left && !b->complete) {
+				finish_batch(w, b);
+				batches++;
+			}
+	for (;;) { /* finish_batch may reap orphans: look again each time */
+		struct wbatch *b = w->orphans;
+		while (b && !(b->left && !b->complete))
+			b = b->next;
+		if (!b)
+			break;
+		finish_batch(w, b);
+		batches++;
+	}
+	w->cut = 1;
+	if (batches)
+		emv_log(EMV_LOG_INFO, "worker", "%s: stopping: %zu batch(es) cut, %zu address(es) without a verdict "
+			"handed to the next owner", w->o.name, batches, left);
+}
+
 static void start_due(struct worker *w)
 {
 	uint64_t now = emv_now_ms();
@@ -581,22 +667,65 @@ static int pending_acks(struct worker *w)
 	return w->orphans != NULL;
 }
 
+static int held_batches(struct worker *w)
+{
+	int n = 0;
+	for (struct part *p = w->parts; p; p = p->next)
+		n += p->held != NULL;
+	return n;
+}
+
+/* The shutdown's time line, from the stop (o.shutdown_ms = T): sessions in
+ * flight may end (QUIT) until 60% of T; then every batch is cut; the
+ * messages that makes are acknowledged until 85%; flush and the
+ * synchronous commit take the rest. */
+static uint64_t stop_phase_ms(const struct worker *w, int percent)
+{
+	return (uint64_t)w->o.shutdown_ms * (uint64_t)percent / 100u;
+}
+
+static void stopping_tick(struct worker *w)
+{
+	uint64_t since = emv_now_ms() - w->stop_at;
+
+	if (!w->cut && (emv_engine_sessions(w->eng) == 0 || since >= stop_phase_ms(w, 60))) {
+		if (emv_engine_sessions(w->eng) > 0)
+			emv_log(EMV_LOG_WARN, "worker", "%s: stopping: %d session(s) still running abandoned", w->o.name,
+				emv_engine_sessions(w->eng));
+		cut_inflight(w);
+	}
+	commit_ready(w, 0);
+	if (w->cut && ((rd_kafka_outq_len(w->producer) == 0 && !pending_acks(w)) || since >= stop_phase_ms(w, 85)))
+		event_base_loopbreak(w->e.base);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
 	if (*w->stop && !w->stopping) {
-		emv_log(w->o.embedded ? EMV_LOG_INFO : EMV_LOG_WARN, "worker", "%s: stopping: finishing %d batch(es) in flight",
-			w->o.name, w->inflight);
+		/* held retry batches are not waited for: not started, their
+		 * offsets stay uncommitted, their next owner holds them again */
+		emv_log(w->o.embedded ? EMV_LOG_INFO : EMV_LOG_WARN, "worker",
+			"%s: stopping within %d ms: %d batch(es) in flight, %d held retry batch(es) left for later",
+			w->o.name, w->o.shutdown_ms, w->inflight, held_batches(w));
 		w->stopping = 1;
+		w->stop_at = emv_now_ms();
+		emv_engine_drain(w->eng);
+	}
+	if (w->stopping) {
+		rd_kafka_poll(w->producer, 0); /* delivery reports */
+		if (w->state_producer)
+			rd_kafka_poll(w->state_producer, 0);
+		stopping_tick(w);
+		return;
 	}
 	rd_kafka_poll(w->producer, 0); /* delivery reports */
 	if (w->state_producer)
 		rd_kafka_poll(w->state_producer, 0);
 	commit_ready(w, 0);
-	if (!w->stopping)
-		start_due(w);
-	while (!w->stopping && w->inflight < w->o.max_inflight && emv_results_gate_open(w->o.gate)) {
+	start_due(w);
+	while (w->inflight < w->o.max_inflight && emv_results_gate_open(w->o.gate)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
 		if (!m)
 			break;
@@ -612,15 +741,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (w->ep.rep && (emv_rep_changes(w->ep.rep) != w->rep_published ||
 			  emv_now_ms() - w->rep_published_at >= (uint64_t)w->o.ipstate_interval_ms))
 		publish_ip_state(w);
-	if (w->inflight == 0 && rd_kafka_outq_len(w->producer) == 0 && !pending_acks(w)) {
-		int held = 0;
-		for (struct part *p = w->parts; p; p = p->next)
-			held |= p->held != NULL;
-		int idle = w->o.idle_exit_ms > 0 && !held &&
-			   emv_now_ms() - w->last_activity >= (uint64_t)w->o.idle_exit_ms;
-		if (w->stopping || idle)
-			event_base_loopbreak(w->e.base);
-	}
+	if (w->inflight == 0 && rd_kafka_outq_len(w->producer) == 0 && !pending_acks(w) && !held_batches(w) &&
+	    w->o.idle_exit_ms > 0 && emv_now_ms() - w->last_activity >= (uint64_t)w->o.idle_exit_ms)
+		event_base_loopbreak(w->e.base);
 }
 
 /* ---- ip-state ---- */
@@ -891,10 +1014,23 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	event_add(w.timer, &tv);
 	event_base_dispatch(w.e.base);
 
-	publish_ip_state(&w);
-	if (w.state_producer)
-		rd_kafka_flush(w.state_producer, 5000);
-	rd_kafka_flush(w.producer, 10000);
+	{
+		/* stopped: what is left of the shutdown timeout; else (idle
+		 * exit) the usual bounds */
+		int left = 10000;
+		if (w.stopping) {
+			uint64_t end = w.stop_at + stop_phase_ms(&w, 95), now = emv_now_ms();
+			left = end > now ? (int)(end - now) : 0;
+		}
+		publish_ip_state(&w);
+		if (w.state_producer)
+			rd_kafka_flush(w.state_producer, left < 5000 ? left / 2 : 5000);
+		if (w.stopping) {
+			uint64_t end = w.stop_at + stop_phase_ms(&w, 95), now = emv_now_ms();
+			left = end > now ? (int)(end - now) : 0;
+		}
+		rd_kafka_flush(w.producer, left);
+	}
 	rd_kafka_poll(w.producer, 0);
 	commit_ready(&w, 1); /* synchronous: nothing acknowledged is left uncommitted */
 	if (st)

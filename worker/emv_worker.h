@@ -21,8 +21,15 @@
  * repeat), their retries are left to the partition's new owner, and their
  * offsets are never committed by this worker.
  *
- * Stopping (*stop set, e.g. by SIGTERM): consume nothing more, finish the
- * batches in flight, flush, commit synchronously, return.
+ * Stopping (*stop set, e.g. by SIGTERM), bounded by shutdown_ms: consume
+ * nothing more and start no session; held retry batches are not waited for
+ * (not started, their offsets stay uncommitted: the next owner holds them
+ * until their not_before).  Sessions in flight may end politely (QUIT) until
+ * 60% of shutdown_ms, then are abandoned; each batch still in flight is
+ * cut: its verdicts go to the results topic, its addresses without one to
+ * the retry topic (same attempt, due at once), so that its offset can be
+ * committed and nothing with a verdict is asked again.  Acknowledgements
+ * are awaited until 85%, then flush, commit synchronously, return.
  */
 #ifndef EMV_WORKER_H
 #define EMV_WORKER_H
@@ -31,6 +38,7 @@
 #include <stdint.h>
 #include "cli_engine.h"
 #include "emv_kafka.h"
+#include "emv_stop.h"
 
 typedef struct {
 	const char *brokers;            /* bootstrap.servers (required) */
@@ -51,6 +59,7 @@ typedef struct {
 	const char *ipstate_topic;      /* the pool's reputation, compacted (emailverify.ip-state); NULL: none */
 	int ipstate_interval_ms;        /* publish it at least this often (30000), and on every change */
 	emv_results_gate *gate;         /* embedded: wait for the sink before taking more batches (NULL) */
+	int shutdown_ms;                /* from *stop to return, at most (EMV_STOP_TIMEOUT_MS) */
 } emv_worker_opts;
 
 typedef struct {
@@ -58,6 +67,7 @@ typedef struct {
 	uint64_t retry_batches, retried; /* batches and addresses sent to the retry topic */
 	uint64_t released;               /* batches whose partition was revoked while in flight */
 	uint64_t rerouted_batches, rerouted; /* batches and addresses handed to the coordinator for another region */
+	uint64_t cut_batches, cut;       /* at shutdown: batches cut, addresses without a verdict handed on */
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);

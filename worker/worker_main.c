@@ -1,6 +1,10 @@
 /*
  * worker_main.c - `emailverify-worker`: the cluster's probe worker daemon
- * (the work itself is emv_worker.c).  SIGTERM/SIGINT drain gracefully.
+ * (the work itself is emv_worker.c).
+ *
+ * SIGTERM/SIGINT: stop within --shutdown-timeout (emv_worker.h says what is
+ * delivered, committed and left for the next owner), exit 0; a second
+ * signal, or the timeout passed by more than 2 s, exits at once with 130.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,13 +16,6 @@
 #include "emv_kafka.h"
 #include "emv_util.h"
 #include "emv_worker.h"
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-	stop_flag = sig;
-}
 
 static void usage(FILE *f)
 {
@@ -40,7 +37,11 @@ static void usage(FILE *f)
 		   "  --until-idle MS        exit after MS without work (tests)\n"
 		   "  --session-timeout MS   consumer group session timeout (10000)\n"
 		   "  --kafka KEY=VALUE      a librdkafka setting (TLS, SASL...; repeatable)\n"
-		   "  --kafka-config FILE    librdkafka settings, one KEY=VALUE per line\n" CLI_ENGINE_HELP);
+		   "  --kafka-config FILE    librdkafka settings, one KEY=VALUE per line\n"
+		   "  --shutdown-timeout S   on SIGTERM/SIGINT: stop within S seconds (10): sessions in flight\n"
+		   "                         end or are abandoned, verdicts known are sent and committed, the\n"
+		   "                         rest (held retry batches included) is left to the next worker.\n"
+		   "                         Exit 0; a second signal exits at once with 130\n" CLI_ENGINE_HELP);
 }
 
 static int parse_delays(const char *s, int out[3])
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
 		{ "reroute-topic", required_argument, NULL, 3015 },
 		{ "ip-state-topic", required_argument, NULL, 3016 },
 		{ "ip-state-interval", required_argument, NULL, 3017 },
+		{ "shutdown-timeout", required_argument, NULL, 3018 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -142,6 +144,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			continue;
+		case 3018:
+			if ((wo.shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
+				fprintf(stderr, "emailverify-worker: --shutdown-timeout must be 0.1..3600 seconds\n");
+				return 2;
+			}
+			continue;
 		case 'h': usage(stdout); return 0;
 		default:
 			rc = cli_engine_opt(&eo, opt, optarg);
@@ -157,14 +165,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	wo.kafka_conf = (const char *const *)kconf;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	emv_stop_install("emailverify-worker", wo.shutdown_ms);
 	signal(SIGPIPE, SIG_IGN);
 	if (cli_preflight(&eo, "emailverify-worker") < 0) {
 		rc = EMV_ERR;
 		snprintf(err, sizeof err, "not started");
 	} else {
-		rc = emv_worker_run(&wo, &eo, &stop_flag, &st, err, sizeof err);
+		rc = emv_worker_run(&wo, &eo, &emv_stop_signal, &st, err, sizeof err);
 	}
 	for (size_t i = 0; i < nkconf; i++)
 		free(kconf[i]);
@@ -176,8 +183,8 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"emailverify-worker %s: %" PRIu64 " batches, %" PRIu64 " results, %" PRIu64 " skipped, %" PRIu64
 		" retried in %" PRIu64 " retry batches, %" PRIu64 " released, %" PRIu64 " rerouted in %" PRIu64
-		" batches\n",
+		" batches, %" PRIu64 " handed on unanswered in %" PRIu64 " cut batches\n",
 		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
-		st.rerouted_batches);
+		st.rerouted_batches, st.cut, st.cut_batches);
 	return 0;
 }

@@ -196,9 +196,12 @@ static void do_test_run_interrupted_then_continued(void **state)
 	waitpid(pid, &status, 0);
 	if (!strstr(log, "continue with --job"))
 		fail_msg("interrupted run:\n%s", log);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 130)
+		fail_msg("interrupted run: status %d, wanted exit 130:\n%s", status, log);
 	before_final = pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
-	assert_true(before_final >= 2 && before_final < 10); /* really part-way */
+	/* the sessions in flight at the stop may end politely (issue 19): often
+	 * every address of this small list is final by then */
+	assert_true(before_final >= 2 && before_final <= 10);
 	for (int row = 1; row <= 10; row++) {
 		was_final[row] = pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = %d AND final",
 					 job, row) == 1;
