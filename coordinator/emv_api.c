@@ -74,17 +74,27 @@ void api_count_status(struct api *a, int status)
 void api_mhd_kick(struct api *a)
 {
 	struct timeval tv = { 0, 0 };
-	evtimer_add(a->mhd_timer, &tv);
+	if (a->mhd_timer) /* none without a server (the router fuzzer) */
+		evtimer_add(a->mhd_timer, &tv);
+}
+
+static const char *req_value(struct api_req *r, enum MHD_ValueKind kind, const char *key)
+{
+	if (!r->conn)
+		return NULL;
+	if (r->values)
+		return r->values(r, kind, key);
+	return MHD_lookup_connection_value(r->conn, kind, key);
 }
 
 const char *api_req_header(struct api_req *r, const char *name)
 {
-	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+	return req_value(r, MHD_HEADER_KIND, name);
 }
 
 const char *api_req_query(struct api_req *r, const char *key)
 {
-	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
+	return req_value(r, MHD_GET_ARGUMENT_KIND, key);
 }
 
 struct query_walk {
@@ -103,7 +113,7 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
 int api_req_query_each(struct api_req *r, int (*fn)(void *arg, const char *key, const char *value), void *arg)
 {
 	struct query_walk w = { fn, arg, 0 };
-	if (r->conn)
+	if (r->conn && !r->values)
 		MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_one, &w);
 	return w.rc;
 }
@@ -165,15 +175,28 @@ void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response 
 	api_req_resume(r); /* the call that follows queues it */
 }
 
+/* What is sent when an answer cannot be formatted: still JSON, still an
+ * answer (a NULL from jansson must never reach strlen). */
+static const char reply_unformattable[] =
+	"{\"error\":{\"code\":\"internal\",\"message\":\"the answer could not be formatted\"}}\n";
+
 void api_reply_json(struct api_req *r, int status, json_t *body)
 {
-	char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	size_t n = strlen(s);
+	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	size_t n;
 	struct MHD_Response *resp;
 	json_decref(body);
-	s = emv_xrealloc(s, n + 2);
-	s[n++] = '\n';
-	s[n] = '\0';
+	if (!s) {
+		emv_log(EMV_LOG_ERROR, "api", "an answer (status %d) could not be formatted: 500 instead", status);
+		status = 500;
+		s = emv_xstrdup(reply_unformattable);
+		n = strlen(s);
+	} else {
+		n = strlen(s);
+		s = emv_xrealloc(s, n + 2);
+		s[n++] = '\n';
+		s[n] = '\0';
+	}
 	resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -185,13 +208,18 @@ static json_t *error_body(const char *code, const char *message)
 	return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
 }
 
+/* The message is made of whatever the client sent (a path, a parameter):
+ * formatted, then made valid UTF-8 without control characters, so that a
+ * byte that is not text, or a character cut by a precision, cannot make
+ * the JSON fail. */
 void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 {
-	char msg[512];
+	char raw[512], msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	emv_sanitize_utf8(msg, sizeof msg, raw, strlen(raw));
 	if (status == 401)
 		api_req_add_header(r, "WWW-Authenticate", "Bearer");
 	api_reply_json(r, status, error_body(code, msg));
@@ -936,7 +964,7 @@ static enum api_method method_of(const char *m)
 }
 
 /* The headers are in: answer, or start what answers later. */
-static void route(struct api *a, struct api_req *r, const char *path)
+void api_route(struct api *a, struct api_req *r, const char *path)
 {
 	enum api_method m = r->method;
 	unsigned char hash[32];
@@ -1120,7 +1148,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			const char *cl = api_req_header(r, "Content-Length");
 			r->has_body = (cl && strtoull(cl, NULL, 10) > 0) || api_req_header(r, "Transfer-Encoding");
 		}
-		route(a, r, url);
+		api_route(a, r, url);
 		if (!r->has_body)
 			return MHD_YES; /* answered in the final call: now would close the connection */
 		if (r->reply)

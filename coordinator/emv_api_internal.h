@@ -69,6 +69,9 @@ struct api_req {
 	void (*final)(struct api_req *r);
 	void (*gone)(struct api_req *r);
 	void *ctx;
+	/* where headers and query parameters come from when not from MHD's
+	 * connection (the router fuzzer); NULL: MHD */
+	const char *(*values)(struct api_req *r, enum MHD_ValueKind kind, const char *key);
 };
 
 struct task {
@@ -162,6 +165,11 @@ void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response 
 void api_reply_json(struct api_req *r, int status, json_t *body); /* takes body */
 void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The headers are in: answer, or start what answers later (a task, a
+ * body handler).  Needs no socket: what it reads of the request goes
+ * through api_req_header/api_req_query, so tests/fuzz/fuzz_api_route.c
+ * calls it with headers of its own (r->values). */
+void api_route(struct api *a, struct api_req *r, const char *path);
 /* Let MHD look at its sockets and resumed connections again soon. */
 void api_mhd_kick(struct api *a);
 

@@ -1304,6 +1304,53 @@ static void do_test_upload_streamed(void **state)
 	(void)body;
 }
 
+/*
+ * Text from the request that is not valid UTF-8 (a path segment, a cut
+ * character, a query parameter) never reaches an answer as it is: each of
+ * these once killed the server (json_dumps gave NULL).  Every answer is
+ * JSON with a message that is valid UTF-8, and the server lives on.
+ */
+static void do_test_bad_text(void **state)
+{
+	char url[512], *body;
+	const char *seg63 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct {
+		const char *method, *path;
+		int token, status;
+		const char *code;
+	} cases[] = {
+		{ "PUT", "/v1/jobs/%ff", 0, 405, "method_not_allowed" },
+		{ "GET", "/v1/jobs/%ff", 1, 404, "not_found" },
+		{ "GET", NULL /* 63 bytes and a 2-byte character cut by %.64s */, 1, 404, "not_found" },
+		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%ff", 1, 400, "bad_query" },
+		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%e2%82", 0, 401, "unauthorized" },
+		{ "GET", "/v1/ips?region=%fe%ff", 1, 400, "bad_query" },
+		{ "GET", "/%ff%fe", 0, 404, "not_found" },
+		{ "DELETE", "/v1/%c0%af", 0, 404, "not_found" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *j;
+		const char *msg;
+		if (cases[i].path)
+			snprintf(url, sizeof url, "%s%s", base_url, cases[i].path);
+		else
+			snprintf(url, sizeof url, "%s/v1/jobs/%s%%c3%%a9", base_url, seg63);
+		if (http(cases[i].method, url, cases[i].token ? tok_acme : NULL, NULL, &body) != cases[i].status)
+			fail_msg("%s %s: not %d: %s", cases[i].method, url, cases[i].status, body);
+		assert_error(body, cases[i].code);
+		j = parse(body);
+		msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+		assert_non_null(msg);
+		for (const unsigned char *m = (const unsigned char *)msg; *m; m++)
+			if (*m < 0x20)
+				fail_msg("a control character in %s", body);
+		json_decref(j);
+		free(body);
+	}
+	assert_int_equal(get("/healthz", NULL, &body), 200);
+	free(body);
+}
+
 /* A body far over the limit is refused with our JSON 413 as soon as its
  * headers are in, before any of it is read; the server goes on serving. */
 static void do_test_far_over_limit(void **state)
@@ -1436,6 +1483,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_auth),
+		cmocka_unit_test(do_test_bad_text),
 		cmocka_unit_test(do_test_round_trip),
 		cmocka_unit_test(do_test_tenant_isolation),
 		cmocka_unit_test(do_test_list_paging),
