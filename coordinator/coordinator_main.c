@@ -94,7 +94,10 @@ static void serve_usage(FILE *f)
 		"  --brokers HOSTS         Kafka bootstrap servers\n"
 		"  --embedded-kafka        run librdkafka's mock cluster in this process instead\n"
 		"  --ready-file PATH       write listen=, brokers=, pid= there once serving\n"
-		"  --max-upload BYTES      largest upload (default %lld)\n"
+		"  --max-upload BYTES      largest upload, as sent (compressed or not) (default %lld)\n"
+		"  --max-rows N            rows of one list; as many empty or blank lines again\n"
+		"                          (default %lld)\n"
+		"  --max-decompressed BYTES  bytes of one list once decompressed (default %lld)\n"
 		"  --max-uploads N         uploads ingested at once (default %d)\n"
 		"  --db-threads N          query threads (default %d)\n"
 		"  --timeout S             idle connection timeout: nothing read or written (default %d)\n"
@@ -115,7 +118,7 @@ static void serve_usage(FILE *f)
 		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
 		"  --data-dir DIR          lists (default " EMV_DATA_DIR ")\n"
 		"  -v, --verbose           log more (repeat for more)\n",
-		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
+		(long long)d.max_upload, (long long)d.max_rows, (long long)d.max_decompressed, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
 		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
 		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
 }
@@ -162,6 +165,8 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-connections-per-ip", required_argument, NULL, 17 },
 		{ "connection-memory", required_argument, NULL, 18 },
 		{ "routes", required_argument, NULL, 19 },
+		{ "max-rows", required_argument, NULL, 20 },
+		{ "max-decompressed", required_argument, NULL, 21 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -206,6 +211,8 @@ static int cmd_serve(int argc, char **argv)
 			}
 			p.routes = routes;
 			break;
+		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
+		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;

@@ -46,6 +46,8 @@ void emv_api_params_default(emv_api_params *p)
 	memset(p, 0, sizeof *p);
 	p->listen = "127.0.0.1:8080";
 	p->max_upload = 64 * 1024 * 1024;
+	p->max_rows = 1000000;
+	p->max_decompressed = 256 * 1024 * 1024;
 	p->max_uploads = 4;
 	p->db_threads = 2;
 	p->timeout_s = 30;

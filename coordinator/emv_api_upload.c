@@ -294,8 +294,16 @@ static void *ingest_main(void *arg)
 
 	u->rc = EMV_ERR;
 	if (c) {
-		u->rc = emv_ingest_job_stream(c, a->lists, t->tenant, "", u->rfd, "upload", before_commit, u, &u->st,
-					      u->err, sizeof u->err);
+		/* what a list may cost, whatever it was compressed to: a small
+		 * gzip of rows or of empty lines must not become hours of COPY
+		 * or CPU */
+		emv_ingest_limits lim;
+		emv_ingest_limits_default(&lim);
+		lim.max_rows = (uint64_t)a->p.max_rows;
+		lim.max_bytes = (uint64_t)a->p.max_decompressed;
+		lim.max_blank_lines = (uint64_t)a->p.max_rows;
+		u->rc = emv_ingest_job_stream(c, a->lists, t->tenant, "", u->rfd, "upload", &lim, before_commit, u,
+					      &u->st, u->err, sizeof u->err);
 		PQfinish(c);
 	}
 	close(u->rfd); /* a feeder still writing gets EPIPE */
@@ -339,6 +347,11 @@ static void upload_done(struct task *t)
 		if (!u->req_over)
 			api_req_add_header(u->r, "Location", loc);
 		api_reply_json(u->r, 201, j); /* dropped if the client is gone */
+	} else if (!u->req_over && st->over_limit) {
+		/* rolled back: nothing of the job is kept; maybe before the
+		 * body's end, like the next one */
+		emv_log(EMV_LOG_WARN, "upload", "tenant %s: refused: %s", t->tenant, u->err);
+		api_reply_error(u->r, 413, "too_large", "%s", u->err);
 	} else if (!u->req_over && st->input_error) {
 		/* maybe before the body's end: the answer goes now, the rest is not read */
 		api_reply_error(u->r, 400, "unusable_file", "%s", u->err);

@@ -394,6 +394,7 @@ static int setup(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_url,
 				       "--embedded-kafka", "--ready-file", RUN "/ready", "--max-upload", "200000",
+				       "--max-rows", "20000", "--max-decompressed", "2000000",
 				       "--webhook-allow-private", "--webhook-progress", "50", "--webhook-backoff", "300",
 				       "--batch-max", "3", "--rate-limit", "1000", "--rate-burst", "1000", NULL };
 		server_pid = start_server(argv, RUN "/ready", RUN "/server.log", brokers, sizeof brokers);
@@ -1351,6 +1352,96 @@ static void do_test_bad_text(void **state)
 	free(body);
 }
 
+/* path <- gzip -9 of `lines` copies of `line`, as `members` gzip members
+ * in a row (the ingest reads concatenated members: a small file that
+ * decodes to a large one is cheap to make). */
+static void make_gzip(const char *path, const char *head, const char *line, long lines, int members)
+{
+	char plain[512], cmd[1200];
+	FILE *f;
+	snprintf(plain, sizeof plain, "%s.plain", path);
+	f = fopen(plain, "w");
+	assert_non_null(f);
+	for (long i = 0; i < lines; i++)
+		fputs(line, f);
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | gzip -9 > %s && for i in $(seq %d); do gzip -9 -c %s >> %s; done",
+		 head, path, members, plain, path);
+	assert_int_equal(system(cmd), 0);
+	unlink(plain);
+}
+
+/* One bomb: answered 413 too_large naming the limit, within `max_ms`, and
+ * no job is left of it. */
+static void assert_bomb(const char *url_base, const char *db, const char *tok, const char *gz, const char *what,
+			uint64_t max_ms)
+{
+	char url[256], data[300], *body;
+	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+	long jobs0 = pg_long(db, "SELECT count(*) FROM jobs"), addrs0 = pg_long(db, "SELECT count(*) FROM addresses");
+	struct stat sb;
+	uint64_t t0;
+	assert_int_equal(stat(gz, &sb), 0);
+	snprintf(url, sizeof url, "%s/v1/jobs", url_base);
+	snprintf(data, sizeof data, "@%s", gz);
+	t0 = now_ms();
+	if (http("POST", url, tok, extra, &body) != 413) {
+		fprintf(stderr, "a %s bomb of %lld bytes was answered: %s\n", what, (long long)sb.st_size, body);
+		free(body);
+		fail();
+	}
+	t0 = now_ms() - t0;
+	assert_error(body, "too_large");
+	if (!strstr(body, what))
+		fail_msg("the 413 does not say which limit (%s): %s", what, body);
+	print_message("bomb (%s): %lld bytes of gzip refused with 413 in %llu ms: %s", what, (long long)sb.st_size,
+		      (unsigned long long)t0, body);
+	free(body);
+	assert_int_equal(pg_long(db, "SELECT count(*) FROM jobs"), jobs0);
+	assert_int_equal(pg_long(db, "SELECT count(*) FROM addresses"), addrs0);
+	if (t0 > max_ms)
+		fail_msg("the %s bomb took %llu ms to refuse", what, (unsigned long long)t0);
+}
+
+/*
+ * --max-upload counts bytes as sent; a small gzip must not become millions
+ * of rows, gigabytes of text or seconds of CPU on empty lines.  Over
+ * --max-rows, --max-decompressed or as many empty lines as --max-rows: 413,
+ * and nothing of the job is kept.  (The main server: --max-rows 20000,
+ * --max-decompressed 2000000; the second: the defaults.)
+ */
+static void do_test_decompression_bomb(void **state)
+{
+	char rl_base[64], tok[128], *body;
+	const char *gz = RUN "/bomb.csv.gz";
+	make_gzip(gz, "email\n", "b@nullmx.api.test\n", 30000, 1);
+	assert_bomb(base_url, db_url, tok_acme, gz, "rows", 10000);
+	make_gzip(gz, "email,pad\n",
+		  "x@nullmx.api.test,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+		  15000, 1);
+	assert_bomb(base_url, db_url, tok_acme, gz, "decompressed", 10000);
+	make_gzip(gz, "email\na@nullmx.api.test\n", "\n", 30000, 1);
+	assert_bomb(base_url, db_url, tok_acme, gz, "blank", 10000);
+	/* the reported one: about 1 MB of gzip that is 1 GB of empty lines,
+	 * against the default limits */
+	token(db_rl_url, "bomb", tok, sizeof tok);
+	make_gzip(gz, "email\na@nullmx.api.test\n", "\n", 10 * 1000 * 1000, 100);
+	snprintf(rl_base, sizeof rl_base, "http://127.0.0.1:%d", PORT_RL);
+	assert_bomb(rl_base, db_rl_url, tok, gz, "blank", 5000);
+	unlink(gz);
+	/* below every limit, a gzip list is still welcome */
+	make_gzip(gz, "email\n", "ok@nullmx.api.test\n", 100, 1);
+	{
+		char url[256], data[300];
+		const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+		snprintf(data, sizeof data, "@%s", gz);
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 201);
+		free(body);
+	}
+}
+
 /* A body far over the limit is refused with our JSON 413 as soon as its
  * headers are in, before any of it is read; the server goes on serving. */
 static void do_test_far_over_limit(void **state)
@@ -1497,6 +1588,7 @@ int main(void)
 		cmocka_unit_test(do_test_cli),
 		cmocka_unit_test(do_test_upload_streamed),
 		cmocka_unit_test(do_test_far_over_limit),
+		cmocka_unit_test(do_test_decompression_bomb),
 		cmocka_unit_test(do_test_request_deadline),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
