@@ -75,7 +75,9 @@ static void usage(FILE *f)
 		   "         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
 		   "       emailverify-coordinator delete [--database URL] JOB_ID\n"
 		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
-		   "                                      [--status deliverable,...] JOB_ID\n"
+		   "                                      [--status deliverable,...] [--no-escape-formulas] JOB_ID\n"
+		   "         (CSV cells starting with = + - @ TAB CR are quoted with a ' in front unless\n"
+		   "         --no-escape-formulas)\n"
 		   "       emailverify-coordinator serve --listen HOST:PORT [--database URL]\n"
 		   "                                     (--brokers HOST:PORT[,...] | --embedded-kafka) [options]\n"
 		   "       emailverify-coordinator token create --tenant NAME [--name N] [--database URL]\n"
@@ -490,6 +492,8 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			ep.format = strcmp(f, "csv") == 0 ? EMV_EXPORT_CSV : EMV_EXPORT_JSONL;
+		} else if (export && strcmp(argv[i], "--no-escape-formulas") == 0) {
+			ep.keep_formulas = 1;
 		} else if (export && strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
 			if (emv_export_parse_statuses(argv[++i], &ep.status_mask, err, sizeof err) != 0) {
 				fprintf(stderr, "emailverify-coordinator: --status: %s\n", err);

@@ -129,6 +129,11 @@ size_t emv_sanitize_utf8(char *dst, size_t dstlen, const char *src, size_t srcle
 	return n;
 }
 
+int emv_csv_is_formula(const char *s)
+{
+	return s && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r');
+}
+
 size_t emv_strlcpy(char *dst, const char *src, size_t dstlen)
 {
 	size_t n = strlen(src);

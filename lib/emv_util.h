@@ -75,6 +75,15 @@ void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define emv_log_enabled(lvl) ((lvl) <= emv_log_threshold)
 
+/*
+ * 1 when a spreadsheet would take a CSV cell for a formula: it starts with
+ * '=', '+', '-', '@', a tab or a CR (OWASP, "CSV injection").  Writers of
+ * CSV that holds text from outside (the input row, an address, a server's
+ * reply) then write the cell quoted and prefixed with a single quote,
+ * unless told not to (--no-escape-formulas, escape_formulas=false).
+ */
+int emv_csv_is_formula(const char *s);
+
 /* 1 when name is one of the comma-separated items of csv (exact match). */
 int emv_csv_has(const char *csv, const char *name);
 

@@ -1352,6 +1352,124 @@ static void do_test_bad_text(void **state)
 	free(body);
 }
 
+/* The cells of a CSV text (RFC 4180), each malloc'd, into cells[]; their count. */
+static int csv_cells(const char *s, char **cells, int max)
+{
+	int n = 0;
+	while (*s && n < max) {
+		char *c = malloc(strlen(s) + 1);
+		size_t k = 0;
+		if (*s == '"') {
+			for (s++; *s; s++) {
+				if (*s == '"' && s[1] == '"')
+					c[k++] = *s++;
+				else if (*s == '"') {
+					s++;
+					break;
+				} else
+					c[k++] = *s;
+			}
+		} else {
+			while (*s && *s != ',' && *s != '\n')
+				c[k++] = *s++;
+		}
+		c[k] = '\0';
+		cells[n++] = c;
+		if (*s == ',' || *s == '\n')
+			s++;
+	}
+	return n;
+}
+
+static int has_cell(char **cells, int n, const char *want)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(cells[i], want) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Spreadsheet formula injection: a CSV export has no cell that a
+ * spreadsheet would run (= + - @ TAB CR first): such cells from the list
+ * come quoted with a ' in front; escape_formulas=false gives them as they
+ * are; JSON Lines is never changed.
+ */
+static void do_test_csv_formulas(void **state)
+{
+	char *body, id[64], path[256], *cells[400];
+	int n;
+	write_file(RUN "/formulas.csv", "name,email\n=1+2,f1@nullmx.api.test\n+1,=f2@nullmx.api.test\n"
+					"-2,-f3@nullmx.api.test\n@SUM(1),@bad\n\tx,f5@nullmx.api.test\n");
+	assert_int_equal(upload_raw(RUN "/formulas.csv", NULL, tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	n = csv_cells(body, cells, 400);
+	assert_true(n >= 6 * 19);
+	for (int i = 0; i < n; i++)
+		if (cells[i][0] && strchr("=+-@\t\r", cells[i][0]))
+			fail_msg("cell %d of the CSV export is a formula: %s", i, cells[i]);
+	assert_true(has_cell(cells, n, "'=1+2,f1@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "'=f2@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "'-f3@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "'@bad"));
+	assert_true(has_cell(cells, n, "'\tx,f5@nullmx.api.test"));
+	for (int i = 0; i < n; i++)
+		free(cells[i]);
+	free(body);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?escape_formulas=false", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	n = csv_cells(body, cells, 400);
+	assert_true(has_cell(cells, n, "=1+2,f1@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "=f2@nullmx.api.test"));
+	assert_false(has_cell(cells, n, "'=f2@nullmx.api.test"));
+	for (int i = 0; i < n; i++)
+		free(cells[i]);
+	free(body);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?format=jsonl", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	assert_non_null(strstr(body, "\"email\":\"=f2@nullmx.api.test\""));
+	assert_non_null(strstr(body, "\"input\":\"=1+2,f1@nullmx.api.test\""));
+	assert_null(strstr(body, "'="));
+	free(body);
+
+	/* emailverify verify writes the input row too (rows of bad syntax:
+	 * final without DNS) */
+	{
+		char out[8192];
+		const char *argv[] = { EMV_CLI, "verify", RUN "/formulas-cli.csv", "--progress", "none", "--dns",
+				       "127.0.0.1:1", NULL, NULL };
+		write_file(RUN "/formulas-cli.csv", "name,email\n=1+2,@bad\n-x,=also bad\n");
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		n = csv_cells(out, cells, 400);
+		assert_true(n >= 3 * 19);
+		for (int i = 0; i < n; i++)
+			if (cells[i][0] && strchr("=+-@\t\r", cells[i][0]))
+				fail_msg("cell %d of verify's CSV is a formula: %s", i, cells[i]);
+		assert_true(has_cell(cells, n, "'=1+2,@bad"));
+		assert_true(has_cell(cells, n, "'=also bad"));
+		for (int i = 0; i < n; i++)
+			free(cells[i]);
+		argv[7] = "--no-escape-formulas";
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		n = csv_cells(out, cells, 400);
+		assert_true(has_cell(cells, n, "=1+2,@bad"));
+		assert_true(has_cell(cells, n, "-x,=also bad"));
+		for (int i = 0; i < n; i++)
+			free(cells[i]);
+	}
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?escape_formulas=maybe", id);
+	assert_int_equal(get(path, tok_acme, &body), 400);
+	assert_error(body, "bad_query");
+	free(body);
+}
+
 /* path <- gzip -9 of `lines` copies of `line`, as `members` gzip members
  * in a row (the ingest reads concatenated members: a small file that
  * decodes to a large one is cheap to make). */
@@ -1589,6 +1707,7 @@ int main(void)
 		cmocka_unit_test(do_test_upload_streamed),
 		cmocka_unit_test(do_test_far_over_limit),
 		cmocka_unit_test(do_test_decompression_bomb),
+		cmocka_unit_test(do_test_csv_formulas),
 		cmocka_unit_test(do_test_request_deadline),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
