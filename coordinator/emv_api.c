@@ -140,8 +140,6 @@ void api_req_unref(struct api_req *r)
 		return;
 	if (r->reply)
 		MHD_destroy_response(r->reply);
-	if (r->deadline)
-		event_free(r->deadline);
 	free(r);
 }
 
@@ -1062,24 +1060,87 @@ bad_method:
 
 /* -------------------------------------------------------- MHD in the loop */
 
-/* The request's deadline: cut it off.  The socket is shut down so that MHD
- * sees the end at once; a request waiting for a pool task is let go when
- * the task is back (tasks are short), any other wait of ours is resumed so
- * that MHD's next call for it can say no. */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/*
+ * The request deadline starts at the connection's first byte, not after the
+ * headers: a client sending one header line every few seconds is never
+ * idle long enough for --timeout, and MHD calls us only once the headers
+ * are whole.  So every connection has a timer from its start (MHD's
+ * connection notice, as it is accepted); a request on it inherits that
+ * deadline, and the next request on a kept-alive connection gets a fresh
+ * one from the moment the last one ended.
+ */
+struct api_conn {
+	struct api *a;
+	struct MHD_Connection *conn;
+	struct event *deadline;
+	struct api_req *cur;                     /* the request in progress, if MHD has called us */
+};
+
+static void conn_arm(struct api_conn *c)
 {
-	struct api_req *r = arg;
-	const union MHD_ConnectionInfo *ci;
+	struct timeval tv = { c->a->p.request_timeout_s, 0 };
+	if (c->a->p.request_timeout_s > 0)
+		evtimer_add(c->deadline, &tv);
+}
+
+/* Close the connection under MHD's feet: the socket is shut down so that
+ * MHD sees the end at once. */
+static void conn_shutdown(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+/* The deadline of a request we know: a request waiting for a pool task
+ * is let go when the task is back (tasks are short), any other wait of
+ * ours is resumed so that MHD's next call for it can say no. */
+static void req_expire(struct api_req *r)
+{
 	if (!r->conn)
 		return;
 	r->expired = 1;
 	emv_log(EMV_LOG_INFO, "api", "a request ran past its %d s deadline: closing its connection",
 		r->a->p.request_timeout_s);
-	if ((ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD)))
-		shutdown(ci->connect_fd, SHUT_RDWR);
+	conn_shutdown(r->conn);
 	if (!r->busy)
 		api_req_resume(r);
 	api_mhd_kick(r->a);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_conn *c = arg;
+	if (c->cur) {
+		req_expire(c->cur);
+		return;
+	}
+	/* still in its request line or headers (or idle between requests) */
+	emv_log(EMV_LOG_INFO, "api", "a connection sent no whole request within its %d s deadline: closing it",
+		c->a->p.request_timeout_s);
+	conn_shutdown(c->conn);
+	api_mhd_kick(c->a);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct api *a = cls;
+	struct api_conn *c = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = emv_xcalloc(1, sizeof *c);
+		c->a = a;
+		c->conn = conn;
+		c->deadline = evtimer_new(a->base, on_deadline, c);
+		conn_arm(c);
+		*socket_context = c;
+	} else if (c) {
+		if (c->cur)
+			c->cur->cn = NULL;
+		event_free(c->deadline);
+		free(c);
+		*socket_context = NULL;
+	}
 }
 
 /*
@@ -1141,10 +1202,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->method = method_of(method);
 		r->drop_max = API_BODY_DROP_MAX;
 		*con_cls = r;
-		if (a->p.request_timeout_s > 0) {
-			struct timeval tv = { a->p.request_timeout_s, 0 };
-			r->deadline = evtimer_new(a->base, on_deadline, r);
-			evtimer_add(r->deadline, &tv);
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+			if (ci && ci->socket_context) {
+				r->cn = ci->socket_context;
+				r->cn->cur = r; /* the connection's deadline is the request's */
+			}
 		}
 		{
 			const char *cl = api_req_header(r, "Content-Length");
@@ -1211,8 +1274,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 	r->conn = NULL;
 	r->suspended = 0;
-	if (r->deadline)
-		evtimer_del(r->deadline);
+	if (r->cn) {
+		/* a next request on this connection: a deadline of its own */
+		r->cn->cur = NULL;
+		conn_arm(r->cn);
+		r->cn = NULL;
+	}
 	if (r->gone)
 		r->gone(r);
 	api_req_unref(r);
@@ -1289,7 +1356,8 @@ static int mhd_start(struct api *a, int lfd, char *err, size_t errlen)
 	 * every wait of ours */
 	a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				  on_access, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, lfd,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
+				  on_connection, a, MHD_OPTION_CONNECTION_TIMEOUT,
 				  (unsigned)a->p.timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->p.max_connections_per_ip,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->p.connection_memory, MHD_OPTION_END);

@@ -48,7 +48,7 @@ typedef struct {
 	int max_uploads;            /* uploads being ingested at once (4) */
 	int db_threads;             /* query threads (2) */
 	int timeout_s;              /* idle timeout per connection: nothing read or written (30) */
-	int request_timeout_s;      /* deadline of one request, headers to the end of its answer (900; 0: none) */
+	int request_timeout_s;      /* deadline of one request, first byte to the end of its answer (900; 0: none) */
 	int max_connections;        /* connections at once (1000) */
 	int max_connections_per_ip; /* connections at once from one address (64; 0: no limit) */
 	int64_t connection_memory;  /* bytes per connection for headers and buffers (128 KiB) */

@@ -35,6 +35,7 @@
 #include "emv_tokens.h"
 
 struct api;
+struct api_conn;
 
 enum api_method { API_GET, API_HEAD, API_POST, API_DELETE, API_OTHER };
 
@@ -60,7 +61,7 @@ struct api_req {
 	unsigned reply_status;
 	int nhdr;                                /* headers for the next reply */
 	char hdr[API_REPLY_HEADERS][2][160];
-	struct event *deadline;
+	struct api_conn *cn;                     /* its connection (and deadline) while MHD has it */
 	/* the handler's, while the body arrives: body() consumes some of
 	 * *size (leaving the rest for its next call) and returns 0, or -1 to
 	 * close the connection; final() is called once the body is whole;

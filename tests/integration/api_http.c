@@ -1640,6 +1640,42 @@ static void do_test_request_deadline(void **state)
 	}
 }
 
+/*
+ * Slow headers: a client that sends one header line every 2 s is never
+ * idle for --timeout, and its request never reaches the handler; the
+ * request deadline (the second server's --request-timeout) counts from
+ * its first byte, so it is cut off all the same.
+ */
+static void do_test_slow_headers(void **state)
+{
+	char buf[4096];
+	int fd, deadline = atoi(DEADLINE_S);
+	uint64_t t0, cut = 0;
+
+	fd = connect_port(PORT_RL);
+	t0 = now_ms();
+	assert_true(write(fd, "GET /v1/jobs HTTP/1.1\r\nHost: x\r\n", 32) == 32);
+	while (now_ms() - t0 < (uint64_t)(deadline + 10) * 1000) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 2000) > 0) {
+			if (read(fd, buf, sizeof buf) <= 0) {
+				cut = now_ms() - t0;
+				break;
+			}
+		}
+		if (write(fd, "X-Slow: a\r\n", 11) != 11) {
+			cut = now_ms() - t0;
+			break;
+		}
+	}
+	close(fd);
+	if (!cut)
+		fail_msg("a client sending a header line every 2 s was not cut off within %d s", deadline + 10);
+	print_message("slow_headers: cut off after %llu ms (deadline %d s)\n", (unsigned long long)cut, deadline);
+	assert_true(cut >= (uint64_t)(deadline - 1) * 1000);
+	assert_true(cut <= (uint64_t)(deadline + 3) * 1000);
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -1709,6 +1745,7 @@ int main(void)
 		cmocka_unit_test(do_test_decompression_bomb),
 		cmocka_unit_test(do_test_csv_formulas),
 		cmocka_unit_test(do_test_request_deadline),
+		cmocka_unit_test(do_test_slow_headers),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
