@@ -450,7 +450,7 @@ static int rate_check(struct api *a, const unsigned char key[32])
 
 /* ------------------------------------------------------------------- jobs */
 
-static const char job_columns[] =
+const char api_job_columns[] =
 	"id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable, "
 	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -461,8 +461,8 @@ static json_int_t ll(PGresult *r, int i, int c)
 	return (json_int_t)strtoll(PQgetvalue(r, i, c), NULL, 10);
 }
 
-/* A jobs row (job_columns) as JSON. */
-static json_t *job_json(PGresult *r, int i)
+/* A jobs row (api_job_columns) as JSON. */
+json_t *api_job_json(PGresult *r, int i)
 {
 	json_int_t rows = ll(r, i, 3), uniq = ll(r, i, 4), fin = ll(r, i, 5), unusable = ll(r, i, 6);
 	json_int_t total = uniq + unusable, verified = fin - unusable;
@@ -571,7 +571,7 @@ static void work_job_status(struct task *t, PGconn *c)
 
 	if (!api_authenticate(t, c))
 		return;
-	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", job_columns);
+	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", api_job_columns);
 	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		db_fail(t, r, "reading the job");
@@ -583,7 +583,7 @@ static void work_job_status(struct task *t, PGconn *c)
 		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
 		return;
 	}
-	t->json = job_json(r, 0);
+	t->json = api_job_json(r, 0);
 	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
 	PQclear(r);
 	if (reasons_lookup(t->id, finished, &cached)) {
@@ -633,7 +633,7 @@ static void work_job_list(struct task *t, PGconn *c)
 		 "SELECT %s FROM jobs WHERE tenant = $1 AND ($2::text IS NULL OR (created_at, id) < "
 		 "(SELECT created_at, id FROM jobs WHERE id = $2 AND tenant = $1)) "
 		 "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-		 job_columns);
+		 api_job_columns);
 	r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		db_fail(t, r, "listing jobs");
@@ -643,7 +643,7 @@ static void work_job_list(struct task *t, PGconn *c)
 	n = PQntuples(r);
 	jobs = json_array();
 	for (int i = 0; i < n && i < limit; i++)
-		json_array_append_new(jobs, job_json(r, i));
+		json_array_append_new(jobs, api_job_json(r, i));
 	t->json = json_pack("{s:o}", "jobs", jobs);
 	json_object_set_new(t->json, "next", n > limit ? json_string(PQgetvalue(r, limit - 1, 0)) : json_null());
 	PQclear(r);

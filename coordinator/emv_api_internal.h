@@ -174,6 +174,11 @@ void api_route(struct api *a, struct api_req *r, const char *path);
 /* Let MHD look at its sockets and resumed connections again soon. */
 void api_mhd_kick(struct api *a);
 
+/* ---- emv_api.c: jobs ---- */
+/* The columns of a jobs row that api_job_json formats (GET /v1/jobs/ID). */
+extern const char api_job_columns[];
+json_t *api_job_json(PGresult *r, int i);
+
 /* ---- emv_api.c: tasks ---- */
 void api_task_error(struct task *t, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

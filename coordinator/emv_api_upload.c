@@ -49,6 +49,7 @@
 #define UPLOAD_PIPE          (1024 * 1024)    /* the pipe to the ingest thread */
 #define UPLOAD_SLICE_MIN     4096             /* less room than this: flush first */
 #define UPLOAD_PARTS_MAX     32               /* multipart parts of one upload */
+#define UPLOAD_IDEM_MAX      90               /* bytes of an Idempotency-Key */
 
 struct upload {
 	struct task *t;                 /* owns u; holds the request */
@@ -80,6 +81,8 @@ struct upload {
 	char name[UPLOAD_NAME_MAX + 1];
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
+	char idem[UPLOAD_IDEM_MAX + 1];  /* Idempotency-Key, "" when none */
+	int idem_conflict;               /* another upload took the key first */
 	/* the ingest thread's answer */
 	int rc;
 	emv_ingest_job_stats st;
@@ -246,7 +249,10 @@ static void upload_gone(struct api_req *r)
 	r->ctx = NULL;
 	u->req_over = 1;
 	pthread_mutex_lock(&u->mu);
-	if (!u->complete)
+	/* a client that never heard of its job (gone, or cut off at the
+	 * deadline, even once its body was whole) gets no job: it will
+	 * retry, and a committed job would be a duplicate */
+	if (!u->complete || !r->answered)
 		u->aborted = 1;
 	pthread_mutex_unlock(&u->mu);
 	if (!u->running)
@@ -262,7 +268,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 {
 	struct upload *u = arg;
 	char name[UPLOAD_NAME_MAX + 1], url[UPLOAD_URL_MAX + 1], secret[UPLOAD_SECRET_MAX + 1];
-	const char *v[4] = { job_id, name, url, secret };
+	const char *v[5] = { job_id, name, url, secret, u->idem };
 	PGresult *r;
 	int ok;
 
@@ -276,11 +282,30 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 		emv_set_err(err, errlen, "the upload was cut short");
 		return EMV_ERR;
 	}
-	r = PQexecParams(c, "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, '') "
-			    "WHERE id = $1", 4, NULL, v, NULL, NULL, 0);
+	if (u->idem[0]) {
+		/* a key older than 24 hours is free again */
+		const char *kv[2] = { u->t->tenant, u->idem };
+		r = PQexecParams(c, "UPDATE jobs SET idempotency_key = NULL WHERE tenant = $1 AND idempotency_key = $2 "
+				    "AND created_at <= now() - interval '24 hours'", 2, NULL, kv, NULL, NULL, 0);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			emv_set_err(err, errlen, "freeing an old idempotency key: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		if (!ok)
+			return EMV_ERR;
+	}
+	r = PQexecParams(c, "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, ''), "
+			    "idempotency_key = nullif($5, '') WHERE id = $1", 5, NULL, v, NULL, NULL, 0);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		emv_set_err(err, errlen, "storing the job's name and callback: %s", PQresultErrorMessage(r));
+	if (!ok) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "23505") == 0) {
+			u->idem_conflict = 1; /* read by upload_done after the thread is joined */
+			emv_set_err(err, errlen, "another upload took this Idempotency-Key first");
+		} else {
+			emv_set_err(err, errlen, "storing the job's name and callback: %s", PQresultErrorMessage(r));
+		}
+	}
 	PQclear(r);
 	return ok ? EMV_OK : EMV_ERR;
 }
@@ -347,6 +372,9 @@ static void upload_done(struct task *t)
 		if (!u->req_over)
 			api_req_add_header(u->r, "Location", loc);
 		api_reply_json(u->r, 201, j); /* dropped if the client is gone */
+	} else if (!u->req_over && u->idem_conflict) {
+		api_reply_error(u->r, 409, "conflict", "another upload with this Idempotency-Key was stored first; "
+						      "send it again to get that job");
 	} else if (!u->req_over && st->over_limit) {
 		/* rolled back: nothing of the job is kept; maybe before the
 		 * body's end, like the next one */
@@ -668,6 +696,18 @@ static void upload_authed(struct task *t)
 		api_task_free(t);
 		return;
 	}
+	if (t->json) {
+		/* the same Idempotency-Key within 24 hours: the first job, whose
+		 * answer the client may have missed; the body is read and dropped */
+		char loc[128];
+		snprintf(loc, sizeof loc, "/v1/jobs/%s", json_string_value(json_object_get(t->json, "id")));
+		api_req_add_header(r, "Location", loc);
+		api_req_add_header(r, "Idempotent-Replayed", "true");
+		r->drop_max = (uint64_t)t->api->p.max_upload + UPLOAD_FRAMING;
+		api_task_reply(t);
+		api_task_free(t);
+		return;
+	}
 	{
 		/* no ingest slot now for a list that will need one: say so before
 		 * the client sends it (an upload of at most UPLOAD_PREFIX bytes
@@ -684,6 +724,7 @@ static void upload_authed(struct task *t)
 	u = emv_xcalloc(1, sizeof *u);
 	u->t = t;
 	u->r = r;
+	emv_strlcpy(u->idem, t->arg[0], sizeof u->idem);
 	u->wfd = u->rfd = -1;
 	pthread_mutex_init(&u->mu, NULL);
 	t->ctx = u;
@@ -710,9 +751,38 @@ static void upload_authed(struct task *t)
 	api_req_resume(r);
 }
 
+/* The token; and with an Idempotency-Key (t->arg[0]), the tenant's job of
+ * the last 24 hours made with it, if any (then t->json). */
 static void work_auth(struct task *t, PGconn *c)
 {
-	api_authenticate(t, c);
+	char sql[1024];
+	const char *v[2] = { t->tenant, t->arg[0] };
+	PGresult *r;
+	if (!api_authenticate(t, c) || !t->arg[0][0])
+		return;
+	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE tenant = $1 AND idempotency_key = $2 "
+				  "AND created_at > now() - interval '24 hours'", api_job_columns);
+	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		emv_log(EMV_LOG_WARN, "upload", "idempotency key: %s", PQresultErrorMessage(r));
+		api_task_error(t, 503, "database_error", "looking up the Idempotency-Key failed; try again");
+	} else if (PQntuples(r) == 1) {
+		t->json = api_job_json(r, 0);
+		t->status = 200;
+	}
+	PQclear(r);
+}
+
+/* An Idempotency-Key: 1..UPLOAD_IDEM_MAX visible ASCII characters. */
+static int idem_valid(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > UPLOAD_IDEM_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return 0;
+	return 1;
 }
 
 void api_upload_start(struct api *a, struct api_req *r, const unsigned char token_hash[32])
@@ -725,7 +795,17 @@ void api_upload_start(struct api *a, struct api_req *r, const unsigned char toke
 				(long long)a->p.max_upload);
 		return;
 	}
-	t = api_task_new(a, r);
+	{
+		const char *key = api_req_header(r, "Idempotency-Key");
+		if (key && !idem_valid(key)) {
+			api_reply_error(r, 400, "bad_request", "Idempotency-Key must be 1..%d visible ASCII characters",
+					UPLOAD_IDEM_MAX);
+			return;
+		}
+		t = api_task_new(a, r);
+		if (key)
+			emv_strlcpy(t->arg[0], key, sizeof t->arg[0]);
+	}
 	memcpy(t->token_hash, token_hash, 32);
 	t->work = work_auth;
 	t->done = upload_authed;

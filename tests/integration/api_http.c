@@ -1676,6 +1676,109 @@ static void do_test_slow_headers(void **state)
 	assert_true(cut <= (uint64_t)(deadline + 3) * 1000);
 }
 
+/* Upload list with an Idempotency-Key (NULL: none) as token; the status,
+ * the job id into id (if any), the headers into *headers. */
+static int upload_idem(const char *list, const char *key, const char *tok, char *id, size_t idlen, char **headers)
+{
+	char url[256], data[300], hk[200], *body;
+	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, "-D", RUN "/idem.headers",
+				key ? "-H" : NULL, hk, NULL };
+	int st;
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+	snprintf(data, sizeof data, "@%s", list);
+	snprintf(hk, sizeof hk, "Idempotency-Key: %s", key ? key : "");
+	st = http("POST", url, tok, extra, &body);
+	id[0] = '\0';
+	if (st == 200 || st == 201)
+		job_id_of(body, id, idlen);
+	free(body);
+	*headers = slurp(RUN "/idem.headers", NULL);
+	return st;
+}
+
+/*
+ * Idempotency-Key on POST /v1/jobs: the same key and tenant within 24
+ * hours give the first job (200, Idempotent-Replayed) instead of a new
+ * one; another tenant's or another key's upload is a job of its own.
+ */
+static void do_test_idempotency(void **state)
+{
+	char id1[64], id2[64], id3[64], id4[64], *h;
+	const char *list = RUN "/idem.csv";
+	write_file(list, "email\nidem@nullmx.api.test\n");
+	assert_int_equal(upload_idem(list, "order-4711", tok_acme, id1, sizeof id1, &h), 201);
+	assert_null(strcasestr(h, "Idempotent-Replayed"));
+	free(h);
+	assert_int_equal(upload_idem(list, "order-4711", tok_acme, id2, sizeof id2, &h), 200);
+	assert_string_equal(id1, id2);
+	assert_non_null(strcasestr(h, "Idempotent-Replayed: true"));
+	assert_non_null(strstr(h, id1)); /* Location */
+	free(h);
+	assert_int_equal(upload_idem(list, "order-4711", tok_other, id3, sizeof id3, &h), 201);
+	assert_string_not_equal(id1, id3);
+	free(h);
+	assert_int_equal(upload_idem(list, "order-4712", tok_acme, id4, sizeof id4, &h), 201);
+	assert_string_not_equal(id1, id4);
+	free(h);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM jobs WHERE idempotency_key = 'order-4711'"), 2);
+	assert_int_equal(upload_idem(list, "bad key", tok_acme, id4, sizeof id4, &h), 400);
+	free(h);
+}
+
+/*
+ * A deadline that fires after the body is whole, while the job is still
+ * being stored (held here by a lock on jobs), rolls the job back: the
+ * client, cut off without an answer, will retry, and must not make a
+ * duplicate.  (The second server: --request-timeout 15.)
+ */
+static void do_test_deadline_rollback(void **state)
+{
+	char tok[128], head[512], resp[4096];
+	const char *rows = "email\nlate@nullmx.api.test\n";
+	PGconn *c = PQconnectdb(db_rl_url);
+	PGresult *r;
+	uint64_t t0;
+	int fd;
+	size_t n;
+
+	token(db_rl_url, "late", tok, sizeof tok);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, "BEGIN; LOCK TABLE jobs IN EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	fd = connect_port(PORT_RL);
+	snprintf(head, sizeof head,
+		 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\n"
+		 "Idempotency-Key: late-1\r\nContent-Length: %zu\r\n\r\n%s",
+		 tok, strlen(rows), rows);
+	t0 = now_ms();
+	assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+	n = read_until_close(fd, resp, sizeof resp, (atoi(DEADLINE_S) + 10) * 1000);
+	close(fd);
+	print_message("deadline_rollback: connection closed after %llu ms with %zu bytes of answer\n",
+		      (unsigned long long)(now_ms() - t0), n);
+	assert_int_equal(n, 0); /* cut off: no answer */
+	r = PQexec(c, "COMMIT");
+	PQclear(r);
+	/* the ingest goes on once the lock is gone, and must roll back */
+	for (int i = 0; i < 30; i++) {
+		usleep(200000);
+		if (pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'") != 0)
+			break;
+	}
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'"), 0);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM addresses a WHERE input = 'late@nullmx.api.test'"), 0);
+	PQfinish(c);
+	/* the client's retry makes the job, once */
+	fd = connect_port(PORT_RL);
+	assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+	read_until_close(fd, resp, sizeof resp, 10000);
+	close(fd);
+	if (strncmp(resp, "HTTP/1.1 201", 12) != 0)
+		fail_msg("the retry was answered: %.300s", resp);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'"), 1);
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -1746,6 +1849,8 @@ int main(void)
 		cmocka_unit_test(do_test_csv_formulas),
 		cmocka_unit_test(do_test_request_deadline),
 		cmocka_unit_test(do_test_slow_headers),
+		cmocka_unit_test(do_test_idempotency),
+		cmocka_unit_test(do_test_deadline_rollback),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
