@@ -662,7 +662,9 @@ static void work_job_delete(struct task *t, PGconn *c)
 	if (!api_authenticate(t, c))
 		return;
 	if (emv_db_delete_job(c, t->id, t->tenant, &found, &rows, err, sizeof err) != EMV_OK) {
-		api_task_error(t, 500, "database", "deleting the job: %s", err);
+		/* PostgreSQL's words (SQL, context) are for the log, not the client */
+		emv_log(EMV_LOG_WARN, "api", "deleting job %s: %s", t->id, err);
+		api_task_error(t, 503, "database_error", "deleting the job failed; try again");
 		return;
 	}
 	if (!found) {
@@ -748,6 +750,14 @@ static void work_metrics(struct task *t, PGconn *c)
 
 	fprintf(f, "# HELP emailverify_jobs Jobs by state.\n# TYPE emailverify_jobs gauge\n");
 	r = PQexec(c, "SELECT state, count(*) FROM jobs GROUP BY state");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		/* zeros would read as "no jobs": no answer is better than a wrong one */
+		db_fail(t, r, "reading the metrics");
+		PQclear(r);
+		fclose(f);
+		free(buf);
+		return;
+	}
 	for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
 		long n = 0;
 		for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
@@ -761,7 +771,13 @@ static void work_metrics(struct task *t, PGconn *c)
 		      "coalesce(sum(addresses_total + n_unusable - n_final),0), "
 		      "coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
 		      "state = 'splitting'),0) FROM jobs");
-	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		db_fail(t, r, "reading the metrics");
+		PQclear(r);
+		fclose(f);
+		free(buf);
+		return;
+	} else {
 		fprintf(f, "# HELP emailverify_addresses Addresses of existing jobs by final status (pending: not final yet).\n"
 			   "# TYPE emailverify_addresses gauge\n");
 		fprintf(f, "emailverify_addresses{status=\"deliverable\"} %s\n", PQgetvalue(r, 0, 0));

@@ -125,7 +125,11 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 		dst = u->secret, max = UPLOAD_SECRET_MAX;
 	else
 		return 0; /* unknown parameters are ignored */
-	if (len > max || memchr(val, '\0', len)) {
+	if (memchr(val, '\0', len)) {
+		emv_set_err(msg, msglen, "%s: holds a NUL byte; text only", key);
+		return -1;
+	}
+	if (len > max) {
 		emv_set_err(msg, msglen, "%s: at most %zu bytes of text", key, max);
 		return -1;
 	}
@@ -559,6 +563,11 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 		u->part_bytes_seen = 0;
 		emv_strlcpy(u->part_key, key, sizeof u->part_key);
 		u->in_file = 0;
+		if (u->have_file && (strcmp(key, "file") == 0 || (filename && filename[0]))) {
+			/* which one is the list? say so rather than pick one */
+			snprintf(u->failed, sizeof u->failed, "more than one file part: send one list per upload");
+			return MHD_NO;
+		}
 		if (!u->have_file && (strcmp(key, "file") == 0 || (filename && filename[0]))) {
 			u->have_file = 1;
 			u->in_file = 1;

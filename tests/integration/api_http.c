@@ -1779,6 +1779,81 @@ static void do_test_deadline_rollback(void **state)
 	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'"), 1);
 }
 
+static void pg_exec(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/*
+ * The smaller ones: a failing DELETE is 503 database_error without
+ * PostgreSQL's text; /metrics whose queries fail is 503, not zeros; a
+ * NUL in a check body and a second file part are named for what they
+ * are.
+ */
+static void do_test_smaller(void **state)
+{
+	char *body, id[64], url[256];
+	/* DELETE refused by the database (a trigger stands in for any error) */
+	write_file(RUN "/undeletable.csv", "email\nu@nullmx.api.test\n");
+	assert_int_equal(upload_raw(RUN "/undeletable.csv", "name=undeletable", tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	pg_exec(db_url, "CREATE FUNCTION emv_test_nodelete() RETURNS trigger LANGUAGE plpgsql AS "
+			"$$BEGIN IF OLD.name = 'undeletable' THEN RAISE EXCEPTION 'secret-internal-text'; END IF; "
+			"RETURN OLD; END$$");
+	pg_exec(db_url, "CREATE TRIGGER emv_test_nodelete BEFORE DELETE ON jobs FOR EACH ROW "
+			"EXECUTE FUNCTION emv_test_nodelete()");
+	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 503);
+	assert_error(body, "database_error");
+	assert_null(strstr(body, "secret-internal-text"));
+	free(body);
+	pg_exec(db_url, "DROP TRIGGER emv_test_nodelete ON jobs");
+	pg_exec(db_url, "DROP FUNCTION emv_test_nodelete()");
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 200);
+	free(body);
+
+	/* /metrics with its table gone: 503, not a page of zeros */
+	{
+		char murl[128];
+		snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", PORT_RL);
+		pg_exec(db_rl_url, "ALTER TABLE jobs RENAME TO jobs_away");
+		assert_int_equal(http("GET", murl, NULL, NULL, &body), 503);
+		assert_error(body, "database_error");
+		free(body);
+		pg_exec(db_rl_url, "ALTER TABLE jobs_away RENAME TO jobs");
+		assert_int_equal(http("GET", murl, NULL, NULL, &body), 200);
+		assert_non_null(strstr(body, "emailverify_jobs{state=\"done\"}"));
+		free(body);
+	}
+
+	/* a NUL in a check body: said plainly */
+	snprintf(url, sizeof url, "%s/v1/check", base_url);
+	{
+		const char *extra[] = { "--data", "{\"email\":\"a\\u0000b@nullmx.api.test\"}", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_request");
+		assert_null(strstr(body, "JSON_"));
+		assert_non_null(strstr(body, "NUL"));
+		free(body);
+	}
+	/* two file parts: which is the list? refused */
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+	write_file(RUN "/part1.csv", "email\np1@nullmx.api.test\n");
+	{
+		const char *extra[] = { "-F", "file=@" RUN "/part1.csv", "-F", "file=@" RUN "/part1.csv", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_multipart");
+		assert_non_null(strstr(body, "more than one file"));
+		free(body);
+	}
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -1851,6 +1926,7 @@ int main(void)
 		cmocka_unit_test(do_test_slow_headers),
 		cmocka_unit_test(do_test_idempotency),
 		cmocka_unit_test(do_test_deadline_rollback),
+		cmocka_unit_test(do_test_smaller),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
