@@ -346,6 +346,7 @@ static const struct option common_opts[] = {
 	{ "format", required_argument, NULL, 'f' },
 	{ "status", required_argument, NULL, 'x' },
 	{ "limit", required_argument, NULL, 'l' },
+	{ "no-escape-formulas", no_argument, NULL, 'F' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -355,6 +356,7 @@ static void client_usage(FILE *f)
 	fprintf(f, "usage: emailverify submit LIST [--name N] [--callback-url URL --callback-secret S] [--wait]\n"
 		   "       emailverify status ID [--json]\n"
 		   "       emailverify export ID -o FILE [--format csv|jsonl] [--status deliverable,...]\n"
+		   "                             [--no-escape-formulas]  (CSV: = + - @ TAB CR cells as they are)\n"
 		   "       emailverify jobs [--limit N] [--json]\n"
 		   "  every command: --server URL (or EMAILVERIFY_SERVER), --token T (or EMAILVERIFY_TOKEN)\n");
 }
@@ -374,7 +376,7 @@ int cli_client(int argc, char **argv)
 {
 	const char *cmd = argv[0], *server = NULL, *token = NULL, *name = NULL, *cb_url = NULL, *cb_secret = NULL;
 	const char *format = NULL, *status = NULL, *out = NULL, *limit = NULL, *arg = NULL;
-	int wait = 0, json = 0, o;
+	int wait = 0, json = 0, keep_formulas = 0, o;
 	struct client c;
 	struct call k;
 	char path[4096];
@@ -391,6 +393,7 @@ int cli_client(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'f': format = optarg; break;
 		case 'x': status = optarg; break;
+		case 'F': keep_formulas = 1; break;
 		case 'l': limit = optarg; break;
 		case 'o': out = optarg; break;
 		case 'h': client_usage(stdout); return 0;
@@ -470,6 +473,7 @@ int cli_client(int argc, char **argv)
 		path[0] = '\0';
 		add_param(path, sizeof path, "format", format);
 		add_param(path, sizeof path, "status", status);
+		add_param(path, sizeof path, "escape_formulas", keep_formulas ? "false" : NULL);
 		snprintf(part, sizeof part, "%s.part", out);
 		if (!(f = fopen(part, "w"))) {
 			fprintf(stderr, "emailverify: %s: %s\n", part, strerror(errno));

@@ -60,6 +60,7 @@ struct verify {
 	pthread_mutex_t mu;       /* journal, unique table, counters */
 	const char *input, *output;
 	int jsonl, transcript, resume, progress_mode; /* 0 none, 1 lines, 2 bar */
+	int keep_formulas;                          /* --no-escape-formulas */
 	emv_dedup *dedup;
 	struct uentry *u;
 	uint64_t nu, capu;
@@ -322,18 +323,23 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 
 /* ---- output ---- */
 
-static void csv_field(FILE *f, const char *s, int last)
+/* keep_formulas 0: a cell a spreadsheet would run as a formula is quoted,
+ * with a ' in front (OWASP; emv_csv_is_formula) */
+static void csv_field_f(FILE *f, const char *s, int last, int keep_formulas)
 {
-	int quote = 0;
+	int quote = 0, formula;
 	if (!s)
 		s = "";
+	formula = !keep_formulas && emv_csv_is_formula(s);
 	for (const char *p = s; *p; p++)
 		if (*p == ',' || *p == '"' || *p == '\n' || *p == '\r') {
 			quote = 1;
 			break;
 		}
-	if (quote) {
+	if (quote || formula) {
 		fputc('"', f);
+		if (formula)
+			fputc('\'', f);
 		for (const char *p = s; *p; p++) {
 			if (*p == '"')
 				fputc('"', f);
@@ -390,30 +396,30 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 			strncat(flags, ";", sizeof flags - strlen(flags) - 1);
 		strncat(flags, json_string_value(f), sizeof flags - strlen(flags) - 1);
 	}
-	csv_field(out, json_string_value(json_object_get(o, "email")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "status")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "reason")), 0);
-	csv_field(out, flags, 0);
-	csv_field(out, json_string_value(json_object_get(o, "did_you_mean")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "detail")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "mx_host")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "mx_ip")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "source_ip")), 0);
-	csv_field(out, json_string_value(json_object_get(o, "tls")), 0);
-	csv_field(out, json_is_true(ca) ? "true" : json_is_false(ca) ? "false" : "", 0);
+	csv_field_f(out, json_string_value(json_object_get(o, "email")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "status")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "reason")), 0, v->keep_formulas);
+	csv_field_f(out, flags, 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "did_you_mean")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "detail")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "mx_host")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "mx_ip")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "source_ip")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(o, "tls")), 0, v->keep_formulas);
+	csv_field_f(out, json_is_true(ca) ? "true" : json_is_false(ca) ? "false" : "", 0, v->keep_formulas);
 	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(smtp, "code")));
-	csv_field(out, json_is_object(smtp) ? num : "", 0);
-	csv_field(out, json_string_value(json_object_get(smtp, "enhanced")), 0);
-	csv_field(out, json_string_value(json_object_get(smtp, "reply")), 0);
+	csv_field_f(out, json_is_object(smtp) ? num : "", 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(smtp, "enhanced")), 0, v->keep_formulas);
+	csv_field_f(out, json_string_value(json_object_get(smtp, "reply")), 0, v->keep_formulas);
 	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, "attempts")));
-	csv_field(out, num, 0);
+	csv_field_f(out, num, 0, v->keep_formulas);
 	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, "duration_ms")));
-	csv_field(out, num, 0);
+	csv_field_f(out, num, 0, v->keep_formulas);
 	snprintf(num, sizeof num, "%" PRIu64, dup_of);
-	csv_field(out, dup_of ? num : "", 0);
+	csv_field_f(out, dup_of ? num : "", 0, v->keep_formulas);
 	snprintf(num, sizeof num, "%" PRIu64, row);
-	csv_field(out, num, 0);
-	csv_field(out, raw, 1);
+	csv_field_f(out, num, 0, v->keep_formulas);
+	csv_field_f(out, raw, 1, v->keep_formulas);
 }
 
 static json_t *row_error_json(const char *raw, const char *err, const emv_address *a)
@@ -448,7 +454,7 @@ static int write_output(struct verify *v, FILE *out, const emv_ingest_limits *li
 	}
 	if (!v->jsonl)
 		for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++)
-			csv_field(out, csv_columns[i], i + 1 == sizeof csv_columns / sizeof csv_columns[0]);
+			csv_field_f(out, csv_columns[i], i + 1 == sizeof csv_columns / sizeof csv_columns[0], 1);
 	fflush(v->journal);
 	while ((rc = emv_ingest_next(in, &row)) == 1) {
 		emv_address a;
@@ -531,6 +537,9 @@ static void verify_usage(FILE *f)
 		   "options:\n"
 		   "  -o, --output FILE      results file (default: stdout; a journal FILE.journal keeps progress)\n"
 		   "  --format csv|jsonl     output format (default csv)\n"
+		   "  --no-escape-formulas   CSV: write cells starting with = + - @ TAB CR as they are\n"
+		   "                         (default: quoted, with a ' in front, so that a spreadsheet\n"
+		   "                         does not run them as formulas)\n"
 		   "  --concurrency N        SMTP sessions at once, per thread (default 500)\n"
 		   "  --threads N            event loops (one per core); domains are shared out among them\n"
 		   "  --resume               continue an interrupted run from FILE.journal\n"
@@ -617,6 +626,7 @@ int cli_verify(int argc, char **argv)
 		{ "transcript", no_argument, NULL, 2007 },
 		{ "progress", required_argument, NULL, 2008 },
 		{ "threads", required_argument, NULL, 2009 },
+		{ "no-escape-formulas", no_argument, NULL, 2010 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -656,6 +666,7 @@ int cli_verify(int argc, char **argv)
 			}
 			continue;
 		case 2003: v.resume = 1; continue;
+		case 2010: v.keep_formulas = 1; continue;
 		case 2004: ep.no_batching = 1; continue;
 		case 2005:
 			ep.max_attempts = atoi(optarg);

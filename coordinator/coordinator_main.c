@@ -76,7 +76,9 @@ static void usage(FILE *f)
 		   "         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
 		   "       emailverify-coordinator delete [--database URL] JOB_ID\n"
 		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
-		   "                                      [--status deliverable,...] JOB_ID\n"
+		   "                                      [--status deliverable,...] [--no-escape-formulas] JOB_ID\n"
+		   "         (CSV cells starting with = + - @ TAB CR are quoted with a ' in front unless\n"
+		   "         --no-escape-formulas)\n"
 		   "       emailverify-coordinator serve --listen HOST:PORT [--database URL]\n"
 		   "                                     (--brokers HOST:PORT[,...] | --embedded-kafka) [options]\n"
 		   "       emailverify-coordinator token create --tenant NAME [--name N] [--database URL]\n"
@@ -95,12 +97,15 @@ static void serve_usage(FILE *f)
 		"  --brokers HOSTS         Kafka bootstrap servers\n"
 		"  --embedded-kafka        run librdkafka's mock cluster in this process instead\n"
 		"  --ready-file PATH       write listen=, brokers=, pid= there once serving\n"
-		"  --max-upload BYTES      largest upload (default %lld)\n"
+		"  --max-upload BYTES      largest upload, as sent (compressed or not) (default %lld)\n"
+		"  --max-rows N            rows of one list; as many empty or blank lines again\n"
+		"                          (default %lld)\n"
+		"  --max-decompressed BYTES  bytes of one list once decompressed (default %lld)\n"
 		"  --max-uploads N         uploads ingested at once (default %d)\n"
 		"  --db-threads N          query threads (default %d)\n"
 		"  --timeout S             idle connection timeout: nothing read or written (default %d)\n"
-		"  --request-timeout S     deadline of one request, headers to the end of its answer,\n"
-		"                          0 = none (default %d)\n"
+		"  --request-timeout S     deadline of one request, from its first byte (headers too)\n"
+		"                          to the end of its answer, 0 = none (default %d)\n"
 		"  --max-connections N     connections at once (default %d)\n"
 		"  --max-connections-per-ip N  from one address, 0 = no limit (default %d)\n"
 		"  --connection-memory B   bytes per connection for headers and buffers (default %lld)\n"
@@ -119,7 +124,7 @@ static void serve_usage(FILE *f)
 		"  --shutdown-timeout S    on SIGTERM/SIGINT: stop within S seconds (default 10), then exit 0;\n"
 		"                          a second signal exits at once with 130\n"
 		"  -v, --verbose           log more (repeat for more)\n",
-		(long long)d.max_upload, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
+		(long long)d.max_upload, (long long)d.max_rows, (long long)d.max_decompressed, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
 		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
 		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
 }
@@ -166,7 +171,9 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-connections-per-ip", required_argument, NULL, 17 },
 		{ "connection-memory", required_argument, NULL, 18 },
 		{ "routes", required_argument, NULL, 19 },
-		{ "shutdown-timeout", required_argument, NULL, 20 },
+		{ "shutdown-timeout", required_argument, NULL, 22 },
+		{ "max-rows", required_argument, NULL, 20 },
+		{ "max-decompressed", required_argument, NULL, 21 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -211,11 +218,13 @@ static int cmd_serve(int argc, char **argv)
 			}
 			p.routes = routes;
 			break;
+		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
+		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;
 			break;
-		case 20:
+		case 22:
 			if ((p.shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
 				fprintf(stderr, "emailverify-coordinator serve: --shutdown-timeout must be 0.1..3600 seconds\n");
 				return 2;
@@ -494,6 +503,8 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			ep.format = strcmp(f, "csv") == 0 ? EMV_EXPORT_CSV : EMV_EXPORT_JSONL;
+		} else if (export && strcmp(argv[i], "--no-escape-formulas") == 0) {
+			ep.keep_formulas = 1;
 		} else if (export && strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
 			if (emv_export_parse_statuses(argv[++i], &ep.status_mask, err, sizeof err) != 0) {
 				fprintf(stderr, "emailverify-coordinator: --status: %s\n", err);

@@ -48,6 +48,8 @@ void emv_api_params_default(emv_api_params *p)
 	memset(p, 0, sizeof *p);
 	p->listen = "127.0.0.1:8080";
 	p->max_upload = 64 * 1024 * 1024;
+	p->max_rows = 1000000;
+	p->max_decompressed = 256 * 1024 * 1024;
 	p->max_uploads = 4;
 	p->db_threads = 2;
 	p->timeout_s = 30;
@@ -77,17 +79,27 @@ void api_count_status(struct api *a, int status)
 void api_mhd_kick(struct api *a)
 {
 	struct timeval tv = { 0, 0 };
-	evtimer_add(a->mhd_timer, &tv);
+	if (a->mhd_timer) /* none without a server (the router fuzzer) */
+		evtimer_add(a->mhd_timer, &tv);
+}
+
+static const char *req_value(struct api_req *r, enum MHD_ValueKind kind, const char *key)
+{
+	if (!r->conn)
+		return NULL;
+	if (r->values)
+		return r->values(r, kind, key);
+	return MHD_lookup_connection_value(r->conn, kind, key);
 }
 
 const char *api_req_header(struct api_req *r, const char *name)
 {
-	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+	return req_value(r, MHD_HEADER_KIND, name);
 }
 
 const char *api_req_query(struct api_req *r, const char *key)
 {
-	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
+	return req_value(r, MHD_GET_ARGUMENT_KIND, key);
 }
 
 struct query_walk {
@@ -106,7 +118,7 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
 int api_req_query_each(struct api_req *r, int (*fn)(void *arg, const char *key, const char *value), void *arg)
 {
 	struct query_walk w = { fn, arg, 0 };
-	if (r->conn)
+	if (r->conn && !r->values)
 		MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_one, &w);
 	return w.rc;
 }
@@ -131,8 +143,6 @@ void api_req_unref(struct api_req *r)
 		return;
 	if (r->reply)
 		MHD_destroy_response(r->reply);
-	if (r->deadline)
-		event_free(r->deadline);
 	free(r);
 }
 
@@ -168,15 +178,28 @@ void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response 
 	api_req_resume(r); /* the call that follows queues it */
 }
 
+/* What is sent when an answer cannot be formatted: still JSON, still an
+ * answer (a NULL from jansson must never reach strlen). */
+static const char reply_unformattable[] =
+	"{\"error\":{\"code\":\"internal\",\"message\":\"the answer could not be formatted\"}}\n";
+
 void api_reply_json(struct api_req *r, int status, json_t *body)
 {
-	char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	size_t n = strlen(s);
+	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	size_t n;
 	struct MHD_Response *resp;
 	json_decref(body);
-	s = emv_xrealloc(s, n + 2);
-	s[n++] = '\n';
-	s[n] = '\0';
+	if (!s) {
+		emv_log(EMV_LOG_ERROR, "api", "an answer (status %d) could not be formatted: 500 instead", status);
+		status = 500;
+		s = emv_xstrdup(reply_unformattable);
+		n = strlen(s);
+	} else {
+		n = strlen(s);
+		s = emv_xrealloc(s, n + 2);
+		s[n++] = '\n';
+		s[n] = '\0';
+	}
 	resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -188,13 +211,18 @@ static json_t *error_body(const char *code, const char *message)
 	return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
 }
 
+/* The message is made of whatever the client sent (a path, a parameter):
+ * formatted, then made valid UTF-8 without control characters, so that a
+ * byte that is not text, or a character cut by a precision, cannot make
+ * the JSON fail. */
 void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 {
-	char msg[512];
+	char raw[512], msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	emv_sanitize_utf8(msg, sizeof msg, raw, strlen(raw));
 	if (status == 401)
 		api_req_add_header(r, "WWW-Authenticate", "Bearer");
 	api_reply_json(r, status, error_body(code, msg));
@@ -425,7 +453,7 @@ static int rate_check(struct api *a, const unsigned char key[32])
 
 /* ------------------------------------------------------------------- jobs */
 
-static const char job_columns[] =
+const char api_job_columns[] =
 	"id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable, "
 	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -436,8 +464,8 @@ static json_int_t ll(PGresult *r, int i, int c)
 	return (json_int_t)strtoll(PQgetvalue(r, i, c), NULL, 10);
 }
 
-/* A jobs row (job_columns) as JSON. */
-static json_t *job_json(PGresult *r, int i)
+/* A jobs row (api_job_columns) as JSON. */
+json_t *api_job_json(PGresult *r, int i)
 {
 	json_int_t rows = ll(r, i, 3), uniq = ll(r, i, 4), fin = ll(r, i, 5), unusable = ll(r, i, 6);
 	json_int_t total = uniq + unusable, verified = fin - unusable;
@@ -546,7 +574,7 @@ static void work_job_status(struct task *t, PGconn *c)
 
 	if (!api_authenticate(t, c))
 		return;
-	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", job_columns);
+	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", api_job_columns);
 	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		db_fail(t, r, "reading the job");
@@ -558,7 +586,7 @@ static void work_job_status(struct task *t, PGconn *c)
 		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
 		return;
 	}
-	t->json = job_json(r, 0);
+	t->json = api_job_json(r, 0);
 	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
 	PQclear(r);
 	if (reasons_lookup(t->id, finished, &cached)) {
@@ -608,7 +636,7 @@ static void work_job_list(struct task *t, PGconn *c)
 		 "SELECT %s FROM jobs WHERE tenant = $1 AND ($2::text IS NULL OR (created_at, id) < "
 		 "(SELECT created_at, id FROM jobs WHERE id = $2 AND tenant = $1)) "
 		 "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-		 job_columns);
+		 api_job_columns);
 	r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		db_fail(t, r, "listing jobs");
@@ -618,7 +646,7 @@ static void work_job_list(struct task *t, PGconn *c)
 	n = PQntuples(r);
 	jobs = json_array();
 	for (int i = 0; i < n && i < limit; i++)
-		json_array_append_new(jobs, job_json(r, i));
+		json_array_append_new(jobs, api_job_json(r, i));
 	t->json = json_pack("{s:o}", "jobs", jobs);
 	json_object_set_new(t->json, "next", n > limit ? json_string(PQgetvalue(r, limit - 1, 0)) : json_null());
 	PQclear(r);
@@ -637,7 +665,9 @@ static void work_job_delete(struct task *t, PGconn *c)
 	if (!api_authenticate(t, c))
 		return;
 	if (emv_db_delete_job(c, t->id, t->tenant, &found, &rows, err, sizeof err) != EMV_OK) {
-		api_task_error(t, 500, "database", "deleting the job: %s", err);
+		/* PostgreSQL's words (SQL, context) are for the log, not the client */
+		emv_log(EMV_LOG_WARN, "api", "deleting job %s: %s", t->id, err);
+		api_task_error(t, 503, "database_error", "deleting the job failed; try again");
 		return;
 	}
 	if (!found) {
@@ -723,6 +753,14 @@ static void work_metrics(struct task *t, PGconn *c)
 
 	fprintf(f, "# HELP emailverify_jobs Jobs by state.\n# TYPE emailverify_jobs gauge\n");
 	r = PQexec(c, "SELECT state, count(*) FROM jobs GROUP BY state");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		/* zeros would read as "no jobs": no answer is better than a wrong one */
+		db_fail(t, r, "reading the metrics");
+		PQclear(r);
+		fclose(f);
+		free(buf);
+		return;
+	}
 	for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
 		long n = 0;
 		for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
@@ -736,7 +774,13 @@ static void work_metrics(struct task *t, PGconn *c)
 		      "coalesce(sum(addresses_total + n_unusable - n_final),0), "
 		      "coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
 		      "state = 'splitting'),0) FROM jobs");
-	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		db_fail(t, r, "reading the metrics");
+		PQclear(r);
+		fclose(f);
+		free(buf);
+		return;
+	} else {
 		fprintf(f, "# HELP emailverify_addresses Addresses of existing jobs by final status (pending: not final yet).\n"
 			   "# TYPE emailverify_addresses gauge\n");
 		fprintf(f, "emailverify_addresses{status=\"deliverable\"} %s\n", PQgetvalue(r, 0, 0));
@@ -939,7 +983,7 @@ static enum api_method method_of(const char *m)
 }
 
 /* The headers are in: answer, or start what answers later. */
-static void route(struct api *a, struct api_req *r, const char *path)
+void api_route(struct api *a, struct api_req *r, const char *path)
 {
 	enum api_method m = r->method;
 	unsigned char hash[32];
@@ -1035,24 +1079,87 @@ bad_method:
 
 /* -------------------------------------------------------- MHD in the loop */
 
-/* The request's deadline: cut it off.  The socket is shut down so that MHD
- * sees the end at once; a request waiting for a pool task is let go when
- * the task is back (tasks are short), any other wait of ours is resumed so
- * that MHD's next call for it can say no. */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/*
+ * The request deadline starts at the connection's first byte, not after the
+ * headers: a client sending one header line every few seconds is never
+ * idle long enough for --timeout, and MHD calls us only once the headers
+ * are whole.  So every connection has a timer from its start (MHD's
+ * connection notice, as it is accepted); a request on it inherits that
+ * deadline, and the next request on a kept-alive connection gets a fresh
+ * one from the moment the last one ended.
+ */
+struct api_conn {
+	struct api *a;
+	struct MHD_Connection *conn;
+	struct event *deadline;
+	struct api_req *cur;                     /* the request in progress, if MHD has called us */
+};
+
+static void conn_arm(struct api_conn *c)
 {
-	struct api_req *r = arg;
-	const union MHD_ConnectionInfo *ci;
+	struct timeval tv = { c->a->p.request_timeout_s, 0 };
+	if (c->a->p.request_timeout_s > 0)
+		evtimer_add(c->deadline, &tv);
+}
+
+/* Close the connection under MHD's feet: the socket is shut down so that
+ * MHD sees the end at once. */
+static void conn_shutdown(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+/* The deadline of a request we know: a request waiting for a pool task
+ * is let go when the task is back (tasks are short), any other wait of
+ * ours is resumed so that MHD's next call for it can say no. */
+static void req_expire(struct api_req *r)
+{
 	if (!r->conn)
 		return;
 	r->expired = 1;
 	emv_log(EMV_LOG_INFO, "api", "a request ran past its %d s deadline: closing its connection",
 		r->a->p.request_timeout_s);
-	if ((ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD)))
-		shutdown(ci->connect_fd, SHUT_RDWR);
+	conn_shutdown(r->conn);
 	if (!r->busy)
 		api_req_resume(r);
 	api_mhd_kick(r->a);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_conn *c = arg;
+	if (c->cur) {
+		req_expire(c->cur);
+		return;
+	}
+	/* still in its request line or headers (or idle between requests) */
+	emv_log(EMV_LOG_INFO, "api", "a connection sent no whole request within its %d s deadline: closing it",
+		c->a->p.request_timeout_s);
+	conn_shutdown(c->conn);
+	api_mhd_kick(c->a);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct api *a = cls;
+	struct api_conn *c = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = emv_xcalloc(1, sizeof *c);
+		c->a = a;
+		c->conn = conn;
+		c->deadline = evtimer_new(a->base, on_deadline, c);
+		conn_arm(c);
+		*socket_context = c;
+	} else if (c) {
+		if (c->cur)
+			c->cur->cn = NULL;
+		event_free(c->deadline);
+		free(c);
+		*socket_context = NULL;
+	}
 }
 
 /*
@@ -1114,16 +1221,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->method = method_of(method);
 		r->drop_max = API_BODY_DROP_MAX;
 		*con_cls = r;
-		if (a->p.request_timeout_s > 0) {
-			struct timeval tv = { a->p.request_timeout_s, 0 };
-			r->deadline = evtimer_new(a->base, on_deadline, r);
-			evtimer_add(r->deadline, &tv);
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+			if (ci && ci->socket_context) {
+				r->cn = ci->socket_context;
+				r->cn->cur = r; /* the connection's deadline is the request's */
+			}
 		}
 		{
 			const char *cl = api_req_header(r, "Content-Length");
 			r->has_body = (cl && strtoull(cl, NULL, 10) > 0) || api_req_header(r, "Transfer-Encoding");
 		}
-		route(a, r, url);
+		api_route(a, r, url);
 		if (!r->has_body)
 			return MHD_YES; /* answered in the final call: now would close the connection */
 		if (r->reply)
@@ -1184,8 +1293,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 	r->conn = NULL;
 	r->suspended = 0;
-	if (r->deadline)
-		evtimer_del(r->deadline);
+	if (r->cn) {
+		/* a next request on this connection: a deadline of its own */
+		r->cn->cur = NULL;
+		conn_arm(r->cn);
+		r->cn = NULL;
+	}
 	if (r->gone)
 		r->gone(r);
 	api_req_unref(r);
@@ -1262,7 +1375,8 @@ static int mhd_start(struct api *a, int lfd, char *err, size_t errlen)
 	 * every wait of ours */
 	a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				  on_access, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, lfd,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
+				  on_connection, a, MHD_OPTION_CONNECTION_TIMEOUT,
 				  (unsigned)a->p.timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->p.max_connections_per_ip,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->p.connection_memory, MHD_OPTION_END);

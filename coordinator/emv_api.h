@@ -43,10 +43,12 @@ typedef struct {
 	const char *data_dir;       /* lists (role, disposable, ...); NULL: default */
 	const char *ready_file;     /* written once serving: listen=..., brokers=... */
 	int64_t max_upload;         /* bytes of one upload body (64 MiB) */
+	int64_t max_rows;           /* rows of one list (1,000,000); as many empty or blank lines again */
+	int64_t max_decompressed;   /* bytes of one list once decompressed (256 MiB) */
 	int max_uploads;            /* uploads being ingested at once (4) */
 	int db_threads;             /* query threads (2) */
 	int timeout_s;              /* idle timeout per connection: nothing read or written (30) */
-	int request_timeout_s;      /* deadline of one request, headers to the end of its answer (900; 0: none) */
+	int request_timeout_s;      /* deadline of one request, first byte to the end of its answer (900; 0: none) */
 	int max_connections;        /* connections at once (1000) */
 	int max_connections_per_ip; /* connections at once from one address (64; 0: no limit) */
 	int64_t connection_memory;  /* bytes per connection for headers and buffers (128 KiB) */

@@ -239,8 +239,15 @@ static void check_final(struct api_req *r)
 
 	j = json_loadb(k->body, k->body_len, JSON_REJECT_DUPLICATES, &e);
 	if (!j || !json_is_object(j)) {
-		api_reply_error(r, 400, "bad_request", "the body must be a JSON object {\"email\": \"...\"}%s%s",
-				j ? "" : ": ", j ? "" : e.text);
+		/* say what is wrong in the client's terms, not jansson's (its
+		 * texts name flags such as JSON_ALLOW_NUL) */
+		if (!j && strstr(e.text, "NUL"))
+			api_reply_error(r, 400, "bad_request", "the body holds a NUL character (\\u0000 or a zero byte)");
+		else if (!j && e.line > 0)
+			api_reply_error(r, 400, "bad_request", "the body is not JSON (line %d, column %d); send "
+							       "{\"email\": \"...\"}", e.line, e.column);
+		else
+			api_reply_error(r, 400, "bad_request", "the body must be a JSON object {\"email\": \"...\"}");
 		json_decref(j);
 		return;
 	}

@@ -299,12 +299,17 @@ static void work_check_job(struct task *t, PGconn *c)
 void api_export_start(struct api *a, struct api_req *r, const unsigned char token_hash[32], const char *job)
 {
 	const char *f = api_req_query(r, "format"), *s = api_req_query(r, "status");
+	const char *ef = api_req_query(r, "escape_formulas");
 	struct xport *x;
 	struct task *t;
 	char err[256];
 
 	if (f && strcmp(f, "csv") != 0 && strcmp(f, "jsonl") != 0) {
 		api_reply_error(r, 400, "bad_query", "format must be csv or jsonl");
+		return;
+	}
+	if (ef && strcmp(ef, "true") != 0 && strcmp(ef, "false") != 0) {
+		api_reply_error(r, 400, "bad_query", "escape_formulas must be true or false");
 		return;
 	}
 	x = emv_xcalloc(1, sizeof *x);
@@ -314,6 +319,9 @@ void api_export_start(struct api *a, struct api_req *r, const unsigned char toke
 	x->ep.lists = a->lists; /* read-only: shared by every thread */
 	if (f && strcmp(f, "jsonl") == 0)
 		x->ep.format = EMV_EXPORT_JSONL;
+	/* CSV cells a spreadsheet would run (= + - @ TAB CR) get a ' in front
+	 * unless the client asks for the text as it is */
+	x->ep.keep_formulas = ef && strcmp(ef, "false") == 0;
 	if (s && emv_export_parse_statuses(s, &x->ep.status_mask, err, sizeof err) != 0) {
 		free(x);
 		api_reply_error(r, 400, "bad_query", "status: %s", err);

@@ -35,6 +35,7 @@
 #include "emv_tokens.h"
 
 struct api;
+struct api_conn;
 
 enum api_method { API_GET, API_HEAD, API_POST, API_DELETE, API_OTHER };
 
@@ -60,7 +61,7 @@ struct api_req {
 	unsigned reply_status;
 	int nhdr;                                /* headers for the next reply */
 	char hdr[API_REPLY_HEADERS][2][160];
-	struct event *deadline;
+	struct api_conn *cn;                     /* its connection (and deadline) while MHD has it */
 	/* the handler's, while the body arrives: body() consumes some of
 	 * *size (leaving the rest for its next call) and returns 0, or -1 to
 	 * close the connection; final() is called once the body is whole;
@@ -69,6 +70,9 @@ struct api_req {
 	void (*final)(struct api_req *r);
 	void (*gone)(struct api_req *r);
 	void *ctx;
+	/* where headers and query parameters come from when not from MHD's
+	 * connection (the router fuzzer); NULL: MHD */
+	const char *(*values)(struct api_req *r, enum MHD_ValueKind kind, const char *key);
 };
 
 struct task {
@@ -162,8 +166,18 @@ void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response 
 void api_reply_json(struct api_req *r, int status, json_t *body); /* takes body */
 void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The headers are in: answer, or start what answers later (a task, a
+ * body handler).  Needs no socket: what it reads of the request goes
+ * through api_req_header/api_req_query, so tests/fuzz/fuzz_api_route.c
+ * calls it with headers of its own (r->values). */
+void api_route(struct api *a, struct api_req *r, const char *path);
 /* Let MHD look at its sockets and resumed connections again soon. */
 void api_mhd_kick(struct api *a);
+
+/* ---- emv_api.c: jobs ---- */
+/* The columns of a jobs row that api_job_json formats (GET /v1/jobs/ID). */
+extern const char api_job_columns[];
+json_t *api_job_json(PGresult *r, int i);
 
 /* ---- emv_api.c: tasks ---- */
 void api_task_error(struct task *t, int status, const char *code, const char *fmt, ...)

@@ -49,6 +49,7 @@
 #define UPLOAD_PIPE          (1024 * 1024)    /* the pipe to the ingest thread */
 #define UPLOAD_SLICE_MIN     4096             /* less room than this: flush first */
 #define UPLOAD_PARTS_MAX     32               /* multipart parts of one upload */
+#define UPLOAD_IDEM_MAX      90               /* bytes of an Idempotency-Key */
 
 struct upload {
 	struct task *t;                 /* owns u; holds the request */
@@ -80,6 +81,8 @@ struct upload {
 	char name[UPLOAD_NAME_MAX + 1];
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
+	char idem[UPLOAD_IDEM_MAX + 1];  /* Idempotency-Key, "" when none */
+	int idem_conflict;               /* another upload took the key first */
 	/* the ingest thread's answer */
 	int rc;
 	emv_ingest_job_stats st;
@@ -122,7 +125,11 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 		dst = u->secret, max = UPLOAD_SECRET_MAX;
 	else
 		return 0; /* unknown parameters are ignored */
-	if (len > max || memchr(val, '\0', len)) {
+	if (memchr(val, '\0', len)) {
+		emv_set_err(msg, msglen, "%s: holds a NUL byte; text only", key);
+		return -1;
+	}
+	if (len > max) {
 		emv_set_err(msg, msglen, "%s: at most %zu bytes of text", key, max);
 		return -1;
 	}
@@ -246,7 +253,10 @@ static void upload_gone(struct api_req *r)
 	r->ctx = NULL;
 	u->req_over = 1;
 	pthread_mutex_lock(&u->mu);
-	if (!u->complete)
+	/* a client that never heard of its job (gone, or cut off at the
+	 * deadline, even once its body was whole) gets no job: it will
+	 * retry, and a committed job would be a duplicate */
+	if (!u->complete || !r->answered)
 		u->aborted = 1;
 	pthread_mutex_unlock(&u->mu);
 	if (!u->running)
@@ -262,7 +272,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 {
 	struct upload *u = arg;
 	char name[UPLOAD_NAME_MAX + 1], url[UPLOAD_URL_MAX + 1], secret[UPLOAD_SECRET_MAX + 1];
-	const char *v[4] = { job_id, name, url, secret };
+	const char *v[5] = { job_id, name, url, secret, u->idem };
 	PGresult *r;
 	int ok;
 
@@ -276,11 +286,30 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 		emv_set_err(err, errlen, "the upload was cut short");
 		return EMV_ERR;
 	}
-	r = PQexecParams(c, "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, '') "
-			    "WHERE id = $1", 4, NULL, v, NULL, NULL, 0);
+	if (u->idem[0]) {
+		/* a key older than 24 hours is free again */
+		const char *kv[2] = { u->t->tenant, u->idem };
+		r = PQexecParams(c, "UPDATE jobs SET idempotency_key = NULL WHERE tenant = $1 AND idempotency_key = $2 "
+				    "AND created_at <= now() - interval '24 hours'", 2, NULL, kv, NULL, NULL, 0);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			emv_set_err(err, errlen, "freeing an old idempotency key: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		if (!ok)
+			return EMV_ERR;
+	}
+	r = PQexecParams(c, "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, ''), "
+			    "idempotency_key = nullif($5, '') WHERE id = $1", 5, NULL, v, NULL, NULL, 0);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		emv_set_err(err, errlen, "storing the job's name and callback: %s", PQresultErrorMessage(r));
+	if (!ok) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "23505") == 0) {
+			u->idem_conflict = 1; /* read by upload_done after the thread is joined */
+			emv_set_err(err, errlen, "another upload took this Idempotency-Key first");
+		} else {
+			emv_set_err(err, errlen, "storing the job's name and callback: %s", PQresultErrorMessage(r));
+		}
+	}
 	PQclear(r);
 	return ok ? EMV_OK : EMV_ERR;
 }
@@ -294,8 +323,16 @@ static void *ingest_main(void *arg)
 
 	u->rc = EMV_ERR;
 	if (c) {
-		u->rc = emv_ingest_job_stream(c, a->lists, t->tenant, "", u->rfd, "upload", before_commit, u, &u->st,
-					      u->err, sizeof u->err);
+		/* what a list may cost, whatever it was compressed to: a small
+		 * gzip of rows or of empty lines must not become hours of COPY
+		 * or CPU */
+		emv_ingest_limits lim;
+		emv_ingest_limits_default(&lim);
+		lim.max_rows = (uint64_t)a->p.max_rows;
+		lim.max_bytes = (uint64_t)a->p.max_decompressed;
+		lim.max_blank_lines = (uint64_t)a->p.max_rows;
+		u->rc = emv_ingest_job_stream(c, a->lists, t->tenant, "", u->rfd, "upload", &lim, before_commit, u,
+					      &u->st, u->err, sizeof u->err);
 		PQfinish(c);
 	}
 	close(u->rfd); /* a feeder still writing gets EPIPE */
@@ -339,6 +376,14 @@ static void upload_done(struct task *t)
 		if (!u->req_over)
 			api_req_add_header(u->r, "Location", loc);
 		api_reply_json(u->r, 201, j); /* dropped if the client is gone */
+	} else if (!u->req_over && u->idem_conflict) {
+		api_reply_error(u->r, 409, "conflict", "another upload with this Idempotency-Key was stored first; "
+						      "send it again to get that job");
+	} else if (!u->req_over && st->over_limit) {
+		/* rolled back: nothing of the job is kept; maybe before the
+		 * body's end, like the next one */
+		emv_log(EMV_LOG_WARN, "upload", "tenant %s: refused: %s", t->tenant, u->err);
+		api_reply_error(u->r, 413, "too_large", "%s", u->err);
 	} else if (!u->req_over && st->input_error) {
 		/* maybe before the body's end: the answer goes now, the rest is not read */
 		api_reply_error(u->r, 400, "unusable_file", "%s", u->err);
@@ -518,6 +563,11 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 		u->part_bytes_seen = 0;
 		emv_strlcpy(u->part_key, key, sizeof u->part_key);
 		u->in_file = 0;
+		if (u->have_file && (strcmp(key, "file") == 0 || (filename && filename[0]))) {
+			/* which one is the list? say so rather than pick one */
+			snprintf(u->failed, sizeof u->failed, "more than one file part: send one list per upload");
+			return MHD_NO;
+		}
 		if (!u->have_file && (strcmp(key, "file") == 0 || (filename && filename[0]))) {
 			u->have_file = 1;
 			u->in_file = 1;
@@ -655,6 +705,18 @@ static void upload_authed(struct task *t)
 		api_task_free(t);
 		return;
 	}
+	if (t->json) {
+		/* the same Idempotency-Key within 24 hours: the first job, whose
+		 * answer the client may have missed; the body is read and dropped */
+		char loc[128];
+		snprintf(loc, sizeof loc, "/v1/jobs/%s", json_string_value(json_object_get(t->json, "id")));
+		api_req_add_header(r, "Location", loc);
+		api_req_add_header(r, "Idempotent-Replayed", "true");
+		r->drop_max = (uint64_t)t->api->p.max_upload + UPLOAD_FRAMING;
+		api_task_reply(t);
+		api_task_free(t);
+		return;
+	}
 	{
 		/* no ingest slot now for a list that will need one: say so before
 		 * the client sends it (an upload of at most UPLOAD_PREFIX bytes
@@ -671,6 +733,7 @@ static void upload_authed(struct task *t)
 	u = emv_xcalloc(1, sizeof *u);
 	u->t = t;
 	u->r = r;
+	emv_strlcpy(u->idem, t->arg[0], sizeof u->idem);
 	u->wfd = u->rfd = -1;
 	pthread_mutex_init(&u->mu, NULL);
 	t->ctx = u;
@@ -697,9 +760,38 @@ static void upload_authed(struct task *t)
 	api_req_resume(r);
 }
 
+/* The token; and with an Idempotency-Key (t->arg[0]), the tenant's job of
+ * the last 24 hours made with it, if any (then t->json). */
 static void work_auth(struct task *t, PGconn *c)
 {
-	api_authenticate(t, c);
+	char sql[1024];
+	const char *v[2] = { t->tenant, t->arg[0] };
+	PGresult *r;
+	if (!api_authenticate(t, c) || !t->arg[0][0])
+		return;
+	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE tenant = $1 AND idempotency_key = $2 "
+				  "AND created_at > now() - interval '24 hours'", api_job_columns);
+	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		emv_log(EMV_LOG_WARN, "upload", "idempotency key: %s", PQresultErrorMessage(r));
+		api_task_error(t, 503, "database_error", "looking up the Idempotency-Key failed; try again");
+	} else if (PQntuples(r) == 1) {
+		t->json = api_job_json(r, 0);
+		t->status = 200;
+	}
+	PQclear(r);
+}
+
+/* An Idempotency-Key: 1..UPLOAD_IDEM_MAX visible ASCII characters. */
+static int idem_valid(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > UPLOAD_IDEM_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return 0;
+	return 1;
 }
 
 void api_upload_start(struct api *a, struct api_req *r, const unsigned char token_hash[32])
@@ -712,7 +804,17 @@ void api_upload_start(struct api *a, struct api_req *r, const unsigned char toke
 				(long long)a->p.max_upload);
 		return;
 	}
-	t = api_task_new(a, r);
+	{
+		const char *key = api_req_header(r, "Idempotency-Key");
+		if (key && !idem_valid(key)) {
+			api_reply_error(r, 400, "bad_request", "Idempotency-Key must be 1..%d visible ASCII characters",
+					UPLOAD_IDEM_MAX);
+			return;
+		}
+		t = api_task_new(a, r);
+		if (key)
+			emv_strlcpy(t->arg[0], key, sizeof t->arg[0]);
+	}
 	memcpy(t->token_hash, token_hash, 32);
 	t->work = work_auth;
 	t->done = upload_authed;

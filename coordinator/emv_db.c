@@ -152,6 +152,12 @@ static const struct migration migrations[] = {
 	  "  ADD COLUMN sessions bigint NOT NULL DEFAULT 0,"
 	  "  ADD COLUMN rate_permille integer NOT NULL DEFAULT 1000;"
 	  "CREATE INDEX ip_state_region ON ip_state (region, provider);" },
+	/* Version 6: POST /v1/jobs with an Idempotency-Key header: a retry of
+	 * an upload whose answer was lost gets the first job, not a second
+	 * one.  A key is the tenant's; it is reused after 24 hours. */
+	{ 6, "jobs: idempotency keys",
+	  "ALTER TABLE jobs ADD COLUMN idempotency_key text;"
+	  "CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -105,13 +105,16 @@ static void puts_(emv_export *x, const char *s)
 	put(x, s, strlen(s));
 }
 
-/* RFC 4180: quote a field holding a comma, quote or line break. */
+/* RFC 4180: quote a field holding a comma, quote or line break; and one
+ * a spreadsheet would run as a formula, with a ' in front (OWASP). */
 static void csv(emv_export *x, const char *s, int last)
 {
+	int formula;
 	if (!s)
 		s = "";
-	if (s[strcspn(s, ",\"\r\n")]) {
-		put(x, "\"", 1);
+	formula = !x->p.keep_formulas && emv_csv_is_formula(s);
+	if (formula || s[strcspn(s, ",\"\r\n")]) {
+		put(x, formula ? "\"'" : "\"", formula ? 2 : 1);
 		for (const char *q; (q = strchr(s, '"')); s = q + 1) {
 			put(x, s, (size_t)(q - s) + 1);
 			put(x, "\"", 1);

@@ -31,6 +31,8 @@ typedef struct {
 	unsigned status_mask;    /* 1u << EMV_STATUS_*: only rows with these statuses; 0 = all */
 	const emv_lists *lists;  /* for did_you_mean; NULL leaves the column empty */
 	int fetch_rows;          /* rows per FETCH (default 5000) */
+	int keep_formulas;       /* CSV: write cells that start with = + - @ TAB CR as they are
+	                            (default 0: quoted, with a ' in front; emv_csv_is_formula) */
 } emv_export_params;
 
 typedef struct emv_export emv_export;

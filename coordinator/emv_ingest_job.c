@@ -128,11 +128,11 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
 		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen)
 {
-	return emv_ingest_job_stream(c, lists, tenant, name, fd, path, NULL, NULL, st, err, errlen);
+	return emv_ingest_job_stream(c, lists, tenant, name, fd, path, NULL, NULL, NULL, st, err, errlen);
 }
 
 int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
-			  const char *path,
+			  const char *path, const emv_ingest_limits *limits,
 			  int (*before_commit)(PGconn *c, const char *job_id, void *arg, char *err, size_t errlen),
 			  void *arg, emv_ingest_job_stats *st, char *err, size_t errlen)
 {
@@ -146,7 +146,10 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 	int rc;
 
 	memset(st, 0, sizeof *st);
-	emv_ingest_limits_default(&lim);
+	if (limits)
+		lim = *limits;
+	else
+		emv_ingest_limits_default(&lim);
 	in = fd >= 0 ? emv_ingest_open_fd(fd, path, &lim, ierr, sizeof ierr) : emv_ingest_open(path, &lim, ierr, sizeof ierr);
 	if (!in) {
 		st->input_error = 1;
@@ -221,7 +224,11 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 	if (rc < 0 || o.failed) {
 		if (rc < 0) {
 			st->input_error = 1;
-			emv_set_err(err, errlen, "reading %s: %s", path, emv_ingest_error(in));
+			st->over_limit = emv_ingest_over_limit(in);
+			if (st->over_limit)
+				emv_set_err(err, errlen, "%s", emv_ingest_error(in));
+			else
+				emv_set_err(err, errlen, "reading %s: %s", path, emv_ingest_error(in));
 		}
 		else
 			emv_set_err(err, errlen, "COPY addresses: %s", PQerrorMessage(c));

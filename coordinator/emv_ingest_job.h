@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <libpq-fe.h>
+#include "emv_ingest.h"
 #include "emv_lists.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
 	uint64_t rows, unique, duplicates, invalid, row_errors;
 	double seconds;
 	int input_error;          /* on EMV_ERR: 1 when the input was unusable, 0 for a database error */
+	int over_limit;           /* on EMV_ERR: 1 when the input went over one of the limits given */
 } emv_ingest_job_stats;
 
 /* Ingest `path` ("-" = stdin) as a new job of `tenant`.  Returns EMV_OK or
@@ -32,13 +34,15 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
 		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen);
 
-/* The same, with a say before the job is committed: before_commit (when
- * not NULL) runs in the job's transaction once the input has ended, and
+/* The same, with limits of its own (lim: NULL for the defaults; max_rows,
+ * max_bytes and max_blank_lines bound what an untrusted input may cost:
+ * over one, nothing is kept and st->over_limit says so), and with a say
+ * before the job is committed: before_commit (when not NULL) runs in the job's transaction once the input has ended, and
  * returns EMV_OK to commit or EMV_ERR (with err) to roll the job back.  The
  * HTTP upload uses it to refuse a body that was cut short (the pipe's end
  * looks the same either way) and to store fields that followed the list. */
 int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
-			  const char *path,
+			  const char *path, const emv_ingest_limits *lim,
 			  int (*before_commit)(PGconn *c, const char *job_id, void *arg, char *err, size_t errlen),
 			  void *arg, emv_ingest_job_stats *st, char *err, size_t errlen);
 

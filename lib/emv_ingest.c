@@ -40,6 +40,7 @@ void emv_ingest_limits_default(emv_ingest_limits *l)
 	l->detect_rows = EMV_INGEST_DETECT_ROWS;
 	l->detect_bytes = EMV_INGEST_DETECT_BYTES;
 	l->read_chunk = EMV_INGEST_READ_CHUNK;
+	l->max_rows = l->max_bytes = l->max_blank_lines = 0;
 }
 
 static int limits_valid(const emv_ingest_limits *l)
@@ -111,6 +112,7 @@ struct tok {
 	int prev_cr;                 /* last byte was a CR line break */
 	int line_open;               /* bytes consumed since the last line break */
 	uint64_t blank_rows;
+	uint64_t empty_lines;        /* lines with nothing on them between rows */
 
 	/* the current row */
 	uint64_t row_line;
@@ -420,6 +422,8 @@ static int tok_run(struct tok *t, const char **pp, const char *end)
 		case T_ROW_START:
 			if (c == '\r' || c == '\n') {
 				p++;
+				if (!(c == '\n' && t->prev_cr))
+					t->empty_lines++;
 				tok_break(t, c);
 				break;
 			}
@@ -853,6 +857,7 @@ struct emv_ingest {
 	/* progress */
 	uint64_t rows, err_rows;
 	int failed;
+	int over_limit;              /* failed past max_rows/max_bytes/max_blank_lines */
 	char err[512];
 
 	char *raw;
@@ -1773,6 +1778,24 @@ static void build_row(emv_ingest *in, emv_ingest_row *row)
 	in->err_rows++;
 }
 
+/* Past max_bytes or max_blank_lines: 1, with the input failed. */
+static int over_limit(emv_ingest *in)
+{
+	if (in->lim.max_bytes && in->bytes > in->lim.max_bytes) {
+		fmt_err(in->err, sizeof(in->err), "%s: over the limit of %llu bytes once decompressed", in->name,
+		        (unsigned long long)in->lim.max_bytes);
+		in->over_limit = in->failed = 1;
+		return 1;
+	}
+	if (in->lim.max_blank_lines && in->tok.blank_rows + in->tok.empty_lines > in->lim.max_blank_lines) {
+		fmt_err(in->err, sizeof(in->err), "%s: over the limit of %llu empty or blank lines", in->name,
+		        (unsigned long long)in->lim.max_blank_lines);
+		in->over_limit = in->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
 int emv_ingest_next(emv_ingest *in, emv_ingest_row *row)
 {
 	if (!in || !row)
@@ -1788,11 +1811,19 @@ int emv_ingest_next(emv_ingest *in, emv_ingest_row *row)
 				in->skip_header = 0;
 				continue;
 			}
+			if (in->lim.max_rows && in->rows >= in->lim.max_rows) {
+				fmt_err(in->err, sizeof(in->err), "%s: over the limit of %llu rows",
+				        in->name, (unsigned long long)in->lim.max_rows);
+				in->over_limit = in->failed = 1;
+				return -1;
+			}
+			if (over_limit(in))
+				return -1;
 			build_row(in, row);
 			return 1;
 		}
 		if (r < 0)
-			return 0;
+			return over_limit(in) ? -1 : 0;
 		if (in->in_sniff) {
 			/* the detection bytes are read: from now on, chunks */
 			free(in->sniff);
@@ -1805,6 +1836,10 @@ int emv_ingest_next(emv_ingest *in, emv_ingest_row *row)
 			in->chunk_cap = in->lim.read_chunk;
 			in->chunk = emv_xmalloc(in->chunk_cap);
 		}
+		/* checked once per chunk (and at every row and the end): a
+		 * bomb of blank lines never makes a row */
+		if (over_limit(in))
+			return -1;
 		n = src_read(in, in->chunk, in->chunk_cap);
 		if (n < 0) {
 			in->failed = 1;
@@ -1817,6 +1852,11 @@ int emv_ingest_next(emv_ingest *in, emv_ingest_row *row)
 		in->p = in->chunk;
 		in->end = in->chunk + n;
 	}
+}
+
+int emv_ingest_over_limit(const emv_ingest *in)
+{
+	return in ? in->over_limit : 0;
 }
 
 const char *emv_ingest_header(const emv_ingest *in)

@@ -77,6 +77,14 @@ typedef struct {
 	size_t detect_rows;    /* data rows sampled to find the column       100 */
 	size_t detect_bytes;   /* most input buffered for detection      1048576 */
 	size_t read_chunk;     /* bytes per read() / inflate() call        65536 */
+	/* What one input may cost, for input nobody vouches for (an HTTP
+	 * upload: a small gzip can decode to gigabytes); 0 = no limit, the
+	 * default.  Going over one ends the input with an error (-1 from
+	 * emv_ingest_next, emv_ingest_over_limit() says which). */
+	uint64_t max_rows;        /* data rows handed out                       0 */
+	uint64_t max_bytes;       /* decompressed bytes read                    0 */
+	uint64_t max_blank_lines; /* physical lines that gave no row (empty or
+	                             blank lines, the header)                   0 */
 } emv_ingest_limits;
 
 #define EMV_INGEST_MAX_FIELD      4096
@@ -143,6 +151,9 @@ int emv_ingest_delimiter(const emv_ingest *in);
 const char *emv_ingest_describe(const emv_ingest *in);
 /* Last mid-stream error, "" if none. */
 const char *emv_ingest_error(const emv_ingest *in);
+/* 1 when the input ended because it went over max_rows, max_bytes or
+ * max_blank_lines (the error says which), else 0. */
+int emv_ingest_over_limit(const emv_ingest *in);
 
 /* Input bytes consumed so far (compressed bytes for gzip), and the input
  * size when known (regular file or buffer), else 0: a progress fraction. */

@@ -34,6 +34,20 @@ uint64_t emv_now_us(void);
  */
 size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
 
+/* The length (1..4) of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), 0 when there is
+ * none within n bytes. */
+size_t emv_utf8_len(const unsigned char *p, size_t n);
+
+/*
+ * Copy untrusted bytes to dst as UTF-8 text fit for JSON and logs: every
+ * well-formed sequence that is not a control character (C0, DEL, C1) is
+ * kept, every other byte becomes '?', and a sequence that does not fit
+ * whole is left out, so the result is always valid UTF-8 (whatever cut
+ * the source).  NUL-terminated, at most dstlen-1 bytes; returns its length.
+ */
+size_t emv_sanitize_utf8(char *dst, size_t dstlen, const char *src, size_t srclen);
+
 /* A growable byte buffer, kept NUL-terminated (p is NULL until the first
  * byte): formatting rows, COPY data and JSON text.  free(b.p) when done. */
 typedef struct {
@@ -72,6 +86,15 @@ void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
  * Never NULL; the default is worked out once per process.
  */
 const char *emv_data_dir(const char *given);
+
+/*
+ * 1 when a spreadsheet would take a CSV cell for a formula: it starts with
+ * '=', '+', '-', '@', a tab or a CR (OWASP, "CSV injection").  Writers of
+ * CSV that holds text from outside (the input row, an address, a server's
+ * reply) then write the cell quoted and prefixed with a single quote,
+ * unless told not to (--no-escape-formulas, escape_formulas=false).
+ */
+int emv_csv_is_formula(const char *s);
 
 /* 1 when name is one of the comma-separated items of csv (exact match). */
 int emv_csv_has(const char *csv, const char *name);

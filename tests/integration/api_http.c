@@ -394,6 +394,7 @@ static int setup(void **state)
 	{
 		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_url,
 				       "--embedded-kafka", "--ready-file", RUN "/ready", "--max-upload", "200000",
+				       "--max-rows", "20000", "--max-decompressed", "2000000",
 				       "--webhook-allow-private", "--webhook-progress", "50", "--webhook-backoff", "300",
 				       "--batch-max", "3", "--rate-limit", "1000", "--rate-burst", "1000", NULL };
 		server_pid = start_server(argv, RUN "/ready", RUN "/server.log", brokers, sizeof brokers);
@@ -1305,6 +1306,261 @@ static void do_test_upload_streamed(void **state)
 	(void)body;
 }
 
+/*
+ * Text from the request that is not valid UTF-8 (a path segment, a cut
+ * character, a query parameter) never reaches an answer as it is: each of
+ * these once killed the server (json_dumps gave NULL).  Every answer is
+ * JSON with a message that is valid UTF-8, and the server lives on.
+ */
+static void do_test_bad_text(void **state)
+{
+	char url[512], *body;
+	const char *seg63 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct {
+		const char *method, *path;
+		int token, status;
+		const char *code;
+	} cases[] = {
+		{ "PUT", "/v1/jobs/%ff", 0, 405, "method_not_allowed" },
+		{ "GET", "/v1/jobs/%ff", 1, 404, "not_found" },
+		{ "GET", NULL /* 63 bytes and a 2-byte character cut by %.64s */, 1, 404, "not_found" },
+		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%ff", 1, 400, "bad_query" },
+		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%e2%82", 0, 401, "unauthorized" },
+		{ "GET", "/v1/ips?region=%fe%ff", 1, 400, "bad_query" },
+		{ "GET", "/%ff%fe", 0, 404, "not_found" },
+		{ "DELETE", "/v1/%c0%af", 0, 404, "not_found" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *j;
+		const char *msg;
+		if (cases[i].path)
+			snprintf(url, sizeof url, "%s%s", base_url, cases[i].path);
+		else
+			snprintf(url, sizeof url, "%s/v1/jobs/%s%%c3%%a9", base_url, seg63);
+		if (http(cases[i].method, url, cases[i].token ? tok_acme : NULL, NULL, &body) != cases[i].status)
+			fail_msg("%s %s: not %d: %s", cases[i].method, url, cases[i].status, body);
+		assert_error(body, cases[i].code);
+		j = parse(body);
+		msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+		assert_non_null(msg);
+		for (const unsigned char *m = (const unsigned char *)msg; *m; m++)
+			if (*m < 0x20)
+				fail_msg("a control character in %s", body);
+		json_decref(j);
+		free(body);
+	}
+	assert_int_equal(get("/healthz", NULL, &body), 200);
+	free(body);
+}
+
+/* The cells of a CSV text (RFC 4180), each malloc'd, into cells[]; their count. */
+static int csv_cells(const char *s, char **cells, int max)
+{
+	int n = 0;
+	while (*s && n < max) {
+		char *c = malloc(strlen(s) + 1);
+		size_t k = 0;
+		if (*s == '"') {
+			for (s++; *s; s++) {
+				if (*s == '"' && s[1] == '"')
+					c[k++] = *s++;
+				else if (*s == '"') {
+					s++;
+					break;
+				} else
+					c[k++] = *s;
+			}
+		} else {
+			while (*s && *s != ',' && *s != '\n')
+				c[k++] = *s++;
+		}
+		c[k] = '\0';
+		cells[n++] = c;
+		if (*s == ',' || *s == '\n')
+			s++;
+	}
+	return n;
+}
+
+static int has_cell(char **cells, int n, const char *want)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(cells[i], want) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Spreadsheet formula injection: a CSV export has no cell that a
+ * spreadsheet would run (= + - @ TAB CR first): such cells from the list
+ * come quoted with a ' in front; escape_formulas=false gives them as they
+ * are; JSON Lines is never changed.
+ */
+static void do_test_csv_formulas(void **state)
+{
+	char *body, id[64], path[256], *cells[400];
+	int n;
+	write_file(RUN "/formulas.csv", "name,email\n=1+2,f1@nullmx.api.test\n+1,=f2@nullmx.api.test\n"
+					"-2,-f3@nullmx.api.test\n@SUM(1),@bad\n\tx,f5@nullmx.api.test\n");
+	assert_int_equal(upload_raw(RUN "/formulas.csv", NULL, tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	n = csv_cells(body, cells, 400);
+	assert_true(n >= 6 * 19);
+	for (int i = 0; i < n; i++)
+		if (cells[i][0] && strchr("=+-@\t\r", cells[i][0]))
+			fail_msg("cell %d of the CSV export is a formula: %s", i, cells[i]);
+	assert_true(has_cell(cells, n, "'=1+2,f1@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "'=f2@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "'-f3@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "'@bad"));
+	assert_true(has_cell(cells, n, "'\tx,f5@nullmx.api.test"));
+	for (int i = 0; i < n; i++)
+		free(cells[i]);
+	free(body);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?escape_formulas=false", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	n = csv_cells(body, cells, 400);
+	assert_true(has_cell(cells, n, "=1+2,f1@nullmx.api.test"));
+	assert_true(has_cell(cells, n, "=f2@nullmx.api.test"));
+	assert_false(has_cell(cells, n, "'=f2@nullmx.api.test"));
+	for (int i = 0; i < n; i++)
+		free(cells[i]);
+	free(body);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?format=jsonl", id);
+	assert_int_equal(get(path, tok_acme, &body), 200);
+	assert_non_null(strstr(body, "\"email\":\"=f2@nullmx.api.test\""));
+	assert_non_null(strstr(body, "\"input\":\"=1+2,f1@nullmx.api.test\""));
+	assert_null(strstr(body, "'="));
+	free(body);
+
+	/* emailverify verify writes the input row too (rows of bad syntax:
+	 * final without DNS) */
+	{
+		char out[8192];
+		const char *argv[] = { EMV_CLI, "verify", RUN "/formulas-cli.csv", "--progress", "none", "--dns",
+				       "127.0.0.1:1", NULL, NULL };
+		write_file(RUN "/formulas-cli.csv", "name,email\n=1+2,@bad\n-x,=also bad\n");
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		n = csv_cells(out, cells, 400);
+		assert_true(n >= 3 * 19);
+		for (int i = 0; i < n; i++)
+			if (cells[i][0] && strchr("=+-@\t\r", cells[i][0]))
+				fail_msg("cell %d of verify's CSV is a formula: %s", i, cells[i]);
+		assert_true(has_cell(cells, n, "'=1+2,@bad"));
+		assert_true(has_cell(cells, n, "'=also bad"));
+		for (int i = 0; i < n; i++)
+			free(cells[i]);
+		argv[7] = "--no-escape-formulas";
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		n = csv_cells(out, cells, 400);
+		assert_true(has_cell(cells, n, "=1+2,@bad"));
+		assert_true(has_cell(cells, n, "-x,=also bad"));
+		for (int i = 0; i < n; i++)
+			free(cells[i]);
+	}
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/results?escape_formulas=maybe", id);
+	assert_int_equal(get(path, tok_acme, &body), 400);
+	assert_error(body, "bad_query");
+	free(body);
+}
+
+/* path <- gzip -9 of `lines` copies of `line`, as `members` gzip members
+ * in a row (the ingest reads concatenated members: a small file that
+ * decodes to a large one is cheap to make). */
+static void make_gzip(const char *path, const char *head, const char *line, long lines, int members)
+{
+	char plain[512], cmd[1200];
+	FILE *f;
+	snprintf(plain, sizeof plain, "%s.plain", path);
+	f = fopen(plain, "w");
+	assert_non_null(f);
+	for (long i = 0; i < lines; i++)
+		fputs(line, f);
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | gzip -9 > %s && for i in $(seq %d); do gzip -9 -c %s >> %s; done",
+		 head, path, members, plain, path);
+	assert_int_equal(system(cmd), 0);
+	unlink(plain);
+}
+
+/* One bomb: answered 413 too_large naming the limit, within `max_ms`, and
+ * no job is left of it. */
+static void assert_bomb(const char *url_base, const char *db, const char *tok, const char *gz, const char *what,
+			uint64_t max_ms)
+{
+	char url[256], data[300], *body;
+	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+	long jobs0 = pg_long(db, "SELECT count(*) FROM jobs"), addrs0 = pg_long(db, "SELECT count(*) FROM addresses");
+	struct stat sb;
+	uint64_t t0;
+	assert_int_equal(stat(gz, &sb), 0);
+	snprintf(url, sizeof url, "%s/v1/jobs", url_base);
+	snprintf(data, sizeof data, "@%s", gz);
+	t0 = now_ms();
+	if (http("POST", url, tok, extra, &body) != 413) {
+		fprintf(stderr, "a %s bomb of %lld bytes was answered: %s\n", what, (long long)sb.st_size, body);
+		free(body);
+		fail();
+	}
+	t0 = now_ms() - t0;
+	assert_error(body, "too_large");
+	if (!strstr(body, what))
+		fail_msg("the 413 does not say which limit (%s): %s", what, body);
+	print_message("bomb (%s): %lld bytes of gzip refused with 413 in %llu ms: %s", what, (long long)sb.st_size,
+		      (unsigned long long)t0, body);
+	free(body);
+	assert_int_equal(pg_long(db, "SELECT count(*) FROM jobs"), jobs0);
+	assert_int_equal(pg_long(db, "SELECT count(*) FROM addresses"), addrs0);
+	if (t0 > max_ms)
+		fail_msg("the %s bomb took %llu ms to refuse", what, (unsigned long long)t0);
+}
+
+/*
+ * --max-upload counts bytes as sent; a small gzip must not become millions
+ * of rows, gigabytes of text or seconds of CPU on empty lines.  Over
+ * --max-rows, --max-decompressed or as many empty lines as --max-rows: 413,
+ * and nothing of the job is kept.  (The main server: --max-rows 20000,
+ * --max-decompressed 2000000; the second: the defaults.)
+ */
+static void do_test_decompression_bomb(void **state)
+{
+	char rl_base[64], tok[128], *body;
+	const char *gz = RUN "/bomb.csv.gz";
+	make_gzip(gz, "email\n", "b@nullmx.api.test\n", 30000, 1);
+	assert_bomb(base_url, db_url, tok_acme, gz, "rows", 10000);
+	make_gzip(gz, "email,pad\n",
+		  "x@nullmx.api.test,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+		  15000, 1);
+	assert_bomb(base_url, db_url, tok_acme, gz, "decompressed", 10000);
+	make_gzip(gz, "email\na@nullmx.api.test\n", "\n", 30000, 1);
+	assert_bomb(base_url, db_url, tok_acme, gz, "blank", 10000);
+	/* the reported one: about 1 MB of gzip that is 1 GB of empty lines,
+	 * against the default limits */
+	token(db_rl_url, "bomb", tok, sizeof tok);
+	make_gzip(gz, "email\na@nullmx.api.test\n", "\n", 10 * 1000 * 1000, 100);
+	snprintf(rl_base, sizeof rl_base, "http://127.0.0.1:%d", PORT_RL);
+	assert_bomb(rl_base, db_rl_url, tok, gz, "blank", 5000);
+	unlink(gz);
+	/* below every limit, a gzip list is still welcome */
+	make_gzip(gz, "email\n", "ok@nullmx.api.test\n", 100, 1);
+	{
+		char url[256], data[300];
+		const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+		snprintf(data, sizeof data, "@%s", gz);
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 201);
+		free(body);
+	}
+}
+
 /* A body far over the limit is refused with our JSON 413 as soon as its
  * headers are in, before any of it is read; the server goes on serving. */
 static void do_test_far_over_limit(void **state)
@@ -1385,6 +1641,220 @@ static void do_test_request_deadline(void **state)
 	}
 }
 
+/*
+ * Slow headers: a client that sends one header line every 2 s is never
+ * idle for --timeout, and its request never reaches the handler; the
+ * request deadline (the second server's --request-timeout) counts from
+ * its first byte, so it is cut off all the same.
+ */
+static void do_test_slow_headers(void **state)
+{
+	char buf[4096];
+	int fd, deadline = atoi(DEADLINE_S);
+	uint64_t t0, cut = 0;
+
+	fd = connect_port(PORT_RL);
+	t0 = now_ms();
+	assert_true(write(fd, "GET /v1/jobs HTTP/1.1\r\nHost: x\r\n", 32) == 32);
+	while (now_ms() - t0 < (uint64_t)(deadline + 10) * 1000) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 2000) > 0) {
+			if (read(fd, buf, sizeof buf) <= 0) {
+				cut = now_ms() - t0;
+				break;
+			}
+		}
+		if (write(fd, "X-Slow: a\r\n", 11) != 11) {
+			cut = now_ms() - t0;
+			break;
+		}
+	}
+	close(fd);
+	if (!cut)
+		fail_msg("a client sending a header line every 2 s was not cut off within %d s", deadline + 10);
+	print_message("slow_headers: cut off after %llu ms (deadline %d s)\n", (unsigned long long)cut, deadline);
+	assert_true(cut >= (uint64_t)(deadline - 1) * 1000);
+	assert_true(cut <= (uint64_t)(deadline + 3) * 1000);
+}
+
+/* Upload list with an Idempotency-Key (NULL: none) as token; the status,
+ * the job id into id (if any), the headers into *headers. */
+static int upload_idem(const char *list, const char *key, const char *tok, char *id, size_t idlen, char **headers)
+{
+	char url[256], data[300], hk[200], *body;
+	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, "-D", RUN "/idem.headers",
+				key ? "-H" : NULL, hk, NULL };
+	int st;
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+	snprintf(data, sizeof data, "@%s", list);
+	snprintf(hk, sizeof hk, "Idempotency-Key: %s", key ? key : "");
+	st = http("POST", url, tok, extra, &body);
+	id[0] = '\0';
+	if (st == 200 || st == 201)
+		job_id_of(body, id, idlen);
+	free(body);
+	*headers = slurp(RUN "/idem.headers", NULL);
+	return st;
+}
+
+/*
+ * Idempotency-Key on POST /v1/jobs: the same key and tenant within 24
+ * hours give the first job (200, Idempotent-Replayed) instead of a new
+ * one; another tenant's or another key's upload is a job of its own.
+ */
+static void do_test_idempotency(void **state)
+{
+	char id1[64], id2[64], id3[64], id4[64], *h;
+	const char *list = RUN "/idem.csv";
+	write_file(list, "email\nidem@nullmx.api.test\n");
+	assert_int_equal(upload_idem(list, "order-4711", tok_acme, id1, sizeof id1, &h), 201);
+	assert_null(strcasestr(h, "Idempotent-Replayed"));
+	free(h);
+	assert_int_equal(upload_idem(list, "order-4711", tok_acme, id2, sizeof id2, &h), 200);
+	assert_string_equal(id1, id2);
+	assert_non_null(strcasestr(h, "Idempotent-Replayed: true"));
+	assert_non_null(strstr(h, id1)); /* Location */
+	free(h);
+	assert_int_equal(upload_idem(list, "order-4711", tok_other, id3, sizeof id3, &h), 201);
+	assert_string_not_equal(id1, id3);
+	free(h);
+	assert_int_equal(upload_idem(list, "order-4712", tok_acme, id4, sizeof id4, &h), 201);
+	assert_string_not_equal(id1, id4);
+	free(h);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM jobs WHERE idempotency_key = 'order-4711'"), 2);
+	assert_int_equal(upload_idem(list, "bad key", tok_acme, id4, sizeof id4, &h), 400);
+	free(h);
+}
+
+/*
+ * A deadline that fires after the body is whole, while the job is still
+ * being stored (held here by a lock on jobs), rolls the job back: the
+ * client, cut off without an answer, will retry, and must not make a
+ * duplicate.  (The second server: --request-timeout 15.)
+ */
+static void do_test_deadline_rollback(void **state)
+{
+	char tok[128], head[512], resp[4096];
+	const char *rows = "email\nlate@nullmx.api.test\n";
+	PGconn *c = PQconnectdb(db_rl_url);
+	PGresult *r;
+	uint64_t t0;
+	int fd;
+	size_t n;
+
+	token(db_rl_url, "late", tok, sizeof tok);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, "BEGIN; LOCK TABLE jobs IN EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	fd = connect_port(PORT_RL);
+	snprintf(head, sizeof head,
+		 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\n"
+		 "Idempotency-Key: late-1\r\nContent-Length: %zu\r\n\r\n%s",
+		 tok, strlen(rows), rows);
+	t0 = now_ms();
+	assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+	n = read_until_close(fd, resp, sizeof resp, (atoi(DEADLINE_S) + 10) * 1000);
+	close(fd);
+	print_message("deadline_rollback: connection closed after %llu ms with %zu bytes of answer\n",
+		      (unsigned long long)(now_ms() - t0), n);
+	assert_int_equal(n, 0); /* cut off: no answer */
+	r = PQexec(c, "COMMIT");
+	PQclear(r);
+	/* the ingest goes on once the lock is gone, and must roll back */
+	for (int i = 0; i < 30; i++) {
+		usleep(200000);
+		if (pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'") != 0)
+			break;
+	}
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'"), 0);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM addresses a WHERE input = 'late@nullmx.api.test'"), 0);
+	PQfinish(c);
+	/* the client's retry makes the job, once */
+	fd = connect_port(PORT_RL);
+	assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+	read_until_close(fd, resp, sizeof resp, 10000);
+	close(fd);
+	if (strncmp(resp, "HTTP/1.1 201", 12) != 0)
+		fail_msg("the retry was answered: %.300s", resp);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'"), 1);
+}
+
+static void pg_exec(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/*
+ * The smaller ones: a failing DELETE is 503 database_error without
+ * PostgreSQL's text; /metrics whose queries fail is 503, not zeros; a
+ * NUL in a check body and a second file part are named for what they
+ * are.
+ */
+static void do_test_smaller(void **state)
+{
+	char *body, id[64], url[256];
+	/* DELETE refused by the database (a trigger stands in for any error) */
+	write_file(RUN "/undeletable.csv", "email\nu@nullmx.api.test\n");
+	assert_int_equal(upload_raw(RUN "/undeletable.csv", "name=undeletable", tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	pg_exec(db_url, "CREATE FUNCTION emv_test_nodelete() RETURNS trigger LANGUAGE plpgsql AS "
+			"$$BEGIN IF OLD.name = 'undeletable' THEN RAISE EXCEPTION 'secret-internal-text'; END IF; "
+			"RETURN OLD; END$$");
+	pg_exec(db_url, "CREATE TRIGGER emv_test_nodelete BEFORE DELETE ON jobs FOR EACH ROW "
+			"EXECUTE FUNCTION emv_test_nodelete()");
+	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 503);
+	assert_error(body, "database_error");
+	assert_null(strstr(body, "secret-internal-text"));
+	free(body);
+	pg_exec(db_url, "DROP TRIGGER emv_test_nodelete ON jobs");
+	pg_exec(db_url, "DROP FUNCTION emv_test_nodelete()");
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 200);
+	free(body);
+
+	/* /metrics with its table gone: 503, not a page of zeros */
+	{
+		char murl[128];
+		snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", PORT_RL);
+		pg_exec(db_rl_url, "ALTER TABLE jobs RENAME TO jobs_away");
+		assert_int_equal(http("GET", murl, NULL, NULL, &body), 503);
+		assert_error(body, "database_error");
+		free(body);
+		pg_exec(db_rl_url, "ALTER TABLE jobs_away RENAME TO jobs");
+		assert_int_equal(http("GET", murl, NULL, NULL, &body), 200);
+		assert_non_null(strstr(body, "emailverify_jobs{state=\"done\"}"));
+		free(body);
+	}
+
+	/* a NUL in a check body: said plainly */
+	snprintf(url, sizeof url, "%s/v1/check", base_url);
+	{
+		const char *extra[] = { "--data", "{\"email\":\"a\\u0000b@nullmx.api.test\"}", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_request");
+		assert_null(strstr(body, "JSON_"));
+		assert_non_null(strstr(body, "NUL"));
+		free(body);
+	}
+	/* two file parts: which is the list? refused */
+	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
+	write_file(RUN "/part1.csv", "email\np1@nullmx.api.test\n");
+	{
+		const char *extra[] = { "-F", "file=@" RUN "/part1.csv", "-F", "file=@" RUN "/part1.csv", NULL };
+		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
+		assert_error(body, "bad_multipart");
+		assert_non_null(strstr(body, "more than one file"));
+		free(body);
+	}
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -1437,6 +1907,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_auth),
+		cmocka_unit_test(do_test_bad_text),
 		cmocka_unit_test(do_test_round_trip),
 		cmocka_unit_test(do_test_tenant_isolation),
 		cmocka_unit_test(do_test_list_paging),
@@ -1450,7 +1921,13 @@ int main(void)
 		cmocka_unit_test(do_test_cli),
 		cmocka_unit_test(do_test_upload_streamed),
 		cmocka_unit_test(do_test_far_over_limit),
+		cmocka_unit_test(do_test_decompression_bomb),
+		cmocka_unit_test(do_test_csv_formulas),
 		cmocka_unit_test(do_test_request_deadline),
+		cmocka_unit_test(do_test_slow_headers),
+		cmocka_unit_test(do_test_idempotency),
+		cmocka_unit_test(do_test_deadline_rollback),
+		cmocka_unit_test(do_test_smaller),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
