@@ -205,5 +205,5 @@ if ! inroot /bin/bash -c "cd /src/emailverify && $cmd" >"$dir/testsuite.log" 2>&
 	tail -n 60 "$dir/testsuite.log"
 	die "the test command failed in the fresh root (log: $dir/testsuite.log)"
 fi
-grep -E 'tests passed|tests failed' "$dir/testsuite.log" | tail -n 2 | sed 's/^/fresh-machine:   /'
+{ grep -E 'tests passed|tests failed|Total Test time' "$dir/testsuite.log" || true; } | tail -n 3 | sed 's/^/fresh-machine:   /'
 say "testsuite: ok"
