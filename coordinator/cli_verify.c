@@ -179,6 +179,7 @@ static void stats_all(const struct verify *v, emv_engine_stats *all)
 		for (int r = 0; r < EMV_REASON__COUNT; r++)
 			all->retries_by_reason[r] += st.retries_by_reason[r];
 		all->sessions += st.sessions;
+		all->cut_sessions += st.cut_sessions;
 		all->jobs += st.jobs;
 		all->active += st.active;
 		all->waiting_retry += st.waiting_retry;
@@ -507,8 +508,10 @@ static void summary(struct verify *v)
 		"(%.0f/s), writing %.2f s\n", v->done, v->resumed ? " (plus resumed from the journal)" : "", el,
 		el > 0 ? (double)v->done / el : 0, (double)v->read_ms / 1000.0, probe,
 		probe > 0 ? (double)v->done / probe : 0, (double)(emv_now_ms() - v->probe_end_ms) / 1000.0);
-	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once), retries %" PRIu64,
-		st.sessions, v->done ? (double)st.sessions / (double)v->done : 0.0, st.peak_active, st.retries);
+	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once, %" PRIu64
+		" ended by the error budget), retries %" PRIu64,
+		st.sessions, v->done ? (double)st.sessions / (double)v->done : 0.0, st.peak_active, st.cut_sessions,
+		st.retries);
 	for (int r = 0, first = 1; r < EMV_REASON__COUNT; r++)
 		if (st.retries_by_reason[r]) {
 			fprintf(stderr, "%s%s %" PRIu64, first ? " (" : ", ", emv_reason_name((emv_reason)r),

@@ -55,6 +55,7 @@ struct mxkey {
 	int active;
 	int limit;
 	int rcpt_per_txn;      /* learned from 452s, 0 = provider default */
+	int errors_per_session;/* learned from tarpits and 421s after errors, 0 = provider default */
 	uint64_t backoff_until;
 	unsigned backoff_ms;
 	uint32_t wait_head, wait_tail; /* parked domains */
@@ -93,7 +94,7 @@ struct emv_engine {
 	int resolving;
 	int pumping;
 	int draining;              /* stopping: no session, lookup or retry starts any more */
-	uint64_t finished, retries, sessions, jobs, handed_back;
+	uint64_t finished, retries, sessions, jobs, handed_back, cut_sessions;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
 	int port25;
@@ -490,6 +491,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	if (k)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
+	e->cut_sessions += emv_probe_cut_sessions(job);
 	if (run->src >= 0 && e->p.rep) {
 		char rk[EMV_REP_KEY_MAX];
 		const char *key = rep_key(d, rk, sizeof rk);
@@ -509,8 +511,13 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	}
 	if (k) {
 		int learned = emv_probe_learned_rcpt_limit(job);
+		int lerr = emv_probe_learned_error_limit(job);
 		if (learned > 0 && (k->rcpt_per_txn == 0 || learned < k->rcpt_per_txn))
 			k->rcpt_per_txn = learned;
+		if (lerr > 0 && (k->errors_per_session == 0 || lerr < k->errors_per_session)) {
+			k->errors_per_session = lerr;
+			emv_log(EMV_LOG_INFO, "engine", "%s: at most %d errors per session from now on", k->host, lerr);
+		}
 		if (emv_probe_backoff(job)) {
 			/* 421: the server wants fewer of us; wait before the next session */
 			k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : 5000;
@@ -774,6 +781,8 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
 	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :
 				   (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);
+	cfg.session.max_errors = k && k->errors_per_session > 0 ? k->errors_per_session :
+				 (pv->errors_per_session > 0 ? pv->errors_per_session : cfg.session.max_errors);
 	if (pv->connect_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_connect = pv->connect_timeout_ms;
 	if (pv->reply_timeout_ms > 0 && !e->p.user_timeouts)
@@ -929,6 +938,7 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->retries = e->retries;
 	memcpy(s->retries_by_reason, e->retries_by_reason, sizeof s->retries_by_reason);
 	s->sessions = e->sessions;
+	s->cut_sessions = e->cut_sessions;
 	s->handed_back = e->handed_back;
 	s->jobs = e->jobs;
 	s->active = (unsigned)e->active;

@@ -82,6 +82,7 @@ typedef struct {
 	uint64_t added, finished, retries;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	uint64_t sessions;          /* SMTP sessions opened */
+	uint64_t cut_sessions;      /* of them, ended by our error budget (the rest asked in another) */
 	uint64_t handed_back;       /* addresses given back (params.handback) */
 	uint64_t jobs;
 	unsigned active, waiting_retry, domains;
