@@ -672,23 +672,18 @@ int cli_verify(int argc, char **argv)
 		case 2010: v.keep_formulas = 1; continue;
 		case 2004: ep.no_batching = 1; continue;
 		case 2005:
-			ep.max_attempts = atoi(optarg);
-			if (ep.max_attempts < 1 || ep.max_attempts > 20) {
+			ep.retry.max_attempts = atoi(optarg);
+			if (ep.retry.max_attempts < 1 || ep.retry.max_attempts > 20) {
 				fprintf(stderr, "emailverify: --max-attempts must be 1..20\n");
 				return 2;
 			}
 			continue;
-		case 2006: {
-			int a, b, c;
-			if (sscanf(optarg, "%d,%d,%d", &a, &b, &c) != 3 || a < 0 || b < 0 || c < 0) {
-				fprintf(stderr, "emailverify: --retry-schedule takes three numbers of seconds, e.g. 60,300,900\n");
+		case 2006:
+			if (emv_retry_parse_schedule(&ep.retry, optarg, err, sizeof err) < 0) {
+				fprintf(stderr, "emailverify: --retry-schedule: %s\n", err);
 				return 2;
 			}
-			ep.retry_schedule_ms[0] = a * 1000;
-			ep.retry_schedule_ms[1] = b * 1000;
-			ep.retry_schedule_ms[2] = c * 1000;
 			continue;
-		}
 		case 2007: v.transcript = 1; continue;
 		case 2008: progress_opt = optarg; continue;
 		case 2009:

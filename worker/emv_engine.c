@@ -120,10 +120,7 @@ void emv_engine_params_default(emv_engine_params *p)
 	memset(p, 0, sizeof *p);
 	p->concurrency = 500;
 	p->dns_concurrency = 64;
-	p->max_attempts = 4;
-	p->retry_schedule_ms[0] = 60000;
-	p->retry_schedule_ms[1] = 300000;
-	p->retry_schedule_ms[2] = 900000;
+	emv_retry_policy_default(&p->retry);
 	p->max_retry_ms = 1800000;
 	p->port25_threshold = 5;
 }
@@ -147,8 +144,8 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	e->p = *p;
 	if (e->p.concurrency < 1)
 		e->p.concurrency = 1;
-	if (e->p.max_attempts < 1)
-		e->p.max_attempts = 1;
+	if (e->p.retry.max_attempts < 1)
+		e->p.retry.max_attempts = 1;
 	e->cb = cb;
 	e->arg = arg;
 	e->ready_head = e->ready_tail = NIL;
@@ -330,24 +327,18 @@ void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char 
 
 /* ---- results ---- */
 
+/* The delay before this address is asked again, or -1: its result is
+ * final now (emv_retry.h). */
 static int retry_delay(emv_engine *e, struct item *it, const emv_probe_result *r)
 {
-	int k = it->tries - 1;
-	int d;
 	/* our source was blocked: another pool address may ask now (the
 	 * blocked one is quarantined for this provider and will not be
 	 * picked), or, with none left, the address is handed back for another
 	 * region (or waits in budget_batch) */
-	if (r->reason == EMV_REASON_BLOCKED && e->p.pool && (e->p.pool->nsources > 1 || e->p.handback))
-		return 0;
-	if (k < 0)
-		k = 0;
-	if (k > 2)
-		k = 2;
-	d = e->p.retry_schedule_ms[k];
-	if (r->retry_after_ms > d && r->retry_after_ms <= e->p.retry_schedule_ms[2])
-		d = r->retry_after_ms;
-	return d;
+	int other = e->p.pool && (e->p.pool->nsources > 1 || e->p.handback);
+	if (r->connect_timeout && e->port25)
+		return -1; /* nothing will connect from here: do not wait for it */
+	return emv_retry_delay(&e->p.retry, r->reason, r->temporary, it->tries, r->retry_after_ms, other);
 }
 
 static void retry_insert(emv_engine *e, uint32_t ii)
@@ -418,14 +409,6 @@ static void expedite_connect_timeouts(emv_engine *e, uint64_t now)
 	}
 }
 
-static int is_retryable(const emv_engine *e, const emv_probe_result *r)
-{
-	if (!r->temporary)
-		return 0;
-	if (r->connect_timeout && e->port25)
-		return 0; /* nothing will connect from here: do not wait for it */
-	return 1;
-}
 
 /* What a domain's budgets and reputation are kept by: its provider, for
  * the big shared platforms (one opinion of us across all their MX hosts),
@@ -553,8 +536,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		const emv_probe_result *r = emv_probe_get(job, i);
 		it->attempts = (uint8_t)(it->attempts + r->attempts > 255 ? 255 : it->attempts + r->attempts);
 		it->conn_timeout = (uint8_t)r->connect_timeout;
-		if (is_retryable(e, r) && it->tries < e->p.max_attempts) {
-			int delay = retry_delay(e, it, r);
+		int delay = retry_delay(e, it, r);
+		if (delay >= 0) {
 			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
 				it->due_ms = now + (uint64_t)delay;
 				if (emv_log_enabled(EMV_LOG_DEBUG))

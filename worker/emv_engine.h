@@ -25,14 +25,14 @@
 #include "emv_providers.h"
 #include "emv_pool.h"
 #include "emv_reputation.h"
+#include "emv_retry.h"
 
 typedef struct {
 	int concurrency;          /* probe sessions in flight (default 500) */
 	int dns_concurrency;      /* domains being resolved at once (default 64): a burst of
 	                             thousands of queries overflows UDP buffers and fails */
 	int no_batching;          /* one address per session (benchmark baseline) */
-	int max_attempts;         /* per address, first try included (default 4) */
-	int retry_schedule_ms[3]; /* delays after the 1st, 2nd, 3rd+ temporary result */
+	emv_retry_policy retry;   /* when to ask again, by reason (emv_retry.h) */
 	int max_retry_ms;         /* no retry later than this after the address's first try */
 	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
 	const emv_providers *providers; /* NULL: built-in defaults */
