@@ -25,6 +25,7 @@ struct item {
 	uint8_t conn_timeout;/* its last try timed out at connect */
 	uint64_t first_ms;   /* first try started */
 	uint64_t due_ms;     /* retry due */
+	emv_probe_result *last; /* while waiting for a retry: its last result (for a deadline) */
 	uint32_t next;       /* link in pending / retry lists (UINT32_MAX = end) */
 };
 
@@ -94,7 +95,13 @@ struct emv_engine {
 	int resolving;
 	int pumping;
 	int draining;              /* stopping: no session, lookup or retry starts any more */
-	uint64_t finished, retries, sessions, jobs, handed_back, cut_sessions;
+	uint64_t finished, retries, sessions, jobs, handed_back, cut_sessions, expired;
+	uint64_t unasked;          /* added, not yet in any job: the straggler limit starts at 0 */
+	uint64_t limit_ms;         /* deadline or straggler limit in force (0 none) */
+	struct event *deadline_timer;
+	int past_deadline;
+	char budget_wait[200];     /* the RCPT budget work last waited for */
+	uint64_t budget_wait_at;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
 	int port25;
@@ -135,6 +142,87 @@ static unsigned hash(const char *s)
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
 static void on_backoff_timer(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* A time limit comes into force (the earlier of two wins). */
+static void set_limit(emv_engine *e, uint64_t at)
+{
+	uint64_t now = emv_now_ms(), ms;
+	struct timeval tv;
+	if (e->limit_ms && e->limit_ms <= at)
+		return;
+	e->limit_ms = at;
+	ms = at > now ? at - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(e->deadline_timer, &tv);
+}
+
+/* An item is done with: back to the free list. */
+static void item_release(emv_engine *e, uint32_t ii)
+{
+	struct item *it = &e->items[ii];
+	free(it->address);
+	it->address = NULL;
+	free(it->last);
+	it->last = NULL;
+	it->next = e->free_head;
+	e->free_head = ii;
+}
+
+/* Final now, without asking (again): the last result made final, or
+ * "not asked" when there was none. */
+static void expire_item(emv_engine *e, uint32_t ii, const emv_probe_result *last, const char *why)
+{
+	struct item *it = &e->items[ii];
+	emv_probe_result r;
+	if (last) {
+		char d[sizeof r.detail];
+		r = *last;
+		emv_strlcpy(d, r.detail[0] ? r.detail : emv_reason_detail(r.reason), sizeof d);
+		snprintf(r.detail, sizeof r.detail, "%s; not asked again: %s", d, why);
+	} else {
+		memset(&r, 0, sizeof r);
+		r.status = EMV_STATUS_UNKNOWN;
+		r.reason = EMV_REASON_TIMEOUT;
+		r.catch_all = -1;
+		snprintf(r.detail, sizeof r.detail, "not asked: %s", why);
+	}
+	r.temporary = 0;
+	e->finished++;
+	e->expired++;
+	e->p.expired(e->arg, it->id, &r, it->attempts);
+	item_release(e, ii);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	emv_engine *e = arg;
+	const char *why = e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ? "the run's deadline has come"
+										  : "the wait for stragglers is over";
+	uint32_t ii;
+	e->past_deadline = 1;
+	e->draining = 1; /* nothing new starts; sessions in flight end as usual */
+	emv_log(EMV_LOG_INFO, "engine", "%s: %u waiting for a retry and %llu not yet asked are final now", why,
+		e->nretry, (unsigned long long)(e->added - e->finished - e->nretry));
+	while ((ii = e->retry_head) != NIL) {
+		e->retry_head = e->items[ii].next;
+		e->nretry--;
+		expire_item(e, ii, e->items[ii].last, why);
+	}
+	for (uint32_t di = 0; di < e->ndomains; di++) {
+		struct domain *d = &e->domains[di];
+		while ((ii = d->head) != NIL) {
+			d->head = e->items[ii].next;
+			d->npending--;
+			expire_item(e, ii, NULL, why);
+		}
+		d->tail = NIL;
+	}
+	e->ready_head = e->ready_tail = NIL;
+	e->dnsq_head = e->dnsq_tail = NIL;
+	evtimer_del(e->retry_timer);
+}
 
 emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb,
 			   void *arg)
@@ -156,6 +244,9 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	e->free_head = NIL;
 	e->retry_timer = evtimer_new(cfg->base, on_retry_timer, e);
 	e->backoff_timer = evtimer_new(cfg->base, on_backoff_timer, e);
+	e->deadline_timer = evtimer_new(cfg->base, on_deadline, e);
+	if (e->p.deadline_ms && e->p.expired)
+		set_limit(e, e->p.deadline_ms);
 	/* built-in policy when no provider file is given */
 	emv_provider_defaults(&e->defprov);
 	return e;
@@ -183,8 +274,10 @@ void emv_engine_free(emv_engine *e)
 		free(run->items);
 		free(run);
 	}
-	for (uint32_t i = 0; i < e->nitems; i++)
+	for (uint32_t i = 0; i < e->nitems; i++) {
 		free(e->items[i].address);
+		free(e->items[i].last);
+	}
 	for (uint32_t i = 0; i < e->ndomains; i++)
 		free(e->domains[i].name);
 	for (unsigned b = 0; b < HBUCKETS; b++) {
@@ -199,6 +292,7 @@ void emv_engine_free(emv_engine *e)
 	free(e->domains);
 	event_free(e->retry_timer);
 	event_free(e->backoff_timer);
+	event_free(e->deadline_timer);
 	free(e);
 }
 
@@ -315,6 +409,7 @@ void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char 
 		ii = e->nitems++;
 	}
 	e->added++;
+	e->unasked++;
 	it = &e->items[ii];
 	memset(it, 0, sizeof *it);
 	it->id = id;
@@ -537,6 +632,12 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		it->attempts = (uint8_t)(it->attempts + r->attempts > 255 ? 255 : it->attempts + r->attempts);
 		it->conn_timeout = (uint8_t)r->connect_timeout;
 		int delay = retry_delay(e, it, r);
+		if (delay >= 0 && e->limit_ms && now + (uint64_t)delay >= e->limit_ms) {
+			/* the retry would come after the time limit: final now */
+			expire_item(e, ii, r, e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ?
+				    "the run's deadline comes first" : "the wait for stragglers would be over");
+			continue;
+		}
 		if (delay >= 0) {
 			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
 				it->due_ms = now + (uint64_t)delay;
@@ -544,6 +645,11 @@ static void on_job_done(emv_probe_job *job, void *arg)
 					emv_log(EMV_LOG_DEBUG, "engine", "%s: %s/%s, asking again in %d ms (try %u)",
 						it->address, emv_status_name(r->status), emv_reason_name(r->reason),
 						delay, it->tries);
+				if (e->p.expired) { /* kept for a deadline that may come first */
+					if (!it->last)
+						it->last = emv_xmalloc(sizeof *it->last);
+					*it->last = *r;
+				}
 				retry_insert(e, ii);
 				e->retries++;
 				if ((unsigned)r->reason < EMV_REASON__COUNT)
@@ -553,10 +659,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		}
 		e->finished++;
 		e->cb(e->arg, it->id, job, i, it->attempts, r->connect_timeout && e->port25);
-		free(it->address);
-		it->address = NULL;
-		it->next = e->free_head;
-		e->free_head = ii;
+		item_release(e, ii);
 	}
 	arm_retry_timer(e);
 	emv_probe_free(job);
@@ -704,8 +807,18 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 			*wait_ms = pool_wait;
 		got = pgot;
 	}
-	if (got == 0)
+	if (got == 0) {
+		/* say what the list waits for (progress lines) */
+		if (pool_key[0] && pv->pool_rcpt_per_minute > 0 && *wait_ms > 0)
+			snprintf(e->budget_wait, sizeof e->budget_wait, "%s's budget for all source addresses: "
+				 "%d RCPT/min", by_provider(d) ? pv->name : d->key->host, pv->pool_rcpt_per_minute);
+		else
+			snprintf(e->budget_wait, sizeof e->budget_wait, "%s's budget: %d RCPT/min%s",
+				 by_provider(d) ? pv->name : d->key->host, scaled(pv->rcpt_per_minute, factor),
+				 *src >= 0 ? " per source address" : "");
+		e->budget_wait_at = now;
 		pool_key[0] = '\0';
+	}
 	*granted = got;
 	return got > 0 ? (size_t)(got - probe) : 0;
 }
@@ -742,8 +855,12 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 		if (d->head == NIL)
 			d->tail = NIL;
 		d->npending--;
-		if (it->tries == 0)
+		if (it->tries == 0) {
 			it->first_ms = now;
+			/* every address asked once: the stragglers get linger_ms more */
+			if (--e->unasked == 0 && e->p.linger_ms && e->p.expired)
+				set_limit(e, now + e->p.linger_ms);
+		}
 		it->tries++;
 		run->items[run->n] = ii;
 		addrs[run->n] = it->address;
@@ -814,10 +931,7 @@ static void hand_back(emv_engine *e, struct domain *d)
 		e->finished++;
 		e->handed_back++;
 		e->p.handback(e->arg, it->id, rep_key(d, rk, sizeof rk), it->attempts);
-		free(it->address);
-		it->address = NULL;
-		it->next = e->free_head;
-		e->free_head = ii;
+		item_release(e, ii);
 	}
 	d->tail = NIL;
 }
@@ -923,6 +1037,11 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->sessions = e->sessions;
 	s->cut_sessions = e->cut_sessions;
 	s->handed_back = e->handed_back;
+	s->expired = e->expired;
+	s->next_retry_ms = e->retry_head != NIL ? e->items[e->retry_head].due_ms : 0;
+	s->deadline_ms = e->limit_ms;
+	if (e->budget_wait_at && emv_now_ms() - e->budget_wait_at < 5000)
+		emv_strlcpy(s->budget_wait, e->budget_wait, sizeof s->budget_wait);
 	s->jobs = e->jobs;
 	s->active = (unsigned)e->active;
 	s->peak_active = (unsigned)e->peak_active;

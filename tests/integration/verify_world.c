@@ -665,6 +665,67 @@ static void do_test_error_budget_learns_tarpit(void **state)
 	run_free(&r);
 }
 
+/* With the default retry settings, a list with something of every slow kind
+ * is done in minutes and every verdict is right: greylisting passes at the
+ * retry, a blocked source and full mailboxes are final at once, unreachable
+ * hosts get one retry, and nothing sits out a 15-minute schedule. */
+static void do_test_stragglers_finish_in_minutes(void **state)
+{
+	struct run r;
+	write_file(TMP "/slowkinds.csv", "email\nalice@accept.test\nfull@accept.test\nquota@accept.test\n"
+					  "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
+	/* only what points at the world: the retry settings are the defaults */
+	run_verify(&r, 0, "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
+		   "probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test",
+		   "--providers", EMV_TEST_DATA "/providers-test.conf", "--source-ip", "127.0.0.3", "--format",
+		   "jsonl", "--progress", "lines", TMP "/slowkinds.csv", NULL);
+	assert_exit(&r, 0);
+	print_message("every slow kind: %.1f s\n", r.seconds);
+	assert_true(r.seconds < 180);
+	assert_int_equal(r.n, 7);
+	assert_verdict(find(&r, "alice@accept.test"), "deliverable", "accepted");
+	assert_verdict(find(&r, "full@accept.test"), "risky", "mailbox_full");
+	assert_verdict(find(&r, "quota@accept.test"), "risky", "mailbox_full");
+	assert_verdict(find(&r, "alice@greylist.test"), "deliverable", "accepted");
+	assert_verdict(find(&r, "alice@blocked.test"), "unknown", "blocked");
+	assert_verdict(find(&r, "x@down1.test"), "unknown", "connection_failed");
+	assert_verdict(find(&r, "x@down2.test"), "unknown", "connection_failed");
+	/* asked once: the blocked source and the full mailbox */
+	assert_int_equal(json_integer_value(json_object_get(find(&r, "alice@blocked.test"), "attempts")), 1);
+	assert_int_equal(json_integer_value(json_object_get(find(&r, "quota@accept.test"), "attempts")), 1);
+	/* the unreachable hosts: one retry */
+	assert_int_equal(json_integer_value(json_object_get(find(&r, "x@down1.test"), "attempts")), 2);
+	run_free(&r);
+}
+
+/* --deadline: what still waits is final at the deadline, with its last
+ * answer as evidence. */
+static void do_test_deadline(void **state)
+{
+	struct run r;
+	json_t *g;
+	char list[128], grey[64];
+	/* a recipient the greylisting server has never seen: 451 first */
+	snprintf(grey, sizeof grey, "dl%d@greylist.test", (int)getpid());
+	snprintf(list, sizeof list, "email\nbob@accept.test\n%s\n", grey);
+	write_file(TMP "/deadline.csv", list);
+	run_verify(&r, 0, "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
+		   "probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test",
+		   "--providers", EMV_TEST_DATA "/providers-test.conf", "--source-ip", "127.0.0.8", "--format",
+		   "jsonl", "--progress", "none", "--deadline", "4s", TMP "/deadline.csv", NULL);
+	assert_exit(&r, 0);
+	print_message("deadline 4 s: done in %.1f s\n", r.seconds);
+	assert_true(r.seconds < 15);
+	assert_int_equal(r.n, 2);
+	assert_verdict(find(&r, "bob@accept.test"), "deliverable", "accepted");
+	g = find(&r, grey);
+	assert_verdict(g, "unknown", "greylisted");
+	assert_non_null(strstr(sget(g, "detail"), "deadline"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "smtp"), "code")), 451);
+	assert_non_null(strstr(r.err, "made final by the time limit"));
+	run_free(&r);
+}
+
 static void do_test_threads_same_verdicts(void **state)
 {
 	struct run r1, r2;
@@ -832,6 +893,8 @@ int main(void)
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_error_budget_under_postfix_limits),
 		cmocka_unit_test(do_test_error_budget_learns_tarpit),
+		cmocka_unit_test(do_test_stragglers_finish_in_minutes),
+		cmocka_unit_test(do_test_deadline),
 		cmocka_unit_test(do_test_threads_same_verdicts),
 		cmocka_unit_test(do_test_no_batching_baseline),
 		cmocka_unit_test(do_test_greylisting_retried_on_schedule),
