@@ -665,6 +665,13 @@ static void do_test_error_budget_learns_tarpit(void **state)
 	run_free(&r);
 }
 
+/* What points verify at the world, and nothing else: the retry settings stay
+ * the defaults (world_args shortens them). */
+#define WORLD_ONLY                                                                                          \
+	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",               \
+		"probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test", \
+		"--providers", EMV_TEST_DATA "/providers-test.conf"
+
 /* With the default retry settings, a list with something of every slow kind
  * is done in minutes and every verdict is right: greylisting passes at the
  * retry, a blocked source and full mailboxes are final at once, unreachable
@@ -675,9 +682,7 @@ static void do_test_stragglers_finish_in_minutes(void **state)
 	write_file(TMP "/slowkinds.csv", "email\nalice@accept.test\nfull@accept.test\nquota@accept.test\n"
 					  "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
 	/* only what points at the world: the retry settings are the defaults */
-	run_verify(&r, 0, "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
-		   "probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test",
-		   "--providers", EMV_TEST_DATA "/providers-test.conf", "--source-ip", "127.0.0.3", "--format",
+	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.3", "--format",
 		   "jsonl", "--progress", "lines", TMP "/slowkinds.csv", NULL);
 	assert_exit(&r, 0);
 	print_message("every slow kind: %.1f s\n", r.seconds);
@@ -709,9 +714,7 @@ static void do_test_deadline(void **state)
 	snprintf(grey, sizeof grey, "dl%d@greylist.test", (int)getpid());
 	snprintf(list, sizeof list, "email\nbob@accept.test\n%s\n", grey);
 	write_file(TMP "/deadline.csv", list);
-	run_verify(&r, 0, "--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",
-		   "probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test",
-		   "--providers", EMV_TEST_DATA "/providers-test.conf", "--source-ip", "127.0.0.8", "--format",
+	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.8", "--format",
 		   "jsonl", "--progress", "none", "--deadline", "4s", TMP "/deadline.csv", NULL);
 	assert_exit(&r, 0);
 	print_message("deadline 4 s: done in %.1f s\n", r.seconds);
