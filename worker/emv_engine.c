@@ -54,7 +54,8 @@ struct domain {
 struct mxkey {
 	char *host;
 	int active;
-	int limit;
+	int limit;             /* sessions at once: the provider's cap */
+	double window;         /* sessions at once we allow ourselves now, 1..limit (AIMD) */
 	int rcpt_per_txn;      /* learned from 452s, 0 = provider default */
 	int errors_per_session;/* learned from tarpits and 421s after errors, 0 = provider default */
 	uint64_t backoff_until;
@@ -324,6 +325,37 @@ static uint32_t domain_get(emv_engine *e, const char *name)
 	return e->ndomains++;
 }
 
+/* Sessions a host may have at once now: its window, within the provider's cap. */
+static int key_limit(const struct mxkey *k)
+{
+	int w = (int)k->window;
+	return w < 1 ? 1 : w < k->limit ? w : k->limit;
+}
+
+/*
+ * Adaptive concurrency per MX host, as TCP does it (AIMD): a job whose
+ * sessions went well (answers, no 421, no rate limit, no timeout, no
+ * tarpit) widens the host's window by 1/window, so it grows by about one
+ * session per window's worth of good jobs; any sign of pressure halves it.
+ * The provider's sessions_per_mx stays the ceiling: politeness budgets do
+ * not move, speed comes from not pushing a server that pushes back.
+ */
+static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
+{
+	int pressure = emv_probe_backoff(job) || emv_probe_learned_error_limit(job) > 0;
+	for (size_t i = 0; i < n && !pressure; i++) {
+		const emv_probe_result *r = emv_probe_get(job, i);
+		pressure = r->reason == EMV_REASON_RATE_LIMITED || r->reason == EMV_REASON_TIMEOUT || r->connect_timeout;
+	}
+	if (pressure) {
+		k->window = k->window / 2 < 1.0 ? 1.0 : k->window / 2;
+	} else if (emv_probe_connected(job) > 0) {
+		k->window += 1.0 / k->window;
+		if (k->window > k->limit)
+			k->window = k->limit;
+	}
+}
+
 static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider *prov)
 {
 	unsigned b = hash(host) % HBUCKETS;
@@ -337,6 +369,7 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 	/* one source address per engine: its per-IP session cap applies too */
 	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < k->limit)
 		k->limit = prov->sessions_per_ip;
+	k->window = 1.0; /* start low: a host earns more sessions by answering well */
 	k->wait_head = k->wait_tail = NIL;
 	k->hnext = e->khash[b];
 	e->khash[b] = k;
@@ -588,7 +621,11 @@ static void on_job_done(emv_probe_job *job, void *arg)
 			d->catch_all = emv_probe_catch_all(job);
 	}
 	if (k) {
-		int learned = emv_probe_learned_rcpt_limit(job);
+		int learned = emv_probe_learned_rcpt_limit(job), before = key_limit(k);
+		key_adapt(k, job, run->n);
+		/* a wider window lets a parked domain of this host go too */
+		for (int more = key_limit(k) - before; more > 0 && k->wait_head != NIL; more--)
+			ready_push(e, fifo_pop(e, &k->wait_head, &k->wait_tail));
 		int lerr = emv_probe_learned_error_limit(job);
 		if (learned > 0 && (k->rcpt_per_txn == 0 || learned < k->rcpt_per_txn))
 			k->rcpt_per_txn = learned;
@@ -974,7 +1011,7 @@ void emv_engine_pump(emv_engine *e)
 				break;
 			continue;
 		}
-		if (k->active >= k->limit) { /* parked until one of the host's sessions ends */
+		if (k->active >= key_limit(k)) { /* parked until one of the host's sessions ends */
 			fifo_push(e, &k->wait_head, &k->wait_tail, di);
 			continue;
 		}

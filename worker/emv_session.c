@@ -280,6 +280,11 @@ static void send_line(emv_session *s, const char *fmt, ...)
 	s->last_ms = emv_now_ms();
 }
 
+static int is_too_many(const emv_reply *r)
+{
+	return r->code == 452 && (strcmp(r->enhanced, "4.5.3") == 0 || strcasestr(r->text, "too many recipients"));
+}
+
 /* Rejections this session may still risk: RCPTs in flight at most. */
 static int errors_left(const emv_session *s)
 {
@@ -407,10 +412,6 @@ static void start_txn(emv_session *s)
 	arm(s);
 }
 
-static int is_too_many(const emv_reply *r)
-{
-	return r->code == 452 && (strcmp(r->enhanced, "4.5.3") == 0 || strcasestr(r->text, "too many recipients"));
-}
 
 /* ---- TLS ---- */
 
@@ -502,8 +503,10 @@ static int on_reply(emv_session *s, const emv_reply *r)
 			"the server tarpits; at most %d errors per session from now on", s->peer, s->mx_host,
 			(unsigned long long)(gap - s->rtt_ms), before, s->out.error_limit);
 	}
-	if (r->code >= 400 && (s->state == S_EHLO || s->state == S_HELO || s->state == S_TXN ||
-			       s->state == S_STARTTLS))
+	/* a 452 "too many recipients" is no error to Postfix (up to its
+	 * smtpd_recipient_overshoot_limit of 1000): the transaction is full */
+	if (r->code >= 400 && !is_too_many(r) &&
+	    (s->state == S_EHLO || s->state == S_HELO || s->state == S_TXN || s->state == S_STARTTLS))
 		s->errors++;
 	switch (s->state) {
 	case S_BANNER:

@@ -311,11 +311,15 @@ static void do_test_sessions_per_mx_limit(void **state)
 	assert_int_equal(r.n, 150);
 	assert_verdict(r.results[0], "deliverable", "accepted");
 	assert_verdict(r.results[149], "undeliverable", "mailbox_not_found");
-	/* 150 recipients, 50 per session (default policy): 3 sessions, never
-	 * more than 2 at once on one MX host (sessions_per_mx) */
+	/* 150 recipients, 50 per batch (default policy), never more than 2
+	 * sessions at once on one MX host (sessions_per_mx).  u1..u50 exist:
+	 * one session; v51..v150 do not: 100 errors, 8 per session (the error
+	 * budget; the 452s of the 3-recipient transactions are no errors), 7
+	 * sessions per batch of 50.  One or two more if a loaded machine made
+	 * a reply look like a tarpit. */
 	peak = log_concurrency(mark, "127.0.0.13", "127.0.0.5", &total);
 	print_message("toomany.test: %d sessions, at most %d at once\n", total, peak);
-	assert_int_equal(total, 3);
+	assert_true(total >= 15 && total <= 17);
 	assert_true(peak >= 1 && peak <= 2);
 	run_free(&r);
 }
