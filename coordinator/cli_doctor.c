@@ -9,7 +9,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <event2/event.h>
 #include "cli.h"
 #include "emv_util.h"
 
@@ -35,23 +34,19 @@ int cli_doctor(int argc, char **argv)
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dnsbl = EMV_PF_DNSBL_DEFAULT;
-	char err[512], helo[256], mail_from[300];
-	int opt, rc, port25 = 1, npass = 0, nwarn = 0, nfail = 0;
+	char err[512];
+	int opt, rc, npass = 0, nwarn = 0, nfail = 0;
+	cli_check_opts co = { .identity = 1, .port25 = 1, .dnsbl = EMV_PF_DNSBL_DEFAULT };
 	cli_engine_opts eo;
-	emv_dns_params dp;
-	emv_pf_params pp;
 	emv_pf_report r;
-	struct event_base *base;
-	emv_dns *dns;
 	emv_pool *pool = NULL;
 
 	cli_engine_opts_default(&eo);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 5001: dnsbl = strcmp(optarg, "none") == 0 ? "" : optarg; continue;
-		case 5002: port25 = 0; continue;
+		case 5001: co.dnsbl = strcmp(optarg, "none") == 0 ? "" : optarg; continue;
+		case 5002: co.port25 = 0; continue;
 		case 'h': doctor_usage(stdout); return 0;
 		default:
 			rc = cli_engine_opt(&eo, opt, optarg);
@@ -71,37 +66,12 @@ int cli_doctor(int argc, char **argv)
 		fprintf(stderr, "emailverify doctor: %s\n", err);
 		return 3;
 	}
-	if (!(base = event_base_new())) {
-		emv_pool_free(pool);
-		return 2;
-	}
-	emv_dns_params_default(&dp);
-	dp.servers = eo.dns;
-	if (!(dns = emv_dns_new(base, &dp, err, sizeof err))) {
-		fprintf(stderr, "emailverify doctor: %s\n", err);
-		event_base_free(base);
-		emv_pool_free(pool);
-		return 2;
-	}
-	cli_engine_identity(&eo, pool, helo, sizeof helo, mail_from, sizeof mail_from);
-	emv_pf_params_default(&pp);
-	pp.base = base;
-	pp.dns = dns;
-	pp.resolver = eo.dns;
-	pp.domains = eo.preflight_domains;
-	pp.port25 = port25;
-	pp.smtp_port = eo.port;
-	if (eo.timeout_s > 0)
-		pp.connect_timeout_ms = (eo.timeout_s < 10 ? eo.timeout_s : 10) * 1000;
-	pp.allow_private = eo.allow_private;
-	pp.source_ip = eo.nsource > 0 ? eo.source_ips[0] : pool ? pool->sources[0].ip : NULL;
-	pp.identity = 1;
-	pp.helo = helo;
-	pp.mail_from = mail_from;
-	pp.dnsbl = dnsbl;
-
 	printf("emailverify doctor: can this machine verify email?\n");
-	emv_pf_run(&pp, &r);
+	if (cli_engine_checks(&eo, pool, &co, &r, err, sizeof err) < 0) {
+		fprintf(stderr, "emailverify doctor: %s\n", err);
+		emv_pool_free(pool);
+		return 2;
+	}
 	for (int i = 0; i < r.n; i++) {
 		const emv_pf_check *c = &r.checks[i];
 		printf("%s  %-7s %s\n", emv_pf_level_name(c->level), c->name, c->what);
@@ -118,8 +88,6 @@ int cli_doctor(int argc, char **argv)
 	       nfail ? "this machine cannot verify correctly until the failures are fixed"
 	       : nwarn ? "verdicts will work, but mail servers may distrust this machine"
 		       : "ready to verify");
-	emv_dns_free(dns);
-	event_base_free(base);
 	emv_pool_free(pool);
 	return nfail ? 2 : nwarn ? 1 : 0;
 }

@@ -179,12 +179,20 @@ static void stats_all(const struct verify *v, emv_engine_stats *all)
 		for (int r = 0; r < EMV_REASON__COUNT; r++)
 			all->retries_by_reason[r] += st.retries_by_reason[r];
 		all->sessions += st.sessions;
+		all->cut_sessions += st.cut_sessions;
 		all->jobs += st.jobs;
 		all->active += st.active;
 		all->waiting_retry += st.waiting_retry;
 		all->domains += st.domains;
 		all->peak_active += st.peak_active;
 		all->port25_suspected |= st.port25_suspected;
+		all->expired += st.expired;
+		if (st.next_retry_ms && (!all->next_retry_ms || st.next_retry_ms < all->next_retry_ms))
+			all->next_retry_ms = st.next_retry_ms;
+		if (st.deadline_ms && (!all->deadline_ms || st.deadline_ms < all->deadline_ms))
+			all->deadline_ms = st.deadline_ms;
+		if (st.budget_wait[0] && !all->budget_wait[0])
+			emv_strlcpy(all->budget_wait, st.budget_wait, sizeof all->budget_wait);
 	}
 }
 
@@ -205,13 +213,33 @@ static void progress(struct verify *v, int final)
 	uint64_t total = v->queued, done = v->done;
 	double el = (double)(emv_now_ms() - v->start_ms) / 1000.0;
 	double rate = el > 0 ? (double)done / el : 0;
-	char eta[32];
+	char eta[32], why[300] = "";
 	emv_engine_stats st;
+	uint64_t now = emv_now_ms();
+	double eta_s;
 
 	if (v->progress_mode == 0)
 		return;
 	stats_all(v, &st);
-	fmt_duration(eta, sizeof eta, rate > 0 ? (double)(total - done) / rate : -1);
+	/* the addresses not yet answered at the rate so far; those waiting for
+	 * a retry not before their retry is due, and none after the limit */
+	{
+		uint64_t left = total - done, waiting = st.waiting_retry < left ? st.waiting_retry : left;
+		eta_s = rate > 0 ? (double)(left - waiting) / rate : -1;
+	}
+	if (st.waiting_retry && st.next_retry_ms) {
+		double retry_s = st.next_retry_ms > now ? (double)(st.next_retry_ms - now) / 1000.0 : 0;
+		if (eta_s < retry_s)
+			eta_s = retry_s;
+	}
+	if (st.deadline_ms) {
+		double lim = st.deadline_ms > now ? (double)(st.deadline_ms - now) / 1000.0 : 0;
+		if (eta_s < 0 || eta_s > lim)
+			eta_s = lim;
+	}
+	fmt_duration(eta, sizeof eta, total == done ? 0 : eta_s);
+	if (st.budget_wait[0])
+		snprintf(why, sizeof why, "%swaiting for %s", v->progress_mode == 2 ? " | " : "; ", st.budget_wait);
 	if (v->progress_mode == 2) {
 		int width = 24, fill = total ? (int)((double)done * width / (double)total) : width;
 		char bar[32];
@@ -219,20 +247,20 @@ static void progress(struct verify *v, int final)
 			bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
 		bar[width] = '\0';
 		fprintf(stderr, "\r[%s] %" PRIu64 "/%" PRIu64 " %5.1f%% %.0f/s ETA %s | ok %" PRIu64 " bad %" PRIu64
-			" risky %" PRIu64 " unknown %" PRIu64 " | retrying %u%s\033[K", bar, done, total,
+			" risky %" PRIu64 " unknown %" PRIu64 " | retrying %u%s%s\033[K", bar, done, total,
 			total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
 			v->by_status[EMV_STATUS_DELIVERABLE], v->by_status[EMV_STATUS_UNDELIVERABLE],
 			v->by_status[EMV_STATUS_RISKY], v->by_status[EMV_STATUS_UNKNOWN], st.waiting_retry,
-			st.port25_suspected ? " | PORT 25 BLOCKED?" : "");
+			st.port25_suspected ? " | PORT 25 BLOCKED?" : "", why);
 		if (final)
 			fputc('\n', stderr);
 	} else {
 		fprintf(stderr, "progress: %" PRIu64 "/%" PRIu64 " done (%.1f%%), %.0f/s, ETA %s, deliverable %" PRIu64
-			", undeliverable %" PRIu64 ", risky %" PRIu64 ", unknown %" PRIu64 ", waiting to retry %u%s\n",
+			", undeliverable %" PRIu64 ", risky %" PRIu64 ", unknown %" PRIu64 ", waiting to retry %u%s%s\n",
 			done, total, total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
 			v->by_status[EMV_STATUS_DELIVERABLE], v->by_status[EMV_STATUS_UNDELIVERABLE],
 			v->by_status[EMV_STATUS_RISKY], v->by_status[EMV_STATUS_UNKNOWN], st.waiting_retry,
-			st.port25_suspected ? "; outbound port 25 looks blocked from this host" : "");
+			st.port25_suspected ? "; outbound port 25 looks blocked from this host" : "", why);
 	}
 	fflush(stderr);
 }
@@ -275,9 +303,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- results ---- */
 
-static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts, int port25)
+/* A final verdict of unique address id: from a probe job (job, idx), or a
+ * result the engine kept (a deadline made it final). */
+static void record(struct vworker *w, uint64_t id, const emv_probe_job *job, size_t idx, const emv_probe_result *kept,
+		   unsigned attempts, int port25)
 {
-	struct vworker *w = arg;
 	struct verify *v = w->v;
 	emv_address a;
 	char sugg[EMV_ADDRESS_MAX + 1] = "";
@@ -296,6 +326,7 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	in.did_you_mean = sugg;
 	in.job = job;
 	in.index = idx;
+	in.result = kept;
 	in.no_transcript = !v->transcript;
 	in.attempts = attempts;
 	in.key = addr;
@@ -319,6 +350,26 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	maybe_stop(w);
 	pthread_mutex_unlock(&v->mu);
 	free(s);
+}
+
+static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts, int port25)
+{
+	record(arg, id, job, idx, NULL, attempts, port25);
+}
+
+/* --deadline / --straggler-wait: final without asking (again) */
+static void on_expired(void *arg, uint64_t id, const emv_probe_result *last, unsigned attempts)
+{
+	emv_probe_result none;
+	if (!last) {
+		memset(&none, 0, sizeof none);
+		none.status = EMV_STATUS_UNKNOWN;
+		none.reason = EMV_REASON_TIMEOUT;
+		none.catch_all = -1;
+		emv_strlcpy(none.detail, "not asked before the deadline", sizeof none.detail);
+		last = &none;
+	}
+	record(arg, id, NULL, 0, last, attempts, 0);
 }
 
 /* ---- output ---- */
@@ -507,8 +558,10 @@ static void summary(struct verify *v)
 		"(%.0f/s), writing %.2f s\n", v->done, v->resumed ? " (plus resumed from the journal)" : "", el,
 		el > 0 ? (double)v->done / el : 0, (double)v->read_ms / 1000.0, probe,
 		probe > 0 ? (double)v->done / probe : 0, (double)(emv_now_ms() - v->probe_end_ms) / 1000.0);
-	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once), retries %" PRIu64,
-		st.sessions, v->done ? (double)st.sessions / (double)v->done : 0.0, st.peak_active, st.retries);
+	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once, %" PRIu64
+		" ended by the error budget), retries %" PRIu64,
+		st.sessions, v->done ? (double)st.sessions / (double)v->done : 0.0, st.peak_active, st.cut_sessions,
+		st.retries);
 	for (int r = 0, first = 1; r < EMV_REASON__COUNT; r++)
 		if (st.retries_by_reason[r]) {
 			fprintf(stderr, "%s%s %" PRIu64, first ? " (" : ", ", emv_reason_name((emv_reason)r),
@@ -516,6 +569,9 @@ static void summary(struct verify *v)
 			first = 0;
 		}
 	fprintf(stderr, "%s\n", st.retries ? ")" : "");
+	if (st.expired)
+		fprintf(stderr, "  %" PRIu64 " address(es) made final by the time limit (--deadline, --straggler-wait) "
+			"while waiting to be asked (again)\n", st.expired);
 	fprintf(stderr, "  %-20s %10s\n", "status", "rows");
 	for (int s = 0; s < EMV_STATUS__COUNT; s++)
 		fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_status_name((emv_status)s), v->rows_status[s]);
@@ -545,7 +601,13 @@ static void verify_usage(FILE *f)
 		   "  --resume               continue an interrupted run from FILE.journal\n"
 		   "  --no-batching          one SMTP session per address (for comparison only: impolite)\n"
 		   "  --max-attempts N       tries per address for temporary failures (default 4)\n"
-		   "  --retry-schedule A,B,C seconds to wait before the 1st, 2nd, 3rd retry (default 60,300,900)\n"
+		   "  --retry-schedule A,B,C seconds to wait before the 1st, 2nd, 3rd retry of greylisting and\n"
+		   "                         rate limits (default 60,300,900); A also times the one retry of an\n"
+		   "                         unreachable host. A full mailbox or a blocked source is final at once\n"
+		   "  --deadline D           at D (90s, 10m, 2h) after the start, every address still waiting is\n"
+		   "                         final: unknown, with its reason and last evidence\n"
+		   "  --straggler-wait D     once every address has had its first answer, wait at most D more\n"
+		   "                         for retries (default 5m; 0 = as long as the retries take)\n"
 		   "  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
 		   "  --progress auto|bar|lines|none\n" CLI_ENGINE_HELP);
 }
@@ -627,6 +689,8 @@ int cli_verify(int argc, char **argv)
 		{ "progress", required_argument, NULL, 2008 },
 		{ "threads", required_argument, NULL, 2009 },
 		{ "no-escape-formulas", no_argument, NULL, 2010 },
+		{ "deadline", required_argument, NULL, 2011 },
+		{ "straggler-wait", required_argument, NULL, 2012 },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_ENGINE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -641,11 +705,13 @@ int cli_verify(int argc, char **argv)
 	char err[512], outbuf_path[4200] = "", spool_path[4200] = "";
 	int opt, rc, ret = 0;
 	const char *progress_opt = "auto";
+	uint64_t deadline_ms = 0;
 
 	memset(&v, 0, sizeof v);
 	v.nw = 1;
 	cli_engine_opts_default(&eo);
 	emv_engine_params_default(&ep);
+	ep.linger_ms = 300000; /* a list does not wait long for its stragglers unless asked to */
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -667,25 +733,34 @@ int cli_verify(int argc, char **argv)
 			continue;
 		case 2003: v.resume = 1; continue;
 		case 2010: v.keep_formulas = 1; continue;
+		case 2011:
+		case 2012: {
+			uint64_t ms;
+			if (emv_parse_duration_ms(optarg, &ms) < 0 || (opt == 2011 && ms == 0)) {
+				fprintf(stderr, "emailverify: --%s takes a duration such as 90s, 10m or 2h (got '%s')\n",
+					opt == 2011 ? "deadline" : "straggler-wait", optarg);
+				return 2;
+			}
+			if (opt == 2011)
+				deadline_ms = ms;
+			else
+				ep.linger_ms = ms;
+			continue;
+		}
 		case 2004: ep.no_batching = 1; continue;
 		case 2005:
-			ep.max_attempts = atoi(optarg);
-			if (ep.max_attempts < 1 || ep.max_attempts > 20) {
+			ep.retry.max_attempts = atoi(optarg);
+			if (ep.retry.max_attempts < 1 || ep.retry.max_attempts > 20) {
 				fprintf(stderr, "emailverify: --max-attempts must be 1..20\n");
 				return 2;
 			}
 			continue;
-		case 2006: {
-			int a, b, c;
-			if (sscanf(optarg, "%d,%d,%d", &a, &b, &c) != 3 || a < 0 || b < 0 || c < 0) {
-				fprintf(stderr, "emailverify: --retry-schedule takes three numbers of seconds, e.g. 60,300,900\n");
+		case 2006:
+			if (emv_retry_parse_schedule(&ep.retry, optarg, err, sizeof err) < 0) {
+				fprintf(stderr, "emailverify: --retry-schedule: %s\n", err);
 				return 2;
 			}
-			ep.retry_schedule_ms[0] = a * 1000;
-			ep.retry_schedule_ms[1] = b * 1000;
-			ep.retry_schedule_ms[2] = c * 1000;
 			continue;
-		}
 		case 2007: v.transcript = 1; continue;
 		case 2008: progress_opt = optarg; continue;
 		case 2009:
@@ -773,6 +848,9 @@ int cli_verify(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	ep.expired = on_expired;
+	if (deadline_ms)
+		ep.deadline_ms = emv_now_ms() + deadline_ms;
 	for (int i = 0; i < v.nw; i++) {
 		struct vworker *w = &v.w[i];
 		struct timeval tv = { 1, 0 };

@@ -55,6 +55,7 @@ typedef struct {
 	int pipelining;         /* 1: pipeline RCPTs when the server advertises PIPELINING */
 	int rcpt_per_txn;       /* recipients per MAIL transaction (RSET between) */
 	int rcpt_per_session;   /* recipients per SMTP connection, all transactions */
+	int errors_per_session; /* rejected commands per session before we end it (server error limits) */
 	int sessions_per_mx;    /* concurrent sessions to one MX host, all source IPs */
 	int sessions_per_ip;    /* concurrent sessions from one source IP, per budget_scope */
 	int rcpt_per_minute, rcpt_per_hour, rcpt_per_day; /* RCPTs per source IP, per budget_scope */

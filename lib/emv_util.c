@@ -273,3 +273,34 @@ const char *emv_data_dir(const char *given)
 	pthread_once(&data_dir_once, data_dir_find);
 	return data_dir;
 }
+
+int emv_parse_duration_ms(const char *s, uint64_t *ms)
+{
+	unsigned long long v = 0, unit = 1000;
+	const char *p = s;
+
+	if (!s || !*s)
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned long long)(*p - '0');
+		if (v > 30ull * 86400)
+			return -1;
+	}
+	if (p == s)
+		return -1;
+	if (*p) {
+		switch (*p) {
+		case 's': unit = 1000; break;
+		case 'm': unit = 60000; break;
+		case 'h': unit = 3600000; break;
+		case 'd': unit = 86400000; break;
+		default: return -1;
+		}
+		if (p[1])
+			return -1;
+	}
+	if (v * unit > 30ull * 86400000)
+		return -1;
+	*ms = v * unit;
+	return 0;
+}

@@ -96,6 +96,11 @@ const char *emv_data_dir(const char *given);
  */
 int emv_csv_is_formula(const char *s);
 
+/* A duration: a whole number with an optional unit, s (the default), m, h
+ * or d ("90", "90s", "10m", "2h").  -1 unless all of s is one, at most
+ * 30 days. */
+int emv_parse_duration_ms(const char *s, uint64_t *ms);
+
 /* 1 when name is one of the comma-separated items of csv (exact match). */
 int emv_csv_has(const char *csv, const char *name);
 

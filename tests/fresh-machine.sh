@@ -125,7 +125,16 @@ if [[ ! -s $tarball ]]; then
 fi
 mkdir -p "$root"
 tar -C "$root" -xf "$tarball"
+# The network's own settings, as a new machine on this network would get
+# them: the resolver, and the site's extra certificate authorities (a
+# network whose egress proxy re-signs TLS has one; Debian's ca-certificates
+# takes them in from /usr/local/share/ca-certificates when it is installed,
+# and Java's keystore from there, so Maven can reach its repository).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+	mkdir -p "$root/usr/local/share/ca-certificates"
+	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 mkdir -p "$root/src/emailverify"
 git archive HEAD | tar -x -C "$root/src/emailverify"
 mount -t proc proc "$root/proc"

@@ -262,42 +262,59 @@ void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *h
 		snprintf(mail_from, mlen, "verify@%s", helo);
 }
 
-int cli_preflight(const cli_engine_opts *o, const char *prog)
+int cli_engine_checks(const cli_engine_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
+		      char *err, size_t errlen)
 {
-	char err[512], helo[256], mail_from[300];
+	char helo[256], mail_from[300];
 	emv_dns_params dp;
 	emv_pf_params pp;
-	emv_pf_report r;
 	struct event_base *base;
 	emv_dns *dns;
 
-	if (o->skip_preflight)
-		return 0;
 	if (!(base = event_base_new())) {
-		fprintf(stderr, "%s: preflight: no event loop\n", prog);
+		emv_set_err(err, errlen, "no event loop");
 		return -1;
 	}
 	emv_dns_params_default(&dp);
 	dp.servers = o->dns;
-	if (!(dns = emv_dns_new(base, &dp, err, sizeof err))) {
-		fprintf(stderr, "%s: preflight: %s\n", prog, err);
+	if (!(dns = emv_dns_new(base, &dp, err, errlen))) {
 		event_base_free(base);
 		return -1;
 	}
-	cli_engine_identity(o, NULL, helo, sizeof helo, mail_from, sizeof mail_from);
+	cli_engine_identity(o, pool, helo, sizeof helo, mail_from, sizeof mail_from);
 	emv_pf_params_default(&pp);
 	pp.base = base;
 	pp.dns = dns;
 	pp.resolver = o->dns;
 	pp.domains = o->preflight_domains;
 	pp.allow_private = o->allow_private;
-	pp.source_ip = o->nsource > 0 ? o->source_ips[0] : NULL;
-	pp.identity = !o->pool; /* a pool's addresses have their own audit */
+	pp.source_ip = o->nsource > 0 ? o->source_ips[0] : pool ? pool->sources[0].ip : NULL;
 	pp.helo = helo;
 	pp.mail_from = mail_from;
-	emv_pf_run(&pp, &r);
+	pp.identity = co->identity;
+	pp.port25 = co->port25;
+	pp.dnsbl = co->dnsbl;
+	pp.smtp_port = o->port;
+	if (o->timeout_s > 0)
+		pp.connect_timeout_ms = (o->timeout_s < 10 ? o->timeout_s : 10) * 1000;
+	emv_pf_run(&pp, r);
 	emv_dns_free(dns);
 	event_base_free(base);
+	return 0;
+}
+
+int cli_preflight(const cli_engine_opts *o, const char *prog)
+{
+	char err[512];
+	cli_check_opts co = { .identity = !o->pool }; /* a pool's addresses have their own audit */
+	emv_pf_report r;
+
+	if (o->skip_preflight)
+		return 0;
+	if (cli_engine_checks(o, NULL, &co, &r, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: preflight: %s\n", prog, err);
+		return -1;
+	}
 	for (int i = 0; i < r.n; i++) {
 		const emv_pf_check *c = &r.checks[i];
 		if (c->level == EMV_PF_PASS)

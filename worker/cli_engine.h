@@ -73,6 +73,19 @@ void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *h
  * after saying so.  --skip-preflight: returns 0 at once.
  */
 int cli_preflight(const cli_engine_opts *o, const char *prog);
+
+/* What to check besides DNS (emv_preflight.h). */
+typedef struct {
+	int identity;             /* HELO, FCrDNS, SPF (and DNSBLs when dnsbl names zones) */
+	int port25;               /* TCP connections to mail servers */
+	const char *dnsbl;        /* comma-separated zones, or NULL */
+} cli_check_opts;
+
+/* The checks with the engine options' resolver, identity and source
+ * address (else the pool's first, else the one the system picks), on a
+ * loop of their own; -1 only when they cannot run at all (err). */
+int cli_engine_checks(const cli_engine_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
+		      char *err, size_t errlen);
 /* The engine settings that come from the built engine: provider policies
  * and, with --pool, the source addresses and their reputation. */
 void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);

@@ -25,6 +25,7 @@ struct item {
 	uint8_t conn_timeout;/* its last try timed out at connect */
 	uint64_t first_ms;   /* first try started */
 	uint64_t due_ms;     /* retry due */
+	emv_probe_result *last; /* while waiting for a retry: its last result (for a deadline) */
 	uint32_t next;       /* link in pending / retry lists (UINT32_MAX = end) */
 };
 
@@ -55,6 +56,7 @@ struct mxkey {
 	int active;
 	int limit;
 	int rcpt_per_txn;      /* learned from 452s, 0 = provider default */
+	int errors_per_session;/* learned from tarpits and 421s after errors, 0 = provider default */
 	uint64_t backoff_until;
 	unsigned backoff_ms;
 	uint32_t wait_head, wait_tail; /* parked domains */
@@ -93,7 +95,13 @@ struct emv_engine {
 	int resolving;
 	int pumping;
 	int draining;              /* stopping: no session, lookup or retry starts any more */
-	uint64_t finished, retries, sessions, jobs, handed_back;
+	uint64_t finished, retries, sessions, jobs, handed_back, cut_sessions, expired;
+	uint64_t unasked;          /* added, not yet in any job: the straggler limit starts at 0 */
+	uint64_t limit_ms;         /* deadline or straggler limit in force (0 none) */
+	struct event *deadline_timer;
+	int past_deadline;
+	char budget_wait[200];     /* the RCPT budget work last waited for */
+	uint64_t budget_wait_at;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
 	int port25;
@@ -119,10 +127,7 @@ void emv_engine_params_default(emv_engine_params *p)
 	memset(p, 0, sizeof *p);
 	p->concurrency = 500;
 	p->dns_concurrency = 64;
-	p->max_attempts = 4;
-	p->retry_schedule_ms[0] = 60000;
-	p->retry_schedule_ms[1] = 300000;
-	p->retry_schedule_ms[2] = 900000;
+	emv_retry_policy_default(&p->retry);
 	p->max_retry_ms = 1800000;
 	p->port25_threshold = 5;
 }
@@ -137,6 +142,87 @@ static unsigned hash(const char *s)
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
 static void on_backoff_timer(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* A time limit comes into force (the earlier of two wins). */
+static void set_limit(emv_engine *e, uint64_t at)
+{
+	uint64_t now = emv_now_ms(), ms;
+	struct timeval tv;
+	if (e->limit_ms && e->limit_ms <= at)
+		return;
+	e->limit_ms = at;
+	ms = at > now ? at - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(e->deadline_timer, &tv);
+}
+
+/* An item is done with: back to the free list. */
+static void item_release(emv_engine *e, uint32_t ii)
+{
+	struct item *it = &e->items[ii];
+	free(it->address);
+	it->address = NULL;
+	free(it->last);
+	it->last = NULL;
+	it->next = e->free_head;
+	e->free_head = ii;
+}
+
+/* Final now, without asking (again): the last result made final, or
+ * "not asked" when there was none. */
+static void expire_item(emv_engine *e, uint32_t ii, const emv_probe_result *last, const char *why)
+{
+	struct item *it = &e->items[ii];
+	emv_probe_result r;
+	if (last) {
+		char d[sizeof r.detail];
+		r = *last;
+		emv_strlcpy(d, r.detail[0] ? r.detail : emv_reason_detail(r.reason), sizeof d);
+		snprintf(r.detail, sizeof r.detail, "%s; not asked again: %s", d, why);
+	} else {
+		memset(&r, 0, sizeof r);
+		r.status = EMV_STATUS_UNKNOWN;
+		r.reason = EMV_REASON_TIMEOUT;
+		r.catch_all = -1;
+		snprintf(r.detail, sizeof r.detail, "not asked: %s", why);
+	}
+	r.temporary = 0;
+	e->finished++;
+	e->expired++;
+	e->p.expired(e->arg, it->id, &r, it->attempts);
+	item_release(e, ii);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	emv_engine *e = arg;
+	const char *why = e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ? "the run's deadline has come"
+										  : "the wait for stragglers is over";
+	uint32_t ii;
+	e->past_deadline = 1;
+	e->draining = 1; /* nothing new starts; sessions in flight end as usual */
+	emv_log(EMV_LOG_INFO, "engine", "%s: %u waiting for a retry and %llu not yet asked are final now", why,
+		e->nretry, (unsigned long long)(e->added - e->finished - e->nretry));
+	while ((ii = e->retry_head) != NIL) {
+		e->retry_head = e->items[ii].next;
+		e->nretry--;
+		expire_item(e, ii, e->items[ii].last, why);
+	}
+	for (uint32_t di = 0; di < e->ndomains; di++) {
+		struct domain *d = &e->domains[di];
+		while ((ii = d->head) != NIL) {
+			d->head = e->items[ii].next;
+			d->npending--;
+			expire_item(e, ii, NULL, why);
+		}
+		d->tail = NIL;
+	}
+	e->ready_head = e->ready_tail = NIL;
+	e->dnsq_head = e->dnsq_tail = NIL;
+	evtimer_del(e->retry_timer);
+}
 
 emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb,
 			   void *arg)
@@ -146,8 +232,8 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	e->p = *p;
 	if (e->p.concurrency < 1)
 		e->p.concurrency = 1;
-	if (e->p.max_attempts < 1)
-		e->p.max_attempts = 1;
+	if (e->p.retry.max_attempts < 1)
+		e->p.retry.max_attempts = 1;
 	e->cb = cb;
 	e->arg = arg;
 	e->ready_head = e->ready_tail = NIL;
@@ -158,6 +244,9 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	e->free_head = NIL;
 	e->retry_timer = evtimer_new(cfg->base, on_retry_timer, e);
 	e->backoff_timer = evtimer_new(cfg->base, on_backoff_timer, e);
+	e->deadline_timer = evtimer_new(cfg->base, on_deadline, e);
+	if (e->p.deadline_ms && e->p.expired)
+		set_limit(e, e->p.deadline_ms);
 	/* built-in policy when no provider file is given */
 	emv_provider_defaults(&e->defprov);
 	return e;
@@ -185,8 +274,10 @@ void emv_engine_free(emv_engine *e)
 		free(run->items);
 		free(run);
 	}
-	for (uint32_t i = 0; i < e->nitems; i++)
+	for (uint32_t i = 0; i < e->nitems; i++) {
 		free(e->items[i].address);
+		free(e->items[i].last);
+	}
 	for (uint32_t i = 0; i < e->ndomains; i++)
 		free(e->domains[i].name);
 	for (unsigned b = 0; b < HBUCKETS; b++) {
@@ -201,6 +292,7 @@ void emv_engine_free(emv_engine *e)
 	free(e->domains);
 	event_free(e->retry_timer);
 	event_free(e->backoff_timer);
+	event_free(e->deadline_timer);
 	free(e);
 }
 
@@ -317,6 +409,7 @@ void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char 
 		ii = e->nitems++;
 	}
 	e->added++;
+	e->unasked++;
 	it = &e->items[ii];
 	memset(it, 0, sizeof *it);
 	it->id = id;
@@ -329,24 +422,18 @@ void emv_engine_add(emv_engine *e, uint64_t id, const char *address, const char 
 
 /* ---- results ---- */
 
+/* The delay before this address is asked again, or -1: its result is
+ * final now (emv_retry.h). */
 static int retry_delay(emv_engine *e, struct item *it, const emv_probe_result *r)
 {
-	int k = it->tries - 1;
-	int d;
 	/* our source was blocked: another pool address may ask now (the
 	 * blocked one is quarantined for this provider and will not be
 	 * picked), or, with none left, the address is handed back for another
 	 * region (or waits in budget_batch) */
-	if (r->reason == EMV_REASON_BLOCKED && e->p.pool && (e->p.pool->nsources > 1 || e->p.handback))
-		return 0;
-	if (k < 0)
-		k = 0;
-	if (k > 2)
-		k = 2;
-	d = e->p.retry_schedule_ms[k];
-	if (r->retry_after_ms > d && r->retry_after_ms <= e->p.retry_schedule_ms[2])
-		d = r->retry_after_ms;
-	return d;
+	int other = e->p.pool && (e->p.pool->nsources > 1 || e->p.handback);
+	if (r->connect_timeout && e->port25)
+		return -1; /* nothing will connect from here: do not wait for it */
+	return emv_retry_delay(&e->p.retry, r->reason, r->temporary, it->tries, r->retry_after_ms, other);
 }
 
 static void retry_insert(emv_engine *e, uint32_t ii)
@@ -417,14 +504,6 @@ static void expedite_connect_timeouts(emv_engine *e, uint64_t now)
 	}
 }
 
-static int is_retryable(const emv_engine *e, const emv_probe_result *r)
-{
-	if (!r->temporary)
-		return 0;
-	if (r->connect_timeout && e->port25)
-		return 0; /* nothing will connect from here: do not wait for it */
-	return 1;
-}
 
 /* What a domain's budgets and reputation are kept by: its provider, for
  * the big shared platforms (one opinion of us across all their MX hosts),
@@ -490,6 +569,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	if (k)
 		k->active--;
 	e->sessions += emv_probe_sessions(job);
+	e->cut_sessions += emv_probe_cut_sessions(job);
 	if (run->src >= 0 && e->p.rep) {
 		char rk[EMV_REP_KEY_MAX];
 		const char *key = rep_key(d, rk, sizeof rk);
@@ -509,8 +589,13 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	}
 	if (k) {
 		int learned = emv_probe_learned_rcpt_limit(job);
+		int lerr = emv_probe_learned_error_limit(job);
 		if (learned > 0 && (k->rcpt_per_txn == 0 || learned < k->rcpt_per_txn))
 			k->rcpt_per_txn = learned;
+		if (lerr > 0 && (k->errors_per_session == 0 || lerr < k->errors_per_session)) {
+			k->errors_per_session = lerr;
+			emv_log(EMV_LOG_INFO, "engine", "%s: at most %d errors per session from now on", k->host, lerr);
+		}
 		if (emv_probe_backoff(job)) {
 			/* 421: the server wants fewer of us; wait before the next session */
 			k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : 5000;
@@ -546,14 +631,25 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		const emv_probe_result *r = emv_probe_get(job, i);
 		it->attempts = (uint8_t)(it->attempts + r->attempts > 255 ? 255 : it->attempts + r->attempts);
 		it->conn_timeout = (uint8_t)r->connect_timeout;
-		if (is_retryable(e, r) && it->tries < e->p.max_attempts) {
-			int delay = retry_delay(e, it, r);
+		int delay = retry_delay(e, it, r);
+		if (delay >= 0 && e->limit_ms && now + (uint64_t)delay >= e->limit_ms) {
+			/* the retry would come after the time limit: final now */
+			expire_item(e, ii, r, e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ?
+				    "the run's deadline comes first" : "the wait for stragglers would be over");
+			continue;
+		}
+		if (delay >= 0) {
 			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
 				it->due_ms = now + (uint64_t)delay;
 				if (emv_log_enabled(EMV_LOG_DEBUG))
 					emv_log(EMV_LOG_DEBUG, "engine", "%s: %s/%s, asking again in %d ms (try %u)",
 						it->address, emv_status_name(r->status), emv_reason_name(r->reason),
 						delay, it->tries);
+				if (e->p.expired) { /* kept for a deadline that may come first */
+					if (!it->last)
+						it->last = emv_xmalloc(sizeof *it->last);
+					*it->last = *r;
+				}
 				retry_insert(e, ii);
 				e->retries++;
 				if ((unsigned)r->reason < EMV_REASON__COUNT)
@@ -563,10 +659,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		}
 		e->finished++;
 		e->cb(e->arg, it->id, job, i, it->attempts, r->connect_timeout && e->port25);
-		free(it->address);
-		it->address = NULL;
-		it->next = e->free_head;
-		e->free_head = ii;
+		item_release(e, ii);
 	}
 	arm_retry_timer(e);
 	emv_probe_free(job);
@@ -714,8 +807,18 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 			*wait_ms = pool_wait;
 		got = pgot;
 	}
-	if (got == 0)
+	if (got == 0) {
+		/* say what the list waits for (progress lines) */
+		if (pool_key[0] && pv->pool_rcpt_per_minute > 0 && *wait_ms > 0)
+			snprintf(e->budget_wait, sizeof e->budget_wait, "%s's budget for all source addresses: "
+				 "%d RCPT/min", by_provider(d) ? pv->name : d->key->host, pv->pool_rcpt_per_minute);
+		else
+			snprintf(e->budget_wait, sizeof e->budget_wait, "%s's budget: %d RCPT/min%s",
+				 by_provider(d) ? pv->name : d->key->host, scaled(pv->rcpt_per_minute, factor),
+				 *src >= 0 ? " per source address" : "");
+		e->budget_wait_at = now;
 		pool_key[0] = '\0';
+	}
 	*granted = got;
 	return got > 0 ? (size_t)(got - probe) : 0;
 }
@@ -752,8 +855,12 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 		if (d->head == NIL)
 			d->tail = NIL;
 		d->npending--;
-		if (it->tries == 0)
+		if (it->tries == 0) {
 			it->first_ms = now;
+			/* every address asked once: the stragglers get linger_ms more */
+			if (--e->unasked == 0 && e->p.linger_ms && e->p.expired)
+				set_limit(e, now + e->p.linger_ms);
+		}
 		it->tries++;
 		run->items[run->n] = ii;
 		addrs[run->n] = it->address;
@@ -774,6 +881,8 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
 	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :
 				   (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);
+	cfg.session.max_errors = k && k->errors_per_session > 0 ? k->errors_per_session :
+				 (pv->errors_per_session > 0 ? pv->errors_per_session : cfg.session.max_errors);
 	if (pv->connect_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_connect = pv->connect_timeout_ms;
 	if (pv->reply_timeout_ms > 0 && !e->p.user_timeouts)
@@ -822,10 +931,7 @@ static void hand_back(emv_engine *e, struct domain *d)
 		e->finished++;
 		e->handed_back++;
 		e->p.handback(e->arg, it->id, rep_key(d, rk, sizeof rk), it->attempts);
-		free(it->address);
-		it->address = NULL;
-		it->next = e->free_head;
-		e->free_head = ii;
+		item_release(e, ii);
 	}
 	d->tail = NIL;
 }
@@ -929,7 +1035,13 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->retries = e->retries;
 	memcpy(s->retries_by_reason, e->retries_by_reason, sizeof s->retries_by_reason);
 	s->sessions = e->sessions;
+	s->cut_sessions = e->cut_sessions;
 	s->handed_back = e->handed_back;
+	s->expired = e->expired;
+	s->next_retry_ms = e->retry_head != NIL ? e->items[e->retry_head].due_ms : 0;
+	s->deadline_ms = e->limit_ms;
+	if (e->budget_wait_at && emv_now_ms() - e->budget_wait_at < 5000)
+		emv_strlcpy(s->budget_wait, e->budget_wait, sizeof s->budget_wait);
 	s->jobs = e->jobs;
 	s->active = (unsigned)e->active;
 	s->peak_active = (unsigned)e->peak_active;

@@ -25,14 +25,14 @@
 #include "emv_providers.h"
 #include "emv_pool.h"
 #include "emv_reputation.h"
+#include "emv_retry.h"
 
 typedef struct {
 	int concurrency;          /* probe sessions in flight (default 500) */
 	int dns_concurrency;      /* domains being resolved at once (default 64): a burst of
 	                             thousands of queries overflows UDP buffers and fails */
 	int no_batching;          /* one address per session (benchmark baseline) */
-	int max_attempts;         /* per address, first try included (default 4) */
-	int retry_schedule_ms[3]; /* delays after the 1st, 2nd, 3rd+ temporary result */
+	emv_retry_policy retry;   /* when to ask again, by reason (emv_retry.h) */
 	int max_retry_ms;         /* no retry later than this after the address's first try */
 	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
 	const emv_providers *providers; /* NULL: built-in defaults */
@@ -46,6 +46,17 @@ typedef struct {
 	 * the sessions it took part in) instead of waiting for a cool-down:
 	 * the cluster worker sends them to another region.  NULL: wait. */
 	void (*handback)(void *arg, uint64_t id, const char *provider, unsigned attempts);
+	/* Time limits (monotonic ms, 0 = none): at deadline_ms nothing more is
+	 * asked, and every address still waiting (for a retry, a budget, a
+	 * session) is final at once through expired(); once every address has
+	 * had its first answer, the stragglers (retries) get at most linger_ms
+	 * more.  A retry that would come after the limit is not scheduled: the
+	 * result is final now.  expired() gets the address's last result
+	 * (made final, its detail saying why), or an unknown / timeout result
+	 * saying it was not asked; without expired() neither limit applies. */
+	uint64_t deadline_ms;
+	uint64_t linger_ms;
+	void (*expired)(void *arg, uint64_t id, const emv_probe_result *last, unsigned attempts);
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);
@@ -82,7 +93,12 @@ typedef struct {
 	uint64_t added, finished, retries;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	uint64_t sessions;          /* SMTP sessions opened */
+	uint64_t cut_sessions;      /* of them, ended by our error budget (the rest asked in another) */
 	uint64_t handed_back;       /* addresses given back (params.handback) */
+	uint64_t expired;           /* made final by the deadline or the straggler limit */
+	uint64_t next_retry_ms;     /* monotonic time of the next retry due, 0 = none */
+	uint64_t deadline_ms;       /* the limit in force (deadline or straggler limit), 0 = none */
+	char budget_wait[200];      /* "" or the RCPT budget work waited for in the last 5 s */
 	uint64_t jobs;
 	unsigned active, waiting_retry, domains;
 	unsigned peak_active;       /* most probe jobs (each one SMTP session at a time) at once */

@@ -65,6 +65,8 @@ struct emv_probe_job {
 	unsigned connected;        /* sessions that reached the banner */
 	unsigned rcpt_sent;        /* RCPT commands over all sessions */
 	int learned_limit;
+	int learned_errors;        /* >0: errors per session a server taught us (tarpit, 421) */
+	unsigned cut_sessions;     /* sessions ended by the error budget */
 	int backoff;
 	int private_refused;
 	char *refused_note;
@@ -325,7 +327,16 @@ static void on_done(void *arg, const emv_session_outcome *o)
 		j->connected++;
 	if (o->learned_rcpt_limit > 0 && (j->learned_limit == 0 || o->learned_rcpt_limit < j->learned_limit))
 		j->learned_limit = o->learned_rcpt_limit;
-	if (o->have_reply && o->reply.code == 421)
+	if (o->error_limit > 0) {
+		/* this server takes fewer errors than we spent: the next sessions
+		 * (of this job and, through the engine, of this host) spend fewer */
+		if (j->learned_errors == 0 || o->error_limit < j->learned_errors)
+			j->learned_errors = o->error_limit;
+		j->cfg.session.max_errors = j->learned_errors;
+	}
+	j->cut_sessions += o->cut != 0;
+	/* a 421 that follows our errors is about them, not about load */
+	if (o->have_reply && o->reply.code == 421 && o->error_limit == 0)
 		j->backoff = 1;
 	if (o->failure != EMV_SESS_OK && !o->have_reply)
 		add_exchange(j, -1, o->phase, t->ip, NULL, 0, "", o->detail);
@@ -338,6 +349,13 @@ static void on_done(void *arg, const emv_session_outcome *o)
 		j->tls_off = 1;
 		free(j->tls_note);
 		j->tls_note = emv_xstrdup(o->detail);
+		next_session(j);
+		return;
+	}
+	if (o->failure != EMV_SESS_OK && o->error_limit > 0 && o->answered > 0 && o->phase == EMV_PHASE_RCPT) {
+		/* hung up on us for our errors after answering some: ask the rest
+		 * of this host in a new session with the smaller budget, never as a
+		 * failure of the host */
 		next_session(j);
 		return;
 	}
@@ -649,6 +667,8 @@ int emv_probe_catch_all(const emv_probe_job *j) { return j->catch_all; }
 unsigned emv_probe_connected(const emv_probe_job *j) { return j->connected; }
 unsigned emv_probe_rcpt_sent(const emv_probe_job *j) { return j->rcpt_sent; }
 int emv_probe_learned_rcpt_limit(const emv_probe_job *j) { return j->learned_limit; }
+int emv_probe_learned_error_limit(const emv_probe_job *j) { return j->learned_errors; }
+unsigned emv_probe_cut_sessions(const emv_probe_job *j) { return j->cut_sessions; }
 int emv_probe_backoff(const emv_probe_job *j) { return j->backoff; }
 
 int emv_probe_exchange_relevant(const emv_probe_job *j, size_t i, size_t k)

@@ -19,13 +19,13 @@ void emv_report_verdict_of(const emv_report_in *in, emv_report_verdict *v)
 				 in->addr->detail);
 		return;
 	}
-	if (!in->job) {
+	if (!in->job && !in->result) {
 		v->status = EMV_STATUS_UNKNOWN;
 		v->reason = EMV_REASON_CONNECTION_FAILED;
 		emv_strlcpy(v->detail, "not verified", sizeof v->detail);
 		return;
 	}
-	const emv_probe_result *r = emv_probe_get(in->job, in->index);
+	const emv_probe_result *r = in->job ? emv_probe_get(in->job, in->index) : in->result;
 	v->status = r->status;
 	v->reason = r->reason;
 	v->flags |= r->flags;
@@ -151,7 +151,7 @@ char *emv_report_json_text(const emv_report_in *in)
 	jstr(&b, v.detail, 0);
 	jkey(&b, "domain");
 	jstr(&b, ok ? in->addr->domain : NULL, 0);
-	if (!in->job) {
+	if (!in->job && !in->result) {
 		jkey(&b, "mx");
 		puts_(&b, "[]");
 		jkey(&b, "smtp");
@@ -161,8 +161,8 @@ char *emv_report_json_text(const emv_report_in *in)
 		jkey(&b, "attempts");
 		jint(&b, 0);
 	} else {
-		const emv_probe_result *r = emv_probe_get(in->job, in->index);
-		const emv_mx_result *mx = emv_probe_mx(in->job);
+		const emv_probe_result *r = in->job ? emv_probe_get(in->job, in->index) : in->result;
+		const emv_mx_result *mx = in->job ? emv_probe_mx(in->job) : NULL;
 		jkey(&b, "mx");
 		emv_buf_add(&b, "[", 1);
 		if (mx && mx->status == EMV_DNS_OK && !mx->implicit) {
@@ -207,7 +207,7 @@ char *emv_report_json_text(const emv_report_in *in)
 			jkey(&b, "connect_timeout");
 			puts_(&b, "true");
 		}
-		if (!in->no_transcript) {
+		if (!in->no_transcript && in->job) {
 			int first = 1;
 			jkey(&b, "transcript");
 			emv_buf_add(&b, "[", 1);

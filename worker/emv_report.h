@@ -19,6 +19,8 @@ typedef struct {
 	const char *did_you_mean;     /* "" or NULL when none */
 	const emv_probe_job *job;     /* NULL when not probed (invalid syntax) */
 	size_t index;                 /* result index within job */
+	const emv_probe_result *result; /* with job NULL: a result kept without its job (made final by a
+	                                   deadline): evidence without the MX list and transcript */
 	int no_transcript;            /* leave out the SMTP transcript (lists: the deciding reply is kept) */
 	unsigned attempts;            /* >0: attempts across retries (else the job's own count) */
 	const char *key;              /* when set, added as "k" (the journal's lookup key) */

@@ -77,6 +77,10 @@ struct emv_session {
 	int txn_overflow;         /* a 452 too-many-recipients in this transaction */
 	size_t txn_answered;      /* recipients answered in this transaction */
 	int rcpt_limit;           /* current recipients per transaction */
+	unsigned errors;          /* rejected commands so far */
+	int budget;               /* errors this session may spend (0: no limit) */
+	uint64_t last_ms;         /* when we last wrote a command or read a reply */
+	uint64_t rtt_ms;          /* the EHLO round trip: what a normal reply costs */
 
 	emv_session_outcome out;
 	int saved;                /* out holds a failure to report after QUIT */
@@ -95,6 +99,7 @@ void emv_session_params_default(emv_session_params *p)
 	p->starttls = 1;
 	p->pipelining = 1;
 	p->rcpt_per_txn = 50;
+	p->max_errors = 8; /* below Postfix's smtpd_soft_error_limit (10) */
 	p->timeout_connect = 10000;
 	p->timeout_banner = 30000;
 	p->timeout_ehlo = 30000;
@@ -221,6 +226,7 @@ static void finish(emv_session *s)
 	void *arg = s->arg;
 
 	set_state(s, S_DONE);
+	o.errors = s->errors;
 	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
 	o.starttls_offered = s->starttls_offered;
 	o.smtputf8 = s->smtputf8;
@@ -259,6 +265,9 @@ static void fail(emv_session *s, emv_session_failure f, const emv_reply *r, cons
 	finish(s);
 }
 
+static void send_quit(emv_session *s);
+static int next_unsent(emv_session *s, size_t *idx);
+static void send_rcpt(emv_session *s, size_t i);
 static void send_line(emv_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void send_line(emv_session *s, const char *fmt, ...)
 {
@@ -268,6 +277,40 @@ static void send_line(emv_session *s, const char *fmt, ...)
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	s->last_ms = emv_now_ms();
+}
+
+/* Rejections this session may still risk: RCPTs in flight at most. */
+static int errors_left(const emv_session *s)
+{
+	if (s->budget <= 0)
+		return 1 << 30;
+	return s->budget > (int)s->errors ? s->budget - (int)s->errors : 0;
+}
+
+/* Out of budget with recipients left: they stay unanswered for the
+ * caller's next session. */
+static void quit_cut(emv_session *s)
+{
+	s->out.cut = 1;
+	emv_log(EMV_LOG_DEBUG, "session", "%s (%s): %u errors, error budget spent: QUIT, %zu recipient(s) left for "
+		"another session", s->peer, s->mx_host, s->errors, s->unsent);
+	send_quit(s);
+}
+
+/* Pipelined RCPTs for the open transaction: as many as it takes and the
+ * error budget allows. */
+static int send_flight(emv_session *s)
+{
+	int room = s->rcpt_limit - (int)s->txn_answered, left = errors_left(s), n = 0;
+	size_t i;
+	if (left < room)
+		room = left;
+	while (n < room && next_unsent(s, &i)) {
+		send_rcpt(s, i);
+		n++;
+	}
+	return n;
 }
 
 static void push(emv_session *s, enum cmd kind, size_t idx)
@@ -337,6 +380,10 @@ static void start_txn(emv_session *s)
 		send_quit(s);
 		return;
 	}
+	if (errors_left(s) <= 0) {
+		quit_cut(s);
+		return;
+	}
 	for (i = 0; s->utf8 && i < s->nrcpt; i++)
 		if (s->rstate[i] == R_UNSENT && s->utf8[i])
 			need_utf8 = 1;
@@ -351,8 +398,7 @@ static void start_txn(emv_session *s)
 	send_line(s, "MAIL FROM:<%s>%s", s->p.mail_from, need_utf8 ? " SMTPUTF8" : "");
 	push(s, C_MAIL, 0);
 	if (s->pipelining) {
-		for (int n = 0; n < s->rcpt_limit && next_unsent(s, &i); n++)
-			send_rcpt(s, i);
+		send_flight(s);
 		s->out.pipelining_used = 1;
 	}
 	bufferevent_write_buffer(s->bev, s->stage);
@@ -438,8 +484,27 @@ static int on_reply(emv_session *s, const emv_reply *r)
 {
 	int cls = r->code / 100;
 	char cmd[600];
+	uint64_t now = emv_now_ms(), gap = now - s->last_ms;
+	unsigned before = s->errors;
 
 	evtimer_del(s->timer);
+	s->last_ms = now;
+	if (s->state == S_EHLO || s->state == S_EHLO_TLS || s->state == S_HELO) {
+		if (!s->rtt_ms || gap < s->rtt_ms)
+			s->rtt_ms = gap ? gap : 1;
+	} else if (s->state == S_TXN && before > 0 && !s->out.error_limit && s->rtt_ms &&
+		   gap > 2 * s->rtt_ms + 700) {
+		/* replies slowed down after errors: a tarpit (Postfix's soft error
+		 * limit).  Spend nothing more here; remember the limit. */
+		s->out.error_limit = before > 1 ? (int)before - 1 : 1;
+		s->budget = (int)before;
+		emv_log(EMV_LOG_INFO, "session", "%s (%s): replies slowed down by %llu ms after %u errors: "
+			"the server tarpits; at most %d errors per session from now on", s->peer, s->mx_host,
+			(unsigned long long)(gap - s->rtt_ms), before, s->out.error_limit);
+	}
+	if (r->code >= 400 && (s->state == S_EHLO || s->state == S_HELO || s->state == S_TXN ||
+			       s->state == S_STARTTLS))
+		s->errors++;
 	switch (s->state) {
 	case S_BANNER:
 		exchange(s, EMV_PHASE_BANNER, -1, NULL, r);
@@ -538,8 +603,21 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		if (r->code == 421) {
 			s->rstate[pd.idx] = R_UNSENT;
 			s->unsent++;
+			/* the recipients still in flight were never judged either */
+			for (size_t k = s->pend_head; k < s->pend_tail; k++)
+				if (s->pend[k].kind == C_RCPT && s->rstate[s->pend[k].idx] == R_SENT) {
+					s->rstate[s->pend[k].idx] = R_UNSENT;
+					s->unsent++;
+				}
 			s->pend_head = s->pend_tail = 0;
-			fail(s, EMV_SESS_REPLY, r, "server closed the session during RCPT");
+			if (before > 0 && !s->out.error_limit) {
+				/* hung up after errors: its hard limit; its soft one is
+				 * lower (Postfix: 20 and 10) */
+				s->out.error_limit = before > 1 ? (int)before / 2 : 1;
+				fail(s, EMV_SESS_REPLY, r, "server closed the session during RCPT after %u errors", before);
+			} else {
+				fail(s, EMV_SESS_REPLY, r, "server closed the session during RCPT");
+			}
 			return 1;
 		}
 		if (is_too_many(r) && s->txn_answered > 0) {
@@ -558,7 +636,8 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		s->out.answered++;
 		s->txn_answered++;
 		s->cb.on_rcpt(s->arg, pd.idx, r, NULL);
-		if (!s->pipelining && !s->txn_overflow && (int)s->txn_answered < s->rcpt_limit) {
+		if (!s->pipelining && !s->txn_overflow && (int)s->txn_answered < s->rcpt_limit &&
+		    errors_left(s) > 0) {
 			size_t i;
 			if (next_unsent(s, &i))
 				send_rcpt(s, i);
@@ -586,6 +665,23 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		return 1;
 	}
 	skip_unsendable(s);
+	if (s->unsent > 0 && errors_left(s) <= 0) {
+		quit_cut(s);
+		return 0;
+	}
+	if (s->unsent > 0 && s->pipelining && !s->txn_overflow && (int)s->txn_answered < s->rcpt_limit) {
+		/* the transaction has room: the next flight, sized by the budget */
+		int sent;
+		s->stage = evbuffer_new();
+		sent = send_flight(s);
+		bufferevent_write_buffer(s->bev, s->stage);
+		evbuffer_free(s->stage);
+		s->stage = NULL;
+		if (sent > 0) {
+			arm(s);
+			return 0;
+		}
+	}
 	if (s->unsent > 0) {
 		send_line(s, "RSET");
 		push(s, C_RSET, 0);
@@ -761,6 +857,7 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 	if (s->p.rcpt_per_txn < 1)
 		s->p.rcpt_per_txn = 1;
 	s->rcpt_limit = s->p.rcpt_per_txn;
+	s->budget = s->p.max_errors;
 	s->cb = *cb;
 	s->arg = arg;
 	s->started_ms = emv_now_ms();

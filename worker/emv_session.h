@@ -13,6 +13,17 @@
  * the recipients it did not take are sent again in a new transaction after
  * RSET, with the per-transaction limit lowered to what the server took.
  *
+ * Error budget: servers count the commands they reject (an unknown user is
+ * one) and defend themselves against address harvesting: Postfix delays
+ * every reply by a second after smtpd_soft_error_limit (10) errors and hangs
+ * up with 421 after smtpd_hard_error_limit (20).  A session spends at most
+ * max_errors rejections: it never has more RCPTs in flight than errors
+ * left, and when the budget is spent it says QUIT and leaves the remaining
+ * recipients unanswered (outcome.cut) for the caller's next session.  When
+ * replies slow down sharply after errors (a tarpit), or a 421 comes after
+ * errors, the outcome says how many errors this server takes
+ * (outcome.error_limit) and the session stops spending.
+ *
  * Every read is bounded (line length, reply size, lines per reply) and every
  * wait has a per-phase timeout; over a bound is a protocol failure.  The
  * callbacks must not free the session; after on_done the session frees
@@ -38,6 +49,7 @@ typedef struct {
 	SSL_CTX *ssl_ctx;         /* required when starttls */
 	int pipelining;           /* 1: pipeline MAIL+RCPTs when advertised */
 	int rcpt_per_txn;         /* recipients per transaction (>=1) */
+	int max_errors;           /* rejected commands per session, then QUIT (0: no limit) */
 	/* timeouts in milliseconds */
 	int timeout_connect, timeout_banner, timeout_ehlo, timeout_starttls,
 	    timeout_mail, timeout_rcpt, timeout_quit;
@@ -73,6 +85,10 @@ typedef struct {
 	size_t answered;          /* recipients that got a reply */
 	size_t rcpt_sent;         /* RCPT commands written (452 re-sends included) */
 	int learned_rcpt_limit;   /* >0 when a 452 taught us a per-transaction limit */
+	unsigned errors;          /* replies >= 400 to our commands (EHLO, MAIL, RCPT, RSET) */
+	int error_limit;          /* >0: errors this server takes before it slows down or
+	                             hangs up (a tarpit or a 421 after errors was seen) */
+	int cut;                  /* ended by the error budget with recipients left unanswered */
 	unsigned transactions;
 	unsigned long duration_ms;
 } emv_session_outcome;

@@ -561,6 +561,174 @@ static void do_test_421_backs_off(void **state)
 	run_free(&r);
 }
 
+/* Sessions of one server (by its and the client's address), in log order
+ * (the run uses --concurrency 1, so they do not overlap): how many there
+ * were, and a bit per session (1..31) that saw the server slow down or
+ * hang up for errors (TARPIT / ABUSE lines). */
+static int log_sessions_tarpitted(long from, const char *server, const char *client, unsigned *mask)
+{
+	char *log = read_file(EMV_WORLD_DIR "/smtpd.log"), pre[64];
+	int n = 0;
+	assert_non_null(log);
+	snprintf(pre, sizeof pre, " %s %s ", server, client);
+	*mask = 0;
+	for (char *line = log + from, *nl; *line; line = nl + 1) {
+		char *p;
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		if (!(p = strstr(line, pre)))
+			continue;
+		p += strlen(pre);
+		if (strncmp(p, "CONNECT", 7) == 0)
+			n++;
+		else if ((strncmp(p, "TARPIT", 6) == 0 || strncmp(p, "ABUSE", 5) == 0) && n > 0 && n < 32)
+			*mask |= 1u << (n - 1);
+	}
+	free(log);
+	return n;
+}
+
+static void write_harvest_list(const char *path, const char *domain, int unknown)
+{
+	char *list = malloc(8192), line[96];
+	strcpy(list, "email\n");
+	for (int i = 1; i <= unknown; i++) {
+		snprintf(line, sizeof line, "nobody%d@%s\n", i, domain);
+		strcat(list, line);
+		if (i == 5 || i == 10 || i == 15) { /* the known users among them */
+			snprintf(line, sizeof line, "%s@%s\n", i == 5 ? "alice" : i == 10 ? "bob" : "carol", domain);
+			strcat(list, line);
+		}
+	}
+	write_file(path, list);
+	free(list);
+}
+
+static void assert_harvest_verdicts(struct run *r, int n)
+{
+	assert_int_equal(r->n, n);
+	for (int i = 0; i < r->n; i++) {
+		const char *email = sget(r->results[i], "email");
+		if (strncmp(email, "nobody", 6) == 0)
+			assert_verdict(r->results[i], "undeliverable", "mailbox_not_found");
+		else
+			assert_verdict(r->results[i], "deliverable", "accepted");
+	}
+}
+
+/* Postfix's default limits (10 errors: every reply 1 s late; 20: 421): 27
+ * unknown users and the catch-all probe are 28 errors; the default budget
+ * of 8 per session spreads them over 4 sessions, none of them slowed down. */
+static void do_test_error_budget_under_postfix_limits(void **state)
+{
+	struct run r;
+	unsigned mask;
+	int sessions;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_harvest_list(TMP "/harvest.csv", "harvest.test", 27);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
+		   TMP "/harvest.csv", NULL);
+	assert_exit(&r, 0);
+	assert_harvest_verdicts(&r, 30);
+	sessions = log_sessions_tarpitted(mark, "127.0.0.32", "127.0.0.7", &mask);
+	print_message("harvest.test: %d sessions for 30 addresses, tarpitted mask %#x\n", sessions, mask);
+	assert_int_equal(mask, 0);
+	/* 8 + 8 + 8 + 4 errors; one more if a loaded machine made a reply look
+	 * like a tarpit (the budget then shrinks: more sessions, never worse) */
+	assert_true(sessions >= 4 && sessions <= 5);
+	assert_non_null(strstr(r.err, "ended by the error budget"));
+	assert_null(strstr(r.err, " 0 ended by the error budget"));
+	run_free(&r);
+}
+
+/* A stricter server (3 errors: replies 1 s late; 6: 421): the first session
+ * finds the tarpit, the engine remembers the host's limit, and no later
+ * session is slowed down or cut off; no verdict is lost on the way. */
+static void do_test_error_budget_learns_tarpit(void **state)
+{
+	struct run r;
+	unsigned mask;
+	int sessions;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_harvest_list(TMP "/strict.csv", "strict.test", 17);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
+		   "-v", TMP "/strict.csv", NULL);
+	assert_exit(&r, 0);
+	assert_harvest_verdicts(&r, 20);
+	sessions = log_sessions_tarpitted(mark, "127.0.0.33", "127.0.0.7", &mask);
+	print_message("strict.test: %d sessions for 20 addresses, tarpitted mask %#x\n", sessions, mask);
+	assert_int_equal(mask, 1); /* the first session only */
+	assert_true(sessions >= 2);
+	assert_non_null(strstr(r.err, "at most 2 errors per session"));
+	run_free(&r);
+}
+
+/* What points verify at the world, and nothing else: the retry settings stay
+ * the defaults (world_args shortens them). */
+#define WORLD_ONLY                                                                                          \
+	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",               \
+		"probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test", \
+		"--providers", EMV_TEST_DATA "/providers-test.conf"
+
+/* With the default retry settings, a list with something of every slow kind
+ * is done in minutes and every verdict is right: greylisting passes at the
+ * retry, a blocked source and full mailboxes are final at once, unreachable
+ * hosts get one retry, and nothing sits out a 15-minute schedule. */
+static void do_test_stragglers_finish_in_minutes(void **state)
+{
+	struct run r;
+	write_file(TMP "/slowkinds.csv", "email\nalice@accept.test\nfull@accept.test\nquota@accept.test\n"
+					  "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
+	/* only what points at the world: the retry settings are the defaults */
+	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.3", "--format",
+		   "jsonl", "--progress", "lines", TMP "/slowkinds.csv", NULL);
+	assert_exit(&r, 0);
+	print_message("every slow kind: %.1f s\n", r.seconds);
+	assert_true(r.seconds < 180);
+	assert_int_equal(r.n, 7);
+	assert_verdict(find(&r, "alice@accept.test"), "deliverable", "accepted");
+	assert_verdict(find(&r, "full@accept.test"), "risky", "mailbox_full");
+	assert_verdict(find(&r, "quota@accept.test"), "risky", "mailbox_full");
+	assert_verdict(find(&r, "alice@greylist.test"), "deliverable", "accepted");
+	assert_verdict(find(&r, "alice@blocked.test"), "unknown", "blocked");
+	assert_verdict(find(&r, "x@down1.test"), "unknown", "connection_failed");
+	assert_verdict(find(&r, "x@down2.test"), "unknown", "connection_failed");
+	/* asked once: the blocked source and the full mailbox */
+	assert_int_equal(json_integer_value(json_object_get(find(&r, "alice@blocked.test"), "attempts")), 1);
+	assert_int_equal(json_integer_value(json_object_get(find(&r, "quota@accept.test"), "attempts")), 1);
+	/* the unreachable hosts: one retry */
+	assert_int_equal(json_integer_value(json_object_get(find(&r, "x@down1.test"), "attempts")), 2);
+	run_free(&r);
+}
+
+/* --deadline: what still waits is final at the deadline, with its last
+ * answer as evidence. */
+static void do_test_deadline(void **state)
+{
+	struct run r;
+	json_t *g;
+	char list[128], grey[64];
+	/* a recipient the greylisting server has never seen: 451 first */
+	snprintf(grey, sizeof grey, "dl%d@greylist.test", (int)getpid());
+	snprintf(list, sizeof list, "email\nbob@accept.test\n%s\n", grey);
+	write_file(TMP "/deadline.csv", list);
+	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.8", "--format",
+		   "jsonl", "--progress", "none", "--deadline", "4s", TMP "/deadline.csv", NULL);
+	assert_exit(&r, 0);
+	print_message("deadline 4 s: done in %.1f s\n", r.seconds);
+	assert_true(r.seconds < 15);
+	assert_int_equal(r.n, 2);
+	assert_verdict(find(&r, "bob@accept.test"), "deliverable", "accepted");
+	g = find(&r, grey);
+	assert_verdict(g, "unknown", "greylisted");
+	assert_non_null(strstr(sget(g, "detail"), "deadline"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "smtp"), "code")), 451);
+	assert_non_null(strstr(r.err, "made final by the time limit"));
+	run_free(&r);
+}
+
 static void do_test_threads_same_verdicts(void **state)
 {
 	struct run r1, r2;
@@ -726,6 +894,10 @@ int main(void)
 		cmocka_unit_test(do_test_pool_wide_budget),
 		cmocka_unit_test(do_test_provider_policy_applies),
 		cmocka_unit_test(do_test_421_backs_off),
+		cmocka_unit_test(do_test_error_budget_under_postfix_limits),
+		cmocka_unit_test(do_test_error_budget_learns_tarpit),
+		cmocka_unit_test(do_test_stragglers_finish_in_minutes),
+		cmocka_unit_test(do_test_deadline),
 		cmocka_unit_test(do_test_threads_same_verdicts),
 		cmocka_unit_test(do_test_no_batching_baseline),
 		cmocka_unit_test(do_test_greylisting_retried_on_schedule),

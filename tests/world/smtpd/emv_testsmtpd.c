@@ -110,6 +110,8 @@ struct conn {
 	char sender[TSD_ADDR_MAX + 1];
 	unsigned rcpts;           /* RCPTs counted against max-rcpt in this transaction */
 	unsigned errors;
+	unsigned rejections;      /* 4xx/5xx replies so far (error-limits) */
+	int tarpit;               /* the held reply is an error-limits delay: read nothing meanwhile */
 	struct stream stream;
 	const char *close_reason;
 };
@@ -309,8 +311,23 @@ static void format_reply(struct evbuffer *out, int code, const char *const *line
 static void reply_lines(struct conn *c, int code, enum after a, const char *const *lines, size_t n)
 {
 	struct evbuffer *out = evbuffer_new();
+	const struct tsd_server *s = c->srv;
 	format_reply(out, code, lines, n, c->srv->multiline);
-	conn_emit(c, out, a);
+	if (s->err_soft && c->rejections >= s->err_soft && code != 221 && !c->delayed) {
+		/* Postfix past smtpd_soft_error_limit: every reply sleeps first,
+		 * one command at a time */
+		evbuffer_add_buffer(c->pending, out);
+		evbuffer_free(out);
+		c->after = a;
+		c->delayed = 1;
+		c->tarpit = 1;
+		evlog(c, "TARPIT %u errors", c->rejections);
+		timer_start(c, s->err_sleep_ms + s->latency_ms);
+	} else {
+		conn_emit(c, out, a);
+	}
+	if (code >= 400 && code != 421)
+		c->rejections++;
 }
 
 static void reply(struct conn *c, int code, enum after a, const char *fmt, ...)
@@ -526,6 +543,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->delayed) {
 		/* a reply held back by latency is due */
 		c->delayed = 0;
+		c->tarpit = 0;
 		bufferevent_write_buffer(c->bev, c->pending);
 		apply_after(c, c->after);
 	} else if (c->state == CS_GREETING) {
@@ -786,6 +804,13 @@ static void handle_line(struct conn *c, char *line, size_t len)
 		arg++;
 	const char *verb = line;
 
+	if (c->srv->err_hard && c->rejections >= c->srv->err_hard && strcasecmp(verb, "QUIT") != 0) {
+		/* Postfix at smtpd_hard_error_limit */
+		evlog(c, "ABUSE error-limit %u", c->rejections);
+		c->close_reason = "too-many-errors";
+		reply(c, 421, AFTER_CLOSE, "4.7.0 %s Error: too many errors", c->srv->hostname);
+		return;
+	}
 	if (strcasecmp(verb, "QUIT") == 0) {
 		evlog(c, "QUIT");
 		c->close_reason = "quit";
@@ -849,7 +874,7 @@ static void conn_process(struct conn *c)
 	 * while replies are held, as long as no reply changes the session
 	 * (close, TLS): their replies leave together, one round trip later. */
 	while ((c->state == CS_COMMAND || c->state == CS_REFUSED) &&
-	       (!c->delayed || (c->srv->latency_network && c->after == AFTER_NONE))) {
+	       (!c->delayed || (c->srv->latency_network && !c->tarpit && c->after == AFTER_NONE))) {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		size_t eol_len = 0;
 		struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);

@@ -97,6 +97,7 @@ struct tsd_server {
 	struct tsd_reply mail_reply;     /* code 0: 250 2.1.0 Ok */
 	unsigned greylist_s;             /* 0: off */
 	unsigned max_rcpt;               /* 0: unlimited */
+	unsigned err_soft, err_sleep_ms, err_hard; /* error-limits (Postfix's anti-harvest): 0 = off */
 	unsigned rate_count;             /* 0: off */
 	unsigned rate_window_s;
 	struct tsd_block *blocks;

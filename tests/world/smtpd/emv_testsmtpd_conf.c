@@ -323,6 +323,17 @@ static int server_line(struct parse *p, struct tsd_server *s, char **av, int ac,
 		if (parse_uint(p, av[1], 86400, &v) != EMV_OK)
 			return EMV_ERR;
 		s->greylist_s = (unsigned)v;
+	} else if (strcmp(kw, "error-limits") == 0) {
+		NEED(3);
+		if (parse_uint(p, av[1], 1000, &v) != EMV_OK)
+			return EMV_ERR;
+		s->err_soft = (unsigned)v;
+		if (parse_uint(p, av[2], 60000, &v) != EMV_OK)
+			return EMV_ERR;
+		s->err_sleep_ms = (unsigned)v;
+		if (parse_uint(p, av[3], 1000, &v) != EMV_OK)
+			return EMV_ERR;
+		s->err_hard = (unsigned)v;
 	} else if (strcmp(kw, "max-rcpt") == 0) {
 		NEED(1);
 		if (parse_uint(p, av[1], 1000000, &v) != EMV_OK)

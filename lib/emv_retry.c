@@ -1,0 +1,69 @@
+/*
+ * emv_retry.c - the retry policy by reason (see emv_retry.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "emv_retry.h"
+#include "emv_util.h"
+
+void emv_retry_policy_default(emv_retry_policy *p)
+{
+	p->max_attempts = 4;
+	p->schedule_ms[0] = 60000;
+	p->schedule_ms[1] = 300000;
+	p->schedule_ms[2] = 900000;
+	p->connect_attempts = 2;
+	p->dns_retry_ms[0] = 5000;
+	p->dns_retry_ms[1] = 20000;
+}
+
+int emv_retry_delay(const emv_retry_policy *p, emv_reason reason, int temporary, int tries, int retry_after_ms,
+		    int other_source)
+{
+	int k = tries - 1, d;
+
+	if (!temporary || tries >= p->max_attempts)
+		return -1;
+	if (k < 0)
+		k = 0;
+	switch (reason) {
+	case EMV_REASON_MAILBOX_FULL:
+		return -1; /* the mailbox exists; asking again proves nothing more */
+	case EMV_REASON_BLOCKED:
+		return other_source ? 0 : -1;
+	case EMV_REASON_DNS_FAILED:
+		return k < 2 ? p->dns_retry_ms[k] : -1;
+	case EMV_REASON_CONNECTION_FAILED:
+	case EMV_REASON_TIMEOUT:
+	case EMV_REASON_TLS_FAILED:
+	case EMV_REASON_PROTOCOL_ERROR:
+	case EMV_REASON_PORT25_BLOCKED:
+		return tries < p->connect_attempts ? p->schedule_ms[0] : -1;
+	default: /* greylisted, rate_limited, a 421, other temporary answers */
+		d = p->schedule_ms[k > 2 ? 2 : k];
+		if (retry_after_ms > d && retry_after_ms <= p->schedule_ms[2])
+			d = retry_after_ms;
+		return d;
+	}
+}
+
+int emv_retry_parse_schedule(emv_retry_policy *p, const char *text, char *err, size_t errlen)
+{
+	long v[3];
+	const char *s = text;
+	for (int i = 0; i < 3; i++) {
+		char *end;
+		errno = 0;
+		v[i] = strtol(s, &end, 10);
+		if (errno || end == s || v[i] < 0 || v[i] > 86400 || (i < 2 ? *end != ',' : *end != '\0')) {
+			emv_set_err(err, errlen, "the retry schedule must be three delays in seconds, A,B,C, each 0..86400 "
+				    "(got '%s')", text);
+			return -1;
+		}
+		s = end + 1;
+	}
+	for (int i = 0; i < 3; i++)
+		p->schedule_ms[i] = (int)v[i] * 1000;
+	return 0;
+}
