@@ -494,7 +494,8 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		if (!s->rtt_ms || gap < s->rtt_ms)
 			s->rtt_ms = gap ? gap : 1;
 	} else if (s->state == S_TXN && before > 0 && !s->out.error_limit && s->rtt_ms &&
-		   gap > 2 * s->rtt_ms + 700) {
+		   s->pend_head < s->pend_tail && s->pend[s->pend_head].kind == C_RCPT && gap > 2 * s->rtt_ms + 700) {
+		/* (RCPT replies only: a MAIL reply may be slow for a sender check) */
 		/* replies slowed down after errors: a tarpit (Postfix's soft error
 		 * limit).  Spend nothing more here; remember the limit. */
 		s->out.error_limit = before > 1 ? (int)before - 1 : 1;
