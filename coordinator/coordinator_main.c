@@ -111,6 +111,9 @@ static void serve_usage(FILE *f)
 		"  --connection-memory B   bytes per connection for headers and buffers (default %lld)\n"
 		"  --rate-limit N          requests per second per token, 0 = none (default %d)\n"
 		"  --rate-burst N          bucket size (default %d)\n"
+		"  --auth-fail-limit N     failed authentications (a token presented and refused) per\n"
+		"                          client address per window; past it 429, 0 = none (default %d)\n"
+		"  --auth-fail-window S    that window in seconds (default %d)\n"
 		"  --batch-max N           addresses per Kafka batch (default %d)\n"
 		"  --webhook-progress PCT  progress webhook every PCT percent, 0 = none (default %d)\n"
 		"  --webhook-attempts N    attempts per webhook (default %d)\n"
@@ -126,7 +129,7 @@ static void serve_usage(FILE *f)
 		"  -v, --verbose           log more (repeat for more)\n",
 		(long long)d.max_upload, (long long)d.max_rows, (long long)d.max_decompressed, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
 		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
-		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
+		d.auth_fail_limit, d.auth_fail_window_s, d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
 }
 
 /* A whole decimal number in [lo, hi], or -1 with a message. */
@@ -174,6 +177,8 @@ static int cmd_serve(int argc, char **argv)
 		{ "shutdown-timeout", required_argument, NULL, 22 },
 		{ "max-rows", required_argument, NULL, 20 },
 		{ "max-decompressed", required_argument, NULL, 21 },
+		{ "auth-fail-limit", required_argument, NULL, 23 },
+		{ "auth-fail-window", required_argument, NULL, 24 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -220,6 +225,8 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
 		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
+		case 23: if (num_arg("--auth-fail-limit", optarg, 0, 1000000, &v)) return 2; p.auth_fail_limit = (int)v; break;
+		case 24: if (num_arg("--auth-fail-window", optarg, 1, 86400, &v)) return 2; p.auth_fail_window_s = (int)v; break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;

@@ -59,6 +59,8 @@ void emv_api_params_default(emv_api_params *p)
 	p->connection_memory = 128 * 1024;
 	p->rate_limit = 20;
 	p->rate_burst = 40;
+	p->auth_fail_limit = 20;
+	p->auth_fail_window_s = 60;
 	p->batch_max = 500;
 	p->webhook_progress = 25;
 	p->webhook_attempts = 6;
@@ -163,6 +165,8 @@ void api_req_resume(struct api_req *r)
 	api_mhd_kick(r->a);
 }
 
+static void auth_failed(struct api *a, const struct api_req *r);
+
 void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response *resp)
 {
 	if (!r->conn || r->answered || r->reply) {
@@ -175,6 +179,8 @@ void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response 
 	r->reply = resp;
 	r->reply_status = status;
 	api_count_status(r->a, (int)status);
+	if (status == 401 && r->token_given)
+		auth_failed(r->a, r);
 	api_req_resume(r); /* the call that follows queues it */
 }
 
@@ -335,6 +341,26 @@ static void *pool_main(void *arg)
 			api_task_error(t, 503, "database_unavailable", "the database is not reachable");
 		} else {
 			t->work(t, c);
+			/* A connection that broke under the task (PostgreSQL restarted,
+			 * the backend terminated) is not the request's fault: once,
+			 * on a fresh connection, the task runs again.  What failed
+			 * on a broken connection was not committed. */
+			if (t->code[0] && PQstatus(c) != CONNECTION_OK) {
+				PQfinish(c);
+				c = NULL;
+				emv_log(EMV_LOG_INFO, "api", "the database connection broke; reconnecting and trying again");
+				if ((c = api_db_connect(a, err, sizeof err))) {
+					t->status = 0;
+					t->code[0] = t->message[0] = '\0';
+					if (t->json) {
+						json_decref(t->json);
+						t->json = NULL;
+					}
+					t->work(t, c);
+				} else {
+					emv_log(EMV_LOG_WARN, "api", "%s", err);
+				}
+			}
 		}
 		api_task_post(t);
 	}
@@ -449,6 +475,78 @@ static int rate_check(struct api *a, const unsigned char key[32])
 		return 0;
 	}
 	return (int)ceil((1 - b->tokens) / a->p.rate_limit);
+}
+
+/*
+ * Failed authentications per client address: every refused token costs a
+ * database lookup, so an address that presents more than auth_fail_limit
+ * refused tokens within auth_fail_window_s gets 429 for any token (good
+ * ones too: the lookup is what is being spared) until its window ends.
+ * A fixed window per address in a fixed table (the least recently started
+ * window in a full probe run is evicted); loop only.
+ */
+struct auth_fail {
+	unsigned char addr[16];
+	int len;
+	int count;
+	uint64_t start_ms;
+};
+
+#define AUTH_TABLE 4096
+#define AUTH_PROBE 16
+
+static struct auth_fail *auth_slot(struct api *a, const struct api_req *r, int add)
+{
+	uint64_t h = 1469598103934665603ull;
+	struct auth_fail *oldest = NULL;
+	if (a->p.auth_fail_limit <= 0 || r->peer_len == 0 || !a->auth_fails)
+		return NULL;
+	for (int i = 0; i < r->peer_len; i++)
+		h = (h ^ r->peer[i]) * 1099511628211ull;
+	for (int i = 0; i < AUTH_PROBE; i++) {
+		struct auth_fail *x = &a->auth_fails[(h + (uint64_t)i) % AUTH_TABLE];
+		if (x->len == r->peer_len && memcmp(x->addr, r->peer, (size_t)x->len) == 0)
+			return x;
+		if (!x->len) {
+			oldest = x;
+			break;
+		}
+		if (!oldest || x->start_ms < oldest->start_ms)
+			oldest = x;
+	}
+	if (!add)
+		return NULL;
+	memset(oldest, 0, sizeof *oldest);
+	memcpy(oldest->addr, r->peer, (size_t)r->peer_len);
+	oldest->len = r->peer_len;
+	oldest->start_ms = emv_now_ms();
+	return oldest;
+}
+
+static void auth_failed(struct api *a, const struct api_req *r)
+{
+	struct auth_fail *f = auth_slot(a, r, 1);
+	uint64_t now = emv_now_ms();
+	if (!f)
+		return;
+	if (now - f->start_ms >= (uint64_t)a->p.auth_fail_window_s * 1000) {
+		f->start_ms = now;
+		f->count = 0;
+	}
+	f->count++;
+}
+
+/* 0 when this address may try a token, else the seconds to wait. */
+static int auth_wait(struct api *a, const struct api_req *r)
+{
+	struct auth_fail *f = auth_slot(a, r, 0);
+	uint64_t now = emv_now_ms(), end;
+	if (!f || f->count < a->p.auth_fail_limit)
+		return 0;
+	end = f->start_ms + (uint64_t)a->p.auth_fail_window_s * 1000;
+	if (now >= end)
+		return 0;
+	return (int)((end - now + 999) / 1000);
 }
 
 /* ------------------------------------------------------------------- jobs */
@@ -876,6 +974,7 @@ static int bearer(struct api_req *r, unsigned char hash[32])
 	h += 7;
 	while (*h == ' ')
 		h++;
+	r->token_given = 1;
 	n = strlen(h);
 	while (n && h[n - 1] == ' ')
 		n--;
@@ -1047,6 +1146,19 @@ void api_route(struct api *a, struct api_req *r, const char *path)
 	}
 	if (!bearer(r, hash))
 		return;
+	{
+		int wait = auth_wait(a, r);
+		if (wait > 0) {
+			char s[16];
+			snprintf(s, sizeof s, "%d", wait);
+			api_req_add_header(r, "Retry-After", s);
+			r->token_given = 0; /* not a guess of its own: does not extend the window */
+			api_reply_error(r, 429, "rate_limited",
+					"more than %d failed authentications from this address in %d s; try again later",
+					a->p.auth_fail_limit, a->p.auth_fail_window_s);
+			return;
+		}
+	}
 	{
 		int wait = rate_check(a, hash);
 		if (wait > 0) {
@@ -1226,6 +1338,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			if (ci && ci->socket_context) {
 				r->cn = ci->socket_context;
 				r->cn->cur = r; /* the connection's deadline is the request's */
+			}
+		}
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+			const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+			if (sa && sa->sa_family == AF_INET) {
+				memcpy(r->peer, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+				r->peer_len = 4;
+			} else if (sa && sa->sa_family == AF_INET6) {
+				memcpy(r->peer, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+				r->peer_len = 16;
 			}
 		}
 		{
@@ -1689,6 +1812,7 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 
 	a->buckets = emv_xcalloc(RATE_TABLE, sizeof *a->buckets);
 	a->nbuckets = RATE_TABLE;
+	a->auth_fails = emv_xcalloc(AUTH_TABLE, sizeof *a->auth_fails);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	pthread_mutex_init(&a->done_mu, NULL);

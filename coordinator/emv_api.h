@@ -54,6 +54,8 @@ typedef struct {
 	int64_t connection_memory;  /* bytes per connection for headers and buffers (128 KiB) */
 	int rate_limit;             /* requests per second per token (20; 0: none) */
 	int rate_burst;             /* bucket size (40) */
+	int auth_fail_limit;        /* failed authentications per address per window before 429 (20; 0: none) */
+	int auth_fail_window_s;     /* that window, seconds (60) */
 	int batch_max;              /* addresses per Kafka batch (500) */
 	int webhook_progress;       /* progress webhook every N percent (25; 0: only completion) */
 	int webhook_attempts;       /* attempts per delivery (6) */

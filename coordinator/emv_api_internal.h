@@ -54,6 +54,9 @@ struct api_req {
 	int has_body;                            /* Content-Length > 0 or Transfer-Encoding */
 	int first_wait;                          /* suspended in the headers' call */
 	int final_called;
+	unsigned char peer[16];                  /* the client's address (4 or 16 bytes; 0: unknown) */
+	int peer_len;
+	int token_given;                         /* a bearer token was presented: a 401 is a failed guess */
 	uint64_t body_bytes;                     /* of the body, read so far */
 	uint64_t drop_max;                       /* body bytes read at most once answered */
 	int answered;                            /* a response was queued */
@@ -135,6 +138,7 @@ struct api {
 
 	struct rate_bucket *buckets;             /* loop only */
 	size_t nbuckets;
+	struct auth_fail *auth_fails;            /* loop only: failed authentications per client address */
 
 	/* counters for /metrics (atomics: written by several threads) */
 	uint64_t http_by_class[6];

@@ -38,6 +38,7 @@
 #include "emv_api_internal.h"
 #include "emv_ingest_job.h"
 #include "emv_util.h"
+#include "emv_webhook.h"
 
 #define UPLOAD_NAME_MAX      200              /* bytes of a job name */
 #define UPLOAD_URL_MAX       2000             /* bytes of a callback URL */
@@ -83,6 +84,8 @@ struct upload {
 	char secret[UPLOAD_SECRET_MAX + 1];
 	char idem[UPLOAD_IDEM_MAX + 1];  /* Idempotency-Key, "" when none */
 	int idem_conflict;               /* another upload took the key first */
+	int callback_refused;            /* its callback_url points at a private address (cb_err) */
+	char cb_err[256];
 	/* the ingest thread's answer */
 	int rc;
 	emv_ingest_job_stats st;
@@ -286,6 +289,13 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 		emv_set_err(err, errlen, "the upload was cut short");
 		return EMV_ERR;
 	}
+	/* a callback that delivery would refuse is refused now, where the
+	 * client hears of it (this thread may wait for the resolver) */
+	if (url[0] && emv_webhook_url_check(url, u->t->api->p.webhook_allow_private, u->cb_err, sizeof u->cb_err) != 0) {
+		u->callback_refused = 1; /* read by upload_done after the thread is joined */
+		emv_set_err(err, errlen, "%s", u->cb_err);
+		return EMV_ERR;
+	}
 	if (u->idem[0]) {
 		/* a key older than 24 hours is free again */
 		const char *kv[2] = { u->t->tenant, u->idem };
@@ -376,6 +386,8 @@ static void upload_done(struct task *t)
 		if (!u->req_over)
 			api_req_add_header(u->r, "Location", loc);
 		api_reply_json(u->r, 201, j); /* dropped if the client is gone */
+	} else if (!u->req_over && u->callback_refused) {
+		api_reply_error(u->r, 400, "bad_parameter", "%s", u->cb_err);
 	} else if (!u->req_over && u->idem_conflict) {
 		api_reply_error(u->r, 409, "conflict", "another upload with this Idempotency-Key was stored first; "
 						      "send it again to get that job");

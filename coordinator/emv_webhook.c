@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -70,6 +71,70 @@ void emv_webhook_sign(const char *secret, long long t, const char *body, size_t 
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 	snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
+}
+
+int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err,
+			  size_t errlen)
+{
+	struct evhttp_uri *uri = evhttp_uri_parse(url);
+	const char *scheme, *h;
+	size_t n;
+	if (!uri || !(scheme = evhttp_uri_get_scheme(uri)) || !(h = evhttp_uri_get_host(uri)) || !*h ||
+	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+		if (uri)
+			evhttp_uri_free(uri);
+		emv_set_err(err, errlen, "callback_url must be an http:// or https:// URL with a host");
+		return -1;
+	}
+	*tls = strcasecmp(scheme, "https") == 0;
+	n = strlen(h);
+	/* evhttp keeps an IPv6 literal's brackets; getaddrinfo wants none */
+	if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= hostlen) {
+		evhttp_uri_free(uri);
+		emv_set_err(err, errlen, "callback_url: the host name is empty or too long");
+		return -1;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : *tls ? 443 : 80;
+	evhttp_uri_free(uri);
+	return 0;
+}
+
+int emv_webhook_url_check(const char *url, int allow_private, char *err, size_t errlen)
+{
+	char host[256], portstr[8];
+	struct addrinfo hints, *ai = NULL;
+	int tls, port, rc;
+	if (emv_webhook_url_parse(url, &tls, host, sizeof host, &port, err, errlen) != 0)
+		return -1;
+	if (allow_private)
+		return 0;
+	snprintf(portstr, sizeof portstr, "%d", port);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, portstr, &hints, &ai);
+	if (rc == EAI_AGAIN)
+		return 0; /* the resolver is down now: delivery checks again */
+	if (rc != 0 || !ai) {
+		emv_set_err(err, errlen, "callback_url: the host %.64s does not resolve", host);
+		return -1;
+	}
+	for (struct addrinfo *p = ai; p; p = p->ai_next) {
+		const char *range = emv_netsafe_class(p->ai_addr);
+		if (range) {
+			emv_set_err(err, errlen, "callback_url: %.64s is a %s address; webhooks go to public addresses",
+				    host, range);
+			freeaddrinfo(ai);
+			return -1;
+		}
+	}
+	freeaddrinfo(ai);
+	return 0;
 }
 
 static int db_ok(struct emv_webhooks *w)
@@ -215,18 +280,19 @@ static void send_one(struct emv_webhooks *w, long long delivery, int attempt, co
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
 	char ip[INET6_ADDRSTRLEN], portstr[8], hosthdr[300], sig[128], did[24], path[2300];
-	const char *host, *q, *range;
-	int port;
+	char host[256];
+	const char *q, *range;
+	int port = 0, tls = 0;
 
 	a->w = w;
 	a->delivery = delivery;
 	a->attempt = attempt;
 	a->t0 = emv_now_ms();
-	if (!uri || !(host = evhttp_uri_get_host(uri)) || !*host) {
-		emv_strlcpy(a->error, "callback_url cannot be parsed", sizeof a->error);
+	if (!uri || emv_webhook_url_parse(url, &tls, host, sizeof host, &port, a->error, sizeof a->error) != 0) {
+		if (!a->error[0])
+			emv_strlcpy(a->error, "callback_url cannot be parsed", sizeof a->error);
 		goto fail;
 	}
-	port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
 	snprintf(portstr, sizeof portstr, "%d", port);
 	memset(&hints, 0, sizeof hints);
 	hints.ai_socktype = SOCK_STREAM;
@@ -250,10 +316,10 @@ static void send_one(struct emv_webhooks *w, long long delivery, int attempt, co
 	req = evhttp_request_new(on_response, a);
 	evhttp_request_set_error_cb(req, on_error);
 	h = evhttp_request_get_output_headers(req);
-	if (port == 80)
-		snprintf(hosthdr, sizeof hosthdr, "%s", host);
-	else
-		snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port);
+	/* Host: an IPv6 literal in its brackets again (RFC 7230 5.4) */
+	snprintf(hosthdr, sizeof hosthdr, "%s%s%s", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "");
+	if (port != (tls ? 443 : 80))
+		snprintf(hosthdr + strlen(hosthdr), sizeof hosthdr - strlen(hosthdr), ":%d", port);
 	emv_webhook_sign(secret, (long long)time(NULL), payload, strlen(payload), sig, sizeof sig);
 	snprintf(did, sizeof did, "%lld", delivery);
 	evhttp_add_header(h, "Host", hosthdr);

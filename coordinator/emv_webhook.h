@@ -39,6 +39,18 @@ typedef struct emv_webhooks emv_webhooks;
 emv_webhooks *emv_webhooks_start(const emv_webhook_params *p);
 void emv_webhooks_stop(emv_webhooks *w);
 
+/* A callback URL's scheme, host (an IPv6 literal without its brackets)
+ * and port (the scheme's default when not given): 0, or -1 with the reason
+ * in err. */
+int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err,
+			  size_t errlen);
+
+/* At upload: would a delivery to url be allowed?  Its host is resolved
+ * (this blocks: call it from a thread that may wait) and refused when any
+ * address it has is loopback, private, link-local or reserved, unless
+ * allow_private.  0, or -1 with a message for the client in err. */
+int emv_webhook_url_check(const char *url, int allow_private, char *err, size_t errlen);
+
 /* The signature header value for body at unix time t (for tests and docs). */
 void emv_webhook_sign(const char *secret, long long t, const char *body, size_t len, char *out, size_t outlen);
 

@@ -29,13 +29,15 @@
 #define PORT       18081
 #define PORT_RL    18082
 #define HOOK_PORT  18100
+#define HOOK6_PORT 18101   /* the receiver on ::1 */
+#define PORT_AF    18083
 #define DEADLINE_S "15"   /* --request-timeout of the second server */
 #define SECRET     "s3cr3t-for-tests"
 #define RUN        EMV_CLUSTER_RUN "/api-run"
 
 static char db_url[512], db_rl_url[512], dns[64], tok_acme[128], tok_other[128], tok_revoked[128];
-static char base_url[64], brokers[256];
-static pid_t server_pid, server_rl_pid, worker_pid;
+static char base_url[64], brokers[256], pg_admin[512];
+static pid_t server_pid, server_rl_pid, worker_pid, extra_pid; /* extra: a test's own server */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -252,15 +254,16 @@ static void header_value(const char *head, const char *name, char *out, size_t o
 
 static void *hook_main(void *arg)
 {
+	int lfd = *(int *)arg;
 	while (!hook_stop) {
-		struct pollfd pfd = { hook_listen, POLLIN, 0 };
+		struct pollfd pfd = { lfd, POLLIN, 0 };
 		char buf[65536], cl[24];
 		size_t n = 0, need;
 		char *end;
 		int fd, status;
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
-		if ((fd = accept(hook_listen, NULL, NULL)) < 0)
+		if ((fd = accept(lfd, NULL, NULL)) < 0)
 			continue;
 		while (n < sizeof buf - 1) {
 			ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
@@ -305,7 +308,32 @@ static void hook_start(void)
 	setsockopt(hook_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(hook_listen, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(hook_listen, 16) != 0)
 		fail_msg("webhook receiver: cannot listen on 127.0.0.1:%d: %s", HOOK_PORT, strerror(errno));
-	pthread_create(&hook_th, NULL, hook_main, NULL);
+	pthread_create(&hook_th, NULL, hook_main, &hook_listen);
+}
+
+/* A second receiver on [::1]:HOOK6_PORT (same log of hooks); 0 where the
+ * machine has no IPv6 loopback. */
+static int hook6_listen = -1;
+static pthread_t hook6_th;
+
+static int hook6_start(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(HOOK6_PORT),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int one = 1;
+	if (hook6_listen >= 0)
+		return 1;
+	hook6_listen = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (hook6_listen < 0)
+		return 0;
+	setsockopt(hook6_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(hook6_listen, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(hook6_listen, 16) != 0) {
+		close(hook6_listen);
+		hook6_listen = -1;
+		return 0;
+	}
+	pthread_create(&hook6_th, NULL, hook_main, &hook6_listen);
+	return 1;
 }
 
 /* The signature header is t=<unix>,v1=<hex HMAC-SHA256(secret, t "." body)>. */
@@ -378,6 +406,7 @@ static int setup(void **state)
 	mkdir(RUN, 0755);
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_ADMIN_URL", admin, sizeof admin);
+	snprintf(pg_admin, sizeof pg_admin, "%s", admin);
 	env_value(EMV_CLUSTER_RUN "/apidns-run/apidns.env", "EMV_APIDNS", dns, sizeof dns);
 	fresh_db(admin, "emv_api", pg_url, db_url, sizeof db_url);
 	fresh_db(admin, "emv_api_rl", pg_url, db_rl_url, sizeof db_rl_url);
@@ -412,12 +441,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	stop_child(&worker_pid);
+	stop_child(&extra_pid); /* a test that failed left it */
 	stop_child(&server_pid);
 	stop_child(&server_rl_pid);
 	hook_stop = 1;
 	if (hook_listen >= 0) {
 		pthread_join(hook_th, NULL);
 		close(hook_listen);
+	}
+	if (hook6_listen >= 0) {
+		pthread_join(hook6_th, NULL);
+		close(hook6_listen);
 	}
 	return 0;
 }
@@ -1855,6 +1889,182 @@ static void do_test_smaller(void **state)
 	}
 }
 
+/*
+ * Failed authentications are limited per client address (this server:
+ * --auth-fail-limit 5 --auth-fail-window 4): five refused tokens are 401,
+ * the sixth and even a good token from that address 429 with Retry-After
+ * (no database lookup); another address is served; once the window is
+ * over the good token works again.
+ */
+static pid_t start_af_server(void)
+{
+	char listen[32];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_AF);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-af", "--no-sink", "--rate-limit", "0",
+				       "--auth-fail-limit", "5", "--auth-fail-window", "4", "--db-threads", "1", NULL };
+		return extra_pid = start_server(argv, RUN "/ready-af", RUN "/server-af.log", NULL, 0);
+	}
+}
+
+static void do_test_auth_failures(void **state)
+{
+	char url[128], tok[128], bad[64], *body, *h;
+	const char *hdr[] = { "-D", RUN "/af.headers", NULL };
+	const char *from2[] = { "--interface", "127.0.0.2", NULL };
+	uint64_t t0, t429;
+	int retry;
+
+	token(db_rl_url, "af", tok, sizeof tok);
+	start_af_server();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_AF);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	free(body);
+	t0 = now_ms();
+	for (int i = 0; i < 5; i++) {
+		snprintf(bad, sizeof bad, "ev_guess%d", i);
+		assert_int_equal(http("GET", url, bad, NULL, &body), 401);
+		assert_error(body, "unauthorized");
+		free(body);
+	}
+	assert_int_equal(http("GET", url, "ev_guess5", hdr, &body), 429);
+	t429 = now_ms();
+	assert_error(body, "rate_limited");
+	assert_non_null(strstr(body, "failed authentications"));
+	free(body);
+	body = slurp(RUN "/af.headers", NULL);
+	h = strcasestr(body, "\r\nRetry-After:");
+	assert_non_null(h);
+	retry = atoi(h + 14);
+	assert_true(retry >= 1 && retry <= 4);
+	free(body);
+	/* the good token from the same address waits too: no lookup is made */
+	assert_int_equal(http("GET", url, tok, NULL, &body), 429);
+	free(body);
+	/* another address is not affected */
+	assert_int_equal(http("GET", url, tok, from2, &body), 200);
+	free(body);
+	/* the window ends: served again */
+	while (now_ms() - t0 < 4200)
+		usleep(100000);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	free(body);
+	print_message("auth failures: 5 refused tokens in %llu ms were 401, the 6th 429 (Retry-After %d s); "
+		      "the good token was served again %llu ms after the first refusal\n",
+		      (unsigned long long)(t429 - t0), retry, (unsigned long long)(now_ms() - t0));
+	stop_child(&extra_pid);
+}
+
+/*
+ * Callback URLs that delivery would refuse are refused at upload, where
+ * the client hears of it (400 bad_parameter, no job kept): loopback,
+ * private, link-local, a name that resolves to loopback.  A public
+ * address is taken (this server has no --webhook-allow-private).
+ */
+static void do_test_callback_private(void **state)
+{
+	static const struct { const char *url, *word; } refused[] = {
+		{ "http://127.0.0.1:18100/h", "loopback" },
+		{ "http://10.1.2.3/h", "private" },
+		{ "http://169.254.169.254/latest/meta-data", "link-local" },
+		{ "http://localhost:18100/h", "loopback" },
+		{ "http://[::1]:18101/h", "loopback" },
+	};
+	char tok[128], url[600], *body, id[64];
+	const char *list = RUN "/cb.csv";
+	long jobs0;
+
+	write_file(list, "email\ncb1@nullmx.api.test\n");
+	token(db_rl_url, "cb", tok, sizeof tok);
+	start_af_server();
+	jobs0 = pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'cb'");
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		char data[300], full[900], enc[700];
+		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		size_t k = 0;
+		snprintf(data, sizeof data, "@%s", list);
+		for (const char *c = refused[i].url; *c && k + 4 < sizeof enc; c++) {
+			if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-')
+				enc[k++] = *c;
+			else
+				k += (size_t)snprintf(enc + k, sizeof enc - k, "%%%02X", (unsigned char)*c);
+		}
+		enc[k] = '\0';
+		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=%s", PORT_AF, enc);
+		if (http("POST", full, tok, ex, &body) != 400)
+			fail_msg("callback_url %s was accepted: %s", refused[i].url, body);
+		assert_error(body, "bad_parameter");
+		if (!strstr(body, refused[i].word))
+			fail_msg("callback_url %s: the 400 does not say %s: %s", refused[i].url, refused[i].word, body);
+		free(body);
+	}
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'cb'"), jobs0);
+	/* a public address is fine (nothing is sent: no row is final yet) */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", PORT_AF);
+	{
+		char full[300], data[300];
+		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		snprintf(data, sizeof data, "@%s", list);
+		snprintf(full, sizeof full, "%s/v1/jobs?callback_secret=x&callback_url=http%%3A%%2F%%2F8.8.8.8%%2Fh", url);
+		assert_int_equal(http("POST", full, tok, ex, &body), 201);
+		job_id_of(body, id, sizeof id);
+		free(body);
+		snprintf(full, sizeof full, "%s/v1/jobs/%s", url, id);
+		assert_int_equal(http("DELETE", full, tok, NULL, &body), 200);
+		free(body);
+	}
+	stop_child(&extra_pid);
+}
+
+/* A callback to an IPv6 literal ([::1]) is delivered (the brackets are
+ * not part of the name to resolve).  Skipped without an IPv6 loopback. */
+static void do_test_callback_ipv6(void **state)
+{
+	const char *list = RUN "/v6.csv";
+	char q[256], *body, id[64];
+	int h;
+	if (!hook6_start())
+		skip();
+	write_file(list, "email\nnot an address\n");
+	snprintf(q, sizeof q, "name=v6&callback_secret=%s&callback_url=http://%%5B::1%%5D:%d/v6hook", SECRET, HOOK6_PORT);
+	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	h = wait_hook(id, "job.completed", 200, 30);
+	assert_signature(&hooks[h], SECRET);
+}
+
+/*
+ * A query thread whose PostgreSQL connection was cut (a server restart;
+ * here pg_terminate_backend) reconnects and runs the request again: no
+ * spurious 503.  The server has one query thread, so its connection is
+ * the one cut.
+ */
+static void do_test_stale_connection(void **state)
+{
+	char url[128], tok[128], sql[256], *body;
+	long killed;
+	token(db_rl_url, "stale", tok, sizeof tok);
+	start_af_server();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_AF);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	free(body);
+	snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+				  "WHERE datname = 'emv_api_rl' AND pid <> pg_backend_pid()");
+	killed = pg_long(pg_admin, "%s", sql);
+	assert_true(killed >= 1);
+	usleep(300000);
+	for (int i = 0; i < 3; i++) {
+		int st = http("GET", url, tok, NULL, &body);
+		if (st != 200)
+			fail_msg("request %d after the backends (%ld) were terminated: %d %s", i + 1, killed, st, body);
+		free(body);
+	}
+	print_message("stale connection: %ld backends terminated, the next 3 requests all 200\n", killed);
+	stop_child(&extra_pid);
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -1928,6 +2138,10 @@ int main(void)
 		cmocka_unit_test(do_test_idempotency),
 		cmocka_unit_test(do_test_deadline_rollback),
 		cmocka_unit_test(do_test_smaller),
+		cmocka_unit_test(do_test_auth_failures),
+		cmocka_unit_test(do_test_callback_private),
+		cmocka_unit_test(do_test_callback_ipv6),
+		cmocka_unit_test(do_test_stale_connection),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
