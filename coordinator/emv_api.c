@@ -804,7 +804,7 @@ static void work_ready(struct task *t, PGconn *c)
 static int64_t group_lag(struct api *a, const char *group, const char *topic)
 {
 	char errstr[256];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *l;
 	int64_t lag = 0;
@@ -1733,7 +1733,7 @@ static int write_ready_file(const char *path, const char *listen, const char *br
 static rd_kafka_t *probe_handle(const char *brokers)
 {
 	char errstr[256];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	rd_kafka_t *rk;
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {

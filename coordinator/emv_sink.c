@@ -252,7 +252,7 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 		 size_t errlen)
 {
 	char errstr[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_message_t **held = emv_xcalloc((size_t)p->group_max, sizeof *held);

@@ -162,7 +162,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		  size_t errlen)
 {
 	char errstr[512], after_domain[EMV_WIRE_DOMAIN_MAX + 1] = "", after_id[24] = "0";
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	struct delivery dl = { 0, "" };
 	struct batcher b;
 	emv_split_stats chunk_st;
