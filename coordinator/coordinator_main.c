@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include "emv_api.h"
@@ -120,6 +121,9 @@ static void serve_usage(FILE *f)
 		"  --webhook-backoff MS    first retry delay, doubled each time (default %d)\n"
 		"  --webhook-timeout S     per attempt (default %d)\n"
 		"  --webhook-allow-private allow callbacks to loopback/private addresses\n"
+		"  --webhook-allow-http    allow plain http:// callbacks (default: https:// only)\n"
+		"  --webhook-ca FILE       CA certificates (PEM) that https:// callbacks are verified\n"
+		"                          against (default: the system's store)\n"
 		"  --no-sink               do not store results (nor route between regions) in this process\n"
 		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
 		"  --data-dir DIR          lists (default: $EMAILVERIFY_DATA, else share/emailverify\n"
@@ -178,6 +182,8 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-rows", required_argument, NULL, 20 },
 		{ "max-decompressed", required_argument, NULL, 21 },
 		{ "auth-fail-limit", required_argument, NULL, 23 },
+		{ "webhook-allow-http", no_argument, NULL, 25 },
+		{ "webhook-ca", required_argument, NULL, 26 },
 		{ "auth-fail-window", required_argument, NULL, 24 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -225,6 +231,14 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
 		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
+		case 25: p.webhook_allow_http = 1; break;
+		case 26:
+			if (access(optarg, R_OK) != 0) {
+				fprintf(stderr, "emailverify-coordinator serve: --webhook-ca %s: %s\n", optarg, strerror(errno));
+				return 2;
+			}
+			p.webhook_ca = optarg;
+			break;
 		case 23: if (num_arg("--auth-fail-limit", optarg, 0, 1000000, &v)) return 2; p.auth_fail_limit = (int)v; break;
 		case 24: if (num_arg("--auth-fail-window", optarg, 1, 86400, &v)) return 2; p.auth_fail_window_s = (int)v; break;
 		case 'v':

@@ -1841,6 +1841,8 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 		wp.backoff_ms = p->webhook_backoff_ms;
 		wp.timeout_s = p->webhook_timeout_s;
 		wp.allow_private = p->webhook_allow_private;
+		wp.allow_http = p->webhook_allow_http;
+		wp.ca_file = p->webhook_ca;
 		a->webhooks = emv_webhooks_start(&wp);
 	}
 	emv_stop_install("emailverify-coordinator serve", p->shutdown_ms);

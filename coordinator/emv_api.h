@@ -62,6 +62,8 @@ typedef struct {
 	int webhook_backoff_ms;     /* first retry delay, doubled each time (2000) */
 	int webhook_timeout_s;      /* per attempt (10) */
 	int webhook_allow_private;  /* allow callbacks to loopback/private addresses (tests) */
+	int webhook_allow_http;     /* allow plain http:// callbacks (else https:// only) */
+	const char *webhook_ca;     /* CA certificates (PEM) for https:// callbacks; NULL: the system's store */
 	int no_sink;                /* do not run the results sink (nor the region router) in this process */
 	const struct emv_routes *routes; /* domain -> region topic for the split (emv_routes.h); NULL: shared */
 	int shutdown_ms;            /* SIGINT/SIGTERM: stopped within this (EMV_STOP_TIMEOUT_MS; emv_stop.h) */

@@ -147,7 +147,6 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 
 static int check_callback(struct upload *u, char *msg, size_t msglen)
 {
-	struct evhttp_uri *uri;
 	if (!u->url[0]) {
 		if (u->secret[0]) {
 			emv_set_err(msg, msglen, "callback_secret without callback_url");
@@ -159,15 +158,8 @@ static int check_callback(struct upload *u, char *msg, size_t msglen)
 		emv_set_err(msg, msglen, "callback_url needs a callback_secret to sign the webhooks with");
 		return -1;
 	}
-	uri = evhttp_uri_parse(u->url);
-	if (!uri || !evhttp_uri_get_scheme(uri) || strcasecmp(evhttp_uri_get_scheme(uri), "http") != 0 ||
-	    !evhttp_uri_get_host(uri) || !*evhttp_uri_get_host(uri)) {
-		if (uri)
-			evhttp_uri_free(uri);
-		emv_set_err(msg, msglen, "callback_url must be an http:// URL with a host");
+	if (emv_webhook_url_scheme_ok(u->url, u->t->api->p.webhook_allow_http, msg, msglen) != 0)
 		return -1;
-	}
-	evhttp_uri_free(uri);
 	return 0;
 }
 

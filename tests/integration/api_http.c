@@ -19,17 +19,23 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include "cluster_harness.h"
 #include "pg_harness.h"
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
 
 #define PORT       18081
 #define PORT_RL    18082
 #define HOOK_PORT  18100
 #define HOOK6_PORT 18101   /* the receiver on ::1 */
+#define TLS_GOOD   18110   /* https receivers: a certificate of the test CA for localhost/127.0.0.1/::1 */
+#define TLS_WRONG  18111   /* the test CA's, for another name (wrong.example) */
+#define TLS_OTHER  18112   /* for 127.0.0.1, from a CA the server does not know */
+#define TLS_DIR    RUN "/tls"
 #define PORT_AF    18083
 #define DEADLINE_S "15"   /* --request-timeout of the second server */
 #define SECRET     "s3cr3t-for-tests"
@@ -336,6 +342,137 @@ static int hook6_start(void)
 	return 1;
 }
 
+/*
+ * HTTPS receivers: a test CA and three certificates made with the openssl
+ * CLI (like tests/world/start.sh), each served by a thread of this
+ * process.  A handshake the server refuses is just a closed connection
+ * here; what was received is logged in hooks[] with status 200.
+ */
+static void make_certs(void)
+{
+	const char *script =
+		"set -e; mkdir -p " TLS_DIR "; cd " TLS_DIR "; exec >openssl.out 2>&1\n"
+		"ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $1.key "
+		"-out $1.pem -days 2 -subj /CN=$1; }\n"
+		"leaf() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $1.key -out $1.csr "
+		"-subj /CN=$1; printf 'subjectAltName=%s\\nbasicConstraints=CA:FALSE\\n' \"$2\" >$1.ext; "
+		"openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial -days 2 -extfile $1.ext -out $1.pem; }\n"
+		"ca emv-test-ca; ca emv-other-ca\n"
+		"leaf good 'DNS:localhost,IP:127.0.0.1,IP:::1' emv-test-ca\n"
+		"leaf wrong 'DNS:wrong.example' emv-test-ca\n"
+		"leaf other 'DNS:localhost,IP:127.0.0.1' emv-other-ca\n";
+	FILE *f = fopen(RUN "/certs.sh", "w");
+	assert_non_null(f);
+	fputs(script, f);
+	fclose(f);
+	if (system("bash " RUN "/certs.sh") != 0)
+		fail_msg("making the test certificates failed; see " TLS_DIR "/openssl.out");
+}
+
+struct tls_hook {
+	SSL_CTX *ctx;
+	int fd;
+	pthread_t th;
+};
+
+static struct tls_hook tls_hooks[4];
+static int ntls_hooks;
+
+static void *tls_hook_main(void *arg)
+{
+	struct tls_hook *t = arg;
+	while (!hook_stop) {
+		struct pollfd pfd = { t->fd, POLLIN, 0 };
+		char buf[65536], cl[24], *end;
+		size_t n = 0, need;
+		SSL *ssl;
+		int fd;
+		struct timeval tv = { 5, 0 };
+		if (poll(&pfd, 1, 100) <= 0 || (fd = accept(t->fd, NULL, NULL)) < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		ssl = SSL_new(t->ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) == 1) {
+			while (n < sizeof buf - 1) {
+				int k = SSL_read(ssl, buf + n, (int)(sizeof buf - 1 - n));
+				if (k <= 0)
+					break;
+				n += (size_t)k;
+				buf[n] = '\0';
+				if ((end = strstr(buf, "\r\n\r\n"))) {
+					header_value(buf, "\r\nContent-Length:", cl, sizeof cl);
+					need = (size_t)(end + 4 - buf) + (size_t)atol(cl);
+					if (n >= need)
+						break;
+				}
+			}
+			buf[n] = '\0';
+			pthread_mutex_lock(&hook_mu);
+			if (nhooks < 64 && (end = strstr(buf, "\r\n\r\n"))) {
+				struct hook *h = &hooks[nhooks++];
+				*end = '\0';
+				header_value(buf, "\r\nX-Emailverify-Event:", h->event, sizeof h->event);
+				header_value(buf, "\r\nX-Emailverify-Signature:", h->signature, sizeof h->signature);
+				header_value(buf, "\r\nX-Emailverify-Delivery:", h->delivery, sizeof h->delivery);
+				h->body = strdup(end + 4);
+				h->status_sent = 200;
+			}
+			pthread_mutex_unlock(&hook_mu);
+			snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+			SSL_write(ssl, buf, (int)strlen(buf));
+			SSL_shutdown(ssl);
+		}
+		SSL_free(ssl);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A receiver on addr:port with certificate `name` (TLS_DIR/name.pem); 0
+ * when that address cannot be bound (no IPv6 loopback). */
+static int tls_hook_start(int family, int port, const char *name)
+{
+	struct tls_hook *t = &tls_hooks[ntls_hooks];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char cert[256], key[256];
+	int one = 1;
+	memset(&ss, 0, sizeof ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons((uint16_t)port);
+		sa->sin6_addr = in6addr_loopback;
+		sl = sizeof *sa;
+	} else {
+		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, "127.0.0.1", &sa->sin_addr);
+		sl = sizeof *sa;
+	}
+	t->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (t->fd < 0)
+		return 0;
+	setsockopt(t->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(t->fd, (struct sockaddr *)&ss, sl) != 0 || listen(t->fd, 16) != 0) {
+		close(t->fd);
+		if (family == AF_INET6)
+			return 0;
+		fail_msg("TLS receiver: cannot listen on port %d: %s", port, strerror(errno));
+	}
+	snprintf(cert, sizeof cert, TLS_DIR "/%s.pem", name);
+	snprintf(key, sizeof key, TLS_DIR "/%s.key", name);
+	t->ctx = SSL_CTX_new(TLS_server_method());
+	if (SSL_CTX_use_certificate_file(t->ctx, cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1)
+		fail_msg("TLS receiver: cannot load %s", cert);
+	pthread_create(&t->th, NULL, tls_hook_main, t);
+	ntls_hooks++;
+	return 1;
+}
+
 /* The signature header is t=<unix>,v1=<hex HMAC-SHA256(secret, t "." body)>. */
 static void assert_signature(const struct hook *h, const char *secret)
 {
@@ -418,13 +555,15 @@ static int setup(void **state)
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	hook_start();
+	make_certs();
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT);
 	snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", PORT);
 	{
 		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_url,
 				       "--embedded-kafka", "--ready-file", RUN "/ready", "--max-upload", "200000",
 				       "--max-rows", "20000", "--max-decompressed", "2000000",
-				       "--webhook-allow-private", "--webhook-progress", "50", "--webhook-backoff", "300",
+				       "--webhook-allow-private", "--webhook-allow-http", "--webhook-ca", TLS_DIR "/emv-test-ca.pem",
+				       "--webhook-progress", "50", "--webhook-backoff", "300", "--webhook-attempts", "4",
 				       "--batch-max", "3", "--rate-limit", "1000", "--rate-burst", "1000", NULL };
 		server_pid = start_server(argv, RUN "/ready", RUN "/server.log", brokers, sizeof brokers);
 	}
@@ -452,6 +591,11 @@ static int teardown(void **state)
 	if (hook6_listen >= 0) {
 		pthread_join(hook6_th, NULL);
 		close(hook6_listen);
+	}
+	for (int i = 0; i < ntls_hooks; i++) {
+		pthread_join(tls_hooks[i].th, NULL);
+		close(tls_hooks[i].fd);
+		SSL_CTX_free(tls_hooks[i].ctx);
 	}
 	return 0;
 }
@@ -1965,11 +2109,11 @@ static void do_test_auth_failures(void **state)
 static void do_test_callback_private(void **state)
 {
 	static const struct { const char *url, *word; } refused[] = {
-		{ "http://127.0.0.1:18100/h", "loopback" },
-		{ "http://10.1.2.3/h", "private" },
-		{ "http://169.254.169.254/latest/meta-data", "link-local" },
-		{ "http://localhost:18100/h", "loopback" },
-		{ "http://[::1]:18101/h", "loopback" },
+		{ "https://127.0.0.1:18100/h", "loopback" },
+		{ "https://10.1.2.3/h", "private" },
+		{ "https://169.254.169.254/latest/meta-data", "link-local" },
+		{ "https://localhost:18100/h", "loopback" },
+		{ "https://[::1]:18101/h", "loopback" },
 	};
 	char tok[128], url[600], *body, id[64];
 	const char *list = RUN "/cb.csv";
@@ -2006,7 +2150,7 @@ static void do_test_callback_private(void **state)
 		char full[300], data[300];
 		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
 		snprintf(data, sizeof data, "@%s", list);
-		snprintf(full, sizeof full, "%s/v1/jobs?callback_secret=x&callback_url=http%%3A%%2F%%2F8.8.8.8%%2Fh", url);
+		snprintf(full, sizeof full, "%s/v1/jobs?callback_secret=x&callback_url=https%%3A%%2F%%2F8.8.8.8%%2Fh", url);
 		assert_int_equal(http("POST", full, tok, ex, &body), 201);
 		job_id_of(body, id, sizeof id);
 		free(body);
@@ -2063,6 +2207,100 @@ static void do_test_stale_connection(void **state)
 	}
 	print_message("stale connection: %ld backends terminated, the next 3 requests all 200\n", killed);
 	stop_child(&extra_pid);
+}
+
+/*
+ * Webhooks over HTTPS (the main server: --webhook-ca the test CA,
+ * --webhook-attempts 4, --webhook-backoff 300): a certificate of that CA
+ * for the URL's host is delivered to; one for another name, or from a CA
+ * the server does not know, fails every attempt ("TLS: certificate not
+ * accepted: ...") and the delivery ends failed after 4 tries.  A plain
+ * http:// callback is refused at upload by a server without
+ * --webhook-allow-http.
+ */
+static long delivery_state_wait(const char *id, const char *state, int timeout_s)
+{
+	uint64_t t0 = now_ms();
+	for (;;) {
+		if (pg_long(db_url, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = '%s'", id,
+			    state) > 0)
+			return (long)(now_ms() - t0);
+		if (now_ms() - t0 > (uint64_t)timeout_s * 1000)
+			fail_msg("job %s: no webhook delivery %s after %d s", id, state, timeout_s);
+		usleep(200000);
+	}
+}
+
+static void tls_upload(const char *url, char *id, size_t idlen)
+{
+	const char *list = RUN "/tls.csv";
+	char q[400], *body;
+	write_file(list, "email\nnot an address\n");
+	snprintf(q, sizeof q, "callback_secret=%s&callback_url=%s", SECRET, url);
+	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
+	job_id_of(body, id, idlen);
+	free(body);
+}
+
+static void do_test_webhook_https(void **state)
+{
+	char id[64], url[200], *body, tok[128];
+	long ms;
+	int h;
+	tls_hook_start(AF_INET, TLS_GOOD, "good");
+	tls_hook_start(AF_INET6, TLS_GOOD, "good"); /* localhost may be ::1 first */
+	tls_hook_start(AF_INET, TLS_WRONG, "wrong");
+	tls_hook_start(AF_INET, TLS_OTHER, "other");
+
+	/* good: by name (SNI, set1_host) and by address */
+	snprintf(url, sizeof url, "https://localhost:%d/tls-good", TLS_GOOD);
+	tls_upload(url, id, sizeof id);
+	h = wait_hook(id, "job.completed", 200, 30);
+	assert_signature(&hooks[h], SECRET);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
+					 "'delivered' AND attempts = 1", id), 1);
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-good-ip", TLS_GOOD);
+	tls_upload(url, id, sizeof id);
+	wait_hook(id, "job.completed", 200, 30);
+
+	/* a certificate for another name (wrong.example) than the URL's host */
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-wrong", TLS_WRONG);
+	tls_upload(url, id, sizeof id);
+	ms = delivery_state_wait(id, "failed", 60);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+					 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.http_status IS NULL AND a.error LIKE "
+					 "'TLS: certificate not accepted: %%mismatch%%'", id), 4);
+	print_message("https: wrong host name refused 4 times, delivery failed after %ld ms\n", ms);
+
+	/* a certificate from an unknown CA */
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-other", TLS_OTHER);
+	tls_upload(url, id, sizeof id);
+	ms = delivery_state_wait(id, "failed", 60);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+					 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.error LIKE "
+					 "'TLS: certificate not accepted: %%'", id), 4);
+	print_message("https: unknown CA refused 4 times, delivery failed after %ld ms\n", ms);
+	pthread_mutex_lock(&hook_mu);
+	for (int i = 0; i < nhooks; i++)
+		if (strstr(hooks[i].body, id))
+			fail_msg("the receiver with the unknown CA's certificate got a delivery");
+	pthread_mutex_unlock(&hook_mu);
+
+	/* http:// needs --webhook-allow-http */
+	{
+		start_af_server();
+		char full[300], data[300];
+		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		token(db_rl_url, "plain", tok, sizeof tok);
+		snprintf(data, sizeof data, "@%s", RUN "/tls.csv");
+		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=http%%3A%%2F%%2F"
+					    "8.8.8.8%%2Fh", PORT_AF);
+		assert_int_equal(http("POST", full, tok, ex, &body), 400);
+		assert_error(body, "bad_parameter");
+		assert_non_null(strstr(body, "https://"));
+		free(body);
+		stop_child(&extra_pid);
+	}
 }
 
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
@@ -2142,6 +2380,7 @@ int main(void)
 		cmocka_unit_test(do_test_callback_private),
 		cmocka_unit_test(do_test_callback_ipv6),
 		cmocka_unit_test(do_test_stale_connection),
+		cmocka_unit_test(do_test_webhook_https),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
