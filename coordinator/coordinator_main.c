@@ -103,6 +103,7 @@ static void serve_usage(FILE *f)
 		"                          (default %lld)\n"
 		"  --max-decompressed BYTES  bytes of one list once decompressed (default %lld)\n"
 		"  --max-uploads N         uploads ingested at once (default %d)\n"
+		"  --max-uploads-per-tenant N  of those, one tenant's at most (default: half, at least 1)\n"
 		"  --db-threads N          query threads (default %d)\n"
 		"  --timeout S             idle connection timeout: nothing read or written (default %d)\n"
 		"  --request-timeout S     deadline of one request, from its first byte (headers too)\n"
@@ -183,6 +184,7 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-decompressed", required_argument, NULL, 21 },
 		{ "auth-fail-limit", required_argument, NULL, 23 },
 		{ "webhook-allow-http", no_argument, NULL, 25 },
+		{ "max-uploads-per-tenant", required_argument, NULL, 27 },
 		{ "webhook-ca", required_argument, NULL, 26 },
 		{ "auth-fail-window", required_argument, NULL, 24 },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -232,6 +234,7 @@ static int cmd_serve(int argc, char **argv)
 		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
 		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
 		case 25: p.webhook_allow_http = 1; break;
+		case 27: if (num_arg("--max-uploads-per-tenant", optarg, 1, 1000, &v)) return 2; p.max_uploads_per_tenant = (int)v; break;
 		case 26:
 			if (access(optarg, R_OK) != 0) {
 				fprintf(stderr, "emailverify-coordinator serve: --webhook-ca %s: %s\n", optarg, strerror(errno));

@@ -51,6 +51,7 @@ void emv_api_params_default(emv_api_params *p)
 	p->max_rows = 1000000;
 	p->max_decompressed = 256 * 1024 * 1024;
 	p->max_uploads = 4;
+	p->max_uploads_per_tenant = 0; /* max_uploads / 2 */
 	p->db_threads = 2;
 	p->timeout_s = 30;
 	p->request_timeout_s = 900;
@@ -281,22 +282,116 @@ void api_task_free(struct task *t)
 	free(t);
 }
 
+/*
+ * Tenants take turns in the pool.  Before a token's first answer its
+ * tenant is unknown: its lane is the token's own; after, every token of a
+ * tenant shares the tenant's lane (a loop-only cache of token hash ->
+ * tenant, filled from answered tasks).  The pool serves the lanes round
+ * robin, one task per turn, and with more than one query thread a lane
+ * holds at most db_threads - 1 of them: one tenant's slow queries can
+ * never take every thread from the others.
+ */
+struct tenant_cache {
+	unsigned char hash[32];
+	char tenant[EMV_TENANT_MAX + 1];
+};
+
+#define TENANT_CACHE 1024
+
+static struct tenant_cache *tenant_slot(struct api *a, const unsigned char hash[32])
+{
+	uint64_t h;
+	memcpy(&h, hash, sizeof h);
+	return a->tenants ? &a->tenants[h % TENANT_CACHE] : NULL;
+}
+
+static void lane_key(struct api *a, const struct task *t, char *key, size_t keylen)
+{
+	static const unsigned char zero[32];
+	struct tenant_cache *c;
+	if (memcmp(t->token_hash, zero, 32) == 0) {
+		key[0] = '\0';
+		return;
+	}
+	c = tenant_slot(a, t->token_hash);
+	if (c && c->tenant[0] && memcmp(c->hash, t->token_hash, 32) == 0) {
+		snprintf(key, keylen, "t:%s", c->tenant);
+		return;
+	}
+	snprintf(key, keylen, "h:");
+	for (int i = 0; i < 16; i++)
+		snprintf(key + 2 + 2 * i, keylen - 2 - 2 * (size_t)i, "%02x", t->token_hash[i]);
+}
+
 void api_task_submit(struct task *t)
 {
 	struct api *a = t->api;
+	struct lane *l, **lp;
+	char key[80];
+	lane_key(a, t, key, sizeof key);
 	if (t->req) {
 		t->req->busy++;
 		t->pooled = 1;
 	}
 	pthread_mutex_lock(&a->mu);
+	for (lp = &a->lanes; *lp && strcmp((*lp)->key, key) != 0; lp = &(*lp)->next)
+		;
+	if (!(l = *lp)) {
+		l = emv_xcalloc(1, sizeof *l);
+		emv_strlcpy(l->key, key, sizeof l->key);
+		*lp = l; /* a new lane at the end of the turn */
+	}
 	t->next = NULL;
-	if (a->qtail)
-		a->qtail->next = t;
+	t->lane = l;
+	if (l->tail)
+		l->tail->next = t;
 	else
-		a->qhead = t;
-	a->qtail = t;
+		l->head = t;
+	l->tail = t;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
+}
+
+struct task *api_queue_pop(struct api *a)
+{
+	int cap = a->npool > 1 ? a->npool - 1 : 1;
+	struct lane **lp, *l;
+	struct task *t;
+	for (lp = &a->lanes; *lp; lp = &(*lp)->next)
+		if ((*lp)->head && (*lp)->running < cap)
+			break;
+	if (!(l = *lp))
+		return NULL;
+	t = l->head;
+	l->head = t->next;
+	if (!l->head)
+		l->tail = NULL;
+	t->next = NULL;
+	l->running++;
+	/* its turn is over: to the end of the line */
+	*lp = l->next;
+	l->next = NULL;
+	for (lp = &a->lanes; *lp; lp = &(*lp)->next)
+		;
+	*lp = l;
+	return t;
+}
+
+void api_queue_finished(struct api *a, struct task *t)
+{
+	struct lane *l = t->lane, **lp;
+	t->lane = NULL;
+	if (!l)
+		return;
+	l->running--;
+	if (l->running > 0 || l->head)
+		return;
+	for (lp = &a->lanes; *lp; lp = &(*lp)->next)
+		if (*lp == l) {
+			*lp = l->next;
+			break;
+		}
+	free(l);
 }
 
 PGconn *api_db_connect(struct api *a, char *err, size_t errlen)
@@ -318,18 +413,14 @@ static void *pool_main(void *arg)
 	char err[512];
 
 	for (;;) {
-		struct task *t;
+		struct task *t = NULL;
 		pthread_mutex_lock(&a->mu);
-		while (!a->qhead && !a->stopping)
+		while (!a->stopping && !(t = api_queue_pop(a)))
 			pthread_cond_wait(&a->cv, &a->mu);
 		if (a->stopping) {
 			pthread_mutex_unlock(&a->mu);
 			break;
 		}
-		t = a->qhead;
-		a->qhead = t->next;
-		if (!a->qhead)
-			a->qtail = NULL;
 		pthread_mutex_unlock(&a->mu);
 
 		if (c && PQstatus(c) != CONNECTION_OK) {
@@ -362,6 +453,11 @@ static void *pool_main(void *arg)
 				}
 			}
 		}
+		pthread_mutex_lock(&a->mu);
+		api_queue_finished(a, t);
+		/* a lane at its cap may run again: wake a thread for it */
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
 		api_task_post(t);
 	}
 	PQfinish(c);
@@ -395,6 +491,13 @@ static void on_tasks_done(evutil_socket_t fd, short what, void *arg)
 		if (t->pooled) {
 			t->pooled = 0;
 			t->req->busy--;
+		}
+		if (t->tenant[0]) {
+			struct tenant_cache *c = tenant_slot(a, t->token_hash);
+			if (c) {
+				memcpy(c->hash, t->token_hash, 32);
+				emv_strlcpy(c->tenant, t->tenant, sizeof c->tenant);
+			}
 		}
 		t->done(t); /* frees t or hands it on */
 		t = next;
@@ -751,10 +854,119 @@ static void work_job_list(struct task *t, PGconn *c)
 	t->status = 200;
 }
 
-/* Cancel and delete: the job's rows go (addresses, results; webhook
- * deliveries cascade) in one transaction; a split in progress finds nothing
- * more to read, and results still on their way are dropped by the sink (no
- * address). */
+/* ------------------------------------------------------ uploads per tenant */
+
+static int per_tenant_uploads(const struct api *a)
+{
+	if (a->p.max_uploads_per_tenant > 0)
+		return a->p.max_uploads_per_tenant;
+	return a->p.max_uploads / 2 > 0 ? a->p.max_uploads / 2 : 1;
+}
+
+int api_upload_slot_take(struct api *a, const char *tenant, int *why)
+{
+	int mine = 0, free_slot = -1;
+	if (!a->upload_tenant)
+		a->upload_tenant = emv_xcalloc((size_t)a->p.max_uploads, sizeof *a->upload_tenant);
+	for (int i = 0; i < a->p.max_uploads; i++) {
+		if (!a->upload_tenant[i][0]) {
+			if (free_slot < 0)
+				free_slot = i;
+		} else if (strcmp(a->upload_tenant[i], tenant) == 0) {
+			mine++;
+		}
+	}
+	if (free_slot < 0 || mine >= per_tenant_uploads(a)) {
+		*why = free_slot < 0 ? 0 : 1;
+		return -1;
+	}
+	emv_strlcpy(a->upload_tenant[free_slot], tenant[0] ? tenant : "?", sizeof a->upload_tenant[0]);
+	a->uploads++;
+	return free_slot;
+}
+
+void api_upload_slot_give(struct api *a, int slot)
+{
+	if (slot < 0 || !a->upload_tenant || slot >= a->p.max_uploads)
+		return;
+	a->upload_tenant[slot][0] = '\0';
+	a->uploads--;
+}
+
+/* ----------------------------------------------------- background deletes */
+
+static void delete_enqueue(struct api *a, const char *job)
+{
+	struct split_item *it = emv_xcalloc(1, sizeof *it);
+	emv_strlcpy(it->job, job, sizeof it->job);
+	pthread_mutex_lock(&a->del_mu);
+	if (a->deltail)
+		a->deltail->next = it;
+	else
+		a->delhead = it;
+	a->deltail = it;
+	pthread_cond_signal(&a->del_cv);
+	pthread_mutex_unlock(&a->del_mu);
+}
+
+/* Large jobs marked 'deleting' go here, one at a time, one batch of
+ * EMV_DB_DELETE_BATCH rows per transaction: nobody waits on one long
+ * transaction (locks, WAL, a query thread) for a million rows.  A stop
+ * leaves the rest to the next start (resume_deletes). */
+static void *delete_main(void *arg)
+{
+	struct api *a = arg;
+	PGconn *c = NULL;
+	char err[512];
+	for (;;) {
+		struct split_item *it;
+		int finished = 0, batches = 0;
+		uint64_t t0;
+		pthread_mutex_lock(&a->del_mu);
+		while (!a->delhead && !a->stopping)
+			pthread_cond_wait(&a->del_cv, &a->del_mu);
+		if (a->stopping) {
+			pthread_mutex_unlock(&a->del_mu);
+			break;
+		}
+		it = a->delhead;
+		a->delhead = it->next;
+		if (!a->delhead)
+			a->deltail = NULL;
+		pthread_mutex_unlock(&a->del_mu);
+		t0 = emv_now_ms();
+		while (!finished && !a->stopping) {
+			if (c && PQstatus(c) != CONNECTION_OK) {
+				PQfinish(c);
+				c = NULL;
+			}
+			if (!c && !(c = api_db_connect(a, err, sizeof err))) {
+				emv_log(EMV_LOG_WARN, "delete", "%s", err);
+				sleep(2);
+				continue;
+			}
+			if (emv_db_delete_job_step(c, it->job, &finished, err, sizeof err) != EMV_OK) {
+				emv_log(EMV_LOG_WARN, "delete", "%s (tried again)", err);
+				sleep(1);
+				continue;
+			}
+			batches++;
+		}
+		if (finished)
+			emv_log(EMV_LOG_INFO, "delete", "job %s deleted in %d transactions in %.1f s", it->job, batches,
+				(double)(emv_now_ms() - t0) / 1000);
+		free(it);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* Cancel and delete.  A small job's rows go (addresses, results; webhook
+ * deliveries cascade) in one transaction: 200.  A job of more than
+ * EMV_DB_DELETE_BATCH rows is marked 'deleting' and answered 202 at once;
+ * the delete thread removes it batch by batch.  Either way a split in
+ * progress finds nothing more to read, and results still on their way are
+ * dropped by the sink (no address). */
 static void work_job_delete(struct task *t, PGconn *c)
 {
 	char err[512];
@@ -762,6 +974,30 @@ static void work_job_delete(struct task *t, PGconn *c)
 	int found = 0;
 	if (!api_authenticate(t, c))
 		return;
+	{
+		const char *v[3] = { t->id, t->tenant, NULL };
+		char lim[16];
+		PGresult *r;
+		snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
+		v[2] = lim;
+		r = PQexecParams(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
+				    "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
+				 3, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			db_fail(t, r, "deleting the job");
+			PQclear(r);
+			return;
+		}
+		if (PQntuples(r) == 1) {
+			t->json = json_pack("{s:s,s:s,s:I}", "id", t->id, "state", "deleting", "rows",
+					    (json_int_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+			t->status = 202;
+			t->ctx = t; /* done(): to the delete thread */
+			PQclear(r);
+			return;
+		}
+		PQclear(r);
+	}
 	if (emv_db_delete_job(c, t->id, t->tenant, &found, &rows, err, sizeof err) != EMV_OK) {
 		/* PostgreSQL's words (SQL, context) are for the log, not the client */
 		emv_log(EMV_LOG_WARN, "api", "deleting job %s: %s", t->id, err);
@@ -774,6 +1010,14 @@ static void work_job_delete(struct task *t, PGconn *c)
 	}
 	t->json = json_pack("{s:s,s:b,s:I}", "id", t->id, "deleted", 1, "rows", (json_int_t)rows);
 	t->status = 200;
+}
+
+static void done_job_delete(struct task *t)
+{
+	if (t->status == 202 && t->ctx == t)
+		delete_enqueue(t->api, t->id);
+	t->ctx = NULL;
+	task_done_reply(t);
 }
 
 /* ------------------------------------------------- health, readiness, metrics */
@@ -995,7 +1239,7 @@ static void submit(struct api *a, struct api_req *r, const unsigned char *hash, 
 	if (id)
 		emv_strlcpy(t->id, id, sizeof t->id);
 	t->work = work;
-	t->done = task_done_reply;
+	t->done = work == work_job_delete ? done_job_delete : task_done_reply;
 	api_task_submit(t);
 }
 
@@ -1689,6 +1933,13 @@ static void resume_splits(struct api *a, PGconn *c)
 		api_split_enqueue(a, PQgetvalue(r, i, 0));
 	}
 	PQclear(r);
+	/* and deletions an earlier coordinator did not finish */
+	r = PQexec(c, "SELECT id FROM jobs WHERE state = 'deleting' ORDER BY created_at");
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+		emv_log(EMV_LOG_INFO, "delete", "resuming the deletion of job %s", PQgetvalue(r, i, 0));
+		delete_enqueue(a, PQgetvalue(r, i, 0));
+	}
+	PQclear(r);
 }
 
 /* ------------------------------------------------------------------ serve */
@@ -1818,12 +2069,17 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 	pthread_mutex_init(&a->done_mu, NULL);
 	pthread_mutex_init(&a->split_mu, NULL);
 	pthread_cond_init(&a->split_cv, NULL);
+	pthread_mutex_init(&a->del_mu, NULL);
+	pthread_cond_init(&a->del_cv, NULL);
+	a->tenants = emv_xcalloc(TENANT_CACHE, sizeof *a->tenants);
+	a->upload_tenant = emv_xcalloc((size_t)a->p.max_uploads, sizeof *a->upload_tenant);
 	a->done_ev = event_new(a->base, -1, EV_PERSIST, on_tasks_done, a);
 	a->npool = p->db_threads > 0 ? p->db_threads : 1;
 	a->pool = emv_xcalloc((size_t)a->npool, sizeof *a->pool);
 	for (int i = 0; i < a->npool; i++)
 		pthread_create(&a->pool[i], NULL, pool_main, a);
 	pthread_create(&a->split_th, NULL, split_main, a);
+	pthread_create(&a->del_th, NULL, delete_main, a);
 	resume_splits(a, c);
 	PQfinish(c);
 	c = NULL;
@@ -1887,6 +2143,11 @@ stop:
 		pthread_mutex_lock(&a->split_mu);
 		pthread_cond_broadcast(&a->split_cv);
 		pthread_mutex_unlock(&a->split_mu);
+		pthread_mutex_lock(&a->del_mu);
+		pthread_cond_broadcast(&a->del_cv);
+		pthread_mutex_unlock(&a->del_mu);
+		/* a deletion in progress is not waited for: its batches are
+		 * committed, the rest resumes at the next start */
 		for (int i = 0; i < a->npool; i++)
 			join_until(a->pool[i], &deadline, "a query thread");
 		/* a split in progress is not waited for: it resumes from its

@@ -46,6 +46,7 @@ typedef struct {
 	int64_t max_rows;           /* rows of one list (1,000,000); as many empty or blank lines again */
 	int64_t max_decompressed;   /* bytes of one list once decompressed (256 MiB) */
 	int max_uploads;            /* uploads being ingested at once (4) */
+	int max_uploads_per_tenant; /* of those, one tenant's at most (2; 0: max_uploads / 2, at least 1) */
 	int db_threads;             /* query threads (2) */
 	int timeout_s;              /* idle timeout per connection: nothing read or written (30) */
 	int request_timeout_s;      /* deadline of one request, first byte to the end of its answer (900; 0: none) */

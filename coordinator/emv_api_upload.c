@@ -65,6 +65,7 @@ struct upload {
 	pthread_t th;
 	int started;                    /* an ingest thread was started (once) */
 	int running;                    /* it runs (counted in a->uploads) */
+	int slot;                       /* its ingest slot (api_upload_slot_take) */
 	int wait_pipe;                  /* the connection is suspended for the pipe */
 	int reader_gone;                /* the ingest stopped reading: the rest is dropped */
 	int req_over;                   /* MHD is finished with the request */
@@ -354,7 +355,7 @@ static void upload_done(struct task *t)
 	pthread_join(u->th, NULL);
 	u->running = 0;
 	u->reader_gone = 1;
-	a->uploads--;
+	api_upload_slot_give(a, u->slot);
 	stop_feeding(u);
 	pthread_mutex_lock(&u->mu);
 	cut = u->aborted || !u->complete;
@@ -413,13 +414,19 @@ static int start_ingest(struct upload *u)
 {
 	struct api *a = u->t->api;
 	int fds[2];
-	if (a->uploads >= a->p.max_uploads) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "%d uploads are being ingested; try again shortly", a->uploads);
+	int why;
+	if ((u->slot = api_upload_slot_take(a, u->t->tenant, &why)) < 0) {
+		char msg[160];
+		if (why == 0)
+			snprintf(msg, sizeof msg, "%d uploads are being ingested; try again shortly", a->uploads);
+		else
+			snprintf(msg, sizeof msg, "this tenant's share of the ingest slots (--max-uploads-per-tenant) is "
+						  "taken by its other uploads; try again shortly");
 		upload_fail(u, 503, "busy", msg);
 		return -1;
 	}
 	if (pipe2(fds, O_CLOEXEC) != 0) {
+		api_upload_slot_give(a, u->slot);
 		upload_fail(u, 503, "busy", "no pipe for the upload");
 		return -1;
 	}
@@ -431,11 +438,11 @@ static int start_ingest(struct upload *u)
 	if (pthread_create(&u->th, NULL, ingest_main, u) != 0) {
 		close(u->rfd);
 		u->rfd = -1;
+		api_upload_slot_give(a, u->slot);
 		upload_fail(u, 503, "busy", "no thread for the upload");
 		return -1;
 	}
 	u->started = u->running = 1;
-	a->uploads++;
 	return 0;
 }
 

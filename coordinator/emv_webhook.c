@@ -184,7 +184,7 @@ static const char enqueue_sql[] =
 	"         WHEN $1::int > 0 THEN (floor(100.0 * n_final / greatest(n_unusable + addresses_total, 1) / $1::int)"
 	"              * $1::int)::int"
 	"         ELSE 0 END AS pct"
-	"  FROM jobs WHERE callback_url IS NOT NULL AND notified_percent < 100 AND state <> 'ingesting'"
+	"  FROM jobs WHERE callback_url IS NOT NULL AND notified_percent < 100 AND state NOT IN ('ingesting', 'deleting')"
 	"  FOR UPDATE SKIP LOCKED),"
 	" due AS ("
 	"  SELECT *, CASE WHEN state IN ('done', 'failed', 'cancelled') THEN 'job.completed' ELSE 'job.progress' END AS ev"

@@ -36,7 +36,8 @@
 #define TLS_WRONG  18111   /* the test CA's, for another name (wrong.example) */
 #define TLS_OTHER  18112   /* for 127.0.0.1, from a CA the server does not know */
 #define TLS_DIR    RUN "/tls"
-#define PORT_AF    18083
+#define PORT_AF    18083   /* a server of the auth-failure test: no --webhook-allow-private, one query thread */
+#define PORT_FAIR  18084   /* the fairness test's server: --max-uploads 4, --db-threads 2 */
 #define DEADLINE_S "15"   /* --request-timeout of the second server */
 #define SECRET     "s3cr3t-for-tests"
 #define RUN        EMV_CLUSTER_RUN "/api-run"
@@ -2303,6 +2304,177 @@ static void do_test_webhook_https(void **state)
 	}
 }
 
+/*
+ * Fairness between tenants (server: --max-uploads 4 --db-threads 2, so 2
+ * ingest slots and 1 query thread at most per tenant).  "flood" holds two
+ * uploads open (each past 64 KiB: a slot each) and its third is 503 busy,
+ * while "calm" still uploads; flood's DELETEs wait on a locked row (the
+ * test holds it for 6 s, as a long delete would) while calm's GET
+ * /v1/jobs stays fast; a job of 12,000 rows is deleted in the background
+ * (202 deleting, then gone) in batches.
+ */
+static void write_rows(const char *path, const char *prefix, int n)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("email\n", f);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s%06d@nullmx.api.test\n", prefix, i);
+	fclose(f);
+}
+
+static int post_list(int port, const char *tok, const char *file, char **body)
+{
+	char url[128], data[300];
+	const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", port);
+	snprintf(data, sizeof data, "@%s", file);
+	return http("POST", url, tok, ex, body);
+}
+
+static void do_test_fairness(void **state)
+{
+	char listen[32], flood[128], calm[128], url[200], *body, id[64], big[64];
+	const char *flist = RUN "/flood.csv", *clist = RUN "/calm.csv";
+	int held[2];
+	pid_t dels[4];
+	uint64_t worst = 0, sum = 0;
+	PGconn *lock;
+	PGresult *r;
+
+	token(db_rl_url, "flood", flood, sizeof flood);
+	token(db_rl_url, "calm", calm, sizeof calm);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_FAIR);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-fair", "--no-sink", "--rate-limit", "0",
+				       "--max-uploads", "4", "--db-threads", "2", "-v", NULL };
+		extra_pid = start_server(argv, RUN "/ready-fair", RUN "/server-fair.log", NULL, 0);
+	}
+	write_rows(flist, "f", 12000); /* ~280 KB: past the 64 KiB that takes a slot */
+	write_rows(clist, "c", 12000);
+
+	/* 1. ingest slots: flood's two open uploads take its share */
+	for (int i = 0; i < 2; i++) {
+		char head[512], *list;
+		size_t len;
+		held[i] = connect_port(PORT_FAIR);
+		snprintf(head, sizeof head, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+					    "Content-Type: text/csv\r\nContent-Length: 10000000\r\n\r\n", flood);
+		assert_true(write(held[i], head, strlen(head)) == (ssize_t)strlen(head));
+		list = slurp(flist, &len);
+		assert_true(write(held[i], list, 100000) == 100000); /* and then nothing more */
+		free(list);
+	}
+	sleep(2);
+	assert_int_equal(post_list(PORT_FAIR, flood, flist, &body), 503);
+	assert_error(body, "busy");
+	assert_non_null(strstr(body, "per-tenant"));
+	free(body);
+	assert_int_equal(post_list(PORT_FAIR, calm, clist, &body), 201);
+	free(body);
+	for (int i = 0; i < 2; i++)
+		close(held[i]); /* rolled back; their slots come back once the ingests end */
+
+	/* 2. query threads: flood's DELETEs block on a row lock */
+	write_file(RUN "/flood-small.csv", "email\nsmall@nullmx.api.test\n");
+	for (int i = 0;; i++) {
+		int st = post_list(PORT_FAIR, flood, RUN "/flood-small.csv", &body);
+		if (st == 201)
+			break;
+		if (st != 503 || i == 50)
+			fail_msg("flood's small upload: %d %s", st, body);
+		free(body);
+		usleep(200000);
+	}
+	job_id_of(body, id, sizeof id);
+	free(body);
+	lock = PQconnectdb(db_rl_url);
+	PQclear(PQexec(lock, "BEGIN"));
+	{
+		const char *v[1] = { id };
+		r = PQexecParams(lock, "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", 1, NULL, v, NULL, NULL, 0);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		PQclear(r);
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s", PORT_FAIR, id);
+	for (int i = 0; i < 4; i++) {
+		char auth[200];
+		const char *argv[] = { "/usr/bin/curl", "-sS", "-m", "60", "-o", "/dev/null", "-X", "DELETE", "-H", auth,
+				       url, NULL };
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", flood);
+		dels[i] = spawn_logged(argv, RUN "/flood-delete.log");
+	}
+	usleep(700000); /* flood's DELETEs are queued or waiting on the lock */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_FAIR);
+	for (int i = 0; i < 5; i++) {
+		uint64_t t0 = now_ms(), dt;
+		assert_int_equal(http("GET", url, calm, NULL, &body), 200);
+		free(body);
+		dt = now_ms() - t0;
+		sum += dt;
+		if (dt > worst)
+			worst = dt;
+	}
+	sleep(3);
+	PQclear(PQexec(lock, "COMMIT"));
+	PQfinish(lock);
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(dels[i], &st, 0);
+	}
+	print_message("fairness: while flood's 4 DELETEs waited on a row lock for ~4 s, calm's GET /v1/jobs took "
+		      "%llu ms on average, %llu ms at worst\n", (unsigned long long)(sum / 5), (unsigned long long)worst);
+	if (worst > 1500)
+		fail_msg("another tenant's GET /v1/jobs took %llu ms while one tenant's DELETEs were stuck",
+			 (unsigned long long)worst);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE id = '%s'", id), 0);
+
+	/* 3. a large job is deleted in the background, in batches */
+	assert_int_equal(post_list(PORT_FAIR, flood, flist, &body), 201);
+	job_id_of(body, big, sizeof big);
+	free(body);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s", PORT_FAIR, big);
+	{
+		uint64_t t0 = now_ms();
+		json_t *j;
+		assert_int_equal(http("DELETE", url, flood, NULL, &body), 202);
+		j = parse(body);
+		assert_string_equal(json_string_value(json_object_get(j, "state")), "deleting");
+		assert_int_equal(json_integer_value(json_object_get(j, "rows")), 12000);
+		json_decref(j);
+		free(body);
+		for (;;) {
+			int st = http("GET", url, flood, NULL, &body);
+			if (st == 404) {
+				free(body);
+				break;
+			}
+			assert_int_equal(st, 200);
+			j = parse(body);
+			assert_string_equal(json_string_value(json_object_get(j, "state")), "deleting");
+			json_decref(j);
+			free(body);
+			if (now_ms() - t0 > 60000)
+				fail_msg("the large job is still there after 60 s");
+			usleep(100000);
+		}
+		print_message("fairness: a job of 12,000 rows: DELETE 202 at once, gone after %llu ms\n",
+			      (unsigned long long)(now_ms() - t0));
+	}
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM addresses WHERE job_id = '%s'", big), 0);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM results WHERE job_id = '%s'", big), 0);
+	stop_child(&extra_pid);
+	body = slurp(RUN "/server-fair.log", NULL);
+	{
+		char want[128];
+		snprintf(want, sizeof want, "job %s deleted in 3 transactions", big);
+		if (!strstr(body, want))
+			fail_msg("the server log does not say '%s'", want);
+	}
+	free(body);
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -2381,6 +2553,7 @@ int main(void)
 		cmocka_unit_test(do_test_callback_ipv6),
 		cmocka_unit_test(do_test_stale_connection),
 		cmocka_unit_test(do_test_webhook_https),
+		cmocka_unit_test(do_test_fairness),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};
