@@ -885,6 +885,16 @@ int api_upload_slot_take(struct api *a, const char *tenant, int *why)
 	return free_slot;
 }
 
+int api_upload_slots_full(struct api *a, const char *tenant)
+{
+	int mine = 0;
+	if (a->uploads >= a->p.max_uploads)
+		return 1;
+	for (int i = 0; a->upload_tenant && i < a->p.max_uploads; i++)
+		mine += a->upload_tenant[i][0] && strcmp(a->upload_tenant[i], tenant) == 0;
+	return mine >= per_tenant_uploads(a) ? 2 : 0;
+}
+
 void api_upload_slot_give(struct api *a, int slot)
 {
 	if (slot < 0 || !a->upload_tenant || slot >= a->p.max_uploads)

@@ -229,6 +229,9 @@ void api_count_status(struct api *a, int status);
  * whose: 0 every slot, 1 the tenant's share). */
 int api_upload_slot_take(struct api *a, const char *tenant, int *why);
 void api_upload_slot_give(struct api *a, int slot);
+/* Would api_upload_slot_take refuse now?  0 no, 1 every slot is taken,
+ * 2 the tenant's share is. */
+int api_upload_slots_full(struct api *a, const char *tenant);
 
 /* ---- emv_api_upload.c ---- */
 void api_upload_start(struct api *a, struct api_req *r, const unsigned char token_hash[32]);

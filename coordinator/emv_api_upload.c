@@ -734,9 +734,15 @@ static void upload_authed(struct task *t)
 		 * may still find one free at its end) */
 		const char *clen = api_req_header(r, "Content-Length");
 		struct api *a = t->api;
-		if (a->uploads >= a->p.max_uploads && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
+		int full = api_upload_slots_full(a, t->tenant);
+		if (full && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
 			api_req_add_header(r, "Retry-After", "5");
-			api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+			if (full == 1)
+				api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+			else
+				api_reply_error(r, 503, "busy", "this tenant's share of the ingest slots "
+								"(--max-uploads-per-tenant) is taken by its other uploads; "
+								"try again shortly");
 			api_task_free(t);
 			return;
 		}
