@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include "emv_api.h"
@@ -102,6 +103,7 @@ static void serve_usage(FILE *f)
 		"                          (default %lld)\n"
 		"  --max-decompressed BYTES  bytes of one list once decompressed (default %lld)\n"
 		"  --max-uploads N         uploads ingested at once (default %d)\n"
+		"  --max-uploads-per-tenant N  of those, one tenant's at most (default: half, at least 1)\n"
 		"  --db-threads N          query threads (default %d)\n"
 		"  --timeout S             idle connection timeout: nothing read or written (default %d)\n"
 		"  --request-timeout S     deadline of one request, from its first byte (headers too)\n"
@@ -111,12 +113,18 @@ static void serve_usage(FILE *f)
 		"  --connection-memory B   bytes per connection for headers and buffers (default %lld)\n"
 		"  --rate-limit N          requests per second per token, 0 = none (default %d)\n"
 		"  --rate-burst N          bucket size (default %d)\n"
+		"  --auth-fail-limit N     failed authentications (a token presented and refused) per\n"
+		"                          client address per window; past it 429, 0 = none (default %d)\n"
+		"  --auth-fail-window S    that window in seconds (default %d)\n"
 		"  --batch-max N           addresses per Kafka batch (default %d)\n"
 		"  --webhook-progress PCT  progress webhook every PCT percent, 0 = none (default %d)\n"
 		"  --webhook-attempts N    attempts per webhook (default %d)\n"
 		"  --webhook-backoff MS    first retry delay, doubled each time (default %d)\n"
 		"  --webhook-timeout S     per attempt (default %d)\n"
 		"  --webhook-allow-private allow callbacks to loopback/private addresses\n"
+		"  --webhook-allow-http    allow plain http:// callbacks (default: https:// only)\n"
+		"  --webhook-ca FILE       CA certificates (PEM) that https:// callbacks are verified\n"
+		"                          against (default: the system's store)\n"
 		"  --no-sink               do not store results (nor route between regions) in this process\n"
 		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
 		"  --data-dir DIR          lists (default: $EMAILVERIFY_DATA, else share/emailverify\n"
@@ -126,7 +134,7 @@ static void serve_usage(FILE *f)
 		"  -v, --verbose           log more (repeat for more)\n",
 		(long long)d.max_upload, (long long)d.max_rows, (long long)d.max_decompressed, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
 		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
-		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
+		d.auth_fail_limit, d.auth_fail_window_s, d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
 }
 
 /* A whole decimal number in [lo, hi], or -1 with a message. */
@@ -174,6 +182,11 @@ static int cmd_serve(int argc, char **argv)
 		{ "shutdown-timeout", required_argument, NULL, 22 },
 		{ "max-rows", required_argument, NULL, 20 },
 		{ "max-decompressed", required_argument, NULL, 21 },
+		{ "auth-fail-limit", required_argument, NULL, 23 },
+		{ "webhook-allow-http", no_argument, NULL, 25 },
+		{ "max-uploads-per-tenant", required_argument, NULL, 27 },
+		{ "webhook-ca", required_argument, NULL, 26 },
+		{ "auth-fail-window", required_argument, NULL, 24 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -220,6 +233,17 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
 		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
+		case 25: p.webhook_allow_http = 1; break;
+		case 27: if (num_arg("--max-uploads-per-tenant", optarg, 1, 1000, &v)) return 2; p.max_uploads_per_tenant = (int)v; break;
+		case 26:
+			if (access(optarg, R_OK) != 0) {
+				fprintf(stderr, "emailverify-coordinator serve: --webhook-ca %s: %s\n", optarg, strerror(errno));
+				return 2;
+			}
+			p.webhook_ca = optarg;
+			break;
+		case 23: if (num_arg("--auth-fail-limit", optarg, 0, 1000000, &v)) return 2; p.auth_fail_limit = (int)v; break;
+		case 24: if (num_arg("--auth-fail-window", optarg, 1, 86400, &v)) return 2; p.auth_fail_window_s = (int)v; break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;

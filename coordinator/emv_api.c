@@ -51,6 +51,7 @@ void emv_api_params_default(emv_api_params *p)
 	p->max_rows = 1000000;
 	p->max_decompressed = 256 * 1024 * 1024;
 	p->max_uploads = 4;
+	p->max_uploads_per_tenant = 0; /* max_uploads / 2 */
 	p->db_threads = 2;
 	p->timeout_s = 30;
 	p->request_timeout_s = 900;
@@ -59,6 +60,8 @@ void emv_api_params_default(emv_api_params *p)
 	p->connection_memory = 128 * 1024;
 	p->rate_limit = 20;
 	p->rate_burst = 40;
+	p->auth_fail_limit = 20;
+	p->auth_fail_window_s = 60;
 	p->batch_max = 500;
 	p->webhook_progress = 25;
 	p->webhook_attempts = 6;
@@ -163,6 +166,8 @@ void api_req_resume(struct api_req *r)
 	api_mhd_kick(r->a);
 }
 
+static void auth_failed(struct api *a, const struct api_req *r);
+
 void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response *resp)
 {
 	if (!r->conn || r->answered || r->reply) {
@@ -175,6 +180,8 @@ void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response 
 	r->reply = resp;
 	r->reply_status = status;
 	api_count_status(r->a, (int)status);
+	if (status == 401 && r->token_given)
+		auth_failed(r->a, r);
 	api_req_resume(r); /* the call that follows queues it */
 }
 
@@ -275,22 +282,116 @@ void api_task_free(struct task *t)
 	free(t);
 }
 
+/*
+ * Tenants take turns in the pool.  Before a token's first answer its
+ * tenant is unknown: its lane is the token's own; after, every token of a
+ * tenant shares the tenant's lane (a loop-only cache of token hash ->
+ * tenant, filled from answered tasks).  The pool serves the lanes round
+ * robin, one task per turn, and with more than one query thread a lane
+ * holds at most db_threads - 1 of them: one tenant's slow queries can
+ * never take every thread from the others.
+ */
+struct tenant_cache {
+	unsigned char hash[32];
+	char tenant[EMV_TENANT_MAX + 1];
+};
+
+#define TENANT_CACHE 1024
+
+static struct tenant_cache *tenant_slot(struct api *a, const unsigned char hash[32])
+{
+	uint64_t h;
+	memcpy(&h, hash, sizeof h);
+	return a->tenants ? &a->tenants[h % TENANT_CACHE] : NULL;
+}
+
+static void lane_key(struct api *a, const struct task *t, char *key, size_t keylen)
+{
+	static const unsigned char zero[32];
+	struct tenant_cache *c;
+	if (memcmp(t->token_hash, zero, 32) == 0) {
+		key[0] = '\0';
+		return;
+	}
+	c = tenant_slot(a, t->token_hash);
+	if (c && c->tenant[0] && memcmp(c->hash, t->token_hash, 32) == 0) {
+		snprintf(key, keylen, "t:%s", c->tenant);
+		return;
+	}
+	snprintf(key, keylen, "h:");
+	for (int i = 0; i < 16; i++)
+		snprintf(key + 2 + 2 * i, keylen - 2 - 2 * (size_t)i, "%02x", t->token_hash[i]);
+}
+
 void api_task_submit(struct task *t)
 {
 	struct api *a = t->api;
+	struct lane *l, **lp;
+	char key[80];
+	lane_key(a, t, key, sizeof key);
 	if (t->req) {
 		t->req->busy++;
 		t->pooled = 1;
 	}
 	pthread_mutex_lock(&a->mu);
+	for (lp = &a->lanes; *lp && strcmp((*lp)->key, key) != 0; lp = &(*lp)->next)
+		;
+	if (!(l = *lp)) {
+		l = emv_xcalloc(1, sizeof *l);
+		emv_strlcpy(l->key, key, sizeof l->key);
+		*lp = l; /* a new lane at the end of the turn */
+	}
 	t->next = NULL;
-	if (a->qtail)
-		a->qtail->next = t;
+	t->lane = l;
+	if (l->tail)
+		l->tail->next = t;
 	else
-		a->qhead = t;
-	a->qtail = t;
+		l->head = t;
+	l->tail = t;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
+}
+
+struct task *api_queue_pop(struct api *a)
+{
+	int cap = a->npool > 1 ? a->npool - 1 : 1;
+	struct lane **lp, *l;
+	struct task *t;
+	for (lp = &a->lanes; *lp; lp = &(*lp)->next)
+		if ((*lp)->head && (*lp)->running < cap)
+			break;
+	if (!(l = *lp))
+		return NULL;
+	t = l->head;
+	l->head = t->next;
+	if (!l->head)
+		l->tail = NULL;
+	t->next = NULL;
+	l->running++;
+	/* its turn is over: to the end of the line */
+	*lp = l->next;
+	l->next = NULL;
+	for (lp = &a->lanes; *lp; lp = &(*lp)->next)
+		;
+	*lp = l;
+	return t;
+}
+
+void api_queue_finished(struct api *a, struct task *t)
+{
+	struct lane *l = t->lane, **lp;
+	t->lane = NULL;
+	if (!l)
+		return;
+	l->running--;
+	if (l->running > 0 || l->head)
+		return;
+	for (lp = &a->lanes; *lp; lp = &(*lp)->next)
+		if (*lp == l) {
+			*lp = l->next;
+			break;
+		}
+	free(l);
 }
 
 PGconn *api_db_connect(struct api *a, char *err, size_t errlen)
@@ -312,18 +413,14 @@ static void *pool_main(void *arg)
 	char err[512];
 
 	for (;;) {
-		struct task *t;
+		struct task *t = NULL;
 		pthread_mutex_lock(&a->mu);
-		while (!a->qhead && !a->stopping)
+		while (!a->stopping && !(t = api_queue_pop(a)))
 			pthread_cond_wait(&a->cv, &a->mu);
 		if (a->stopping) {
 			pthread_mutex_unlock(&a->mu);
 			break;
 		}
-		t = a->qhead;
-		a->qhead = t->next;
-		if (!a->qhead)
-			a->qtail = NULL;
 		pthread_mutex_unlock(&a->mu);
 
 		if (c && PQstatus(c) != CONNECTION_OK) {
@@ -335,7 +432,32 @@ static void *pool_main(void *arg)
 			api_task_error(t, 503, "database_unavailable", "the database is not reachable");
 		} else {
 			t->work(t, c);
+			/* A connection that broke under the task (PostgreSQL restarted,
+			 * the backend terminated) is not the request's fault: once,
+			 * on a fresh connection, the task runs again.  What failed
+			 * on a broken connection was not committed. */
+			if (t->code[0] && PQstatus(c) != CONNECTION_OK) {
+				PQfinish(c);
+				c = NULL;
+				emv_log(EMV_LOG_INFO, "api", "the database connection broke; reconnecting and trying again");
+				if ((c = api_db_connect(a, err, sizeof err))) {
+					t->status = 0;
+					t->code[0] = t->message[0] = '\0';
+					if (t->json) {
+						json_decref(t->json);
+						t->json = NULL;
+					}
+					t->work(t, c);
+				} else {
+					emv_log(EMV_LOG_WARN, "api", "%s", err);
+				}
+			}
 		}
+		pthread_mutex_lock(&a->mu);
+		api_queue_finished(a, t);
+		/* a lane at its cap may run again: wake a thread for it */
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
 		api_task_post(t);
 	}
 	PQfinish(c);
@@ -369,6 +491,13 @@ static void on_tasks_done(evutil_socket_t fd, short what, void *arg)
 		if (t->pooled) {
 			t->pooled = 0;
 			t->req->busy--;
+		}
+		if (t->tenant[0]) {
+			struct tenant_cache *c = tenant_slot(a, t->token_hash);
+			if (c) {
+				memcpy(c->hash, t->token_hash, 32);
+				emv_strlcpy(c->tenant, t->tenant, sizeof c->tenant);
+			}
 		}
 		t->done(t); /* frees t or hands it on */
 		t = next;
@@ -449,6 +578,78 @@ static int rate_check(struct api *a, const unsigned char key[32])
 		return 0;
 	}
 	return (int)ceil((1 - b->tokens) / a->p.rate_limit);
+}
+
+/*
+ * Failed authentications per client address: every refused token costs a
+ * database lookup, so an address that presents more than auth_fail_limit
+ * refused tokens within auth_fail_window_s gets 429 for any token (good
+ * ones too: the lookup is what is being spared) until its window ends.
+ * A fixed window per address in a fixed table (the least recently started
+ * window in a full probe run is evicted); loop only.
+ */
+struct auth_fail {
+	unsigned char addr[16];
+	int len;
+	int count;
+	uint64_t start_ms;
+};
+
+#define AUTH_TABLE 4096
+#define AUTH_PROBE 16
+
+static struct auth_fail *auth_slot(struct api *a, const struct api_req *r, int add)
+{
+	uint64_t h = 1469598103934665603ull;
+	struct auth_fail *oldest = NULL;
+	if (a->p.auth_fail_limit <= 0 || r->peer_len == 0 || !a->auth_fails)
+		return NULL;
+	for (int i = 0; i < r->peer_len; i++)
+		h = (h ^ r->peer[i]) * 1099511628211ull;
+	for (int i = 0; i < AUTH_PROBE; i++) {
+		struct auth_fail *x = &a->auth_fails[(h + (uint64_t)i) % AUTH_TABLE];
+		if (x->len == r->peer_len && memcmp(x->addr, r->peer, (size_t)x->len) == 0)
+			return x;
+		if (!x->len) {
+			oldest = x;
+			break;
+		}
+		if (!oldest || x->start_ms < oldest->start_ms)
+			oldest = x;
+	}
+	if (!add)
+		return NULL;
+	memset(oldest, 0, sizeof *oldest);
+	memcpy(oldest->addr, r->peer, (size_t)r->peer_len);
+	oldest->len = r->peer_len;
+	oldest->start_ms = emv_now_ms();
+	return oldest;
+}
+
+static void auth_failed(struct api *a, const struct api_req *r)
+{
+	struct auth_fail *f = auth_slot(a, r, 1);
+	uint64_t now = emv_now_ms();
+	if (!f)
+		return;
+	if (now - f->start_ms >= (uint64_t)a->p.auth_fail_window_s * 1000) {
+		f->start_ms = now;
+		f->count = 0;
+	}
+	f->count++;
+}
+
+/* 0 when this address may try a token, else the seconds to wait. */
+static int auth_wait(struct api *a, const struct api_req *r)
+{
+	struct auth_fail *f = auth_slot(a, r, 0);
+	uint64_t now = emv_now_ms(), end;
+	if (!f || f->count < a->p.auth_fail_limit)
+		return 0;
+	end = f->start_ms + (uint64_t)a->p.auth_fail_window_s * 1000;
+	if (now >= end)
+		return 0;
+	return (int)((end - now + 999) / 1000);
 }
 
 /* ------------------------------------------------------------------- jobs */
@@ -653,10 +854,129 @@ static void work_job_list(struct task *t, PGconn *c)
 	t->status = 200;
 }
 
-/* Cancel and delete: the job's rows go (addresses, results; webhook
- * deliveries cascade) in one transaction; a split in progress finds nothing
- * more to read, and results still on their way are dropped by the sink (no
- * address). */
+/* ------------------------------------------------------ uploads per tenant */
+
+static int per_tenant_uploads(const struct api *a)
+{
+	if (a->p.max_uploads_per_tenant > 0)
+		return a->p.max_uploads_per_tenant;
+	return a->p.max_uploads / 2 > 0 ? a->p.max_uploads / 2 : 1;
+}
+
+int api_upload_slot_take(struct api *a, const char *tenant, int *why)
+{
+	int mine = 0, free_slot = -1;
+	if (!a->upload_tenant)
+		a->upload_tenant = emv_xcalloc((size_t)a->p.max_uploads, sizeof *a->upload_tenant);
+	for (int i = 0; i < a->p.max_uploads; i++) {
+		if (!a->upload_tenant[i][0]) {
+			if (free_slot < 0)
+				free_slot = i;
+		} else if (strcmp(a->upload_tenant[i], tenant) == 0) {
+			mine++;
+		}
+	}
+	if (free_slot < 0 || mine >= per_tenant_uploads(a)) {
+		*why = free_slot < 0 ? 0 : 1;
+		return -1;
+	}
+	emv_strlcpy(a->upload_tenant[free_slot], tenant[0] ? tenant : "?", sizeof a->upload_tenant[0]);
+	a->uploads++;
+	return free_slot;
+}
+
+int api_upload_slots_full(struct api *a, const char *tenant)
+{
+	int mine = 0;
+	if (a->uploads >= a->p.max_uploads)
+		return 1;
+	for (int i = 0; a->upload_tenant && i < a->p.max_uploads; i++)
+		mine += a->upload_tenant[i][0] && strcmp(a->upload_tenant[i], tenant) == 0;
+	return mine >= per_tenant_uploads(a) ? 2 : 0;
+}
+
+void api_upload_slot_give(struct api *a, int slot)
+{
+	if (slot < 0 || !a->upload_tenant || slot >= a->p.max_uploads)
+		return;
+	a->upload_tenant[slot][0] = '\0';
+	a->uploads--;
+}
+
+/* ----------------------------------------------------- background deletes */
+
+static void delete_enqueue(struct api *a, const char *job)
+{
+	struct split_item *it = emv_xcalloc(1, sizeof *it);
+	emv_strlcpy(it->job, job, sizeof it->job);
+	pthread_mutex_lock(&a->del_mu);
+	if (a->deltail)
+		a->deltail->next = it;
+	else
+		a->delhead = it;
+	a->deltail = it;
+	pthread_cond_signal(&a->del_cv);
+	pthread_mutex_unlock(&a->del_mu);
+}
+
+/* Large jobs marked 'deleting' go here, one at a time, one batch of
+ * EMV_DB_DELETE_BATCH rows per transaction: nobody waits on one long
+ * transaction (locks, WAL, a query thread) for a million rows.  A stop
+ * leaves the rest to the next start (resume_deletes). */
+static void *delete_main(void *arg)
+{
+	struct api *a = arg;
+	PGconn *c = NULL;
+	char err[512];
+	for (;;) {
+		struct split_item *it;
+		int finished = 0, batches = 0;
+		uint64_t t0;
+		pthread_mutex_lock(&a->del_mu);
+		while (!a->delhead && !a->stopping)
+			pthread_cond_wait(&a->del_cv, &a->del_mu);
+		if (a->stopping) {
+			pthread_mutex_unlock(&a->del_mu);
+			break;
+		}
+		it = a->delhead;
+		a->delhead = it->next;
+		if (!a->delhead)
+			a->deltail = NULL;
+		pthread_mutex_unlock(&a->del_mu);
+		t0 = emv_now_ms();
+		while (!finished && !a->stopping) {
+			if (c && PQstatus(c) != CONNECTION_OK) {
+				PQfinish(c);
+				c = NULL;
+			}
+			if (!c && !(c = api_db_connect(a, err, sizeof err))) {
+				emv_log(EMV_LOG_WARN, "delete", "%s", err);
+				sleep(2);
+				continue;
+			}
+			if (emv_db_delete_job_step(c, it->job, &finished, err, sizeof err) != EMV_OK) {
+				emv_log(EMV_LOG_WARN, "delete", "%s (tried again)", err);
+				sleep(1);
+				continue;
+			}
+			batches++;
+		}
+		if (finished)
+			emv_log(EMV_LOG_INFO, "delete", "job %s deleted in %d transactions in %.1f s", it->job, batches,
+				(double)(emv_now_ms() - t0) / 1000);
+		free(it);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* Cancel and delete.  A small job's rows go (addresses, results; webhook
+ * deliveries cascade) in one transaction: 200.  A job of more than
+ * EMV_DB_DELETE_BATCH rows is marked 'deleting' and answered 202 at once;
+ * the delete thread removes it batch by batch.  Either way a split in
+ * progress finds nothing more to read, and results still on their way are
+ * dropped by the sink (no address). */
 static void work_job_delete(struct task *t, PGconn *c)
 {
 	char err[512];
@@ -664,6 +984,30 @@ static void work_job_delete(struct task *t, PGconn *c)
 	int found = 0;
 	if (!api_authenticate(t, c))
 		return;
+	{
+		const char *v[3] = { t->id, t->tenant, NULL };
+		char lim[16];
+		PGresult *r;
+		snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
+		v[2] = lim;
+		r = PQexecParams(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
+				    "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
+				 3, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			db_fail(t, r, "deleting the job");
+			PQclear(r);
+			return;
+		}
+		if (PQntuples(r) == 1) {
+			t->json = json_pack("{s:s,s:s,s:I}", "id", t->id, "state", "deleting", "rows",
+					    (json_int_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+			t->status = 202;
+			t->ctx = t; /* done(): to the delete thread */
+			PQclear(r);
+			return;
+		}
+		PQclear(r);
+	}
 	if (emv_db_delete_job(c, t->id, t->tenant, &found, &rows, err, sizeof err) != EMV_OK) {
 		/* PostgreSQL's words (SQL, context) are for the log, not the client */
 		emv_log(EMV_LOG_WARN, "api", "deleting job %s: %s", t->id, err);
@@ -676,6 +1020,14 @@ static void work_job_delete(struct task *t, PGconn *c)
 	}
 	t->json = json_pack("{s:s,s:b,s:I}", "id", t->id, "deleted", 1, "rows", (json_int_t)rows);
 	t->status = 200;
+}
+
+static void done_job_delete(struct task *t)
+{
+	if (t->status == 202 && t->ctx == t)
+		delete_enqueue(t->api, t->id);
+	t->ctx = NULL;
+	task_done_reply(t);
 }
 
 /* ------------------------------------------------- health, readiness, metrics */
@@ -706,7 +1058,7 @@ static void work_ready(struct task *t, PGconn *c)
 static int64_t group_lag(struct api *a, const char *group, const char *topic)
 {
 	char errstr[256];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *l;
 	int64_t lag = 0;
@@ -876,6 +1228,7 @@ static int bearer(struct api_req *r, unsigned char hash[32])
 	h += 7;
 	while (*h == ' ')
 		h++;
+	r->token_given = 1;
 	n = strlen(h);
 	while (n && h[n - 1] == ' ')
 		n--;
@@ -896,7 +1249,7 @@ static void submit(struct api *a, struct api_req *r, const unsigned char *hash, 
 	if (id)
 		emv_strlcpy(t->id, id, sizeof t->id);
 	t->work = work;
-	t->done = task_done_reply;
+	t->done = work == work_job_delete ? done_job_delete : task_done_reply;
 	api_task_submit(t);
 }
 
@@ -1047,6 +1400,19 @@ void api_route(struct api *a, struct api_req *r, const char *path)
 	}
 	if (!bearer(r, hash))
 		return;
+	{
+		int wait = auth_wait(a, r);
+		if (wait > 0) {
+			char s[16];
+			snprintf(s, sizeof s, "%d", wait);
+			api_req_add_header(r, "Retry-After", s);
+			r->token_given = 0; /* not a guess of its own: does not extend the window */
+			api_reply_error(r, 429, "rate_limited",
+					"more than %d failed authentications from this address in %d s; try again later",
+					a->p.auth_fail_limit, a->p.auth_fail_window_s);
+			return;
+		}
+	}
 	{
 		int wait = rate_check(a, hash);
 		if (wait > 0) {
@@ -1226,6 +1592,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			if (ci && ci->socket_context) {
 				r->cn = ci->socket_context;
 				r->cn->cur = r; /* the connection's deadline is the request's */
+			}
+		}
+		{
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+			const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+			if (sa && sa->sa_family == AF_INET) {
+				memcpy(r->peer, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+				r->peer_len = 4;
+			} else if (sa && sa->sa_family == AF_INET6) {
+				memcpy(r->peer, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+				r->peer_len = 16;
 			}
 		}
 		{
@@ -1566,6 +1943,13 @@ static void resume_splits(struct api *a, PGconn *c)
 		api_split_enqueue(a, PQgetvalue(r, i, 0));
 	}
 	PQclear(r);
+	/* and deletions an earlier coordinator did not finish */
+	r = PQexec(c, "SELECT id FROM jobs WHERE state = 'deleting' ORDER BY created_at");
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+		emv_log(EMV_LOG_INFO, "delete", "resuming the deletion of job %s", PQgetvalue(r, i, 0));
+		delete_enqueue(a, PQgetvalue(r, i, 0));
+	}
+	PQclear(r);
 }
 
 /* ------------------------------------------------------------------ serve */
@@ -1610,7 +1994,7 @@ static int write_ready_file(const char *path, const char *listen, const char *br
 static rd_kafka_t *probe_handle(const char *brokers)
 {
 	char errstr[256];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	rd_kafka_t *rk;
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
@@ -1689,17 +2073,23 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 
 	a->buckets = emv_xcalloc(RATE_TABLE, sizeof *a->buckets);
 	a->nbuckets = RATE_TABLE;
+	a->auth_fails = emv_xcalloc(AUTH_TABLE, sizeof *a->auth_fails);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	pthread_mutex_init(&a->done_mu, NULL);
 	pthread_mutex_init(&a->split_mu, NULL);
 	pthread_cond_init(&a->split_cv, NULL);
+	pthread_mutex_init(&a->del_mu, NULL);
+	pthread_cond_init(&a->del_cv, NULL);
+	a->tenants = emv_xcalloc(TENANT_CACHE, sizeof *a->tenants);
+	a->upload_tenant = emv_xcalloc((size_t)a->p.max_uploads, sizeof *a->upload_tenant);
 	a->done_ev = event_new(a->base, -1, EV_PERSIST, on_tasks_done, a);
 	a->npool = p->db_threads > 0 ? p->db_threads : 1;
 	a->pool = emv_xcalloc((size_t)a->npool, sizeof *a->pool);
 	for (int i = 0; i < a->npool; i++)
 		pthread_create(&a->pool[i], NULL, pool_main, a);
 	pthread_create(&a->split_th, NULL, split_main, a);
+	pthread_create(&a->del_th, NULL, delete_main, a);
 	resume_splits(a, c);
 	PQfinish(c);
 	c = NULL;
@@ -1717,6 +2107,8 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 		wp.backoff_ms = p->webhook_backoff_ms;
 		wp.timeout_s = p->webhook_timeout_s;
 		wp.allow_private = p->webhook_allow_private;
+		wp.allow_http = p->webhook_allow_http;
+		wp.ca_file = p->webhook_ca;
 		a->webhooks = emv_webhooks_start(&wp);
 	}
 	emv_stop_install("emailverify-coordinator serve", p->shutdown_ms);
@@ -1761,6 +2153,11 @@ stop:
 		pthread_mutex_lock(&a->split_mu);
 		pthread_cond_broadcast(&a->split_cv);
 		pthread_mutex_unlock(&a->split_mu);
+		pthread_mutex_lock(&a->del_mu);
+		pthread_cond_broadcast(&a->del_cv);
+		pthread_mutex_unlock(&a->del_mu);
+		/* a deletion in progress is not waited for: its batches are
+		 * committed, the rest resumes at the next start */
 		for (int i = 0; i < a->npool; i++)
 			join_until(a->pool[i], &deadline, "a query thread");
 		/* a split in progress is not waited for: it resumes from its

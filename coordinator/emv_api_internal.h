@@ -54,6 +54,9 @@ struct api_req {
 	int has_body;                            /* Content-Length > 0 or Transfer-Encoding */
 	int first_wait;                          /* suspended in the headers' call */
 	int final_called;
+	unsigned char peer[16];                  /* the client's address (4 or 16 bytes; 0: unknown) */
+	int peer_len;
+	int token_given;                         /* a bearer token was presented: a 401 is a failed guess */
 	uint64_t body_bytes;                     /* of the body, read so far */
 	uint64_t drop_max;                       /* body bytes read at most once answered */
 	int answered;                            /* a response was queued */
@@ -89,7 +92,18 @@ struct task {
 	char code[40], message[512];             /* or an error */
 	void *ctx;                               /* handler's own */
 	int pooled;                              /* in the pool's hands (req->busy counts it) */
+	struct lane *lane;                       /* its fairness lane while queued or running */
 	struct task *next;
+};
+
+/* The pool's queue: one lane per tenant (or, before its tenant is known,
+ * per token), served in turn, so that a tenant's queued requests wait for
+ * each other and not another tenant's. */
+struct lane {
+	char key[80];                            /* "t:" tenant, "h:" token hash, "" no token */
+	struct task *head, *tail;
+	int running;                             /* its tasks in pool threads now */
+	struct lane *next;
 };
 
 struct split_item {
@@ -110,7 +124,7 @@ struct api {
 
 	pthread_mutex_t mu;                      /* pool queue */
 	pthread_cond_t cv;
-	struct task *qhead, *qtail;
+	struct lane *lanes;                      /* under mu: lanes with queued or running tasks, in turn */
 	int stopping;
 	pthread_t *pool;
 	int npool;
@@ -120,6 +134,13 @@ struct api {
 	struct event *done_ev;
 
 	int uploads;                             /* loop only: ingests running */
+	char (*upload_tenant)[EMV_TENANT_MAX + 1]; /* loop only: each ingest slot's tenant ("" free) */
+	struct tenant_cache *tenants;            /* loop only: token hash -> tenant, for the lanes */
+
+	pthread_mutex_t del_mu;                  /* large jobs deleted in the background */
+	pthread_cond_t del_cv;
+	struct split_item *delhead, *deltail;
+	pthread_t del_th;
 
 	pthread_mutex_t split_mu;
 	pthread_cond_t split_cv;
@@ -135,6 +156,7 @@ struct api {
 
 	struct rate_bucket *buckets;             /* loop only */
 	size_t nbuckets;
+	struct auth_fail *auth_fails;            /* loop only: failed authentications per client address */
 
 	/* counters for /metrics (atomics: written by several threads) */
 	uint64_t http_by_class[6];
@@ -189,6 +211,10 @@ void api_task_free(struct task *t);
 /* To the pool; the request (if any) waits, suspended in its next MHD call,
  * until done() answers or resumes it. */
 void api_task_submit(struct task *t);
+/* Under a->mu: the next task by the lanes' turn (NULL: none may run now);
+ * api_queue_finished once it has run. */
+struct task *api_queue_pop(struct api *a);
+void api_queue_finished(struct api *a, struct task *t);
 /* Hand a task finished by some other thread to the loop (its done()). */
 void api_task_post(struct task *t);
 /* In work(): the token's tenant into t->tenant, or an error (401/503) and 0. */
@@ -197,6 +223,15 @@ int api_authenticate(struct task *t, PGconn *c);
 PGconn *api_db_connect(struct api *a, char *err, size_t errlen);
 void api_split_enqueue(struct api *a, const char *job);
 void api_count_status(struct api *a, int status);
+
+/* ---- emv_api.c: uploads per tenant ---- */
+/* An ingest slot for this tenant: its index, or -1 (all busy: *why says
+ * whose: 0 every slot, 1 the tenant's share). */
+int api_upload_slot_take(struct api *a, const char *tenant, int *why);
+void api_upload_slot_give(struct api *a, int slot);
+/* Would api_upload_slot_take refuse now?  0 no, 1 every slot is taken,
+ * 2 the tenant's share is. */
+int api_upload_slots_full(struct api *a, const char *tenant);
 
 /* ---- emv_api_upload.c ---- */
 void api_upload_start(struct api *a, struct api_req *r, const unsigned char token_hash[32]);

@@ -38,6 +38,7 @@
 #include "emv_api_internal.h"
 #include "emv_ingest_job.h"
 #include "emv_util.h"
+#include "emv_webhook.h"
 
 #define UPLOAD_NAME_MAX      200              /* bytes of a job name */
 #define UPLOAD_URL_MAX       2000             /* bytes of a callback URL */
@@ -64,6 +65,7 @@ struct upload {
 	pthread_t th;
 	int started;                    /* an ingest thread was started (once) */
 	int running;                    /* it runs (counted in a->uploads) */
+	int slot;                       /* its ingest slot (api_upload_slot_take) */
 	int wait_pipe;                  /* the connection is suspended for the pipe */
 	int reader_gone;                /* the ingest stopped reading: the rest is dropped */
 	int req_over;                   /* MHD is finished with the request */
@@ -83,6 +85,8 @@ struct upload {
 	char secret[UPLOAD_SECRET_MAX + 1];
 	char idem[UPLOAD_IDEM_MAX + 1];  /* Idempotency-Key, "" when none */
 	int idem_conflict;               /* another upload took the key first */
+	int callback_refused;            /* its callback_url points at a private address (cb_err) */
+	char cb_err[256];
 	/* the ingest thread's answer */
 	int rc;
 	emv_ingest_job_stats st;
@@ -144,7 +148,6 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 
 static int check_callback(struct upload *u, char *msg, size_t msglen)
 {
-	struct evhttp_uri *uri;
 	if (!u->url[0]) {
 		if (u->secret[0]) {
 			emv_set_err(msg, msglen, "callback_secret without callback_url");
@@ -156,15 +159,8 @@ static int check_callback(struct upload *u, char *msg, size_t msglen)
 		emv_set_err(msg, msglen, "callback_url needs a callback_secret to sign the webhooks with");
 		return -1;
 	}
-	uri = evhttp_uri_parse(u->url);
-	if (!uri || !evhttp_uri_get_scheme(uri) || strcasecmp(evhttp_uri_get_scheme(uri), "http") != 0 ||
-	    !evhttp_uri_get_host(uri) || !*evhttp_uri_get_host(uri)) {
-		if (uri)
-			evhttp_uri_free(uri);
-		emv_set_err(msg, msglen, "callback_url must be an http:// URL with a host");
+	if (emv_webhook_url_scheme_ok(u->url, u->t->api->p.webhook_allow_http, msg, msglen) != 0)
 		return -1;
-	}
-	evhttp_uri_free(uri);
 	return 0;
 }
 
@@ -286,6 +282,13 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 		emv_set_err(err, errlen, "the upload was cut short");
 		return EMV_ERR;
 	}
+	/* a callback that delivery would refuse is refused now, where the
+	 * client hears of it (this thread may wait for the resolver) */
+	if (url[0] && emv_webhook_url_check(url, u->t->api->p.webhook_allow_private, u->cb_err, sizeof u->cb_err) != 0) {
+		u->callback_refused = 1; /* read by upload_done after the thread is joined */
+		emv_set_err(err, errlen, "%s", u->cb_err);
+		return EMV_ERR;
+	}
 	if (u->idem[0]) {
 		/* a key older than 24 hours is free again */
 		const char *kv[2] = { u->t->tenant, u->idem };
@@ -352,7 +355,7 @@ static void upload_done(struct task *t)
 	pthread_join(u->th, NULL);
 	u->running = 0;
 	u->reader_gone = 1;
-	a->uploads--;
+	api_upload_slot_give(a, u->slot);
 	stop_feeding(u);
 	pthread_mutex_lock(&u->mu);
 	cut = u->aborted || !u->complete;
@@ -376,6 +379,8 @@ static void upload_done(struct task *t)
 		if (!u->req_over)
 			api_req_add_header(u->r, "Location", loc);
 		api_reply_json(u->r, 201, j); /* dropped if the client is gone */
+	} else if (!u->req_over && u->callback_refused) {
+		api_reply_error(u->r, 400, "bad_parameter", "%s", u->cb_err);
 	} else if (!u->req_over && u->idem_conflict) {
 		api_reply_error(u->r, 409, "conflict", "another upload with this Idempotency-Key was stored first; "
 						      "send it again to get that job");
@@ -409,13 +414,19 @@ static int start_ingest(struct upload *u)
 {
 	struct api *a = u->t->api;
 	int fds[2];
-	if (a->uploads >= a->p.max_uploads) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "%d uploads are being ingested; try again shortly", a->uploads);
+	int why;
+	if ((u->slot = api_upload_slot_take(a, u->t->tenant, &why)) < 0) {
+		char msg[160];
+		if (why == 0)
+			snprintf(msg, sizeof msg, "%d uploads are being ingested; try again shortly", a->uploads);
+		else
+			snprintf(msg, sizeof msg, "this tenant's share of the ingest slots (--max-uploads-per-tenant) is "
+						  "taken by its other uploads; try again shortly");
 		upload_fail(u, 503, "busy", msg);
 		return -1;
 	}
 	if (pipe2(fds, O_CLOEXEC) != 0) {
+		api_upload_slot_give(a, u->slot);
 		upload_fail(u, 503, "busy", "no pipe for the upload");
 		return -1;
 	}
@@ -427,11 +438,11 @@ static int start_ingest(struct upload *u)
 	if (pthread_create(&u->th, NULL, ingest_main, u) != 0) {
 		close(u->rfd);
 		u->rfd = -1;
+		api_upload_slot_give(a, u->slot);
 		upload_fail(u, 503, "busy", "no thread for the upload");
 		return -1;
 	}
 	u->started = u->running = 1;
-	a->uploads++;
 	return 0;
 }
 
@@ -723,9 +734,15 @@ static void upload_authed(struct task *t)
 		 * may still find one free at its end) */
 		const char *clen = api_req_header(r, "Content-Length");
 		struct api *a = t->api;
-		if (a->uploads >= a->p.max_uploads && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
+		int full = api_upload_slots_full(a, t->tenant);
+		if (full && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
 			api_req_add_header(r, "Retry-After", "5");
-			api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+			if (full == 1)
+				api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+			else
+				api_reply_error(r, 503, "busy", "this tenant's share of the ingest slots "
+								"(--max-uploads-per-tenant) is taken by its other uploads; "
+								"try again shortly");
 			api_task_free(t);
 			return;
 		}

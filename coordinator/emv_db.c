@@ -158,6 +158,12 @@ static const struct migration migrations[] = {
 	{ 6, "jobs: idempotency keys",
 	  "ALTER TABLE jobs ADD COLUMN idempotency_key text;"
 	  "CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;" },
+	/* Version 7: a large job is deleted in the background, in bounded
+	 * batches (issue 18): meanwhile it is 'deleting'. */
+	{ 7, "jobs: state deleting",
+	  "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_state_check;"
+	  "ALTER TABLE jobs ADD CONSTRAINT jobs_state_check CHECK (state IN"
+	  "  ('ingesting', 'splitting', 'running', 'done', 'cancelled', 'failed', 'deleting'));" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -235,6 +241,58 @@ int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *fo
 	}
 	PQclear(r);
 	return ok ? EMV_OK : EMV_ERR;
+}
+
+/* One statement in its own transaction (autocommit): its row count, or -1. */
+static long long exec_count(PGconn *c, const char *sql, const char *job_id, char *err, size_t errlen)
+{
+	const char *v[2] = { job_id, NULL };
+	char lim[16];
+	PGresult *r;
+	long long n;
+	snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
+	v[1] = lim;
+	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	n = atoll(PQcmdTuples(r));
+	PQclear(r);
+	return n;
+}
+
+int emv_db_delete_job_step(PGconn *c, const char *job_id, int *finished, char *err, size_t errlen)
+{
+	/* addresses first: the sink stores a result only for an address that
+	 * exists, so once they are gone no new result can come; then the
+	 * results; then the job (its webhook deliveries cascade) */
+	static const char *const steps[] = {
+		"DELETE FROM addresses WHERE job_id = $1 AND id IN "
+		"(SELECT id FROM addresses WHERE job_id = $1 LIMIT $2::int)",
+		"DELETE FROM results WHERE job_id = $1 AND address_id IN "
+		"(SELECT address_id FROM results WHERE job_id = $1 LIMIT $2::int)",
+	};
+	const char *v[1] = { job_id };
+	PGresult *r;
+	*finished = 0;
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		long long n = exec_count(c, steps[i], job_id, err, errlen);
+		if (n < 0)
+			return EMV_ERR;
+		if (n > 0)
+			return EMV_OK; /* one batch per call */
+	}
+	r = PQexecParams(c, "DELETE FROM jobs WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
+		PQclear(r);
+		return EMV_ERR;
+	}
+	PQclear(r);
+	*finished = 1;
+	return EMV_OK;
 }
 
 PGconn *emv_db_clone(PGconn *c, char *err, size_t errlen)

@@ -30,6 +30,16 @@ int emv_db_schema_version(void);
 /* Delete a job and all its rows (addresses, results) in one transaction;
  * with tenant non-NULL only that tenant's job.  *found says whether it
  * existed; *rows (may be NULL) gets its row count.  (The schema has no cascading keys: see migration 3.) */
+/* Rows deleted per transaction by emv_db_delete_job_step (a large job is
+ * deleted in the background, batch after batch, never in one long
+ * transaction that holds locks and WAL for everyone). */
+#define EMV_DB_DELETE_BATCH 10000
+
+/* One batch of a job's deletion (at most EMV_DB_DELETE_BATCH rows, its own
+ * transaction); *finished once the job row itself is gone.  Safe to
+ * repeat, also after a restart. */
+int emv_db_delete_job_step(PGconn *c, const char *job_id, int *finished, char *err, size_t errlen);
+
 int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *found, long long *rows, char *err,
 		      size_t errlen);
 

@@ -248,7 +248,7 @@ static int reroute(struct router *r, const rd_kafka_message_t *m, char *err, siz
 
 static rd_kafka_t *client(struct router *r, rd_kafka_type_t type, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	char errstr[256];
 	rd_kafka_t *rk;
 

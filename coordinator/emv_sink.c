@@ -161,8 +161,26 @@ static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 	return ok;
 }
 
-/* Store one group of decoded messages in one transaction. */
-static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored, char *err, size_t errlen)
+/* A failed result's SQLSTATE into state ("" when there is none: the
+ * connection is gone). */
+static void note_state(PGresult *r, char state[6])
+{
+	const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	emv_strlcpy(state, s ? s : "", 6);
+}
+
+/* SQLSTATE classes 22 (data exception: a value out of range, bad text)
+ * and 23 (integrity constraint violation): what a message holds, not the
+ * database's state; storing it again fails again. */
+static int poison_state(const char *state)
+{
+	return state[0] == '2' && (state[1] == '2' || state[1] == '3');
+}
+
+/* Store one group of decoded messages in one transaction; on failure the
+ * SQLSTATE in state. */
+static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored, char state[6], char *err,
+		 size_t errlen)
 {
 	emv_buf b = { NULL, 0, 0 };
 	PGresult *r;
@@ -170,6 +188,7 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 	size_t total = 0, k = 0, npicks;
 	int ok = 0;
 
+	state[0] = '\0';
 	for (size_t m = 0; m < n; m++)
 		total += msgs[m]->n_results;
 	picks = emv_xcalloc(total ? total : 1, sizeof *picks);
@@ -223,6 +242,7 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 	r = PQgetResult(c);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+		note_state(r, state);
 		PQclear(r);
 		goto rollback;
 	}
@@ -232,6 +252,7 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 	r = PQexec(c, upsert_sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
+		note_state(r, state);
 		PQclear(r);
 		goto rollback;
 	}
@@ -252,11 +273,13 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 		 size_t errlen)
 {
 	char errstr[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_message_t **held = emv_xcalloc((size_t)p->group_max, sizeof *held);
 	emv_wire_results **msgs = emv_xcalloc((size_t)p->group_max, sizeof *msgs);
+	size_t *from = emv_xcalloc((size_t)p->group_max, sizeof *from); /* msgs[i] came from held[from[i]] */
+	char state[6];
 	uint64_t last_input = emv_now_ms();
 	int rc = EMV_ERR;
 
@@ -342,15 +365,44 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 				continue;
 			}
 			st->results += w->n_results;
+			from[nmsgs] = i;
 			msgs[nmsgs++] = w;
 		}
 		/* the group is stored, or retried after reconnecting; never half */
-		while (!*stop && store(c, msgs, nmsgs, &st->stored, err, errlen) != EMV_OK) {
+		while (!*stop && store(c, msgs, nmsgs, &st->stored, state, err, errlen) != EMV_OK) {
+			if (poison_state(state))
+				break;
 			st->db_retries++;
 			emv_log(EMV_LOG_WARN, "sink", "storing %zu messages failed (%s); reconnecting", nmsgs, err);
 			sleep(1);
 			if (PQstatus(c) != CONNECTION_OK)
 				PQreset(c);
+		}
+		if (!*stop && poison_state(state)) {
+			/* A message holds data PostgreSQL refuses: retrying the group
+			 * would block its partitions for ever.  Each message alone;
+			 * the one refused for its data is skipped and counted like a
+			 * malformed one, the others are stored. */
+			emv_log(EMV_LOG_WARN, "sink", "a group of %zu messages holds data the database refuses (SQLSTATE %s); "
+				"storing them one at a time", nmsgs, state);
+			for (size_t i = 0; i < nmsgs && !*stop; i++) {
+				while (!*stop && store(c, &msgs[i], 1, &st->stored, state, err, errlen) != EMV_OK) {
+					if (poison_state(state)) {
+						rd_kafka_message_t *m = held[from[i]];
+						emv_log(EMV_LOG_WARN, "sink", "skipping %s [%d] offset %" PRId64
+							": the database refuses its data (SQLSTATE %s): %s",
+							rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset, state,
+							emv_trim(err));
+						st->skipped++;
+						break;
+					}
+					st->db_retries++;
+					emv_log(EMV_LOG_WARN, "sink", "storing a message failed (%s); reconnecting", err);
+					sleep(1);
+					if (PQstatus(c) != CONNECTION_OK)
+						PQreset(c);
+				}
+			}
 		}
 		for (size_t i = 0; i < nmsgs && p->reply_classes && !*stop; i++)
 			for (size_t k = 0; k < msgs[i]->n_results; k++) {
@@ -383,5 +435,6 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 	rd_kafka_destroy(rk);
 	free(held);
 	free(msgs);
+	free(from);
 	return rc;
 }

@@ -11,7 +11,10 @@
  * result stored once).  A malformed message is logged with its
  * topic/partition/offset, counted and skipped; results for unknown
  * addresses are dropped.  A database error keeps the group and retries it
- * after reconnecting.
+ * after reconnecting; a data error (SQLSTATE class 22 or 23: a value the
+ * schema refuses) is no reason to retry: the group is stored message by
+ * message and the message refused for its data is logged with its offset,
+ * counted as skipped and passed over, like a malformed one.
  */
 #ifndef EMV_SINK_H
 #define EMV_SINK_H

@@ -133,7 +133,7 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 			    "split_after_id = coalesce($4::bigint, split_after_id), "
 			    /* every result may be in already (or none was needed):
 			     * the sink only finishes running jobs, so finish it here */
-			    "state = CASE WHEN $5 <> '1' THEN state"
+			    "state = CASE WHEN $5 <> '1' OR state = 'deleting' THEN state"
 			    "  WHEN n_final >= n_unusable + addresses_total THEN 'done' ELSE 'running' END, "
 			    "finished_at = CASE WHEN $5 = '1' AND n_final >= n_unusable + addresses_total"
 			    "  THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1",
@@ -162,7 +162,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		  size_t errlen)
 {
 	char errstr[512], after_domain[EMV_WIRE_DOMAIN_MAX + 1] = "", after_id[24] = "0";
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	struct delivery dl = { 0, "" };
 	struct batcher b;
 	emv_split_stats chunk_st;

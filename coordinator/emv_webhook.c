@@ -5,13 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <libpq-fe.h>
+#include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include "emv_db.h"
 #include "emv_netsafe.h"
 #include "emv_util.h"
@@ -38,6 +44,7 @@ struct attempt {
 	uint64_t t0;
 	char error[128];
 	struct evhttp_connection *evcon;
+	SSL *ssl;                                /* https://: owned by evcon's bufferevent */
 	struct attempt *next;
 };
 
@@ -49,6 +56,7 @@ struct emv_webhooks {
 	struct event *timer;
 	PGconn *c;
 	struct attempt *inflight;
+	SSL_CTX *tls;                            /* https:// callbacks */
 	volatile int stop;
 };
 
@@ -70,6 +78,84 @@ void emv_webhook_sign(const char *secret, long long t, const char *body, size_t 
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 	snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
+}
+
+int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err,
+			  size_t errlen)
+{
+	struct evhttp_uri *uri = evhttp_uri_parse(url);
+	const char *scheme, *h;
+	size_t n;
+	if (!uri || !(scheme = evhttp_uri_get_scheme(uri)) || !(h = evhttp_uri_get_host(uri)) || !*h ||
+	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+		if (uri)
+			evhttp_uri_free(uri);
+		emv_set_err(err, errlen, "callback_url must be an http:// or https:// URL with a host");
+		return -1;
+	}
+	*tls = strcasecmp(scheme, "https") == 0;
+	n = strlen(h);
+	/* evhttp keeps an IPv6 literal's brackets; getaddrinfo wants none */
+	if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= hostlen) {
+		evhttp_uri_free(uri);
+		emv_set_err(err, errlen, "callback_url: the host name is empty or too long");
+		return -1;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : *tls ? 443 : 80;
+	evhttp_uri_free(uri);
+	return 0;
+}
+
+int emv_webhook_url_scheme_ok(const char *url, int allow_http, char *err, size_t errlen)
+{
+	char host[256];
+	int tls, port;
+	if (emv_webhook_url_parse(url, &tls, host, sizeof host, &port, err, errlen) != 0)
+		return -1;
+	if (!tls && !allow_http) {
+		emv_set_err(err, errlen, "callback_url must be https:// (http:// only where the server allows it: "
+					 "--webhook-allow-http)");
+		return -1;
+	}
+	return 0;
+}
+
+int emv_webhook_url_check(const char *url, int allow_private, char *err, size_t errlen)
+{
+	char host[256], portstr[8];
+	struct addrinfo hints, *ai = NULL;
+	int tls, port, rc;
+	if (emv_webhook_url_parse(url, &tls, host, sizeof host, &port, err, errlen) != 0)
+		return -1;
+	if (allow_private)
+		return 0;
+	snprintf(portstr, sizeof portstr, "%d", port);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, portstr, &hints, &ai);
+	if (rc == EAI_AGAIN)
+		return 0; /* the resolver is down now: delivery checks again */
+	if (rc != 0 || !ai) {
+		emv_set_err(err, errlen, "callback_url: the host %.64s does not resolve", host);
+		return -1;
+	}
+	for (struct addrinfo *p = ai; p; p = p->ai_next) {
+		const char *range = emv_netsafe_class(p->ai_addr);
+		if (range) {
+			emv_set_err(err, errlen, "callback_url: %.64s is a %s address; webhooks go to public addresses",
+				    host, range);
+			freeaddrinfo(ai);
+			return -1;
+		}
+	}
+	freeaddrinfo(ai);
+	return 0;
 }
 
 static int db_ok(struct emv_webhooks *w)
@@ -98,7 +184,7 @@ static const char enqueue_sql[] =
 	"         WHEN $1::int > 0 THEN (floor(100.0 * n_final / greatest(n_unusable + addresses_total, 1) / $1::int)"
 	"              * $1::int)::int"
 	"         ELSE 0 END AS pct"
-	"  FROM jobs WHERE callback_url IS NOT NULL AND notified_percent < 100 AND state <> 'ingesting'"
+	"  FROM jobs WHERE callback_url IS NOT NULL AND notified_percent < 100 AND state NOT IN ('ingesting', 'deleting')"
 	"  FOR UPDATE SKIP LOCKED),"
 	" due AS ("
 	"  SELECT *, CASE WHEN state IN ('done', 'failed', 'cancelled') THEN 'job.completed' ELSE 'job.progress' END AS ev"
@@ -187,6 +273,17 @@ static void on_response(struct evhttp_request *req, void *arg)
 	struct timeval now = { 0, 0 };
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 
+	if (!status && a->ssl) {
+		/* say why TLS failed: the certificate, else OpenSSL's first error */
+		long v = SSL_get_verify_result(a->ssl);
+		unsigned long e = bufferevent_get_openssl_error(evhttp_connection_get_bufferevent(a->evcon));
+		if (v != X509_V_OK)
+			snprintf(a->error, sizeof a->error, "TLS: certificate not accepted: %s",
+				 X509_verify_cert_error_string(v));
+		else if (e)
+			snprintf(a->error, sizeof a->error, "TLS: %s", ERR_reason_error_string(e) ?
+				 ERR_reason_error_string(e) : "handshake failed");
+	}
 	if (status && (status < 200 || status > 299) && !a->error[0])
 		snprintf(a->error, sizeof a->error, "HTTP %d", status);
 	else if (!status && !a->error[0])
@@ -215,18 +312,19 @@ static void send_one(struct emv_webhooks *w, long long delivery, int attempt, co
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
 	char ip[INET6_ADDRSTRLEN], portstr[8], hosthdr[300], sig[128], did[24], path[2300];
-	const char *host, *q, *range;
-	int port;
+	char host[256];
+	const char *q, *range;
+	int port = 0, tls = 0;
 
 	a->w = w;
 	a->delivery = delivery;
 	a->attempt = attempt;
 	a->t0 = emv_now_ms();
-	if (!uri || !(host = evhttp_uri_get_host(uri)) || !*host) {
-		emv_strlcpy(a->error, "callback_url cannot be parsed", sizeof a->error);
+	if (!uri || emv_webhook_url_parse(url, &tls, host, sizeof host, &port, a->error, sizeof a->error) != 0) {
+		if (!a->error[0])
+			emv_strlcpy(a->error, "callback_url cannot be parsed", sizeof a->error);
 		goto fail;
 	}
-	port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
 	snprintf(portstr, sizeof portstr, "%d", port);
 	memset(&hints, 0, sizeof hints);
 	hints.ai_socktype = SOCK_STREAM;
@@ -242,7 +340,41 @@ static void send_one(struct emv_webhooks *w, long long delivery, int attempt, co
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip, sizeof ip);
 	else
 		inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip, sizeof ip);
-	a->evcon = evhttp_connection_base_new(w->base, NULL, ip, (unsigned short)port);
+	if (!tls && !w->p.allow_http) {
+		emv_strlcpy(a->error, "refused: http:// callbacks need --webhook-allow-http", sizeof a->error);
+		goto fail;
+	}
+	if (tls) {
+		struct bufferevent *bev;
+		struct in6_addr any;
+		int literal = inet_pton(AF_INET, host, &any) == 1 || inet_pton(AF_INET6, host, &any) == 1;
+		X509_VERIFY_PARAM *vp;
+		if (!w->tls || !(a->ssl = SSL_new(w->tls))) {
+			emv_strlcpy(a->error, "TLS: no context", sizeof a->error);
+			goto fail;
+		}
+		vp = SSL_get0_param(a->ssl);
+		if (literal) {
+			X509_VERIFY_PARAM_set1_ip_asc(vp, host);
+		} else {
+			SSL_set_tlsext_host_name(a->ssl, host);
+			X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			X509_VERIFY_PARAM_set1_host(vp, host, 0);
+		}
+		SSL_set_verify(a->ssl, SSL_VERIFY_PEER, NULL);
+		bev = bufferevent_openssl_socket_new(w->base, -1, a->ssl, BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (!bev) {
+			SSL_free(a->ssl);
+			a->ssl = NULL;
+			emv_strlcpy(a->error, "TLS: no connection", sizeof a->error);
+			goto fail;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		a->evcon = evhttp_connection_base_bufferevent_new(w->base, NULL, bev, ip, (unsigned short)port);
+	} else {
+		a->evcon = evhttp_connection_base_new(w->base, NULL, ip, (unsigned short)port);
+	}
 	evhttp_connection_set_timeout(a->evcon, w->p.timeout_s);
 	evhttp_connection_set_retries(a->evcon, 0);
 	evhttp_connection_set_max_headers_size(a->evcon, WEBHOOK_MAX_HEADERS);
@@ -250,10 +382,10 @@ static void send_one(struct emv_webhooks *w, long long delivery, int attempt, co
 	req = evhttp_request_new(on_response, a);
 	evhttp_request_set_error_cb(req, on_error);
 	h = evhttp_request_get_output_headers(req);
-	if (port == 80)
-		snprintf(hosthdr, sizeof hosthdr, "%s", host);
-	else
-		snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port);
+	/* Host: an IPv6 literal in its brackets again (RFC 7230 5.4) */
+	snprintf(hosthdr, sizeof hosthdr, "%s%s%s", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "");
+	if (port != (tls ? 443 : 80))
+		snprintf(hosthdr + strlen(hosthdr), sizeof hosthdr - strlen(hosthdr), ":%d", port);
 	emv_webhook_sign(secret, (long long)time(NULL), payload, strlen(payload), sig, sizeof sig);
 	snprintf(did, sizeof did, "%lld", delivery);
 	evhttp_add_header(h, "Host", hosthdr);
@@ -345,6 +477,15 @@ emv_webhooks *emv_webhooks_start(const emv_webhook_params *p)
 		w->p.poll_ms = 500;
 	if (w->p.max_attempts < 1)
 		w->p.max_attempts = 1;
+	w->tls = SSL_CTX_new(TLS_client_method());
+	if (w->tls) {
+		SSL_CTX_set_min_proto_version(w->tls, TLS1_2_VERSION);
+		SSL_CTX_set_verify(w->tls, SSL_VERIFY_PEER, NULL);
+		if (p->ca_file ? SSL_CTX_load_verify_locations(w->tls, p->ca_file, NULL) != 1 :
+				 SSL_CTX_set_default_verify_paths(w->tls) != 1)
+			emv_log(EMV_LOG_WARN, "webhook", "%s: cannot load CA certificates; https:// callbacks will fail",
+				p->ca_file ? p->ca_file : "the system's store");
+	}
 	w->base = event_base_new();
 	w->timer = event_new(w->base, -1, EV_PERSIST, tick, w);
 	tv.tv_sec = w->p.poll_ms / 1000;

@@ -111,6 +111,18 @@ int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *er
 	return ensure(rk, topic, 4, 1, err, errlen);
 }
 
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	emv_log(level <= 5 ? EMV_LOG_INFO : EMV_LOG_DEBUG, "kafka", "%s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+rd_kafka_conf_t *emv_kafka_conf_new(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	return conf;
+}
+
 struct emv_kafka_mock {
 	rd_kafka_t *rk; /* the mock cluster's book-keeping handle */
 	rd_kafka_mock_cluster_t *mc;
@@ -121,7 +133,7 @@ emv_kafka_mock *emv_kafka_mock_new(int brokers, char *err, size_t errlen)
 	static const char *const topics[] = { EMV_TOPIC_BATCHES, EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY,
 					      EMV_TOPIC_IP_STATE, EMV_TOPIC_REROUTE };
 	emv_kafka_mock *m = emv_xcalloc(1, sizeof *m);
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	char errstr[256];
 
 	rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);

@@ -39,6 +39,12 @@ int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *er
  * "key=value" strings, NULL-terminated (list may be NULL).  A bad key or
  * value fails with err naming it.
  */
+/* rd_kafka_conf_new() whose client logs through emv_log ("kafka"): at
+ * info level (shown with -v) for librdkafka's errors, warnings and notices
+ * (a COMMITFAIL, a broker gone), at debug for the rest; never straight to
+ * the user's terminal. */
+rd_kafka_conf_t *emv_kafka_conf_new(void);
+
 int emv_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *list, char *err, size_t errlen);
 
 /*

@@ -604,7 +604,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	e->sessions += emv_probe_sessions(job);
 	e->cut_sessions += emv_probe_cut_sessions(job);
 	if (run->src >= 0 && e->p.rep) {
-		char rk[EMV_REP_KEY_MAX];
+		char rk[EMV_REP_NAME_MAX];
 		const char *key = rep_key(d, rk, sizeof rk);
 		emv_rep_count(e->p.rep, run->src, key, (unsigned)emv_probe_sessions(job),
 			      (unsigned)emv_probe_rcpt_sent(job), now);
@@ -806,7 +806,7 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 		/* the best source for this provider: never a quarantined or
 		 * held one; none usable means wait, never push through */
 		emv_rep_grant g;
-		char rk[EMV_REP_KEY_MAX];
+		char rk[EMV_REP_NAME_MAX];
 		const char *rkey = rep_key(d, rk, sizeof rk);
 		if ((*src = emv_rep_pick(e->p.rep, rkey, now, &g)) < 0) {
 			/* every source quarantined or held for this provider:
@@ -959,7 +959,7 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
  * source address here may ask its provider.  They are finished here. */
 static void hand_back(emv_engine *e, struct domain *d)
 {
-	char rk[EMV_REP_KEY_MAX];
+	char rk[EMV_REP_NAME_MAX];
 	while (d->head != NIL) {
 		uint32_t ii = d->head;
 		struct item *it = &e->items[ii];

@@ -116,11 +116,30 @@ static int quiet(const emv_rep *r, int pi)
 	return 1;
 }
 
+/* The key a provider's state is kept under: its name when it fits, else
+ * the name's first bytes, '~' and a 64-bit FNV-1a hash of the whole name
+ * in hex, so that two long MX host names sharing a prefix (mx:a...a1 and
+ * mx:a...a2) never share one state. */
+void emv_rep_key(char *out, size_t outlen, const char *name)
+{
+	size_t n = strlen(name), keep;
+	uint64_t h = 1469598103934665603ull;
+	if (n < outlen) {
+		memcpy(out, name, n + 1);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ull;
+	keep = outlen - 1 - 17; /* room for "~" and 16 hex digits */
+	memcpy(out, name, keep);
+	snprintf(out + keep, outlen - keep, "~%016llx", (unsigned long long)h);
+}
+
 static int prov_index(emv_rep *r, const char *name)
 {
 	char key[EMV_REP_KEY_MAX];
 
-	emv_strlcpy(key, name, sizeof key);
+	emv_rep_key(key, sizeof key, name);
 	for (int i = 0; i < r->nprov; i++)
 		if (strcmp(r->provs[i].name, key) == 0)
 			return i;

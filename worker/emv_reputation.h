@@ -87,6 +87,12 @@ typedef struct {
 /* A reputation key: a provider's name, or "mx:" and an MX host for servers
  * of no shared platform (longer names are cut). */
 #define EMV_REP_KEY_MAX 128
+/* a name as the engine builds it ("mx:" + a host of up to 253 bytes) */
+#define EMV_REP_NAME_MAX 300
+
+/* The key (at most outlen - 1 bytes) under which the state of `name` is
+ * kept: the name when it fits, else a prefix and a hash of the whole. */
+void emv_rep_key(char *out, size_t outlen, const char *name);
 typedef struct {
 	int ip;
 	char provider[EMV_REP_KEY_MAX]; /* "" for an IP-wide row (held) */

@@ -858,7 +858,7 @@ static int kafka_conf(rd_kafka_conf_t *c, const char *key, const char *val, char
 
 static int make_clients(struct worker *w, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
+	rd_kafka_conf_t *cc = emv_kafka_conf_new(), *pc = emv_kafka_conf_new();
 	char st[16], errstr[512];
 	rd_kafka_topic_partition_list_t *topics;
 
@@ -893,7 +893,7 @@ static int make_clients(struct worker *w, char *err, size_t errlen)
 		return -1;
 	}
 	if (w->ep.rep && w->o.ipstate_topic && w->o.ipstate_topic[0]) {
-		rd_kafka_conf_t *sc = rd_kafka_conf_new();
+		rd_kafka_conf_t *sc = emv_kafka_conf_new();
 		if (emv_kafka_conf_apply(sc, w->o.kafka_conf, err, errlen) != EMV_OK ||
 		    kafka_conf(sc, "bootstrap.servers", w->o.brokers, err, errlen) ||
 		    kafka_conf(sc, "enable.idempotence", "false", err, errlen) ||

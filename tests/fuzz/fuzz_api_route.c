@@ -69,10 +69,8 @@ static struct api *api_once(void)
 static void drain(struct api *a)
 {
 	struct task *t;
-	while ((t = a->qhead)) {
-		a->qhead = t->next;
-		if (!a->qhead)
-			a->qtail = NULL;
+	while ((t = api_queue_pop(a))) {
+		api_queue_finished(a, t);
 		if (t->pooled) {
 			t->pooled = 0;
 			t->req->busy--;

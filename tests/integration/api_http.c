@@ -19,23 +19,32 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include "cluster_harness.h"
 #include "pg_harness.h"
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
 
 #define PORT       18081
 #define PORT_RL    18082
 #define HOOK_PORT  18100
+#define HOOK6_PORT 18101   /* the receiver on ::1 */
+#define TLS_GOOD   18110   /* https receivers: a certificate of the test CA for localhost/127.0.0.1/::1 */
+#define TLS_WRONG  18111   /* the test CA's, for another name (wrong.example) */
+#define TLS_OTHER  18112   /* for 127.0.0.1, from a CA the server does not know */
+#define TLS_DIR    RUN "/tls"
+#define PORT_AF    18083   /* a server of the auth-failure test: no --webhook-allow-private, one query thread */
+#define PORT_FAIR  18084   /* the fairness test's server: --max-uploads 4, --db-threads 2 */
 #define DEADLINE_S "15"   /* --request-timeout of the second server */
 #define SECRET     "s3cr3t-for-tests"
 #define RUN        EMV_CLUSTER_RUN "/api-run"
 
 static char db_url[512], db_rl_url[512], dns[64], tok_acme[128], tok_other[128], tok_revoked[128];
-static char base_url[64], brokers[256];
-static pid_t server_pid, server_rl_pid, worker_pid;
+static char base_url[64], brokers[256], pg_admin[512];
+static pid_t server_pid, server_rl_pid, worker_pid, extra_pid; /* extra: a test's own server */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -252,15 +261,16 @@ static void header_value(const char *head, const char *name, char *out, size_t o
 
 static void *hook_main(void *arg)
 {
+	int lfd = *(int *)arg;
 	while (!hook_stop) {
-		struct pollfd pfd = { hook_listen, POLLIN, 0 };
+		struct pollfd pfd = { lfd, POLLIN, 0 };
 		char buf[65536], cl[24];
 		size_t n = 0, need;
 		char *end;
 		int fd, status;
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
-		if ((fd = accept(hook_listen, NULL, NULL)) < 0)
+		if ((fd = accept(lfd, NULL, NULL)) < 0)
 			continue;
 		while (n < sizeof buf - 1) {
 			ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
@@ -305,7 +315,163 @@ static void hook_start(void)
 	setsockopt(hook_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(hook_listen, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(hook_listen, 16) != 0)
 		fail_msg("webhook receiver: cannot listen on 127.0.0.1:%d: %s", HOOK_PORT, strerror(errno));
-	pthread_create(&hook_th, NULL, hook_main, NULL);
+	pthread_create(&hook_th, NULL, hook_main, &hook_listen);
+}
+
+/* A second receiver on [::1]:HOOK6_PORT (same log of hooks); 0 where the
+ * machine has no IPv6 loopback. */
+static int hook6_listen = -1;
+static pthread_t hook6_th;
+
+static int hook6_start(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(HOOK6_PORT),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int one = 1;
+	if (hook6_listen >= 0)
+		return 1;
+	hook6_listen = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (hook6_listen < 0)
+		return 0;
+	setsockopt(hook6_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(hook6_listen, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(hook6_listen, 16) != 0) {
+		close(hook6_listen);
+		hook6_listen = -1;
+		return 0;
+	}
+	pthread_create(&hook6_th, NULL, hook_main, &hook6_listen);
+	return 1;
+}
+
+/*
+ * HTTPS receivers: a test CA and three certificates made with the openssl
+ * CLI (like tests/world/start.sh), each served by a thread of this
+ * process.  A handshake the server refuses is just a closed connection
+ * here; what was received is logged in hooks[] with status 200.
+ */
+static void make_certs(void)
+{
+	const char *script =
+		"set -e; mkdir -p " TLS_DIR "; cd " TLS_DIR "; exec >openssl.out 2>&1\n"
+		"ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $1.key "
+		"-out $1.pem -days 2 -subj /CN=$1; }\n"
+		"leaf() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $1.key -out $1.csr "
+		"-subj /CN=$1; printf 'subjectAltName=%s\\nbasicConstraints=CA:FALSE\\n' \"$2\" >$1.ext; "
+		"openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial -days 2 -extfile $1.ext -out $1.pem; }\n"
+		"ca emv-test-ca; ca emv-other-ca\n"
+		"leaf good 'DNS:localhost,IP:127.0.0.1,IP:::1' emv-test-ca\n"
+		"leaf wrong 'DNS:wrong.example' emv-test-ca\n"
+		"leaf other 'DNS:localhost,IP:127.0.0.1' emv-other-ca\n";
+	FILE *f = fopen(RUN "/certs.sh", "w");
+	assert_non_null(f);
+	fputs(script, f);
+	fclose(f);
+	if (system("bash " RUN "/certs.sh") != 0)
+		fail_msg("making the test certificates failed; see " TLS_DIR "/openssl.out");
+}
+
+struct tls_hook {
+	SSL_CTX *ctx;
+	int fd;
+	pthread_t th;
+};
+
+static struct tls_hook tls_hooks[4];
+static int ntls_hooks;
+
+static void *tls_hook_main(void *arg)
+{
+	struct tls_hook *t = arg;
+	while (!hook_stop) {
+		struct pollfd pfd = { t->fd, POLLIN, 0 };
+		char buf[65536], cl[24], *end;
+		size_t n = 0, need;
+		SSL *ssl;
+		int fd;
+		struct timeval tv = { 5, 0 };
+		if (poll(&pfd, 1, 100) <= 0 || (fd = accept(t->fd, NULL, NULL)) < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		ssl = SSL_new(t->ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) == 1) {
+			while (n < sizeof buf - 1) {
+				int k = SSL_read(ssl, buf + n, (int)(sizeof buf - 1 - n));
+				if (k <= 0)
+					break;
+				n += (size_t)k;
+				buf[n] = '\0';
+				if ((end = strstr(buf, "\r\n\r\n"))) {
+					header_value(buf, "\r\nContent-Length:", cl, sizeof cl);
+					need = (size_t)(end + 4 - buf) + (size_t)atol(cl);
+					if (n >= need)
+						break;
+				}
+			}
+			buf[n] = '\0';
+			pthread_mutex_lock(&hook_mu);
+			if (nhooks < 64 && (end = strstr(buf, "\r\n\r\n"))) {
+				struct hook *h = &hooks[nhooks++];
+				*end = '\0';
+				header_value(buf, "\r\nX-Emailverify-Event:", h->event, sizeof h->event);
+				header_value(buf, "\r\nX-Emailverify-Signature:", h->signature, sizeof h->signature);
+				header_value(buf, "\r\nX-Emailverify-Delivery:", h->delivery, sizeof h->delivery);
+				h->body = strdup(end + 4);
+				h->status_sent = 200;
+			}
+			pthread_mutex_unlock(&hook_mu);
+			snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+			SSL_write(ssl, buf, (int)strlen(buf));
+			SSL_shutdown(ssl);
+		}
+		SSL_free(ssl);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A receiver on addr:port with certificate `name` (TLS_DIR/name.pem); 0
+ * when that address cannot be bound (no IPv6 loopback). */
+static int tls_hook_start(int family, int port, const char *name)
+{
+	struct tls_hook *t = &tls_hooks[ntls_hooks];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char cert[256], key[256];
+	int one = 1;
+	memset(&ss, 0, sizeof ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons((uint16_t)port);
+		sa->sin6_addr = in6addr_loopback;
+		sl = sizeof *sa;
+	} else {
+		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, "127.0.0.1", &sa->sin_addr);
+		sl = sizeof *sa;
+	}
+	t->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (t->fd < 0)
+		return 0;
+	setsockopt(t->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(t->fd, (struct sockaddr *)&ss, sl) != 0 || listen(t->fd, 16) != 0) {
+		close(t->fd);
+		if (family == AF_INET6)
+			return 0;
+		fail_msg("TLS receiver: cannot listen on port %d: %s", port, strerror(errno));
+	}
+	snprintf(cert, sizeof cert, TLS_DIR "/%s.pem", name);
+	snprintf(key, sizeof key, TLS_DIR "/%s.key", name);
+	t->ctx = SSL_CTX_new(TLS_server_method());
+	if (SSL_CTX_use_certificate_file(t->ctx, cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1)
+		fail_msg("TLS receiver: cannot load %s", cert);
+	pthread_create(&t->th, NULL, tls_hook_main, t);
+	ntls_hooks++;
+	return 1;
 }
 
 /* The signature header is t=<unix>,v1=<hex HMAC-SHA256(secret, t "." body)>. */
@@ -378,6 +544,7 @@ static int setup(void **state)
 	mkdir(RUN, 0755);
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_ADMIN_URL", admin, sizeof admin);
+	snprintf(pg_admin, sizeof pg_admin, "%s", admin);
 	env_value(EMV_CLUSTER_RUN "/apidns-run/apidns.env", "EMV_APIDNS", dns, sizeof dns);
 	fresh_db(admin, "emv_api", pg_url, db_url, sizeof db_url);
 	fresh_db(admin, "emv_api_rl", pg_url, db_rl_url, sizeof db_rl_url);
@@ -389,13 +556,15 @@ static int setup(void **state)
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	hook_start();
+	make_certs();
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT);
 	snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", PORT);
 	{
 		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_url,
 				       "--embedded-kafka", "--ready-file", RUN "/ready", "--max-upload", "200000",
 				       "--max-rows", "20000", "--max-decompressed", "2000000",
-				       "--webhook-allow-private", "--webhook-progress", "50", "--webhook-backoff", "300",
+				       "--webhook-allow-private", "--webhook-allow-http", "--webhook-ca", TLS_DIR "/emv-test-ca.pem",
+				       "--webhook-progress", "50", "--webhook-backoff", "300", "--webhook-attempts", "4",
 				       "--batch-max", "3", "--rate-limit", "1000", "--rate-burst", "1000", NULL };
 		server_pid = start_server(argv, RUN "/ready", RUN "/server.log", brokers, sizeof brokers);
 	}
@@ -412,12 +581,22 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	stop_child(&worker_pid);
+	stop_child(&extra_pid); /* a test that failed left it */
 	stop_child(&server_pid);
 	stop_child(&server_rl_pid);
 	hook_stop = 1;
 	if (hook_listen >= 0) {
 		pthread_join(hook_th, NULL);
 		close(hook_listen);
+	}
+	if (hook6_listen >= 0) {
+		pthread_join(hook6_th, NULL);
+		close(hook6_listen);
+	}
+	for (int i = 0; i < ntls_hooks; i++) {
+		pthread_join(tls_hooks[i].th, NULL);
+		close(tls_hooks[i].fd);
+		SSL_CTX_free(tls_hooks[i].ctx);
 	}
 	return 0;
 }
@@ -1856,6 +2035,447 @@ static void do_test_smaller(void **state)
 	}
 }
 
+/*
+ * Failed authentications are limited per client address (this server:
+ * --auth-fail-limit 5 --auth-fail-window 4): five refused tokens are 401,
+ * the sixth and even a good token from that address 429 with Retry-After
+ * (no database lookup); another address is served; once the window is
+ * over the good token works again.
+ */
+static pid_t start_af_server(void)
+{
+	char listen[32];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_AF);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-af", "--no-sink", "--rate-limit", "0",
+				       "--auth-fail-limit", "5", "--auth-fail-window", "4", "--db-threads", "1", NULL };
+		return extra_pid = start_server(argv, RUN "/ready-af", RUN "/server-af.log", NULL, 0);
+	}
+}
+
+static void do_test_auth_failures(void **state)
+{
+	char url[128], tok[128], bad[64], *body, *h;
+	const char *hdr[] = { "-D", RUN "/af.headers", NULL };
+	const char *from2[] = { "--interface", "127.0.0.2", NULL };
+	uint64_t t0, t429;
+	int retry;
+
+	token(db_rl_url, "af", tok, sizeof tok);
+	start_af_server();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_AF);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	free(body);
+	t0 = now_ms();
+	for (int i = 0; i < 5; i++) {
+		snprintf(bad, sizeof bad, "ev_guess%d", i);
+		assert_int_equal(http("GET", url, bad, NULL, &body), 401);
+		assert_error(body, "unauthorized");
+		free(body);
+	}
+	assert_int_equal(http("GET", url, "ev_guess5", hdr, &body), 429);
+	t429 = now_ms();
+	assert_error(body, "rate_limited");
+	assert_non_null(strstr(body, "failed authentications"));
+	free(body);
+	body = slurp(RUN "/af.headers", NULL);
+	h = strcasestr(body, "\r\nRetry-After:");
+	assert_non_null(h);
+	retry = atoi(h + 14);
+	assert_true(retry >= 1 && retry <= 4);
+	free(body);
+	/* the good token from the same address waits too: no lookup is made */
+	assert_int_equal(http("GET", url, tok, NULL, &body), 429);
+	free(body);
+	/* another address is not affected */
+	assert_int_equal(http("GET", url, tok, from2, &body), 200);
+	free(body);
+	/* the window ends: served again */
+	while (now_ms() - t0 < 4200)
+		usleep(100000);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	free(body);
+	print_message("auth failures: 5 refused tokens in %llu ms were 401, the 6th 429 (Retry-After %d s); "
+		      "the good token was served again %llu ms after the first refusal\n",
+		      (unsigned long long)(t429 - t0), retry, (unsigned long long)(now_ms() - t0));
+	stop_child(&extra_pid);
+}
+
+/*
+ * Callback URLs that delivery would refuse are refused at upload, where
+ * the client hears of it (400 bad_parameter, no job kept): loopback,
+ * private, link-local, a name that resolves to loopback.  A public
+ * address is taken (this server has no --webhook-allow-private).
+ */
+static void do_test_callback_private(void **state)
+{
+	static const struct { const char *url, *word; } refused[] = {
+		{ "https://127.0.0.1:18100/h", "loopback" },
+		{ "https://10.1.2.3/h", "private" },
+		{ "https://169.254.169.254/latest/meta-data", "link-local" },
+		{ "https://localhost:18100/h", "loopback" },
+		{ "https://[::1]:18101/h", "loopback" },
+	};
+	char tok[128], url[600], *body, id[64];
+	const char *list = RUN "/cb.csv";
+	long jobs0;
+
+	write_file(list, "email\ncb1@nullmx.api.test\n");
+	token(db_rl_url, "cb", tok, sizeof tok);
+	start_af_server();
+	jobs0 = pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'cb'");
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		char data[300], full[900], enc[700];
+		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		size_t k = 0;
+		snprintf(data, sizeof data, "@%s", list);
+		for (const char *c = refused[i].url; *c && k + 4 < sizeof enc; c++) {
+			if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-')
+				enc[k++] = *c;
+			else
+				k += (size_t)snprintf(enc + k, sizeof enc - k, "%%%02X", (unsigned char)*c);
+		}
+		enc[k] = '\0';
+		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=%s", PORT_AF, enc);
+		if (http("POST", full, tok, ex, &body) != 400)
+			fail_msg("callback_url %s was accepted: %s", refused[i].url, body);
+		assert_error(body, "bad_parameter");
+		if (!strstr(body, refused[i].word))
+			fail_msg("callback_url %s: the 400 does not say %s: %s", refused[i].url, refused[i].word, body);
+		free(body);
+	}
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'cb'"), jobs0);
+	/* a public address is fine (nothing is sent: no row is final yet) */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", PORT_AF);
+	{
+		char full[300], data[300];
+		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		snprintf(data, sizeof data, "@%s", list);
+		snprintf(full, sizeof full, "%s/v1/jobs?callback_secret=x&callback_url=https%%3A%%2F%%2F8.8.8.8%%2Fh", url);
+		assert_int_equal(http("POST", full, tok, ex, &body), 201);
+		job_id_of(body, id, sizeof id);
+		free(body);
+		snprintf(full, sizeof full, "%s/v1/jobs/%s", url, id);
+		assert_int_equal(http("DELETE", full, tok, NULL, &body), 200);
+		free(body);
+	}
+	stop_child(&extra_pid);
+}
+
+/* A callback to an IPv6 literal ([::1]) is delivered (the brackets are
+ * not part of the name to resolve).  Skipped without an IPv6 loopback. */
+static void do_test_callback_ipv6(void **state)
+{
+	const char *list = RUN "/v6.csv";
+	char q[256], *body, id[64];
+	int h;
+	if (!hook6_start())
+		skip();
+	write_file(list, "email\nnot an address\n");
+	snprintf(q, sizeof q, "name=v6&callback_secret=%s&callback_url=http://%%5B::1%%5D:%d/v6hook", SECRET, HOOK6_PORT);
+	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	h = wait_hook(id, "job.completed", 200, 30);
+	assert_signature(&hooks[h], SECRET);
+}
+
+/*
+ * A query thread whose PostgreSQL connection was cut (a server restart;
+ * here pg_terminate_backend) reconnects and runs the request again: no
+ * spurious 503.  The server has one query thread, so its connection is
+ * the one cut.
+ */
+static void do_test_stale_connection(void **state)
+{
+	char url[128], tok[128], sql[256], *body;
+	long killed;
+	token(db_rl_url, "stale", tok, sizeof tok);
+	start_af_server();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_AF);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	free(body);
+	snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+				  "WHERE datname = 'emv_api_rl' AND pid <> pg_backend_pid()");
+	killed = pg_long(pg_admin, "%s", sql);
+	assert_true(killed >= 1);
+	usleep(300000);
+	for (int i = 0; i < 3; i++) {
+		int st = http("GET", url, tok, NULL, &body);
+		if (st != 200)
+			fail_msg("request %d after the backends (%ld) were terminated: %d %s", i + 1, killed, st, body);
+		free(body);
+	}
+	print_message("stale connection: %ld backends terminated, the next 3 requests all 200\n", killed);
+	stop_child(&extra_pid);
+}
+
+/*
+ * Webhooks over HTTPS (the main server: --webhook-ca the test CA,
+ * --webhook-attempts 4, --webhook-backoff 300): a certificate of that CA
+ * for the URL's host is delivered to; one for another name, or from a CA
+ * the server does not know, fails every attempt ("TLS: certificate not
+ * accepted: ...") and the delivery ends failed after 4 tries.  A plain
+ * http:// callback is refused at upload by a server without
+ * --webhook-allow-http.
+ */
+static long delivery_state_wait(const char *id, const char *state, int timeout_s)
+{
+	uint64_t t0 = now_ms();
+	for (;;) {
+		if (pg_long(db_url, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = '%s'", id,
+			    state) > 0)
+			return (long)(now_ms() - t0);
+		if (now_ms() - t0 > (uint64_t)timeout_s * 1000)
+			fail_msg("job %s: no webhook delivery %s after %d s", id, state, timeout_s);
+		usleep(200000);
+	}
+}
+
+static void tls_upload(const char *url, char *id, size_t idlen)
+{
+	const char *list = RUN "/tls.csv";
+	char q[400], *body;
+	write_file(list, "email\nnot an address\n");
+	snprintf(q, sizeof q, "callback_secret=%s&callback_url=%s", SECRET, url);
+	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
+	job_id_of(body, id, idlen);
+	free(body);
+}
+
+static void do_test_webhook_https(void **state)
+{
+	char id[64], url[200], *body, tok[128];
+	long ms;
+	int h;
+	tls_hook_start(AF_INET, TLS_GOOD, "good");
+	tls_hook_start(AF_INET6, TLS_GOOD, "good"); /* localhost may be ::1 first */
+	tls_hook_start(AF_INET, TLS_WRONG, "wrong");
+	tls_hook_start(AF_INET, TLS_OTHER, "other");
+
+	/* good: by name (SNI, set1_host) and by address */
+	snprintf(url, sizeof url, "https://localhost:%d/tls-good", TLS_GOOD);
+	tls_upload(url, id, sizeof id);
+	h = wait_hook(id, "job.completed", 200, 30);
+	assert_signature(&hooks[h], SECRET);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
+					 "'delivered' AND attempts = 1", id), 1);
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-good-ip", TLS_GOOD);
+	tls_upload(url, id, sizeof id);
+	wait_hook(id, "job.completed", 200, 30);
+
+	/* a certificate for another name (wrong.example) than the URL's host */
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-wrong", TLS_WRONG);
+	tls_upload(url, id, sizeof id);
+	ms = delivery_state_wait(id, "failed", 60);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+					 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.http_status IS NULL AND a.error LIKE "
+					 "'TLS: certificate not accepted: %%mismatch%%'", id), 4);
+	print_message("https: wrong host name refused 4 times, delivery failed after %ld ms\n", ms);
+
+	/* a certificate from an unknown CA */
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-other", TLS_OTHER);
+	tls_upload(url, id, sizeof id);
+	ms = delivery_state_wait(id, "failed", 60);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+					 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.error LIKE "
+					 "'TLS: certificate not accepted: %%'", id), 4);
+	print_message("https: unknown CA refused 4 times, delivery failed after %ld ms\n", ms);
+	pthread_mutex_lock(&hook_mu);
+	for (int i = 0; i < nhooks; i++)
+		if (strstr(hooks[i].body, id))
+			fail_msg("the receiver with the unknown CA's certificate got a delivery");
+	pthread_mutex_unlock(&hook_mu);
+
+	/* http:// needs --webhook-allow-http */
+	{
+		start_af_server();
+		char full[300], data[300];
+		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		token(db_rl_url, "plain", tok, sizeof tok);
+		snprintf(data, sizeof data, "@%s", RUN "/tls.csv");
+		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=http%%3A%%2F%%2F"
+					    "8.8.8.8%%2Fh", PORT_AF);
+		assert_int_equal(http("POST", full, tok, ex, &body), 400);
+		assert_error(body, "bad_parameter");
+		assert_non_null(strstr(body, "https://"));
+		free(body);
+		stop_child(&extra_pid);
+	}
+}
+
+/*
+ * Fairness between tenants (server: --max-uploads 4 --db-threads 2, so 2
+ * ingest slots and 1 query thread at most per tenant).  "flood" holds two
+ * uploads open (each past 64 KiB: a slot each) and its third is 503 busy,
+ * while "calm" still uploads; flood's DELETEs wait on a locked row (the
+ * test holds it for 6 s, as a long delete would) while calm's GET
+ * /v1/jobs stays fast; a job of 12,000 rows is deleted in the background
+ * (202 deleting, then gone) in batches.
+ */
+static void write_rows(const char *path, const char *prefix, int n)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("email\n", f);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s%06d@nullmx.api.test\n", prefix, i);
+	fclose(f);
+}
+
+static int post_list(int port, const char *tok, const char *file, char **body)
+{
+	char url[128], data[300];
+	const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", port);
+	snprintf(data, sizeof data, "@%s", file);
+	return http("POST", url, tok, ex, body);
+}
+
+static void do_test_fairness(void **state)
+{
+	char listen[32], flood[128], calm[128], url[200], *body, id[64], big[64];
+	const char *flist = RUN "/flood.csv", *clist = RUN "/calm.csv";
+	int held[2];
+	pid_t dels[4];
+	uint64_t worst = 0, sum = 0;
+	PGconn *lock;
+	PGresult *r;
+
+	token(db_rl_url, "flood", flood, sizeof flood);
+	token(db_rl_url, "calm", calm, sizeof calm);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_FAIR);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_rl_url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-fair", "--no-sink", "--rate-limit", "0",
+				       "--max-uploads", "4", "--db-threads", "2", "-v", NULL };
+		extra_pid = start_server(argv, RUN "/ready-fair", RUN "/server-fair.log", NULL, 0);
+	}
+	write_rows(flist, "f", 12000); /* ~280 KB: past the 64 KiB that takes a slot */
+	write_rows(clist, "c", 12000);
+
+	/* 1. ingest slots: flood's two open uploads take its share */
+	for (int i = 0; i < 2; i++) {
+		char head[512], *list;
+		size_t len;
+		held[i] = connect_port(PORT_FAIR);
+		snprintf(head, sizeof head, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+					    "Content-Type: text/csv\r\nContent-Length: 10000000\r\n\r\n", flood);
+		assert_true(write(held[i], head, strlen(head)) == (ssize_t)strlen(head));
+		list = slurp(flist, &len);
+		assert_true(write(held[i], list, 100000) == 100000); /* and then nothing more */
+		free(list);
+	}
+	sleep(2);
+	assert_int_equal(post_list(PORT_FAIR, flood, flist, &body), 503);
+	assert_error(body, "busy");
+	assert_non_null(strstr(body, "per-tenant"));
+	free(body);
+	assert_int_equal(post_list(PORT_FAIR, calm, clist, &body), 201);
+	free(body);
+	for (int i = 0; i < 2; i++)
+		close(held[i]); /* rolled back; their slots come back once the ingests end */
+
+	/* 2. query threads: flood's DELETEs block on a row lock */
+	write_file(RUN "/flood-small.csv", "email\nsmall@nullmx.api.test\n");
+	for (int i = 0;; i++) {
+		int st = post_list(PORT_FAIR, flood, RUN "/flood-small.csv", &body);
+		if (st == 201)
+			break;
+		if (st != 503 || i == 50)
+			fail_msg("flood's small upload: %d %s", st, body);
+		free(body);
+		usleep(200000);
+	}
+	job_id_of(body, id, sizeof id);
+	free(body);
+	lock = PQconnectdb(db_rl_url);
+	PQclear(PQexec(lock, "BEGIN"));
+	{
+		const char *v[1] = { id };
+		r = PQexecParams(lock, "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", 1, NULL, v, NULL, NULL, 0);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		PQclear(r);
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s", PORT_FAIR, id);
+	for (int i = 0; i < 4; i++) {
+		char auth[200];
+		const char *argv[] = { "/usr/bin/curl", "-sS", "-m", "60", "-o", "/dev/null", "-X", "DELETE", "-H", auth,
+				       url, NULL };
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", flood);
+		dels[i] = spawn_logged(argv, RUN "/flood-delete.log");
+	}
+	usleep(700000); /* flood's DELETEs are queued or waiting on the lock */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_FAIR);
+	for (int i = 0; i < 5; i++) {
+		uint64_t t0 = now_ms(), dt;
+		assert_int_equal(http("GET", url, calm, NULL, &body), 200);
+		free(body);
+		dt = now_ms() - t0;
+		sum += dt;
+		if (dt > worst)
+			worst = dt;
+	}
+	sleep(3);
+	PQclear(PQexec(lock, "COMMIT"));
+	PQfinish(lock);
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(dels[i], &st, 0);
+	}
+	print_message("fairness: while flood's 4 DELETEs waited on a row lock for ~4 s, calm's GET /v1/jobs took "
+		      "%llu ms on average, %llu ms at worst\n", (unsigned long long)(sum / 5), (unsigned long long)worst);
+	if (worst > 1500)
+		fail_msg("another tenant's GET /v1/jobs took %llu ms while one tenant's DELETEs were stuck",
+			 (unsigned long long)worst);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE id = '%s'", id), 0);
+
+	/* 3. a large job is deleted in the background, in batches */
+	assert_int_equal(post_list(PORT_FAIR, flood, flist, &body), 201);
+	job_id_of(body, big, sizeof big);
+	free(body);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s", PORT_FAIR, big);
+	{
+		uint64_t t0 = now_ms();
+		json_t *j;
+		assert_int_equal(http("DELETE", url, flood, NULL, &body), 202);
+		j = parse(body);
+		assert_string_equal(json_string_value(json_object_get(j, "state")), "deleting");
+		assert_int_equal(json_integer_value(json_object_get(j, "rows")), 12000);
+		json_decref(j);
+		free(body);
+		for (;;) {
+			int st = http("GET", url, flood, NULL, &body);
+			if (st == 404) {
+				free(body);
+				break;
+			}
+			assert_int_equal(st, 200);
+			j = parse(body);
+			assert_string_equal(json_string_value(json_object_get(j, "state")), "deleting");
+			json_decref(j);
+			free(body);
+			if (now_ms() - t0 > 60000)
+				fail_msg("the large job is still there after 60 s");
+			usleep(100000);
+		}
+		print_message("fairness: a job of 12,000 rows: DELETE 202 at once, gone after %llu ms\n",
+			      (unsigned long long)(now_ms() - t0));
+	}
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM addresses WHERE job_id = '%s'", big), 0);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM results WHERE job_id = '%s'", big), 0);
+	stop_child(&extra_pid);
+	body = slurp(RUN "/server-fair.log", NULL);
+	{
+		char want[128];
+		snprintf(want, sizeof want, "job %s deleted in 3 transactions", big);
+		if (!strstr(body, want))
+			fail_msg("the server log does not say '%s'", want);
+	}
+	free(body);
+}
+
 /* --listen takes an IPv6 address ([::1]:0: any free port, said in the
  * ready file); the server answers there and stops with exit 0 on SIGTERM.
  * Skipped where the machine has no IPv6 loopback. */
@@ -1929,6 +2549,12 @@ int main(void)
 		cmocka_unit_test(do_test_idempotency),
 		cmocka_unit_test(do_test_deadline_rollback),
 		cmocka_unit_test(do_test_smaller),
+		cmocka_unit_test(do_test_auth_failures),
+		cmocka_unit_test(do_test_callback_private),
+		cmocka_unit_test(do_test_callback_ipv6),
+		cmocka_unit_test(do_test_stale_connection),
+		cmocka_unit_test(do_test_webhook_https),
+		cmocka_unit_test(do_test_fairness),
 		cmocka_unit_test(do_test_listen_ipv6),
 		cmocka_unit_test(do_test_server_survived),
 	};

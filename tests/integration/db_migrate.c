@@ -91,10 +91,10 @@ static void do_test_fresh_then_again(void **state)
 	PGconn *c;
 	reset_schema();
 	assert_int_equal(migrate(url, out, sizeof out), 0);
-	assert_non_null(strstr(out, "schema version 6"));
+	assert_non_null(strstr(out, "schema version 7"));
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 6);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 7);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
 				     "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
 			 6);
@@ -121,7 +121,7 @@ static void do_test_concurrent_coordinators(void **state)
 	}
 	assert_int_equal(ok, 4);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 6);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 7);
 	PQfinish(c);
 }
 

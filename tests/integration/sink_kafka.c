@@ -33,7 +33,8 @@ static void sink(const char *group, char *out, size_t outlen)
 
 struct res { uint64_t id; emv_status st; emv_reason rs; int temporary; unsigned code; };
 
-static void produce(rd_kafka_t *rk, const char *batch_id, const struct res *rr, size_t n)
+/* Every result of the message with that duration. */
+static void produce_d(rd_kafka_t *rk, const char *batch_id, const struct res *rr, size_t n, unsigned duration_ms)
 {
 	emv_wire_results w;
 	emv_wire_result x[8];
@@ -54,6 +55,7 @@ static void produce(rd_kafka_t *rk, const char *batch_id, const struct res *rr, 
 		x[i].temporary = rr[i].temporary;
 		x[i].smtp_code = rr[i].code;
 		x[i].attempts = 1;
+		x[i].duration_ms = duration_ms;
 	}
 	w.results = x;
 	w.n_results = n;
@@ -63,6 +65,11 @@ static void produce(rd_kafka_t *rk, const char *batch_id, const struct res *rr, 
 					   RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 					   RD_KAFKA_V_END),
 			 0);
+}
+
+static void produce(rd_kafka_t *rk, const char *batch_id, const struct res *rr, size_t n)
+{
+	produce_d(rk, batch_id, rr, n, 0);
 }
 
 static void do_test_sink(void **state)
@@ -236,11 +243,67 @@ static void do_test_sink_survives_postgres_restart(void **state)
 	assert_int_equal(pg_long(pg_url, "SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 3);
 }
 
+/*
+ * A poison message: it decodes, but PostgreSQL refuses its data (a
+ * duration of 3,000,000,000 ms does not fit the integer column: SQLSTATE
+ * 22003).  The sink must not retry its group for ever (it would block the
+ * partition): the message is skipped and counted, the others of its group
+ * are stored, the offsets move on.  Bounded by timeout(1): before the fix
+ * the sink never became idle.
+ */
+static void do_test_sink_poison(void **state)
+{
+	char out[4096], errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	const char *argv[] = { "/usr/bin/timeout", "90", EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers",
+			       brokers, "--group", "sink-poison", "--topic", TOPIC, "--until-idle", "3000", NULL };
+	{
+		const char *list = EMV_CLUSTER_RUN "/sink3.csv";
+		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+		FILE *f = fopen(list, "w");
+		char *p;
+		fputs("email\nc1@accept.test\nc2@accept.test\nc3@accept.test\n", f);
+		fclose(f);
+		assert_int_equal(run_argv(out, sizeof out, ing), 0);
+		p = strstr(out, "job ");
+		snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	}
+	rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+	{
+		const struct res a[] = { { 1, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 } };
+		const struct res poison[] = { { 2, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 } };
+		const struct res c[] = { { 3, EMV_STATUS_UNDELIVERABLE, EMV_REASON_MAILBOX_NOT_FOUND, 0, 550 } };
+		produce(rk, "p1", a, 1);
+		produce_d(rk, "p2", poison, 1, 3000000000u);
+		produce(rk, "p3", c, 1);
+		assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+	}
+	rd_kafka_destroy(rk);
+	{
+		int rc = run_argv(out, sizeof out, argv);
+		print_message("%s", out);
+		if (rc != 0)
+			fail_msg("the sink did not get past the poison message (exit %d): %s", rc, out);
+	}
+	/* the whole topic from its start: the first test's garbage message and
+	 * the poison one are the skipped ones */
+	assert_non_null(strstr(out, " 2 skipped"));
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job), 2);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2", job), 0);
+	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 2);
+	/* committed past it: the same group reads nothing again */
+	assert_int_equal(run_argv(out, sizeof out, argv), 0);
+	assert_non_null(strstr(out, "sink: 0 messages"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_sink),
 		cmocka_unit_test(do_test_sink_survives_postgres_restart),
+		cmocka_unit_test(do_test_sink_poison),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);

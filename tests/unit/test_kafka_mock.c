@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "emv_kafka.h"
 #include "emv_util.h"
@@ -84,10 +85,61 @@ static void do_test_topics_and_round_trip(void **state)
 	emv_kafka_mock_free(m);
 }
 
+/* A producer to a closed port (127.0.0.1:1) for about a second: librdkafka
+ * complains (connection refused).  What reached stderr, NUL-terminated. */
+static char *complaints(void)
+{
+	char errstr[256], *out;
+	FILE *tmp = tmpfile();
+	int saved = dup(2);
+	long n;
+	rd_kafka_conf_t *c = emv_kafka_conf_new();
+	rd_kafka_t *rk;
+	assert_non_null(tmp);
+	fflush(stderr);
+	dup2(fileno(tmp), 2);
+	assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", "127.0.0.1:1", errstr, sizeof errstr), 0);
+	assert_int_equal(rd_kafka_conf_set(c, "reconnect.backoff.ms", "100", errstr, sizeof errstr), 0);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sizeof errstr);
+	assert_non_null(rk);
+	for (int i = 0; i < 12; i++)
+		rd_kafka_poll(rk, 100);
+	rd_kafka_destroy(rk);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = ftell(tmp);
+	out = calloc(1, (size_t)n + 1);
+	rewind(tmp);
+	assert_int_equal(fread(out, 1, (size_t)n, tmp), (size_t)n);
+	fclose(tmp);
+	return out;
+}
+
+/* librdkafka's own logs (COMMITFAIL, "Connect to ... failed") go through
+ * emv_log: not a line on the user's terminal by default, shown with -v. */
+static void do_test_library_logs_only_with_verbose(void **state)
+{
+	emv_log_level saved = emv_log_threshold;
+	char *out;
+	emv_log_threshold = EMV_LOG_WARN; /* no -v */
+	out = complaints();
+	if (out[0])
+		fail_msg("librdkafka wrote to the terminal without -v: %.300s", out);
+	free(out);
+	emv_log_threshold = EMV_LOG_INFO; /* -v */
+	out = complaints();
+	emv_log_threshold = saved;
+	if (!strstr(out, " info kafka: ") || !strstr(out, "127.0.0.1:1"))
+		fail_msg("with -v librdkafka's complaint should be an info line of emv_log: %.300s", out);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_topics_and_round_trip),
+		cmocka_unit_test(do_test_library_logs_only_with_verbose),
 	};
 	return cmocka_run_group_tests_name("kafka_mock", tests, NULL, NULL);
 }

@@ -443,6 +443,36 @@ static void do_test_which_replies_block_our_ip(void **state)
 	assert_int_equal(emv_rep_outcome_of(NULL), EMV_REP_NEUTRAL);
 }
 
+/* Two MX hosts whose "mx:" names share their first 127 characters (and
+ * more) are two providers: a block from one does not hold the other, and
+ * each keeps its own row. */
+static void do_test_long_names_do_not_share_a_key(void **state)
+{
+	char a[260], b[260], ka[EMV_REP_KEY_MAX], kb[EMV_REP_KEY_MAX];
+	emv_rep *r = new_rep(1);
+	emv_rep_grant g;
+	memset(a, 'x', sizeof a);
+	memcpy(a, "mx:", 3);
+	a[200] = '\0';
+	memcpy(b, a, sizeof b);
+	a[199] = '1';
+	b[199] = '2';
+	emv_rep_key(ka, sizeof ka, a);
+	emv_rep_key(kb, sizeof kb, b);
+	assert_true(strlen(ka) < EMV_REP_KEY_MAX);
+	assert_string_not_equal(ka, kb);
+	assert_int_equal(strncmp(ka, a, 100), 0); /* still readable in the ip-state */
+	emv_rep_key(ka, sizeof ka, "mx:mx1.example.com");
+	assert_string_equal(ka, "mx:mx1.example.com"); /* a short name is its own key */
+
+	emv_rep_feed(r, 0, a, EMV_REP_BLOCKED, "554 5.7.1 Service unavailable; Client host blocked", T0);
+	assert_int_equal(emv_rep_may_use(r, 0, a, T0 + MIN, &g), 0);
+	if (!emv_rep_may_use(r, 0, b, T0 + MIN, &g))
+		fail_msg("a block by one long MX name held another that shares its first 199 characters");
+	assert_true(g.rate_factor == 1.0);
+	emv_rep_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +492,7 @@ int main(void)
 		cmocka_unit_test(do_test_bad_arguments),
 		cmocka_unit_test(do_test_session_outcome_folding),
 		cmocka_unit_test(do_test_which_replies_block_our_ip),
+		cmocka_unit_test(do_test_long_names_do_not_share_a_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
