@@ -55,6 +55,9 @@ die() { say "FAILED: $*"; exit 1; }
 version=$(sed -n 's/^project(emailverify VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 T=localhost/emailverify-test
 export CONTAINERS_CONF=$dir/containers.conf
+# no systemd here to run health checks on timers: the test runs them itself
+# (`podman healthcheck run`)
+export DISABLE_HC_SYSTEMD=true
 export KAFKA_IMAGE=$T/kafka:3.9.2
 export POSTGRES_IMAGE=$T/postgres:15
 export EMV_COORDINATOR_IMAGE=localhost/emailverify-coordinator:$version
