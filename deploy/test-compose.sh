@@ -35,13 +35,17 @@
 #      one worker container is killed (SIGKILL): the job still ends, every
 #      row exactly once, every verdict right; both source addresses (one per
 #      region) seen by the SMTP servers, and no other;
-#   6. everything torn down (containers, volumes, network, world), pass or fail.
+#   6. then deploy/compose.yaml alone, unchanged, on its own bridge network
+#      (services by name, the API's published port): up to a ready `serve`
+#      and an upload split into Kafka (no workers: they could not reach the
+#      test world from there);
+#   7. everything torn down (containers, volumes, networks, world), pass or fail.
 #
 # Environment: EMV_COMPOSE_DIR (build/compose), EMV_DEBIAN_TARBALL (a
 # debootstrap minbase tarball to use instead of build/fresh-root's),
 # EMV_COMPOSE_KEEP=1 leaves the stack running (for a look; tear down with
-# the command it prints).  Needs root.  Takes ~3.5 min with the images
-# cached, ~7 min the first time (base images 2 min, the images 1 min), plus
+# the command it prints).  Needs root.  Takes ~5 min with the images
+# cached, ~8 min the first time (base images 2 min, the images 1 min), plus
 # debootstrap (~30 s) when the set-up check has not cached its root yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +92,9 @@ if [[ ${1:-} == --inner ]]; then
 		compose logs >"$run/compose-logs.txt" 2>&1
 		compose down -v -t 30 >"$run/down.log" 2>&1
 		podman network rm -f "${project}_default" >/dev/null 2>&1
+		bcompose logs >"$run/compose-bridge-logs.txt" 2>&1
+		bcompose down -v -t 10 >"$run/down-bridge.log" 2>&1
+		podman network rm -f "${project}br_default" >/dev/null 2>&1
 		bash "$src/tests/world/stop.sh" "$world" >/dev/null 2>&1
 		exit $rc
 	}
@@ -98,7 +105,9 @@ if [[ ${1:-} == --inner ]]; then
 		{ cat "$run/world.log"; die "the test world did not start"; }
 	say "test world up (DNS 127.0.0.1:5300, SMTP 127.0.0.x:2525) in this namespace"
 
-	cn() { echo "${project}_$1_1"; }
+	cn() { echo "${prefix:-$project}_$1_1"; }
+	# compose.yaml alone, unchanged (its own bridge network, service names)
+	bcompose() { EMV_ENV_FILE=$run/compose-bridge.env podman-compose -p "${project}br" -f "$src/deploy/compose.yaml" "$@"; }
 	# wait_healthy SERVICE SECONDS: run the service's own health check until it passes
 	wait_healthy() {
 		local c i
@@ -299,6 +308,37 @@ EOF
 		die "a killed worker's address kept connecting"
 	fi
 	say "ok: both regions' source addresses used, no other"
+
+	# --- compose.yaml alone: the bridge network, services by name ----------------
+	# The workers are left out (on a bridge network they cannot reach the
+	# test world on this namespace's loopback, nor bind their pools' addresses).
+	say "tearing down the host-network stack; now compose.yaml alone on its bridge network"
+	compose down -v -t 30 >"$run/down.log" 2>&1
+	podman network rm -f "${project}_default" >/dev/null 2>&1
+	prefix=${project}br
+	bup() { bcompose up -d --no-build "$@" >>"$run/up-bridge.log" 2>&1 || { tail -n 30 "$run/up-bridge.log"; die "bridge: up $*"; }; }
+	bup postgres kafka1 kafka2 kafka3
+	wait_healthy postgres 120
+	for k in kafka1 kafka2 kafka3; do wait_healthy "$k" 180; done
+	bup kafka-init migrate
+	for one in kafka-init migrate; do
+		rc=$(timeout 180 podman wait "$(cn $one)") || die "bridge: $one did not finish"
+		[[ $rc == 0 ]] || { podman logs "$(cn $one)"; die "bridge: $one exited $rc"; }
+	done
+	bup serve
+	wait_healthy serve 120
+	ready=$(curl -sS --max-time 10 "$api/readyz") || die "bridge: the published port 127.0.0.1:8080 does not answer"
+	[[ $ready == *'"postgres":"ok"'*'"kafka":"ok"'* ]] || die "bridge: /readyz says $ready"
+	token=$(podman exec "$(cn serve)" emailverify-coordinator token create --tenant acme | grep -o 'ev_[A-Za-z0-9_-]*' | head -n 1)
+	auth=(-H "Authorization: Bearer $token")
+	printf 'email\nalice@accept.test\nbob@catchall.test\nnot an address\n' >"$run/list-bridge.csv"
+	jobb=$(upload "$run/list-bridge.csv" bridge)
+	for ((i = 0; i < 30; i++)); do
+		[[ $(job_field "$jobb" batched 2>/dev/null) == 2 ]] && break
+		sleep 1
+	done
+	[[ $(job_field "$jobb" batched) == 2 ]] || die "bridge: job $jobb was not split into Kafka"
+	say "bridge: postgres, kafka1..3 (by name), kafka-init, migrate, serve healthy; /readyz $ready on the published 127.0.0.1:8080; an upload split into Kafka"
 	exit 0
 fi
 
@@ -458,6 +498,10 @@ umask 077
 cat >"$run/compose.env" <<EOF
 POSTGRES_PASSWORD=$pw
 DATABASE_URL=postgresql://emailverify:$pw@127.0.0.1:5432/emailverify
+EOF
+cat >"$run/compose-bridge.env" <<EOF
+POSTGRES_PASSWORD=$pw
+DATABASE_URL=postgresql://emailverify:$pw@postgres:5432/emailverify
 EOF
 umask 022
 for r in eu-west:127.0.0.2:probe2 us-east:127.0.0.4:probe4; do

@@ -59,7 +59,7 @@ else
     bash tests/fresh-machine.sh "$root/build/test/tests/world/emv-testsmtpd" || status=1
 fi
 # the compose stack, built and run with podman (deploy/test-compose.sh);
-# bounded: 25 minutes at most (3.5 with its images cached, about 7 without)
+# bounded: 25 minutes at most (about 5 with its images cached, 8 without)
 if [ -n "${EMV_FRESH_INNER:-}" ]; then
     echo "== compose: skipped (the run inside the fresh root: no podman in a chroot)"
 elif [ "${EMV_COMPOSE:-1}" = 0 ]; then
