@@ -148,6 +148,12 @@ if [[ ${1:-} == --inner ]]; then
 		[[ $(podman inspect -f '{{.State.Running}}' "$(cn "$w")") == true ]] ||
 			{ podman logs "$(cn "$w")"; die "$w is not running"; }
 	done
+	# the image's own HEALTHCHECK (compose replaces it with /readyz): its
+	# command, run in the serving container, must pass
+	podman image inspect -f '{{json .Healthcheck.Test}}' "$EMV_COORDINATOR_IMAGE" >"$run/image-healthcheck.json"
+	mapfile -t hc < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); assert t[0]=="CMD"; print("\n".join(t[1:]))' "$run/image-healthcheck.json")
+	podman exec -e EMV_API_PORT=8080 "$(cn serve)" "${hc[@]}" || die "the image's HEALTHCHECK (${hc[*]}) fails against a serving coordinator"
+	say "the image's HEALTHCHECK passes in the serving container"
 	uid=$(podman exec "$(cn serve)" id -u)
 	[[ $uid == 10001 ]] || die "serve runs as uid $uid, not the image's user 10001"
 	say "workers up (regions eu-west: 127.0.0.2, us-east: 127.0.0.4); programs run as uid $uid"
@@ -546,5 +552,15 @@ compose down -v -t 5 >/dev/null 2>&1 || true
 # --- 4-6: in a network namespace of its own --------------------------------------
 say "stack and test world in a network namespace of its own (unshare -n)"
 trap - EXIT
-unshare -n bash "$0" --inner "$smtpd"
+# unshare execs the inner bash: a TERM or INT to this script (a timeout) goes
+# on to it, so that its clean-up runs
+unshare -n bash "$0" --inner "$smtpd" &
+inner=$!
+trap 'kill -TERM $inner 2>/dev/null' TERM INT
+rc=0
+wait $inner || rc=$?
+if ((rc > 128)) && kill -0 $inner 2>/dev/null; then
+	wait $inner || rc=$?
+fi
+((rc == 0)) || die "exit $rc"
 say "passed"
