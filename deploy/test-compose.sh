@@ -150,8 +150,9 @@ if [[ ${1:-} == --inner ]]; then
 	done
 	# the image's own HEALTHCHECK (compose replaces it with /readyz): its
 	# command, run in the serving container, must pass
-	podman image inspect -f '{{json .Healthcheck.Test}}' "$EMV_COORDINATOR_IMAGE" >"$run/image-healthcheck.json"
-	mapfile -t hc < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); assert t[0]=="CMD"; print("\n".join(t[1:]))' "$run/image-healthcheck.json")
+	podman image inspect "$EMV_COORDINATOR_IMAGE" >"$run/image-inspect.json"
+	mapfile -t hc < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))[0]["Healthcheck"]["Test"]; assert t[0]=="CMD"; print("\n".join(t[1:]))' "$run/image-inspect.json")
+	((${#hc[@]} == 3)) || die "cannot read the image's HEALTHCHECK ($run/image-inspect.json)"
 	podman exec -e EMV_API_PORT=8080 "$(cn serve)" "${hc[@]}" || die "the image's HEALTHCHECK (${hc[*]}) fails against a serving coordinator"
 	say "the image's HEALTHCHECK passes in the serving container"
 	uid=$(podman exec "$(cn serve)" id -u)
@@ -485,9 +486,12 @@ for img in "$EMV_COORDINATOR_IMAGE" "$EMV_WORKER_IMAGE" "$KAFKA_IMAGE" "$POSTGRE
 	size=$(podman image inspect -f '{{.Size}}' "$img")
 	say "image $img: $((size / 1000000)) MB"
 done
-hc=$(podman image inspect -f '{{json .Config.Healthcheck}}' "$EMV_COORDINATOR_IMAGE" 2>/dev/null || podman image inspect -f '{{json .Healthcheck}}' "$EMV_COORDINATOR_IMAGE")
+# (`podman image inspect -f '{{.Healthcheck}}'` fails now and then with
+# "can't evaluate field": the JSON is read instead)
+field() { podman image inspect "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin)[0]; print(json.dumps(d.get(sys.argv[1])) if sys.argv[1] == "Healthcheck" else d["Config"].get(sys.argv[1], ""))' "$2"; }
+hc=$(field "$EMV_COORDINATOR_IMAGE" Healthcheck)
 [[ $hc == *healthz* ]] || die "the coordinator image has no HEALTHCHECK ($hc)"
-user=$(podman image inspect -f '{{.Config.User}}' "$EMV_WORKER_IMAGE" 2>/dev/null || podman image inspect -f '{{.User}}' "$EMV_WORKER_IMAGE")
+user=$(field "$EMV_WORKER_IMAGE" User)
 [[ $user == 10001:10001 ]] || die "the worker image's user is '$user', not 10001:10001"
 for b in emailverify emailverify-coordinator emailverify-worker; do
 	podman run --rm --network none "$EMV_WORKER_IMAGE" "$b" --help >/dev/null 2>&1 ||
