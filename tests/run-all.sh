@@ -12,13 +12,19 @@
 #    (before the main suite, whose ctest summary line closes the output),
 # 5. first of all the checks, the set-up check (tests/fresh-machine.sh): both
 #    README commands in a fresh Debian 12 root, the quick start on a small
-#    list and this very script, whole, inside it.
+#    list and this very script, whole, inside it,
+# 6. after the set-up check, the compose stack (deploy/test-compose.sh):
+#    images built, the stack started with podman-compose, a list verified
+#    through the API, a worker container killed mid-job
+#    (EMV_COMPOSE=0 skips it).
 #
 # Environment: EMV_TEST_JOBS (parallel ctest jobs, default 2),
 #              EMV_FUZZ_SECONDS (per fuzz target, default 20),
 #              EMV_FRESH_ROOT=0 skips the set-up check (it is skipped anyway
 #              inside the fresh root itself, and when not run as root),
-#              EMV_FRESH_SUITE (full|build|none: see tests/fresh-machine.sh).
+#              EMV_FRESH_SUITE (full|build|none: see tests/fresh-machine.sh),
+#              EMV_COMPOSE=0 skips the compose stage (deploy/test-compose.sh:
+#              container images, the compose stack end to end; needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -51,6 +57,18 @@ elif [ "$(id -u)" -ne 0 ]; then
 else
     echo "== set-up check (a fresh Debian 12 root: tests/fresh-machine.sh)"
     bash tests/fresh-machine.sh "$root/build/test/tests/world/emv-testsmtpd" || status=1
+fi
+# the compose stack, built and run with podman (deploy/test-compose.sh);
+# bounded: 25 minutes at most (about 5 with its images cached, 8 without)
+if [ -n "${EMV_FRESH_INNER:-}" ]; then
+    echo "== compose: skipped (the run inside the fresh root: no podman in a chroot)"
+elif [ "${EMV_COMPOSE:-1}" = 0 ]; then
+    echo "== compose: skipped (EMV_COMPOSE=0)"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "== compose: skipped (needs root: podman, chroot, unshare)"
+else
+    echo "== compose (deploy/test-compose.sh: images, the stack, the API end to end, a worker killed)"
+    timeout 1500 bash deploy/test-compose.sh "$root/build/test/tests/world/emv-testsmtpd" || status=1
 fi
 echo "== fuzz"
 (cd build/fuzz && ctest --output-on-failure -L fuzz) || status=1
