@@ -37,8 +37,8 @@ int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *er
 /*
  * Production settings passed through to librdkafka (TLS, SASL, timeouts):
  * "key=value" strings, NULL-terminated (list may be NULL).  A bad key or
- * value fails with err naming it.  Also routes librdkafka's log through
- * emv_log (its errors at info, the rest at debug: quiet unless -v).
+ * value fails with err naming it.  Also quiets librdkafka's own log to
+ * its errors unless -v (emv_log at info or more).
  */
 int emv_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *list, char *err, size_t errlen);
 
