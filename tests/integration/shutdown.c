@@ -237,6 +237,7 @@ static void do_test_run_sigterm_then_continue(void **state)
 	int tarpit = tarpit_sessions();
 
 	write_list(list, addrs);
+	unlink(log); /* job_of_log must not read an earlier run's */
 	pid = spawn(argv, log);
 	job_of_log(log, job, sizeof job, 30);
 	wait_tarpit(tarpit);
@@ -310,6 +311,7 @@ static void do_test_run_second_signal(void **state)
 	int tarpit = tarpit_sessions();
 
 	write_list(list, addrs);
+	unlink(log); /* job_of_log must not read an earlier run's */
 	pid = spawn(argv, log);
 	job_of_log(log, job, sizeof job, 30);
 	wait_tarpit(tarpit); /* the session to tarpit.test waits for its banner */
@@ -329,6 +331,14 @@ static void do_test_run_second_signal(void **state)
 	assert_non_null(strstr(file_text(log), "second signal"));
 }
 
+/* An earlier test's unfinished job would be split again by `serve
+ * --embedded-kafka` and give the workers of a later one work of its own. */
+static void cancel_open_jobs(void)
+{
+	pg_long(url, "WITH u AS (UPDATE jobs SET state = 'cancelled' WHERE state IN ('running', 'splitting')"
+		     " RETURNING 1) SELECT count(*) FROM u");
+}
+
 /* The worker daemon and serve: a job split by `serve --embedded-kafka`;
  * worker 1 stops on SIGTERM while holding greylist.test's retry batch and
  * talking to tarpit.test: exit 0 within 10 s.  Worker 2 takes over and
@@ -346,6 +356,7 @@ static void do_test_worker_and_serve(void **state)
 	pid_t serve, w1, w2, w3;
 	int tarpit;
 
+	cancel_open_jobs();
 	write_list(list, addrs);
 	{
 		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", url, "--name", "shutdown-w", list, NULL };
@@ -459,9 +470,7 @@ static void do_test_worker_cut_keeps_retry_time(void **state)
 	double t0, took;
 	pid_t serve, w1, w2;
 
-	/* the earlier tests' unfinished jobs would be split again by serve */
-	pg_long(url, "WITH u AS (UPDATE jobs SET state = 'cancelled' WHERE state IN ('running', 'splitting')"
-		     " RETURNING 1) SELECT count(*) FROM u");
+	cancel_open_jobs();
 	write_list(list, addrs);
 	{
 		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", url, "--name", "shutdown-h", list, NULL };
