@@ -15,7 +15,8 @@
  * abandoned, verdicts known are sent, the rest is left); the sink then
  * stores what they sent until 90% of T.  What is not stored is asked again
  * by `run --job ID`, which splits the job again without the addresses that
- * have their final verdict.  Exit 130; a second signal exits at once.
+ * have their final verdict, and with those whose verdict is temporary due
+ * --retry-delay after it (emv_split.h).  Exit 130; a second signal exits at once.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -307,6 +308,7 @@ int cli_run(int argc, char **argv)
 			goto out;
 		}
 		sp.skip_final = 1; /* its batches went with the last run's embedded Kafka */
+		sp.retry_delay_ms = retry_delay; /* and its retries: due when they would have been */
 		fprintf(stderr, "job %s: continuing (%" PRIu64 " rows, %" PRIu64 " unique addresses)\n", ist.job_id,
 			ist.rows, ist.unique);
 	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK) {
@@ -361,8 +363,12 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
 	}
-	fprintf(stderr, "job %s: %" PRIu64 " addresses in %" PRIu64 " batches\n", ist.job_id, sst.addresses,
-		sst.batches);
+	if (sst.delayed)
+		fprintf(stderr, "job %s: %" PRIu64 " addresses in %" PRIu64 " batches (%" PRIu64 " of them wait for "
+			"their retry)\n", ist.job_id, sst.addresses, sst.batches, sst.delayed);
+	else
+		fprintf(stderr, "job %s: %" PRIu64 " addresses in %" PRIu64 " batches\n", ist.job_id, sst.addresses,
+			sst.batches);
 
 	for (;;) {
 		if (job_progress(c, ist.job_id, &pr) < 0) {

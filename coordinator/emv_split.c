@@ -15,11 +15,13 @@ void emv_split_params_default(emv_split_params *p)
 {
 	memset(p, 0, sizeof *p);
 	p->topic = "emailverify.batches";
+	p->retry_topic = "emailverify.retry";
 	p->partitions = 16;
 	p->batch_max = 500;
 	p->max_shards = 4;
 	p->chunk = 100000;
 	p->flush_timeout_ms = 30000;
+	p->retry_delay_ms = 600000;
 }
 
 struct delivery {
@@ -45,6 +47,8 @@ struct batcher {
 	unsigned domain_batches;      /* batches of this domain so far */
 	emv_wire_address *a;
 	size_t n;
+	int delayed;                  /* the batch holds addresses waiting for a retry */
+	int64_t not_before;           /* and this is the latest of their times (wall ms) */
 	uint64_t seq;
 	emv_split_stats *st;
 	char last_domain[EMV_WIRE_DOMAIN_MAX + 1]; /* cursor: last address of the last produced batch */
@@ -53,17 +57,24 @@ struct batcher {
 };
 
 /* The topic of a batch of domain: the shared one, or its region's own
- * (made when first used); the region in *region ("" = shared). */
+ * (made when first used); the region in *region ("" = shared).  A batch
+ * waiting for its retry's time goes to the retry topic (shared or the
+ * region's), where a worker holds it without holding up new batches. */
 static const char *topic_for(struct batcher *b, const char *domain, char *topic, size_t topiclen, char *region,
 			     size_t regionlen, char *err, size_t errlen)
 {
 	const char *rg = emv_routes_region(b->p->routes, domain);
+	const char *base = b->delayed ? b->p->retry_topic : b->p->topic;
 
 	region[0] = '\0';
-	if (!rg)
-		return b->p->topic;
+	if (!rg) {
+		if (b->delayed &&
+		    emv_kafka_ensure_topic_once(b->rk, &b->topics, base, b->p->partitions, err, errlen) != EMV_OK)
+			return NULL;
+		return base;
+	}
 	emv_strlcpy(region, rg, regionlen);
-	emv_kafka_region_topic(topic, topiclen, b->p->topic, rg);
+	emv_kafka_region_topic(topic, topiclen, base, rg);
 	if (emv_kafka_ensure_topic_once(b->rk, &b->topics, topic, b->p->partitions, err, errlen) != EMV_OK)
 		return NULL;
 	return topic;
@@ -91,6 +102,7 @@ static int produce_batch(struct batcher *b, char *err, size_t errlen)
 	emv_strlcpy(wb.domain, b->domain, sizeof wb.domain);
 	wb.addresses = b->a;
 	wb.n_addresses = b->n;
+	wb.not_before_ms = b->not_before > EMV_WIRE_TIME_MAX ? EMV_WIRE_TIME_MAX : b->not_before;
 	if (emv_wire_batch_encode(&wb, &buf, &len, werr, sizeof werr) != EMV_WIRE_OK) {
 		emv_set_err(err, errlen, "batch of %s: %s", b->domain, werr);
 		return EMV_ERR;
@@ -113,9 +125,12 @@ static int produce_batch(struct batcher *b, char *err, size_t errlen)
 	b->domain_batches++;
 	b->st->batches++;
 	b->st->addresses += b->n;
+	if (b->delayed)
+		b->st->delayed += b->n;
 	emv_strlcpy(b->last_domain, b->domain, sizeof b->last_domain);
 	b->last_id = (int64_t)b->a[b->n - 1].id;
 	b->n = 0;
+	b->not_before = 0;
 	return EMV_OK;
 }
 
@@ -166,7 +181,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	struct delivery dl = { 0, "" };
 	struct batcher b;
 	emv_split_stats chunk_st;
-	uint64_t t0 = emv_now_ms(), total = 0, total_batches = 0;
+	uint64_t t0 = emv_now_ms(), total = 0, total_batches = 0, total_delayed = 0;
 	int rc = EMV_ERR;
 	PGresult *r;
 	PGconn *rd = NULL;
@@ -231,24 +246,30 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	if (!(rd = emv_db_clone(c, err, errlen)))
 		goto out;
 	{
-		const char *v[3] = { job_id, after_domain, after_id };
+		char delay[24];
+		const char *v[4] = { job_id, after_domain, after_id, delay };
+		snprintf(delay, sizeof delay, "%d", p->retry_delay_ms > 0 ? p->retry_delay_ms : 0);
 		if (!exec_cmd(rd, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) ||
 		    !exec_cmd(rd, "SET LOCAL work_mem = '128MB'", err, errlen))
 			goto out;
 		/* skip_final: a job split again (its batches were lost) asks
-		 * no server twice about an address it has a verdict for */
+		 * no server twice about an address it has a verdict for, and
+		 * none whose temporary result waits for its retry before its
+		 * time (the result's + retry_delay_ms, unix ms; 0: at once) */
 		r = PQexecParams(rd, p->skip_final ?
 				 "DECLARE split_cur NO SCROLL CURSOR FOR"
-				 " SELECT a.domain, a.id, a.address, a.flags FROM addresses a WHERE a.job_id = $1"
-				 " AND a.error_reason IS NULL AND a.duplicate_of IS NULL"
-				 " AND (a.domain, a.id) > ($2, $3::bigint) AND NOT EXISTS (SELECT 1 FROM results r"
-				 "  WHERE r.job_id = a.job_id AND r.address_id = a.id AND r.final)"
+				 " SELECT a.domain, a.id, a.address, a.flags,"
+				 "  CASE WHEN r.address_id IS NULL THEN 0"
+				 "  ELSE floor(extract(epoch FROM r.updated_at) * 1000)::bigint + $4::bigint END"
+				 " FROM addresses a LEFT JOIN results r ON r.job_id = a.job_id AND r.address_id = a.id"
+				 " WHERE a.job_id = $1 AND a.error_reason IS NULL AND a.duplicate_of IS NULL"
+				 " AND (a.domain, a.id) > ($2, $3::bigint) AND r.final IS NOT TRUE"
 				 " ORDER BY a.domain, a.id" :
 				 "DECLARE split_cur NO SCROLL CURSOR FOR"
-				 " SELECT domain, id, address, flags FROM addresses WHERE job_id = $1"
+				 " SELECT domain, id, address, flags, 0 FROM addresses WHERE job_id = $1"
 				 " AND error_reason IS NULL AND duplicate_of IS NULL"
 				 " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
-				 3, NULL, v, NULL, NULL, 0);
+				 p->skip_final ? 4 : 3, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));
 			PQclear(r);
@@ -268,8 +289,15 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		n = PQntuples(r);
 		for (int i = 0; i < n; i++) {
 			const char *dom = PQgetvalue(r, i, 0), *addr = PQgetvalue(r, i, 2), *at = strrchr(addr, '@');
+			int64_t due = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+			int delayed;
 			emv_wire_address *a;
-			if (strcmp(dom, b.domain) != 0 || b.n == (size_t)p->batch_max) {
+			if (due <= (int64_t)emv_wall_ms())
+				due = 0; /* its retry is due already */
+			delayed = due > 0;
+			/* a batch is due at once or waits: addresses that may be
+			 * asked now never wait for another's retry */
+			if (strcmp(dom, b.domain) != 0 || b.n == (size_t)p->batch_max || (b.n > 0 && delayed != b.delayed)) {
 				if (produce_batch(&b, err, errlen) != EMV_OK) {
 					PQclear(r);
 					goto out;
@@ -279,6 +307,10 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 					b.domain_batches = 0;
 				}
 			}
+			if (b.n == 0)
+				b.delayed = delayed;
+			if (due > b.not_before)
+				b.not_before = due;
 			a = &b.a[b.n++];
 			a->id = strtoull(PQgetvalue(r, i, 1), NULL, 10);
 			emv_strlcpy(a->local, addr, at && (size_t)(at - addr) < sizeof a->local ?
@@ -297,6 +329,8 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		}
 		total += chunk_st.addresses;
 		total_batches += chunk_st.batches;
+		total_delayed += chunk_st.delayed;
+		chunk_st.delayed = 0;
 		if (commit_progress(c, &b, n < p->chunk, err, errlen) != EMV_OK)
 			goto out;
 		chunk_st.batches = 0;
@@ -308,6 +342,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 out:
 	st->addresses = total;
 	st->batches = total_batches;
+	st->delayed = total_delayed;
 	st->seconds = (double)(emv_now_ms() - t0) / 1000.0;
 	rd_kafka_flush(b.rk, 1000);
 	rd_kafka_destroy(b.rk);

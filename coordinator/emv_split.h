@@ -11,6 +11,15 @@
  * producer is flushed and the split cursor committed, so a restarted
  * coordinator resumes after the last delivered batch (a batch produced but
  * not yet recorded may be produced again: the results sink is idempotent).
+ *
+ * A re-split (skip_final: the job's batches were lost, e.g. with the
+ * embedded Kafka of a stopped `run`) leaves out what is final; an address
+ * whose stored result is temporary (greylisted, rate limited, ...) was
+ * waiting for its retry, so it is not asked before that result's time plus
+ * retry_delay_ms: such addresses go in batches of their own, with the
+ * latest not_before of their addresses (none is asked early), on the retry
+ * topic (a worker holds a batch that is not due by pausing its partition:
+ * on the batches topic that would hold up the new batches behind it).
  */
 #ifndef EMV_SPLIT_H
 #define EMV_SPLIT_H
@@ -21,12 +30,15 @@
 typedef struct {
 	const char *brokers;      /* bootstrap.servers */
 	const char *topic;        /* "emailverify.batches" */
+	const char *retry_topic;  /* "emailverify.retry": a re-split's batches that wait for their retry */
 	int partitions;           /* when the topic must be created (16) */
 	int batch_max;            /* addresses per batch (500) */
 	int max_shards;           /* batches of one domain spread over at most this many keys (4) */
 	int chunk;                /* rows fetched at a time; progress is recorded per chunk (100000) */
 	int flush_timeout_ms;     /* bound on waiting for deliveries (30000) */
 	int skip_final;           /* leave out addresses that already have a final result (a re-split) */
+	int retry_delay_ms;       /* a re-split: an address whose stored result is temporary is due this
+	                             long after that result (600000, the workers' first retry delay) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 	const struct emv_routes *routes; /* domain -> region topic (emv_routes.h); NULL: all shared */
 } emv_split_params;
@@ -35,6 +47,7 @@ void emv_split_params_default(emv_split_params *p);
 
 typedef struct {
 	uint64_t addresses, batches;
+	uint64_t delayed;         /* of the addresses, those sent waiting for their retry's time */
 	double seconds;
 } emv_split_stats;
 

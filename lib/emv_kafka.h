@@ -37,7 +37,8 @@ int emv_kafka_ensure_compacted_topic(rd_kafka_t *rk, const char *topic, char *er
 /*
  * Production settings passed through to librdkafka (TLS, SASL, timeouts):
  * "key=value" strings, NULL-terminated (list may be NULL).  A bad key or
- * value fails with err naming it.
+ * value fails with err naming it.  Also quiets librdkafka's own log to
+ * its errors unless -v (emv_log at info or more).
  */
 /* rd_kafka_conf_new() whose client logs through emv_log ("kafka"): at
  * info level (shown with -v) for librdkafka's errors, warnings and notices

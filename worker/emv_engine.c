@@ -1052,6 +1052,12 @@ void emv_engine_drain(emv_engine *e)
 	e->draining = 1;
 }
 
+void emv_engine_waiting(const emv_engine *e, void (*fn)(void *arg, uint64_t id, uint64_t due_ms), void *arg)
+{
+	for (uint32_t ii = e->retry_head; ii != NIL; ii = e->items[ii].next)
+		fn(arg, e->items[ii].id, e->items[ii].due_ms);
+}
+
 int emv_engine_sessions(const emv_engine *e)
 {
 	return e->active;

@@ -83,6 +83,12 @@ void emv_engine_pump(emv_engine *e);
  * stays queued, never reported.  Not undone. */
 void emv_engine_drain(emv_engine *e);
 
+/* Every address waiting for a retry (greylisting, a rate limit, a
+ * timeout): fn gets its id and when it is due (monotonic ms, emv_now_ms).
+ * A caller that stops can hand such addresses on with that time, so that
+ * their next owner does not ask them early.  fn must not call the engine. */
+void emv_engine_waiting(const emv_engine *e, void (*fn)(void *arg, uint64_t id, uint64_t due_ms), void *arg);
+
 /* Probe sessions (jobs) in flight. */
 int emv_engine_sessions(const emv_engine *e);
 

@@ -25,6 +25,8 @@ struct wbatch {
 	int topic;                  /* T_* it came from */
 	uint8_t *handed;            /* per address: handed back by the engine (all sources quarantined) */
 	uint8_t *left;              /* per address: no verdict when the batch was cut at shutdown */
+	int64_t *left_due;          /* per address: cut while the engine held it for a retry due then
+	                               (wall ms; 0 = not held), NULL when none was */
 	char provider[EMV_WIRE_PROVIDER_MAX + 1]; /* of the handed-back addresses */
 	uint64_t due_ms;            /* retry batches: not before */
 	int started;                /* fed to the engine */
@@ -74,6 +76,7 @@ struct worker {
 	uint32_t nslots, capslots, free_slot;
 	int inflight, stopping;
 	int cut;                    /* stopping: the batches in flight were cut (cut_inflight) */
+	size_t held_cut;            /* of their addresses, those the engine held for a retry */
 	uint64_t stop_at;           /* when the stop was seen (monotonic ms) */
 	int handback;               /* the engine hands back addresses for another region */
 	volatile sig_atomic_t *stop;
@@ -136,6 +139,7 @@ static void wbatch_free(struct wbatch *b)
 	free(b->res);
 	free(b->handed);
 	free(b->left);
+	free(b->left_due);
 	free(b);
 }
 
@@ -281,13 +285,14 @@ static int produce(struct worker *w, struct wbatch *b, const char *topic, const 
 	return 0;
 }
 
-enum { RETRY_TEMPORARY, RETRY_HANDED, RETRY_CUT };
+enum { RETRY_TEMPORARY, RETRY_HANDED, RETRY_CUT, RETRY_CUT_HELD };
 
 /* Address i of the batch goes into a retry of this kind. */
 static int retry_wants(const struct wbatch *b, size_t i, int kind)
 {
-	if (kind == RETRY_CUT)
-		return b->left && b->left[i];
+	int held = b->left_due && b->left_due[i] > 0;
+	if (kind == RETRY_CUT || kind == RETRY_CUT_HELD)
+		return b->left && b->left[i] && held == (kind == RETRY_CUT_HELD);
 	return b->res[i].temporary && (b->handed && b->handed[i]) == (kind == RETRY_HANDED);
 }
 
@@ -297,14 +302,18 @@ static int retry_wants(const struct wbatch *b, size_t i, int kind)
  * coordinator to send to another region (RETRY_HANDED).  At shutdown, the
  * addresses of a cut batch that have no verdict yet (RETRY_CUT) go to the
  * retry topic with the same attempt, due at once: they were not answered,
- * and the next owner asks them, and only them. */
+ * and the next owner asks them, and only them.  Those of them the engine
+ * was holding for a retry (greylisting: RETRY_CUT_HELD) go as a batch of
+ * their own, due when the engine would have asked them (the latest of
+ * their times: none is asked early). */
 static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 {
 	const emv_wire_batch *src = b->b;
 	emv_wire_batch r;
-	int handed = kind == RETRY_HANDED;
-	unsigned attempt = kind == RETRY_CUT ? src->attempt : src->attempt + 1;
-	int delay = kind == RETRY_CUT ? 0 : w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
+	int handed = kind == RETRY_HANDED, cut = kind == RETRY_CUT || kind == RETRY_CUT_HELD;
+	unsigned attempt = cut ? src->attempt : src->attempt + 1;
+	int delay = cut ? 0 : w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
+	int64_t due = 0;
 	char err[EMV_WIRE_ERR_MAX], suffix[16];
 	const char *topic;
 	uint8_t *buf;
@@ -316,7 +325,8 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 		return;
 	memset(&r, 0, sizeof r);
 	emv_strlcpy(r.job_id, src->job_id, sizeof r.job_id);
-	snprintf(suffix, sizeof suffix, handed ? ".x%u" : kind == RETRY_CUT ? ".s%u" : ".r%u", attempt);
+	snprintf(suffix, sizeof suffix, handed ? ".x%u" : kind == RETRY_CUT ? ".s%u" : kind == RETRY_CUT_HELD ? ".h%u" : ".r%u",
+		 attempt);
 	keep = strlen(src->batch_id);
 	if (keep + strlen(suffix) > EMV_WIRE_ID_MAX)
 		keep = EMV_WIRE_ID_MAX - strlen(suffix);
@@ -337,6 +347,12 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 	} else {
 		/* wall clock: the batch may come back to another machine */
 		r.not_before_ms = delay ? (int64_t)emv_wall_ms() + delay : 0;
+		if (kind == RETRY_CUT_HELD)
+			for (size_t i = 0; i < src->n_addresses; i++)
+				if (retry_wants(b, i, kind) && b->left_due[i] > due)
+					due = b->left_due[i];
+		if (due > r.not_before_ms)
+			r.not_before_ms = due > EMV_WIRE_TIME_MAX ? EMV_WIRE_TIME_MAX : due;
 		emv_strlcpy(r.avoid_regions, src->avoid_regions, sizeof r.avoid_regions);
 		emv_strlcpy(r.provider, src->provider, sizeof r.provider);
 		/* a batch routed to this region retries here */
@@ -353,9 +369,11 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 		if (handed) {
 			w->st.rerouted_batches++;
 			w->st.rerouted += n;
-		} else if (kind == RETRY_CUT) {
+		} else if (cut) {
 			w->st.cut_batches++;
 			w->st.cut += n;
+			if (kind == RETRY_CUT_HELD)
+				w->st.cut_held += n;
 		} else {
 			w->st.retry_batches++;
 			w->st.retried += n;
@@ -385,8 +403,10 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 			produce_retry(w, b, RETRY_HANDED);
 	}
 	/* cut at shutdown: what has no verdict yet is asked by the next owner */
-	if (b->left && b->part)
+	if (b->left && b->part) {
 		produce_retry(w, b, RETRY_CUT);
+		produce_retry(w, b, RETRY_CUT_HELD);
+	}
 	/* else released: the partition's new owner does the batch again, so
 	 * its temporary verdicts stay temporary (a final one could not be
 	 * replaced by the new owner's) */
@@ -604,16 +624,35 @@ static void take_message(struct worker *w, rd_kafka_message_t *m)
 	start_batch(w, b);
 }
 
+/* The engine holds address `id` for a retry due at due_ms (monotonic):
+ * remembered in its batch, in wall time (the next owner's clock). */
+static void note_waiting(void *arg, uint64_t id, uint64_t due_ms)
+{
+	struct worker *w = arg;
+	struct wbatch *b = id < w->nslots ? w->slots[id].wb : NULL;
+	uint64_t now = emv_now_ms();
+
+	if (!b)
+		return;
+	if (!b->left_due)
+		b->left_due = emv_xcalloc(b->b->n_addresses, sizeof *b->left_due);
+	b->left_due[w->slots[id].idx] = (int64_t)emv_wall_ms() + (int64_t)(due_ms > now ? due_ms - now : 0);
+	w->held_cut++;
+}
+
 /* Stopping, once no session runs any more or at the drain deadline: every
  * batch still in the engine is cut where it is.  Its verdicts go out as
  * usual; its addresses without one go back to the retry topic as a batch
- * of their own (RETRY_CUT), so that its offset can be committed and the
- * next owner asks only what was not answered here.  Sessions still running
+ * of their own (RETRY_CUT; those the engine held for a retry, RETRY_CUT_HELD,
+ * due when it would have asked them), so that its offset can be committed
+ * and the next owner asks only what was not answered here.  Sessions still running
  * are abandoned: what they learn now is ignored (their slots are let go),
  * and they are cancelled with the engine. */
 static void cut_inflight(struct worker *w)
 {
 	size_t left = 0, batches = 0;
+
+	emv_engine_waiting(w->eng, note_waiting, w);
 
 	for (uint32_t id = 0; id < w->nslots; id++) {
 		struct slot *s = &w->slots[id];
@@ -644,7 +683,8 @@ static void cut_inflight(struct worker *w)
 	w->cut = 1;
 	if (batches)
 		emv_log(EMV_LOG_INFO, "worker", "%s: stopping: %zu batch(es) cut, %zu address(es) without a verdict "
-			"handed to the next owner", w->o.name, batches, left);
+			"handed to the next owner (%zu of them held for a retry: due when it was)", w->o.name, batches,
+			left, w->held_cut);
 }
 
 static void start_due(struct worker *w)

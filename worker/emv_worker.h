@@ -27,8 +27,9 @@
  * until their not_before).  Sessions in flight may end politely (QUIT) until
  * 60% of shutdown_ms, then are abandoned; each batch still in flight is
  * cut: its verdicts go to the results topic, its addresses without one to
- * the retry topic (same attempt, due at once), so that its offset can be
- * committed and nothing with a verdict is asked again.  Acknowledgements
+ * the retry topic (same attempt, due at once; or, for those the engine held
+ * for a retry, due when the engine would have asked), so that its offset can
+ * be committed and nothing with a verdict is asked again.  Acknowledgements
  * are awaited until 85%, then flush, commit synchronously, return.
  */
 #ifndef EMV_WORKER_H
@@ -68,6 +69,7 @@ typedef struct {
 	uint64_t released;               /* batches whose partition was revoked while in flight */
 	uint64_t rerouted_batches, rerouted; /* batches and addresses handed to the coordinator for another region */
 	uint64_t cut_batches, cut;       /* at shutdown: batches cut, addresses without a verdict handed on */
+	uint64_t cut_held;               /* of those, held for a retry by the engine: handed on due when they were */
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);

@@ -183,8 +183,9 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"emailverify-worker %s: %" PRIu64 " batches, %" PRIu64 " results, %" PRIu64 " skipped, %" PRIu64
 		" retried in %" PRIu64 " retry batches, %" PRIu64 " released, %" PRIu64 " rerouted in %" PRIu64
-		" batches, %" PRIu64 " handed on unanswered in %" PRIu64 " cut batches\n",
+		" batches, %" PRIu64 " handed on unanswered in %" PRIu64 " cut batches (%" PRIu64
+		" of them kept their retry time)\n",
 		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
-		st.rerouted_batches, st.cut, st.cut_batches);
+		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held);
 	return 0;
 }

@@ -20,7 +20,7 @@ static const char *pg_dir = EMV_BUILD_DIR "/shutdown-pg";
 #define RUN EMV_BUILD_DIR "/shutdown-run"
 
 /* Children still running when a test fails: killed in teardown. */
-static pid_t kids[8];
+static pid_t kids[16];
 static int nkids;
 
 static int setup(void **state)
@@ -92,6 +92,22 @@ static int rcpts_seen(const char *addr)
 	return count_in_world_log(pat);
 }
 
+/* The times (unix ms, the world's clock) of the RCPT TO:<addr> the test
+ * world's servers have seen, in order; how many (at most max). */
+static int rcpt_times(const char *addr, long long *t, int max)
+{
+	char pat[320], line[1024];
+	int n = 0;
+	FILE *f = fopen(EMV_WORLD_DIR "/smtpd.log", "r");
+	assert_non_null(f);
+	snprintf(pat, sizeof pat, " RCPT %s ", addr);
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, pat) && n < max)
+			t[n++] = atoll(line);
+	fclose(f);
+	return n;
+}
+
 static int count_in_world_log(const char *pat)
 {
 	char *log, *p;
@@ -154,7 +170,7 @@ static const char *file_text(const char *path)
 static pid_t spawn(const char *const *argv, const char *log)
 {
 	pid_t pid = spawn_logged(argv, log);
-	if (nkids < 8)
+	if (nkids < 16)
 		kids[nkids++] = pid;
 	return pid;
 }
@@ -200,7 +216,10 @@ static void job_of_log(const char *log, char *job, size_t len, double secs)
 /* `run` stopped by SIGTERM while greylist.test's retry batch is held (10
  * minutes) and a session waits for tarpit.test's banner (30 s): exit 130
  * within the default 10 s, the verdicts known are in PostgreSQL, and
- * `run --job` finishes the job without asking an address with a verdict. */
+ * `run --job` finishes the job without asking an address with a verdict,
+ * nor the greylisted one before its retry is due (its temporary result's
+ * time + the continued run's --retry-delay: the retry batch died with the
+ * first run's embedded Kafka). */
 static void do_test_run_sigterm_then_continue(void **state)
 {
 	const char *list = RUN "/run.csv", *out = RUN "/run.out", *log = RUN "/run.log";
@@ -209,13 +228,16 @@ static void do_test_run_sigterm_then_continue(void **state)
 	const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--retry-delay", "600000",
 			       "--max-retry-time", "1", WORLD_OPTS, "--timeout", "30", NULL };
 	char job[64];
-	int seen[4], code;
+	int seen[4], code, n;
 	double t0, took;
 	pid_t pid;
+	long long greylisted_at, t[16];
+	const int delay_ms = 12000; /* the continued run's --retry-delay */
 
 	int tarpit = tarpit_sessions();
 
 	write_list(list, addrs);
+	unlink(log); /* job_of_log must not read an earlier run's */
 	pid = spawn(argv, log);
 	job_of_log(log, job, sizeof job, 30);
 	wait_tarpit(tarpit);
@@ -224,6 +246,8 @@ static void do_test_run_sigterm_then_continue(void **state)
 	usleep(500000); /* the retry batch is read and held */
 	for (int i = 0; i < 4; i++)
 		seen[i] = rcpts_seen(addrs[i]);
+	assert_int_equal(rcpt_times(addrs[2], t, 16), 1);
+	greylisted_at = t[0];
 	t0 = now_s();
 	kill(pid, SIGTERM);
 	code = wait_exit(pid, 30);
@@ -232,15 +256,33 @@ static void do_test_run_sigterm_then_continue(void **state)
 	if (code != 130 || took > 10.0)
 		fail_msg("run after SIGTERM: exit %d after %.2f s (wanted 130 within 10 s):\n%s", code, took, file_text(log));
 	assert_non_null(strstr(file_text(log), "continue with --job"));
+	/* librdkafka's own lines (COMMITFAIL ... rebalance in progress, as the
+	 * worker threads leave the group) only with -v */
+	if (strstr(file_text(log), "|rdkafka#") || strstr(file_text(log), "COMMITFAIL"))
+		fail_msg("run printed librdkafka's log at the stop:\n%s", file_text(log));
 	assert_int_equal(pg_long(url, Q_FINAL, job), 2);
 	assert_int_equal(final_of(job, addrs[2]), 0);
 	assert_int_equal(final_of(job, addrs[3]), 0);
 	{
 		char clog[16384];
-		const char *cont[] = { EMV_BIN, "run", "--job", job, "-o", out, "--database", url, "--retry-delay", "2500",
-				       "--retry-attempts", "2", "--max-retry-time", "1", WORLD_OPTS, "--timeout", "2", NULL };
+		char delay[16];
+		const char *cont[] = { EMV_BIN, "run", "--job", job, "-o", out, "--database", url, "--retry-delay", delay,
+				       "--retry-attempts", "1", "--max-retry-time", "1", WORLD_OPTS, "--timeout", "2", NULL };
+		snprintf(delay, sizeof delay, "%d", delay_ms);
 		if (run_capture(clog, sizeof clog, cont, 1) != 0)
 			fail_msg("continued run:\n%s", clog);
+		if (!strstr(clog, "(1 of them wait for their retry)"))
+			fail_msg("continued run: the greylisted address was not sent waiting for its retry:\n%s", clog);
+	}
+	/* the greylisted address: asked again, never before its retry's time */
+	n = rcpt_times(addrs[2], t, 16);
+	assert_true(n > 1);
+	for (int i = 1; i < n; i++) {
+		print_message("greylisted address asked again %.1f s after its 451 (retry delay %.1f s)\n",
+			      (double)(t[i] - greylisted_at) / 1000.0, delay_ms / 1000.0);
+		if (t[i] < greylisted_at + delay_ms)
+			fail_msg("%s asked again %lld ms after its 451, before its retry delay of %d ms", addrs[2],
+				 t[i] - greylisted_at, delay_ms);
 	}
 	assert_int_equal(pg_long(url, Q_FINAL, job), 4);
 	assert_int_equal(final_of(job, addrs[2]), 1);
@@ -269,6 +311,7 @@ static void do_test_run_second_signal(void **state)
 	int tarpit = tarpit_sessions();
 
 	write_list(list, addrs);
+	unlink(log); /* job_of_log must not read an earlier run's */
 	pid = spawn(argv, log);
 	job_of_log(log, job, sizeof job, 30);
 	wait_tarpit(tarpit); /* the session to tarpit.test waits for its banner */
@@ -288,6 +331,14 @@ static void do_test_run_second_signal(void **state)
 	assert_non_null(strstr(file_text(log), "second signal"));
 }
 
+/* An earlier test's unfinished job would be split again by `serve
+ * --embedded-kafka` and give the workers of a later one work of its own. */
+static void cancel_open_jobs(void)
+{
+	pg_long(url, "WITH u AS (UPDATE jobs SET state = 'cancelled' WHERE state IN ('running', 'splitting')"
+		     " RETURNING 1) SELECT count(*) FROM u");
+}
+
 /* The worker daemon and serve: a job split by `serve --embedded-kafka`;
  * worker 1 stops on SIGTERM while holding greylist.test's retry batch and
  * talking to tarpit.test: exit 0 within 10 s.  Worker 2 takes over and
@@ -305,6 +356,7 @@ static void do_test_worker_and_serve(void **state)
 	pid_t serve, w1, w2, w3;
 	int tarpit;
 
+	cancel_open_jobs();
 	write_list(list, addrs);
 	{
 		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", url, "--name", "shutdown-w", list, NULL };
@@ -402,12 +454,96 @@ static void do_test_worker_and_serve(void **state)
 			 file_text(RUN "/serve.log"));
 }
 
+/* The engine holds greylist.test's address for its own retry (60 s after
+ * the 451; the worker's default --max-retry-time lets it wait in the
+ * engine) when worker 1 stops: the cut batch hands the address on due
+ * when the engine would have asked it, not at once.  Worker 2 holds that
+ * batch instead of asking: 4 s after it has its partitions, no second
+ * RCPT, and it stops with the batch held. */
+static void do_test_worker_cut_keeps_retry_time(void **state)
+{
+	const char *list = RUN "/h.csv";
+	const char *addrs[] = { fresh("sdh1", "greylist.test"), NULL };
+	char brokers[256] = "", out[4096];
+	long long t[16], greylisted_at;
+	int code;
+	double t0, took;
+	pid_t serve, w1, w2;
+
+	cancel_open_jobs();
+	write_list(list, addrs);
+	{
+		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", url, "--name", "shutdown-h", list, NULL };
+		if (run_capture(out, sizeof out, ing, 1) != 0)
+			fail_msg("ingest:\n%s", out);
+	}
+	{
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", "127.0.0.1:0", "--database", url,
+				       "--embedded-kafka", "--ready-file", RUN "/ready-h", NULL };
+		unlink(RUN "/ready-h");
+		serve = spawn(argv, RUN "/serve-h.log");
+		for (int i = 0; i < 300 && access(RUN "/ready-h", F_OK) != 0; i++)
+			usleep(100000);
+		if (access(RUN "/ready-h", F_OK) != 0)
+			fail_msg("serve did not become ready:\n%s", file_text(RUN "/serve-h.log"));
+		env_value(RUN "/ready-h", "brokers", brokers, sizeof brokers);
+	}
+	{
+		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "h1", "--session-timeout", "6000",
+				       WORLD_OPTS, NULL };
+		w1 = spawn(argv, RUN "/h1.log");
+	}
+	for (int i = 0; i < 600 && rcpts_seen(addrs[0]) < 1; i++)
+		usleep(100000);
+	assert_int_equal(rcpt_times(addrs[0], t, 16), 1); /* greylisted; the engine holds it */
+	greylisted_at = t[0];
+	usleep(300000);
+	t0 = now_s();
+	kill(w1, SIGTERM);
+	code = wait_exit(w1, 30);
+	took = now_s() - t0;
+	print_message("worker: exit %d %.2f s after SIGTERM (engine holding a greylist retry)\n", code, took);
+	if (code != 0 || took > 10.0)
+		fail_msg("worker h1 after SIGTERM: exit %d after %.2f s (wanted 0 within 10 s):\n%s", code, took,
+			 file_text(RUN "/h1.log"));
+	if (!strstr(file_text(RUN "/h1.log"), "(1 of them kept their retry time)"))
+		fail_msg("worker h1 did not hand the held address on with its retry time:\n%s", file_text(RUN "/h1.log"));
+	{
+		/* -v: its "partition(s) assigned" line says when it reads */
+		const char *argv[] = { EMV_WORKER, "-v", "--brokers", brokers, "--name", "h2", "--session-timeout", "6000",
+				       "--max-retry-time", "1", WORLD_OPTS, NULL };
+		w2 = spawn(argv, RUN "/h2.log");
+	}
+	for (int i = 0; i < 600 && !strstr(file_text(RUN "/h2.log"), "partition(s) assigned"); i++)
+		usleep(100000);
+	if (!strstr(file_text(RUN "/h2.log"), "partition(s) assigned"))
+		fail_msg("worker h2 was assigned no partition within 60 s:\n%s", file_text(RUN "/h2.log"));
+	usleep(4000000); /* it reads the cut batch: asks it at once, or holds it */
+	if (rcpts_seen(addrs[0]) != 1)
+		fail_msg("%s asked again %lld ms after its 451, before the engine's retry time (60 s):\n%s", addrs[0],
+			 (rcpt_times(addrs[0], t, 16) > 1 ? t[1] : 0) - greylisted_at, file_text(RUN "/h2.log"));
+	kill(w2, SIGTERM);
+	code = wait_exit(w2, 12);
+	if (code != 0 || !strstr(file_text(RUN "/h2.log"), " 1 held retry batch(es) left for later"))
+		fail_msg("worker h2 after SIGTERM: exit %d (wanted 0, holding the cut batch):\n%s", code,
+			 file_text(RUN "/h2.log"));
+	t0 = now_s();
+	kill(serve, SIGTERM);
+	code = wait_exit(serve, 30);
+	took = now_s() - t0;
+	print_message("serve: exit %d %.2f s after SIGTERM\n", code, took);
+	if (code != 0 || took > 10.0)
+		fail_msg("serve after SIGTERM: exit %d after %.2f s (wanted 0 within 10 s):\n%s", code, took,
+			 file_text(RUN "/serve-h.log"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_run_sigterm_then_continue),
 		cmocka_unit_test(do_test_run_second_signal),
 		cmocka_unit_test(do_test_worker_and_serve),
+		cmocka_unit_test(do_test_worker_cut_keeps_retry_time),
 	};
 	return cmocka_run_group_tests_name("shutdown", tests, setup, teardown);
 }
