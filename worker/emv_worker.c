@@ -617,6 +617,8 @@ static void take_message(struct worker *w, rd_kafka_message_t *m)
 		/* not due: hold it, and read nothing more of this partition
 		 * until it is (later retries are due later still) */
 		b->due_ms = emv_now_ms() + ((uint64_t)b->b->not_before_ms - emv_wall_ms());
+		emv_log(EMV_LOG_INFO, "worker", "%s: batch %s held: due in %llu ms", w->o.name, b->b->batch_id,
+			(unsigned long long)(b->due_ms - emv_now_ms()));
 		p->held = b;
 		set_paused(w, p, 1);
 		return;
