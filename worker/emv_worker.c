@@ -58,6 +58,7 @@ struct worker;
 static void publish_ip_state(struct worker *w);
 
 struct worker {
+	emv_retry_policy topic_retry; /* the retry topic's: its attempts and steps, the engine's rules */
 	emv_worker_opts o;
 	cli_engine e;
 	emv_engine *eng;
@@ -504,7 +505,12 @@ static void on_result(void *arg, uint64_t id, const emv_probe_job *job, size_t i
 	x->attempts = attempts > EMV_WIRE_ATTEMPT_MAX ? EMV_WIRE_ATTEMPT_MAX : attempts;
 	x->duration_ms = r->duration_ms;
 	x->flags = v.flags;
-	x->temporary = r->temporary && v.status == EMV_STATUS_UNKNOWN && !port25;
+	/* the retry topic follows the engine's policy by reason (emv_retry.h):
+	 * what the policy makes final here (a blocked source with nowhere else
+	 * to ask from, a host still unreachable, DNS after its quick retries) is
+	 * not sent round the topic again */
+	x->temporary = r->temporary && v.status == EMV_STATUS_UNKNOWN && !port25 &&
+		       emv_retry_delay(&w->topic_retry, x->reason, 1, (int)b->b->attempt + 1, 0, w->handback) >= 0;
 	emv_strlcpy(x->mx_host, r->mx_host, sizeof x->mx_host);
 	emv_strlcpy(x->mx_ip, r->mx_ip, sizeof x->mx_ip);
 	emv_strlcpy(x->source_ip, r->source_ip, sizeof x->source_ip);
@@ -1018,6 +1024,9 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	w.ntopics = 2;
 	if (w.o.retry_attempts < 1)
 		w.o.retry_attempts = 1;
+	emv_retry_policy_default(&w.topic_retry);
+	w.topic_retry.max_attempts = w.o.retry_attempts;
+	memcpy(w.topic_retry.schedule_ms, w.o.retry_delay_ms, sizeof w.topic_retry.schedule_ms);
 	if (cli_engine_init(&w.e, eo) < 0) {
 		emv_set_err(err, errlen, "the probe engine could not be set up (see above)");
 		cli_engine_free(&w.e);

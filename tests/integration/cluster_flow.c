@@ -304,6 +304,24 @@ static void do_test_retry_topic(void **state)
 	verdict(job, 1, "unknown", "greylisted");
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND smtp_code = 451", job);
 	assert_int_equal(pg_long(pg_url, "%s", sql), 1);
+
+	/* the retry topic follows the policy by reason: a source address that
+	 * is blocked, with no other to ask from, is final at once, attempts
+	 * left or not (it used to go round the topic until they ran out) */
+	f = fopen(list, "w");
+	fputs("email\nalice@blocked.test\n", f);
+	fclose(f);
+	start_job(list, job, sizeof job, out, sizeof out);
+	{
+		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr2", "--until-idle", "3000",
+				    "--max-retry-time", "1", "--retry-attempts", "3", "--retry-delay", "1000",
+				    "--source-ip", "127.0.0.3", WORLD_OPTS, NULL };
+		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
+		if (!strstr(out, "0 retried in 0 retry batches"))
+			fail_msg("worker: %s", out);
+	}
+	run_sink(out, sizeof out);
+	verdict(job, 1, "unknown", "blocked");
 }
 
 /* A broker of a three-node cluster (replication 3, min.insync 2) is
