@@ -905,18 +905,44 @@ void api_upload_slot_give(struct api *a, int slot)
 
 /* ----------------------------------------------------- background deletes */
 
-static void delete_enqueue(struct api *a, const char *job)
+/* The job queues of the split and the delete threads: a FIFO of job ids
+ * under its lock; a push wakes the queue's one thread, a pop waits for an
+ * item and gives NULL when the server stops. */
+static void jobq_push(pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head, struct split_item **tail,
+		      const char *job)
 {
 	struct split_item *it = emv_xcalloc(1, sizeof *it);
 	emv_strlcpy(it->job, job, sizeof it->job);
-	pthread_mutex_lock(&a->del_mu);
-	if (a->deltail)
-		a->deltail->next = it;
+	pthread_mutex_lock(mu);
+	if (*tail)
+		(*tail)->next = it;
 	else
-		a->delhead = it;
-	a->deltail = it;
-	pthread_cond_signal(&a->del_cv);
-	pthread_mutex_unlock(&a->del_mu);
+		*head = it;
+	*tail = it;
+	pthread_cond_signal(cv);
+	pthread_mutex_unlock(mu);
+}
+
+static struct split_item *jobq_pop(struct api *a, pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head,
+				   struct split_item **tail)
+{
+	struct split_item *it = NULL;
+	pthread_mutex_lock(mu);
+	while (!*head && !a->stopping)
+		pthread_cond_wait(cv, mu);
+	if (!a->stopping) {
+		it = *head;
+		*head = it->next;
+		if (!*head)
+			*tail = NULL;
+	}
+	pthread_mutex_unlock(mu);
+	return it;
+}
+
+static void delete_enqueue(struct api *a, const char *job)
+{
+	jobq_push(&a->del_mu, &a->del_cv, &a->delhead, &a->deltail, job);
 }
 
 /* Large jobs marked 'deleting' go here, one at a time, one batch of
@@ -932,18 +958,8 @@ static void *delete_main(void *arg)
 		struct split_item *it;
 		int finished = 0, batches = 0;
 		uint64_t t0;
-		pthread_mutex_lock(&a->del_mu);
-		while (!a->delhead && !a->stopping)
-			pthread_cond_wait(&a->del_cv, &a->del_mu);
-		if (a->stopping) {
-			pthread_mutex_unlock(&a->del_mu);
+		if (!(it = jobq_pop(a, &a->del_mu, &a->del_cv, &a->delhead, &a->deltail)))
 			break;
-		}
-		it = a->delhead;
-		a->delhead = it->next;
-		if (!a->delhead)
-			a->deltail = NULL;
-		pthread_mutex_unlock(&a->del_mu);
 		t0 = emv_now_ms();
 		while (!finished && !a->stopping) {
 			if (c && PQstatus(c) != CONNECTION_OK) {
@@ -1776,16 +1792,7 @@ static int mhd_start(struct api *a, int lfd, char *err, size_t errlen)
 
 void api_split_enqueue(struct api *a, const char *job)
 {
-	struct split_item *it = emv_xcalloc(1, sizeof *it);
-	emv_strlcpy(it->job, job, sizeof it->job);
-	pthread_mutex_lock(&a->split_mu);
-	if (a->stail)
-		a->stail->next = it;
-	else
-		a->shead = it;
-	a->stail = it;
-	pthread_cond_signal(&a->split_cv);
-	pthread_mutex_unlock(&a->split_mu);
+	jobq_push(&a->split_mu, &a->split_cv, &a->shead, &a->stail, job);
 }
 
 /* Jobs are split one at a time, in upload order; a failed split is retried
@@ -1811,18 +1818,8 @@ static void *split_main(void *arg)
 		struct split_item *it;
 		emv_split_stats st;
 		int tries = 0, rc = EMV_ERR;
-		pthread_mutex_lock(&a->split_mu);
-		while (!a->shead && !a->stopping)
-			pthread_cond_wait(&a->split_cv, &a->split_mu);
-		if (a->stopping) {
-			pthread_mutex_unlock(&a->split_mu);
+		if (!(it = jobq_pop(a, &a->split_mu, &a->split_cv, &a->shead, &a->stail)))
 			break;
-		}
-		it = a->shead;
-		a->shead = it->next;
-		if (!a->shead)
-			a->stail = NULL;
-		pthread_mutex_unlock(&a->split_mu);
 
 		while (rc != EMV_OK && tries++ < 5 && !a->stopping) {
 			if (c && PQstatus(c) != CONNECTION_OK) {
