@@ -61,7 +61,7 @@ done
 [ "$(id -u)" -eq 0 ] || die "must run as root (Postfix's master needs it)"
 
 bench/realworld/install.sh >/dev/null 2>"$work.install.log" || { cat "$work.install.log" >&2; die "install failed"; }
-bin=${EMV_REAL_BIN:-$root/build/release/coordinator/emailverify}
+bin=${EMV_REAL_BIN:-$root/build/release/cli/emailverify}
 relay=${EMV_REAL_RELAY:-$root/build/release/bench/emv-delay-relay}
 if [ -z "${EMV_REAL_BIN:-}" ] || [ -z "${EMV_REAL_RELAY:-}" ]; then
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=ON >/dev/null

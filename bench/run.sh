@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 run=${EMV_BENCH_DIR:-/tmp/emailverify-bench}
-bin=$root/build/release/coordinator/emailverify
+bin=$root/build/release/cli/emailverify
 smtpd=$root/build/release/tests/world/emv-testsmtpd
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=ON >/dev/null

@@ -14,7 +14,7 @@ if [ "${1:-}" = run ]; then
 else
     bash deploy/install-deps.sh
 fi
-if [ ! -x build/release/coordinator/emailverify ] || [ -n "$(find lib worker coordinator proto data CMakeLists.txt -newer build/release/coordinator/emailverify -print -quit 2>/dev/null)" ]; then
+if [ ! -x build/release/cli/emailverify ] || [ -n "$(find lib worker coordinator api cli proto data CMakeLists.txt -newer build/release/cli/emailverify -print -quit 2>/dev/null)" ]; then
     # the programs only: running emailverify needs no test library (cmocka) or clang
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=OFF >/dev/null
     cmake --build build/release -j"$(nproc)" --target emailverify >/dev/null
@@ -23,4 +23,4 @@ if [ "${1:-}" = run ] && [ -z "${DATABASE_URL:-}" ]; then
     DATABASE_URL=$(bash deploy/local-pg.sh start)
     export DATABASE_URL
 fi
-exec build/release/coordinator/emailverify "$@"
+exec build/release/cli/emailverify "$@"

@@ -60,7 +60,7 @@ static void publish_ip_state(struct worker *w);
 struct worker {
 	emv_retry_policy topic_retry; /* the retry topic's: its attempts and steps, the engine's rules */
 	emv_worker_opts o;
-	cli_engine e;
+	emv_setup e;
 	emv_engine *eng;
 	emv_engine_params ep;
 	rd_kafka_t *consumer, *producer;
@@ -1005,10 +1005,10 @@ static void teardown(struct worker *w)
 		wbatch_free(b);
 	}
 	free(w->slots);
-	cli_engine_free(&w->e);
+	emv_setup_free(&w->e);
 }
 
-int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile sig_atomic_t *stop,
+int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile sig_atomic_t *stop,
 		   emv_worker_stats *st, char *err, size_t errlen)
 {
 	struct worker w;
@@ -1027,13 +1027,13 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	emv_retry_policy_default(&w.topic_retry);
 	w.topic_retry.max_attempts = w.o.retry_attempts;
 	memcpy(w.topic_retry.schedule_ms, w.o.retry_delay_ms, sizeof w.topic_retry.schedule_ms);
-	if (cli_engine_init(&w.e, eo) < 0) {
+	if (emv_setup_init(&w.e, eo) < 0) {
 		emv_set_err(err, errlen, "the probe engine could not be set up (see above)");
-		cli_engine_free(&w.e);
+		emv_setup_free(&w.e);
 		return EMV_ERR;
 	}
 	emv_engine_params_default(&w.ep);
-	cli_engine_params_engine(&w.e, &w.ep);
+	emv_setup_params_engine(&w.e, &w.ep);
 	if (w.e.pool && !w.o.region[0])
 		w.o.region = w.e.pool->region;
 	if (w.o.region[0] && w.o.region_topics) { /* batches routed to this region, and their retries */
@@ -1049,7 +1049,7 @@ int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile
 	 * may ask go to another region instead of waiting out a cool-down */
 	w.handback = w.e.pool && w.o.region[0] && w.o.reroute_topic && w.o.reroute_topic[0] && !w.o.embedded;
 	w.ep.budget = emv_budget_new();
-	cli_engine_params_apply(eo, &w.ep);
+	emv_setup_params_apply(eo, &w.ep);
 	if (eo->max_retry_s == 120) /* the default: longer waits go to the retry topic */
 		w.ep.max_retry_ms = o->engine_retry_ms;
 	w.e.probe.greylist_retries = 0; /* the engine's retry schedule does it */

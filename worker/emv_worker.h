@@ -37,7 +37,7 @@
 
 #include <signal.h>
 #include <stdint.h>
-#include "cli_engine.h"
+#include "emv_setup.h"
 #include "emv_kafka.h"
 #include "emv_stop.h"
 
@@ -76,7 +76,7 @@ void emv_worker_opts_default(emv_worker_opts *o);
 
 /* Run until *stop (checked every 20 ms) or idle_exit_ms; EMV_OK or EMV_ERR
  * (set-up failed: err says why). */
-int emv_worker_run(const emv_worker_opts *o, const cli_engine_opts *eo, volatile sig_atomic_t *stop,
+int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile sig_atomic_t *stop,
 		   emv_worker_stats *st, char *err, size_t errlen);
 
 #endif

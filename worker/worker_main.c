@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		   "  --shutdown-timeout S   on SIGTERM/SIGINT: stop within S seconds (10): sessions in flight\n"
 		   "                         end or are abandoned, verdicts known are sent and committed, the\n"
 		   "                         rest (held retry batches included) is left to the next worker.\n"
-		   "                         Exit 0; a second signal exits at once with 130\n" CLI_ENGINE_HELP);
+		   "                         Exit 0; a second signal exits at once with 130\n" EMV_SETUP_HELP);
 }
 
 static int parse_delays(const char *s, int out[3])
@@ -84,19 +84,19 @@ int main(int argc, char **argv)
 		{ "ip-state-interval", required_argument, NULL, 3017 },
 		{ "shutdown-timeout", required_argument, NULL, 3018 },
 		{ "help", no_argument, NULL, 'h' },
-		CLI_ENGINE_LONGOPTS,
+		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	emv_worker_opts wo;
 	emv_worker_stats st;
-	cli_engine_opts eo;
+	emv_setup_opts eo;
 	char host[64] = "worker", err[512];
 	char **kconf = NULL;
 	size_t nkconf = 0;
 	int opt, rc;
 
 	emv_worker_opts_default(&wo);
-	cli_engine_opts_default(&eo);
+	emv_setup_opts_default(&eo);
 	gethostname(host, sizeof host - 1);
 	wo.name = host;
 	while ((opt = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 			continue;
 		case 'h': usage(stdout); return 0;
 		default:
-			rc = cli_engine_opt(&eo, opt, optarg);
+			rc = emv_setup_opt(&eo, opt, optarg);
 			if (rc == 1)
 				continue;
 			if (rc == 0)

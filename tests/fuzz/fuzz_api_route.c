@@ -1,6 +1,6 @@
 /*
  * fuzz_api_route.c - libFuzzer target for the HTTP API's router
- * (api_route in coordinator/emv_api.c) and what it starts: any method,
+ * (api_route in api/emv_api.c) and what it starts: any method,
  * path, query parameters, headers and (for the handlers that read one
  * before a task) body, as libmicrohttpd would hand them over (path and
  * parameters already percent-decoded: any bytes but NUL).

@@ -1,10 +1,10 @@
 /*
- * cli_engine.h - engine options shared by the `emailverify` commands (check,
+ * emv_setup.h - engine options shared by the `emailverify` commands (check,
  * verify, run) and the worker daemon, and building the engine from them
  * (event loop, DNS, classifier, lists, provider policies, TLS context).
  */
-#ifndef EMV_CLI_ENGINE_H
-#define EMV_CLI_ENGINE_H
+#ifndef EMV_SETUP_H
+#define EMV_SETUP_H
 
 #include "emv_classify.h"
 #include "emv_engine.h"
@@ -35,7 +35,7 @@ typedef struct {
 	const char *preflight_domains; /* --preflight-domains LIST (default EMV_PF_DOMAINS_DEFAULT) */
 	int skip_preflight;       /* --skip-preflight */
 	int verbose;
-} cli_engine_opts;
+} emv_setup_opts;
 
 /* Engine state built from the options. */
 typedef struct {
@@ -50,20 +50,20 @@ typedef struct {
 	char mail_from[300];
 	emv_pool *pool;           /* --pool: sessions rotate over its addresses */
 	emv_rep *rep;             /* their reputation per provider (this engine's own) */
-} cli_engine;
+} emv_setup;
 
-void cli_engine_opts_default(cli_engine_opts *o);
+void emv_setup_opts_default(emv_setup_opts *o);
 /* Handles one engine option; returns 1 if `opt` was an engine option,
  * 0 if not, -1 on a bad value (message printed). */
-int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg);
-int cli_engine_init(cli_engine *e, const cli_engine_opts *o);
+int emv_setup_opt(emv_setup_opts *o, int opt, const char *arg);
+int emv_setup_init(emv_setup *e, const emv_setup_opts *o);
 /* Batching-engine settings from the options, for list work (verify, the
  * worker): retries may wait up to 30 min unless --max-retry-time says. */
-void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep);
-void cli_engine_free(cli_engine *e);
+void emv_setup_params_apply(const emv_setup_opts *o, emv_engine_params *ep);
+void emv_setup_free(emv_setup *e);
 /* The HELO name and probe sender the engine would use (--helo/--mail-from,
  * else the pool's, else this host's name and verify@ it). */
-void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
+void emv_setup_identity(const emv_setup_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
 			 size_t mlen);
 /*
  * The start-up preflight of verify, run and the worker (emv_preflight.h):
@@ -72,7 +72,7 @@ void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *h
  * returns -1 when the run must not start (the resolver cannot be trusted),
  * after saying so.  --skip-preflight: returns 0 at once.
  */
-int cli_preflight(const cli_engine_opts *o, const char *prog);
+int cli_preflight(const emv_setup_opts *o, const char *prog);
 
 /* What to check besides DNS (emv_preflight.h). */
 typedef struct {
@@ -84,14 +84,14 @@ typedef struct {
 /* The checks with the engine options' resolver, identity and source
  * address (else the pool's first, else the one the system picks), on a
  * loop of their own; -1 only when they cannot run at all (err). */
-int cli_engine_checks(const cli_engine_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
+int emv_setup_checks(const emv_setup_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
 		      char *err, size_t errlen);
 /* The engine settings that come from the built engine: provider policies
  * and, with --pool, the source addresses and their reputation. */
-void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
+void emv_setup_params_engine(emv_setup *e, emv_engine_params *ep);
 
 /* Long options shared by the commands (terminated by the caller's list). */
-#define CLI_ENGINE_LONGOPTS                                                 \
+#define EMV_SETUP_LONGOPTS                                                 \
 	{ "dns", required_argument, NULL, 1001 },                          \
 	{ "helo", required_argument, NULL, 1002 },                         \
 	{ "mail-from", required_argument, NULL, 1003 },                    \
@@ -110,7 +110,7 @@ void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep);
 	{ "skip-preflight", no_argument, NULL, 1016 },                     \
 	{ "verbose", no_argument, NULL, 'v' }
 
-#define CLI_ENGINE_HELP                                                                      \
+#define EMV_SETUP_HELP                                                                      \
 	"  --dns HOST:PORT        DNS server to ask (default: /etc/resolv.conf)\n"             \
 	"  --source-ip IP         connect from this address (repeatable: one per family)\n"    \
 	"  --helo NAME            our EHLO name (default: this host's name)\n"                 \

@@ -1,5 +1,5 @@
 /*
- * cli_engine.c - engine options shared by check/verify/run, and building the
+ * emv_setup.c - engine options shared by check/verify/run, and building the
  * engine (event loop, DNS, classifier, lists, TLS context) from them.
  */
 #include <arpa/inet.h>
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "cli_engine.h"
+#include "emv_setup.h"
 #include "emv_audit.h"
 #include "emv_util.h"
 
-void cli_engine_opts_default(cli_engine_opts *o)
+void emv_setup_opts_default(emv_setup_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->port = 25;
@@ -39,7 +39,7 @@ static int parse_int(const char *what, const char *arg, int min, int max, int *o
 	return 1;
 }
 
-int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg)
+int emv_setup_opt(emv_setup_opts *o, int opt, const char *arg)
 {
 	switch (opt) {
 	case 1001: o->dns = arg; return 1;
@@ -69,7 +69,7 @@ int cli_engine_opt(cli_engine_opts *o, int opt, const char *arg)
 	}
 }
 
-static int parse_source(cli_engine *e, const char *ip)
+static int parse_source(emv_setup *e, const char *ip)
 {
 	struct sockaddr_in s4;
 	struct sockaddr_in6 s6;
@@ -123,7 +123,7 @@ static void on_audit(const emv_audit_result *res, int n, void *arg)
  * held out of rotation (or only reported, with audit_failures = run);
  * -1 when none is left.
  */
-static int audit_pool(cli_engine *e)
+static int audit_pool(emv_setup *e)
 {
 	struct audit_wait aw = { e->base, e->rep, 0, 0 };
 	emv_audit *a = emv_audit_start(e->base, e->dns, e->pool, on_audit, &aw);
@@ -142,9 +142,9 @@ static int audit_pool(cli_engine *e)
  * of several threads are built one at a time. */
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int engine_init(cli_engine *e, const cli_engine_opts *o);
+static int engine_init(emv_setup *e, const emv_setup_opts *o);
 
-int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
+int emv_setup_init(emv_setup *e, const emv_setup_opts *o)
 {
 	int rc;
 	pthread_mutex_lock(&init_lock);
@@ -153,7 +153,7 @@ int cli_engine_init(cli_engine *e, const cli_engine_opts *o)
 	return rc;
 }
 
-static int engine_init(cli_engine *e, const cli_engine_opts *o)
+static int engine_init(emv_setup *e, const emv_setup_opts *o)
 {
 	char err[512], path[1024];
 	const char *dir = emv_data_dir(o->data_dir);
@@ -204,7 +204,7 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 		emv_rep_params_default(&rp);
 		e->rep = emv_rep_new(&rp, e->pool->nsources);
 	}
-	cli_engine_identity(o, e->pool, e->helo, sizeof e->helo, e->mail_from, sizeof e->mail_from);
+	emv_setup_identity(o, e->pool, e->helo, sizeof e->helo, e->mail_from, sizeof e->mail_from);
 
 	emv_probe_config_default(&e->probe);
 	for (int i = 0; i < o->nsource; i++)
@@ -234,7 +234,7 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 	return 0;
 }
 
-void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
+void emv_setup_identity(const emv_setup_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
 			 size_t mlen)
 {
 	if (o->helo) {
@@ -262,7 +262,7 @@ void cli_engine_identity(const cli_engine_opts *o, const emv_pool *pool, char *h
 		snprintf(mail_from, mlen, "verify@%s", helo);
 }
 
-int cli_engine_checks(const cli_engine_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
+int emv_setup_checks(const emv_setup_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
 		      char *err, size_t errlen)
 {
 	char helo[256], mail_from[300];
@@ -281,7 +281,7 @@ int cli_engine_checks(const cli_engine_opts *o, const emv_pool *pool, const cli_
 		event_base_free(base);
 		return -1;
 	}
-	cli_engine_identity(o, pool, helo, sizeof helo, mail_from, sizeof mail_from);
+	emv_setup_identity(o, pool, helo, sizeof helo, mail_from, sizeof mail_from);
 	emv_pf_params_default(&pp);
 	pp.base = base;
 	pp.dns = dns;
@@ -303,7 +303,7 @@ int cli_engine_checks(const cli_engine_opts *o, const emv_pool *pool, const cli_
 	return 0;
 }
 
-int cli_preflight(const cli_engine_opts *o, const char *prog)
+int cli_preflight(const emv_setup_opts *o, const char *prog)
 {
 	char err[512];
 	cli_check_opts co = { .identity = !o->pool }; /* a pool's addresses have their own audit */
@@ -311,7 +311,7 @@ int cli_preflight(const cli_engine_opts *o, const char *prog)
 
 	if (o->skip_preflight)
 		return 0;
-	if (cli_engine_checks(o, NULL, &co, &r, err, sizeof err) < 0) {
+	if (emv_setup_checks(o, NULL, &co, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: preflight: %s\n", prog, err);
 		return -1;
 	}
@@ -331,7 +331,7 @@ int cli_preflight(const cli_engine_opts *o, const char *prog)
 	return 0;
 }
 
-void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep)
+void emv_setup_params_apply(const emv_setup_opts *o, emv_engine_params *ep)
 {
 	ep->max_retry_ms = o->max_retry_s * 1000;
 	if (o->max_retry_s == 120) /* the check default is short; lists wait longer */
@@ -339,14 +339,14 @@ void cli_engine_params_apply(const cli_engine_opts *o, emv_engine_params *ep)
 	ep->user_timeouts = o->timeout_s > 0;
 }
 
-void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep)
+void emv_setup_params_engine(emv_setup *e, emv_engine_params *ep)
 {
 	ep->providers = e->providers;
 	ep->pool = e->pool;
 	ep->rep = e->rep;
 }
 
-void cli_engine_free(cli_engine *e)
+void emv_setup_free(emv_setup *e)
 {
 	if (e->rep)
 		emv_rep_free(e->rep);

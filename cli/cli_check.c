@@ -40,7 +40,7 @@ struct check {
 	size_t ndjobs;
 	size_t remaining;
 	int json;
-	cli_engine *e;
+	emv_setup *e;
 };
 
 static void print_item(struct check *c, struct item *it)
@@ -103,7 +103,7 @@ static void check_usage(FILE *f)
 		   "Verify each address against its domain's mail server and print the verdict\n"
 		   "with the SMTP replies that decided it.  No mail is sent.\n\n"
 		   "options:\n"
-		   "  --json                 one JSON object per address and line\n" CLI_ENGINE_HELP);
+		   "  --json                 one JSON object per address and line\n" EMV_SETUP_HELP);
 }
 
 int cli_check(int argc, char **argv)
@@ -111,16 +111,16 @@ int cli_check(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
-		CLI_ENGINE_LONGOPTS,
+		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	cli_engine_opts eo;
-	cli_engine e;
+	emv_setup_opts eo;
+	emv_setup e;
 	struct check c;
 	int opt, rc;
 
 	memset(&c, 0, sizeof c);
-	cli_engine_opts_default(&eo);
+	emv_setup_opts_default(&eo);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "jhv", longopts, NULL)) != -1) {
 		if (opt == 'j') {
@@ -131,7 +131,7 @@ int cli_check(int argc, char **argv)
 			check_usage(stdout);
 			return 0;
 		}
-		rc = cli_engine_opt(&eo, opt, optarg);
+		rc = emv_setup_opt(&eo, opt, optarg);
 		if (rc == 1)
 			continue;
 		if (rc == 0)
@@ -143,8 +143,8 @@ int cli_check(int argc, char **argv)
 		check_usage(stderr);
 		return 2;
 	}
-	if (cli_engine_init(&e, &eo) < 0) {
-		cli_engine_free(&e);
+	if (emv_setup_init(&e, &eo) < 0) {
+		emv_setup_free(&e);
 		return 1;
 	}
 	c.e = &e;
@@ -216,6 +216,6 @@ int cli_check(int argc, char **argv)
 	}
 	free(c.djobs);
 	free(c.items);
-	cli_engine_free(&e);
+	emv_setup_free(&e);
 	return 0;
 }

@@ -22,7 +22,7 @@ static void doctor_usage(FILE *f)
 		   "  --dnsbl LIST           blocklist zones to look our address up in (comma-separated;\n"
 		   "                         default " EMV_PF_DNSBL_DEFAULT "; 'none')\n"
 		   "  --no-port25            do not try TCP connections to mail servers\n"
-		   CLI_ENGINE_HELP);
+		   EMV_SETUP_HELP);
 }
 
 int cli_doctor(int argc, char **argv)
@@ -31,17 +31,17 @@ int cli_doctor(int argc, char **argv)
 		{ "dnsbl", required_argument, NULL, 5001 },
 		{ "no-port25", no_argument, NULL, 5002 },
 		{ "help", no_argument, NULL, 'h' },
-		CLI_ENGINE_LONGOPTS,
+		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[512];
 	int opt, rc, npass = 0, nwarn = 0, nfail = 0;
 	cli_check_opts co = { .identity = 1, .port25 = 1, .dnsbl = EMV_PF_DNSBL_DEFAULT };
-	cli_engine_opts eo;
+	emv_setup_opts eo;
 	emv_pf_report r;
 	emv_pool *pool = NULL;
 
-	cli_engine_opts_default(&eo);
+	emv_setup_opts_default(&eo);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -49,7 +49,7 @@ int cli_doctor(int argc, char **argv)
 		case 5002: co.port25 = 0; continue;
 		case 'h': doctor_usage(stdout); return 0;
 		default:
-			rc = cli_engine_opt(&eo, opt, optarg);
+			rc = emv_setup_opt(&eo, opt, optarg);
 			if (rc == 1)
 				continue;
 			if (rc == 0)
@@ -67,7 +67,7 @@ int cli_doctor(int argc, char **argv)
 		return 3;
 	}
 	printf("emailverify doctor: can this machine verify email?\n");
-	if (cli_engine_checks(&eo, pool, &co, &r, err, sizeof err) < 0) {
+	if (emv_setup_checks(&eo, pool, &co, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "emailverify doctor: %s\n", err);
 		emv_pool_free(pool);
 		return 2;

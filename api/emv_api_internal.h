@@ -165,7 +165,47 @@ struct api {
 	uint64_t reply_classes[6];               /* the sink's results by deciding reply class */
 };
 
-/* ---- emv_api.c: requests ---- */
+/* ---- api_routes.c: the route table ---- */
+/* A route's handler: hash is the token's (NULL on routes without one), id
+ * the path's {id} (NULL on routes without one). */
+typedef void api_handler(struct api *a, struct api_req *r, const unsigned char *hash, const char *id);
+int api_job_id_valid(const char *s, size_t n);
+enum api_method api_method_of(const char *m);
+api_handler api_h_readyz, api_h_metrics;                                /* api_metrics.c */
+api_handler api_h_job_list, api_h_job_status, api_h_job_delete, api_h_ips; /* api_jobs.c */
+
+/* ---- api_auth.c ---- */
+/* The bearer token's hash; 0 when there is none usable (then answered 401). */
+int api_bearer(struct api_req *r, unsigned char hash[32]);
+/* Seconds to wait before this token may ask again (0: go on). */
+int api_rate_check(struct api *a, const unsigned char key[32]);
+/* A failed authentication from r's client address; seconds that address
+ * must wait before it may try again (0: go on). */
+void api_auth_failed(struct api *a, const struct api_req *r);
+int api_auth_wait(struct api *a, const struct api_req *r);
+void api_auth_tables(struct api *a); /* the rate-limit and failed-authentication tables (kept until the process exits) */
+
+/* ---- api_http.c: the listening socket and libmicrohttpd on the loop ---- */
+int api_listen_on(const char *spec, char *err, size_t errlen);
+int api_mhd_start(struct api *a, int lfd, char *err, size_t errlen);
+
+/* ---- api_pool.c: the job queues of the split and delete threads ---- */
+void api_jobq_push(pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head, struct split_item **tail,
+		   const char *job);
+struct split_item *api_jobq_pop(struct api *a, pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head,
+				struct split_item **tail);
+void api_on_tasks_done(evutil_socket_t fd, short what, void *arg); /* the loop's event: answers from the pool */
+void api_task_done_reply(struct task *t);                           /* the usual done(): answer and free */
+void api_pool_tables(struct api *a); /* the token -> tenant cache of the lanes (kept until the process exits) */
+void *api_pool_main(void *arg);                                      /* a query thread */
+
+/* ---- api_jobs.c: deletes ---- */
+/* A query failed: log what (and the server's text), answer 503 database_error. */
+void api_db_fail(struct task *t, PGresult *r, const char *what);
+void api_delete_enqueue(struct api *a, const char *job);
+void *api_delete_main(void *arg);
+
+/* ---- api_http.c: requests ---- */
 /* A header of the request ("" never: NULL when absent). */
 const char *api_req_header(struct api_req *r, const char *name);
 /* A query parameter (NULL when absent or without a value). */
@@ -196,12 +236,12 @@ void api_route(struct api *a, struct api_req *r, const char *path);
 /* Let MHD look at its sockets and resumed connections again soon. */
 void api_mhd_kick(struct api *a);
 
-/* ---- emv_api.c: jobs ---- */
+/* ---- api_jobs.c ---- */
 /* The columns of a jobs row that api_job_json formats (GET /v1/jobs/ID). */
 extern const char api_job_columns[];
 json_t *api_job_json(PGresult *r, int i);
 
-/* ---- emv_api.c: tasks ---- */
+/* ---- api_pool.c: tasks ---- */
 void api_task_error(struct task *t, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Answer a task: its error, or its json with its status. */
@@ -224,7 +264,7 @@ PGconn *api_db_connect(struct api *a, char *err, size_t errlen);
 void api_split_enqueue(struct api *a, const char *job);
 void api_count_status(struct api *a, int status);
 
-/* ---- emv_api.c: uploads per tenant ---- */
+/* ---- api_pool.c: uploads per tenant ---- */
 /* An ingest slot for this tenant: its index, or -1 (all busy: *why says
  * whose: 0 every slot, 1 the tenant's share). */
 int api_upload_slot_take(struct api *a, const char *tenant, int *why);

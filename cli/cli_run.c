@@ -45,7 +45,7 @@ static volatile int sink_stop;
 struct wthread {
 	pthread_t t;
 	emv_worker_opts o;
-	const cli_engine_opts *eo;
+	const emv_setup_opts *eo;
 	emv_worker_stats st;
 	char name[32], err[512];
 	int rc;
@@ -97,7 +97,7 @@ static void run_usage(FILE *f)
 		   "                         addresses with a verdict are not asked again)\n"
 		   "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
 		   "                         verdict known; exit 130 (continue with --job ID). A second\n"
-		   "                         Ctrl-C exits at once\n" CLI_ENGINE_HELP);
+		   "                         Ctrl-C exits at once\n" EMV_SETUP_HELP);
 }
 
 /* state, counters of the job */
@@ -190,10 +190,10 @@ int cli_run(int argc, char **argv)
 		{ "job", required_argument, NULL, 4009 },
 		{ "shutdown-timeout", required_argument, NULL, 4010 },
 		{ "help", no_argument, NULL, 'h' },
-		CLI_ENGINE_LONGOPTS,
+		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	cli_engine_opts eo;
+	emv_setup_opts eo;
 	emv_export_params xp;
 	emv_split_params sp;
 	emv_split_stats sst;
@@ -216,7 +216,7 @@ int cli_run(int argc, char **argv)
 	long long last_final = -1;
 
 	memset(&ist, 0, sizeof ist);
-	cli_engine_opts_default(&eo);
+	emv_setup_opts_default(&eo);
 	emv_export_params_default(&xp);
 	emv_split_params_default(&sp);
 	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
@@ -269,7 +269,7 @@ int cli_run(int argc, char **argv)
 			continue;
 		case 'h': run_usage(stdout); return 0;
 		default: {
-			int r = cli_engine_opt(&eo, opt, optarg);
+			int r = emv_setup_opt(&eo, opt, optarg);
 			if (r == 1)
 				continue;
 			if (r == 0)

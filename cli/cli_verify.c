@@ -47,7 +47,7 @@ struct verify;
 struct vworker {
 	struct verify *v;
 	int idx;
-	cli_engine e;
+	emv_setup e;
 	emv_engine *eng;
 	struct event *tick;
 	pthread_t tid;
@@ -609,7 +609,7 @@ static void verify_usage(FILE *f)
 		   "  --straggler-wait D     once every address has had its first answer, wait at most D more\n"
 		   "                         for retries (default 5m; 0 = as long as the retries take)\n"
 		   "  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
-		   "  --progress auto|bar|lines|none\n" CLI_ENGINE_HELP);
+		   "  --progress auto|bar|lines|none\n" EMV_SETUP_HELP);
 }
 
 static unsigned domain_hash(const char *s)
@@ -692,11 +692,11 @@ int cli_verify(int argc, char **argv)
 		{ "deadline", required_argument, NULL, 2011 },
 		{ "straggler-wait", required_argument, NULL, 2012 },
 		{ "help", no_argument, NULL, 'h' },
-		CLI_ENGINE_LONGOPTS,
+		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct verify v;
-	cli_engine_opts eo;
+	emv_setup_opts eo;
 	emv_engine_params ep;
 	emv_ingest_limits lim;
 	emv_ingest *in;
@@ -709,7 +709,7 @@ int cli_verify(int argc, char **argv)
 
 	memset(&v, 0, sizeof v);
 	v.nw = 1;
-	cli_engine_opts_default(&eo);
+	emv_setup_opts_default(&eo);
 	emv_engine_params_default(&ep);
 	ep.linger_ms = 300000; /* a list does not wait long for its stragglers unless asked to */
 	optind = 1;
@@ -771,7 +771,7 @@ int cli_verify(int argc, char **argv)
 			}
 			continue;
 		default:
-			rc = cli_engine_opt(&eo, opt, optarg);
+			rc = emv_setup_opt(&eo, opt, optarg);
 			if (rc == 1)
 				continue;
 			if (rc == 0)
@@ -801,7 +801,7 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "emailverify: --progress must be auto, bar, lines or none\n");
 		return 2;
 	}
-	cli_engine_params_apply(&eo, &ep);
+	emv_setup_params_apply(&eo, &ep);
 	/* libevent must be told about threads before any base exists */
 	if (v.nw > 1 && evthread_use_pthreads() != 0) {
 		fprintf(stderr, "emailverify: libevent without thread support; use --threads 1\n");
@@ -831,7 +831,7 @@ int cli_verify(int argc, char **argv)
 	for (int i = 0; i < v.nw; i++) {
 		v.w[i].v = &v;
 		v.w[i].idx = i;
-		if (cli_engine_init(&v.w[i].e, &eo) < 0) {
+		if (emv_setup_init(&v.w[i].e, &eo) < 0) {
 			emv_ingest_close(in);
 			in = NULL;
 			ret = 1;
@@ -855,7 +855,7 @@ int cli_verify(int argc, char **argv)
 		struct vworker *w = &v.w[i];
 		struct timeval tv = { 1, 0 };
 		w->e.probe.greylist_retries = 0; /* the engine retries */
-		cli_engine_params_engine(&w->e, &ep);
+		emv_setup_params_engine(&w->e, &ep);
 		w->eng = emv_engine_new(&w->e.probe, &ep, on_result, w);
 		w->tick = event_new(w->e.base, -1, EV_PERSIST, on_tick, w);
 		event_add(w->tick, &tv);
@@ -983,7 +983,7 @@ out:
 		emv_engine_free(v.w[i].eng);
 		if (v.w[i].tick)
 			event_free(v.w[i].tick);
-		cli_engine_free(&v.w[i].e);
+		emv_setup_free(&v.w[i].e);
 	}
 	free(v.w);
 	for (uint64_t i = 0; v.uaddr && i < v.nu; i++)

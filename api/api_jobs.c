@@ -1,0 +1,421 @@
+/*
+ * api_jobs.c - the job endpoints answered from the pool: a job's status,
+ * the job list, deletes (large ones in the background, in bounded
+ * batches) and the operators' view of the source addresses (/v1/ips).
+ * Uploads, exports and checks have their own files (emv_api_*.c).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include "emv_api_internal.h"
+#include "emv_db.h"
+#include "emv_ipstate.h"
+#include "emv_routes.h"
+#include "emv_util.h"
+/* ------------------------------------------------------------------- jobs */
+
+const char api_job_columns[] =
+	"id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable, "
+	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL";
+
+static json_int_t ll(PGresult *r, int i, int c)
+{
+	return (json_int_t)strtoll(PQgetvalue(r, i, c), NULL, 10);
+}
+
+/* A jobs row (api_job_columns) as JSON. */
+json_t *api_job_json(PGresult *r, int i)
+{
+	json_int_t rows = ll(r, i, 3), uniq = ll(r, i, 4), fin = ll(r, i, 5), unusable = ll(r, i, 6);
+	json_int_t total = uniq + unusable, verified = fin - unusable;
+	double secs = strtod(PQgetvalue(r, i, 14), NULL);
+	double pct = total > 0 ? 100.0 * (double)fin / (double)total : 100.0;
+	double rate = secs > 0 && verified > 0 ? (double)verified / secs : 0;
+	const char *state = PQgetvalue(r, i, 2);
+	int finished = strcmp(state, "done") == 0 || strcmp(state, "cancelled") == 0 || strcmp(state, "failed") == 0;
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:I,s:I,s:f,s:f,s:s,s:b}",
+			      "id", PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1), "state", state,
+			      "rows", rows, "addresses", uniq, "duplicates", rows - uniq - unusable,
+			      "unusable", unusable, "done", fin,
+			      "counts", "deliverable", ll(r, i, 7), "undeliverable", ll(r, i, 8), "risky", ll(r, i, 9),
+			      "unknown", ll(r, i, 10),
+			      "total", total, "batched", ll(r, i, 11),
+			      "percent", floor(pct * 10) / 10, "rate_per_s", floor(rate * 10) / 10,
+			      "created_at", PQgetvalue(r, i, 12), "callback", PQgetvalue(r, i, 15)[0] == 't');
+	json_object_set_new(j, "finished_at", PQgetisnull(r, i, 13) ? json_null() : json_string(PQgetvalue(r, i, 13)));
+	if (!finished && rate > 0)
+		json_object_set_new(j, "eta_s", json_integer((json_int_t)ceil((double)(total - fin) / rate)));
+	else
+		json_object_set_new(j, "eta_s", finished ? json_integer(0) : json_null());
+	return j;
+}
+
+void api_db_fail(struct task *t, PGresult *r, const char *what)
+{
+	char msg[512];
+	emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
+	emv_log(EMV_LOG_WARN, "api", "%s: %s", what, emv_trim(msg));
+	api_task_error(t, 503, "database_error", "%s failed; try again", what);
+}
+
+/*
+ * Counts by reason come from a GROUP BY over the job's results: cheap for
+ * small jobs, a scan of a million rows for big ones.  So they are cached
+ * per job: for REASONS_TTL_MS while the job runs (one request in that time
+ * pays for the query; the others get the last answer, also while it is
+ * being recomputed), for good once the job is finished (final verdicts
+ * never change).  A deleted job is 404 before its entry is looked at.
+ */
+#define REASONS_CACHE   64
+#define REASONS_TTL_MS  2000
+
+static struct reasons_entry {
+	char job[80];
+	uint64_t at_ms;
+	int finished, refreshing;
+	char *json;
+} reasons_cache[REASONS_CACHE];
+static pthread_mutex_t reasons_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 1 with a copy of a usable cached answer in *out; 0 when the caller must
+ * compute it (and then call reasons_store). */
+static int reasons_lookup(const char *job, int finished, char **out)
+{
+	struct reasons_entry *e = NULL;
+	int hit = 0;
+	pthread_mutex_lock(&reasons_mu);
+	for (int i = 0; i < REASONS_CACHE; i++)
+		if (strcmp(reasons_cache[i].job, job) == 0)
+			e = &reasons_cache[i];
+	/* a job finished since the entry was made gets its final counts now */
+	if (e && e->json &&
+	    (e->finished || (!finished && (emv_now_ms() - e->at_ms < REASONS_TTL_MS || e->refreshing)))) {
+		*out = emv_xstrdup(e->json);
+		hit = 1;
+	} else if (e) {
+		e->refreshing = 1;
+	}
+	pthread_mutex_unlock(&reasons_mu);
+	return hit;
+}
+
+static void reasons_store(const char *job, const char *json, int finished)
+{
+	struct reasons_entry *e = NULL;
+	pthread_mutex_lock(&reasons_mu);
+	for (int i = 0; i < REASONS_CACHE && !e; i++)
+		if (strcmp(reasons_cache[i].job, job) == 0)
+			e = &reasons_cache[i];
+	for (int i = 0; i < REASONS_CACHE && !e; i++)
+		if (!e || reasons_cache[i].at_ms < e->at_ms)
+			e = &reasons_cache[i]; /* the oldest goes */
+	if (strcmp(e->job, job) != 0) {
+		emv_strlcpy(e->job, job, sizeof e->job);
+		free(e->json);
+		e->json = NULL;
+	}
+	free(e->json);
+	e->json = emv_xstrdup(json);
+	e->at_ms = emv_now_ms();
+	e->finished = finished;
+	e->refreshing = 0;
+	pthread_mutex_unlock(&reasons_mu);
+}
+
+static void work_job_status(struct task *t, PGconn *c)
+{
+	char sql[1024];
+	const char *v[2] = { t->id, t->tenant };
+	PGresult *r;
+	json_t *reasons;
+	char *cached;
+	int finished;
+
+	if (!api_authenticate(t, c))
+		return;
+	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", api_job_columns);
+	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		api_db_fail(t, r, "reading the job");
+		PQclear(r);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
+		return;
+	}
+	t->json = api_job_json(r, 0);
+	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
+	PQclear(r);
+	if (reasons_lookup(t->id, finished, &cached)) {
+		json_object_set_new(t->json, "reasons", json_loads(cached, 0, NULL));
+		free(cached);
+		t->status = 200;
+		return;
+	}
+	/* final verdicts by status and reason (the unique addresses and the
+	 * unusable rows; duplicates share their first row's verdict) */
+	r = PQexecParams(c, "SELECT status, reason, count(*) FROM results WHERE job_id = $1 AND final "
+			    "GROUP BY status, reason ORDER BY status, reason", 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		api_db_fail(t, r, "counting the job's results");
+		PQclear(r);
+		return;
+	}
+	reasons = json_object();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *s = json_object_get(reasons, PQgetvalue(r, i, 0));
+		if (!s) {
+			s = json_object();
+			json_object_set_new(reasons, PQgetvalue(r, i, 0), s);
+		}
+		json_object_set_new(s, PQgetvalue(r, i, 1), json_integer(ll(r, i, 2)));
+	}
+	PQclear(r);
+	cached = json_dumps(reasons, JSON_COMPACT);
+	reasons_store(t->id, cached, finished);
+	free(cached);
+	json_object_set_new(t->json, "reasons", reasons);
+	t->status = 200;
+}
+
+static void work_job_list(struct task *t, PGconn *c)
+{
+	char sql[1536], lim[16];
+	const char *v[3] = { t->tenant, t->arg[1][0] ? t->arg[1] : NULL, lim };
+	int limit = atoi(t->arg[0]), n;
+	PGresult *r;
+	json_t *jobs;
+
+	if (!api_authenticate(t, c))
+		return;
+	snprintf(lim, sizeof lim, "%d", limit + 1);
+	snprintf(sql, sizeof sql,
+		 "SELECT %s FROM jobs WHERE tenant = $1 AND ($2::text IS NULL OR (created_at, id) < "
+		 "(SELECT created_at, id FROM jobs WHERE id = $2 AND tenant = $1)) "
+		 "ORDER BY created_at DESC, id DESC LIMIT $3::int",
+		 api_job_columns);
+	r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		api_db_fail(t, r, "listing jobs");
+		PQclear(r);
+		return;
+	}
+	n = PQntuples(r);
+	jobs = json_array();
+	for (int i = 0; i < n && i < limit; i++)
+		json_array_append_new(jobs, api_job_json(r, i));
+	t->json = json_pack("{s:o}", "jobs", jobs);
+	json_object_set_new(t->json, "next", n > limit ? json_string(PQgetvalue(r, limit - 1, 0)) : json_null());
+	PQclear(r);
+	t->status = 200;
+}
+
+void api_delete_enqueue(struct api *a, const char *job)
+{
+	api_jobq_push(&a->del_mu, &a->del_cv, &a->delhead, &a->deltail, job);
+}
+
+/* Large jobs marked 'deleting' go here, one at a time, one batch of
+ * EMV_DB_DELETE_BATCH rows per transaction: nobody waits on one long
+ * transaction (locks, WAL, a query thread) for a million rows.  A stop
+ * leaves the rest to the next start (resume_deletes). */
+void *api_delete_main(void *arg)
+{
+	struct api *a = arg;
+	PGconn *c = NULL;
+	char err[512];
+	for (;;) {
+		struct split_item *it;
+		int finished = 0, batches = 0;
+		uint64_t t0;
+		if (!(it = api_jobq_pop(a, &a->del_mu, &a->del_cv, &a->delhead, &a->deltail)))
+			break;
+		t0 = emv_now_ms();
+		while (!finished && !a->stopping) {
+			if (c && PQstatus(c) != CONNECTION_OK) {
+				PQfinish(c);
+				c = NULL;
+			}
+			if (!c && !(c = api_db_connect(a, err, sizeof err))) {
+				emv_log(EMV_LOG_WARN, "delete", "%s", err);
+				sleep(2);
+				continue;
+			}
+			if (emv_db_delete_job_step(c, it->job, &finished, err, sizeof err) != EMV_OK) {
+				emv_log(EMV_LOG_WARN, "delete", "%s (tried again)", err);
+				sleep(1);
+				continue;
+			}
+			batches++;
+		}
+		if (finished)
+			emv_log(EMV_LOG_INFO, "delete", "job %s deleted in %d transactions in %.1f s", it->job, batches,
+				(double)(emv_now_ms() - t0) / 1000);
+		free(it);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* Cancel and delete.  A small job's rows go (addresses, results; webhook
+ * deliveries cascade) in one transaction: 200.  A job of more than
+ * EMV_DB_DELETE_BATCH rows is marked 'deleting' and answered 202 at once;
+ * the delete thread removes it batch by batch.  Either way a split in
+ * progress finds nothing more to read, and results still on their way are
+ * dropped by the sink (no address). */
+static void work_job_delete(struct task *t, PGconn *c)
+{
+	char err[512];
+	long long rows = 0;
+	int found = 0;
+	if (!api_authenticate(t, c))
+		return;
+	{
+		const char *v[3] = { t->id, t->tenant, NULL };
+		char lim[16];
+		PGresult *r;
+		snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
+		v[2] = lim;
+		r = PQexecParams(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
+				    "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
+				 3, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			api_db_fail(t, r, "deleting the job");
+			PQclear(r);
+			return;
+		}
+		if (PQntuples(r) == 1) {
+			t->json = json_pack("{s:s,s:s,s:I}", "id", t->id, "state", "deleting", "rows",
+					    (json_int_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+			t->status = 202;
+			t->ctx = t; /* done(): to the delete thread */
+			PQclear(r);
+			return;
+		}
+		PQclear(r);
+	}
+	if (emv_db_delete_job(c, t->id, t->tenant, &found, &rows, err, sizeof err) != EMV_OK) {
+		/* PostgreSQL's words (SQL, context) are for the log, not the client */
+		emv_log(EMV_LOG_WARN, "api", "deleting job %s: %s", t->id, err);
+		api_task_error(t, 503, "database_error", "deleting the job failed; try again");
+		return;
+	}
+	if (!found) {
+		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
+		return;
+	}
+	t->json = json_pack("{s:s,s:b,s:I}", "id", t->id, "deleted", 1, "rows", (json_int_t)rows);
+	t->status = 200;
+}
+
+static void done_job_delete(struct task *t)
+{
+	if (t->status == 202 && t->ctx == t)
+		api_delete_enqueue(t->api, t->id);
+	t->ctx = NULL;
+	api_task_done_reply(t);
+}
+
+static void submit(struct api *a, struct api_req *r, const unsigned char *hash, const char *id,
+		   void (*work)(struct task *, PGconn *))
+{
+	struct task *t = api_task_new(a, r);
+	if (hash)
+		memcpy(t->token_hash, hash, 32);
+	if (id)
+		emv_strlcpy(t->id, id, sizeof t->id);
+	t->work = work;
+	t->done = work == work_job_delete ? done_job_delete : api_task_done_reply;
+	api_task_submit(t);
+}
+
+/* GET /v1/ips: the source addresses' reputation (docs/regions.md), for
+ * any valid token: it is the operator's view of the fleet, no tenant's
+ * data. */
+static void work_ips(struct task *t, PGconn *c)
+{
+	char err[512];
+	if (!api_authenticate(t, c))
+		return;
+	t->json = emv_ipstate_json(c, t->arg[0][0] ? t->arg[0] : NULL, t->arg[1][0] ? t->arg[1] : NULL, err,
+				   sizeof err);
+	if (!t->json) {
+		emv_log(EMV_LOG_WARN, "api", "%s", err);
+		api_task_error(t, 503, "unavailable", "the database did not answer");
+		return;
+	}
+	t->status = 200;
+}
+
+void api_h_ips(struct api *a, struct api_req *r, const unsigned char *hash, const char *id)
+{
+	const char *region = api_req_query(r, "region"), *state = api_req_query(r, "state");
+	struct task *t;
+
+	if (region && (strlen(region) >= sizeof t->arg[0] || !emv_routes_region_valid(region))) {
+		api_reply_error(r, 400, "bad_query", "region must be 1..31 of a-z 0-9 _ -");
+		return;
+	}
+	if (state && strcmp(state, "healthy") && strcmp(state, "throttled") && strcmp(state, "quarantined") &&
+	    strcmp(state, "held")) {
+		api_reply_error(r, 400, "bad_query", "state must be healthy, throttled, quarantined or held");
+		return;
+	}
+	t = api_task_new(a, r);
+	memcpy(t->token_hash, hash, 32);
+	emv_strlcpy(t->arg[0], region ? region : "", sizeof t->arg[0]);
+	emv_strlcpy(t->arg[1], state ? state : "", sizeof t->arg[1]);
+	t->work = work_ips;
+	t->done = api_task_done_reply;
+	api_task_submit(t);
+}
+
+void api_h_job_list(struct api *a, struct api_req *r, const unsigned char *hash, const char *id)
+{
+	const char *limit = api_req_query(r, "limit"), *after = api_req_query(r, "after");
+	struct task *t;
+	long n = 50;
+
+	if (limit) {
+		char *end;
+		n = strtol(limit, &end, 10);
+		if (end == limit || *end || n < 1 || n > 1000) {
+			api_reply_error(r, 400, "bad_query", "limit must be 1..1000");
+			return;
+		}
+	}
+	if (after && !api_job_id_valid(after, strlen(after))) {
+		api_reply_error(r, 400, "bad_query", "after must be a job id from an earlier page's \"next\"");
+		return;
+	}
+	t = api_task_new(a, r);
+	memcpy(t->token_hash, hash, 32);
+	snprintf(t->arg[0], sizeof t->arg[0], "%ld", n);
+	if (after)
+		emv_strlcpy(t->arg[1], after, sizeof t->arg[1]);
+	t->work = work_job_list;
+	t->done = api_task_done_reply;
+	api_task_submit(t);
+}
+
+void api_h_job_status(struct api *a, struct api_req *r, const unsigned char *hash, const char *id)
+{
+	submit(a, r, hash, id, work_job_status);
+}
+
+void api_h_job_delete(struct api *a, struct api_req *r, const unsigned char *hash, const char *id)
+{
+	submit(a, r, hash, id, work_job_delete);
+}
