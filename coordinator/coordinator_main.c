@@ -16,7 +16,9 @@
  *   token   create --tenant T [--name N] | revoke ID | list   [--database URL]
  *                                            API tokens (only their hashes are stored)
  *
- * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
+ * URL defaults to $DATABASE_URL.  Every command that opens the database
+ * applies pending migrations first.  One function per command, found in
+ * the command table at the end (main).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -419,247 +421,395 @@ static int run_export(PGconn *c, const char *job, emv_export_params *ep, const c
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The database, its schema brought up to date; NULL (said) on failure. */
+static PGconn *open_db(const char *url, int *version)
+{
+	char err[1024];
+	int v = 0;
+	PGconn *c = emv_db_connect(url, err, sizeof err);
+	if (!c) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return NULL;
+	}
+	if (emv_db_migrate(c, &v, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		PQfinish(c);
+		return NULL;
+	}
+	if (version)
+		*version = v;
+	return c;
+}
+
+static int unexpected(const char *arg)
+{
+	fprintf(stderr, "emailverify-coordinator: unexpected argument '%s'\n", arg);
+	usage(stderr);
+	return 2;
+}
+
+/* --kafka KEY=VALUE and --kafka-config FILE (split, sink, router): 1 when
+ * argv[*i] was one (consumed), 0 when not, -1 (said) when bad. */
+static int kafka_opt(int argc, char **argv, int *i)
+{
+	char err[1024];
+	if (strcmp(argv[*i], "--kafka") == 0 && *i + 1 < argc) {
+		kconf = emv_xrealloc(kconf, (nkconf + 2) * sizeof *kconf);
+		kconf[nkconf++] = emv_xstrdup(argv[++*i]);
+		kconf[nkconf] = NULL;
+		return 1;
+	}
+	if (strcmp(argv[*i], "--kafka-config") == 0 && *i + 1 < argc) {
+		if (emv_kafka_conf_read(argv[++*i], &kconf, &nkconf, err, sizeof err) != EMV_OK) {
+			fprintf(stderr, "emailverify-coordinator: %s\n", err);
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int need(const char *cmd, const char *what, const void *have)
+{
+	if (have)
+		return 0;
+	fprintf(stderr, "emailverify-coordinator %s: %s\n", cmd, what);
+	return 2;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	const char *url = NULL;
+	int version = 0;
+	PGconn *c;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else
+			return unexpected(argv[i]);
+	}
+	if (!(c = open_db(url, &version)))
+		return 1;
+	printf("schema version %d\n", version);
+	PQfinish(c);
+	return 0;
+}
+
+static int cmd_ingest(int argc, char **argv)
 {
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
-	int version = 0, ingest, split, sink, export, del, router;
-	emv_router_params rp;
-	emv_routes *routes = NULL;
-	const char *out = NULL;
-	emv_export_params ep;
-	emv_split_params sp;
-	emv_sink_params kp;
+	emv_ingest_job_stats st;
+	emv_lists *lists;
 	PGconn *c;
+	int rc;
 
-	emv_split_params_default(&sp);
-	emv_sink_params_default(&kp);
-	emv_router_params_default(&rp);
-	emv_export_params_default(&ep);
-	atexit(free_kconf);
-	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
-		return cmd_serve(argc - 1, argv + 1);
-	if (argc >= 2 && strcmp(argv[1], "token") == 0)
-		return cmd_token(argc - 1, argv + 1);
-	if (argc >= 2 && strcmp(argv[1], "ips") == 0)
-		return cmd_ips(argc - 1, argv + 1);
-	if (argc < 2 || (strcmp(argv[1], "migrate") && strcmp(argv[1], "ingest") && strcmp(argv[1], "split") &&
-			 strcmp(argv[1], "sink") && strcmp(argv[1], "export") && strcmp(argv[1], "delete") &&
-			 strcmp(argv[1], "router"))) {
-		int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-		usage(help ? stdout : stderr);
-		return help ? 0 : 2;
-	}
-	ingest = strcmp(argv[1], "ingest") == 0;
-	split = strcmp(argv[1], "split") == 0;
-	sink = strcmp(argv[1], "sink") == 0;
-	export = strcmp(argv[1], "export") == 0;
-	del = strcmp(argv[1], "delete") == 0;
-	router = strcmp(argv[1], "router") == 0;
-	for (int i = 2; i < argc; i++) {
+	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
-		else if (router && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
-			rp.brokers = argv[++i];
-		else if (router && strcmp(argv[i], "--group") == 0 && i + 1 < argc)
-			rp.group = argv[++i];
-		else if (router && strcmp(argv[i], "--batches-topic") == 0 && i + 1 < argc)
-			rp.batches_topic = argv[++i];
-		else if (router && strcmp(argv[i], "--retry-topic") == 0 && i + 1 < argc)
-			rp.retry_topic = argv[++i];
-		else if (router && strcmp(argv[i], "--reroute-topic") == 0 && i + 1 < argc)
-			rp.reroute_topic = argv[++i];
-		else if (router && strcmp(argv[i], "--ip-state-topic") == 0 && i + 1 < argc)
-			rp.ipstate_topic = argv[++i];
-		else if (router && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
-			rp.idle_exit_ms = atoi(argv[++i]);
-		else if (router && (strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
-			int live = strcmp(argv[i], "--live") == 0, v = atoi(argv[++i]);
-			if (v < 1 || v > 86400) {
-				fprintf(stderr, "emailverify-coordinator: --%s must be 1..86400 seconds\n",
-					live ? "live" : "wait");
+		else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+			tenant = argv[++i];
+		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+			datadir = argv[++i];
+		else if (!list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+			list = argv[i];
+		else
+			return unexpected(argv[i]);
+	}
+	if (need("ingest", "no list given", list) || !(c = open_db(url, NULL)))
+		return list ? 1 : 2;
+	if (!(lists = emv_lists_load(datadir, err, sizeof err))) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		PQfinish(c);
+		return 1;
+	}
+	rc = emv_ingest_job(c, lists, tenant, name, list, &st, err, sizeof err);
+	emv_lists_free(lists);
+	PQfinish(c);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	printf("job %s: %llu rows (%llu unique addresses, %llu duplicates, %llu invalid, %llu row errors) "
+	       "in %.2f s, %.0f rows/s\n",
+	       st.job_id, (unsigned long long)st.rows, (unsigned long long)st.unique, (unsigned long long)st.duplicates,
+	       (unsigned long long)st.invalid, (unsigned long long)st.row_errors, st.seconds,
+	       st.seconds > 0 ? (double)st.rows / st.seconds : 0);
+	return 0;
+}
+
+static int cmd_split(int argc, char **argv)
+{
+	const char *url = NULL, *job = NULL;
+	char err[1024];
+	emv_routes *routes = NULL;
+	emv_split_params sp;
+	emv_split_stats st;
+	long long v;
+	PGconn *c;
+	int rc;
+
+	emv_split_params_default(&sp);
+	for (int i = 1; i < argc; i++) {
+		int k = kafka_opt(argc, argv, &i);
+		if (k < 0) {
+			emv_routes_free(routes);
+			return 2;
+		}
+		if (k)
+			continue;
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
+			sp.brokers = argv[++i];
+		else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+			sp.topic = argv[++i];
+		else if (strcmp(argv[i], "--batch-max") == 0 && i + 1 < argc) {
+			if (num_arg("--batch-max", argv[++i], 1, 10000, &v) < 0) {
+				emv_routes_free(routes);
 				return 2;
 			}
-			*(live ? &rp.live_ms : &rp.wait_ms) = v * 1000;
-		} else if (split && strcmp(argv[i], "--routes") == 0 && i + 1 < argc) {
+			sp.batch_max = (int)v;
+		} else if (strcmp(argv[i], "--routes") == 0 && i + 1 < argc) {
 			emv_routes_free(routes);
 			if (!(routes = emv_routes_load(argv[++i], err, sizeof err))) {
 				fprintf(stderr, "emailverify-coordinator: --routes %s\n", err);
 				return 2;
 			}
 			sp.routes = routes;
+		} else if (!job && argv[i][0] != '-')
+			job = argv[i];
+		else {
+			emv_routes_free(routes);
+			return unexpected(argv[i]);
 		}
-		else if (sink && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
+	}
+	sp.kafka_conf = (const char *const *)kconf;
+	if (need("split", "no job id given", job) || need("split", "--brokers is required", sp.brokers) ||
+	    !(c = open_db(url, NULL))) {
+		emv_routes_free(routes);
+		return job && sp.brokers ? 1 : 2;
+	}
+	rc = emv_split_job(c, job, &sp, &st, err, sizeof err);
+	PQfinish(c);
+	emv_routes_free(routes);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	printf("job %s: %llu addresses in %llu batches on %s in %.2f s\n", job, (unsigned long long)st.addresses,
+	       (unsigned long long)st.batches, sp.topic, st.seconds);
+	return 0;
+}
+
+static int cmd_sink(int argc, char **argv)
+{
+	const char *url = NULL;
+	char err[1024];
+	emv_sink_params kp;
+	emv_sink_stats st;
+	long long v;
+	PGconn *c;
+	int rc;
+
+	emv_sink_params_default(&kp);
+	for (int i = 1; i < argc; i++) {
+		int k = kafka_opt(argc, argv, &i);
+		if (k < 0)
+			return 2;
+		if (k)
+			continue;
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
 			kp.brokers = argv[++i];
-		else if (sink && strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
 			kp.group = argv[++i];
-		else if (sink && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			kp.topic = argv[++i];
-		else if (sink && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
-			kp.idle_exit_ms = atoi(argv[++i]);
-		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
-			sp.brokers = argv[++i];
-		else if ((split || sink || router) && strcmp(argv[i], "--kafka") == 0 && i + 1 < argc) {
-			kconf = emv_xrealloc(kconf, (nkconf + 2) * sizeof *kconf);
-			kconf[nkconf++] = emv_xstrdup(argv[++i]);
-			kconf[nkconf] = NULL;
-		} else if ((split || sink || router) && strcmp(argv[i], "--kafka-config") == 0 && i + 1 < argc) {
-			if (emv_kafka_conf_read(argv[++i], &kconf, &nkconf, err, sizeof err) != EMV_OK) {
-				fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		else if (strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc) {
+			if (num_arg("--until-idle", argv[++i], 0, 86400000, &v) < 0)
 				return 2;
-			}
-		} else if (split && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
-			sp.topic = argv[++i];
-		else if (split && strcmp(argv[i], "--batch-max") == 0 && i + 1 < argc) {
-			sp.batch_max = atoi(argv[++i]);
-			if (sp.batch_max < 1 || sp.batch_max > 10000) {
-				fprintf(stderr, "emailverify-coordinator: --batch-max must be 1..10000\n");
+			kp.idle_exit_ms = (int)v;
+		} else
+			return unexpected(argv[i]);
+	}
+	kp.kafka_conf = (const char *const *)kconf;
+	if (need("sink", "--brokers is required", kp.brokers))
+		return 2;
+	if (!(c = open_db(url, NULL)))
+		return 1;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	rc = emv_sink_run(c, &kp, &stop_now, &st, err, sizeof err);
+	PQfinish(c);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	printf("sink: %llu messages, %llu results, %llu stored, %llu skipped, %llu transactions, %llu retries\n",
+	       (unsigned long long)st.messages, (unsigned long long)st.results, (unsigned long long)st.stored,
+	       (unsigned long long)st.skipped, (unsigned long long)st.transactions, (unsigned long long)st.db_retries);
+	return 0;
+}
+
+static int cmd_router(int argc, char **argv)
+{
+	const char *url = NULL;
+	char err[1024];
+	emv_router_params rp;
+	emv_router_stats st;
+	long long v;
+	PGconn *c;
+	int rc;
+
+	emv_router_params_default(&rp);
+	for (int i = 1; i < argc; i++) {
+		int k = kafka_opt(argc, argv, &i);
+		if (k < 0)
+			return 2;
+		if (k)
+			continue;
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
+			rp.brokers = argv[++i];
+		else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+			rp.group = argv[++i];
+		else if (strcmp(argv[i], "--batches-topic") == 0 && i + 1 < argc)
+			rp.batches_topic = argv[++i];
+		else if (strcmp(argv[i], "--retry-topic") == 0 && i + 1 < argc)
+			rp.retry_topic = argv[++i];
+		else if (strcmp(argv[i], "--reroute-topic") == 0 && i + 1 < argc)
+			rp.reroute_topic = argv[++i];
+		else if (strcmp(argv[i], "--ip-state-topic") == 0 && i + 1 < argc)
+			rp.ipstate_topic = argv[++i];
+		else if (strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc) {
+			if (num_arg("--until-idle", argv[++i], 0, 86400000, &v) < 0)
 				return 2;
-			}
-		} else if ((split || export || del) && !list && argv[i][0] != '-')
-			list = argv[i]; /* the job id */
-		else if (export && strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			rp.idle_exit_ms = (int)v;
+		} else if ((strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
+			int live = strcmp(argv[i], "--live") == 0;
+			if (num_arg(argv[i], argv[i + 1], 1, 86400, &v) < 0)
+				return 2;
+			i++;
+			*(live ? &rp.live_ms : &rp.wait_ms) = (int)v * 1000;
+		} else
+			return unexpected(argv[i]);
+	}
+	rp.kafka_conf = (const char *const *)kconf;
+	if (need("router", "--brokers is required", rp.brokers))
+		return 2;
+	if (!(c = open_db(url, NULL)))
+		return 1;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	rc = emv_router_run(c, &rp, &stop_now, &st, err, sizeof err);
+	PQfinish(c);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	printf("router: %llu ip-state rows, %llu reroutes (%llu to another region, %llu waiting), %llu skipped, "
+	       "%llu retries\n",
+	       (unsigned long long)st.ip_states, (unsigned long long)st.reroutes, (unsigned long long)st.routed,
+	       (unsigned long long)st.waited, (unsigned long long)st.skipped, (unsigned long long)st.db_retries);
+	return 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	const char *url = NULL, *job = NULL, *out = NULL, *datadir = NULL;
+	char err[1024];
+	emv_export_params ep;
+	PGconn *c;
+
+	emv_export_params_default(&ep);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
 			out = argv[++i];
-		else if (export && strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+		else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
 			const char *f = argv[++i];
 			if (strcmp(f, "csv") && strcmp(f, "jsonl")) {
 				fprintf(stderr, "emailverify-coordinator: --format must be csv or jsonl\n");
 				return 2;
 			}
 			ep.format = strcmp(f, "csv") == 0 ? EMV_EXPORT_CSV : EMV_EXPORT_JSONL;
-		} else if (export && strcmp(argv[i], "--no-escape-formulas") == 0) {
+		} else if (strcmp(argv[i], "--no-escape-formulas") == 0) {
 			ep.keep_formulas = 1;
-		} else if (export && strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
+		} else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
 			if (emv_export_parse_statuses(argv[++i], &ep.status_mask, err, sizeof err) != 0) {
 				fprintf(stderr, "emailverify-coordinator: --status: %s\n", err);
 				return 2;
 			}
-		}
-		else if (ingest && strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
-			tenant = argv[++i];
-		else if (ingest && strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-			name = argv[++i];
-		else if ((ingest || export) && strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+		} else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
 			datadir = argv[++i];
-		else if (ingest && !list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
-			list = argv[i];
-		else {
-			fprintf(stderr, "emailverify-coordinator: unexpected argument '%s'\n", argv[i]);
-			usage(stderr);
-			return 2;
-		}
+		else if (!job && argv[i][0] != '-')
+			job = argv[i];
+		else
+			return unexpected(argv[i]);
 	}
-	if ((ingest || split || export || del) && !list) {
-		fprintf(stderr, "emailverify-coordinator %s: no %s given\n", argv[1], ingest ? "list" : "job id");
+	if (need("export", "no job id given", job))
 		return 2;
+	if (!(c = open_db(url, NULL)))
+		return 1;
+	return run_export(c, job, &ep, out, datadir);
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+	const char *url = NULL, *job = NULL;
+	char err[1024];
+	int found = 0, rc;
+	PGconn *c;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (!job && argv[i][0] != '-')
+			job = argv[i];
+		else
+			return unexpected(argv[i]);
 	}
-	sp.kafka_conf = kp.kafka_conf = rp.kafka_conf = (const char *const *)kconf;
-	if (router && !rp.brokers) {
-		fprintf(stderr, "emailverify-coordinator router: --brokers is required\n");
+	if (need("delete", "no job id given", job))
 		return 2;
-	}
-	if (sink && !kp.brokers) {
-		fprintf(stderr, "emailverify-coordinator sink: --brokers is required\n");
-		return 2;
-	}
-	if (split && !sp.brokers) {
-		fprintf(stderr, "emailverify-coordinator split: --brokers is required\n");
-		return 2;
-	}
-	if (!(c = emv_db_connect(url, err, sizeof err))) {
-		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+	if (!(c = open_db(url, NULL)))
+		return 1;
+	rc = emv_db_delete_job(c, job, NULL, &found, NULL, err, sizeof err);
+	PQfinish(c);
+	if (rc != EMV_OK || !found) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", rc != EMV_OK ? err : "no such job");
 		return 1;
 	}
-	if (emv_db_migrate(c, &version, err, sizeof err) != EMV_OK) {
-		fprintf(stderr, "emailverify-coordinator: %s\n", err);
-		PQfinish(c);
-		return 1;
-	}
-	if (sink) {
-		emv_sink_stats st;
-		int rc;
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		rc = emv_sink_run(c, &kp, &stop_now, &st, err, sizeof err);
-		PQfinish(c);
-		if (rc != EMV_OK) {
-			fprintf(stderr, "emailverify-coordinator: %s\n", err);
-			return 1;
-		}
-		printf("sink: %llu messages, %llu results, %llu stored, %llu skipped, %llu transactions, %llu retries\n",
-		       (unsigned long long)st.messages, (unsigned long long)st.results, (unsigned long long)st.stored,
-		       (unsigned long long)st.skipped, (unsigned long long)st.transactions,
-		       (unsigned long long)st.db_retries);
-		return 0;
-	}
-	if (router) {
-		emv_router_stats st;
-		int rc;
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		rc = emv_router_run(c, &rp, &stop_now, &st, err, sizeof err);
-		PQfinish(c);
-		if (rc != EMV_OK) {
-			fprintf(stderr, "emailverify-coordinator: %s\n", err);
-			return 1;
-		}
-		printf("router: %llu ip-state rows, %llu reroutes (%llu to another region, %llu waiting), %llu skipped, "
-		       "%llu retries\n",
-		       (unsigned long long)st.ip_states, (unsigned long long)st.reroutes, (unsigned long long)st.routed,
-		       (unsigned long long)st.waited, (unsigned long long)st.skipped, (unsigned long long)st.db_retries);
-		return 0;
-	}
-	if (split) {
-		emv_split_stats st;
-		int rc = emv_split_job(c, list, &sp, &st, err, sizeof err);
-		PQfinish(c);
-		emv_routes_free(routes);
-		if (rc != EMV_OK) {
-			fprintf(stderr, "emailverify-coordinator: %s\n", err);
-			return 1;
-		}
-		printf("job %s: %llu addresses in %llu batches on %s in %.2f s\n", list, (unsigned long long)st.addresses,
-		       (unsigned long long)st.batches, sp.topic, st.seconds);
-		return 0;
-	}
-	if (export)
-		return run_export(c, list, &ep, out, datadir);
-	if (del) {
-		int found = 0, rc = emv_db_delete_job(c, list, NULL, &found, NULL, err, sizeof err);
-		PQfinish(c);
-		if (rc != EMV_OK || !found) {
-			fprintf(stderr, "emailverify-coordinator: %s\n", rc != EMV_OK ? err : "no such job");
-			return 1;
-		}
-		printf("job %s deleted\n", list);
-		return 0;
-	}
-	if (!ingest) {
-		printf("schema version %d\n", version);
-		PQfinish(c);
-		return 0;
-	}
-	{
-		emv_lists *lists = emv_lists_load(datadir, err, sizeof err);
-		emv_ingest_job_stats st;
-		int rc;
-		if (!lists) {
-			fprintf(stderr, "emailverify-coordinator: %s\n", err);
-			PQfinish(c);
-			return 1;
-		}
-		rc = emv_ingest_job(c, lists, tenant, name, list, &st, err, sizeof err);
-		emv_lists_free(lists);
-		PQfinish(c);
-		if (rc != EMV_OK) {
-			fprintf(stderr, "emailverify-coordinator: %s\n", err);
-			return 1;
-		}
-		printf("job %s: %llu rows (%llu unique addresses, %llu duplicates, %llu invalid, %llu row errors) "
-		       "in %.2f s, %.0f rows/s\n",
-		       st.job_id, (unsigned long long)st.rows, (unsigned long long)st.unique,
-		       (unsigned long long)st.duplicates, (unsigned long long)st.invalid,
-		       (unsigned long long)st.row_errors, st.seconds, st.seconds > 0 ? (double)st.rows / st.seconds : 0);
-	}
+	printf("job %s deleted\n", job);
 	return 0;
+}
+
+static const struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{ "migrate", cmd_migrate }, { "ingest", cmd_ingest }, { "split", cmd_split },
+	{ "sink", cmd_sink },       { "router", cmd_router }, { "ips", cmd_ips },
+	{ "delete", cmd_delete },   { "export", cmd_export }, { "serve", cmd_serve },
+	{ "token", cmd_token },
+};
+
+int main(int argc, char **argv)
+{
+	atexit(free_kconf);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	usage(stderr);
+	return 2;
 }
