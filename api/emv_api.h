@@ -1,5 +1,5 @@
 /*
- * emv_api.h - the coordinator's HTTP API (issue 5, design §1 and §6):
+ * emv_api.h - the coordinator's HTTP API (docs/api.md, docs/design.md §1 and §6):
  * `emailverify-coordinator serve`.
  *
  *   POST   /v1/jobs                   upload a list (CSV/plain, raw body or

@@ -1,5 +1,5 @@
 /*
- * emv_tokens.h - API tokens (issue 5): created by an operator for a tenant,
+ * emv_tokens.h - API tokens (docs/api.md): created by an operator for a tenant,
  * shown once, stored only as their SHA-256 (api_tokens.token_sha256).
  *
  * A token is "ev_" followed by 32 random bytes (OpenSSL RAND_bytes) in

@@ -1,5 +1,5 @@
 /*
- * emv_webhook.h - job webhooks (issue 5): a POST of JSON to the job's
+ * emv_webhook.h - job webhooks (docs/api.md): a POST of JSON to the job's
  * callback_url when the job finishes, and when its progress passes each
  * step of progress_step percent.
  *

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/api.sh [BUILD_DIR] - the HTTP API's figures (issue 5), printed, not judged:
+# bench/api.sh [BUILD_DIR] - the HTTP API's figures (docs/api.md), printed, not judged:
 #   upload   a 1,000,000-row CSV accepted (POST /v1/jobs until 201): rows/s
 #   export   the same job's results streamed (GET .../results): rows/s, and
 #            the server's peak RSS before and after

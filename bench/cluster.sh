@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/cluster.sh — the coordinator's throughput (issue 4): prints figures,
+# bench/cluster.sh — the coordinator's throughput (bench/README.md): prints figures,
 # passes or fails nothing.
 #
 #   1. ingest of 1,000,000 addresses over 10,000 domains into PostgreSQL

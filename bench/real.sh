@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/real.sh — the real-server bench (issue 12, bench/realworld/README.md).
+# bench/real.sh — the real-server bench (bench/realworld/README.md).
 # Prints figures, passes or fails nothing.
 #
 #   bench/real.sh [--addresses N] [--domains D] [--runs batched,no-batching]

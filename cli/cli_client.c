@@ -331,7 +331,7 @@ static int wait_job(struct client *c, const char *id)
 			return ok ? 0 : 1;
 		}
 		json_decref(j);
-		usleep(1000000);
+		sleep(1);
 	}
 }
 

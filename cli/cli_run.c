@@ -1,6 +1,6 @@
 /*
  * cli_run.c - `emailverify run LIST -o OUT`: the whole cluster on one
- * machine (design §2, single-machine modes).
+ * machine (docs/design.md §2, single-machine modes).
  *
  * The same path as the cluster, in one process: the list is ingested into
  * PostgreSQL as a job, split into batches on an embedded Kafka (librdkafka's

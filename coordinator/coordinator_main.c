@@ -3,7 +3,7 @@
  *
  *   migrate [--database URL]                 apply the schema migrations
  *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST
- *                                            a list becomes a job (design §2, step 1)
+ *                                            a list becomes a job (docs/design.md §2, step 1)
  *   split   [--database URL] --brokers HOSTS [--topic T] [--batch-max N] JOB
  *                                            a job's addresses become batches on Kafka (step 2)
  *   sink    [--database URL] --brokers HOSTS [--group G] [--until-idle MS]
@@ -12,7 +12,7 @@
  *   export  [--database URL] [-o FILE] [--format csv|jsonl] [--status LIST] JOB
  *                                            a job's results in input order (step 5)
  *   serve   --listen HOST:PORT [--database URL] (--brokers HOSTS | --embedded-kafka) ...
- *                                            the HTTP API (issue 5; emv_api.h)
+ *                                            the HTTP API (docs/api.md; emv_api.h)
  *   token   create --tenant T [--name N] | revoke ID | list   [--database URL]
  *                                            API tokens (only their hashes are stored)
  *

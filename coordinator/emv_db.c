@@ -15,7 +15,7 @@ struct migration {
 };
 
 /*
- * Version 1: design §6.  Results are unique per (job, address); "final"
+ * Version 1: docs/design.md §6.  Results are unique per (job, address); "final"
  * separates verdicts that a later attempt must never overwrite from
  * temporary ones it replaces.  Counters live on jobs and move in the same
  * transaction as the results they count.
@@ -98,7 +98,7 @@ static const struct migration migrations[] = {
 	/* Version 2: the verdict's explanation travels with it (per-result
 	 * evidence on the wire), and exports read it back. */
 	{ 2, "results.detail", "ALTER TABLE results ADD COLUMN detail text;" },
-	/* Version 3: webhooks (issue 5).  A delivery is one event of one job
+	/* Version 3: webhooks (docs/api.md).  A delivery is one event of one job
 	 * (completion, or progress past a percentage), its body fixed when it
 	 * is queued so every retry signs the same bytes; each try is an
 	 * attempt row.  Both go with their job. */
@@ -140,7 +140,7 @@ static const struct migration migrations[] = {
 	  "ALTER TABLE results DROP CONSTRAINT IF EXISTS results_job_id_address_id_fkey;"
 	  "ALTER TABLE addresses DROP CONSTRAINT IF EXISTS addresses_job_id_fkey;"
 	  "DROP INDEX IF EXISTS addresses_domain;" },
-	/* Version 5: the pool's reputation as workers publish it (issue 6):
+	/* Version 5: the pool's reputation as workers publish it (docs/regions.md):
 	 * who owns the address, counters and when the state began.  Rows with
 	 * provider '' are the IP as a whole: its region learns its addresses
 	 * from them. */
@@ -159,7 +159,7 @@ static const struct migration migrations[] = {
 	  "ALTER TABLE jobs ADD COLUMN idempotency_key text;"
 	  "CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;" },
 	/* Version 7: a large job is deleted in the background, in bounded
-	 * batches (issue 18): meanwhile it is 'deleting'. */
+	 * batches (docs/api.md "DELETE"): meanwhile it is 'deleting'. */
 	{ 7, "jobs: state deleting",
 	  "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_state_check;"
 	  "ALTER TABLE jobs ADD CONSTRAINT jobs_state_check CHECK (state IN"

@@ -1,5 +1,5 @@
 /*
- * emv_db.h - the coordinator's PostgreSQL schema (design §6) and its
+ * emv_db.h - the coordinator's PostgreSQL schema (docs/design.md §6) and its
  * versioned migrations.
  *
  * The schema is owned here: every migration is one SQL script with a

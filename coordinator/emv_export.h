@@ -1,5 +1,5 @@
 /*
- * emv_export.h - a job's results out of PostgreSQL (design §2 step 5).
+ * emv_export.h - a job's results out of PostgreSQL (docs/design.md §2 step 5).
  *
  * One row per input row, in input order, streamed from a server-side
  * cursor: memory stays bounded whatever the job's size, and the first rows

@@ -1,5 +1,5 @@
 /*
- * emv_ingest_job.h - a list becomes a job in PostgreSQL (design §2 step 1).
+ * emv_ingest_job.h - a list becomes a job in PostgreSQL (docs/design.md §2 step 1).
  *
  * The list is streamed (lib/emv_ingest.c), every row normalised and checked
  * with the same rules as the CLI (emv_address, emv_lists), de-duplicated

@@ -1,6 +1,6 @@
 /*
  * emv_ipstate.h - the workers' source-address reputation as stored by the
- * router (table ip_state, design §3/§6), read for operators: the JSON of
+ * router (table ip_state, docs/design.md §3/§6), read for operators: the JSON of
  * GET /v1/ips and `emailverify-coordinator ips`, and the Prometheus
  * metrics of GET /metrics.
  *

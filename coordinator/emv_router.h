@@ -1,5 +1,5 @@
 /*
- * emv_router.h - the coordinator's region router (design §3, issue 6).
+ * emv_router.h - the coordinator's region router (docs/design.md §3, docs/regions.md).
  *
  * Two inputs, one consumer group ("emailverify-router"):
  *

@@ -1,6 +1,6 @@
 /*
- * emv_routes.h - which region's topic a domain's batches go to (design §3,
- * issue 6 "Regions").  The default is the shared batches topic, which every
+ * emv_routes.h - which region's topic a domain's batches go to (docs/design.md §3,
+ * docs/regions.md "Routing rules").  The default is the shared batches topic, which every
  * worker of every region reads; a rule sends a domain to one region's own
  * topic ("<batches>.<region>"), which only that region's workers read.
  *

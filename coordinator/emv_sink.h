@@ -1,5 +1,5 @@
 /*
- * emv_sink.h - the results sink (design §2 step 4): VerifyResults from
+ * emv_sink.h - the results sink (docs/design.md §2 step 4): VerifyResults from
  * Kafka into PostgreSQL, exactly once.
  *
  * Messages are read in groups; each group is one transaction: COPY into a

@@ -1,6 +1,6 @@
 /*
  * emv_split.h - a job's addresses become VerifyBatch messages on Kafka
- * (design §2 step 2).
+ * (docs/design.md §2 step 2).
  *
  * Pending addresses (usable, not duplicates) are read in (domain, id)
  * order with keyset pagination, cut into batches of at most batch_max per

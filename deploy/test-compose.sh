@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/test-compose.sh [TESTSMTPD] - the compose stack of deploy/compose.yaml,
-# built and run here, end to end (issue 13):
+# built and run here, end to end (docs/operations.md):
 #
 #   1. packages: podman, podman-compose, runc (apt-get, only if missing);
 #      podman's settings come from a containers.conf of our own

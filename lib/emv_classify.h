@@ -1,5 +1,5 @@
 /*
- * emv_classify.h - turn one SMTP reply into a verdict (design §3, §5).
+ * emv_classify.h - turn one SMTP reply into a verdict (docs/design.md §3, §5).
  *
  * Input: the phase the reply answers, its basic code, its enhanced code and
  * its sanitised text (emv_reply.h).  Output: status, reason, whether a later

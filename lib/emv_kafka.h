@@ -83,19 +83,19 @@ static inline int emv_results_gate_open(const emv_results_gate *g)
 	return p < s || p - s <= g->limit;
 }
 
-/* The topics of design §4 and their partition counts. */
+/* The topics of docs/design.md §4 and their partition counts. */
 #define EMV_TOPIC_BATCHES  "emailverify.batches"
 #define EMV_TOPIC_RESULTS  "emailverify.results"
 #define EMV_TOPIC_RETRY    "emailverify.retry"
 #define EMV_TOPIC_IP_STATE "emailverify.ip-state"
-#define EMV_TOPIC_REROUTE  "emailverify.reroute" /* batches for another region (design §3) */
+#define EMV_TOPIC_REROUTE  "emailverify.reroute" /* batches for another region (docs/design.md §3) */
 /* Per-region topics are "<batches>.<region>" and "<retry>.<region>". */
 #define EMV_TOPIC_PARTITIONS 16
 
 /*
  * The embedded Kafka of the single-machine mode: librdkafka's mock cluster
  * (rdkafka_mock.h), listening on loopback ports of this process, with the
- * four topics of design §4 already made (the mock has no CreateTopics).
+ * four topics of docs/design.md §4 already made (the mock has no CreateTopics).
  * Any client in any process reaches it through emv_kafka_mock_bootstraps()
  * as long as this process lives.  Nothing is kept on disk.
  */

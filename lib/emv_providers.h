@@ -1,6 +1,6 @@
 /*
  * emv_providers.h - per-provider probing policies, recognised by the MX
- * host name (design §3 "Providers", "Limits", "IP pool and reputation").
+ * host name (docs/design.md §3 "Providers", "Limits", "IP pool and reputation").
  *
  * A provider (Google, Microsoft, Yahoo, Proofpoint, ...) is a policy plus a
  * list of MX host suffixes.  emv_providers_match() maps an MX host such as

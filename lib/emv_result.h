@@ -1,5 +1,5 @@
 /*
- * emv_result.h - the result model of design §5: statuses, reasons, flags.
+ * emv_result.h - the result model of docs/design.md §5: statuses, reasons, flags.
  *
  * Every verdict is a (status, reason) pair plus flags.  The names returned by
  * the *_name() functions are the exact strings used in JSON/CSV exports and

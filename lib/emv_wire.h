@@ -1,6 +1,6 @@
 /*
  * emv_wire.h - codec between our own structs and the Kafka messages of
- * design §4 (proto/emailverify.proto): VerifyBatch (emailverify.batches and
+ * docs/design.md §4 (proto/emailverify.proto): VerifyBatch (emailverify.batches and
  * emailverify.retry) and VerifyResults (emailverify.results).  Callers never
  * see a protobuf-c type.
  *

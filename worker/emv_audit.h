@@ -1,6 +1,6 @@
 /*
- * emv_audit.h - start-up self-audit of a worker's source addresses (design
- * §3 "IP pool and reputation", issue 6): before an address sends a single
+ * emv_audit.h - start-up self-audit of a worker's source addresses (docs/design.md
+ * §3 "IP pool and reputation", docs/regions.md): before an address sends a single
  * probe, check that receivers will not reject it for who it is.
  *
  * Per source address of an emv_pool, in parallel, on the caller's libevent

@@ -1,6 +1,6 @@
 /*
- * emv_pool.h - a worker's identity and source-IP pool (design §3 "IP pool
- * and reputation", issue 6): its region, the probe sender it uses there, the
+ * emv_pool.h - a worker's identity and source-IP pool (docs/design.md §3 "IP pool
+ * and reputation", docs/regions.md): its region, the probe sender it uses there, the
  * source addresses it may bind to (each with the HELO name that should match
  * its PTR), the DNSBL zones its self-audit checks, and what to do when the
  * audit fails.

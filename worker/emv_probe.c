@@ -182,8 +182,7 @@ static void verdict_from_failure(emv_probe_job *j, emv_probe_result *r)
 		if (o->have_reply) {
 			verdict_from_reply(j, r, o->phase, &o->reply);
 			/* a reply that ends the session is never about the mailbox */
-			if (r->status != EMV_STATUS_UNKNOWN)
-				r->status = EMV_STATUS_UNKNOWN;
+			r->status = EMV_STATUS_UNKNOWN;
 		} else {
 			r->reason = EMV_REASON_PROTOCOL_ERROR;
 		}

@@ -1,6 +1,6 @@
 /*
  * emv_reputation.h - reputation state of each (source IP, provider) of a
- * worker's pool (design §3 "IP pool and reputation", issue 6).  Pure logic:
+ * worker's pool (docs/design.md §3 "IP pool and reputation", docs/regions.md).  Pure logic:
  * no I/O, no clock of its own - every call takes `now`, monotonic
  * milliseconds (emv_now_ms() in production, anything in tests).
  *

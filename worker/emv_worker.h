@@ -1,6 +1,6 @@
 /*
  * emv_worker.h - the cluster worker: Kafka batches in, probes, results out
- * (design §2 step 3).  `emailverify-worker` runs one in its main thread;
+ * (docs/design.md §2 step 3).  `emailverify-worker` runs one in its main thread;
  * `emailverify run` runs several in threads of one process.
  *
  * One consumer group over the batches and retry topics.  Each VerifyBatch

@@ -1,5 +1,5 @@
 /*
- * api_http.c - the coordinator's HTTP API (issue 5) over real HTTP (curl)
+ * api_http.c - the coordinator's HTTP API (docs/api.md) over real HTTP (curl)
  * against the real `emailverify-coordinator serve` with its embedded Kafka
  * (librdkafka's mock cluster), a real PostgreSQL (fixture "pg", in a
  * database of its own) and a real emailverify-worker resolving through the

@@ -1,5 +1,5 @@
 /*
- * regions.c - two regions as two worker groups (issue 6): region "east"
+ * regions.c - two regions as two worker groups (docs/regions.md): region "east"
  * probes from 127.0.0.3, which blocked.test refuses (554 5.7.1 ... blocked
  * using zen.spamhaus.org), region "west" from 127.0.0.4.  A routing rule
  * sends blocked.test to east; east's only address is quarantined within

@@ -153,7 +153,7 @@ static const char *resume_addr(int row)
  * final, the continued run asks exactly the addresses without a final
  * verdict, and none that had one (the world's own log counts the RCPTs;
  * these recipients are asked by no other test).  The sessions in flight at
- * the stop may finish (issue 19), so the list is made to be still mostly
+ * the stop may finish (README.md "Stopping"), so the list is made to be still mostly
  * unasked then: a provider policy of one session per MX and two
  * recipients per session makes slow.test take about 2 s per two
  * addresses, and the stop comes once the two quick rows are final. */

@@ -1,5 +1,5 @@
 /*
- * shutdown.c - issue 19: SIGTERM/SIGINT stop `emailverify run`,
+ * shutdown.c - README.md "Stopping": SIGTERM/SIGINT stop `emailverify run`,
  * `emailverify-worker` and `emailverify-coordinator serve` within their
  * shutdown timeout (10 s by default) whatever is waiting, with nothing
  * lost and nothing asked again that had its verdict; a second signal exits

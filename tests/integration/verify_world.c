@@ -201,7 +201,7 @@ static void do_test_gzip_and_stdin(void **state)
 	struct run r;
 	gzFile gz = gzopen(TMP "/list.csv.gz", "wb");
 	assert_non_null(gz);
-	gzputs(gz, "email\nbob@accept.test\ncarol@accept.test\n");
+	assert_true(gzputs(gz, "email\nbob@accept.test\ncarol@accept.test\n") > 0);
 	gzclose(gz);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/list.csv.gz", NULL);
 	assert_exit(&r, 0);
