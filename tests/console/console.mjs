@@ -23,21 +23,23 @@ async function api(path, token = TOKEN, init = {}) {
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
-// The list: 3 deliverable-or-not addresses of the world, a duplicate, a
-// catch-all, invalid rows, and an address that is a script tag.
+// The list: addresses of the world (accepted, unknown user, mailbox full,
+// catch-all), duplicates, invalid rows, an address that is a script tag and
+// a row without the email column (a row error, reported with its line).
 const EVIL = '<script>window.__pwned=1</script>@x.test';
 const LIST = [
-  'email,name',
-  'alice@accept.test,Alice',
-  'bob@accept.test,Bob',
-  'nobody@accept.test,Nobody',
-  'alice@accept.test,Alice again',
-  'someone@catchall.test,Catch',
-  'not-an-address,Bad',
-  'a@@accept.test,Bad too',
-  `"${EVIL}",Evil`,
-  'full@accept.test,Full',
-  'bob@accept.test,Bob again',
+  'name,email',
+  'Alice,alice@accept.test',
+  'Bob,bob@accept.test',
+  'Nobody,nobody@accept.test',
+  'Alice again,alice@accept.test',
+  'Catch,someone@catchall.test',
+  'Bad,not-an-address',
+  'Bad too,a@@accept.test',
+  `Evil,"${EVIL}"`,
+  'Full,full@accept.test',
+  'Bob again,bob@accept.test',
+  'Lonely', // a row error: no second field (line 12)
 ].join('\n') + '\n';
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
@@ -88,15 +90,16 @@ try {
   await page.click('#upload-button');
   await page.waitForSelector('#upload-result:not([hidden])', { timeout: 30000 });
   const counts = await page.$$eval('#upload-counts tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent])));
-  assert.deepEqual({ rows: counts.Rows, dup: counts.Duplicates, inv: counts.Invalid, uniq: counts['Unique addresses'] },
-    { rows: '10', dup: '2', inv: '3', uniq: '5' });
+  assert.deepEqual({ rows: counts.Rows, dup: counts.Duplicates, inv: counts.Invalid, uniq: counts['Unique addresses'], err: counts['Row errors'] },
+    { rows: '11', dup: '2', inv: '3', uniq: '5', err: '1' });
   const bar = await page.$eval('#upload-bar', (b) => [b.value, b.max]);
   assert.equal(bar[0], bar[1], 'the upload bar reached the end');
   assert.ok(bar[1] >= LIST.length, 'the bar counts the bytes of the request (file and framing)');
-  await page.waitForFunction(() => document.querySelectorAll('#upload-row-errors li').length >= 3);
+  await page.waitForFunction(() => document.querySelectorAll('#upload-row-errors li').length >= 4);
   const rowErrors = await page.$$eval('#upload-row-errors li', (lis) => lis.map((l) => l.textContent));
   assert.ok(rowErrors.some((t) => t.startsWith('row 6: not-an-address')), `row errors: ${rowErrors}`);
   assert.ok(rowErrors.some((t) => t.includes(EVIL)), 'the script address is shown as text');
+  assert.ok(rowErrors.some((t) => t.startsWith('row 11: Lonely') && t.includes('line 12: 1 field')), `row errors: ${rowErrors}`);
   assert.equal(await page.$$eval('#upload-row-errors script', (s) => s.length), 0);
   await page.screenshot({ path: `${SHOTS}/upload.png`, fullPage: true });
   const jobHref = await page.getAttribute('#upload-job-link', 'href');
@@ -115,8 +118,9 @@ try {
   const desc = await page.textContent('#chart-status-desc');
   for (const s of ['deliverable', 'undeliverable', 'risky', 'unknown']) assert.ok(desc.includes(`${s}: ${st.counts[s]}`), desc);
   assert.ok((await page.textContent('#chart-reason-desc')).includes('invalid_syntax: 3'));
+  assert.ok((await page.textContent('#chart-reason-desc')).includes('input_error: 1'));
   assert.equal(await page.$$eval('#chart-status rect.bar', (r) => r.length), 4);
-  await page.waitForFunction(() => document.querySelectorAll('#rows-table tbody tr').length === 10);
+  await page.waitForFunction(() => document.querySelectorAll('#rows-table tbody tr').length === 11);
   await page.screenshot({ path: `${SHOTS}/job.png`, fullPage: true });
 
   log('the script address is text, and the CSP blocks inline script');
@@ -197,6 +201,9 @@ try {
   const otherId = JSON.parse(up.body).id;
   assert.equal((await api(`/v1/jobs/${otherId}/rows`)).status, 404);
   assert.equal((await api(`/v1/jobs/${otherId}/rows`, OTHER)).status, 200);
+  for (const q of ['limit=0', 'limit=501', 'after=-1', 'after=x', 'status=good', 'reason=A%20B', 'q=%01'])
+    assert.equal((await api(`/v1/jobs/${jobId}/rows?${q}`)).status, 400, `rows?${q}`);
+  assert.equal((await api(`/v1/jobs/${jobId}/rows`, '')).status, 401);
   await page.goto(`${BASE}/#/jobs/${otherId}`);
   await page.waitForSelector('#job-error:has-text("no such job")');
   assert.equal(await page.$$eval('#rows-table tbody tr', (t) => t.length), 0);
