@@ -32,6 +32,16 @@ other=$("$coordinator" token create --database "$url" --tenant other --name cons
 revoked=$("$coordinator" token create --database "$url" --tenant acme --name old 2>/dev/null)
 "$coordinator" token revoke --database "$url" 3 2>/dev/null
 
+# the fleet's reputation as the router stores it from the workers' ip-state
+# (a pool of real source addresses needs more than loopback): one address
+# quarantined by a provider, one held
+psql -q "$url" -c "INSERT INTO ip_state (ip, provider, region, state, worker, rcpts, blocks, sessions,
+    strikes, rate_permille, until, since, last_reply) VALUES
+    ('192.0.2.7', '', 'eu-west', 'healthy', 'w1', 50, 1, 5, 0, 1000, NULL, now(), ''),
+    ('192.0.2.7', 'outlook', 'eu-west', 'quarantined', 'w1', 50, 1, 5, 2, 0, now() + interval '30 min', now(),
+     '550 5.7.606 Access denied, banned sending IP'),
+    ('2001:db8::9', '', 'us-east', 'held', 'w2', 0, 0, 0, 0, 0, NULL, now(), 'PTR 2001:db8::9 -> nothing')"
+
 "$coordinator" serve --listen "127.0.0.1:$port" --database "$url" --embedded-kafka \
     --ready-file "$run/ready" --rate-limit 1000 --rate-burst 1000 >"$run/server.log" 2>&1 &
 pids+=($!)

@@ -372,13 +372,21 @@ $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadR
 $('rows-more').addEventListener('click', () => rowsNext !== null && loadRows(rowsNext));
 $('rows-first').addEventListener('click', () => loadRows(null));
 
+// "250 2.1.5 Ok": the reply text is stored after its code, and usually
+// starts with its enhanced code already.
+function smtpLine(s) {
+  const text = s.reply || '';
+  const enh = s.enhanced && !text.startsWith(s.enhanced) ? `${s.enhanced} ` : '';
+  return `${s.code} ${enh}${text}`.trim();
+}
+
 function showEvidence(r) {
   const items = [
     ['Address', r.email], ['Status', r.status], ['Reason', r.reason], ['Detail', r.detail],
     ['Flags', (r.flags || []).join(', ')], ['MX host', r.mx_host], ['MX IP', r.mx_ip],
     ['Source IP', r.source_ip], ['Region', r.region], ['TLS', r.tls],
     ['Catch-all', r.catch_all === null ? '' : String(r.catch_all)],
-    ['SMTP reply', r.smtp ? `${r.smtp.code} ${r.smtp.enhanced || ''} ${r.smtp.reply || ''}`.replace(/\s+/g, ' ') : ''],
+    ['SMTP reply', r.smtp ? smtpLine(r.smtp) : ''],
     ['Attempts', r.attempts], ['Time spent', `${r.duration_ms} ms`], ['Last update', when(r.updated_at)],
     ['Input row', r.row], ['Duplicate of row', r.duplicate_of_row], ['Input', r.input],
   ];
