@@ -85,6 +85,10 @@ static const struct api_route_def {
 	{ "/v1/jobs/{id}", M(API_GET), 1, api_h_job_status },
 	{ "/v1/jobs/{id}", M(API_DELETE), 1, api_h_job_delete },
 	{ "/v1/jobs/{id}/results", M(API_GET), 1, h_results },
+	{ "/v1/jobs/{id}/rows", M(API_GET), 1, api_h_job_rows },
+	/* the web console (api_console.c): its files need no token, {id} is a file name */
+	{ "/", M(API_GET) | M(API_HEAD), 0, api_h_console_index },
+	{ "/console/{id}", M(API_GET) | M(API_HEAD), 0, api_h_console_file },
 };
 
 /* Does path have the route's shape?  Then *id and *idlen are its {id} segment
@@ -148,7 +152,9 @@ void api_route(struct api *a, struct api_req *r, const char *path)
 		return;
 	}
 	if (!hit->auth) {
-		hit->fn(a, r, NULL, NULL);
+		if (idp)
+			snprintf(id, sizeof id, "%.*s", (int)idlen, idp);
+		hit->fn(a, r, NULL, idp ? id : NULL);
 		return;
 	}
 	if (idp && !api_job_id_valid(idp, idlen)) {

@@ -173,6 +173,8 @@ int api_job_id_valid(const char *s, size_t n);
 enum api_method api_method_of(const char *m);
 api_handler api_h_readyz, api_h_metrics;                                /* api_metrics.c */
 api_handler api_h_job_list, api_h_job_status, api_h_job_delete, api_h_ips; /* api_jobs.c */
+api_handler api_h_job_rows;                                             /* api_rows.c */
+api_handler api_h_console_index, api_h_console_file;                    /* api_console.c */
 
 /* ---- api_auth.c ---- */
 /* The bearer token's hash; 0 when there is none usable (then answered 401). */

@@ -13,8 +13,13 @@ lists=("$here/packages-build.txt")
 
 want=()
 for f in "${lists[@]}"; do
-    while read -r p _; do
+    while read -r p rest; do
         case "$p" in ''|'#'*) continue ;; esac
+        # "# if-no-command: CMD": wanted only when CMD is not there already
+        # (npm: nodesource's nodejs ships its own, which Debian's conflicts with)
+        if [[ $rest =~ if-no-command:\ *([A-Za-z0-9_.-]+) ]] && command -v "${BASH_REMATCH[1]}" >/dev/null; then
+            continue
+        fi
         want+=("$p")
     done < "$f"
 done

@@ -828,6 +828,10 @@ static void do_test_tenant_isolation(void **state)
 	assert_int_equal(get(path, tok_other, &body), 404);
 	assert_error(body, "not_found");
 	free(body);
+	snprintf(path, sizeof path, "/v1/jobs/%s/rows", id);
+	assert_int_equal(get(path, tok_other, &body), 404);
+	assert_error(body, "not_found");
+	free(body);
 	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
 	assert_int_equal(http("DELETE", url, tok_other, NULL, &body), 404);
 	assert_error(body, "not_found");

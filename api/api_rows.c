@@ -1,0 +1,288 @@
+/*
+ * api_rows.c - GET /v1/jobs/{id}/rows: one page of a job's rows as JSON,
+ * with their evidence, filtered by status, reason, domain and a piece of
+ * the address (the web console's results table; docs/api.md).
+ *
+ * Paged by keyset on the input row number: a page reads the addresses'
+ * primary key (job_id, id) from `after` on and looks each row's result up
+ * by the results' primary key (job_id, address_id), so page 1000 costs
+ * what page 1 does.  No index serves the filters, so one request reads at
+ * most the row numbers after+1 .. after+ROWS_SCAN_MAX: a filter that
+ * matches little answers a short (even empty) page whose `next` says where
+ * to go on, instead of a scan of a million rows.  The job is the tenant's
+ * or 404.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "emv_api_internal.h"
+#include "emv_result.h"
+#include "emv_util.h"
+
+#define ROWS_LIMIT_DEFAULT 50
+#define ROWS_LIMIT_MAX     500
+#define ROWS_SCAN_MAX      20000 /* rows of the job read by one request, at most */
+#define ROWS_TEXT_MAX      95    /* bytes of domain= and q= (t->arg) */
+
+/* The columns of the page query, in this order. */
+enum {
+	C_ID, C_INPUT, C_ADDRESS, C_DOMAIN, C_AFLAGS, C_DUP, C_ERROR, C_STATUS, C_REASON, C_FINAL, C_RFLAGS,
+	C_MX_HOST, C_MX_IP, C_SOURCE_IP, C_REGION, C_TLS, C_CATCH_ALL, C_SMTP_CODE, C_ENHANCED, C_REPLY,
+	C_ATTEMPTS, C_DURATION, C_DETAIL, C_UPDATED,
+};
+
+/* A duplicate row shows the verdict of the row it repeats; a row without a
+ * final verdict is "unknown"/"pending", as in the export (emv_export.c). */
+static const char page_sql[] =
+	"SELECT a.id, a.input, a.address, a.domain, a.flags, a.duplicate_of, a.error, r.status, r.reason, r.final,"
+	" r.flags, r.mx_host, r.mx_ip, r.source_ip, r.region, r.tls, r.catch_all, r.smtp_code, r.enhanced_code,"
+	" r.reply, r.attempts, r.duration_ms, r.detail,"
+	" to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	/* OFFSET 0: one primary-key lookup per row, never a join the planner
+	 * misjudges (see emv_export.c) */
+	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r"
+	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
+	" WHERE a.job_id = $1 AND a.id > $2::bigint AND a.id <= $3::bigint"
+	"  AND ($4::text IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = $4)"
+	"  AND ($5::text IS NULL OR (CASE WHEN r.final THEN r.reason ELSE 'pending' END) = $5)"
+	"  AND ($6::text IS NULL OR a.domain = $6)"
+	"  AND ($7::text IS NULL OR strpos(lower(a.address), lower($7)) > 0)"
+	" ORDER BY a.id LIMIT $8::int";
+
+static const char *col(PGresult *r, int i, int c)
+{
+	return PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_int_t num(PGresult *r, int i, int c)
+{
+	return col(r, i, c) ? (json_int_t)strtoll(PQgetvalue(r, i, c), NULL, 10) : 0;
+}
+
+/* One row with its evidence; the fields of a JSON Lines export row, plus
+ * domain, final and updated_at. */
+static json_t *row_json(PGresult *r, int i)
+{
+	const char *names[16];
+	unsigned flags = (unsigned)strtoul(PQgetvalue(r, i, C_AFLAGS), NULL, 10);
+	int final = col(r, i, C_FINAL) && PQgetvalue(r, i, C_FINAL)[0] == 't';
+	const char *status, *reason, *detail;
+	json_t *j, *fl = json_array();
+	size_t n;
+
+	if (col(r, i, C_RFLAGS))
+		flags |= (unsigned)strtoul(PQgetvalue(r, i, C_RFLAGS), NULL, 10);
+	n = emv_flag_names(flags, names, 16);
+	for (size_t k = 0; k < n; k++)
+		json_array_append_new(fl, json_string(names[k]));
+	if (final) {
+		status = PQgetvalue(r, i, C_STATUS);
+		reason = PQgetvalue(r, i, C_REASON);
+		detail = col(r, i, C_DETAIL) ? col(r, i, C_DETAIL) : col(r, i, C_ERROR);
+		if (!detail || !*detail) {
+			int rs = emv_reason_from_name(reason);
+			detail = rs >= 0 ? emv_reason_detail((emv_reason)rs) : "";
+		}
+	} else {
+		status = "unknown";
+		reason = "pending";
+		detail = col(r, i, C_STATUS) ? "not final yet: the server asked us to try again later"
+					     : "not verified yet";
+	}
+	/* jansson refuses text that is not UTF-8: such a value (a list's input
+	 * row can be anything) becomes null rather than losing the page */
+	j = json_object();
+	json_object_set_new(j, "row", json_integer(num(r, i, C_ID)));
+	json_object_set_new(j, "email", str_or_null(col(r, i, C_ADDRESS)));
+	json_object_set_new(j, "domain", str_or_null(col(r, i, C_DOMAIN)));
+	json_object_set_new(j, "status", json_string(status));
+	json_object_set_new(j, "reason", json_string(reason));
+	json_object_set_new(j, "final", json_boolean(final));
+	json_object_set_new(j, "flags", fl);
+	json_object_set_new(j, "detail", str_or_null(detail));
+	json_object_set_new(j, "mx_host", str_or_null(col(r, i, C_MX_HOST)));
+	json_object_set_new(j, "mx_ip", str_or_null(col(r, i, C_MX_IP)));
+	json_object_set_new(j, "source_ip", str_or_null(col(r, i, C_SOURCE_IP)));
+	json_object_set_new(j, "region", str_or_null(col(r, i, C_REGION)));
+	json_object_set_new(j, "tls", str_or_null(col(r, i, C_TLS)));
+	json_object_set_new(j, "catch_all",
+			    !col(r, i, C_CATCH_ALL) ? json_null() : json_boolean(PQgetvalue(r, i, C_CATCH_ALL)[0] == 't'));
+	if (col(r, i, C_SMTP_CODE))
+		json_object_set_new(j, "smtp",
+				    json_pack("{s:I,s:o,s:o}", "code", num(r, i, C_SMTP_CODE), "enhanced",
+					      str_or_null(col(r, i, C_ENHANCED)), "reply", str_or_null(col(r, i, C_REPLY))));
+	else
+		json_object_set_new(j, "smtp", json_null());
+	json_object_set_new(j, "attempts", json_integer(num(r, i, C_ATTEMPTS)));
+	json_object_set_new(j, "duration_ms", json_integer(num(r, i, C_DURATION)));
+	json_object_set_new(j, "duplicate_of_row", col(r, i, C_DUP) ? json_integer(num(r, i, C_DUP)) : json_null());
+	json_object_set_new(j, "input", str_or_null(PQgetvalue(r, i, C_INPUT)));
+	json_object_set_new(j, "updated_at", str_or_null(col(r, i, C_UPDATED)));
+	return j;
+}
+
+/* t->arg[0] = "LIMIT AFTER STATUS REASON" ("-" for none), [1] domain, [2] q. */
+static void work_rows(struct task *t, PGconn *c)
+{
+	char status[32], reason[48], lim[16], after[24], upto[24];
+	const char *v[8];
+	long limit;
+	long long first, last, end;
+	PGresult *r;
+	json_t *rows;
+	int n;
+
+	if (!api_authenticate(t, c))
+		return;
+	if (sscanf(t->arg[0], "%ld %23s %31s %47s", &limit, after, status, reason) != 4) {
+		api_task_error(t, 500, "internal", "bad task");
+		return;
+	}
+	v[0] = t->id;
+	v[1] = t->tenant;
+	/* the job's last row: a backward step on the primary key */
+	r = PQexecParams(c, "SELECT (SELECT max(id) FROM addresses WHERE job_id = $1) FROM jobs "
+			    "WHERE id = $1 AND tenant = $2", 2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		api_db_fail(t, r, "reading the job");
+		PQclear(r);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_task_error(t, 404, "not_found", "no job '%s'", t->id);
+		return;
+	}
+	last = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	/* the window this request may read: row numbers after+1 ..
+	 * after+ROWS_SCAN_MAX, a range of the primary key, so even a plan
+	 * that reads the range whole and sorts it (as PostgreSQL picks for a
+	 * job written since its last ANALYZE) touches at most that many rows */
+	first = strtoll(after, NULL, 10);
+	end = first >= last || last - first <= ROWS_SCAN_MAX ? last : first + ROWS_SCAN_MAX;
+	snprintf(upto, sizeof upto, "%lld", end);
+
+	snprintf(lim, sizeof lim, "%ld", limit + 1);
+	v[0] = t->id;
+	v[1] = after;
+	v[2] = upto;
+	v[3] = strcmp(status, "-") ? status : NULL;
+	v[4] = strcmp(reason, "-") ? reason : NULL;
+	v[5] = t->arg[1][0] ? t->arg[1] : NULL;
+	v[6] = t->arg[2][0] ? t->arg[2] : NULL;
+	v[7] = lim;
+	r = PQexecParams(c, page_sql, 8, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		api_db_fail(t, r, "reading the job's rows");
+		PQclear(r);
+		return;
+	}
+	n = PQntuples(r);
+	rows = json_array();
+	for (int i = 0; i < n && i < limit; i++)
+		json_array_append_new(rows, row_json(r, i));
+	t->json = json_pack("{s:o}", "rows", rows);
+	/* more: a full page (its last row), or a window cut short by the scan
+	 * bound (its end, even when nothing in it matched) */
+	if (n > limit)
+		json_object_set_new(t->json, "next", json_integer((json_int_t)strtoll(PQgetvalue(r, limit - 1, C_ID), NULL, 10)));
+	else if (end < last)
+		json_object_set_new(t->json, "next", json_integer((json_int_t)end));
+	else
+		json_object_set_new(t->json, "next", json_null());
+	json_object_set_new(t->json, "scanned_to", json_integer((json_int_t)(end > 0 ? end : 0)));
+	PQclear(r);
+	t->status = 200;
+}
+
+static int word_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* 1..ROWS_TEXT_MAX bytes of well-formed UTF-8 without control characters
+ * (PostgreSQL would refuse the rest as a parameter). */
+static int text_ok(const char *s)
+{
+	size_t n = strlen(s), k;
+	if (n == 0 || n > ROWS_TEXT_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i += k) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+		if (!(k = emv_utf8_len((const unsigned char *)s + i, n - i)))
+			return 0;
+	}
+	return 1;
+}
+
+void api_h_job_rows(struct api *a, struct api_req *r, const unsigned char *hash, const char *id)
+{
+	const char *limit = api_req_query(r, "limit"), *after = api_req_query(r, "after");
+	const char *status = api_req_query(r, "status"), *reason = api_req_query(r, "reason");
+	const char *domain = api_req_query(r, "domain"), *q = api_req_query(r, "q");
+	long n = ROWS_LIMIT_DEFAULT;
+	long long aft = 0;
+	char *end;
+	struct task *t;
+
+	if (limit) {
+		n = strtol(limit, &end, 10);
+		if (end == limit || *end || n < 1 || n > ROWS_LIMIT_MAX) {
+			api_reply_error(r, 400, "bad_query", "limit must be 1..%d", ROWS_LIMIT_MAX);
+			return;
+		}
+	}
+	if (after) {
+		aft = strtoll(after, &end, 10);
+		if (end == after || *end || aft < 0 || !isdigit((unsigned char)after[0])) {
+			api_reply_error(r, 400, "bad_query", "after must be a row number from an earlier page's \"next\"");
+			return;
+		}
+	}
+	if (status && strcmp(status, "deliverable") && strcmp(status, "undeliverable") && strcmp(status, "risky") &&
+	    strcmp(status, "unknown")) {
+		api_reply_error(r, 400, "bad_query", "status must be deliverable, undeliverable, risky or unknown");
+		return;
+	}
+	if (reason && !word_ok(reason, 40)) {
+		api_reply_error(r, 400, "bad_query", "reason must be a reason's name (a-z and _)");
+		return;
+	}
+	if (domain && !text_ok(domain)) {
+		api_reply_error(r, 400, "bad_query", "domain must be 1..%d bytes of text", ROWS_TEXT_MAX);
+		return;
+	}
+	if (q && !text_ok(q)) {
+		api_reply_error(r, 400, "bad_query", "q must be 1..%d bytes of text", ROWS_TEXT_MAX);
+		return;
+	}
+	t = api_task_new(a, r);
+	memcpy(t->token_hash, hash, 32);
+	emv_strlcpy(t->id, id, sizeof t->id);
+	snprintf(t->arg[0], sizeof t->arg[0], "%ld %lld %s %s", n, aft, status ? status : "-", reason ? reason : "-");
+	if (domain) {
+		/* domains are stored lower-case (their A-label) */
+		emv_strlcpy(t->arg[1], domain, sizeof t->arg[1]);
+		for (char *p = t->arg[1]; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+	if (q)
+		emv_strlcpy(t->arg[2], q, sizeof t->arg[2]);
+	t->work = work_rows;
+	t->done = api_task_done_reply;
+	api_task_submit(t);
+}
