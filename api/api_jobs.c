@@ -116,9 +116,10 @@ static void reasons_store(const char *job, const char *json, int finished)
 	for (int i = 0; i < REASONS_CACHE && !e; i++)
 		if (strcmp(reasons_cache[i].job, job) == 0)
 			e = &reasons_cache[i];
-	for (int i = 0; i < REASONS_CACHE && !e; i++)
-		if (!e || reasons_cache[i].at_ms < e->at_ms)
-			e = &reasons_cache[i]; /* the oldest goes */
+	if (!e)
+		for (int i = 0; i < REASONS_CACHE; i++)
+			if (!e || reasons_cache[i].at_ms < e->at_ms)
+				e = &reasons_cache[i]; /* the oldest goes */
 	if (strcmp(e->job, job) != 0) {
 		emv_strlcpy(e->job, job, sizeof e->job);
 		free(e->json);
@@ -137,9 +138,10 @@ static void work_job_status(struct task *t, PGconn *c)
 	char sql[1024];
 	const char *v[2] = { t->id, t->tenant };
 	PGresult *r;
-	json_t *reasons;
+	json_t *reasons, *waiting, *counts;
 	char *cached;
 	int finished;
+	long long nwaiting = 0;
 
 	if (!api_authenticate(t, c))
 		return;
@@ -159,34 +161,61 @@ static void work_job_status(struct task *t, PGconn *c)
 	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
 	PQclear(r);
 	if (reasons_lookup(t->id, finished, &cached)) {
-		json_object_set_new(t->json, "reasons", json_loads(cached, 0, NULL));
+		json_t *hit = json_loads(cached, 0, NULL);
 		free(cached);
+		if (hit)
+			json_object_update(t->json, hit);
+		json_decref(hit);
 		t->status = 200;
 		return;
 	}
-	/* final verdicts by status and reason (the unique addresses and the
-	 * unusable rows; duplicates share their first row's verdict) */
-	r = PQexecParams(c, "SELECT status, reason, count(*) FROM results WHERE job_id = $1 AND final "
-			    "GROUP BY status, reason ORDER BY status, reason", 1, NULL, v, NULL, NULL, 0);
+	/* verdicts by status and reason: the final ones (the unique addresses
+	 * and the unusable rows; duplicates share their first row's verdict),
+	 * and the temporary ones, whose retry is waiting */
+	r = PQexecParams(c, "SELECT status, reason, final, count(*) FROM results WHERE job_id = $1 "
+			    "GROUP BY status, reason, final ORDER BY status, reason", 1, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		api_db_fail(t, r, "counting the job's results");
 		PQclear(r);
 		return;
 	}
 	reasons = json_object();
+	waiting = json_object();
 	for (int i = 0; i < PQntuples(r); i++) {
-		json_t *s = json_object_get(reasons, PQgetvalue(r, i, 0));
-		if (!s) {
-			s = json_object();
-			json_object_set_new(reasons, PQgetvalue(r, i, 0), s);
+		if (PQgetvalue(r, i, 2)[0] == 't') {
+			json_t *s = json_object_get(reasons, PQgetvalue(r, i, 0));
+			if (!s) {
+				s = json_object();
+				json_object_set_new(reasons, PQgetvalue(r, i, 0), s);
+			}
+			json_object_set_new(s, PQgetvalue(r, i, 1), json_integer(ll(r, i, 3)));
+		} else {
+			json_t *w = json_object_get(waiting, PQgetvalue(r, i, 1));
+			json_int_t n = ll(r, i, 3) + (w ? json_integer_value(w) : 0);
+			json_object_set_new(waiting, PQgetvalue(r, i, 1), json_integer(n));
+			nwaiting += ll(r, i, 3);
 		}
-		json_object_set_new(s, PQgetvalue(r, i, 1), json_integer(ll(r, i, 2)));
 	}
 	PQclear(r);
-	cached = json_dumps(reasons, JSON_COMPACT);
+	counts = json_pack("{s:o, s:o, s:I}", "reasons", reasons, "waiting", waiting, "retries_waiting",
+			   (json_int_t)nwaiting);
+	/* while retries wait, the provider that throttles our source addresses
+	 * the most (the workers' ip-state, docs/regions.md) is the likely
+	 * bottleneck: budgets are the workers', this is what they report */
+	if (nwaiting > 0) {
+		r = PQexec(c, "SELECT provider, count(*) FROM ip_state WHERE state IN ('throttled', 'quarantined') "
+			      "AND (until IS NULL OR until > now()) GROUP BY provider ORDER BY 2 DESC, 1 LIMIT 1");
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			json_object_set_new(counts, "bottleneck",
+					    json_pack("{s:s, s:I}", "provider", PQgetvalue(r, 0, 0), "throttled_ips",
+						      (json_int_t)ll(r, 0, 1)));
+		PQclear(r);
+	}
+	cached = json_dumps(counts, JSON_COMPACT);
 	reasons_store(t->id, cached, finished);
 	free(cached);
-	json_object_set_new(t->json, "reasons", reasons);
+	json_object_update(t->json, counts);
+	json_decref(counts);
 	t->status = 200;
 }
 

@@ -713,6 +713,39 @@ static void do_test_round_trip(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "job"), "percent")), 50);
 	json_decref(j);
 
+	/* a retry waits (a temporary verdict, stored as a worker's sink stores
+	 * it) while a provider throttles our source addresses: the status says
+	 * both; the cached counts are refreshed after 2 s */
+	{
+		PGconn *c = PQconnectdb(db_url);
+		const char *v[1] = { id };
+		PGresult *r = PQexecParams(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
+					      "SELECT job_id, id, 'unknown', 'greylisted', false FROM addresses a "
+					      "WHERE job_id = $1 AND NOT EXISTS (SELECT 1 FROM results r WHERE "
+					      "r.job_id = a.job_id AND r.address_id = a.id) ORDER BY id LIMIT 1",
+					   1, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdTuples(r), "1") != 0)
+			fail_msg("a waiting result: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		r = PQexec(c, "INSERT INTO ip_state (ip, provider, region, state, until, since) VALUES "
+			      "('192.0.2.99', 'yahoo', 'eu-west', 'throttled', now() + interval '10 min', now())");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			fail_msg("ip_state: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		sleep(3);
+		j = wait_state(id, "running", 10);
+		assert_int_equal(json_integer_value(json_object_get(j, "retries_waiting")), 1);
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "waiting"), "greylisted")), 1);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(j, "bottleneck"), "provider")),
+				    "yahoo");
+		/* a temporary verdict is no final count */
+		assert_null(json_object_get(json_object_get(j, "reasons"), "unknown"));
+		json_decref(j);
+		PQclear(PQexecParams(c, "DELETE FROM results WHERE job_id = $1 AND NOT final", 1, NULL, v, NULL, NULL, 0));
+		PQclear(PQexec(c, "DELETE FROM ip_state WHERE ip = '192.0.2.99'"));
+		PQfinish(c);
+	}
+
 	/* the worker verifies the rest: null MX and NXDOMAIN, final at once */
 	start_worker();
 	j = wait_state(id, "done", 90);
@@ -727,6 +760,8 @@ static void do_test_round_trip(void **state)
 	assert_int_equal(json_integer_value(json_object_get(reasons, "invalid_syntax")), 5);
 	assert_int_equal(json_integer_value(json_object_get(reasons, "null_mx")), 3);
 	assert_int_equal(json_integer_value(json_object_get(reasons, "no_domain")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "retries_waiting")), 0);
+	assert_null(json_object_get(j, "bottleneck"));
 	json_decref(j);
 
 	h = wait_hook(id, "job.completed", 200, 15);
