@@ -621,6 +621,13 @@ static void finish(emv_probe_job *j)
 		}
 		if (j->tls_note && r->detail[0] == '\0')
 			snprintf(r->detail, sizeof r->detail, "STARTTLS failed, verified without TLS: %s", j->tls_note);
+		if (j->cfg.verdict_note && r->have_smtp &&
+		    (r->status == EMV_STATUS_UNKNOWN || r->status == EMV_STATUS_RISKY)) {
+			/* what SMTP can prove at this provider (data/providers.conf) */
+			char d[sizeof r->detail];
+			emv_strlcpy(d, r->detail[0] ? r->detail : emv_reason_detail(r->reason), sizeof d);
+			snprintf(r->detail, sizeof r->detail, "%s%s%s", d, d[0] ? "; " : "", j->cfg.verdict_note);
+		}
 	}
 	/* deliver from the loop, never from inside the caller's own call */
 	j->delivering = 1;

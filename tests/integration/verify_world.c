@@ -905,6 +905,47 @@ static void do_test_policy_refusal_probe_alone_is_no_evidence(void **state)
 	run_free(&r);
 }
 
+/* Issue 15: a provider with catch_all_probe = no gets no random RCPT; the
+ * same list without that policy does (so the count can tell). */
+static void do_test_catch_all_probe_skipped_by_provider(void **state)
+{
+	struct run r;
+	json_t *o;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_file(TMP "/noprobe.csv", "email\nalice@noprobe.test\nbob@noprobe.test\nnobody@noprobe.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
+		   EMV_TEST_DATA "/providers-noprobe.conf", TMP "/noprobe.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 3);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_verdict(r.results[2], "undeliverable", "mailbox_not_found");
+	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", NULL), 3);
+	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", "nobody@"), 1);
+	run_free(&r);
+
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/noprobe.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", NULL), 4); /* 3 + the probe */
+	run_free(&r);
+
+	/* the provider's verdict_note explains an unknown to the user (verify:
+	 * `check` does not apply provider policies) */
+	write_file(TMP "/held.csv", "email\nheld@noprobe.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
+		   EMV_TEST_DATA "/providers-noprobe.conf", TMP "/held.csv", NULL);
+	o = one(&r);
+	assert_verdict(o, "unknown", "policy_rejected");
+	assert_non_null(strstr(sget(o, "detail"), "no recipient was accepted"));
+	assert_non_null(strstr(sget(o, "detail"), "test platform: 451 4.4.4 for real and invented addresses alike"));
+	run_free(&r);
+	/* and only for that provider's hosts */
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/held.csv", NULL);
+	o = one(&r);
+	assert_null(strstr(sget(o, "detail"), "test platform"));
+	run_free(&r);
+}
+
 static void do_test_port25_blocked_diagnosis(void **state)
 {
 	int lfd[5], cfd[5];
@@ -970,6 +1011,7 @@ int main(void)
 		cmocka_unit_test(do_test_policy_refusal_per_recipient),
 		cmocka_unit_test(do_test_policy_refusal_of_everyone_stays_unknown),
 		cmocka_unit_test(do_test_policy_refusal_probe_alone_is_no_evidence),
+		cmocka_unit_test(do_test_catch_all_probe_skipped_by_provider),
 	};
 	return cmocka_run_group_tests_name("verify_world", tests, group_setup, NULL);
 }
