@@ -285,20 +285,33 @@ static int recipient_policy_refusal(const emv_probe_result *r, const emv_reply *
  * may be refused before others are accepted): another recipient of the
  * domain accepted in the same session - same connection, so same source
  * address and sender - shows the server takes mail from us, so the refusal
- * is about that recipient (a closed list, an internal-only mailbox).  The
- * random catch-all probe alone does not count: an invented address routed
- * to a catch-all says nothing about how the server treats its real
- * mailboxes, and undeliverable is a verdict that removes an address.
+ * is about that recipient (a closed list, an internal-only mailbox).
+ *
+ * Only an acceptance that is a mailbox's answer counts.  The random
+ * catch-all probe does not, and neither does any acceptance on a domain
+ * that accepts every recipient (catch-all, or a provider with accepts_all):
+ * a server may route unknown addresses to a catch-all before the per-user
+ * policy that real mailboxes apply to us, and then every real recipient
+ * would be refused while invented ones pass - counting those acceptances
+ * would turn "refused everywhere, maybe about us" into undeliverable for
+ * all, and undeliverable removes an address.
  */
 static void judge_policy_refusals(emv_probe_job *j)
 {
+	int accepts_any = j->catch_all == 1 || j->cfg.accepts_all;
+
 	for (size_t i = 0; i < j->n; i++) {
 		emv_probe_result *r = &j->res[i];
 		unsigned s = j->pol_sess[i], acc;
 		if (!s || r->status != EMV_STATUS_UNKNOWN || r->reason != EMV_REASON_POLICY_REJECTED)
 			continue;
 		acc = s < j->cap_acc ? j->acc[s] : 0;
-		if (acc > 0) {
+		if (accepts_any && (acc > 0 || j->probe_acc_sess == s)) {
+			emv_strlcpy(r->detail,
+				    "rejected by policy; the domain accepts any recipient, so the acceptances in the "
+				    "same session do not show that its real mailboxes accept us",
+				    sizeof r->detail);
+		} else if (acc > 0) {
 			r->status = EMV_STATUS_UNDELIVERABLE;
 			r->temporary = 0;
 			r->retry_after_ms = 0;
@@ -306,11 +319,6 @@ static void judge_policy_refusals(emv_probe_job *j)
 				 "rejected by policy while %u other recipient%s of the domain w%s accepted in the same "
 				 "session (from %s): the refusal is about this recipient",
 				 acc, acc == 1 ? "" : "s", acc == 1 ? "as" : "ere", r->source_ip[0] ? r->source_ip : "one source");
-		} else if (j->probe_acc_sess == s) {
-			emv_strlcpy(r->detail,
-				    "rejected by policy; only the random catch-all probe was accepted in the same "
-				    "session, which does not show that real mailboxes accept us",
-				    sizeof r->detail);
 		} else {
 			emv_strlcpy(r->detail,
 				    "rejected by policy and no recipient was accepted in the same session: the refusal "
