@@ -52,6 +52,7 @@ static const emv_provider builtin_default = {
 	.tls = EMV_PROVIDER_TLS_OPPORTUNISTIC,
 	.budget_scope = EMV_PROVIDER_SCOPE_MX,
 	.notes = "",
+	.verdict_note = "",
 };
 
 /* ------------------------------------------------------------------ */
@@ -95,6 +96,7 @@ static const struct setting settings[] = {
 	{ "tls", K_TLS, OFF(tls), 0, 0, "opportunistic or never" },
 	{ "budget_scope", K_SCOPE, OFF(budget_scope), 0, 0, "provider or mx" },
 	{ "notes", K_NOTES, OFF(notes), 0, 0, "free text" },
+	{ "verdict_note", K_NOTES, OFF(verdict_note), 0, 0, "free text" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -104,7 +106,7 @@ static void copy_setting(emv_provider *dst, const emv_provider *src, const struc
 	if (s->kind == K_MX)
 		return;
 	if (s->kind == K_NOTES)
-		memcpy(dst->notes, src->notes, sizeof(dst->notes));
+		memcpy((char *)dst + s->off, (const char *)src + s->off, EMV_PROVIDER_NOTES_MAX);
 	else
 		memcpy((char *)dst + s->off, (const char *)src + s->off, sizeof(int));
 }
@@ -508,9 +510,9 @@ static int parse_setting(struct parser *ps, const struct setting *st, char *v)
 		r = parse_word(v, "provider", EMV_PROVIDER_SCOPE_PROVIDER, "mx", EMV_PROVIDER_SCOPE_MX, ip);
 		break;
 	case K_NOTES:
-		if (strlen(v) >= sizeof(sec->raw.notes))
-			return perr(ps, "notes longer than %zu characters", sizeof(sec->raw.notes) - 1);
-		emv_sanitize(sec->raw.notes, sizeof(sec->raw.notes), v, strlen(v));
+		if (strlen(v) >= EMV_PROVIDER_NOTES_MAX)
+			return perr(ps, "%s longer than %d characters", st->key, EMV_PROVIDER_NOTES_MAX - 1);
+		emv_sanitize((char *)&sec->raw + st->off, EMV_PROVIDER_NOTES_MAX, v, strlen(v));
 		r = EMV_OK;
 		break;
 	}
@@ -592,6 +594,7 @@ static int resolve(struct parser *ps)
 		if (i > 0) {
 			/* notes describe one section; they are not inherited */
 			out->notes[0] = '\0';
+			out->verdict_note[0] = '\0';
 			for (k = 0; k < NSETTINGS; k++)
 				if (sec->set[k])
 					copy_setting(out, &sec->raw, &settings[k]);

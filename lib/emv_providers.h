@@ -69,6 +69,8 @@ typedef struct {
 	/* additions beyond the original brief: */
 	int budget_scope;       /* EMV_PROVIDER_SCOPE_* */
 	char notes[EMV_PROVIDER_NOTES_MAX]; /* free text for logs and operators */
+	char verdict_note[EMV_PROVIDER_NOTES_MAX]; /* shown to users in the detail of an
+	                                unknown or risky verdict from this provider; not inherited */
 } emv_provider;
 
 typedef struct emv_providers emv_providers;

@@ -914,6 +914,7 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 		cfg.catch_all_probe = 0;
 	}
 	cfg.accepts_all = pv->accepts_all;
+	cfg.verdict_note = pv->verdict_note[0] ? pv->verdict_note : NULL;
 	cfg.greylist_retries = 0; /* the engine retries, without holding a session slot */
 	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
 	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :

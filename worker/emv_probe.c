@@ -50,6 +50,16 @@ struct emv_probe_job {
 	int probe_state;           /* enum rstate */
 	int catch_all;             /* 1, 0, -1 */
 
+	/* per-recipient policy refusals, judged in finish() with the whole
+	 * job's evidence: pol_sess[i] = session in which recipient i got a
+	 * permanent RCPT policy refusal (0: none); acc[s] = recipients of the
+	 * batch (not the probe) accepted in session s; probe_acc_sess = the
+	 * session in which the random probe was accepted (0: none) */
+	unsigned *pol_sess;
+	unsigned *acc;
+	size_t cap_acc;
+	unsigned probe_acc_sess;
+
 	emv_exchange *ex;
 	size_t nex, capex;
 	unsigned sessions;
@@ -236,6 +246,87 @@ static void on_exchange(void *arg, int phase, long rcpt, const char *cmd, const 
 	add_exchange(j, who, phase, cur_target(j)->ip, cmd, r->code, r->enhanced, r->text);
 }
 
+static void count_accepted(emv_probe_job *j)
+{
+	if (j->sessions >= j->cap_acc) {
+		size_t cap = j->cap_acc ? j->cap_acc * 2 : 8;
+		while (cap <= j->sessions)
+			cap *= 2;
+		j->acc = emv_xrealloc(j->acc, cap * sizeof *j->acc);
+		memset(j->acc + j->cap_acc, 0, (cap - j->cap_acc) * sizeof *j->acc);
+		j->cap_acc = cap;
+	}
+	j->acc[j->sessions]++;
+}
+
+/*
+ * A permanent RCPT refusal that may be about this recipient rather than
+ * about us: a 5xx policy_rejected.  Refusals of the whole domain (relay
+ * denied, domain not here, bad destination, routing trouble) and a receiver
+ * whose own DNSBL lookups are broken are not about one recipient, whatever
+ * else the session shows.
+ */
+static int recipient_policy_refusal(const emv_probe_result *r, const emv_reply *rep)
+{
+	static const char *const domain_wide[] = { "relay_denied", "domain_not_here", "code_bad_destination",
+						   "code_routing", "dnsbl_receiver_broken" };
+	if (rep->code / 100 != 5 || r->temporary || r->status != EMV_STATUS_UNKNOWN ||
+	    r->reason != EMV_REASON_POLICY_REJECTED)
+		return 0;
+	for (size_t k = 0; k < sizeof domain_wide / sizeof *domain_wide; k++)
+		if (r->rule && strcmp(r->rule, domain_wide[k]) == 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Decide the policy refusals with the job's whole evidence (pipelined RCPTs
+ * may be refused before others are accepted): another recipient of the
+ * domain accepted in the same session - same connection, so same source
+ * address and sender - shows the server takes mail from us, so the refusal
+ * is about that recipient (a closed list, an internal-only mailbox).
+ *
+ * Only an acceptance that is a mailbox's answer counts.  The random
+ * catch-all probe does not, and neither does any acceptance on a domain
+ * that accepts every recipient (catch-all, or a provider with accepts_all):
+ * a server may route unknown addresses to a catch-all before the per-user
+ * policy that real mailboxes apply to us, and then every real recipient
+ * would be refused while invented ones pass - counting those acceptances
+ * would turn "refused everywhere, maybe about us" into undeliverable for
+ * all, and undeliverable removes an address.
+ */
+static void judge_policy_refusals(emv_probe_job *j)
+{
+	int accepts_any = j->catch_all == 1 || j->cfg.accepts_all;
+
+	for (size_t i = 0; i < j->n; i++) {
+		emv_probe_result *r = &j->res[i];
+		unsigned s = j->pol_sess[i], acc;
+		if (!s || r->status != EMV_STATUS_UNKNOWN || r->reason != EMV_REASON_POLICY_REJECTED)
+			continue;
+		acc = s < j->cap_acc ? j->acc[s] : 0;
+		if (accepts_any && (acc > 0 || j->probe_acc_sess == s)) {
+			emv_strlcpy(r->detail,
+				    "rejected by policy; the domain accepts any recipient, so the acceptances in the "
+				    "same session do not show that its real mailboxes accept us",
+				    sizeof r->detail);
+		} else if (acc > 0) {
+			r->status = EMV_STATUS_UNDELIVERABLE;
+			r->temporary = 0;
+			r->retry_after_ms = 0;
+			snprintf(r->detail, sizeof r->detail,
+				 "rejected by policy while %u other recipient%s of the domain w%s accepted in the same "
+				 "session (from %s): the refusal is about this recipient",
+				 acc, acc == 1 ? "" : "s", acc == 1 ? "as" : "ere", r->source_ip[0] ? r->source_ip : "one source");
+		} else {
+			emv_strlcpy(r->detail,
+				    "rejected by policy and no recipient was accepted in the same session: the refusal "
+				    "may be about us",
+				    sizeof r->detail);
+		}
+	}
+}
+
 static void on_rcpt(void *arg, size_t idx, const emv_reply *rep, const char *note)
 {
 	emv_probe_job *j = arg;
@@ -252,6 +343,7 @@ static void on_rcpt(void *arg, size_t idx, const emv_reply *rep, const char *not
 		if (rep->code / 100 == 2) {
 			j->catch_all = 1;
 			j->probe_state = R_DONE;
+			j->probe_acc_sess = j->sessions;
 		} else if (v.reason == EMV_REASON_MAILBOX_NOT_FOUND || v.reason == EMV_REASON_MAILBOX_DISABLED) {
 			j->catch_all = 0;
 			j->probe_state = R_DONE;
@@ -275,6 +367,10 @@ static void on_rcpt(void *arg, size_t idx, const emv_reply *rep, const char *not
 	}
 	verdict_from_reply(j, r, EMV_PHASE_RCPT, rep);
 	r->detail[0] = '\0';
+	if (rep->code / 100 == 2)
+		count_accepted(j);
+	else if (recipient_policy_refusal(r, rep))
+		j->pol_sess[who] = j->sessions;
 	if (r->temporary && r->reason == EMV_REASON_GREYLISTED) {
 		int hint = emv_probe_retry_hint_ms(rep->text);
 		if (hint > j->retry_wait_ms)
@@ -512,6 +608,7 @@ static void finish(emv_probe_job *j)
 	uint64_t now = emv_now_ms();
 	struct timeval tv = { 0, 0 };
 
+	judge_policy_refusals(j);
 	for (size_t i = 0; i < j->n; i++) {
 		emv_probe_result *r = &j->res[i];
 		r->duration_ms = (unsigned)(now - j->start_ms);
@@ -531,6 +628,13 @@ static void finish(emv_probe_job *j)
 		}
 		if (j->tls_note && r->detail[0] == '\0')
 			snprintf(r->detail, sizeof r->detail, "STARTTLS failed, verified without TLS: %s", j->tls_note);
+		if (j->cfg.verdict_note && r->have_smtp &&
+		    (r->status == EMV_STATUS_UNKNOWN || r->status == EMV_STATUS_RISKY)) {
+			/* what SMTP can prove at this provider (data/providers.conf) */
+			char d[sizeof r->detail];
+			emv_strlcpy(d, r->detail[0] ? r->detail : emv_reason_detail(r->reason), sizeof d);
+			snprintf(r->detail, sizeof r->detail, "%s%s%s", d, d[0] ? "; " : "", j->cfg.verdict_note);
+		}
 	}
 	/* deliver from the loop, never from inside the caller's own call */
 	j->delivering = 1;
@@ -601,6 +705,7 @@ emv_probe_job *emv_probe_start(const emv_probe_config *cfg, const char *domain, 
 	j->addrs = emv_xcalloc(n ? n : 1, sizeof *j->addrs);
 	j->res = emv_xcalloc(n ? n : 1, sizeof *j->res);
 	j->state = emv_xcalloc(n ? n : 1, 1);
+	j->pol_sess = emv_xcalloc(n ? n : 1, sizeof *j->pol_sess);
 	for (size_t i = 0; i < n; i++) {
 		j->addrs[i] = emv_xstrdup(addresses[i]);
 		j->res[i].catch_all = -1;
@@ -644,6 +749,8 @@ void emv_probe_free(emv_probe_job *j)
 	free(j->addrs);
 	free(j->res);
 	free(j->state);
+	free(j->pol_sess);
+	free(j->acc);
 	free(j->utf8);
 	free(j->smap);
 	free(j->mx);

@@ -44,6 +44,8 @@ typedef struct {
 	int max_retry_ms;             /* total time spent waiting on retries per job (120000) */
 	int known_catch_all;          /* -1: unknown (probe when catch_all_probe); 0/1: already known */
 	int accepts_all;              /* the provider accepts every RCPT: acceptance proves nothing */
+	const char *verdict_note;     /* the provider's note for unknown/risky details (NULL: none);
+	                                 must outlive the job */
 } emv_probe_config;
 
 void emv_probe_config_default(emv_probe_config *c);

@@ -845,6 +845,109 @@ static void do_test_resume_after_interrupt(void **state)
 	run_free(&r);
 }
 
+/* Issue 15: a 5.7.1 at RCPT for one recipient while others of the domain
+ * were accepted in the same session is about that recipient.  closed@ is
+ * first in the list, so with pipelining its refusal arrives before the
+ * acceptances: the verdict must wait for the whole session. */
+static void do_test_policy_refusal_per_recipient(void **state)
+{
+	struct run r;
+	json_t *o;
+	write_file(TMP "/policyone.csv", "email\nclosed@policyone.test\nalice@policyone.test\nbob@policyone.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/policyone.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 3);
+	o = find(&r, "closed@policyone.test");
+	assert_verdict(o, "undeliverable", "policy_rejected");
+	assert_string_equal(sget(json_object_get(o, "smtp"), "enhanced"), "5.7.1");
+	assert_non_null(strstr(sget(o, "detail"), "2 other recipients of the domain were accepted in the same session"));
+	assert_verdict(find(&r, "alice@policyone.test"), "deliverable", "accepted");
+	run_free(&r);
+
+	/* asked alone, nothing in its session shows the server accepts us */
+	run_check(&r, 1, "closed@policyone.test", NULL);
+	o = one(&r);
+	assert_verdict(o, "unknown", "policy_rejected");
+	run_free(&r);
+}
+
+/* Everyone (the random probe too) refused with 5.7.1: it may be about us. */
+static void do_test_policy_refusal_of_everyone_stays_unknown(void **state)
+{
+	struct run r;
+	write_file(TMP "/policyall.csv", "email\nalice@policyall.test\nbob@policyall.test\ncarol@policyall.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/policyall.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_verdict(r.results[i], "unknown", "policy_rejected");
+		assert_non_null(strstr(sget(r.results[i], "detail"), "no recipient was accepted"));
+	}
+	run_free(&r);
+}
+
+/* On a domain that accepts any recipient, neither the random probe nor
+ * another accepted address shows that real mailboxes accept us. */
+static void do_test_policy_refusal_probe_alone_is_no_evidence(void **state)
+{
+	struct run r;
+	json_t *o;
+	run_check(&r, 1, "closed@policycatch.test", NULL);
+	o = one(&r);
+	assert_verdict(o, "unknown", "policy_rejected");
+	assert_non_null(strstr(sget(o, "detail"), "the domain accepts any recipient"));
+	run_free(&r);
+	write_file(TMP "/policycatch.csv", "email\nclosed@policycatch.test\nanyone@policycatch.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/policycatch.csv", NULL);
+	assert_exit(&r, 0);
+	o = find(&r, "closed@policycatch.test");
+	assert_verdict(o, "unknown", "policy_rejected");
+	assert_non_null(strstr(sget(o, "detail"), "the domain accepts any recipient"));
+	assert_verdict(find(&r, "anyone@policycatch.test"), "risky", "catch_all");
+	run_free(&r);
+}
+
+/* Issue 15: a provider with catch_all_probe = no gets no random RCPT; the
+ * same list without that policy does (so the count can tell). */
+static void do_test_catch_all_probe_skipped_by_provider(void **state)
+{
+	struct run r;
+	json_t *o;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	write_file(TMP "/noprobe.csv", "email\nalice@noprobe.test\nbob@noprobe.test\nnobody@noprobe.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
+		   EMV_TEST_DATA "/providers-noprobe.conf", TMP "/noprobe.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 3);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_verdict(r.results[2], "undeliverable", "mailbox_not_found");
+	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", NULL), 3);
+	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", "nobody@"), 1);
+	run_free(&r);
+
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/noprobe.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", NULL), 4); /* 3 + the probe */
+	run_free(&r);
+
+	/* the provider's verdict_note explains an unknown to the user (verify:
+	 * `check` does not apply provider policies) */
+	write_file(TMP "/held.csv", "email\nheld@noprobe.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
+		   EMV_TEST_DATA "/providers-noprobe.conf", TMP "/held.csv", NULL);
+	o = one(&r);
+	assert_verdict(o, "unknown", "policy_rejected");
+	assert_non_null(strstr(sget(o, "detail"), "no recipient was accepted"));
+	assert_non_null(strstr(sget(o, "detail"), "test platform: 451 4.4.4 for real and invented addresses alike"));
+	run_free(&r);
+	/* and only for that provider's hosts */
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/held.csv", NULL);
+	o = one(&r);
+	assert_null(strstr(sget(o, "detail"), "test platform"));
+	run_free(&r);
+}
+
 static void do_test_port25_blocked_diagnosis(void **state)
 {
 	int lfd[5], cfd[5];
@@ -907,6 +1010,10 @@ int main(void)
 		cmocka_unit_test(do_test_greylisting_retried_on_schedule),
 		cmocka_unit_test(do_test_resume_after_interrupt),
 		cmocka_unit_test(do_test_port25_blocked_diagnosis),
+		cmocka_unit_test(do_test_policy_refusal_per_recipient),
+		cmocka_unit_test(do_test_policy_refusal_of_everyone_stays_unknown),
+		cmocka_unit_test(do_test_policy_refusal_probe_alone_is_no_evidence),
+		cmocka_unit_test(do_test_catch_all_probe_skipped_by_provider),
 	};
 	return cmocka_run_group_tests_name("verify_world", tests, group_setup, NULL);
 }

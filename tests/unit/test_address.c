@@ -360,6 +360,49 @@ static void do_test_fields_of_an_idn_address(void **state)
 	assert_int_equal(a.flags, 0);
 }
 
+/*
+ * The root dot and single-label domains (issue 15; docs/result-json.md):
+ * "user@example.org." names the same DNS name as "user@example.org", so it
+ * is normalised to it (same address, same duplicate key, limits counted
+ * without the dot); a domain of one label is rejected, with or without the
+ * root dot, and so is anything but exactly one root dot.
+ */
+static void do_test_root_dot_and_dotless(void **state)
+{
+	emv_address a, b;
+	char buf[300];
+
+	(void)state;
+	assert_int_equal(emv_address_parse("user@example.org.", 17, &a), EMV_OK);
+	assert_int_equal(emv_address_parse("user@example.org", 16, &b), EMV_OK);
+	assert_string_equal(a.domain, "example.org");
+	assert_string_equal(a.address, b.address);
+	assert_int_equal(a.flags, b.flags);
+	/* UTS #46 dots count as the root dot too (U+3002 IDEOGRAPHIC FULL STOP) */
+	assert_int_equal(emv_address_parse("user@example.org\xe3\x80\x82", 19, &a), EMV_OK);
+	assert_string_equal(a.address, "user@example.org");
+
+	/* 64 + 1 + 189 = 254 octets, then the root dot: still within the limit */
+	memset(buf, 'a', 64);
+	buf[64] = '@';
+	memset(buf + 65, 'b', 63);
+	buf[128] = '.';
+	memset(buf + 129, 'c', 63);
+	buf[192] = '.';
+	memset(buf + 193, 'd', 57);
+	strcpy(buf + 250, ".com.");
+	assert_int_equal(strlen(buf), 255);
+	assert_int_equal(emv_address_parse(buf, strlen(buf), &a), EMV_OK);
+	assert_int_equal(strlen(a.address), 254);
+
+	expect_detail("user@example.org..", 18, EMV_ADDR_DOMAIN_CONSECUTIVE_DOTS, "two dots", NULL);
+	expect_detail("user@.", 6, EMV_ADDR_DOMAIN_EMPTY, "only a dot", NULL);
+	expect_detail("user@localhost", 14, EMV_ADDR_DOMAIN_DOTLESS, "single label", "localhost");
+	expect_detail("user@localhost.", 15, EMV_ADDR_DOMAIN_DOTLESS, "single label", "localhost");
+	expect_detail("user@com", 8, EMV_ADDR_DOMAIN_DOTLESS, "single label", "RFC 7085");
+	expect_detail("user@com.", 9, EMV_ADDR_DOMAIN_DOTLESS, "single label", NULL);
+}
+
 static void do_test_error_names(void **state)
 {
 	(void)state;
@@ -390,6 +433,7 @@ int main(void)
 		cmocka_unit_test(do_test_error_clears_previous_result),
 		cmocka_unit_test(do_test_fields_of_an_idn_address),
 		cmocka_unit_test(do_test_error_names),
+		cmocka_unit_test(do_test_root_dot_and_dotless),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -396,6 +396,24 @@ static void do_test_notes(void **state)
 	expect_error(text, 2, "notes longer than 255", NULL);
 }
 
+/* verdict_note: free text like notes, sanitised, not inherited (issue 15). */
+static void do_test_verdict_note(void **state)
+{
+	char text[400];
+	emv_providers *p = load_ok("[default]\nverdict_note = everyone\n"
+				   "[a]\nmx = a.example\nverdict_note = RCPT proves little here\n"
+				   "[b]\nmx = b.example\n");
+
+	assert_string_equal(emv_providers_get(p, "a")->verdict_note, "RCPT proves little here");
+	assert_string_equal(emv_providers_get(p, "b")->verdict_note, "");
+	assert_string_equal(emv_providers_get(p, "default")->verdict_note, "everyone");
+	assert_string_equal(emv_providers_get(p, "a")->notes, "");
+	emv_providers_free(p);
+
+	snprintf(text, sizeof(text), "[default]\nverdict_note = %0300d\n", 0);
+	expect_error(text, 2, "verdict_note longer than 255", NULL);
+}
+
 static void do_test_load_io_errors(void **state)
 {
 	char err[256];
@@ -602,6 +620,30 @@ static void do_test_shipped_default_is_builtin(void **state)
 	assert_true(emv_providers_count(shipped) >= 20);
 }
 
+/* Issue 15: what SMTP proves at the big consumer platforms.  The catch-all
+ * probe is off where the answer is known (Yahoo/AOL accept everything,
+ * Outlook.com has no catch-all) and stays on for Microsoft 365 tenants,
+ * some of which accept every recipient; each says so in its verdict note. */
+static void do_test_shipped_smtp_proves_little(void **state)
+{
+	const emv_provider *olc = emv_providers_match(shipped, "hotmail-com.olc.protection.outlook.com");
+	const emv_provider *m365 = emv_providers_match(shipped, "contoso-com.mail.protection.outlook.com");
+	const emv_provider *yahoo = emv_providers_match(shipped, "mta6.am0.yahoodns.net");
+
+	assert_string_equal(olc->name, "outlook");
+	assert_int_equal(olc->catch_all_probe, 0);
+	assert_non_null(strstr(olc->verdict_note, "4.4.4"));
+	assert_non_null(strstr(olc->verdict_note, "4.5.3"));
+	assert_string_equal(m365->name, "microsoft365");
+	assert_int_equal(m365->catch_all_probe, 1);
+	assert_int_equal(m365->accepts_all, 0);
+	assert_non_null(strstr(m365->verdict_note, "catch-all probe"));
+	assert_string_equal(yahoo->name, "yahoo");
+	assert_int_equal(yahoo->accepts_all, 1);
+	assert_int_equal(yahoo->catch_all_probe, 0);
+	assert_non_null(strstr(yahoo->verdict_note, "after DATA"));
+}
+
 static void do_test_shipped_real_mx(void **state)
 {
 	static const struct { const char *host, *provider; } cases[] = {
@@ -732,6 +774,7 @@ int main(void)
 		cmocka_unit_test(do_test_accepts_all_forces_probe_off),
 		cmocka_unit_test(do_test_txn_exceeds_session),
 		cmocka_unit_test(do_test_notes),
+		cmocka_unit_test(do_test_verdict_note),
 		cmocka_unit_test(do_test_load_io_errors),
 		cmocka_unit_test(do_test_match_label_alignment),
 		cmocka_unit_test(do_test_match_case_and_dots),
@@ -743,6 +786,7 @@ int main(void)
 	const struct CMUnitTest shipped_file[] = {
 		cmocka_unit_test(do_test_shipped_default_is_builtin),
 		cmocka_unit_test(do_test_shipped_real_mx),
+		cmocka_unit_test(do_test_shipped_smtp_proves_little),
 		cmocka_unit_test(do_test_shipped_policies),
 	};
 	int failed = 0;
