@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "emv_api_internal.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 /* ---------------------------------------------------------------- requests */
 

@@ -27,6 +27,7 @@
 #include <zlib.h>
 
 #include "emv_ingest.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 
 #define LIMIT_MAX ((size_t)1 << 30)
@@ -1116,33 +1117,6 @@ static int sniff_fill(emv_ingest *in)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid, -1 if cut off. */
-static int utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	int k, i;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		k = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		k = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-	else if (c >= 0xf0 && c <= 0xf4)
-		k = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-	else
-		return 0;
-	for (i = 1; i < k; i++) {
-		if ((size_t)i >= n)
-			return -1;
-		if (s[i] < lo || s[i] > hi)
-			return 0;
-		lo = 0x80, hi = 0xbf;
-	}
-	return k;
-}
-
 static const struct {
 	const char *magic;
 	size_t len;
@@ -1204,8 +1178,8 @@ static int sniff_check(emv_ingest *in, char *err, size_t errlen)
 		if ((c < 0x20 && !is_ws((unsigned char)c) && c != 0x1b) || c == 0x7f) {
 			ctrl++;
 		} else if (c >= 0x80) {
-			int k = utf8_len(s + i, w - i);
-			if (k < 0)
+			int k = emv_utf8_next(s + i, w - i, NULL);
+			if (k == EMV_UTF8_SHORT)
 				break;
 			if (k == 0)
 				bad++;

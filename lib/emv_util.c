@@ -86,52 +86,6 @@ size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
 	return n;
 }
 
-size_t emv_utf8_len(const unsigned char *p, size_t n)
-{
-	size_t k;
-	if (n == 0)
-		return 0;
-	if (p[0] < 0x80)
-		return 1;
-	k = (p[0] & 0xe0) == 0xc0 && p[0] >= 0xc2 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 :
-	    (p[0] & 0xf8) == 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-	if (k == 0 || k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((k == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))) ||
-	    (k == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))))
-		return 0;
-	return k;
-}
-
-size_t emv_sanitize_utf8(char *dst, size_t dstlen, const char *src, size_t srclen)
-{
-	const unsigned char *s = (const unsigned char *)src;
-	size_t i = 0, n = 0;
-	if (dstlen == 0)
-		return 0;
-	while (i < srclen) {
-		size_t k = emv_utf8_len(s + i, srclen - i);
-		int control = k == 1 ? (s[i] < 0x20 || s[i] == 0x7f) : k == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0;
-		if (k == 0 || control) {
-			if (n + 1 >= dstlen)
-				break;
-			dst[n++] = '?';
-			i += k ? k : 1;
-			continue;
-		}
-		if (n + k >= dstlen)
-			break; /* never half a character */
-		memcpy(dst + n, s + i, k);
-		n += k;
-		i += k;
-	}
-	dst[n] = '\0';
-	return n;
-}
-
 int emv_csv_is_formula(const char *s)
 {
 	return s && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r');

@@ -34,20 +34,6 @@ uint64_t emv_now_us(void);
  */
 size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
 
-/* The length (1..4) of the well-formed UTF-8 sequence at p (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF), 0 when there is
- * none within n bytes. */
-size_t emv_utf8_len(const unsigned char *p, size_t n);
-
-/*
- * Copy untrusted bytes to dst as UTF-8 text fit for JSON and logs: every
- * well-formed sequence that is not a control character (C0, DEL, C1) is
- * kept, every other byte becomes '?', and a sequence that does not fit
- * whole is left out, so the result is always valid UTF-8 (whatever cut
- * the source).  NUL-terminated, at most dstlen-1 bytes; returns its length.
- */
-size_t emv_sanitize_utf8(char *dst, size_t dstlen, const char *src, size_t srclen);
-
 /* A growable byte buffer, kept NUL-terminated (p is NULL until the first
  * byte): formatting rows, COPY data and JSON text.  free(b.p) when done. */
 typedef struct {
