@@ -43,7 +43,7 @@ struct batcher {
 	rd_kafka_t *rk;
 	const emv_split_params *p;
 	const char *job_id;
-	char domain[EMV_WIRE_DOMAIN_MAX + 1];
+	char domain[EMV_HOST_NAME_MAX + 1];
 	unsigned domain_batches;      /* batches of this domain so far */
 	emv_wire_address *a;
 	size_t n;
@@ -51,7 +51,7 @@ struct batcher {
 	int64_t not_before;           /* and this is the latest of their times (wall ms) */
 	uint64_t seq;
 	emv_split_stats *st;
-	char last_domain[EMV_WIRE_DOMAIN_MAX + 1]; /* cursor: last address of the last produced batch */
+	char last_domain[EMV_HOST_NAME_MAX + 1]; /* cursor: last address of the last produced batch */
 	int64_t last_id;
 	emv_kafka_known topics;       /* region topics known to exist */
 };
@@ -176,7 +176,7 @@ static int exec_cmd(PGconn *c, const char *sql, char *err, size_t errlen)
 int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_split_stats *st, char *err,
 		  size_t errlen)
 {
-	char errstr[512], after_domain[EMV_WIRE_DOMAIN_MAX + 1] = "", after_id[24] = "0";
+	char errstr[512], after_domain[EMV_HOST_NAME_MAX + 1] = "", after_id[24] = "0";
 	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	struct delivery dl = { 0, "" };
 	struct batcher b;

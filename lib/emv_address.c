@@ -83,7 +83,7 @@ struct parse {
 
 /* The domain as it is being built, label by label. */
 struct domain {
-	char out[EMV_DOMAIN_MAX + 1]; /* A-label form, filled while it fits */
+	char out[EMV_HOST_NAME_MAX + 1]; /* A-label form, filled while it fits */
 	size_t len;                   /* full length, even past the capacity */
 	size_t labels;
 	int tld_numeric;              /* last label appended is all digits */
@@ -449,7 +449,7 @@ static void domain_append(struct domain *dm, const char *lab, size_t n)
 {
 	size_t sep = dm->len ? 1 : 0, i;
 
-	if (dm->len + sep + n <= EMV_DOMAIN_MAX) {
+	if (dm->len + sep + n <= EMV_HOST_NAME_MAX) {
 		if (sep)
 			dm->out[dm->len] = '.';
 		memcpy(dm->out + dm->len + sep, lab, n);
@@ -564,9 +564,9 @@ static int parse_domain(struct parse *ps, const char *d, size_t n, struct domain
 	if (dm->tld_numeric)
 		return fail(ps, EMV_ADDR_TLD_NUMERIC, "the top-level label is all digits; no such "
 			    "top-level domain exists (IP addresses are not verifiable)");
-	if (dm->len > EMV_DOMAIN_MAX)
+	if (dm->len > EMV_HOST_NAME_MAX)
 		return fail(ps, EMV_ADDR_DOMAIN_TOO_LONG, "domain is %zu octets as A-labels; the "
-			    "limit is %d", dm->len, EMV_DOMAIN_MAX);
+			    "limit is %d", dm->len, EMV_HOST_NAME_MAX);
 	return EMV_OK;
 }
 

@@ -27,7 +27,7 @@
 #include "emv_util.h"
 
 
-#define HOST_MAX        253   /* RFC 1035 text form, without the root dot */
+#define HOST_MAX        EMV_HOST_NAME_MAX
 #define LABEL_MAX       63
 #define LABELS_MAX      127   /* 253 characters hold at most 127 labels */
 #define TABLE_MIN_BITS  6     /* 64 slots */

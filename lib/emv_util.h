@@ -15,6 +15,11 @@
 #define EMV_OK   0
 #define EMV_ERR -1
 
+/* The one host-name length limit: a host or domain name in text form (IDNA
+ * A-labels), without the root dot, is at most 253 octets (RFC 1035 2.3.4:
+ * 255 octets on the wire).  Every other name limit is derived from it. */
+#define EMV_HOST_NAME_MAX 253
+
 void *emv_xmalloc(size_t n);
 void *emv_xcalloc(size_t n, size_t size);
 void *emv_xrealloc(void *p, size_t n);

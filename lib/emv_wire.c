@@ -118,13 +118,13 @@ static int check_str(errout *e, const char *pre, const char *name, const char *s
 /* Lower-case LDH labels of 1..63 bytes, no hyphen at either end, dot-separated. */
 static int check_domain(errout *e, const char *pre, const char *name, const char *s)
 {
-	size_t n = strnlen(s, EMV_WIRE_DOMAIN_MAX + 1), start = 0;
+	size_t n = strnlen(s, EMV_HOST_NAME_MAX + 1), start = 0;
 	char b[8];
 
 	if (n == 0)
 		return bad(e, "%s%s: missing or empty", pre, name);
-	if (n > EMV_WIRE_DOMAIN_MAX)
-		return bad(e, "%s%s: more than %d bytes", pre, name, EMV_WIRE_DOMAIN_MAX);
+	if (n > EMV_HOST_NAME_MAX)
+		return bad(e, "%s%s: more than %d bytes", pre, name, EMV_HOST_NAME_MAX);
 	for (size_t i = 0; i <= n; i++) {
 		unsigned char c = i < n ? (unsigned char)s[i] : '.';
 
