@@ -386,12 +386,10 @@ void api_h_job_list(struct api *a, struct api_req *r, const unsigned char *hash,
 {
 	const char *limit = api_req_query(r, "limit"), *after = api_req_query(r, "after");
 	struct task *t;
-	long n = 50;
+	long long n = 50;
 
 	if (limit) {
-		char *end;
-		n = strtol(limit, &end, 10);
-		if (end == limit || *end || n < 1 || n > 1000) {
+		if (emv_parse_ll(limit, 1, 1000, &n) != EMV_OK) {
 			api_reply_error(r, 400, "bad_query", "limit must be 1..1000");
 			return;
 		}
@@ -402,7 +400,7 @@ void api_h_job_list(struct api *a, struct api_req *r, const unsigned char *hash,
 	}
 	t = api_task_new(a, r);
 	memcpy(t->token_hash, hash, 32);
-	snprintf(t->arg[0], sizeof t->arg[0], "%ld", n);
+	snprintf(t->arg[0], sizeof t->arg[0], "%lld", n);
 	if (after)
 		emv_strlcpy(t->arg[1], after, sizeof t->arg[1]);
 	t->work = work_job_list;

@@ -19,6 +19,7 @@
  * URL defaults to $DATABASE_URL.  Both apply pending migrations first.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,15 +141,11 @@ static void serve_usage(FILE *f)
 /* A whole decimal number in [lo, hi], or -1 with a message. */
 static int num_arg(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
-	char *end;
-	long long v;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "emailverify-coordinator: %s must be a number in %lld..%lld\n", opt, lo, hi);
+	char err[256];
+	if (emv_parse_number(opt, s, lo, hi, out, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		return -1;
 	}
-	*out = v;
 	return 0;
 }
 
@@ -332,6 +329,7 @@ static int cmd_token(int argc, char **argv)
 	const char *url = NULL, *tenant = NULL, *name = "", *id = NULL, *sub = argc > 1 ? argv[1] : "";
 	char err[1024];
 	int version, rc;
+	long long tid_revoke = 0;
 	PGconn *c;
 
 	if (strcmp(sub, "create") && strcmp(sub, "revoke") && strcmp(sub, "list")) {
@@ -356,7 +354,7 @@ static int cmd_token(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator token create: --tenant NAME is required\n");
 		return 2;
 	}
-	if (sub[0] == 'r' && (!id || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18)) {
+	if (sub[0] == 'r' && (!id || emv_parse_ll(id, 1, LLONG_MAX, &tid_revoke) != EMV_OK)) {
 		fprintf(stderr, "emailverify-coordinator token revoke: give the token's id (see token list)\n");
 		return 2;
 	}
@@ -374,7 +372,7 @@ static int cmd_token(int argc, char **argv)
 			fprintf(stderr, "token %" PRId64 " for tenant %s created; it is shown only this once\n", tid, tenant);
 		}
 	} else if (sub[0] == 'r') {
-		rc = emv_token_revoke(c, strtoll(id, NULL, 10), err, sizeof err);
+		rc = emv_token_revoke(c, tid_revoke, err, sizeof err);
 		if (rc == EMV_OK)
 			fprintf(stderr, "token %s revoked\n", id);
 	} else {
@@ -424,6 +422,7 @@ int main(int argc, char **argv)
 	const char *url = NULL, *tenant = "default", *name = "", *datadir = NULL, *list = NULL;
 	char err[1024];
 	int version = 0, ingest, split, sink, export, del, router;
+	long long n;
 	emv_router_params rp;
 	emv_routes *routes = NULL;
 	const char *out = NULL;
@@ -471,16 +470,15 @@ int main(int argc, char **argv)
 			rp.reroute_topic = argv[++i];
 		else if (router && strcmp(argv[i], "--ip-state-topic") == 0 && i + 1 < argc)
 			rp.ipstate_topic = argv[++i];
-		else if (router && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
-			rp.idle_exit_ms = atoi(argv[++i]);
-		else if (router && (strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
-			int live = strcmp(argv[i], "--live") == 0, v = atoi(argv[++i]);
-			if (v < 1 || v > 86400) {
-				fprintf(stderr, "emailverify-coordinator: --%s must be 1..86400 seconds\n",
-					live ? "live" : "wait");
+		else if (router && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc) {
+			if (num_arg("--until-idle", argv[++i], 0, 86400000, &n))
 				return 2;
-			}
-			*(live ? &rp.live_ms : &rp.wait_ms) = v * 1000;
+			rp.idle_exit_ms = (int)n;
+		} else if (router && (strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
+			int live = strcmp(argv[i], "--live") == 0;
+			if (num_arg(live ? "--live (seconds)" : "--wait (seconds)", argv[++i], 1, 86400, &n))
+				return 2;
+			*(live ? &rp.live_ms : &rp.wait_ms) = (int)n * 1000;
 		} else if (split && strcmp(argv[i], "--routes") == 0 && i + 1 < argc) {
 			emv_routes_free(routes);
 			if (!(routes = emv_routes_load(argv[++i], err, sizeof err))) {
@@ -495,8 +493,11 @@ int main(int argc, char **argv)
 			kp.group = argv[++i];
 		else if (sink && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			kp.topic = argv[++i];
-		else if (sink && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc)
-			kp.idle_exit_ms = atoi(argv[++i]);
+		else if (sink && strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc) {
+			if (num_arg("--until-idle", argv[++i], 0, 86400000, &n))
+				return 2;
+			kp.idle_exit_ms = (int)n;
+		}
 		else if (split && strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
 			sp.brokers = argv[++i];
 		else if ((split || sink || router) && strcmp(argv[i], "--kafka") == 0 && i + 1 < argc) {
@@ -511,11 +512,9 @@ int main(int argc, char **argv)
 		} else if (split && strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			sp.topic = argv[++i];
 		else if (split && strcmp(argv[i], "--batch-max") == 0 && i + 1 < argc) {
-			sp.batch_max = atoi(argv[++i]);
-			if (sp.batch_max < 1 || sp.batch_max > 10000) {
-				fprintf(stderr, "emailverify-coordinator: --batch-max must be 1..10000\n");
+			if (num_arg("--batch-max", argv[++i], 1, 10000, &n))
 				return 2;
-			}
+			sp.batch_max = (int)n;
 		} else if ((split || export || del) && !list && argv[i][0] != '-')
 			list = argv[i]; /* the job id */
 		else if (export && strcmp(argv[i], "-o") == 0 && i + 1 < argc)

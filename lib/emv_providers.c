@@ -280,9 +280,8 @@ static int parse_digits(const char *v, long long *out, const char **end)
 static int parse_int(const char *v, long min, long max, int *out)
 {
 	long long n;
-	const char *end;
 
-	if (parse_digits(v, &n, &end) != EMV_OK || *end != '\0' || n < min || n > max)
+	if (emv_parse_ll(v, min, max, &n) != EMV_OK)
 		return EMV_ERR;
 	*out = (int)n;
 	return EMV_OK;

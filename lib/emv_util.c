@@ -228,6 +228,57 @@ const char *emv_data_dir(const char *given)
 	return data_dir;
 }
 
+int emv_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	const char *p = s;
+	int neg = 0;
+	unsigned long long v = 0, lim;
+
+	if (!s)
+		return EMV_ERR;
+	if (*p == '-')
+		neg = 1, p++;
+	if (*p < '0' || *p > '9')
+		return EMV_ERR;
+	/* the magnitude may reach |LLONG_MIN| for a negative number */
+	lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (lim - d) / 10)
+			return EMV_ERR;
+		v = v * 10 + d;
+	}
+	if (*p)
+		return EMV_ERR;
+	{
+		long long x = neg ? (v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v) : (long long)v;
+		if (x < min || x > max)
+			return EMV_ERR;
+		*out = x;
+	}
+	return EMV_OK;
+}
+
+int emv_parse_number(const char *name, const char *s, long long min, long long max, long long *out, char *err,
+		     size_t errlen)
+{
+	char shown[48];
+	if (emv_parse_ll(s, min, max, out) == EMV_OK)
+		return EMV_OK;
+	emv_sanitize(shown, sizeof shown, s ? s : "", s ? strlen(s) : 0);
+	emv_set_err(err, errlen, "%s must be a whole number from %lld to %lld (got '%s')", name, min, max, shown);
+	return EMV_ERR;
+}
+
+int emv_parse_int(const char *name, const char *s, int min, int max, int *out, char *err, size_t errlen)
+{
+	long long v;
+	if (emv_parse_number(name, s, min, max, &v, err, errlen) != EMV_OK)
+		return EMV_ERR;
+	*out = (int)v;
+	return EMV_OK;
+}
+
 int emv_parse_duration_ms(const char *s, uint64_t *ms)
 {
 	unsigned long long v = 0, unit = 1000;

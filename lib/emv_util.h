@@ -92,6 +92,23 @@ int emv_csv_is_formula(const char *s);
  * 30 days. */
 int emv_parse_duration_ms(const char *s, uint64_t *ms);
 
+/*
+ * The one checked number parser for options, query parameters and settings:
+ * a whole decimal number in [min, max] — an optional '-', then digits and
+ * nothing else (no '+', no spaces, no suffix: "10x" and "" are refused, not
+ * read as 10 and 0).  EMV_OK and *out, or EMV_ERR and *out untouched.
+ */
+int emv_parse_ll(const char *s, long long min, long long max, long long *out);
+
+/* emv_parse_ll() for a named setting: on failure err says what was wrong,
+ * naming the setting and its limits ("--threads must be a whole number
+ * from 1 to 64 (got '10x')"). */
+int emv_parse_number(const char *name, const char *s, long long min, long long max, long long *out, char *err,
+		     size_t errlen);
+
+/* emv_parse_number() into an int. */
+int emv_parse_int(const char *name, const char *s, int min, int max, int *out, char *err, size_t errlen);
+
 /* 1 when name is one of the comma-separated items of csv (exact match). */
 int emv_csv_has(const char *csv, const char *name);
 
