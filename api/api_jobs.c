@@ -60,11 +60,9 @@ json_t *api_job_json(PGresult *r, int i)
 	return j;
 }
 
-void api_db_fail(struct task *t, PGresult *r, const char *what)
+void api_db_fail(struct task *t, const char *err, const char *what)
 {
-	char msg[512];
-	emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
-	emv_log(EMV_LOG_WARN, "api", "%s: %s", what, emv_trim(msg));
+	emv_log(EMV_LOG_WARN, "api", "%s", err);
 	api_task_error(t, 503, "database_error", "%s failed; try again", what);
 }
 
@@ -134,7 +132,7 @@ static void reasons_store(const char *job, const char *json, int finished)
 
 static void work_job_status(struct task *t, PGconn *c)
 {
-	char sql[1024];
+	char sql[1024], err[512];
 	const char *v[2] = { t->id, t->tenant };
 	PGresult *r;
 	json_t *reasons;
@@ -144,10 +142,9 @@ static void work_job_status(struct task *t, PGconn *c)
 	if (!api_authenticate(t, c))
 		return;
 	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", api_job_columns);
-	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "reading the job");
-		PQclear(r);
+	r = emv_db_exec(c, sql, 2, v, PGRES_TUPLES_OK, err, sizeof err, "reading the job");
+	if (!r) {
+		api_db_fail(t, err, "reading the job");
 		return;
 	}
 	if (PQntuples(r) != 1) {
@@ -166,11 +163,11 @@ static void work_job_status(struct task *t, PGconn *c)
 	}
 	/* final verdicts by status and reason (the unique addresses and the
 	 * unusable rows; duplicates share their first row's verdict) */
-	r = PQexecParams(c, "SELECT status, reason, count(*) FROM results WHERE job_id = $1 AND final "
-			    "GROUP BY status, reason ORDER BY status, reason", 1, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "counting the job's results");
-		PQclear(r);
+	r = emv_db_exec(c, "SELECT status, reason, count(*) FROM results WHERE job_id = $1 AND final "
+			    "GROUP BY status, reason ORDER BY status, reason",
+			1, v, PGRES_TUPLES_OK, err, sizeof err, "counting the job's results");
+	if (!r) {
+		api_db_fail(t, err, "counting the job's results");
 		return;
 	}
 	reasons = json_object();
@@ -192,7 +189,7 @@ static void work_job_status(struct task *t, PGconn *c)
 
 static void work_job_list(struct task *t, PGconn *c)
 {
-	char sql[1536], lim[16];
+	char sql[1536], lim[16], err[512];
 	const char *v[3] = { t->tenant, t->arg[1][0] ? t->arg[1] : NULL, lim };
 	int limit = atoi(t->arg[0]), n;
 	PGresult *r;
@@ -206,10 +203,9 @@ static void work_job_list(struct task *t, PGconn *c)
 		 "(SELECT created_at, id FROM jobs WHERE id = $2 AND tenant = $1)) "
 		 "ORDER BY created_at DESC, id DESC LIMIT $3::int",
 		 api_job_columns);
-	r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "listing jobs");
-		PQclear(r);
+	r = emv_db_exec(c, sql, 3, v, PGRES_TUPLES_OK, err, sizeof err, "listing jobs");
+	if (!r) {
+		api_db_fail(t, err, "listing jobs");
 		return;
 	}
 	n = PQntuples(r);
@@ -288,12 +284,11 @@ static void work_job_delete(struct task *t, PGconn *c)
 		PGresult *r;
 		snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
 		v[2] = lim;
-		r = PQexecParams(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
-				    "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
-				 3, NULL, v, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			api_db_fail(t, r, "deleting the job");
-			PQclear(r);
+		r = emv_db_exec(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
+				   "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
+				3, v, PGRES_TUPLES_OK, err, sizeof err, "deleting the job");
+		if (!r) {
+			api_db_fail(t, err, "deleting the job");
 			return;
 		}
 		if (PQntuples(r) == 1) {
