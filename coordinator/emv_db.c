@@ -305,6 +305,10 @@ PGconn *emv_db_clone(PGconn *c, char *err, size_t errlen)
 
 static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
 			const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
+	__attribute__((format(printf, 10, 0)));
+
+static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
+			const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
 {
 	PGresult *r = params ? PQexecParams(c, sql, nparams, NULL, params, lengths, formats, 0) : PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
