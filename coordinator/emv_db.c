@@ -313,13 +313,21 @@ static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *cons
 	PGresult *r = params ? PQexecParams(c, sql, nparams, NULL, params, lengths, formats, 0) : PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
 	char what[256], msg[512];
-	const char *state;
+	const char *state, *p;
+	size_t n = 0;
 
 	if (want == EMV_DB_OK_ANY ? st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK : st == want)
 		return r;
 	if (err && errlen) {
 		vsnprintf(what, sizeof what, fmt, ap);
-		emv_strlcpy(msg, r ? PQresultErrorMessage(r) : PQerrorMessage(c), sizeof msg);
+		/* one line: DETAIL, CONTEXT... joined with "; " */
+		for (p = r ? PQresultErrorMessage(r) : PQerrorMessage(c); *p && n + 3 < sizeof msg; p++) {
+			if (*p != '\n')
+				msg[n++] = *p;
+			else if (p[1])
+				msg[n++] = ';', msg[n++] = ' ';
+		}
+		msg[n] = '\0';
 		emv_trim(msg);
 		if (!*msg)
 			snprintf(msg, sizeof msg, "unexpected %s", PQresStatus(st));

@@ -34,7 +34,8 @@ int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen);
  * check that the result's status is want (PGRES_COMMAND_OK, PGRES_TUPLES_OK
  * or EMV_DB_OK_ANY), and return the result for the caller to PQclear.  On
  * failure the result is cleared, NULL returned and err (may be NULL) says
- * "WHAT: libpq's message (SQLSTATE xxxxx)", WHAT formatted from fmt.
+ * "WHAT: libpq's message (SQLSTATE xxxxx)" on one line (the message's
+ * DETAIL or CONTEXT lines joined with ';'), WHAT formatted from fmt.
  */
 PGresult *emv_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, ExecStatusType want,
 		      char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 8, 9)));

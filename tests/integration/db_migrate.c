@@ -186,7 +186,7 @@ static void do_test_exec_and_check(void **state)
 	/* the wrong kind of success is a failure too */
 	assert_null(emv_db_exec(c, "SELECT 1", 0, NULL, PGRES_COMMAND_OK, err, sizeof err, "step %d", 3));
 	assert_string_equal(err, "step 3: unexpected PGRES_TUPLES_OK");
-	/* the server's error, its SQLSTATE, no trailing newline */
+	/* the server's error, its SQLSTATE, on one line (a CONTEXT line joined) */
 	v[0] = "x";
 	assert_null(emv_db_exec(c, "SELECT $1::int", 1, v, PGRES_TUPLES_OK, err, sizeof err, "casting"));
 	if (strncmp(err, "casting: ERROR:", 15) != 0 || !strstr(err, "(SQLSTATE 22P02)") || strchr(err, '\n'))
