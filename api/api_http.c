@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "emv_api_internal.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 /* ---------------------------------------------------------------- requests */
 
@@ -478,9 +479,10 @@ int api_listen_on(const char *spec, char *err, size_t errlen)
 	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
 	size_t hl;
 	int fd = -1, one = 1, rc;
+	long long port;
 
-	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host || atoi(colon + 1) < 0 ||
-	    atoi(colon + 1) > 65535) {
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host ||
+	    emv_parse_ll(colon + 1, 0, 65535, &port) != EMV_OK) {
 		emv_set_err(err, errlen, "--listen %s: give HOST:PORT", spec);
 		return -1;
 	}

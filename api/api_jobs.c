@@ -60,11 +60,9 @@ json_t *api_job_json(PGresult *r, int i)
 	return j;
 }
 
-void api_db_fail(struct task *t, PGresult *r, const char *what)
+void api_db_fail(struct task *t, const char *err, const char *what)
 {
-	char msg[512];
-	emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
-	emv_log(EMV_LOG_WARN, "api", "%s: %s", what, emv_trim(msg));
+	emv_log(EMV_LOG_WARN, "api", "%s", err);
 	api_task_error(t, 503, "database_error", "%s failed; try again", what);
 }
 
@@ -135,7 +133,7 @@ static void reasons_store(const char *job, const char *json, int finished)
 
 static void work_job_status(struct task *t, PGconn *c)
 {
-	char sql[1024];
+	char sql[1024], err[512];
 	const char *v[2] = { t->id, t->tenant };
 	PGresult *r;
 	json_t *reasons, *waiting, *counts;
@@ -146,10 +144,9 @@ static void work_job_status(struct task *t, PGconn *c)
 	if (!api_authenticate(t, c))
 		return;
 	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id = $1 AND tenant = $2", api_job_columns);
-	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "reading the job");
-		PQclear(r);
+	r = emv_db_exec(c, sql, 2, v, PGRES_TUPLES_OK, err, sizeof err, "reading the job");
+	if (!r) {
+		api_db_fail(t, err, "reading the job");
 		return;
 	}
 	if (PQntuples(r) != 1) {
@@ -172,11 +169,11 @@ static void work_job_status(struct task *t, PGconn *c)
 	/* verdicts by status and reason: the final ones (the unique addresses
 	 * and the unusable rows; duplicates share their first row's verdict),
 	 * and the temporary ones, whose retry is waiting */
-	r = PQexecParams(c, "SELECT status, reason, final, count(*) FROM results WHERE job_id = $1 "
-			    "GROUP BY status, reason, final ORDER BY status, reason", 1, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "counting the job's results");
-		PQclear(r);
+	r = emv_db_exec(c, "SELECT status, reason, final, count(*) FROM results WHERE job_id = $1 "
+			    "GROUP BY status, reason, final ORDER BY status, reason",
+			1, v, PGRES_TUPLES_OK, err, sizeof err, "counting the job's results");
+	if (!r) {
+		api_db_fail(t, err, "counting the job's results");
 		return;
 	}
 	reasons = json_object();
@@ -221,7 +218,7 @@ static void work_job_status(struct task *t, PGconn *c)
 
 static void work_job_list(struct task *t, PGconn *c)
 {
-	char sql[1536], lim[16];
+	char sql[1536], lim[16], err[512];
 	const char *v[3] = { t->tenant, t->arg[1][0] ? t->arg[1] : NULL, lim };
 	int limit = atoi(t->arg[0]), n;
 	PGresult *r;
@@ -235,10 +232,9 @@ static void work_job_list(struct task *t, PGconn *c)
 		 "(SELECT created_at, id FROM jobs WHERE id = $2 AND tenant = $1)) "
 		 "ORDER BY created_at DESC, id DESC LIMIT $3::int",
 		 api_job_columns);
-	r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "listing jobs");
-		PQclear(r);
+	r = emv_db_exec(c, sql, 3, v, PGRES_TUPLES_OK, err, sizeof err, "listing jobs");
+	if (!r) {
+		api_db_fail(t, err, "listing jobs");
 		return;
 	}
 	n = PQntuples(r);
@@ -317,12 +313,11 @@ static void work_job_delete(struct task *t, PGconn *c)
 		PGresult *r;
 		snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
 		v[2] = lim;
-		r = PQexecParams(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
-				    "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
-				 3, NULL, v, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			api_db_fail(t, r, "deleting the job");
-			PQclear(r);
+		r = emv_db_exec(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
+				   "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
+				3, v, PGRES_TUPLES_OK, err, sizeof err, "deleting the job");
+		if (!r) {
+			api_db_fail(t, err, "deleting the job");
 			return;
 		}
 		if (PQntuples(r) == 1) {
@@ -415,12 +410,10 @@ void api_h_job_list(struct api *a, struct api_req *r, const unsigned char *hash,
 {
 	const char *limit = api_req_query(r, "limit"), *after = api_req_query(r, "after");
 	struct task *t;
-	long n = 50;
+	long long n = 50;
 
 	if (limit) {
-		char *end;
-		n = strtol(limit, &end, 10);
-		if (end == limit || *end || n < 1 || n > 1000) {
+		if (emv_parse_ll(limit, 1, 1000, &n) != EMV_OK) {
 			api_reply_error(r, 400, "bad_query", "limit must be 1..1000");
 			return;
 		}
@@ -431,7 +424,7 @@ void api_h_job_list(struct api *a, struct api_req *r, const unsigned char *hash,
 	}
 	t = api_task_new(a, r);
 	memcpy(t->token_hash, hash, 32);
-	snprintf(t->arg[0], sizeof t->arg[0], "%ld", n);
+	snprintf(t->arg[0], sizeof t->arg[0], "%lld", n);
 	if (after)
 		emv_strlcpy(t->arg[1], after, sizeof t->arg[1]);
 	t->work = work_job_list;

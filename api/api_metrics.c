@@ -94,13 +94,14 @@ static void work_metrics(struct task *t, PGconn *c)
 	PGresult *r;
 	static const char *const states[] = { "ingesting", "splitting", "running", "done", "cancelled", "failed" };
 	int64_t lag;
+	char dberr[512];
 
 	fprintf(f, "# HELP emailverify_jobs Jobs by state.\n# TYPE emailverify_jobs gauge\n");
-	r = PQexec(c, "SELECT state, count(*) FROM jobs GROUP BY state");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	r = emv_db_exec(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, PGRES_TUPLES_OK, dberr, sizeof dberr,
+			"reading the metrics");
+	if (!r) {
 		/* zeros would read as "no jobs": no answer is better than a wrong one */
-		api_db_fail(t, r, "reading the metrics");
-		PQclear(r);
+		api_db_fail(t, dberr, "reading the metrics");
 		fclose(f);
 		free(buf);
 		return;
@@ -113,14 +114,14 @@ static void work_metrics(struct task *t, PGconn *c)
 		fprintf(f, "emailverify_jobs{state=\"%s\"} %ld\n", states[s], n);
 	}
 	PQclear(r);
-	r = PQexec(c, "SELECT coalesce(sum(n_deliverable),0), coalesce(sum(n_undeliverable),0), "
+	r = emv_db_exec(c, "SELECT coalesce(sum(n_deliverable),0), coalesce(sum(n_undeliverable),0), "
 		      "coalesce(sum(n_risky),0), coalesce(sum(n_unknown),0), "
 		      "coalesce(sum(addresses_total + n_unusable - n_final),0), "
 		      "coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
-		      "state = 'splitting'),0) FROM jobs");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "reading the metrics");
-		PQclear(r);
+		      "state = 'splitting'),0) FROM jobs",
+			0, NULL, PGRES_TUPLES_OK, dberr, sizeof dberr, "reading the metrics");
+	if (!r) {
+		api_db_fail(t, dberr, "reading the metrics");
 		fclose(f);
 		free(buf);
 		return;

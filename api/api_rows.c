@@ -18,6 +18,7 @@
 #include <string.h>
 #include "emv_api_internal.h"
 #include "emv_result.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 
 #define ROWS_LIMIT_DEFAULT 50
@@ -150,7 +151,7 @@ static void work_rows(struct task *t, PGconn *c)
 	r = PQexecParams(c, "SELECT (SELECT max(id) FROM addresses WHERE job_id = $1) FROM jobs "
 			    "WHERE id = $1 AND tenant = $2", 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "reading the job");
+		api_db_fail(t, PQresultErrorMessage(r), "reading the job");
 		PQclear(r);
 		return;
 	}
@@ -180,7 +181,7 @@ static void work_rows(struct task *t, PGconn *c)
 	v[7] = lim;
 	r = PQexecParams(c, page_sql, 8, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		api_db_fail(t, r, "reading the job's rows");
+		api_db_fail(t, PQresultErrorMessage(r), "reading the job's rows");
 		PQclear(r);
 		return;
 	}
@@ -236,19 +237,19 @@ void api_h_job_rows(struct api *a, struct api_req *r, const unsigned char *hash,
 	const char *domain = api_req_query(r, "domain"), *q = api_req_query(r, "q");
 	long n = ROWS_LIMIT_DEFAULT;
 	long long aft = 0;
-	char *end;
 	struct task *t;
 
 	if (limit) {
-		n = strtol(limit, &end, 10);
-		if (end == limit || *end || n < 1 || n > ROWS_LIMIT_MAX) {
+		long long v = 0;
+		int bad = emv_parse_ll(limit, 1, ROWS_LIMIT_MAX, &v) != EMV_OK;
+		n = (long)v;
+		if (bad) {
 			api_reply_error(r, 400, "bad_query", "limit must be 1..%d", ROWS_LIMIT_MAX);
 			return;
 		}
 	}
 	if (after) {
-		aft = strtoll(after, &end, 10);
-		if (end == after || *end || aft < 0 || !isdigit((unsigned char)after[0])) {
+		if (!isdigit((unsigned char)after[0]) || emv_parse_ll(after, 0, INT64_MAX, &aft) != EMV_OK) {
 			api_reply_error(r, 400, "bad_query", "after must be a row number from an earlier page's \"next\"");
 			return;
 		}

@@ -202,8 +202,9 @@ void api_pool_tables(struct api *a); /* the token -> tenant cache of the lanes (
 void *api_pool_main(void *arg);                                      /* a query thread */
 
 /* ---- api_jobs.c: deletes ---- */
-/* A query failed: log what (and the server's text), answer 503 database_error. */
-void api_db_fail(struct task *t, PGresult *r, const char *what);
+/* A query failed (err: emv_db_exec()'s text, naming what): log it, answer
+ * 503 database_error. */
+void api_db_fail(struct task *t, const char *err, const char *what);
 void api_delete_enqueue(struct api *a, const char *job);
 void *api_delete_main(void *arg);
 

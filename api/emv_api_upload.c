@@ -37,6 +37,7 @@
 #include <event2/http.h>
 #include "emv_api_internal.h"
 #include "emv_ingest_job.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 #include "emv_webhook.h"
 
@@ -95,19 +96,13 @@ struct upload {
 
 /* ------------------------------------------------------------ validation */
 
+/* Valid UTF-8 without control characters other than tab. */
 static int utf8_valid(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	while (*p) {
-		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
-			   (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+		size_t n = emv_utf8_len(p, 4); /* stops at the NUL */
 		if (!n)
-			return 0;
-		for (size_t i = 1; i < n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		if ((n == 3 && ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] > 0x9f))) ||
-		    (n == 4 && ((*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] > 0x8f))))
 			return 0;
 		if (*p < 0x20 && *p != '\t')
 			return 0;

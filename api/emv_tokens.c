@@ -4,6 +4,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include "emv_db.h"
 #include "emv_tokens.h"
 #include "emv_util.h"
 
@@ -49,13 +50,6 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 	out[o] = '\0';
 }
 
-static void db_err(PGresult *r, const char *what, char *err, size_t errlen)
-{
-	char msg[512];
-	emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
-	emv_set_err(err, errlen, "%s: %s", what, emv_trim(msg));
-}
-
 int emv_token_create(PGconn *c, const char *tenant, const char *name, char *out, size_t outlen, int64_t *id,
 		     char *err, size_t errlen)
 {
@@ -78,11 +72,9 @@ int emv_token_create(PGconn *c, const char *tenant, const char *name, char *out,
 	v[0] = tenant;
 	v[1] = name ? name : "";
 	v[2] = (const char *)hash;
-	r = PQexecParams(c, "INSERT INTO api_tokens (tenant, name, token_sha256) VALUES ($1, $2, $3) RETURNING id", 3,
-			 NULL, v, len, fmt, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		db_err(r, "storing the token", err, errlen);
-		PQclear(r);
+	r = emv_db_exec_bin(c, "INSERT INTO api_tokens (tenant, name, token_sha256) VALUES ($1, $2, $3) RETURNING id",
+			    3, v, len, fmt, PGRES_TUPLES_OK, err, errlen, "storing the token");
+	if (!r) {
 		memset(out, 0, outlen);
 		return EMV_ERR;
 	}
@@ -98,13 +90,10 @@ int emv_token_revoke(PGconn *c, int64_t id, char *err, size_t errlen)
 	PGresult *r;
 	int n;
 	snprintf(ids, sizeof ids, "%" PRId64, id);
-	r = PQexecParams(c, "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", 1, NULL, v,
-			 NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		db_err(r, "revoking the token", err, errlen);
-		PQclear(r);
+	r = emv_db_exec(c, "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", 1, v,
+			PGRES_COMMAND_OK, err, errlen, "revoking the token");
+	if (!r)
 		return EMV_ERR;
-	}
 	n = atoi(PQcmdTuples(r));
 	PQclear(r);
 	if (n != 1) {
@@ -116,14 +105,12 @@ int emv_token_revoke(PGconn *c, int64_t id, char *err, size_t errlen)
 
 int emv_token_list(PGconn *c, FILE *f, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, "SELECT id, tenant, name, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
-				"coalesce(to_char(revoked_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), '-') "
-				"FROM api_tokens ORDER BY id");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		db_err(r, "listing tokens", err, errlen);
-		PQclear(r);
+	PGresult *r = emv_db_exec(c, "SELECT id, tenant, name, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
+				     "coalesce(to_char(revoked_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), '-') "
+				     "FROM api_tokens ORDER BY id",
+				  0, NULL, PGRES_TUPLES_OK, err, errlen, "listing tokens");
+	if (!r)
 		return EMV_ERR;
-	}
 	fprintf(f, "%-6s %-20s %-20s %-24s %s\n", "ID", "TENANT", "NAME", "CREATED", "REVOKED");
 	for (int i = 0; i < PQntuples(r); i++)
 		fprintf(f, "%-6s %-20s %-20s %-24s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
@@ -137,14 +124,11 @@ int emv_token_lookup(PGconn *c, const unsigned char hash[32], char *tenant, size
 {
 	const char *v[1] = { (const char *)hash };
 	int len[1] = { 32 }, fmt[1] = { 1 };
-	PGresult *r = PQexecParams(c, "SELECT tenant FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL", 1,
-				   NULL, v, len, fmt, 0);
+	PGresult *r = emv_db_exec_bin(c, "SELECT tenant FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
+				      1, v, len, fmt, PGRES_TUPLES_OK, err, errlen, "looking up a token");
 	int found;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		db_err(r, "looking up a token", err, errlen);
-		PQclear(r);
+	if (!r)
 		return -1;
-	}
 	found = PQntuples(r) == 1;
 	if (found)
 		emv_strlcpy(tenant, PQgetvalue(r, 0, 0), tenantlen);

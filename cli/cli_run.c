@@ -20,6 +20,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -231,34 +232,22 @@ int cli_run(int argc, char **argv)
 			continue;
 		case 4002: url = optarg; continue;
 		case 4003:
-			nworkers = atoi(optarg);
-			if (nworkers < 1 || nworkers > RUN_MAX_WORKERS) {
-				fprintf(stderr, "emailverify run: --workers must be 1..%d\n", RUN_MAX_WORKERS);
-				return 2;
-			}
+			if (emv_parse_int("--workers", optarg, 1, RUN_MAX_WORKERS, &nworkers, err, sizeof err))
+				goto bad_number;
 			continue;
 		case 4004:
-			sp.batch_max = atoi(optarg);
-			if (sp.batch_max < 1 || sp.batch_max > 10000) {
-				fprintf(stderr, "emailverify run: --batch-max must be 1..10000\n");
-				return 2;
-			}
+			if (emv_parse_int("--batch-max", optarg, 1, 10000, &sp.batch_max, err, sizeof err))
+				goto bad_number;
 			continue;
 		case 4005: tenant = optarg; continue;
 		case 4006: name = optarg; continue;
 		case 4007:
-			retry_attempts = atoi(optarg);
-			if (retry_attempts < 1 || retry_attempts > 100) {
-				fprintf(stderr, "emailverify run: --retry-attempts must be 1..100\n");
-				return 2;
-			}
+			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &retry_attempts, err, sizeof err))
+				goto bad_number;
 			continue;
 		case 4008:
-			retry_delay = atoi(optarg);
-			if (retry_delay < 0) {
-				fprintf(stderr, "emailverify run: --retry-delay must be >= 0\n");
-				return 2;
-			}
+			if (emv_parse_int("--retry-delay", optarg, 0, INT_MAX, &retry_delay, err, sizeof err))
+				goto bad_number;
 			continue;
 		case 4009: resume_job = optarg; continue;
 		case 4010:
@@ -441,4 +430,7 @@ out:
 	if (c)
 		PQfinish(c);
 	return rc;
+bad_number:
+	fprintf(stderr, "emailverify run: %s\n", err);
+	return 2;
 }

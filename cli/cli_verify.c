@@ -725,9 +725,8 @@ int cli_verify(int argc, char **argv)
 			v.jsonl = strcmp(optarg, "jsonl") == 0;
 			continue;
 		case 2002:
-			ep.concurrency = atoi(optarg);
-			if (ep.concurrency < 1 || ep.concurrency > 100000) {
-				fprintf(stderr, "emailverify: --concurrency must be 1..100000\n");
+			if (emv_parse_int("--concurrency", optarg, 1, 100000, &ep.concurrency, err, sizeof err)) {
+				fprintf(stderr, "emailverify: %s\n", err);
 				return 2;
 			}
 			continue;
@@ -749,9 +748,8 @@ int cli_verify(int argc, char **argv)
 		}
 		case 2004: ep.no_batching = 1; continue;
 		case 2005:
-			ep.retry.max_attempts = atoi(optarg);
-			if (ep.retry.max_attempts < 1 || ep.retry.max_attempts > 20) {
-				fprintf(stderr, "emailverify: --max-attempts must be 1..20\n");
+			if (emv_parse_int("--max-attempts", optarg, 1, 20, &ep.retry.max_attempts, err, sizeof err)) {
+				fprintf(stderr, "emailverify: %s\n", err);
 				return 2;
 			}
 			continue;
@@ -764,9 +762,8 @@ int cli_verify(int argc, char **argv)
 		case 2007: v.transcript = 1; continue;
 		case 2008: progress_opt = optarg; continue;
 		case 2009:
-			v.nw = atoi(optarg);
-			if (v.nw < 1 || v.nw > 64) {
-				fprintf(stderr, "emailverify: --threads must be 1..64\n");
+			if (emv_parse_int("--threads", optarg, 1, 64, &v.nw, err, sizeof err)) {
+				fprintf(stderr, "emailverify: %s\n", err);
 				return 2;
 			}
 			continue;

@@ -21,6 +21,7 @@
  * the command table at the end (main).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,15 +143,11 @@ static void serve_usage(FILE *f)
 /* A whole decimal number in [lo, hi], or -1 with a message. */
 static int num_arg(const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
-	char *end;
-	long long v;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "emailverify-coordinator: %s must be a number in %lld..%lld\n", opt, lo, hi);
+	char err[256];
+	if (emv_parse_number(opt, s, lo, hi, out, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		return -1;
 	}
-	*out = v;
 	return 0;
 }
 
@@ -334,6 +331,7 @@ static int cmd_token(int argc, char **argv)
 	const char *url = NULL, *tenant = NULL, *name = "", *id = NULL, *sub = argc > 1 ? argv[1] : "";
 	char err[1024];
 	int version, rc;
+	long long tid_revoke = 0;
 	PGconn *c;
 
 	if (strcmp(sub, "create") && strcmp(sub, "revoke") && strcmp(sub, "list")) {
@@ -358,7 +356,7 @@ static int cmd_token(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator token create: --tenant NAME is required\n");
 		return 2;
 	}
-	if (sub[0] == 'r' && (!id || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18)) {
+	if (sub[0] == 'r' && (!id || emv_parse_ll(id, 1, LLONG_MAX, &tid_revoke) != EMV_OK)) {
 		fprintf(stderr, "emailverify-coordinator token revoke: give the token's id (see token list)\n");
 		return 2;
 	}
@@ -376,7 +374,7 @@ static int cmd_token(int argc, char **argv)
 			fprintf(stderr, "token %" PRId64 " for tenant %s created; it is shown only this once\n", tid, tenant);
 		}
 	} else if (sub[0] == 'r') {
-		rc = emv_token_revoke(c, strtoll(id, NULL, 10), err, sizeof err);
+		rc = emv_token_revoke(c, tid_revoke, err, sizeof err);
 		if (rc == EMV_OK)
 			fprintf(stderr, "token %s revoked\n", id);
 	} else {

@@ -1,4 +1,5 @@
 /* emv_db.c - schema migrations (see emv_db.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,30 +217,21 @@ int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *fo
 	r = PQexec(c, "BEGIN");
 	PQclear(r);
 	/* the job row first: it locks the job against a concurrent sink */
-	r = PQexecParams(c, tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING rows_total"
-				   : "DELETE FROM jobs WHERE id = $1 RETURNING rows_total",
-			 tenant ? 2 : 1, NULL, v, NULL, NULL, 0);
-	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	r = emv_db_exec(c, tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING rows_total"
+				  : "DELETE FROM jobs WHERE id = $1 RETURNING rows_total",
+			tenant ? 2 : 1, v, PGRES_TUPLES_OK, err, errlen, "deleting job %s", job_id);
+	ok = r != NULL;
 	*found = ok && PQntuples(r) == 1;
 	if (*found && rows)
 		*rows = atoll(PQgetvalue(r, 0, 0));
-	if (!ok)
-		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
 	PQclear(r);
-	for (int i = 0; ok && *found && i < 2; i++) {
-		r = PQexecParams(c, i == 0 ? "DELETE FROM results WHERE job_id = $1" : "DELETE FROM addresses WHERE job_id = $1",
-				 1, NULL, v, NULL, NULL, 0);
-		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-		if (!ok)
-			emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
-		PQclear(r);
-	}
-	r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
-	if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
-		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
-		ok = 0;
-	}
-	PQclear(r);
+	for (int i = 0; ok && *found && i < 2; i++)
+		ok = emv_db_run(c, i == 0 ? "DELETE FROM results WHERE job_id = $1" : "DELETE FROM addresses WHERE job_id = $1",
+				1, v, err, errlen, "deleting job %s", job_id) == EMV_OK;
+	if (ok)
+		ok = emv_db_run(c, "COMMIT", 0, NULL, err, errlen, "deleting job %s", job_id) == EMV_OK;
+	else
+		PQclear(PQexec(c, "ROLLBACK"));
 	return ok ? EMV_OK : EMV_ERR;
 }
 
@@ -252,12 +244,8 @@ static long long exec_count(PGconn *c, const char *sql, const char *job_id, char
 	long long n;
 	snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
 	v[1] = lim;
-	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
-		PQclear(r);
+	if (!(r = emv_db_exec(c, sql, 2, v, PGRES_COMMAND_OK, err, errlen, "deleting job %s", job_id)))
 		return -1;
-	}
 	n = atoll(PQcmdTuples(r));
 	PQclear(r);
 	return n;
@@ -275,7 +263,6 @@ int emv_db_delete_job_step(PGconn *c, const char *job_id, int *finished, char *e
 		"(SELECT address_id FROM results WHERE job_id = $1 LIMIT $2::int)",
 	};
 	const char *v[1] = { job_id };
-	PGresult *r;
 	*finished = 0;
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
 		long long n = exec_count(c, steps[i], job_id, err, errlen);
@@ -284,13 +271,8 @@ int emv_db_delete_job_step(PGconn *c, const char *job_id, int *finished, char *e
 		if (n > 0)
 			return EMV_OK; /* one batch per call */
 	}
-	r = PQexecParams(c, "DELETE FROM jobs WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		emv_set_err(err, errlen, "deleting job %s: %s", job_id, PQresultErrorMessage(r));
-		PQclear(r);
+	if (emv_db_run(c, "DELETE FROM jobs WHERE id = $1", 1, v, err, errlen, "deleting job %s", job_id) != EMV_OK)
 		return EMV_ERR;
-	}
-	PQclear(r);
 	*finished = 1;
 	return EMV_OK;
 }
@@ -321,34 +303,90 @@ PGconn *emv_db_clone(PGconn *c, char *err, size_t errlen)
 	return d;
 }
 
+static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
+			const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
+	__attribute__((format(printf, 10, 0)));
+
+static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
+			const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
+{
+	PGresult *r = params ? PQexecParams(c, sql, nparams, NULL, params, lengths, formats, 0) : PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	char what[256], msg[512];
+	const char *state, *p;
+	size_t n = 0;
+
+	if (want == EMV_DB_OK_ANY ? st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK : st == want)
+		return r;
+	if (err && errlen) {
+		vsnprintf(what, sizeof what, fmt, ap);
+		/* one line: DETAIL, CONTEXT... joined with "; " */
+		for (p = r ? PQresultErrorMessage(r) : PQerrorMessage(c); *p && n + 3 < sizeof msg; p++) {
+			if (*p != '\n')
+				msg[n++] = *p;
+			else if (p[1])
+				msg[n++] = ';', msg[n++] = ' ';
+		}
+		msg[n] = '\0';
+		emv_trim(msg);
+		if (!*msg)
+			snprintf(msg, sizeof msg, "unexpected %s", PQresStatus(st));
+		state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (state && *state)
+			emv_set_err(err, errlen, "%s: %s (SQLSTATE %s)", what, msg, state);
+		else
+			emv_set_err(err, errlen, "%s: %s", what, msg);
+	}
+	PQclear(r);
+	return NULL;
+}
+
+PGresult *emv_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, ExecStatusType want,
+		      char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	PGresult *r;
+	va_start(ap, fmt);
+	r = vexec(c, sql, nparams, params, NULL, NULL, want, err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+PGresult *emv_db_exec_bin(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
+			  const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	PGresult *r;
+	va_start(ap, fmt);
+	r = vexec(c, sql, nparams, params, lengths, formats, want, err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int emv_db_run(PGconn *c, const char *sql, int nparams, const char *const *params, char *err, size_t errlen,
+	       const char *fmt, ...)
+{
+	va_list ap;
+	PGresult *r;
+	va_start(ap, fmt);
+	r = vexec(c, sql, nparams, params, NULL, NULL, EMV_DB_OK_ANY, err, errlen, fmt, ap);
+	va_end(ap);
+	PQclear(r);
+	return r ? EMV_OK : EMV_ERR;
+}
+
 /* Run one statement (or script); on failure fill err with what and why. */
 static int exec(PGconn *c, const char *sql, const char *what, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		char msg[512];
-		emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
-		emv_trim(msg);
-		emv_set_err(err, errlen, "%s: %s", what, msg);
-		PQclear(r);
-		return EMV_ERR;
-	}
-	PQclear(r);
-	return EMV_OK;
+	return emv_db_run(c, sql, 0, NULL, err, errlen, "%s", what);
 }
 
 static int current_version(PGconn *c, int *version, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		char msg[512];
-		emv_strlcpy(msg, PQresultErrorMessage(r), sizeof msg);
-		emv_trim(msg);
-		emv_set_err(err, errlen, "reading the schema version: %s", msg);
-		PQclear(r);
+	PGresult *r = emv_db_exec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL,
+				  PGRES_TUPLES_OK, err, errlen, "reading the schema version");
+	if (!r)
 		return EMV_ERR;
-	}
 	*version = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return EMV_OK;
@@ -389,17 +427,12 @@ int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen)
 		{
 			char vbuf[16];
 			const char *params[2] = { vbuf, m->name };
-			PGresult *r;
 			snprintf(vbuf, sizeof vbuf, "%d", m->version);
-			r = PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, NULL,
-					 params, NULL, NULL, 0);
-			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-				emv_set_err(err, errlen, "recording %s: %s", what, PQresultErrorMessage(r));
-				PQclear(r);
+			if (emv_db_run(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params,
+				       err, errlen, "recording %s", what) != EMV_OK) {
 				exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
 				return EMV_ERR;
 			}
-			PQclear(r);
 		}
 		if (exec(c, "COMMIT", what, err, errlen) != EMV_OK)
 			return EMV_ERR;

@@ -24,6 +24,31 @@ PGconn *emv_db_connect(const char *conninfo, char *err, size_t errlen);
 /* Apply pending migrations; *version gets the schema version afterwards. */
 int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen);
 
+/* emv_db_exec()'s want for "either PGRES_COMMAND_OK or PGRES_TUPLES_OK"
+ * (nobody wants PGRES_EMPTY_QUERY). */
+#define EMV_DB_OK_ANY PGRES_EMPTY_QUERY
+
+/*
+ * Exec and check, the one copy: run sql with nparams text parameters
+ * (params NULL: PQexec, so sql may be a script of several statements),
+ * check that the result's status is want (PGRES_COMMAND_OK, PGRES_TUPLES_OK
+ * or EMV_DB_OK_ANY), and return the result for the caller to PQclear.  On
+ * failure the result is cleared, NULL returned and err (may be NULL) says
+ * "WHAT: libpq's message (SQLSTATE xxxxx)" on one line (the message's
+ * DETAIL or CONTEXT lines joined with ';'), WHAT formatted from fmt.
+ */
+PGresult *emv_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, ExecStatusType want,
+		      char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+
+/* emv_db_exec() with binary parameters (lengths and formats as PQexecParams). */
+PGresult *emv_db_exec_bin(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
+			  const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 10, 11)));
+
+/* emv_db_exec() for a statement whose result is not needed: EMV_OK or EMV_ERR. */
+int emv_db_run(PGconn *c, const char *sql, int nparams, const char *const *params, char *err, size_t errlen,
+	       const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
 /* The newest schema version this binary knows. */
 int emv_db_schema_version(void);
 

@@ -3,22 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "emv_export.h"
+#include "emv_map.h"
 #include "emv_result.h"
 #include "emv_util.h"
 
 /* "Did you mean" per domain: a list has few domains and many rows, and the
  * suggestion (an edit-distance search) was most of an export's CPU. */
-#define DYM_SLOTS 32768u
-
-struct dym_slot {
-	char *domain;       /* NULL: free */
-	char *suggestion;   /* "" when none */
-};
+#define DYM_MAX 16384u /* domains remembered; beyond that, computed each time */
 
 struct emv_export {
 	PGconn *c;
-	struct dym_slot *dym;
-	size_t ndym;
+	emv_map *dym;       /* domain -> its suggestion ("" when none) */
 	emv_export_params p;
 	int header_done, done, in_tx;
 	uint64_t rows;
@@ -183,23 +178,15 @@ static void json_num(emv_export *x, const char *key, const char *v)
 /* The suggested domain for domain ("" when none), computed once. */
 static const char *suggest_domain(emv_export *x, const char *domain, char *buf, size_t buflen)
 {
-	unsigned h = 2166136261u;
-	size_t i;
+	const char *known;
 
-	for (const char *p = domain; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
 	if (!x->dym)
-		x->dym = emv_xcalloc(DYM_SLOTS, sizeof *x->dym);
-	for (i = h & (DYM_SLOTS - 1); x->dym[i].domain; i = (i + 1) & (DYM_SLOTS - 1))
-		if (strcmp(x->dym[i].domain, domain) == 0)
-			return x->dym[i].suggestion;
+		x->dym = emv_map_new(0);
+	if ((known = emv_map_get(x->dym, domain)))
+		return known;
 	emv_lists_suggest(x->p.lists, NULL, domain, buf, buflen);
-	if (x->ndym < DYM_SLOTS / 2) { /* beyond that, compute each time */
-		x->dym[i].domain = emv_xstrdup(domain);
-		x->dym[i].suggestion = emv_xstrdup(buf);
-		x->ndym++;
-		return x->dym[i].suggestion;
-	}
+	if (emv_map_count(x->dym) < DYM_MAX)
+		emv_map_set(x->dym, domain, emv_xstrdup(buf));
 	return buf;
 }
 
@@ -442,11 +429,7 @@ void emv_export_close(emv_export *x)
 		return;
 	if (x->in_tx)
 		PQclear(PQexec(x->c, "ROLLBACK")); /* read only: nothing to keep */
-	for (size_t i = 0; x->dym && i < DYM_SLOTS; i++) {
-		free(x->dym[i].domain);
-		free(x->dym[i].suggestion);
-	}
-	free(x->dym);
+	emv_map_free(x->dym, free);
 	free(x->out.p);
 	free(x);
 }

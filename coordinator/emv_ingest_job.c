@@ -6,6 +6,7 @@
 #include "emv_ingest.h"
 #include "emv_ingest_job.h"
 #include "emv_result.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 
 #define COPY_CHUNK (256 * 1024)
@@ -60,14 +61,8 @@ static void field(struct out *o, const char *s, size_t n, int last)
 					add(o, "?", 1);
 				} else if (ch >= 0x80) {
 					/* copy a valid UTF-8 sequence whole, else '?' */
-					size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 ? 2 : 0, k;
-					for (k = 1; len && k < len; k++)
-						if (i + k >= n || ((unsigned char)s[i + k] & 0xc0) != 0x80)
-							break;
-					if (len && k == len && !(ch == 0xf4 && (unsigned char)s[i + 1] > 0x8f) && ch <= 0xf4 &&
-					    !(ch == 0xe0 && (unsigned char)s[i + 1] < 0xa0) &&
-					    !(ch == 0xed && (unsigned char)s[i + 1] > 0x9f) &&
-					    !(ch == 0xf0 && (unsigned char)s[i + 1] < 0x90)) {
+					size_t len = emv_utf8_len((const unsigned char *)s + i, n - i);
+					if (len) {
 						add(o, s + i, len);
 						i += len - 1;
 					} else {

@@ -32,7 +32,7 @@ int emv_routes_region_valid(const char *s)
 static int suffix_valid(const char *s)
 {
 	size_t n = strlen(s), label = 0;
-	if (n < 1 || n > 253 || s[0] == '.' || s[n - 1] == '.')
+	if (n < 1 || n > EMV_HOST_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '.') {

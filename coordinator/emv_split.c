@@ -43,7 +43,7 @@ struct batcher {
 	rd_kafka_t *rk;
 	const emv_split_params *p;
 	const char *job_id;
-	char domain[EMV_WIRE_DOMAIN_MAX + 1];
+	char domain[EMV_HOST_NAME_MAX + 1];
 	unsigned domain_batches;      /* batches of this domain so far */
 	emv_wire_address *a;
 	size_t n;
@@ -51,7 +51,7 @@ struct batcher {
 	int64_t not_before;           /* and this is the latest of their times (wall ms) */
 	uint64_t seq;
 	emv_split_stats *st;
-	char last_domain[EMV_WIRE_DOMAIN_MAX + 1]; /* cursor: last address of the last produced batch */
+	char last_domain[EMV_HOST_NAME_MAX + 1]; /* cursor: last address of the last produced batch */
 	int64_t last_id;
 	emv_kafka_known topics;       /* region topics known to exist */
 };
@@ -138,12 +138,11 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 {
 	char ndone[24], lid[24];
 	const char *v[5] = { b->job_id, ndone, b->last_domain[0] ? b->last_domain : NULL, lid, done ? "1" : "0" };
-	PGresult *r;
 	snprintf(ndone, sizeof ndone, "%" PRIu64, b->st->addresses);
 	snprintf(lid, sizeof lid, "%" PRId64, b->last_id);
 	if (!b->last_domain[0])
 		v[3] = NULL;
-	r = PQexecParams(c, "UPDATE jobs SET split_done = split_done + $2::bigint, "
+	if (emv_db_run(c, "UPDATE jobs SET split_done = split_done + $2::bigint, "
 			    "split_after_domain = coalesce($3, split_after_domain), "
 			    "split_after_id = coalesce($4::bigint, split_after_id), "
 			    /* every result may be in already (or none was needed):
@@ -152,31 +151,23 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 			    "  WHEN n_final >= n_unusable + addresses_total THEN 'done' ELSE 'running' END, "
 			    "finished_at = CASE WHEN $5 = '1' AND n_final >= n_unusable + addresses_total"
 			    "  THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1",
-			 5, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		emv_set_err(err, errlen, "recording split progress: %s", PQresultErrorMessage(r));
-		PQclear(r);
+		       5, v, err, errlen, "recording split progress") != EMV_OK)
 		return EMV_ERR;
-	}
-	PQclear(r);
 	b->st->addresses = 0; /* counted into split_done */
 	return EMV_OK;
 }
 
 static int exec_cmd(PGconn *c, const char *sql, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		emv_set_err(err, errlen, "%s: %s", sql, PQresultErrorMessage(r));
+	PGresult *r = emv_db_exec(c, sql, 0, NULL, PGRES_COMMAND_OK, err, errlen, "%s", sql);
 	PQclear(r);
-	return ok;
+	return r != NULL;
 }
 
 int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_split_stats *st, char *err,
 		  size_t errlen)
 {
-	char errstr[512], after_domain[EMV_WIRE_DOMAIN_MAX + 1] = "", after_id[24] = "0";
+	char errstr[512], after_domain[EMV_HOST_NAME_MAX + 1] = "", after_id[24] = "0";
 	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	struct delivery dl = { 0, "" };
 	struct batcher b;
@@ -219,13 +210,12 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	/* where an earlier split stopped */
 	{
 		const char *v[1] = { job_id };
-		r = PQexecParams(c, "SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
-				    "FROM jobs WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-			if (PQresultStatus(r) != PGRES_TUPLES_OK)
-				emv_set_err(err, errlen, "reading job %s: %s", job_id, PQresultErrorMessage(r));
-			else
-				emv_set_err(err, errlen, "job %s not found", job_id);
+		r = emv_db_exec(c, "SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
+				   "FROM jobs WHERE id = $1", 1, v, PGRES_TUPLES_OK, err, errlen, "reading job %s", job_id);
+		if (!r)
+			goto out;
+		if (PQntuples(r) != 1) {
+			emv_set_err(err, errlen, "job %s not found", job_id);
 			PQclear(r);
 			goto out;
 		}
@@ -256,7 +246,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		 * no server twice about an address it has a verdict for, and
 		 * none whose temporary result waits for its retry before its
 		 * time (the result's + retry_delay_ms, unix ms; 0: at once) */
-		r = PQexecParams(rd, p->skip_final ?
+		r = emv_db_exec(rd, p->skip_final ?
 				 "DECLARE split_cur NO SCROLL CURSOR FOR"
 				 " SELECT a.domain, a.id, a.address, a.flags,"
 				 "  CASE WHEN r.address_id IS NULL THEN 0"
@@ -269,23 +259,17 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 				 " SELECT domain, id, address, flags, 0 FROM addresses WHERE job_id = $1"
 				 " AND error_reason IS NULL AND duplicate_of IS NULL"
 				 " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
-				 p->skip_final ? 4 : 3, NULL, v, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));
-			PQclear(r);
+				 p->skip_final ? 4 : 3, v, PGRES_COMMAND_OK, err, errlen, "reading addresses");
+		if (!r)
 			goto out;
-		}
 		PQclear(r);
 	}
 	snprintf(fetch, sizeof fetch, "FETCH %d FROM split_cur", p->chunk);
 	for (;;) {
 		int n;
-		r = PQexec(rd, fetch);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			emv_set_err(err, errlen, "reading addresses: %s", PQresultErrorMessage(r));
-			PQclear(r);
+		r = emv_db_exec(rd, fetch, 0, NULL, PGRES_TUPLES_OK, err, errlen, "reading addresses");
+		if (!r)
 			goto out;
-		}
 		n = PQntuples(r);
 		for (int i = 0; i < n; i++) {
 			const char *dom = PQgetvalue(r, i, 0), *addr = PQgetvalue(r, i, 2), *at = strrchr(addr, '@');

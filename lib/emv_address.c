@@ -30,6 +30,7 @@
 #include <idn2.h>
 #include "emv_address.h"
 #include "emv_result.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 
 static const char *const error_names[EMV_ADDR__COUNT] = {
@@ -82,7 +83,7 @@ struct parse {
 
 /* The domain as it is being built, label by label. */
 struct domain {
-	char out[EMV_DOMAIN_MAX + 1]; /* A-label form, filled while it fits */
+	char out[EMV_HOST_NAME_MAX + 1]; /* A-label form, filled while it fits */
 	size_t len;                   /* full length, even past the capacity */
 	size_t labels;
 	int tld_numeric;              /* last label appended is all digits */
@@ -113,42 +114,6 @@ static void idn2_oom(void)
 {
 	emv_log(EMV_LOG_ERROR, "address", "libidn2: out of memory");
 	abort();
-}
-
-/*
- * Decode one UTF-8 sequence of at most n octets at p, strictly per RFC 3629
- * (no overlong forms, no surrogates, nothing above U+10FFFF).  Returns its
- * length and sets *cp, or 0 if malformed or cut short.
- */
-static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
-{
-	uint32_t v, min;
-	size_t len, i;
-
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2, v = p[0] & 0x1fu, min = 0x80;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3, v = p[0] & 0x0fu, min = 0x800;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4, v = p[0] & 0x07u, min = 0x10000;
-	} else {
-		return 0; /* continuation octet, C0/C1 overlong lead, or F5..FF */
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		v = v << 6 | (p[i] & 0x3fu);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	*cp = v;
-	return len;
 }
 
 /* Printable name of a character for a detail string: 'x', 0x09 or U+00A0. */
@@ -200,7 +165,7 @@ static int check_chars(struct parse *ps, const char *s, size_t n)
 	size_t i, k;
 
 	for (i = 0; i < n; i += k) {
-		k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+		k = emv_utf8_decode((const unsigned char *)s + i, n - i, &cp);
 		if (k == 0)
 			return fail(ps, EMV_ADDR_INVALID_UTF8, "invalid UTF-8 at offset %zu (octet 0x%02x)",
 				    OFF(ps, s + i), (unsigned char)s[i]);
@@ -285,7 +250,7 @@ static int parse_quoted(struct parse *ps, const char *s, size_t n, size_t *len)
 				break;
 			c = (unsigned char)s[i + 1];
 			if (c < 0x20 || c > 0x7e) {
-				if (utf8_decode((const unsigned char *)s + i + 1, n - i - 1, &cp) == 0)
+				if (emv_utf8_decode((const unsigned char *)s + i + 1, n - i - 1, &cp) == 0)
 					cp = c; /* cannot happen after check_chars() */
 				return fail(ps, EMV_ADDR_QUOTED_PAIR_INVALID,
 					    "backslash at offset %zu escapes %s; only printable ASCII "
@@ -484,7 +449,7 @@ static void domain_append(struct domain *dm, const char *lab, size_t n)
 {
 	size_t sep = dm->len ? 1 : 0, i;
 
-	if (dm->len + sep + n <= EMV_DOMAIN_MAX) {
+	if (dm->len + sep + n <= EMV_HOST_NAME_MAX) {
 		if (sep)
 			dm->out[dm->len] = '.';
 		memcpy(dm->out + dm->len + sep, lab, n);
@@ -599,9 +564,9 @@ static int parse_domain(struct parse *ps, const char *d, size_t n, struct domain
 	if (dm->tld_numeric)
 		return fail(ps, EMV_ADDR_TLD_NUMERIC, "the top-level label is all digits; no such "
 			    "top-level domain exists (IP addresses are not verifiable)");
-	if (dm->len > EMV_DOMAIN_MAX)
+	if (dm->len > EMV_HOST_NAME_MAX)
 		return fail(ps, EMV_ADDR_DOMAIN_TOO_LONG, "domain is %zu octets as A-labels; the "
-			    "limit is %d", dm->len, EMV_DOMAIN_MAX);
+			    "limit is %d", dm->len, EMV_HOST_NAME_MAX);
 	return EMV_OK;
 }
 

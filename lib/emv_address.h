@@ -42,13 +42,12 @@
 #include "emv_util.h"   /* EMV_OK, EMV_ERR */
 
 #define EMV_LOCAL_MAX 64      /* RFC 5321 4.5.3.1.1 octets */
-#define EMV_DOMAIN_MAX 253    /* octets of the A-label form, without trailing dot */
 #define EMV_ADDRESS_MAX 254   /* whole address, RFC 3696 errata / RFC 5321 path limit minus <> */
 #define EMV_INPUT_MAX 1024    /* longer input is rejected before parsing */
 #define EMV_LABEL_MAX 63      /* RFC 1035 2.3.4 */
-/* U-label form of a domain whose A-label form fits EMV_DOMAIN_MAX: every
+/* U-label form of a domain whose A-label form fits EMV_HOST_NAME_MAX: every
  * Punycode digit yields at most one code point of at most 4 octets. */
-#define EMV_DOMAIN_UNICODE_MAX (4 * EMV_DOMAIN_MAX)
+#define EMV_DOMAIN_UNICODE_MAX (4 * EMV_HOST_NAME_MAX)
 
 typedef enum {
 	EMV_ADDR_OK = 0,
@@ -76,7 +75,7 @@ typedef enum {
 	EMV_ADDR_QUOTED_PAIR_INVALID,   /* backslash not followed by printable ASCII */
 	EMV_ADDR_DOMAIN_EMPTY,
 	EMV_ADDR_DOMAIN_LITERAL,        /* [1.2.3.4] or [IPv6:...] */
-	EMV_ADDR_DOMAIN_TOO_LONG,       /* > EMV_DOMAIN_MAX octets as A-labels */
+	EMV_ADDR_DOMAIN_TOO_LONG,       /* > EMV_HOST_NAME_MAX octets as A-labels */
 	EMV_ADDR_DOMAIN_LEADING_DOT,
 	EMV_ADDR_DOMAIN_CONSECUTIVE_DOTS,
 	EMV_ADDR_DOMAIN_INVALID_CHAR,   /* not letter, digit or hyphen */
@@ -91,7 +90,7 @@ typedef enum {
 
 typedef struct {
 	char local[EMV_LOCAL_MAX + 1];   /* local part as given (quoted form verbatim, incl. quotes) */
-	char domain[EMV_DOMAIN_MAX + 1]; /* lower-case A-label form, no trailing dot */
+	char domain[EMV_HOST_NAME_MAX + 1]; /* lower-case A-label form, no trailing dot */
 	char domain_unicode[EMV_DOMAIN_UNICODE_MAX + 1]; /* U-label form when IDN, else == domain */
 	char address[EMV_ADDRESS_MAX + 1]; /* local@domain */
 	unsigned flags;                  /* EMV_FLAG_SMTPUTF8, EMV_FLAG_IDN, EMV_FLAG_QUOTED */

@@ -67,6 +67,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "emv_dedup.h" /* the de-duplication set, its own file */
 
 /* Limits; every one a named setting.  Defaults in emv_ingest_limits_default(). */
 typedef struct {
@@ -174,29 +175,5 @@ void emv_ingest_get_stats(const emv_ingest *in, emv_ingest_stats *st);
 size_t emv_ingest_memory(const emv_ingest *in);
 
 void emv_ingest_close(emv_ingest *in);
-
-/*
- * emv_dedup: the set of normalised addresses seen in one job, each mapped
- * to the row where it first appeared.  Keys are compared byte for byte (the
- * caller normalises; local parts are case-sensitive).  Open addressing with
- * linear probing over 32-bit entry indexes (load factor at most 3/4),
- * entries in fixed blocks of 65536 and key bytes in an arena, so nothing
- * moves once added and memory per entry is 29 to 35 bytes (24 for the
- * entry, 5 to 11 for the table as it fills) plus the key
- * (emv_dedup_memory()).  At most 2^31 entries (more aborts).
- */
-typedef struct emv_dedup emv_dedup;
-
-/* expected: entries to size the table for (0: grow from small). */
-emv_dedup *emv_dedup_new(size_t expected);
-void emv_dedup_free(emv_dedup *d);
-/* Returns 1 when addr is new (recorded with row), 0 when already present:
- * then *first_row (if not NULL) gets the row it was first added with. */
-int emv_dedup_add(emv_dedup *d, const char *addr, size_t len, uint64_t row,
-                  uint64_t *first_row);
-/* 1 and *first_row when present, else 0. */
-int emv_dedup_find(const emv_dedup *d, const char *addr, size_t len, uint64_t *first_row);
-size_t emv_dedup_count(const emv_dedup *d);
-size_t emv_dedup_memory(const emv_dedup *d);
 
 #endif

@@ -33,7 +33,7 @@
 #include "emv_util.h"
 
 
-#define DOMAIN_MAX        253     /* RFC 1035 text form, without the root dot */
+#define DOMAIN_MAX        EMV_HOST_NAME_MAX
 #define LOCAL_MAX         64      /* RFC 5321 local part */
 #define LABEL_MAX         63
 #define ARENA_BLOCK       65536   /* bytes per arena block */

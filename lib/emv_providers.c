@@ -27,7 +27,7 @@
 #include "emv_util.h"
 
 
-#define HOST_MAX        253   /* RFC 1035 text form, without the root dot */
+#define HOST_MAX        EMV_HOST_NAME_MAX
 #define LABEL_MAX       63
 #define LABELS_MAX      127   /* 253 characters hold at most 127 labels */
 #define TABLE_MIN_BITS  6     /* 64 slots */
@@ -282,9 +282,8 @@ static int parse_digits(const char *v, long long *out, const char **end)
 static int parse_int(const char *v, long min, long max, int *out)
 {
 	long long n;
-	const char *end;
 
-	if (parse_digits(v, &n, &end) != EMV_OK || *end != '\0' || n < min || n > max)
+	if (emv_parse_ll(v, min, max, &n) != EMV_OK)
 		return EMV_ERR;
 	*out = (int)n;
 	return EMV_OK;

@@ -86,52 +86,6 @@ size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
 	return n;
 }
 
-size_t emv_utf8_len(const unsigned char *p, size_t n)
-{
-	size_t k;
-	if (n == 0)
-		return 0;
-	if (p[0] < 0x80)
-		return 1;
-	k = (p[0] & 0xe0) == 0xc0 && p[0] >= 0xc2 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 :
-	    (p[0] & 0xf8) == 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-	if (k == 0 || k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((k == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))) ||
-	    (k == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))))
-		return 0;
-	return k;
-}
-
-size_t emv_sanitize_utf8(char *dst, size_t dstlen, const char *src, size_t srclen)
-{
-	const unsigned char *s = (const unsigned char *)src;
-	size_t i = 0, n = 0;
-	if (dstlen == 0)
-		return 0;
-	while (i < srclen) {
-		size_t k = emv_utf8_len(s + i, srclen - i);
-		int control = k == 1 ? (s[i] < 0x20 || s[i] == 0x7f) : k == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0;
-		if (k == 0 || control) {
-			if (n + 1 >= dstlen)
-				break;
-			dst[n++] = '?';
-			i += k ? k : 1;
-			continue;
-		}
-		if (n + k >= dstlen)
-			break; /* never half a character */
-		memcpy(dst + n, s + i, k);
-		n += k;
-		i += k;
-	}
-	dst[n] = '\0';
-	return n;
-}
-
 int emv_csv_is_formula(const char *s)
 {
 	return s && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r');
@@ -272,6 +226,57 @@ const char *emv_data_dir(const char *given)
 		return env;
 	pthread_once(&data_dir_once, data_dir_find);
 	return data_dir;
+}
+
+int emv_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	const char *p = s;
+	int neg = 0;
+	unsigned long long v = 0, lim;
+
+	if (!s)
+		return EMV_ERR;
+	if (*p == '-')
+		neg = 1, p++;
+	if (*p < '0' || *p > '9')
+		return EMV_ERR;
+	/* the magnitude may reach |LLONG_MIN| for a negative number */
+	lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (lim - d) / 10)
+			return EMV_ERR;
+		v = v * 10 + d;
+	}
+	if (*p)
+		return EMV_ERR;
+	{
+		long long x = neg ? (v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v) : (long long)v;
+		if (x < min || x > max)
+			return EMV_ERR;
+		*out = x;
+	}
+	return EMV_OK;
+}
+
+int emv_parse_number(const char *name, const char *s, long long min, long long max, long long *out, char *err,
+		     size_t errlen)
+{
+	char shown[48];
+	if (emv_parse_ll(s, min, max, out) == EMV_OK)
+		return EMV_OK;
+	emv_sanitize(shown, sizeof shown, s ? s : "", s ? strlen(s) : 0);
+	emv_set_err(err, errlen, "%s must be a whole number from %lld to %lld (got '%s')", name, min, max, shown);
+	return EMV_ERR;
+}
+
+int emv_parse_int(const char *name, const char *s, int min, int max, int *out, char *err, size_t errlen)
+{
+	long long v;
+	if (emv_parse_number(name, s, min, max, &v, err, errlen) != EMV_OK)
+		return EMV_ERR;
+	*out = (int)v;
+	return EMV_OK;
 }
 
 int emv_parse_duration_ms(const char *s, uint64_t *ms)

@@ -15,6 +15,11 @@
 #define EMV_OK   0
 #define EMV_ERR -1
 
+/* The one host-name length limit: a host or domain name in text form (IDNA
+ * A-labels), without the root dot, is at most 253 octets (RFC 1035 2.3.4:
+ * 255 octets on the wire).  Every other name limit is derived from it. */
+#define EMV_HOST_NAME_MAX 253
+
 void *emv_xmalloc(size_t n);
 void *emv_xcalloc(size_t n, size_t size);
 void *emv_xrealloc(void *p, size_t n);
@@ -33,20 +38,6 @@ uint64_t emv_now_us(void);
  * Returns the number of bytes written (excluding NUL).
  */
 size_t emv_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
-
-/* The length (1..4) of the well-formed UTF-8 sequence at p (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF), 0 when there is
- * none within n bytes. */
-size_t emv_utf8_len(const unsigned char *p, size_t n);
-
-/*
- * Copy untrusted bytes to dst as UTF-8 text fit for JSON and logs: every
- * well-formed sequence that is not a control character (C0, DEL, C1) is
- * kept, every other byte becomes '?', and a sequence that does not fit
- * whole is left out, so the result is always valid UTF-8 (whatever cut
- * the source).  NUL-terminated, at most dstlen-1 bytes; returns its length.
- */
-size_t emv_sanitize_utf8(char *dst, size_t dstlen, const char *src, size_t srclen);
 
 /* A growable byte buffer, kept NUL-terminated (p is NULL until the first
  * byte): formatting rows, COPY data and JSON text.  free(b.p) when done. */
@@ -100,6 +91,23 @@ int emv_csv_is_formula(const char *s);
  * or d ("90", "90s", "10m", "2h").  -1 unless all of s is one, at most
  * 30 days. */
 int emv_parse_duration_ms(const char *s, uint64_t *ms);
+
+/*
+ * The one checked number parser for options, query parameters and settings:
+ * a whole decimal number in [min, max] — an optional '-', then digits and
+ * nothing else (no '+', no spaces, no suffix: "10x" and "" are refused, not
+ * read as 10 and 0).  EMV_OK and *out, or EMV_ERR and *out untouched.
+ */
+int emv_parse_ll(const char *s, long long min, long long max, long long *out);
+
+/* emv_parse_ll() for a named setting: on failure err says what was wrong,
+ * naming the setting and its limits ("--threads must be a whole number
+ * from 1 to 64 (got '10x')"). */
+int emv_parse_number(const char *name, const char *s, long long min, long long max, long long *out, char *err,
+		     size_t errlen);
+
+/* emv_parse_number() into an int. */
+int emv_parse_int(const char *name, const char *s, int min, int max, int *out, char *err, size_t errlen);
 
 /* 1 when name is one of the comma-separated items of csv (exact match). */
 int emv_csv_has(const char *csv, const char *name);

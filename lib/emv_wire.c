@@ -8,6 +8,7 @@
 #include "emailverify.pb-c.h"
 #include "emv_classify.h"
 #include "emv_reply.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 #include "emv_wire.h"
 
@@ -75,41 +76,6 @@ static const char *const charset_what[] = {
 };
 
 /*
- * Length of the well-formed UTF-8 sequence at p (n bytes left), its code
- * point in *cp; 0 when malformed, overlong, a surrogate or over U+10FFFF.
- */
-static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
-{
-	uint32_t c = p[0], min;
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, c &= 0x1f, min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3, c &= 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, c &= 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (p[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
-
-/*
  * s (NULL reads as "") is min..max bytes of charset cs.  At most max + 1
  * bytes of s are read, so s may be a field of max + 1 bytes that lacks its
  * NUL (a caller's bug, reported as too long).
@@ -128,7 +94,7 @@ static int check_str(errout *e, const char *pre, const char *name, const char *s
 	for (size_t i = 0; i < n;) {
 		if (cs == CS_UTF8 || cs == CS_LOCAL) {
 			uint32_t cp;
-			size_t k = utf8_next(u + i, n - i, &cp);
+			size_t k = emv_utf8_decode(u + i, n - i, &cp);
 
 			if (k == 0)
 				return bad(e, "%s%s: invalid UTF-8 at offset %zu", pre, name, i);
@@ -152,13 +118,13 @@ static int check_str(errout *e, const char *pre, const char *name, const char *s
 /* Lower-case LDH labels of 1..63 bytes, no hyphen at either end, dot-separated. */
 static int check_domain(errout *e, const char *pre, const char *name, const char *s)
 {
-	size_t n = strnlen(s, EMV_WIRE_DOMAIN_MAX + 1), start = 0;
+	size_t n = strnlen(s, EMV_HOST_NAME_MAX + 1), start = 0;
 	char b[8];
 
 	if (n == 0)
 		return bad(e, "%s%s: missing or empty", pre, name);
-	if (n > EMV_WIRE_DOMAIN_MAX)
-		return bad(e, "%s%s: more than %d bytes", pre, name, EMV_WIRE_DOMAIN_MAX);
+	if (n > EMV_HOST_NAME_MAX)
+		return bad(e, "%s%s: more than %d bytes", pre, name, EMV_HOST_NAME_MAX);
 	for (size_t i = 0; i <= n; i++) {
 		unsigned char c = i < n ? (unsigned char)s[i] : '.';
 

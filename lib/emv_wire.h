@@ -39,7 +39,7 @@
                                                 must be at least this (Kafka's default is ~1 MB) */
 #define EMV_WIRE_DECODE_MEM_MAX  (64u << 20) /* protobuf-c allocations while decoding one message */
 #define EMV_WIRE_ID_MAX          64          /* job_id, batch_id: 1..64 visible ASCII */
-#define EMV_WIRE_DOMAIN_MAX      253         /* lower-case LDH labels of 1..63, dot-separated */
+                                             /* domain: EMV_HOST_NAME_MAX, lower-case LDH labels of 1..63 */
 #define EMV_WIRE_LABEL_MAX       63
 #define EMV_WIRE_LOCAL_MAX       64          /* local part: 1..64 bytes of UTF-8 */
 #define EMV_WIRE_ADDRESSES_MAX   10000       /* addresses per batch (at least 1) */
@@ -59,7 +59,7 @@
 #define EMV_WIRE_COMMAND_MAX     512         /* transcript command (RFC 5321 line) */
 #define EMV_WIRE_AVOID_MAX       255         /* avoid_regions: comma-separated region names */
 #define EMV_WIRE_PROVIDER_MAX    127         /* reputation key: a provider or "mx:" + host; may be empty */
-#define EMV_WIRE_KEY_MAX         (EMV_WIRE_DOMAIN_MAX + 12) /* "domain#4294967295" + NUL */
+#define EMV_WIRE_KEY_MAX         (EMV_HOST_NAME_MAX + 12) /* "domain#4294967295" + NUL */
 #define EMV_WIRE_ERR_MAX         256         /* an error buffer that holds every message */
 
 typedef enum {
@@ -85,7 +85,7 @@ typedef struct {
 typedef struct {
 	char job_id[EMV_WIRE_ID_MAX + 1];
 	char batch_id[EMV_WIRE_ID_MAX + 1];
-	char domain[EMV_WIRE_DOMAIN_MAX + 1];      /* IDNA A-label form, lower case, no trailing dot */
+	char domain[EMV_HOST_NAME_MAX + 1];      /* IDNA A-label form, lower case, no trailing dot */
 	emv_wire_address *addresses;               /* one block: free(addresses) frees them all */
 	size_t n_addresses;                        /* 1..EMV_WIRE_ADDRESSES_MAX */
 	unsigned attempt;                          /* 0 for the first try */

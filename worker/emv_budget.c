@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "emv_budget.h"
+#include "emv_map.h"
 #include "emv_util.h"
 
-#define BUCKETS 4096u
+#define EXPECTED_KEYS 4096u /* the map is sized for this many keys and grows past it */
 #define SLOTS 60
 #define RING (SLOTS + 1)
 
@@ -25,14 +26,12 @@ struct window {
 };
 
 struct entry {
-	char *key;
 	struct window w[3];
-	struct entry *next;
 };
 
 struct emv_budget {
 	pthread_mutex_t mu;
-	struct entry *table[BUCKETS];
+	emv_map *table; /* key -> struct entry */
 };
 
 static const uint64_t slot_ms[3] = { 60000 / SLOTS, 3600000 / SLOTS, 86400000 / SLOTS };
@@ -41,6 +40,7 @@ emv_budget *emv_budget_new(void)
 {
 	emv_budget *b = emv_xcalloc(1, sizeof *b);
 	pthread_mutex_init(&b->mu, NULL);
+	b->table = emv_map_new(EXPECTED_KEYS);
 	return b;
 }
 
@@ -48,40 +48,20 @@ void emv_budget_free(emv_budget *b)
 {
 	if (!b)
 		return;
-	for (unsigned i = 0; i < BUCKETS; i++) {
-		struct entry *e = b->table[i], *n;
-		for (; e; e = n) {
-			n = e->next;
-			free(e->key);
-			free(e);
-		}
-	}
+	emv_map_free(b->table, free);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
 
-static unsigned hash(const char *s)
-{
-	unsigned h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 static struct entry *lookup(emv_budget *b, const char *key, int create)
 {
-	unsigned i = hash(key) % BUCKETS;
-	struct entry *e;
-	for (e = b->table[i]; e; e = e->next)
-		if (strcmp(e->key, key) == 0)
-			return e;
+	void **v;
 	if (!create)
-		return NULL;
-	e = emv_xcalloc(1, sizeof *e);
-	e->key = emv_xstrdup(key);
-	e->next = b->table[i];
-	b->table[i] = e;
-	return e;
+		return emv_map_get(b->table, key);
+	v = emv_map_slot(b->table, key, NULL);
+	if (!*v)
+		*v = emv_xcalloc(1, sizeof(struct entry));
+	return *v;
 }
 
 /* Move window k forward to now: slots that left the window are emptied. */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include "emv_util.h" /* EMV_HOST_NAME_MAX */
 
 struct event_base;
 
@@ -32,7 +33,7 @@ typedef union {
 	struct sockaddr_in in;
 	struct sockaddr_in6 in6;
 } emv_sockaddr;
-#define EMV_HOST_MAX     256
+#define EMV_HOST_MAX     (EMV_HOST_NAME_MAX + 3) /* a buffer: a name, its root dot, NUL (256) */
 
 typedef enum {
 	EMV_DNS_OK = 0,     /* hosts[] has at least one host with addresses */

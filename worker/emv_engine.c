@@ -13,6 +13,7 @@
 #include <string.h>
 #include <event2/event.h>
 #include "emv_engine.h"
+#include "emv_map.h"
 #include "emv_util.h"
 
 struct item {
@@ -48,7 +49,6 @@ struct domain {
 	struct mxkey *key;
 	const emv_provider *prov;
 	uint32_t next_ready;   /* link in ready queue / wait list */
-	struct domain *hnext;  /* hash chain */
 };
 
 struct mxkey {
@@ -62,10 +62,7 @@ struct mxkey {
 	unsigned backoff_ms;
 	uint32_t wait_head, wait_tail; /* parked domains */
 	int timeout_seen;      /* a connect timed out here */
-	struct mxkey *hnext;
 };
-
-#define HBUCKETS 65536u
 
 struct emv_engine {
 	emv_probe_config cfg;
@@ -80,8 +77,8 @@ struct emv_engine {
 	uint64_t added;
 	struct domain *domains;
 	uint32_t ndomains, capdomains;
-	struct domain *dhash[HBUCKETS];
-	struct mxkey *khash[HBUCKETS];
+	emv_map *dmap;         /* domain name -> its index in domains[] + 1 */
+	emv_map *kmap;         /* MX host -> struct mxkey */
 	uint32_t nkeys;
 
 	uint32_t ready_head, ready_tail;
@@ -131,14 +128,6 @@ void emv_engine_params_default(emv_engine_params *p)
 	emv_retry_policy_default(&p->retry);
 	p->max_retry_ms = 1800000;
 	p->port25_threshold = 5;
-}
-
-static unsigned hash(const char *s)
-{
-	unsigned h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
@@ -229,6 +218,8 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 			   void *arg)
 {
 	emv_engine *e = emv_xcalloc(1, sizeof *e);
+	e->dmap = emv_map_new(1024);
+	e->kmap = emv_map_new(1024);
 	e->cfg = *cfg;
 	e->p = *p;
 	if (e->p.concurrency < 1)
@@ -263,6 +254,13 @@ static void run_unlink(emv_engine *e, struct run *run)
 		run->next->prev = run->prev;
 }
 
+static void key_free(void *p)
+{
+	struct mxkey *k = p;
+	free(k->host);
+	free(k);
+}
+
 void emv_engine_free(emv_engine *e)
 {
 	if (!e)
@@ -281,14 +279,8 @@ void emv_engine_free(emv_engine *e)
 	}
 	for (uint32_t i = 0; i < e->ndomains; i++)
 		free(e->domains[i].name);
-	for (unsigned b = 0; b < HBUCKETS; b++) {
-		struct mxkey *k = e->khash[b], *n;
-		for (; k; k = n) {
-			n = k->hnext;
-			free(k->host);
-			free(k);
-		}
-	}
+	emv_map_free(e->dmap, NULL);
+	emv_map_free(e->kmap, key_free);
 	free(e->items);
 	free(e->domains);
 	event_free(e->retry_timer);
@@ -299,20 +291,14 @@ void emv_engine_free(emv_engine *e)
 
 static uint32_t domain_get(emv_engine *e, const char *name)
 {
-	unsigned b = hash(name) % HBUCKETS;
-	for (struct domain *d = e->dhash[b]; d; d = d->hnext)
-		if (strcmp(d->name, name) == 0)
-			return (uint32_t)(d - e->domains);
+	int added;
+	void **v = emv_map_slot(e->dmap, name, &added);
+	if (!added)
+		return (uint32_t)((uintptr_t)*v - 1);
+	*v = (void *)(uintptr_t)(e->ndomains + 1);
 	if (e->ndomains == e->capdomains) {
-		/* the hash chains point into the array: rebuild them after growing */
 		e->capdomains = e->capdomains ? e->capdomains * 2 : 1024;
 		e->domains = emv_xrealloc(e->domains, e->capdomains * sizeof *e->domains);
-		memset(e->dhash, 0, sizeof e->dhash);
-		for (uint32_t i = 0; i < e->ndomains; i++) {
-			unsigned bb = hash(e->domains[i].name) % HBUCKETS;
-			e->domains[i].hnext = e->dhash[bb];
-			e->dhash[bb] = &e->domains[i];
-		}
 	}
 	struct domain *d = &e->domains[e->ndomains];
 	memset(d, 0, sizeof *d);
@@ -320,8 +306,6 @@ static uint32_t domain_get(emv_engine *e, const char *name)
 	d->head = d->tail = NIL;
 	d->next_ready = NIL;
 	d->catch_all = -1;
-	d->hnext = e->dhash[b];
-	e->dhash[b] = d;
 	return e->ndomains++;
 }
 
@@ -358,12 +342,12 @@ static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
 
 static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider *prov)
 {
-	unsigned b = hash(host) % HBUCKETS;
+	int added;
+	void **v = emv_map_slot(e->kmap, host, &added);
 	struct mxkey *k;
-	for (k = e->khash[b]; k; k = k->hnext)
-		if (strcmp(k->host, host) == 0)
-			return k;
-	k = emv_xcalloc(1, sizeof *k);
+	if (!added)
+		return *v;
+	*v = k = emv_xcalloc(1, sizeof *k);
 	k->host = emv_xstrdup(host);
 	k->limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
 	/* one source address per engine: its per-IP session cap applies too */
@@ -371,8 +355,6 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 		k->limit = prov->sessions_per_ip;
 	k->window = 1.0; /* start low: a host earns more sessions by answering well */
 	k->wait_head = k->wait_tail = NIL;
-	k->hnext = e->khash[b];
-	e->khash[b] = k;
 	e->nkeys++;
 	return k;
 }

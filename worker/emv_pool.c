@@ -59,7 +59,7 @@ static const char *check_host(char *s, int allow_us)
 		s[--n] = '\0';
 	if (n == 0)
 		return "empty host name";
-	if (n > 253)
+	if (n > EMV_HOST_NAME_MAX)
 		return "host name longer than 253 characters";
 	emv_ascii_lower(s);
 	for (size_t i = 0; i <= n; i++) {

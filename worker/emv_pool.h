@@ -45,7 +45,7 @@
 #define EMV_POOL_DNSBL_MAX    8
 #define EMV_POOL_IP_MAX       46    /* INET6_ADDRSTRLEN */
 #define EMV_POOL_LINE_MAX     1024
-#define EMV_POOL_MAILFROM_MAX 320   /* incl. NUL: 64 local + @ + 253 domain + slack */
+#define EMV_POOL_MAILFROM_MAX (64 + 1 + EMV_HOST_NAME_MAX + 2) /* incl. NUL: local @ domain + slack (320) */
 
 #define EMV_POOL_AUDIT_HOLD 0       /* a failed address is held (not used) */
 #define EMV_POOL_AUDIT_RUN  1       /* a failed address is used anyway */

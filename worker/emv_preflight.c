@@ -111,7 +111,7 @@ int emv_pf_helo_fqdn(const char *name)
 	size_t len = name ? strlen(name) : 0;
 	int labels = 0, alpha_tld = 0;
 
-	if (len == 0 || len > 253 || inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1 ||
+	if (len == 0 || len > EMV_HOST_NAME_MAX || inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1 ||
 	    name[0] == '[')
 		return 0;
 	for (const char *p = name; *p;) {

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "emv_classify.h"
 #include "emv_report.h"
+#include "emv_utf8.h"
 #include "emv_util.h"
 
 void emv_report_verdict_of(const emv_report_in *in, emv_report_verdict *v)
@@ -47,30 +48,6 @@ static void puts_(emv_buf *b, const char *s)
 	emv_buf_add(b, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (0 when invalid). */
-static size_t utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
-			return 0; /* overlong, surrogate */
-		return 3;
-	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /* A JSON string: escapes as RFC 8259 requires; bytes that are not UTF-8
  * become '?' (inputs are untrusted). NULL or "" with null_if_empty: null. */
 static void jstr(emv_buf *b, const char *s, int null_if_empty)
@@ -91,7 +68,7 @@ static void jstr(emv_buf *b, const char *s, int null_if_empty)
 			snprintf(e, sizeof e, "\\u%04x", *p);
 			puts_(b, e);
 			p++;
-		} else if ((n = utf8_len(p)) > 0) {
+		} else if ((n = emv_utf8_len(p, 4)) > 0) { /* stops at the NUL */
 			emv_buf_add(b, (const char *)p, n);
 			p += n;
 		} else {

@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "emv_classify.h"
+#include "emv_dns.h" /* EMV_HOST_MAX */
 
 typedef enum {
 	EMV_REP_HEALTHY = 0,
@@ -87,8 +88,8 @@ typedef struct {
 /* A reputation key: a provider's name, or "mx:" and an MX host for servers
  * of no shared platform (longer names are cut). */
 #define EMV_REP_KEY_MAX 128
-/* a name as the engine builds it ("mx:" + a host of up to 253 bytes) */
-#define EMV_REP_NAME_MAX 300
+/* a name as the engine builds it ("mx:" + a host name of up to EMV_HOST_MAX) */
+#define EMV_REP_NAME_MAX (sizeof "mx:" + EMV_HOST_MAX)
 
 /* The key (at most outlen - 1 bytes) under which the state of `name` is
  * kept: the name when it fits, else a prefix and a hash of the whole. */

@@ -26,16 +26,11 @@ void emv_setup_opts_default(emv_setup_opts *o)
 
 static int parse_int(const char *what, const char *arg, int min, int max, int *out)
 {
-	char *end;
-	long v;
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || *end || end == arg || v < min || v > max) {
-		fprintf(stderr, "emailverify: %s must be a whole number from %d to %d (got '%s')\n", what, min, max,
-			arg);
+	char err[256];
+	if (emv_parse_int(what, arg, min, max, out, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify: %s\n", err);
 		return -1;
 	}
-	*out = (int)v;
 	return 1;
 }
 

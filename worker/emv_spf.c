@@ -286,9 +286,9 @@ static int expand_domain(struct ev *ev, const char *spec, const char *domain, ch
 	s = buf;
 	if (*s && s[strlen(s) - 1] == '.')
 		buf[strlen(buf) - 1] = '\0';
-	while (strlen(s) > 253 && strchr(s, '.')) /* §7.3: drop labels from the left */
+	while (strlen(s) > EMV_HOST_NAME_MAX && strchr(s, '.')) /* §7.3: drop labels from the left */
 		s = strchr(s, '.') + 1;
-	if (strlen(s) > 253 || *s == '\0' || *s == '.' || strstr(s, "..") || !strchr(s, '.'))
+	if (strlen(s) > EMV_HOST_NAME_MAX || *s == '\0' || *s == '.' || strstr(s, "..") || !strchr(s, '.'))
 		return say(ev, PERM, "'%.64s' is not a usable domain", s);
 	for (const char *l = s; *l; l += strcspn(l, ".") + (l[strcspn(l, ".")] ? 1 : 0))
 		if (strcspn(l, ".") > 63)

@@ -107,16 +107,23 @@ int main(int argc, char **argv)
 		case 3004: wo.results_topic = optarg; continue;
 		case 3005: wo.name = optarg; continue;
 		case 3006: wo.region = optarg; continue;
-		case 3007: wo.max_inflight = atoi(optarg) > 0 ? atoi(optarg) : 1; continue;
-		case 3008: wo.idle_exit_ms = atoi(optarg); continue;
-		case 3009: wo.session_timeout_ms = atoi(optarg); continue;
+		case 3007:
+			if (emv_parse_int("--max-inflight", optarg, 1, 100000, &wo.max_inflight, err, sizeof err))
+				goto bad_number;
+			continue;
+		case 3008:
+			if (emv_parse_int("--until-idle", optarg, 0, 86400000, &wo.idle_exit_ms, err, sizeof err))
+				goto bad_number;
+			continue;
+		case 3009:
+			if (emv_parse_int("--session-timeout", optarg, 1, 3600000, &wo.session_timeout_ms, err,
+					  sizeof err))
+				goto bad_number;
+			continue;
 		case 3010: wo.retry_topic = optarg; continue;
 		case 3011:
-			wo.retry_attempts = atoi(optarg);
-			if (wo.retry_attempts < 1 || wo.retry_attempts > 100) {
-				fprintf(stderr, "emailverify-worker: --retry-attempts must be 1..100\n");
-				return 2;
-			}
+			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &wo.retry_attempts, err, sizeof err))
+				goto bad_number;
 			continue;
 		case 3012:
 			if (parse_delays(optarg, wo.retry_delay_ms) < 0) {
@@ -138,11 +145,10 @@ int main(int argc, char **argv)
 		case 3015: wo.reroute_topic = optarg; continue;
 		case 3016: wo.ipstate_topic = optarg; continue;
 		case 3017:
-			wo.ipstate_interval_ms = atoi(optarg) * 1000;
-			if (wo.ipstate_interval_ms < 1000 || wo.ipstate_interval_ms > 3600000) {
-				fprintf(stderr, "emailverify-worker: --ip-state-interval must be 1..3600 seconds\n");
-				return 2;
-			}
+			if (emv_parse_int("--ip-state-interval (seconds)", optarg, 1, 3600, &wo.ipstate_interval_ms,
+					  err, sizeof err))
+				goto bad_number;
+			wo.ipstate_interval_ms *= 1000;
 			continue;
 		case 3018:
 			if ((wo.shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
@@ -188,4 +194,7 @@ int main(int argc, char **argv)
 		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
 		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held);
 	return 0;
+bad_number:
+	fprintf(stderr, "emailverify-worker: %s\n", err);
+	return 2;
 }

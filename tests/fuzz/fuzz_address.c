@@ -39,7 +39,7 @@ static void check_ok(const emv_address *a)
 
 	CHECK(a->error == EMV_ADDR_OK && a->detail[0] == '\0');
 	CHECK(ll >= 1 && ll <= EMV_LOCAL_MAX);
-	CHECK(dl >= 3 && dl <= EMV_DOMAIN_MAX);
+	CHECK(dl >= 3 && dl <= EMV_HOST_NAME_MAX);
 	CHECK(strlen(a->address) == ll + 1 + dl && strlen(a->address) <= EMV_ADDRESS_MAX);
 	CHECK(memcmp(a->address, a->local, ll) == 0 && a->address[ll] == '@');
 	CHECK(strcmp(a->address + ll + 1, a->domain) == 0);

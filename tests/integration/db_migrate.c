@@ -12,6 +12,7 @@
 #include "cluster_harness.h"
 #include <libpq-fe.h>
 #include <time.h>
+#include "emv_db.h"
 
 static uint64_t emv_test_now_ms(void)
 {
@@ -171,6 +172,32 @@ static void do_test_constraints(void **state)
 	PQfinish(c);
 }
 
+/* emv_db_exec(): the result when the status is the one wanted; else NULL,
+ * and err names the step, the server's message and the SQLSTATE. */
+static void do_test_exec_and_check(void **state)
+{
+	char err[512];
+	const char *v[1] = { "41" };
+	PGconn *c = db();
+	PGresult *r = emv_db_exec(c, "SELECT $1::int + 1", 1, v, PGRES_TUPLES_OK, err, sizeof err, "adding");
+	assert_non_null(r);
+	assert_string_equal(PQgetvalue(r, 0, 0), "42");
+	PQclear(r);
+	/* the wrong kind of success is a failure too */
+	assert_null(emv_db_exec(c, "SELECT 1", 0, NULL, PGRES_COMMAND_OK, err, sizeof err, "step %d", 3));
+	assert_string_equal(err, "step 3: unexpected PGRES_TUPLES_OK");
+	/* the server's error, its SQLSTATE, on one line (a CONTEXT line joined) */
+	v[0] = "x";
+	assert_null(emv_db_exec(c, "SELECT $1::int", 1, v, PGRES_TUPLES_OK, err, sizeof err, "casting"));
+	if (strncmp(err, "casting: ERROR:", 15) != 0 || !strstr(err, "(SQLSTATE 22P02)") || strchr(err, '\n'))
+		fail_msg("unexpected error text: %s", err);
+	assert_int_equal(emv_db_run(c, "SELEC 1", 0, NULL, err, sizeof err, "typo"), -1);
+	assert_non_null(strstr(err, "(SQLSTATE 42601)"));
+	/* no parameters: PQexec, so a script of several statements runs */
+	assert_int_equal(emv_db_run(c, "SELECT 1; SELECT 2", 0, NULL, NULL, 0, "script"), 0);
+	PQfinish(c);
+}
+
 static void do_test_ingest_list(void **state)
 {
 	char out[2048], sql[512], job[64];
@@ -299,6 +326,7 @@ int main(void)
 		cmocka_unit_test(do_test_newer_database_refused),
 		cmocka_unit_test(do_test_bad_database_url),
 		cmocka_unit_test(do_test_constraints),
+		cmocka_unit_test(do_test_exec_and_check),
 		cmocka_unit_test(do_test_ingest_list),
 		cmocka_unit_test(do_test_bad_list_leaves_no_job),
 		cmocka_unit_test(do_test_export_with_stale_statistics),

@@ -99,7 +99,7 @@ static const char *ok_invariant(const emv_address *a)
 
 	if (a->error != EMV_ADDR_OK || a->detail[0] != '\0')
 		return "error/detail set on success";
-	if (ll == 0 || ll > EMV_LOCAL_MAX || dl == 0 || dl > EMV_DOMAIN_MAX ||
+	if (ll == 0 || ll > EMV_LOCAL_MAX || dl == 0 || dl > EMV_HOST_NAME_MAX ||
 	    strlen(a->address) > EMV_ADDRESS_MAX)
 		return "a length limit is broken";
 	if (strncmp(a->address, a->local, ll) != 0 || a->address[ll] != '@' ||
