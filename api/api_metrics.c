@@ -45,8 +45,26 @@ static void work_ready(struct task *t, PGconn *c)
 			    pg ? "ok" : "unreachable", "kafka", kafka ? "ok" : "unreachable");
 }
 
-/* Consumer lag of `group` on `topic`: the sum over partitions of the high
- * watermark minus the committed offset; -1 when unknown. */
+/* The partitions `topic` has, from the cluster's metadata; -1 when unknown
+ * (no answer, or no such topic). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+	int n = -1;
+	if (!t)
+		return -1;
+	if (rd_kafka_metadata(rk, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			n = md->topics[0].partition_cnt;
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(t);
+	return n;
+}
+
+/* Consumer lag of `group` on `topic`: the sum over all its partitions of the
+ * high watermark minus the committed offset; -1 when unknown. */
 static int64_t group_lag(struct api *a, const char *group, const char *topic)
 {
 	char errstr[256];
@@ -54,6 +72,7 @@ static int64_t group_lag(struct api *a, const char *group, const char *topic)
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *l;
 	int64_t lag = 0;
+	int nparts;
 
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
@@ -62,8 +81,12 @@ static int64_t group_lag(struct api *a, const char *group, const char *topic)
 		rd_kafka_conf_destroy(conf);
 		return -1;
 	}
-	l = rd_kafka_topic_partition_list_new(EMV_TOPIC_PARTITIONS);
-	for (int p = 0; p < EMV_TOPIC_PARTITIONS; p++)
+	if ((nparts = topic_partitions(rk, topic)) < 1) {
+		rd_kafka_destroy(rk);
+		return -1;
+	}
+	l = rd_kafka_topic_partition_list_new(nparts);
+	for (int p = 0; p < nparts; p++)
 		rd_kafka_topic_partition_list_add(l, topic, p);
 	if (rd_kafka_committed(rk, l, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		lag = -1;
@@ -138,10 +161,11 @@ static void work_metrics(struct task *t, PGconn *c)
 			PQgetvalue(r, 0, 5));
 	}
 	PQclear(r);
-	if ((lag = group_lag(a, "emailverify-workers", EMV_TOPIC_BATCHES)) >= 0)
+	/* the workers' group is theirs to set (--group); ours are the split's topic and the sink's */
+	if ((lag = group_lag(a, EMV_GROUP_WORKERS, a->split.topic)) >= 0)
 		fprintf(f, "# HELP emailverify_batches_in_flight Batches on Kafka not yet committed by the workers.\n"
 			   "# TYPE emailverify_batches_in_flight gauge\nemailverify_batches_in_flight %" PRId64 "\n", lag);
-	if ((lag = group_lag(a, "emailverify-sink", EMV_TOPIC_RESULTS)) >= 0)
+	if ((lag = group_lag(a, a->sink.group, a->sink.topic)) >= 0)
 		fprintf(f, "# HELP emailverify_sink_consumer_lag Results messages not yet stored by the sink.\n"
 			   "# TYPE emailverify_sink_consumer_lag gauge\nemailverify_sink_consumer_lag %" PRId64 "\n", lag);
 	{

@@ -37,6 +37,7 @@
 #include <event2/thread.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_api_internal.h"
+#include "emv_defaults.h"
 #include "emv_ipstate.h"
 #include "emv_router.h"
 #include "emv_routes.h"
@@ -51,27 +52,27 @@
 void emv_api_params_default(emv_api_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->listen = "127.0.0.1:8080";
-	p->max_upload = 64 * 1024 * 1024;
-	p->max_rows = 1000000;
-	p->max_decompressed = 256 * 1024 * 1024;
-	p->max_uploads = 4;
+	p->listen = EMV_DEF_API_LISTEN;
+	p->max_upload = EMV_DEF_API_MAX_UPLOAD;
+	p->max_rows = EMV_DEF_API_MAX_ROWS;
+	p->max_decompressed = EMV_DEF_API_MAX_DECOMPRESSED;
+	p->max_uploads = EMV_DEF_API_MAX_UPLOADS;
 	p->max_uploads_per_tenant = 0; /* max_uploads / 2 */
-	p->db_threads = 2;
-	p->timeout_s = 30;
-	p->request_timeout_s = 900;
-	p->max_connections = 1000;
-	p->max_connections_per_ip = 64;
-	p->connection_memory = 128 * 1024;
-	p->rate_limit = 20;
-	p->rate_burst = 40;
-	p->auth_fail_limit = 20;
-	p->auth_fail_window_s = 60;
-	p->batch_max = 500;
-	p->webhook_progress = 25;
-	p->webhook_attempts = 6;
-	p->webhook_backoff_ms = 2000;
-	p->webhook_timeout_s = 10;
+	p->db_threads = EMV_DEF_API_DB_THREADS;
+	p->timeout_s = EMV_DEF_API_TIMEOUT_S;
+	p->request_timeout_s = EMV_DEF_API_REQUEST_TIMEOUT_S;
+	p->max_connections = EMV_DEF_API_MAX_CONNECTIONS;
+	p->max_connections_per_ip = EMV_DEF_API_MAX_CONNECTIONS_PER_IP;
+	p->connection_memory = EMV_DEF_API_CONNECTION_MEMORY;
+	p->rate_limit = EMV_DEF_API_RATE_LIMIT;
+	p->rate_burst = EMV_DEF_API_RATE_BURST;
+	p->auth_fail_limit = EMV_DEF_API_AUTH_FAIL_LIMIT;
+	p->auth_fail_window_s = EMV_DEF_API_AUTH_FAIL_WINDOW_S;
+	p->batch_max = EMV_DEF_BATCH_MAX;
+	p->webhook_progress = EMV_DEF_WEBHOOK_PROGRESS;
+	p->webhook_attempts = EMV_DEF_WEBHOOK_ATTEMPTS;
+	p->webhook_backoff_ms = EMV_DEF_WEBHOOK_BACKOFF_MS;
+	p->webhook_timeout_s = EMV_DEF_WEBHOOK_TIMEOUT_S;
 	p->shutdown_ms = EMV_STOP_TIMEOUT_MS;
 }
 
@@ -94,8 +95,7 @@ static void *split_main(void *arg)
 	emv_split_params sp;
 	char err[1024];
 
-	emv_split_params_default(&sp);
-	sp.brokers = a->brokers;
+	sp = a->split;
 	/* with the embedded Kafka a job may be split again from the start
 	 * (resume_splits): addresses with a verdict are not asked twice */
 	sp.skip_final = a->p.embedded_kafka;
@@ -183,8 +183,7 @@ static void *sink_main(void *arg)
 	struct api *a = arg;
 	emv_sink_params kp;
 
-	emv_sink_params_default(&kp);
-	kp.brokers = a->brokers;
+	kp = a->sink;
 	kp.reply_classes = a->reply_classes;
 	keep_running(a, "sink", run_sink, &kp);
 	return NULL;
@@ -331,6 +330,10 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 		goto out_early;
 	}
 	a->kafka_probe = probe_handle(a->brokers);
+	emv_split_params_default(&a->split);
+	a->split.brokers = a->brokers;
+	emv_sink_params_default(&a->sink);
+	a->sink.brokers = a->brokers;
 
 	evthread_use_pthreads();
 	signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error return, not a death */

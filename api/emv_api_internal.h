@@ -32,6 +32,7 @@
 #include "emv_api.h"
 #include "emv_lists.h"
 #include "emv_sink.h"
+#include "emv_split.h"
 #include "emv_tokens.h"
 
 struct api;
@@ -121,6 +122,10 @@ struct api {
 	struct event *mhd_timer;                 /* MHD's next timeout, or "run now" */
 	emv_lists *lists;
 	void *kafka_probe;                       /* rd_kafka_t for /readyz and lag */
+	/* What the split and sink threads run with (their topics and groups:
+	 * /metrics reads the lag of the same ones); brokers set at start. */
+	emv_split_params split;
+	emv_sink_params sink;
 
 	pthread_mutex_t mu;                      /* pool queue */
 	pthread_cond_t cv;

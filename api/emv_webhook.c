@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include "emv_db.h"
+#include "emv_defaults.h"
 #include "emv_netsafe.h"
 #include "emv_util.h"
 #include "emv_webhook.h"
@@ -30,11 +31,11 @@
 void emv_webhook_params_default(emv_webhook_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->progress_step = 25;
-	p->max_attempts = 6;
-	p->backoff_ms = 2000;
-	p->timeout_s = 10;
-	p->poll_ms = 500;
+	p->progress_step = EMV_DEF_WEBHOOK_PROGRESS;
+	p->max_attempts = EMV_DEF_WEBHOOK_ATTEMPTS;
+	p->backoff_ms = EMV_DEF_WEBHOOK_BACKOFF_MS;
+	p->timeout_s = EMV_DEF_WEBHOOK_TIMEOUT_S;
+	p->poll_ms = EMV_DEF_WEBHOOK_POLL_MS;
 }
 
 struct attempt {

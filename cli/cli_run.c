@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "emv_db.h"
+#include "emv_defaults.h"
 #include "emv_export.h"
 #include "emv_ingest_job.h"
 #include "emv_kafka.h"
@@ -92,8 +93,9 @@ static void run_usage(FILE *f)
 		   "  --workers N            worker threads, one event loop each (default 2, at most 16)\n"
 		   "  --batch-max N          addresses per batch (default 500)\n"
 		   "  --tenant T, --name N   the job's tenant and name\n"
-		   "  --retry-attempts N     tries per address through the retry topic (default 3)\n"
-		   "  --retry-delay MS       wait before a retry batch (default 600000)\n"
+		   "  --retry-attempts N     tries per address through the retry topic (default "
+		   EMV_DEF_STR(EMV_DEF_TOPIC_ATTEMPTS) ")\n"
+		   "  --retry-delay MS       wait before a retry batch (default " EMV_DEF_STR(EMV_DEF_TOPIC_DELAY1_MS) ")\n"
 		   "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
 		   "                         addresses with a verdict are not asked again)\n"
 		   "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
@@ -204,7 +206,7 @@ int cli_run(int argc, char **argv)
 	static emv_results_gate gate; /* shared by the worker threads and the sink */
 	struct progress pr;
 	const char *out = NULL, *url = NULL, *tenant = "local", *name = "", *list, *resume_job = NULL;
-	int nworkers = 2, retry_attempts = 3, retry_delay = 600000, opt, rc = 1, version;
+	int nworkers = 2, opt, rc = 1, version;
 	int shutdown_ms = EMV_STOP_TIMEOUT_MS;
 	uint64_t stop_at = 0;
 	char err[1024];
@@ -218,6 +220,8 @@ int cli_run(int argc, char **argv)
 
 	memset(&ist, 0, sizeof ist);
 	emv_setup_opts_default(&eo);
+	/* run waits the same before every retry batch (--retry-delay) */
+	eo.retry.topic_delay_ms[1] = eo.retry.topic_delay_ms[2] = eo.retry.topic_delay_ms[0];
 	emv_export_params_default(&xp);
 	emv_split_params_default(&sp);
 	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
@@ -242,12 +246,13 @@ int cli_run(int argc, char **argv)
 		case 4005: tenant = optarg; continue;
 		case 4006: name = optarg; continue;
 		case 4007:
-			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &retry_attempts, err, sizeof err))
+			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &eo.retry.topic_attempts, err, sizeof err))
 				goto bad_number;
 			continue;
 		case 4008:
-			if (emv_parse_int("--retry-delay", optarg, 0, INT_MAX, &retry_delay, err, sizeof err))
+			if (emv_parse_int("--retry-delay", optarg, 0, INT_MAX, &eo.retry.topic_delay_ms[0], err, sizeof err))
 				goto bad_number;
+			eo.retry.topic_delay_ms[1] = eo.retry.topic_delay_ms[2] = eo.retry.topic_delay_ms[0];
 			continue;
 		case 4009: resume_job = optarg; continue;
 		case 4010:
@@ -297,7 +302,7 @@ int cli_run(int argc, char **argv)
 			goto out;
 		}
 		sp.skip_final = 1; /* its batches went with the last run's embedded Kafka */
-		sp.retry_delay_ms = retry_delay; /* and its retries: due when they would have been */
+		sp.retry_delay_ms = eo.retry.topic_delay_ms[0]; /* and its retries: due when they would have been */
 		fprintf(stderr, "job %s: continuing (%" PRIu64 " rows, %" PRIu64 " unique addresses)\n", ist.job_id,
 			ist.rows, ist.unique);
 	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK) {
@@ -336,12 +341,9 @@ int cli_run(int argc, char **argv)
 		snprintf(w->name, sizeof w->name, "run-%d", i + 1);
 		w->o.name = w->name;
 		w->o.brokers = emv_kafka_mock_bootstraps(mock);
-		w->o.retry_attempts = retry_attempts;
 		w->o.embedded = 1;
 		w->o.gate = &gate;
 		w->o.shutdown_ms = shutdown_ms * 70 / 100;
-		for (int k = 0; k < 3; k++)
-			w->o.retry_delay_ms[k] = retry_delay;
 		w->eo = &eo;
 		if (pthread_create(&w->t, NULL, worker_thread, w) != 0)
 			break;

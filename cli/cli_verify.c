@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
+#include "emv_defaults.h"
 #include "emv_engine.h"
 #include "emv_ingest.h"
 #include "emv_report.h"
@@ -711,7 +712,7 @@ int cli_verify(int argc, char **argv)
 	v.nw = 1;
 	emv_setup_opts_default(&eo);
 	emv_engine_params_default(&ep);
-	ep.linger_ms = 300000; /* a list does not wait long for its stragglers unless asked to */
+	ep.linger_ms = EMV_DEF_LINGER_MS; /* a list does not wait long for its stragglers unless asked to */
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -748,13 +749,13 @@ int cli_verify(int argc, char **argv)
 		}
 		case 2004: ep.no_batching = 1; continue;
 		case 2005:
-			if (emv_parse_int("--max-attempts", optarg, 1, 20, &ep.retry.max_attempts, err, sizeof err)) {
+			if (emv_parse_int("--max-attempts", optarg, 1, 20, &eo.retry.max_attempts, err, sizeof err)) {
 				fprintf(stderr, "emailverify: %s\n", err);
 				return 2;
 			}
 			continue;
 		case 2006:
-			if (emv_retry_parse_schedule(&ep.retry, optarg, err, sizeof err) < 0) {
+			if (emv_retry_parse_schedule(&eo.retry, optarg, err, sizeof err) < 0) {
 				fprintf(stderr, "emailverify: --retry-schedule: %s\n", err);
 				return 2;
 			}
@@ -851,7 +852,7 @@ int cli_verify(int argc, char **argv)
 	for (int i = 0; i < v.nw; i++) {
 		struct vworker *w = &v.w[i];
 		struct timeval tv = { 1, 0 };
-		w->e.probe.greylist_retries = 0; /* the engine retries */
+		w->e.probe.retry.greylist_rounds = 0; /* the engine retries */
 		emv_setup_params_engine(&w->e, &ep);
 		w->eng = emv_engine_new(&w->e.probe, &ep, on_result, w);
 		w->tick = event_new(w->e.base, -1, EV_PERSIST, on_tick, w);

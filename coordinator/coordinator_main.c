@@ -67,7 +67,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: emailverify-coordinator migrate [--database URL]\n"
 		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
 		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
-		   "                                     [--batch-max N] [--routes FILE] JOB_ID\n"
+		   "                                     [--results-topic T] [--batch-max N] [--routes FILE] JOB_ID\n"
 		   "         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
 		   "       emailverify-coordinator router [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
 		   "                                      [--live S] [--wait S] [--until-idle MS] [--batches-topic T]\n"
@@ -564,6 +564,8 @@ static int cmd_split(int argc, char **argv)
 			sp.brokers = argv[++i];
 		else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			sp.topic = argv[++i];
+		else if (strcmp(argv[i], "--results-topic") == 0 && i + 1 < argc)
+			sp.results_topic = argv[++i];
 		else if (strcmp(argv[i], "--batch-max") == 0 && i + 1 < argc) {
 			if (num_arg("--batch-max", argv[++i], 1, 10000, &v) < 0) {
 				emv_routes_free(routes);

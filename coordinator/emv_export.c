@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include "emv_defaults.h"
 #include "emv_export.h"
 #include "emv_map.h"
 #include "emv_result.h"
@@ -56,7 +57,7 @@ void emv_export_params_default(emv_export_params *p)
 {
 	memset(p, 0, sizeof *p);
 	p->format = EMV_EXPORT_CSV;
-	p->fetch_rows = 5000;
+	p->fetch_rows = EMV_DEF_EXPORT_FETCH_ROWS;
 }
 
 int emv_export_parse_statuses(const char *list, unsigned *mask, char *err, size_t errlen)

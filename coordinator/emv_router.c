@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <librdkafka/rdkafka.h>
+#include "emv_defaults.h"
 #include "emv_kafka.h"
 #include "emv_router.h"
 #include "emv_util.h"
@@ -14,13 +15,13 @@
 void emv_router_params_default(emv_router_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->group = "emailverify-router";
+	p->group = EMV_GROUP_ROUTER;
 	p->reroute_topic = EMV_TOPIC_REROUTE;
 	p->ipstate_topic = EMV_TOPIC_IP_STATE;
 	p->batches_topic = EMV_TOPIC_BATCHES;
 	p->retry_topic = EMV_TOPIC_RETRY;
-	p->live_ms = 120000;
-	p->wait_ms = 900000;
+	p->live_ms = EMV_DEF_ROUTER_LIVE_MS;
+	p->wait_ms = EMV_DEF_ROUTER_WAIT_MS;
 }
 
 struct router {

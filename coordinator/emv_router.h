@@ -1,7 +1,7 @@
 /*
  * emv_router.h - the coordinator's region router (docs/design.md §3, docs/regions.md).
  *
- * Two inputs, one consumer group ("emailverify-router"):
+ * Two inputs, one consumer group (EMV_GROUP_ROUTER, emv_kafka.h):
  *
  *  - emailverify.ip-state (compacted): every worker's reputation rows,
  *    upserted into PostgreSQL's ip_state (an older row never replaces a
@@ -31,11 +31,11 @@
 
 typedef struct {
 	const char *brokers;
-	const char *group;          /* "emailverify-router" */
-	const char *reroute_topic;  /* "emailverify.reroute" */
-	const char *ipstate_topic;  /* "emailverify.ip-state" */
-	const char *batches_topic;  /* "emailverify.batches": region topics are "<this>.<region>" */
-	const char *retry_topic;    /* "emailverify.retry" */
+	const char *group;          /* EMV_GROUP_ROUTER */
+	const char *reroute_topic;  /* EMV_TOPIC_REROUTE */
+	const char *ipstate_topic;  /* EMV_TOPIC_IP_STATE */
+	const char *batches_topic;  /* EMV_TOPIC_BATCHES: region topics are "<this>.<region>" */
+	const char *retry_topic;    /* EMV_TOPIC_RETRY */
 	int live_ms;                /* a region is live while an address reported this recently (120000) */
 	int wait_ms;                /* no region and no known cool-down end: wait this long (900000) */
 	int idle_exit_ms;           /* stop after this long without messages (0: never) */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <librdkafka/rdkafka.h>
+#include "emv_defaults.h"
 #include "emv_kafka.h"
 #include "emv_sink.h"
 #include "emv_util.h"
@@ -13,9 +14,9 @@
 void emv_sink_params_default(emv_sink_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->topic = "emailverify.results";
-	p->group = "emailverify-sink";
-	p->group_max = 500;
+	p->topic = EMV_TOPIC_RESULTS;
+	p->group = EMV_GROUP_SINK;
+	p->group_max = EMV_DEF_SINK_GROUP_MAX;
 }
 
 #define SINK_GROUP_BYTES (8u << 20)

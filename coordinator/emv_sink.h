@@ -24,8 +24,8 @@
 
 typedef struct {
 	const char *brokers;
-	const char *topic;        /* "emailverify.results" */
-	const char *group;        /* consumer group ("emailverify-sink") */
+	const char *topic;        /* EMV_TOPIC_RESULTS */
+	const char *group;        /* consumer group (EMV_GROUP_SINK) */
 	int group_max;            /* messages per transaction (500) */
 	int idle_exit_ms;         /* stop after this long without messages (0: never) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */

@@ -5,7 +5,9 @@
 #include <string.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_db.h"
+#include "emv_defaults.h"
 #include "emv_kafka.h"
+#include "emv_retry.h"
 #include "emv_split.h"
 #include "emv_routes.h"
 #include "emv_util.h"
@@ -13,15 +15,19 @@
 
 void emv_split_params_default(emv_split_params *p)
 {
+	emv_retry_policy rp;
+
+	emv_retry_policy_default(&rp);
 	memset(p, 0, sizeof *p);
-	p->topic = "emailverify.batches";
-	p->retry_topic = "emailverify.retry";
-	p->partitions = 16;
-	p->batch_max = 500;
-	p->max_shards = 4;
-	p->chunk = 100000;
-	p->flush_timeout_ms = 30000;
-	p->retry_delay_ms = 600000;
+	p->topic = EMV_TOPIC_BATCHES;
+	p->retry_topic = EMV_TOPIC_RETRY;
+	p->results_topic = EMV_TOPIC_RESULTS;
+	p->partitions = EMV_TOPIC_PARTITIONS;
+	p->batch_max = EMV_DEF_BATCH_MAX;
+	p->max_shards = EMV_DEF_SPLIT_MAX_SHARDS;
+	p->chunk = EMV_DEF_SPLIT_CHUNK;
+	p->flush_timeout_ms = EMV_DEF_KAFKA_FLUSH_TIMEOUT_MS;
+	p->retry_delay_ms = rp.topic_delay_ms[0]; /* the workers' first wait */
 }
 
 struct delivery {
@@ -204,7 +210,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	/* the coordinator owns the topics: the results topic too, so workers
 	 * can deliver before the sink has ever run */
 	if (emv_kafka_ensure_topic(b.rk, p->topic, p->partitions, err, errlen) != EMV_OK ||
-	    emv_kafka_ensure_topic(b.rk, "emailverify.results", p->partitions, err, errlen) != EMV_OK)
+	    emv_kafka_ensure_topic(b.rk, p->results_topic, p->partitions, err, errlen) != EMV_OK)
 		goto out;
 
 	/* where an earlier split stopped */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
+#include "emv_defaults.h"
 #include "emv_providers.h"
 #include "emv_util.h"
 
@@ -35,20 +36,20 @@
 
 static const emv_provider builtin_default = {
 	.name = "default",
-	.pipelining = 1,
-	.rcpt_per_txn = 20,
-	.rcpt_per_session = 50,
-	.errors_per_session = 8,
-	.sessions_per_mx = 2,
-	.sessions_per_ip = 1,
-	.rcpt_per_minute = 20,
-	.rcpt_per_hour = 300,
-	.rcpt_per_day = 2000,
-	.catch_all_probe = 1,
-	.accepts_all = 0,
-	.connect_timeout_ms = 15000,
-	.reply_timeout_ms = 60000,
-	.greylist_wait_ms = 300000,
+	.pipelining = EMV_DEF_PIPELINING,
+	.rcpt_per_txn = EMV_DEF_RCPT_PER_TXN,
+	.rcpt_per_session = EMV_DEF_RCPT_PER_SESSION,
+	.errors_per_session = EMV_DEF_ERRORS_PER_SESSION,
+	.sessions_per_mx = EMV_DEF_SESSIONS_PER_MX,
+	.sessions_per_ip = EMV_DEF_SESSIONS_PER_IP,
+	.rcpt_per_minute = EMV_DEF_RCPT_PER_MINUTE,
+	.rcpt_per_hour = EMV_DEF_RCPT_PER_HOUR,
+	.rcpt_per_day = EMV_DEF_RCPT_PER_DAY,
+	.catch_all_probe = EMV_DEF_CATCH_ALL_PROBE,
+	.accepts_all = EMV_DEF_ACCEPTS_ALL,
+	.connect_timeout_ms = EMV_DEF_CONNECT_TIMEOUT_MS,
+	.reply_timeout_ms = EMV_DEF_REPLY_TIMEOUT_MS,
+	.greylist_wait_ms = EMV_DEF_POLICY_GREYLIST_WAIT_MS,
 	.tls = EMV_PROVIDER_TLS_OPPORTUNISTIC,
 	.budget_scope = EMV_PROVIDER_SCOPE_MX,
 	.notes = "",

@@ -4,18 +4,34 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "emv_defaults.h"
 #include "emv_retry.h"
 #include "emv_util.h"
 
 void emv_retry_policy_default(emv_retry_policy *p)
 {
-	p->max_attempts = 4;
-	p->schedule_ms[0] = 60000;
-	p->schedule_ms[1] = 300000;
-	p->schedule_ms[2] = 900000;
-	p->connect_attempts = 2;
-	p->dns_retry_ms[0] = 5000;
-	p->dns_retry_ms[1] = 20000;
+	p->max_attempts = EMV_DEF_RETRY_MAX_ATTEMPTS;
+	p->schedule_ms[0] = EMV_DEF_RETRY_STEP1_MS;
+	p->schedule_ms[1] = EMV_DEF_RETRY_STEP2_MS;
+	p->schedule_ms[2] = EMV_DEF_RETRY_STEP3_MS;
+	p->connect_attempts = EMV_DEF_RETRY_CONNECT_ATTEMPTS;
+	p->dns_retry_ms[0] = EMV_DEF_RETRY_DNS1_MS;
+	p->dns_retry_ms[1] = EMV_DEF_RETRY_DNS2_MS;
+	p->window_ms = EMV_DEF_RETRY_WINDOW_MS;
+	p->greylist_rounds = EMV_DEF_GREYLIST_ROUNDS;
+	p->greylist_wait_ms = EMV_DEF_GREYLIST_WAIT_MS;
+	p->greylist_max_wait_ms = EMV_DEF_GREYLIST_MAX_WAIT_MS;
+	p->greylist_window_ms = EMV_DEF_GREYLIST_WINDOW_MS;
+	p->topic_attempts = EMV_DEF_TOPIC_ATTEMPTS;
+	p->topic_delay_ms[0] = EMV_DEF_TOPIC_DELAY1_MS;
+	p->topic_delay_ms[1] = EMV_DEF_TOPIC_DELAY2_MS;
+	p->topic_delay_ms[2] = EMV_DEF_TOPIC_DELAY3_MS;
+	p->worker_window_ms = EMV_DEF_WORKER_RETRY_WINDOW_MS;
+}
+
+void emv_retry_policy_set_window(emv_retry_policy *p, int seconds)
+{
+	p->window_ms = p->greylist_window_ms = p->worker_window_ms = seconds * 1000;
 }
 
 int emv_retry_delay(const emv_retry_policy *p, emv_reason reason, int temporary, int tries, int retry_after_ms,

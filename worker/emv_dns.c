@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "emv_defaults.h"
 #include "emv_dns.h"
 #include "emv_util.h"
 
@@ -92,12 +93,12 @@ const char *emv_dns_status_name(emv_dns_status s)
 void emv_dns_params_default(emv_dns_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->timeout_ms = 2000;
-	p->tries = 2;
-	p->cache_min_ttl = 30;
-	p->cache_max_ttl = 3600;
-	p->negative_ttl = 300;
-	p->cache_max = 50000;
+	p->timeout_ms = EMV_DEF_DNS_TIMEOUT_MS;
+	p->tries = EMV_DEF_DNS_TRIES;
+	p->cache_min_ttl = EMV_DEF_DNS_CACHE_MIN_TTL_S;
+	p->cache_max_ttl = EMV_DEF_DNS_CACHE_MAX_TTL_S;
+	p->negative_ttl = EMV_DEF_DNS_NEGATIVE_TTL_S;
+	p->cache_max = EMV_DEF_DNS_CACHE_MAX;
 }
 
 /* ---- libevent <-> c-ares plumbing ---- */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include "emv_defaults.h"
 #include "emv_engine.h"
 #include "emv_map.h"
 #include "emv_util.h"
@@ -123,11 +124,10 @@ struct run {
 void emv_engine_params_default(emv_engine_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->concurrency = 500;
-	p->dns_concurrency = 64;
+	p->concurrency = EMV_DEF_CONCURRENCY;
+	p->dns_concurrency = EMV_DEF_DNS_CONCURRENCY;
 	emv_retry_policy_default(&p->retry);
-	p->max_retry_ms = 1800000;
-	p->port25_threshold = 5;
+	p->port25_threshold = EMV_DEF_PORT25_THRESHOLD;
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
@@ -658,7 +658,7 @@ static void on_job_done(emv_probe_job *job, void *arg)
 			continue;
 		}
 		if (delay >= 0) {
-			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.max_retry_ms) {
+			if (now + (uint64_t)delay <= it->first_ms + (uint64_t)e->p.retry.window_ms) {
 				it->due_ms = now + (uint64_t)delay;
 				if (emv_log_enabled(EMV_LOG_DEBUG))
 					emv_log(EMV_LOG_DEBUG, "engine", "%s: %s/%s, asking again in %d ms (try %u)",
@@ -897,7 +897,7 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	}
 	cfg.accepts_all = pv->accepts_all;
 	cfg.verdict_note = pv->verdict_note[0] ? pv->verdict_note : NULL;
-	cfg.greylist_retries = 0; /* the engine retries, without holding a session slot */
+	cfg.retry.greylist_rounds = 0; /* the engine retries, without holding a session slot */
 	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
 	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :
 				   (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);

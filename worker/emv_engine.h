@@ -32,8 +32,8 @@ typedef struct {
 	int dns_concurrency;      /* domains being resolved at once (default 64): a burst of
 	                             thousands of queries overflows UDP buffers and fails */
 	int no_batching;          /* one address per session (benchmark baseline) */
-	emv_retry_policy retry;   /* when to ask again, by reason (emv_retry.h) */
-	int max_retry_ms;         /* no retry later than this after the address's first try */
+	emv_retry_policy retry;   /* when to ask again, by reason, and no retry later than
+	                             retry.window_ms after the address's first try (emv_retry.h) */
 	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
 	const emv_providers *providers; /* NULL: built-in defaults */
 	int user_timeouts;        /* the user set timeouts: provider timeouts do not override them */

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "emv_audit.h"
+#include "emv_defaults.h"
 #include "emv_netsafe.h"
 #include "emv_preflight.h"
 #include "emv_util.h"
@@ -58,8 +59,8 @@ const char *emv_pf_level_name(emv_pf_level l)
 void emv_pf_params_default(emv_pf_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->smtp_port = 25;
-	p->connect_timeout_ms = 5000;
+	p->smtp_port = EMV_DEF_SMTP_PORT;
+	p->connect_timeout_ms = EMV_DEF_PREFLIGHT_CONNECT_TIMEOUT_MS;
 }
 
 static void add(emv_pf_report *r, const char *name, emv_pf_level lvl, const char *fix, const char *fmt, ...)

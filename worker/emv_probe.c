@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include "emv_classify.h"
+#include "emv_defaults.h"
 #include "emv_netsafe.h"
 #include "emv_probe.h"
 #include "emv_util.h"
@@ -93,11 +94,8 @@ void emv_probe_config_default(emv_probe_config *c)
 	memset(c, 0, sizeof *c);
 	emv_session_params_default(&c->session);
 	c->catch_all_probe = 1;
-	c->max_targets = 5;
-	c->greylist_retries = 2;
-	c->greylist_wait_ms = 60000;
-	c->greylist_max_wait_ms = 300000;
-	c->max_retry_ms = 120000;
+	c->max_targets = EMV_DEF_MAX_TARGETS;
+	emv_retry_policy_default(&c->retry);
 	c->known_catch_all = -1;
 }
 
@@ -480,11 +478,11 @@ static void on_done(void *arg, const emv_session_outcome *o)
 		if (j->state[i] == R_WAIT)
 			waiting++;
 	if (waiting) {
-		int wait = j->retry_wait_ms > 0 ? j->retry_wait_ms : j->cfg.greylist_wait_ms;
-		if (wait > j->cfg.greylist_max_wait_ms)
-			wait = j->cfg.greylist_max_wait_ms;
-		if (j->retry_round < j->cfg.greylist_retries &&
-		    j->waited_ms + (uint64_t)wait <= (uint64_t)j->cfg.max_retry_ms) {
+		int wait = j->retry_wait_ms > 0 ? j->retry_wait_ms : j->cfg.retry.greylist_wait_ms;
+		if (wait > j->cfg.retry.greylist_max_wait_ms)
+			wait = j->cfg.retry.greylist_max_wait_ms;
+		if (j->retry_round < j->cfg.retry.greylist_rounds &&
+		    j->waited_ms + (uint64_t)wait <= (uint64_t)j->cfg.retry.greylist_window_ms) {
 			struct timeval tv = { wait / 1000, (wait % 1000) * 1000 };
 			j->retry_round++;
 			j->waited_ms += (uint64_t)wait;

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include "emv_dns.h"
 #include "emv_result.h"
+#include "emv_retry.h"
 #include "emv_session.h"
 
 struct event_base;
@@ -38,10 +39,8 @@ typedef struct {
 	int allow_private;            /* connect to loopback/private MX addresses */
 	int catch_all_probe;          /* send one random recipient per job (1) */
 	int max_targets;              /* MX addresses tried per job (default 5, at most EMV_PROBE_TARGETS_MAX) */
-	int greylist_retries;         /* retry rounds for greylisted recipients (default 2) */
-	int greylist_wait_ms;         /* default wait when the server gives no hint (60000) */
-	int greylist_max_wait_ms;     /* a longer hint is capped to this (300000) */
-	int max_retry_ms;             /* total time spent waiting on retries per job (120000) */
+	emv_retry_policy retry;       /* greylist_rounds, greylist_wait_ms, greylist_max_wait_ms and
+	                                 greylist_window_ms: the job's own greylist rounds (emv_retry.h) */
 	int known_catch_all;          /* -1: unknown (probe when catch_all_probe); 0/1: already known */
 	int accepts_all;              /* the provider accepts every RCPT: acceptance proves nothing */
 	const char *verdict_note;     /* the provider's note for unknown/risky details (NULL: none);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "emv_defaults.h"
 #include "emv_reputation.h"
 #include "emv_util.h"
 
@@ -66,13 +67,13 @@ const char *emv_rep_outcome_name(emv_rep_outcome o)
 
 void emv_rep_params_default(emv_rep_params *p)
 {
-	p->quiet_ms = 10 * 60 * 1000ull;
-	p->max_halvings = 4;
-	p->cooldown_base_ms = 15 * 60 * 1000ull;
-	p->cooldown_max_ms = 24 * 3600 * 1000ull;
-	p->reprobe_rcpts = 2;
-	p->reprobe_lease_ms = 10 * 60 * 1000ull;
-	p->strike_forget_ms = 7 * 24 * 3600 * 1000ull;
+	p->quiet_ms = EMV_DEF_REP_QUIET_MS;
+	p->max_halvings = EMV_DEF_REP_MAX_HALVINGS;
+	p->cooldown_base_ms = EMV_DEF_REP_COOLDOWN_BASE_MS;
+	p->cooldown_max_ms = EMV_DEF_REP_COOLDOWN_MAX_MS;
+	p->reprobe_rcpts = EMV_DEF_REP_REPROBE_RCPTS;
+	p->reprobe_lease_ms = EMV_DEF_REP_REPROBE_LEASE_MS;
+	p->strike_forget_ms = EMV_DEF_REP_STRIKE_FORGET_MS;
 }
 
 emv_rep *emv_rep_new(const emv_rep_params *p, int nips)

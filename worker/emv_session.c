@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include "emv_classify.h"
+#include "emv_defaults.h"
 #include "emv_session.h"
 #include "emv_util.h"
 
@@ -93,23 +94,25 @@ static int ssl_bev_dirty_ok = 1;
 void emv_session_params_default(emv_session_params *p)
 {
 	memset(p, 0, sizeof *p);
-	p->port = 25;
+	p->port = EMV_DEF_SMTP_PORT;
 	p->helo_name = "localhost";
 	p->mail_from = "";
 	p->starttls = 1;
-	p->pipelining = 1;
-	p->rcpt_per_txn = 50;
-	p->max_errors = 8; /* below Postfix's smtpd_soft_error_limit (10) */
-	p->timeout_connect = 10000;
-	p->timeout_banner = 30000;
-	p->timeout_ehlo = 30000;
-	p->timeout_starttls = 20000;
-	p->timeout_mail = 30000;
-	p->timeout_rcpt = 30000;
-	p->timeout_quit = 5000;
-	p->line_max = 2048;
-	p->reply_max = 65536;
-	p->reply_lines_max = 512;
+	p->pipelining = EMV_DEF_PIPELINING;
+	/* the same numbers as a provider policy's [default] (the engine puts
+	 * the matching policy's over these; check asks without one) */
+	p->rcpt_per_txn = EMV_DEF_RCPT_PER_TXN;
+	p->max_errors = EMV_DEF_ERRORS_PER_SESSION;
+	p->timeout_connect = EMV_DEF_CONNECT_TIMEOUT_MS;
+	p->timeout_banner = EMV_DEF_REPLY_TIMEOUT_MS;
+	p->timeout_ehlo = EMV_DEF_REPLY_TIMEOUT_MS;
+	p->timeout_starttls = EMV_DEF_STARTTLS_TIMEOUT_MS;
+	p->timeout_mail = EMV_DEF_REPLY_TIMEOUT_MS;
+	p->timeout_rcpt = EMV_DEF_REPLY_TIMEOUT_MS;
+	p->timeout_quit = EMV_DEF_QUIT_TIMEOUT_MS;
+	p->line_max = EMV_DEF_LINE_MAX;
+	p->reply_max = EMV_DEF_REPLY_MAX;
+	p->reply_lines_max = EMV_DEF_REPLY_LINES_MAX;
 }
 
 const char *emv_session_failure_name(emv_session_failure f)

@@ -14,14 +14,14 @@
 #include <unistd.h>
 #include "emv_setup.h"
 #include "emv_audit.h"
+#include "emv_defaults.h"
 #include "emv_util.h"
 
 void emv_setup_opts_default(emv_setup_opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->port = 25;
-	o->greylist_wait_s = 60;
-	o->max_retry_s = 120;
+	o->port = EMV_DEF_SMTP_PORT;
+	emv_retry_policy_default(&o->retry);
 }
 
 static int parse_int(const char *what, const char *arg, int min, int max, int *out)
@@ -53,8 +53,18 @@ int emv_setup_opt(emv_setup_opts *o, int opt, const char *arg)
 	case 1008: o->allow_private = 1; return 1;
 	case 1009: o->no_tls = 1; return 1;
 	case 1010: o->no_catch_all = 1; return 1;
-	case 1011: return parse_int("--greylist-wait", arg, 0, 3600, &o->greylist_wait_s);
-	case 1012: return parse_int("--max-retry-time", arg, 0, 86400, &o->max_retry_s);
+	case 1011: {
+		int s, rc = parse_int("--greylist-wait", arg, 0, 3600, &s);
+		if (rc == 1)
+			o->retry.greylist_wait_ms = s * 1000;
+		return rc;
+	}
+	case 1012: {
+		int s, rc = parse_int("--max-retry-time", arg, 0, 86400, &s);
+		if (rc == 1)
+			emv_retry_policy_set_window(&o->retry, s);
+		return rc;
+	}
 	case 1013: o->providers = arg; return 1;
 	case 1014: o->pool = arg; return 1;
 	case 1015: o->preflight_domains = arg; return 1;
@@ -210,8 +220,7 @@ static int engine_init(emv_setup *e, const emv_setup_opts *o)
 	e->probe.classifier = e->classifier;
 	e->probe.allow_private = o->allow_private;
 	e->probe.catch_all_probe = !o->no_catch_all;
-	e->probe.greylist_wait_ms = o->greylist_wait_s * 1000;
-	e->probe.max_retry_ms = o->max_retry_s * 1000;
+	e->probe.retry = o->retry;
 	e->probe.session.port = o->port;
 	e->probe.session.helo_name = e->helo;
 	e->probe.session.mail_from = e->mail_from;
@@ -223,8 +232,8 @@ static int engine_init(emv_setup *e, const emv_setup_opts *o)
 		emv_session_params *s = &e->probe.session;
 		int ms = o->timeout_s * 1000;
 		s->timeout_banner = s->timeout_ehlo = s->timeout_starttls = s->timeout_mail = s->timeout_rcpt = ms;
-		s->timeout_connect = ms < 10000 ? ms : 10000;
-		s->timeout_quit = ms < 5000 ? ms : 5000;
+		s->timeout_connect = ms < EMV_DEF_CONNECT_TIMEOUT_MS ? ms : EMV_DEF_CONNECT_TIMEOUT_MS;
+		s->timeout_quit = ms < EMV_DEF_QUIT_TIMEOUT_MS ? ms : EMV_DEF_QUIT_TIMEOUT_MS;
 	}
 	return 0;
 }
@@ -291,7 +300,8 @@ int emv_setup_checks(const emv_setup_opts *o, const emv_pool *pool, const cli_ch
 	pp.dnsbl = co->dnsbl;
 	pp.smtp_port = o->port;
 	if (o->timeout_s > 0)
-		pp.connect_timeout_ms = (o->timeout_s < 10 ? o->timeout_s : 10) * 1000;
+		pp.connect_timeout_ms = o->timeout_s * 1000 < EMV_DEF_PREFLIGHT_CONNECT_MAX_MS ? o->timeout_s * 1000
+										    : EMV_DEF_PREFLIGHT_CONNECT_MAX_MS;
 	emv_pf_run(&pp, r);
 	emv_dns_free(dns);
 	event_base_free(base);
@@ -328,9 +338,7 @@ int cli_preflight(const emv_setup_opts *o, const char *prog)
 
 void emv_setup_params_apply(const emv_setup_opts *o, emv_engine_params *ep)
 {
-	ep->max_retry_ms = o->max_retry_s * 1000;
-	if (o->max_retry_s == 120) /* the check default is short; lists wait longer */
-		ep->max_retry_ms = 1800000;
+	ep->retry = o->retry;
 	ep->user_timeouts = o->timeout_s > 0;
 }
 

@@ -30,8 +30,8 @@ typedef struct {
 	int allow_private;
 	int no_tls;
 	int no_catch_all;
-	int greylist_wait_s;      /* --greylist-wait S */
-	int max_retry_s;          /* --max-retry-time S */
+	emv_retry_policy retry;   /* every retry timing (emv_retry.h); --greylist-wait S, --max-retry-time S,
+	                             and the commands' own retry options change it */
 	const char *preflight_domains; /* --preflight-domains LIST (default EMV_PF_DOMAINS_DEFAULT) */
 	int skip_preflight;       /* --skip-preflight */
 	int verbose;
@@ -58,7 +58,8 @@ void emv_setup_opts_default(emv_setup_opts *o);
 int emv_setup_opt(emv_setup_opts *o, int opt, const char *arg);
 int emv_setup_init(emv_setup *e, const emv_setup_opts *o);
 /* Batching-engine settings from the options, for list work (verify, the
- * worker): retries may wait up to 30 min unless --max-retry-time says. */
+ * worker): the retry policy (retries may wait up to its window_ms, 30 min
+ * unless --max-retry-time says), and whether the user set timeouts. */
 void emv_setup_params_apply(const emv_setup_opts *o, emv_engine_params *ep);
 void emv_setup_free(emv_setup *e);
 /* The HELO name and probe sender the engine would use (--helo/--mail-from,
@@ -115,13 +116,15 @@ void emv_setup_params_engine(emv_setup *e, emv_engine_params *ep);
 	"  --source-ip IP         connect from this address (repeatable: one per family)\n"    \
 	"  --helo NAME            our EHLO name (default: this host's name)\n"                 \
 	"  --mail-from ADDR       probe sender (default: verify@<helo name>)\n"                \
-	"  --timeout S            timeout of every SMTP phase in seconds (default 30; connect 10)\n" \
+	"  --timeout S            timeout of every SMTP phase in seconds (default: the provider policy's,\n" \
+	"                         60; connect 15 at most)\n"                                     \
 	"  --smtp-port N          SMTP port of mail servers (default 25)\n"                    \
 	"  --allow-private-mx     allow MX addresses in loopback/private/reserved ranges\n"    \
 	"  --no-tls               never use STARTTLS\n"                                        \
 	"  --no-catch-all-probe   do not test whether the domain accepts any address\n"        \
 	"  --greylist-wait S      wait before asking a greylisting server again (default 60)\n" \
-	"  --max-retry-time S     most time spent waiting on greylisting per domain (default 120)\n" \
+	"  --max-retry-time S     most time spent waiting on retries: per domain for check (default 120),\n" \
+	"                         per address for verify and run (1800) and a worker's engine (300)\n" \
 	"  --data-dir DIR         lists and rules (default: $EMAILVERIFY_DATA, else\n"         \
 	"                         share/emailverify beside the binary's folder)\n"              \
 	"  --providers FILE       provider policies and budgets (default: DATA_DIR/providers.conf)\n" \

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <librdkafka/rdkafka.h>
+#include "emv_defaults.h"
 #include "emv_kafka.h"
 #include "emv_report.h"
 #include "emv_util.h"
@@ -89,22 +90,17 @@ struct worker {
 void emv_worker_opts_default(emv_worker_opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->group = "emailverify-workers";
+	o->group = EMV_GROUP_WORKERS;
 	o->batches_topic = EMV_TOPIC_BATCHES;
 	o->results_topic = EMV_TOPIC_RESULTS;
 	o->retry_topic = EMV_TOPIC_RETRY;
 	o->name = "worker";
 	o->region = "";
-	o->max_inflight = 64;
-	o->session_timeout_ms = 10000;
-	o->retry_attempts = 3;
-	o->retry_delay_ms[0] = 10 * 60000;
-	o->retry_delay_ms[1] = 30 * 60000;
-	o->retry_delay_ms[2] = 60 * 60000;
-	o->engine_retry_ms = 300000;
+	o->max_inflight = EMV_DEF_WORKER_MAX_INFLIGHT;
+	o->session_timeout_ms = EMV_DEF_KAFKA_SESSION_TIMEOUT_MS;
 	o->reroute_topic = EMV_TOPIC_REROUTE;
 	o->ipstate_topic = EMV_TOPIC_IP_STATE;
-	o->ipstate_interval_ms = 30000;
+	o->ipstate_interval_ms = EMV_DEF_IPSTATE_INTERVAL_MS;
 	o->region_topics = 1;
 	o->shutdown_ms = EMV_STOP_TIMEOUT_MS;
 }
@@ -313,7 +309,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 	emv_wire_batch r;
 	int handed = kind == RETRY_HANDED, cut = kind == RETRY_CUT || kind == RETRY_CUT_HELD;
 	unsigned attempt = cut ? src->attempt : src->attempt + 1;
-	int delay = cut ? 0 : w->o.retry_delay_ms[attempt - 1 < 3 ? attempt - 1 : 2];
+	int delay = cut ? 0 : w->topic_retry.schedule_ms[attempt - 1 < 3 ? attempt - 1 : 2];
 	int64_t due = 0;
 	char err[EMV_WIRE_ERR_MAX], suffix[16];
 	const char *topic;
@@ -392,7 +388,7 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 	emv_wire_result *got = NULL;
 	/* another try later only from a partition we still own, and only while
 	 * attempts last; the last attempt's temporary verdicts are final */
-	int last = b->b->attempt + 1 >= (unsigned)w->o.retry_attempts;
+	int last = b->b->attempt + 1 >= (unsigned)w->topic_retry.max_attempts;
 
 	w->inflight--;
 	if (last) {
@@ -1022,11 +1018,10 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 	w.topics[T_BATCHES] = o->batches_topic;
 	w.topics[T_RETRY] = o->retry_topic;
 	w.ntopics = 2;
-	if (w.o.retry_attempts < 1)
-		w.o.retry_attempts = 1;
-	emv_retry_policy_default(&w.topic_retry);
-	w.topic_retry.max_attempts = w.o.retry_attempts;
-	memcpy(w.topic_retry.schedule_ms, w.o.retry_delay_ms, sizeof w.topic_retry.schedule_ms);
+	/* the engine's rules by reason, with the topic's attempts and steps */
+	w.topic_retry = eo->retry;
+	w.topic_retry.max_attempts = eo->retry.topic_attempts < 1 ? 1 : eo->retry.topic_attempts;
+	memcpy(w.topic_retry.schedule_ms, eo->retry.topic_delay_ms, sizeof w.topic_retry.schedule_ms);
 	if (emv_setup_init(&w.e, eo) < 0) {
 		emv_set_err(err, errlen, "the probe engine could not be set up (see above)");
 		emv_setup_free(&w.e);
@@ -1050,9 +1045,8 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 	w.handback = w.e.pool && w.o.region[0] && w.o.reroute_topic && w.o.reroute_topic[0] && !w.o.embedded;
 	w.ep.budget = emv_budget_new();
 	emv_setup_params_apply(eo, &w.ep);
-	if (eo->max_retry_s == 120) /* the default: longer waits go to the retry topic */
-		w.ep.max_retry_ms = o->engine_retry_ms;
-	w.e.probe.greylist_retries = 0; /* the engine's retry schedule does it */
+	w.ep.retry.window_ms = eo->retry.worker_window_ms; /* longer waits go to the retry topic */
+	w.e.probe.retry.greylist_rounds = 0; /* the engine's retry schedule does it */
 	if (w.handback)
 		w.ep.handback = on_handback;
 	w.eng = emv_engine_new(&w.e.probe, &w.ep, on_result, &w);

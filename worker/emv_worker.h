@@ -43,16 +43,16 @@
 
 typedef struct {
 	const char *brokers;            /* bootstrap.servers (required) */
-	const char *group;              /* consumer group ("emailverify-workers") */
+	const char *group;              /* consumer group (EMV_GROUP_WORKERS) */
+	/* Retries through the retry topic follow the engine options' retry
+	 * policy (emv_setup_opts.retry): topic_attempts, topic_delay_ms, and the
+	 * engine's own window worker_window_ms. */
 	const char *batches_topic, *results_topic, *retry_topic;
 	const char *name;               /* worker name in results */
 	const char *region;             /* region in results ("") */
 	int max_inflight;               /* batches in the engine at once (64) */
 	int idle_exit_ms;               /* return after this long without work; 0 = never */
 	int session_timeout_ms;         /* consumer group session timeout (10000) */
-	int retry_attempts;             /* Kafka-level attempts per address, the first included (3) */
-	int retry_delay_ms[3];          /* wait before attempt 2, 3, 4+ (10 min, 30 min, 60 min) */
-	int engine_retry_ms;            /* in-engine retry window unless the options set one (300000) */
 	const char *const *kafka_conf;  /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
 	int embedded;                   /* a thread of `emailverify run`: stopping is routine, not news */
 	int region_topics;              /* with a region: also consume <batches>.<region> and <retry>.<region> (1) */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "emv_defaults.h"
 #include "emv_kafka.h"
 #include "emv_util.h"
 #include "emv_worker.h"
@@ -20,7 +21,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: emailverify-worker --brokers HOST:PORT[,...] [options]\n\n"
-		   "  --group G              consumer group (emailverify-workers)\n"
+		   "  --group G              consumer group (" EMV_GROUP_WORKERS ")\n"
 		   "  --batches-topic T      (" EMV_TOPIC_BATCHES ")\n"
 		   "  --results-topic T      (" EMV_TOPIC_RESULTS ")\n"
 		   "  --retry-topic T        (" EMV_TOPIC_RETRY ")\n"
@@ -32,8 +33,10 @@ static void usage(FILE *f)
 		   "  --ip-state-topic T     the pool's reputation, compacted (" EMV_TOPIC_IP_STATE "; \"\" = none)\n"
 		   "  --ip-state-interval S  publish it at least every S seconds, and on every change (30)\n"
 		   "  --max-inflight N       batches being verified at once (64)\n"
-		   "  --retry-attempts N     tries per address through the retry topic, the first included (3)\n"
-		   "  --retry-delay MS[,MS,MS]  waits before the 2nd, 3rd, 4th+ try (600000,1800000,3600000)\n"
+		   "  --retry-attempts N     tries per address through the retry topic, the first included ("
+		   EMV_DEF_STR(EMV_DEF_TOPIC_ATTEMPTS) ")\n"
+		   "  --retry-delay MS[,MS,MS]  waits before the 2nd, 3rd, 4th+ try (" EMV_DEF_STR(EMV_DEF_TOPIC_DELAY1_MS)
+		   "," EMV_DEF_STR(EMV_DEF_TOPIC_DELAY2_MS) "," EMV_DEF_STR(EMV_DEF_TOPIC_DELAY3_MS) ")\n"
 		   "  --until-idle MS        exit after MS without work (tests)\n"
 		   "  --session-timeout MS   consumer group session timeout (10000)\n"
 		   "  --kafka KEY=VALUE      a librdkafka setting (TLS, SASL...; repeatable)\n"
@@ -122,11 +125,11 @@ int main(int argc, char **argv)
 			continue;
 		case 3010: wo.retry_topic = optarg; continue;
 		case 3011:
-			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &wo.retry_attempts, err, sizeof err))
+			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &eo.retry.topic_attempts, err, sizeof err))
 				goto bad_number;
 			continue;
 		case 3012:
-			if (parse_delays(optarg, wo.retry_delay_ms) < 0) {
+			if (parse_delays(optarg, eo.retry.topic_delay_ms) < 0) {
 				fprintf(stderr, "emailverify-worker: --retry-delay wants MS[,MS,MS] (0..86400000)\n");
 				return 2;
 			}

@@ -264,12 +264,62 @@ static void do_test_kafka_settings(void **state)
 			     "--kafka-config", conf, "--until-idle", "500", "--group", "settings-test", NULL), 0);
 }
 
+/* Whether the cluster has `topic`, from the metadata of all topics (asking
+ * for the one topic could create it where the broker auto-creates). */
+static int topic_exists(const char *topic)
+{
+	char errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	const struct rd_kafka_metadata *md;
+	int found = 0;
+
+	rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+	assert_non_null(rk);
+	assert_int_equal(rd_kafka_metadata(rk, 1, NULL, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	for (int i = 0; i < md->topic_cnt; i++)
+		found |= strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].partition_cnt > 0;
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_destroy(rk);
+	return found;
+}
+
+/* The split makes the results topic too (workers may deliver before the
+ * sink ever ran): the one configured, not emailverify.results whatever the
+ * configuration says. */
+static void do_test_split_follows_configured_topics(void **state)
+{
+	char out[4096], *id, batches[64], results[64];
+	const char *list = EMV_CLUSTER_RUN "/split-topics.csv";
+	FILE *f = fopen(list, "w");
+
+	assert_non_null(f);
+	fputs("email\nt1@topics.test\nt2@topics.test\n", f);
+	fclose(f);
+	snprintf(batches, sizeof batches, "test.batches-%d", (int)getpid());
+	snprintf(results, sizeof results, "test.results-%d", (int)getpid());
+	assert_false(topic_exists(results));
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL), 0);
+	id = strstr(out, "job ");
+	assert_non_null(id);
+	id += 4;
+	id[strcspn(id, ":")] = '\0';
+	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
+			     "--topic", batches, "--results-topic", results, id, NULL), 0);
+	assert_non_null(strstr(out, "2 addresses in 1 batches"));
+	if (!topic_exists(batches) || !topic_exists(results))
+		fail_msg("split with --topic %s --results-topic %s: topics %s %s, %s %s", batches, results, batches,
+			 topic_exists(batches) ? "made" : "missing", results, topic_exists(results) ? "made" : "missing");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_ingest_and_split),
 		cmocka_unit_test(do_test_split_resumes_after_kill),
 		cmocka_unit_test(do_test_kafka_settings),
+		cmocka_unit_test(do_test_split_follows_configured_topics),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
