@@ -31,6 +31,7 @@
 #include "cli.h"
 #include "emv_defaults.h"
 #include "emv_engine.h"
+#include "emv_format.h"
 #include "emv_ingest.h"
 #include "emv_report.h"
 #include "emv_util.h"
@@ -62,6 +63,7 @@ struct verify {
 	const char *input, *output;
 	int jsonl, transcript, resume, progress_mode; /* 0 none, 1 lines, 2 bar */
 	int keep_formulas;                          /* --no-escape-formulas */
+	emv_buf outbuf;                             /* one output row at a time */
 	emv_dedup *dedup;
 	struct uentry *u;
 	uint64_t nu, capu;
@@ -375,41 +377,6 @@ static void on_expired(void *arg, uint64_t id, const emv_probe_result *last, uns
 
 /* ---- output ---- */
 
-/* keep_formulas 0: a cell a spreadsheet would run as a formula is quoted,
- * with a ' in front (OWASP; emv_csv_is_formula) */
-static void csv_field_f(FILE *f, const char *s, int last, int keep_formulas)
-{
-	int quote = 0, formula;
-	if (!s)
-		s = "";
-	formula = !keep_formulas && emv_csv_is_formula(s);
-	for (const char *p = s; *p; p++)
-		if (*p == ',' || *p == '"' || *p == '\n' || *p == '\r') {
-			quote = 1;
-			break;
-		}
-	if (quote || formula) {
-		fputc('"', f);
-		if (formula)
-			fputc('\'', f);
-		for (const char *p = s; *p; p++) {
-			if (*p == '"')
-				fputc('"', f);
-			fputc(*p, f);
-		}
-		fputc('"', f);
-	} else {
-		fputs(s, f);
-	}
-	fputc(last ? '\n' : ',', f);
-}
-
-static const char *const csv_columns[] = {
-	"email", "status", "reason", "flags", "did_you_mean", "detail", "mx_host", "mx_ip", "source_ip", "tls",
-	"catch_all", "smtp_code", "enhanced_code", "smtp_reply", "attempts", "duration_ms", "duplicate_of_row",
-	"row", "input",
-};
-
 static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, uint64_t dup_of, const char *raw)
 {
 	/* What the whole run learnt refines single verdicts: a connect timeout
@@ -428,50 +395,57 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 		if (rs >= 0)
 			v->rows_reason[rs]++;
 	}
-	if (dup_of)
-		json_object_set_new(o, "duplicate_of_row", json_integer((json_int_t)dup_of));
-	json_object_set_new(o, "row", json_integer((json_int_t)row));
-	json_object_set_new(o, "input_row", json_string(raw ? raw : ""));
-	json_object_del(o, "k");
-	if (v->jsonl) {
-		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		fputs(s, out);
-		fputc('\n', out);
-		free(s);
-		return;
+	/* the journal's object (emv_report's JSON) as an output row: the same
+	 * columns and keys as the export of `run` (lib/emv_format.h) */
+	{
+		emv_format_row w;
+		emv_buf *b = &v->outbuf;
+		json_t *f, *smtp = json_object_get(o, "smtp"), *ca = json_object_get(o, "catch_all");
+		json_t *tr = v->transcript ? json_object_get(o, "transcript") : NULL;
+		char *extra = NULL;
+		size_t i;
+
+		memset(&w, 0, sizeof w);
+		w.email = json_string_value(json_object_get(o, "email"));
+		w.status = json_string_value(json_object_get(o, "status"));
+		w.reason = json_string_value(json_object_get(o, "reason"));
+		json_array_foreach(json_object_get(o, "flags"), i, f)
+			w.flags |= emv_flag_from_name(json_string_value(f) ? json_string_value(f) : "");
+		w.did_you_mean = json_string_value(json_object_get(o, "did_you_mean"));
+		w.detail = json_string_value(json_object_get(o, "detail"));
+		w.mx_host = json_string_value(json_object_get(o, "mx_host"));
+		w.mx_ip = json_string_value(json_object_get(o, "mx_ip"));
+		w.source_ip = json_string_value(json_object_get(o, "source_ip"));
+		w.region = NULL; /* one machine: no region */
+		w.tls = json_string_value(json_object_get(o, "tls"));
+		w.catch_all = json_is_true(ca) ? 1 : json_is_false(ca) ? 0 : -1;
+		if (json_is_object(smtp)) {
+			w.have_smtp = 1;
+			w.smtp_code = (int)json_integer_value(json_object_get(smtp, "code"));
+			w.enhanced = json_string_value(json_object_get(smtp, "enhanced"));
+			w.reply = json_string_value(json_object_get(smtp, "reply"));
+		}
+		w.attempts = (long long)json_integer_value(json_object_get(o, "attempts"));
+		w.duration_ms = (long long)json_integer_value(json_object_get(o, "duration_ms"));
+		w.duplicate_of_row = dup_of;
+		w.row = row;
+		w.input = raw ? raw : "";
+		if (v->jsonl) {
+			if (tr) { /* --transcript: the one key only verify has */
+				char *t = json_dumps(tr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+				size_t n = strlen(t) + sizeof "\"transcript\":";
+				extra = emv_xmalloc(n);
+				snprintf(extra, n, "\"transcript\":%s", t);
+				free(t);
+			}
+			emv_format_jsonl_row(b, &w, extra);
+		} else {
+			emv_format_csv_row(b, &w, v->keep_formulas);
+		}
+		fwrite(b->p, 1, b->len, out);
+		b->len = 0;
+		free(extra);
 	}
-	char flags[256] = "", num[32];
-	size_t i;
-	json_t *f, *smtp = json_object_get(o, "smtp"), *ca = json_object_get(o, "catch_all");
-	json_array_foreach(json_object_get(o, "flags"), i, f) {
-		if (i)
-			strncat(flags, ";", sizeof flags - strlen(flags) - 1);
-		strncat(flags, json_string_value(f), sizeof flags - strlen(flags) - 1);
-	}
-	csv_field_f(out, json_string_value(json_object_get(o, "email")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "status")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "reason")), 0, v->keep_formulas);
-	csv_field_f(out, flags, 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "did_you_mean")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "detail")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "mx_host")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "mx_ip")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "source_ip")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(o, "tls")), 0, v->keep_formulas);
-	csv_field_f(out, json_is_true(ca) ? "true" : json_is_false(ca) ? "false" : "", 0, v->keep_formulas);
-	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(smtp, "code")));
-	csv_field_f(out, json_is_object(smtp) ? num : "", 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(smtp, "enhanced")), 0, v->keep_formulas);
-	csv_field_f(out, json_string_value(json_object_get(smtp, "reply")), 0, v->keep_formulas);
-	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, "attempts")));
-	csv_field_f(out, num, 0, v->keep_formulas);
-	snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, "duration_ms")));
-	csv_field_f(out, num, 0, v->keep_formulas);
-	snprintf(num, sizeof num, "%" PRIu64, dup_of);
-	csv_field_f(out, dup_of ? num : "", 0, v->keep_formulas);
-	snprintf(num, sizeof num, "%" PRIu64, row);
-	csv_field_f(out, num, 0, v->keep_formulas);
-	csv_field_f(out, raw, 1, v->keep_formulas);
 }
 
 static json_t *row_error_json(const char *raw, const char *err, const emv_address *a)
@@ -504,9 +478,12 @@ static int write_output(struct verify *v, FILE *out, const emv_ingest_limits *li
 		free(line);
 		return -1;
 	}
-	if (!v->jsonl)
-		for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++)
-			csv_field_f(out, csv_columns[i], i + 1 == sizeof csv_columns / sizeof csv_columns[0], 1);
+	if (!v->jsonl) {
+		emv_buf h = { NULL, 0, 0 };
+		emv_format_csv_header(&h);
+		fwrite(h.p, 1, h.len, out);
+		free(h.p);
+	}
 	fflush(v->journal);
 	while ((rc = emv_ingest_next(in, &row)) == 1) {
 		emv_address a;
@@ -542,6 +519,8 @@ static int write_output(struct verify *v, FILE *out, const emv_ingest_limits *li
 		fprintf(stderr, "emailverify: reading %s again: %s\n", v->input, emv_ingest_error(in));
 	emv_ingest_close(in);
 	free(line);
+	free(v->outbuf.p);
+	memset(&v->outbuf, 0, sizeof v->outbuf);
 	fseeko(v->journal, 0, SEEK_END);
 	return rc < 0 ? -1 : 0;
 }

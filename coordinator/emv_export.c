@@ -5,6 +5,7 @@
 #include "emv_defaults.h"
 #include "emv_export.h"
 #include "emv_map.h"
+#include "emv_format.h"
 #include "emv_result.h"
 #include "emv_util.h"
 
@@ -47,12 +48,6 @@ static const char declare_sql[] =
 	"  AND ($2::text[] IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = ANY($2::text[]))"
 	" ORDER BY a.id";
 
-static const char *const csv_columns[] = {
-	"email", "status", "reason", "flags", "did_you_mean", "detail", "mx_host", "mx_ip", "source_ip", "tls",
-	"catch_all", "smtp_code", "enhanced_code", "smtp_reply", "attempts", "duration_ms", "duplicate_of_row",
-	"row", "input",
-};
-
 void emv_export_params_default(emv_export_params *p)
 {
 	memset(p, 0, sizeof *p);
@@ -89,93 +84,6 @@ int emv_export_parse_statuses(const char *list, unsigned *mask, char *err, size_
 	return 0;
 }
 
-/* ---- output buffer ---- */
-
-static void put(emv_export *x, const char *s, size_t n)
-{
-	emv_buf_add(&x->out, s, n);
-}
-
-static void puts_(emv_export *x, const char *s)
-{
-	put(x, s, strlen(s));
-}
-
-/* RFC 4180: quote a field holding a comma, quote or line break; and one
- * a spreadsheet would run as a formula, with a ' in front (OWASP). */
-static void csv(emv_export *x, const char *s, int last)
-{
-	int formula;
-	if (!s)
-		s = "";
-	formula = !x->p.keep_formulas && emv_csv_is_formula(s);
-	if (formula || s[strcspn(s, ",\"\r\n")]) {
-		put(x, formula ? "\"'" : "\"", formula ? 2 : 1);
-		for (const char *q; (q = strchr(s, '"')); s = q + 1) {
-			put(x, s, (size_t)(q - s) + 1);
-			put(x, "\"", 1);
-		}
-		puts_(x, s);
-		put(x, "\"", 1);
-	} else {
-		puts_(x, s);
-	}
-	put(x, last ? "\n" : ",", 1);
-}
-
-/* A JSON string; the database hands out valid UTF-8, so only the JSON
- * specials and control characters need escaping. */
-static void json_str(emv_export *x, const char *s)
-{
-	put(x, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		size_t run = 0;
-		while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\')
-			run++;
-		if (run) {
-			put(x, (const char *)p, run);
-			p += run - 1;
-			continue;
-		}
-		if (*p == '"')
-			put(x, "\\\"", 2);
-		else if (*p == '\\')
-			put(x, "\\\\", 2);
-		else if (*p == '\n')
-			put(x, "\\n", 2);
-		else if (*p == '\t')
-			put(x, "\\t", 2);
-		else if (*p == '\r')
-			put(x, "\\r", 2);
-		else {
-			char e[8];
-			snprintf(e, sizeof e, "\\u%04x", *p);
-			put(x, e, 6);
-		}
-	}
-	put(x, "\"", 1);
-}
-
-static void json_kv(emv_export *x, const char *key, const char *v, int first)
-{
-	if (!first)
-		put(x, ",", 1);
-	json_str(x, key);
-	put(x, ":", 1);
-	if (v)
-		json_str(x, v);
-	else
-		put(x, "null", 4);
-}
-
-static void json_num(emv_export *x, const char *key, const char *v)
-{
-	put(x, ",", 1);
-	json_str(x, key);
-	put(x, ":", 1);
-	puts_(x, v && *v ? v : "null");
-}
-
 /* The suggested domain for domain ("" when none), computed once. */
 static const char *suggest_domain(emv_export *x, const char *domain, char *buf, size_t buflen)
 {
@@ -193,40 +101,34 @@ static const char *suggest_domain(emv_export *x, const char *domain, char *buf, 
 
 /* ---- one row ---- */
 
-struct row {
-	const char *email, *status, *reason, *detail, *catch_all;
-	char flags[128], dym[320];
-};
-
 static const char *col(PGresult *r, int i, int c)
 {
 	return PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
 }
 
-static void row_of(emv_export *x, PGresult *r, int i, struct row *w)
+static long long num_col(PGresult *r, int i, int c)
 {
-	const char *names[16];
-	unsigned flags = (unsigned)strtoul(PQgetvalue(r, i, C_AFLAGS), NULL, 10);
-	int final = col(r, i, C_FINAL) && PQgetvalue(r, i, C_FINAL)[0] == 't';
-	size_t n;
+	return col(r, i, c) ? strtoll(PQgetvalue(r, i, c), NULL, 10) : 0;
+}
 
+/* Row i of the cursor as an output row; dym holds its did_you_mean. */
+static void row_of(emv_export *x, PGresult *r, int i, emv_format_row *w, char *dym, size_t dymlen)
+{
+	int final = col(r, i, C_FINAL) && PQgetvalue(r, i, C_FINAL)[0] == 't';
+
+	memset(w, 0, sizeof *w);
+	w->flags = (unsigned)strtoul(PQgetvalue(r, i, C_AFLAGS), NULL, 10);
 	if (col(r, i, C_RFLAGS))
-		flags |= (unsigned)strtoul(PQgetvalue(r, i, C_RFLAGS), NULL, 10);
-	w->flags[0] = '\0';
-	n = emv_flag_names(flags, names, 16);
-	for (size_t k = 0; k < n; k++) {
-		if (k)
-			strncat(w->flags, ";", sizeof w->flags - strlen(w->flags) - 1);
-		strncat(w->flags, names[k], sizeof w->flags - strlen(w->flags) - 1);
-	}
+		w->flags |= (unsigned)strtoul(PQgetvalue(r, i, C_RFLAGS), NULL, 10);
 	w->email = col(r, i, C_ADDRESS);
-	w->dym[0] = '\0';
+	dym[0] = '\0';
 	if (x->p.lists && w->email && !col(r, i, C_ERROR)) {
 		const char *at = strrchr(w->email, '@'), *sug;
 		char buf[256];
 		if (at && (sug = suggest_domain(x, at + 1, buf, sizeof buf))[0])
-			snprintf(w->dym, sizeof w->dym, "%.*s@%s", (int)(at - w->email), w->email, sug);
+			snprintf(dym, dymlen, "%.*s@%s", (int)(at - w->email), w->email, sug);
 	}
+	w->did_you_mean = dym;
 	if (final) {
 		w->status = PQgetvalue(r, i, C_STATUS);
 		w->reason = PQgetvalue(r, i, C_REASON);
@@ -242,74 +144,21 @@ static void row_of(emv_export *x, PGresult *r, int i, struct row *w)
 		w->detail = col(r, i, C_STATUS) ? "not final yet: the server asked us to try again later"
 						: "not verified yet";
 	}
-	w->catch_all = !col(r, i, C_CATCH_ALL) ? "" : PQgetvalue(r, i, C_CATCH_ALL)[0] == 't' ? "true" : "false";
-}
-
-static void csv_row(emv_export *x, PGresult *r, int i)
-{
-	struct row w;
-	row_of(x, r, i, &w);
-	csv(x, w.email, 0);
-	csv(x, w.status, 0);
-	csv(x, w.reason, 0);
-	csv(x, w.flags, 0);
-	csv(x, w.dym, 0);
-	csv(x, w.detail, 0);
-	csv(x, col(r, i, C_MX_HOST), 0);
-	csv(x, col(r, i, C_MX_IP), 0);
-	csv(x, col(r, i, C_SOURCE_IP), 0);
-	csv(x, col(r, i, C_TLS), 0);
-	csv(x, w.catch_all, 0);
-	csv(x, col(r, i, C_SMTP_CODE), 0);
-	csv(x, col(r, i, C_ENHANCED), 0);
-	csv(x, col(r, i, C_REPLY), 0);
-	csv(x, col(r, i, C_ATTEMPTS) ? col(r, i, C_ATTEMPTS) : "0", 0);
-	csv(x, col(r, i, C_DURATION) ? col(r, i, C_DURATION) : "0", 0);
-	csv(x, col(r, i, C_DUP), 0);
-	csv(x, PQgetvalue(r, i, C_ID), 0);
-	csv(x, PQgetvalue(r, i, C_INPUT), 1);
-}
-
-static void jsonl_row(emv_export *x, PGresult *r, int i)
-{
-	struct row w;
-	char *save, *tok;
-
-	row_of(x, r, i, &w);
-	put(x, "{", 1);
-	json_kv(x, "email", w.email ? w.email : "", 1);
-	json_kv(x, "status", w.status, 0);
-	json_kv(x, "reason", w.reason, 0);
-	puts_(x, ",\"flags\":[");
-	for (tok = strtok_r(w.flags, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
-		if (tok != w.flags)
-			put(x, ",", 1);
-		json_str(x, tok);
-	}
-	put(x, "]", 1);
-	json_kv(x, "did_you_mean", w.dym[0] ? w.dym : NULL, 0);
-	json_kv(x, "detail", w.detail, 0);
-	json_kv(x, "mx_host", col(r, i, C_MX_HOST), 0);
-	json_kv(x, "mx_ip", col(r, i, C_MX_IP), 0);
-	json_kv(x, "source_ip", col(r, i, C_SOURCE_IP), 0);
-	json_kv(x, "region", col(r, i, C_REGION), 0);
-	json_kv(x, "tls", col(r, i, C_TLS), 0);
-	json_num(x, "catch_all", w.catch_all);
-	if (col(r, i, C_SMTP_CODE)) {
-		puts_(x, ",\"smtp\":{\"code\":");
-		puts_(x, PQgetvalue(r, i, C_SMTP_CODE));
-		json_kv(x, "enhanced", col(r, i, C_ENHANCED), 0);
-		json_kv(x, "reply", col(r, i, C_REPLY), 0);
-		put(x, "}", 1);
-	} else {
-		puts_(x, ",\"smtp\":null");
-	}
-	json_num(x, "attempts", col(r, i, C_ATTEMPTS) ? col(r, i, C_ATTEMPTS) : "0");
-	json_num(x, "duration_ms", col(r, i, C_DURATION) ? col(r, i, C_DURATION) : "0");
-	json_num(x, "duplicate_of_row", col(r, i, C_DUP));
-	json_num(x, "row", PQgetvalue(r, i, C_ID));
-	json_kv(x, "input", PQgetvalue(r, i, C_INPUT), 0);
-	puts_(x, "}\n");
+	w->mx_host = col(r, i, C_MX_HOST);
+	w->mx_ip = col(r, i, C_MX_IP);
+	w->source_ip = col(r, i, C_SOURCE_IP);
+	w->region = col(r, i, C_REGION);
+	w->tls = col(r, i, C_TLS);
+	w->catch_all = !col(r, i, C_CATCH_ALL) ? -1 : PQgetvalue(r, i, C_CATCH_ALL)[0] == 't';
+	w->have_smtp = col(r, i, C_SMTP_CODE) != NULL;
+	w->smtp_code = (int)num_col(r, i, C_SMTP_CODE);
+	w->enhanced = col(r, i, C_ENHANCED);
+	w->reply = col(r, i, C_REPLY);
+	w->attempts = num_col(r, i, C_ATTEMPTS);
+	w->duration_ms = num_col(r, i, C_DURATION);
+	w->duplicate_of_row = (uint64_t)num_col(r, i, C_DUP);
+	w->row = (uint64_t)num_col(r, i, C_ID);
+	w->input = PQgetvalue(r, i, C_INPUT);
 }
 
 /* ---- the cursor ---- */
@@ -392,8 +241,7 @@ long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err
 		return 0;
 	x->out.len = 0;
 	if (!x->header_done && x->p.format == EMV_EXPORT_CSV)
-		for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++)
-			csv(x, csv_columns[i], i + 1 == sizeof csv_columns / sizeof csv_columns[0]);
+		emv_format_csv_header(&x->out);
 	x->header_done = 1;
 	r = PQexec(x->c, x->fetch);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -403,10 +251,13 @@ long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err
 	}
 	n = PQntuples(r);
 	for (int i = 0; i < n; i++) {
+		emv_format_row w;
+		char dym[320];
+		row_of(x, r, i, &w, dym, sizeof dym);
 		if (x->p.format == EMV_EXPORT_CSV)
-			csv_row(x, r, i);
+			emv_format_csv_row(&x->out, &w, x->p.keep_formulas);
 		else
-			jsonl_row(x, r, i);
+			emv_format_jsonl_row(&x->out, &w, NULL);
 	}
 	PQclear(r);
 	x->rows += (uint64_t)n;

@@ -5,13 +5,8 @@
  * cursor: memory stays bounded whatever the job's size, and the first rows
  * are out before the last are read.  Duplicates carry the verdict of the
  * row they repeat; rows not final yet say so (status unknown, reason
- * "pending").  The columns are those of `emailverify verify`:
- *
- *   email,status,reason,flags,did_you_mean,detail,mx_host,mx_ip,source_ip,
- *   tls,catch_all,smtp_code,enhanced_code,smtp_reply,attempts,duration_ms,
- *   duplicate_of_row,row,input
- *
- * and JSON Lines carries the same fields (plus region), one object per row.
+ * "pending").  The rows are written by lib/emv_format.h, as `emailverify
+ * verify` writes them: the same CSV columns and JSON Lines keys.
  *
  * The cursor lives in a read-only transaction on the caller's connection:
  * use that connection for nothing else until emv_export_close().

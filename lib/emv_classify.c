@@ -516,28 +516,6 @@ static int enh_split(const char *enhanced, int v[3])
 	return 1;
 }
 
-static emv_status reason_default_status(emv_reason reason)
-{
-	switch (reason) {
-	case EMV_REASON_ACCEPTED:
-		return EMV_STATUS_DELIVERABLE;
-	case EMV_REASON_MAILBOX_NOT_FOUND:
-	case EMV_REASON_MAILBOX_DISABLED:
-	case EMV_REASON_INVALID_SYNTAX:
-	case EMV_REASON_NO_DOMAIN:
-	case EMV_REASON_NULL_MX:
-	case EMV_REASON_NO_MAIL_SERVER:
-		return EMV_STATUS_UNDELIVERABLE;
-	case EMV_REASON_MAILBOX_FULL:
-	case EMV_REASON_CATCH_ALL:
-	case EMV_REASON_DISPOSABLE:
-	case EMV_REASON_ROLE:
-		return EMV_STATUS_RISKY;
-	default:
-		return EMV_STATUS_UNKNOWN;
-	}
-}
-
 /*
  * The text phrases are matched against: lines joined by one space, and the
  * enhanced code that servers repeat at the start of every continuation line
@@ -609,7 +587,7 @@ void emv_classify(const emv_classifier *c, int phase, int code, const char *enha
 		return;
 	}
 	out->reason = hit->reason;
-	out->status = hit->status == AUTO ? reason_default_status(hit->reason)
+	out->status = hit->status == AUTO ? emv_reason_default_status(hit->reason)
 					  : (emv_status)hit->status;
 	out->temporary = hit->temporary == AUTO ? cls == 4 : hit->temporary;
 	out->about_us = hit->about_us;

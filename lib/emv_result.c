@@ -2,17 +2,33 @@
 #include <string.h>
 #include "emv_result.h"
 
-static const char *const status_names[EMV_STATUS__COUNT] = {
-	"deliverable", "undeliverable", "risky", "unknown",
+/* Every row must have a name: an empty one would be a hole in the lookups. */
+#define STATUS_NAMED_(e, name) _Static_assert(sizeof(name) > 1, "the status " #e " has no name");
+#define REASON_NAMED_(e, name, status, retry, detail) \
+	_Static_assert(sizeof(name) > 1, "the reason " #e " has no name");
+EMV_STATUS_LIST(STATUS_NAMED_)
+EMV_REASON_LIST(REASON_NAMED_)
+#undef STATUS_NAMED_
+#undef REASON_NAMED_
+
+#define STATUS_NAME_(e, name) [EMV_STATUS_##e] = name,
+static const char *const status_names[] = { EMV_STATUS_LIST(STATUS_NAME_) };
+#undef STATUS_NAME_
+
+static const struct {
+	const char *name;
+	emv_status status;
+	emv_retry_class retry;
+	const char *detail;
+} reasons[] = {
+#define REASON_ROW_(e, name, status, retry, detail) \
+	[EMV_REASON_##e] = { name, EMV_STATUS_##status, EMV_RETRY_CLASS_##retry, detail },
+	EMV_REASON_LIST(REASON_ROW_)
+#undef REASON_ROW_
 };
 
-static const char *const reason_names[EMV_REASON__COUNT] = {
-	"accepted", "mailbox_not_found", "invalid_syntax", "no_domain", "null_mx",
-	"no_mail_server", "mailbox_disabled", "mailbox_full", "catch_all",
-	"disposable", "role", "greylisted", "blocked", "rate_limited", "timeout",
-	"connection_failed", "tls_failed", "policy_rejected", "protocol_error",
-	"dns_failed", "private_mx", "port25_blocked", "input_error",
-};
+_Static_assert(sizeof status_names / sizeof status_names[0] == EMV_STATUS__COUNT, "a status without its row");
+_Static_assert(sizeof reasons / sizeof reasons[0] == EMV_REASON__COUNT, "a reason without its row");
 
 const char *emv_status_name(emv_status s)
 {
@@ -21,25 +37,23 @@ const char *emv_status_name(emv_status s)
 
 const char *emv_reason_name(emv_reason r)
 {
-	return (unsigned)r < EMV_REASON__COUNT ? reason_names[r] : "?";
-}
-
-static int lookup(const char *const *names, int n, const char *name)
-{
-	for (int i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return i;
-	return -1;
+	return (unsigned)r < EMV_REASON__COUNT ? reasons[r].name : "?";
 }
 
 int emv_status_from_name(const char *name)
 {
-	return lookup(status_names, EMV_STATUS__COUNT, name);
+	for (int i = 0; i < EMV_STATUS__COUNT; i++)
+		if (strcmp(status_names[i], name) == 0)
+			return i;
+	return -1;
 }
 
 int emv_reason_from_name(const char *name)
 {
-	return lookup(reason_names, EMV_REASON__COUNT, name);
+	for (int i = 0; i < EMV_REASON__COUNT; i++)
+		if (strcmp(reasons[i].name, name) == 0)
+			return i;
+	return -1;
 }
 
 static const struct { unsigned bit; const char *name; } flag_table[] = {
@@ -58,21 +72,25 @@ size_t emv_flag_names(unsigned flags, const char **names, size_t max)
 	return n;
 }
 
+unsigned emv_flag_from_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof flag_table / sizeof flag_table[0]; i++)
+		if (strcmp(flag_table[i].name, name) == 0)
+			return flag_table[i].bit;
+	return 0;
+}
+
 const char *emv_reason_detail(emv_reason r)
 {
-	switch (r) {
-	case EMV_REASON_ACCEPTED: return "the mail server accepted the recipient";
-	case EMV_REASON_MAILBOX_NOT_FOUND: return "the mail server says this mailbox does not exist";
-	case EMV_REASON_MAILBOX_DISABLED: return "the mail server says this mailbox is disabled";
-	case EMV_REASON_MAILBOX_FULL: return "the mailbox exists but is full";
-	case EMV_REASON_GREYLISTED: return "the server asked us to try again later (greylisting)";
-	case EMV_REASON_BLOCKED: return "the server refused our IP address (block list or reputation)";
-	case EMV_REASON_RATE_LIMITED: return "the server asked us to slow down";
-	case EMV_REASON_POLICY_REJECTED: return "the server refused for a policy reason, not about this mailbox";
-	case EMV_REASON_TIMEOUT: return "the mail server did not answer in time";
-	case EMV_REASON_CONNECTION_FAILED: return "no connection to the mail server";
-	case EMV_REASON_TLS_FAILED: return "TLS with the mail server failed";
-	case EMV_REASON_PROTOCOL_ERROR: return "the mail server broke the SMTP protocol";
-	default: return "";
-	}
+	return (unsigned)r < EMV_REASON__COUNT ? reasons[r].detail : "";
+}
+
+emv_status emv_reason_default_status(emv_reason r)
+{
+	return (unsigned)r < EMV_REASON__COUNT ? reasons[r].status : EMV_STATUS_UNKNOWN;
+}
+
+emv_retry_class emv_reason_retry(emv_reason r)
+{
+	return (unsigned)r < EMV_REASON__COUNT ? reasons[r].retry : EMV_RETRY_CLASS_SCHEDULE;
 }

@@ -43,19 +43,16 @@ int emv_retry_delay(const emv_retry_policy *p, emv_reason reason, int temporary,
 		return -1;
 	if (k < 0)
 		k = 0;
-	switch (reason) {
-	case EMV_REASON_MAILBOX_FULL:
+	switch (emv_reason_retry(reason)) { /* the reason's row in EMV_REASON_LIST */
+	case EMV_RETRY_CLASS_NEVER:
 		return -1; /* the mailbox exists; asking again proves nothing more */
-	case EMV_REASON_BLOCKED:
+	case EMV_RETRY_CLASS_OTHER_SOURCE:
 		return other_source ? 0 : -1;
-	case EMV_REASON_DNS_FAILED:
+	case EMV_RETRY_CLASS_DNS:
 		return k < 2 ? p->dns_retry_ms[k] : -1;
-	case EMV_REASON_CONNECTION_FAILED:
-	case EMV_REASON_TIMEOUT:
-	case EMV_REASON_TLS_FAILED:
-	case EMV_REASON_PROTOCOL_ERROR:
-	case EMV_REASON_PORT25_BLOCKED:
+	case EMV_RETRY_CLASS_CONNECT:
 		return tries < p->connect_attempts ? p->schedule_ms[0] : -1;
+	case EMV_RETRY_CLASS_SCHEDULE:
 	default: /* greylisted, rate_limited, a 421, other temporary answers */
 		d = p->schedule_ms[k > 2 ? 2 : k];
 		if (retry_after_ms > d && retry_after_ms <= p->schedule_ms[2])

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "emv_classify.h"
+#include "emv_format.h"
 #include "emv_report.h"
 #include "emv_utf8.h"
 #include "emv_util.h"
@@ -48,35 +49,10 @@ static void puts_(emv_buf *b, const char *s)
 	emv_buf_add(b, s, strlen(s));
 }
 
-/* A JSON string: escapes as RFC 8259 requires; bytes that are not UTF-8
- * become '?' (inputs are untrusted). NULL or "" with null_if_empty: null. */
+/* A JSON string, escaped by the one formatter (lib/emv_format.h). */
 static void jstr(emv_buf *b, const char *s, int null_if_empty)
 {
-	if (!s || (null_if_empty && !*s)) {
-		puts_(b, "null");
-		return;
-	}
-	emv_buf_add(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p;) {
-		size_t n;
-		if (*p == '"' || *p == '\\') {
-			char e[2] = { '\\', (char)*p };
-			emv_buf_add(b, e, 2);
-			p++;
-		} else if (*p < 0x20) {
-			char e[8];
-			snprintf(e, sizeof e, "\\u%04x", *p);
-			puts_(b, e);
-			p++;
-		} else if ((n = emv_utf8_len(p, 4)) > 0) { /* stops at the NUL */
-			emv_buf_add(b, (const char *)p, n);
-			p += n;
-		} else {
-			emv_buf_add(b, "?", 1);
-			p++;
-		}
-	}
-	emv_buf_add(b, "\"", 1);
+	emv_format_json_str(b, s, null_if_empty);
 }
 
 static void jkey(emv_buf *b, const char *k)

@@ -6,6 +6,7 @@
  * socket only).  Fixture "world".
  */
 #include <signal.h>
+#include <jansson.h>
 #include "cluster_harness.h"
 #include "pg_harness.h"
 
@@ -257,6 +258,173 @@ static void do_test_run_interrupted_then_continued(void **state)
 		      "asked again\n", before_final, RESUME_ROWS, unasked, RESUME_ROWS);
 }
 
+/* The cells of one CSV line (RFC 4180; no line breaks inside cells here). */
+static int csv_cells(const char *line, char cells[][512], int max)
+{
+	int n = 0;
+	const char *p = line;
+	for (;;) {
+		size_t k = 0;
+		assert_true(n < max);
+		if (*p == '"') {
+			for (p++; *p && !(*p == '"' && p[1] != '"'); p++) {
+				if (*p == '"')
+					p++;
+				if (k < 511)
+					cells[n][k++] = *p;
+			}
+			if (*p == '"')
+				p++;
+		} else {
+			for (; *p && *p != ','; p++)
+				if (k < 511)
+					cells[n][k++] = *p;
+		}
+		cells[n++][k] = '\0';
+		if (*p != ',')
+			return n;
+		p++;
+	}
+}
+
+static char diffs[8192];
+
+static void note_diff(const char *fmt, ...)
+{
+	size_t n = strlen(diffs);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(diffs + n, sizeof diffs - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Evidence that depends on the run, not on the verdict: compared by presence only. */
+static int run_dependent(const char *key)
+{
+	return strcmp(key, "duration_ms") == 0 || strcmp(key, "region") == 0;
+}
+
+/* `emailverify verify` and `emailverify run` on the same list write the same
+ * file (one formatter, lib/emv_format.h): the same CSV columns with the same
+ * cells, the same JSON Lines keys in the same order with the same values,
+ * except the time taken and the region (verify has none).  One value
+ * differs by design of the wire, not of the formatter: VerifyResults carries
+ * catch_all as true/false, so a verdict that reached no mail server says
+ * false after the cluster and "not known" (null, empty) in verify. */
+static void do_test_verify_and_run_agree(void **state)
+{
+	const char *list = EMV_BUILD_DIR "/agree-list.csv";
+	const char *out[2][2] = { { EMV_BUILD_DIR "/agree-verify.csv", EMV_BUILD_DIR "/agree-run.csv" },
+				  { EMV_BUILD_DIR "/agree-verify.jsonl", EMV_BUILD_DIR "/agree-run.jsonl" } };
+	static const char *const fmt[2] = { "csv", "jsonl" };
+	static char log[16384];
+	FILE *f = fopen(list, "w");
+
+	assert_non_null(f);
+	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
+	      "not an address,I\n\"=HYPERLINK(\"\"x\"\")@accept.test\",F\nalice@accept.test,\"dup, again\"\n"
+	      "nobody@nxdomain.test,D\ntypo@gmial.com,T\n", f);
+	fclose(f);
+	for (int k = 0; k < 2; k++) {
+		const char *verify[] = { EMV_BIN, "verify", list, "-o", out[k][0], "--format", fmt[k], "--progress",
+					 "none", "--skip-preflight", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
+					 "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo",
+					 "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf",
+					 "--timeout", "5", NULL };
+		const char *run[] = { EMV_BIN, "run", list, "-o", out[k][1], "--format", fmt[k], "--database", url,
+				      "--workers", "2", WORLD_OPTS, NULL };
+		if (run_capture(log, sizeof log, verify, 1) != 0)
+			fail_msg("emailverify verify failed:\n%s", log);
+		if (run_capture(log, sizeof log, run, 1) != 0)
+			fail_msg("emailverify run failed:\n%s", log);
+	}
+
+	/* CSV: the same header, the same cells */
+	{
+		char *a = slurp(out[0][0]), *b = slurp(out[0][1]), *sa, *sb, *la, *lb;
+		static char ca[32][512], cb[32][512], head[32][512];
+		int nh = 0, rows = 0;
+		for (la = strtok_r(a, "\n", &sa), lb = strtok_r(b, "\n", &sb); la || lb;
+		     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+			int na, nb;
+			if (!la || !lb)
+				fail_msg("verify wrote %s lines than run", la ? "more" : "fewer");
+			na = csv_cells(la, ca, 32);
+			nb = csv_cells(lb, cb, 32);
+			if (na != nb)
+				fail_msg("verify '%s' has %d cells, run '%s' %d", la, na, lb, nb);
+			if (!nh) {
+				nh = na;
+				memcpy(head, ca, sizeof head);
+			}
+			for (int c = 0; c < na; c++)
+				if (strcmp(ca[c], cb[c]) != 0 && (rows == 0 || !run_dependent(head[c])) &&
+				    !(rows > 0 && strcmp(head[c], "catch_all") == 0 && !ca[c][0] && strcmp(cb[c], "false") == 0))
+					note_diff("row %d, column %s: verify '%s', run '%s'\n", rows, head[c], ca[c], cb[c]);
+			rows++;
+		}
+		assert_int_equal(rows, 10);
+		assert_int_equal(nh, 19);
+		if (diffs[0])
+			fail_msg("CSV of verify and run differ:\n%s", diffs);
+		free(a);
+		free(b);
+		/* what the formatter did is there: a formula neutralised, the input row quoted */
+		a = slurp(out[0][0]);
+		b = slurp(out[0][1]);
+		assert_non_null(strstr(b, ",\"'=HYPERLINK(\"\"x\"\")@accept.test\","));
+		assert_non_null(strstr(a, ",1,7,\"alice@accept.test,\"\"dup, again\"\"\"\n"));
+		free(a);
+		free(b);
+	}
+
+	/* JSON Lines: the same keys in the same order, the same values */
+	{
+		char *a = slurp(out[1][0]), *b = slurp(out[1][1]), *sa, *sb, *la, *lb;
+		int rows = 0;
+		for (la = strtok_r(a, "\n", &sa), lb = strtok_r(b, "\n", &sb); la || lb;
+		     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+			json_t *ja, *jb, *va, *vb;
+			void *ia, *ib;
+			if (!la || !lb)
+				fail_msg("verify wrote %s lines than run", la ? "more" : "fewer");
+			ja = json_loads(la, JSON_PRESERVE_ORDER, NULL);
+			jb = json_loads(lb, JSON_PRESERVE_ORDER, NULL);
+			assert_non_null(ja);
+			assert_non_null(jb);
+			for (ia = json_object_iter(ja), ib = json_object_iter(jb); ia || ib;
+			     ia = json_object_iter_next(ja, ia), ib = json_object_iter_next(jb, ib)) {
+				const char *ka, *kb;
+				if (!ia || !ib)
+					fail_msg("row %d: verify '%s' and run '%s' differ in keys", rows + 1, la, lb);
+				ka = json_object_iter_key(ia);
+				kb = json_object_iter_key(ib);
+				if (strcmp(ka, kb) != 0)
+					fail_msg("row %d: key '%s' in verify where run has '%s'", rows + 1, ka, kb);
+				va = json_object_iter_value(ia);
+				vb = json_object_iter_value(ib);
+				if (!run_dependent(ka) && !json_equal(va, vb) &&
+				    !(strcmp(ka, "catch_all") == 0 && json_is_null(va) && json_is_false(vb))) {
+					char *da = json_dumps(va, JSON_ENCODE_ANY), *db = json_dumps(vb, JSON_ENCODE_ANY);
+					note_diff("row %d, key %s: verify %s, run %s\n", rows + 1, ka, da, db);
+					free(da);
+					free(db);
+				}
+			}
+			json_decref(ja);
+			json_decref(jb);
+			rows++;
+		}
+		assert_int_equal(rows, 9);
+		free(a);
+		free(b);
+		a = slurp(out[1][0]);
+		assert_non_null(strstr(a, "\"input\":\"alice@accept.test,\\\"dup, again\\\"\""));
+		assert_null(strstr(a, "input_row"));
+		free(a);
+	}
+}
+
 /* A large DNS-only list: verdicts come faster than the sink can store them.
  * The embedded Kafka keeps at most 5 MiB a partition and drops the rest,
  * read or not; before the workers waited for the sink (emv_results_gate),
@@ -292,6 +460,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_run_list),
+		cmocka_unit_test(do_test_verify_and_run_agree),
 		cmocka_unit_test(do_test_run_usage_errors),
 		cmocka_unit_test(do_test_run_interrupted_then_continued),
 		cmocka_unit_test(do_test_run_faster_than_the_sink),

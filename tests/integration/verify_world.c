@@ -171,7 +171,10 @@ static void do_test_order_duplicates_and_bad_rows(void **state)
 	}
 	/* the duplicate points at its first row; the original input row is kept */
 	assert_int_equal(json_integer_value(json_object_get(r.results[3], "duplicate_of_row")), 1);
-	assert_string_equal(sget(r.results[1], "input_row"), "\"Smith, Bob\",bob@accept.test,\"B, Inc\"");
+	assert_true(json_is_null(json_object_get(r.results[0], "duplicate_of_row")));
+	/* "input" as in the export of `run` (it was "input_row" here) */
+	assert_string_equal(sget(r.results[1], "input"), "\"Smith, Bob\",bob@accept.test,\"B, Inc\"");
+	assert_null(json_object_get(r.results[1], "input_row"));
 	run_free(&r);
 }
 
