@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "cli_engine.h"
 #include "emv_audit.h"
+#include "emv_reaudit.h"
 #include "emv_util.h"
 
 void cli_engine_opts_default(cli_engine_opts *o)
@@ -222,6 +223,8 @@ static int engine_init(cli_engine *e, const cli_engine_opts *o)
 	e->probe.session.mail_from = e->mail_from;
 	if (e->pool && audit_pool(e) < 0)
 		return -1;
+	if (e->pool && e->pool->audit_interval_ms > 0) /* and again while running */
+		e->reaudit = emv_reaudit_new(e->base, e->dns, e->pool, e->rep, e->pool->audit_interval_ms);
 	e->probe.session.ssl_ctx = e->ssl;
 	e->probe.session.starttls = !o->no_tls;
 	if (o->timeout_s > 0) {
@@ -348,6 +351,8 @@ void cli_engine_params_engine(cli_engine *e, emv_engine_params *ep)
 
 void cli_engine_free(cli_engine *e)
 {
+	emv_reaudit_free(e->reaudit); /* before the loop, DNS, pool and rep it uses */
+	e->reaudit = NULL;
 	if (e->rep)
 		emv_rep_free(e->rep);
 	if (e->pool)
