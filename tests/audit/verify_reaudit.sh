@@ -22,18 +22,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# a mail server that accepts and never says a word (for 40 s at most)
+# a mail server that accepts and never says a word (for 40 s at most);
+# perl-base is on every Debian machine (python3 is not in a fresh root)
 rm -f "$dir/port"
-python3 - "$dir/port" <<'PY' &
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
-open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
-import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-s.settimeout(1); conns = []; end = time.time() + 40
-while time.time() < end:
-    try: conns.append(s.accept()[0])
-    except socket.timeout: pass
-PY
+perl -MIO::Socket::INET -e '
+	my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 16, ReuseAddr => 1) or die "listen: $!";
+	open(my $f, ">", "$ARGV[0].tmp") or die; print $f $s->sockport; close $f; rename("$ARGV[0].tmp", $ARGV[0]);
+	my @conns; my $end = time + 40; $s->timeout(1);
+	while (time < $end) { my $c = $s->accept; push @conns, $c if $c; }
+' "$dir/port" &
 listener_pid=$!
 for _ in $(seq 1 50); do [[ -s $dir/port ]] && break; sleep 0.1; done
 port=$(cat "$dir/port") || fail "no listener"
