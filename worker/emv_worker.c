@@ -724,10 +724,6 @@ static int held_batches(struct worker *w)
 	return n;
 }
 
-/* The shutdown's time line, from the stop (o.shutdown_ms = T): sessions in
- * flight may end (QUIT) until 60% of T; then every batch is cut; the
- * messages that makes are acknowledged until 85%; flush and the
- * synchronous commit take the rest. */
 /* The periodic pool audit ends when the worker stops taking work (no DNS
  * queries during the drain); its counts go to the worker's stats. */
 static void reaudit_stop(struct worker *w)
@@ -744,6 +740,10 @@ static void reaudit_stop(struct worker *w)
 	w->e.reaudit = NULL;
 }
 
+/* The shutdown's time line, from the stop (o.shutdown_ms = T): sessions in
+ * flight may end (QUIT) until 60% of T; then every batch is cut; the
+ * messages that makes are acknowledged until 85%; flush and the
+ * synchronous commit take the rest. */
 static uint64_t stop_phase_ms(const struct worker *w, int percent)
 {
 	return (uint64_t)w->o.shutdown_ms * (uint64_t)percent / 100u;
