@@ -45,12 +45,12 @@ typedef struct {
 	emv_lists *lists;
 	emv_providers *providers;
 	SSL_CTX *ssl;
+	struct emv_reaudit *reaudit; /* --pool: audited again every audit_interval (NULL: never) */
 	emv_probe_config probe;
 	char helo[256];
 	char mail_from[300];
 	emv_pool *pool;           /* --pool: sessions rotate over its addresses */
 	emv_rep *rep;             /* their reputation per provider (this engine's own) */
-	struct emv_reaudit *reaudit; /* the pool audited again every audit_interval (NULL: never) */
 } cli_engine;
 
 void cli_engine_opts_default(cli_engine_opts *o);
