@@ -41,7 +41,7 @@ cmake --build build/test -j"$jobs"
 echo "== build (libFuzzer, clang)"
 cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMV_FUZZ=ON \
       -DEMV_FUZZ_SECONDS="${EMV_FUZZ_SECONDS:-20}" >/dev/null
-cmake --build build/fuzz -j"$jobs" --target fuzz_address fuzz_reply fuzz_ingest fuzz_wire fuzz_pool fuzz_routes fuzz_api_route
+cmake --build build/fuzz -j"$jobs" --target fuzz_address fuzz_reply fuzz_ingest fuzz_wire fuzz_pool fuzz_routes fuzz_api_route fuzz_session
 
 # Sanitizer settings: leaks are errors; UBSan stops at the first report.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"

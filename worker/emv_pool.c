@@ -19,7 +19,7 @@ struct parser {
 	emv_pool *p;
 	const char *name;
 	int line;
-	int seen_region, seen_mail_from, seen_audit;
+	int seen_region, seen_mail_from, seen_audit, seen_interval;
 	char *err;
 	size_t errlen;
 };
@@ -209,6 +209,18 @@ static int set_audit(struct parser *ps, char *v)
 	return EMV_OK;
 }
 
+static int set_interval(struct parser *ps, char *v)
+{
+	char b[64];
+
+	if (ps->seen_interval++)
+		return perr(ps, "audit_interval", "given twice");
+	if (emv_parse_duration_ms(v, &ps->p->audit_interval_ms) < 0)
+		return perr(ps, "audit_interval", "'%s': expected a duration such as 90, 10m or 1h (0 = only at start)",
+			    shown(v, b, sizeof b));
+	return EMV_OK;
+}
+
 /* '#' starts a comment at the start of the line or after a blank. */
 static void strip_comment(char *s)
 {
@@ -245,6 +257,8 @@ static int parse_line(struct parser *ps, char *s)
 		return add_dnsbl(ps, v);
 	if (strcmp(key, "audit_failures") == 0)
 		return set_audit(ps, v);
+	if (strcmp(key, "audit_interval") == 0)
+		return set_interval(ps, v);
 	return perr(ps, "line", "unknown key '%s'", shown(key, b, sizeof b));
 }
 
@@ -266,6 +280,7 @@ emv_pool *emv_pool_parse(const char *buf, size_t len, const char *name, char *er
 
 	ps.p = emv_xcalloc(1, sizeof *ps.p);
 	ps.p->audit_failures = EMV_POOL_AUDIT_HOLD;
+	ps.p->audit_interval_ms = EMV_POOL_AUDIT_INTERVAL_MS;
 	while (pos < len) {
 		const char *nl = memchr(buf + pos, '\n', len - pos);
 		size_t n = (nl ? (size_t)(nl - buf) : len) - pos;

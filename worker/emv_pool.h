@@ -22,6 +22,12 @@
  *   audit_failures = hold|run optional, once (default hold): hold = an address
  *                            that fails its self-audit is not used; run = it
  *                            is used anyway (the failures are still reported)
+ *   audit_interval = DURATION optional, once (default 1h): audit the sources
+ *                            again this often while running (emv_reaudit.h),
+ *                            so a held address whose listing is gone comes
+ *                            back and a newly listed one is held; a whole
+ *                            number with an optional unit s, m, h, d
+ *                            ("90", "10m", "1h"); 0 = only at start
  *
  * Host names: 2+ labels of letters, digits and '-' (DNSBL zones may also
  * use '_'), no label longer than 63, at most 253 characters, an optional
@@ -38,6 +44,7 @@
 #define EMV_POOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "emv_dns.h"
 
 #define EMV_POOL_REGION_MAX   32    /* incl. NUL */
@@ -49,6 +56,7 @@
 
 #define EMV_POOL_AUDIT_HOLD 0       /* a failed address is held (not used) */
 #define EMV_POOL_AUDIT_RUN  1       /* a failed address is used anyway */
+#define EMV_POOL_AUDIT_INTERVAL_MS (3600u * 1000u) /* default audit_interval: 1 h */
 
 typedef struct {
 	emv_sockaddr addr;              /* port 0 */
@@ -61,6 +69,7 @@ typedef struct {
 	char mail_from[EMV_POOL_MAILFROM_MAX];
 	char mail_from_domain[EMV_HOST_MAX]; /* the part after the '@', lower-case */
 	int audit_failures;             /* EMV_POOL_AUDIT_* */
+	uint64_t audit_interval_ms;     /* re-audit period; 0 = at start only */
 	int nsources;
 	emv_pool_source sources[EMV_POOL_SOURCES_MAX];
 	int ndnsbl;

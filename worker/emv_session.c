@@ -828,26 +828,14 @@ static int rcpt_is_safe(const char *a)
 	return 1;
 }
 
-emv_session *emv_session_start(struct event_base *base, const emv_session_params *p,
-			       const struct sockaddr *mx, socklen_t mxlen, const char *mx_host,
-			       const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
-			       const emv_session_cb *cb, void *arg, char *err, size_t errlen)
+/* Check the caller's strings and build a session in no state yet (no
+ * socket); NULL with err on a bad argument. */
+static emv_session *session_new(struct event_base *base, const emv_session_params *p, const char *mx_host,
+				const char *peer, const char *const *rcpts, const unsigned char *needs_utf8,
+				size_t nrcpt, const emv_session_cb *cb, void *arg, char *err, size_t errlen)
 {
 	emv_session *s;
-	evutil_socket_t fd;
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = p->port > 0 ? p->port : 25;
 
-	if (mx->sa_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)mx;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-	} else if (mx->sa_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)mx;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-	} else {
-		snprintf(err, errlen, "unsupported address family %d", mx->sa_family);
-		return NULL;
-	}
 	if (!rcpt_is_safe(p->mail_from) || !p->helo_name || !rcpt_is_safe(p->helo_name)) {
 		snprintf(err, errlen, "MAIL FROM or HELO name contains control characters");
 		return NULL;
@@ -869,7 +857,7 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 	s->arg = arg;
 	s->started_ms = emv_now_ms();
 	emv_strlcpy(s->mx_host, mx_host ? mx_host : "", sizeof s->mx_host);
-	snprintf(s->peer, sizeof s->peer, mx->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+	emv_strlcpy(s->peer, peer, sizeof s->peer);
 	s->nrcpt = nrcpt;
 	s->unsent = nrcpt;
 	s->rcpts = emv_xcalloc(nrcpt ? nrcpt : 1, sizeof *s->rcpts);
@@ -884,6 +872,41 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 	s->pend = emv_xcalloc(s->pend_cap, sizeof *s->pend);
 	emv_reply_parser_init(&s->parser, s->p.reply_max, s->p.reply_lines_max);
 	s->timer = evtimer_new(base, on_timeout, s);
+	return s;
+}
+
+static void watch(emv_session *s, evutil_socket_t fd)
+{
+	s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(s->bev, read_cb, NULL, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, s->p.line_max + 512);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+emv_session *emv_session_start(struct event_base *base, const emv_session_params *p,
+			       const struct sockaddr *mx, socklen_t mxlen, const char *mx_host,
+			       const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
+			       const emv_session_cb *cb, void *arg, char *err, size_t errlen)
+{
+	emv_session *s;
+	evutil_socket_t fd;
+	char host[INET6_ADDRSTRLEN] = "?", peer[64];
+	int port = p->port > 0 ? p->port : 25;
+
+	if (mx->sa_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)mx;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+	} else if (mx->sa_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)mx;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+	} else {
+		snprintf(err, errlen, "unsupported address family %d", mx->sa_family);
+		return NULL;
+	}
+	snprintf(peer, sizeof peer, mx->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+	s = session_new(base, p, mx_host, peer, rcpts, needs_utf8, nrcpt, cb, arg, err, errlen);
+	if (!s)
+		return NULL;
 
 	fd = socket(mx->sa_family, SOCK_STREAM, 0);
 	if (fd < 0) {
@@ -901,10 +924,7 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 			return NULL;
 		}
 	}
-	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(s->bev, read_cb, NULL, event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, s->p.line_max + 512);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	watch(s, fd);
 	struct sockaddr_storage ss;
 	memcpy(&ss, mx, mxlen < sizeof ss ? mxlen : sizeof ss);
 	if (ss.ss_family == AF_INET)
@@ -920,6 +940,22 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 		destroy(s);
 		return NULL;
 	}
+	return s;
+}
+
+emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd,
+				  const char *mx_host, const char *const *rcpts, const unsigned char *needs_utf8,
+				  size_t nrcpt, const emv_session_cb *cb, void *arg, char *err, size_t errlen)
+{
+	emv_session *s = session_new(base, p, mx_host, "fd", rcpts, needs_utf8, nrcpt, cb, arg, err, errlen);
+
+	if (!s)
+		return NULL;
+	snprintf(s->peer, sizeof s->peer, "fd %d", fd);
+	evutil_make_socket_nonblocking(fd);
+	watch(s, fd);
+	s->state = S_BANNER; /* connected already: the greeting is next */
+	arm(s);
 	return s;
 }
 

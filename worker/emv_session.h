@@ -115,6 +115,16 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 			       const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
 			       const emv_session_cb *cb, void *arg, char *err, size_t errlen);
 
+/*
+ * The same over a stream socket that is already connected (one end of a
+ * socketpair in tests and the fuzzer, fuzz_session.c): no connect, no bind,
+ * the server's greeting is awaited at once.  The session owns fd (closes it
+ * when it ends); on NULL the caller still does.
+ */
+emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd,
+				  const char *mx_host, const char *const *rcpts, const unsigned char *needs_utf8,
+				  size_t nrcpt, const emv_session_cb *cb, void *arg, char *err, size_t errlen);
+
 /* Abort without calling back (owner shutting down). */
 void emv_session_abort(emv_session *s);
 

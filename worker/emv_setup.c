@@ -15,6 +15,7 @@
 #include "emv_setup.h"
 #include "emv_audit.h"
 #include "emv_defaults.h"
+#include "emv_reaudit.h"
 #include "emv_util.h"
 
 void emv_setup_opts_default(emv_setup_opts *o)
@@ -226,6 +227,8 @@ static int engine_init(emv_setup *e, const emv_setup_opts *o)
 	e->probe.session.mail_from = e->mail_from;
 	if (e->pool && audit_pool(e) < 0)
 		return -1;
+	if (e->pool && e->pool->audit_interval_ms > 0) /* and again while running */
+		e->reaudit = emv_reaudit_new(e->base, e->dns, e->pool, e->rep, e->pool->audit_interval_ms);
 	e->probe.session.ssl_ctx = e->ssl;
 	e->probe.session.starttls = !o->no_tls;
 	if (o->timeout_s > 0) {
@@ -351,6 +354,8 @@ void emv_setup_params_engine(emv_setup *e, emv_engine_params *ep)
 
 void emv_setup_free(emv_setup *e)
 {
+	emv_reaudit_free(e->reaudit); /* before the loop, DNS, pool and rep it uses */
+	e->reaudit = NULL;
 	if (e->rep)
 		emv_rep_free(e->rep);
 	if (e->pool)

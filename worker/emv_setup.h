@@ -45,6 +45,7 @@ typedef struct {
 	emv_lists *lists;
 	emv_providers *providers;
 	SSL_CTX *ssl;
+	struct emv_reaudit *reaudit; /* --pool: audited again every audit_interval (NULL: never) */
 	emv_probe_config probe;
 	char helo[256];
 	char mail_from[300];

@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 #include "emv_defaults.h"
 #include "emv_kafka.h"
+#include "emv_reaudit.h"
 #include "emv_report.h"
 #include "emv_util.h"
 #include "emv_wire.h"
@@ -719,6 +720,22 @@ static int held_batches(struct worker *w)
 	return n;
 }
 
+/* The periodic pool audit ends when the worker stops taking work (no DNS
+ * queries during the drain); its counts go to the worker's stats. */
+static void reaudit_stop(struct worker *w)
+{
+	emv_reaudit_stats rs;
+
+	if (!w->e.reaudit)
+		return;
+	emv_reaudit_stats_get(w->e.reaudit, &rs);
+	w->st.audits = rs.audits;
+	w->st.audit_held = rs.held;
+	w->st.audit_released = rs.released;
+	emv_reaudit_free(w->e.reaudit); /* cancels an audit in flight */
+	w->e.reaudit = NULL;
+}
+
 /* The shutdown's time line, from the stop (o.shutdown_ms = T): sessions in
  * flight may end (QUIT) until 60% of T; then every batch is cut; the
  * messages that makes are acknowledged until 85%; flush and the
@@ -755,6 +772,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			w->o.name, w->o.shutdown_ms, w->inflight, held_batches(w));
 		w->stopping = 1;
 		w->stop_at = emv_now_ms();
+		reaudit_stop(w);
 		emv_engine_drain(w->eng);
 	}
 	if (w->stopping) {
@@ -1078,6 +1096,7 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 	}
 	rd_kafka_poll(w.producer, 0);
 	commit_ready(&w, 1); /* synchronous: nothing acknowledged is left uncommitted */
+	reaudit_stop(&w);
 	if (st)
 		*st = w.st;
 	teardown(&w);

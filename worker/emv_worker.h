@@ -70,6 +70,8 @@ typedef struct {
 	uint64_t rerouted_batches, rerouted; /* batches and addresses handed to the coordinator for another region */
 	uint64_t cut_batches, cut;       /* at shutdown: batches cut, addresses without a verdict handed on */
 	uint64_t cut_held;               /* of those, held for a retry by the engine: handed on due when they were */
+	uint64_t audits;                 /* periodic re-audits of the pool completed (emv_reaudit.h) */
+	uint64_t audit_held, audit_released; /* addresses they held, and held ones they put back */
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);

@@ -193,9 +193,10 @@ int main(int argc, char **argv)
 		"emailverify-worker %s: %" PRIu64 " batches, %" PRIu64 " results, %" PRIu64 " skipped, %" PRIu64
 		" retried in %" PRIu64 " retry batches, %" PRIu64 " released, %" PRIu64 " rerouted in %" PRIu64
 		" batches, %" PRIu64 " handed on unanswered in %" PRIu64 " cut batches (%" PRIu64
-		" of them kept their retry time)\n",
+		" of them kept their retry time), %" PRIu64 " pool re-audits (%" PRIu64 " addresses held, %" PRIu64
+		" back in rotation)\n",
 		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
-		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held);
+		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held, st.audits, st.audit_held, st.audit_released);
 	return 0;
 bad_number:
 	fprintf(stderr, "emailverify-worker: %s\n", err);
