@@ -604,45 +604,68 @@ static int cmd_split(int argc, char **argv)
 	return 0;
 }
 
+/* The options the consumers (sink, router) share: --database, --brokers,
+ * --group, --until-idle and the Kafka settings.  1 when argv[*i] was one
+ * (consumed), 0 when not, -1 (said) when bad. */
+static int consumer_opt(int argc, char **argv, int *i, const char **url, const char **brokers, const char **group,
+			int *idle_ms)
+{
+	long long v;
+	int k = kafka_opt(argc, argv, i);
+	if (k)
+		return k;
+	if (*i + 1 >= argc)
+		return 0;
+	if (strcmp(argv[*i], "--database") == 0)
+		*url = argv[++*i];
+	else if (strcmp(argv[*i], "--brokers") == 0)
+		*brokers = argv[++*i];
+	else if (strcmp(argv[*i], "--group") == 0)
+		*group = argv[++*i];
+	else if (strcmp(argv[*i], "--until-idle") == 0) {
+		if (num_arg("--until-idle", argv[++*i], 0, 86400000, &v) < 0)
+			return -1;
+		*idle_ms = (int)v;
+	} else
+		return 0;
+	return 1;
+}
+
+/* A consumer's database, and SIGINT/SIGTERM to stop it; NULL (said). */
+static PGconn *consumer_start(const char *cmd, const char *url, const char *brokers)
+{
+	PGconn *c;
+	if (need(cmd, "--brokers is required", brokers) || !(c = open_db(url, NULL)))
+		return NULL;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	return c;
+}
+
 static int cmd_sink(int argc, char **argv)
 {
 	const char *url = NULL;
 	char err[1024];
 	emv_sink_params kp;
 	emv_sink_stats st;
-	long long v;
 	PGconn *c;
 	int rc;
 
 	emv_sink_params_default(&kp);
 	for (int i = 1; i < argc; i++) {
-		int k = kafka_opt(argc, argv, &i);
+		int k = consumer_opt(argc, argv, &i, &url, &kp.brokers, &kp.group, &kp.idle_exit_ms);
 		if (k < 0)
 			return 2;
 		if (k)
 			continue;
-		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
-			url = argv[++i];
-		else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
-			kp.brokers = argv[++i];
-		else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
-			kp.group = argv[++i];
-		else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			kp.topic = argv[++i];
-		else if (strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc) {
-			if (num_arg("--until-idle", argv[++i], 0, 86400000, &v) < 0)
-				return 2;
-			kp.idle_exit_ms = (int)v;
-		} else
+		else
 			return unexpected(argv[i]);
 	}
 	kp.kafka_conf = (const char *const *)kconf;
-	if (need("sink", "--brokers is required", kp.brokers))
-		return 2;
-	if (!(c = open_db(url, NULL)))
-		return 1;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	if (!(c = consumer_start("sink", url, kp.brokers)))
+		return kp.brokers ? 1 : 2;
 	rc = emv_sink_run(c, &kp, &stop_now, &st, err, sizeof err);
 	PQfinish(c);
 	if (rc != EMV_OK) {
@@ -667,18 +690,12 @@ static int cmd_router(int argc, char **argv)
 
 	emv_router_params_default(&rp);
 	for (int i = 1; i < argc; i++) {
-		int k = kafka_opt(argc, argv, &i);
+		int k = consumer_opt(argc, argv, &i, &url, &rp.brokers, &rp.group, &rp.idle_exit_ms);
 		if (k < 0)
 			return 2;
 		if (k)
 			continue;
-		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
-			url = argv[++i];
-		else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
-			rp.brokers = argv[++i];
-		else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
-			rp.group = argv[++i];
-		else if (strcmp(argv[i], "--batches-topic") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--batches-topic") == 0 && i + 1 < argc)
 			rp.batches_topic = argv[++i];
 		else if (strcmp(argv[i], "--retry-topic") == 0 && i + 1 < argc)
 			rp.retry_topic = argv[++i];
@@ -686,11 +703,7 @@ static int cmd_router(int argc, char **argv)
 			rp.reroute_topic = argv[++i];
 		else if (strcmp(argv[i], "--ip-state-topic") == 0 && i + 1 < argc)
 			rp.ipstate_topic = argv[++i];
-		else if (strcmp(argv[i], "--until-idle") == 0 && i + 1 < argc) {
-			if (num_arg("--until-idle", argv[++i], 0, 86400000, &v) < 0)
-				return 2;
-			rp.idle_exit_ms = (int)v;
-		} else if ((strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
+		else if ((strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
 			int live = strcmp(argv[i], "--live") == 0;
 			if (num_arg(argv[i], argv[i + 1], 1, 86400, &v) < 0)
 				return 2;
@@ -700,12 +713,8 @@ static int cmd_router(int argc, char **argv)
 			return unexpected(argv[i]);
 	}
 	rp.kafka_conf = (const char *const *)kconf;
-	if (need("router", "--brokers is required", rp.brokers))
-		return 2;
-	if (!(c = open_db(url, NULL)))
-		return 1;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	if (!(c = consumer_start("router", url, rp.brokers)))
+		return rp.brokers ? 1 : 2;
 	rc = emv_router_run(c, &rp, &stop_now, &st, err, sizeof err);
 	PQfinish(c);
 	if (rc != EMV_OK) {
