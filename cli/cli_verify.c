@@ -76,6 +76,8 @@ struct verify {
 	uint64_t by_reason[EMV_REASON__COUNT];
 	uint64_t rows_status[EMV_STATUS__COUNT];  /* per output row, for the summary */
 	uint64_t rows_reason[EMV_REASON__COUNT];
+	uint64_t rows_safe;                         /* safe_to_send under the policy */
+	const emv_policy *policy;                   /* --policy NAME|FILE (docs/policy.md) */
 	uint64_t done;
 	uint64_t start_ms, last_flush_ms;
 	uint64_t probe_start_ms, probe_end_ms, read_ms; /* phases, for the summary */
@@ -388,12 +390,21 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 							     "and none succeeds: outbound port 25 looks blocked from this host"));
 	}
 	{
+		/* the summary counts what the output says: the policy's mapping */
 		int st = emv_status_from_name(json_string_value(json_object_get(o, "status")));
 		int rs = emv_reason_from_name(json_string_value(json_object_get(o, "reason")));
-		if (st >= 0)
-			v->rows_status[st]++;
-		if (rs >= 0)
-			v->rows_reason[rs]++;
+		unsigned flags = 0;
+		json_t *f;
+		size_t i;
+		json_array_foreach(json_object_get(o, "flags"), i, f)
+			flags |= emv_flag_from_name(json_string_value(f) ? json_string_value(f) : "");
+		if (st >= 0 && rs >= 0) {
+			emv_status ms = (emv_status)st;
+			emv_reason mr = (emv_reason)rs;
+			v->rows_safe += (uint64_t)emv_policy_apply(v->policy, &ms, &mr, flags);
+			v->rows_status[ms]++;
+			v->rows_reason[mr]++;
+		}
 	}
 	/* the journal's object (emv_report's JSON) as an output row: the same
 	 * columns and keys as the export of `run` (lib/emv_format.h) */
@@ -430,6 +441,7 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 		w.duplicate_of_row = dup_of;
 		w.row = row;
 		w.input = raw ? raw : "";
+		w.policy = v->policy;
 		if (v->jsonl) {
 			if (tr) { /* --transcript: the one key only verify has */
 				char *t = json_dumps(tr, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -555,6 +567,8 @@ static void summary(struct verify *v)
 	fprintf(stderr, "  %-20s %10s\n", "status", "rows");
 	for (int s = 0; s < EMV_STATUS__COUNT; s++)
 		fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_status_name((emv_status)s), v->rows_status[s]);
+	fprintf(stderr, "  %-20s %10" PRIu64 "   (policy %s)\n", "safe to send", v->rows_safe,
+		emv_policy_name(v->policy));
 	fprintf(stderr, "  %-20s %10s\n", "reason", "rows");
 	for (int r = 0; r < EMV_REASON__COUNT; r++)
 		if (v->rows_reason[r])
@@ -574,6 +588,10 @@ static void verify_usage(FILE *f)
 		   "  -o, --output FILE      results file (default: stdout; a journal FILE.journal keeps progress)\n"
 		   "  --format csv|jsonl     output format (default csv)\n"
 		   "  --no-escape-formulas   CSV: write cells starting with = + - @ TAB CR as they are\n"
+		   "  --policy NAME|FILE     the verdict policy: marketing (default: role, catch-all,\n"
+		   "                         disposable, full mailboxes are risky) or transactional (role\n"
+		   "                         addresses a server accepted are deliverable), or a policy\n"
+		   "                         file (docs/policy.md)\n"
 		   "                         (default: quoted, with a ' in front, so that a spreadsheet\n"
 		   "                         does not run them as formulas)\n"
 		   "  --concurrency N        SMTP sessions at once, per thread (default 500)\n"
@@ -669,6 +687,7 @@ int cli_verify(int argc, char **argv)
 		{ "progress", required_argument, NULL, 2008 },
 		{ "threads", required_argument, NULL, 2009 },
 		{ "no-escape-formulas", no_argument, NULL, 2010 },
+		{ "policy", required_argument, NULL, 2013 },
 		{ "deadline", required_argument, NULL, 2011 },
 		{ "straggler-wait", required_argument, NULL, 2012 },
 		{ "help", no_argument, NULL, 'h' },
@@ -712,6 +731,13 @@ int cli_verify(int argc, char **argv)
 			continue;
 		case 2003: v.resume = 1; continue;
 		case 2010: v.keep_formulas = 1; continue;
+		case 2013:
+			emv_policy_free(v.policy);
+			if (!(v.policy = emv_policy_get(optarg, err, sizeof err))) {
+				fprintf(stderr, "emailverify verify: --policy: %s\n", err);
+				return 2;
+			}
+			continue;
 		case 2011:
 		case 2012: {
 			uint64_t ms;
@@ -972,5 +998,6 @@ out:
 	if (v.nw > 0)
 		pthread_mutex_destroy(&v.mu);
 	emv_budget_free(ep.budget);
+	emv_policy_free(v.policy);
 	return ret;
 }

@@ -7,14 +7,34 @@
 #include "emv_utf8.h"
 
 const char *const emv_format_columns[EMV_FORMAT_NCOLUMNS] = {
-	"email", "status", "reason", "flags", "did_you_mean", "detail", "mx_host", "mx_ip", "source_ip", "tls",
-	"catch_all", "smtp_code", "enhanced_code", "smtp_reply", "attempts", "duration_ms", "duplicate_of_row",
-	"row", "input",
+	"email", "status", "reason", "safe_to_send", "flags", "did_you_mean", "detail", "mx_host", "mx_ip",
+	"source_ip", "tls", "catch_all", "smtp_code", "enhanced_code", "smtp_reply", "attempts", "duration_ms",
+	"policy", "duplicate_of_row", "row", "input",
 };
 
 static void puts_(emv_buf *b, const char *s)
 {
 	emv_buf_add(b, s, strlen(s));
+}
+
+int emv_format_verdict(const emv_format_row *r, const char **status, const char **reason)
+{
+	int st = r->status ? emv_status_from_name(r->status) : -1;
+	int re = r->reason ? emv_reason_from_name(r->reason) : -1;
+	emv_status s;
+	emv_reason e;
+	int safe;
+
+	*status = r->status;
+	*reason = r->reason;
+	if (st < 0 || re < 0)
+		return 0;
+	s = (emv_status)st;
+	e = (emv_reason)re;
+	safe = emv_policy_apply(r->policy, &s, &e, r->flags);
+	*status = emv_status_name(s);
+	*reason = emv_reason_name(e);
+	return safe;
 }
 
 /* ---- CSV ---- */
@@ -63,6 +83,8 @@ static void flag_list(char *out, size_t outlen, unsigned flags)
 void emv_format_csv_row(emv_buf *b, const emv_format_row *r, int keep_formulas)
 {
 	char flags[256], code[16] = "", att[32], dur[32], dup[32] = "", row[32];
+	const char *status, *reason;
+	int safe = emv_format_verdict(r, &status, &reason);
 
 	flag_list(flags, sizeof flags, r->flags);
 	if (r->have_smtp)
@@ -74,8 +96,9 @@ void emv_format_csv_row(emv_buf *b, const emv_format_row *r, int keep_formulas)
 	snprintf(row, sizeof row, "%" PRIu64, r->row);
 
 	emv_format_csv_cell(b, r->email, 0, keep_formulas);
-	emv_format_csv_cell(b, r->status, 0, keep_formulas);
-	emv_format_csv_cell(b, r->reason, 0, keep_formulas);
+	emv_format_csv_cell(b, status, 0, keep_formulas);
+	emv_format_csv_cell(b, reason, 0, keep_formulas);
+	emv_format_csv_cell(b, safe ? "true" : "false", 0, keep_formulas);
 	emv_format_csv_cell(b, flags, 0, keep_formulas);
 	emv_format_csv_cell(b, r->did_you_mean, 0, keep_formulas);
 	emv_format_csv_cell(b, r->detail, 0, keep_formulas);
@@ -89,6 +112,7 @@ void emv_format_csv_row(emv_buf *b, const emv_format_row *r, int keep_formulas)
 	emv_format_csv_cell(b, r->have_smtp ? r->reply : "", 0, keep_formulas);
 	emv_format_csv_cell(b, att, 0, keep_formulas);
 	emv_format_csv_cell(b, dur, 0, keep_formulas);
+	emv_format_csv_cell(b, emv_policy_name(r->policy), 0, keep_formulas);
 	emv_format_csv_cell(b, dup, 0, keep_formulas);
 	emv_format_csv_cell(b, row, 0, keep_formulas);
 	emv_format_csv_cell(b, r->input, 1, keep_formulas);
@@ -154,16 +178,19 @@ static void num(emv_buf *b, long long v)
 
 void emv_format_jsonl_row(emv_buf *b, const emv_format_row *r, const char *extra)
 {
-	const char *names[32];
+	const char *names[32], *status, *reason;
 	size_t nf = emv_flag_names(r->flags, names, 32);
+	int safe = emv_format_verdict(r, &status, &reason);
 
 	emv_buf_add(b, "{", 1);
 	key(b, "email", 1);
 	emv_format_json_str(b, r->email ? r->email : "", 0);
 	key(b, "status", 0);
-	emv_format_json_str(b, r->status, 0);
+	emv_format_json_str(b, status, 0);
 	key(b, "reason", 0);
-	emv_format_json_str(b, r->reason, 0);
+	emv_format_json_str(b, reason, 0);
+	key(b, "safe_to_send", 0);
+	puts_(b, safe ? "true" : "false");
 	key(b, "flags", 0);
 	emv_buf_add(b, "[", 1);
 	for (size_t i = 0; i < nf; i++) {
@@ -204,6 +231,8 @@ void emv_format_jsonl_row(emv_buf *b, const emv_format_row *r, const char *extra
 	num(b, r->attempts);
 	key(b, "duration_ms", 0);
 	num(b, r->duration_ms);
+	key(b, "policy", 0);
+	emv_format_json_str(b, emv_policy_name(r->policy), 0);
 	key(b, "duplicate_of_row", 0);
 	if (r->duplicate_of_row)
 		num(b, (long long)r->duplicate_of_row);

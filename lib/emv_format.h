@@ -16,6 +16,7 @@
 #define EMV_FORMAT_H
 
 #include <stdint.h>
+#include "emv_policy.h"
 #include "emv_util.h"
 
 /*
@@ -37,13 +38,20 @@ typedef struct {
 	uint64_t duplicate_of_row;  /* 0: not a duplicate */
 	uint64_t row;               /* the input row number (1 = the first data row) */
 	const char *input;          /* the input row as read */
+	const emv_policy *policy;   /* maps status and reason, gives safe_to_send (NULL: the default,
+				     * docs/policy.md); the engine's verdict above is never changed */
 } emv_format_row;
 
 /* The CSV columns, in order (EMV_FORMAT_NCOLUMNS of them); JSON Lines
  * has the same keys in the same order, plus region before tls and with
  * smtp_code, enhanced_code and smtp_reply as one "smtp" object. */
-#define EMV_FORMAT_NCOLUMNS 19
+#define EMV_FORMAT_NCOLUMNS 21
 extern const char *const emv_format_columns[EMV_FORMAT_NCOLUMNS];
+
+/* The status, reason and safe_to_send a row is written with: its policy's
+ * mapping of the engine's verdict.  A reason that is no verdict's (an
+ * export's "pending") keeps its status and is not safe to send. */
+int emv_format_verdict(const emv_format_row *r, const char **status, const char **reason);
 
 /* The header line, then one line per row.  keep_formulas 0: a cell a
  * spreadsheet would run as a formula (emv_csv_is_formula) is quoted with a

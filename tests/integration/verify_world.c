@@ -178,6 +178,53 @@ static void do_test_order_duplicates_and_bad_rows(void **state)
 	run_free(&r);
 }
 
+/* The verdict policy (docs/policy.md): the same verdicts of the engine,
+ * mapped by the default (marketing), by transactional and by a file; the
+ * summary counts what the output says. */
+static void do_test_verdict_policy(void **state)
+{
+	struct run r;
+	char *out;
+	write_file(TMP "/roles.txt", "alice@accept.test\npostmaster@accept.test\nnobody@accept.test\n");
+	write_file(TMP "/strict.policy", "# nothing is safe\n* * * = = no\n");
+
+	unlink(TMP "/roles.m.csv");
+	run_verify(&r, 1, "--progress", "none", "-o", TMP "/roles.m.csv", TMP "/roles.txt", NULL);
+	assert_exit(&r, 0);
+	out = read_file(TMP "/roles.m.csv");
+	assert_non_null(strstr(out, "\nalice@accept.test,deliverable,accepted,true,"));
+	assert_non_null(strstr(out, "\npostmaster@accept.test,risky,role,false,role,"));
+	assert_non_null(strstr(out, "\nnobody@accept.test,undeliverable,mailbox_not_found,false,"));
+	assert_non_null(strstr(out, ",marketing,"));
+	assert_non_null(strstr(r.err, "safe to send                  1   (policy marketing)"));
+	free(out);
+	run_free(&r);
+
+	run_verify(&r, 1, "--progress", "none", "--format", "jsonl", "--policy", "transactional", TMP "/roles.txt", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 3);
+	assert_verdict(r.results[1], "deliverable", "accepted");
+	assert_true(json_is_true(json_object_get(r.results[1], "safe_to_send")));
+	assert_string_equal(sget(r.results[1], "policy"), "transactional");
+	assert_verdict(r.results[2], "undeliverable", "mailbox_not_found");
+	assert_non_null(strstr(r.err, "safe to send                  2   (policy transactional)"));
+	run_free(&r);
+
+	run_verify(&r, 1, "--progress", "none", "--format", "jsonl", "--policy", TMP "/strict.policy",
+		   TMP "/roles.txt", NULL);
+	assert_exit(&r, 0);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_true(json_is_false(json_object_get(r.results[0], "safe_to_send")));
+	assert_string_equal(sget(r.results[0], "policy"), "strict");
+	run_free(&r);
+
+	/* a policy that is none: said, nothing verified */
+	run_verify(&r, 1, "--progress", "none", "--policy", "lenient", TMP "/roles.txt", NULL);
+	assert_exit(&r, 2);
+	assert_non_null(strstr(r.err, "--policy: no policy 'lenient'"));
+	run_free(&r);
+}
+
 static void do_test_csv_output_file(void **state)
 {
 	struct run r;
@@ -188,8 +235,8 @@ static void do_test_csv_output_file(void **state)
 	assert_exit(&r, 0);
 	out = read_file(TMP "/plain.out.csv");
 	assert_non_null(out);
-	assert_true(strncmp(out, "email,status,reason,flags,", 26) == 0);
-	assert_non_null(strstr(out, "\nalice@accept.test,deliverable,accepted,"));
+	assert_true(strncmp(out, "email,status,reason,safe_to_send,flags,", 39) == 0);
+	assert_non_null(strstr(out, "\nalice@accept.test,deliverable,accepted,true,"));
 	assert_non_null(strstr(out, "\nnobody@accept.test,undeliverable,mailbox_not_found,"));
 	assert_true(strstr(out, "alice@") < strstr(out, "nobody@"));
 	/* the journal is gone once the output is complete */
@@ -842,7 +889,8 @@ static void do_test_resume_after_interrupt(void **state)
 	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.2 CONNECT", NULL, NULL), 0);
 	text = read_file(out);
 	assert_non_null(strstr(text, "\nalice@accept.test,deliverable,accepted,"));
-	assert_non_null(strstr(text, "\npostmaster@accept.test,deliverable,accepted,"));
+	/* a role address: risky under the default policy (docs/policy.md) */
+	assert_non_null(strstr(text, "\npostmaster@accept.test,risky,role,false,"));
 	assert_non_null(strstr(text, "\nalice@tarpit.test,unknown,timeout,"));
 	free(text);
 	run_free(&r);
@@ -992,6 +1040,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_order_duplicates_and_bad_rows),
 		cmocka_unit_test(do_test_csv_output_file),
+		cmocka_unit_test(do_test_verdict_policy),
 		cmocka_unit_test(do_test_gzip_and_stdin),
 		cmocka_unit_test(do_test_bad_files),
 		cmocka_unit_test(do_test_long_line_and_bad_utf8_kept_apart),

@@ -71,12 +71,20 @@ static void test_csv_row_and_header(void **state)
 	(void)state;
 	emv_format_csv_header(&b);
 	emv_format_csv_row(&b, &r, 0);
+	/* a role address the server accepted: risky under the default policy
+	 * (marketing), deliverable and safe under transactional */
+	r.policy = emv_policy_preset("transactional");
+	emv_format_csv_row(&b, &r, 0);
 	assert_string_equal(b.p,
-			    "email,status,reason,flags,did_you_mean,detail,mx_host,mx_ip,source_ip,tls,catch_all,"
-			    "smtp_code,enhanced_code,smtp_reply,attempts,duration_ms,duplicate_of_row,row,input\n"
-			    "alice@accept.test,deliverable,accepted,free;role,,the mail server accepted the recipient,"
+			    "email,status,reason,safe_to_send,flags,did_you_mean,detail,mx_host,mx_ip,source_ip,tls,"
+			    "catch_all,smtp_code,enhanced_code,smtp_reply,attempts,duration_ms,policy,duplicate_of_row,"
+			    "row,input\n"
+			    "alice@accept.test,risky,role,false,free;role,,the mail server accepted the recipient,"
 			    "mx1.accept.test,127.0.0.10,127.0.0.1,TLSv1.3,false,250,2.1.5,\"2.1.5 Ok, \"\"fine\"\"\","
-			    "1,12,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n");
+			    "1,12,marketing,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n"
+			    "alice@accept.test,deliverable,accepted,true,free;role,,the mail server accepted the recipient,"
+			    "mx1.accept.test,127.0.0.10,127.0.0.1,TLSv1.3,false,250,2.1.5,\"2.1.5 Ok, \"\"fine\"\"\","
+			    "1,12,transactional,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n");
 	free(b.p);
 }
 
@@ -116,6 +124,11 @@ static void test_jsonl_has_the_csv_columns(void **state)
 	assert_true(json_is_null(json_object_get(o, "region")));
 	assert_true(json_is_null(json_object_get(o, "did_you_mean")));
 	assert_true(json_is_false(json_object_get(o, "catch_all")));
+	/* the default policy's mapping of the engine's deliverable role address */
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "risky");
+	assert_string_equal(json_string_value(json_object_get(o, "reason")), "role");
+	assert_true(json_is_false(json_object_get(o, "safe_to_send")));
+	assert_string_equal(json_string_value(json_object_get(o, "policy")), "marketing");
 	json_decref(o);
 	free(b.p);
 
@@ -125,10 +138,12 @@ static void test_jsonl_has_the_csv_columns(void **state)
 	b.p = NULL;
 	b.len = b.cap = 0;
 	emv_format_jsonl_row(&b, &r, "\"transcript\":[]");
-	assert_string_equal(b.p, "{\"email\":\"\",\"status\":null,\"reason\":null,\"flags\":[],\"did_you_mean\":null,"
+	assert_string_equal(b.p, "{\"email\":\"\",\"status\":null,\"reason\":null,\"safe_to_send\":false,"
+				 "\"flags\":[],\"did_you_mean\":null,"
 				 "\"detail\":\"\",\"mx_host\":null,\"mx_ip\":null,\"source_ip\":null,\"region\":null,"
 				 "\"tls\":null,\"catch_all\":null,\"smtp\":null,\"attempts\":0,\"duration_ms\":0,"
-				 "\"duplicate_of_row\":null,\"row\":0,\"input\":\"\",\"transcript\":[]}\n");
+				 "\"policy\":\"marketing\",\"duplicate_of_row\":null,\"row\":0,\"input\":\"\","
+				 "\"transcript\":[]}\n");
 	free(b.p);
 }
 
