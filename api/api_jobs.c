@@ -26,7 +26,7 @@ const char api_job_columns[] =
 	"id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable, "
 	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL";
+	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL, policy, policy_text";
 
 static json_int_t ll(PGresult *r, int i, int c)
 {
@@ -53,6 +53,7 @@ json_t *api_job_json(PGresult *r, int i)
 			      "percent", floor(pct * 10) / 10, "rate_per_s", floor(rate * 10) / 10,
 			      "created_at", PQgetvalue(r, i, 12), "callback", PQgetvalue(r, i, 15)[0] == 't');
 	json_object_set_new(j, "finished_at", PQgetisnull(r, i, 13) ? json_null() : json_string(PQgetvalue(r, i, 13)));
+	json_object_set_new(j, "policy", json_string(PQgetvalue(r, i, 16)));
 	if (!finished && rate > 0)
 		json_object_set_new(j, "eta_s", json_integer((json_int_t)ceil((double)(total - fin) / rate)));
 	else
@@ -140,6 +141,8 @@ static void work_job_status(struct task *t, PGconn *c)
 	char *cached;
 	int finished;
 	long long nwaiting = 0;
+	json_int_t by_status[EMV_STATUS__COUNT] = { 0 }, nsafe = 0;
+	const emv_policy *policy;
 
 	if (!api_authenticate(t, c))
 		return;
@@ -156,8 +159,10 @@ static void work_job_status(struct task *t, PGconn *c)
 	}
 	t->json = api_job_json(r, 0);
 	finished = strcmp(PQgetvalue(r, 0, 2), "done") == 0 || strcmp(PQgetvalue(r, 0, 2), "failed") == 0;
+	policy = emv_db_job_policy(r, 0, 16, 17);
 	PQclear(r);
 	if (reasons_lookup(t->id, finished, &cached)) {
+		emv_policy_free(policy);
 		json_t *hit = json_loads(cached, 0, NULL);
 		free(cached);
 		if (hit)
@@ -167,35 +172,52 @@ static void work_job_status(struct task *t, PGconn *c)
 		return;
 	}
 	/* verdicts by status and reason: the final ones (the unique addresses
-	 * and the unusable rows; duplicates share their first row's verdict),
-	 * and the temporary ones, whose retry is waiting */
-	r = emv_db_exec(c, "SELECT status, reason, final, count(*) FROM results WHERE job_id = $1 "
-			    "GROUP BY status, reason, final ORDER BY status, reason",
+	 * and the unusable rows; duplicates share their first row's verdict)
+	 * as the job's policy writes them (docs/policy.md: it needs the
+	 * address's flags), and the temporary ones, whose retry is waiting */
+	r = emv_db_exec(c, "SELECT r.status, r.reason, r.final, r.flags | a.flags, count(*) FROM results r "
+			    "JOIN addresses a ON a.job_id = r.job_id AND a.id = r.address_id WHERE r.job_id = $1 "
+			    "GROUP BY 1, 2, 3, 4",
 			1, v, PGRES_TUPLES_OK, err, sizeof err, "counting the job's results");
 	if (!r) {
+		emv_policy_free(policy);
 		api_db_fail(t, err, "counting the job's results");
 		return;
 	}
 	reasons = json_object();
 	waiting = json_object();
 	for (int i = 0; i < PQntuples(r); i++) {
+		json_int_t n = ll(r, i, 4);
 		if (PQgetvalue(r, i, 2)[0] == 't') {
-			json_t *s = json_object_get(reasons, PQgetvalue(r, i, 0));
-			if (!s) {
-				s = json_object();
-				json_object_set_new(reasons, PQgetvalue(r, i, 0), s);
+			int st = emv_status_from_name(PQgetvalue(r, i, 0)), rs = emv_reason_from_name(PQgetvalue(r, i, 1));
+			const char *sname = PQgetvalue(r, i, 0), *rname = PQgetvalue(r, i, 1);
+			json_t *s, *x;
+			if (st >= 0 && rs >= 0) {
+				emv_status ms = (emv_status)st;
+				emv_reason mr = (emv_reason)rs;
+				if (emv_policy_apply(policy, &ms, &mr, (unsigned)ll(r, i, 3)))
+					nsafe += n;
+				sname = emv_status_name(ms);
+				rname = emv_reason_name(mr);
+				by_status[ms] += n;
 			}
-			json_object_set_new(s, PQgetvalue(r, i, 1), json_integer(ll(r, i, 3)));
+			if (!(s = json_object_get(reasons, sname))) {
+				s = json_object();
+				json_object_set_new(reasons, sname, s);
+			}
+			x = json_object_get(s, rname);
+			json_object_set_new(s, rname, json_integer(n + (x ? json_integer_value(x) : 0)));
 		} else {
 			json_t *w = json_object_get(waiting, PQgetvalue(r, i, 1));
-			json_int_t n = ll(r, i, 3) + (w ? json_integer_value(w) : 0);
-			json_object_set_new(waiting, PQgetvalue(r, i, 1), json_integer(n));
-			nwaiting += ll(r, i, 3);
+			json_object_set_new(waiting, PQgetvalue(r, i, 1), json_integer(n + (w ? json_integer_value(w) : 0)));
+			nwaiting += n;
 		}
 	}
 	PQclear(r);
-	counts = json_pack("{s:o, s:o, s:I}", "reasons", reasons, "waiting", waiting, "retries_waiting",
-			   (json_int_t)nwaiting);
+	emv_policy_free(policy);
+	counts = json_pack("{s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}, s:I}", "reasons", reasons, "waiting", waiting,
+			   "retries_waiting", (json_int_t)nwaiting, "counts", "deliverable", by_status[0], "undeliverable",
+			   by_status[1], "risky", by_status[2], "unknown", by_status[3], "safe_to_send", nsafe);
 	/* while retries wait, the provider that throttles our source addresses
 	 * the most (the workers' ip-state, docs/regions.md) is the likely
 	 * bottleneck: budgets are the workers', this is what they report */

@@ -36,6 +36,8 @@
 #include <unistd.h>
 #include <event2/http.h>
 #include "emv_api_internal.h"
+#include "emv_db.h"
+#include "emv_policy.h"
 #include "emv_ingest_job.h"
 #include "emv_utf8.h"
 #include "emv_util.h"
@@ -82,6 +84,7 @@ struct upload {
 	pthread_mutex_t mu;
 	int complete, aborted;
 	char name[UPLOAD_NAME_MAX + 1];
+	char policy[EMV_POLICY_NAME_MAX];   /* a preset's name (docs/policy.md); "" the tenant's default */
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
 	char idem[UPLOAD_IDEM_MAX + 1];  /* Idempotency-Key, "" when none */
@@ -122,7 +125,21 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 		dst = u->url, max = UPLOAD_URL_MAX;
 	else if (strcmp(key, "callback_secret") == 0)
 		dst = u->secret, max = UPLOAD_SECRET_MAX;
-	else
+	else if (strcmp(key, "policy") == 0) {
+		/* a preset by name: a policy file is the operator's, set as a
+		 * tenant's default (emailverify-coordinator tenant policy) */
+		char name[EMV_POLICY_NAME_MAX];
+		if (len >= sizeof name || memchr(val, '\0', len))
+			len = 0;
+		memcpy(name, val, len);
+		name[len] = '\0';
+		if (!emv_policy_preset(name)) {
+			emv_set_err(msg, msglen, "policy: must be marketing or transactional (docs/policy.md)");
+			return -1;
+		}
+		memcpy(u->policy, name, len + 1);
+		return 0;
+	} else
 		return 0; /* unknown parameters are ignored */
 	if (memchr(val, '\0', len)) {
 		emv_set_err(msg, msglen, "%s: holds a NUL byte; text only", key);
@@ -263,6 +280,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 {
 	struct upload *u = arg;
 	char name[UPLOAD_NAME_MAX + 1], url[UPLOAD_URL_MAX + 1], secret[UPLOAD_SECRET_MAX + 1];
+	char policy[EMV_POLICY_NAME_MAX];
 	const char *v[5] = { job_id, name, url, secret, u->idem };
 	PGresult *r;
 	int ok;
@@ -272,6 +290,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	memcpy(name, u->name, sizeof name);
 	memcpy(url, u->url, sizeof url);
 	memcpy(secret, u->secret, sizeof secret);
+	memcpy(policy, u->policy, sizeof policy);
 	pthread_mutex_unlock(&u->mu);
 	if (!ok) {
 		emv_set_err(err, errlen, "the upload was cut short");
@@ -309,6 +328,9 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 		}
 	}
 	PQclear(r);
+	/* the policy asked for, else the tenant's default (docs/policy.md) */
+	if (ok && emv_db_job_policy_set(c, job_id, policy[0] ? emv_policy_preset(policy) : NULL, err, errlen) != EMV_OK)
+		ok = 0;
 	return ok ? EMV_OK : EMV_ERR;
 }
 
@@ -531,7 +553,7 @@ static int finish_part(struct upload *u)
 		return 0;
 	u->part_open = 0;
 	if (strcmp(u->part_key, "name") == 0 || strcmp(u->part_key, "callback_url") == 0 ||
-	    strcmp(u->part_key, "callback_secret") == 0) {
+	    strcmp(u->part_key, "callback_secret") == 0 || strcmp(u->part_key, "policy") == 0) {
 		char msg[512];
 		int rc;
 		if (u->field_over) {

@@ -98,6 +98,9 @@ static void run_usage(FILE *f)
 		   "  --retry-delay MS       wait before a retry batch (default " EMV_DEF_STR(EMV_DEF_TOPIC_DELAY1_MS) ")\n"
 		   "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
 		   "                         addresses with a verdict are not asked again)\n"
+		   "  --policy NAME|FILE     the verdict policy of the job's output: marketing (default:\n"
+		   "                         role, catch-all, disposable, full mailboxes are risky),\n"
+		   "                         transactional, or a policy file (docs/policy.md)\n"
 		   "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
 		   "                         verdict known; exit 130 (continue with --job ID). A second\n"
 		   "                         Ctrl-C exits at once\n" EMV_SETUP_HELP);
@@ -192,11 +195,13 @@ int cli_run(int argc, char **argv)
 		{ "retry-delay", required_argument, NULL, 4008 },
 		{ "job", required_argument, NULL, 4009 },
 		{ "shutdown-timeout", required_argument, NULL, 4010 },
+		{ "policy", required_argument, NULL, 4011 },
 		{ "help", no_argument, NULL, 'h' },
 		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	emv_setup_opts eo;
+	const emv_policy *policy = NULL; /* --policy; NULL: the tenant's default (docs/policy.md) */
 	emv_export_params xp;
 	emv_split_params sp;
 	emv_split_stats sst;
@@ -255,6 +260,13 @@ int cli_run(int argc, char **argv)
 			eo.retry.topic_delay_ms[1] = eo.retry.topic_delay_ms[2] = eo.retry.topic_delay_ms[0];
 			continue;
 		case 4009: resume_job = optarg; continue;
+		case 4011:
+			emv_policy_free(policy);
+			if (!(policy = emv_policy_get(optarg, err, sizeof err))) {
+				fprintf(stderr, "emailverify run: --policy: %s\n", err);
+				return 2;
+			}
+			continue;
 		case 4010:
 			if ((shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
 				fprintf(stderr, "emailverify run: --shutdown-timeout must be 0.1..3600 seconds\n");
@@ -305,7 +317,8 @@ int cli_run(int argc, char **argv)
 		sp.retry_delay_ms = eo.retry.topic_delay_ms[0]; /* and its retries: due when they would have been */
 		fprintf(stderr, "job %s: continuing (%" PRIu64 " rows, %" PRIu64 " unique addresses)\n", ist.job_id,
 			ist.rows, ist.unique);
-	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK) {
+	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK ||
+		   emv_db_job_policy_set(c, ist.job_id, policy, err, sizeof err) != EMV_OK) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
 	} else {
@@ -429,6 +442,7 @@ out:
 		fclose(f);
 	emv_kafka_mock_free(mock);
 	emv_lists_free(lists);
+	emv_policy_free(policy);
 	if (c)
 		PQfinish(c);
 	return rc;

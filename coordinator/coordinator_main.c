@@ -65,7 +65,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: emailverify-coordinator migrate [--database URL]\n"
-		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST\n"
+		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR]\n"
+		   "                                      [--policy NAME|FILE] LIST\n"
 		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
 		   "                                     [--results-topic T] [--batch-max N] [--routes FILE] JOB_ID\n"
 		   "         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
@@ -88,6 +89,8 @@ static void usage(FILE *f)
 		   "       emailverify-coordinator token create --tenant NAME [--name N] [--database URL]\n"
 		   "       emailverify-coordinator token revoke ID [--database URL]\n"
 		   "       emailverify-coordinator token list [--database URL]\n"
+		   "       emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n"
+		   "         the verdict policy of the tenant's new jobs that name none (docs/policy.md)\n"
 		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
 
@@ -499,6 +502,7 @@ static int cmd_ingest(int argc, char **argv)
 	char err[1024];
 	emv_ingest_job_stats st;
 	emv_lists *lists;
+	const emv_policy *policy = NULL;
 	PGconn *c;
 	int rc;
 
@@ -511,20 +515,33 @@ static int cmd_ingest(int argc, char **argv)
 			name = argv[++i];
 		else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
 			datadir = argv[++i];
+		else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
+			emv_policy_free(policy);
+			if (!(policy = emv_policy_get(argv[++i], err, sizeof err))) {
+				fprintf(stderr, "emailverify-coordinator: --policy: %s\n", err);
+				return 2;
+			}
+		}
 		else if (!list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
 			list = argv[i];
 		else
 			return unexpected(argv[i]);
 	}
-	if (need("ingest", "no list given", list) || !(c = open_db(url, NULL)))
+	if (need("ingest", "no list given", list) || !(c = open_db(url, NULL))) {
+		emv_policy_free(policy);
 		return list ? 1 : 2;
+	}
 	if (!(lists = emv_lists_load(datadir, err, sizeof err))) {
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		PQfinish(c);
+		emv_policy_free(policy);
 		return 1;
 	}
 	rc = emv_ingest_job(c, lists, tenant, name, list, &st, err, sizeof err);
+	if (rc == EMV_OK)
+		rc = emv_db_job_policy_set(c, st.job_id, policy, err, sizeof err); /* NULL: the tenant's default */
 	emv_lists_free(lists);
+	emv_policy_free(policy);
 	PQfinish(c);
 	if (rc != EMV_OK) {
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
@@ -798,6 +815,52 @@ static int cmd_delete(int argc, char **argv)
 	return 0;
 }
 
+/* tenant policy TENANT NAME|FILE|default: a tenant's default verdict
+ * policy for the jobs it uploads without one (docs/policy.md). */
+static int cmd_tenant(int argc, char **argv)
+{
+	const char *url = NULL, *tenant = NULL, *spec = NULL;
+	const emv_policy *p = NULL;
+	char err[1024];
+	PGconn *c;
+	int rc;
+
+	if (argc < 2 || strcmp(argv[1], "policy") != 0) {
+		fprintf(stderr, "usage: emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n");
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (!tenant && argv[i][0] != '-')
+			tenant = argv[i];
+		else if (!spec && argv[i][0] != '-')
+			spec = argv[i];
+		else
+			return unexpected(argv[i]);
+	}
+	if (need("tenant policy", "a tenant and a policy (a preset, a file, or default) are needed",
+		 tenant && spec ? tenant : NULL))
+		return 2;
+	if (strcmp(spec, "default") != 0 && !(p = emv_policy_get(spec, err, sizeof err))) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 2;
+	}
+	if (!(c = open_db(url, NULL))) {
+		emv_policy_free(p);
+		return 1;
+	}
+	rc = emv_db_tenant_policy_set(c, tenant, p, err, sizeof err);
+	PQfinish(c);
+	if (rc != EMV_OK)
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+	else
+		printf("tenant %s: new jobs use policy %s unless they name one\n", tenant,
+		       p ? emv_policy_name(p) : EMV_POLICY_DEFAULT " (the built-in default)");
+	emv_policy_free(p);
+	return rc == EMV_OK ? 0 : 1;
+}
+
 static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -805,7 +868,7 @@ static const struct command {
 	{ "migrate", cmd_migrate }, { "ingest", cmd_ingest }, { "split", cmd_split },
 	{ "sink", cmd_sink },       { "router", cmd_router }, { "ips", cmd_ips },
 	{ "delete", cmd_delete },   { "export", cmd_export }, { "serve", cmd_serve },
-	{ "token", cmd_token },
+	{ "token", cmd_token },     { "tenant", cmd_tenant },
 };
 
 int main(int argc, char **argv)

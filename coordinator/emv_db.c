@@ -165,6 +165,18 @@ static const struct migration migrations[] = {
 	  "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_state_check;"
 	  "ALTER TABLE jobs ADD CONSTRAINT jobs_state_check CHECK (state IN"
 	  "  ('ingesting', 'splitting', 'running', 'done', 'cancelled', 'failed', 'deleting'));" },
+	/* Version 8: the verdict policy (docs/policy.md).  A job keeps the
+	 * policy it was created with (a preset's name, or a policy file's name
+	 * and text), so its export reads the same whenever it is made; a
+	 * tenant may have a default of its own. */
+	{ 8, "verdict policies",
+	  "ALTER TABLE jobs ADD COLUMN policy text NOT NULL DEFAULT 'marketing',"
+	  "  ADD COLUMN policy_text text;"
+	  "CREATE TABLE tenant_settings ("
+	  "  tenant text PRIMARY KEY,"
+	  "  policy text,"
+	  "  policy_text text,"
+	  "  updated_at timestamptz NOT NULL DEFAULT now());" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -447,4 +459,58 @@ int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen)
 	}
 	*version = v;
 	return EMV_OK;
+}
+
+const emv_policy *emv_db_job_policy(PGresult *r, int row, int name_col, int text_col)
+{
+	char err[256];
+	const char *name = PQgetvalue(r, row, name_col);
+	const emv_policy *p = NULL;
+	if (!PQgetisnull(r, row, text_col)) {
+		p = emv_policy_parse(name, PQgetvalue(r, row, text_col), err, sizeof err);
+		if (!p)
+			emv_log(EMV_LOG_WARN, "db", "a stored policy does not parse (%s); using %s", err,
+				EMV_POLICY_DEFAULT);
+	} else if (!(p = emv_policy_preset(name))) {
+		emv_log(EMV_LOG_WARN, "db", "no preset '%s'; using %s", name, EMV_POLICY_DEFAULT);
+	}
+	return p ? p : emv_policy_preset(EMV_POLICY_DEFAULT);
+}
+
+/* The text a policy is stored with: NULL for a preset (its name says it). */
+static int policy_text(const emv_policy *p, char *buf, size_t len)
+{
+	if (!p || emv_policy_preset(emv_policy_name(p)) == p)
+		return 0;
+	emv_policy_text(p, buf, len);
+	return 1;
+}
+
+int emv_db_job_policy_set(PGconn *c, const char *job_id, const emv_policy *p, char *err, size_t errlen)
+{
+	char text[EMV_POLICY_TEXT_MAX * 2];
+	const char *v[3] = { job_id, p ? emv_policy_name(p) : NULL, NULL };
+	if (p && policy_text(p, text, sizeof text))
+		v[2] = text;
+	/* none given: the tenant's default, else the built-in default */
+	return emv_db_run(c,
+			  "UPDATE jobs j SET policy = coalesce($2, (SELECT t.policy FROM tenant_settings t WHERE "
+			  "  t.tenant = j.tenant AND t.policy IS NOT NULL), 'marketing'),"
+			  " policy_text = CASE WHEN $2 IS NOT NULL THEN $3 ELSE (SELECT t.policy_text FROM "
+			  "  tenant_settings t WHERE t.tenant = j.tenant AND t.policy IS NOT NULL) END "
+			  "WHERE j.id = $1",
+			  3, v, err, errlen, "setting the job's policy");
+}
+
+int emv_db_tenant_policy_set(PGconn *c, const char *tenant, const emv_policy *p, char *err, size_t errlen)
+{
+	char text[EMV_POLICY_TEXT_MAX * 2];
+	const char *v[3] = { tenant, p ? emv_policy_name(p) : NULL, NULL };
+	if (p && policy_text(p, text, sizeof text))
+		v[2] = text;
+	return emv_db_run(c,
+			  "INSERT INTO tenant_settings (tenant, policy, policy_text) VALUES ($1, $2, $3) "
+			  "ON CONFLICT (tenant) DO UPDATE SET policy = excluded.policy, "
+			  "policy_text = excluded.policy_text, updated_at = now()",
+			  3, v, err, errlen, "setting the tenant's policy");
 }

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <libpq-fe.h>
+#include "emv_policy.h"
 
 /* Connect (blocking; for start-up and admin commands).  conninfo is a
  * libpq connection string or URI; NULL means $DATABASE_URL. */
@@ -51,6 +52,17 @@ int emv_db_run(PGconn *c, const char *sql, int nparams, const char *const *param
 
 /* The newest schema version this binary knows. */
 int emv_db_schema_version(void);
+
+/* The verdict policy (docs/policy.md) of a jobs row whose columns name_col
+ * and text_col are jobs.policy and jobs.policy_text: the preset, or the
+ * stored file parsed (free with emv_policy_free); a broken one is logged
+ * and read as the default.  Never NULL. */
+const emv_policy *emv_db_job_policy(PGresult *r, int row, int name_col, int text_col);
+
+/* A new job's policy: p, or (NULL) the tenant's default, else the
+ * built-in default.  A tenant's default: p, or NULL to remove it. */
+int emv_db_job_policy_set(PGconn *c, const char *job_id, const emv_policy *p, char *err, size_t errlen);
+int emv_db_tenant_policy_set(PGconn *c, const char *tenant, const emv_policy *p, char *err, size_t errlen);
 
 /* Delete a job and all its rows (addresses, results) in one transaction;
  * with tenant non-NULL only that tenant's job.  *found says whether it

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include "emv_db.h"
 #include "emv_defaults.h"
 #include "emv_export.h"
 #include "emv_map.h"
@@ -17,6 +18,7 @@ struct emv_export {
 	PGconn *c;
 	emv_map *dym;       /* domain -> its suggestion ("" when none) */
 	emv_export_params p;
+	const emv_policy *policy; /* the job's (docs/policy.md) */
 	int header_done, done, in_tx;
 	uint64_t rows;
 	emv_buf out;        /* the rows of one emv_export_next() */
@@ -45,7 +47,6 @@ static const char declare_sql[] =
 	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r"
 	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
 	" WHERE a.job_id = $1"
-	"  AND ($2::text[] IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = ANY($2::text[]))"
 	" ORDER BY a.id";
 
 void emv_export_params_default(emv_export_params *p)
@@ -159,6 +160,7 @@ static void row_of(emv_export *x, PGresult *r, int i, emv_format_row *w, char *d
 	w->duplicate_of_row = (uint64_t)num_col(r, i, C_DUP);
 	w->row = (uint64_t)num_col(r, i, C_ID);
 	w->input = PQgetvalue(r, i, C_INPUT);
+	w->policy = x->policy;
 }
 
 /* ---- the cursor ---- */
@@ -177,7 +179,6 @@ emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_para
 			    size_t errlen)
 {
 	emv_export *x = emv_xcalloc(1, sizeof *x);
-	char statuses[128] = "";
 	const char *params[2];
 	PGresult *r;
 
@@ -199,7 +200,7 @@ emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_para
 		return NULL;
 	}
 	params[0] = job_id;
-	r = PQexecParams(c, "SELECT 1 FROM jobs WHERE id = $1", 1, NULL, params, NULL, NULL, 0);
+	r = PQexecParams(c, "SELECT policy, policy_text FROM jobs WHERE id = $1", 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
 			emv_set_err(err, errlen, "%s", emv_trim(PQresultErrorMessage(r)));
@@ -209,19 +210,9 @@ emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_para
 		emv_export_close(x);
 		return NULL;
 	}
+	x->policy = emv_db_job_policy(r, 0, 0, 1);
 	PQclear(r);
-	if (p->status_mask) {
-		strcat(statuses, "{");
-		for (int s = 0; s < EMV_STATUS__COUNT; s++)
-			if (p->status_mask & (1u << s)) {
-				if (statuses[1])
-					strcat(statuses, ",");
-				strcat(statuses, emv_status_name((emv_status)s));
-			}
-		strcat(statuses, "}");
-	}
-	params[1] = p->status_mask ? statuses : NULL;
-	r = PQexecParams(c, declare_sql, 2, NULL, params, NULL, NULL, 0);
+	r = PQexecParams(c, declare_sql, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		emv_set_err(err, errlen, "export of job %s: %s", job_id, emv_trim(PQresultErrorMessage(r)));
 		PQclear(r);
@@ -253,14 +244,21 @@ long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err
 	for (int i = 0; i < n; i++) {
 		emv_format_row w;
 		char dym[320];
+		const char *status, *reason;
+		int st;
 		row_of(x, r, i, &w, dym, sizeof dym);
+		/* --status filters what the policy says, as written */
+		emv_format_verdict(&w, &status, &reason);
+		st = status ? emv_status_from_name(status) : -1;
+		if (x->p.status_mask && (st < 0 || !(x->p.status_mask & (1u << st))))
+			continue;
+		x->rows++;
 		if (x->p.format == EMV_EXPORT_CSV)
 			emv_format_csv_row(&x->out, &w, x->p.keep_formulas);
 		else
 			emv_format_jsonl_row(&x->out, &w, NULL);
 	}
 	PQclear(r);
-	x->rows += (uint64_t)n;
 	if (n < x->p.fetch_rows)
 		x->done = 1;
 	if (x->out.len && fn(arg, x->out.p, x->out.len) != 0) {
@@ -282,6 +280,7 @@ void emv_export_close(emv_export *x)
 	if (x->in_tx)
 		PQclear(PQexec(x->c, "ROLLBACK")); /* read only: nothing to keep */
 	emv_map_free(x->dym, free);
+	emv_policy_free(x->policy);
 	free(x->out.p);
 	free(x);
 }

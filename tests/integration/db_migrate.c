@@ -92,10 +92,10 @@ static void do_test_fresh_then_again(void **state)
 	PGconn *c;
 	reset_schema();
 	assert_int_equal(migrate(url, out, sizeof out), 0);
-	assert_non_null(strstr(out, "schema version 7"));
+	assert_non_null(strstr(out, "schema version 8"));
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 7);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 8);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
 				     "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
 			 6);
@@ -122,7 +122,7 @@ static void do_test_concurrent_coordinators(void **state)
 	}
 	assert_int_equal(ok, 4);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 7);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 8);
 	PQfinish(c);
 }
 

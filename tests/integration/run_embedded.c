@@ -103,6 +103,61 @@ static void do_test_run_list(void **state)
 	free(csv);
 }
 
+/* The verdict policy of run's jobs (docs/policy.md): the default
+ * (marketing), a tenant's default set with the coordinator, and --policy,
+ * which wins; the export names the policy and counts follow it. */
+static void do_test_run_policy(void **state)
+{
+	static char log[1 << 17];
+	char *csv;
+	const char *list = EMV_BUILD_DIR "/run-policy.csv", *out = EMV_BUILD_DIR "/run-policy.out.csv";
+	FILE *f = fopen(list, "w");
+	fputs("email\npostmaster@accept.test\nalice@accept.test\n", f);
+	fclose(f);
+	{
+		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--tenant", "policyco",
+				       WORLD_OPTS, NULL };
+		if (run_capture(log, sizeof log, argv, 1) != 0)
+			fail_msg("run: %s", log);
+		csv = slurp(out);
+		assert_non_null(strstr(csv, "\npostmaster@accept.test,risky,role,false,role,"));
+		assert_non_null(strstr(csv, "\nalice@accept.test,deliverable,accepted,true,"));
+		assert_non_null(strstr(csv, ",marketing,"));
+		free(csv);
+	}
+	{
+		const char *argv[] = { EMV_COORD, "tenant", "policy", "policyco", "transactional", "--database", url, NULL };
+		if (run_capture(log, sizeof log, argv, 1) != 0)
+			fail_msg("tenant policy: %s", log);
+	}
+	{
+		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--tenant", "policyco",
+				       "--format", "jsonl", WORLD_OPTS, NULL };
+		if (run_capture(log, sizeof log, argv, 1) != 0)
+			fail_msg("run: %s", log);
+		csv = slurp(out);
+		assert_non_null(strstr(csv, "\"email\":\"postmaster@accept.test\",\"status\":\"deliverable\","
+					    "\"reason\":\"accepted\",\"safe_to_send\":true,"));
+		assert_non_null(strstr(csv, "\"policy\":\"transactional\""));
+		free(csv);
+	}
+	{
+		/* --policy wins over the tenant's default; --status filters what it says */
+		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--tenant", "policyco",
+				       "--policy", "marketing", WORLD_OPTS, NULL };
+		if (run_capture(log, sizeof log, argv, 1) != 0)
+			fail_msg("run: %s", log);
+		csv = slurp(out);
+		assert_non_null(strstr(csv, "\npostmaster@accept.test,risky,role,false,"));
+		free(csv);
+	}
+	{
+		const char *argv[] = { EMV_COORD, "tenant", "policy", "policyco", "lenient", "--database", url, NULL };
+		assert_int_equal(run_capture(log, sizeof log, argv, 1), 2);
+		assert_non_null(strstr(log, "no policy 'lenient'"));
+	}
+}
+
 static void do_test_run_usage_errors(void **state)
 {
 	char log[4096];
@@ -461,6 +516,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_run_list),
 		cmocka_unit_test(do_test_verify_and_run_agree),
+		cmocka_unit_test(do_test_run_policy),
 		cmocka_unit_test(do_test_run_usage_errors),
 		cmocka_unit_test(do_test_run_interrupted_then_continued),
 		cmocka_unit_test(do_test_run_faster_than_the_sink),
