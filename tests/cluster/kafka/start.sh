@@ -207,7 +207,13 @@ if ((${#need_format[@]})); then
 	else
 		# a Kafka Uuid: 16 random bytes, URL-safe base64 without padding
 		# (what "StorageTool random-uuid" prints, without a JVM start)
-		cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		# never one that starts with '-' (kafka-storage would read it as an
+		# option: "--cluster-id expected one argument"; Kafka's own
+		# Uuid.randomUuid() draws again in that case too)
+		cluster_id=-
+		while [[ $cluster_id == -* ]]; do
+			cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		done
 		echo "$cluster_id" >"$RUN_DIR/kafka.cluster-id"
 	fi
 	t=$(cl_now_ms)
