@@ -994,6 +994,23 @@ static void do_test_bad_uploads(void **state)
 		assert_error(body, "bad_parameter");
 		free(body);
 	}
+	{
+		/* the verdict policy: a preset by name (docs/policy.md), kept by the job */
+		char id[64];
+		json_t *j;
+		write_file(RUN "/ok.csv", "email\nq@nullmx.api.test\n");
+		assert_int_equal(upload_raw(RUN "/ok.csv", "policy=lenient", tok_acme, &body), 400);
+		assert_error(body, "bad_parameter");
+		assert_non_null(strstr(body, "marketing or transactional"));
+		free(body);
+		assert_int_equal(upload_raw(RUN "/ok.csv", "policy=transactional", tok_acme, &body), 201);
+		job_id_of(body, id, sizeof id);
+		free(body);
+		j = wait_state(id, "done", 60);
+		assert_string_equal(json_string_value(json_object_get(j, "policy")), "transactional");
+		assert_int_equal(json_integer_value(json_object_get(j, "safe_to_send")), 0);
+		json_decref(j);
+	}
 	/* a CSV with a broken row is usable: the row is kept with its error */
 	write_file(RUN "/rowerr.csv", "email,n\nr1@nullmx.api.test,1\n\"r2@nullmx.api.test,2\n");
 	assert_int_equal(upload_raw(RUN "/rowerr.csv", NULL, tok_acme, &body), 201);

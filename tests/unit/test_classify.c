@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "emv_classify.h"
+#include "emv_policy.h"
 #include "emv_reply.h"
 
 #define RULES EMV_SOURCE_DATA_DIR "/classify.rules"
@@ -115,7 +116,7 @@ static void do_test_golden_replies(void **state)
 	char *buf = NULL;
 	size_t cap = 0;
 	int lineno = 0, checked = 0, failed = 0;
-	int rows[NGROUPS] = { 0 }, hits[NGROUPS] = { 0 }, thin = 0;
+	int rows[NGROUPS] = { 0 }, hits[NGROUPS] = { 0 }, thin = 0, preset_hits[2] = { 0 };
 
 	(void)state;
 	assert_non_null(fp);
@@ -176,11 +177,33 @@ static void do_test_golden_replies(void **state)
 			continue;
 		}
 		hits[g]++;
+		/* what each preset writes for this reply (docs/policy.md's
+		 * table), for a plain address and for a role address */
+		for (int pi = 0; pi < 2; pi++)
+			for (int role = 0; role < 2; role++) {
+				const emv_policy *pol = emv_policy_preset(pi ? "transactional" : "marketing");
+				emv_status ms = v.status;
+				emv_reason mr = v.reason;
+				int safe = emv_policy_apply(pol, &ms, &mr, role ? EMV_FLAG_ROLE : 0);
+				int demote = !pi && role && strcmp(f[4], "deliverable") == 0;
+				const char *ws = demote ? "risky" : f[4], *wr = demote ? "role" : f[5];
+				int wsafe = !demote && strcmp(f[4], "deliverable") == 0;
+				if (strcmp(emv_status_name(ms), ws) || strcmp(emv_reason_name(mr), wr) || safe != wsafe) {
+					print_error("replies.tsv:%d: under %s%s: %s/%s safe=%d, want %s/%s safe=%d\n", lineno,
+						    emv_policy_name(pol), role ? " (role address)" : "", emv_status_name(ms),
+						    emv_reason_name(mr), safe, ws, wr, wsafe);
+					failed++;
+				} else {
+					preset_hits[pi]++;
+				}
+			}
 	}
 	free(buf);
 	fclose(fp);
 	emv_classifier_free(c);
 	print_message("golden replies: %d checked, %d failed\n", checked, failed);
+	print_message("under the presets (plain and role addresses): marketing %d/%d, transactional %d/%d\n",
+		      preset_hits[0], 2 * checked, preset_hits[1], 2 * checked);
 	print_message("classifier hit rate per group (status and reason as expected):\n");
 	for (size_t g = 0; g < NGROUPS; g++) {
 		print_message("  %-22s %4d/%-4d %5.1f%%\n", groups[g].name, hits[g], rows[g],
