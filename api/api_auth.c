@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_auth.c - who is asking: the api_bearer token, its lookup, the rate limit
  * per token and the limit on failed authentications per client address.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_console.c - the web console (issue 14): GET / is its page,
  * GET /console/NAME its scripts and style, all from the binary

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_console.h - the web console's files as the build embeds them
  * (web/embed.cmake turns the files of web/console into api_console_assets.c), served

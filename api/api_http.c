@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_http.c - the HTTP plumbing of the API: a request's headers, query and
  * reply (JSON bodies, errors built from sanitised text), and libmicrohttpd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_jobs.c - the job endpoints answered from the pool: a job's status,
  * the job list, deletes (large ones in the background, in bounded

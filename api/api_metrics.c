@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_metrics.c - /readyz and /metrics (Prometheus text): the database,
  * Kafka, consumer lag and the API's own counters.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_pool.c - the API's query pool: database work runs in pool threads,
  * tenants take turns (one lane per tenant), answers come back to the loop;

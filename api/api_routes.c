@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_routes.c - the route table: which handler answers which method and
  * path, and what every route checks first (405, 404, the token, limits).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_rows.c - GET /v1/jobs/{id}/rows: one page of a job's rows as JSON,
  * with their evidence, filtered by status, reason, domain and a piece of

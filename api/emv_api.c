@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_api.c - the HTTP API's server (see emv_api.h): its settings, the
  * threads beside the loop (split, sink, router) and emv_api_serve, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_api.h - the coordinator's HTTP API (docs/api.md, docs/design.md §1 and §6):
  * `emailverify-coordinator serve`.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_api_check.c - POST /v1/check {"email": "...", "wait_s": N}: one
  * address verified by the cluster while the client waits.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_api_export.c - GET /v1/jobs/{id}/results?format=csv|jsonl&status=...
  *

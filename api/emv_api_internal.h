@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_api_internal.h - what the parts of the HTTP API share (emv_api.c:
  * server, requests, routing, query pool, jobs; emv_api_upload.c;

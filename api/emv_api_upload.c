@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_api_upload.c - POST /v1/jobs: a list becomes a job.
  *

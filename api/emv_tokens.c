@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_tokens.c - API tokens (see emv_tokens.h). */
 #include <inttypes.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_tokens.h - API tokens (docs/api.md): created by an operator for a tenant,
  * shown once, stored only as their SHA-256 (api_tokens.token_sha256).

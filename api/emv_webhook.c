@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_webhook.c - job webhooks (see emv_webhook.h). */
 #include <arpa/inet.h>
 #include <netdb.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_webhook.h - job webhooks (docs/api.md): a POST of JSON to the job's
  * callback_url when the job finishes, and when its progress passes each

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/api.sh [BUILD_DIR] - the HTTP API's figures (docs/api.md), printed, not judged:
 #   upload   a 1,000,000-row CSV accepted (POST /v1/jobs until 201): rows/s
 #   export   the same job's results streamed (GET .../results): rows/s, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/cluster.sh — the coordinator's throughput (bench/README.md): prints figures,
 # passes or fails nothing.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_bench_results.c - produce VerifyResults for a job's addresses 1..N
  * onto the results topic, as workers would (500 results per message, a mix

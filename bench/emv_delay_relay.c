@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv-delay-relay — a delaying TCP relay for benchmarks (bench/realworld/).
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/real.sh — the real-server bench (bench/realworld/README.md).
 # Prints figures, passes or fails nothing.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/run.sh — the engine benchmarks of bench/README.md.  Prints figures,
 # passes or fails nothing.  Builds a Release tree in build/release, brings up
 # generated bench worlds on loopback (bench/world/, DNS 127.0.0.1:5310, SMTP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h - subcommands of the `emailverify` command and the option handling
  * they share (the engine settings live in worker/emv_setup.h: the worker

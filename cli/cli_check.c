@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_check.c - `emailverify check ADDRESS...`: verify a few addresses now.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_client.c - `emailverify submit|status|export|jobs`: the client of the
  * coordinator's HTTP API (emv_api.h), over libevent's evhttp client.

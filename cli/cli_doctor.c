@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_doctor.c - `emailverify doctor`: can this machine verify email at all?
  * Every check of emv_preflight.h (DNS, outbound port 25, HELO, reverse DNS,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_main.c - the `emailverify` command: a table of subcommands.
  */

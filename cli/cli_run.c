@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_run.c - `emailverify run LIST -o OUT`: the whole cluster on one
  * machine (docs/design.md §2, single-machine modes).

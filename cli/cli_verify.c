@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_verify.c - `emailverify verify LIST -o OUT`: verify a whole list on
  * this machine (the embedded mode of the engine the workers run).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * coordinator_main.c - `emailverify-coordinator`: the cluster's coordinator.
  *

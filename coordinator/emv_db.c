@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_db.c - schema migrations (see emv_db.h). */
 #include <stdarg.h>
 #include <stdio.h>

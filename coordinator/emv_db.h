@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_db.h - the coordinator's PostgreSQL schema (docs/design.md §6) and its
  * versioned migrations.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_export.c - a job's results out of PostgreSQL (see emv_export.h). */
 #include <inttypes.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_export.h - a job's results out of PostgreSQL (docs/design.md §2 step 5).
  *

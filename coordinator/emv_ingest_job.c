@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_ingest_job.c - list -> job rows with COPY (see emv_ingest_job.h). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest_job.h - a list becomes a job in PostgreSQL (docs/design.md §2 step 1).
  *

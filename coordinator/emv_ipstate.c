@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_ipstate.c - ip_state for operators (see emv_ipstate.h). */
 #include <inttypes.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ipstate.h - the workers' source-address reputation as stored by the
  * router (table ip_state, docs/design.md §3/§6), read for operators: the JSON of

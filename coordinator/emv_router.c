@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_router.c - ip-state into PostgreSQL, rerouted batches to another
  * region (see emv_router.h). */
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_router.h - the coordinator's region router (docs/design.md §3, docs/regions.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_routes.c - domain -> region routing rules (see emv_routes.h). */
 #include <ctype.h>
 #include <errno.h>

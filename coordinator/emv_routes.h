@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_routes.h - which region's topic a domain's batches go to (docs/design.md §3,
  * docs/regions.md "Routing rules").  The default is the shared batches topic, which every

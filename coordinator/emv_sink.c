@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_sink.c - VerifyResults -> PostgreSQL (see emv_sink.h). */
 #include <inttypes.h>
 #include <stdio.h>

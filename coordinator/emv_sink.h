@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_sink.h - the results sink (docs/design.md §2 step 4): VerifyResults from
  * Kafka into PostgreSQL, exactly once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_split.c - job -> VerifyBatch messages on Kafka (see emv_split.h). */
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_split.h - a job's addresses become VerifyBatch messages on Kafka
  * (docs/design.md §2 step 2).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deploy/install-deps.sh [--test|--run] — install the Debian 12 packages
 # emailverify needs to build and run (with --test, to run its test suite;
 # with --run, the PostgreSQL server for `emailverify run`).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deploy/local-pg.sh start|stop|url [DIR]
 #
 # A private PostgreSQL for the single-machine mode (`emailverify run`, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deploy/quickstart.sh COMMAND [ARGS...] — install what emailverify needs
 # (Debian 12 packages), build it in build/release, and run
 # `emailverify COMMAND ARGS...`, e.g.:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deploy/test-compose.sh [TESTSMTPD] - the compose stack of deploy/compose.yaml,
 # built and run here, end to end (docs/operations.md):
 #

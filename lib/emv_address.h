@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_address.h - syntax check and normalisation of one email address.
  *

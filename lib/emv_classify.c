@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_classify.c - rule-table classifier of SMTP replies (see emv_classify.h
  * and the header of data/classify.rules for the file format).

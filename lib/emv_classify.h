@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_classify.h - turn one SMTP reply into a verdict (docs/design.md §3, §5).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_dedup.c - the de-duplication set of one job (see emv_dedup.h). */
 #include <stdint.h>
 #include <stdio.h>

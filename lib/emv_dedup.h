@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_dedup.h - the ingest de-duplication set (emv_ingest.h includes it).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_defaults.h - every tunable default, named once (as Postfix's DEF_*
  * parameters in mail_params.h).  Each *_default() / *_params_default()

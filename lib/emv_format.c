@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_format.c - result rows as CSV and JSON Lines (see emv_format.h). */
 #include <inttypes.h>
 #include <stdio.h>

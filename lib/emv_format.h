@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_format.h - the one formatter of a list's results: the CSV columns and
  * JSON Lines keys of one output row, CSV quoting and JSON string escaping.

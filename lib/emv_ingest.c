@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest.c - streaming list reader (see emv_ingest.h for the rules):
  * opening, the order of the parts, closing.  The parts are listed in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest.h - streaming reader for uploaded address lists, and the
  * per-job de-duplication set.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest_csv.c - the CSV tokenizer: stores at most the limits and only
  * counts the rest, numbers lines across quoted line breaks, and recovers

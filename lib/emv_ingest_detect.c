@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest_detect.c - the format of a list: its delimiter, whether row 1
  * is a header, and which column holds the addresses (by header name, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest_internal.h - what the parts of the list reader share (not a
  * public API: emv_ingest.h is).  The handle, the tokenizer's state, and the

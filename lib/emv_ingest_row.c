@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest_row.c - building rows: the raw text of each row (CSV
  * re-serialised), the row errors, the input limits, emv_ingest_next().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_ingest_source.c - where the list's bytes come from: read(2) or a
  * buffer, gzip through zlib's inflate (bounded memory, several members),

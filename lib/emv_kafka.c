@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_kafka.c - Kafka helpers of the coordinator (see emv_kafka.h). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_kafka.h - Kafka helpers of the coordinator, which owns the topics:
  * they are created through librdkafka's Admin API with their partition

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_lists.c - role / disposable / free / typo-target lists, the string
  * hash set that holds them, and the "did you mean" typo suggester.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_lists.h - the list files of the data directory: role local parts,
  * disposable domains, free providers, and the popular domains that

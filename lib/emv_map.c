@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_map.c - the string-keyed hash map (see emv_map.h). */
 #include "emv_map.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_map.h - the one string-keyed hash map: key (a NUL-terminated string,
  * copied) -> void *.  Open addressing with linear probing, FNV-1a hashes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_netsafe.c - classify IPv4/IPv6 addresses as public or special-use. */
 #include <arpa/inet.h>
 #include <netinet/in.h>

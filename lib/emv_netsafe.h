@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_netsafe.h - is an address one a probe may connect to?
  *

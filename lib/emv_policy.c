@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_policy.c - the verdict policy (see emv_policy.h and docs/policy.md). */
 #include <errno.h>
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_policy.h - the verdict policy: how the engine's evidence (status,
  * reason, flags) maps to the status a user reads and to safe_to_send.

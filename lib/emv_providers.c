@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_providers.c - provider policy file parser and MX-suffix matcher.
  *

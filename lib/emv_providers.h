@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_providers.h - per-provider probing policies, recognised by the MX
  * host name (docs/design.md §3 "Providers", "Limits", "IP pool and reputation").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_reply.c - bounded, validating SMTP reply accumulator (see emv_reply.h). */
 #include <limits.h>
 #include <stdarg.h>

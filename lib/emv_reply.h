@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_reply.h - bounded accumulator for SMTP replies (RFC 5321 §4.2).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_result.c - names of statuses and reasons (see emv_result.h). */
 #include <string.h>
 #include "emv_result.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_result.h - the result model of docs/design.md §5: statuses, reasons, flags.
  *

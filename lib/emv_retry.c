@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_retry.c - the retry policy by reason (see emv_retry.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_retry.h - when to ask an address again: one retry policy, by reason,
  * for every path that retries (the engine behind check, verify and run's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_stop.c - SIGINT/SIGTERM: stop within a bound (see emv_stop.h). */
 #include <stdlib.h>
 #include <string.h>

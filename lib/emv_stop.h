@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_stop.h - how the long-running programs stop on SIGINT/SIGTERM
  * (`emailverify run`, `emailverify-worker`, `emailverify-coordinator serve`).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_utf8.c - the one UTF-8 decoder (see emv_utf8.h). */
 #include "emv_utf8.h"
 

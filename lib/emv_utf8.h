@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_utf8.h - the one UTF-8 decoder: strict RFC 3629 (no overlong forms, no
  * surrogates, nothing past U+10FFFF).  Every reader of untrusted text (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_util.c - allocation, clock, sanitising and logging helpers. */
 #include <ctype.h>
 #include <limits.h>

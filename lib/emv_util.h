@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_util.h - small utilities every part of emailverify uses: allocation
  * that aborts on OOM, a monotonic clock, sanitising untrusted text, logging.

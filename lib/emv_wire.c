@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_wire.c - VerifyBatch / VerifyResults codec (see emv_wire.h). */
 #include <arpa/inet.h>
 #include <inttypes.h>

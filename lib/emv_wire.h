@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_wire.h - codec between our own structs and the Kafka messages of
  * docs/design.md §4 (proto/emailverify.proto): VerifyBatch (emailverify.batches and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/fresh-machine.sh — the set-up check: both README commands on a fresh
 # Debian 12, as a new user would run them, from the committed tree only.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/run-all.sh — the whole test suite, from a fresh Debian 12 machine.
 #
 # 1. installs the Debian packages it needs (deploy/install-deps.sh --test,

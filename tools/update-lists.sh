@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # update-lists.sh - regenerate data/role.txt, data/disposable.txt and
 # data/free.txt from their npm packages, and refresh the version table in
 # data/SOURCES.md.  data/typo_domains.txt is curated by hand and only checked.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # web/embed.cmake - the web console's files (web/console/*) as one C source,
 # so the coordinator serves them from its own binary: cmake -P with
 #   -DDIR=web/console -DOUT=.../api_console_assets.c

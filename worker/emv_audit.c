@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_audit.c - the start-up self-audit of each pool address (see
  * emv_audit.h).

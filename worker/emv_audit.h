@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_audit.h - start-up self-audit of a worker's source addresses (docs/design.md
  * §3 "IP pool and reputation", docs/regions.md): before an address sends a single

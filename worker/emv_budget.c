@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_budget.c - RCPT budgets as sliding windows (see emv_budget.h).
  *

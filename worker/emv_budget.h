@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_budget.h - RCPT budgets: how many recipients we may still ask a mail
  * provider (or one MX host) per minute, hour and day from one source.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_dns.c - MX resolution with c-ares on a libevent loop (see emv_dns.h).
  *

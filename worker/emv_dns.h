@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_dns.h - mail routing lookups (RFC 5321 §5.1) with c-ares driven by a
  * libevent loop.  Nothing here blocks: c-ares tells us which sockets to watch

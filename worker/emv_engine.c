@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_engine.c - batching scheduler over probe jobs (see emv_engine.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_engine.h - the batching scheduler: many addresses, few connections.
  *

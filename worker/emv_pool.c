@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_pool.c - parse a worker's identity and source-IP pool (see emv_pool.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_pool.h - a worker's identity and source-IP pool (docs/design.md §3 "IP pool
  * and reputation", docs/regions.md): its region, the probe sender it uses there, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_preflight.c - the environment checks of `emailverify doctor` and the
  * start-up preflight (see emv_preflight.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_preflight.h - can this machine verify at all?  The checks behind
  * `emailverify doctor` and the start-up preflight of verify, run and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_probe.c - one domain's verification job (see emv_probe.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_probe.h - verify the recipients of one domain: DNS, SMTP sessions,
  * verdicts.  This is the engine `check`, `verify` and the worker share.

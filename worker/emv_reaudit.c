@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_reaudit.c - the periodic self-audit of a pool (see emv_reaudit.h). */
 #include <event2/event.h>
 #include <stdlib.h>

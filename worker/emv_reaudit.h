@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_reaudit.h - the periodic self-audit of a pool's source addresses
  * (issue 18): the start-up audit (emv_audit.h) again every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_report.c - final verdicts and their JSON form (see emv_report.h). */
 #include <stdio.h>
 #include <string.h>

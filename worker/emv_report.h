@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_report.h - one verdict as the user sees it: the final status/reason
  * (probe verdict combined with the address's syntax and list flags) and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_reputation.c - the (source IP, provider) reputation state machine
  * (see emv_reputation.h for the states and what moves them).

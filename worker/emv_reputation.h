@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_reputation.h - reputation state of each (source IP, provider) of a
  * worker's pool (docs/design.md §3 "IP pool and reputation", docs/regions.md).  Pure logic:

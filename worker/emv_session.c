@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_session.c - the SMTP probe session state machine (see emv_session.h).
  *

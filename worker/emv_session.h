@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_session.h - one SMTP probe session to one mail server address.
  *

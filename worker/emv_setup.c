@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_setup.c - engine options shared by check/verify/run, and building the
  * engine (event loop, DNS, classifier, lists, TLS context) from them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_setup.h - engine options shared by the `emailverify` commands (check,
  * verify, run) and the worker daemon, and building the engine from them

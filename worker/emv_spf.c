@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_spf.c - RFC 7208 check_host() over a cache of DNS answers (see
  * emv_spf.h for the replay design and what is supported).

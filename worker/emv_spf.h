@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_spf.h - SPF (RFC 7208) check_host() for the worker's self-audit: does
  * the probe sender's domain authorise this source address?

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_worker.c - the cluster worker (see emv_worker.h). */
 #include <event2/event.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_worker.h - the cluster worker: Kafka batches in, probes, results out
  * (docs/design.md §2 step 3).  `emailverify-worker` runs one in its main thread;

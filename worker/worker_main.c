@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * worker_main.c - `emailverify-worker`: the cluster's probe worker daemon
  * (the work itself is emv_worker.c).

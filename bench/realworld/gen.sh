@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/realworld/gen.sh RUN_DIR [options] — generate the real-server bench
 # world: the DNS, the tables of four real Postfix instances, and the list.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/realworld/install.sh — install what the real-server bench needs:
 # Debian's postfix (through tests/world/postfix/install.sh, which keeps the
 # system instance down), postgrey and unbound, plus the build dependencies

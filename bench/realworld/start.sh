@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/realworld/start.sh RUN_DIR [RELAY_BIN] — bring up the world that
 # gen.sh RUN_DIR wrote: postgrey (127.0.2.100:10023), four real Postfix
 # instances (127.0.2.1-4:2525, tests/world/postfix/start.sh with the tables

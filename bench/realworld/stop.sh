@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/realworld/stop.sh RUN_DIR — stop everything start.sh RUN_DIR started.
 # Idempotent.  Signals only the pids in RUN_DIR's pidfiles, and only
 # processes whose command line names RUN_DIR; the Postfix instances go

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # gen.sh RUN_DIR [options] - generate a scalable "bench world" for benchmarks.
 #
 #   --domains N             domains d1.bench .. dN.bench (default 1000)

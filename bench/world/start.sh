@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # start.sh RUN_DIR [EMV_TESTSMTPD] - bring up a bench world made by gen.sh.
 #
 #   RUN_DIR        directory written by gen.sh (unbound.conf, smtpd.conf,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # stop.sh RUN_DIR - stop the bench world started by start.sh RUN_DIR.
 #
 # Idempotent: nothing running is not an error.  Signals only the pids in

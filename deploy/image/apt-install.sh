@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # deploy/image/apt-install.sh LIST... - install the Debian packages named in
 # the package lists (one a line, '#' comments) that are not installed yet,
 # then drop apt's caches.  Used by the image build (deploy/Containerfile):

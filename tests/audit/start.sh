@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # start.sh RUN_DIR [PORT] - run unbound with the self-audit test zones on
 # 127.0.0.1:PORT (default 5400) in the background; writes RUN_DIR/unbound.pid.
 # Fails with the log if it does not accept connections within 10 s.

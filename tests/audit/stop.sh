@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # stop.sh RUN_DIR - stop the unbound started by start.sh RUN_DIR.  Only the
 # pid in RUN_DIR/unbound.pid, and only if its command line names RUN_DIR,
 # so a reused pid or another test's unbound is never touched.  Idempotent.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_audit_dns.c - the start-up self-audit against real DNS: unbound on
  * 127.0.0.1:5400 (argv[1]) serving tests/audit/unbound.conf.in.  A good

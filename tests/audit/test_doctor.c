@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_doctor.c - `emailverify doctor` and the start-up preflight against
  * real DNS: unbound on 127.0.0.1:5400 (the audit zone, argv[2]) and mail

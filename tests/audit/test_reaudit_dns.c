@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_reaudit_dns.c - the periodic pool audit (worker/emv_reaudit.c) on a
  * real event loop against real DNS: unbound on 127.0.0.1:5400 (argv[1])

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_worker_reaudit.c - the periodic pool audit inside the cluster worker
  * (emv_worker_run, as emailverify-worker runs it) against the audit DNS

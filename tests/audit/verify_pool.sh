@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/audit/verify_pool.sh EMAILVERIFY DNS WORKDIR - the start-up self-audit
 # as `emailverify verify --pool` runs it, against the audit zone (fixture
 # audit.unbound): a source whose PTR names another host is held out of

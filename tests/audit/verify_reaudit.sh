@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/audit/verify_reaudit.sh EMAILVERIFY DNS UNBOUND_CONF WORKDIR - the
 # periodic pool audit inside a running engine (`emailverify verify --pool`,
 # the same emv_setup set-up as the worker): while a session sits on a mail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/common.sh - helpers shared by the cluster test scripts
 # (kafka/*.sh, pg/*.sh).  Sourced, never run; defines functions only.
 #

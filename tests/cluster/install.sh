@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/install.sh - install the Debian 12 packages that the cluster
 # test servers (tests/cluster/kafka, tests/cluster/pg) need, and nothing else:
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // tests/console/console.mjs - the web console in Debian's Chromium, driven
 // by playwright-core (run.sh starts the servers).  Every step asserts what
 // a user would see; a failure names the step.  Screenshots of each page go

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/console/npm.sh PREFIX - playwright-core (the browser driver only: it
 # drives Debian's /usr/bin/chromium and downloads no browser) into the build
 # tree, once: a second run finds it and needs no network.  ctest fixture

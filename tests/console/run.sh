@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/console/run.sh RUN_DIR NPM_PREFIX COORDINATOR WORKER BUILD_DIR
 #
 # The web console in a real browser (issue 14): a fresh database on the

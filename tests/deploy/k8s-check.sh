@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/deploy/k8s-check.sh [WORK_DIR] - deploy/k8s checked offline: rendered
 # (kubectl kustomize when kubectl is installed, else tests/deploy/k8s_render.mjs),
 # then validated against the Kubernetes API schemas and checked for structure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // tests/deploy/k8s_check.mjs RENDERED.yaml SHUTDOWN_TIMEOUT
 //
 // The offline check of deploy/k8s (run by tests/deploy/k8s-check.sh):

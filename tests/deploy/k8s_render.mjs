@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // tests/deploy/k8s_render.mjs DIR - a minimal `kustomize build` for
 // deploy/k8s when no kustomize/kubectl is installed: the resources of
 // DIR/kustomization.yaml in order, `namespace` set on each object, the

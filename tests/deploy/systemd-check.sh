@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/deploy/systemd-check.sh [WORK_DIR] - deploy/systemd checked with
 # systemd-analyze, offline (no systemd needs to run): the units are put into
 # a scratch root (WORK_DIR/root) with the host's own unit files, stand-ins

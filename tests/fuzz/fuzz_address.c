@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_address.c - libFuzzer target for emv_address_parse().
  *

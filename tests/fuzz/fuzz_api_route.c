@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_api_route.c - libFuzzer target for the HTTP API's router
  * (api_route in api/emv_api.c) and what it starts: any method,

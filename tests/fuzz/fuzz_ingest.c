@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_ingest.c - libFuzzer target for the list reader (emv_ingest).
  *

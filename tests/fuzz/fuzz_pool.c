@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_pool.c - libFuzzer target for the worker's pool configuration
  * parser (region, probe sender, source addresses, DNSBL zones): any bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_reply.c - libFuzzer target for the SMTP reply parser and classifier.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_routes.c - libFuzzer target for the routing rules parser
  * (coordinator/emv_routes.c): any bytes give a rule set or an error naming

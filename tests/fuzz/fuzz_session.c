@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_session.c - libFuzzer target for the SMTP probe session state
  * machine (worker/emv_session.c): the real session, started with

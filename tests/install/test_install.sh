@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/install/test_install.sh BUILD_DIR WORK_DIR — the installed layout:
 # `cmake --install` puts the three programs under bin/ and the data under
 # share/emailverify/, and an installed binary finds its data there, not in

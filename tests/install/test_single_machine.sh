@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/install/test_single_machine.sh SOURCE_DIR WORK_DIR — the single-machine
 # build (-DEMV_CLUSTER=OFF): `emailverify` with check, verify and doctor,
 # built without the coordinator, the HTTP API and PostgreSQL.  The binary

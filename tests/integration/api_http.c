@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_http.c - the coordinator's HTTP API (docs/api.md) over real HTTP (curl)
  * against the real `emailverify-coordinator serve` with its embedded Kafka

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_world.c - `emailverify check` against the test world, one test per
  * behaviour of tests/world/README.md.  The real binary runs as a child

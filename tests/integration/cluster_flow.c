@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cluster_flow.c - the cluster end to end on one machine: coordinator
  * ingest -> split -> Kafka -> emailverify-worker (probing the test world)

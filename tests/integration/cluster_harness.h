@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cluster_harness.h - what the cluster tests share: reading the env files
  * the fixtures write (pg.env, kafka.env) and running a binary with its

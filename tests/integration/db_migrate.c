@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * db_migrate.c - the coordinator's schema migrations against a real
  * PostgreSQL (ctest fixture "pg": tests/cluster/pg/start.sh).

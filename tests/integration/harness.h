@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * harness.h - run the real emailverify binary as a child process and read
  * its JSON Lines output (check --json, verify --format jsonl), with exit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pg_harness.h - one number out of PostgreSQL for the cluster tests:
  * pg_long(url, "SELECT count(*) FROM ... WHERE job_id = '%s'", job).

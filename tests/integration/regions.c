@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * regions.c - two regions as two worker groups (docs/regions.md): region "east"
  * probes from 127.0.0.3, which blocked.test refuses (554 5.7.1 ... blocked

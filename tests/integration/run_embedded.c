@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * run_embedded.c - `emailverify run`: the whole cluster in one process
  * (ingest into PostgreSQL, split onto the embedded Kafka, worker threads

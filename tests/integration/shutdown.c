@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shutdown.c - README.md "Stopping": SIGTERM/SIGINT stop `emailverify run`,
  * `emailverify-worker` and `emailverify-coordinator serve` within their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sink_kafka.c - `emailverify-coordinator sink` against a real Kafka broker
  * and PostgreSQL (ctest fixtures "pg", "kafka").

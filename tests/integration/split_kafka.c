@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * split_kafka.c - `emailverify-coordinator ingest` then `split` against a
  * real PostgreSQL and a real Kafka broker (ctest fixtures "pg", "kafka").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * verify_world.c - `emailverify verify` against the test world: list
  * formats, input order, duplicates, bad rows and files, batching measured

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/static/cppcheck.sh [SOURCE_DIR] - the static analyser of the test command (ctest
 # static.cppcheck, label static): cppcheck over all our C sources (the programs, the library,
 # the tests, the test world, the benches), failing on any finding not justified, one line each,

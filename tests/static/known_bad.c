@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * known_bad.c - NOT part of any build.  tests/static/cppcheck.sh checks this
  * file first, with the same options as the sources, and fails unless cppcheck

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_address.c - emv_address_parse() against the golden cases in
  * tests/data/addresses.tsv (format in that file's header), plus direct

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_budget.c - RCPT budgets: sliding windows never exceeded, waits right. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_classify.c - the reply classifier against real-world replies
  * (tests/data/replies.tsv, run end to end through the reply parser) plus the

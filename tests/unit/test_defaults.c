@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_defaults.c - one home for defaults (lib/emv_defaults.h): the
  * provider file's [default] (data/providers.conf and its Kubernetes copy)

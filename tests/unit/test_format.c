@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_format.c - the result formatter (lib/emv_format.h): CSV quoting and
  * formula neutralising, JSON escaping, and that a row's CSV columns and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_ingest.c - the streaming list reader (emv_ingest) and the
  * de-duplication set (emv_dedup): sample files in tests/data/ingest, inputs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_kafka_mock.c - the embedded Kafka (emv_kafka_mock): the standard
  * topics exist with their partitions, emv_kafka_ensure_topic finds them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_lists.c - role / disposable / free flags, typo suggestions, list
  * loading (errors, bad lines) and the string hash set, against the real

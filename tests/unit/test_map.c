@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_map.c - the one string hash map: get/set/slot/remove/iterate, growth,
  * removal inside collision runs, checked against a plain array model. */
 #include <setjmp.h>

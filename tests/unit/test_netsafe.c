@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_netsafe.c - which MX addresses a probe may connect to, and retry hints. */
 #include <arpa/inet.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_parse.c - the one checked number parser: "10x" is not 10, "" is not
  * 0, overflow and bounds are refused, and the error names option and limits. */
 #include <limits.h>

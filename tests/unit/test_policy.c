@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_policy.c - the verdict policy (lib/emv_policy.h): the presets' table,
  * policy files and their errors, safe_to_send.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pool.c - the worker pool config: a good file parses to what it says,
  * every kind of bad input fails with file, line and field named, and

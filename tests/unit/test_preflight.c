@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_preflight.c - the HELO name rule of the preflight (emv_pf_helo_fqdn):
  * what receivers accept as a fully qualified name in EHLO.  The checks that

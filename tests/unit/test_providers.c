@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_providers.c - provider policy file: parsing (comments, values, units,
  * every error naming FILE:LINE), inheritance from [default] and from the

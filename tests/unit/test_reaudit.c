@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_reaudit.c - the periodic pool audit's rules without a network
  * (emv_reaudit_apply on a real emv_rep) and the pool's audit_interval

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_reply.c - the bounded SMTP reply parser: validation of hostile input,
  * limits, sanitising, enhanced status codes, EHLO keyword lookup.

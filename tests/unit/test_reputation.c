@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_reputation.c - the (source IP, provider) reputation state machine:
  * every transition, the cool-down doubling and its cap, re-probe leases,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_result.c - the result model (lib/emv_result.h): every status and
  * reason row has a name that survives the trip name -> enum -> name, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_retry.c - the retry policy by reason (lib/emv_retry.h): what waits,
  * for how long, and what is final at once.

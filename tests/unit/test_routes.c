@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_routes.c - domain -> region routing rules of the coordinator's
  * split: longest suffix on label boundaries, the default, and errors that

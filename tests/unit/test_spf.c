@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_spf.c - the SPF evaluator (RFC 7208) without DNS: a table of zone
  * data answered by an injected resolver, and a table of (address, domain,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_utf8.c - the one UTF-8 decoder: RFC 3629's edges, cut-off input,
  * sanitising for logs and JSON. */
 #include <setjmp.h>

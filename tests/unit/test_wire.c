@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_wire.c - the VerifyBatch / VerifyResults codec: round trips, every
  * validation rule with its exact message, hostile bytes (truncated, random,

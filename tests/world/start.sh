@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # start.sh RUN_DIR [EMV_TESTSMTPD] - bring up the test world on loopback.
 #
 #   RUN_DIR        where the world keeps its files (created; a world already

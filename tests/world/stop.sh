@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # stop.sh RUN_DIR - stop the test world started by start.sh RUN_DIR.
 #
 # Idempotent: nothing running is not an error.  Only processes whose pid is

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # test_world.sh RUN_DIR - self-test of a running test world (ctest
 # world.selftest): the DNS answers and the SMTP behaviours that README.md
 # promises, checked with emv-testsmtpd's own client modes (--dns-query,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // web/console/chart.js - a horizontal bar chart drawn as SVG elements (no
 // library, no inline style: sizes are SVG attributes, colours CSS classes).
 const NS = 'http://www.w3.org/2000/svg';

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // web/console/console.js - the web console (issue 14): plain ES modules,
 // no framework, no build step; everything it loads comes from this server.
 //

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The stand-in's entrypoint (deploy/test/kafka/Containerfile): the
 # apache/kafka image's environment contract, then the broker in the
 # foreground (PID 1's child-free exec: SIGTERM reaches the JVM).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The stand-in's entrypoint (deploy/test/postgres/Containerfile): the
 # official postgres image's first-start initialisation, then the server as
 # `postgres` in the foreground.

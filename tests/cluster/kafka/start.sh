@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/kafka/start.sh RUN_DIR [--nodes 1|3] [--fresh] [--topic SPEC]...
 #
 # Bring up a real Apache Kafka (KRaft, combined broker+controller nodes) on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/kafka/stop.sh RUN_DIR [--node N] [--kill] [--timeout SECONDS]
 #
 # Stop the Kafka node(s) that start.sh RUN_DIR started.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/kafka/topics.sh RUN_DIR COMMAND [ARGS]
 #
 # Manage topics of the Kafka started by start.sh RUN_DIR, with Kafka's own

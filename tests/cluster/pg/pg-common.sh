@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/pg/pg-common.sh - sourced by start.sh, stop.sh, restart.sh
 # after RUN_DIR (absolute) and PORT are set; defines:
 #   PGBIN        server binaries: $EMV_PG_BIN, else /usr/lib/postgresql/15/bin,

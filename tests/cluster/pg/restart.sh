@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/pg/restart.sh RUN_DIR
 #
 # Fault injection for the cluster tests: stop the PostgreSQL of RUN_DIR the

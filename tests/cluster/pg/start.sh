@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/pg/start.sh RUN_DIR [--fresh]
 #
 # Bring up a throwaway PostgreSQL (Debian's postgresql-15 server binaries,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cluster/pg/stop.sh RUN_DIR [--immediate]
 #
 # Stop the PostgreSQL that start.sh RUN_DIR started: pg_ctl stop -m fast

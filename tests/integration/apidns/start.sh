@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # start.sh RUN_DIR - unbound for the API tests on 127.0.0.1:$EMV_APIDNS_PORT
 # (default 5401), serving unbound.conf.in.  Writes RUN_DIR/apidns.env
 # (EMV_APIDNS=127.0.0.1:PORT) once it answers.  stop.sh RUN_DIR stops it.

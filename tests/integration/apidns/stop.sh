@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # stop.sh RUN_DIR - stop the unbound that start.sh RUN_DIR started: only the
 # pid in RUN_DIR/unbound.pid, and only if its command line names RUN_DIR.
 set -uo pipefail

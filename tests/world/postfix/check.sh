@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/world/postfix/check.sh RUN_DIR — quick manual check of a running
 # test Postfix (start.sh RUN_DIR) on 127.0.0.50:2525.
 #

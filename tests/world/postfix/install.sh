@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/world/postfix/install.sh — make Debian's postfix package available for
 # the throwaway interoperability-test instance (see start.sh), without ever
 # bringing up the *system* Postfix on port 25.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/world/postfix/start.sh RUN_DIR — start a throwaway, fully isolated,
 # real Postfix on 127.0.0.50:2525 for interoperability tests.
 #

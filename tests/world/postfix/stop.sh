@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/world/postfix/stop.sh RUN_DIR — stop the test Postfix that
 # start.sh RUN_DIR started, and make sure none of its processes remain.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_testsmtpd.c - the SMTP test server of the test world: main, event
  * loop and SMTP sessions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_testsmtpd.h - the scriptable SMTP test server of the test world.
  *

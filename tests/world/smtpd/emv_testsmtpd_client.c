@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_testsmtpd_client.c - the two client modes of emv-testsmtpd, used by
  * the world scripts to check that the world is up and behaves:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * emv_testsmtpd_conf.c - parse the declarative world config (world.conf).
  *

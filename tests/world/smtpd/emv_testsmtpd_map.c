@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* emv_testsmtpd_map.c - bounded string-keyed table (greylist triplets,
  * per-client rate windows).  Keys are compared case-insensitively. */
 #include <ctype.h>
