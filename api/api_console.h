@@ -10,9 +10,9 @@
 #include <stddef.h>
 
 struct api_console_asset {
-	const char *name;                /* "index.html", "console.js" ... */
-	const char *type;                /* Content-Type */
-	const char *etag;                /* quoted: a digest of the content */
+	const char *name; /* "index.html", "console.js" ... */
+	const char *type; /* Content-Type */
+	const char *etag; /* quoted: a digest of the content */
 	const unsigned char *data;
 	size_t len;
 };

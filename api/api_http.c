@@ -223,7 +223,7 @@ struct api_conn {
 	struct api *a;
 	struct MHD_Connection *conn;
 	struct event *deadline;
-	struct api_req *cur;                     /* the request in progress, if MHD has called us */
+	struct api_req *cur; /* the request in progress, if MHD has called us */
 };
 
 static void conn_arm(struct api_conn *c)
@@ -338,8 +338,7 @@ static enum MHD_Result queue_reply(struct api_req *r)
  * closed.
  */
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-				 const char *version, const char *upload_data, size_t *upload_data_size,
-				 void **con_cls)
+				 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct api *a = cls;
 	struct api_req *r = *con_cls;
@@ -353,14 +352,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->drop_max = API_BODY_DROP_MAX;
 		*con_cls = r;
 		{
-			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+			const union MHD_ConnectionInfo *ci =
+				MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 			if (ci && ci->socket_context) {
 				r->cn = ci->socket_context;
 				r->cn->cur = r; /* the connection's deadline is the request's */
 			}
 		}
 		{
-			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+			const union MHD_ConnectionInfo *ci =
+				MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 			const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 			if (sa && sa->sa_family == AF_INET) {
 				memcpy(r->peer, &((const struct sockaddr_in *)sa)->sin_addr, 4);
@@ -426,8 +427,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode why)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why)
 {
 	struct api_req *r = *con_cls;
 	if (!r)
@@ -519,8 +519,8 @@ int api_mhd_start(struct api *a, int lfd, char *err, size_t errlen)
 	a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				  on_access, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, lfd,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
-				  on_connection, a, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned)a->p.timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
+				  on_connection, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->p.timeout_s,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->p.max_connections,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->p.max_connections_per_ip,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)a->p.connection_memory, MHD_OPTION_END);
 	if (!a->mhd) {

@@ -44,15 +44,13 @@ json_t *api_job_json(PGresult *r, int i)
 	double rate = secs > 0 && verified > 0 ? (double)verified / secs : 0;
 	const char *state = PQgetvalue(r, i, 2);
 	int finished = strcmp(state, "done") == 0 || strcmp(state, "cancelled") == 0 || strcmp(state, "failed") == 0;
-	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:I,s:I,s:f,s:f,s:s,s:b}",
-			      "id", PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1), "state", state,
-			      "rows", rows, "addresses", uniq, "duplicates", rows - uniq - unusable,
-			      "unusable", unusable, "done", fin,
-			      "counts", "deliverable", ll(r, i, 7), "undeliverable", ll(r, i, 8), "risky", ll(r, i, 9),
-			      "unknown", ll(r, i, 10),
-			      "total", total, "batched", ll(r, i, 11),
-			      "percent", floor(pct * 10) / 10, "rate_per_s", floor(rate * 10) / 10,
-			      "created_at", PQgetvalue(r, i, 12), "callback", PQgetvalue(r, i, 15)[0] == 't');
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:I,s:I,s:f,s:f,s:s,s:b}", "id",
+			      PQgetvalue(r, i, 0), "name", PQgetvalue(r, i, 1), "state", state, "rows", rows,
+			      "addresses", uniq, "duplicates", rows - uniq - unusable, "unusable", unusable, "done",
+			      fin, "counts", "deliverable", ll(r, i, 7), "undeliverable", ll(r, i, 8), "risky",
+			      ll(r, i, 9), "unknown", ll(r, i, 10), "total", total, "batched", ll(r, i, 11), "percent",
+			      floor(pct * 10) / 10, "rate_per_s", floor(rate * 10) / 10, "created_at",
+			      PQgetvalue(r, i, 12), "callback", PQgetvalue(r, i, 15)[0] == 't');
 	json_object_set_new(j, "finished_at", PQgetisnull(r, i, 13) ? json_null() : json_string(PQgetvalue(r, i, 13)));
 	json_object_set_new(j, "policy", json_string(PQgetvalue(r, i, 16)));
 	if (!finished && rate > 0)
@@ -76,8 +74,8 @@ void api_db_fail(struct task *t, const char *err, const char *what)
  * being recomputed), for good once the job is finished (final verdicts
  * never change).  A deleted job is 404 before its entry is looked at.
  */
-#define REASONS_CACHE   64
-#define REASONS_TTL_MS  2000
+#define REASONS_CACHE 64
+#define REASONS_TTL_MS 2000
 
 static struct reasons_entry {
 	char job[80];
@@ -176,9 +174,10 @@ static void work_job_status(struct task *t, PGconn *c)
 	 * and the unusable rows; duplicates share their first row's verdict)
 	 * as the job's policy writes them (docs/policy.md: it needs the
 	 * address's flags), and the temporary ones, whose retry is waiting */
-	r = emv_db_exec(c, "SELECT r.status, r.reason, r.final, r.flags | a.flags, count(*) FROM results r "
-			    "JOIN addresses a ON a.job_id = r.job_id AND a.id = r.address_id WHERE r.job_id = $1 "
-			    "GROUP BY 1, 2, 3, 4",
+	r = emv_db_exec(c,
+			"SELECT r.status, r.reason, r.final, r.flags | a.flags, count(*) FROM results r "
+			"JOIN addresses a ON a.job_id = r.job_id AND a.id = r.address_id WHERE r.job_id = $1 "
+			"GROUP BY 1, 2, 3, 4",
 			1, v, PGRES_TUPLES_OK, err, sizeof err, "counting the job's results");
 	if (!r) {
 		emv_policy_free(policy);
@@ -190,7 +189,8 @@ static void work_job_status(struct task *t, PGconn *c)
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_int_t n = ll(r, i, 4);
 		if (PQgetvalue(r, i, 2)[0] == 't') {
-			int st = emv_status_from_name(PQgetvalue(r, i, 0)), rs = emv_reason_from_name(PQgetvalue(r, i, 1));
+			int st = emv_status_from_name(PQgetvalue(r, i, 0)),
+			    rs = emv_reason_from_name(PQgetvalue(r, i, 1));
 			const char *sname = PQgetvalue(r, i, 0), *rname = PQgetvalue(r, i, 1);
 			json_t *s, *x;
 			if (st >= 0 && rs >= 0) {
@@ -210,15 +210,17 @@ static void work_job_status(struct task *t, PGconn *c)
 			json_object_set_new(s, rname, json_integer(n + (x ? json_integer_value(x) : 0)));
 		} else {
 			json_t *w = json_object_get(waiting, PQgetvalue(r, i, 1));
-			json_object_set_new(waiting, PQgetvalue(r, i, 1), json_integer(n + (w ? json_integer_value(w) : 0)));
+			json_object_set_new(waiting, PQgetvalue(r, i, 1),
+					    json_integer(n + (w ? json_integer_value(w) : 0)));
 			nwaiting += n;
 		}
 	}
 	PQclear(r);
 	emv_policy_free(policy);
 	counts = json_pack("{s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}, s:I}", "reasons", reasons, "waiting", waiting,
-			   "retries_waiting", (json_int_t)nwaiting, "counts", "deliverable", by_status[0], "undeliverable",
-			   by_status[1], "risky", by_status[2], "unknown", by_status[3], "safe_to_send", nsafe);
+			   "retries_waiting", (json_int_t)nwaiting, "counts", "deliverable", by_status[0],
+			   "undeliverable", by_status[1], "risky", by_status[2], "unknown", by_status[3],
+			   "safe_to_send", nsafe);
 	/* while retries wait, the provider that throttles our source addresses
 	 * the most (the workers' ip-state, docs/regions.md) is the likely
 	 * bottleneck: budgets are the workers', this is what they report */
@@ -336,8 +338,9 @@ static void work_job_delete(struct task *t, PGconn *c)
 		PGresult *r;
 		snprintf(lim, sizeof lim, "%d", EMV_DB_DELETE_BATCH);
 		v[2] = lim;
-		r = emv_db_exec(c, "UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
-				   "AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
+		r = emv_db_exec(c,
+				"UPDATE jobs SET state = 'deleting' WHERE id = $1 AND tenant = $2 "
+				"AND (state = 'deleting' OR rows_total > $3::bigint) RETURNING rows_total",
 				3, v, PGRES_TUPLES_OK, err, sizeof err, "deleting the job");
 		if (!r) {
 			api_db_fail(t, err, "deleting the job");

@@ -121,8 +121,8 @@ static void work_metrics(struct task *t, PGconn *c)
 	char dberr[512];
 
 	fprintf(f, "# HELP emailverify_jobs Jobs by state.\n# TYPE emailverify_jobs gauge\n");
-	r = emv_db_exec(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, PGRES_TUPLES_OK, dberr, sizeof dberr,
-			"reading the metrics");
+	r = emv_db_exec(c, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL, PGRES_TUPLES_OK, dberr,
+			sizeof dberr, "reading the metrics");
 	if (!r) {
 		/* zeros would read as "no jobs": no answer is better than a wrong one */
 		api_db_fail(t, dberr, "reading the metrics");
@@ -138,11 +138,12 @@ static void work_metrics(struct task *t, PGconn *c)
 		fprintf(f, "emailverify_jobs{state=\"%s\"} %ld\n", states[s], n);
 	}
 	PQclear(r);
-	r = emv_db_exec(c, "SELECT coalesce(sum(n_deliverable),0), coalesce(sum(n_undeliverable),0), "
-		      "coalesce(sum(n_risky),0), coalesce(sum(n_unknown),0), "
-		      "coalesce(sum(addresses_total + n_unusable - n_final),0), "
-		      "coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
-		      "state = 'splitting'),0) FROM jobs",
+	r = emv_db_exec(c,
+			"SELECT coalesce(sum(n_deliverable),0), coalesce(sum(n_undeliverable),0), "
+			"coalesce(sum(n_risky),0), coalesce(sum(n_unknown),0), "
+			"coalesce(sum(addresses_total + n_unusable - n_final),0), "
+			"coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
+			"state = 'splitting'),0) FROM jobs",
 			0, NULL, PGRES_TUPLES_OK, dberr, sizeof dberr, "reading the metrics");
 	if (!r) {
 		api_db_fail(t, dberr, "reading the metrics");
@@ -150,25 +151,31 @@ static void work_metrics(struct task *t, PGconn *c)
 		free(buf);
 		return;
 	} else {
-		fprintf(f, "# HELP emailverify_addresses Addresses of existing jobs by final status (pending: not final yet).\n"
-			   "# TYPE emailverify_addresses gauge\n");
+		fprintf(f,
+			"# HELP emailverify_addresses Addresses of existing jobs by final status (pending: not final yet).\n"
+			"# TYPE emailverify_addresses gauge\n");
 		fprintf(f, "emailverify_addresses{status=\"deliverable\"} %s\n", PQgetvalue(r, 0, 0));
 		fprintf(f, "emailverify_addresses{status=\"undeliverable\"} %s\n", PQgetvalue(r, 0, 1));
 		fprintf(f, "emailverify_addresses{status=\"risky\"} %s\n", PQgetvalue(r, 0, 2));
 		fprintf(f, "emailverify_addresses{status=\"unknown\"} %s\n", PQgetvalue(r, 0, 3));
 		fprintf(f, "emailverify_addresses{status=\"pending\"} %s\n", PQgetvalue(r, 0, 4));
-		fprintf(f, "# HELP emailverify_addresses_in_flight Addresses sent to Kafka in batches without a final result.\n"
-			   "# TYPE emailverify_addresses_in_flight gauge\nemailverify_addresses_in_flight %s\n",
+		fprintf(f,
+			"# HELP emailverify_addresses_in_flight Addresses sent to Kafka in batches without a final result.\n"
+			"# TYPE emailverify_addresses_in_flight gauge\nemailverify_addresses_in_flight %s\n",
 			PQgetvalue(r, 0, 5));
 	}
 	PQclear(r);
 	/* the workers' group is theirs to set (--group); ours are the split's topic and the sink's */
 	if ((lag = group_lag(a, EMV_GROUP_WORKERS, a->split.topic)) >= 0)
-		fprintf(f, "# HELP emailverify_batches_in_flight Batches on Kafka not yet committed by the workers.\n"
-			   "# TYPE emailverify_batches_in_flight gauge\nemailverify_batches_in_flight %" PRId64 "\n", lag);
+		fprintf(f,
+			"# HELP emailverify_batches_in_flight Batches on Kafka not yet committed by the workers.\n"
+			"# TYPE emailverify_batches_in_flight gauge\nemailverify_batches_in_flight %" PRId64 "\n",
+			lag);
 	if ((lag = group_lag(a, a->sink.group, a->sink.topic)) >= 0)
-		fprintf(f, "# HELP emailverify_sink_consumer_lag Results messages not yet stored by the sink.\n"
-			   "# TYPE emailverify_sink_consumer_lag gauge\nemailverify_sink_consumer_lag %" PRId64 "\n", lag);
+		fprintf(f,
+			"# HELP emailverify_sink_consumer_lag Results messages not yet stored by the sink.\n"
+			"# TYPE emailverify_sink_consumer_lag gauge\nemailverify_sink_consumer_lag %" PRId64 "\n",
+			lag);
 	{
 		char err[256];
 		if (emv_ipstate_prometheus(c, f, err, sizeof err) != EMV_OK)
@@ -179,12 +186,17 @@ static void work_metrics(struct task *t, PGconn *c)
 	for (int k = 1; k <= 5; k++)
 		fprintf(f, "emailverify_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", k,
 			__atomic_load_n(&a->http_by_class[k], __ATOMIC_RELAXED));
-	fprintf(f, "# HELP emailverify_smtp_replies_total Results stored by this coordinator, by the class of the SMTP "
-		   "reply that decided them (none: decided without one).\n# TYPE emailverify_smtp_replies_total counter\n");
+	fprintf(f,
+		"# HELP emailverify_smtp_replies_total Results stored by this coordinator, by the class of the SMTP "
+		"reply that decided them (none: decided without one).\n# TYPE emailverify_smtp_replies_total counter\n");
 	for (int k = 0; k <= 5; k++)
 		if (k == 0 || k >= 2)
 			fprintf(f, "emailverify_smtp_replies_total{class=\"%s\"} %" PRIu64 "\n",
-				k == 0 ? "none" : k == 2 ? "2xx" : k == 3 ? "3xx" : k == 4 ? "4xx" : "5xx",
+				k == 0	 ? "none"
+				: k == 2 ? "2xx"
+				: k == 3 ? "3xx"
+				: k == 4 ? "4xx"
+					 : "5xx",
 				__atomic_load_n(&a->reply_classes[k], __ATOMIC_RELAXED));
 	fprintf(f, "# TYPE emailverify_uploads_total counter\nemailverify_uploads_total %" PRIu64 "\n",
 		__atomic_load_n(&a->uploads_total, __ATOMIC_RELAXED));

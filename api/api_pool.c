@@ -199,7 +199,8 @@ void *api_pool_main(void *arg)
 			if (t->code[0] && PQstatus(c) != CONNECTION_OK) {
 				PQfinish(c);
 				c = NULL;
-				emv_log(EMV_LOG_INFO, "api", "the database connection broke; reconnecting and trying again");
+				emv_log(EMV_LOG_INFO, "api",
+					"the database connection broke; reconnecting and trying again");
 				if ((c = api_db_connect(a, err, sizeof err))) {
 					t->status = 0;
 					t->code[0] = t->message[0] = '\0';
@@ -326,7 +327,7 @@ void api_upload_slot_give(struct api *a, int slot)
  * under its lock; a push wakes the queue's one thread, a pop waits for an
  * item and gives NULL when the server stops. */
 void api_jobq_push(pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head, struct split_item **tail,
-		      const char *job)
+		   const char *job)
 {
 	struct split_item *it = emv_xcalloc(1, sizeof *it);
 	emv_strlcpy(it->job, job, sizeof it->job);
@@ -341,7 +342,7 @@ void api_jobq_push(pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **
 }
 
 struct split_item *api_jobq_pop(struct api *a, pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head,
-				   struct split_item **tail)
+				struct split_item **tail)
 {
 	struct split_item *it = NULL;
 	pthread_mutex_lock(mu);

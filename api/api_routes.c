@@ -73,7 +73,7 @@ static void h_results(struct api *a, struct api_req *r, const unsigned char *has
 static const struct api_route_def {
 	const char *path;
 	unsigned methods;
-	int auth;                        /* bearer token, then the rate limits */
+	int auth; /* bearer token, then the rate limits */
 	api_handler *fn;
 } routes[] = {
 	{ "/healthz", M(API_GET) | M(API_HEAD), 0, h_healthz },
@@ -171,7 +171,8 @@ void api_route(struct api *a, struct api_req *r, const char *path)
 		return;
 	if ((wait = api_auth_wait(a, r)) > 0) {
 		r->token_given = 0; /* not a guess of its own: does not extend the window */
-		snprintf(msg, sizeof msg, "more than %d failed authentications from this address in %d s; try again later",
+		snprintf(msg, sizeof msg,
+			 "more than %d failed authentications from this address in %d s; try again later",
 			 a->p.auth_fail_limit, a->p.auth_fail_window_s);
 		limited(r, wait, msg);
 		return;

@@ -23,15 +23,36 @@
 #include "emv_util.h"
 
 #define ROWS_LIMIT_DEFAULT 50
-#define ROWS_LIMIT_MAX     500
-#define ROWS_SCAN_MAX      20000 /* rows of the job read by one request, at most */
-#define ROWS_TEXT_MAX      95    /* bytes of domain= and q= (t->arg) */
+#define ROWS_LIMIT_MAX 500
+#define ROWS_SCAN_MAX 20000 /* rows of the job read by one request, at most */
+#define ROWS_TEXT_MAX 95    /* bytes of domain= and q= (t->arg) */
 
 /* The columns of the page query, in this order. */
 enum {
-	C_ID, C_INPUT, C_ADDRESS, C_DOMAIN, C_AFLAGS, C_DUP, C_ERROR, C_STATUS, C_REASON, C_FINAL, C_RFLAGS,
-	C_MX_HOST, C_MX_IP, C_SOURCE_IP, C_REGION, C_TLS, C_CATCH_ALL, C_SMTP_CODE, C_ENHANCED, C_REPLY,
-	C_ATTEMPTS, C_DURATION, C_DETAIL, C_UPDATED,
+	C_ID,
+	C_INPUT,
+	C_ADDRESS,
+	C_DOMAIN,
+	C_AFLAGS,
+	C_DUP,
+	C_ERROR,
+	C_STATUS,
+	C_REASON,
+	C_FINAL,
+	C_RFLAGS,
+	C_MX_HOST,
+	C_MX_IP,
+	C_SOURCE_IP,
+	C_REGION,
+	C_TLS,
+	C_CATCH_ALL,
+	C_SMTP_CODE,
+	C_ENHANCED,
+	C_REPLY,
+	C_ATTEMPTS,
+	C_DURATION,
+	C_DETAIL,
+	C_UPDATED,
 };
 
 /* A duplicate row shows the verdict of the row it repeats; a row without a
@@ -114,11 +135,13 @@ static json_t *row_json(PGresult *r, int i)
 	json_object_set_new(j, "region", str_or_null(col(r, i, C_REGION)));
 	json_object_set_new(j, "tls", str_or_null(col(r, i, C_TLS)));
 	json_object_set_new(j, "catch_all",
-			    !col(r, i, C_CATCH_ALL) ? json_null() : json_boolean(PQgetvalue(r, i, C_CATCH_ALL)[0] == 't'));
+			    !col(r, i, C_CATCH_ALL) ? json_null()
+						    : json_boolean(PQgetvalue(r, i, C_CATCH_ALL)[0] == 't'));
 	if (col(r, i, C_SMTP_CODE))
 		json_object_set_new(j, "smtp",
 				    json_pack("{s:I,s:o,s:o}", "code", num(r, i, C_SMTP_CODE), "enhanced",
-					      str_or_null(col(r, i, C_ENHANCED)), "reply", str_or_null(col(r, i, C_REPLY))));
+					      str_or_null(col(r, i, C_ENHANCED)), "reply",
+					      str_or_null(col(r, i, C_REPLY))));
 	else
 		json_object_set_new(j, "smtp", json_null());
 	json_object_set_new(j, "attempts", json_integer(num(r, i, C_ATTEMPTS)));
@@ -149,8 +172,10 @@ static void work_rows(struct task *t, PGconn *c)
 	v[0] = t->id;
 	v[1] = t->tenant;
 	/* the job's last row: a backward step on the primary key */
-	r = PQexecParams(c, "SELECT (SELECT max(id) FROM addresses WHERE job_id = $1) FROM jobs "
-			    "WHERE id = $1 AND tenant = $2", 2, NULL, v, NULL, NULL, 0);
+	r = PQexecParams(c,
+			 "SELECT (SELECT max(id) FROM addresses WHERE job_id = $1) FROM jobs "
+			 "WHERE id = $1 AND tenant = $2",
+			 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		api_db_fail(t, PQresultErrorMessage(r), "reading the job");
 		PQclear(r);
@@ -194,7 +219,8 @@ static void work_rows(struct task *t, PGconn *c)
 	/* more: a full page (its last row), or a window cut short by the scan
 	 * bound (its end, even when nothing in it matched) */
 	if (n > limit)
-		json_object_set_new(t->json, "next", json_integer((json_int_t)strtoll(PQgetvalue(r, limit - 1, C_ID), NULL, 10)));
+		json_object_set_new(t->json, "next",
+				    json_integer((json_int_t)strtoll(PQgetvalue(r, limit - 1, C_ID), NULL, 10)));
 	else if (end < last)
 		json_object_set_new(t->json, "next", json_integer((json_int_t)end));
 	else
@@ -251,7 +277,8 @@ void api_h_job_rows(struct api *a, struct api_req *r, const unsigned char *hash,
 	}
 	if (after) {
 		if (!isdigit((unsigned char)after[0]) || emv_parse_ll(after, 0, INT64_MAX, &aft) != EMV_OK) {
-			api_reply_error(r, 400, "bad_query", "after must be a row number from an earlier page's \"next\"");
+			api_reply_error(r, 400, "bad_query",
+					"after must be a row number from an earlier page's \"next\"");
 			return;
 		}
 	}

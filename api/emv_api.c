@@ -128,19 +128,20 @@ static void *split_main(void *arg)
 					break; /* deleted meanwhile */
 				sleep(2);
 			} else {
-				emv_log(EMV_LOG_INFO, "split", "job %s: %llu addresses in %llu batches in %.2f s", it->job,
-					(unsigned long long)st.addresses, (unsigned long long)st.batches, st.seconds);
+				emv_log(EMV_LOG_INFO, "split", "job %s: %llu addresses in %llu batches in %.2f s",
+					it->job, (unsigned long long)st.addresses, (unsigned long long)st.batches,
+					st.seconds);
 			}
 		}
 		if (c) {
 			const char *v[1] = { it->job };
 			PGresult *r = PQexecParams(
 				c,
-				rc == EMV_OK ?
-				"UPDATE jobs SET state = 'done', finished_at = coalesce(finished_at, now()) "
-				"WHERE id = $1 AND state = 'running' AND n_final >= n_unusable + addresses_total" :
-				"UPDATE jobs SET state = 'failed', finished_at = now() WHERE id = $1 "
-				"AND state IN ('splitting', 'ingesting')",
+				rc == EMV_OK
+					? "UPDATE jobs SET state = 'done', finished_at = coalesce(finished_at, now()) "
+					  "WHERE id = $1 AND state = 'running' AND n_final >= n_unusable + addresses_total"
+					: "UPDATE jobs SET state = 'failed', finished_at = now() WHERE id = $1 "
+					  "AND state IN ('splitting', 'ingesting')",
 				1, NULL, v, NULL, NULL, 0);
 			PQclear(r);
 		}
@@ -350,7 +351,8 @@ int emv_api_serve(const emv_api_params *p, char *err, size_t errlen)
 				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
 		} else {
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
-			snprintf(listen_addr, sizeof listen_addr, "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+			snprintf(listen_addr, sizeof listen_addr, "%s:%d", ip,
+				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		}
 	}
 	if (api_mhd_start(a, lfd, err, errlen) != EMV_OK) {

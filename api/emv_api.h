@@ -37,38 +37,38 @@
 #include <stdint.h>
 
 typedef struct {
-	const char *listen;         /* HOST:PORT (port 0: any free port) */
-	const char *database;       /* libpq conninfo; NULL: $DATABASE_URL */
-	const char *brokers;        /* Kafka bootstrap servers; NULL with embedded_kafka */
-	int embedded_kafka;         /* start librdkafka's mock cluster in this process */
-	const char *data_dir;       /* lists (role, disposable, ...); NULL: default */
-	const char *ready_file;     /* written once serving: listen=..., brokers=... */
-	int64_t max_upload;         /* bytes of one upload body (64 MiB) */
-	int64_t max_rows;           /* rows of one list (1,000,000); as many empty or blank lines again */
+	const char *listen;	    /* HOST:PORT (port 0: any free port) */
+	const char *database;	    /* libpq conninfo; NULL: $DATABASE_URL */
+	const char *brokers;	    /* Kafka bootstrap servers; NULL with embedded_kafka */
+	int embedded_kafka;	    /* start librdkafka's mock cluster in this process */
+	const char *data_dir;	    /* lists (role, disposable, ...); NULL: default */
+	const char *ready_file;	    /* written once serving: listen=..., brokers=... */
+	int64_t max_upload;	    /* bytes of one upload body (64 MiB) */
+	int64_t max_rows;	    /* rows of one list (1,000,000); as many empty or blank lines again */
 	int64_t max_decompressed;   /* bytes of one list once decompressed (256 MiB) */
-	int max_uploads;            /* uploads being ingested at once (4) */
+	int max_uploads;	    /* uploads being ingested at once (4) */
 	int max_uploads_per_tenant; /* of those, one tenant's at most (2; 0: max_uploads / 2, at least 1) */
-	int db_threads;             /* query threads (2) */
-	int timeout_s;              /* idle timeout per connection: nothing read or written (30) */
-	int request_timeout_s;      /* deadline of one request, first byte to the end of its answer (900; 0: none) */
-	int max_connections;        /* connections at once (1000) */
+	int db_threads;		    /* query threads (2) */
+	int timeout_s;		    /* idle timeout per connection: nothing read or written (30) */
+	int request_timeout_s;	    /* deadline of one request, first byte to the end of its answer (900; 0: none) */
+	int max_connections;	    /* connections at once (1000) */
 	int max_connections_per_ip; /* connections at once from one address (64; 0: no limit) */
 	int64_t connection_memory;  /* bytes per connection for headers and buffers (128 KiB) */
-	int rate_limit;             /* requests per second per token (20; 0: none) */
-	int rate_burst;             /* bucket size (40) */
-	int auth_fail_limit;        /* failed authentications per address per window before 429 (20; 0: none) */
-	int auth_fail_window_s;     /* that window, seconds (60) */
-	int batch_max;              /* addresses per Kafka batch (500) */
-	int webhook_progress;       /* progress webhook every N percent (25; 0: only completion) */
-	int webhook_attempts;       /* attempts per delivery (6) */
-	int webhook_backoff_ms;     /* first retry delay, doubled each time (2000) */
-	int webhook_timeout_s;      /* per attempt (10) */
+	int rate_limit;		    /* requests per second per token (20; 0: none) */
+	int rate_burst;		    /* bucket size (40) */
+	int auth_fail_limit;	    /* failed authentications per address per window before 429 (20; 0: none) */
+	int auth_fail_window_s;	    /* that window, seconds (60) */
+	int batch_max;		    /* addresses per Kafka batch (500) */
+	int webhook_progress;	    /* progress webhook every N percent (25; 0: only completion) */
+	int webhook_attempts;	    /* attempts per delivery (6) */
+	int webhook_backoff_ms;	    /* first retry delay, doubled each time (2000) */
+	int webhook_timeout_s;	    /* per attempt (10) */
 	int webhook_allow_private;  /* allow callbacks to loopback/private addresses (tests) */
-	int webhook_allow_http;     /* allow plain http:// callbacks (else https:// only) */
-	const char *webhook_ca;     /* CA certificates (PEM) for https:// callbacks; NULL: the system's store */
-	int no_sink;                /* do not run the results sink (nor the region router) in this process */
+	int webhook_allow_http;	    /* allow plain http:// callbacks (else https:// only) */
+	const char *webhook_ca;	    /* CA certificates (PEM) for https:// callbacks; NULL: the system's store */
+	int no_sink;		    /* do not run the results sink (nor the region router) in this process */
 	const struct emv_routes *routes; /* domain -> region topic for the split (emv_routes.h); NULL: shared */
-	int shutdown_ms;            /* SIGINT/SIGTERM: stopped within this (EMV_STOP_TIMEOUT_MS; emv_stop.h) */
+	int shutdown_ms;		 /* SIGINT/SIGTERM: stopped within this (EMV_STOP_TIMEOUT_MS; emv_stop.h) */
 } emv_api_params;
 
 void emv_api_params_default(emv_api_params *p);

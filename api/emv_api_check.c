@@ -22,20 +22,20 @@
 #include "emv_ingest_job.h"
 #include "emv_util.h"
 
-#define CHECK_BODY_MAX   4096   /* bytes of the request body */
-#define CHECK_WAIT_S     10     /* default wait */
+#define CHECK_BODY_MAX 4096 /* bytes of the request body */
+#define CHECK_WAIT_S 10	    /* default wait */
 #define CHECK_WAIT_MAX_S 30
-#define CHECK_POLL_MS    200
+#define CHECK_POLL_MS 200
 
 struct check {
 	char email[1100];
 	int wait_s;
 	uint64_t deadline;
 	char job[40];
-	char *result;            /* the export row, when final */
+	char *result; /* the export row, when final */
 	struct event *timer;
-	struct task *t;          /* its task, between polls */
-	unsigned char hash[32];  /* the token's, until the body is in */
+	struct task *t;		/* its task, between polls */
+	unsigned char hash[32]; /* the token's, until the body is in */
 	char body[CHECK_BODY_MAX + 1];
 	size_t body_len;
 };
@@ -104,9 +104,11 @@ static void work_poll(struct task *t, PGconn *c)
 {
 	struct check *k = t->ctx;
 	const char *v[1] = { k->job };
-	PGresult *r = PQexecParams(c, "SELECT 1 FROM results r JOIN addresses a ON a.job_id = r.job_id "
-				      "AND r.address_id = coalesce(a.duplicate_of, a.id) "
-				      "WHERE a.job_id = $1 AND a.id = 1 AND r.final", 1, NULL, v, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c,
+				   "SELECT 1 FROM results r JOIN addresses a ON a.job_id = r.job_id "
+				   "AND r.address_id = coalesce(a.duplicate_of, a.id) "
+				   "WHERE a.job_id = $1 AND a.id = 1 AND r.final",
+				   1, NULL, v, NULL, NULL, 0);
 	int final = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 	PQclear(r);
 	if (final) {
@@ -145,8 +147,8 @@ static void reply_pending(struct task *t)
 	snprintf(loc, sizeof loc, "/v1/jobs/%s", k->job);
 	api_req_add_header(t->req, "Location", loc);
 	api_reply_json(t->req, 202,
-		       json_pack("{s:s,s:s,s:s,s:s}", "id", k->job, "state", "pending", "status_url", loc,
-				 "message", "not final yet: ask the job's status and results later"));
+		       json_pack("{s:s,s:s,s:s,s:s}", "id", k->job, "state", "pending", "status_url", loc, "message",
+				 "not final yet: ask the job's status and results later"));
 }
 
 /* The client went away (or its deadline passed) while we waited. */
@@ -243,10 +245,13 @@ static void check_final(struct api_req *r)
 		/* say what is wrong in the client's terms, not jansson's (its
 		 * texts name flags such as JSON_ALLOW_NUL) */
 		if (!j && strstr(e.text, "NUL"))
-			api_reply_error(r, 400, "bad_request", "the body holds a NUL character (\\u0000 or a zero byte)");
+			api_reply_error(r, 400, "bad_request",
+					"the body holds a NUL character (\\u0000 or a zero byte)");
 		else if (!j && e.line > 0)
-			api_reply_error(r, 400, "bad_request", "the body is not JSON (line %d, column %d); send "
-							       "{\"email\": \"...\"}", e.line, e.column);
+			api_reply_error(r, 400, "bad_request",
+					"the body is not JSON (line %d, column %d); send "
+					"{\"email\": \"...\"}",
+					e.line, e.column);
 		else
 			api_reply_error(r, 400, "bad_request", "the body must be a JSON object {\"email\": \"...\"}");
 		json_decref(j);
@@ -260,8 +265,8 @@ static void check_final(struct api_req *r)
 		api_reply_error(r, 400, "bad_request", "\"email\" must be one address of at most 1024 bytes");
 		return;
 	}
-	if (wait && (!json_is_integer(wait) || json_integer_value(wait) < 0 ||
-		     json_integer_value(wait) > CHECK_WAIT_MAX_S)) {
+	if (wait &&
+	    (!json_is_integer(wait) || json_integer_value(wait) < 0 || json_integer_value(wait) > CHECK_WAIT_MAX_S)) {
 		json_decref(j);
 		api_reply_error(r, 400, "bad_request", "\"wait_s\" must be 0..%d", CHECK_WAIT_MAX_S);
 		return;

@@ -26,25 +26,25 @@
 
 struct xport {
 	struct api *a;
-	struct api_req *r;        /* referenced until the response is freed */
+	struct api_req *r; /* referenced until the response is freed */
 	char job[80];
 	emv_export_params ep;
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct event *ev;         /* the thread -> the loop */
-	emv_buf ready;            /* the next chunk (thread -> loop) */
+	struct event *ev; /* the thread -> the loop */
+	emv_buf ready;	  /* the next chunk (thread -> loop) */
 	int have_ready;
-	int want;                 /* the loop wants the next chunk */
+	int want; /* the loop wants the next chunk */
 	int eof, failed, gone, exited;
 	uint64_t rows;
 	char err[512];
 	/* loop only */
-	emv_buf cur;              /* the chunk going out */
+	emv_buf cur; /* the chunk going out */
 	size_t cur_off;
-	int started;              /* the response was made */
-	int waiting;              /* the reader suspended the connection */
-	int resp_freed;           /* MHD is done with the response */
+	int started;	/* the response was made */
+	int waiting;	/* the reader suspended the connection */
+	int resp_freed; /* MHD is done with the response */
 };
 
 static int to_buf(void *arg, const char *data, size_t len)
@@ -223,8 +223,8 @@ static void on_thread(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (!x->started && (have || eof)) {
-		struct MHD_Response *resp =
-			MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EXPORT_BLOCK, on_read, x, on_response_freed);
+		struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EXPORT_BLOCK, on_read,
+									      x, on_response_freed);
 		char cd[160];
 		int csv = x->ep.format == EMV_EXPORT_CSV;
 		MHD_add_response_header(resp, "Content-Type", csv ? "text/csv; charset=utf-8" : "application/x-ndjson");

@@ -47,26 +47,26 @@ enum api_method { API_GET, API_HEAD, API_POST, API_DELETE, API_OTHER };
 /* One HTTP request, from its headers to MHD's completion notice. */
 struct api_req {
 	struct api *a;
-	struct MHD_Connection *conn;             /* NULL once MHD is done with it */
+	struct MHD_Connection *conn; /* NULL once MHD is done with it */
 	enum api_method method;
-	int refs;                                /* MHD's, tasks', threads' */
-	int busy;                                /* pool tasks in flight for it */
-	int suspended;                           /* by us: MHD does not read or call */
-	int expired;                             /* past its deadline: being cut off */
-	int has_body;                            /* Content-Length > 0 or Transfer-Encoding */
-	int first_wait;                          /* suspended in the headers' call */
+	int refs;	/* MHD's, tasks', threads' */
+	int busy;	/* pool tasks in flight for it */
+	int suspended;	/* by us: MHD does not read or call */
+	int expired;	/* past its deadline: being cut off */
+	int has_body;	/* Content-Length > 0 or Transfer-Encoding */
+	int first_wait; /* suspended in the headers' call */
 	int final_called;
-	unsigned char peer[16];                  /* the client's address (4 or 16 bytes; 0: unknown) */
+	unsigned char peer[16]; /* the client's address (4 or 16 bytes; 0: unknown) */
 	int peer_len;
-	int token_given;                         /* a bearer token was presented: a 401 is a failed guess */
-	uint64_t body_bytes;                     /* of the body, read so far */
-	uint64_t drop_max;                       /* body bytes read at most once answered */
-	int answered;                            /* a response was queued */
-	struct MHD_Response *reply;              /* waiting to be queued on the next call */
+	int token_given;	    /* a bearer token was presented: a 401 is a failed guess */
+	uint64_t body_bytes;	    /* of the body, read so far */
+	uint64_t drop_max;	    /* body bytes read at most once answered */
+	int answered;		    /* a response was queued */
+	struct MHD_Response *reply; /* waiting to be queued on the next call */
 	unsigned reply_status;
-	int nhdr;                                /* headers for the next reply */
+	int nhdr; /* headers for the next reply */
 	char hdr[API_REPLY_HEADERS][2][160];
-	struct api_conn *cn;                     /* its connection (and deadline) while MHD has it */
+	struct api_conn *cn; /* its connection (and deadline) while MHD has it */
 	/* the handler's, while the body arrives: body() consumes some of
 	 * *size (leaving the rest for its next call) and returns 0, or -1 to
 	 * close the connection; final() is called once the body is whole;
@@ -82,19 +82,19 @@ struct api_req {
 
 struct task {
 	struct api *api;
-	struct api_req *req;                     /* referenced while the task lives */
+	struct api_req *req;			 /* referenced while the task lives */
 	void (*work)(struct task *t, PGconn *c); /* pool thread */
-	void (*done)(struct task *t);            /* loop */
+	void (*done)(struct task *t);		 /* loop */
 	unsigned char token_hash[32];
 	char tenant[EMV_TENANT_MAX + 1];
-	char id[80];                             /* job id from the path */
-	char arg[4][96];                         /* handler's parsed query parameters */
-	int status;                              /* HTTP status of the answer */
-	json_t *json;                            /* its body (owned) */
-	char code[40], message[512];             /* or an error */
-	void *ctx;                               /* handler's own */
-	int pooled;                              /* in the pool's hands (req->busy counts it) */
-	struct lane *lane;                       /* its fairness lane while queued or running */
+	char id[80];		     /* job id from the path */
+	char arg[4][96];	     /* handler's parsed query parameters */
+	int status;		     /* HTTP status of the answer */
+	json_t *json;		     /* its body (owned) */
+	char code[40], message[512]; /* or an error */
+	void *ctx;		     /* handler's own */
+	int pooled;		     /* in the pool's hands (req->busy counts it) */
+	struct lane *lane;	     /* its fairness lane while queued or running */
 	struct task *next;
 };
 
@@ -102,9 +102,9 @@ struct task {
  * per token), served in turn, so that a tenant's queued requests wait for
  * each other and not another tenant's. */
 struct lane {
-	char key[80];                            /* "t:" tenant, "h:" token hash, "" no token */
+	char key[80]; /* "t:" tenant, "h:" token hash, "" no token */
 	struct task *head, *tail;
-	int running;                             /* its tasks in pool threads now */
+	int running; /* its tasks in pool threads now */
 	struct lane *next;
 };
 
@@ -119,31 +119,31 @@ struct api {
 	char brokers[512];
 	struct event_base *base;
 	struct MHD_Daemon *mhd;
-	struct event *mhd_ev;                    /* MHD's epoll descriptor is readable */
-	struct event *mhd_timer;                 /* MHD's next timeout, or "run now" */
+	struct event *mhd_ev;	 /* MHD's epoll descriptor is readable */
+	struct event *mhd_timer; /* MHD's next timeout, or "run now" */
 	emv_lists *lists;
-	void *kafka_probe;                       /* rd_kafka_t for /readyz and lag */
+	void *kafka_probe; /* rd_kafka_t for /readyz and lag */
 	/* What the split and sink threads run with (their topics and groups:
 	 * /metrics reads the lag of the same ones); brokers set at start. */
 	emv_split_params split;
 	emv_sink_params sink;
 
-	pthread_mutex_t mu;                      /* pool queue */
+	pthread_mutex_t mu; /* pool queue */
 	pthread_cond_t cv;
-	struct lane *lanes;                      /* under mu: lanes with queued or running tasks, in turn */
+	struct lane *lanes; /* under mu: lanes with queued or running tasks, in turn */
 	int stopping;
 	pthread_t *pool;
 	int npool;
 
-	pthread_mutex_t done_mu;                 /* finished tasks, for the loop */
+	pthread_mutex_t done_mu; /* finished tasks, for the loop */
 	struct task *dhead, *dtail;
 	struct event *done_ev;
 
-	int uploads;                             /* loop only: ingests running */
+	int uploads;				   /* loop only: ingests running */
 	char (*upload_tenant)[EMV_TENANT_MAX + 1]; /* loop only: each ingest slot's tenant ("" free) */
-	struct tenant_cache *tenants;            /* loop only: token hash -> tenant, for the lanes */
+	struct tenant_cache *tenants;		   /* loop only: token hash -> tenant, for the lanes */
 
-	pthread_mutex_t del_mu;                  /* large jobs deleted in the background */
+	pthread_mutex_t del_mu; /* large jobs deleted in the background */
 	pthread_cond_t del_cv;
 	struct split_item *delhead, *deltail;
 	pthread_t del_th;
@@ -156,19 +156,19 @@ struct api {
 	pthread_t sink_th;
 	volatile int sink_stop;
 	int sink_running;
-	pthread_t router_th;                     /* ip-state in, rerouted batches out (emv_router.h) */
+	pthread_t router_th; /* ip-state in, rerouted batches out (emv_router.h) */
 
-	void *webhooks;                          /* emv_webhooks */
+	void *webhooks; /* emv_webhooks */
 
-	struct rate_bucket *buckets;             /* loop only */
+	struct rate_bucket *buckets; /* loop only */
 	size_t nbuckets;
-	struct auth_fail *auth_fails;            /* loop only: failed authentications per client address */
+	struct auth_fail *auth_fails; /* loop only: failed authentications per client address */
 
 	/* counters for /metrics (atomics: written by several threads) */
 	uint64_t http_by_class[6];
 	uint64_t uploads_total, upload_rows, upload_bytes, exports_total, export_rows;
 	uint64_t split_batches, split_addresses;
-	uint64_t reply_classes[6];               /* the sink's results by deciding reply class */
+	uint64_t reply_classes[6]; /* the sink's results by deciding reply class */
 };
 
 /* ---- api_routes.c: the route table ---- */
@@ -177,10 +177,10 @@ struct api {
 typedef void api_handler(struct api *a, struct api_req *r, const unsigned char *hash, const char *id);
 int api_job_id_valid(const char *s, size_t n);
 enum api_method api_method_of(const char *m);
-api_handler api_h_readyz, api_h_metrics;                                /* api_metrics.c */
+api_handler api_h_readyz, api_h_metrics;				   /* api_metrics.c */
 api_handler api_h_job_list, api_h_job_status, api_h_job_delete, api_h_ips; /* api_jobs.c */
-api_handler api_h_job_rows;                                             /* api_rows.c */
-api_handler api_h_console_index, api_h_console_file;                    /* api_console.c */
+api_handler api_h_job_rows;						   /* api_rows.c */
+api_handler api_h_console_index, api_h_console_file;			   /* api_console.c */
 
 /* ---- api_auth.c ---- */
 /* The bearer token's hash; 0 when there is none usable (then answered 401). */
@@ -203,9 +203,9 @@ void api_jobq_push(pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **
 struct split_item *api_jobq_pop(struct api *a, pthread_mutex_t *mu, pthread_cond_t *cv, struct split_item **head,
 				struct split_item **tail);
 void api_on_tasks_done(evutil_socket_t fd, short what, void *arg); /* the loop's event: answers from the pool */
-void api_task_done_reply(struct task *t);                           /* the usual done(): answer and free */
+void api_task_done_reply(struct task *t);			   /* the usual done(): answer and free */
 void api_pool_tables(struct api *a); /* the token -> tenant cache of the lanes (kept until the process exits) */
-void *api_pool_main(void *arg);                                      /* a query thread */
+void *api_pool_main(void *arg);	     /* a query thread */
 
 /* ---- api_jobs.c: deletes ---- */
 /* A query failed (err: emv_db_exec()'s text, naming what): log it, answer
@@ -234,7 +234,7 @@ void api_req_unref(struct api_req *r);
  * that resuming the request brings.  A request whose client is gone
  * drops it. */
 void api_reply_response(struct api_req *r, unsigned status, struct MHD_Response *resp); /* takes resp */
-void api_reply_json(struct api_req *r, int status, json_t *body); /* takes body */
+void api_reply_json(struct api_req *r, int status, json_t *body);			/* takes body */
 void api_reply_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* The headers are in: answer, or start what answers later (a task, a

@@ -44,53 +44,53 @@
 #include "emv_util.h"
 #include "emv_webhook.h"
 
-#define UPLOAD_NAME_MAX      200              /* bytes of a job name */
-#define UPLOAD_URL_MAX       2000             /* bytes of a callback URL */
-#define UPLOAD_SECRET_MAX    256              /* bytes of a callback secret */
-#define UPLOAD_STAGE         (256 * 1024)     /* list bytes held here at most */
-#define UPLOAD_PREFIX        (64 * 1024)      /* list bytes before an ingest is started */
-#define UPLOAD_PP_BUFFER     (16 * 1024)      /* MHD's multipart parser: part headers and boundary look-ahead */
-#define UPLOAD_FRAMING       (64 * 1024)      /* multipart framing allowed beside max_upload */
-#define UPLOAD_PIPE          (1024 * 1024)    /* the pipe to the ingest thread */
-#define UPLOAD_SLICE_MIN     4096             /* less room than this: flush first */
-#define UPLOAD_PARTS_MAX     32               /* multipart parts of one upload */
-#define UPLOAD_IDEM_MAX      90               /* bytes of an Idempotency-Key */
+#define UPLOAD_NAME_MAX 200	     /* bytes of a job name */
+#define UPLOAD_URL_MAX 2000	     /* bytes of a callback URL */
+#define UPLOAD_SECRET_MAX 256	     /* bytes of a callback secret */
+#define UPLOAD_STAGE (256 * 1024)    /* list bytes held here at most */
+#define UPLOAD_PREFIX (64 * 1024)    /* list bytes before an ingest is started */
+#define UPLOAD_PP_BUFFER (16 * 1024) /* MHD's multipart parser: part headers and boundary look-ahead */
+#define UPLOAD_FRAMING (64 * 1024)   /* multipart framing allowed beside max_upload */
+#define UPLOAD_PIPE (1024 * 1024)    /* the pipe to the ingest thread */
+#define UPLOAD_SLICE_MIN 4096	     /* less room than this: flush first */
+#define UPLOAD_PARTS_MAX 32	     /* multipart parts of one upload */
+#define UPLOAD_IDEM_MAX 90	     /* bytes of an Idempotency-Key */
 
 struct upload {
-	struct task *t;                 /* owns u; holds the request */
+	struct task *t; /* owns u; holds the request */
 	struct api_req *r;
-	struct MHD_PostProcessor *pp;   /* multipart only */
+	struct MHD_PostProcessor *pp; /* multipart only */
 	/* the list on its way: stage[off..len) not yet in the pipe; the extra
 	 * room is for what the multipart parser held back from earlier calls */
 	char *stage;
 	size_t off, len;
 	int wfd, rfd;
-	struct event *wev;              /* the pipe has room again */
+	struct event *wev; /* the pipe has room again */
 	pthread_t th;
-	int started;                    /* an ingest thread was started (once) */
-	int running;                    /* it runs (counted in a->uploads) */
-	int slot;                       /* its ingest slot (api_upload_slot_take) */
-	int wait_pipe;                  /* the connection is suspended for the pipe */
-	int reader_gone;                /* the ingest stopped reading: the rest is dropped */
-	int req_over;                   /* MHD is finished with the request */
-	uint64_t bytes;                 /* list bytes received */
+	int started;	 /* an ingest thread was started (once) */
+	int running;	 /* it runs (counted in a->uploads) */
+	int slot;	 /* its ingest slot (api_upload_slot_take) */
+	int wait_pipe;	 /* the connection is suspended for the pipe */
+	int reader_gone; /* the ingest stopped reading: the rest is dropped */
+	int req_over;	 /* MHD is finished with the request */
+	uint64_t bytes;	 /* list bytes received */
 	/* multipart parts */
 	int in_file, have_file, part_open, part_bytes_seen, parts;
 	char part_key[64];
 	char field[UPLOAD_URL_MAX + 1];
 	size_t field_len;
 	int field_over;
-	char failed[512];               /* a multipart error the parser's caller reports */
+	char failed[512]; /* a multipart error the parser's caller reports */
 	/* read by the ingest thread before its commit */
 	pthread_mutex_t mu;
 	int complete, aborted;
 	char name[UPLOAD_NAME_MAX + 1];
-	char policy[EMV_POLICY_NAME_MAX];   /* a preset's name (docs/policy.md); "" the tenant's default */
+	char policy[EMV_POLICY_NAME_MAX]; /* a preset's name (docs/policy.md); "" the tenant's default */
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
-	char idem[UPLOAD_IDEM_MAX + 1];  /* Idempotency-Key, "" when none */
-	int idem_conflict;               /* another upload took the key first */
-	int callback_refused;            /* its callback_url points at a private address (cb_err) */
+	char idem[UPLOAD_IDEM_MAX + 1]; /* Idempotency-Key, "" when none */
+	int idem_conflict;		/* another upload took the key first */
+	int callback_refused;		/* its callback_url points at a private address (cb_err) */
 	char cb_err[256];
 	/* the ingest thread's answer */
 	int rc;
@@ -299,7 +299,8 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	}
 	/* a callback that delivery would refuse is refused now, where the
 	 * client hears of it (this thread may wait for the resolver) */
-	if (url[0] && emv_webhook_url_check(url, u->t->api->p.webhook_allow_private, u->cb_err, sizeof u->cb_err) != 0) {
+	if (url[0] &&
+	    emv_webhook_url_check(url, u->t->api->p.webhook_allow_private, u->cb_err, sizeof u->cb_err) != 0) {
 		u->callback_refused = 1; /* read by upload_done after the thread is joined */
 		emv_set_err(err, errlen, "%s", u->cb_err);
 		return EMV_ERR;
@@ -307,8 +308,10 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	if (u->idem[0]) {
 		/* a key older than 24 hours is free again */
 		const char *kv[2] = { u->t->tenant, u->idem };
-		r = PQexecParams(c, "UPDATE jobs SET idempotency_key = NULL WHERE tenant = $1 AND idempotency_key = $2 "
-				    "AND created_at <= now() - interval '24 hours'", 2, NULL, kv, NULL, NULL, 0);
+		r = PQexecParams(c,
+				 "UPDATE jobs SET idempotency_key = NULL WHERE tenant = $1 AND idempotency_key = $2 "
+				 "AND created_at <= now() - interval '24 hours'",
+				 2, NULL, kv, NULL, NULL, 0);
 		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
 			emv_set_err(err, errlen, "freeing an old idempotency key: %s", PQresultErrorMessage(r));
@@ -316,8 +319,10 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 		if (!ok)
 			return EMV_ERR;
 	}
-	r = PQexecParams(c, "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, ''), "
-			    "idempotency_key = nullif($5, '') WHERE id = $1", 5, NULL, v, NULL, NULL, 0);
+	r = PQexecParams(c,
+			 "UPDATE jobs SET name = $2, callback_url = nullif($3, ''), callback_secret = nullif($4, ''), "
+			 "idempotency_key = nullif($5, '') WHERE id = $1",
+			 5, NULL, v, NULL, NULL, 0);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -400,8 +405,9 @@ static void upload_done(struct task *t)
 	} else if (!u->req_over && u->callback_refused) {
 		api_reply_error(u->r, 400, "bad_parameter", "%s", u->cb_err);
 	} else if (!u->req_over && u->idem_conflict) {
-		api_reply_error(u->r, 409, "conflict", "another upload with this Idempotency-Key was stored first; "
-						      "send it again to get that job");
+		api_reply_error(u->r, 409, "conflict",
+				"another upload with this Idempotency-Key was stored first; "
+				"send it again to get that job");
 	} else if (!u->req_over && st->over_limit) {
 		/* rolled back: nothing of the job is kept; maybe before the
 		 * body's end, like the next one */
@@ -438,8 +444,9 @@ static int start_ingest(struct upload *u)
 		if (why == 0)
 			snprintf(msg, sizeof msg, "%d uploads are being ingested; try again shortly", a->uploads);
 		else
-			snprintf(msg, sizeof msg, "this tenant's share of the ingest slots (--max-uploads-per-tenant) is "
-						  "taken by its other uploads; try again shortly");
+			snprintf(msg, sizeof msg,
+				 "this tenant's share of the ingest slots (--max-uploads-per-tenant) is "
+				 "taken by its other uploads; try again shortly");
 		upload_fail(u, 503, "busy", msg);
 		return -1;
 	}
@@ -535,7 +542,8 @@ static int take_list(struct upload *u, const char *data, size_t n)
 	u->bytes += n;
 	if (u->bytes > (uint64_t)u->t->api->p.max_upload) {
 		char msg[160];
-		snprintf(msg, sizeof msg, "the list is over the limit of %lld bytes", (long long)u->t->api->p.max_upload);
+		snprintf(msg, sizeof msg, "the list is over the limit of %lld bytes",
+			 (long long)u->t->api->p.max_upload);
 		upload_fail(u, 413, "too_large", msg);
 		return -1;
 	}
@@ -677,8 +685,9 @@ static void upload_final(struct api_req *r)
 			ok = 0;
 		if (!ok) {
 			upload_fail(u, 400, "bad_multipart",
-				    u->failed[0] ? u->failed : "the multipart body is malformed or ends without its "
-							       "closing boundary");
+				    u->failed[0] ? u->failed
+						 : "the multipart body is malformed or ends without its "
+						   "closing boundary");
 			return;
 		}
 		if (!u->have_file) {
@@ -694,8 +703,9 @@ static void upload_final(struct api_req *r)
 	}
 	pthread_mutex_unlock(&u->mu);
 	if (u->bytes == 0) {
-		upload_fail(u, 400, "unusable_file", "the upload is empty: send the list as the body, or as the "
-						     "multipart part \"file\"");
+		upload_fail(u, 400, "unusable_file",
+			    "the upload is empty: send the list as the body, or as the "
+			    "multipart part \"file\"");
 		return;
 	}
 	__atomic_add_fetch(&u->t->api->upload_bytes, u->bytes, __ATOMIC_RELAXED);
@@ -756,11 +766,13 @@ static void upload_authed(struct task *t)
 		if (full && (!clen || strtoull(clen, NULL, 10) > UPLOAD_PREFIX)) {
 			api_req_add_header(r, "Retry-After", "5");
 			if (full == 1)
-				api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly", a->uploads);
+				api_reply_error(r, 503, "busy", "%d uploads are being ingested; try again shortly",
+						a->uploads);
 			else
-				api_reply_error(r, 503, "busy", "this tenant's share of the ingest slots "
-								"(--max-uploads-per-tenant) is taken by its other uploads; "
-								"try again shortly");
+				api_reply_error(r, 503, "busy",
+						"this tenant's share of the ingest slots "
+						"(--max-uploads-per-tenant) is taken by its other uploads; "
+						"try again shortly");
 			api_task_free(t);
 			return;
 		}
@@ -779,10 +791,12 @@ static void upload_authed(struct task *t)
 	ctype = api_req_header(r, "Content-Type");
 	if (ctype && strncasecmp(ctype, "multipart/", 10) == 0) {
 		char delim[80];
-		if (strncasecmp(ctype, "multipart/form-data", 19) != 0 || boundary_of(ctype, delim, sizeof delim) != 0 ||
+		if (strncasecmp(ctype, "multipart/form-data", 19) != 0 ||
+		    boundary_of(ctype, delim, sizeof delim) != 0 ||
 		    !(u->pp = MHD_create_post_processor(r->conn, UPLOAD_PP_BUFFER, on_part, u))) {
-			api_reply_error(r, 400, "bad_multipart", "multipart uploads must be multipart/form-data with a "
-								  "boundary of 1..70 characters");
+			api_reply_error(r, 400, "bad_multipart",
+					"multipart uploads must be multipart/form-data with a "
+					"boundary of 1..70 characters");
 			return;
 		}
 	}
@@ -804,8 +818,10 @@ static void work_auth(struct task *t, PGconn *c)
 	PGresult *r;
 	if (!api_authenticate(t, c) || !t->arg[0][0])
 		return;
-	snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE tenant = $1 AND idempotency_key = $2 "
-				  "AND created_at > now() - interval '24 hours'", api_job_columns);
+	snprintf(sql, sizeof sql,
+		 "SELECT %s FROM jobs WHERE tenant = $1 AND idempotency_key = $2 "
+		 "AND created_at > now() - interval '24 hours'",
+		 api_job_columns);
 	r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		emv_log(EMV_LOG_WARN, "upload", "idempotency key: %s", PQresultErrorMessage(r));

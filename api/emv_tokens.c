@@ -51,8 +51,8 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 	out[o] = '\0';
 }
 
-int emv_token_create(PGconn *c, const char *tenant, const char *name, char *out, size_t outlen, int64_t *id,
-		     char *err, size_t errlen)
+int emv_token_create(PGconn *c, const char *tenant, const char *name, char *out, size_t outlen, int64_t *id, char *err,
+		     size_t errlen)
 {
 	unsigned char raw[32], hash[32];
 	const char *v[3];
@@ -106,9 +106,10 @@ int emv_token_revoke(PGconn *c, int64_t id, char *err, size_t errlen)
 
 int emv_token_list(PGconn *c, FILE *f, char *err, size_t errlen)
 {
-	PGresult *r = emv_db_exec(c, "SELECT id, tenant, name, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
-				     "coalesce(to_char(revoked_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), '-') "
-				     "FROM api_tokens ORDER BY id",
+	PGresult *r = emv_db_exec(c,
+				  "SELECT id, tenant, name, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
+				  "coalesce(to_char(revoked_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), '-') "
+				  "FROM api_tokens ORDER BY id",
 				  0, NULL, PGRES_TUPLES_OK, err, errlen, "listing tokens");
 	if (!r)
 		return EMV_ERR;
@@ -120,8 +121,7 @@ int emv_token_list(PGconn *c, FILE *f, char *err, size_t errlen)
 	return EMV_OK;
 }
 
-int emv_token_lookup(PGconn *c, const unsigned char hash[32], char *tenant, size_t tenantlen, char *err,
-		     size_t errlen)
+int emv_token_lookup(PGconn *c, const unsigned char hash[32], char *tenant, size_t tenantlen, char *err, size_t errlen)
 {
 	const char *v[1] = { (const char *)hash };
 	int len[1] = { 32 }, fmt[1] = { 1 };

@@ -18,17 +18,17 @@
 #include <stdio.h>
 #include <libpq-fe.h>
 
-#define EMV_TOKEN_LEN     46   /* "ev_" + 43 base64url characters */
-#define EMV_TOKEN_MAX     256  /* longer presented tokens are refused unread */
-#define EMV_TENANT_MAX    64
+#define EMV_TOKEN_LEN 46  /* "ev_" + 43 base64url characters */
+#define EMV_TOKEN_MAX 256 /* longer presented tokens are refused unread */
+#define EMV_TENANT_MAX 64
 
 /* SHA-256 of a presented token. */
 void emv_token_hash(const char *token, size_t len, unsigned char out[32]);
 
 /* Create a token for tenant; the token (NUL-terminated) goes to out
  * (at least EMV_TOKEN_LEN + 1 bytes), its row id to *id. */
-int emv_token_create(PGconn *c, const char *tenant, const char *name, char *out, size_t outlen, int64_t *id,
-		     char *err, size_t errlen);
+int emv_token_create(PGconn *c, const char *tenant, const char *name, char *out, size_t outlen, int64_t *id, char *err,
+		     size_t errlen);
 
 /* Revoke token `id`; EMV_ERR with "no token N" when there is none unrevoked. */
 int emv_token_revoke(PGconn *c, int64_t id, char *err, size_t errlen);
@@ -38,8 +38,7 @@ int emv_token_list(PGconn *c, FILE *f, char *err, size_t errlen);
 
 /* 1 with the tenant when the hash is a valid unrevoked token, 0 when not,
  * -1 on a database error (err). */
-int emv_token_lookup(PGconn *c, const unsigned char hash[32], char *tenant, size_t tenantlen, char *err,
-		     size_t errlen);
+int emv_token_lookup(PGconn *c, const unsigned char hash[32], char *tenant, size_t tenantlen, char *err, size_t errlen);
 
 /* A tenant name: 1..64 of [A-Za-z0-9._-]. */
 int emv_tenant_valid(const char *tenant);

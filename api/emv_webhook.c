@@ -25,9 +25,9 @@
 #include "emv_util.h"
 #include "emv_webhook.h"
 
-#define WEBHOOK_BATCH       50           /* deliveries started per poll */
+#define WEBHOOK_BATCH 50 /* deliveries started per poll */
 #define WEBHOOK_MAX_HEADERS (16 * 1024)
-#define WEBHOOK_MAX_BODY    (64 * 1024)
+#define WEBHOOK_MAX_BODY (64 * 1024)
 
 void emv_webhook_params_default(emv_webhook_params *p)
 {
@@ -46,7 +46,7 @@ struct attempt {
 	uint64_t t0;
 	char error[128];
 	struct evhttp_connection *evcon;
-	SSL *ssl;                                /* https://: owned by evcon's bufferevent */
+	SSL *ssl; /* https://: owned by evcon's bufferevent */
 	struct attempt *next;
 };
 
@@ -58,7 +58,7 @@ struct emv_webhooks {
 	struct event *timer;
 	PGconn *c;
 	struct attempt *inflight;
-	SSL_CTX *tls;                            /* https:// callbacks */
+	SSL_CTX *tls; /* https:// callbacks */
 	volatile int stop;
 };
 
@@ -82,8 +82,7 @@ void emv_webhook_sign(const char *secret, long long t, const char *body, size_t 
 	snprintf(out, outlen, "t=%s,v1=%s", ts, hex);
 }
 
-int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err,
-			  size_t errlen)
+int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err, size_t errlen)
 {
 	struct evhttp_uri *uri = evhttp_uri_parse(url);
 	const char *scheme, *h;
@@ -121,8 +120,9 @@ int emv_webhook_url_scheme_ok(const char *url, int allow_http, char *err, size_t
 	if (emv_webhook_url_parse(url, &tls, host, sizeof host, &port, err, errlen) != 0)
 		return -1;
 	if (!tls && !allow_http) {
-		emv_set_err(err, errlen, "callback_url must be https:// (http:// only where the server allows it: "
-					 "--webhook-allow-http)");
+		emv_set_err(err, errlen,
+			    "callback_url must be https:// (http:// only where the server allows it: "
+			    "--webhook-allow-http)");
 		return -1;
 	}
 	return 0;
@@ -283,16 +283,15 @@ static void on_response(struct evhttp_request *req, void *arg)
 			snprintf(a->error, sizeof a->error, "TLS: certificate not accepted: %s",
 				 X509_verify_cert_error_string(v));
 		else if (e)
-			snprintf(a->error, sizeof a->error, "TLS: %s", ERR_reason_error_string(e) ?
-				 ERR_reason_error_string(e) : "handshake failed");
+			snprintf(a->error, sizeof a->error, "TLS: %s",
+				 ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "handshake failed");
 	}
 	if (status && (status < 200 || status > 299) && !a->error[0])
 		snprintf(a->error, sizeof a->error, "HTTP %d", status);
 	else if (!status && !a->error[0])
 		emv_strlcpy(a->error, "connection failed or no HTTP answer", sizeof a->error);
-	emv_log(status >= 200 && status <= 299 ? EMV_LOG_INFO : EMV_LOG_WARN, "webhook",
-		"delivery %lld attempt %d: %s", a->delivery, a->attempt,
-		status >= 200 && status <= 299 ? "delivered" : a->error);
+	emv_log(status >= 200 && status <= 299 ? EMV_LOG_INFO : EMV_LOG_WARN, "webhook", "delivery %lld attempt %d: %s",
+		a->delivery, a->attempt, status >= 200 && status <= 299 ? "delivered" : a->error);
 	record(a, status);
 	for (struct attempt **p = &w->inflight; *p; p = &(*p)->next)
 		if (*p == a) {
@@ -399,8 +398,9 @@ static void send_one(struct emv_webhooks *w, long long delivery, int attempt, co
 	evhttp_add_header(h, "Connection", "close");
 	evbuffer_add(evhttp_request_get_output_buffer(req), payload, strlen(payload));
 	q = evhttp_uri_get_query(uri);
-	snprintf(path, sizeof path, "%s%s%s", evhttp_uri_get_path(uri) && *evhttp_uri_get_path(uri) ?
-		 evhttp_uri_get_path(uri) : "/", q ? "?" : "", q ? q : "");
+	snprintf(path, sizeof path, "%s%s%s",
+		 evhttp_uri_get_path(uri) && *evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/", q ? "?" : "",
+		 q ? q : "");
 	freeaddrinfo(ai);
 	evhttp_uri_free(uri);
 	a->next = w->inflight;
@@ -483,9 +483,10 @@ emv_webhooks *emv_webhooks_start(const emv_webhook_params *p)
 	if (w->tls) {
 		SSL_CTX_set_min_proto_version(w->tls, TLS1_2_VERSION);
 		SSL_CTX_set_verify(w->tls, SSL_VERIFY_PEER, NULL);
-		if (p->ca_file ? SSL_CTX_load_verify_locations(w->tls, p->ca_file, NULL) != 1 :
-				 SSL_CTX_set_default_verify_paths(w->tls) != 1)
-			emv_log(EMV_LOG_WARN, "webhook", "%s: cannot load CA certificates; https:// callbacks will fail",
+		if (p->ca_file ? SSL_CTX_load_verify_locations(w->tls, p->ca_file, NULL) != 1
+			       : SSL_CTX_set_default_verify_paths(w->tls) != 1)
+			emv_log(EMV_LOG_WARN, "webhook",
+				"%s: cannot load CA certificates; https:// callbacks will fail",
 				p->ca_file ? p->ca_file : "the system's store");
 	}
 	w->base = event_base_new();

@@ -30,16 +30,16 @@
 #include <stddef.h>
 
 typedef struct {
-	const char *database;     /* libpq conninfo */
-	int progress_step;        /* percent (25); 0: completion only */
-	int max_attempts;         /* (6) */
-	int backoff_ms;           /* first retry after (2000) */
-	int timeout_s;            /* per attempt (10) */
-	int allow_private;        /* callbacks to loopback/private addresses (tests) */
-	int allow_http;           /* plain http:// callbacks (private deployments); else https:// only */
-	const char *ca_file;      /* PEM CA certificates that https:// callbacks are verified against;
+	const char *database; /* libpq conninfo */
+	int progress_step;    /* percent (25); 0: completion only */
+	int max_attempts;     /* (6) */
+	int backoff_ms;	      /* first retry after (2000) */
+	int timeout_s;	      /* per attempt (10) */
+	int allow_private;    /* callbacks to loopback/private addresses (tests) */
+	int allow_http;	      /* plain http:// callbacks (private deployments); else https:// only */
+	const char *ca_file;  /* PEM CA certificates that https:// callbacks are verified against;
 	                             NULL: the system's store */
-	int poll_ms;              /* how often the queue is looked at (500) */
+	int poll_ms;	      /* how often the queue is looked at (500) */
 } emv_webhook_params;
 
 void emv_webhook_params_default(emv_webhook_params *p);
@@ -52,8 +52,7 @@ void emv_webhooks_stop(emv_webhooks *w);
 /* A callback URL's scheme, host (an IPv6 literal without its brackets)
  * and port (the scheme's default when not given): 0, or -1 with the reason
  * in err. */
-int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err,
-			  size_t errlen);
+int emv_webhook_url_parse(const char *url, int *tls, char *host, size_t hostlen, int *port, char *err, size_t errlen);
 
 /* At upload: would a delivery to url be allowed?  Its host is resolved
  * (this blocks: call it from a thread that may wait) and refused when any

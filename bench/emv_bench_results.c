@@ -54,22 +54,40 @@ int main(int argc, char **argv)
 			memset(x, 0, sizeof *x);
 			x->id = id;
 			switch (id % 10) {
-			case 0: case 1: case 2: case 3: case 4: case 5:
-				x->status = EMV_STATUS_DELIVERABLE; x->reason = EMV_REASON_ACCEPTED;
-				x->smtp_code = 250; strcpy(x->enhanced_code, "2.1.5"); x->reply = (char *)"2.1.5 Ok";
+			case 0:
+			case 1:
+			case 2:
+			case 3:
+			case 4:
+			case 5:
+				x->status = EMV_STATUS_DELIVERABLE;
+				x->reason = EMV_REASON_ACCEPTED;
+				x->smtp_code = 250;
+				strcpy(x->enhanced_code, "2.1.5");
+				x->reply = (char *)"2.1.5 Ok";
 				break;
-			case 6: case 7:
-				x->status = EMV_STATUS_UNDELIVERABLE; x->reason = EMV_REASON_MAILBOX_NOT_FOUND;
-				x->smtp_code = 550; strcpy(x->enhanced_code, "5.1.1");
-				x->reply = (char *)"5.1.1 <u@d.bench>: Recipient address rejected: User unknown in virtual mailbox table";
+			case 6:
+			case 7:
+				x->status = EMV_STATUS_UNDELIVERABLE;
+				x->reason = EMV_REASON_MAILBOX_NOT_FOUND;
+				x->smtp_code = 550;
+				strcpy(x->enhanced_code, "5.1.1");
+				x->reply =
+					(char *)"5.1.1 <u@d.bench>: Recipient address rejected: User unknown in virtual mailbox table";
 				break;
 			case 8:
-				x->status = EMV_STATUS_RISKY; x->reason = EMV_REASON_CATCH_ALL; x->catch_all = 1;
-				x->smtp_code = 250; strcpy(x->enhanced_code, "2.1.5"); x->reply = (char *)"2.1.5 Ok";
+				x->status = EMV_STATUS_RISKY;
+				x->reason = EMV_REASON_CATCH_ALL;
+				x->catch_all = 1;
+				x->smtp_code = 250;
+				strcpy(x->enhanced_code, "2.1.5");
+				x->reply = (char *)"2.1.5 Ok";
 				break;
 			default:
-				x->status = EMV_STATUS_UNKNOWN; x->reason = EMV_REASON_GREYLISTED;
-				x->smtp_code = 451; strcpy(x->enhanced_code, "4.7.1");
+				x->status = EMV_STATUS_UNKNOWN;
+				x->reason = EMV_REASON_GREYLISTED;
+				x->smtp_code = 451;
+				strcpy(x->enhanced_code, "4.7.1");
 				x->reply = (char *)"4.7.1 Greylisted, please try again in 300 seconds";
 			}
 			x->attempts = 1;
@@ -85,8 +103,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "emv-bench-results: %s\n", err);
 			return 1;
 		}
-		while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(EMV_TOPIC_RESULTS), RD_KAFKA_V_KEY(argv[2], strlen(argv[2])),
-					 RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+		while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(EMV_TOPIC_RESULTS),
+					 RD_KAFKA_V_KEY(argv[2], strlen(argv[2])), RD_KAFKA_V_VALUE(buf, len),
+					 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 					 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(rk, 50);
 		rd_kafka_poll(rk, 0);

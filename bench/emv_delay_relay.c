@@ -51,7 +51,7 @@ struct conn;
 struct dir {
 	struct conn *c;
 	struct bufferevent *src, *dst;
-	struct evbuffer *pending; /* read, not yet due */
+	struct evbuffer *pending;  /* read, not yet due */
 	struct rec recs[MAX_RECS]; /* ring */
 	unsigned head, n;
 	struct event *timer;
@@ -325,8 +325,10 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 
 static void stats_cb(evutil_socket_t sig, short what, void *arg)
 {
-	fprintf(stderr, "emv-delay-relay: %llu connections, %ld open, %llu refused (over --max-connections), "
-		"%llu target connects failed\n", total_conns, nconns, refused_conns, failed_connects);
+	fprintf(stderr,
+		"emv-delay-relay: %llu connections, %ld open, %llu refused (over --max-connections), "
+		"%llu target connects failed\n",
+		total_conns, nconns, refused_conns, failed_connects);
 }
 
 static int parse_addr(const char *s, struct sockaddr_in *sa)
@@ -353,8 +355,9 @@ static int parse_addr(const char *s, struct sockaddr_in *sa)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: emv-delay-relay [--delay MS] [--max-connections N] [--buffer BYTES] [--pidfile FILE] [-v]\n"
-			"                       LISTEN_IP:PORT=TARGET_IP:PORT ...   (127.0.0.0/8 only)\n");
+	fprintf(stderr,
+		"usage: emv-delay-relay [--delay MS] [--max-connections N] [--buffer BYTES] [--pidfile FILE] [-v]\n"
+		"                       LISTEN_IP:PORT=TARGET_IP:PORT ...   (127.0.0.0/8 only)\n");
 	exit(2);
 }
 

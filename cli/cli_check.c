@@ -28,7 +28,7 @@ struct item {
 struct domain_job {
 	struct check *c;
 	const char *domain;
-	size_t *items;    /* indexes into c->items */
+	size_t *items; /* indexes into c->items */
 	size_t n;
 	emv_probe_job *job;
 	int done;
@@ -47,8 +47,12 @@ struct check {
 static void print_item(struct check *c, struct item *it)
 {
 	emv_report_in in = {
-		.input = it->input, .addr = &it->addr, .list_flags = it->list_flags,
-		.did_you_mean = it->suggestion, .job = it->job, .index = it->index,
+		.input = it->input,
+		.addr = &it->addr,
+		.list_flags = it->list_flags,
+		.did_you_mean = it->suggestion,
+		.job = it->job,
+		.index = it->index,
 	};
 
 	if (c->json) {
@@ -79,7 +83,9 @@ static void print_item(struct check *c, struct item *it)
 		if (r->mx_host[0])
 			printf("  mx        %s [%s] from %s%s%s, catch-all: %s\n", r->mx_host, r->mx_ip,
 			       r->source_ip[0] ? r->source_ip : "?", r->tls[0] ? ", " : ", no TLS", r->tls,
-			       r->catch_all < 0 ? "unknown" : r->catch_all ? "yes" : "no");
+			       r->catch_all < 0 ? "unknown"
+			       : r->catch_all	? "yes"
+						: "no");
 		if (r->have_smtp)
 			printf("  reply     %d %s\n", r->smtp_code, r->reply);
 		printf("  attempts  %u in %u ms\n", r->attempts, r->duration_ms);

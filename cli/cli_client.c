@@ -32,7 +32,7 @@
 #include "cli.h"
 #include "emv_util.h"
 
-#define CLIENT_MAX_BODY  (16 * 1024 * 1024)
+#define CLIENT_MAX_BODY (16 * 1024 * 1024)
 #define CLIENT_TIMEOUT_S 600
 
 struct client {
@@ -45,8 +45,8 @@ struct client {
 struct call {
 	struct event_base *base;
 	int status;
-	struct evbuffer *body;    /* the answer (bounded), unless streamed to sink */
-	FILE *sink;               /* a 200 answer's body goes here */
+	struct evbuffer *body; /* the answer (bounded), unless streamed to sink */
+	FILE *sink;	       /* a 200 answer's body goes here */
 	int failed, too_long, write_failed;
 	char error[128];
 };
@@ -112,9 +112,11 @@ static void on_error(enum evhttp_request_error e, void *arg)
 	struct call *k = arg;
 	k->failed = 1;
 	snprintf(k->error, sizeof k->error, "%s",
-		 e == EVREQ_HTTP_TIMEOUT ? "timed out" : e == EVREQ_HTTP_EOF ? "the connection closed early" :
-		 e == EVREQ_HTTP_INVALID_HEADER ? "invalid answer" : e == EVREQ_HTTP_DATA_TOO_LONG ? "answer too long" :
-		 "connection error");
+		 e == EVREQ_HTTP_TIMEOUT	  ? "timed out"
+		 : e == EVREQ_HTTP_EOF		  ? "the connection closed early"
+		 : e == EVREQ_HTTP_INVALID_HEADER ? "invalid answer"
+		 : e == EVREQ_HTTP_DATA_TOO_LONG  ? "answer too long"
+						  : "connection error");
 }
 
 static void on_done(struct evhttp_request *req, void *arg)
@@ -141,8 +143,9 @@ static int call(struct client *c, const char *method, const char *path, int body
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
 	char auth[512], target[2300], hosthdr[300];
-	enum evhttp_cmd_type m = strcmp(method, "POST") == 0 ? EVHTTP_REQ_POST :
-				 strcmp(method, "DELETE") == 0 ? EVHTTP_REQ_DELETE : EVHTTP_REQ_GET;
+	enum evhttp_cmd_type m = strcmp(method, "POST") == 0	 ? EVHTTP_REQ_POST
+				 : strcmp(method, "DELETE") == 0 ? EVHTTP_REQ_DELETE
+								 : EVHTTP_REQ_GET;
 
 	memset(k, 0, sizeof *k);
 	k->base = event_base_new();
@@ -257,14 +260,14 @@ static void print_job(FILE *f, json_t *j)
 	fprintf(f, "\nrows      %lld (%lld addresses, %lld duplicates, %lld unusable)\n", (long long)jint(j, "rows"),
 		(long long)jint(j, "addresses"), (long long)jint(j, "duplicates"), (long long)jint(j, "unusable"));
 	fprintf(f, "\n%-15s %10s\n", "status", "count");
-	json_object_foreach(counts, status, by)
+	json_object_foreach (counts, status, by)
 		fprintf(f, "%-15s %10lld\n", status, (long long)json_integer_value(by));
 	if (json_object_size(reasons)) {
 		fprintf(f, "\n%-15s %-20s %10s\n", "status", "reason", "count");
-		json_object_foreach(reasons, status, by) {
+		json_object_foreach (reasons, status, by) {
 			const char *reason;
 			json_t *n;
-			json_object_foreach(by, reason, n)
+			json_object_foreach (by, reason, n)
 				fprintf(f, "%-15s %-20s %10lld\n", status, reason, (long long)json_integer_value(n));
 		}
 	}
@@ -447,9 +450,11 @@ int cli_client(int argc, char **argv)
 			return 1;
 		emv_strlcpy(id, jstr(j, "id"), sizeof id);
 		printf("%s\n", id);
-		fprintf(stderr, "job %s: %lld rows, %lld addresses to verify, %lld duplicates, %lld invalid, %lld row errors\n",
-			id, (long long)jint(j, "rows"), (long long)jint(j, "addresses"), (long long)jint(j, "duplicates"),
-			(long long)jint(j, "invalid"), (long long)jint(j, "row_errors"));
+		fprintf(stderr,
+			"job %s: %lld rows, %lld addresses to verify, %lld duplicates, %lld invalid, %lld row errors\n",
+			id, (long long)jint(j, "rows"), (long long)jint(j, "addresses"),
+			(long long)jint(j, "duplicates"), (long long)jint(j, "invalid"),
+			(long long)jint(j, "row_errors"));
 		json_decref(j);
 		fflush(stdout);
 		return wait ? wait_job(&c, id) : 0;
@@ -531,7 +536,7 @@ int cli_client(int argc, char **argv)
 			free(s);
 		} else {
 			printf("%-36s  %-10s %7s %10s  %-20s  %s\n", "ID", "STATE", "DONE%", "ROWS", "CREATED", "NAME");
-			json_array_foreach(json_object_get(j, "jobs"), i, job) {
+			json_array_foreach (json_object_get(j, "jobs"), i, job) {
 				char nm[64];
 				emv_sanitize(nm, sizeof nm, jstr(job, "name"), strlen(jstr(job, "name")));
 				printf("%-36s  %-10s %7.1f %10lld  %-20s  %s\n", jstr(job, "id"), jstr(job, "state"),

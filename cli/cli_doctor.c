@@ -22,8 +22,7 @@ static void doctor_usage(FILE *f)
 		   "options:\n"
 		   "  --dnsbl LIST           blocklist zones to look our address up in (comma-separated;\n"
 		   "                         default " EMV_PF_DNSBL_DEFAULT "; 'none')\n"
-		   "  --no-port25            do not try TCP connections to mail servers\n"
-		   EMV_SETUP_HELP);
+		   "  --no-port25            do not try TCP connections to mail servers\n" EMV_SETUP_HELP);
 }
 
 int cli_doctor(int argc, char **argv)
@@ -86,7 +85,7 @@ int cli_doctor(int argc, char **argv)
 		printf("(the identity checks were about the pool's first address; every address is audited "
 		       "when a run starts)\n");
 	printf("%d passed, %d warnings, %d failed: %s\n", npass, nwarn, nfail,
-	       nfail ? "this machine cannot verify correctly until the failures are fixed"
+	       nfail   ? "this machine cannot verify correctly until the failures are fixed"
 	       : nwarn ? "verdicts will work, but mail servers may distrust this machine"
 		       : "ready to verify");
 	emv_pool_free(pool);

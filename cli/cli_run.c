@@ -83,28 +83,30 @@ static void *sink_thread(void *arg)
 
 static void run_usage(FILE *f)
 {
-	fprintf(f, "usage: emailverify run [options] LIST -o OUTPUT\n\n"
-		   "Verify LIST through the whole cluster on this machine: a job in PostgreSQL,\n"
-		   "batches on an embedded Kafka, worker threads, the results sink, then the\n"
-		   "export in input order and a summary.\n\n"
-		   "options:\n"
-		   "  -o, --output FILE      results file (required)\n"
-		   "  --format csv|jsonl     output format (default csv)\n"
-		   "  --database URL         PostgreSQL (default: $DATABASE_URL)\n"
-		   "  --workers N            worker threads, one event loop each (default 2, at most 16)\n"
-		   "  --batch-max N          addresses per batch (default 500)\n"
-		   "  --tenant T, --name N   the job's tenant and name\n"
-		   "  --retry-attempts N     tries per address through the retry topic (default "
-		   EMV_DEF_STR(EMV_DEF_TOPIC_ATTEMPTS) ")\n"
-		   "  --retry-delay MS       wait before a retry batch (default " EMV_DEF_STR(EMV_DEF_TOPIC_DELAY1_MS) ")\n"
-		   "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
-		   "                         addresses with a verdict are not asked again)\n"
-		   "  --policy NAME|FILE     the verdict policy of the job's output: marketing (default:\n"
-		   "                         role, catch-all, disposable, full mailboxes are risky),\n"
-		   "                         transactional, or a policy file (docs/policy.md)\n"
-		   "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
-		   "                         verdict known; exit 130 (continue with --job ID). A second\n"
-		   "                         Ctrl-C exits at once\n" EMV_SETUP_HELP);
+	fprintf(f,
+		"usage: emailverify run [options] LIST -o OUTPUT\n\n"
+		"Verify LIST through the whole cluster on this machine: a job in PostgreSQL,\n"
+		"batches on an embedded Kafka, worker threads, the results sink, then the\n"
+		"export in input order and a summary.\n\n"
+		"options:\n"
+		"  -o, --output FILE      results file (required)\n"
+		"  --format csv|jsonl     output format (default csv)\n"
+		"  --database URL         PostgreSQL (default: $DATABASE_URL)\n"
+		"  --workers N            worker threads, one event loop each (default 2, at most 16)\n"
+		"  --batch-max N          addresses per batch (default 500)\n"
+		"  --tenant T, --name N   the job's tenant and name\n"
+		"  --retry-attempts N     tries per address through the retry topic (default " EMV_DEF_STR(
+			EMV_DEF_TOPIC_ATTEMPTS) ")\n"
+						"  --retry-delay MS       wait before a retry batch (default " EMV_DEF_STR(
+							EMV_DEF_TOPIC_DELAY1_MS) ")\n"
+										 "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
+										 "                         addresses with a verdict are not asked again)\n"
+										 "  --policy NAME|FILE     the verdict policy of the job's output: marketing (default:\n"
+										 "                         role, catch-all, disposable, full mailboxes are risky),\n"
+										 "                         transactional, or a policy file (docs/policy.md)\n"
+										 "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
+										 "                         verdict known; exit 130 (continue with --job ID). A second\n"
+										 "                         Ctrl-C exits at once\n" EMV_SETUP_HELP);
 }
 
 /* state, counters of the job */
@@ -134,14 +136,13 @@ static int job_progress(PGconn *c, const char *job, struct progress *p)
 static void summary(PGconn *c, const char *job, const char *list, double secs, uint64_t rows)
 {
 	const char *v[1] = { job };
-	PGresult *r = PQexecParams(
-		c,
-		"SELECT coalesce(CASE WHEN r.final THEN r.status END, 'unknown'),"
-		" coalesce(CASE WHEN r.final THEN r.reason END, 'pending'), count(*)"
-		" FROM addresses a LEFT JOIN results r"
-		"  ON r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id)"
-		" WHERE a.job_id = $1 GROUP BY 1, 2 ORDER BY 1, 3 DESC",
-		1, NULL, v, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c,
+				   "SELECT coalesce(CASE WHEN r.final THEN r.status END, 'unknown'),"
+				   " coalesce(CASE WHEN r.final THEN r.reason END, 'pending'), count(*)"
+				   " FROM addresses a LEFT JOIN results r"
+				   "  ON r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id)"
+				   " WHERE a.job_id = $1 GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+				   1, NULL, v, NULL, NULL, 0);
 
 	fprintf(stderr, "\nsummary for %s (job %s)\n", list, job);
 	fprintf(stderr, "  %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", rows, secs, secs > 0 ? (double)rows / secs : 0);
@@ -252,11 +253,13 @@ int cli_run(int argc, char **argv)
 		case 4005: tenant = optarg; continue;
 		case 4006: name = optarg; continue;
 		case 4007:
-			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &eo.retry.topic_attempts, err, sizeof err))
+			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &eo.retry.topic_attempts, err,
+					  sizeof err))
 				goto bad_number;
 			continue;
 		case 4008:
-			if (emv_parse_int("--retry-delay", optarg, 0, INT_MAX, &eo.retry.topic_delay_ms[0], err, sizeof err))
+			if (emv_parse_int("--retry-delay", optarg, 0, INT_MAX, &eo.retry.topic_delay_ms[0], err,
+					  sizeof err))
 				goto bad_number;
 			eo.retry.topic_delay_ms[1] = eo.retry.topic_delay_ms[2] = eo.retry.topic_delay_ms[0];
 			continue;
@@ -286,8 +289,10 @@ int cli_run(int argc, char **argv)
 		}
 	}
 	if (!out || (resume_job ? optind + 1 < argc : optind + 1 != argc)) {
-		fprintf(stderr, "emailverify run: %s\n", !out ? "-o OUTPUT is required"
-			: optind >= argc ? "no list given" : "one list at a time");
+		fprintf(stderr, "emailverify run: %s\n",
+			!out		 ? "-o OUTPUT is required"
+			: optind >= argc ? "no list given"
+					 : "one list at a time");
 		run_usage(stderr);
 		return 2;
 	}
@@ -323,7 +328,8 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
 	} else {
-		fprintf(stderr, "job %s: %" PRIu64 " rows (%" PRIu64 " unique addresses, %" PRIu64 " duplicates, %" PRIu64
+		fprintf(stderr,
+			"job %s: %" PRIu64 " rows (%" PRIu64 " unique addresses, %" PRIu64 " duplicates, %" PRIu64
 			" invalid, %" PRIu64 " row errors)\n",
 			ist.job_id, ist.rows, ist.unique, ist.duplicates, ist.invalid, ist.row_errors);
 	}
@@ -369,8 +375,10 @@ int cli_run(int argc, char **argv)
 		goto out;
 	}
 	if (sst.delayed)
-		fprintf(stderr, "job %s: %" PRIu64 " addresses in %" PRIu64 " batches (%" PRIu64 " of them wait for "
-			"their retry)\n", ist.job_id, sst.addresses, sst.batches, sst.delayed);
+		fprintf(stderr,
+			"job %s: %" PRIu64 " addresses in %" PRIu64 " batches (%" PRIu64 " of them wait for "
+			"their retry)\n",
+			ist.job_id, sst.addresses, sst.batches, sst.delayed);
 	else
 		fprintf(stderr, "job %s: %" PRIu64 " addresses in %" PRIu64 " batches\n", ist.job_id, sst.addresses,
 			sst.batches);
@@ -384,7 +392,8 @@ int cli_run(int argc, char **argv)
 			break;
 		if (emv_stop_signal) {
 			stop_at = emv_now_ms();
-			fprintf(stderr, "\nemailverify run: interrupted; stopping within %.1f s (Ctrl-C again: at once)\n",
+			fprintf(stderr,
+				"\nemailverify run: interrupted; stopping within %.1f s (Ctrl-C again: at once)\n",
 				(double)shutdown_ms / 1000.0);
 			goto out;
 		}
@@ -426,7 +435,8 @@ out:
 		/* interrupted: the verdicts the workers sent are stored before
 		 * the sink stops, within the shutdown timeout */
 		while (stop_at && emv_now_ms() - stop_at < (uint64_t)shutdown_ms * 90 / 100 &&
-		       __atomic_load_n(&gate.stored, __ATOMIC_RELAXED) < __atomic_load_n(&gate.produced, __ATOMIC_RELAXED))
+		       __atomic_load_n(&gate.stored, __ATOMIC_RELAXED) <
+			       __atomic_load_n(&gate.produced, __ATOMIC_RELAXED))
 			usleep(20000);
 		sink_stop = 1;
 		pthread_join(snk.t, NULL);
@@ -434,9 +444,10 @@ out:
 	}
 	if (stop_at) {
 		if (c && ist.job_id[0] && job_progress(c, ist.job_id, &pr) == 0)
-			fprintf(stderr, "emailverify run: stopped in %.1f s; job %s stays in the database (%lld of %lld rows "
-				"final): continue with --job %s\n", (double)(emv_now_ms() - stop_at) / 1000.0, ist.job_id,
-				pr.final, pr.total, ist.job_id);
+			fprintf(stderr,
+				"emailverify run: stopped in %.1f s; job %s stays in the database (%lld of %lld rows "
+				"final): continue with --job %s\n",
+				(double)(emv_now_ms() - stop_at) / 1000.0, ist.job_id, pr.final, pr.total, ist.job_id);
 		rc = EMV_STOP_EXIT_INTERRUPTED;
 	}
 	if (f)

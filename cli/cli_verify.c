@@ -39,8 +39,8 @@
 
 #define JOURNAL_LINE_MAX (256 * 1024)
 
-struct uentry {               /* one unique address */
-	uint64_t journal_off;     /* offset of its journal line + 1; 0 = no verdict yet */
+struct uentry {		      /* one unique address */
+	uint64_t journal_off; /* offset of its journal line + 1; 0 = no verdict yet */
 	uint64_t first_row;
 };
 
@@ -58,27 +58,27 @@ struct vworker {
 };
 
 struct verify {
-	struct vworker *w;        /* w[0] runs on the main thread */
+	struct vworker *w; /* w[0] runs on the main thread */
 	int nw;
-	pthread_mutex_t mu;       /* journal, unique table, counters */
+	pthread_mutex_t mu; /* journal, unique table, counters */
 	const char *input, *output;
 	int jsonl, transcript, resume, progress_mode; /* 0 none, 1 lines, 2 bar */
-	int keep_formulas;                          /* --no-escape-formulas */
-	emv_buf outbuf;                             /* one output row at a time */
+	int keep_formulas;			      /* --no-escape-formulas */
+	emv_buf outbuf;				      /* one output row at a time */
 	emv_dedup *dedup;
 	struct uentry *u;
 	uint64_t nu, capu;
-	char **uaddr;             /* unique id -> address, only while queued */
+	char **uaddr; /* unique id -> address, only while queued */
 	FILE *journal;
 	char journal_path[4200];
 	uint64_t journal_size;
 	uint64_t rows, row_errors, invalid, duplicates, queued, resumed;
 	uint64_t by_status[EMV_STATUS__COUNT];
 	uint64_t by_reason[EMV_REASON__COUNT];
-	uint64_t rows_status[EMV_STATUS__COUNT];  /* per output row, for the summary */
+	uint64_t rows_status[EMV_STATUS__COUNT]; /* per output row, for the summary */
 	uint64_t rows_reason[EMV_REASON__COUNT];
-	uint64_t rows_safe;                         /* safe_to_send under the policy */
-	const emv_policy *policy;                   /* --policy NAME|FILE (docs/policy.md) */
+	uint64_t rows_safe;	  /* safe_to_send under the policy */
+	const emv_policy *policy; /* --policy NAME|FILE (docs/policy.md) */
 	uint64_t done;
 	uint64_t start_ms, last_flush_ms;
 	uint64_t probe_start_ms, probe_end_ms, read_ms; /* phases, for the summary */
@@ -252,17 +252,20 @@ static void progress(struct verify *v, int final)
 		for (int i = 0; i < width; i++)
 			bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
 		bar[width] = '\0';
-		fprintf(stderr, "\r[%s] %" PRIu64 "/%" PRIu64 " %5.1f%% %.0f/s ETA %s | ok %" PRIu64 " bad %" PRIu64
-			" risky %" PRIu64 " unknown %" PRIu64 " | retrying %u%s%s\033[K", bar, done, total,
-			total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
+		fprintf(stderr,
+			"\r[%s] %" PRIu64 "/%" PRIu64 " %5.1f%% %.0f/s ETA %s | ok %" PRIu64 " bad %" PRIu64
+			" risky %" PRIu64 " unknown %" PRIu64 " | retrying %u%s%s\033[K",
+			bar, done, total, total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
 			v->by_status[EMV_STATUS_DELIVERABLE], v->by_status[EMV_STATUS_UNDELIVERABLE],
 			v->by_status[EMV_STATUS_RISKY], v->by_status[EMV_STATUS_UNKNOWN], st.waiting_retry,
 			st.port25_suspected ? " | PORT 25 BLOCKED?" : "", why);
 		if (final)
 			fputc('\n', stderr);
 	} else {
-		fprintf(stderr, "progress: %" PRIu64 "/%" PRIu64 " done (%.1f%%), %.0f/s, ETA %s, deliverable %" PRIu64
-			", undeliverable %" PRIu64 ", risky %" PRIu64 ", unknown %" PRIu64 ", waiting to retry %u%s%s\n",
+		fprintf(stderr,
+			"progress: %" PRIu64 "/%" PRIu64 " done (%.1f%%), %.0f/s, ETA %s, deliverable %" PRIu64
+			", undeliverable %" PRIu64 ", risky %" PRIu64 ", unknown %" PRIu64
+			", waiting to retry %u%s%s\n",
 			done, total, total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
 			v->by_status[EMV_STATUS_DELIVERABLE], v->by_status[EMV_STATUS_UNDELIVERABLE],
 			v->by_status[EMV_STATUS_RISKY], v->by_status[EMV_STATUS_UNKNOWN], st.waiting_retry,
@@ -387,8 +390,9 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 	 * being blocked here, not that server being down. */
 	if (v->port25 && json_is_true(json_object_get(o, "connect_timeout"))) {
 		json_object_set_new(o, "reason", json_string(emv_reason_name(EMV_REASON_PORT25_BLOCKED)));
-		json_object_set_new(o, "detail", json_string("connections to many unrelated mail servers time out "
-							     "and none succeeds: outbound port 25 looks blocked from this host"));
+		json_object_set_new(o, "detail",
+				    json_string("connections to many unrelated mail servers time out "
+						"and none succeeds: outbound port 25 looks blocked from this host"));
 	}
 	{
 		/* the summary counts what the output says: the policy's mapping */
@@ -397,7 +401,7 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 		unsigned flags = 0;
 		json_t *f;
 		size_t i;
-		json_array_foreach(json_object_get(o, "flags"), i, f)
+		json_array_foreach (json_object_get(o, "flags"), i, f)
 			flags |= emv_flag_from_name(json_string_value(f) ? json_string_value(f) : "");
 		if (st >= 0 && rs >= 0) {
 			emv_status ms = (emv_status)st;
@@ -421,7 +425,7 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 		w.email = json_string_value(json_object_get(o, "email"));
 		w.status = json_string_value(json_object_get(o, "status"));
 		w.reason = json_string_value(json_object_get(o, "reason"));
-		json_array_foreach(json_object_get(o, "flags"), i, f)
+		json_array_foreach (json_object_get(o, "flags"), i, f)
 			w.flags |= emv_flag_from_name(json_string_value(f) ? json_string_value(f) : "");
 		w.did_you_mean = json_string_value(json_object_get(o, "did_you_mean"));
 		w.detail = json_string_value(json_object_get(o, "detail"));
@@ -511,7 +515,8 @@ static int write_output(struct verify *v, FILE *out, const emv_ingest_limits *li
 		} else {
 			uint64_t id = 0;
 			struct uentry *u;
-			u = emv_dedup_find(v->dedup, a.address, strlen(a.address), &id) && id < v->nu ? &v->u[id] : NULL;
+			u = emv_dedup_find(v->dedup, a.address, strlen(a.address), &id) && id < v->nu ? &v->u[id]
+												      : NULL;
 			if (u && u->first_row && u->first_row != row.row)
 				dup = u->first_row;
 			if (u && u->journal_off) {
@@ -522,7 +527,8 @@ static int write_output(struct verify *v, FILE *out, const emv_ingest_limits *li
 			if (!o) { /* never verified (interrupted run) */
 				o = row_error_json(row.raw, "not verified: the run was interrupted", NULL);
 				json_object_set_new(o, "email", json_string(a.address));
-				json_object_set_new(o, "reason", json_string(emv_reason_name(EMV_REASON_CONNECTION_FAILED)));
+				json_object_set_new(o, "reason",
+						    json_string(emv_reason_name(EMV_REASON_CONNECTION_FAILED)));
 			}
 		}
 		write_record(v, out, o, row.row, dup, row.raw);
@@ -545,13 +551,17 @@ static void summary(struct verify *v)
 	double probe = (double)(v->probe_end_ms - v->probe_start_ms) / 1000.0;
 	stats_all(v, &st);
 	fprintf(stderr, "\nsummary for %s\n", v->input);
-	fprintf(stderr, "  rows %" PRIu64 " (row errors %" PRIu64 ", invalid syntax %" PRIu64 ", duplicates %" PRIu64
-		")\n", v->rows, v->row_errors, v->invalid, v->duplicates);
-	fprintf(stderr, "  unique addresses verified %" PRIu64 "%s in %.2f s (%.0f/s); reading %.2f s, probing %.2f s "
-		"(%.0f/s), writing %.2f s\n", v->done, v->resumed ? " (plus resumed from the journal)" : "", el,
-		el > 0 ? (double)v->done / el : 0, (double)v->read_ms / 1000.0, probe,
-		probe > 0 ? (double)v->done / probe : 0, (double)(emv_now_ms() - v->probe_end_ms) / 1000.0);
-	fprintf(stderr, "  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once, %" PRIu64
+	fprintf(stderr,
+		"  rows %" PRIu64 " (row errors %" PRIu64 ", invalid syntax %" PRIu64 ", duplicates %" PRIu64 ")\n",
+		v->rows, v->row_errors, v->invalid, v->duplicates);
+	fprintf(stderr,
+		"  unique addresses verified %" PRIu64 "%s in %.2f s (%.0f/s); reading %.2f s, probing %.2f s "
+		"(%.0f/s), writing %.2f s\n",
+		v->done, v->resumed ? " (plus resumed from the journal)" : "", el, el > 0 ? (double)v->done / el : 0,
+		(double)v->read_ms / 1000.0, probe, probe > 0 ? (double)v->done / probe : 0,
+		(double)(emv_now_ms() - v->probe_end_ms) / 1000.0);
+	fprintf(stderr,
+		"  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once, %" PRIu64
 		" ended by the error budget), retries %" PRIu64,
 		st.sessions, v->done ? (double)st.sessions / (double)v->done : 0.0, st.peak_active, st.cut_sessions,
 		st.retries);
@@ -563,8 +573,10 @@ static void summary(struct verify *v)
 		}
 	fprintf(stderr, "%s\n", st.retries ? ")" : "");
 	if (st.expired)
-		fprintf(stderr, "  %" PRIu64 " address(es) made final by the time limit (--deadline, --straggler-wait) "
-			"while waiting to be asked (again)\n", st.expired);
+		fprintf(stderr,
+			"  %" PRIu64 " address(es) made final by the time limit (--deadline, --straggler-wait) "
+			"while waiting to be asked (again)\n",
+			st.expired);
 	fprintf(stderr, "  %-20s %10s\n", "status", "rows");
 	for (int s = 0; s < EMV_STATUS__COUNT; s++)
 		fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_status_name((emv_status)s), v->rows_status[s]);
@@ -575,7 +587,8 @@ static void summary(struct verify *v)
 		if (v->rows_reason[r])
 			fprintf(stderr, "  %-20s %10" PRIu64 "\n", emv_reason_name((emv_reason)r), v->rows_reason[r]);
 	if (v->port25 || st.port25_suspected)
-		fprintf(stderr, "  WARNING: outbound connections to port %d time out everywhere: this host's network "
+		fprintf(stderr,
+			"  WARNING: outbound connections to port %d time out everywhere: this host's network "
 			"most likely blocks port 25 (common on cloud and home networks); results say port25_blocked\n",
 			v->w[0].e.probe.session.port);
 }
@@ -743,7 +756,8 @@ int cli_verify(int argc, char **argv)
 		case 2012: {
 			uint64_t ms;
 			if (emv_parse_duration_ms(optarg, &ms) < 0 || (opt == 2011 && ms == 0)) {
-				fprintf(stderr, "emailverify: --%s takes a duration such as 90s, 10m or 2h (got '%s')\n",
+				fprintf(stderr,
+					"emailverify: --%s takes a duration such as 90s, 10m or 2h (got '%s')\n",
 					opt == 2011 ? "deadline" : "straggler-wait", optarg);
 				return 2;
 			}
@@ -876,7 +890,8 @@ int cli_verify(int argc, char **argv)
 			if (++v.row_errors <= 20)
 				fprintf(stderr, "emailverify: %s\n", row.error);
 			else if (v.row_errors == 21)
-				fprintf(stderr, "emailverify: more row errors follow; each is in the output as input_error\n");
+				fprintf(stderr,
+					"emailverify: more row errors follow; each is in the output as input_error\n");
 			continue;
 		}
 		if (emv_address_parse(row.email, row.email_len, &a) != EMV_OK) {
@@ -939,8 +954,10 @@ int cli_verify(int argc, char **argv)
 	}
 	progress(&v, 1);
 	if (v.interrupted) {
-		fprintf(stderr, "emailverify: interrupted after %" PRIu64 " of %" PRIu64 " addresses; run again with "
-				"--resume to continue (%s)\n", v.done, v.queued, v.journal_path);
+		fprintf(stderr,
+			"emailverify: interrupted after %" PRIu64 " of %" PRIu64 " addresses; run again with "
+			"--resume to continue (%s)\n",
+			v.done, v.queued, v.journal_path);
 		ret = 130;
 		goto out;
 	}

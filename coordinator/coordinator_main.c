@@ -65,34 +65,35 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: emailverify-coordinator migrate [--database URL]\n"
-		   "       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR]\n"
-		   "                                      [--policy NAME|FILE] LIST\n"
-		   "       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
-		   "                                     [--results-topic T] [--batch-max N] [--routes FILE] JOB_ID\n"
-		   "         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
-		   "       emailverify-coordinator router [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
-		   "                                      [--live S] [--wait S] [--until-idle MS] [--batches-topic T]\n"
-		   "                                      [--retry-topic T] [--reroute-topic T] [--ip-state-topic T]\n"
-		   "         stores the workers' ip-state and sends batches a region gave back to another region\n"
-		   "       emailverify-coordinator ips [--database URL] [--region R] [--state S] [--format json|prometheus]\n"
-		   "         the source addresses' reputation per provider, as the workers last reported it\n"
-		   "       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
-		   "                                    [--until-idle MS]\n"
-		   "         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
-		   "       emailverify-coordinator delete [--database URL] JOB_ID\n"
-		   "       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
-		   "                                      [--status deliverable,...] [--no-escape-formulas] JOB_ID\n"
-		   "         (CSV cells starting with = + - @ TAB CR are quoted with a ' in front unless\n"
-		   "         --no-escape-formulas)\n"
-		   "       emailverify-coordinator serve --listen HOST:PORT [--database URL]\n"
-		   "                                     (--brokers HOST:PORT[,...] | --embedded-kafka) [options]\n"
-		   "       emailverify-coordinator token create --tenant NAME [--name N] [--database URL]\n"
-		   "       emailverify-coordinator token revoke ID [--database URL]\n"
-		   "       emailverify-coordinator token list [--database URL]\n"
-		   "       emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n"
-		   "         the verdict policy of the tenant's new jobs that name none (docs/policy.md)\n"
-		   "  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
+	fprintf(f,
+		"usage: emailverify-coordinator migrate [--database URL]\n"
+		"       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR]\n"
+		"                                      [--policy NAME|FILE] LIST\n"
+		"       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
+		"                                     [--results-topic T] [--batch-max N] [--routes FILE] JOB_ID\n"
+		"         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
+		"       emailverify-coordinator router [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
+		"                                      [--live S] [--wait S] [--until-idle MS] [--batches-topic T]\n"
+		"                                      [--retry-topic T] [--reroute-topic T] [--ip-state-topic T]\n"
+		"         stores the workers' ip-state and sends batches a region gave back to another region\n"
+		"       emailverify-coordinator ips [--database URL] [--region R] [--state S] [--format json|prometheus]\n"
+		"         the source addresses' reputation per provider, as the workers last reported it\n"
+		"       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
+		"                                    [--until-idle MS]\n"
+		"         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
+		"       emailverify-coordinator delete [--database URL] JOB_ID\n"
+		"       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
+		"                                      [--status deliverable,...] [--no-escape-formulas] JOB_ID\n"
+		"         (CSV cells starting with = + - @ TAB CR are quoted with a ' in front unless\n"
+		"         --no-escape-formulas)\n"
+		"       emailverify-coordinator serve --listen HOST:PORT [--database URL]\n"
+		"                                     (--brokers HOST:PORT[,...] | --embedded-kafka) [options]\n"
+		"       emailverify-coordinator token create --tenant NAME [--name N] [--database URL]\n"
+		"       emailverify-coordinator token revoke ID [--database URL]\n"
+		"       emailverify-coordinator token list [--database URL]\n"
+		"       emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n"
+		"         the verdict policy of the tenant's new jobs that name none (docs/policy.md)\n"
+		"  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
 
 static void serve_usage(FILE *f)
@@ -139,9 +140,10 @@ static void serve_usage(FILE *f)
 		"  --shutdown-timeout S    on SIGTERM/SIGINT: stop within S seconds (default 10), then exit 0;\n"
 		"                          a second signal exits at once with 130\n"
 		"  -v, --verbose           log more (repeat for more)\n",
-		(long long)d.max_upload, (long long)d.max_rows, (long long)d.max_decompressed, d.max_uploads, d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections,
-		d.max_connections_per_ip, (long long)d.connection_memory, d.rate_limit, d.rate_burst,
-		d.auth_fail_limit, d.auth_fail_window_s, d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
+		(long long)d.max_upload, (long long)d.max_rows, (long long)d.max_decompressed, d.max_uploads,
+		d.db_threads, d.timeout_s, d.request_timeout_s, d.max_connections, d.max_connections_per_ip,
+		(long long)d.connection_memory, d.rate_limit, d.rate_burst, d.auth_fail_limit, d.auth_fail_window_s,
+		d.batch_max, d.webhook_progress, d.webhook_attempts, d.webhook_backoff_ms, d.webhook_timeout_s);
 }
 
 /* A whole decimal number in [lo, hi], or -1 with a message. */
@@ -203,29 +205,92 @@ static int cmd_serve(int argc, char **argv)
 	emv_api_params_default(&p);
 	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (o) {
-		case 'l': p.listen = optarg; listen_given = 1; break;
+		case 'l':
+			p.listen = optarg;
+			listen_given = 1;
+			break;
 		case 'd': p.database = optarg; break;
 		case 'b': p.brokers = optarg; break;
 		case 'e': p.embedded_kafka = 1; break;
 		case 'r': p.ready_file = optarg; break;
-		case 1: if (num_arg("--max-upload", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_upload = v; break;
-		case 2: if (num_arg("--max-uploads", optarg, 1, 1000, &v)) return 2; p.max_uploads = (int)v; break;
-		case 3: if (num_arg("--db-threads", optarg, 1, 64, &v)) return 2; p.db_threads = (int)v; break;
-		case 4: if (num_arg("--timeout", optarg, 1, 3600, &v)) return 2; p.timeout_s = (int)v; break;
-		case 5: if (num_arg("--rate-limit", optarg, 0, 1000000, &v)) return 2; p.rate_limit = (int)v; break;
-		case 6: if (num_arg("--rate-burst", optarg, 1, 1000000, &v)) return 2; p.rate_burst = (int)v; break;
-		case 7: if (num_arg("--batch-max", optarg, 1, 10000, &v)) return 2; p.batch_max = (int)v; break;
-		case 8: if (num_arg("--webhook-progress", optarg, 0, 100, &v)) return 2; p.webhook_progress = (int)v; break;
-		case 9: if (num_arg("--webhook-attempts", optarg, 1, 100, &v)) return 2; p.webhook_attempts = (int)v; break;
-		case 10: if (num_arg("--webhook-backoff", optarg, 1, 86400000, &v)) return 2; p.webhook_backoff_ms = (int)v; break;
-		case 11: if (num_arg("--webhook-timeout", optarg, 1, 3600, &v)) return 2; p.webhook_timeout_s = (int)v; break;
+		case 1:
+			if (num_arg("--max-upload", optarg, 1, (long long)1 << 40, &v))
+				return 2;
+			p.max_upload = v;
+			break;
+		case 2:
+			if (num_arg("--max-uploads", optarg, 1, 1000, &v))
+				return 2;
+			p.max_uploads = (int)v;
+			break;
+		case 3:
+			if (num_arg("--db-threads", optarg, 1, 64, &v))
+				return 2;
+			p.db_threads = (int)v;
+			break;
+		case 4:
+			if (num_arg("--timeout", optarg, 1, 3600, &v))
+				return 2;
+			p.timeout_s = (int)v;
+			break;
+		case 5:
+			if (num_arg("--rate-limit", optarg, 0, 1000000, &v))
+				return 2;
+			p.rate_limit = (int)v;
+			break;
+		case 6:
+			if (num_arg("--rate-burst", optarg, 1, 1000000, &v))
+				return 2;
+			p.rate_burst = (int)v;
+			break;
+		case 7:
+			if (num_arg("--batch-max", optarg, 1, 10000, &v))
+				return 2;
+			p.batch_max = (int)v;
+			break;
+		case 8:
+			if (num_arg("--webhook-progress", optarg, 0, 100, &v))
+				return 2;
+			p.webhook_progress = (int)v;
+			break;
+		case 9:
+			if (num_arg("--webhook-attempts", optarg, 1, 100, &v))
+				return 2;
+			p.webhook_attempts = (int)v;
+			break;
+		case 10:
+			if (num_arg("--webhook-backoff", optarg, 1, 86400000, &v))
+				return 2;
+			p.webhook_backoff_ms = (int)v;
+			break;
+		case 11:
+			if (num_arg("--webhook-timeout", optarg, 1, 3600, &v))
+				return 2;
+			p.webhook_timeout_s = (int)v;
+			break;
 		case 12: p.webhook_allow_private = 1; break;
 		case 13: p.no_sink = 1; break;
 		case 14: p.data_dir = optarg; break;
-		case 15: if (num_arg("--request-timeout", optarg, 0, 86400, &v)) return 2; p.request_timeout_s = (int)v; break;
-		case 16: if (num_arg("--max-connections", optarg, 1, 100000, &v)) return 2; p.max_connections = (int)v; break;
-		case 17: if (num_arg("--max-connections-per-ip", optarg, 0, 100000, &v)) return 2; p.max_connections_per_ip = (int)v; break;
-		case 18: if (num_arg("--connection-memory", optarg, 16384, 16 * 1024 * 1024, &v)) return 2; p.connection_memory = v; break;
+		case 15:
+			if (num_arg("--request-timeout", optarg, 0, 86400, &v))
+				return 2;
+			p.request_timeout_s = (int)v;
+			break;
+		case 16:
+			if (num_arg("--max-connections", optarg, 1, 100000, &v))
+				return 2;
+			p.max_connections = (int)v;
+			break;
+		case 17:
+			if (num_arg("--max-connections-per-ip", optarg, 0, 100000, &v))
+				return 2;
+			p.max_connections_per_ip = (int)v;
+			break;
+		case 18:
+			if (num_arg("--connection-memory", optarg, 16384, 16 * 1024 * 1024, &v))
+				return 2;
+			p.connection_memory = v;
+			break;
 		case 19:
 			emv_routes_free(routes);
 			if (!(routes = emv_routes_load(optarg, err, sizeof err))) {
@@ -234,26 +299,48 @@ static int cmd_serve(int argc, char **argv)
 			}
 			p.routes = routes;
 			break;
-		case 20: if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v)) return 2; p.max_rows = v; break;
-		case 21: if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v)) return 2; p.max_decompressed = v; break;
+		case 20:
+			if (num_arg("--max-rows", optarg, 1, (long long)1 << 40, &v))
+				return 2;
+			p.max_rows = v;
+			break;
+		case 21:
+			if (num_arg("--max-decompressed", optarg, 1, (long long)1 << 42, &v))
+				return 2;
+			p.max_decompressed = v;
+			break;
 		case 25: p.webhook_allow_http = 1; break;
-		case 27: if (num_arg("--max-uploads-per-tenant", optarg, 1, 1000, &v)) return 2; p.max_uploads_per_tenant = (int)v; break;
+		case 27:
+			if (num_arg("--max-uploads-per-tenant", optarg, 1, 1000, &v))
+				return 2;
+			p.max_uploads_per_tenant = (int)v;
+			break;
 		case 26:
 			if (access(optarg, R_OK) != 0) {
-				fprintf(stderr, "emailverify-coordinator serve: --webhook-ca %s: %s\n", optarg, strerror(errno));
+				fprintf(stderr, "emailverify-coordinator serve: --webhook-ca %s: %s\n", optarg,
+					strerror(errno));
 				return 2;
 			}
 			p.webhook_ca = optarg;
 			break;
-		case 23: if (num_arg("--auth-fail-limit", optarg, 0, 1000000, &v)) return 2; p.auth_fail_limit = (int)v; break;
-		case 24: if (num_arg("--auth-fail-window", optarg, 1, 86400, &v)) return 2; p.auth_fail_window_s = (int)v; break;
+		case 23:
+			if (num_arg("--auth-fail-limit", optarg, 0, 1000000, &v))
+				return 2;
+			p.auth_fail_limit = (int)v;
+			break;
+		case 24:
+			if (num_arg("--auth-fail-window", optarg, 1, 86400, &v))
+				return 2;
+			p.auth_fail_window_s = (int)v;
+			break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;
 			break;
 		case 22:
 			if ((p.shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
-				fprintf(stderr, "emailverify-coordinator serve: --shutdown-timeout must be 0.1..3600 seconds\n");
+				fprintf(stderr,
+					"emailverify-coordinator serve: --shutdown-timeout must be 0.1..3600 seconds\n");
 				return 2;
 			}
 			break;
@@ -375,7 +462,8 @@ static int cmd_token(int argc, char **argv)
 		rc = emv_token_create(c, tenant, name, token, sizeof token, &tid, err, sizeof err);
 		if (rc == EMV_OK) {
 			printf("%s\n", token);
-			fprintf(stderr, "token %" PRId64 " for tenant %s created; it is shown only this once\n", tid, tenant);
+			fprintf(stderr, "token %" PRId64 " for tenant %s created; it is shown only this once\n", tid,
+				tenant);
 		}
 	} else if (sub[0] == 'r') {
 		rc = emv_token_revoke(c, tid_revoke, err, sizeof err);
@@ -522,8 +610,7 @@ static int cmd_ingest(int argc, char **argv)
 				fprintf(stderr, "emailverify-coordinator: --policy: %s\n", err);
 				return 2;
 			}
-		}
-		else if (!list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+		} else if (!list && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
 			list = argv[i];
 		else
 			return unexpected(argv[i]);
@@ -827,7 +914,8 @@ static int cmd_tenant(int argc, char **argv)
 	int rc;
 
 	if (argc < 2 || strcmp(argv[1], "policy") != 0) {
-		fprintf(stderr, "usage: emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n");
+		fprintf(stderr,
+			"usage: emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -866,17 +954,16 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "migrate", cmd_migrate }, { "ingest", cmd_ingest }, { "split", cmd_split },
-	{ "sink", cmd_sink },       { "router", cmd_router }, { "ips", cmd_ips },
-	{ "delete", cmd_delete },   { "export", cmd_export }, { "serve", cmd_serve },
-	{ "token", cmd_token },     { "tenant", cmd_tenant },
+	{ "migrate", cmd_migrate }, { "ingest", cmd_ingest }, { "split", cmd_split },	{ "sink", cmd_sink },
+	{ "router", cmd_router },   { "ips", cmd_ips },	      { "delete", cmd_delete }, { "export", cmd_export },
+	{ "serve", cmd_serve },	    { "token", cmd_token },   { "tenant", cmd_tenant },
 };
 
 int main(int argc, char **argv)
 {
 	atexit(free_kconf);
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-			  strcmp(argv[1], "help") == 0)) {
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
 		usage(stdout);
 		return 0;
 	}

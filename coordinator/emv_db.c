@@ -46,8 +46,8 @@ static const struct migration migrations[] = {
 	  "  n_risky bigint NOT NULL DEFAULT 0,"
 	  "  n_unknown bigint NOT NULL DEFAULT 0,"
 	  "  split_done bigint NOT NULL DEFAULT 0," /* addresses batched so far */
-	  "  split_after_domain text,"             /* keyset cursor of the split: a restart */
-	  "  split_after_id bigint,"               /* resumes after (domain, id) */
+	  "  split_after_domain text,"		    /* keyset cursor of the split: a restart */
+	  "  split_after_id bigint,"		    /* resumes after (domain, id) */
 	  "  callback_url text,"
 	  "  callback_secret text,"
 	  "  created_at timestamptz NOT NULL DEFAULT now(),"
@@ -55,14 +55,14 @@ static const struct migration migrations[] = {
 	  "CREATE INDEX jobs_tenant ON jobs (tenant, created_at DESC);"
 	  "CREATE TABLE addresses ("
 	  "  job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
-	  "  id bigint NOT NULL,"              /* the input row number */
-	  "  input text NOT NULL,"             /* the original row, verbatim */
-	  "  address text,"                    /* normalised; as given (sanitised) when invalid */
+	  "  id bigint NOT NULL,"  /* the input row number */
+	  "  input text NOT NULL," /* the original row, verbatim */
+	  "  address text,"	   /* normalised; as given (sanitised) when invalid */
 	  "  domain text,"
 	  "  flags integer NOT NULL DEFAULT 0,"
-	  "  duplicate_of bigint,"             /* first row with the same address */
-	  "  error_reason text,"               /* invalid_syntax / input_error; NULL when usable */
-	  "  error text,"                      /* why the row could not be used */
+	  "  duplicate_of bigint," /* first row with the same address */
+	  "  error_reason text,"   /* invalid_syntax / input_error; NULL when usable */
+	  "  error text,"	   /* why the row could not be used */
 	  "  PRIMARY KEY (job_id, id));"
 	  "CREATE INDEX addresses_domain ON addresses (job_id, domain);"
 	  "CREATE TABLE results ("
@@ -122,7 +122,7 @@ static const struct migration migrations[] = {
 	  "  delivery_id bigint NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,"
 	  "  attempt integer NOT NULL,"
 	  "  at timestamptz NOT NULL DEFAULT now(),"
-	  "  http_status integer,"            /* NULL: no HTTP answer */
+	  "  http_status integer," /* NULL: no HTTP answer */
 	  "  error text,"
 	  "  duration_ms integer NOT NULL DEFAULT 0,"
 	  "  PRIMARY KEY (delivery_id, attempt));"
@@ -230,8 +230,9 @@ int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *fo
 	r = PQexec(c, "BEGIN");
 	PQclear(r);
 	/* the job row first: it locks the job against a concurrent sink */
-	r = emv_db_exec(c, tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING rows_total"
-				  : "DELETE FROM jobs WHERE id = $1 RETURNING rows_total",
+	r = emv_db_exec(c,
+			tenant ? "DELETE FROM jobs WHERE id = $1 AND tenant = $2 RETURNING rows_total"
+			       : "DELETE FROM jobs WHERE id = $1 RETURNING rows_total",
 			tenant ? 2 : 1, v, PGRES_TUPLES_OK, err, errlen, "deleting job %s", job_id);
 	ok = r != NULL;
 	*found = ok && PQntuples(r) == 1;
@@ -239,7 +240,9 @@ int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *fo
 		*rows = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	for (int i = 0; ok && *found && i < 2; i++)
-		ok = emv_db_run(c, i == 0 ? "DELETE FROM results WHERE job_id = $1" : "DELETE FROM addresses WHERE job_id = $1",
+		ok = emv_db_run(c,
+				i == 0 ? "DELETE FROM results WHERE job_id = $1"
+				       : "DELETE FROM addresses WHERE job_id = $1",
 				1, v, err, errlen, "deleting job %s", job_id) == EMV_OK;
 	if (ok)
 		ok = emv_db_run(c, "COMMIT", 0, NULL, err, errlen, "deleting job %s", job_id) == EMV_OK;
@@ -317,11 +320,11 @@ PGconn *emv_db_clone(PGconn *c, char *err, size_t errlen)
 }
 
 static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
-			const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
+		       const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
 	__attribute__((format(printf, 10, 0)));
 
 static PGresult *vexec(PGconn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
-			const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
+		       const int *formats, ExecStatusType want, char *err, size_t errlen, const char *fmt, va_list ap)
 {
 	PGresult *r = params ? PQexecParams(c, sql, nparams, NULL, params, lengths, formats, 0) : PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
@@ -419,10 +422,11 @@ int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen)
 			return EMV_ERR;
 		snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", MIGRATION_LOCK);
 		if (exec(c, sql, "taking the migration lock", err, errlen) != EMV_OK ||
-		    exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-			    "  version integer PRIMARY KEY,"
-			    "  name text NOT NULL,"
-			    "  applied_at timestamptz NOT NULL DEFAULT now())",
+		    exec(c,
+			 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			 "  version integer PRIMARY KEY,"
+			 "  name text NOT NULL,"
+			 "  applied_at timestamptz NOT NULL DEFAULT now())",
 			 "creating schema_migrations", err, errlen) != EMV_OK ||
 		    current_version(c, &v, err, errlen) != EMV_OK) {
 			exec(c, "ROLLBACK", "ROLLBACK", NULL, 0);
@@ -454,8 +458,10 @@ int emv_db_migrate(PGconn *c, int *version, char *err, size_t errlen)
 	if (current_version(c, &v, err, errlen) != EMV_OK)
 		return EMV_ERR;
 	if (v > emv_db_schema_version()) {
-		emv_set_err(err, errlen, "the database has schema version %d; this coordinator knows up to %d: "
-				 "upgrade the coordinator", v, emv_db_schema_version());
+		emv_set_err(err, errlen,
+			    "the database has schema version %d; this coordinator knows up to %d: "
+			    "upgrade the coordinator",
+			    v, emv_db_schema_version());
 		return EMV_ERR;
 	}
 	*version = v;

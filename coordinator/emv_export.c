@@ -17,20 +17,39 @@
 
 struct emv_export {
 	PGconn *c;
-	emv_map *dym;       /* domain -> its suggestion ("" when none) */
+	emv_map *dym; /* domain -> its suggestion ("" when none) */
 	emv_export_params p;
 	const emv_policy *policy; /* the job's (docs/policy.md) */
 	int header_done, done, in_tx;
 	uint64_t rows;
-	emv_buf out;        /* the rows of one emv_export_next() */
+	emv_buf out; /* the rows of one emv_export_next() */
 	char fetch[64];
 };
 
 /* The cursor's columns, in this order. */
 enum {
-	C_ID, C_INPUT, C_ADDRESS, C_AFLAGS, C_DUP, C_ERROR, C_STATUS, C_REASON, C_FINAL, C_RFLAGS, C_MX_HOST,
-	C_MX_IP, C_SOURCE_IP, C_REGION, C_TLS, C_CATCH_ALL, C_SMTP_CODE, C_ENHANCED, C_REPLY, C_ATTEMPTS,
-	C_DURATION, C_DETAIL,
+	C_ID,
+	C_INPUT,
+	C_ADDRESS,
+	C_AFLAGS,
+	C_DUP,
+	C_ERROR,
+	C_STATUS,
+	C_REASON,
+	C_FINAL,
+	C_RFLAGS,
+	C_MX_HOST,
+	C_MX_IP,
+	C_SOURCE_IP,
+	C_REGION,
+	C_TLS,
+	C_CATCH_ALL,
+	C_SMTP_CODE,
+	C_ENHANCED,
+	C_REPLY,
+	C_ATTEMPTS,
+	C_DURATION,
+	C_DETAIL,
 };
 
 /* A duplicate row shows the verdict of the row it repeats. */
@@ -74,8 +93,8 @@ int emv_export_parse_statuses(const char *list, unsigned *mask, char *err, size_
 		word[n] = '\0';
 		emv_trim(word);
 		if ((s = emv_status_from_name(word)) < 0) {
-			emv_set_err(err, errlen,
-				    "status '%s' is not one of deliverable, undeliverable, risky, unknown", word);
+			emv_set_err(err, errlen, "status '%s' is not one of deliverable, undeliverable, risky, unknown",
+				    word);
 			return -1;
 		}
 		*mask |= 1u << s;
@@ -176,8 +195,7 @@ static int cmd(PGconn *c, const char *sql, char *err, size_t errlen)
 	return ok;
 }
 
-emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_params *p, char *err,
-			    size_t errlen)
+emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_params *p, char *err, size_t errlen)
 {
 	emv_export *x = emv_xcalloc(1, sizeof *x);
 	const char *params[2];
@@ -291,8 +309,8 @@ static int to_file(void *arg, const char *data, size_t len)
 	return fwrite(data, 1, len, arg) == len ? 0 : -1;
 }
 
-int emv_export_to_file(PGconn *c, const char *job_id, const emv_export_params *p, FILE *out, uint64_t *rows,
-		       char *err, size_t errlen)
+int emv_export_to_file(PGconn *c, const char *job_id, const emv_export_params *p, FILE *out, uint64_t *rows, char *err,
+		       size_t errlen)
 {
 	emv_export *x = emv_export_open(c, job_id, p, err, errlen);
 	long n;

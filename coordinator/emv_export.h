@@ -24,10 +24,10 @@ typedef enum { EMV_EXPORT_CSV = 0, EMV_EXPORT_JSONL } emv_export_format;
 
 typedef struct {
 	emv_export_format format;
-	unsigned status_mask;    /* 1u << EMV_STATUS_*: only rows with these statuses; 0 = all */
-	const emv_lists *lists;  /* for did_you_mean; NULL leaves the column empty */
-	int fetch_rows;          /* rows per FETCH (default 5000) */
-	int keep_formulas;       /* CSV: write cells that start with = + - @ TAB CR as they are
+	unsigned status_mask;	/* 1u << EMV_STATUS_*: only rows with these statuses; 0 = all */
+	const emv_lists *lists; /* for did_you_mean; NULL leaves the column empty */
+	int fetch_rows;		/* rows per FETCH (default 5000) */
+	int keep_formulas;	/* CSV: write cells that start with = + - @ TAB CR as they are
 	                            (default 0: quoted, with a ' in front; emv_csv_is_formula) */
 } emv_export_params;
 
@@ -43,8 +43,7 @@ int emv_export_parse_statuses(const char *list, unsigned *mask, char *err, size_
 
 /* Start exporting job_id; NULL with err when the job does not exist or the
  * query fails. */
-emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_params *p, char *err,
-			    size_t errlen);
+emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_params *p, char *err, size_t errlen);
 
 /* Format the next rows (the CSV header comes with the first call) and hand
  * them to fn in one piece.  Returns the number of rows (> 0), 0 at the end,
@@ -58,7 +57,7 @@ uint64_t emv_export_rows(const emv_export *x);
 void emv_export_close(emv_export *x);
 
 /* The whole export into out; *rows gets the row count. */
-int emv_export_to_file(PGconn *c, const char *job_id, const emv_export_params *p, FILE *out, uint64_t *rows,
-		       char *err, size_t errlen);
+int emv_export_to_file(PGconn *c, const char *job_id, const emv_export_params *p, FILE *out, uint64_t *rows, char *err,
+		       size_t errlen);
 
 #endif

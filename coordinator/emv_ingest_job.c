@@ -99,8 +99,8 @@ static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 	return ok ? EMV_OK : EMV_ERR;
 }
 
-static int params_ok(PGconn *c, const char *sql, int n, const char *const *v, char *out, size_t outlen,
-		     char *err, size_t errlen)
+static int params_ok(PGconn *c, const char *sql, int n, const char *const *v, char *out, size_t outlen, char *err,
+		     size_t errlen)
 {
 	PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -121,8 +121,8 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 	return emv_ingest_job_fd(c, lists, tenant, name, -1, path, st, err, errlen);
 }
 
-int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
-		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen)
+int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd, const char *path,
+		      emv_ingest_job_stats *st, char *err, size_t errlen)
 {
 	return emv_ingest_job_stream(c, lists, tenant, name, fd, path, NULL, NULL, NULL, st, err, errlen);
 }
@@ -146,7 +146,8 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 		lim = *limits;
 	else
 		emv_ingest_limits_default(&lim);
-	in = fd >= 0 ? emv_ingest_open_fd(fd, path, &lim, ierr, sizeof ierr) : emv_ingest_open(path, &lim, ierr, sizeof ierr);
+	in = fd >= 0 ? emv_ingest_open_fd(fd, path, &lim, ierr, sizeof ierr)
+		     : emv_ingest_open(path, &lim, ierr, sizeof ierr);
 	if (!in) {
 		st->input_error = 1;
 		emv_set_err(err, errlen, "%s", ierr);
@@ -156,7 +157,8 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 		goto fail_noabort;
 	{
 		const char *v[2] = { tenant, name ? name : "" };
-		if (params_ok(c, "INSERT INTO jobs (id, tenant, name) VALUES (gen_random_uuid()::text, $1, $2) RETURNING id",
+		if (params_ok(c,
+			      "INSERT INTO jobs (id, tenant, name) VALUES (gen_random_uuid()::text, $1, $2) RETURNING id",
 			      2, v, st->job_id, sizeof st->job_id, err, errlen) != EMV_OK)
 			goto fail;
 	}
@@ -185,7 +187,8 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 			field(&o, NULL, 0, 0);
 			field(&o, "0", 1, 0);
 			field(&o, NULL, 0, 0);
-			field(&o, emv_reason_name(EMV_REASON_INPUT_ERROR), strlen(emv_reason_name(EMV_REASON_INPUT_ERROR)), 0);
+			field(&o, emv_reason_name(EMV_REASON_INPUT_ERROR),
+			      strlen(emv_reason_name(EMV_REASON_INPUT_ERROR)), 0);
 			field(&o, row.error, strlen(row.error), 1);
 			continue;
 		}
@@ -199,7 +202,8 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 			field(&o, NULL, 0, 0);
 			field(&o, "0", 1, 0);
 			field(&o, NULL, 0, 0);
-			field(&o, emv_reason_name(EMV_REASON_INVALID_SYNTAX), strlen(emv_reason_name(EMV_REASON_INVALID_SYNTAX)), 0);
+			field(&o, emv_reason_name(EMV_REASON_INVALID_SYNTAX),
+			      strlen(emv_reason_name(EMV_REASON_INVALID_SYNTAX)), 0);
 			field(&o, why, (size_t)n, 1);
 			continue;
 		}
@@ -225,8 +229,7 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 				emv_set_err(err, errlen, "%s", emv_ingest_error(in));
 			else
 				emv_set_err(err, errlen, "reading %s: %s", path, emv_ingest_error(in));
-		}
-		else
+		} else
 			emv_set_err(err, errlen, "COPY addresses: %s", PQerrorMessage(c));
 		PQputCopyEnd(c, "aborted");
 		PQclear(PQgetResult(c));
@@ -254,17 +257,19 @@ int emv_ingest_job_stream(PGconn *c, const emv_lists *lists, const char *tenant,
 		snprintf(rows, sizeof rows, "%llu", (unsigned long long)st->rows);
 		snprintf(uniq, sizeof uniq, "%llu", (unsigned long long)st->unique);
 		snprintf(bad, sizeof bad, "%llu", (unsigned long long)(st->invalid + st->row_errors));
-		if (params_ok(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
-				 "SELECT job_id, id, CASE error_reason WHEN 'invalid_syntax' THEN 'undeliverable' "
-				 "ELSE 'unknown' END, error_reason, true FROM addresses "
-				 "WHERE job_id = $1 AND error_reason IS NOT NULL",
+		if (params_ok(c,
+			      "INSERT INTO results (job_id, address_id, status, reason, final) "
+			      "SELECT job_id, id, CASE error_reason WHEN 'invalid_syntax' THEN 'undeliverable' "
+			      "ELSE 'unknown' END, error_reason, true FROM addresses "
+			      "WHERE job_id = $1 AND error_reason IS NOT NULL",
 			      1, v, NULL, 0, err, errlen) != EMV_OK)
 			goto fail;
-		if (params_ok(c, "UPDATE jobs SET rows_total = $2, addresses_total = $3, n_final = $4, n_unusable = $4, "
-				 "n_undeliverable = (SELECT count(*) FROM results WHERE job_id = $1 "
-				 "  AND status = 'undeliverable'), "
-				 "n_unknown = (SELECT count(*) FROM results WHERE job_id = $1 AND status = 'unknown'), "
-				 "state = 'splitting' WHERE id = $1",
+		if (params_ok(c,
+			      "UPDATE jobs SET rows_total = $2, addresses_total = $3, n_final = $4, n_unusable = $4, "
+			      "n_undeliverable = (SELECT count(*) FROM results WHERE job_id = $1 "
+			      "  AND status = 'undeliverable'), "
+			      "n_unknown = (SELECT count(*) FROM results WHERE job_id = $1 AND status = 'unknown'), "
+			      "state = 'splitting' WHERE id = $1",
 			      4, v, NULL, 0, err, errlen) != EMV_OK)
 			goto fail;
 	}

@@ -21,8 +21,8 @@ typedef struct {
 	char job_id[40];
 	uint64_t rows, unique, duplicates, invalid, row_errors;
 	double seconds;
-	int input_error;          /* on EMV_ERR: 1 when the input was unusable, 0 for a database error */
-	int over_limit;           /* on EMV_ERR: 1 when the input went over one of the limits given */
+	int input_error; /* on EMV_ERR: 1 when the input was unusable, 0 for a database error */
+	int over_limit;	 /* on EMV_ERR: 1 when the input went over one of the limits given */
 } emv_ingest_job_stats;
 
 /* Ingest `path` ("-" = stdin) as a new job of `tenant`.  Returns EMV_OK or
@@ -32,8 +32,8 @@ int emv_ingest_job(PGconn *c, const emv_lists *lists, const char *tenant, const 
 
 /* The same from an open descriptor (a pipe: the HTTP upload), read to its
  * end but never closed; `path` names it in messages. */
-int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd,
-		      const char *path, emv_ingest_job_stats *st, char *err, size_t errlen);
+int emv_ingest_job_fd(PGconn *c, const emv_lists *lists, const char *tenant, const char *name, int fd, const char *path,
+		      emv_ingest_job_stats *st, char *err, size_t errlen);
 
 /* The same, with limits of its own (lim: NULL for the defaults; max_rows,
  * max_bytes and max_blank_lines bound what an untrusted input may cost:

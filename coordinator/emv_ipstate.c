@@ -8,21 +8,38 @@
 
 /* Columns of both readers, one row per (ip, provider), the IP-wide row
  * first within its ip. */
-#define SELECT_ROWS                                                                                            \
-	"SELECT ip, provider, region, worker, state,"                                                          \
-	"  coalesce(to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                   \
-	"  coalesce(to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                   \
-	"  to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"                            \
-	"  updated_at < now() - interval '" EMV_STR(EMV_IPSTATE_STALE_S) " seconds',"                           \
-	"  strikes, rate_permille, sessions, rcpts, blocks, coalesce(last_reply, ''),"                          \
-	"  coalesce(extract(epoch FROM now() - since), 0)::bigint"                                             \
-	" FROM ip_state"
+#define SELECT_ROWS                                                                                                 \
+	"SELECT ip, provider, region, worker, state,"                                                               \
+	"  coalesce(to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
+	"  coalesce(to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"                      \
+	"  to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"                               \
+	"  updated_at < now() - interval '" EMV_STR(                                                                \
+		EMV_IPSTATE_STALE_S) " seconds',"                                                                   \
+				     "  strikes, rate_permille, sessions, rcpts, blocks, coalesce(last_reply, '')," \
+				     "  coalesce(extract(epoch FROM now() - since), 0)::bigint"                     \
+				     " FROM ip_state"
 
 #define EMV_STR_(x) #x
 #define EMV_STR(x) EMV_STR_(x)
 
-enum { C_IP, C_PROV, C_REGION, C_WORKER, C_STATE, C_SINCE, C_UNTIL, C_UPDATED, C_STALE, C_STRIKES, C_RATE,
-       C_SESSIONS, C_RCPTS, C_BLOCKS, C_REPLY, C_AGE };
+enum {
+	C_IP,
+	C_PROV,
+	C_REGION,
+	C_WORKER,
+	C_STATE,
+	C_SINCE,
+	C_UNTIL,
+	C_UPDATED,
+	C_STALE,
+	C_STRIKES,
+	C_RATE,
+	C_SESSIONS,
+	C_RCPTS,
+	C_BLOCKS,
+	C_REPLY,
+	C_AGE
+};
 
 static json_t *str_or_null(const char *s)
 {
@@ -47,12 +64,12 @@ static json_t *text(PGresult *r, int i, int col)
 json_t *emv_ipstate_json(PGconn *c, const char *region, const char *state, char *err, size_t errlen)
 {
 	const char *v[2] = { region, state };
-	PGresult *r = PQexecParams(
-		c,
-		SELECT_ROWS " WHERE ($1::text IS NULL OR region = $1)"
-			    "  AND ($2::text IS NULL OR ip IN (SELECT ip FROM ip_state WHERE state = $2))"
-			    " ORDER BY region, ip, provider",
-		2, NULL, v, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c,
+				   SELECT_ROWS
+				   " WHERE ($1::text IS NULL OR region = $1)"
+				   "  AND ($2::text IS NULL OR ip IN (SELECT ip FROM ip_state WHERE state = $2))"
+				   " ORDER BY region, ip, provider",
+				   2, NULL, v, NULL, NULL, 0);
 	json_t *ips, *cur = NULL;
 	const char *cur_ip = "";
 
@@ -131,10 +148,13 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		const char *name, *type, *help;
 		int col;
 	} series[] = {
-		{ "emailverify_ip_sessions_total", "counter", "SMTP sessions from a source IP to a provider.", C_SESSIONS },
+		{ "emailverify_ip_sessions_total", "counter", "SMTP sessions from a source IP to a provider.",
+		  C_SESSIONS },
 		{ "emailverify_ip_rcpts_total", "counter", "RCPTs sent from a source IP to a provider.", C_RCPTS },
-		{ "emailverify_ip_blocks_total", "counter", "Replies saying the source IP is blocked or listed.", C_BLOCKS },
-		{ "emailverify_ip_strikes", "gauge", "Quarantines in a row (the cool-down doubles with each).", C_STRIKES },
+		{ "emailverify_ip_blocks_total", "counter", "Replies saying the source IP is blocked or listed.",
+		  C_BLOCKS },
+		{ "emailverify_ip_strikes", "gauge", "Quarantines in a row (the cool-down doubles with each).",
+		  C_STRIKES },
 		{ "emailverify_ip_state_seconds", "gauge", "Seconds the (IP, provider) has been in its current state.",
 		  C_AGE },
 	};
@@ -152,8 +172,8 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 		char ip[64], prov[128], reg[64], st[32];
 		row_labels(r, i, ip, prov, reg);
 		label(st, sizeof st, PQgetvalue(r, i, C_STATE));
-		fprintf(f, "emailverify_ip_state{ip=\"%s\",provider=\"%s\",region=\"%s\",state=\"%s\"} 1\n", ip, prov, reg,
-			st);
+		fprintf(f, "emailverify_ip_state{ip=\"%s\",provider=\"%s\",region=\"%s\",state=\"%s\"} 1\n", ip, prov,
+			reg, st);
 	}
 	fprintf(f, "# HELP emailverify_ip_rate_ratio Share of the provider's rate budget a throttled IP may use.\n"
 		   "# TYPE emailverify_ip_rate_ratio gauge\n");
@@ -166,7 +186,8 @@ int emv_ipstate_prometheus(PGconn *c, FILE *f, char *err, size_t errlen)
 			strtol(PQgetvalue(r, i, C_RATE), NULL, 10) / 1000.0);
 	}
 	for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
-		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help, series[s].name, series[s].type);
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help, series[s].name,
+			series[s].type);
 		for (int i = 0; i < PQntuples(r); i++) {
 			char ip[64], prov[128], reg[64];
 			if (!PQgetvalue(r, i, C_PROV)[0])

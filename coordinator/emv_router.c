@@ -30,8 +30,8 @@ struct router {
 	PGconn *c;
 	rd_kafka_t *consumer, *producer;
 	emv_router_stats *st;
-	int delivered;              /* delivery report of the last produce: 1 ok, -1 failed, 0 pending */
-	emv_kafka_known topics;      /* region topics known to exist */
+	int delivered;		/* delivery report of the last produce: 1 ok, -1 failed, 0 pending */
+	emv_kafka_known topics; /* region topics known to exist */
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -48,8 +48,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *err, size_t errlen)
 {
 	emv_wire_ipstate x;
-	char werr[EMV_WIRE_ERR_MAX], until[24], since[24], updated[24], strikes[16], rate[16], rcpts[24],
-		blocks[24], sessions[24];
+	char werr[EMV_WIRE_ERR_MAX], until[24], since[24], updated[24], strikes[16], rate[16], rcpts[24], blocks[24],
+		sessions[24];
 	PGresult *res;
 
 	if (!m->payload || m->len == 0) { /* a tombstone: the key "ip|provider" is gone */
@@ -64,8 +64,8 @@ static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *er
 		*bar = '\0';
 		v[0] = key;
 		v[1] = bar + 1;
-		res = PQexecParams(r->c, "DELETE FROM ip_state WHERE ip = $1 AND provider = $2", 2, NULL, v, NULL,
-				   NULL, 0);
+		res = PQexecParams(r->c, "DELETE FROM ip_state WHERE ip = $1 AND provider = $2", 2, NULL, v, NULL, NULL,
+				   0);
 	} else {
 		if (emv_wire_ipstate_decode(m->payload, m->len, &x, werr, sizeof werr) != EMV_WIRE_OK) {
 			emv_log(EMV_LOG_WARN, "router", "skipping %s [%d] offset %" PRId64 ": %s",
@@ -82,8 +82,8 @@ static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *er
 		snprintf(blocks, sizeof blocks, "%" PRIu64, x.blocks);
 		snprintf(sessions, sizeof sessions, "%" PRIu64, x.sessions);
 		{
-			const char *v[14] = { x.ip,    x.provider, x.region, x.state,  until, strikes,  x.last_reply,
-					      updated, x.worker,   since,    rcpts,    blocks, rate, sessions };
+			const char *v[14] = { x.ip,    x.provider, x.region, x.state, until,  strikes, x.last_reply,
+					      updated, x.worker,   since,    rcpts,   blocks, rate,    sessions };
 			/* times travel as unix ms; 0 is "none" */
 			res = PQexecParams(
 				r->c,
@@ -115,8 +115,8 @@ static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *er
 /* ---- rerouting ---- */
 
 /* The region to send b to ("" = none: wait until *due_ms). */
-static int choose(struct router *r, const emv_wire_batch *b, char *region, size_t regionlen, int64_t *due_ms,
-		  char *err, size_t errlen)
+static int choose(struct router *r, const emv_wire_batch *b, char *region, size_t regionlen, int64_t *due_ms, char *err,
+		  size_t errlen)
 {
 	char live[24];
 	const char *v[3] = { b->avoid_regions, b->provider, live };
@@ -197,8 +197,8 @@ static int reroute(struct router *r, const rd_kafka_message_t *m, char *err, siz
 		emv_strlcpy(b->region_hint, region, sizeof b->region_hint);
 		b->not_before_ms = 0;
 		emv_log(EMV_LOG_INFO, "router", "batch %s of %s (%zu addresses, provider %s): %s -> region %s",
-			b->batch_id, b->domain, b->n_addresses, b->provider[0] ? b->provider : "?",
-			b->avoid_regions, region);
+			b->batch_id, b->domain, b->n_addresses, b->provider[0] ? b->provider : "?", b->avoid_regions,
+			region);
 	} else {
 		/* nowhere to go: wait on the shared retry topic, and let every
 		 * region try again once a cool-down has ended */
@@ -262,8 +262,7 @@ static rd_kafka_t *client(struct router *r, rd_kafka_type_t type, char *err, siz
 	    (type == RD_KAFKA_CONSUMER &&
 	     (rd_kafka_conf_set(conf, "group.id", r->p->group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	      rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
-	      rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof errstr) !=
-		      RD_KAFKA_CONF_OK ||
+	      rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
 	      rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr) != RD_KAFKA_CONF_OK)) ||
 	    (type == RD_KAFKA_PRODUCER &&
 	     (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
@@ -330,8 +329,9 @@ int emv_router_run(PGconn *c, const emv_router_params *p, volatile int *stop, em
 		}
 		last_input = emv_now_ms();
 		for (;;) {
-			int x = strcmp(rd_kafka_topic_name(m->rkt), p->ipstate_topic) == 0 ? store_ipstate(&r, m, err, errlen)
-										    : reroute(&r, m, err, errlen);
+			int x = strcmp(rd_kafka_topic_name(m->rkt), p->ipstate_topic) == 0
+					? store_ipstate(&r, m, err, errlen)
+					: reroute(&r, m, err, errlen);
 			if (x == EMV_OK || *stop)
 				break;
 			/* kept and tried again: nothing is lost, nothing skipped */
@@ -343,7 +343,8 @@ int emv_router_run(PGconn *c, const emv_router_params *p, volatile int *stop, em
 		}
 		if (!*stop) {
 			rd_kafka_topic_partition_list_t *o = rd_kafka_topic_partition_list_new(1);
-			rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset + 1;
+			rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+				m->offset + 1;
 			rd_kafka_offsets_store(r.consumer, o);
 			rd_kafka_topic_partition_list_destroy(o);
 			uncommitted = 1;

@@ -32,14 +32,14 @@
 
 typedef struct {
 	const char *brokers;
-	const char *group;          /* EMV_GROUP_ROUTER */
-	const char *reroute_topic;  /* EMV_TOPIC_REROUTE */
-	const char *ipstate_topic;  /* EMV_TOPIC_IP_STATE */
-	const char *batches_topic;  /* EMV_TOPIC_BATCHES: region topics are "<this>.<region>" */
-	const char *retry_topic;    /* EMV_TOPIC_RETRY */
-	int live_ms;                /* a region is live while an address reported this recently (120000) */
-	int wait_ms;                /* no region and no known cool-down end: wait this long (900000) */
-	int idle_exit_ms;           /* stop after this long without messages (0: never) */
+	const char *group;	   /* EMV_GROUP_ROUTER */
+	const char *reroute_topic; /* EMV_TOPIC_REROUTE */
+	const char *ipstate_topic; /* EMV_TOPIC_IP_STATE */
+	const char *batches_topic; /* EMV_TOPIC_BATCHES: region topics are "<this>.<region>" */
+	const char *retry_topic;   /* EMV_TOPIC_RETRY */
+	int live_ms;		   /* a region is live while an address reported this recently (120000) */
+	int wait_ms;		   /* no region and no known cool-down end: wait this long (900000) */
+	int idle_exit_ms;	   /* stop after this long without messages (0: never) */
 	const char *const *kafka_conf;
 } emv_router_params;
 

@@ -14,7 +14,7 @@ struct rule {
 };
 
 struct emv_routes {
-	struct rule *rules;        /* sorted by suffix, for bsearch */
+	struct rule *rules; /* sorted by suffix, for bsearch */
 	size_t n;
 	char def[EMV_ROUTES_REGION_MAX]; /* "" = shared topic */
 };
@@ -165,8 +165,8 @@ emv_routes *emv_routes_parse(const char *buf, size_t len, const char *name, char
 	for (size_t i = 1; i < r->n; i++)
 		if (strcmp(r->rules[i].suffix, r->rules[i - 1].suffix) == 0 &&
 		    strcmp(r->rules[i].region, r->rules[i - 1].region) != 0) {
-			emv_set_err(err, errlen, "%s: domain %s is routed to both %s and %s", name,
-				    r->rules[i].suffix, r->rules[i - 1].region, r->rules[i].region);
+			emv_set_err(err, errlen, "%s: domain %s is routed to both %s and %s", name, r->rules[i].suffix,
+				    r->rules[i - 1].region, r->rules[i].region);
 			goto bad;
 		}
 	return r;

@@ -23,9 +23,9 @@
 
 #include <stddef.h>
 
-#define EMV_ROUTES_MAX      100000
+#define EMV_ROUTES_MAX 100000
 #define EMV_ROUTES_LINE_MAX 512
-#define EMV_ROUTES_REGION_MAX 32   /* with the NUL */
+#define EMV_ROUTES_REGION_MAX 32 /* with the NUL */
 
 typedef struct emv_routes emv_routes;
 

@@ -79,8 +79,8 @@ static const char upsert_sql[] =
 struct pick {
 	const emv_wire_results *w;
 	const emv_wire_result *x;
-	size_t seq;          /* arrival order within the group */
-	unsigned attempts;   /* of every row of this address in the group */
+	size_t seq;	   /* arrival order within the group */
+	unsigned attempts; /* of every row of this address in the group */
 };
 
 /* by address, then final before temporary, then the later one first */
@@ -271,8 +271,7 @@ out:
 	return ok ? EMV_OK : EMV_ERR;
 }
 
-int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_sink_stats *st, char *err,
-		 size_t errlen)
+int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_sink_stats *st, char *err, size_t errlen)
 {
 	char errstr[512];
 	rd_kafka_conf_t *conf = emv_kafka_conf_new();
@@ -357,7 +356,8 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 		for (size_t i = 0; i < nheld; i++) {
 			char werr[EMV_WIRE_ERR_MAX];
 			emv_wire_results *w = NULL;
-			emv_wire_status ws = emv_wire_results_decode(held[i]->payload, held[i]->len, &w, werr, sizeof werr);
+			emv_wire_status ws = emv_wire_results_decode(held[i]->payload, held[i]->len, &w, werr,
+								     sizeof werr);
 			st->messages++;
 			if (ws != EMV_WIRE_OK) {
 				emv_log(EMV_LOG_WARN, "sink", "skipping %s [%d] offset %" PRId64 ": %s (%s)",
@@ -385,21 +385,25 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 			 * would block its partitions for ever.  Each message alone;
 			 * the one refused for its data is skipped and counted like a
 			 * malformed one, the others are stored. */
-			emv_log(EMV_LOG_WARN, "sink", "a group of %zu messages holds data the database refuses (SQLSTATE %s); "
-				"storing them one at a time", nmsgs, state);
+			emv_log(EMV_LOG_WARN, "sink",
+				"a group of %zu messages holds data the database refuses (SQLSTATE %s); "
+				"storing them one at a time",
+				nmsgs, state);
 			for (size_t i = 0; i < nmsgs && !*stop; i++) {
 				while (!*stop && store(c, &msgs[i], 1, &st->stored, state, err, errlen) != EMV_OK) {
 					if (poison_state(state)) {
 						rd_kafka_message_t *m = held[from[i]];
-						emv_log(EMV_LOG_WARN, "sink", "skipping %s [%d] offset %" PRId64
+						emv_log(EMV_LOG_WARN, "sink",
+							"skipping %s [%d] offset %" PRId64
 							": the database refuses its data (SQLSTATE %s): %s",
-							rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset, state,
-							emv_trim(err));
+							rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset,
+							state, emv_trim(err));
 						st->skipped++;
 						break;
 					}
 					st->db_retries++;
-					emv_log(EMV_LOG_WARN, "sink", "storing a message failed (%s); reconnecting", err);
+					emv_log(EMV_LOG_WARN, "sink", "storing a message failed (%s); reconnecting",
+						err);
 					sleep(1);
 					if (PQstatus(c) != CONNECTION_OK)
 						PQreset(c);
@@ -409,7 +413,8 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 		for (size_t i = 0; i < nmsgs && p->reply_classes && !*stop; i++)
 			for (size_t k = 0; k < msgs[i]->n_results; k++) {
 				unsigned cls = msgs[i]->results[k].smtp_code / 100;
-				__atomic_add_fetch(&p->reply_classes[cls >= 2 && cls <= 5 ? cls : 0], 1, __ATOMIC_RELAXED);
+				__atomic_add_fetch(&p->reply_classes[cls >= 2 && cls <= 5 ? cls : 0], 1,
+						   __ATOMIC_RELAXED);
 			}
 		for (size_t i = 0; i < nmsgs; i++)
 			emv_wire_results_free(msgs[i]);
@@ -422,8 +427,8 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 		/* only now: the offsets after every message of the group */
 		for (size_t i = 0; i < nheld; i++) {
 			rd_kafka_topic_partition_list_t *o = rd_kafka_topic_partition_list_new(1);
-			rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(held[i]->rkt), held[i]->partition)->offset =
-				held[i]->offset + 1;
+			rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(held[i]->rkt), held[i]->partition)
+				->offset = held[i]->offset + 1;
 			rd_kafka_offsets_store(rk, o);
 			rd_kafka_topic_partition_list_destroy(o);
 			if (p->stored_bytes)

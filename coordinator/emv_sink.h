@@ -25,13 +25,13 @@
 
 typedef struct {
 	const char *brokers;
-	const char *topic;        /* EMV_TOPIC_RESULTS */
-	const char *group;        /* consumer group (EMV_GROUP_SINK) */
-	int group_max;            /* messages per transaction (500) */
-	int idle_exit_ms;         /* stop after this long without messages (0: never) */
+	const char *topic;	       /* EMV_TOPIC_RESULTS */
+	const char *group;	       /* consumer group (EMV_GROUP_SINK) */
+	int group_max;		       /* messages per transaction (500) */
+	int idle_exit_ms;	       /* stop after this long without messages (0: never) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
-	uint64_t *stored_bytes;   /* embedded: add the bytes of every message stored (emv_results_gate) */
-	uint64_t *reply_classes;  /* [6]: results stored by the class of their deciding SMTP reply
+	uint64_t *stored_bytes;	       /* embedded: add the bytes of every message stored (emv_results_gate) */
+	uint64_t *reply_classes;       /* [6]: results stored by the class of their deciding SMTP reply
 	                             (0: none, 2..5: 2xx..5xx); atomics, for metrics (NULL: none) */
 } emv_sink_params;
 
@@ -42,7 +42,6 @@ typedef struct {
 } emv_sink_stats;
 
 /* Run until *stop becomes non-zero or idle_exit_ms passes without input. */
-int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_sink_stats *st, char *err,
-		 size_t errlen);
+int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_sink_stats *st, char *err, size_t errlen);
 
 #endif

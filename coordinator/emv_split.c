@@ -51,16 +51,16 @@ struct batcher {
 	const emv_split_params *p;
 	const char *job_id;
 	char domain[EMV_HOST_NAME_MAX + 1];
-	unsigned domain_batches;      /* batches of this domain so far */
+	unsigned domain_batches; /* batches of this domain so far */
 	emv_wire_address *a;
 	size_t n;
-	int delayed;                  /* the batch holds addresses waiting for a retry */
-	int64_t not_before;           /* and this is the latest of their times (wall ms) */
+	int delayed;	    /* the batch holds addresses waiting for a retry */
+	int64_t not_before; /* and this is the latest of their times (wall ms) */
 	uint64_t seq;
 	emv_split_stats *st;
 	char last_domain[EMV_HOST_NAME_MAX + 1]; /* cursor: last address of the last produced batch */
 	int64_t last_id;
-	emv_kafka_known topics;       /* region topics known to exist */
+	emv_kafka_known topics; /* region topics known to exist */
 };
 
 /* The topic of a batch of domain: the shared one, or its region's own
@@ -118,7 +118,8 @@ static int produce_batch(struct batcher *b, char *err, size_t errlen)
 	emv_wire_batch_key(b->domain, shard, key, sizeof key);
 	for (;;) {
 		e = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-				      RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+				      RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+				      RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(b->rk, 100); /* the local queue drains as deliveries complete */
@@ -149,15 +150,16 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 	snprintf(lid, sizeof lid, "%" PRId64, b->last_id);
 	if (!b->last_domain[0])
 		v[3] = NULL;
-	if (emv_db_run(c, "UPDATE jobs SET split_done = split_done + $2::bigint, "
-			    "split_after_domain = coalesce($3, split_after_domain), "
-			    "split_after_id = coalesce($4::bigint, split_after_id), "
-			    /* every result may be in already (or none was needed):
+	if (emv_db_run(c,
+		       "UPDATE jobs SET split_done = split_done + $2::bigint, "
+		       "split_after_domain = coalesce($3, split_after_domain), "
+		       "split_after_id = coalesce($4::bigint, split_after_id), "
+		       /* every result may be in already (or none was needed):
 			     * the sink only finishes running jobs, so finish it here */
-			    "state = CASE WHEN $5 <> '1' OR state = 'deleting' THEN state"
-			    "  WHEN n_final >= n_unusable + addresses_total THEN 'done' ELSE 'running' END, "
-			    "finished_at = CASE WHEN $5 = '1' AND n_final >= n_unusable + addresses_total"
-			    "  THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1",
+		       "state = CASE WHEN $5 <> '1' OR state = 'deleting' THEN state"
+		       "  WHEN n_final >= n_unusable + addresses_total THEN 'done' ELSE 'running' END, "
+		       "finished_at = CASE WHEN $5 = '1' AND n_final >= n_unusable + addresses_total"
+		       "  THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1",
 		       5, v, err, errlen, "recording split progress") != EMV_OK)
 		return EMV_ERR;
 	b->st->addresses = 0; /* counted into split_done */
@@ -217,8 +219,10 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	/* where an earlier split stopped */
 	{
 		const char *v[1] = { job_id };
-		r = emv_db_exec(c, "SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
-				   "FROM jobs WHERE id = $1", 1, v, PGRES_TUPLES_OK, err, errlen, "reading job %s", job_id);
+		r = emv_db_exec(c,
+				"SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
+				"FROM jobs WHERE id = $1",
+				1, v, PGRES_TUPLES_OK, err, errlen, "reading job %s", job_id);
 		if (!r)
 			goto out;
 		if (PQntuples(r) != 1) {
@@ -253,20 +257,21 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		 * no server twice about an address it has a verdict for, and
 		 * none whose temporary result waits for its retry before its
 		 * time (the result's + retry_delay_ms, unix ms; 0: at once) */
-		r = emv_db_exec(rd, p->skip_final ?
-				 "DECLARE split_cur NO SCROLL CURSOR FOR"
-				 " SELECT a.domain, a.id, a.address, a.flags,"
-				 "  CASE WHEN r.address_id IS NULL THEN 0"
-				 "  ELSE floor(extract(epoch FROM r.updated_at) * 1000)::bigint + $4::bigint END"
-				 " FROM addresses a LEFT JOIN results r ON r.job_id = a.job_id AND r.address_id = a.id"
-				 " WHERE a.job_id = $1 AND a.error_reason IS NULL AND a.duplicate_of IS NULL"
-				 " AND (a.domain, a.id) > ($2, $3::bigint) AND r.final IS NOT TRUE"
-				 " ORDER BY a.domain, a.id" :
-				 "DECLARE split_cur NO SCROLL CURSOR FOR"
-				 " SELECT domain, id, address, flags, 0 FROM addresses WHERE job_id = $1"
-				 " AND error_reason IS NULL AND duplicate_of IS NULL"
-				 " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
-				 p->skip_final ? 4 : 3, v, PGRES_COMMAND_OK, err, errlen, "reading addresses");
+		r = emv_db_exec(rd,
+				p->skip_final
+					? "DECLARE split_cur NO SCROLL CURSOR FOR"
+					  " SELECT a.domain, a.id, a.address, a.flags,"
+					  "  CASE WHEN r.address_id IS NULL THEN 0"
+					  "  ELSE floor(extract(epoch FROM r.updated_at) * 1000)::bigint + $4::bigint END"
+					  " FROM addresses a LEFT JOIN results r ON r.job_id = a.job_id AND r.address_id = a.id"
+					  " WHERE a.job_id = $1 AND a.error_reason IS NULL AND a.duplicate_of IS NULL"
+					  " AND (a.domain, a.id) > ($2, $3::bigint) AND r.final IS NOT TRUE"
+					  " ORDER BY a.domain, a.id"
+					: "DECLARE split_cur NO SCROLL CURSOR FOR"
+					  " SELECT domain, id, address, flags, 0 FROM addresses WHERE job_id = $1"
+					  " AND error_reason IS NULL AND duplicate_of IS NULL"
+					  " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
+				p->skip_final ? 4 : 3, v, PGRES_COMMAND_OK, err, errlen, "reading addresses");
 		if (!r)
 			goto out;
 		PQclear(r);
@@ -288,7 +293,8 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 			delayed = due > 0;
 			/* a batch is due at once or waits: addresses that may be
 			 * asked now never wait for another's retry */
-			if (strcmp(dom, b.domain) != 0 || b.n == (size_t)p->batch_max || (b.n > 0 && delayed != b.delayed)) {
+			if (strcmp(dom, b.domain) != 0 || b.n == (size_t)p->batch_max ||
+			    (b.n > 0 && delayed != b.delayed)) {
 				if (produce_batch(&b, err, errlen) != EMV_OK) {
 					PQclear(r);
 					goto out;
@@ -304,8 +310,9 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 				b.not_before = due;
 			a = &b.a[b.n++];
 			a->id = strtoull(PQgetvalue(r, i, 1), NULL, 10);
-			emv_strlcpy(a->local, addr, at && (size_t)(at - addr) < sizeof a->local ?
-				    (size_t)(at - addr) + 1 : sizeof a->local);
+			emv_strlcpy(a->local, addr,
+				    at && (size_t)(at - addr) < sizeof a->local ? (size_t)(at - addr) + 1
+										: sizeof a->local);
 			a->flags = (uint32_t)strtoul(PQgetvalue(r, i, 3), NULL, 10);
 		}
 		PQclear(r);
@@ -314,8 +321,8 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		/* deliveries confirmed, then the cursor moves: a crash in
 		 * between re-produces at most this chunk's batches */
 		if (rd_kafka_flush(b.rk, p->flush_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR || dl.failed) {
-			emv_set_err(err, errlen, "Kafka deliveries: %s", dl.failed ? dl.first_error :
-				    "not all delivered within the flush timeout");
+			emv_set_err(err, errlen, "Kafka deliveries: %s",
+				    dl.failed ? dl.first_error : "not all delivered within the flush timeout");
 			goto out;
 		}
 		total += chunk_st.addresses;

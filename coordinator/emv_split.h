@@ -29,21 +29,21 @@
 #include <libpq-fe.h>
 
 typedef struct {
-	const char *brokers;      /* bootstrap.servers */
-	const char *topic;        /* EMV_TOPIC_BATCHES */
-	const char *retry_topic;  /* EMV_TOPIC_RETRY: a re-split's batches that wait for their retry */
-	const char *results_topic;/* EMV_TOPIC_RESULTS: made here too, so that workers can deliver before
+	const char *brokers;		 /* bootstrap.servers */
+	const char *topic;		 /* EMV_TOPIC_BATCHES */
+	const char *retry_topic;	 /* EMV_TOPIC_RETRY: a re-split's batches that wait for their retry */
+	const char *results_topic;	 /* EMV_TOPIC_RESULTS: made here too, so that workers can deliver before
 	                             the sink has ever run */
-	int partitions;           /* when a topic must be created (EMV_TOPIC_PARTITIONS) */
-	int batch_max;            /* addresses per batch (EMV_DEF_BATCH_MAX) */
-	int max_shards;           /* batches of one domain spread over at most this many keys (4) */
-	int chunk;                /* rows fetched at a time; progress is recorded per chunk (100000) */
-	int flush_timeout_ms;     /* bound on waiting for deliveries (30000) */
-	int skip_final;           /* leave out addresses that already have a final result (a re-split) */
-	int retry_delay_ms;       /* a re-split: an address whose stored result is temporary is due this
+	int partitions;			 /* when a topic must be created (EMV_TOPIC_PARTITIONS) */
+	int batch_max;			 /* addresses per batch (EMV_DEF_BATCH_MAX) */
+	int max_shards;			 /* batches of one domain spread over at most this many keys (4) */
+	int chunk;			 /* rows fetched at a time; progress is recorded per chunk (100000) */
+	int flush_timeout_ms;		 /* bound on waiting for deliveries (30000) */
+	int skip_final;			 /* leave out addresses that already have a final result (a re-split) */
+	int retry_delay_ms;		 /* a re-split: an address whose stored result is temporary is due this
 	                             long after that result (the retry policy's topic_delay_ms[0], the
 	                             workers' first retry delay: emv_retry.h) */
-	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
+	const char *const *kafka_conf;	 /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 	const struct emv_routes *routes; /* domain -> region topic (emv_routes.h); NULL: all shared */
 } emv_split_params;
 
@@ -51,7 +51,7 @@ void emv_split_params_default(emv_split_params *p);
 
 typedef struct {
 	uint64_t addresses, batches;
-	uint64_t delayed;         /* of the addresses, those sent waiting for their retry's time */
+	uint64_t delayed; /* of the addresses, those sent waiting for their retry's time */
 	double seconds;
 } emv_split_stats;
 

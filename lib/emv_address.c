@@ -78,23 +78,22 @@ static const char *const error_names[EMV_ADDR__COUNT] = {
 /* State of one parse. */
 struct parse {
 	emv_address *a;
-	const char *buf;  /* copy of the input; offsets count from here */
-	unsigned flags;   /* flags found so far, stored in a only on success */
+	const char *buf; /* copy of the input; offsets count from here */
+	unsigned flags;	 /* flags found so far, stored in a only on success */
 };
 
 /* The domain as it is being built, label by label. */
 struct domain {
 	char out[EMV_HOST_NAME_MAX + 1]; /* A-label form, filled while it fits */
-	size_t len;                   /* full length, even past the capacity */
+	size_t len;			 /* full length, even past the capacity */
 	size_t labels;
-	int tld_numeric;              /* last label appended is all digits */
-	int idn;                      /* some label is an A-label */
+	int tld_numeric; /* last label appended is all digits */
+	int idn;	 /* some label is an A-label */
 };
 
 #define OFF(ps, p) ((size_t)((p) - (ps)->buf))
 
-static int fail(struct parse *ps, emv_addr_error e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(struct parse *ps, emv_addr_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Record error e and its detail; no other output survives a failure. */
 static int fail(struct parse *ps, emv_addr_error e, const char *fmt, ...)
@@ -142,8 +141,8 @@ static const char *excerpt(char *dst, size_t dstlen, const char *p, size_t n)
  * line/paragraph separators (Unicode White_Space property). */
 static int is_unicode_space(uint32_t c)
 {
-	return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 ||
-	       c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+	return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+	       c == 0x205f || c == 0x3000;
 }
 
 /* Characters that render as nothing: soft hyphen, zero-width space, BOM,
@@ -152,9 +151,9 @@ static int is_unicode_space(uint32_t c)
  * and IDNA2008 has context rules for them. */
 static int is_invisible(uint32_t c)
 {
-	return c == 0xad || c == 0x61c || c == 0x180e || c == 0x200b || c == 0x200e ||
-	       c == 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2060 && c <= 0x2064) ||
-	       (c >= 0x2066 && c <= 0x2069) || c == 0xfeff;
+	return c == 0xad || c == 0x61c || c == 0x180e || c == 0x200b || c == 0x200e || c == 0x200f ||
+	       (c >= 0x202a && c <= 0x202e) || (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) ||
+	       c == 0xfeff;
 }
 
 /* Pass 1 over the trimmed input: valid UTF-8, nothing invisible, no
@@ -197,9 +196,9 @@ static int unwrap_angle(struct parse *ps, const char **sp, size_t *np)
 			if (s[i - 1] == '<')
 				return fail(ps, EMV_ADDR_DISPLAY_NAME,
 					    "text before '<' at offset %zu looks like a display name; "
-					    "give the bare address", OFF(ps, s + i - 1));
-		return fail(ps, EMV_ADDR_ANGLE_BRACKET, "'>' at offset %zu closes no '<'",
-			    OFF(ps, s + n - 1));
+					    "give the bare address",
+					    OFF(ps, s + i - 1));
+		return fail(ps, EMV_ADDR_ANGLE_BRACKET, "'>' at offset %zu closes no '<'", OFF(ps, s + n - 1));
 	}
 	if (s[0] != '<')
 		return EMV_OK;
@@ -207,7 +206,8 @@ static int unwrap_angle(struct parse *ps, const char **sp, size_t *np)
 		return fail(ps, EMV_ADDR_ANGLE_BRACKET, "'<' at offset %zu is not closed by '>' at the end",
 			    OFF(ps, s));
 	if (n == 2)
-		return fail(ps, EMV_ADDR_EMPTY, "\"<>\" is the null reverse-path (RFC 5321 4.5.5), "
+		return fail(ps, EMV_ADDR_EMPTY,
+			    "\"<>\" is the null reverse-path (RFC 5321 4.5.5), "
 			    "not a mailbox");
 	*sp = s + 1;
 	*np = n - 2;
@@ -255,14 +255,15 @@ static int parse_quoted(struct parse *ps, const char *s, size_t n, size_t *len)
 					cp = c; /* cannot happen after check_chars() */
 				return fail(ps, EMV_ADDR_QUOTED_PAIR_INVALID,
 					    "backslash at offset %zu escapes %s; only printable ASCII "
-					    "may be escaped", OFF(ps, s + i),
-					    char_name(name, sizeof name, cp));
+					    "may be escaped",
+					    OFF(ps, s + i), char_name(name, sizeof name, cp));
 			}
 			i++;
 			continue;
 		}
 		if (c == '\t')
-			return fail(ps, EMV_ADDR_WHITESPACE, "tab at offset %zu inside quotes; a quoted "
+			return fail(ps, EMV_ADDR_WHITESPACE,
+				    "tab at offset %zu inside quotes; a quoted "
 				    "local part may hold spaces but not tabs (RFC 5321 4.1.2)",
 				    OFF(ps, s + i));
 		if (c >= 0x80)
@@ -286,11 +287,13 @@ static const char *scan_outside(struct parse *ps, const char *s, size_t n)
 
 	for (p = s; p < s + n; p++) {
 		switch (*p) {
-		case '<': case '>':
+		case '<':
+		case '>':
 			if (!angle)
 				angle = p;
 			break;
-		case '(': case ')':
+		case '(':
+		case ')':
 			if (!paren)
 				paren = p;
 			break;
@@ -298,7 +301,8 @@ static const char *scan_outside(struct parse *ps, const char *s, size_t n)
 			if (!quote && !at) /* a quote in the domain is just a bad character */
 				quote = p;
 			break;
-		case ' ': case '\t':
+		case ' ':
+		case '\t':
 			if (!ws)
 				ws = p;
 			break;
@@ -313,24 +317,29 @@ static const char *scan_outside(struct parse *ps, const char *s, size_t n)
 		}
 	}
 	if (angle) {
-		fail(ps, EMV_ADDR_ANGLE_BRACKET, "stray '%c' at offset %zu; only the whole address "
-		     "may be enclosed in <>", *angle, OFF(ps, angle));
+		fail(ps, EMV_ADDR_ANGLE_BRACKET,
+		     "stray '%c' at offset %zu; only the whole address "
+		     "may be enclosed in <>",
+		     *angle, OFF(ps, angle));
 		return NULL;
 	}
 	if (paren) {
-		fail(ps, EMV_ADDR_COMMENT, "comment at offset %zu; comments (RFC 5322 CFWS) are "
-		     "obsolete in addresses and not accepted", OFF(ps, paren));
+		fail(ps, EMV_ADDR_COMMENT,
+		     "comment at offset %zu; comments (RFC 5322 CFWS) are "
+		     "obsolete in addresses and not accepted",
+		     OFF(ps, paren));
 		return NULL;
 	}
 	if (quote) {
-		fail(ps, EMV_ADDR_QUOTE_MISPLACED, "quote at offset %zu; a quoted string must be the "
-		     "whole local part", OFF(ps, quote));
+		fail(ps, EMV_ADDR_QUOTE_MISPLACED,
+		     "quote at offset %zu; a quoted string must be the "
+		     "whole local part",
+		     OFF(ps, quote));
 		return NULL;
 	}
 	if (ws) {
-		fail(ps, EMV_ADDR_WHITESPACE, "%s at offset %zu outside quotes%s",
-		     *ws == '\t' ? "tab" : "space", OFF(ps, ws),
-		     ws > ps->buf && ws[-1] == '\\' ? BACKSLASH_HINT : "");
+		fail(ps, EMV_ADDR_WHITESPACE, "%s at offset %zu outside quotes%s", *ws == '\t' ? "tab" : "space",
+		     OFF(ps, ws), ws > ps->buf && ws[-1] == '\\' ? BACKSLASH_HINT : "");
 		return NULL;
 	}
 	if (ats == 0) {
@@ -338,8 +347,10 @@ static const char *scan_outside(struct parse *ps, const char *s, size_t n)
 		return NULL;
 	}
 	if (ats > 1) {
-		fail(ps, EMV_ADDR_MULTIPLE_AT, "%zu '@' outside quotes, the second at offset %zu; "
-		     "exactly one is allowed%s", ats, OFF(ps, at2), escaped_at ? BACKSLASH_HINT : "");
+		fail(ps, EMV_ADDR_MULTIPLE_AT,
+		     "%zu '@' outside quotes, the second at offset %zu; "
+		     "exactly one is allowed%s",
+		     ats, OFF(ps, at2), escaped_at ? BACKSLASH_HINT : "");
 		return NULL;
 	}
 	return at;
@@ -361,22 +372,24 @@ static int check_dot_string(struct parse *ps, const char *s, size_t n)
 		unsigned char c = (unsigned char)s[i];
 		if (c == '.') {
 			if (i == 0)
-				return fail(ps, EMV_ADDR_LOCAL_LEADING_DOT,
-					    "local part starts with '.' at offset %zu", OFF(ps, s));
+				return fail(ps, EMV_ADDR_LOCAL_LEADING_DOT, "local part starts with '.' at offset %zu",
+					    OFF(ps, s));
 			if (s[i - 1] == '.')
 				return fail(ps, EMV_ADDR_LOCAL_CONSECUTIVE_DOTS,
 					    "two dots in a row at offset %zu in the local part; only a "
-					    "quoted local part may have them", OFF(ps, s + i - 1));
+					    "quoted local part may have them",
+					    OFF(ps, s + i - 1));
 			if (i == n - 1)
-				return fail(ps, EMV_ADDR_LOCAL_TRAILING_DOT,
-					    "local part ends with '.' at offset %zu", OFF(ps, s + i));
+				return fail(ps, EMV_ADDR_LOCAL_TRAILING_DOT, "local part ends with '.' at offset %zu",
+					    OFF(ps, s + i));
 		} else if (c >= 0x80) {
 			ps->flags |= EMV_FLAG_SMTPUTF8;
 		} else if (!is_atext(c)) {
 			/* only printable ASCII is left after check_chars()/scan_outside() */
-			return fail(ps, EMV_ADDR_LOCAL_INVALID_CHAR, "'%c' at offset %zu is not allowed "
-				    "in an unquoted local part%s", c, OFF(ps, s + i),
-				    c == '\\' ? BACKSLASH_HINT : "");
+			return fail(ps, EMV_ADDR_LOCAL_INVALID_CHAR,
+				    "'%c' at offset %zu is not allowed "
+				    "in an unquoted local part%s",
+				    c, OFF(ps, s + i), c == '\\' ? BACKSLASH_HINT : "");
 		}
 	}
 	return EMV_OK;
@@ -390,9 +403,9 @@ static size_t dot_len(const char *p, size_t n)
 
 	if (n >= 1 && u[0] == '.')
 		return 1;
-	if (n >= 3 && ((u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x82) ||
-		       (u[0] == 0xef && u[1] == 0xbc && u[2] == 0x8e) ||
-		       (u[0] == 0xef && u[1] == 0xbd && u[2] == 0xa1)))
+	if (n >= 3 &&
+	    ((u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x82) || (u[0] == 0xef && u[1] == 0xbc && u[2] == 0x8e) ||
+	     (u[0] == 0xef && u[1] == 0xbd && u[2] == 0xa1)))
 		return 3;
 	return 0;
 }
@@ -416,8 +429,10 @@ static int check_label(struct parse *ps, const char *lab, size_t n, size_t off, 
 	size_t i;
 
 	if (n == 0) /* only from libidn2: an input label of ignorable characters */
-		return fail(ps, EMV_ADDR_IDNA_INVALID, "the label at offset %zu maps to nothing "
-			    "under UTS #46", off);
+		return fail(ps, EMV_ADDR_IDNA_INVALID,
+			    "the label at offset %zu maps to nothing "
+			    "under UTS #46",
+			    off);
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)lab[i];
 		if (c >= 0x80 && !mapped) {
@@ -427,11 +442,13 @@ static int check_label(struct parse *ps, const char *lab, size_t n, size_t off, 
 		if (is_ldh(c))
 			continue;
 		if (mapped)
-			return fail(ps, EMV_ADDR_DOMAIN_INVALID_CHAR, "the label at offset %zu maps under "
+			return fail(ps, EMV_ADDR_DOMAIN_INVALID_CHAR,
+				    "the label at offset %zu maps under "
 				    "UTS #46 to '%s', which holds %s; a domain has letters, digits "
-				    "and hyphens only", off, excerpt(ex, sizeof ex, lab, n),
-				    char_name(name, sizeof name, c));
-		return fail(ps, EMV_ADDR_DOMAIN_INVALID_CHAR, "%s at offset %zu is not allowed in a "
+				    "and hyphens only",
+				    off, excerpt(ex, sizeof ex, lab, n), char_name(name, sizeof name, c));
+		return fail(ps, EMV_ADDR_DOMAIN_INVALID_CHAR,
+			    "%s at offset %zu is not allowed in a "
 			    "domain (letters, digits and hyphens only)",
 			    char_name(name, sizeof name, c), off + i);
 	}
@@ -439,8 +456,10 @@ static int check_label(struct parse *ps, const char *lab, size_t n, size_t off, 
 		return fail(ps, EMV_ADDR_LABEL_HYPHEN, "label '%s' at offset %zu %s with a hyphen",
 			    excerpt(ex, sizeof ex, lab, n), off, lab[0] == '-' ? "starts" : "ends");
 	if (ascii && n > EMV_LABEL_MAX)
-		return fail(ps, EMV_ADDR_LABEL_TOO_LONG, "label at offset %zu is %zu octets%s; the "
-			    "limit is %d", off, n, mapped ? " as an A-label" : "", EMV_LABEL_MAX);
+		return fail(ps, EMV_ADDR_LABEL_TOO_LONG,
+			    "label at offset %zu is %zu octets%s; the "
+			    "limit is %d",
+			    off, n, mapped ? " as an A-label" : "", EMV_LABEL_MAX);
 	return EMV_OK;
 }
 
@@ -482,11 +501,13 @@ static int domain_idna_label(struct parse *ps, struct domain *dm, const char *la
 	if (rc == IDN2_MALLOC)
 		idn2_oom();
 	if (rc == IDN2_TOO_BIG_LABEL || rc == IDN2_PUNYCODE_BIG_OUTPUT)
-		return fail(ps, EMV_ADDR_LABEL_TOO_LONG, "label at offset %zu is over %d octets as "
-			    "an A-label", off, EMV_LABEL_MAX);
+		return fail(ps, EMV_ADDR_LABEL_TOO_LONG,
+			    "label at offset %zu is over %d octets as "
+			    "an A-label",
+			    off, EMV_LABEL_MAX);
 	if (rc != IDN2_OK)
-		return fail(ps, EMV_ADDR_IDNA_INVALID, "IDNA2008 rejects the label at offset %zu: %s",
-			    off, idn2_strerror(rc));
+		return fail(ps, EMV_ADDR_IDNA_INVALID, "IDNA2008 rejects the label at offset %zu: %s", off,
+			    idn2_strerror(rc));
 	rc = check_label(ps, (const char *)alabel, strlen((const char *)alabel), off, 1);
 	if (rc == EMV_OK)
 		domain_append(dm, (const char *)alabel, strlen((const char *)alabel));
@@ -530,7 +551,8 @@ static int parse_domain(struct parse *ps, const char *d, size_t n, struct domain
 	if (n == 0)
 		return fail(ps, EMV_ADDR_DOMAIN_EMPTY, "nothing after '@'");
 	if (d[0] == '[')
-		return fail(ps, EMV_ADDR_DOMAIN_LITERAL, "%sdomain literal at offset %zu; addresses at "
+		return fail(ps, EMV_ADDR_DOMAIN_LITERAL,
+			    "%sdomain literal at offset %zu; addresses at "
 			    "IP literals are not verifiable, give a domain name",
 			    n >= 6 && strncasecmp(d + 1, "IPv6:", 5) == 0 ? "IPv6 " : "", OFF(ps, d));
 
@@ -547,8 +569,8 @@ static int parse_domain(struct parse *ps, const char *d, size_t n, struct domain
 			p++;
 		if (p == lab) {
 			if (sep == NULL)
-				return fail(ps, EMV_ADDR_DOMAIN_LEADING_DOT,
-					    "domain starts with a dot at offset %zu", OFF(ps, d));
+				return fail(ps, EMV_ADDR_DOMAIN_LEADING_DOT, "domain starts with a dot at offset %zu",
+					    OFF(ps, d));
 			return fail(ps, EMV_ADDR_DOMAIN_CONSECUTIVE_DOTS,
 				    "two dots in a row at offset %zu in the domain", OFF(ps, sep));
 		}
@@ -559,15 +581,19 @@ static int parse_domain(struct parse *ps, const char *d, size_t n, struct domain
 	}
 
 	if (dm->labels < 2)
-		return fail(ps, EMV_ADDR_DOMAIN_DOTLESS, "domain '%s' has a single label; mail "
+		return fail(ps, EMV_ADDR_DOMAIN_DOTLESS,
+			    "domain '%s' has a single label; mail "
 			    "domains need a dot (dotless domains are not used for mail, RFC 7085)",
 			    excerpt(ex, sizeof ex, dm->out, strlen(dm->out)));
 	if (dm->tld_numeric)
-		return fail(ps, EMV_ADDR_TLD_NUMERIC, "the top-level label is all digits; no such "
+		return fail(ps, EMV_ADDR_TLD_NUMERIC,
+			    "the top-level label is all digits; no such "
 			    "top-level domain exists (IP addresses are not verifiable)");
 	if (dm->len > EMV_HOST_NAME_MAX)
-		return fail(ps, EMV_ADDR_DOMAIN_TOO_LONG, "domain is %zu octets as A-labels; the "
-			    "limit is %d", dm->len, EMV_HOST_NAME_MAX);
+		return fail(ps, EMV_ADDR_DOMAIN_TOO_LONG,
+			    "domain is %zu octets as A-labels; the "
+			    "limit is %d",
+			    dm->len, EMV_HOST_NAME_MAX);
 	return EMV_OK;
 }
 
@@ -600,8 +626,7 @@ int emv_address_parse(const char *input, size_t len, emv_address *a)
 	if (input == NULL)
 		len = 0;
 	if (len > EMV_INPUT_MAX)
-		return fail(&ps, EMV_ADDR_TOO_LONG_INPUT, "input is %zu octets; the limit is %d",
-			    len, EMV_INPUT_MAX);
+		return fail(&ps, EMV_ADDR_TOO_LONG_INPUT, "input is %zu octets; the limit is %d", len, EMV_INPUT_MAX);
 	if (len > 0 && (s = memchr(input, '\0', len)) != NULL)
 		return fail(&ps, EMV_ADDR_NUL_BYTE, "NUL byte at offset %zu", (size_t)(s - input));
 	if (len > 0)
@@ -615,8 +640,10 @@ int emv_address_parse(const char *input, size_t len, emv_address *a)
 	if (check_chars(&ps, s, n) != EMV_OK || unwrap_angle(&ps, &s, &n) != EMV_OK)
 		return EMV_ERR;
 	if (is_source_route(s, n))
-		return fail(&ps, EMV_ADDR_SOURCE_ROUTE, "source route at offset %zu (obsolete, "
-			    "RFC 5321 4.1.2); give the final address only", OFF(&ps, s));
+		return fail(&ps, EMV_ADDR_SOURCE_ROUTE,
+			    "source route at offset %zu (obsolete, "
+			    "RFC 5321 4.1.2); give the final address only",
+			    OFF(&ps, s));
 
 	if (s[0] == '"') {
 		if (parse_quoted(&ps, s, n, &local_len) != EMV_OK)
@@ -633,14 +660,16 @@ int emv_address_parse(const char *input, size_t len, emv_address *a)
 		if (check_dot_string(&ps, s, local_len) != EMV_OK)
 			return EMV_ERR;
 	} else if (at != rest) {
-		return fail(&ps, EMV_ADDR_QUOTE_MISPLACED, "text after the closing quote at offset "
-			    "%zu; a quoted string must be the whole local part", OFF(&ps, rest));
+		return fail(&ps, EMV_ADDR_QUOTE_MISPLACED,
+			    "text after the closing quote at offset "
+			    "%zu; a quoted string must be the whole local part",
+			    OFF(&ps, rest));
 	} else if (local_len == 2) {
 		return fail(&ps, EMV_ADDR_LOCAL_EMPTY, "the quoted local part \"\" is empty");
 	}
 	if (local_len > EMV_LOCAL_MAX)
-		return fail(&ps, EMV_ADDR_LOCAL_TOO_LONG, "local part is %zu octets; the limit is %d",
-			    local_len, EMV_LOCAL_MAX);
+		return fail(&ps, EMV_ADDR_LOCAL_TOO_LONG, "local part is %zu octets; the limit is %d", local_len,
+			    EMV_LOCAL_MAX);
 
 	memset(&dm, 0, sizeof dm);
 	if (parse_domain(&ps, at + 1, (size_t)(s + n - at - 1), &dm) != EMV_OK)
@@ -648,8 +677,8 @@ int emv_address_parse(const char *input, size_t len, emv_address *a)
 
 	total = local_len + 1 + dm.len;
 	if (total > EMV_ADDRESS_MAX)
-		return fail(&ps, EMV_ADDR_ADDRESS_TOO_LONG, "address is %zu octets; the limit is %d",
-			    total, EMV_ADDRESS_MAX);
+		return fail(&ps, EMV_ADDR_ADDRESS_TOO_LONG, "address is %zu octets; the limit is %d", total,
+			    EMV_ADDRESS_MAX);
 
 	memcpy(a->local, s, local_len);
 	a->local[local_len] = '\0';

@@ -14,7 +14,7 @@
 #include "emv_reply.h"
 #include "emv_util.h"
 
-#define MAX_PATS 16     /* alternatives in one code or enhanced field */
+#define MAX_PATS 16 /* alternatives in one code or enhanced field */
 #define MAX_ID_LEN 64
 
 static const char *const phase_names[EMV_PHASE__COUNT] = {
@@ -52,8 +52,8 @@ enum { ENH_ANY = 0, ENH_NONE, ENH_LIST };
 struct rule {
 	char *id;
 	int line;
-	unsigned phases;        /* bit per emv_phase */
-	int ncodes;             /* 0 = any code */
+	unsigned phases; /* bit per emv_phase */
+	int ncodes;	 /* 0 = any code */
 	code_pat codes[MAX_PATS];
 	int enh_mode;
 	int nenh;
@@ -115,8 +115,7 @@ static int parse_codes(const char *f, struct rule *r, char *msg, size_t msglen)
 		size_t len = strcspn(p, ",");
 		code_pat c;
 		if (len != 3 || r->ncodes == MAX_PATS) {
-			emv_set_err(msg, msglen, "bad code pattern \"%.*s\" (want 550, 55x, 5xx or *)",
-				(int)len, p);
+			emv_set_err(msg, msglen, "bad code pattern \"%.*s\" (want 550, 55x, 5xx or *)", (int)len, p);
 			return -1;
 		}
 		for (int i = 0; i < 3; i++) {
@@ -196,9 +195,8 @@ static int parse_enhanced(const char *f, struct rule *r, char *msg, size_t msgle
 	while (*p) {
 		size_t len = strcspn(p, ",");
 		if (r->nenh == MAX_PATS || parse_enh_one(p, len, &r->enh[r->nenh]) < 0) {
-			emv_set_err(msg, msglen,
-				"bad enhanced code pattern \"%.*s\" (want 5.1.1, 5.1.*, 4.*, - or *)",
-				(int)len, p);
+			emv_set_err(msg, msglen, "bad enhanced code pattern \"%.*s\" (want 5.1.1, 5.1.*, 4.*, - or *)",
+				    (int)len, p);
 			return -1;
 		}
 		r->nenh++;
@@ -232,8 +230,8 @@ static int valid_id(const char *s)
 	if (n == 0 || n > MAX_ID_LEN)
 		return 0;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+		      *s == '-' || *s == '.'))
 			return 0;
 	return 1;
 }
@@ -270,8 +268,8 @@ static char *next_field(char **pp)
  */
 static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size_t msglen)
 {
-	static const char *const names[] = { "id", "phases", "code", "enhanced", "reason",
-					     "status", "temporary", "about_us" };
+	static const char *const names[] = { "id",     "phases", "code",      "enhanced",
+					     "reason", "status", "temporary", "about_us" };
 	char *f[8], *p = line, *phrase;
 	struct rule r;
 	int v;
@@ -280,8 +278,9 @@ static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size
 		f[i] = next_field(&p);
 		if (!f[i]) {
 			emv_set_err(msg, msglen,
-				"missing field '%s' (want: id phases code enhanced reason status "
-				"temporary about_us phrase)", names[i]);
+				    "missing field '%s' (want: id phases code enhanced reason status "
+				    "temporary about_us phrase)",
+				    names[i]);
 			return -1;
 		}
 	}
@@ -294,18 +293,16 @@ static int parse_rule(emv_classifier *c, char *line, int lineno, char *msg, size
 	memset(&r, 0, sizeof r);
 	r.line = lineno;
 	if (!valid_id(f[0])) {
-		emv_set_err(msg, msglen, "bad rule id \"%.80s\" (letters, digits, _ - . ; max %d)", f[0],
-			MAX_ID_LEN);
+		emv_set_err(msg, msglen, "bad rule id \"%.80s\" (letters, digits, _ - . ; max %d)", f[0], MAX_ID_LEN);
 		return -1;
 	}
 	for (size_t i = 0; i < c->n; i++)
 		if (strcmp(c->rules[i].id, f[0]) == 0) {
-			emv_set_err(msg, msglen, "duplicate rule id \"%s\" (first at line %d)", f[0],
-				c->rules[i].line);
+			emv_set_err(msg, msglen, "duplicate rule id \"%s\" (first at line %d)", f[0], c->rules[i].line);
 			return -1;
 		}
-	if (parse_phases(f[1], &r.phases, msg, msglen) < 0 ||
-	    parse_codes(f[2], &r, msg, msglen) < 0 || parse_enhanced(f[3], &r, msg, msglen) < 0)
+	if (parse_phases(f[1], &r.phases, msg, msglen) < 0 || parse_codes(f[2], &r, msg, msglen) < 0 ||
+	    parse_enhanced(f[3], &r, msg, msglen) < 0)
 		return -1;
 	if ((v = emv_reason_from_name(f[4])) < 0) {
 		emv_set_err(msg, msglen, "unknown reason \"%.80s\"", f[4]);
@@ -391,8 +388,7 @@ emv_classifier *emv_classifier_load(const char *path, char *err, size_t errlen)
 			ok = 0;
 			break;
 		}
-		while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
-			     s[n - 1] == '\t'))
+		while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
 			n--;
 		cont = n && s[n - 1] == '\\';
 		if (cont)
@@ -552,8 +548,8 @@ static void flatten(const char *text, char *out)
 	*w = '\0';
 }
 
-void emv_classify(const emv_classifier *c, int phase, int code, const char *enhanced,
-		  const char *text, emv_verdict *out)
+void emv_classify(const emv_classifier *c, int phase, int code, const char *enhanced, const char *text,
+		  emv_verdict *out)
 {
 	unsigned bit = phase >= 0 && phase < EMV_PHASE__COUNT ? 1u << phase : 0;
 	int cls = code / 100, have_enh, v[3] = { 0, 0, 0 };
@@ -588,15 +584,13 @@ void emv_classify(const emv_classifier *c, int phase, int code, const char *enha
 		return;
 	}
 	out->reason = hit->reason;
-	out->status = hit->status == AUTO ? emv_reason_default_status(hit->reason)
-					  : (emv_status)hit->status;
+	out->status = hit->status == AUTO ? emv_reason_default_status(hit->reason) : (emv_status)hit->status;
 	out->temporary = hit->temporary == AUTO ? cls == 4 : hit->temporary;
 	out->about_us = hit->about_us;
 	out->rule_id = hit->id;
 
 	/* Guard rails (see emv_classify.h): the data file cannot break these. */
-	if (out->status != EMV_STATUS_UNKNOWN &&
-	    (phase != EMV_PHASE_RCPT || out->about_us))
+	if (out->status != EMV_STATUS_UNKNOWN && (phase != EMV_PHASE_RCPT || out->about_us))
 		out->status = EMV_STATUS_UNKNOWN;
 	if (out->status == EMV_STATUS_DELIVERABLE && cls != 2)
 		out->status = EMV_STATUS_UNKNOWN;

@@ -51,8 +51,8 @@ int emv_phase_from_name(const char *name); /* -1 when unknown */
 typedef struct {
 	emv_status status;
 	emv_reason reason;
-	int temporary;       /* 1 = retrying later (or from another IP) could change it */
-	int about_us;        /* 1 = about our IP/sender/session, not the mailbox */
+	int temporary;	     /* 1 = retrying later (or from another IP) could change it */
+	int about_us;	     /* 1 = about our IP/sender/session, not the mailbox */
 	const char *rule_id; /* rule that matched; owned by the classifier (or static) */
 } emv_verdict;
 
@@ -70,7 +70,7 @@ size_t emv_classifier_rule_count(const emv_classifier *c);
  * Always fills out; when no rule matches (or c is NULL) the verdict is
  * unknown/protocol_error with rule_id "no_rule".
  */
-void emv_classify(const emv_classifier *c, int phase, int code, const char *enhanced,
-		  const char *text, emv_verdict *out);
+void emv_classify(const emv_classifier *c, int phase, int code, const char *enhanced, const char *text,
+		  emv_verdict *out);
 
 #endif

@@ -12,9 +12,9 @@
 /* De-duplication set                                                  */
 /* ------------------------------------------------------------------ */
 
-#define DEDUP_BLOCK_SHIFT 16                 /* 65536 entries per block */
+#define DEDUP_BLOCK_SHIFT 16 /* 65536 entries per block */
 #define DEDUP_BLOCK (1u << DEDUP_BLOCK_SHIFT)
-#define DEDUP_ARENA 1048576                  /* key bytes per arena block */
+#define DEDUP_ARENA 1048576 /* key bytes per arena block */
 #define DEDUP_MAX ((size_t)1 << 31)
 
 struct dedup_entry {
@@ -31,7 +31,7 @@ struct dedup_arena {
 };
 
 struct emv_dedup {
-	uint32_t *slots;        /* entry index + 1; 0 = empty */
+	uint32_t *slots; /* entry index + 1; 0 = empty */
 	unsigned bits;
 	size_t count;
 	struct dedup_entry **blocks;
@@ -150,8 +150,7 @@ static const char *dedup_copy(emv_dedup *d, const char *s, size_t len)
 	return p;
 }
 
-int emv_dedup_add(emv_dedup *d, const char *addr, size_t len, uint64_t row,
-                  uint64_t *first_row)
+int emv_dedup_add(emv_dedup *d, const char *addr, size_t len, uint64_t row, uint64_t *first_row)
 {
 	uint32_t h, idx;
 	size_t i;
@@ -218,7 +217,6 @@ size_t emv_dedup_memory(const emv_dedup *d)
 	if (!d)
 		return 0;
 	return sizeof(*d) + ((size_t)1 << d->bits) * sizeof(*d->slots) +
-	       d->nblocks * DEDUP_BLOCK * sizeof(struct dedup_entry) +
-	       d->blocks_cap * sizeof(*d->blocks) + d->arena_bytes;
+	       d->nblocks * DEDUP_BLOCK * sizeof(struct dedup_entry) + d->blocks_cap * sizeof(*d->blocks) +
+	       d->arena_bytes;
 }
-

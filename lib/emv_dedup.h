@@ -25,8 +25,7 @@ emv_dedup *emv_dedup_new(size_t expected);
 void emv_dedup_free(emv_dedup *d);
 /* Returns 1 when addr is new (recorded with row), 0 when already present:
  * then *first_row (if not NULL) gets the row it was first added with. */
-int emv_dedup_add(emv_dedup *d, const char *addr, size_t len, uint64_t row,
-                  uint64_t *first_row);
+int emv_dedup_add(emv_dedup *d, const char *addr, size_t len, uint64_t row, uint64_t *first_row);
 /* 1 and *first_row when present, else 0. */
 int emv_dedup_find(const emv_dedup *d, const char *addr, size_t len, uint64_t *first_row);
 size_t emv_dedup_count(const emv_dedup *d);

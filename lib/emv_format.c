@@ -8,9 +8,27 @@
 #include "emv_utf8.h"
 
 const char *const emv_format_columns[EMV_FORMAT_NCOLUMNS] = {
-	"email", "status", "reason", "safe_to_send", "flags", "did_you_mean", "detail", "mx_host", "mx_ip",
-	"source_ip", "tls", "catch_all", "smtp_code", "enhanced_code", "smtp_reply", "attempts", "duration_ms",
-	"policy", "duplicate_of_row", "row", "input",
+	"email",
+	"status",
+	"reason",
+	"safe_to_send",
+	"flags",
+	"did_you_mean",
+	"detail",
+	"mx_host",
+	"mx_ip",
+	"source_ip",
+	"tls",
+	"catch_all",
+	"smtp_code",
+	"enhanced_code",
+	"smtp_reply",
+	"attempts",
+	"duration_ms",
+	"policy",
+	"duplicate_of_row",
+	"row",
+	"input",
 };
 
 static void puts_(emv_buf *b, const char *s)

@@ -25,21 +25,21 @@
  * evidence strings) that are NULL or "" are null in JSON and empty in CSV.
  */
 typedef struct {
-	const char *email;          /* the normalised address; as given when invalid; "" for a bad row */
+	const char *email; /* the normalised address; as given when invalid; "" for a bad row */
 	const char *status, *reason;
-	unsigned flags;             /* EMV_FLAG_* */
+	unsigned flags; /* EMV_FLAG_* */
 	const char *did_you_mean;
 	const char *detail;
 	const char *mx_host, *mx_ip, *source_ip, *region, *tls;
-	int catch_all;              /* -1 not known, 0, 1 */
-	int have_smtp;              /* the deciding reply: */
+	int catch_all; /* -1 not known, 0, 1 */
+	int have_smtp; /* the deciding reply: */
 	int smtp_code;
 	const char *enhanced, *reply;
 	long long attempts, duration_ms;
-	uint64_t duplicate_of_row;  /* 0: not a duplicate */
-	uint64_t row;               /* the input row number (1 = the first data row) */
-	const char *input;          /* the input row as read */
-	const emv_policy *policy;   /* maps status and reason, gives safe_to_send (NULL: the default,
+	uint64_t duplicate_of_row; /* 0: not a duplicate */
+	uint64_t row;		   /* the input row number (1 = the first data row) */
+	const char *input;	   /* the input row as read */
+	const emv_policy *policy;  /* maps status and reason, gives safe_to_send (NULL: the default,
 				     * docs/policy.md); the engine's verdict above is never changed */
 } emv_format_row;
 

@@ -43,8 +43,8 @@ void emv_ingest_limits_default(emv_ingest_limits *l)
 
 static int limits_valid(const emv_ingest_limits *l)
 {
-	const size_t v[] = { l->max_field, l->max_fields, l->max_row, l->max_row_lines,
-	                     l->detect_rows, l->detect_bytes, l->read_chunk };
+	const size_t v[] = { l->max_field,   l->max_fields,   l->max_row,   l->max_row_lines,
+			     l->detect_rows, l->detect_bytes, l->read_chunk };
 	size_t i;
 
 	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -57,8 +57,7 @@ static int limits_valid(const emv_ingest_limits *l)
 /* Open, read, close                                                   */
 /* ------------------------------------------------------------------ */
 
-static emv_ingest *ingest_new(const char *name, const emv_ingest_limits *l, char *err,
-                              size_t errlen)
+static emv_ingest *ingest_new(const char *name, const emv_ingest_limits *l, char *err, size_t errlen)
 {
 	emv_ingest_limits def;
 	emv_ingest *in;
@@ -68,8 +67,8 @@ static emv_ingest *ingest_new(const char *name, const emv_ingest_limits *l, char
 		l = &def;
 	}
 	if (!limits_valid(l)) {
-		emv_set_err(err, errlen, "%s: invalid ingest limits (each must be 1 to %zu)",
-		        name ? name : "input", LIMIT_MAX);
+		emv_set_err(err, errlen, "%s: invalid ingest limits (each must be 1 to %zu)", name ? name : "input",
+			    LIMIT_MAX);
 		return NULL;
 	}
 	in = emv_xcalloc(1, sizeof(*in));
@@ -100,8 +99,7 @@ fail:
 	return NULL;
 }
 
-emv_ingest *emv_ingest_open_fd(int fd, const char *name, const emv_ingest_limits *l,
-                               char *err, size_t errlen)
+emv_ingest *emv_ingest_open_fd(int fd, const char *name, const emv_ingest_limits *l, char *err, size_t errlen)
 {
 	emv_ingest *in = ingest_new(name, l, err, errlen);
 	struct stat st;
@@ -121,8 +119,7 @@ emv_ingest *emv_ingest_open_fd(int fd, const char *name, const emv_ingest_limits
 	return ingest_start(in, err, errlen);
 }
 
-emv_ingest *emv_ingest_open(const char *path, const emv_ingest_limits *l, char *err,
-                            size_t errlen)
+emv_ingest *emv_ingest_open(const char *path, const emv_ingest_limits *l, char *err, size_t errlen)
 {
 	emv_ingest *in;
 	int fd;
@@ -134,7 +131,7 @@ emv_ingest *emv_ingest_open(const char *path, const emv_ingest_limits *l, char *
 	if (strcmp(path, "-") == 0)
 		return emv_ingest_open_fd(STDIN_FILENO, "stdin", l, err, errlen);
 	if (l && !limits_valid(l))
-		return ingest_new(path, l, err, errlen);   /* reports the error */
+		return ingest_new(path, l, err, errlen); /* reports the error */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		char safe[256];
@@ -152,8 +149,8 @@ emv_ingest *emv_ingest_open(const char *path, const emv_ingest_limits *l, char *
 	return in;
 }
 
-emv_ingest *emv_ingest_open_mem(const void *buf, size_t len, const char *name,
-                                const emv_ingest_limits *l, char *err, size_t errlen)
+emv_ingest *emv_ingest_open_mem(const void *buf, size_t len, const char *name, const emv_ingest_limits *l, char *err,
+				size_t errlen)
 {
 	emv_ingest *in = ingest_new(name ? name : "buffer", l, err, errlen);
 
@@ -227,8 +224,8 @@ size_t emv_ingest_memory(const emv_ingest *in)
 {
 	if (!in)
 		return 0;
-	return sizeof(*in) + in->zin_cap + in->zmem + in->sniff_cap + in->chunk_cap +
-	       ingest_tok_memory(&in->tok) + in->raw_cap + (in->header ? strlen(in->header) + 1 : 0);
+	return sizeof(*in) + in->zin_cap + in->zmem + in->sniff_cap + in->chunk_cap + ingest_tok_memory(&in->tok) +
+	       in->raw_cap + (in->header ? strlen(in->header) + 1 : 0);
 }
 
 void emv_ingest_close(emv_ingest *in)
@@ -247,4 +244,3 @@ void emv_ingest_close(emv_ingest *in)
 	free(in->raw);
 	free(in);
 }
-

@@ -72,31 +72,31 @@
 
 /* Limits; every one a named setting.  Defaults in emv_ingest_limits_default(). */
 typedef struct {
-	size_t max_field;      /* bytes in one field (unquoted)            4096 */
-	size_t max_fields;     /* fields in one row                          512 */
-	size_t max_row;        /* bytes in one row, quotes and delimiters 65536 */
-	size_t max_row_lines;  /* physical lines one row may span            100 */
-	size_t detect_rows;    /* data rows sampled to find the column       100 */
-	size_t detect_bytes;   /* most input buffered for detection      1048576 */
-	size_t read_chunk;     /* bytes per read() / inflate() call        65536 */
+	size_t max_field;     /* bytes in one field (unquoted)            4096 */
+	size_t max_fields;    /* fields in one row                          512 */
+	size_t max_row;	      /* bytes in one row, quotes and delimiters 65536 */
+	size_t max_row_lines; /* physical lines one row may span            100 */
+	size_t detect_rows;   /* data rows sampled to find the column       100 */
+	size_t detect_bytes;  /* most input buffered for detection      1048576 */
+	size_t read_chunk;    /* bytes per read() / inflate() call        65536 */
 	/* What one input may cost, for input nobody vouches for (an HTTP
 	 * upload: a small gzip can decode to gigabytes); 0 = no limit, the
 	 * default.  Going over one ends the input with an error (-1 from
 	 * emv_ingest_next, emv_ingest_over_limit() says which). */
-	uint64_t max_rows;        /* data rows handed out                       0 */
-	uint64_t max_bytes;       /* decompressed bytes read                    0 */
+	uint64_t max_rows;	  /* data rows handed out                       0 */
+	uint64_t max_bytes;	  /* decompressed bytes read                    0 */
 	uint64_t max_blank_lines; /* physical lines that gave no row (empty or
 	                             blank lines, the header)                   0 */
 } emv_ingest_limits;
 
-#define EMV_INGEST_MAX_FIELD      4096
-#define EMV_INGEST_MAX_FIELDS     512
-#define EMV_INGEST_MAX_ROW        65536
-#define EMV_INGEST_MAX_ROW_LINES  100
-#define EMV_INGEST_DETECT_ROWS    100
-#define EMV_INGEST_DETECT_BYTES   (1024 * 1024)
-#define EMV_INGEST_READ_CHUNK     65536
-#define EMV_INGEST_BINARY_WINDOW  65536  /* bytes examined for binary content */
+#define EMV_INGEST_MAX_FIELD 4096
+#define EMV_INGEST_MAX_FIELDS 512
+#define EMV_INGEST_MAX_ROW 65536
+#define EMV_INGEST_MAX_ROW_LINES 100
+#define EMV_INGEST_DETECT_ROWS 100
+#define EMV_INGEST_DETECT_BYTES (1024 * 1024)
+#define EMV_INGEST_READ_CHUNK 65536
+#define EMV_INGEST_BINARY_WINDOW 65536 /* bytes examined for binary content */
 
 void emv_ingest_limits_default(emv_ingest_limits *l);
 
@@ -110,28 +110,26 @@ typedef struct emv_ingest emv_ingest;
  * "list.csv: no email column; header fields: \"name\", \"phone\"").
  * Reads up to detect_bytes of input before returning.
  */
-emv_ingest *emv_ingest_open(const char *path, const emv_ingest_limits *l,
-                            char *err, size_t errlen);
+emv_ingest *emv_ingest_open(const char *path, const emv_ingest_limits *l, char *err, size_t errlen);
 /* Same on an open descriptor, which is read but never closed; name is for
  * messages. */
-emv_ingest *emv_ingest_open_fd(int fd, const char *name, const emv_ingest_limits *l,
-                               char *err, size_t errlen);
+emv_ingest *emv_ingest_open_fd(int fd, const char *name, const emv_ingest_limits *l, char *err, size_t errlen);
 /* Same on a buffer (plain or gzip), which must outlive the handle. */
-emv_ingest *emv_ingest_open_mem(const void *buf, size_t len, const char *name,
-                                const emv_ingest_limits *l, char *err, size_t errlen);
+emv_ingest *emv_ingest_open_mem(const void *buf, size_t len, const char *name, const emv_ingest_limits *l, char *err,
+				size_t errlen);
 
 typedef struct {
-	uint64_t row;        /* 1-based data row number (header and blank rows excluded) */
-	uint64_t line;       /* physical line (1-based) where the row starts */
-	const char *email;   /* email field, ASCII white space trimmed, NUL-terminated
+	uint64_t row;	   /* 1-based data row number (header and blank rows excluded) */
+	uint64_t line;	   /* physical line (1-based) where the row starts */
+	const char *email; /* email field, ASCII white space trimmed, NUL-terminated
 	                        (may hold other NULs: use email_len); NULL on a row error */
 	size_t email_len;
-	const char *raw;     /* the row re-serialised as CSV with ',' (fields quoted when
+	const char *raw; /* the row re-serialised as CSV with ',' (fields quoted when
 	                        they hold , " CR or LF); at most 2 * max_row + 4 * max_fields
 	                        + 16 bytes, whole fields left out on error rows when it
 	                        would be longer; NUL-terminated (may hold other NULs) */
 	size_t raw_len;
-	const char *error;   /* NULL, or "line 12: field 3 is 104857 bytes; the limit is 4096" */
+	const char *error; /* NULL, or "line 12: field 3 is 104857 bytes; the limit is 4096" */
 } emv_ingest_row;
 
 /*
@@ -163,12 +161,12 @@ uint64_t emv_ingest_bytes_read(const emv_ingest *in);
 uint64_t emv_ingest_input_size(const emv_ingest *in);
 
 typedef struct {
-	uint64_t rows;        /* rows returned (valid + error) */
-	uint64_t error_rows;  /* rows returned with an error */
-	uint64_t blank_rows;  /* rows skipped because every field was empty or white
+	uint64_t rows;	     /* rows returned (valid + error) */
+	uint64_t error_rows; /* rows returned with an error */
+	uint64_t blank_rows; /* rows skipped because every field was empty or white
 	                         space (",,", "  "); empty lines are not counted */
-	uint64_t lines;       /* physical lines consumed */
-	uint64_t bytes;       /* decompressed bytes consumed */
+	uint64_t lines;	     /* physical lines consumed */
+	uint64_t bytes;	     /* decompressed bytes consumed */
 } emv_ingest_stats;
 void emv_ingest_get_stats(const emv_ingest *in, emv_ingest_stats *st);
 

@@ -45,8 +45,7 @@ void ingest_tok_free(struct tok *t)
 
 size_t ingest_tok_memory(const struct tok *t)
 {
-	return t->fbuf_cap + t->fields_cap * sizeof(struct tok_field) + t->rec_cap +
-	       t->replay_cap + t->tmp_cap;
+	return t->fbuf_cap + t->fields_cap * sizeof(struct tok_field) + t->rec_cap + t->replay_cap + t->tmp_cap;
 }
 
 /* Grow *buf to hold need bytes (doubling, at least 256). */
@@ -151,7 +150,7 @@ static void field_literal(struct tok *t)
 {
 	size_t have = t->fbuf_len - t->fstart, i, n = 0, ws;
 	uint64_t flen = t->flen + t->fesc + 2 + t->after_ws;
-	const char *s = have ? t->fbuf + t->fstart : "";   /* fbuf may not exist yet */
+	const char *s = have ? t->fbuf + t->fstart : ""; /* fbuf may not exist yet */
 
 	ws = t->after_ws < t->lim.max_field ? (size_t)t->after_ws : t->lim.max_field;
 	ingest_grow(&t->tmp, &t->tmp_cap, 2 * have + 2 + ws);
@@ -307,7 +306,7 @@ static int tok_run(struct tok *t, const char **pp, const char *end)
 			} else if (c == '"' && t->delim >= 0) {
 				p++;
 				tok_byte(t);
-				t->fbuf_len = t->fstart;   /* white space before the quote */
+				t->fbuf_len = t->fstart; /* white space before the quote */
 				t->flen = 0;
 				t->state = T_QUOTED;
 			} else if (c == ' ' || c == '\t') {
@@ -352,8 +351,7 @@ static int tok_run(struct tok *t, const char **pp, const char *end)
 			const unsigned char *q = p, *lim = e;
 
 			if (t->recording) {
-				uint64_t room = t->row_bytes <= t->lim.max_row ?
-				                t->lim.max_row + 1 - t->row_bytes : 1;
+				uint64_t room = t->row_bytes <= t->lim.max_row ? t->lim.max_row + 1 - t->row_bytes : 1;
 				if ((uint64_t)(e - p) > room)
 					lim = p + room;
 			}
@@ -463,8 +461,7 @@ static int tok_run(struct tok *t, const char **pp, const char *end)
 			}
 			break;
 
-		default:
-			abort();   /* unknown state: a bug */
+		default: abort(); /* unknown state: a bug */
 		}
 
 		if (runaway != TE_NONE && t->recording) {
@@ -484,8 +481,7 @@ static int tok_run(struct tok *t, const char **pp, const char *end)
 static int tok_eof(struct tok *t)
 {
 	switch (t->state) {
-	case T_ROW_START:
-		return 0;
+	case T_ROW_START: return 0;
 	case T_QUOTED:
 		if (t->recording) {
 			tok_runaway(t, TE_RUNAWAY_EOF);
@@ -493,8 +489,7 @@ static int tok_eof(struct tok *t)
 		}
 		/* still open on its first line: taken as it is */
 		break;
-	default:
-		break;
+	default: break;
 	}
 	t->recording = 0;
 	t->rec_len = 0;
@@ -599,4 +594,3 @@ const char *ingest_tok_value(struct tok *t, size_t i, size_t *len)
 	*len = n;
 	return v;
 }
-

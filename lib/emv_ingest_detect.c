@@ -24,25 +24,66 @@
 
 /* Compared lower-cased (ASCII) with ASCII punctuation and spaces removed. */
 static const char *const email_names[] = {
-	"email", "emails", "emailaddress", "emailaddresses", "emailaddr", "emailid",
-	"mailaddress", "electronicmail", "electronicmailaddress", "eaddress",
-	"emailadresse", "emailadres", "emailadress", "emailadresa", "emailcím", "emailcim",
-	"epost", "epostadresse", "epostadress", "eposta", "epostaadresi",
-	"courriel", "adressecourriel", "adresseemail", "adressemail",
-	"adresseélectronique", "adresseelectronique", "mél",
-	"correo", "correoelectronico", "correoelectrónico", "direcciondecorreo",
-	"direccióndecorreo", "direcciondecorreoelectronico", "direccióndecorreoelectrónico",
-	"enderecodeemail", "endereçodeemail", "indirizzoemail", "postaelettronica",
-	"sähköposti", "sähköpostiosoite", "sahkoposti", "adresemail",
-	"электроннаяпочта", "メールアドレス", "電子メール", "电子邮件", "电子邮箱",
-	"邮箱", "邮件地址", "電子郵件", "이메일", "이메일주소",
+	"email",
+	"emails",
+	"emailaddress",
+	"emailaddresses",
+	"emailaddr",
+	"emailid",
+	"mailaddress",
+	"electronicmail",
+	"electronicmailaddress",
+	"eaddress",
+	"emailadresse",
+	"emailadres",
+	"emailadress",
+	"emailadresa",
+	"emailcím",
+	"emailcim",
+	"epost",
+	"epostadresse",
+	"epostadress",
+	"eposta",
+	"epostaadresi",
+	"courriel",
+	"adressecourriel",
+	"adresseemail",
+	"adressemail",
+	"adresseélectronique",
+	"adresseelectronique",
+	"mél",
+	"correo",
+	"correoelectronico",
+	"correoelectrónico",
+	"direcciondecorreo",
+	"direccióndecorreo",
+	"direcciondecorreoelectronico",
+	"direccióndecorreoelectrónico",
+	"enderecodeemail",
+	"endereçodeemail",
+	"indirizzoemail",
+	"postaelettronica",
+	"sähköposti",
+	"sähköpostiosoite",
+	"sahkoposti",
+	"adresemail",
+	"электроннаяпочта",
+	"メールアドレス",
+	"電子メール",
+	"电子邮件",
+	"电子邮箱",
+	"邮箱",
+	"邮件地址",
+	"電子郵件",
+	"이메일",
+	"이메일주소",
 };
 
 /* Weak names: chosen only when the data agrees. */
 static const char *const weak_names[] = {
-	"address", "addresses", "contact", "contacts", "login", "username", "user", "userid",
-	"recipient", "recipients", "to", "adresse", "direccion", "dirección", "indirizzo",
-	"endereco", "endereço",
+	"address",   "addresses", "contact",   "contacts",   "login",	 "username",
+	"user",	     "userid",	  "recipient", "recipients", "to",	 "adresse",
+	"direccion", "dirección", "indirizzo", "endereco",   "endereço",
 };
 
 /* 1: an email name; 2: mentions mail; 3: a weak name; 4: anything else. */
@@ -67,8 +108,7 @@ static int name_tier(const char *s, size_t len)
 	for (i = 0; i < sizeof(email_names) / sizeof(email_names[0]); i++)
 		if (strcmp(n, email_names[i]) == 0)
 			return 1;
-	if (strstr(n, "mail") || strstr(n, "courriel") || strstr(n, "correo") ||
-	    strstr(n, "メール") || strstr(n, "邮"))
+	if (strstr(n, "mail") || strstr(n, "courriel") || strstr(n, "correo") || strstr(n, "メール") || strstr(n, "邮"))
 		return 2;
 	for (i = 0; i < sizeof(weak_names) / sizeof(weak_names[0]); i++)
 		if (strcmp(n, weak_names[i]) == 0)
@@ -146,16 +186,16 @@ int ingest_sniff_delim(const char *s, size_t n, size_t max, size_t max_lines)
 
 
 struct detect {
-	uint64_t nrec;             /* non-blank rows seen */
+	uint64_t nrec; /* non-blank rows seen */
 	uint64_t r1_line;
 	int r1_err;
-	size_t r1_n;               /* stored fields of row 1 */
+	size_t r1_n; /* stored fields of row 1 */
 	unsigned char *r1_tier, *r1_at;
-	char (*r1_name)[48];       /* sanitised, for messages */
+	char (*r1_name)[48]; /* sanitised, for messages */
 	char *header;
-	char r1_msg[320];          /* row 1's error */
-	size_t *at;                /* per column: later valid rows with '@' */
-	uint64_t sampled;          /* later valid rows */
+	char r1_msg[320]; /* row 1's error */
+	size_t *at;	  /* per column: later valid rows with '@' */
+	uint64_t sampled; /* later valid rows */
 };
 
 static void detect_free(struct detect *d)
@@ -192,7 +232,7 @@ static void detect_row1(emv_ingest *in, struct detect *d, struct tok *t)
 		d->r1_tier[i] = (unsigned char)name_tier(v, len);
 		d->r1_at[i] = (unsigned char)has_at(v, len);
 		if (t->delim < 0 && d->r1_tier[i] > 1 && !wordlike(v, len))
-			d->r1_tier[i] = 5;   /* one column: not a header */
+			d->r1_tier[i] = 5; /* one column: not a header */
 		emv_sanitize(d->r1_name[i], sizeof(d->r1_name[i]), v, len);
 	}
 }
@@ -266,8 +306,7 @@ int ingest_detect(emv_ingest *in, char *err, size_t errlen)
 		if (in->eof)
 			emv_set_err(err, errlen, "%s: empty file (only blank lines)", in->name);
 		else
-			emv_set_err(err, errlen, "%s: no complete row in the first %zu bytes", in->name,
-			        in->sniff_len);
+			emv_set_err(err, errlen, "%s: no complete row in the first %zu bytes", in->name, in->sniff_len);
 		goto out;
 	}
 
@@ -299,40 +338,45 @@ int ingest_detect(emv_ingest *in, char *err, size_t errlen)
 			int c = pick_column(&d, d.at, sampled, 1);
 			if (c < 0) {
 				if (in->delim)
-					emv_set_err(err, errlen, "%s: no email column; the first row is not a "
-					        "header and no column has '@' in at least half of the "
-					        "%llu rows sampled", in->name, (unsigned long long)sampled);
+					emv_set_err(err, errlen,
+						    "%s: no email column; the first row is not a "
+						    "header and no column has '@' in at least half of the "
+						    "%llu rows sampled",
+						    in->name, (unsigned long long)sampled);
 				else
-					emv_set_err(err, errlen, "%s: no email addresses; fewer than half of "
-					        "the %llu lines sampled contain '@'", in->name,
-					        (unsigned long long)sampled);
+					emv_set_err(err, errlen,
+						    "%s: no email addresses; fewer than half of "
+						    "the %llu lines sampled contain '@'",
+						    in->name, (unsigned long long)sampled);
 				goto out;
 			}
 			in->col = in->delim ? c : -1;
 		} else if (d.r1_err) {
-			emv_set_err(err, errlen, "%s: cannot read the header row: %s", in->name,
-			        d.r1_msg);
+			emv_set_err(err, errlen, "%s: cannot read the header row: %s", in->name, d.r1_msg);
 			goto out;
 		} else {
 			/* 3. a header without an email name: the data decides */
 			int c = pick_column(&d, d.at, d.sampled, 0);
 			if (c < 0 && !in->delim) {
-				emv_set_err(err, errlen, "%s: no email addresses; fewer than half of the "
-				        "%llu lines sampled after the first (\"%s\") contain '@'",
-				        in->name, (unsigned long long)d.sampled, d.r1_name[0]);
+				emv_set_err(err, errlen,
+					    "%s: no email addresses; fewer than half of the "
+					    "%llu lines sampled after the first (\"%s\") contain '@'",
+					    in->name, (unsigned long long)d.sampled, d.r1_name[0]);
 				goto out;
 			}
 			if (c < 0) {
 				list_fields(&d, fields, sizeof(fields));
 				if (d.sampled)
-					emv_set_err(err, errlen, "%s: no email column; header fields: %s; none "
-					        "is named like email and none has '@' in at least half of "
-					        "the %llu rows sampled", in->name, fields,
-					        (unsigned long long)d.sampled);
+					emv_set_err(err, errlen,
+						    "%s: no email column; header fields: %s; none "
+						    "is named like email and none has '@' in at least half of "
+						    "the %llu rows sampled",
+						    in->name, fields, (unsigned long long)d.sampled);
 				else
-					emv_set_err(err, errlen, "%s: no email column; header fields: %s; none "
-					        "is named like email and there are no data rows", in->name,
-					        fields);
+					emv_set_err(err, errlen,
+						    "%s: no email column; header fields: %s; none "
+						    "is named like email and there are no data rows",
+						    in->name, fields);
 				goto out;
 			}
 			in->col = c;
@@ -363,18 +407,13 @@ void ingest_describe(emv_ingest *in)
 		emv_strlcpy(dl, "TAB", sizeof(dl));
 	else
 		snprintf(dl, sizeof(dl), "'%c'", in->delim);
-	o = (size_t)snprintf(in->desc, sizeof(in->desc), "%s%s", in->gz ? "gzip, " : "",
-	                     in->bom ? "UTF-8 BOM, " : "");
+	o = (size_t)snprintf(in->desc, sizeof(in->desc), "%s%s", in->gz ? "gzip, " : "", in->bom ? "UTF-8 BOM, " : "");
 	if (!in->delim && !in->has_header)
 		snprintf(in->desc + o, sizeof(in->desc) - o, "one address per line, no header");
 	else if (!in->delim)
-		snprintf(in->desc + o, sizeof(in->desc) - o, "one column, header \"%s\" (by %s)",
-		         in->col_name, in->by);
+		snprintf(in->desc + o, sizeof(in->desc) - o, "one column, header \"%s\" (by %s)", in->col_name, in->by);
 	else
-		snprintf(in->desc + o, sizeof(in->desc) - o,
-		         "CSV delimited by %s, %s, email column %d%s%s%s (by %s)", dl,
-		         in->has_header ? "header" : "no header", in->col + 1,
-		         in->has_header ? " \"" : "", in->has_header ? in->col_name : "",
-		         in->has_header ? "\"" : "", in->by);
+		snprintf(in->desc + o, sizeof(in->desc) - o, "CSV delimited by %s, %s, email column %d%s%s%s (by %s)",
+			 dl, in->has_header ? "header" : "no header", in->col + 1, in->has_header ? " \"" : "",
+			 in->has_header ? in->col_name : "", in->has_header ? "\"" : "", in->by);
 }
-

@@ -59,48 +59,48 @@ enum tok_state { T_ROW_START, T_FIELD_START, T_UNQUOTED, T_QUOTED, T_QUOTE_SEEN,
 /* Row errors, most specific first when several apply. */
 enum tok_err {
 	TE_NONE = 0,
-	TE_FIELD,          /* a field over max_field */
-	TE_FIELDS,         /* more than max_fields fields */
-	TE_ROW,            /* more than max_row bytes */
-	TE_RUNAWAY_BYTES,  /* quoted field still open at max_row bytes */
-	TE_RUNAWAY_LINES,  /* ... at max_row_lines lines */
-	TE_RUNAWAY_EOF     /* ... at the end of the input */
+	TE_FIELD,	  /* a field over max_field */
+	TE_FIELDS,	  /* more than max_fields fields */
+	TE_ROW,		  /* more than max_row bytes */
+	TE_RUNAWAY_BYTES, /* quoted field still open at max_row bytes */
+	TE_RUNAWAY_LINES, /* ... at max_row_lines lines */
+	TE_RUNAWAY_EOF	  /* ... at the end of the input */
 };
 
 struct tok_field {
-	size_t off, len;   /* stored bytes in fbuf (NUL follows when there was room) */
+	size_t off, len; /* stored bytes in fbuf (NUL follows when there was room) */
 };
 
 struct tok {
 	emv_ingest_limits lim;
-	int delim;                   /* -1: one column, no quoting */
-	unsigned char stop_u[256];   /* bytes that end a run in an unquoted field */
-	unsigned char stop_q[256];   /* ... in a quoted field */
+	int delim;		   /* -1: one column, no quoting */
+	unsigned char stop_u[256]; /* bytes that end a run in an unquoted field */
+	unsigned char stop_q[256]; /* ... in a quoted field */
 
 	int state;
-	uint64_t line;               /* line of the next byte */
-	int prev_cr;                 /* last byte was a CR line break */
-	int line_open;               /* bytes consumed since the last line break */
+	uint64_t line; /* line of the next byte */
+	int prev_cr;   /* last byte was a CR line break */
+	int line_open; /* bytes consumed since the last line break */
 	uint64_t blank_rows;
-	uint64_t empty_lines;        /* lines with nothing on them between rows */
+	uint64_t empty_lines; /* lines with nothing on them between rows */
 
 	/* the current row */
 	uint64_t row_line;
-	uint64_t row_bytes;          /* bytes consumed, without the ending line break */
-	uint64_t row_breaks;         /* line breaks inside quotes */
-	size_t nfields;              /* completed fields (stored: min(nfields, max_fields)) */
-	uint64_t flen;               /* true length of the current field's value */
-	size_t fstart;               /* the current field's offset in fbuf */
-	uint64_t fesc;               /* "" pairs in the current quoted field */
-	uint64_t after_ws;           /* white space after its closing quote */
+	uint64_t row_bytes;  /* bytes consumed, without the ending line break */
+	uint64_t row_breaks; /* line breaks inside quotes */
+	size_t nfields;	     /* completed fields (stored: min(nfields, max_fields)) */
+	uint64_t flen;	     /* true length of the current field's value */
+	size_t fstart;	     /* the current field's offset in fbuf */
+	uint64_t fesc;	     /* "" pairs in the current quoted field */
+	uint64_t after_ws;   /* white space after its closing quote */
 	char *fbuf;
 	size_t fbuf_len, fbuf_cap, fbuf_max;
 	struct tok_field *fields;
 	size_t fields_cap;
 	int err;
-	size_t err_field;            /* 1-based */
+	size_t err_field; /* 1-based */
 	uint64_t err_size;
-	uint64_t err_last_line;      /* runaway: last line of the error row */
+	uint64_t err_last_line; /* runaway: last line of the error row */
 
 	/*
 	 * Runaway quote recovery.  From the first line break inside the
@@ -153,12 +153,12 @@ struct emv_ingest {
 	size_t mem_len, mem_pos;
 	int raw_eof;
 	uint64_t raw_read, size;
-	unsigned char *zin;          /* raw read buffer (fd) */
+	unsigned char *zin; /* raw read buffer (fd) */
 	size_t zin_cap, pend_pos, pend_len;
 	int gz, gz_live, gz_done, gz_failed;
 	unsigned gz_members;
 	z_stream zs;
-	size_t zmem;                 /* bytes allocated by zlib */
+	size_t zmem; /* bytes allocated by zlib */
 
 	/* decoded stream */
 	char *sniff;
@@ -173,8 +173,8 @@ struct emv_ingest {
 	struct tok tok;
 
 	/* format */
-	int delim;                   /* 0: one column */
-	int col;                     /* -1: one address per line */
+	int delim; /* 0: one column */
+	int col;   /* -1: one address per line */
 	int has_header, skip_header, bom;
 	const char *by;
 	char *header;
@@ -184,7 +184,7 @@ struct emv_ingest {
 	/* progress */
 	uint64_t rows, err_rows;
 	int failed;
-	int over_limit;              /* failed past max_rows/max_bytes/max_blank_lines */
+	int over_limit; /* failed past max_rows/max_bytes/max_blank_lines */
 	char err[512];
 
 	char *raw;

@@ -90,46 +90,46 @@ void ingest_row_error(emv_ingest *in, const struct tok *t)
 	switch (t->err) {
 	case TE_FIELD:
 		if (t->delim < 0)
-			snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: line is %llu bytes; the "
-			         "limit is %zu", line, (unsigned long long)t->err_size, t->lim.max_field);
+			snprintf(in->rowerr, sizeof(in->rowerr),
+				 "line %llu: line is %llu bytes; the "
+				 "limit is %zu",
+				 line, (unsigned long long)t->err_size, t->lim.max_field);
 		else
-			snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: field %zu is %llu bytes; "
-			         "the limit is %zu", line, t->err_field,
-			         (unsigned long long)t->err_size, t->lim.max_field);
+			snprintf(in->rowerr, sizeof(in->rowerr),
+				 "line %llu: field %zu is %llu bytes; "
+				 "the limit is %zu",
+				 line, t->err_field, (unsigned long long)t->err_size, t->lim.max_field);
 		return;
 	case TE_FIELDS:
-		snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: %zu fields; the limit is %zu",
-		         line, t->nfields, t->lim.max_fields);
+		snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: %zu fields; the limit is %zu", line, t->nfields,
+			 t->lim.max_fields);
 		return;
 	case TE_ROW:
-		snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: row is %llu bytes; the limit "
-		         "is %zu", line, (unsigned long long)t->row_bytes, t->lim.max_row);
+		snprintf(in->rowerr, sizeof(in->rowerr),
+			 "line %llu: row is %llu bytes; the limit "
+			 "is %zu",
+			 line, (unsigned long long)t->row_bytes, t->lim.max_row);
 		return;
-	case TE_RUNAWAY_BYTES:
-		why = "is still open after the row limit of";
-		break;
-	case TE_RUNAWAY_LINES:
-		why = "is still open after the line limit of";
-		break;
-	default:
-		why = "is not closed by the end of the input";
-		break;
+	case TE_RUNAWAY_BYTES: why = "is still open after the row limit of"; break;
+	case TE_RUNAWAY_LINES: why = "is still open after the line limit of"; break;
+	default: why = "is not closed by the end of the input"; break;
 	}
 	if (t->err_last_line > t->row_line)
-		snprintf(span, sizeof(span), "lines %llu-%llu", line,
-		         (unsigned long long)t->err_last_line);
+		snprintf(span, sizeof(span), "lines %llu-%llu", line, (unsigned long long)t->err_last_line);
 	else
 		snprintf(span, sizeof(span), "line %llu", line);
 	if (t->err == TE_RUNAWAY_EOF)
-		snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: quoted field %zu %s; %s "
-		         "rejected, reading resumes at line %llu", line, t->err_field, why, span,
-		         (unsigned long long)t->err_last_line + 1);
+		snprintf(in->rowerr, sizeof(in->rowerr),
+			 "line %llu: quoted field %zu %s; %s "
+			 "rejected, reading resumes at line %llu",
+			 line, t->err_field, why, span, (unsigned long long)t->err_last_line + 1);
 	else
-		snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: quoted field %zu %s %zu %s; "
-		         "%s rejected, reading resumes at line %llu", line, t->err_field, why,
-		         t->err == TE_RUNAWAY_BYTES ? t->lim.max_row : t->lim.max_row_lines,
-		         t->err == TE_RUNAWAY_BYTES ? "bytes" : "lines", span,
-		         (unsigned long long)t->err_last_line + 1);
+		snprintf(in->rowerr, sizeof(in->rowerr),
+			 "line %llu: quoted field %zu %s %zu %s; "
+			 "%s rejected, reading resumes at line %llu",
+			 line, t->err_field, why, t->err == TE_RUNAWAY_BYTES ? t->lim.max_row : t->lim.max_row_lines,
+			 t->err == TE_RUNAWAY_BYTES ? "bytes" : "lines", span,
+			 (unsigned long long)t->err_last_line + 1);
 }
 
 static void build_row(emv_ingest *in, emv_ingest_row *row)
@@ -150,14 +150,15 @@ static void build_row(emv_ingest *in, emv_ingest_row *row)
 	if (t->err) {
 		ingest_row_error(in, t);
 	} else if (col >= t->nfields) {
-		snprintf(in->rowerr, sizeof(in->rowerr), "line %llu: %zu field%s; the email "
-		         "column is field %zu%s%s%s", (unsigned long long)t->row_line, t->nfields,
-		         t->nfields == 1 ? "" : "s", col + 1, in->col_name[0] ? " (\"" : "",
-		         in->col_name, in->col_name[0] ? "\")" : "");
+		snprintf(in->rowerr, sizeof(in->rowerr),
+			 "line %llu: %zu field%s; the email "
+			 "column is field %zu%s%s%s",
+			 (unsigned long long)t->row_line, t->nfields, t->nfields == 1 ? "" : "s", col + 1,
+			 in->col_name[0] ? " (\"" : "", in->col_name, in->col_name[0] ? "\")" : "");
 	} else {
 		size_t len;
 		const char *v = ingest_tok_value(t, col, &len);
-		((char *)v)[len] = '\0';   /* inside fbuf, which we own */
+		((char *)v)[len] = '\0'; /* inside fbuf, which we own */
 		row->email = v;
 		row->email_len = len;
 		return;
@@ -171,13 +172,13 @@ static int over_limit(emv_ingest *in)
 {
 	if (in->lim.max_bytes && in->bytes > in->lim.max_bytes) {
 		emv_set_err(in->err, sizeof(in->err), "%s: over the limit of %llu bytes once decompressed", in->name,
-		        (unsigned long long)in->lim.max_bytes);
+			    (unsigned long long)in->lim.max_bytes);
 		in->over_limit = in->failed = 1;
 		return 1;
 	}
 	if (in->lim.max_blank_lines && in->tok.blank_rows + in->tok.empty_lines > in->lim.max_blank_lines) {
 		emv_set_err(in->err, sizeof(in->err), "%s: over the limit of %llu empty or blank lines", in->name,
-		        (unsigned long long)in->lim.max_blank_lines);
+			    (unsigned long long)in->lim.max_blank_lines);
 		in->over_limit = in->failed = 1;
 		return 1;
 	}
@@ -200,8 +201,8 @@ int emv_ingest_next(emv_ingest *in, emv_ingest_row *row)
 				continue;
 			}
 			if (in->lim.max_rows && in->rows >= in->lim.max_rows) {
-				emv_set_err(in->err, sizeof(in->err), "%s: over the limit of %llu rows",
-				        in->name, (unsigned long long)in->lim.max_rows);
+				emv_set_err(in->err, sizeof(in->err), "%s: over the limit of %llu rows", in->name,
+					    (unsigned long long)in->lim.max_rows);
 				in->over_limit = in->failed = 1;
 				return -1;
 			}
@@ -241,4 +242,3 @@ int emv_ingest_next(emv_ingest *in, emv_ingest_row *row)
 		in->end = in->chunk + n;
 	}
 }
-

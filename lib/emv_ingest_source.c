@@ -118,7 +118,7 @@ static ssize_t gz_read(emv_ingest *in, char *dst, size_t cap)
 				in->gz_done = 1;
 				return (ssize_t)produced;
 			}
-			inflateReset(&in->zs);   /* the next member */
+			inflateReset(&in->zs); /* the next member */
 			in->gz_members++;
 			if (produced)
 				return (ssize_t)produced;
@@ -140,7 +140,7 @@ static ssize_t gz_read(emv_ingest *in, char *dst, size_t cap)
 			emv_set_err(in->err, sizeof(in->err), "%s: truncated gzip data", in->name);
 		else
 			emv_set_err(in->err, sizeof(in->err), "%s: corrupt gzip data (%s)", in->name,
-			        in->zs.msg ? in->zs.msg : "inflate failed");
+				    in->zs.msg ? in->zs.msg : "inflate failed");
 		/* hand out what was decoded before the damage; fail next time */
 		in->gz_failed = 1;
 		return produced ? (ssize_t)produced : -1;
@@ -265,7 +265,9 @@ static const struct {
 	{ "PK\x05\x06", 4, "an empty ZIP archive" },
 	{ "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8, "a Microsoft Office document (.xls?); export the sheet as CSV" },
 	{ "%PDF-", 5, "a PDF document, not a CSV or text list" },
-	{ "\xfd" "7zXZ", 5, "xz-compressed; only gzip is supported, decompress it first" },
+	{ "\xfd"
+	  "7zXZ",
+	  5, "xz-compressed; only gzip is supported, decompress it first" },
 	{ "\x28\xb5\x2f\xfd", 4, "zstd-compressed; only gzip is supported, decompress it first" },
 	{ "7z\xbc\xaf\x27\x1c", 6, "a 7-Zip archive; extract it first" },
 	{ "Rar!\x1a\x07", 6, "a RAR archive; extract it first" },
@@ -295,8 +297,10 @@ int ingest_sniff_check(emv_ingest *in, char *err, size_t errlen)
 	}
 	if (n >= 10 && memcmp(s, "BZh", 3) == 0 && s[3] >= '1' && s[3] <= '9' &&
 	    memcmp(s + 4, "\x31\x41\x59\x26\x53\x59", 6) == 0) {
-		emv_set_err(err, errlen, "%s: looks like bzip2-compressed data; only gzip is supported, "
-		        "decompress it first", in->name);
+		emv_set_err(err, errlen,
+			    "%s: looks like bzip2-compressed data; only gzip is supported, "
+			    "decompress it first",
+			    in->name);
 		return -1;
 	}
 	if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
@@ -307,11 +311,15 @@ int ingest_sniff_check(emv_ingest *in, char *err, size_t errlen)
 		unsigned c = s[i];
 		if (c == 0) {
 			if (w >= 4 && ((s[0] && !s[1] && s[2] && !s[3]) || (!s[0] && s[1] && !s[2] && s[3])))
-				emv_set_err(err, errlen, "%s: looks like UTF-16 text without a byte-order mark; "
-				        "save it as UTF-8", in->name);
+				emv_set_err(err, errlen,
+					    "%s: looks like UTF-16 text without a byte-order mark; "
+					    "save it as UTF-8",
+					    in->name);
 			else
-				emv_set_err(err, errlen, "%s: binary data (NUL byte at offset %zu), not a CSV "
-				        "or text list", in->name, i);
+				emv_set_err(err, errlen,
+					    "%s: binary data (NUL byte at offset %zu), not a CSV "
+					    "or text list",
+					    in->name, i);
 			return -1;
 		}
 		if ((c < 0x20 && !is_ws((unsigned char)c) && c != 0x1b) || c == 0x7f) {
@@ -328,13 +336,17 @@ int ingest_sniff_check(emv_ingest *in, char *err, size_t errlen)
 	}
 	w -= in->bom;
 	if (w && ctrl * 10 > w) {
-		emv_set_err(err, errlen, "%s: binary data (%zu of the first %zu bytes are control "
-		        "characters), not a CSV or text list", in->name, ctrl, w);
+		emv_set_err(err, errlen,
+			    "%s: binary data (%zu of the first %zu bytes are control "
+			    "characters), not a CSV or text list",
+			    in->name, ctrl, w);
 		return -1;
 	}
 	if (w && (ctrl + bad) * 10 > w * 3) {
-		emv_set_err(err, errlen, "%s: binary data (%zu of the first %zu bytes are neither text "
-		        "nor UTF-8), not a CSV or text list", in->name, ctrl + bad, w);
+		emv_set_err(err, errlen,
+			    "%s: binary data (%zu of the first %zu bytes are neither text "
+			    "nor UTF-8), not a CSV or text list",
+			    in->name, ctrl + bad, w);
 		return -1;
 	}
 	if (w == 0 && in->eof) {
@@ -343,4 +355,3 @@ int ingest_sniff_check(emv_ingest *in, char *err, size_t errlen)
 	}
 	return 0;
 }
-

@@ -61,7 +61,8 @@ static int ensure(rd_kafka_t *rk, const char *topic, int partitions, int compact
 			rc = EMV_ERR;
 		} else if (n == 1 && rd_kafka_topic_result_error(tr[0]) &&
 			   rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-			emv_set_err(err, errlen, "creating topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+			emv_set_err(err, errlen, "creating topic %s: %s", topic,
+				    rd_kafka_topic_result_error_string(tr[0]));
 			rc = EMV_ERR;
 		}
 		rd_kafka_event_destroy(ev);
@@ -131,8 +132,8 @@ struct emv_kafka_mock {
 
 emv_kafka_mock *emv_kafka_mock_new(int brokers, char *err, size_t errlen)
 {
-	static const char *const topics[] = { EMV_TOPIC_BATCHES, EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY,
-					      EMV_TOPIC_IP_STATE, EMV_TOPIC_REROUTE };
+	static const char *const topics[] = { EMV_TOPIC_BATCHES, EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY, EMV_TOPIC_IP_STATE,
+					      EMV_TOPIC_REROUTE };
 	emv_kafka_mock *m = emv_xcalloc(1, sizeof *m);
 	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	char errstr[256];

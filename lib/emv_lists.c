@@ -34,16 +34,16 @@
 #include "emv_util.h"
 
 
-#define DOMAIN_MAX        EMV_HOST_NAME_MAX
-#define LOCAL_MAX         64      /* RFC 5321 local part */
-#define LABEL_MAX         63
-#define ARENA_BLOCK       65536   /* bytes per arena block */
-#define STRSET_MIN_BITS   6       /* 64 slots */
-#define WARN_PER_FILE     5       /* bad lines logged one by one per file */
+#define DOMAIN_MAX EMV_HOST_NAME_MAX
+#define LOCAL_MAX 64 /* RFC 5321 local part */
+#define LABEL_MAX 63
+#define ARENA_BLOCK 65536 /* bytes per arena block */
+#define STRSET_MIN_BITS 6 /* 64 slots */
+#define WARN_PER_FILE 5	  /* bad lines logged one by one per file */
 #define SUGGEST_MAX_EDITS 2
-#define NAME_FIXED_MAX    3       /* names this short are never edited */
-#define NAME_KEYBOARD_MIN 5       /* from here, neighbouring-key edits */
-#define NAME_TWO_EDITS    10      /* from here, two slips */
+#define NAME_FIXED_MAX 3    /* names this short are never edited */
+#define NAME_KEYBOARD_MIN 5 /* from here, neighbouring-key edits */
+#define NAME_TWO_EDITS 10   /* from here, two slips */
 
 /* ------------------------------------------------------------------ */
 /* Arena: strings of a set live in a few big blocks, freed together.   */
@@ -87,21 +87,21 @@ static void arena_free(struct arena_block *b)
 /* String set: open addressing, linear probing, load factor <= 1/2.    */
 
 struct strset_slot {
-	const char *key;   /* NULL: empty */
+	const char *key; /* NULL: empty */
 	uint32_t len;
 	uint32_t hash;
 };
 
 struct emv_strset {
 	struct strset_slot *slots;
-	unsigned bits;     /* capacity is 1 << bits */
+	unsigned bits; /* capacity is 1 << bits */
 	size_t count;
 	struct arena_block *arena;
 };
 
 static uint32_t strset_hash(const char *s, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a, 64 bit */
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, 64 bit */
 	size_t i;
 
 	for (i = 0; i < len; i++) {
@@ -215,9 +215,9 @@ size_t emv_strset_count(const emv_strset *s)
 
 /* A popular domain of typo_domains.txt, in file order. */
 struct typo_target {
-	const char *domain;  /* stored in the typo set's arena */
+	const char *domain; /* stored in the typo set's arena */
 	size_t len;
-	size_t namelen;      /* length of the first label */
+	size_t namelen; /* length of the first label */
 };
 
 struct emv_lists {
@@ -283,8 +283,8 @@ static const char *local_entry_problem(const char *s, size_t len)
  * Read DIR/NAME into set; entries of the typo file are also appended to
  * l->targets.  Only I/O errors fail.
  */
-static int load_file(emv_lists *l, const char *dir, const char *name, enum entry_kind kind,
-                     emv_strset *set, char *err, size_t errlen)
+static int load_file(emv_lists *l, const char *dir, const char *name, enum entry_kind kind, emv_strset *set, char *err,
+		     size_t errlen)
 {
 	char path[4096], line[EMV_LISTS_LINE_MAX + 1];
 	size_t lineno = 0, bad = 0, cap = 0;
@@ -334,8 +334,7 @@ static int load_file(emv_lists *l, const char *dir, const char *name, enum entry
 			if (len == 0)
 				goto next;
 			emv_ascii_lower(s);
-			why = kind == ENTRY_DOMAIN ? domain_entry_problem(s, len)
-			                           : local_entry_problem(s, len);
+			why = kind == ENTRY_DOMAIN ? domain_entry_problem(s, len) : local_entry_problem(s, len);
 			if (!why) {
 				stored = strset_intern(set, s, len, &added);
 				if (collect && added && stored) {
@@ -380,9 +379,11 @@ emv_lists *emv_lists_load(const char *datadir, char *err, size_t errlen)
 		emv_lists_free(l);
 		return NULL;
 	}
-	emv_log(EMV_LOG_INFO, "lists", "loaded from %s: %zu role, %zu disposable, %zu free, "
-	        "%zu typo targets, %zu lines skipped", dir, emv_strset_count(l->role),
-	        emv_strset_count(l->disposable), emv_strset_count(l->free), l->ntargets, l->skipped);
+	emv_log(EMV_LOG_INFO, "lists",
+		"loaded from %s: %zu role, %zu disposable, %zu free, "
+		"%zu typo targets, %zu lines skipped",
+		dir, emv_strset_count(l->role), emv_strset_count(l->disposable), emv_strset_count(l->free), l->ntargets,
+		l->skipped);
 	return l;
 }
 
@@ -490,14 +491,13 @@ unsigned emv_lists_flags(const emv_lists *l, const char *local, const char *doma
 /* Typo suggestions.                                                   */
 
 /* Assigned two-letter country-code TLDs (IANA root zone), as pairs. */
-static const char cctlds[] =
-	"acadaeafagaialamaoaqarasatauawaxazbabbbdbebfbgbhbibjbmbnbobqbrbsbtbvbwbybz"
-	"cacccdcfcgchcickclcmcncocrcucvcwcxcyczdedjdkdmdodzeceeegereseteufifjfkfmfo"
-	"frgagbgdgegfggghgiglgmgngpgqgrgsgtgugwgyhkhmhnhrhthuidieiliminioiqirisitje"
-	"jmjojpkekgkhkikmknkpkrkwkykzlalblclilklrlsltlulvlymamcmdmemgmhmkmlmmmnmomp"
-	"mqmrmsmtmumvmwmxmymznancnenfngninlnonpnrnunzompapepfpgphpkplpmpnprpsptpwpy"
-	"qarerorsrurwsasbscsdsesgshsisjskslsmsnsosrssstsusvsxsysztctdtftgthtjtktltm"
-	"tntotrtttvtwtzuaugukusuyuzvavcvevgvivnvuwfwsyeytzazmzw";
+static const char cctlds[] = "acadaeafagaialamaoaqarasatauawaxazbabbbdbebfbgbhbibjbmbnbobqbrbsbtbvbwbybz"
+			     "cacccdcfcgchcickclcmcncocrcucvcwcxcyczdedjdkdmdodzeceeegereseteufifjfkfmfo"
+			     "frgagbgdgegfggghgiglgmgngpgqgrgsgtgugwgyhkhmhnhrhthuidieiliminioiqirisitje"
+			     "jmjojpkekgkhkikmknkpkrkwkykzlalblclilklrlsltlulvlymamcmdmemgmhmkmlmmmnmomp"
+			     "mqmrmsmtmumvmwmxmymznancnenfngninlnonpnrnunzompapepfpgphpkplpmpnprpsptpwpy"
+			     "qarerorsrurwsasbscsdsesgshsisjskslsmsnsosrssstsusvsxsysztctdtftgthtjtktltm"
+			     "tntotrtttvtwtzuaugukusuyuzvavcvevgvivnvuwfwsyeytzazmzw";
 
 static int is_cctld(const char *label, size_t len)
 {
@@ -528,13 +528,11 @@ static const char *last_label(const char *s, size_t n, size_t *len)
  * (r + 1, c - 1) and (r + 1, c).  Positions are row * 16 + column + 1.
  */
 static const unsigned char kbd_at[128] = {
-	['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6,
-	['7'] = 7, ['8'] = 8, ['9'] = 9, ['0'] = 10, ['-'] = 11,
-	['q'] = 17, ['w'] = 18, ['e'] = 19, ['r'] = 20, ['t'] = 21, ['y'] = 22,
-	['u'] = 23, ['i'] = 24, ['o'] = 25, ['p'] = 26,
-	['a'] = 33, ['s'] = 34, ['d'] = 35, ['f'] = 36, ['g'] = 37, ['h'] = 38,
-	['j'] = 39, ['k'] = 40, ['l'] = 41,
-	['z'] = 49, ['x'] = 50, ['c'] = 51, ['v'] = 52, ['b'] = 53, ['n'] = 54, ['m'] = 55,
+	['1'] = 1,  ['2'] = 2,	['3'] = 3,  ['4'] = 4,	['5'] = 5,  ['6'] = 6,	['7'] = 7,  ['8'] = 8,
+	['9'] = 9,  ['0'] = 10, ['-'] = 11, ['q'] = 17, ['w'] = 18, ['e'] = 19, ['r'] = 20, ['t'] = 21,
+	['y'] = 22, ['u'] = 23, ['i'] = 24, ['o'] = 25, ['p'] = 26, ['a'] = 33, ['s'] = 34, ['d'] = 35,
+	['f'] = 36, ['g'] = 37, ['h'] = 38, ['j'] = 39, ['k'] = 40, ['l'] = 41, ['z'] = 49, ['x'] = 50,
+	['c'] = 51, ['v'] = 52, ['b'] = 53, ['n'] = 54, ['m'] = 55,
 };
 
 static int kbd_pos(char c, int *row, int *col)
@@ -617,8 +615,7 @@ static int min3(int a, int b, int c)
  * or bound + 1 when above bound.  Three rolling rows; stops early once two
  * consecutive rows are above bound (a swap reaches back two rows).
  */
-static int edit_distance(enum edit_mode mode, const char *a, size_t n, const char *b, size_t m,
-                         int bound)
+static int edit_distance(enum edit_mode mode, const char *a, size_t n, const char *b, size_t m, int bound)
 {
 	int rows[3][DOMAIN_MAX + 2], ins[DOMAIN_MAX];
 	int *pp = rows[0], *prev = rows[1], *cur = rows[2], *t;
@@ -638,9 +635,8 @@ static int edit_distance(enum edit_mode mode, const char *a, size_t n, const cha
 		rowmin = cur[0];
 		for (j = 1; j <= m; j++) {
 			int same = a[i - 1] == b[j - 1];
-			int v = min3(prev[j] + ins[i - 1],
-			             cur[j - 1] + delete_cost(mode, j - 1),
-			             prev[j - 1] + (same ? 0 : substitute_cost(mode, a[i - 1], b, m, j - 1)));
+			int v = min3(prev[j] + ins[i - 1], cur[j - 1] + delete_cost(mode, j - 1),
+				     prev[j - 1] + (same ? 0 : substitute_cost(mode, a[i - 1], b, m, j - 1)));
 			if (i > 1 && j > 1 && !same && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
 			    pp[j - 2] + 1 < v)
 				v = pp[j - 2] + 1;
@@ -686,7 +682,7 @@ static int suffix_cost(const char *in, size_t n, const char *p, size_t L)
 	a = last_label(in, n, &alen);
 	b = last_label(p, L, &blen);
 	if (is_cctld(a, alen) && is_cctld(b, blen))
-		return -1;   /* two real countries: a regional domain, not a typo */
+		return -1; /* two real countries: a regional domain, not a typo */
 	return 1;
 }
 
@@ -705,8 +701,7 @@ static int equals_undotted(const char *in, size_t n, const struct typo_target *t
 	return j == n;
 }
 
-int emv_lists_suggest(const emv_lists *l, const char *local, const char *domain,
-                      char *out, size_t outlen)
+int emv_lists_suggest(const emv_lists *l, const char *local, const char *domain, char *out, size_t outlen)
 {
 	char d[DOMAIN_MAX + 1];
 	const struct typo_target *best = NULL;
@@ -732,8 +727,7 @@ int emv_lists_suggest(const emv_lists *l, const char *local, const char *domain,
 			nc = name_cost(d, namelen, t->domain, t->namelen);
 			if (nc < 0)
 				continue;
-			sc = suffix_cost(dot + 1, n - namelen - 1, t->domain + t->namelen + 1,
-			                 t->len - t->namelen - 1);
+			sc = suffix_cost(dot + 1, n - namelen - 1, t->domain + t->namelen + 1, t->len - t->namelen - 1);
 			if (sc < 0)
 				continue;
 			cost = nc + sc;

@@ -54,8 +54,7 @@ unsigned emv_lists_flags(const emv_lists *l, const char *local, const char *doma
  * typo-squat).  With local NULL, out gets the domain alone.  Returns 0 when
  * out is too small.
  */
-int emv_lists_suggest(const emv_lists *l, const char *local, const char *domain,
-                      char *out, size_t outlen);
+int emv_lists_suggest(const emv_lists *l, const char *local, const char *domain, char *out, size_t outlen);
 
 /* Entries loaded: "role", "disposable", "free", "typo"; "skipped" counts bad lines. */
 size_t emv_lists_count(const emv_lists *l, const char *which);

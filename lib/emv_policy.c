@@ -8,15 +8,15 @@
 #include "emv_policy.h"
 #include "emv_util.h"
 
-#define ANY (-10)  /* not -1: that is "no such name" */
+#define ANY (-10) /* not -1: that is "no such name" */
 #define KEEP (-20)
 
 struct rule {
-	int reason;       /* emv_reason or ANY */
-	unsigned flag;    /* one EMV_FLAG_* bit, or 0 = any */
-	int status;       /* emv_status or ANY */
-	int to_status;    /* emv_status or KEEP */
-	int to_reason;    /* emv_reason or KEEP */
+	int reason;    /* emv_reason or ANY */
+	unsigned flag; /* one EMV_FLAG_* bit, or 0 = any */
+	int status;    /* emv_status or ANY */
+	int to_status; /* emv_status or KEEP */
+	int to_reason; /* emv_reason or KEEP */
 	int safe;
 };
 
@@ -28,25 +28,23 @@ struct emv_policy {
 };
 
 /* The presets, in the format of a policy file: one code path for both. */
-static const char marketing_text[] =
-	"# marketing: what is safe to send a campaign to\n"
-	"# reason        flag  status       ->  status       reason  safe\n"
-	"accepted        role  deliverable      risky        role    no\n"
-	"catch_all       *     *                risky        =       no\n"
-	"disposable      *     *                risky        =       no\n"
-	"mailbox_full    *     *                risky        =       no\n"
-	"*               *     deliverable      deliverable  =       yes\n"
-	"*               *     *                =            =       no\n";
+static const char marketing_text[] = "# marketing: what is safe to send a campaign to\n"
+				     "# reason        flag  status       ->  status       reason  safe\n"
+				     "accepted        role  deliverable      risky        role    no\n"
+				     "catch_all       *     *                risky        =       no\n"
+				     "disposable      *     *                risky        =       no\n"
+				     "mailbox_full    *     *                risky        =       no\n"
+				     "*               *     deliverable      deliverable  =       yes\n"
+				     "*               *     *                =            =       no\n";
 
-static const char transactional_text[] =
-	"# transactional: sign-ups and receipts; role addresses are real customers\n"
-	"# reason        flag  status       ->  status       reason  safe\n"
-	"accepted        role  deliverable      deliverable  =       yes\n"
-	"catch_all       *     *                risky        =       no\n"
-	"disposable      *     *                risky        =       no\n"
-	"mailbox_full    *     *                risky        =       no\n"
-	"*               *     deliverable      deliverable  =       yes\n"
-	"*               *     *                =            =       no\n";
+static const char transactional_text[] = "# transactional: sign-ups and receipts; role addresses are real customers\n"
+					 "# reason        flag  status       ->  status       reason  safe\n"
+					 "accepted        role  deliverable      deliverable  =       yes\n"
+					 "catch_all       *     *                risky        =       no\n"
+					 "disposable      *     *                risky        =       no\n"
+					 "mailbox_full    *     *                risky        =       no\n"
+					 "*               *     deliverable      deliverable  =       yes\n"
+					 "*               *     *                =            =       no\n";
 
 static const char *const preset_names[] = { "marketing", "transactional", NULL };
 static const char *const preset_texts[] = { marketing_text, transactional_text };
@@ -81,7 +79,8 @@ static int parse_into(emv_policy *p, const char *name, const char *text, char *e
 
 		lineno++;
 		if (len >= sizeof line) {
-			emv_set_err(err, errlen, "policy %s line %d: longer than %zu bytes", name, lineno, sizeof line - 1);
+			emv_set_err(err, errlen, "policy %s line %d: longer than %zu bytes", name, lineno,
+				    sizeof line - 1);
 			return -1;
 		}
 		memcpy(line, s, len);
@@ -109,8 +108,9 @@ static int parse_into(emv_policy *p, const char *name, const char *text, char *e
 		}
 		r.reason = strcmp(f[0], "*") == 0 ? ANY : emv_reason_from_name(f[0]);
 		if (r.reason == -1) {
-			emv_set_err(err, errlen, "policy %s line %d: reason '%.40s' is not a reason (docs/result-json.md)",
-				    name, lineno, f[0]);
+			emv_set_err(err, errlen,
+				    "policy %s line %d: reason '%.40s' is not a reason (docs/result-json.md)", name,
+				    lineno, f[0]);
 			return -1;
 		}
 		r.flag = strcmp(f[1], "*") == 0 ? 0 : flag_from_name(f[1]);
@@ -120,7 +120,8 @@ static int parse_into(emv_policy *p, const char *name, const char *text, char *e
 		}
 		r.status = strcmp(f[2], "*") == 0 ? ANY : emv_status_from_name(f[2]);
 		if (r.status == -1) {
-			emv_set_err(err, errlen, "policy %s line %d: status '%.40s' is not a status", name, lineno, f[2]);
+			emv_set_err(err, errlen, "policy %s line %d: status '%.40s' is not a status", name, lineno,
+				    f[2]);
 			return -1;
 		}
 		r.to_status = strcmp(f[3], "=") == 0 ? KEEP : emv_status_from_name(f[3]);
@@ -145,8 +146,8 @@ static int parse_into(emv_policy *p, const char *name, const char *text, char *e
 		    !(r.to_status == KEEP && r.status == EMV_STATUS_DELIVERABLE)) {
 			/* "safe to send" to an address we do not call deliverable would
 			 * contradict the status beside it */
-			emv_set_err(err, errlen, "policy %s line %d: only a deliverable status can be safe to send", name,
-				    lineno);
+			emv_set_err(err, errlen, "policy %s line %d: only a deliverable status can be safe to send",
+				    name, lineno);
 			return -1;
 		}
 		if (p->n == EMV_POLICY_RULES_MAX) {
@@ -211,8 +212,10 @@ const emv_policy *emv_policy_get(const char *spec, char *err, size_t errlen)
 	if ((pre = emv_policy_preset(spec)))
 		return pre;
 	if (!strchr(spec, '/') && !strchr(spec, '.')) {
-		emv_set_err(err, errlen, "no policy '%.64s': the presets are marketing and transactional, "
-			    "or give a file's path", spec);
+		emv_set_err(err, errlen,
+			    "no policy '%.64s': the presets are marketing and transactional, "
+			    "or give a file's path",
+			    spec);
 		return NULL;
 	}
 	if (!(f = fopen(spec, "r"))) {
@@ -264,8 +267,8 @@ size_t emv_policy_text(const emv_policy *p, char *buf, size_t len)
 		const char *flag = "*";
 		if (r->flag)
 			emv_flag_names(r->flag, &flag, 1);
-		off += (size_t)snprintf(buf + off, len - off, "%s %s %s -> %s %s %s\n", name_or(r->reason, 1, "*"), flag,
-					name_or(r->status, 0, "*"), name_or(r->to_status, 0, "="),
+		off += (size_t)snprintf(buf + off, len - off, "%s %s %s -> %s %s %s\n", name_or(r->reason, 1, "*"),
+					flag, name_or(r->status, 0, "*"), name_or(r->to_status, 0, "="),
 					name_or(r->to_reason, 1, "="), r->safe ? "yes" : "no");
 	}
 	return off < len ? off : len;

@@ -30,10 +30,10 @@
 #include <stddef.h>
 #include "emv_result.h"
 
-#define EMV_POLICY_DEFAULT   "marketing"
-#define EMV_POLICY_NAME_MAX  64   /* a preset's name, or a file's base name */
+#define EMV_POLICY_DEFAULT "marketing"
+#define EMV_POLICY_NAME_MAX 64 /* a preset's name, or a file's base name */
 #define EMV_POLICY_RULES_MAX 64
-#define EMV_POLICY_TEXT_MAX  8192 /* a policy file's size */
+#define EMV_POLICY_TEXT_MAX 8192 /* a policy file's size */
 
 typedef struct emv_policy emv_policy;
 

@@ -29,11 +29,11 @@
 #include "emv_util.h"
 
 
-#define HOST_MAX        EMV_HOST_NAME_MAX
-#define LABEL_MAX       63
-#define LABELS_MAX      127   /* 253 characters hold at most 127 labels */
-#define TABLE_MIN_BITS  6     /* 64 slots */
-#define TABLE_MAX_BITS  24    /* 16M slots: far beyond any sane file */
+#define HOST_MAX EMV_HOST_NAME_MAX
+#define LABEL_MAX 63
+#define LABELS_MAX 127	  /* 253 characters hold at most 127 labels */
+#define TABLE_MIN_BITS 6  /* 64 slots */
+#define TABLE_MAX_BITS 24 /* 16M slots: far beyond any sane file */
 
 static const emv_provider builtin_default = {
 	.name = "default",
@@ -65,9 +65,9 @@ enum kind { K_BOOL, K_INT, K_TIME, K_TLS, K_SCOPE, K_NOTES, K_MX };
 struct setting {
 	const char *key;
 	enum kind kind;
-	size_t off;        /* into emv_provider; unused for K_MX */
-	long min, max;     /* K_INT: the value; K_TIME: milliseconds */
-	const char *what;  /* unit / meaning, quoted in error messages */
+	size_t off;	  /* into emv_provider; unused for K_MX */
+	long min, max;	  /* K_INT: the value; K_TIME: milliseconds */
+	const char *what; /* unit / meaning, quoted in error messages */
 };
 
 #define OFF(f) offsetof(emv_provider, f)
@@ -117,16 +117,16 @@ static void copy_setting(emv_provider *dst, const emv_provider *src, const struc
 /* Suffix table.                                                       */
 
 struct slot {
-	char *suffix;      /* NULL: empty; lower case, no leading/trailing dot */
+	char *suffix; /* NULL: empty; lower case, no leading/trailing dot */
 	uint32_t len;
 	uint32_t hash;
-	int provider;      /* index into providers[] */
-	int line;          /* where it was listed, for duplicate messages */
+	int provider; /* index into providers[] */
+	int line;     /* where it was listed, for duplicate messages */
 };
 
 struct emv_providers {
-	emv_provider *list;     /* [0] is the default, then file order */
-	size_t n;               /* entries in list, default included */
+	emv_provider *list; /* [0] is the default, then file order */
+	size_t n;	    /* entries in list, default included */
 	struct slot *slots;
 	unsigned bits;
 	size_t nsuffix;
@@ -134,7 +134,7 @@ struct emv_providers {
 
 static uint64_t hash_step(uint64_t h, unsigned char c)
 {
-	return (h ^ c) * 0x100000001b3ull;   /* FNV-1a, 64 bit */
+	return (h ^ c) * 0x100000001b3ull; /* FNV-1a, 64 bit */
 }
 
 static uint32_t hash_fold(uint64_t h)
@@ -160,8 +160,7 @@ static size_t table_home(uint32_t hash, unsigned bits)
 }
 
 /* Slot holding s, or the empty slot where it would go. */
-static size_t table_find(const struct slot *slots, unsigned bits, const char *s, uint32_t len,
-			 uint32_t hash)
+static size_t table_find(const struct slot *slots, unsigned bits, const char *s, uint32_t len, uint32_t hash)
 {
 	size_t mask = ((size_t)1 << bits) - 1;
 	size_t i = table_home(hash, bits);
@@ -191,10 +190,10 @@ static void table_grow(emv_providers *p)
 /* Parser state and errors.                                            */
 
 struct section {
-	emv_provider raw;        /* the values this section set */
-	int set[NSETTINGS];      /* line where each setting was set, 0 = unset */
-	int line;                /* of the [header]; 0 for an absent [default] */
-	int nmx;                 /* suffixes listed */
+	emv_provider raw;   /* the values this section set */
+	int set[NSETTINGS]; /* line where each setting was set, 0 = unset */
+	int line;	    /* of the [header]; 0 for an absent [default] */
+	int nmx;	    /* suffixes listed */
 };
 
 struct parser {
@@ -203,9 +202,9 @@ struct parser {
 	char *err;
 	size_t errlen;
 	emv_providers *p;
-	struct section *sec;     /* parallel to p->list */
+	struct section *sec; /* parallel to p->list */
 	size_t cap;
-	long cur;                /* current section index, -1 before any */
+	long cur; /* current section index, -1 before any */
 };
 
 static int perr(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -459,8 +458,8 @@ static int add_suffixes(struct parser *ps, char *v)
 		i = table_find(p->slots, p->bits, s, len, hash);
 		if (p->slots[i].suffix) {
 			const struct slot *o = &p->slots[i];
-			return perr(ps, "mx suffix '%s' in [%s] is already listed in [%s] at line %d", s,
-				    sec->raw.name, ps->sec[o->provider].raw.name, o->line);
+			return perr(ps, "mx suffix '%s' in [%s] is already listed in [%s] at line %d", s, sec->raw.name,
+				    ps->sec[o->provider].raw.name, o->line);
 		}
 		if ((p->nsuffix + 1) * 2 > ((size_t)1 << p->bits)) {
 			if (p->bits >= TABLE_MAX_BITS)
@@ -489,23 +488,17 @@ static int parse_setting(struct parser *ps, const struct setting *st, char *v)
 	int r = EMV_ERR;
 
 	switch (st->kind) {
-	case K_MX:
-		return add_suffixes(ps, v);
-	case K_BOOL:
-		r = parse_bool(v, ip);
-		break;
+	case K_MX: return add_suffixes(ps, v);
+	case K_BOOL: r = parse_bool(v, ip); break;
 	case K_INT:
 		r = parse_int(v, st->min, st->max, ip);
 		if (r != EMV_OK)
 			return perr(ps, "bad value '%s' for %s (%s): expected a whole number %ld..%ld",
 				    shown(v, buf, sizeof(buf)), st->key, st->what, st->min, st->max);
 		break;
-	case K_TIME:
-		r = parse_time(v, st->min, st->max, ip);
-		break;
+	case K_TIME: r = parse_time(v, st->min, st->max, ip); break;
 	case K_TLS:
-		r = parse_word(v, "opportunistic", EMV_PROVIDER_TLS_OPPORTUNISTIC, "never",
-			       EMV_PROVIDER_TLS_NEVER, ip);
+		r = parse_word(v, "opportunistic", EMV_PROVIDER_TLS_OPPORTUNISTIC, "never", EMV_PROVIDER_TLS_NEVER, ip);
 		break;
 	case K_SCOPE:
 		r = parse_word(v, "provider", EMV_PROVIDER_SCOPE_PROVIDER, "mx", EMV_PROVIDER_SCOPE_MX, ip);
@@ -518,8 +511,7 @@ static int parse_setting(struct parser *ps, const struct setting *st, char *v)
 		break;
 	}
 	if (r != EMV_OK)
-		return perr(ps, "bad value '%s' for %s: expected %s", shown(v, buf, sizeof(buf)), st->key,
-			    st->what);
+		return perr(ps, "bad value '%s' for %s: expected %s", shown(v, buf, sizeof(buf)), st->key, st->what);
 	return EMV_OK;
 }
 
@@ -561,14 +553,13 @@ static int parse_line(struct parser *ps, char *s)
 		if (!strcmp(settings[i].key, key))
 			break;
 	if (i == NSETTINGS)
-		return perr(ps, "unknown key '%s' in [%s]", shown(key, buf, sizeof(buf)),
-			    ps->sec[ps->cur].raw.name);
+		return perr(ps, "unknown key '%s' in [%s]", shown(key, buf, sizeof(buf)), ps->sec[ps->cur].raw.name);
 	if (*val == '\0' && settings[i].kind != K_NOTES)
 		return perr(ps, "empty value for %s in [%s]", key, ps->sec[ps->cur].raw.name);
 	/* mx may be repeated to spread a long list over several lines */
 	if (settings[i].kind != K_MX && ps->sec[ps->cur].set[i])
-		return perr(ps, "%s given twice in [%s] (first at line %d)", key,
-			    ps->sec[ps->cur].raw.name, ps->sec[ps->cur].set[i]);
+		return perr(ps, "%s given twice in [%s] (first at line %d)", key, ps->sec[ps->cur].raw.name,
+			    ps->sec[ps->cur].set[i]);
 	if (parse_setting(ps, &settings[i], val) != EMV_OK)
 		return EMV_ERR;
 	ps->sec[ps->cur].set[i] = ps->line;
@@ -654,7 +645,7 @@ emv_providers *emv_providers_load(const char *path, char *err, size_t errlen)
 	ps.sec = emv_xcalloc(ps.cap, sizeof(*ps.sec));
 	ps.p->bits = TABLE_MIN_BITS;
 	ps.p->slots = emv_xcalloc((size_t)1 << ps.p->bits, sizeof(*ps.p->slots));
-	ps.p->n = 1;   /* [0] is the default, present or not */
+	ps.p->n = 1; /* [0] is the default, present or not */
 	emv_strlcpy(ps.sec[0].raw.name, "default", sizeof(ps.sec[0].raw.name));
 
 	while ((n = getline(&line, &linecap, f)) >= 0) {
@@ -728,7 +719,7 @@ const emv_provider *emv_providers_match(const emv_providers *p, const char *mx_h
 		return &p->list[0];
 	len = strnlen(mx_host, HOST_MAX + 2);
 	if (len > 0 && len <= HOST_MAX + 1 && mx_host[len - 1] == '.')
-		len--;   /* the root */
+		len--; /* the root */
 	if (len == 0 || len > HOST_MAX)
 		return &p->list[0];
 	for (i = 0; i < len; i++) {
@@ -742,7 +733,7 @@ const emv_provider *emv_providers_match(const emv_providers *p, const char *mx_h
 		unsigned char c = (unsigned char)host[i];
 
 		if (c == '.' && (i == 0 || i == len - 1 || host[i - 1] == '.'))
-			return &p->list[0];   /* empty label: not a host name */
+			return &p->list[0]; /* empty label: not a host name */
 		h = hash_step(h, c);
 		if (i == 0 || host[i - 1] == '.') {
 			if (nb > LABELS_MAX)

@@ -35,17 +35,17 @@
 
 #include <stddef.h>
 
-#define EMV_PROVIDER_NAME_MAX   32    /* incl. NUL: names are 1..31 of [a-z0-9_-] */
-#define EMV_PROVIDER_NOTES_MAX  256   /* incl. NUL */
-#define EMV_PROVIDERS_LINE_MAX  4096  /* longest line accepted in the file */
+#define EMV_PROVIDER_NAME_MAX 32    /* incl. NUL: names are 1..31 of [a-z0-9_-] */
+#define EMV_PROVIDER_NOTES_MAX 256  /* incl. NUL */
+#define EMV_PROVIDERS_LINE_MAX 4096 /* longest line accepted in the file */
 
 /* tls */
-#define EMV_PROVIDER_TLS_NEVER         0  /* never send STARTTLS */
-#define EMV_PROVIDER_TLS_OPPORTUNISTIC 1  /* STARTTLS when offered (RFC 3207) */
+#define EMV_PROVIDER_TLS_NEVER 0	 /* never send STARTTLS */
+#define EMV_PROVIDER_TLS_OPPORTUNISTIC 1 /* STARTTLS when offered (RFC 3207) */
 
 /* budget_scope: what sessions_per_ip and the rcpt_per_* budgets count per */
-#define EMV_PROVIDER_SCOPE_PROVIDER 0  /* (source IP, provider): all its MX hosts share one budget */
-#define EMV_PROVIDER_SCOPE_MX       1  /* (source IP, MX host): each host has its own budget */
+#define EMV_PROVIDER_SCOPE_PROVIDER 0 /* (source IP, provider): all its MX hosts share one budget */
+#define EMV_PROVIDER_SCOPE_MX 1	      /* (source IP, MX host): each host has its own budget */
 
 /*
  * One policy.  Counts are per worker process; 0 in a rcpt_per_* budget
@@ -53,23 +53,23 @@
  */
 typedef struct {
 	char name[EMV_PROVIDER_NAME_MAX]; /* section name: "google", "default" */
-	int pipelining;         /* 1: pipeline RCPTs when the server advertises PIPELINING */
-	int rcpt_per_txn;       /* recipients per MAIL transaction (RSET between) */
-	int rcpt_per_session;   /* recipients per SMTP connection, all transactions */
-	int errors_per_session; /* rejected commands per session before we end it (server error limits) */
-	int sessions_per_mx;    /* concurrent sessions to one MX host, all source IPs */
-	int sessions_per_ip;    /* concurrent sessions from one source IP, per budget_scope */
-	int rcpt_per_minute, rcpt_per_hour, rcpt_per_day; /* RCPTs per source IP, per budget_scope */
+	int pipelining;			  /* 1: pipeline RCPTs when the server advertises PIPELINING */
+	int rcpt_per_txn;		  /* recipients per MAIL transaction (RSET between) */
+	int rcpt_per_session;		  /* recipients per SMTP connection, all transactions */
+	int errors_per_session;		  /* rejected commands per session before we end it (server error limits) */
+	int sessions_per_mx;		  /* concurrent sessions to one MX host, all source IPs */
+	int sessions_per_ip;		  /* concurrent sessions from one source IP, per budget_scope */
+	int rcpt_per_minute, rcpt_per_hour, rcpt_per_day;		 /* RCPTs per source IP, per budget_scope */
 	int pool_rcpt_per_minute, pool_rcpt_per_hour, pool_rcpt_per_day; /* all source IPs of a worker
 	                                                together, per budget_scope; 0 = no such limit */
-	int catch_all_probe;    /* 1: a random-recipient probe tells us something here */
-	int accepts_all;        /* 1: the server says 250 to every RCPT: "accepted" means unknown */
+	int catch_all_probe;			  /* 1: a random-recipient probe tells us something here */
+	int accepts_all;			  /* 1: the server says 250 to every RCPT: "accepted" means unknown */
 	int connect_timeout_ms, reply_timeout_ms; /* TCP connect; each reply (banner .. QUIT) */
-	int greylist_wait_ms;   /* wait before retrying a greylisted recipient */
-	int tls;                /* EMV_PROVIDER_TLS_* */
+	int greylist_wait_ms;			  /* wait before retrying a greylisted recipient */
+	int tls;				  /* EMV_PROVIDER_TLS_* */
 	/* additions beyond the original brief: */
-	int budget_scope;       /* EMV_PROVIDER_SCOPE_* */
-	char notes[EMV_PROVIDER_NOTES_MAX]; /* free text for logs and operators */
+	int budget_scope;			   /* EMV_PROVIDER_SCOPE_* */
+	char notes[EMV_PROVIDER_NOTES_MAX];	   /* free text for logs and operators */
 	char verdict_note[EMV_PROVIDER_NOTES_MAX]; /* shown to users in the detail of an
 	                                unknown or risky verdict from this provider; not inherited */
 } emv_provider;

@@ -99,8 +99,7 @@ static const char *excerpt(char *buf, size_t buflen, const char *line, size_t le
 	return buf;
 }
 
-emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, size_t len,
-				       char *err, size_t errlen)
+emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, size_t len, char *err, size_t errlen)
 {
 	emv_reply *r;
 	char ex[40];
@@ -126,8 +125,7 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 		if (r->nlines)
 			emv_set_err(err, errlen, "multi-line reply exceeds %zu bytes", p->max_total);
 		else
-			emv_set_err(err, errlen, "reply line of %zu bytes exceeds %zu bytes", len,
-				p->max_total);
+			emv_set_err(err, errlen, "reply line of %zu bytes exceeds %zu bytes", len, p->max_total);
 		goto fail;
 	}
 	if ((size_t)r->nlines >= p->max_lines) {
@@ -143,7 +141,7 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 
 	if (n < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2])) {
 		emv_set_err(err, errlen, "malformed reply line (no 3-digit code): \"%s\"",
-			excerpt(ex, sizeof ex, line, n));
+			    excerpt(ex, sizeof ex, line, n));
 		goto fail;
 	}
 	/*
@@ -163,13 +161,12 @@ emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, si
 		last = 0;
 	} else {
 		emv_set_err(err, errlen,
-			"malformed reply line: byte 0x%02x after code %d, expected ' ', '-' or end of line",
-			(unsigned char)line[3], code);
+			    "malformed reply line: byte 0x%02x after code %d, expected ' ', '-' or end of line",
+			    (unsigned char)line[3], code);
 		goto fail;
 	}
 	if (r->nlines && code != r->code) {
-		emv_set_err(err, errlen, "continuation line code %d differs from first line code %d", code,
-			r->code);
+		emv_set_err(err, errlen, "continuation line code %d differs from first line code %d", code, r->code);
 		goto fail;
 	}
 

@@ -30,23 +30,24 @@
 
 #include <stddef.h>
 
-#define EMV_REPLY_TEXT_MAX 1024            /* sanitised text kept per reply: every session holds a
+#define EMV_REPLY_TEXT_MAX \
+	1024				  /* sanitised text kept per reply: every session holds a
                                               few replies, so this is per-session memory */
-#define EMV_REPLY_DEFAULT_MAX_TOTAL 65536  /* raw bytes of one reply */
-#define EMV_REPLY_DEFAULT_MAX_LINES 512    /* lines of one reply */
+#define EMV_REPLY_DEFAULT_MAX_TOTAL 65536 /* raw bytes of one reply */
+#define EMV_REPLY_DEFAULT_MAX_LINES 512	  /* lines of one reply */
 
 typedef struct {
-	int code;                      /* 200..599 */
-	char enhanced[16];             /* "5.1.1", or "" when absent / invalid */
+	int code;		       /* 200..599 */
+	char enhanced[16];	       /* "5.1.1", or "" when absent / invalid */
 	char text[EMV_REPLY_TEXT_MAX]; /* sanitised; lines joined with '\n' */
-	size_t text_len;               /* strlen(text) */
-	int nlines;                    /* lines of this reply */
-	int truncated;                 /* 1 when text was cut at the cap */
-	size_t total_bytes;            /* raw line bytes seen, terminators excluded */
+	size_t text_len;	       /* strlen(text) */
+	int nlines;		       /* lines of this reply */
+	int truncated;		       /* 1 when text was cut at the cap */
+	size_t total_bytes;	       /* raw line bytes seen, terminators excluded */
 } emv_reply;
 
 typedef struct {
-	emv_reply r;      /* the reply being built; complete after DONE */
+	emv_reply r;	  /* the reply being built; complete after DONE */
 	int in_progress;  /* 1 between the first line and the last line */
 	size_t max_total; /* bound on r.total_bytes */
 	size_t max_lines; /* bound on r.nlines */
@@ -65,8 +66,7 @@ void emv_reply_parser_init(emv_reply_parser *p, size_t max_total_bytes, size_t m
  * Feed one line (without CRLF; a stray trailing CR is ignored).  After DONE
  * or ERROR the next feed starts a new reply.  err may be NULL.
  */
-emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, size_t len,
-				       char *err, size_t errlen);
+emv_reply_status emv_reply_parser_feed(emv_reply_parser *p, const char *line, size_t len, char *err, size_t errlen);
 
 /*
  * EHLO helpers.  Extensions are the first word of every line after the

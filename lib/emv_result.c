@@ -5,8 +5,7 @@
 
 /* Every row must have a name: an empty one would be a hole in the lookups. */
 #define STATUS_NAMED_(e, name) _Static_assert(sizeof(name) > 1, "the status " #e " has no name");
-#define REASON_NAMED_(e, name, status, retry, detail) \
-	_Static_assert(sizeof(name) > 1, "the reason " #e " has no name");
+#define REASON_NAMED_(e, name, status, retry, detail) _Static_assert(sizeof(name) > 1, "the reason " #e " has no name");
 EMV_STATUS_LIST(STATUS_NAMED_)
 EMV_REASON_LIST(REASON_NAMED_)
 #undef STATUS_NAMED_
@@ -57,10 +56,12 @@ int emv_reason_from_name(const char *name)
 	return -1;
 }
 
-static const struct { unsigned bit; const char *name; } flag_table[] = {
-	{ EMV_FLAG_FREE, "free" },         { EMV_FLAG_ROLE, "role" },
-	{ EMV_FLAG_DISPOSABLE, "disposable" }, { EMV_FLAG_CATCH_ALL, "catch_all" },
-	{ EMV_FLAG_SMTPUTF8, "smtputf8" }, { EMV_FLAG_IDN, "idn" },
+static const struct {
+	unsigned bit;
+	const char *name;
+} flag_table[] = {
+	{ EMV_FLAG_FREE, "free" },	     { EMV_FLAG_ROLE, "role" },		{ EMV_FLAG_DISPOSABLE, "disposable" },
+	{ EMV_FLAG_CATCH_ALL, "catch_all" }, { EMV_FLAG_SMTPUTF8, "smtputf8" }, { EMV_FLAG_IDN, "idn" },
 	{ EMV_FLAG_QUOTED, "quoted" },
 };
 

@@ -15,10 +15,10 @@
  * The statuses, one row each: X(ENUM, name).  Every table indexed by a
  * status is generated from this list (emv_result.c).
  */
-#define EMV_STATUS_LIST(X)                   \
-	X(DELIVERABLE, "deliverable")        \
-	X(UNDELIVERABLE, "undeliverable")    \
-	X(RISKY, "risky")                    \
+#define EMV_STATUS_LIST(X)                \
+	X(DELIVERABLE, "deliverable")     \
+	X(UNDELIVERABLE, "undeliverable") \
+	X(RISKY, "risky")                 \
 	X(UNKNOWN, "unknown")
 
 #define EMV_STATUS_ENUM_(e, name) EMV_STATUS_##e,
@@ -28,9 +28,9 @@ typedef enum { EMV_STATUS_LIST(EMV_STATUS_ENUM_) EMV_STATUS__COUNT } emv_status;
 /* How a temporary answer with this reason is asked again (emv_retry.c). */
 typedef enum {
 	EMV_RETRY_CLASS_SCHEDULE = 0, /* the retry schedule, or the server's hint */
-	EMV_RETRY_CLASS_NEVER,        /* final at the first answer */
+	EMV_RETRY_CLASS_NEVER,	      /* final at the first answer */
 	EMV_RETRY_CLASS_OTHER_SOURCE, /* at once from another source address, else final */
-	EMV_RETRY_CLASS_DNS,          /* the quick DNS retries */
+	EMV_RETRY_CLASS_DNS,	      /* the quick DNS retries */
 	EMV_RETRY_CLASS_CONNECT,      /* one retry after the schedule's first step */
 } emv_retry_class;
 
@@ -46,37 +46,36 @@ typedef enum {
  * misses a column does not compile.  docs/result-json.md lists them all
  * (tests/unit/test_result.c checks it).
  */
-#define EMV_REASON_LIST(X)                                                                                   \
-	X(ACCEPTED, "accepted", DELIVERABLE, SCHEDULE, "the mail server accepted the recipient")             \
-	X(MAILBOX_NOT_FOUND, "mailbox_not_found", UNDELIVERABLE, SCHEDULE,                                   \
-	  "the mail server says this mailbox does not exist")                                                  \
-	X(INVALID_SYNTAX, "invalid_syntax", UNDELIVERABLE, SCHEDULE, "")                                     \
-	X(NO_DOMAIN, "no_domain", UNDELIVERABLE, SCHEDULE, "")                                               \
-	X(NULL_MX, "null_mx", UNDELIVERABLE, SCHEDULE, "")                                                   \
-	X(NO_MAIL_SERVER, "no_mail_server", UNDELIVERABLE, SCHEDULE, "")                                     \
-	X(MAILBOX_DISABLED, "mailbox_disabled", UNDELIVERABLE, SCHEDULE,                                     \
-	  "the mail server says this mailbox is disabled")                                                     \
-	X(MAILBOX_FULL, "mailbox_full", RISKY, NEVER, "the mailbox exists but is full")                      \
-	X(CATCH_ALL, "catch_all", RISKY, SCHEDULE, "")                                                       \
-	X(DISPOSABLE, "disposable", RISKY, SCHEDULE, "")                                                     \
-	X(ROLE, "role", RISKY, SCHEDULE, "")                                                                 \
-	X(GREYLISTED, "greylisted", UNKNOWN, SCHEDULE, "the server asked us to try again later (greylisting)") \
-	X(BLOCKED, "blocked", UNKNOWN, OTHER_SOURCE,                                                         \
-	  "the server refused our IP address (block list or reputation)")                                      \
-	X(RATE_LIMITED, "rate_limited", UNKNOWN, SCHEDULE, "the server asked us to slow down")               \
-	X(TIMEOUT, "timeout", UNKNOWN, CONNECT, "the mail server did not answer in time")                    \
-	X(CONNECTION_FAILED, "connection_failed", UNKNOWN, CONNECT, "no connection to the mail server")      \
-	X(TLS_FAILED, "tls_failed", UNKNOWN, CONNECT, "TLS with the mail server failed")                     \
-	X(POLICY_REJECTED, "policy_rejected", UNKNOWN, SCHEDULE,                                             \
-	  "the server refused for a policy reason, not about this mailbox")                                    \
-	X(PROTOCOL_ERROR, "protocol_error", UNKNOWN, CONNECT, "the mail server broke the SMTP protocol")      \
-	/* SERVFAIL / DNS timeout after retries */                                                             \
-	X(DNS_FAILED, "dns_failed", UNKNOWN, DNS, "")                                                        \
-	/* every MX address refused as private/reserved */                                                     \
-	X(PRIVATE_MX, "private_mx", UNKNOWN, SCHEDULE, "")                                                   \
-	/* outbound port 25 looks blocked from this host */                                                    \
-	X(PORT25_BLOCKED, "port25_blocked", UNKNOWN, CONNECT, "")                                            \
-	/* the input row itself was unusable (too long, malformed) */                                          \
+#define EMV_REASON_LIST(X)                                                                                           \
+	X(ACCEPTED, "accepted", DELIVERABLE, SCHEDULE, "the mail server accepted the recipient")                     \
+	X(MAILBOX_NOT_FOUND, "mailbox_not_found", UNDELIVERABLE, SCHEDULE,                                           \
+	  "the mail server says this mailbox does not exist")                                                        \
+	X(INVALID_SYNTAX, "invalid_syntax", UNDELIVERABLE, SCHEDULE, "")                                             \
+	X(NO_DOMAIN, "no_domain", UNDELIVERABLE, SCHEDULE, "")                                                       \
+	X(NULL_MX, "null_mx", UNDELIVERABLE, SCHEDULE, "")                                                           \
+	X(NO_MAIL_SERVER, "no_mail_server", UNDELIVERABLE, SCHEDULE, "")                                             \
+	X(MAILBOX_DISABLED, "mailbox_disabled", UNDELIVERABLE, SCHEDULE,                                             \
+	  "the mail server says this mailbox is disabled")                                                           \
+	X(MAILBOX_FULL, "mailbox_full", RISKY, NEVER, "the mailbox exists but is full")                              \
+	X(CATCH_ALL, "catch_all", RISKY, SCHEDULE, "")                                                               \
+	X(DISPOSABLE, "disposable", RISKY, SCHEDULE, "")                                                             \
+	X(ROLE, "role", RISKY, SCHEDULE, "")                                                                         \
+	X(GREYLISTED, "greylisted", UNKNOWN, SCHEDULE, "the server asked us to try again later (greylisting)")       \
+	X(BLOCKED, "blocked", UNKNOWN, OTHER_SOURCE, "the server refused our IP address (block list or reputation)") \
+	X(RATE_LIMITED, "rate_limited", UNKNOWN, SCHEDULE, "the server asked us to slow down")                       \
+	X(TIMEOUT, "timeout", UNKNOWN, CONNECT, "the mail server did not answer in time")                            \
+	X(CONNECTION_FAILED, "connection_failed", UNKNOWN, CONNECT, "no connection to the mail server")              \
+	X(TLS_FAILED, "tls_failed", UNKNOWN, CONNECT, "TLS with the mail server failed")                             \
+	X(POLICY_REJECTED, "policy_rejected", UNKNOWN, SCHEDULE,                                                     \
+	  "the server refused for a policy reason, not about this mailbox")                                          \
+	X(PROTOCOL_ERROR, "protocol_error", UNKNOWN, CONNECT, "the mail server broke the SMTP protocol")             \
+	/* SERVFAIL / DNS timeout after retries */                                                                   \
+	X(DNS_FAILED, "dns_failed", UNKNOWN, DNS, "")                                                                \
+	/* every MX address refused as private/reserved */                                                           \
+	X(PRIVATE_MX, "private_mx", UNKNOWN, SCHEDULE, "")                                                           \
+	/* outbound port 25 looks blocked from this host */                                                          \
+	X(PORT25_BLOCKED, "port25_blocked", UNKNOWN, CONNECT, "")                                                    \
+	/* the input row itself was unusable (too long, malformed) */                                                \
 	X(INPUT_ERROR, "input_error", UNKNOWN, SCHEDULE, "")
 
 #define EMV_REASON_ENUM_(e, name, status, retry, detail) EMV_REASON_##e,
@@ -84,13 +83,13 @@ typedef enum { EMV_REASON_LIST(EMV_REASON_ENUM_) EMV_REASON__COUNT } emv_reason;
 #undef EMV_REASON_ENUM_
 
 /* Flags (bit set). */
-#define EMV_FLAG_FREE        0x0001u
-#define EMV_FLAG_ROLE        0x0002u
-#define EMV_FLAG_DISPOSABLE  0x0004u
-#define EMV_FLAG_CATCH_ALL   0x0008u
-#define EMV_FLAG_SMTPUTF8    0x0010u
-#define EMV_FLAG_IDN         0x0020u /* the normalised domain holds an A-label (xn--) */
-#define EMV_FLAG_QUOTED      0x0040u /* local part is a quoted string */
+#define EMV_FLAG_FREE 0x0001u
+#define EMV_FLAG_ROLE 0x0002u
+#define EMV_FLAG_DISPOSABLE 0x0004u
+#define EMV_FLAG_CATCH_ALL 0x0008u
+#define EMV_FLAG_SMTPUTF8 0x0010u
+#define EMV_FLAG_IDN 0x0020u	/* the normalised domain holds an A-label (xn--) */
+#define EMV_FLAG_QUOTED 0x0040u /* local part is a quoted string */
 
 const char *emv_status_name(emv_status s);
 const char *emv_reason_name(emv_reason r);

@@ -44,15 +44,11 @@ int emv_retry_delay(const emv_retry_policy *p, emv_reason reason, int temporary,
 		return -1;
 	if (k < 0)
 		k = 0;
-	switch (emv_reason_retry(reason)) { /* the reason's row in EMV_REASON_LIST */
-	case EMV_RETRY_CLASS_NEVER:
-		return -1; /* the mailbox exists; asking again proves nothing more */
-	case EMV_RETRY_CLASS_OTHER_SOURCE:
-		return other_source ? 0 : -1;
-	case EMV_RETRY_CLASS_DNS:
-		return k < 2 ? p->dns_retry_ms[k] : -1;
-	case EMV_RETRY_CLASS_CONNECT:
-		return tries < p->connect_attempts ? p->schedule_ms[0] : -1;
+	switch (emv_reason_retry(reason)) {    /* the reason's row in EMV_REASON_LIST */
+	case EMV_RETRY_CLASS_NEVER: return -1; /* the mailbox exists; asking again proves nothing more */
+	case EMV_RETRY_CLASS_OTHER_SOURCE: return other_source ? 0 : -1;
+	case EMV_RETRY_CLASS_DNS: return k < 2 ? p->dns_retry_ms[k] : -1;
+	case EMV_RETRY_CLASS_CONNECT: return tries < p->connect_attempts ? p->schedule_ms[0] : -1;
 	case EMV_RETRY_CLASS_SCHEDULE:
 	default: /* greylisted, rate_limited, a 421, other temporary answers */
 		d = p->schedule_ms[k > 2 ? 2 : k];
@@ -71,8 +67,10 @@ int emv_retry_parse_schedule(emv_retry_policy *p, const char *text, char *err, s
 		errno = 0;
 		v[i] = strtol(s, &end, 10);
 		if (errno || end == s || v[i] < 0 || v[i] > 86400 || (i < 2 ? *end != ',' : *end != '\0')) {
-			emv_set_err(err, errlen, "the retry schedule must be three delays in seconds, A,B,C, each 0..86400 "
-				    "(got '%s')", text);
+			emv_set_err(err, errlen,
+				    "the retry schedule must be three delays in seconds, A,B,C, each 0..86400 "
+				    "(got '%s')",
+				    text);
 			return -1;
 		}
 		s = end + 1;

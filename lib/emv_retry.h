@@ -31,26 +31,26 @@
 #include "emv_result.h"
 
 typedef struct {
-	int max_attempts;        /* per address, the first try included (4) */
-	int schedule_ms[3];      /* greylisting and back-off: after the 1st, 2nd, 3rd+ temporary
+	int max_attempts;     /* per address, the first try included (4) */
+	int schedule_ms[3];   /* greylisting and back-off: after the 1st, 2nd, 3rd+ temporary
 	                            answer (60 s, 5 min, 15 min); a server's hint longer than the
 	                            step and at most [2] wins */
-	int connect_attempts;    /* tries when no server answered, the retry after schedule_ms[0] (2) */
-	int dns_retry_ms[2];     /* DNS temporary failure: the two quick retries (5 s, 20 s) */
-	int window_ms;           /* verify/run: no retry later than this after the address's first try
+	int connect_attempts; /* tries when no server answered, the retry after schedule_ms[0] (2) */
+	int dns_retry_ms[2];  /* DNS temporary failure: the two quick retries (5 s, 20 s) */
+	int window_ms;	      /* verify/run: no retry later than this after the address's first try
 	                            (30 min); --max-retry-time */
 
 	/* check: a probe job asks its greylisted recipients again itself */
-	int greylist_rounds;     /* retry rounds (2) */
-	int greylist_wait_ms;    /* wait when the server gives no hint (60 s); --greylist-wait */
-	int greylist_max_wait_ms;/* a longer hint is capped to this (5 min) */
-	int greylist_window_ms;  /* total time waiting on greylisting per domain (2 min); --max-retry-time */
+	int greylist_rounds;	  /* retry rounds (2) */
+	int greylist_wait_ms;	  /* wait when the server gives no hint (60 s); --greylist-wait */
+	int greylist_max_wait_ms; /* a longer hint is capped to this (5 min) */
+	int greylist_window_ms;	  /* total time waiting on greylisting per domain (2 min); --max-retry-time */
 
 	/* the cluster: retries through the retry topic (emv_worker.h) */
-	int topic_attempts;      /* per address, the first try included (3); --retry-attempts */
-	int topic_delay_ms[3];   /* wait before the 2nd, 3rd, 4th+ try (10, 30, 60 min); --retry-delay.
+	int topic_attempts;    /* per address, the first try included (3); --retry-attempts */
+	int topic_delay_ms[3]; /* wait before the 2nd, 3rd, 4th+ try (10, 30, 60 min); --retry-delay.
 	                            A re-split holds a temporary result [0] after it (emv_split.h) */
-	int worker_window_ms;    /* a cluster worker's engine retries within this, longer waits go to
+	int worker_window_ms;  /* a cluster worker's engine retries within this, longer waits go to
 	                            the retry topic (5 min); --max-retry-time */
 } emv_retry_policy;
 

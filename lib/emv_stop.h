@@ -19,9 +19,9 @@
 
 #include <signal.h>
 
-#define EMV_STOP_TIMEOUT_MS 10000      /* default --shutdown-timeout (10 s) */
-#define EMV_STOP_GRACE_MS 2000         /* the watchdog's margin past it */
-#define EMV_STOP_EXIT_INTERRUPTED 130  /* interrupted: a run's work left undone, or a forced exit */
+#define EMV_STOP_TIMEOUT_MS 10000     /* default --shutdown-timeout (10 s) */
+#define EMV_STOP_GRACE_MS 2000	      /* the watchdog's margin past it */
+#define EMV_STOP_EXIT_INTERRUPTED 130 /* interrupted: a run's work left undone, or a forced exit */
 
 /* The first signal's number, 0 until then. */
 extern volatile sig_atomic_t emv_stop_signal;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 
-#define EMV_OK   0
+#define EMV_OK 0
 #define EMV_ERR -1
 
 /* The one host-name length limit: a host or domain name in text form (IDNA
@@ -63,8 +63,7 @@ char *emv_trim(char *s);
 
 typedef enum { EMV_LOG_ERROR = 0, EMV_LOG_WARN, EMV_LOG_INFO, EMV_LOG_DEBUG, EMV_LOG_TRACE } emv_log_level;
 extern emv_log_level emv_log_threshold;
-void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void emv_log(emv_log_level lvl, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define emv_log_enabled(lvl) ((lvl) <= emv_log_threshold)
 
 /*

@@ -73,7 +73,9 @@ typedef enum {
 } charset;
 
 static const char *const charset_what[] = {
-	"visible ASCII", "printable ASCII", "printable ASCII or a line feed",
+	"visible ASCII",
+	"printable ASCII",
+	"printable ASCII or a line feed",
 };
 
 /*
@@ -81,8 +83,7 @@ static const char *const charset_what[] = {
  * bytes of s are read, so s may be a field of max + 1 bytes that lacks its
  * NUL (a caller's bug, reported as too long).
  */
-static int check_str(errout *e, const char *pre, const char *name, const char *s, size_t min, size_t max,
-		     charset cs)
+static int check_str(errout *e, const char *pre, const char *name, const char *s, size_t min, size_t max, charset cs)
 {
 	const unsigned char *u = (const unsigned char *)(s ? s : "");
 	size_t n = strnlen((const char *)u, max + 1);
@@ -100,8 +101,8 @@ static int check_str(errout *e, const char *pre, const char *name, const char *s
 			if (k == 0)
 				return bad(e, "%s%s: invalid UTF-8 at offset %zu", pre, name, i);
 			if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
-				return bad(e, "%s%s: control character U+%04" PRIX32 " at offset %zu", pre, name,
-					   cp, i);
+				return bad(e, "%s%s: control character U+%04" PRIX32 " at offset %zu", pre, name, cp,
+					   i);
 			if (cs == CS_LOCAL && (cp == '<' || cp == '>'))
 				return bad(e, "%s%s: '%c' at offset %zu is not allowed", pre, name, (char)cp, i);
 			i += k;
@@ -372,8 +373,8 @@ static void budget_free(void *data, void *p)
 	free(p);
 }
 
-static emv_wire_status unpack(struct unpacked *u, const ProtobufCMessageDescriptor *d, const void *data,
-			      size_t len, errout *e)
+static emv_wire_status unpack(struct unpacked *u, const ProtobufCMessageDescriptor *d, const void *data, size_t len,
+			      errout *e)
 {
 	u->used = 0;
 	u->over = 0;
@@ -427,8 +428,8 @@ static int get_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
  * by protobuf-c, still read through a bounded cursor) and reject a NUL byte
  * in any string field of a known message.  pre names where we are.
  */
-static emv_wire_status scan_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
-				const char *pre, unsigned depth, errout *e)
+static emv_wire_status scan_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, const char *pre,
+				unsigned depth, errout *e)
 {
 	size_t seen[32] = { 0 }, i = 0;
 
@@ -462,8 +463,7 @@ static emv_wire_status scan_nul(const ProtobufCMessageDescriptor *d, const uint8
 			if (!get_varint(p, n, &i, &v) || v > n - i)
 				goto malformed;
 			break;
-		default: /* groups: protobuf-c does not accept them either */
-			goto malformed;
+		default: /* groups: protobuf-c does not accept them either */ goto malformed;
 		}
 		f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
 		if (f) {
@@ -548,8 +548,7 @@ static int take_name(int *dst, const char *src, int (*lookup)(const char *), con
 
 /* ---- VerifyBatch ---- */
 
-emv_wire_status emv_wire_batch_encode(const emv_wire_batch *b, uint8_t **buf, size_t *len, char *err,
-				      size_t errlen)
+emv_wire_status emv_wire_batch_encode(const emv_wire_batch *b, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
 	Emailverify__VerifyBatch m = EMAILVERIFY__VERIFY_BATCH__INIT;
 	Emailverify__Address *as, **ap;
@@ -627,8 +626,7 @@ static int batch_from_pb(const Emailverify__VerifyBatch *m, emv_wire_batch *b, e
 	return EMV_OK;
 }
 
-emv_wire_status emv_wire_batch_decode(const void *data, size_t len, emv_wire_batch **out, char *err,
-				      size_t errlen)
+emv_wire_status emv_wire_batch_decode(const void *data, size_t len, emv_wire_batch **out, char *err, size_t errlen)
 {
 	const Emailverify__VerifyBatch *m;
 	struct unpacked u;
@@ -669,10 +667,9 @@ void emv_wire_batch_free(emv_wire_batch *b)
 int emv_wire_batch_equal(const emv_wire_batch *a, const emv_wire_batch *b)
 {
 	if (strcmp(a->job_id, b->job_id) != 0 || strcmp(a->batch_id, b->batch_id) != 0 ||
-	    strcmp(a->domain, b->domain) != 0 || a->n_addresses != b->n_addresses ||
-	    a->attempt != b->attempt || a->not_before_ms != b->not_before_ms ||
-	    strcmp(a->region_hint, b->region_hint) != 0 || strcmp(a->avoid_regions, b->avoid_regions) != 0 ||
-	    strcmp(a->provider, b->provider) != 0)
+	    strcmp(a->domain, b->domain) != 0 || a->n_addresses != b->n_addresses || a->attempt != b->attempt ||
+	    a->not_before_ms != b->not_before_ms || strcmp(a->region_hint, b->region_hint) != 0 ||
+	    strcmp(a->avoid_regions, b->avoid_regions) != 0 || strcmp(a->provider, b->provider) != 0)
 		return 0;
 	for (size_t i = 0; i < a->n_addresses; i++) {
 		const emv_wire_address *x = &a->addresses[i], *y = &b->addresses[i];
@@ -708,8 +705,7 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
-emv_wire_status emv_wire_results_encode(const emv_wire_results *r, uint8_t **buf, size_t *len, char *err,
-					size_t errlen)
+emv_wire_status emv_wire_results_encode(const emv_wire_results *r, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
 	Emailverify__VerifyResults m = EMAILVERIFY__VERIFY_RESULTS__INIT;
 	Emailverify__Result *rs, **rp;
@@ -868,8 +864,7 @@ static int results_from_pb(const Emailverify__VerifyResults *m, emv_wire_results
 	return EMV_OK;
 }
 
-emv_wire_status emv_wire_results_decode(const void *data, size_t len, emv_wire_results **out, char *err,
-					size_t errlen)
+emv_wire_status emv_wire_results_decode(const void *data, size_t len, emv_wire_results **out, char *err, size_t errlen)
 {
 	const Emailverify__VerifyResults *m;
 	struct unpacked u;
@@ -975,16 +970,15 @@ static int check_ipstate(const emv_wire_ipstate *s, errout *e)
 		known |= strcmp(s->state, ip_states[i]) == 0;
 	if (!known)
 		return bad(e, "state: not healthy, throttled, quarantined or held");
-	if (s->until_ms < 0 || s->until_ms > EMV_WIRE_TIME_MAX || s->since_ms < 0 ||
-	    s->since_ms > EMV_WIRE_TIME_MAX || s->updated_ms < 0 || s->updated_ms > EMV_WIRE_TIME_MAX)
+	if (s->until_ms < 0 || s->until_ms > EMV_WIRE_TIME_MAX || s->since_ms < 0 || s->since_ms > EMV_WIRE_TIME_MAX ||
+	    s->updated_ms < 0 || s->updated_ms > EMV_WIRE_TIME_MAX)
 		return bad(e, "until/since/updated: not 0..%" PRId64 " unix ms", EMV_WIRE_TIME_MAX);
 	if (s->rate_permille > 1000)
 		return bad(e, "rate_permille: %u, the limit is 1000", s->rate_permille);
 	return EMV_OK;
 }
 
-emv_wire_status emv_wire_ipstate_encode(const emv_wire_ipstate *s, uint8_t **buf, size_t *len, char *err,
-					size_t errlen)
+emv_wire_status emv_wire_ipstate_encode(const emv_wire_ipstate *s, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
 	Emailverify__IpState m = EMAILVERIFY__IP_STATE__INIT;
 	errout e = { err, errlen };
@@ -1018,8 +1012,7 @@ emv_wire_status emv_wire_ipstate_encode(const emv_wire_ipstate *s, uint8_t **buf
 	return EMV_WIRE_OK;
 }
 
-emv_wire_status emv_wire_ipstate_decode(const void *data, size_t len, emv_wire_ipstate *out, char *err,
-					size_t errlen)
+emv_wire_status emv_wire_ipstate_decode(const void *data, size_t len, emv_wire_ipstate *out, char *err, size_t errlen)
 {
 	const Emailverify__IpState *m;
 	struct unpacked u;

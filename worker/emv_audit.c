@@ -21,10 +21,10 @@
 #include "emv_audit.h"
 #include "emv_util.h"
 
-#define T_A    1
-#define T_PTR  12
-#define T_MX   15
-#define T_TXT  16
+#define T_A 1
+#define T_PTR 12
+#define T_MX 15
+#define T_TXT 16
 #define T_AAAA 28
 
 enum { K_PTR, K_FWD, K_SPF, K_BL_A, K_BL_TXT };
@@ -32,7 +32,7 @@ enum { K_PTR, K_FWD, K_SPF, K_BL_A, K_BL_TXT };
 struct src {
 	emv_audit_result *res;
 	const emv_pool_source *ps;
-	int tasks;               /* unfinished tasks: fcrdns + spf + zones */
+	int tasks; /* unfinished tasks: fcrdns + spf + zones */
 	int nptr, fwd_pending, fwd_tempfail;
 	char ptr[EMV_AUDIT_PTR_MAX][EMV_HOST_MAX];
 	int confirmed[EMV_AUDIT_PTR_MAX];
@@ -47,10 +47,10 @@ struct emv_audit {
 	emv_pool pool;
 	emv_audit_cb cb;
 	void *arg;
-	int inflight;            /* queries not yet answered */
+	int inflight; /* queries not yet answered */
 	int srcs_left;
 	int freed, dead, done;
-	int busy;                /* inside one of our event callbacks: free later */
+	int busy; /* inside one of our event callbacks: free later */
 	emv_spf_cache *spf_cache;
 	struct src *srcs;
 	emv_audit_result *res;
@@ -244,10 +244,12 @@ static void on_ptr(emv_audit *a, struct src *s, int src, emv_dns_status st, cons
 	struct hostent *he = NULL;
 	emv_audit_result *r = s->res;
 	int fam = s->ps->addr.sa.sa_family;
-	const void *addr = fam == AF_INET ? (const void *)&s->ps->addr.in.sin_addr : (const void *)&s->ps->addr.in6.sin6_addr;
+	const void *addr = fam == AF_INET ? (const void *)&s->ps->addr.in.sin_addr
+					  : (const void *)&s->ps->addr.in6.sin6_addr;
 
 	s->ptr_status = st;
-	if (st == EMV_DNS_OK && ares_parse_ptr_reply(abuf, alen, addr, fam == AF_INET ? 4 : 16, fam, &he) == ARES_SUCCESS) {
+	if (st == EMV_DNS_OK &&
+	    ares_parse_ptr_reply(abuf, alen, addr, fam == AF_INET ? 4 : 16, fam, &he) == ARES_SUCCESS) {
 		if (he->h_name)
 			add_ptr(s, he->h_name);
 		for (char **al = he->h_aliases; al && *al; al++)
@@ -287,8 +289,10 @@ static void spf_store(emv_audit *a, emv_spf_qtype t, const char *name, emv_dns_s
 	char addrs[EMV_SPF_ITEMS_MAX][EMV_POOL_IP_MAX];
 	char *items[EMV_SPF_ITEMS_MAX];
 	int n = 0;
-	emv_spf_ans ans = st == EMV_DNS_OK ? EMV_SPF_ANS_OK : st == EMV_DNS_NXDOMAIN ? EMV_SPF_ANS_NXDOMAIN :
-			  st == EMV_DNS_NODATA ? EMV_SPF_ANS_NODATA : EMV_SPF_ANS_TEMPFAIL;
+	emv_spf_ans ans = st == EMV_DNS_OK	   ? EMV_SPF_ANS_OK
+			  : st == EMV_DNS_NXDOMAIN ? EMV_SPF_ANS_NXDOMAIN
+			  : st == EMV_DNS_NODATA   ? EMV_SPF_ANS_NODATA
+						   : EMV_SPF_ANS_TEMPFAIL;
 
 	if (st == EMV_DNS_OK && t == EMV_SPF_Q_TXT) {
 		struct ares_txt_ext *txt = NULL;
@@ -333,8 +337,9 @@ static void spf_store(emv_audit *a, emv_spf_qtype t, const char *name, emv_dns_s
 
 static void spf_run(emv_audit *a, int src)
 {
-	static const int types[] = { [EMV_SPF_Q_TXT] = T_TXT, [EMV_SPF_Q_A] = T_A, [EMV_SPF_Q_AAAA] = T_AAAA,
-				     [EMV_SPF_Q_MX] = T_MX };
+	static const int types[] = {
+		[EMV_SPF_Q_TXT] = T_TXT, [EMV_SPF_Q_A] = T_A, [EMV_SPF_Q_AAAA] = T_AAAA, [EMV_SPF_Q_MX] = T_MX
+	};
 	struct src *s = &a->srcs[src];
 
 	if (emv_spf_step(a->spf_cache, &s->q, &s->spf)) {

@@ -36,36 +36,36 @@
 #include "emv_pool.h"
 #include "emv_spf.h"
 
-#define EMV_AUDIT_PTR_MAX      8     /* PTR names looked at per address */
+#define EMV_AUDIT_PTR_MAX 8 /* PTR names looked at per address */
 #define EMV_AUDIT_PROBLEMS_MAX 1024
 
 typedef enum {
 	EMV_AUDIT_PASS = 0,
 	EMV_AUDIT_FAIL,
-	EMV_AUDIT_UNKNOWN,   /* no usable answer (timeout, SERVFAIL, odd data) */
+	EMV_AUDIT_UNKNOWN, /* no usable answer (timeout, SERVFAIL, odd data) */
 } emv_audit_check;
 
 typedef struct {
 	char zone[EMV_HOST_MAX];
-	emv_audit_check status;  /* PASS not listed, FAIL listed, UNKNOWN */
+	emv_audit_check status;	      /* PASS not listed, FAIL listed, UNKNOWN */
 	char answer[EMV_POOL_IP_MAX]; /* the A answer when one came */
-	char reason[256];        /* the TXT reason when listed (sanitised), or "" */
+	char reason[256];	      /* the TXT reason when listed (sanitised), or "" */
 } emv_audit_dnsbl;
 
 typedef struct {
-	int source;              /* index in the pool */
+	int source; /* index in the pool */
 	char ip[EMV_POOL_IP_MAX];
 	char helo[EMV_HOST_MAX];
-	int ok;                  /* 1 = every check passed */
-	int held;                /* !ok and the pool says audit_failures = hold */
+	int ok;	  /* 1 = every check passed */
+	int held; /* !ok and the pool says audit_failures = hold */
 	emv_audit_check fcrdns;
-	char ptr[EMV_HOST_MAX];  /* the PTR names, space-separated (may be cut short) */
+	char ptr[EMV_HOST_MAX]; /* the PTR names, space-separated (may be cut short) */
 	emv_spf_result spf;
 	char spf_detail[256];
 	int ndnsbl;
 	emv_audit_dnsbl dnsbl[EMV_POOL_DNSBL_MAX];
 	char problems[EMV_AUDIT_PROBLEMS_MAX]; /* "; "-separated; "" when ok */
-	char notes[512];         /* what could not be checked but does not fail ("; "-separated) */
+	char notes[512];		       /* what could not be checked but does not fail ("; "-separated) */
 } emv_audit_result;
 
 typedef struct emv_audit emv_audit;
@@ -73,8 +73,7 @@ typedef void (*emv_audit_cb)(const emv_audit_result *res, int n, void *arg);
 
 /* Start auditing every source of pool (copied: pool may be freed after).
  * res[i] is the result of pool->sources[i]. */
-emv_audit *emv_audit_start(struct event_base *base, emv_dns *dns, const emv_pool *pool, emv_audit_cb cb,
-			   void *arg);
+emv_audit *emv_audit_start(struct event_base *base, emv_dns *dns, const emv_pool *pool, emv_audit_cb cb, void *arg);
 void emv_audit_free(emv_audit *a);
 
 const char *emv_audit_check_name(emv_audit_check c); /* "pass", "fail", "unknown" */

@@ -22,8 +22,8 @@
 
 struct window {
 	uint32_t count[RING];
-	uint64_t slot;      /* absolute index (now / slot_ms) of the newest slot */
-	uint64_t sum;       /* of count[] */
+	uint64_t slot; /* absolute index (now / slot_ms) of the newest slot */
+	uint64_t sum;  /* of count[] */
 };
 
 struct entry {

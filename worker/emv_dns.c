@@ -35,7 +35,7 @@ struct cache_entry {
 	char *domain;
 	uint64_t expires_ms;
 	struct cache_entry *next;
-	emv_mx_result *res;   /* compact copy (emv_mx_result_dup) */
+	emv_mx_result *res; /* compact copy (emv_mx_result_dup) */
 };
 
 #define CACHE_BUCKETS 4096u
@@ -58,7 +58,7 @@ struct mxq {
 	emv_dns_mx_cb cb;
 	void *arg;
 	emv_mx_result res;
-	int outstanding;       /* address queries not yet answered */
+	int outstanding; /* address queries not yet answered */
 	uint32_t min_ttl;
 };
 
@@ -107,8 +107,7 @@ void emv_dns_params_default(emv_dns_params *p)
 static void on_fd(evutil_socket_t fd, short what, void *arg)
 {
 	emv_dns *d = arg;
-	ares_process_fd(d->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
-			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	ares_process_fd(d->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD, (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
 	arm_timer(d);
 }
 
@@ -362,14 +361,10 @@ static uint32_t answer_min_ttl(const unsigned char *b, int len)
 static emv_dns_status status_of(int ares_status)
 {
 	switch (ares_status) {
-	case ARES_SUCCESS:
-		return EMV_DNS_OK;
-	case ARES_ENOTFOUND:
-		return EMV_DNS_NXDOMAIN;
-	case ARES_ENODATA:
-		return EMV_DNS_NODATA;
-	default: /* ESERVFAIL, EREFUSED, ETIMEOUT, ECONNREFUSED, EBADRESP, ... */
-		return EMV_DNS_TEMPFAIL;
+	case ARES_SUCCESS: return EMV_DNS_OK;
+	case ARES_ENOTFOUND: return EMV_DNS_NXDOMAIN;
+	case ARES_ENODATA: return EMV_DNS_NODATA;
+	default: /* ESERVFAIL, EREFUSED, ETIMEOUT, ECONNREFUSED, EBADRESP, ... */ return EMV_DNS_TEMPFAIL;
 	}
 }
 
@@ -390,9 +385,10 @@ static void finish(struct mxq *q)
 		if (with_addr == 0) {
 			if (r->implicit) {
 				r->status = tempfail ? EMV_DNS_TEMPFAIL : EMV_DNS_NODATA;
-				snprintf(r->detail, sizeof r->detail, tempfail ?
-					 "no MX record, and the address lookup of %s failed temporarily" :
-					 "%s has no MX, A or AAAA record", q->domain);
+				snprintf(r->detail, sizeof r->detail,
+					 tempfail ? "no MX record, and the address lookup of %s failed temporarily"
+						  : "%s has no MX, A or AAAA record",
+					 q->domain);
 			} else {
 				r->status = tempfail ? EMV_DNS_TEMPFAIL : EMV_DNS_NO_ADDRESS;
 				if (tempfail)

@@ -24,8 +24,8 @@
 
 struct event_base;
 
-#define EMV_MX_MAX         8  /* MX hosts kept per domain (lowest preference first) */
-#define EMV_MX_ADDR_MAX    4  /* addresses kept per MX host */
+#define EMV_MX_MAX 8	  /* MX hosts kept per domain (lowest preference first) */
+#define EMV_MX_ADDR_MAX 4 /* addresses kept per MX host */
 
 /* An IPv4 or IPv6 socket address in 28 bytes (sockaddr_storage is 128:
  * results are cached per domain and copied per job, so size matters). */
@@ -34,12 +34,12 @@ typedef union {
 	struct sockaddr_in in;
 	struct sockaddr_in6 in6;
 } emv_sockaddr;
-#define EMV_HOST_MAX     (EMV_HOST_NAME_MAX + 3) /* a buffer: a name, its root dot, NUL (256) */
+#define EMV_HOST_MAX (EMV_HOST_NAME_MAX + 3) /* a buffer: a name, its root dot, NUL (256) */
 
 typedef enum {
-	EMV_DNS_OK = 0,     /* hosts[] has at least one host with addresses */
+	EMV_DNS_OK = 0,	    /* hosts[] has at least one host with addresses */
 	EMV_DNS_NXDOMAIN,   /* the domain does not exist */
-	EMV_DNS_NODATA,     /* the domain exists but has no MX, A or AAAA */
+	EMV_DNS_NODATA,	    /* the domain exists but has no MX, A or AAAA */
 	EMV_DNS_NULL_MX,    /* "MX 0 ." - the domain accepts no mail */
 	EMV_DNS_NO_ADDRESS, /* MX hosts exist but none has an address */
 	EMV_DNS_TEMPFAIL,   /* SERVFAIL / REFUSED / timeout: try again later */
@@ -51,27 +51,27 @@ typedef struct {
 	int preference;
 	int naddrs;
 	emv_sockaddr addrs[EMV_MX_ADDR_MAX];
-	int addr_status;   /* emv_dns_status of the address lookups of this host */
+	int addr_status; /* emv_dns_status of the address lookups of this host */
 } emv_mx_host;
 
 typedef struct {
 	emv_dns_status status;
-	int implicit;       /* no MX: hosts[0] is the domain itself */
+	int implicit; /* no MX: hosts[0] is the domain itself */
 	int nhosts;
-	uint32_t ttl;       /* seconds this answer may be cached */
+	uint32_t ttl; /* seconds this answer may be cached */
 	int from_cache;
-	char detail[200];   /* human explanation, e.g. "MX lookup: SERVFAIL" */
+	char detail[200];	       /* human explanation, e.g. "MX lookup: SERVFAIL" */
 	emv_mx_host hosts[EMV_MX_MAX]; /* last: stored copies keep only nhosts of them */
 } emv_mx_result;
 
 typedef struct {
-	const char *servers;   /* "host:port[,host:port]" or NULL for /etc/resolv.conf */
-	int timeout_ms;        /* per try (default 2000) */
-	int tries;             /* default 2 */
-	uint32_t cache_min_ttl;/* clamp (default 30 s) */
-	uint32_t cache_max_ttl;/* clamp (default 3600 s) */
-	uint32_t negative_ttl; /* NXDOMAIN/NODATA cache time (default 300 s); TEMPFAIL is never cached */
-	size_t cache_max;      /* entries (default 50000, ~3 KiB each) */
+	const char *servers;	/* "host:port[,host:port]" or NULL for /etc/resolv.conf */
+	int timeout_ms;		/* per try (default 2000) */
+	int tries;		/* default 2 */
+	uint32_t cache_min_ttl; /* clamp (default 30 s) */
+	uint32_t cache_max_ttl; /* clamp (default 3600 s) */
+	uint32_t negative_ttl;	/* NXDOMAIN/NODATA cache time (default 300 s); TEMPFAIL is never cached */
+	size_t cache_max;	/* entries (default 50000, ~3 KiB each) */
 } emv_dns_params;
 
 void emv_dns_params_default(emv_dns_params *p);

@@ -23,13 +23,13 @@ struct item {
 	char *address;
 	uint32_t domain;
 	uint8_t utf8;
-	uint8_t attempts;    /* sessions this address took part in */
-	uint8_t tries;       /* probe jobs it went through */
-	uint8_t conn_timeout;/* its last try timed out at connect */
-	uint64_t first_ms;   /* first try started */
-	uint64_t due_ms;     /* retry due */
+	uint8_t attempts;	/* sessions this address took part in */
+	uint8_t tries;		/* probe jobs it went through */
+	uint8_t conn_timeout;	/* its last try timed out at connect */
+	uint64_t first_ms;	/* first try started */
+	uint64_t due_ms;	/* retry due */
 	emv_probe_result *last; /* while waiting for a retry: its last result (for a deadline) */
-	uint32_t next;       /* link in pending / retry lists (UINT32_MAX = end) */
+	uint32_t next;		/* link in pending / retry lists (UINT32_MAX = end) */
 };
 
 #define NIL UINT32_MAX
@@ -41,29 +41,29 @@ struct mxkey;
 struct domain {
 	char *name;
 	enum dstate state;
-	uint32_t head, tail;   /* pending items (singly linked through item.next) */
+	uint32_t head, tail; /* pending items (singly linked through item.next) */
 	uint32_t npending;
-	int queued;            /* in the ready queue or on a key's wait list */
-	int catch_all;         /* -1 unknown */
-	int probing;           /* a job with the catch-all probe is running */
-	int no_smtp;           /* DNS says no server will be asked (NXDOMAIN, null MX, no address):
+	int queued;    /* in the ready queue or on a key's wait list */
+	int catch_all; /* -1 unknown */
+	int probing;   /* a job with the catch-all probe is running */
+	int no_smtp;   /* DNS says no server will be asked (NXDOMAIN, null MX, no address):
 	                          no RCPT is sent, so no budget is spent and batches are whole */
 	struct mxkey *key;
 	const emv_provider *prov;
-	uint32_t next_ready;   /* link in ready queue / wait list */
+	uint32_t next_ready; /* link in ready queue / wait list */
 };
 
 struct mxkey {
 	char *host;
 	int active;
-	int limit;             /* sessions at once: the provider's cap */
-	double window;         /* sessions at once we allow ourselves now, 1..limit (AIMD) */
-	int rcpt_per_txn;      /* learned from 452s, 0 = provider default */
-	int errors_per_session;/* learned from tarpits and 421s after errors, 0 = provider default */
+	int limit;		/* sessions at once: the provider's cap */
+	double window;		/* sessions at once we allow ourselves now, 1..limit (AIMD) */
+	int rcpt_per_txn;	/* learned from 452s, 0 = provider default */
+	int errors_per_session; /* learned from tarpits and 421s after errors, 0 = provider default */
 	uint64_t backoff_until;
 	unsigned backoff_ms;
 	uint32_t wait_head, wait_tail; /* parked domains */
-	int timeout_seen;      /* a connect timed out here */
+	int timeout_seen;	       /* a connect timed out here */
 };
 
 struct emv_engine {
@@ -75,32 +75,32 @@ struct emv_engine {
 
 	struct item *items;
 	uint32_t nitems, capitems;
-	uint32_t free_head;    /* finished items, reused by emv_engine_add (linked by next) */
+	uint32_t free_head; /* finished items, reused by emv_engine_add (linked by next) */
 	uint64_t added;
 	struct domain *domains;
 	uint32_t ndomains, capdomains;
-	emv_map *dmap;         /* domain name -> its index in domains[] + 1 */
-	emv_map *kmap;         /* MX host -> struct mxkey */
+	emv_map *dmap; /* domain name -> its index in domains[] + 1 */
+	emv_map *kmap; /* MX host -> struct mxkey */
 	uint32_t nkeys;
 
 	uint32_t ready_head, ready_tail;
-	uint32_t dnsq_head, dnsq_tail;  /* NEW domains waiting for a DNS slot */
-	uint32_t retry_head;   /* sorted by due_ms */
+	uint32_t dnsq_head, dnsq_tail; /* NEW domains waiting for a DNS slot */
+	uint32_t retry_head;	       /* sorted by due_ms */
 	unsigned nretry;
 	struct event *retry_timer;
 	struct event *backoff_timer;
 
 	int active, peak_active;
-	struct run *runs;          /* in flight */
+	struct run *runs; /* in flight */
 	int resolving;
 	int pumping;
-	int draining;              /* stopping: no session, lookup or retry starts any more */
+	int draining; /* stopping: no session, lookup or retry starts any more */
 	uint64_t finished, retries, sessions, jobs, handed_back, cut_sessions, expired;
-	uint64_t unasked;          /* added, not yet in any job: the straggler limit starts at 0 */
-	uint64_t limit_ms;         /* deadline or straggler limit in force (0 none) */
+	uint64_t unasked;  /* added, not yet in any job: the straggler limit starts at 0 */
+	uint64_t limit_ms; /* deadline or straggler limit in force (0 none) */
 	struct event *deadline_timer;
 	int past_deadline;
-	char budget_wait[200];     /* the RCPT budget work last waited for */
+	char budget_wait[200]; /* the RCPT budget work last waited for */
 	uint64_t budget_wait_at;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
@@ -115,11 +115,11 @@ struct run {
 	struct mxkey *key;
 	int with_probe;
 	emv_probe_job *job;
-	int granted;               /* RCPTs taken from the budget for this run */
+	int granted; /* RCPTs taken from the budget for this run */
 	char budget_key[300];
-	char pool_key[300];        /* the pool-wide budget too ("" when the provider sets none) */
-	int src;                   /* pool index of the source address, -1 without a pool */
-	struct run *prev, *next;   /* runs in flight, so freeing the engine can cancel them */
+	char pool_key[300];	 /* the pool-wide budget too ("" when the provider sets none) */
+	int src;		 /* pool index of the source address, -1 without a pool */
+	struct run *prev, *next; /* runs in flight, so freeing the engine can cancel them */
 };
 
 void emv_engine_params_default(emv_engine_params *p)
@@ -190,7 +190,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	emv_engine *e = arg;
 	const char *why = e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ? "the run's deadline has come"
-										  : "the wait for stragglers is over";
+									      : "the wait for stragglers is over";
 	uint32_t ii;
 	e->past_deadline = 1;
 	e->draining = 1; /* nothing new starts; sessions in flight end as usual */
@@ -215,8 +215,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	evtimer_del(e->retry_timer);
 }
 
-emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb,
-			   void *arg)
+emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb, void *arg)
 {
 	emv_engine *e = emv_xcalloc(1, sizeof *e);
 	e->dmap = emv_map_new(1024);
@@ -330,7 +329,8 @@ static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
 	int pressure = emv_probe_backoff(job) || emv_probe_learned_error_limit(job) > 0;
 	for (size_t i = 0; i < n && !pressure; i++) {
 		const emv_probe_result *r = emv_probe_get(job, i);
-		pressure = r->reason == EMV_REASON_RATE_LIMITED || r->reason == EMV_REASON_TIMEOUT || r->connect_timeout;
+		pressure = r->reason == EMV_REASON_RATE_LIMITED || r->reason == EMV_REASON_TIMEOUT ||
+			   r->connect_timeout;
 	}
 	if (pressure) {
 		k->window = k->window / 2 < 1.0 ? 1.0 : k->window / 2;
@@ -654,8 +654,10 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		int delay = retry_delay(e, it, r);
 		if (delay >= 0 && e->limit_ms && now + (uint64_t)delay >= e->limit_ms) {
 			/* the retry would come after the time limit: final now */
-			expire_item(e, ii, r, e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ?
-				    "the run's deadline comes first" : "the wait for stragglers would be over");
+			expire_item(e, ii, r,
+				    e->p.deadline_ms && e->limit_ms == e->p.deadline_ms
+					    ? "the run's deadline comes first"
+					    : "the wait for stragglers would be over");
 			continue;
 		}
 		if (delay >= 0) {
@@ -830,8 +832,10 @@ static size_t budget_batch(emv_engine *e, struct domain *d, uint64_t now, int *w
 	if (got == 0) {
 		/* say what the list waits for (progress lines) */
 		if (pool_key[0] && pv->pool_rcpt_per_minute > 0 && *wait_ms > 0)
-			snprintf(e->budget_wait, sizeof e->budget_wait, "%s's budget for all source addresses: "
-				 "%d RCPT/min", by_provider(d) ? pv->name : d->key->host, pv->pool_rcpt_per_minute);
+			snprintf(e->budget_wait, sizeof e->budget_wait,
+				 "%s's budget for all source addresses: "
+				 "%d RCPT/min",
+				 by_provider(d) ? pv->name : d->key->host, pv->pool_rcpt_per_minute);
 		else
 			snprintf(e->budget_wait, sizeof e->budget_wait, "%s's budget: %d RCPT/min%s",
 				 by_provider(d) ? pv->name : d->key->host, scaled(pv->rcpt_per_minute, factor),
@@ -900,10 +904,12 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	cfg.verdict_note = pv->verdict_note[0] ? pv->verdict_note : NULL;
 	cfg.retry.greylist_rounds = 0; /* the engine retries, without holding a session slot */
 	cfg.session.pipelining = cfg.session.pipelining && pv->pipelining;
-	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0 ? k->rcpt_per_txn :
-				   (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);
-	cfg.session.max_errors = k && k->errors_per_session > 0 ? k->errors_per_session :
-				 (pv->errors_per_session > 0 ? pv->errors_per_session : cfg.session.max_errors);
+	cfg.session.rcpt_per_txn = k && k->rcpt_per_txn > 0
+					   ? k->rcpt_per_txn
+					   : (pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : cfg.session.rcpt_per_txn);
+	cfg.session.max_errors = k && k->errors_per_session > 0 ? k->errors_per_session
+								: (pv->errors_per_session > 0 ? pv->errors_per_session
+											      : cfg.session.max_errors);
 	if (pv->connect_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_connect = pv->connect_timeout_ms;
 	if (pv->reply_timeout_ms > 0 && !e->p.user_timeouts)
@@ -1049,8 +1055,7 @@ int emv_engine_sessions(const emv_engine *e)
 
 int emv_engine_idle(const emv_engine *e)
 {
-	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL &&
-	       e->dnsq_head == NIL &&
+	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL && e->dnsq_head == NIL &&
 	       e->finished >= e->added;
 }
 

@@ -29,18 +29,18 @@
 #include "emv_retry.h"
 
 typedef struct {
-	int concurrency;          /* probe sessions in flight (default 500) */
-	int dns_concurrency;      /* domains being resolved at once (default 64): a burst of
+	int concurrency;		/* probe sessions in flight (default 500) */
+	int dns_concurrency;		/* domains being resolved at once (default 64): a burst of
 	                             thousands of queries overflows UDP buffers and fails */
-	int no_batching;          /* one address per session (benchmark baseline) */
-	emv_retry_policy retry;   /* when to ask again, by reason, and no retry later than
+	int no_batching;		/* one address per session (benchmark baseline) */
+	emv_retry_policy retry;		/* when to ask again, by reason, and no retry later than
 	                             retry.window_ms after the address's first try (emv_retry.h) */
-	int port25_threshold;     /* distinct MX hosts timing out at connect, none reachable (5) */
+	int port25_threshold;		/* distinct MX hosts timing out at connect, none reachable (5) */
 	const emv_providers *providers; /* NULL: built-in defaults */
-	int user_timeouts;        /* the user set timeouts: provider timeouts do not override them */
-	emv_budget *budget;       /* RCPT budgets, shared by every engine of the process (NULL: none) */
-	const emv_pool *pool;     /* source addresses to rotate (NULL: the probe config's own source) */
-	emv_rep *rep;             /* their reputation per provider (required with pool; one per engine) */
+	int user_timeouts;		/* the user set timeouts: provider timeouts do not override them */
+	emv_budget *budget;		/* RCPT budgets, shared by every engine of the process (NULL: none) */
+	const emv_pool *pool;		/* source addresses to rotate (NULL: the probe config's own source) */
+	emv_rep *rep;			/* their reputation per provider (required with pool; one per engine) */
 	/* With a pool: when every source address is quarantined (or held) for a
 	 * domain's provider, its pending addresses are handed back through this
 	 * (called with the engine's arg, the address id, the provider's name and
@@ -66,11 +66,10 @@ typedef struct emv_engine emv_engine;
 
 /* A final result: job/idx are valid during the call only.  attempts counts
  * every session the address took part in, across retries. */
-typedef void (*emv_engine_result_cb)(void *arg, uint64_t id, const emv_probe_job *job, size_t idx,
-				     unsigned attempts, int port25_blocked);
+typedef void (*emv_engine_result_cb)(void *arg, uint64_t id, const emv_probe_job *job, size_t idx, unsigned attempts,
+				     int port25_blocked);
 
-emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb,
-			   void *arg);
+emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb, void *arg);
 void emv_engine_free(emv_engine *e);
 
 /* Queue one address (normalised, its A-label domain). */
@@ -99,16 +98,16 @@ int emv_engine_idle(const emv_engine *e);
 typedef struct {
 	uint64_t added, finished, retries;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
-	uint64_t sessions;          /* SMTP sessions opened */
-	uint64_t cut_sessions;      /* of them, ended by our error budget (the rest asked in another) */
-	uint64_t handed_back;       /* addresses given back (params.handback) */
-	uint64_t expired;           /* made final by the deadline or the straggler limit */
-	uint64_t next_retry_ms;     /* monotonic time of the next retry due, 0 = none */
-	uint64_t deadline_ms;       /* the limit in force (deadline or straggler limit), 0 = none */
-	char budget_wait[200];      /* "" or the RCPT budget work waited for in the last 5 s */
+	uint64_t sessions;	/* SMTP sessions opened */
+	uint64_t cut_sessions;	/* of them, ended by our error budget (the rest asked in another) */
+	uint64_t handed_back;	/* addresses given back (params.handback) */
+	uint64_t expired;	/* made final by the deadline or the straggler limit */
+	uint64_t next_retry_ms; /* monotonic time of the next retry due, 0 = none */
+	uint64_t deadline_ms;	/* the limit in force (deadline or straggler limit), 0 = none */
+	char budget_wait[200];	/* "" or the RCPT budget work waited for in the last 5 s */
 	uint64_t jobs;
 	unsigned active, waiting_retry, domains;
-	unsigned peak_active;       /* most probe jobs (each one SMTP session at a time) at once */
+	unsigned peak_active; /* most probe jobs (each one SMTP session at a time) at once */
 	int port25_suspected;
 } emv_engine_stats;
 

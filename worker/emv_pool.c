@@ -265,8 +265,10 @@ static int parse_line(struct parser *ps, char *s)
 
 static int check_required(struct parser *ps)
 {
-	const char *missing = !ps->seen_region ? "region" : !ps->seen_mail_from ? "mail_from" :
-			      ps->p->nsources == 0 ? "source" : NULL;
+	const char *missing = !ps->seen_region	     ? "region"
+			      : !ps->seen_mail_from  ? "mail_from"
+			      : ps->p->nsources == 0 ? "source"
+						     : NULL;
 	if (!missing)
 		return EMV_OK;
 	emv_set_err(ps->err, ps->errlen, "%s: %s: missing (required)", ps->name, missing);

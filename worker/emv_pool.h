@@ -48,29 +48,29 @@
 #include <stdint.h>
 #include "emv_dns.h"
 
-#define EMV_POOL_REGION_MAX   32    /* incl. NUL */
-#define EMV_POOL_SOURCES_MAX  64
-#define EMV_POOL_DNSBL_MAX    8
-#define EMV_POOL_IP_MAX       46    /* INET6_ADDRSTRLEN */
-#define EMV_POOL_LINE_MAX     1024
+#define EMV_POOL_REGION_MAX 32 /* incl. NUL */
+#define EMV_POOL_SOURCES_MAX 64
+#define EMV_POOL_DNSBL_MAX 8
+#define EMV_POOL_IP_MAX 46 /* INET6_ADDRSTRLEN */
+#define EMV_POOL_LINE_MAX 1024
 #define EMV_POOL_MAILFROM_MAX (64 + 1 + EMV_HOST_NAME_MAX + 2) /* incl. NUL: local @ domain + slack (320) */
 
-#define EMV_POOL_AUDIT_HOLD 0       /* a failed address is held (not used) */
-#define EMV_POOL_AUDIT_RUN  1       /* a failed address is used anyway */
+#define EMV_POOL_AUDIT_HOLD 0			   /* a failed address is held (not used) */
+#define EMV_POOL_AUDIT_RUN 1			   /* a failed address is used anyway */
 #define EMV_POOL_AUDIT_INTERVAL_MS (3600u * 1000u) /* default audit_interval: 1 h */
 
 typedef struct {
-	emv_sockaddr addr;              /* port 0 */
-	char ip[EMV_POOL_IP_MAX];       /* canonical text form (inet_ntop) */
-	char helo[EMV_HOST_MAX];        /* lower-case, no trailing dot */
+	emv_sockaddr addr;	  /* port 0 */
+	char ip[EMV_POOL_IP_MAX]; /* canonical text form (inet_ntop) */
+	char helo[EMV_HOST_MAX];  /* lower-case, no trailing dot */
 } emv_pool_source;
 
 typedef struct {
 	char region[EMV_POOL_REGION_MAX];
 	char mail_from[EMV_POOL_MAILFROM_MAX];
 	char mail_from_domain[EMV_HOST_MAX]; /* the part after the '@', lower-case */
-	int audit_failures;             /* EMV_POOL_AUDIT_* */
-	uint64_t audit_interval_ms;     /* re-audit period; 0 = at start only */
+	int audit_failures;		     /* EMV_POOL_AUDIT_* */
+	uint64_t audit_interval_ms;	     /* re-audit period; 0 = at start only */
 	int nsources;
 	emv_pool_source sources[EMV_POOL_SOURCES_MAX];
 	int ndnsbl;

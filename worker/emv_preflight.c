@@ -22,8 +22,8 @@
 
 struct dom {
 	char name[EMV_HOST_MAX];
-	emv_mx_result *mx;          /* heap copy of the answer */
-	emv_dns_status canary;      /* the random name under it */
+	emv_mx_result *mx;     /* heap copy of the answer */
+	emv_dns_status canary; /* the random name under it */
 };
 
 struct conn {
@@ -46,7 +46,7 @@ struct pf {
 	struct dom dom[EMV_PF_DOMAINS_MAX];
 	int nconn;
 	struct conn conn[EMV_PF_CONNECTS_MAX];
-	emv_sockaddr first_mx;      /* for finding our own source address */
+	emv_sockaddr first_mx; /* for finding our own source address */
 	int have_first_mx;
 	int audit_done;
 	emv_audit_result audit;
@@ -113,8 +113,8 @@ int emv_pf_helo_fqdn(const char *name)
 	size_t len = name ? strlen(name) : 0;
 	int labels = 0, alpha_tld = 0;
 
-	if (len == 0 || len > EMV_HOST_NAME_MAX || inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1 ||
-	    name[0] == '[')
+	if (len == 0 || len > EMV_HOST_NAME_MAX || inet_pton(AF_INET, name, &a4) == 1 ||
+	    inet_pton(AF_INET6, name, &a6) == 1 || name[0] == '[')
 		return 0;
 	for (const char *p = name; *p;) {
 		const char *e = strchr(p, '.');
@@ -247,15 +247,15 @@ static void check_dns(struct pf *pf)
 		add(r, "dns", EMV_PF_FAIL,
 		    "use a resolver that does not rewrite NXDOMAIN answers (check /etc/resolv.conf or --dns)",
 		    "resolver %s answers for names that do not exist (emv-preflight-%08x.%s has a mail server): "
-		    "dead domains would look alive", resolver, rnd, pf->dom[0].name);
+		    "dead domains would look alive",
+		    resolver, rnd, pf->dom[0].name);
 	} else if (ok < pf->ndom) {
 		add(r, "dns", EMV_PF_WARN, "check the resolver (/etc/resolv.conf or --dns) and --preflight-domains",
 		    "resolver %s: %s; but %s", resolver, found, failed);
 	} else {
 		add(r, "dns", canary_ok ? EMV_PF_WARN : EMV_PF_PASS,
-		    "a domain of --preflight-domains has wildcard records; name others",
-		    "resolver %s: %s%s", resolver, found,
-		    canary_ok ? "; a random name under one of them resolves too (wildcard records?)" : "");
+		    "a domain of --preflight-domains has wildcard records; name others", "resolver %s: %s%s", resolver,
+		    found, canary_ok ? "; a random name under one of them resolves too (wildcard records?)" : "");
 	}
 }
 
@@ -387,8 +387,8 @@ static void check_port25(struct pf *pf)
 	for (int i = 0; i < pf->nconn; i++) {
 		struct conn *c = &pf->conn[i];
 		if (c->ok) {
-			add(pf->r, "port25", EMV_PF_PASS, NULL, "TCP port %d of %s [%s] from %s: %s", p->smtp_port, c->host,
-			    c->ip, p->source_ip ? p->source_ip : "this host", c->result);
+			add(pf->r, "port25", EMV_PF_PASS, NULL, "TCP port %d of %s [%s] from %s: %s", p->smtp_port,
+			    c->host, c->ip, p->source_ip ? p->source_ip : "this host", c->result);
 			return;
 		}
 		cat(tried, sizeof tried, "%s%s [%s]: %s", *tried ? "; " : "", c->host, c->ip, c->result);
@@ -473,7 +473,8 @@ static void check_identity(struct pf *pf)
 		add(r, "helo", EMV_PF_FAIL,
 		    "set --helo to this host's public name (its A record and PTR should match the source address)",
 		    "HELO name '%s' is not a fully qualified domain name: many servers refuse it "
-		    "(504 5.5.2 need fully-qualified hostname)", helo);
+		    "(504 5.5.2 need fully-qualified hostname)",
+		    helo);
 
 	if (p->source_ip) {
 		emv_strlcpy(ip, p->source_ip, sizeof ip);
@@ -484,8 +485,8 @@ static void check_identity(struct pf *pf)
 	}
 	emv_strlcpy(r->source_ip, ip, sizeof r->source_ip);
 	if (!fqdn || !at || !at[1]) {
-		add(r, "fcrdns", EMV_PF_WARN, "set --helo and --mail-from",
-		    "reverse DNS and SPF of %s not checked: %s", ip, !fqdn ? "no usable HELO name" : "no probe sender domain");
+		add(r, "fcrdns", EMV_PF_WARN, "set --helo and --mail-from", "reverse DNS and SPF of %s not checked: %s",
+		    ip, !fqdn ? "no usable HELO name" : "no probe sender domain");
 		return;
 	}
 
@@ -509,7 +510,8 @@ static void check_identity(struct pf *pf)
 	} else if (inet_pton(AF_INET6, ip, &pool->sources[0].addr.in6.sin6_addr) == 1) {
 		pool->sources[0].addr.in6.sin6_family = AF_INET6;
 	} else {
-		add(r, "fcrdns", EMV_PF_FAIL, "give --source-ip as an IPv4 or IPv6 address", "'%s' is not an address", ip);
+		add(r, "fcrdns", EMV_PF_FAIL, "give --source-ip as an IPv4 or IPv6 address", "'%s' is not an address",
+		    ip);
 		free(pool);
 		return;
 	}
@@ -556,8 +558,8 @@ static void check_identity(struct pf *pf)
 			for (int i = 0; i < x->ndnsbl; i++) {
 				const emv_audit_dnsbl *z = &x->dnsbl[i];
 				if (z->status == EMV_AUDIT_FAIL)
-					cat(listed, sizeof listed, "%s%s (%s%s%s)", *listed ? "; " : "", z->zone, z->answer,
-					    *z->reason ? ": " : "", z->reason);
+					cat(listed, sizeof listed, "%s%s (%s%s%s)", *listed ? "; " : "", z->zone,
+					    z->answer, *z->reason ? ": " : "", z->reason);
 				else if (z->status == EMV_AUDIT_UNKNOWN)
 					cat(unknown, sizeof unknown, "%s%s (%s)", *unknown ? ", " : "", z->zone,
 					    *z->answer ? z->answer : "no answer");

@@ -35,42 +35,42 @@
 struct event_base;
 
 #define EMV_PF_DOMAINS_DEFAULT "gmail.com,outlook.com,yahoo.com"
-#define EMV_PF_DNSBL_DEFAULT   "zen.spamhaus.org,bl.spamcop.net,b.barracudacentral.org"
-#define EMV_PF_DOMAINS_MAX     8
-#define EMV_PF_CONNECTS_MAX    4     /* MX addresses tried for port 25 */
-#define EMV_PF_CHECKS_MAX      16
+#define EMV_PF_DNSBL_DEFAULT "zen.spamhaus.org,bl.spamcop.net,b.barracudacentral.org"
+#define EMV_PF_DOMAINS_MAX 8
+#define EMV_PF_CONNECTS_MAX 4 /* MX addresses tried for port 25 */
+#define EMV_PF_CHECKS_MAX 16
 
 typedef enum { EMV_PF_PASS = 0, EMV_PF_WARN, EMV_PF_FAIL } emv_pf_level;
 
 typedef struct {
-	char name[16];           /* "dns", "port25", "helo", "fcrdns", "spf", "dnsbl" */
+	char name[16]; /* "dns", "port25", "helo", "fcrdns", "spf", "dnsbl" */
 	emv_pf_level level;
-	char what[640];          /* what was found (sanitised) */
-	char fix[320];           /* what to do about it; "" on PASS */
+	char what[640]; /* what was found (sanitised) */
+	char fix[320];	/* what to do about it; "" on PASS */
 } emv_pf_check;
 
 typedef struct {
 	int n;
 	emv_pf_check checks[EMV_PF_CHECKS_MAX];
 	emv_pf_level worst;
-	int dns_broken;          /* verdicts from this resolver would be wrong: do not run */
+	int dns_broken;			 /* verdicts from this resolver would be wrong: do not run */
 	char source_ip[EMV_POOL_IP_MAX]; /* the address the identity checks were about, or "" */
 } emv_pf_report;
 
 typedef struct {
 	struct event_base *base;
-	emv_dns *dns;            /* on base */
-	const char *resolver;    /* for messages: "127.0.0.1:53" or NULL (= /etc/resolv.conf) */
-	const char *domains;     /* comma-separated; NULL = EMV_PF_DOMAINS_DEFAULT */
-	int port25;              /* 1: try TCP connections to their MX hosts */
-	int smtp_port;           /* 25 */
-	int connect_timeout_ms;  /* per connection (default 5000) */
-	int allow_private;       /* MX addresses in private ranges may be tried */
-	const char *source_ip;   /* NULL: the address the system would use */
-	int identity;            /* 1: helo, fcrdns, spf (and dnsbl when zones are given) */
+	emv_dns *dns;		/* on base */
+	const char *resolver;	/* for messages: "127.0.0.1:53" or NULL (= /etc/resolv.conf) */
+	const char *domains;	/* comma-separated; NULL = EMV_PF_DOMAINS_DEFAULT */
+	int port25;		/* 1: try TCP connections to their MX hosts */
+	int smtp_port;		/* 25 */
+	int connect_timeout_ms; /* per connection (default 5000) */
+	int allow_private;	/* MX addresses in private ranges may be tried */
+	const char *source_ip;	/* NULL: the address the system would use */
+	int identity;		/* 1: helo, fcrdns, spf (and dnsbl when zones are given) */
 	const char *helo;
 	const char *mail_from;
-	const char *dnsbl;       /* comma-separated zones, or NULL/"" for none */
+	const char *dnsbl; /* comma-separated zones, or NULL/"" for none */
 } emv_pf_params;
 
 void emv_pf_params_default(emv_pf_params *p);

@@ -29,7 +29,7 @@ enum rstate { R_PENDING = 0, R_WAIT, R_DONE };
 struct target {
 	emv_sockaddr addr;
 	socklen_t len;
-	int host;          /* index into mx.hosts */
+	int host; /* index into mx.hosts */
 	char ip[48];
 };
 
@@ -41,16 +41,16 @@ struct emv_probe_job {
 	size_t n;
 	emv_probe_result *res;
 	unsigned char *state;
-	emv_mx_result *mx;         /* compact copy (emv_mx_result_dup) */
+	emv_mx_result *mx; /* compact copy (emv_mx_result_dup) */
 
 	struct target targets[EMV_PROBE_TARGETS_MAX];
 	int ntargets, cur;
-	int tls_off;               /* retrying the current target without STARTTLS */
-	char *tls_note;            /* why TLS was given up, for evidence */
+	int tls_off;	/* retrying the current target without STARTTLS */
+	char *tls_note; /* why TLS was given up, for evidence */
 
 	char *probe_addr;
-	int probe_state;           /* enum rstate */
-	int catch_all;             /* 1, 0, -1 */
+	int probe_state; /* enum rstate */
+	int catch_all;	 /* 1, 0, -1 */
 
 	/* per-recipient policy refusals, judged in finish() with the whole
 	 * job's evidence: pol_sess[i] = session in which recipient i got a
@@ -67,18 +67,18 @@ struct emv_probe_job {
 	unsigned sessions;
 
 	emv_session *sess;
-	long *smap;                /* session recipient index -> job index (or PROBE_IDX) */
+	long *smap; /* session recipient index -> job index (or PROBE_IDX) */
 	size_t snr;
 	int retry_round;
 	uint64_t waited_ms;
 	int retry_wait_ms;
 
 	emv_session_outcome *last_fail; /* the last session failure (NULL: none) */
-	unsigned connected;        /* sessions that reached the banner */
-	unsigned rcpt_sent;        /* RCPT commands over all sessions */
+	unsigned connected;		/* sessions that reached the banner */
+	unsigned rcpt_sent;		/* RCPT commands over all sessions */
 	int learned_limit;
-	int learned_errors;        /* >0: errors per session a server taught us (tarpit, 421) */
-	unsigned cut_sessions;     /* sessions ended by the error budget */
+	int learned_errors;    /* >0: errors per session a server taught us (tarpit, 421) */
+	unsigned cut_sessions; /* sessions ended by the error budget */
 	int backoff;
 	int private_refused;
 	char *refused_note;
@@ -181,12 +181,8 @@ static void verdict_from_failure(emv_probe_job *j, emv_probe_result *r)
 		r->reason = EMV_REASON_TIMEOUT;
 		r->connect_timeout = o->phase == EMV_PHASE_CONNECT;
 		break;
-	case EMV_SESS_TLS:
-		r->reason = EMV_REASON_TLS_FAILED;
-		break;
-	case EMV_SESS_PROTOCOL:
-		r->reason = EMV_REASON_PROTOCOL_ERROR;
-		break;
+	case EMV_SESS_TLS: r->reason = EMV_REASON_TLS_FAILED; break;
+	case EMV_SESS_PROTOCOL: r->reason = EMV_REASON_PROTOCOL_ERROR; break;
 	case EMV_SESS_REPLY:
 		if (o->have_reply) {
 			verdict_from_reply(j, r, o->phase, &o->reply);
@@ -196,9 +192,7 @@ static void verdict_from_failure(emv_probe_job *j, emv_probe_result *r)
 			r->reason = EMV_REASON_PROTOCOL_ERROR;
 		}
 		break;
-	default:
-		r->reason = EMV_REASON_CONNECTION_FAILED;
-		break;
+	default: r->reason = EMV_REASON_CONNECTION_FAILED; break;
 	}
 	emv_strlcpy(r->detail, o->detail, sizeof r->detail);
 }
@@ -316,7 +310,8 @@ static void judge_policy_refusals(emv_probe_job *j)
 			snprintf(r->detail, sizeof r->detail,
 				 "rejected by policy while %u other recipient%s of the domain w%s accepted in the same "
 				 "session (from %s): the refusal is about this recipient",
-				 acc, acc == 1 ? "" : "s", acc == 1 ? "as" : "ere", r->source_ip[0] ? r->source_ip : "one source");
+				 acc, acc == 1 ? "" : "s", acc == 1 ? "as" : "ere",
+				 r->source_ip[0] ? r->source_ip : "one source");
 		} else {
 			emv_strlcpy(r->detail,
 				    "rejected by policy and no recipient was accepted in the same session: the refusal "
@@ -580,8 +575,8 @@ static void next_session(emv_probe_job *j)
 		}
 		if (j->tls_off)
 			sp.starttls = 0;
-		j->sess = emv_session_start(j->cfg.base, &sp, &t->addr.sa, t->len,
-					    j->mx->hosts[t->host].host, list, u8, j->snr, &cb, j, err, sizeof err);
+		j->sess = emv_session_start(j->cfg.base, &sp, &t->addr.sa, t->len, j->mx->hosts[t->host].host, list, u8,
+					    j->snr, &cb, j, err, sizeof err);
 		free(list);
 		free(u8);
 		if (j->sess)
@@ -619,9 +614,10 @@ static void finish(emv_probe_job *j)
 				/* the server accepts anything: acceptance proves nothing */
 				r->status = EMV_STATUS_RISKY;
 				r->reason = EMV_REASON_CATCH_ALL;
-				emv_strlcpy(r->detail, j->catch_all == 1 ?
-					    "the server accepts any recipient of this domain (catch-all)" :
-					    "this provider accepts every recipient at RCPT time, so acceptance proves nothing",
+				emv_strlcpy(r->detail,
+					    j->catch_all == 1
+						    ? "the server accepts any recipient of this domain (catch-all)"
+						    : "this provider accepts every recipient at RCPT time, so acceptance proves nothing",
 					    sizeof r->detail);
 			}
 		}
@@ -681,7 +677,8 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 				}
 				t = &j->targets[j->ntargets++];
 				t->addr = *ss;
-				t->len = ss->sa.sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+				t->len = ss->sa.sa_family == AF_INET ? sizeof(struct sockaddr_in)
+								     : sizeof(struct sockaddr_in6);
 				t->host = h;
 				emv_strlcpy(t->ip, ip, sizeof t->ip);
 			}
@@ -761,20 +758,62 @@ void emv_probe_free(emv_probe_job *j)
 	free(j);
 }
 
-size_t emv_probe_count(const emv_probe_job *j) { return j->n; }
-const emv_probe_result *emv_probe_get(const emv_probe_job *j, size_t i) { return &j->res[i]; }
-const emv_mx_result *emv_probe_mx(const emv_probe_job *j) { return j->mx; }
-size_t emv_probe_exchange_count(const emv_probe_job *j) { return j->nex; }
-const emv_exchange *emv_probe_exchange(const emv_probe_job *j, size_t k) { return &j->ex[k]; }
-unsigned emv_probe_sessions(const emv_probe_job *j) { return j->sessions; }
-const char *emv_probe_domain(const emv_probe_job *j) { return j->domain; }
-int emv_probe_catch_all(const emv_probe_job *j) { return j->catch_all; }
-unsigned emv_probe_connected(const emv_probe_job *j) { return j->connected; }
-unsigned emv_probe_rcpt_sent(const emv_probe_job *j) { return j->rcpt_sent; }
-int emv_probe_learned_rcpt_limit(const emv_probe_job *j) { return j->learned_limit; }
-int emv_probe_learned_error_limit(const emv_probe_job *j) { return j->learned_errors; }
-unsigned emv_probe_cut_sessions(const emv_probe_job *j) { return j->cut_sessions; }
-int emv_probe_backoff(const emv_probe_job *j) { return j->backoff; }
+size_t emv_probe_count(const emv_probe_job *j)
+{
+	return j->n;
+}
+const emv_probe_result *emv_probe_get(const emv_probe_job *j, size_t i)
+{
+	return &j->res[i];
+}
+const emv_mx_result *emv_probe_mx(const emv_probe_job *j)
+{
+	return j->mx;
+}
+size_t emv_probe_exchange_count(const emv_probe_job *j)
+{
+	return j->nex;
+}
+const emv_exchange *emv_probe_exchange(const emv_probe_job *j, size_t k)
+{
+	return &j->ex[k];
+}
+unsigned emv_probe_sessions(const emv_probe_job *j)
+{
+	return j->sessions;
+}
+const char *emv_probe_domain(const emv_probe_job *j)
+{
+	return j->domain;
+}
+int emv_probe_catch_all(const emv_probe_job *j)
+{
+	return j->catch_all;
+}
+unsigned emv_probe_connected(const emv_probe_job *j)
+{
+	return j->connected;
+}
+unsigned emv_probe_rcpt_sent(const emv_probe_job *j)
+{
+	return j->rcpt_sent;
+}
+int emv_probe_learned_rcpt_limit(const emv_probe_job *j)
+{
+	return j->learned_limit;
+}
+int emv_probe_learned_error_limit(const emv_probe_job *j)
+{
+	return j->learned_errors;
+}
+unsigned emv_probe_cut_sessions(const emv_probe_job *j)
+{
+	return j->cut_sessions;
+}
+int emv_probe_backoff(const emv_probe_job *j)
+{
+	return j->backoff;
+}
 
 int emv_probe_exchange_relevant(const emv_probe_job *j, size_t i, size_t k)
 {

@@ -35,16 +35,16 @@ typedef struct {
 	struct event_base *base;
 	emv_dns *dns;
 	const struct emv_classifier *classifier;
-	emv_session_params session;   /* port, HELO, MAIL FROM, timeouts, limits, ssl_ctx */
+	emv_session_params session;		  /* port, HELO, MAIL FROM, timeouts, limits, ssl_ctx */
 	struct sockaddr_storage source4, source6; /* family 0 = unset (kernel picks) */
-	int allow_private;            /* connect to loopback/private MX addresses */
-	int catch_all_probe;          /* send one random recipient per job (1) */
-	int max_targets;              /* MX addresses tried per job (default 5, at most EMV_PROBE_TARGETS_MAX) */
-	emv_retry_policy retry;       /* greylist_rounds, greylist_wait_ms, greylist_max_wait_ms and
+	int allow_private;			  /* connect to loopback/private MX addresses */
+	int catch_all_probe;			  /* send one random recipient per job (1) */
+	int max_targets;	  /* MX addresses tried per job (default 5, at most EMV_PROBE_TARGETS_MAX) */
+	emv_retry_policy retry;	  /* greylist_rounds, greylist_wait_ms, greylist_max_wait_ms and
 	                                 greylist_window_ms: the job's own greylist rounds (emv_retry.h) */
-	int known_catch_all;          /* -1: unknown (probe when catch_all_probe); 0/1: already known */
-	int accepts_all;              /* the provider accepts every RCPT: acceptance proves nothing */
-	const char *verdict_note;     /* the provider's note for unknown/risky details (NULL: none);
+	int known_catch_all;	  /* -1: unknown (probe when catch_all_probe); 0/1: already known */
+	int accepts_all;	  /* the provider accepts every RCPT: acceptance proves nothing */
+	const char *verdict_note; /* the provider's note for unknown/risky details (NULL: none);
 	                                 must outlive the job */
 } emv_probe_config;
 
@@ -52,37 +52,37 @@ void emv_probe_config_default(emv_probe_config *c);
 
 /* One transcript line. */
 typedef struct {
-	unsigned session;   /* 1-based session number within the job */
-	int rcpt;           /* -1 session-level, -2 catch-all probe, else recipient index */
-	int phase;          /* EMV_PHASE_* */
+	unsigned session; /* 1-based session number within the job */
+	int rcpt;	  /* -1 session-level, -2 catch-all probe, else recipient index */
+	int phase;	  /* EMV_PHASE_* */
 	char mx_ip[48];
-	char *command;      /* NULL for the banner or a local event */
-	int code;           /* 0 for a local event (connect failure, TLS failure...) */
+	char *command; /* NULL for the banner or a local event */
+	int code;      /* 0 for a local event (connect failure, TLS failure...) */
 	char enhanced[16];
-	char *text;         /* sanitised, capped */
+	char *text; /* sanitised, capped */
 } emv_exchange;
 
 typedef struct {
 	emv_status status;
 	emv_reason reason;
-	unsigned flags;            /* EMV_FLAG_CATCH_ALL is set here; caller ORs list flags */
-	int temporary;             /* the verdict may change if asked later */
+	unsigned flags; /* EMV_FLAG_CATCH_ALL is set here; caller ORs list flags */
+	int temporary;	/* the verdict may change if asked later */
 	char detail[256];
 	char mx_host[256];
 	char mx_ip[48];
 	char source_ip[48];
 	char tls[16];
-	int catch_all;             /* 1 yes, 0 no, -1 not known */
+	int catch_all; /* 1 yes, 0 no, -1 not known */
 	int have_smtp;
 	int smtp_code;
 	char enhanced[16];
 	char reply[512];
-	const char *rule;          /* classifier rule id */
-	unsigned attempts;         /* sessions in which this recipient was asked */
-	uint64_t sessions_mask;    /* which sessions (1..64) it took part in */
+	const char *rule;	/* classifier rule id */
+	unsigned attempts;	/* sessions in which this recipient was asked */
+	uint64_t sessions_mask; /* which sessions (1..64) it took part in */
 	unsigned duration_ms;
-	int retry_after_ms;        /* the server's own retry hint, 0 if none */
-	int connect_timeout;       /* the verdict comes from connections timing out at connect */
+	int retry_after_ms;  /* the server's own retry hint, 0 if none */
+	int connect_timeout; /* the verdict comes from connections timing out at connect */
 } emv_probe_result;
 
 typedef struct emv_probe_job emv_probe_job;
@@ -106,13 +106,13 @@ const emv_exchange *emv_probe_exchange(const emv_probe_job *job, size_t k);
 int emv_probe_exchange_relevant(const emv_probe_job *job, size_t i, size_t k);
 unsigned emv_probe_sessions(const emv_probe_job *job);
 const char *emv_probe_domain(const emv_probe_job *job);
-int emv_probe_catch_all(const emv_probe_job *job);          /* 1, 0, -1 unknown */
-unsigned emv_probe_connected(const emv_probe_job *job);     /* sessions that got a banner */
-unsigned emv_probe_rcpt_sent(const emv_probe_job *job);     /* RCPT commands sent, re-sends included */
-int emv_probe_learned_rcpt_limit(const emv_probe_job *job); /* >0: a 452 taught a smaller limit */
+int emv_probe_catch_all(const emv_probe_job *job);	     /* 1, 0, -1 unknown */
+unsigned emv_probe_connected(const emv_probe_job *job);	     /* sessions that got a banner */
+unsigned emv_probe_rcpt_sent(const emv_probe_job *job);	     /* RCPT commands sent, re-sends included */
+int emv_probe_learned_rcpt_limit(const emv_probe_job *job);  /* >0: a 452 taught a smaller limit */
 int emv_probe_learned_error_limit(const emv_probe_job *job); /* >0: a tarpit or 421 taught errors per session */
 unsigned emv_probe_cut_sessions(const emv_probe_job *job);   /* sessions ended by the error budget */
-int emv_probe_backoff(const emv_probe_job *job);            /* 1: a server told us to go away for now (421) */
+int emv_probe_backoff(const emv_probe_job *job);	     /* 1: a server told us to go away for now (421) */
 
 /* Free the job; a job still running is cancelled without calling back. */
 void emv_probe_free(emv_probe_job *job);

@@ -13,7 +13,7 @@ struct emv_reaudit {
 	emv_rep *rep;
 	uint64_t interval_ms;
 	struct event *timer;
-	emv_audit *audit;        /* the one in flight, or NULL */
+	emv_audit *audit; /* the one in flight, or NULL */
 	emv_reaudit_stats st;
 };
 
@@ -54,8 +54,10 @@ int emv_reaudit_apply(emv_rep *rep, const emv_audit_result *res, int n, uint64_t
 				st->inconclusive++;
 		} else if (x->held && !held) {
 			emv_rep_hold(rep, x->source, x->problems, now);
-			emv_log(EMV_LOG_WARN, "audit", "source %s (%s): failed its re-audit: held out of rotation "
-				"(open sessions finish): %s", x->ip, x->helo, x->problems);
+			emv_log(EMV_LOG_WARN, "audit",
+				"source %s (%s): failed its re-audit: held out of rotation "
+				"(open sessions finish): %s",
+				x->ip, x->helo, x->problems);
 			changes++;
 			if (st)
 				st->held++;

@@ -36,10 +36,10 @@
 #include "emv_reputation.h"
 
 typedef struct {
-	uint64_t audits;        /* periodic audits completed */
-	uint64_t held;          /* addresses newly held by one */
-	uint64_t released;      /* held addresses back in rotation */
-	uint64_t inconclusive;  /* verdicts ignored: the checks got no answer */
+	uint64_t audits;       /* periodic audits completed */
+	uint64_t held;	       /* addresses newly held by one */
+	uint64_t released;     /* held addresses back in rotation */
+	uint64_t inconclusive; /* verdicts ignored: the checks got no answer */
 } emv_reaudit_stats;
 
 typedef struct emv_reaudit emv_reaudit;

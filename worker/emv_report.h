@@ -14,17 +14,17 @@
 #include "emv_result.h"
 
 typedef struct {
-	const char *input;            /* as given */
-	const emv_address *addr;      /* parsed; addr->error != OK means invalid syntax */
-	unsigned list_flags;          /* role/disposable/free from the lists */
-	const char *did_you_mean;     /* "" or NULL when none */
-	const emv_probe_job *job;     /* NULL when not probed (invalid syntax) */
-	size_t index;                 /* result index within job */
+	const char *input;		/* as given */
+	const emv_address *addr;	/* parsed; addr->error != OK means invalid syntax */
+	unsigned list_flags;		/* role/disposable/free from the lists */
+	const char *did_you_mean;	/* "" or NULL when none */
+	const emv_probe_job *job;	/* NULL when not probed (invalid syntax) */
+	size_t index;			/* result index within job */
 	const emv_probe_result *result; /* with job NULL: a result kept without its job (made final by a
 	                                   deadline): evidence without the MX list and transcript */
-	int no_transcript;            /* leave out the SMTP transcript (lists: the deciding reply is kept) */
-	unsigned attempts;            /* >0: attempts across retries (else the job's own count) */
-	const char *key;              /* when set, added as "k" (the journal's lookup key) */
+	int no_transcript;		/* leave out the SMTP transcript (lists: the deciding reply is kept) */
+	unsigned attempts;		/* >0: attempts across retries (else the job's own count) */
+	const char *key;		/* when set, added as "k" (the journal's lookup key) */
 } emv_report_in;
 
 typedef struct {

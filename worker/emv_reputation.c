@@ -17,16 +17,16 @@
 #define PROVIDERS_MAX 1024 /* names beyond this share the last slot: bounded memory */
 
 struct ent {
-	emv_rep_state state;    /* healthy, throttled or quarantined (held is per IP) */
-	int halvings;           /* throttled: rate = 1/2^halvings */
-	uint64_t step_at;       /* throttled: when the rate doubles next */
-	uint64_t until;         /* quarantined: end of the cool-down */
-	uint64_t lease_until;   /* quarantined: a re-probe is out until then */
-	uint64_t last_block;    /* for forgetting strikes */
+	emv_rep_state state;  /* healthy, throttled or quarantined (held is per IP) */
+	int halvings;	      /* throttled: rate = 1/2^halvings */
+	uint64_t step_at;     /* throttled: when the rate doubles next */
+	uint64_t until;	      /* quarantined: end of the cool-down */
+	uint64_t lease_until; /* quarantined: a re-probe is out until then */
+	uint64_t last_block;  /* for forgetting strikes */
 	uint32_t strikes;
-	int fed;                /* 1 once an outcome was reported: shown in snapshots */
+	int fed; /* 1 once an outcome was reported: shown in snapshots */
 	uint64_t updated;
-	uint64_t since;         /* the current state began */
+	uint64_t since;			  /* the current state began */
 	uint64_t rcpts, blocks, sessions; /* counters for operators */
 	char last_reply[EMV_REP_REPLY_MAX];
 };
@@ -35,12 +35,12 @@ struct ipent {
 	int held;
 	uint64_t held_at;
 	char why[EMV_REP_REPLY_MAX];
-	struct ent *ents;       /* [cap_prov] */
+	struct ent *ents; /* [cap_prov] */
 };
 
 struct prov {
 	char name[EMV_REP_KEY_MAX];
-	int rr;                 /* next pool index to start the round-robin scan at */
+	int rr; /* next pool index to start the round-robin scan at */
 };
 
 struct emv_rep {
@@ -49,8 +49,8 @@ struct emv_rep {
 	struct ipent *ips;
 	struct prov *provs;
 	int nprov, cap_prov;
-	int reuse;              /* where the search for a quiet slot to reuse starts */
-	uint64_t changes;       /* state changes so far (emv_rep_changes) */
+	int reuse;	  /* where the search for a quiet slot to reuse starts */
+	uint64_t changes; /* state changes so far (emv_rep_changes) */
 };
 
 static const char *const state_names[] = { "healthy", "throttled", "quarantined", "held" };
@@ -257,9 +257,7 @@ static void feed_quarantined(const emv_rep_params *p, struct ent *e, emv_rep_out
 		e->state = EMV_REP_HEALTHY;
 		throttle(p, e, now);
 		break;
-	case EMV_REP_BLOCKED:
-		quarantine(p, e, now);
-		break;
+	case EMV_REP_BLOCKED: quarantine(p, e, now); break;
 	case EMV_REP_CONN_FAILED: /* no answer either way: probe again later, no strike */
 		e->until = now + p->cooldown_base_ms;
 		e->lease_until = 0;
@@ -426,15 +424,20 @@ size_t emv_rep_snapshot(emv_rep *r, uint64_t now, emv_rep_row *rows, size_t max)
 
 	for (int ip = 0; r && ip < r->nips; ip++) {
 		if (r->ips[ip].held) {
-			emv_rep_row row = { .ip = ip, .state = EMV_REP_HELD, .updated = r->ips[ip].held_at,
+			emv_rep_row row = { .ip = ip,
+					    .state = EMV_REP_HELD,
+					    .updated = r->ips[ip].held_at,
 					    .since = r->ips[ip].held_at };
 			memcpy(row.last_reply, r->ips[ip].why, sizeof row.last_reply);
 			put_row(rows, max, n++, &row);
 		}
 		for (int pi = 0; pi < r->nprov; pi++) {
 			struct ent *e = &r->ips[ip].ents[pi];
-			emv_rep_row row = { .ip = ip, .state = e->state, .strikes = e->strikes,
-					    .updated = e->updated, .rate_factor = 1.0 };
+			emv_rep_row row = { .ip = ip,
+					    .state = e->state,
+					    .strikes = e->strikes,
+					    .updated = e->updated,
+					    .rate_factor = 1.0 };
 			if (!e->fed)
 				continue;
 			settle(&r->p, e, now);
@@ -445,8 +448,9 @@ size_t emv_rep_snapshot(emv_rep *r, uint64_t now, emv_rep_row *rows, size_t max)
 			row.rcpts = e->rcpts;
 			row.blocks = e->blocks;
 			row.sessions = e->sessions;
-			row.until = e->state == EMV_REP_QUARANTINED ? e->until :
-				    e->state == EMV_REP_THROTTLED ? e->step_at : 0;
+			row.until = e->state == EMV_REP_QUARANTINED ? e->until
+				    : e->state == EMV_REP_THROTTLED ? e->step_at
+								    : 0;
 			if (e->state == EMV_REP_THROTTLED)
 				row.rate_factor = 1.0 / (double)(1u << e->halvings);
 			else if (e->state == EMV_REP_QUARANTINED)
@@ -479,8 +483,11 @@ emv_rep_outcome emv_rep_outcome_of(const emv_verdict *v)
 emv_rep_outcome emv_rep_outcome_worse(emv_rep_outcome a, emv_rep_outcome b)
 {
 	/* what a session says about our IP, most telling first */
-	static const int weight[] = { [EMV_REP_BLOCKED] = 4, [EMV_REP_RATE_LIMITED] = 3, [EMV_REP_OK] = 2,
-				      [EMV_REP_NEUTRAL] = 1, [EMV_REP_CONN_FAILED] = 0 };
+	static const int weight[] = { [EMV_REP_BLOCKED] = 4,
+				      [EMV_REP_RATE_LIMITED] = 3,
+				      [EMV_REP_OK] = 2,
+				      [EMV_REP_NEUTRAL] = 1,
+				      [EMV_REP_CONN_FAILED] = 0 };
 	if ((unsigned)a > EMV_REP_CONN_FAILED)
 		return b;
 	if ((unsigned)b > EMV_REP_CONN_FAILED)

@@ -55,7 +55,7 @@ typedef enum {
 
 /* What one session (or one reply) from an IP to a provider showed. */
 typedef enum {
-	EMV_REP_OK = 0,       /* the server answered normally (accepted, user unknown, ...) */
+	EMV_REP_OK = 0,	      /* the server answered normally (accepted, user unknown, ...) */
 	EMV_REP_NEUTRAL,      /* says nothing about our IP (greylisting, batch size, sender policy) */
 	EMV_REP_RATE_LIMITED, /* a 4xx/421 telling us to slow down */
 	EMV_REP_BLOCKED,      /* our IP is blocked or listed */
@@ -64,23 +64,23 @@ typedef enum {
 
 /* Settings, with defaults from emv_rep_params_default(). */
 typedef struct {
-	uint64_t quiet_ms;          /* throttled: this long without a rate limit doubles the rate (10 min) */
-	int max_halvings;           /* the rate never falls below 1/2^this (4 = 1/16) */
-	uint64_t cooldown_base_ms;  /* first quarantine (15 min) */
-	uint64_t cooldown_max_ms;   /* cap (24 h) */
-	int reprobe_rcpts;          /* RCPTs allowed in the re-probe session (2) */
-	uint64_t reprobe_lease_ms;  /* a re-probe not reported by then may be handed out again (10 min) */
-	uint64_t strike_forget_ms;  /* unblocked this long: strikes reset to 0 (7 days) */
+	uint64_t quiet_ms;	   /* throttled: this long without a rate limit doubles the rate (10 min) */
+	int max_halvings;	   /* the rate never falls below 1/2^this (4 = 1/16) */
+	uint64_t cooldown_base_ms; /* first quarantine (15 min) */
+	uint64_t cooldown_max_ms;  /* cap (24 h) */
+	int reprobe_rcpts;	   /* RCPTs allowed in the re-probe session (2) */
+	uint64_t reprobe_lease_ms; /* a re-probe not reported by then may be handed out again (10 min) */
+	uint64_t strike_forget_ms; /* unblocked this long: strikes reset to 0 (7 days) */
 } emv_rep_params;
 
 void emv_rep_params_default(emv_rep_params *p);
 
 /* Permission to use an IP for a provider. */
 typedef struct {
-	int ip;                     /* pool index */
-	double rate_factor;         /* multiply the provider's rate budgets by this (1, 0.5, 0.25 ...) */
-	int max_rcpts;              /* 0 = the provider's policy; > 0 = a re-probe: at most this many */
-	int reprobe;                /* 1 = this is the one re-probe session of a quarantined IP */
+	int ip;		    /* pool index */
+	double rate_factor; /* multiply the provider's rate budgets by this (1, 0.5, 0.25 ...) */
+	int max_rcpts;	    /* 0 = the provider's policy; > 0 = a re-probe: at most this many */
+	int reprobe;	    /* 1 = this is the one re-probe session of a quarantined IP */
 } emv_rep_grant;
 
 /* One row of the published state (proto IpState).  Times are in the
@@ -99,14 +99,14 @@ typedef struct {
 	int ip;
 	char provider[EMV_REP_KEY_MAX]; /* "" for an IP-wide row (held) */
 	emv_rep_state state;
-	uint64_t until;             /* quarantined: end of cool-down; throttled: next rate step; else 0 */
+	uint64_t until; /* quarantined: end of cool-down; throttled: next rate step; else 0 */
 	uint32_t strikes;
 	double rate_factor;
 	char last_reply[EMV_REP_REPLY_MAX]; /* sanitised; the reply (or audit problem) that set the state */
 	uint64_t updated;
-	uint64_t since;             /* the current state began (0: never changed since the pair was seen) */
-	uint64_t rcpts, blocks;     /* RCPTs sent (emv_rep_count) and block replies seen */
-	uint64_t sessions;          /* SMTP sessions (emv_rep_count) */
+	uint64_t since;		/* the current state began (0: never changed since the pair was seen) */
+	uint64_t rcpts, blocks; /* RCPTs sent (emv_rep_count) and block replies seen */
+	uint64_t sessions;	/* SMTP sessions (emv_rep_count) */
 } emv_rep_row;
 
 typedef struct emv_rep emv_rep;
@@ -157,7 +157,7 @@ emv_rep_outcome emv_rep_outcome_of(const emv_verdict *v);
  * session (a 220 banner followed by a Spamhaus 554 at RCPT is a block). */
 emv_rep_outcome emv_rep_outcome_worse(emv_rep_outcome a, emv_rep_outcome b);
 
-const char *emv_rep_state_name(emv_rep_state s);   /* "healthy" ... as in proto IpState.state */
+const char *emv_rep_state_name(emv_rep_state s); /* "healthy" ... as in proto IpState.state */
 const char *emv_rep_outcome_name(emv_rep_outcome o);
 
 #endif

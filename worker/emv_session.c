@@ -34,7 +34,7 @@ enum state {
 	S_STARTTLS,
 	S_TLS_HANDSHAKE,
 	S_EHLO_TLS,
-	S_TXN,      /* MAIL/RCPT/RSET replies pending */
+	S_TXN, /* MAIL/RCPT/RSET replies pending */
 	S_QUIT,
 	S_DONE,
 };
@@ -67,26 +67,26 @@ struct emv_session {
 	unsigned char *utf8;
 	unsigned char *rstate;
 	size_t nrcpt;
-	size_t cursor;            /* no unsent recipient before this index */
+	size_t cursor; /* no unsent recipient before this index */
 	size_t unsent;
 
-	struct pend *pend;        /* FIFO of commands awaiting replies */
+	struct pend *pend; /* FIFO of commands awaiting replies */
 	size_t pend_cap, pend_head, pend_tail;
 
 	emv_reply_parser parser;
 	int ehlo_ok, starttls_offered, pipelining, smtputf8, tls_active, tls_tried;
-	int mail_failed;          /* MAIL was refused: absorb pipelined RCPT replies */
-	int txn_overflow;         /* a 452 too-many-recipients in this transaction */
-	size_t txn_answered;      /* recipients answered in this transaction */
-	int rcpt_limit;           /* current recipients per transaction */
-	unsigned errors;          /* rejected commands so far */
-	int budget;               /* errors this session may spend (0: no limit) */
-	uint64_t last_ms;         /* when we last wrote a command or read a reply */
-	uint64_t rtt_ms;          /* the EHLO round trip: what a normal reply costs */
+	int mail_failed;     /* MAIL was refused: absorb pipelined RCPT replies */
+	int txn_overflow;    /* a 452 too-many-recipients in this transaction */
+	size_t txn_answered; /* recipients answered in this transaction */
+	int rcpt_limit;	     /* current recipients per transaction */
+	unsigned errors;     /* rejected commands so far */
+	int budget;	     /* errors this session may spend (0: no limit) */
+	uint64_t last_ms;    /* when we last wrote a command or read a reply */
+	uint64_t rtt_ms;     /* the EHLO round trip: what a normal reply costs */
 
 	emv_session_outcome out;
-	int saved;                /* out holds a failure to report after QUIT */
-	struct evbuffer *stage;   /* commands of one pipelined group, written at once */
+	int saved;		/* out holds a failure to report after QUIT */
+	struct evbuffer *stage; /* commands of one pipelined group, written at once */
 	uint64_t started_ms;
 };
 
@@ -147,9 +147,11 @@ static int phase_of_state(const emv_session *s)
 	switch (s->state) {
 	case S_CONNECTING: return EMV_PHASE_CONNECT;
 	case S_BANNER: return EMV_PHASE_BANNER;
-	case S_EHLO: case S_EHLO_TLS: return EMV_PHASE_EHLO;
+	case S_EHLO:
+	case S_EHLO_TLS: return EMV_PHASE_EHLO;
 	case S_HELO: return EMV_PHASE_HELO;
-	case S_STARTTLS: case S_TLS_HANDSHAKE: return EMV_PHASE_STARTTLS;
+	case S_STARTTLS:
+	case S_TLS_HANDSHAKE: return EMV_PHASE_STARTTLS;
 	case S_QUIT: return EMV_PHASE_QUIT;
 	default:
 		if (s->pend_head < s->pend_tail) {
@@ -184,9 +186,11 @@ static int timeout_of_phase(const emv_session *s, int phase)
 	switch (phase) {
 	case EMV_PHASE_CONNECT: return s->p.timeout_connect;
 	case EMV_PHASE_BANNER: return s->p.timeout_banner;
-	case EMV_PHASE_EHLO: case EMV_PHASE_HELO: return s->p.timeout_ehlo;
+	case EMV_PHASE_EHLO:
+	case EMV_PHASE_HELO: return s->p.timeout_ehlo;
 	case EMV_PHASE_STARTTLS: return s->p.timeout_starttls;
-	case EMV_PHASE_MAIL: case EMV_PHASE_RSET: return s->p.timeout_mail;
+	case EMV_PHASE_MAIL:
+	case EMV_PHASE_RSET: return s->p.timeout_mail;
 	case EMV_PHASE_QUIT: return s->p.timeout_quit;
 	default: return s->p.timeout_rcpt;
 	}
@@ -302,8 +306,10 @@ static int errors_left(const emv_session *s)
 static void quit_cut(emv_session *s)
 {
 	s->out.cut = 1;
-	emv_log(EMV_LOG_DEBUG, "session", "%s (%s): %u errors, error budget spent: QUIT, %zu recipient(s) left for "
-		"another session", s->peer, s->mx_host, s->errors, s->unsent);
+	emv_log(EMV_LOG_DEBUG, "session",
+		"%s (%s): %u errors, error budget spent: QUIT, %zu recipient(s) left for "
+		"another session",
+		s->peer, s->mx_host, s->errors, s->unsent);
 	send_quit(s);
 }
 
@@ -374,7 +380,8 @@ static void skip_unsendable(emv_session *s)
 			s->rstate[i] = R_DONE;
 			s->unsent--;
 			s->out.answered++;
-			s->cb.on_rcpt(s->arg, i, NULL, "the server does not support SMTPUTF8, needed for this local part");
+			s->cb.on_rcpt(s->arg, i, NULL,
+				      "the server does not support SMTPUTF8, needed for this local part");
 		}
 	}
 }
@@ -436,8 +443,7 @@ static void start_tls(emv_session *s)
 	if (inet_pton(AF_INET, s->mx_host, &dummy) != 1 && inet_pton(AF_INET6, s->mx_host, &dummy) != 1 &&
 	    s->mx_host[0])
 		SSL_set_tlsext_host_name(ssl, s->mx_host);
-	tls = bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
+	tls = bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls) {
 		SSL_free(ssl);
 		fail(s, EMV_SESS_LOCAL, NULL, "cannot set up TLS");
@@ -497,16 +503,17 @@ static int on_reply(emv_session *s, const emv_reply *r)
 	if (s->state == S_EHLO || s->state == S_EHLO_TLS || s->state == S_HELO) {
 		if (!s->rtt_ms || gap < s->rtt_ms)
 			s->rtt_ms = gap ? gap : 1;
-	} else if (s->state == S_TXN && before > 0 && !s->out.error_limit && s->rtt_ms &&
-		   s->pend_head < s->pend_tail && s->pend[s->pend_head].kind == C_RCPT && gap > 2 * s->rtt_ms + 700) {
+	} else if (s->state == S_TXN && before > 0 && !s->out.error_limit && s->rtt_ms && s->pend_head < s->pend_tail &&
+		   s->pend[s->pend_head].kind == C_RCPT && gap > 2 * s->rtt_ms + 700) {
 		/* (RCPT replies only: a MAIL reply may be slow for a sender check) */
 		/* replies slowed down after errors: a tarpit (Postfix's soft error
 		 * limit).  Spend nothing more here; remember the limit. */
 		s->out.error_limit = before > 1 ? (int)before - 1 : 1;
 		s->budget = (int)before;
-		emv_log(EMV_LOG_INFO, "session", "%s (%s): replies slowed down by %llu ms after %u errors: "
-			"the server tarpits; at most %d errors per session from now on", s->peer, s->mx_host,
-			(unsigned long long)(gap - s->rtt_ms), before, s->out.error_limit);
+		emv_log(EMV_LOG_INFO, "session",
+			"%s (%s): replies slowed down by %llu ms after %u errors: "
+			"the server tarpits; at most %d errors per session from now on",
+			s->peer, s->mx_host, (unsigned long long)(gap - s->rtt_ms), before, s->out.error_limit);
 	}
 	/* a 452 "too many recipients" is no error to Postfix (up to its
 	 * smtpd_recipient_overshoot_limit of 1000): the transaction is full */
@@ -571,11 +578,8 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		exchange(s, EMV_PHASE_QUIT, -1, "QUIT", r);
 		finish(s);
 		return 1;
-	case S_TXN:
-		break;
-	default:
-		fail(s, EMV_SESS_PROTOCOL, r, "unexpected reply in state %s", state_names[s->state]);
-		return 1;
+	case S_TXN: break;
+	default: fail(s, EMV_SESS_PROTOCOL, r, "unexpected reply in state %s", state_names[s->state]); return 1;
 	}
 
 	if (s->pend_head == s->pend_tail) {
@@ -622,7 +626,8 @@ static int on_reply(emv_session *s, const emv_reply *r)
 				/* hung up after errors: its hard limit; its soft one is
 				 * lower (Postfix: 20 and 10) */
 				s->out.error_limit = before > 1 ? (int)before / 2 : 1;
-				fail(s, EMV_SESS_REPLY, r, "server closed the session during RCPT after %u errors", before);
+				fail(s, EMV_SESS_REPLY, r, "server closed the session during RCPT after %u errors",
+				     before);
 			} else {
 				fail(s, EMV_SESS_REPLY, r, "server closed the session during RCPT");
 			}
@@ -644,8 +649,7 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		s->out.answered++;
 		s->txn_answered++;
 		s->cb.on_rcpt(s->arg, pd.idx, r, NULL);
-		if (!s->pipelining && !s->txn_overflow && (int)s->txn_answered < s->rcpt_limit &&
-		    errors_left(s) > 0) {
+		if (!s->pipelining && !s->txn_overflow && (int)s->txn_answered < s->rcpt_limit && errors_left(s) > 0) {
 			size_t i;
 			if (next_unsent(s, &i))
 				send_rcpt(s, i);
@@ -736,7 +740,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		st = emv_reply_parser_feed(&s->parser, line, len, err, sizeof err);
 		evbuffer_drain(in, len + eol_len);
 		if (st == EMV_REPLY_ERROR) {
-			fail(s, EMV_SESS_PROTOCOL, NULL, "bad reply during %s: %s", phase_label(phase_of_state(s)), err);
+			fail(s, EMV_SESS_PROTOCOL, NULL, "bad reply during %s: %s", phase_label(phase_of_state(s)),
+			     err);
 			return;
 		}
 		if (st == EMV_REPLY_DONE) {
@@ -814,9 +819,11 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 		finish(s);
 		return;
 	}
-	fail(s, s->state == S_TLS_HANDSHAKE ? EMV_SESS_TLS : EMV_SESS_TIMEOUT, NULL,
-	     "no %s from %s within %d ms", s->state == S_CONNECTING ? "connection" :
-	     s->state == S_TLS_HANDSHAKE ? "TLS handshake" : "reply", s->peer, timeout_of_phase(s, phase));
+	fail(s, s->state == S_TLS_HANDSHAKE ? EMV_SESS_TLS : EMV_SESS_TIMEOUT, NULL, "no %s from %s within %d ms",
+	     s->state == S_CONNECTING	   ? "connection"
+	     : s->state == S_TLS_HANDSHAKE ? "TLS handshake"
+					   : "reply",
+	     s->peer, timeout_of_phase(s, phase));
 }
 
 /* ---- start ---- */
@@ -884,10 +891,10 @@ static void watch(emv_session *s, evutil_socket_t fd)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
-emv_session *emv_session_start(struct event_base *base, const emv_session_params *p,
-			       const struct sockaddr *mx, socklen_t mxlen, const char *mx_host,
-			       const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
-			       const emv_session_cb *cb, void *arg, char *err, size_t errlen)
+emv_session *emv_session_start(struct event_base *base, const emv_session_params *p, const struct sockaddr *mx,
+			       socklen_t mxlen, const char *mx_host, const char *const *rcpts,
+			       const unsigned char *needs_utf8, size_t nrcpt, const emv_session_cb *cb, void *arg,
+			       char *err, size_t errlen)
 {
 	emv_session *s;
 	evutil_socket_t fd;
@@ -944,9 +951,9 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 	return s;
 }
 
-emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd,
-				  const char *mx_host, const char *const *rcpts, const unsigned char *needs_utf8,
-				  size_t nrcpt, const emv_session_cb *cb, void *arg, char *err, size_t errlen)
+emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd, const char *mx_host,
+				  const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
+				  const emv_session_cb *cb, void *arg, char *err, size_t errlen)
 {
 	emv_session *s = session_new(base, p, mx_host, "fd", rcpts, needs_utf8, nrcpt, cb, arg, err, errlen);
 

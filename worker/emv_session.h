@@ -41,55 +41,54 @@
 struct event_base;
 
 typedef struct {
-	int port;                 /* SMTP port (25) */
-	const char *helo_name;    /* our EHLO/HELO name */
-	const char *mail_from;    /* reverse path, "" for the null sender <> */
+	int port;		       /* SMTP port (25) */
+	const char *helo_name;	       /* our EHLO/HELO name */
+	const char *mail_from;	       /* reverse path, "" for the null sender <> */
 	const struct sockaddr *source; /* bind to this address (may be NULL) */
 	socklen_t source_len;
-	int starttls;             /* 1: use STARTTLS when offered */
-	SSL_CTX *ssl_ctx;         /* required when starttls */
-	int pipelining;           /* 1: pipeline MAIL+RCPTs when advertised */
-	int rcpt_per_txn;         /* recipients per transaction (>=1) */
-	int max_errors;           /* rejected commands per session, then QUIT (0: no limit) */
+	int starttls;	  /* 1: use STARTTLS when offered */
+	SSL_CTX *ssl_ctx; /* required when starttls */
+	int pipelining;	  /* 1: pipeline MAIL+RCPTs when advertised */
+	int rcpt_per_txn; /* recipients per transaction (>=1) */
+	int max_errors;	  /* rejected commands per session, then QUIT (0: no limit) */
 	/* timeouts in milliseconds */
-	int timeout_connect, timeout_banner, timeout_ehlo, timeout_starttls,
-	    timeout_mail, timeout_rcpt, timeout_quit;
-	size_t line_max;          /* longest reply line accepted (2048) */
-	size_t reply_max;         /* largest multi-line reply accepted (65536) */
-	size_t reply_lines_max;   /* most lines in one reply (512) */
+	int timeout_connect, timeout_banner, timeout_ehlo, timeout_starttls, timeout_mail, timeout_rcpt, timeout_quit;
+	size_t line_max;	/* longest reply line accepted (2048) */
+	size_t reply_max;	/* largest multi-line reply accepted (65536) */
+	size_t reply_lines_max; /* most lines in one reply (512) */
 } emv_session_params;
 
 void emv_session_params_default(emv_session_params *p);
 
 /* How a session ended. */
 typedef enum {
-	EMV_SESS_OK = 0,        /* every recipient answered, QUIT sent */
-	EMV_SESS_CONNECT,       /* could not connect (refused, unreachable) */
-	EMV_SESS_TIMEOUT,       /* a phase timed out */
-	EMV_SESS_TLS,           /* the TLS handshake failed */
-	EMV_SESS_PROTOCOL,      /* the server broke the protocol (bad/oversized reply, early close) */
-	EMV_SESS_REPLY,         /* a reply ended the session (banner 554, MAIL rejected, 421...) */
-	EMV_SESS_LOCAL,         /* a local error (socket, bind) */
+	EMV_SESS_OK = 0,   /* every recipient answered, QUIT sent */
+	EMV_SESS_CONNECT,  /* could not connect (refused, unreachable) */
+	EMV_SESS_TIMEOUT,  /* a phase timed out */
+	EMV_SESS_TLS,	   /* the TLS handshake failed */
+	EMV_SESS_PROTOCOL, /* the server broke the protocol (bad/oversized reply, early close) */
+	EMV_SESS_REPLY,	   /* a reply ended the session (banner 554, MAIL rejected, 421...) */
+	EMV_SESS_LOCAL,	   /* a local error (socket, bind) */
 } emv_session_failure;
 
 typedef struct {
 	emv_session_failure failure;
-	int phase;                /* EMV_PHASE_* where it ended */
+	int phase; /* EMV_PHASE_* where it ended */
 	int have_reply;
-	emv_reply reply;          /* the reply that ended it (have_reply) */
-	char detail[256];         /* human readable */
-	char tls_version[16];     /* "" when plain */
-	char local_ip[48];        /* our address on this connection ("" if never connected) */
+	emv_reply reply;      /* the reply that ended it (have_reply) */
+	char detail[256];     /* human readable */
+	char tls_version[16]; /* "" when plain */
+	char local_ip[48];    /* our address on this connection ("" if never connected) */
 	int starttls_offered;
 	int pipelining_used;
-	int smtputf8;             /* server advertised SMTPUTF8 */
-	size_t answered;          /* recipients that got a reply */
-	size_t rcpt_sent;         /* RCPT commands written (452 re-sends included) */
-	int learned_rcpt_limit;   /* >0 when a 452 taught us a per-transaction limit */
-	unsigned errors;          /* replies >= 400 to our commands (EHLO, MAIL, RCPT, RSET) */
-	int error_limit;          /* >0: errors this server takes before it slows down or
+	int smtputf8;		/* server advertised SMTPUTF8 */
+	size_t answered;	/* recipients that got a reply */
+	size_t rcpt_sent;	/* RCPT commands written (452 re-sends included) */
+	int learned_rcpt_limit; /* >0 when a 452 taught us a per-transaction limit */
+	unsigned errors;	/* replies >= 400 to our commands (EHLO, MAIL, RCPT, RSET) */
+	int error_limit;	/* >0: errors this server takes before it slows down or
 	                             hangs up (a tarpit or a 421 after errors was seen) */
-	int cut;                  /* ended by the error budget with recipients left unanswered */
+	int cut;		/* ended by the error budget with recipients left unanswered */
 	unsigned transactions;
 	unsigned long duration_ms;
 } emv_session_outcome;
@@ -111,10 +110,10 @@ typedef struct emv_session emv_session;
  * addresses; needs_utf8 (may be NULL) marks those that need SMTPUTF8.
  * Returns NULL (and calls nothing) only on local setup failure; err says why.
  */
-emv_session *emv_session_start(struct event_base *base, const emv_session_params *p,
-			       const struct sockaddr *mx, socklen_t mxlen, const char *mx_host,
-			       const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
-			       const emv_session_cb *cb, void *arg, char *err, size_t errlen);
+emv_session *emv_session_start(struct event_base *base, const emv_session_params *p, const struct sockaddr *mx,
+			       socklen_t mxlen, const char *mx_host, const char *const *rcpts,
+			       const unsigned char *needs_utf8, size_t nrcpt, const emv_session_cb *cb, void *arg,
+			       char *err, size_t errlen);
 
 /*
  * The same over a stream socket that is already connected (one end of a
@@ -122,9 +121,9 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
  * the server's greeting is awaited at once.  The session owns fd (closes it
  * when it ends); on NULL the caller still does.
  */
-emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd,
-				  const char *mx_host, const char *const *rcpts, const unsigned char *needs_utf8,
-				  size_t nrcpt, const emv_session_cb *cb, void *arg, char *err, size_t errlen);
+emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd, const char *mx_host,
+				  const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
+				  const emv_session_cb *cb, void *arg, char *err, size_t errlen);
 
 /* Abort without calling back (owner shutting down). */
 void emv_session_abort(emv_session *s);

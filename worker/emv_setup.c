@@ -243,7 +243,7 @@ static int engine_init(emv_setup *e, const emv_setup_opts *o)
 }
 
 void emv_setup_identity(const emv_setup_opts *o, const emv_pool *pool, char *helo, size_t hlen, char *mail_from,
-			 size_t mlen)
+			size_t mlen)
 {
 	if (o->helo) {
 		emv_strlcpy(helo, o->helo, hlen);
@@ -271,7 +271,7 @@ void emv_setup_identity(const emv_setup_opts *o, const emv_pool *pool, char *hel
 }
 
 int emv_setup_checks(const emv_setup_opts *o, const emv_pool *pool, const cli_check_opts *co, emv_pf_report *r,
-		      char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	char helo[256], mail_from[300];
 	emv_dns_params dp;
@@ -304,8 +304,9 @@ int emv_setup_checks(const emv_setup_opts *o, const emv_pool *pool, const cli_ch
 	pp.dnsbl = co->dnsbl;
 	pp.smtp_port = o->port;
 	if (o->timeout_s > 0)
-		pp.connect_timeout_ms = o->timeout_s * 1000 < EMV_DEF_PREFLIGHT_CONNECT_MAX_MS ? o->timeout_s * 1000
-										    : EMV_DEF_PREFLIGHT_CONNECT_MAX_MS;
+		pp.connect_timeout_ms = o->timeout_s * 1000 < EMV_DEF_PREFLIGHT_CONNECT_MAX_MS
+						? o->timeout_s * 1000
+						: EMV_DEF_PREFLIGHT_CONNECT_MAX_MS;
 	emv_pf_run(&pp, r);
 	emv_dns_free(dns);
 	event_base_free(base);
@@ -333,8 +334,10 @@ int cli_preflight(const emv_setup_opts *o, const char *prog)
 			fprintf(stderr, "%s: preflight:      fix: %s\n", prog, c->fix);
 	}
 	if (r.dns_broken) {
-		fprintf(stderr, "%s: stopped before verifying anything: DNS cannot be trusted (see above). "
-				"'emailverify doctor' checks the whole machine; --skip-preflight starts anyway.\n", prog);
+		fprintf(stderr,
+			"%s: stopped before verifying anything: DNS cannot be trusted (see above). "
+			"'emailverify doctor' checks the whole machine; --skip-preflight starts anyway.\n",
+			prog);
 		return -1;
 	}
 	return 0;

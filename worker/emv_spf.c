@@ -16,13 +16,13 @@
 #include "emv_spf.h"
 #include "emv_util.h"
 
-#define NEED    (-1)
-#define TEMP    (-2)
-#define PERM    (-3)
+#define NEED (-1)
+#define TEMP (-2)
+#define PERM (-3)
 #define NOMATCH 0
-#define MATCH   1
+#define MATCH 1
 #define DEPTH_MAX 12
-#define SYNC_QUERIES_MAX 256  /* more than the limits can ever need */
+#define SYNC_QUERIES_MAX 256 /* more than the limits can ever need */
 
 struct answer {
 	emv_spf_qtype t;
@@ -41,18 +41,18 @@ enum { M_ALL, M_INCLUDE, M_A, M_MX, M_PTR, M_IP4, M_IP6, M_EXISTS };
 static const char *const mech_names[] = { "all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists" };
 
 struct term {
-	char qual;       /* + - ~ ? */
+	char qual; /* + - ~ ? */
 	int mech;
 	const char *arg; /* domain-spec or address text, NULL if none */
 	int cidr4, cidr6;
-	const char *text;/* points to shown */
-	char shown[80];  /* the term as written (sanitised), for details */
+	const char *text; /* points to shown */
+	char shown[80];	  /* the term as written (sanitised), for details */
 };
 
 struct ev {
 	emv_spf_cache *c;
 	const emv_spf_query *q;
-	int fam;                 /* AF_INET / AF_INET6 of the client */
+	int fam; /* AF_INET / AF_INET6 of the client */
 	unsigned char ip[16];
 	emv_spf_eval *out;
 };
@@ -98,8 +98,8 @@ static const struct answer *cache_get(const emv_spf_cache *c, emv_spf_qtype t, c
 	return NULL;
 }
 
-void emv_spf_cache_put(emv_spf_cache *c, emv_spf_qtype t, const char *name, emv_spf_ans st,
-		       const char *const *items, int n)
+void emv_spf_cache_put(emv_spf_cache *c, emv_spf_qtype t, const char *name, emv_spf_ans st, const char *const *items,
+		       int n)
 {
 	struct answer *a;
 
@@ -112,8 +112,7 @@ void emv_spf_cache_put(emv_spf_cache *c, emv_spf_qtype t, const char *name, emv_
 	a->total = n > 0 && st == EMV_SPF_ANS_OK ? n : 0;
 	a->n = a->total < EMV_SPF_ITEMS_MAX ? a->total : EMV_SPF_ITEMS_MAX;
 	a->items = emv_xcalloc((size_t)a->n + 1, sizeof *a->items);
-	for (int i = 0; i < a->n; i++)
-	{
+	for (int i = 0; i < a->n; i++) {
 		const char *it = items[i] ? items[i] : "";
 		a->items[i] = emv_xstrndup(it, strnlen(it, EMV_SPF_RECORD_MAX));
 	}
@@ -158,8 +157,8 @@ static int check_void(struct ev *ev, const struct answer *a)
 		return say(ev, TEMP, "DNS %s lookup of %s failed temporarily", emv_spf_qtype_name(a->t), a->name);
 	if ((a->st == EMV_SPF_ANS_OK && a->n > 0) || ++ev->out->voids <= EMV_SPF_VOID_LIMIT)
 		return 0;
-	return say(ev, PERM, "more than %d void DNS lookups (at %s %s)", EMV_SPF_VOID_LIMIT,
-		   emv_spf_qtype_name(a->t), a->name);
+	return say(ev, PERM, "more than %d void DNS lookups (at %s %s)", EMV_SPF_VOID_LIMIT, emv_spf_qtype_name(a->t),
+		   a->name);
 }
 
 /* ---- macros (RFC 7208 §7) ---- */
@@ -456,20 +455,14 @@ static int mech_include(struct ev *ev, const struct term *t, const char *target,
 {
 	int r = check_host(ev, target, depth + 1);
 	switch (r) {
-	case NEED:
-		return NEED;
-	case EMV_SPF_PASS:
-		return MATCH;
+	case NEED: return NEED;
+	case EMV_SPF_PASS: return MATCH;
 	case EMV_SPF_FAIL:
 	case EMV_SPF_SOFTFAIL:
-	case EMV_SPF_NEUTRAL:
-		return NOMATCH;
-	case EMV_SPF_TEMPERROR:
-		return TEMP;
-	case EMV_SPF_NONE:
-		return say(ev, PERM, "'%s': %s has no SPF record", t->text, target);
-	default:
-		return PERM;
+	case EMV_SPF_NEUTRAL: return NOMATCH;
+	case EMV_SPF_TEMPERROR: return TEMP;
+	case EMV_SPF_NONE: return say(ev, PERM, "'%s': %s has no SPF record", t->text, target);
+	default: return PERM;
 	}
 }
 
@@ -490,18 +483,14 @@ static int eval_mech(struct ev *ev, const struct term *t, const char *domain, in
 	if ((rc = expand_domain(ev, t->arg ? t->arg : domain, domain, target, sizeof target)) != 0)
 		return rc;
 	switch (t->mech) {
-	case M_A:
-		return match_host(ev, target, t, 1);
-	case M_MX:
-		return mech_mx(ev, t, target);
-	case M_INCLUDE:
-		return mech_include(ev, t, target, depth);
+	case M_A: return match_host(ev, target, t, 1);
+	case M_MX: return mech_mx(ev, t, target);
+	case M_INCLUDE: return mech_include(ev, t, target, depth);
 	case M_EXISTS:
 		if ((rc = lookup(ev, EMV_SPF_Q_A, target, &a)) != 0 || (rc = check_void(ev, a)) != 0)
 			return rc;
 		return a->n > 0 ? MATCH : NOMATCH;
-	default: /* M_PTR: counted, never matches (emv_spf.h) */
-		return NOMATCH;
+	default: /* M_PTR: counted, never matches (emv_spf.h) */ return NOMATCH;
 	}
 }
 

@@ -38,9 +38,9 @@
 #include "emv_dns.h"
 
 #define EMV_SPF_RECORD_MAX 4096
-#define EMV_SPF_ITEMS_MAX  32
+#define EMV_SPF_ITEMS_MAX 32
 #define EMV_SPF_LOOKUP_LIMIT 10
-#define EMV_SPF_VOID_LIMIT   2
+#define EMV_SPF_VOID_LIMIT 2
 
 typedef enum {
 	EMV_SPF_NONE = 0,
@@ -65,20 +65,20 @@ void emv_spf_cache_free(emv_spf_cache *c);
  * items address literals, MX items host names.  Only the first
  * EMV_SPF_ITEMS_MAX items are kept; n is remembered.  A name already
  * stored is left as it is. */
-void emv_spf_cache_put(emv_spf_cache *c, emv_spf_qtype t, const char *name, emv_spf_ans st,
-		       const char *const *items, int n);
+void emv_spf_cache_put(emv_spf_cache *c, emv_spf_qtype t, const char *name, emv_spf_ans st, const char *const *items,
+		       int n);
 
 typedef struct {
-	const emv_sockaddr *ip;  /* the address being checked */
-	const char *sender;      /* MAIL FROM, local@domain */
-	const char *domain;      /* the domain to check (the sender's) */
-	const char *helo;        /* for %{h}; may be NULL (then the domain) */
+	const emv_sockaddr *ip; /* the address being checked */
+	const char *sender;	/* MAIL FROM, local@domain */
+	const char *domain;	/* the domain to check (the sender's) */
+	const char *helo;	/* for %{h}; may be NULL (then the domain) */
 } emv_spf_query;
 
 typedef struct {
 	emv_spf_result result;
-	char detail[256];        /* what decided it: "matched -all in x.test", "11 DNS lookups" */
-	int lookups, voids;      /* counted against the limits */
+	char detail[256];	 /* what decided it: "matched -all in x.test", "11 DNS lookups" */
+	int lookups, voids;	 /* counted against the limits */
 	emv_spf_qtype need_type; /* step returned 0: the query to answer next */
 	char need_name[EMV_HOST_MAX];
 } emv_spf_eval;
@@ -88,8 +88,7 @@ int emv_spf_step(emv_spf_cache *c, const emv_spf_query *q, emv_spf_eval *out);
 
 /* Synchronous driver: resolver answers one query into items (up to max,
  * each a heap string the driver frees) and returns its status. */
-typedef emv_spf_ans (*emv_spf_resolver)(void *ctx, emv_spf_qtype t, const char *name, char **items, int max,
-					int *n);
+typedef emv_spf_ans (*emv_spf_resolver)(void *ctx, emv_spf_qtype t, const char *name, char **items, int max, int *n);
 emv_spf_result emv_spf_check(const emv_spf_query *q, emv_spf_resolver fn, void *ctx, emv_spf_eval *out);
 
 const char *emv_spf_result_name(emv_spf_result r); /* "pass", "permerror", ... */

@@ -21,31 +21,31 @@ enum { T_BATCHES = 0, T_RETRY = 1, T_RBATCHES = 2, T_RRETRY = 3, T__COUNT };
 struct part;
 
 struct wbatch {
-	emv_wire_batch *b;          /* NULL when the message was skipped */
-	struct part *part;          /* NULL once released (partition revoked) */
+	emv_wire_batch *b; /* NULL when the message was skipped */
+	struct part *part; /* NULL once released (partition revoked) */
 	int64_t offset;
 	char key[EMV_WIRE_KEY_MAX];
-	int topic;                  /* T_* it came from */
-	uint8_t *handed;            /* per address: handed back by the engine (all sources quarantined) */
-	uint8_t *left;              /* per address: no verdict when the batch was cut at shutdown */
-	int64_t *left_due;          /* per address: cut while the engine held it for a retry due then
+	int topic;				  /* T_* it came from */
+	uint8_t *handed;			  /* per address: handed back by the engine (all sources quarantined) */
+	uint8_t *left;				  /* per address: no verdict when the batch was cut at shutdown */
+	int64_t *left_due;			  /* per address: cut while the engine held it for a retry due then
 	                               (wall ms; 0 = not held), NULL when none was */
 	char provider[EMV_WIRE_PROVIDER_MAX + 1]; /* of the handed-back addresses */
-	uint64_t due_ms;            /* retry batches: not before */
-	int started;                /* fed to the engine */
+	uint64_t due_ms;			  /* retry batches: not before */
+	int started;				  /* fed to the engine */
 	size_t done;
 	emv_wire_result *res;
-	int acks_pending;           /* produced messages not acknowledged yet */
-	int complete;               /* every result in and everything produced */
-	int failed;                 /* a message was not delivered: never commit */
-	struct wbatch *next;        /* in its partition's offset order, or on the orphan list */
+	int acks_pending;    /* produced messages not acknowledged yet */
+	int complete;	     /* every result in and everything produced */
+	int failed;	     /* a message was not delivered: never commit */
+	struct wbatch *next; /* in its partition's offset order, or on the orphan list */
 };
 
 struct part {
-	int topic;                  /* T_BATCHES or T_RETRY */
+	int topic; /* T_BATCHES or T_RETRY */
 	int32_t partition;
 	struct wbatch *head, *tail;
-	struct wbatch *held;        /* a retry batch not due yet: the partition is paused */
+	struct wbatch *held; /* a retry batch not due yet: the partition is paused */
 	struct part *next;
 };
 
@@ -67,22 +67,22 @@ struct worker {
 	emv_engine *eng;
 	emv_engine_params ep;
 	rd_kafka_t *consumer, *producer;
-	rd_kafka_t *state_producer;  /* ip-state only: best effort, never idempotent, so no trouble
+	rd_kafka_t *state_producer; /* ip-state only: best effort, never idempotent, so no trouble
 	                                of it can stop the results' producer */
 	const char *topics[T__COUNT];
 	int ntopics;
 	char region_topics[2][EMV_WIRE_REGION_MAX + 64];
-	uint64_t rep_published;     /* emv_rep_changes() at the last IpState snapshot */
-	uint64_t rep_published_at;  /* and when (monotonic ms) */
+	uint64_t rep_published;	   /* emv_rep_changes() at the last IpState snapshot */
+	uint64_t rep_published_at; /* and when (monotonic ms) */
 	struct part *parts;
 	struct wbatch *orphans;
 	struct slot *slots;
 	uint32_t nslots, capslots, free_slot;
 	int inflight, stopping;
-	int cut;                    /* stopping: the batches in flight were cut (cut_inflight) */
-	size_t held_cut;            /* of their addresses, those the engine held for a retry */
-	uint64_t stop_at;           /* when the stop was seen (monotonic ms) */
-	int handback;               /* the engine hands back addresses for another region */
+	int cut;	  /* stopping: the batches in flight were cut (cut_inflight) */
+	size_t held_cut;  /* of their addresses, those the engine held for a retry */
+	uint64_t stop_at; /* when the stop was seen (monotonic ms) */
+	int handback;	  /* the engine hands back addresses for another region */
 	volatile sig_atomic_t *stop;
 	uint64_t last_activity;
 	emv_worker_stats st;
@@ -221,8 +221,7 @@ static void release_part(struct worker *w, int topic, int32_t partition)
 	reap_orphans(w);
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-			 void *opaque)
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct worker *w = opaque;
 
@@ -262,8 +261,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		reap_orphans(w);
 }
 
-static int produce(struct worker *w, struct wbatch *b, const char *topic, const char *key, uint8_t *buf,
-		   size_t len)
+static int produce(struct worker *w, struct wbatch *b, const char *topic, const char *key, uint8_t *buf, size_t len)
 {
 	rd_kafka_resp_err_t e;
 	for (;;) {
@@ -324,7 +322,11 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 		return;
 	memset(&r, 0, sizeof r);
 	emv_strlcpy(r.job_id, src->job_id, sizeof r.job_id);
-	snprintf(suffix, sizeof suffix, handed ? ".x%u" : kind == RETRY_CUT ? ".s%u" : kind == RETRY_CUT_HELD ? ".h%u" : ".r%u",
+	snprintf(suffix, sizeof suffix,
+		 handed			  ? ".x%u"
+		 : kind == RETRY_CUT	  ? ".s%u"
+		 : kind == RETRY_CUT_HELD ? ".h%u"
+					  : ".r%u",
 		 attempt);
 	keep = strlen(src->batch_id);
 	if (keep + strlen(suffix) > EMV_WIRE_ID_MAX)
@@ -688,9 +690,10 @@ static void cut_inflight(struct worker *w)
 	}
 	w->cut = 1;
 	if (batches)
-		emv_log(EMV_LOG_INFO, "worker", "%s: stopping: %zu batch(es) cut, %zu address(es) without a verdict "
-			"handed to the next owner (%zu of them held for a retry: due when it was)", w->o.name, batches,
-			left, w->held_cut);
+		emv_log(EMV_LOG_INFO, "worker",
+			"%s: stopping: %zu batch(es) cut, %zu address(es) without a verdict "
+			"handed to the next owner (%zu of them held for a retry: due when it was)",
+			w->o.name, batches, left, w->held_cut);
 }
 
 static void start_due(struct worker *w)
@@ -752,8 +755,8 @@ static void stopping_tick(struct worker *w)
 
 	if (!w->cut && (emv_engine_sessions(w->eng) == 0 || since >= stop_phase_ms(w, 60))) {
 		if (emv_engine_sessions(w->eng) > 0)
-			emv_log(EMV_LOG_WARN, "worker", "%s: stopping: %d session(s) still running abandoned", w->o.name,
-				emv_engine_sessions(w->eng));
+			emv_log(EMV_LOG_WARN, "worker", "%s: stopping: %d session(s) still running abandoned",
+				w->o.name, emv_engine_sessions(w->eng));
 		cut_inflight(w);
 	}
 	commit_ready(w, 0);
@@ -1065,7 +1068,7 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 	w.ep.budget = emv_budget_new();
 	emv_setup_params_apply(eo, &w.ep);
 	w.ep.retry.window_ms = eo->retry.worker_window_ms; /* longer waits go to the retry topic */
-	w.e.probe.retry.greylist_rounds = 0; /* the engine's retry schedule does it */
+	w.e.probe.retry.greylist_rounds = 0;		   /* the engine's retry schedule does it */
 	if (w.handback)
 		w.ep.handback = on_handback;
 	w.eng = emv_engine_new(&w.e.probe, &w.ep, on_result, &w);

@@ -43,35 +43,35 @@
 #include "emv_stop.h"
 
 typedef struct {
-	const char *brokers;            /* bootstrap.servers (required) */
-	const char *group;              /* consumer group (EMV_GROUP_WORKERS) */
+	const char *brokers; /* bootstrap.servers (required) */
+	const char *group;   /* consumer group (EMV_GROUP_WORKERS) */
 	/* Retries through the retry topic follow the engine options' retry
 	 * policy (emv_setup_opts.retry): topic_attempts, topic_delay_ms, and the
 	 * engine's own window worker_window_ms. */
 	const char *batches_topic, *results_topic, *retry_topic;
-	const char *name;               /* worker name in results */
-	const char *region;             /* region in results ("") */
-	int max_inflight;               /* batches in the engine at once (64) */
-	int idle_exit_ms;               /* return after this long without work; 0 = never */
-	int session_timeout_ms;         /* consumer group session timeout (10000) */
-	const char *const *kafka_conf;  /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
-	int embedded;                   /* a thread of `emailverify run`: stopping is routine, not news */
-	int region_topics;              /* with a region: also consume <batches>.<region> and <retry>.<region> (1) */
-	const char *reroute_topic;      /* addresses no pool address may ask go here (emailverify.reroute) */
-	const char *ipstate_topic;      /* the pool's reputation, compacted (emailverify.ip-state); NULL: none */
-	int ipstate_interval_ms;        /* publish it at least this often (30000), and on every change */
-	emv_results_gate *gate;         /* embedded: wait for the sink before taking more batches (NULL) */
-	int shutdown_ms;                /* from *stop to return, at most (EMV_STOP_TIMEOUT_MS) */
+	const char *name;	       /* worker name in results */
+	const char *region;	       /* region in results ("") */
+	int max_inflight;	       /* batches in the engine at once (64) */
+	int idle_exit_ms;	       /* return after this long without work; 0 = never */
+	int session_timeout_ms;	       /* consumer group session timeout (10000) */
+	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
+	int embedded;		       /* a thread of `emailverify run`: stopping is routine, not news */
+	int region_topics;	       /* with a region: also consume <batches>.<region> and <retry>.<region> (1) */
+	const char *reroute_topic;     /* addresses no pool address may ask go here (emailverify.reroute) */
+	const char *ipstate_topic;     /* the pool's reputation, compacted (emailverify.ip-state); NULL: none */
+	int ipstate_interval_ms;       /* publish it at least this often (30000), and on every change */
+	emv_results_gate *gate;	       /* embedded: wait for the sink before taking more batches (NULL) */
+	int shutdown_ms;	       /* from *stop to return, at most (EMV_STOP_TIMEOUT_MS) */
 } emv_worker_opts;
 
 typedef struct {
 	uint64_t batches, results, skipped;
-	uint64_t retry_batches, retried; /* batches and addresses sent to the retry topic */
-	uint64_t released;               /* batches whose partition was revoked while in flight */
+	uint64_t retry_batches, retried;     /* batches and addresses sent to the retry topic */
+	uint64_t released;		     /* batches whose partition was revoked while in flight */
 	uint64_t rerouted_batches, rerouted; /* batches and addresses handed to the coordinator for another region */
-	uint64_t cut_batches, cut;       /* at shutdown: batches cut, addresses without a verdict handed on */
-	uint64_t cut_held;               /* of those, held for a retry by the engine: handed on due when they were */
-	uint64_t audits;                 /* periodic re-audits of the pool completed (emv_reaudit.h) */
+	uint64_t cut_batches, cut;	     /* at shutdown: batches cut, addresses without a verdict handed on */
+	uint64_t cut_held; /* of those, held for a retry by the engine: handed on due when they were */
+	uint64_t audits;   /* periodic re-audits of the pool completed (emv_reaudit.h) */
 	uint64_t audit_held, audit_released; /* addresses they held, and held ones they put back */
 } emv_worker_stats;
 

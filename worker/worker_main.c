@@ -21,31 +21,32 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: emailverify-worker --brokers HOST:PORT[,...] [options]\n\n"
-		   "  --group G              consumer group (" EMV_GROUP_WORKERS ")\n"
-		   "  --batches-topic T      (" EMV_TOPIC_BATCHES ")\n"
-		   "  --results-topic T      (" EMV_TOPIC_RESULTS ")\n"
-		   "  --retry-topic T        (" EMV_TOPIC_RETRY ")\n"
-		   "  --name NAME            worker name in results (host name)\n"
-		   "  --region NAME          region in results (the pool's region with --pool); a worker with a\n"
-		   "                         region also consumes <batches-topic>.NAME and <retry-topic>.NAME\n"
-		   "  --reroute-topic T      addresses no pool address may ask (all quarantined for their\n"
-		   "                         provider) go here, for the coordinator's router (" EMV_TOPIC_REROUTE ")\n"
-		   "  --ip-state-topic T     the pool's reputation, compacted (" EMV_TOPIC_IP_STATE "; \"\" = none)\n"
-		   "  --ip-state-interval S  publish it at least every S seconds, and on every change (30)\n"
-		   "  --max-inflight N       batches being verified at once (64)\n"
-		   "  --retry-attempts N     tries per address through the retry topic, the first included ("
-		   EMV_DEF_STR(EMV_DEF_TOPIC_ATTEMPTS) ")\n"
-		   "  --retry-delay MS[,MS,MS]  waits before the 2nd, 3rd, 4th+ try (" EMV_DEF_STR(EMV_DEF_TOPIC_DELAY1_MS)
-		   "," EMV_DEF_STR(EMV_DEF_TOPIC_DELAY2_MS) "," EMV_DEF_STR(EMV_DEF_TOPIC_DELAY3_MS) ")\n"
-		   "  --until-idle MS        exit after MS without work (tests)\n"
-		   "  --session-timeout MS   consumer group session timeout (10000)\n"
-		   "  --kafka KEY=VALUE      a librdkafka setting (TLS, SASL...; repeatable)\n"
-		   "  --kafka-config FILE    librdkafka settings, one KEY=VALUE per line\n"
-		   "  --shutdown-timeout S   on SIGTERM/SIGINT: stop within S seconds (10): sessions in flight\n"
-		   "                         end or are abandoned, verdicts known are sent and committed, the\n"
-		   "                         rest (held retry batches included) is left to the next worker.\n"
-		   "                         Exit 0; a second signal exits at once with 130\n" EMV_SETUP_HELP);
+	fprintf(f,
+		"usage: emailverify-worker --brokers HOST:PORT[,...] [options]\n\n"
+		"  --group G              consumer group (" EMV_GROUP_WORKERS ")\n"
+		"  --batches-topic T      (" EMV_TOPIC_BATCHES ")\n"
+		"  --results-topic T      (" EMV_TOPIC_RESULTS ")\n"
+		"  --retry-topic T        (" EMV_TOPIC_RETRY ")\n"
+		"  --name NAME            worker name in results (host name)\n"
+		"  --region NAME          region in results (the pool's region with --pool); a worker with a\n"
+		"                         region also consumes <batches-topic>.NAME and <retry-topic>.NAME\n"
+		"  --reroute-topic T      addresses no pool address may ask (all quarantined for their\n"
+		"                         provider) go here, for the coordinator's router (" EMV_TOPIC_REROUTE ")\n"
+		"  --ip-state-topic T     the pool's reputation, compacted (" EMV_TOPIC_IP_STATE "; \"\" = none)\n"
+		"  --ip-state-interval S  publish it at least every S seconds, and on every change (30)\n"
+		"  --max-inflight N       batches being verified at once (64)\n"
+		"  --retry-attempts N     tries per address through the retry topic, the first included (" EMV_DEF_STR(
+			EMV_DEF_TOPIC_ATTEMPTS) ")\n"
+						"  --retry-delay MS[,MS,MS]  waits before the 2nd, 3rd, 4th+ try (" EMV_DEF_STR(EMV_DEF_TOPIC_DELAY1_MS) "," EMV_DEF_STR(EMV_DEF_TOPIC_DELAY2_MS) "," EMV_DEF_STR(
+							EMV_DEF_TOPIC_DELAY3_MS) ")\n"
+										 "  --until-idle MS        exit after MS without work (tests)\n"
+										 "  --session-timeout MS   consumer group session timeout (10000)\n"
+										 "  --kafka KEY=VALUE      a librdkafka setting (TLS, SASL...; repeatable)\n"
+										 "  --kafka-config FILE    librdkafka settings, one KEY=VALUE per line\n"
+										 "  --shutdown-timeout S   on SIGTERM/SIGINT: stop within S seconds (10): sessions in flight\n"
+										 "                         end or are abandoned, verdicts known are sent and committed, the\n"
+										 "                         rest (held retry batches included) is left to the next worker.\n"
+										 "                         Exit 0; a second signal exits at once with 130\n" EMV_SETUP_HELP);
 }
 
 static int parse_delays(const char *s, int out[3])
@@ -126,7 +127,8 @@ int main(int argc, char **argv)
 			continue;
 		case 3010: wo.retry_topic = optarg; continue;
 		case 3011:
-			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &eo.retry.topic_attempts, err, sizeof err))
+			if (emv_parse_int("--retry-attempts", optarg, 1, 100, &eo.retry.topic_attempts, err,
+					  sizeof err))
 				goto bad_number;
 			continue;
 		case 3012:

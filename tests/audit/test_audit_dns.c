@@ -23,20 +23,19 @@
 
 static const char *dns_server = "127.0.0.1:5400";
 
-static const char pool_text[] =
-	"region = test\n"
-	"mail_from = probe@audit.test\n"
-	"source = 127.0.0.61 mail-a.audit.test\n"   /* 0 good (SPF via include -> redirect) */
-	"source = 127.0.0.62 mail-a.audit.test\n"   /* 1 PTR is mail-b */
-	"source = 127.0.0.63 mail-c.audit.test\n"   /* 2 listed in bl.audit.test */
-	"source = 127.0.0.64 mail-d.audit.test\n"   /* 3 not in SPF */
-	"source = 127.0.0.65 mx.audit.test\n"       /* 4 good (SPF mx); the list refuses the query */
-	"source = 127.0.0.66 out.audit.test\n"      /* 5 good (SPF a:out) */
-	"source = 127.0.0.67 mail-g.audit.test\n"   /* 6 PTR name without an address */
-	"source = 127.0.0.68 mail-h.audit.test\n"   /* 7 no PTR */
-	"source = 2001:db8::61 mail-v6.audit.test\n"/* 8 good, IPv6 */
-	"dnsbl = bl.audit.test\n"
-	"dnsbl = deadbl.test\n";
+static const char pool_text[] = "region = test\n"
+				"mail_from = probe@audit.test\n"
+				"source = 127.0.0.61 mail-a.audit.test\n" /* 0 good (SPF via include -> redirect) */
+				"source = 127.0.0.62 mail-a.audit.test\n" /* 1 PTR is mail-b */
+				"source = 127.0.0.63 mail-c.audit.test\n" /* 2 listed in bl.audit.test */
+				"source = 127.0.0.64 mail-d.audit.test\n" /* 3 not in SPF */
+				"source = 127.0.0.65 mx.audit.test\n"  /* 4 good (SPF mx); the list refuses the query */
+				"source = 127.0.0.66 out.audit.test\n" /* 5 good (SPF a:out) */
+				"source = 127.0.0.67 mail-g.audit.test\n"    /* 6 PTR name without an address */
+				"source = 127.0.0.68 mail-h.audit.test\n"    /* 7 no PTR */
+				"source = 2001:db8::61 mail-v6.audit.test\n" /* 8 good, IPv6 */
+				"dnsbl = bl.audit.test\n"
+				"dnsbl = deadbl.test\n";
 
 struct run {
 	struct event_base *base; /* set: stop the loop when the audit is done */
@@ -91,7 +90,7 @@ static void run_audit(const char *text, struct run *r)
 	memset(r, 0, sizeof *r);
 	r->base = base;
 	a = emv_audit_start(base, d, p, on_done, r);
-	emv_pool_free(p); /* the audit keeps its own copy */
+	emv_pool_free(p);	       /* the audit keeps its own copy */
 	assert_int_equal(r->calls, 0); /* never before start returns */
 	event_base_loopexit(base, &limit);
 	event_base_dispatch(base);
@@ -126,8 +125,9 @@ static void do_test_pool_audit(void **state)
 	assert_int_equal(r.res[1].fcrdns, EMV_AUDIT_FAIL);
 	assert_int_equal(r.res[1].spf, EMV_SPF_PASS); /* only the PTR is wrong */
 
-	expect(&r.res[2], 0, "127.0.0.63 is listed in bl.audit.test (127.0.0.2: Listed for testing: "
-			     "https://bl.audit.test/q/127.0.0.63)");
+	expect(&r.res[2], 0,
+	       "127.0.0.63 is listed in bl.audit.test (127.0.0.2: Listed for testing: "
+	       "https://bl.audit.test/q/127.0.0.63)");
 	assert_int_equal(r.res[2].dnsbl[0].status, EMV_AUDIT_FAIL);
 	assert_int_equal(r.res[2].fcrdns, EMV_AUDIT_PASS);
 
@@ -157,10 +157,12 @@ static void do_test_spf_lookup_limit(void **state)
 {
 	struct run r;
 	run_audit("region=t\nmail_from=probe@loop.audit.test\nsource=127.0.0.61 mail-a.audit.test\n"
-		  "audit_failures = run\n", &r);
+		  "audit_failures = run\n",
+		  &r);
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.res[0].spf, EMV_SPF_PERMERROR);
-	assert_non_null(strstr(r.res[0].problems, "SPF of loop.audit.test for 127.0.0.61: permerror (more than 10 DNS lookups"));
+	assert_non_null(strstr(r.res[0].problems,
+			       "SPF of loop.audit.test for 127.0.0.61: permerror (more than 10 DNS lookups"));
 	assert_int_equal(r.res[0].ok, 0);
 	assert_int_equal(r.res[0].held, 0); /* audit_failures = run */
 	assert_int_equal(r.res[0].fcrdns, EMV_AUDIT_PASS);
@@ -203,21 +205,21 @@ static void do_test_cancel(void **state)
 	assert_non_null(d = emv_dns_new(base, &dp, err, sizeof err));
 	a = emv_audit_start(base, d, p, on_done, &r);
 	emv_audit_free(a);
-	event_base_dispatch(base);      /* nothing left to do */
+	event_base_dispatch(base); /* nothing left to do */
 
 	a = emv_audit_start(base, d, p, on_done, &r);
 	event_base_loopexit(base, &short_wait);
 	event_base_dispatch(base);
 	assert_true(emv_dns_pending(d) > 0);
 	emv_audit_free(a);
-	event_base_dispatch(base);      /* the timeouts land on a freed audit */
+	event_base_dispatch(base); /* the timeouts land on a freed audit */
 	assert_int_equal(emv_dns_pending(d), 0);
 
 	a = emv_audit_start(base, d, p, on_done, &r);
 	event_base_loopexit(base, &short_wait);
 	event_base_dispatch(base);
 	assert_true(emv_dns_pending(d) > 0);
-	emv_dns_free(d);                /* answers come back "cancelled" */
+	emv_dns_free(d); /* answers come back "cancelled" */
 	emv_audit_free(a);
 	assert_int_equal(r.calls, 0);
 	emv_pool_free(p);

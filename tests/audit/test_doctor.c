@@ -128,16 +128,31 @@ static int listener(int port, int full, int *extra)
 	return fd;
 }
 
-#define PORT_OK   2625
+#define PORT_OK 2625
 #define PORT_DROP 2626
 
 static void test_healthy(void **state)
 {
 	struct result r;
 	int extra, l = listener(PORT_OK, 0, &extra);
-	const char *argv[] = { bin, "doctor", "--dns", dns, "--preflight-domains", "audit.test", "--smtp-port", "2625",
-			       "--allow-private-mx", "--source-ip", "127.0.0.61", "--helo", "mail-a.audit.test",
-			       "--mail-from", "probe@audit.test", "--dnsbl", "bl.audit.test", NULL };
+	const char *argv[] = { bin,
+			       "doctor",
+			       "--dns",
+			       dns,
+			       "--preflight-domains",
+			       "audit.test",
+			       "--smtp-port",
+			       "2625",
+			       "--allow-private-mx",
+			       "--source-ip",
+			       "127.0.0.61",
+			       "--helo",
+			       "mail-a.audit.test",
+			       "--mail-from",
+			       "probe@audit.test",
+			       "--dnsbl",
+			       "bl.audit.test",
+			       NULL };
 	(void)state;
 	run(&r, argv);
 	close(l);
@@ -157,8 +172,20 @@ static void test_healthy(void **state)
 static void test_nxdomain_resolver(void **state)
 {
 	struct result r;
-	const char *argv[] = { bin, "doctor", "--dns", dns, "--no-port25", "--helo", "mail-a.audit.test",
-			       "--source-ip", "127.0.0.61", "--mail-from", "probe@audit.test", "--dnsbl", "none", NULL };
+	const char *argv[] = { bin,
+			       "doctor",
+			       "--dns",
+			       dns,
+			       "--no-port25",
+			       "--helo",
+			       "mail-a.audit.test",
+			       "--source-ip",
+			       "127.0.0.61",
+			       "--mail-from",
+			       "probe@audit.test",
+			       "--dnsbl",
+			       "none",
+			       NULL };
 	(void)state;
 	run(&r, argv);
 	assert_int_equal(r.code, 2);
@@ -196,8 +223,21 @@ static void expect_verify_refuses(const char *dns_server, const char *why, int t
 		fail_msg("verify wrote %s although it refused to start", out);
 	/* and --skip-preflight goes on (the user knows better) */
 	if (then_skip) {
-		const char *argv[] = { bin, "verify", "--dns", dns_server, "--progress", "none", "--skip-preflight",
-				       "--max-attempts", "1", "--timeout", "1", "-o", out, list, NULL };
+		const char *argv[] = { bin,
+				       "verify",
+				       "--dns",
+				       dns_server,
+				       "--progress",
+				       "none",
+				       "--skip-preflight",
+				       "--max-attempts",
+				       "1",
+				       "--timeout",
+				       "1",
+				       "-o",
+				       out,
+				       list,
+				       NULL };
 		run(&r, argv);
 		assert_int_equal(r.code, 0);
 		assert_int_equal(stat(out, &sb), 0);
@@ -248,9 +288,26 @@ static void test_port25_dropped(void **state)
 {
 	struct result r;
 	int extra, l = listener(PORT_DROP, 1, &extra);
-	const char *argv[] = { bin, "doctor", "--dns", dns, "--preflight-domains", "audit.test", "--smtp-port", "2626",
-			       "--allow-private-mx", "--timeout", "1", "--source-ip", "127.0.0.61", "--helo",
-			       "mail-a.audit.test", "--mail-from", "probe@audit.test", "--dnsbl", "none", NULL };
+	const char *argv[] = { bin,
+			       "doctor",
+			       "--dns",
+			       dns,
+			       "--preflight-domains",
+			       "audit.test",
+			       "--smtp-port",
+			       "2626",
+			       "--allow-private-mx",
+			       "--timeout",
+			       "1",
+			       "--source-ip",
+			       "127.0.0.61",
+			       "--helo",
+			       "mail-a.audit.test",
+			       "--mail-from",
+			       "probe@audit.test",
+			       "--dnsbl",
+			       "none",
+			       NULL };
 	(void)state;
 	run(&r, argv);
 	close(extra);
@@ -263,9 +320,23 @@ static void test_port25_dropped(void **state)
 
 static void identity(struct result *r, const char *ip, const char *helo)
 {
-	const char *argv[] = { bin, "doctor", "--dns", dns, "--preflight-domains", "audit.test", "--no-port25",
-			       "--allow-private-mx", "--source-ip", ip, "--helo", helo, "--mail-from",
-			       "probe@audit.test", "--dnsbl", "bl.audit.test", NULL };
+	const char *argv[] = { bin,
+			       "doctor",
+			       "--dns",
+			       dns,
+			       "--preflight-domains",
+			       "audit.test",
+			       "--no-port25",
+			       "--allow-private-mx",
+			       "--source-ip",
+			       ip,
+			       "--helo",
+			       helo,
+			       "--mail-from",
+			       "probe@audit.test",
+			       "--dnsbl",
+			       "bl.audit.test",
+			       NULL };
 	run(r, argv);
 }
 

@@ -34,13 +34,12 @@ static const char *unbound_conf;
 
 #define LISTING "61.0.0.127.flip.audit.test."
 
-static const char pool_text[] =
-	"region = audit\n"
-	"mail_from = probe@audit.test\n"
-	"source = 127.0.0.61 mail-a.audit.test\n"
-	"source = 127.0.0.66 out.audit.test\n"
-	"dnsbl = flip.audit.test\n"
-	"audit_interval = 1s\n";
+static const char pool_text[] = "region = audit\n"
+				"mail_from = probe@audit.test\n"
+				"source = 127.0.0.61 mail-a.audit.test\n"
+				"source = 127.0.0.66 out.audit.test\n"
+				"dnsbl = flip.audit.test\n"
+				"audit_interval = 1s\n";
 
 struct t {
 	struct event_base *base;
@@ -87,16 +86,29 @@ static long run_until(struct t *t, int (*until)(struct t *), int limit_ms)
 	return until(t) ? (long)(emv_now_ms() - t0) : -1;
 }
 
-static int held(struct t *t) { return emv_rep_is_held(t->rep, 0); }
-static int released(struct t *t) { return !emv_rep_is_held(t->rep, 0); }
+static int held(struct t *t)
+{
+	return emv_rep_is_held(t->rep, 0);
+}
+static int released(struct t *t)
+{
+	return !emv_rep_is_held(t->rep, 0);
+}
 static int audited_twice(struct t *t)
 {
 	emv_reaudit_stats st;
 	emv_reaudit_stats_get(t->ra, &st);
 	return st.audits >= 2;
 }
-static int running(struct t *t) { return emv_reaudit_running(t->ra); }
-static int never(struct t *t) { (void)t; return 0; }
+static int running(struct t *t)
+{
+	return emv_reaudit_running(t->ra);
+}
+static int never(struct t *t)
+{
+	(void)t;
+	return 0;
+}
 
 /* Which addresses emv_rep_pick hands out now, as a bit set. */
 static unsigned picked(struct t *t)
@@ -178,7 +190,8 @@ static void do_test_listing_flips_hold(void **state)
 	assert_int_equal(st.released, 1);
 	assert_int_equal(st.inconclusive, 0);
 	printf("audit_interval 1 s: held %ld ms after the listing appeared, back in rotation %ld ms after it went; "
-	       "%llu audits\n", ms_held, ms_back, (unsigned long long)st.audits);
+	       "%llu audits\n",
+	       ms_held, ms_back, (unsigned long long)st.audits);
 	teardown(&t);
 }
 

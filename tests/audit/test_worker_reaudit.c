@@ -75,7 +75,8 @@ static void do_test_worker_holds_and_releases(void **state)
 	assert_non_null(f);
 	fputs("region = audit\nmail_from = probe@audit.test\n"
 	      "source = 127.0.0.61 mail-a.audit.test\nsource = 127.0.0.66 out.audit.test\n"
-	      "dnsbl = flip.audit.test\naudit_interval = 1s\n", f);
+	      "dnsbl = flip.audit.test\naudit_interval = 1s\n",
+	      f);
 	fclose(f);
 	control("local_data_remove " LISTING);
 

@@ -19,12 +19,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "fuzz_address: invariant failed: %s\n", #cond); \
-		abort(); \
-	} \
-} while (0)
+#define CHECK(cond)                                                                     \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "fuzz_address: invariant failed: %s\n", #cond); \
+			abort();                                                        \
+		}                                                                       \
+	} while (0)
 
 /* Does some label of the domain start with "xn--"? */
 static int has_alabel(const char *domain)

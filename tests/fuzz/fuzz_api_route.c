@@ -143,8 +143,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r->conn = (struct MHD_Connection *)&conn_token; /* never handed to MHD: r->values answers */
 	r->values = fake_values;
 	r->refs = 1;
-	r->method = strcmp(method, "GET") == 0 ? API_GET : strcmp(method, "HEAD") == 0 ? API_HEAD :
-		    strcmp(method, "POST") == 0 ? API_POST : strcmp(method, "DELETE") == 0 ? API_DELETE : API_OTHER;
+	r->method = strcmp(method, "GET") == 0	    ? API_GET
+		    : strcmp(method, "HEAD") == 0   ? API_HEAD
+		    : strcmp(method, "POST") == 0   ? API_POST
+		    : strcmp(method, "DELETE") == 0 ? API_DELETE
+						    : API_OTHER;
 	r->drop_max = API_BODY_DROP_MAX;
 
 	api_route(a, r, path);

@@ -24,20 +24,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "fuzz_ingest: invariant failed: %s\n", #cond); \
-		abort(); \
-	} \
-} while (0)
+#define CHECK(cond)                                                                    \
+	do {                                                                           \
+		if (!(cond)) {                                                         \
+			fprintf(stderr, "fuzz_ingest: invariant failed: %s\n", #cond); \
+			abort();                                                       \
+		}                                                                      \
+	} while (0)
 
 struct reading {
-	int gzip;            /* input starts with the gzip magic */
+	int gzip; /* input starts with the gzip magic */
 	int opened;
-	int rc;              /* last emv_ingest_next() result */
+	int rc; /* last emv_ingest_next() result */
 	char err[512];
 	uint64_t rows;
-	uint64_t digest;     /* FNV-1a over every row's numbers, email, error and raw */
+	uint64_t digest; /* FNV-1a over every row's numbers, email, error and raw */
 };
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
@@ -58,8 +59,7 @@ static void printable(const char *s)
 		CHECK(*s >= 0x20 && *s <= 0x7e);
 }
 
-static void read_all(const void *buf, size_t len, const emv_ingest_limits *l,
-                     struct reading *out)
+static void read_all(const void *buf, size_t len, const emv_ingest_limits *l, struct reading *out)
 {
 	emv_ingest *in;
 	emv_ingest_row r;
@@ -68,8 +68,7 @@ static void read_all(const void *buf, size_t len, const emv_ingest_limits *l,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	out->gzip = len >= 2 && ((const unsigned char *)buf)[0] == 0x1f &&
-	            ((const unsigned char *)buf)[1] == 0x8b;
+	out->gzip = len >= 2 && ((const unsigned char *)buf)[0] == 0x1f && ((const unsigned char *)buf)[1] == 0x8b;
 	in = emv_ingest_open_mem(buf, len, "fuzz", l, out->err, sizeof(out->err));
 	if (!in) {
 		CHECK(out->err[0] != '\0');
@@ -78,12 +77,12 @@ static void read_all(const void *buf, size_t len, const emv_ingest_limits *l,
 	}
 	out->opened = 1;
 	CHECK(emv_ingest_email_column(in) >= -1);
-	CHECK(emv_ingest_header(in) != NULL);   /* original bytes: anything */
+	CHECK(emv_ingest_header(in) != NULL); /* original bytes: anything */
 	printable(emv_ingest_describe(in));
 	printable(emv_ingest_email_column_name(in));
 	/* buffers scale with the limits; zlib adds about 45 KiB */
-	mem_bound = 4 * l->max_row + 64 * l->max_fields + 4 * l->max_field + l->detect_bytes +
-	            3 * l->read_chunk + 256 * 1024;
+	mem_bound = 4 * l->max_row + 64 * l->max_fields + 4 * l->max_field + l->detect_bytes + 3 * l->read_chunk +
+		    256 * 1024;
 	while ((rc = emv_ingest_next(in, &r)) == 1) {
 		out->rows++;
 		CHECK(r.row == out->rows);

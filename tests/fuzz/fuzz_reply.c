@@ -24,8 +24,8 @@ static void check_reply(const emv_reply *r, const emv_reply_parser *p)
 {
 	char enh[16];
 
-	if (r->code < 200 || r->code > 599 || r->nlines < 1 ||
-	    (size_t)r->nlines > p->max_lines || r->total_bytes > p->max_total)
+	if (r->code < 200 || r->code > 599 || r->nlines < 1 || (size_t)r->nlines > p->max_lines ||
+	    r->total_bytes > p->max_total)
 		abort();
 	if (r->text_len >= EMV_REPLY_TEXT_MAX || strlen(r->text) != r->text_len)
 		abort();
@@ -36,8 +36,7 @@ static void check_reply(const emv_reply *r, const emv_reply_parser *p)
 	}
 	if (r->enhanced[0]) {
 		/* an enhanced code is well formed and of the basic code's class */
-		if (emv_enhanced_parse(r->enhanced, strlen(r->enhanced), enh, sizeof enh) !=
-			    r->code / 100 ||
+		if (emv_enhanced_parse(r->enhanced, strlen(r->enhanced), enh, sizeof enh) != r->code / 100 ||
 		    strcmp(enh, r->enhanced) != 0)
 			abort();
 	}
@@ -78,12 +77,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (emv_reply_keyword_param(&p.r, "SIZE") < -1)
 				abort();
 			emv_classify(rules, phase, p.r.code, p.r.enhanced, p.r.text, &v);
-			if ((unsigned)v.status >= EMV_STATUS__COUNT ||
-			    (unsigned)v.reason >= EMV_REASON__COUNT || !v.rule_id)
+			if ((unsigned)v.status >= EMV_STATUS__COUNT || (unsigned)v.reason >= EMV_REASON__COUNT ||
+			    !v.rule_id)
 				abort();
 			/* guard rails */
-			if (v.status == EMV_STATUS_DELIVERABLE &&
-			    (phase != EMV_PHASE_RCPT || p.r.code / 100 != 2))
+			if (v.status == EMV_STATUS_DELIVERABLE && (phase != EMV_PHASE_RCPT || p.r.code / 100 != 2))
 				abort();
 			if (v.status == EMV_STATUS_UNDELIVERABLE &&
 			    (phase != EMV_PHASE_RCPT || p.r.code / 100 != 5 || v.about_us))

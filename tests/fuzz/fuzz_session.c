@@ -48,8 +48,8 @@ static SSL_CTX *ssl;
 struct run {
 	size_t nrcpt;
 	int done;
-	unsigned answered_cb;      /* on_rcpt calls with a reply */
-	unsigned noted_cb;         /* on_rcpt calls without (not sent, with a note) */
+	unsigned answered_cb; /* on_rcpt calls with a reply */
+	unsigned noted_cb;    /* on_rcpt calls without (not sent, with a note) */
 	unsigned char answered[RCPT_MAX];
 	emv_session_outcome out;
 };

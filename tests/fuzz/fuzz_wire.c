@@ -55,9 +55,9 @@ static void batch_invariants(const emv_wire_batch *b)
 
 static void results_invariants(const emv_wire_results *r)
 {
-	if (!TERMINATED(r->job_id) || !TERMINATED(r->batch_id) || !TERMINATED(r->worker) ||
-	    !TERMINATED(r->region) || !TERMINATED(r->source_ip) || !TERMINATED(r->mx) || !TERMINATED(r->tls) ||
-	    !r->job_id[0] || !r->batch_id[0] || !r->worker[0])
+	if (!TERMINATED(r->job_id) || !TERMINATED(r->batch_id) || !TERMINATED(r->worker) || !TERMINATED(r->region) ||
+	    !TERMINATED(r->source_ip) || !TERMINATED(r->mx) || !TERMINATED(r->tls) || !r->job_id[0] ||
+	    !r->batch_id[0] || !r->worker[0])
 		die("results strings", r->job_id);
 	if (r->n_results < 1 || r->n_results > EMV_WIRE_RESULTS_MAX || !r->results)
 		die("results count", r->job_id);
@@ -65,8 +65,8 @@ static void results_invariants(const emv_wire_results *r)
 		const emv_wire_result *x = &r->results[i];
 
 		if (!x->id || (unsigned)x->status >= EMV_STATUS__COUNT || (unsigned)x->reason >= EMV_REASON__COUNT ||
-		    !x->reply || strlen(x->reply) > EMV_WIRE_REPLY_MAX || (x->catch_all & ~1) ||
-		    (x->temporary & ~1) || (x->smtp_code && (x->smtp_code < 200 || x->smtp_code > 599)) ||
+		    !x->reply || strlen(x->reply) > EMV_WIRE_REPLY_MAX || (x->catch_all & ~1) || (x->temporary & ~1) ||
+		    (x->smtp_code && (x->smtp_code < 200 || x->smtp_code > 599)) ||
 		    x->n_transcript > EMV_WIRE_TRANSCRIPT_MAX || (x->n_transcript && !x->transcript))
 			die("result", x->reply ? x->reply : "(null)");
 		for (size_t j = 0; j < x->n_transcript; j++) {

@@ -29,19 +29,19 @@
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
 
-#define PORT       18081
-#define PORT_RL    18082
-#define HOOK_PORT  18100
-#define HOOK6_PORT 18101   /* the receiver on ::1 */
-#define TLS_GOOD   18110   /* https receivers: a certificate of the test CA for localhost/127.0.0.1/::1 */
-#define TLS_WRONG  18111   /* the test CA's, for another name (wrong.example) */
-#define TLS_OTHER  18112   /* for 127.0.0.1, from a CA the server does not know */
-#define TLS_DIR    RUN "/tls"
-#define PORT_AF    18083   /* a server of the auth-failure test: no --webhook-allow-private, one query thread */
-#define PORT_FAIR  18084   /* the fairness test's server: --max-uploads 4, --db-threads 2 */
-#define DEADLINE_S "15"   /* --request-timeout of the second server */
-#define SECRET     "s3cr3t-for-tests"
-#define RUN        EMV_CLUSTER_RUN "/api-run"
+#define PORT 18081
+#define PORT_RL 18082
+#define HOOK_PORT 18100
+#define HOOK6_PORT 18101 /* the receiver on ::1 */
+#define TLS_GOOD 18110	 /* https receivers: a certificate of the test CA for localhost/127.0.0.1/::1 */
+#define TLS_WRONG 18111	 /* the test CA's, for another name (wrong.example) */
+#define TLS_OTHER 18112	 /* for 127.0.0.1, from a CA the server does not know */
+#define TLS_DIR RUN "/tls"
+#define PORT_AF 18083	/* a server of the auth-failure test: no --webhook-allow-private, one query thread */
+#define PORT_FAIR 18084 /* the fairness test's server: --max-uploads 4, --db-threads 2 */
+#define DEADLINE_S "15" /* --request-timeout of the second server */
+#define SECRET "s3cr3t-for-tests"
+#define RUN EMV_CLUSTER_RUN "/api-run"
 
 static char db_url[512], db_rl_url[512], dns[64], tok_acme[128], tok_other[128], tok_revoked[128];
 static char base_url[64], brokers[256], pg_admin[512];
@@ -181,12 +181,12 @@ static json_t *wait_state(const char *id, const char *state, int timeout_s)
 		if (strcmp(json_string_value(json_object_get(j, "state")), state) == 0)
 			return j;
 		if (now_ms() - t0 > (uint64_t)timeout_s * 1000)
-			fail_msg("job %s still %s after %d s", id, json_string_value(json_object_get(j, "state")), timeout_s);
+			fail_msg("job %s still %s after %d s", id, json_string_value(json_object_get(j, "state")),
+				 timeout_s);
 		json_decref(j);
 		usleep(200000);
 	}
 }
-
 
 
 static void stop_child(pid_t *pid)
@@ -326,7 +326,8 @@ static pthread_t hook6_th;
 
 static int hook6_start(void)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(HOOK6_PORT),
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+				   .sin6_port = htons(HOOK6_PORT),
 				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	int one = 1;
 	if (hook6_listen >= 0)
@@ -421,7 +422,8 @@ static void *tls_hook_main(void *arg)
 				h->status_sent = 200;
 			}
 			pthread_mutex_unlock(&hook_mu);
-			snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+			snprintf(buf, sizeof buf,
+				 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
 			SSL_write(ssl, buf, (int)strlen(buf));
 			SSL_shutdown(ssl);
 		}
@@ -561,19 +563,59 @@ static int setup(void **state)
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT);
 	snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", PORT);
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready", "--max-upload", "200000",
-				       "--max-rows", "20000", "--max-decompressed", "2000000",
-				       "--webhook-allow-private", "--webhook-allow-http", "--webhook-ca", TLS_DIR "/emv-test-ca.pem",
-				       "--webhook-progress", "50", "--webhook-backoff", "300", "--webhook-attempts", "4",
-				       "--batch-max", "3", "--rate-limit", "1000", "--rate-burst", "1000", NULL };
+		const char *argv[] = { EMV_COORDINATOR,
+				       "serve",
+				       "--listen",
+				       listen,
+				       "--database",
+				       db_url,
+				       "--embedded-kafka",
+				       "--ready-file",
+				       RUN "/ready",
+				       "--max-upload",
+				       "200000",
+				       "--max-rows",
+				       "20000",
+				       "--max-decompressed",
+				       "2000000",
+				       "--webhook-allow-private",
+				       "--webhook-allow-http",
+				       "--webhook-ca",
+				       TLS_DIR "/emv-test-ca.pem",
+				       "--webhook-progress",
+				       "50",
+				       "--webhook-backoff",
+				       "300",
+				       "--webhook-attempts",
+				       "4",
+				       "--batch-max",
+				       "3",
+				       "--rate-limit",
+				       "1000",
+				       "--rate-burst",
+				       "1000",
+				       NULL };
 		server_pid = start_server(argv, RUN "/ready", RUN "/server.log", brokers, sizeof brokers);
 	}
 	snprintf(listen_rl, sizeof listen_rl, "127.0.0.1:%d", PORT_RL);
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen_rl, "--database", db_rl_url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready-rl", "--rate-limit", "2",
-				       "--rate-burst", "4", "--no-sink", "--request-timeout", DEADLINE_S, NULL };
+		const char *argv[] = { EMV_COORDINATOR,
+				       "serve",
+				       "--listen",
+				       listen_rl,
+				       "--database",
+				       db_rl_url,
+				       "--embedded-kafka",
+				       "--ready-file",
+				       RUN "/ready-rl",
+				       "--rate-limit",
+				       "2",
+				       "--rate-burst",
+				       "4",
+				       "--no-sink",
+				       "--request-timeout",
+				       DEADLINE_S,
+				       NULL };
 		server_rl_pid = start_server(argv, RUN "/ready-rl", RUN "/server-rl.log", NULL, 0);
 	}
 	return 0;
@@ -604,9 +646,21 @@ static int teardown(void **state)
 
 static void start_worker(void)
 {
-	const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "api-test", "--dns", dns,
-			       "--preflight-domains", "nullmx.api.test",
-			       "--allow-private-mx", "--timeout", "5", "--session-timeout", "6000", NULL };
+	const char *argv[] = { EMV_WORKER,
+			       "--brokers",
+			       brokers,
+			       "--name",
+			       "api-test",
+			       "--dns",
+			       dns,
+			       "--preflight-domains",
+			       "nullmx.api.test",
+			       "--allow-private-mx",
+			       "--timeout",
+			       "5",
+			       "--session-timeout",
+			       "6000",
+			       NULL };
 	if (!worker_pid)
 		worker_pid = spawn_logged(argv, RUN "/worker.log");
 }
@@ -666,18 +720,17 @@ static void do_test_round_trip(void **state)
 	json_t *j, *counts, *reasons;
 	int h;
 
-	write_file(list,
-		   "email,note\n"
-		   "a1@nullmx.api.test,first\n"
-		   "o'brien@nullmx.api.test,\"'; DROP TABLE results; --\"\n"
-		   "bad address,x\n"
-		   "x@nothere.api.test,\"Robert'); DROP TABLE jobs;--\"\n"
-		   "\"'; DELETE FROM addresses; --\"@nullmx.api.test,quoted local part\n"
-		   "also bad,y\n"
-		   "a1@NULLMX.api.test,dup of row 1 (domain case)\n"
-		   "still bad,z\n"
-		   "no at sign,w\n"
-		   "again bad,v\n");
+	write_file(list, "email,note\n"
+			 "a1@nullmx.api.test,first\n"
+			 "o'brien@nullmx.api.test,\"'; DROP TABLE results; --\"\n"
+			 "bad address,x\n"
+			 "x@nothere.api.test,\"Robert'); DROP TABLE jobs;--\"\n"
+			 "\"'; DELETE FROM addresses; --\"@nullmx.api.test,quoted local part\n"
+			 "also bad,y\n"
+			 "a1@NULLMX.api.test,dup of row 1 (domain case)\n"
+			 "still bad,z\n"
+			 "no at sign,w\n"
+			 "again bad,v\n");
 	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
 	snprintf(f1, sizeof f1, "file=@%s;type=text/csv", list);
 	snprintf(f2, sizeof f2, "name='; DROP TABLE jobs; --");
@@ -720,10 +773,11 @@ static void do_test_round_trip(void **state)
 	{
 		PGconn *c = PQconnectdb(db_url);
 		const char *v[1] = { id };
-		PGresult *r = PQexecParams(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
-					      "SELECT job_id, id, 'unknown', 'greylisted', false FROM addresses a "
-					      "WHERE job_id = $1 AND NOT EXISTS (SELECT 1 FROM results r WHERE "
-					      "r.job_id = a.job_id AND r.address_id = a.id) ORDER BY id LIMIT 1",
+		PGresult *r = PQexecParams(c,
+					   "INSERT INTO results (job_id, address_id, status, reason, final) "
+					   "SELECT job_id, id, 'unknown', 'greylisted', false FROM addresses a "
+					   "WHERE job_id = $1 AND NOT EXISTS (SELECT 1 FROM results r WHERE "
+					   "r.job_id = a.job_id AND r.address_id = a.id) ORDER BY id LIMIT 1",
 					   1, NULL, v, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdTuples(r), "1") != 0)
 			fail_msg("a waiting result: %s", PQresultErrorMessage(r));
@@ -742,7 +796,8 @@ static void do_test_round_trip(void **state)
 		/* a temporary verdict is no final count */
 		assert_null(json_object_get(json_object_get(j, "reasons"), "unknown"));
 		json_decref(j);
-		PQclear(PQexecParams(c, "DELETE FROM results WHERE job_id = $1 AND NOT final", 1, NULL, v, NULL, NULL, 0));
+		PQclear(PQexecParams(c, "DELETE FROM results WHERE job_id = $1 AND NOT final", 1, NULL, v, NULL, NULL,
+				     0));
 		PQclear(PQexec(c, "DELETE FROM ip_state WHERE ip = '192.0.2.99'"));
 		PQfinish(c);
 	}
@@ -774,15 +829,21 @@ static void do_test_round_trip(void **state)
 	json_decref(j);
 	{
 		char sql[512];
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
-					  "'delivered'", id);
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
+			 "'delivered'",
+			 id);
 		assert_int_equal(pg_long(db_url, "%s", sql), 2);
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
-					  "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress'", id);
+		snprintf(sql, sizeof sql,
+			 "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+			 "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress'",
+			 id);
 		assert_int_equal(pg_long(db_url, "%s", sql), 2);
-		snprintf(sql, sizeof sql, "SELECT http_status FROM webhook_attempts a JOIN webhook_deliveries d ON "
-					  "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress' "
-					  "AND a.attempt = 1", id);
+		snprintf(sql, sizeof sql,
+			 "SELECT http_status FROM webhook_attempts a JOIN webhook_deliveries d ON "
+			 "d.id = a.delivery_id WHERE d.job_id = '%s' AND d.event = 'job.progress' "
+			 "AND a.attempt = 1",
+			 id);
 		assert_int_equal(pg_long(db_url, "%s", sql), 500);
 	}
 
@@ -842,8 +903,10 @@ static void do_test_round_trip(void **state)
 	assert_error(body, "bad_query");
 	free(body);
 	/* the tables the input talked about are all still there */
-	assert_int_equal(pg_long(db_url, "%s", "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-					 "'public' AND table_name IN ('jobs', 'addresses', 'results')"), 3);
+	assert_int_equal(pg_long(db_url, "%s",
+				 "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+				 "'public' AND table_name IN ('jobs', 'addresses', 'results')"),
+			 3);
 }
 
 /* Another tenant's job does not exist for them: 404 on every endpoint, not
@@ -902,7 +965,7 @@ static void do_test_list_paging(void **state)
 		assert_int_equal(get(path, tok_other, &body), 200);
 		j = parse(body);
 		free(body);
-		json_array_foreach(json_object_get(j, "jobs"), i, job) {
+		json_array_foreach (json_object_get(j, "jobs"), i, job) {
 			for (int k = 0; k < n; k++)
 				assert_string_not_equal(seen[k], json_string_value(json_object_get(job, "id")));
 			snprintf(seen[n++], sizeof seen[0], "%s", json_string_value(json_object_get(job, "id")));
@@ -952,18 +1015,21 @@ static void do_test_bad_uploads(void **state)
 
 	/* malformed multipart: no closing boundary, no list part, no boundary */
 	{
-		const char *extra[] = { "-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
-					"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n"
-					"email\na@nullmx.api.test\n",
-					NULL };
+		const char *extra[] = {
+			"-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
+			"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n"
+			"email\na@nullmx.api.test\n",
+			NULL
+		};
 		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
 		assert_error(body, "bad_multipart");
 		free(body);
 	}
 	{
-		const char *extra[] = { "-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
-					"--XyZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--XyZ--\r\n",
-					NULL };
+		const char *extra[] = {
+			"-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary",
+			"--XyZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--XyZ--\r\n", NULL
+		};
 		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
 		assert_error(body, "bad_multipart");
 		assert_non_null(strstr(body, "file"));
@@ -1084,7 +1150,8 @@ static void do_test_slowloris(void **state)
 		assert_int_equal(get("/v1/jobs?limit=5", tok_acme, &body), 200);
 		free(body);
 		if (now_ms() - t0 > 2000)
-			fail_msg("a status request took %llu ms beside 21 slow clients", (unsigned long long)(now_ms() - t0));
+			fail_msg("a status request took %llu ms beside 21 slow clients",
+				 (unsigned long long)(now_ms() - t0));
 	}
 	write_file(RUN "/beside.csv", "email\nbeside@nullmx.api.test\n");
 	t0 = now_ms();
@@ -1114,8 +1181,10 @@ static void do_test_delete(void **state)
 	start_worker();
 	j = wait_state(id, "done", 90);
 	json_decref(j);
-	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM addresses WHERE job_id = '%s') + "
-				  "(SELECT count(*) FROM results WHERE job_id = '%s')", id, id);
+	snprintf(sql, sizeof sql,
+		 "SELECT (SELECT count(*) FROM addresses WHERE job_id = '%s') + "
+		 "(SELECT count(*) FROM results WHERE job_id = '%s')",
+		 id, id);
 	assert_int_equal(pg_long(db_url, "%s", sql), 6);
 	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
 	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 200);
@@ -1123,10 +1192,12 @@ static void do_test_delete(void **state)
 	assert_true(json_is_true(json_object_get(j, "deleted")));
 	json_decref(j);
 	free(body);
-	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM jobs WHERE id = '%s') + "
-				  "(SELECT count(*) FROM addresses WHERE job_id = '%s') + "
-				  "(SELECT count(*) FROM results WHERE job_id = '%s') + "
-				  "(SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s')", id, id, id, id);
+	snprintf(sql, sizeof sql,
+		 "SELECT (SELECT count(*) FROM jobs WHERE id = '%s') + "
+		 "(SELECT count(*) FROM addresses WHERE job_id = '%s') + "
+		 "(SELECT count(*) FROM results WHERE job_id = '%s') + "
+		 "(SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s')",
+		 id, id, id, id);
 	assert_int_equal(pg_long(db_url, "%s", sql), 0);
 	assert_int_equal(http("GET", url, tok_acme, NULL, &body), 404);
 	assert_error(body, "not_found");
@@ -1300,7 +1371,8 @@ static void do_test_check(void **state)
 		free(body);
 	}
 	{
-		const char *extra[] = { "--data-binary", "{\"email\": \"later@nothere.api.test\", \"wait_s\": 0}", NULL };
+		const char *extra[] = { "--data-binary", "{\"email\": \"later@nothere.api.test\", \"wait_s\": 0}",
+					NULL };
 		char path[200];
 		assert_int_equal(http("POST", url, tok_acme, extra, &body), 202);
 		j = parse(body);
@@ -1368,8 +1440,8 @@ static void do_test_cli(void **state)
 		assert_non_null(strstr(out, id));
 	}
 	{
-		const char *argv[] = { EMV_CLI, "export", "0b5d3c1e-0000-4000-8000-000000000000", "-o", RUN "/none.csv",
-				       NULL };
+		const char *argv[] = { EMV_CLI, "export",	 "0b5d3c1e-0000-4000-8000-000000000000",
+				       "-o",	RUN "/none.csv", NULL };
 		assert_int_equal(run_capture(out, sizeof out, argv, 1), 1);
 		assert_non_null(strstr(out, "HTTP 404 not_found"));
 		assert_true(access(RUN "/none.csv", F_OK) != 0 && access(RUN "/none.csv.part", F_OK) != 0);
@@ -1443,7 +1515,7 @@ struct feeder {
  * addresses (so the job's de-duplication stays small and what the server
  * holds is what it buffers of the body), written in 64 KiB pieces. */
 #define FEED_HEADER "email,pad\n"
-#define FEED_ROW    "s%04ld@nullmx.api.test,padding-padding-padding-padding-padding-padding-padding-pad\n"
+#define FEED_ROW "s%04ld@nullmx.api.test,padding-padding-padding-padding-padding-padding-padding-pad\n"
 
 /* Bytes of a body of about `want` bytes made of whole rows. */
 static size_t feed_size(size_t want)
@@ -1561,7 +1633,8 @@ static void do_test_bad_text(void **state)
 		{ "GET", "/v1/jobs/%ff", 1, 404, "not_found" },
 		{ "GET", NULL /* 63 bytes and a 2-byte character cut by %.64s */, 1, 404, "not_found" },
 		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%ff", 1, 400, "bad_query" },
-		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%e2%82", 0, 401, "unauthorized" },
+		{ "GET", "/v1/jobs/0b5d3c1e-0000-4000-8000-000000000000/results?status=%e2%82", 0, 401,
+		  "unauthorized" },
 		{ "GET", "/v1/ips?region=%fe%ff", 1, 400, "bad_query" },
 		{ "GET", "/%ff%fe", 0, 404, "not_found" },
 		{ "DELETE", "/v1/%c0%af", 0, 404, "not_found" },
@@ -1680,8 +1753,8 @@ static void do_test_csv_formulas(void **state)
 	{
 		char out[8192];
 		/* no resolver: these rows need none (and the preflight would say so) */
-		const char *argv[] = { EMV_CLI, "verify", RUN "/formulas-cli.csv", "--progress", "none", "--dns",
-				       "127.0.0.1:1", "--skip-preflight", NULL, NULL };
+		const char *argv[] = { EMV_CLI, "verify",      RUN "/formulas-cli.csv", "--progress", "none",
+				       "--dns", "127.0.0.1:1", "--skip-preflight",	NULL,	      NULL };
 		write_file(RUN "/formulas-cli.csv", "name,email\n=1+2,@bad\n-x,=also bad\n");
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 		n = csv_cells(out, cells, 400);
@@ -1721,8 +1794,9 @@ static void make_gzip(const char *path, const char *head, const char *line, long
 	for (long i = 0; i < lines; i++)
 		fputs(line, f);
 	fclose(f);
-	snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | gzip -9 > %s && for i in $(seq %d); do gzip -9 -c %s >> %s; done",
-		 head, path, members, plain, path);
+	snprintf(cmd, sizeof cmd,
+		 "printf '%%s' '%s' | gzip -9 > %s && for i in $(seq %d); do gzip -9 -c %s >> %s; done", head, path,
+		 members, plain, path);
 	assert_int_equal(system(cmd), 0);
 	unlink(plain);
 }
@@ -1919,8 +1993,9 @@ static void do_test_slow_headers(void **state)
 static int upload_idem(const char *list, const char *key, const char *tok, char *id, size_t idlen, char **headers)
 {
 	char url[256], data[300], hk[200], *body;
-	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, "-D", RUN "/idem.headers",
-				key ? "-H" : NULL, hk, NULL };
+	const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary",   data,
+				"-D", RUN "/idem.headers",	key ? "-H" : NULL, hk,
+				NULL };
 	int st;
 	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
 	snprintf(data, sizeof data, "@%s", list);
@@ -2005,7 +2080,8 @@ static void do_test_deadline_rollback(void **state)
 			break;
 	}
 	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'late'"), 0);
-	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM addresses a WHERE input = 'late@nullmx.api.test'"), 0);
+	assert_int_equal(pg_long(db_rl_url, "SELECT count(*) FROM addresses a WHERE input = 'late@nullmx.api.test'"),
+			 0);
 	PQfinish(c);
 	/* the client's retry makes the job, once */
 	fd = connect_port(PORT_RL);
@@ -2104,9 +2180,25 @@ static pid_t start_af_server(void)
 	char listen[32];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_AF);
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_rl_url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready-af", "--no-sink", "--rate-limit", "0",
-				       "--auth-fail-limit", "5", "--auth-fail-window", "4", "--db-threads", "1", NULL };
+		const char *argv[] = { EMV_COORDINATOR,
+				       "serve",
+				       "--listen",
+				       listen,
+				       "--database",
+				       db_rl_url,
+				       "--embedded-kafka",
+				       "--ready-file",
+				       RUN "/ready-af",
+				       "--no-sink",
+				       "--rate-limit",
+				       "0",
+				       "--auth-fail-limit",
+				       "5",
+				       "--auth-fail-window",
+				       "4",
+				       "--db-threads",
+				       "1",
+				       NULL };
 		return extra_pid = start_server(argv, RUN "/ready-af", RUN "/server-af.log", NULL, 0);
 	}
 }
@@ -2167,7 +2259,9 @@ static void do_test_auth_failures(void **state)
  */
 static void do_test_callback_private(void **state)
 {
-	static const struct { const char *url, *word; } refused[] = {
+	static const struct {
+		const char *url, *word;
+	} refused[] = {
 		{ "https://127.0.0.1:18100/h", "loopback" },
 		{ "https://10.1.2.3/h", "private" },
 		{ "https://169.254.169.254/latest/meta-data", "link-local" },
@@ -2194,7 +2288,8 @@ static void do_test_callback_private(void **state)
 				k += (size_t)snprintf(enc + k, sizeof enc - k, "%%%02X", (unsigned char)*c);
 		}
 		enc[k] = '\0';
-		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=%s", PORT_AF, enc);
+		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=%s", PORT_AF,
+			 enc);
 		if (http("POST", full, tok, ex, &body) != 400)
 			fail_msg("callback_url %s was accepted: %s", refused[i].url, body);
 		assert_error(body, "bad_parameter");
@@ -2209,7 +2304,8 @@ static void do_test_callback_private(void **state)
 		char full[300], data[300];
 		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
 		snprintf(data, sizeof data, "@%s", list);
-		snprintf(full, sizeof full, "%s/v1/jobs?callback_secret=x&callback_url=https%%3A%%2F%%2F8.8.8.8%%2Fh", url);
+		snprintf(full, sizeof full, "%s/v1/jobs?callback_secret=x&callback_url=https%%3A%%2F%%2F8.8.8.8%%2Fh",
+			 url);
 		assert_int_equal(http("POST", full, tok, ex, &body), 201);
 		job_id_of(body, id, sizeof id);
 		free(body);
@@ -2230,7 +2326,8 @@ static void do_test_callback_ipv6(void **state)
 	if (!hook6_start())
 		skip();
 	write_file(list, "email\nnot an address\n");
-	snprintf(q, sizeof q, "name=v6&callback_secret=%s&callback_url=http://%%5B::1%%5D:%d/v6hook", SECRET, HOOK6_PORT);
+	snprintf(q, sizeof q, "name=v6&callback_secret=%s&callback_url=http://%%5B::1%%5D:%d/v6hook", SECRET,
+		 HOOK6_PORT);
 	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
 	job_id_of(body, id, sizeof id);
 	free(body);
@@ -2253,8 +2350,9 @@ static void do_test_stale_connection(void **state)
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", PORT_AF);
 	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
 	free(body);
-	snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-				  "WHERE datname = 'emv_api_rl' AND pid <> pg_backend_pid()");
+	snprintf(sql, sizeof sql,
+		 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+		 "WHERE datname = 'emv_api_rl' AND pid <> pg_backend_pid()");
 	killed = pg_long(pg_admin, "%s", sql);
 	assert_true(killed >= 1);
 	usleep(300000);
@@ -2316,8 +2414,11 @@ static void do_test_webhook_https(void **state)
 	tls_upload(url, id, sizeof id);
 	h = wait_hook(id, "job.completed", 200, 30);
 	assert_signature(&hooks[h], SECRET);
-	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
-					 "'delivered' AND attempts = 1", id), 1);
+	assert_int_equal(pg_long(db_url,
+				 "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND state = "
+				 "'delivered' AND attempts = 1",
+				 id),
+			 1);
 	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-good-ip", TLS_GOOD);
 	tls_upload(url, id, sizeof id);
 	wait_hook(id, "job.completed", 200, 30);
@@ -2326,18 +2427,24 @@ static void do_test_webhook_https(void **state)
 	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-wrong", TLS_WRONG);
 	tls_upload(url, id, sizeof id);
 	ms = delivery_state_wait(id, "failed", 60);
-	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
-					 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.http_status IS NULL AND a.error LIKE "
-					 "'TLS: certificate not accepted: %%mismatch%%'", id), 4);
+	assert_int_equal(pg_long(db_url,
+				 "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+				 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.http_status IS NULL AND a.error LIKE "
+				 "'TLS: certificate not accepted: %%mismatch%%'",
+				 id),
+			 4);
 	print_message("https: wrong host name refused 4 times, delivery failed after %ld ms\n", ms);
 
 	/* a certificate from an unknown CA */
 	snprintf(url, sizeof url, "https://127.0.0.1:%d/tls-other", TLS_OTHER);
 	tls_upload(url, id, sizeof id);
 	ms = delivery_state_wait(id, "failed", 60);
-	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
-					 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.error LIKE "
-					 "'TLS: certificate not accepted: %%'", id), 4);
+	assert_int_equal(pg_long(db_url,
+				 "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON "
+				 "d.id = a.delivery_id WHERE d.job_id = '%s' AND a.error LIKE "
+				 "'TLS: certificate not accepted: %%'",
+				 id),
+			 4);
 	print_message("https: unknown CA refused 4 times, delivery failed after %ld ms\n", ms);
 	pthread_mutex_lock(&hook_mu);
 	for (int i = 0; i < nhooks; i++)
@@ -2352,8 +2459,10 @@ static void do_test_webhook_https(void **state)
 		const char *ex[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
 		token(db_rl_url, "plain", tok, sizeof tok);
 		snprintf(data, sizeof data, "@%s", RUN "/tls.csv");
-		snprintf(full, sizeof full, "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=http%%3A%%2F%%2F"
-					    "8.8.8.8%%2Fh", PORT_AF);
+		snprintf(full, sizeof full,
+			 "http://127.0.0.1:%d/v1/jobs?callback_secret=x&callback_url=http%%3A%%2F%%2F"
+			 "8.8.8.8%%2Fh",
+			 PORT_AF);
 		assert_int_equal(http("POST", full, tok, ex, &body), 400);
 		assert_error(body, "bad_parameter");
 		assert_non_null(strstr(body, "https://"));
@@ -2404,9 +2513,24 @@ static void do_test_fairness(void **state)
 	token(db_rl_url, "calm", calm, sizeof calm);
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_FAIR);
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", listen, "--database", db_rl_url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready-fair", "--no-sink", "--rate-limit", "0",
-				       "--max-uploads", "4", "--db-threads", "2", "-v", NULL };
+		const char *argv[] = { EMV_COORDINATOR,
+				       "serve",
+				       "--listen",
+				       listen,
+				       "--database",
+				       db_rl_url,
+				       "--embedded-kafka",
+				       "--ready-file",
+				       RUN "/ready-fair",
+				       "--no-sink",
+				       "--rate-limit",
+				       "0",
+				       "--max-uploads",
+				       "4",
+				       "--db-threads",
+				       "2",
+				       "-v",
+				       NULL };
 		extra_pid = start_server(argv, RUN "/ready-fair", RUN "/server-fair.log", NULL, 0);
 	}
 	write_rows(flist, "f", 12000); /* ~280 KB: past the 64 KiB that takes a slot */
@@ -2417,8 +2541,10 @@ static void do_test_fairness(void **state)
 		char head[512], *list;
 		size_t len;
 		held[i] = connect_port(PORT_FAIR);
-		snprintf(head, sizeof head, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-					    "Content-Type: text/csv\r\nContent-Length: 10000000\r\n\r\n", flood);
+		snprintf(head, sizeof head,
+			 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+			 "Content-Type: text/csv\r\nContent-Length: 10000000\r\n\r\n",
+			 flood);
 		assert_true(write(held[i], head, strlen(head)) == (ssize_t)strlen(head));
 		list = slurp(flist, &len);
 		assert_true(write(held[i], list, 100000) == 100000); /* and then nothing more */
@@ -2458,8 +2584,8 @@ static void do_test_fairness(void **state)
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s", PORT_FAIR, id);
 	for (int i = 0; i < 4; i++) {
 		char auth[200];
-		const char *argv[] = { "/usr/bin/curl", "-sS", "-m", "60", "-o", "/dev/null", "-X", "DELETE", "-H", auth,
-				       url, NULL };
+		const char *argv[] = { "/usr/bin/curl", "-sS", "-m", "60", "-o", "/dev/null", "-X",
+				       "DELETE",	"-H",  auth, url,  NULL };
 		snprintf(auth, sizeof auth, "Authorization: Bearer %s", flood);
 		dels[i] = spawn_logged(argv, RUN "/flood-delete.log");
 	}
@@ -2482,7 +2608,8 @@ static void do_test_fairness(void **state)
 		waitpid(dels[i], &st, 0);
 	}
 	print_message("fairness: while flood's 4 DELETEs waited on a row lock for ~4 s, calm's GET /v1/jobs took "
-		      "%llu ms on average, %llu ms at worst\n", (unsigned long long)(sum / 5), (unsigned long long)worst);
+		      "%llu ms on average, %llu ms at worst\n",
+		      (unsigned long long)(sum / 5), (unsigned long long)worst);
 	if (worst > 1500)
 		fail_msg("another tenant's GET /v1/jobs took %llu ms while one tenant's DELETEs were stuck",
 			 (unsigned long long)worst);
@@ -2549,8 +2676,10 @@ static void do_test_listen_ipv6(void **state)
 	}
 	close(fd);
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", "[::1]:0", "--database", db_rl_url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready-v6", "--no-sink", NULL };
+		const char *argv[] = {
+			EMV_COORDINATOR,    "serve",	    "--listen",	     "[::1]:0",	  "--database", db_rl_url,
+			"--embedded-kafka", "--ready-file", RUN "/ready-v6", "--no-sink", NULL
+		};
 		pid = start_server(argv, RUN "/ready-v6", RUN "/server-v6.log", NULL, 0);
 	}
 	env_value(RUN "/ready-v6", "listen", listen, sizeof listen);

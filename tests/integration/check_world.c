@@ -94,8 +94,8 @@ static void do_test_greylist_gives_up(void **state)
 static void do_test_too_many_recipients(void **state)
 {
 	struct run r;
-	run_check(&r, 1, "u1@toomany.test", "u2@toomany.test", "u3@toomany.test", "u4@toomany.test",
-		  "u5@toomany.test", "u6@toomany.test", "u7@toomany.test", "nobody@toomany.test", NULL);
+	run_check(&r, 1, "u1@toomany.test", "u2@toomany.test", "u3@toomany.test", "u4@toomany.test", "u5@toomany.test",
+		  "u6@toomany.test", "u7@toomany.test", "nobody@toomany.test", NULL);
 	assert_int_equal(r.n, 8);
 	for (int i = 0; i < 7; i++) {
 		assert_verdict(r.results[i], "deliverable", "accepted");
@@ -225,7 +225,8 @@ static void do_test_endless_line_bounded(void **state)
 	json_t *o = one(&r);
 	assert_verdict(o, "unknown", "protocol_error");
 	assert_non_null(strstr(sget(o, "detail"), "longer than"));
-	print_message("endless line: max RSS %ld KiB (baseline %ld), %.2f s\n", r.maxrss_kb, baseline_rss_kb, r.seconds);
+	print_message("endless line: max RSS %ld KiB (baseline %ld), %.2f s\n", r.maxrss_kb, baseline_rss_kb,
+		      r.seconds);
 	/* the 10 MB line is refused after line_max bytes: memory stays flat */
 	assert_true(r.maxrss_kb < baseline_rss_kb + 4096);
 	run_free(&r);

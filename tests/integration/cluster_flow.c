@@ -15,7 +15,6 @@
 static char pg_url[512], brokers[256], brokers3[256];
 
 
-
 /* ingest LIST and split it into batches of 2: the job id into job; the
  * split's output stays in out */
 static void start_job(const char *list, char *job, size_t joblen, char *out, size_t outlen)
@@ -27,16 +26,16 @@ static void start_job(const char *list, char *job, size_t joblen, char *out, siz
 	assert_non_null(p);
 	snprintf(job, joblen, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
 	{
-		const char *split[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-					"--batch-max", "2", job, NULL };
+		const char *split[] = { EMV_COORDINATOR, "split",	"--database", pg_url, "--brokers",
+					brokers,	 "--batch-max", "2",	      job,    NULL };
 		assert_int_equal(run_argv(out, outlen, split), 0);
 	}
 }
 
 static void run_sink(char *out, size_t outlen)
 {
-	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
-			       "--until-idle", "3000", NULL };
+	const char *argv[] = { EMV_COORDINATOR, "sink",		"--database", pg_url, "--brokers",
+			       brokers,		"--until-idle", "3000",	      NULL };
 	assert_int_equal(run_argv(out, outlen, argv), 0);
 }
 
@@ -75,15 +74,15 @@ static void check_export(const char *job)
 	char out[4096], *csv, *jl, *line, *save;
 	const char *path = EMV_CLUSTER_RUN "/flow-export.csv", *jpath = EMV_CLUSTER_RUN "/flow-export.jsonl";
 	const char *x1[] = { EMV_COORDINATOR, "export", "--database", pg_url, "-o", path, job, NULL };
-	const char *x2[] = { EMV_COORDINATOR, "export", "--database", pg_url, "-o", jpath, "--format", "jsonl",
-			     "--status", "undeliverable", job, NULL };
+	const char *x2[] = { EMV_COORDINATOR, "export", "--database", pg_url,	       "-o", jpath,
+			     "--format",      "jsonl",	"--status",   "undeliverable", job,  NULL };
 	const char *bad[] = { EMV_COORDINATOR, "export", "--database", pg_url, "nosuchjob", NULL };
 	const char *expect[] = {
-		"alice@accept.test,deliverable,accepted,", "nobody@accept.test,undeliverable,mailbox_not_found,",
-		"x@catchall.test,risky,catch_all,", "x@nullmx.test,undeliverable,null_mx,",
+		"alice@accept.test,deliverable,accepted,",   "nobody@accept.test,undeliverable,mailbox_not_found,",
+		"x@catchall.test,risky,catch_all,",	     "x@nullmx.test,undeliverable,null_mx,",
 		"bad address,undeliverable,invalid_syntax,", "bob@accept.test,deliverable,accepted,",
-		"u1@toomany.test,deliverable,accepted,", "u2@toomany.test,deliverable,accepted,",
-		"u3@toomany.test,deliverable,accepted,", "u4@toomany.test,deliverable,accepted,",
+		"u1@toomany.test,deliverable,accepted,",     "u2@toomany.test,deliverable,accepted,",
+		"u3@toomany.test,deliverable,accepted,",     "u4@toomany.test,deliverable,accepted,",
 		"alice@accept.test,deliverable,accepted,",
 	};
 	int n = 0;
@@ -128,13 +127,14 @@ static void do_test_end_to_end(void **state)
 	FILE *f = fopen(list, "w");
 	fputs("email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\nx@nullmx.test\nbad address\n"
 	      "bob@accept.test\nu1@toomany.test\nu2@toomany.test\nu3@toomany.test\nu4@toomany.test\n"
-	      "alice@ACCEPT.test\n", f);
+	      "alice@ACCEPT.test\n",
+	      f);
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	assert_non_null(strstr(out, "9 addresses in"));
 	{
-		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w1", "--until-idle", "4000",
-				       WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_WORKER,     "--brokers", brokers,	"--name", "w1",
+				       "--until-idle", "4000",	    WORLD_OPTS, NULL };
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 	}
 	run_sink(out, sizeof out);
@@ -186,13 +186,13 @@ static void do_test_worker_killed_mid_job(void **state)
 	int status;
 	fputs("email\n", f);
 	for (int i = 1; i <= 6; i++)
-		fprintf(f, "k%d@slow.test\n", i);    /* 300 ms per reply: slow batches */
+		fprintf(f, "k%d@slow.test\n", i); /* 300 ms per reply: slow batches */
 	fputs("alice@slow.test\nalice@accept.test\nbob@accept.test\nnobody@accept.test\n", f);
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
-		const char *w1[] = { EMV_WORKER, "--brokers", brokers, "--name", "doomed", "--session-timeout", "6000",
-				     WORLD_OPTS, NULL };
+		const char *w1[] = { EMV_WORKER,	  "--brokers", brokers,	   "--name", "doomed",
+				     "--session-timeout", "6000",      WORLD_OPTS, NULL };
 		pid_t pid = spawn(w1);
 		usleep(2500000); /* joined the group, mid-way through the slow batches */
 		kill(pid, SIGKILL);
@@ -201,8 +201,8 @@ static void do_test_worker_killed_mid_job(void **state)
 	}
 	{
 		/* idle long enough to outlast the dead worker's 6 s session and the rebalance */
-		const char *w2[] = { EMV_WORKER, "--brokers", brokers, "--name", "w2", "--until-idle", "15000",
-				     "--session-timeout", "6000", WORLD_OPTS, NULL };
+		const char *w2[] = { EMV_WORKER, "--brokers",	      brokers, "--name",   "w2", "--until-idle",
+				     "15000",	 "--session-timeout", "6000",  WORLD_OPTS, NULL };
 		assert_int_equal(run_argv(out, sizeof out, w2), 0);
 	}
 	run_sink(out, sizeof out);
@@ -240,8 +240,8 @@ static void do_test_broker_down_for_10s(void **state)
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
-		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3", "--until-idle", "20000",
-				    "--session-timeout", "30000", WORLD_OPTS, NULL };
+		const char *w[] = { EMV_WORKER, "--brokers",	     brokers, "--name",	  "w3", "--until-idle",
+				    "20000",	"--session-timeout", "30000", WORLD_OPTS, NULL };
 		pid = spawn(w);
 	}
 	sleep(2); /* it has the batches and is probing the slow server */
@@ -275,8 +275,10 @@ static void do_test_retry_topic(void **state)
 	{
 		/* greylisting asks for 2 s; the engine may wait 1 s at most, so
 		 * the retry topic has to do it */
-		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr", "--until-idle", "6000",
-				    "--max-retry-time", "1", "--retry-delay", "3000", "--retry-attempts", "2", WORLD_OPTS, NULL };
+		const char *w[] = { EMV_WORKER, "--brokers",	 brokers, "--name",
+				    "wr",	"--until-idle",	 "6000",  "--max-retry-time",
+				    "1",	"--retry-delay", "3000",  "--retry-attempts",
+				    "2",	WORLD_OPTS,	 NULL };
 		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
 		if (!strstr(out, "2 retried in 1 retry batches"))
 			fail_msg("worker: %s", out);
@@ -295,8 +297,9 @@ static void do_test_retry_topic(void **state)
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
-		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr1", "--until-idle", "3000",
-				    "--max-retry-time", "1", "--retry-attempts", "1", WORLD_OPTS, NULL };
+		const char *w[] = { EMV_WORKER, "--brokers",	    brokers, "--name",		 "wr1", "--until-idle",
+				    "3000",	"--max-retry-time", "1",     "--retry-attempts", "1",	WORLD_OPTS,
+				    NULL };
 		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
 		if (!strstr(out, "0 retried in 0 retry batches"))
 			fail_msg("worker: %s", out);
@@ -314,9 +317,11 @@ static void do_test_retry_topic(void **state)
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
-		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "wr2", "--until-idle", "3000",
-				    "--max-retry-time", "1", "--retry-attempts", "3", "--retry-delay", "1000",
-				    "--source-ip", "127.0.0.3", WORLD_OPTS, NULL };
+		const char *w[] = { EMV_WORKER, "--brokers",	    brokers,	 "--name",
+				    "wr2",	"--until-idle",	    "3000",	 "--max-retry-time",
+				    "1",	"--retry-attempts", "3",	 "--retry-delay",
+				    "1000",	"--source-ip",	    "127.0.0.3", WORLD_OPTS,
+				    NULL };
 		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
 		if (!strstr(out, "0 retried in 0 retry batches"))
 			fail_msg("worker: %s", out);
@@ -345,12 +350,13 @@ static void do_test_broker_killed_in_3_node_cluster(void **state)
 	fclose(f);
 	start_job(list, job, sizeof job, out, sizeof out);
 	{
-		const char *w[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3n", "--until-idle", "15000",
-				    "--session-timeout", "10000", WORLD_OPTS, NULL };
+		const char *w[] = { EMV_WORKER, "--brokers",	     brokers, "--name",	  "w3n", "--until-idle",
+				    "15000",	"--session-timeout", "10000", WORLD_OPTS, NULL };
 		pid = spawn(w);
 	}
 	sleep(2); /* probing the slow server, results on their way */
-	snprintf(cmd, sizeof cmd, "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/stop.sh %s/kafka3-run --node 1 --kill >/dev/null 2>&1",
+	snprintf(cmd, sizeof cmd,
+		 "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/stop.sh %s/kafka3-run --node 1 --kill >/dev/null 2>&1",
 		 EMV_SOURCE_DIR, EMV_CLUSTER_RUN);
 	assert_int_equal(system(cmd), 0);
 	waitpid(pid, &status, 0);
@@ -370,7 +376,8 @@ static void do_test_broker_killed_in_3_node_cluster(void **state)
 	snprintf(sql, sizeof sql, "SELECT n_final FROM jobs WHERE id = '%s' AND state = 'done'", job);
 	assert_int_equal(pg_long(pg_url, "%s", sql), 12);
 	/* the node comes back for whoever runs next */
-	snprintf(cmd, sizeof cmd, "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/start.sh %s/kafka3-run --nodes 3 >/dev/null 2>&1",
+	snprintf(cmd, sizeof cmd,
+		 "EMV_KAFKA_PORT=19292 bash %s/tests/cluster/kafka/start.sh %s/kafka3-run --nodes 3 >/dev/null 2>&1",
 		 EMV_SOURCE_DIR, EMV_CLUSTER_RUN);
 	assert_int_equal(system(cmd), 0);
 	snprintf(brokers, sizeof brokers, "%s", saved);

@@ -22,11 +22,10 @@
 /* The engine options that point a worker or `emailverify run` at the test
  * world (DNS, SMTP port, private MX allowed, probe identity, the test
  * provider policies, 5 s timeouts): the tail of an argv initializer. */
-#define WORLD_OPTS                                                                                           \
-	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",                \
-		"probe@verifier.test", "--helo", "probe.verifier.test", "--providers",                       \
-		EMV_TEST_DATA "/providers-test.conf", "--timeout", "5", "--preflight-domains",               \
-		"accept.test,catchall.test"
+#define WORLD_OPTS                                                                                                    \
+	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test", \
+		"--helo", "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf", "--timeout",    \
+		"5", "--preflight-domains", "accept.test,catchall.test"
 
 /* KEY=value from a shell env file (quotes removed). */
 static inline void env_value(const char *file, const char *key, char *out, size_t outlen)

@@ -97,8 +97,9 @@ static void do_test_fresh_then_again(void **state)
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 8);
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
-				     "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
+	assert_int_equal(sql_long(c,
+				  "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
+				  "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
 			 6);
 	PQfinish(c);
 }
@@ -230,17 +231,24 @@ static void do_test_ingest_list(void **state)
 	/* the duplicate points at its first row; local parts keep their case */
 	snprintf(sql, sizeof sql, "SELECT duplicate_of FROM addresses WHERE job_id = '%s' AND id = 4", id);
 	assert_int_equal(sql_long(c, sql), 1);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM addresses WHERE job_id = '%s' AND address = 'ALICE@accept.test'", id);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM addresses WHERE job_id = '%s' AND address = 'ALICE@accept.test'", id);
 	assert_int_equal(sql_long(c, sql), 1);
 	/* the unusable row is final at once; SQL-looking input is just data */
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 "
-				  "AND status = 'undeliverable' AND reason = 'invalid_syntax' AND final", id);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 "
+		 "AND status = 'undeliverable' AND reason = 'invalid_syntax' AND final",
+		 id);
 	assert_int_equal(sql_long(c, sql), 1);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM addresses WHERE job_id = '%s' "
-				  "AND input = '''; DROP TABLE jobs; --,bob@accept.test'", id); /* the row, re-serialised as CSV */
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM addresses WHERE job_id = '%s' "
+		 "AND input = '''; DROP TABLE jobs; --,bob@accept.test'",
+		 id); /* the row, re-serialised as CSV */
 	assert_int_equal(sql_long(c, sql), 1);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'splitting' AND rows_total = 5 "
-				  "AND addresses_total = 3 AND n_final = 1 AND n_undeliverable = 1", id);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'splitting' AND rows_total = 5 "
+		 "AND addresses_total = 3 AND n_final = 1 AND n_undeliverable = 1",
+		 id);
 	assert_int_equal(sql_long(c, sql), 1);
 
 	/* delete: every row of the job goes, other jobs stay; again: no such job */
@@ -250,9 +258,11 @@ static void do_test_ingest_list(void **state)
 		fail_msg("second ingest: %s", out);
 	if (coordinator("delete", url, id, out, sizeof out) != 0)
 		fail_msg("delete: %s", out);
-	snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM jobs WHERE id = '%s') + "
-				  "(SELECT count(*) FROM addresses WHERE job_id = '%s') + "
-				  "(SELECT count(*) FROM results WHERE job_id = '%s')", id, id, id);
+	snprintf(sql, sizeof sql,
+		 "SELECT (SELECT count(*) FROM jobs WHERE id = '%s') + "
+		 "(SELECT count(*) FROM addresses WHERE job_id = '%s') + "
+		 "(SELECT count(*) FROM results WHERE job_id = '%s')",
+		 id, id, id);
 	assert_int_equal(sql_long(c, sql), 0);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM addresses"), 5); /* the second job's */
 	assert_int_equal(coordinator("delete", url, id, out, sizeof out), 1);
@@ -267,7 +277,9 @@ static void do_test_bad_list_leaves_no_job(void **state)
 	FILE *f = fopen(path, "w");
 	PGconn *c;
 	long before;
-	fwrite("\x7f" "ELF\0\0\0\0\1\2", 1, 10, f);
+	fwrite("\x7f"
+	       "ELF\0\0\0\0\1\2",
+	       1, 10, f);
 	fclose(f);
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();

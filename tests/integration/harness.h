@@ -32,7 +32,7 @@ struct run {
 	long maxrss_kb;
 	double seconds;
 	char *out;
-	char *err;       /* what it wrote to stderr */
+	char *err; /* what it wrote to stderr */
 };
 
 /* When set, the child reads this file as its standard input. */
@@ -40,11 +40,25 @@ static const char *harness_stdin;
 
 /* The engine options that point emailverify at the test world. */
 static const char *const world_args[] = {
-	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx",
-	"--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
-	"--greylist-wait", "3", "--max-retry-time", "20", "--timeout", "5",
-	"--providers", EMV_TEST_DATA "/providers-test.conf",
-	"--preflight-domains", "accept.test,catchall.test",
+	"--dns",
+	"127.0.0.1:5300",
+	"--smtp-port",
+	"2525",
+	"--allow-private-mx",
+	"--mail-from",
+	"probe@verifier.test",
+	"--helo",
+	"probe.verifier.test",
+	"--greylist-wait",
+	"3",
+	"--max-retry-time",
+	"20",
+	"--timeout",
+	"5",
+	"--providers",
+	EMV_TEST_DATA "/providers-test.conf",
+	"--preflight-domains",
+	"accept.test,catchall.test",
 };
 
 /* Run emailverify check with the world's settings plus extra args (NULL-terminated). */
@@ -158,7 +172,7 @@ static inline int has_flag(json_t *o, const char *flag)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(json_object_get(o, "flags"), i, v)
+	json_array_foreach (json_object_get(o, "flags"), i, v)
 		if (strcmp(json_string_value(v), flag) == 0)
 			return 1;
 	return 0;
@@ -170,7 +184,7 @@ static inline int transcript_has(json_t *o, const char *phase, const char *needl
 {
 	size_t i;
 	json_t *e;
-	json_array_foreach(json_object_get(o, "transcript"), i, e) {
+	json_array_foreach (json_object_get(o, "transcript"), i, e) {
 		const char *p = sget(e, "phase"), *t = sget(e, "reply");
 		if (!t)
 			t = sget(e, "event");
@@ -180,20 +194,20 @@ static inline int transcript_has(json_t *o, const char *phase, const char *needl
 	return 0;
 }
 
-#define assert_verdict(o, st, rs)                                                                  \
-	do {                                                                                       \
-		const char *st_ = sget((o), "status"), *rs_ = sget((o), "reason");                 \
-		if (!st_ || !rs_ || strcmp(st_, (st)) || strcmp(rs_, (rs)))                       \
+#define assert_verdict(o, st, rs)                                                                      \
+	do {                                                                                           \
+		const char *st_ = sget((o), "status"), *rs_ = sget((o), "reason");                     \
+		if (!st_ || !rs_ || strcmp(st_, (st)) || strcmp(rs_, (rs)))                            \
 			fail_msg("%s: expected %s/%s, got %s/%s (%s)", sget((o), "email"), (st), (rs), \
-				 st_ ? st_ : "?", rs_ ? rs_ : "?", json_dumps((o), JSON_COMPACT));        \
+				 st_ ? st_ : "?", rs_ ? rs_ : "?", json_dumps((o), JSON_COMPACT));     \
 	} while (0)
 
 /* The exit code, with what the program said when it is not the expected one. */
-#define assert_exit(r, code)                                                                   \
-	do {                                                                                   \
-		if ((r)->exit_code != (code))                                                  \
+#define assert_exit(r, code)                                                                       \
+	do {                                                                                       \
+		if ((r)->exit_code != (code))                                                      \
 			fail_msg("exit code %d, expected %d; stderr:\n%s", (r)->exit_code, (code), \
-				 (r)->err ? (r)->err : "");                                   \
+				 (r)->err ? (r)->err : "");                                        \
 	} while (0)
 
 static inline json_t *one(struct run *r)

@@ -25,8 +25,8 @@
 static char pg_url[512], brokers[256];
 /* topics and groups of this run only: the Kafka fixture keeps its data
  * from one run of the suite to the next */
-static char t_batches[64], t_retry[64], t_results[64], t_reroute[64], t_ipstate[64], g_workers[64],
-	g_router[64], g_sink[64];
+static char t_batches[64], t_retry[64], t_results[64], t_reroute[64], t_ipstate[64], g_workers[64], g_router[64],
+	g_sink[64];
 
 static void names(void)
 {
@@ -94,22 +94,28 @@ static void start_job(const char *list, char *job, size_t joblen)
 	assert_non_null(p);
 	snprintf(job, joblen, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
 	{
-		const char *split[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-					"--topic", t_batches, "--routes", RUN "/routes.conf", job, NULL };
+		const char *split[] = {
+			EMV_COORDINATOR, "split",    "--database",	 pg_url, "--brokers", brokers, "--topic",
+			t_batches,	 "--routes", RUN "/routes.conf", job,	 NULL
+		};
 		assert_int_equal(run_capture(out, sizeof out, split, 1), 0);
 	}
 }
 
-#define WORKER(name, pool, idle)                                                                              \
-	{ EMV_WORKER, "--brokers", brokers, "--name", name, "--group", g_workers, "--batches-topic",          \
-	  t_batches, "--retry-topic", t_retry, "--results-topic", t_results,                                  \
-	  "--reroute-topic", t_reroute, "--ip-state-topic", t_ipstate, "--until-idle", idle,                  \
-	  "--session-timeout", "6000", "--pool", pool, WORLD_OPTS, NULL }
+#define WORKER(name, pool, idle)                                                                                      \
+	{                                                                                                             \
+		EMV_WORKER, "--brokers", brokers, "--name", name, "--group", g_workers, "--batches-topic", t_batches, \
+			"--retry-topic", t_retry, "--results-topic", t_results, "--reroute-topic", t_reroute,         \
+			"--ip-state-topic", t_ipstate, "--until-idle", idle, "--session-timeout", "6000", "--pool",   \
+			pool, WORLD_OPTS, NULL                                                                        \
+	}
 
 #define ROUTER(idle)                                                                                          \
-	{ EMV_COORDINATOR, "router", "--database", pg_url, "--brokers", brokers, "--group", g_router,          \
-	  "--batches-topic", t_batches, "--retry-topic", t_retry, "--reroute-topic", t_reroute,               \
-	  "--ip-state-topic", t_ipstate, "--until-idle", idle, NULL }
+	{                                                                                                     \
+		EMV_COORDINATOR, "router", "--database", pg_url, "--brokers", brokers, "--group", g_router,   \
+			"--batches-topic", t_batches, "--retry-topic", t_retry, "--reroute-topic", t_reroute, \
+			"--ip-state-topic", t_ipstate, "--until-idle", idle, NULL                             \
+	}
 
 static void str_of(const char *sql, char *out, size_t outlen)
 {
@@ -160,9 +166,11 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-#define SINK                                                                                                  \
-	{ EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--topic", t_results, "--group", \
-	  g_sink, NULL }
+#define SINK                                                                                                          \
+	{                                                                                                             \
+		EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--topic", t_results, "--group", \
+			g_sink, NULL                                                                                  \
+	}
 
 static void do_test_blocked_region_hands_over(void **state)
 {
@@ -199,8 +207,9 @@ static void do_test_blocked_region_hands_over(void **state)
 		west = spawn_logged(w1, RUN "/west.log");
 		/* east joins once west is in the group and known to the router:
 		 * fewer rebalances in the middle of east's batch */
-		wait_for(1, 60, "SELECT count(*) FROM ip_state WHERE ip = '127.0.0.4' AND provider = ''"
-				" AND updated_at > now() - interval '1 min'");
+		wait_for(1, 60,
+			 "SELECT count(*) FROM ip_state WHERE ip = '127.0.0.4' AND provider = ''"
+			 " AND updated_at > now() - interval '1 min'");
 		sleep(2);
 		east = spawn_logged(w2, RUN "/east.log");
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", job);
@@ -265,14 +274,19 @@ static void do_test_blocked_region_hands_over(void **state)
 		assert_non_null(strstr(out, "\"blocks\": 1"));
 		assert_non_null(strstr(out, "blocked using zen.spamhaus.org"));
 		assert_int_equal(run_argv(out, sizeof out, pm), 0);
-		assert_non_null(strstr(out, "emailverify_ip_state{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\",region=\"east\","
-					    "state=\"quarantined\"} 1\n"));
-		assert_non_null(strstr(out, "emailverify_ip_blocks_total{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\","
-					    "region=\"east\"} 1\n"));
-		assert_non_null(strstr(out, "emailverify_ip_sessions_total{ip=\"127.0.0.4\",provider=\"mx:mx.blocked.test\","
-					    "region=\"west\"} ")); /* blocked.test, maybe accept.test */
-		assert_non_null(strstr(out, "emailverify_ip_rate_ratio{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\","
-					    "region=\"east\"} 0.000\n"));
+		assert_non_null(
+			strstr(out,
+			       "emailverify_ip_state{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\",region=\"east\","
+			       "state=\"quarantined\"} 1\n"));
+		assert_non_null(strstr(out,
+				       "emailverify_ip_blocks_total{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\","
+				       "region=\"east\"} 1\n"));
+		assert_non_null(strstr(out,
+				       "emailverify_ip_sessions_total{ip=\"127.0.0.4\",provider=\"mx:mx.blocked.test\","
+				       "region=\"west\"} ")); /* blocked.test, maybe accept.test */
+		assert_non_null(strstr(out,
+				       "emailverify_ip_rate_ratio{ip=\"127.0.0.3\",provider=\"mx:mx.blocked.test\","
+				       "region=\"east\"} 0.000\n"));
 	}
 	/* three addresses (and maybe the catch-all probe) asked from .4 */
 	assert_true(pg_long(pg_url, "SELECT rcpts FROM ip_state WHERE ip = '127.0.0.4' AND provider = "
@@ -304,7 +318,8 @@ static void do_test_all_regions_blocked_waits(void **state)
 		pid_t router = spawn_logged(r, RUN "/router2.log"), sink = spawn_logged(k, RUN "/sink2.log");
 		east = spawn_logged(w, RUN "/east2.log");
 		/* the temporary verdict arrives; the batch waits (not due for 10 min) */
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND reason = 'blocked'", job);
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM results WHERE job_id = '%s' AND reason = 'blocked'",
+			 job);
 		wait_for(1, 120, sql);
 		sleep(2);
 		stop(east);
@@ -320,7 +335,8 @@ static void do_test_all_regions_blocked_waits(void **state)
 	       v, sizeof v);
 	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", job), 0);
 	print_message("result: %s\n", v);
-	assert_int_equal(strncmp(v, "unknown blocked false east every source address of region east is quarantined", 77),
+	assert_int_equal(strncmp(v, "unknown blocked false east every source address of region east is quarantined",
+				 77),
 			 0);
 	/* nobody asked blocked.test from .4 */
 	assert_int_equal(log_count(mark, "127.0.0.14 127.0.0.4 RCPT", NULL), 0);

@@ -63,13 +63,16 @@ static void do_test_run_list(void **state)
 		"nobody@nxdomain.test,undeliverable,no_domain,",
 		"typo@gmial.com,undeliverable,no_domain,",
 	};
-	const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--workers", "2",
-			       "--retry-delay", "2500", "--max-retry-time", "1", WORLD_OPTS, NULL };
+	const char *argv[] = { EMV_BIN, "run",		 list,	 "-o",
+			       out,	"--database",	 url,	 "--workers",
+			       "2",	"--retry-delay", "2500", "--max-retry-time",
+			       "1",	WORLD_OPTS,	 NULL };
 	int n = 0;
 
 	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
 	      "runner@greylist.test,G\n\"'; DROP TABLE results; --@accept.test\",S\nalice@accept.test,dup\n"
-	      "nobody@nxdomain.test,D\ntypo@gmial.com,T\n", f);
+	      "nobody@nxdomain.test,D\ntypo@gmial.com,T\n",
+	      f);
 	fclose(f);
 	if (run_capture(log, sizeof log, argv, 1) != 0)
 		fail_msg("emailverify run failed:\n%s", log);
@@ -122,8 +125,8 @@ static void do_test_run_policy(void **state)
 			fail_msg("tenant policy default: %s", log);
 	}
 	{
-		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--tenant", "policyco",
-				       WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_BIN, "run",	    list,	"-o",	    out, "--database",
+				       url,	"--tenant", "policyco", WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, argv, 1) != 0)
 			fail_msg("run: %s", log);
 		csv = slurp(out);
@@ -133,13 +136,14 @@ static void do_test_run_policy(void **state)
 		free(csv);
 	}
 	{
-		const char *argv[] = { EMV_COORD, "tenant", "policy", "policyco", "transactional", "--database", url, NULL };
+		const char *argv[] = { EMV_COORD,	"tenant",     "policy", "policyco",
+				       "transactional", "--database", url,	NULL };
 		if (run_capture(log, sizeof log, argv, 1) != 0)
 			fail_msg("tenant policy: %s", log);
 	}
 	{
-		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--tenant", "policyco",
-				       "--format", "jsonl", WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_BIN,	   "run",      list,	   "-o",    out,	"--database", url,
+				       "--tenant", "policyco", "--format", "jsonl", WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, argv, 1) != 0)
 			fail_msg("run: %s", log);
 		csv = slurp(out);
@@ -150,8 +154,8 @@ static void do_test_run_policy(void **state)
 	}
 	{
 		/* --policy wins over the tenant's default; --status filters what it says */
-		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--tenant", "policyco",
-				       "--policy", "marketing", WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_BIN,	   "run",      list,	   "-o",	out,	    "--database", url,
+				       "--tenant", "policyco", "--policy", "marketing", WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, argv, 1) != 0)
 			fail_msg("run: %s", log);
 		csv = slurp(out);
@@ -169,10 +173,19 @@ static void do_test_run_usage_errors(void **state)
 {
 	char log[4096];
 	const char *no_out[] = { EMV_BIN, "run", "x.csv", NULL };
-	const char *bad_db[] = { EMV_BIN, "run", "x.csv", "-o", EMV_BUILD_DIR "/x.out", "--database",
-				 "postgresql://nobody@127.0.0.1:1/none", WORLD_OPTS, NULL };
-	const char *bad_list[] = { EMV_BIN, "run", EMV_BUILD_DIR "/no-such-list.csv", "-o", EMV_BUILD_DIR "/x.out",
-				   "--database", url, WORLD_OPTS, NULL };
+	const char *bad_db[] = { EMV_BIN,
+				 "run",
+				 "x.csv",
+				 "-o",
+				 EMV_BUILD_DIR "/x.out",
+				 "--database",
+				 "postgresql://nobody@127.0.0.1:1/none",
+				 WORLD_OPTS,
+				 NULL };
+	const char *bad_list[] = {
+		EMV_BIN,    "run", EMV_BUILD_DIR "/no-such-list.csv", "-o", EMV_BUILD_DIR "/x.out", "--database", url,
+		WORLD_OPTS, NULL
+	};
 	assert_int_equal(run_capture(log, sizeof log, no_out, 1), 2);
 	assert_non_null(strstr(log, "-o OUTPUT is required"));
 	assert_int_equal(run_capture(log, sizeof log, bad_db, 1), 1);
@@ -238,13 +251,14 @@ static void do_test_run_interrupted_then_continued(void **state)
 	f = fopen(prov, "w");
 	assert_non_null(f);
 	fputs("[default]\nrcpt_per_minute = 0\nrcpt_per_hour = 0\nrcpt_per_day = 0\nsessions_per_mx = 1\n"
-	      "sessions_per_ip = 1\nrcpt_per_session = 2\nrcpt_per_txn = 2\n", f);
+	      "sessions_per_ip = 1\nrcpt_per_session = 2\nrcpt_per_txn = 2\n",
+	      f);
 	fclose(f);
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
 	if (pid == 0) {
-		const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--batch-max", "2", WORLD_OPTS,
-				       "--providers", prov, NULL };
+		const char *argv[] = { EMV_BIN,	      "run", list,	 "-o",		out,  "--database", url,
+				       "--batch-max", "2",   WORLD_OPTS, "--providers", prov, NULL };
 		dup2(pfd[1], 2);
 		close(pfd[0]);
 		execv(EMV_BIN, (char *const *)argv);
@@ -262,7 +276,8 @@ static void do_test_run_interrupted_then_continued(void **state)
 			snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
 	}
 	assert_true(job[0]);
-	for (int i = 0; i < 1000 && pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job) < 2; i++)
+	for (int i = 0; i < 1000 && pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job) < 2;
+	     i++)
 		usleep(20000);
 	kill(pid, SIGINT);
 	while (got + 1 < sizeof log) {
@@ -282,8 +297,9 @@ static void do_test_run_interrupted_then_continued(void **state)
 		fail_msg("interrupted run printed librdkafka's log:\n%s", log);
 	before_final = pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job);
 	for (int row = 1; row <= RESUME_ROWS; row++) {
-		was_final[row] = pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = %d AND final",
-					 job, row) == 1;
+		was_final[row] =
+			pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = %d AND final",
+				job, row) == 1;
 		seen[row] = rcpts_seen(resume_addr(row));
 		unasked += seen[row] == 0;
 		if (seen[row] == 0 && was_final[row])
@@ -294,8 +310,8 @@ static void do_test_run_interrupted_then_continued(void **state)
 		fail_msg("interrupted run: %ld of %d final, %d never asked (wanted some of each):\n%s", before_final,
 			 RESUME_ROWS, unasked, log);
 	{
-		const char *argv[] = { EMV_BIN, "run", "--job", job, "-o", out, "--database", url, "--batch-max", "2",
-				       WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_BIN,	     "run", "--job",	   job, "-o",	    out,
+				       "--database", url,   "--batch-max", "2", WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, argv, 1) != 0)
 			fail_msg("continued run:\n%s", log);
 	}
@@ -304,7 +320,8 @@ static void do_test_run_interrupted_then_continued(void **state)
 	for (int row = 1; row <= RESUME_ROWS; row++) {
 		int now = rcpts_seen(resume_addr(row));
 		if (was_final[row] && now != seen[row])
-			fail_msg("%s had its verdict but was asked again (%d -> %d RCPTs)", resume_addr(row), seen[row], now);
+			fail_msg("%s had its verdict but was asked again (%d -> %d RCPTs)", resume_addr(row), seen[row],
+				 now);
 		if (!was_final[row] && now <= seen[row])
 			fail_msg("%s was still open but not asked in the continued run", resume_addr(row));
 	}
@@ -317,7 +334,8 @@ static void do_test_run_interrupted_then_continued(void **state)
 		free(csv);
 	}
 	print_message("interrupted with %ld of %d final, %d never asked; continued to %d, only those without a verdict "
-		      "asked again\n", before_final, RESUME_ROWS, unasked, RESUME_ROWS);
+		      "asked again\n",
+		      before_final, RESUME_ROWS, unasked, RESUME_ROWS);
 }
 
 /* The cells of one CSV line (RFC 4180; no line breaks inside cells here). */
@@ -385,16 +403,36 @@ static void do_test_verify_and_run_agree(void **state)
 	assert_non_null(f);
 	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
 	      "not an address,I\n\"=HYPERLINK(\"\"x\"\")@accept.test\",F\nalice@accept.test,\"dup, again\"\n"
-	      "nobody@nxdomain.test,D\ntypo@gmial.com,T\n", f);
+	      "nobody@nxdomain.test,D\ntypo@gmial.com,T\n",
+	      f);
 	fclose(f);
 	for (int k = 0; k < 2; k++) {
-		const char *verify[] = { EMV_BIN, "verify", list, "-o", out[k][0], "--format", fmt[k], "--progress",
-					 "none", "--skip-preflight", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
-					 "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo",
-					 "probe.verifier.test", "--providers", EMV_TEST_DATA "/providers-test.conf",
-					 "--timeout", "5", NULL };
-		const char *run[] = { EMV_BIN, "run", list, "-o", out[k][1], "--format", fmt[k], "--database", url,
-				      "--workers", "2", WORLD_OPTS, NULL };
+		const char *verify[] = { EMV_BIN,
+					 "verify",
+					 list,
+					 "-o",
+					 out[k][0],
+					 "--format",
+					 fmt[k],
+					 "--progress",
+					 "none",
+					 "--skip-preflight",
+					 "--dns",
+					 "127.0.0.1:5300",
+					 "--smtp-port",
+					 "2525",
+					 "--allow-private-mx",
+					 "--mail-from",
+					 "probe@verifier.test",
+					 "--helo",
+					 "probe.verifier.test",
+					 "--providers",
+					 EMV_TEST_DATA "/providers-test.conf",
+					 "--timeout",
+					 "5",
+					 NULL };
+		const char *run[] = { EMV_BIN,	    "run", list,	"-o", out[k][1],  "--format", fmt[k],
+				      "--database", url,   "--workers", "2",  WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, verify, 1) != 0)
 			fail_msg("emailverify verify failed:\n%s", log);
 		if (run_capture(log, sizeof log, run, 1) != 0)
@@ -421,8 +459,10 @@ static void do_test_verify_and_run_agree(void **state)
 			}
 			for (int c = 0; c < na; c++)
 				if (strcmp(ca[c], cb[c]) != 0 && (rows == 0 || !run_dependent(head[c])) &&
-				    !(rows > 0 && strcmp(head[c], "catch_all") == 0 && !ca[c][0] && strcmp(cb[c], "false") == 0))
-					note_diff("row %d, column %s: verify '%s', run '%s'\n", rows, head[c], ca[c], cb[c]);
+				    !(rows > 0 && strcmp(head[c], "catch_all") == 0 && !ca[c][0] &&
+				      strcmp(cb[c], "false") == 0))
+					note_diff("row %d, column %s: verify '%s', run '%s'\n", rows, head[c], ca[c],
+						  cb[c]);
 			rows++;
 		}
 		assert_int_equal(rows, 10);
@@ -467,7 +507,8 @@ static void do_test_verify_and_run_agree(void **state)
 				vb = json_object_iter_value(ib);
 				if (!run_dependent(ka) && !json_equal(va, vb) &&
 				    !(strcmp(ka, "catch_all") == 0 && json_is_null(va) && json_is_false(vb))) {
-					char *da = json_dumps(va, JSON_ENCODE_ANY), *db = json_dumps(vb, JSON_ENCODE_ANY);
+					char *da = json_dumps(va, JSON_ENCODE_ANY),
+					     *db = json_dumps(vb, JSON_ENCODE_ANY);
 					note_diff("row %d, key %s: verify %s, run %s\n", rows + 1, ka, da, db);
 					free(da);
 					free(db);
@@ -495,8 +536,8 @@ static void do_test_run_faster_than_the_sink(void **state)
 {
 	const char *list = EMV_BUILD_DIR "/run-big.csv", *out = EMV_BUILD_DIR "/run-big.out";
 	static char log[1 << 16];
-	const char *argv[] = { "/usr/bin/timeout", "180", EMV_BIN, "run", list, "-o", out, "--database", url,
-			       "--workers", "2", WORLD_OPTS, NULL };
+	const char *argv[] = { "/usr/bin/timeout", "180", EMV_BIN,     "run", list,	  "-o", out,
+			       "--database",	   url,	  "--workers", "2",   WORLD_OPTS, NULL };
 	FILE *f = fopen(list, "w");
 	size_t lines = 0;
 	assert_non_null(f);

@@ -224,10 +224,16 @@ static void job_of_log(const char *log, char *job, size_t len, double secs)
 static void do_test_run_sigterm_then_continue(void **state)
 {
 	const char *list = RUN "/run.csv", *out = RUN "/run.out", *log = RUN "/run.log";
-	const char *addrs[] = { fresh("sdr1", "accept.test"), fresh("sdr2", "accept.test"), fresh("sdr3", "greylist.test"),
-				fresh("sdr4", "tarpit.test"), NULL };
-	const char *argv[] = { EMV_BIN, "run", list, "-o", out, "--database", url, "--retry-delay", "600000",
-			       "--max-retry-time", "1", WORLD_OPTS, "--timeout", "30", NULL };
+	const char *addrs[] = { fresh("sdr1", "accept.test"), fresh("sdr2", "accept.test"),
+				fresh("sdr3", "greylist.test"), fresh("sdr4", "tarpit.test"), NULL };
+	const char *argv[] = { EMV_BIN,	    "run",
+			       list,	    "-o",
+			       out,	    "--database",
+			       url,	    "--retry-delay",
+			       "600000",    "--max-retry-time",
+			       "1",	    WORLD_OPTS,
+			       "--timeout", "30",
+			       NULL };
 	char job[64];
 	int seen[4], code, n;
 	double t0, took;
@@ -255,7 +261,8 @@ static void do_test_run_sigterm_then_continue(void **state)
 	took = now_s() - t0;
 	print_message("run: exit %d %.2f s after SIGTERM\n", code, took);
 	if (code != 130 || took > 10.0)
-		fail_msg("run after SIGTERM: exit %d after %.2f s (wanted 130 within 10 s):\n%s", code, took, file_text(log));
+		fail_msg("run after SIGTERM: exit %d after %.2f s (wanted 130 within 10 s):\n%s", code, took,
+			 file_text(log));
 	assert_non_null(strstr(file_text(log), "continue with --job"));
 	/* librdkafka's own lines (COMMITFAIL ... rebalance in progress, as the
 	 * worker threads leave the group) only with -v */
@@ -267,8 +274,24 @@ static void do_test_run_sigterm_then_continue(void **state)
 	{
 		char clog[16384];
 		char delay[16];
-		const char *cont[] = { EMV_BIN, "run", "--job", job, "-o", out, "--database", url, "--retry-delay", delay,
-				       "--retry-attempts", "1", "--max-retry-time", "1", WORLD_OPTS, "--timeout", "2", NULL };
+		const char *cont[] = { EMV_BIN,
+				       "run",
+				       "--job",
+				       job,
+				       "-o",
+				       out,
+				       "--database",
+				       url,
+				       "--retry-delay",
+				       delay,
+				       "--retry-attempts",
+				       "1",
+				       "--max-retry-time",
+				       "1",
+				       WORLD_OPTS,
+				       "--timeout",
+				       "2",
+				       NULL };
 		snprintf(delay, sizeof delay, "%d", delay_ms);
 		if (run_capture(clog, sizeof clog, cont, 1) != 0)
 			fail_msg("continued run:\n%s", clog);
@@ -349,8 +372,8 @@ static void cancel_open_jobs(void)
 static void do_test_worker_and_serve(void **state)
 {
 	const char *list = RUN "/w.csv";
-	const char *addrs[] = { fresh("sdw1", "accept.test"), fresh("sdw2", "accept.test"), fresh("sdw3", "greylist.test"),
-				fresh("sdw4", "tarpit.test"), NULL };
+	const char *addrs[] = { fresh("sdw1", "accept.test"), fresh("sdw2", "accept.test"),
+				fresh("sdw3", "greylist.test"), fresh("sdw4", "tarpit.test"), NULL };
 	char brokers[256] = "", job[64] = "", out[4096];
 	int seen[4], code;
 	double t0, took;
@@ -365,7 +388,9 @@ static void do_test_worker_and_serve(void **state)
 			fail_msg("ingest:\n%s", out);
 		{
 			PGconn *c = PQconnectdb(url);
-			PGresult *r = PQexec(c, "SELECT id FROM jobs WHERE name = 'shutdown-w' ORDER BY created_at DESC LIMIT 1");
+			PGresult *r =
+				PQexec(c,
+				       "SELECT id FROM jobs WHERE name = 'shutdown-w' ORDER BY created_at DESC LIMIT 1");
 			assert_int_equal(PQntuples(r), 1);
 			snprintf(job, sizeof job, "%s", PQgetvalue(r, 0, 0));
 			PQclear(r);
@@ -373,8 +398,9 @@ static void do_test_worker_and_serve(void **state)
 		}
 	}
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", "127.0.0.1:0", "--database", url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready", NULL };
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen",	     "127.0.0.1:0",
+				       "--database",	url,	 "--embedded-kafka", "--ready-file",
+				       RUN "/ready",	NULL };
 		unlink(RUN "/ready");
 		serve = spawn(argv, RUN "/serve.log");
 		for (int i = 0; i < 300 && access(RUN "/ready", F_OK) != 0; i++)
@@ -384,8 +410,14 @@ static void do_test_worker_and_serve(void **state)
 		env_value(RUN "/ready", "brokers", brokers, sizeof brokers);
 	}
 	{
-		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w1", "--retry-delay", "6000",
-				       "--max-retry-time", "1", "--session-timeout", "6000", WORLD_OPTS, "--timeout", "30", NULL };
+		const char *argv[] = { EMV_WORKER,  "--brokers",
+				       brokers,	    "--name",
+				       "w1",	    "--retry-delay",
+				       "6000",	    "--max-retry-time",
+				       "1",	    "--session-timeout",
+				       "6000",	    WORLD_OPTS,
+				       "--timeout", "30",
+				       NULL };
 		w1 = spawn(argv, RUN "/w1.log");
 	}
 	wait_count("final verdicts (accept.test)", 2, 60, FINAL, job);
@@ -410,8 +442,14 @@ static void do_test_worker_and_serve(void **state)
 	/* worker 2: the retry batch is due; tarpit.test's session hangs */
 	tarpit = tarpit_sessions();
 	{
-		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w2", "--retry-delay", "2000",
-				       "--max-retry-time", "1", "--session-timeout", "6000", WORLD_OPTS, "--timeout", "30", NULL };
+		const char *argv[] = { EMV_WORKER,  "--brokers",
+				       brokers,	    "--name",
+				       "w2",	    "--retry-delay",
+				       "2000",	    "--max-retry-time",
+				       "1",	    "--session-timeout",
+				       "6000",	    WORLD_OPTS,
+				       "--timeout", "30",
+				       NULL };
 		w2 = spawn(argv, RUN "/w2.log");
 	}
 	wait_count("final verdicts (greylist.test)", 3, 60, FINAL, job);
@@ -429,8 +467,14 @@ static void do_test_worker_and_serve(void **state)
 
 	/* worker 3 finishes */
 	{
-		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "w3", "--retry-delay", "1000",
-				       "--retry-attempts", "2", "--max-retry-time", "1", WORLD_OPTS, "--timeout", "2", NULL };
+		const char *argv[] = { EMV_WORKER,  "--brokers",
+				       brokers,	    "--name",
+				       "w3",	    "--retry-delay",
+				       "1000",	    "--retry-attempts",
+				       "2",	    "--max-retry-time",
+				       "1",	    WORLD_OPTS,
+				       "--timeout", "2",
+				       NULL };
 		w3 = spawn(argv, RUN "/w3.log");
 	}
 	wait_count("final verdicts (all)", 4, 90, FINAL, job);
@@ -441,9 +485,12 @@ static void do_test_worker_and_serve(void **state)
 	assert_int_equal(final_of(job, addrs[2]), 1);
 	assert_int_equal(rcpts_seen(addrs[0]), seen[0]);
 	assert_int_equal(rcpts_seen(addrs[1]), seen[1]);
-	assert_int_equal(pg_long(url, "SELECT count(*) FROM results r JOIN addresses a ON a.job_id = r.job_id AND "
-				      "a.id = r.address_id WHERE r.job_id = '%s' AND a.address = '%s' AND "
-				      "r.reason = 'mailbox_not_found'", job, addrs[2]), 1);
+	assert_int_equal(pg_long(url,
+				 "SELECT count(*) FROM results r JOIN addresses a ON a.job_id = r.job_id AND "
+				 "a.id = r.address_id WHERE r.job_id = '%s' AND a.address = '%s' AND "
+				 "r.reason = 'mailbox_not_found'",
+				 job, addrs[2]),
+			 1);
 
 	t0 = now_s();
 	kill(serve, SIGTERM);
@@ -479,8 +526,9 @@ static void do_test_worker_cut_keeps_retry_time(void **state)
 			fail_msg("ingest:\n%s", out);
 	}
 	{
-		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen", "127.0.0.1:0", "--database", url,
-				       "--embedded-kafka", "--ready-file", RUN "/ready-h", NULL };
+		const char *argv[] = { EMV_COORDINATOR, "serve", "--listen",	     "127.0.0.1:0",
+				       "--database",	url,	 "--embedded-kafka", "--ready-file",
+				       RUN "/ready-h",	NULL };
 		unlink(RUN "/ready-h");
 		serve = spawn(argv, RUN "/serve-h.log");
 		for (int i = 0; i < 300 && access(RUN "/ready-h", F_OK) != 0; i++)
@@ -490,8 +538,8 @@ static void do_test_worker_cut_keeps_retry_time(void **state)
 		env_value(RUN "/ready-h", "brokers", brokers, sizeof brokers);
 	}
 	{
-		const char *argv[] = { EMV_WORKER, "--brokers", brokers, "--name", "h1", "--session-timeout", "6000",
-				       WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_WORKER,	    "--brokers", brokers,    "--name", "h1",
+				       "--session-timeout", "6000",	 WORLD_OPTS, NULL };
 		w1 = spawn(argv, RUN "/h1.log");
 	}
 	for (int i = 0; i < 600 && rcpts_seen(addrs[0]) < 1; i++)
@@ -508,11 +556,12 @@ static void do_test_worker_cut_keeps_retry_time(void **state)
 		fail_msg("worker h1 after SIGTERM: exit %d after %.2f s (wanted 0 within 10 s):\n%s", code, took,
 			 file_text(RUN "/h1.log"));
 	if (!strstr(file_text(RUN "/h1.log"), "(1 of them kept their retry time)"))
-		fail_msg("worker h1 did not hand the held address on with its retry time:\n%s", file_text(RUN "/h1.log"));
+		fail_msg("worker h1 did not hand the held address on with its retry time:\n%s",
+			 file_text(RUN "/h1.log"));
 	{
 		/* -v: its "partition(s) assigned" line says when it reads */
-		const char *argv[] = { EMV_WORKER, "-v", "--brokers", brokers, "--name", "h2", "--session-timeout", "6000",
-				       "--max-retry-time", "1", WORLD_OPTS, NULL };
+		const char *argv[] = { EMV_WORKER,	    "-v",   "--brokers",	brokers, "--name",   "h2",
+				       "--session-timeout", "6000", "--max-retry-time", "1",	 WORLD_OPTS, NULL };
 		w2 = spawn(argv, RUN "/h2.log");
 	}
 	for (int i = 0; i < 600 && !strstr(file_text(RUN "/h2.log"), "partition(s) assigned"); i++)

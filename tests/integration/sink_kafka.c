@@ -23,16 +23,21 @@
 static char pg_url[512], brokers[256], job[64];
 
 
-
 static void sink(const char *group, char *out, size_t outlen)
 {
-	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--group", group,
-			       "--topic", TOPIC, "--until-idle", "3000", NULL };
+	const char *argv[] = { EMV_COORDINATOR, "sink", "--database",	pg_url, "--brokers", brokers, "--group", group,
+			       "--topic",	TOPIC,	"--until-idle", "3000", NULL };
 	assert_int_equal(run_argv(out, outlen, argv), 0);
 }
 
 
-struct res { uint64_t id; emv_status st; emv_reason rs; int temporary; unsigned code; };
+struct res {
+	uint64_t id;
+	emv_status st;
+	emv_reason rs;
+	int temporary;
+	unsigned code;
+};
 
 /* Every result of the message with that duration. */
 static void produce_d(rd_kafka_t *rk, const char *batch_id, const struct res *rr, size_t n, unsigned duration_ms)
@@ -112,9 +117,9 @@ static void do_test_sink(void **state)
 			{ 3, EMV_STATUS_UNDELIVERABLE, EMV_REASON_MAILBOX_NOT_FOUND, 0, 550 },
 		};
 		const struct res b[] = {
-			{ 2, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 },   /* temporary -> final */
-			{ 3, EMV_STATUS_UNKNOWN, EMV_REASON_TIMEOUT, 1, 0 },          /* late temporary: ignored */
-			{ 99, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 },  /* no such address: dropped */
+			{ 2, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 },  /* temporary -> final */
+			{ 3, EMV_STATUS_UNKNOWN, EMV_REASON_TIMEOUT, 1, 0 },	     /* late temporary: ignored */
+			{ 99, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, 250 }, /* no such address: dropped */
 		};
 		produce(rk, "1", a, 3);
 		produce(rk, "1", a, 3); /* a replay */
@@ -126,13 +131,23 @@ static void do_test_sink(void **state)
 	sink("sink-a", out, sizeof out);
 	assert_non_null(strstr(out, "sink: 4 messages"));
 	assert_non_null(strstr(out, "1 skipped"));
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 1 AND final "
-			   "AND status = 'deliverable'", job), 1);
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 AND final "
-			   "AND status = 'deliverable'", job), 1);
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND final "
-			   "AND status = 'undeliverable' AND smtp_code = 550", job), 1);
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s'", job), 4); /* 3 + the bad row */
+	assert_int_equal(pg_long(pg_url,
+				 "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 1 AND final "
+				 "AND status = 'deliverable'",
+				 job),
+			 1);
+	assert_int_equal(pg_long(pg_url,
+				 "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2 AND final "
+				 "AND status = 'deliverable'",
+				 job),
+			 1);
+	assert_int_equal(pg_long(pg_url,
+				 "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND final "
+				 "AND status = 'undeliverable' AND smtp_code = 550",
+				 job),
+			 1);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s'", job),
+			 4); /* 3 + the bad row */
 	/* counters: the bad row (final at ingest) + 3 */
 	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 4);
 	assert_int_equal(pg_long(pg_url, "SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 2);
@@ -150,16 +165,21 @@ static void do_test_sink(void **state)
 	sink("sink-a", out, sizeof out);
 	assert_non_null(strstr(out, "sink: 1 messages"));
 	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 6);
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done' AND finished_at IS NOT NULL",
-			   job), 1);
+	assert_int_equal(pg_long(pg_url,
+				 "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done' AND finished_at IS NOT NULL",
+				 job),
+			 1);
 
 	/* everything again, through a new consumer group: nothing moves */
 	sink("sink-replay", out, sizeof out);
 	assert_non_null(strstr(out, "sink: 5 messages"));
 	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 6);
 	assert_int_equal(pg_long(pg_url, "SELECT n_deliverable FROM jobs WHERE id = '%s'", job), 2);
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND status = 'undeliverable'",
-			   job), 1);
+	assert_int_equal(
+		pg_long(pg_url,
+			"SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 3 AND status = 'undeliverable'",
+			job),
+		1);
 	rd_kafka_destroy(rk);
 }
 
@@ -181,8 +201,10 @@ static void do_test_sink_survives_postgres_restart(void **state)
 	int pfd[2], status;
 	pid_t pid;
 	size_t n = 0;
-	const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--group",
-			       "sink-restart", "--topic", TOPIC, "--until-idle", "6000", NULL };
+	const char *argv[] = {
+		EMV_COORDINATOR, "sink",    "--database", pg_url,	  "--brokers", brokers, "--group",
+		"sink-restart",	 "--topic", TOPIC,	  "--until-idle", "6000",      NULL
+	};
 
 	/* a fresh job of five addresses, all pending */
 	{
@@ -257,8 +279,21 @@ static void do_test_sink_poison(void **state)
 	char out[4096], errstr[256];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_t *rk;
-	const char *argv[] = { "/usr/bin/timeout", "90", EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers",
-			       brokers, "--group", "sink-poison", "--topic", TOPIC, "--until-idle", "3000", NULL };
+	const char *argv[] = { "/usr/bin/timeout",
+			       "90",
+			       EMV_COORDINATOR,
+			       "sink",
+			       "--database",
+			       pg_url,
+			       "--brokers",
+			       brokers,
+			       "--group",
+			       "sink-poison",
+			       "--topic",
+			       TOPIC,
+			       "--until-idle",
+			       "3000",
+			       NULL };
 	{
 		const char *list = EMV_CLUSTER_RUN "/sink3.csv";
 		const char *ing[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
@@ -292,7 +327,8 @@ static void do_test_sink_poison(void **state)
 	 * the poison one are the skipped ones */
 	assert_non_null(strstr(out, " 2 skipped"));
 	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job), 2);
-	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2", job), 0);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND address_id = 2", job),
+			 0);
 	assert_int_equal(pg_long(pg_url, "SELECT n_final FROM jobs WHERE id = '%s'", job), 2);
 	/* committed past it: the same group reads nothing again */
 	assert_int_equal(run_argv(out, sizeof out, argv), 0);

@@ -34,7 +34,7 @@ static int run(char *out, size_t outlen, const char *a0, ...)
 }
 
 struct seen {
-	unsigned char *ids;     /* times each address id was batched */
+	unsigned char *ids; /* times each address id was batched */
 	size_t max_id;
 	int batches, hot_keys[8], max_batch;
 	char job[64];
@@ -101,7 +101,9 @@ static void consume_all(struct seen *s)
 			if ((int)b->n_addresses > s->max_batch)
 				s->max_batch = (int)b->n_addresses;
 			if (strcmp(b->domain, "hot.test") == 0) {
-				int k = strcmp(key, "hot.test") == 0 ? 0 : (strncmp(key, "hot.test#", 9) == 0 ? atoi(key + 9) : 7);
+				int k = strcmp(key, "hot.test") == 0
+						? 0
+						: (strncmp(key, "hot.test#", 9) == 0 ? atoi(key + 9) : 7);
 				assert_true(k >= 0 && k < 8);
 				s->hot_keys[k]++;
 			} else {
@@ -130,10 +132,10 @@ static void do_test_ingest_and_split(void **state)
 	assert_non_null(f);
 	fputs("email\n", f);
 	for (int i = 1; i <= 1700; i++, rows++)
-		fprintf(f, "u%d@hot.test\n", i);            /* rows 1..1700 */
+		fprintf(f, "u%d@hot.test\n", i); /* rows 1..1700 */
 	for (int i = 1; i <= 30; i++, rows++)
-		fprintf(f, "u%d@small.test\n", i);          /* rows 1701..1730 */
-	fputs("u5@hot.test\nnot an address\n", f);     /* 1731: duplicate, 1732: invalid */
+		fprintf(f, "u%d@small.test\n", i); /* rows 1701..1730 */
+	fputs("u5@hot.test\nnot an address\n", f); /* 1731: duplicate, 1732: invalid */
 	rows += 2;
 	fclose(f);
 
@@ -147,27 +149,29 @@ static void do_test_ingest_and_split(void **state)
 	snprintf(s.job, sizeof s.job, "%s", id);
 
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-			     "--batch-max", "500", s.job, NULL), 0);
+			     "--batch-max", "500", s.job, NULL),
+			 0);
 	assert_non_null(strstr(out, "1730 addresses in 5 batches"));
 	/* splitting again adds nothing: the job's cursor is at its end */
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-			     "--batch-max", "500", s.job, NULL), 0);
+			     "--batch-max", "500", s.job, NULL),
+			 0);
 	assert_non_null(strstr(out, "0 addresses in 0 batches"));
 
 	s.max_id = rows;
 	s.ids = calloc(rows + 1, 1);
 	consume_all(&s);
-	assert_int_equal(s.batches, 5);        /* hot: 500+500+500+200, small: 30 */
+	assert_int_equal(s.batches, 5); /* hot: 500+500+500+200, small: 30 */
 	assert_int_equal(s.max_batch, 500);
-	assert_int_equal(s.hot_keys[0], 1);    /* hot.test, hot.test#1 .. #3 */
+	assert_int_equal(s.hot_keys[0], 1); /* hot.test, hot.test#1 .. #3 */
 	assert_int_equal(s.hot_keys[1], 1);
 	assert_int_equal(s.hot_keys[2], 1);
 	assert_int_equal(s.hot_keys[3], 1);
 	for (size_t i = 1; i <= 1730; i++)
 		if (s.ids[i] != 1)
 			fail_msg("address id %zu batched %d times", i, s.ids[i]);
-	assert_int_equal(s.ids[1731], 0);      /* the duplicate rides on row 5 */
-	assert_int_equal(s.ids[1732], 0);      /* the invalid row is final already */
+	assert_int_equal(s.ids[1731], 0); /* the duplicate rides on row 5 */
+	assert_int_equal(s.ids[1732], 0); /* the invalid row is final already */
 	free(s.ids);
 }
 
@@ -225,7 +229,8 @@ static void do_test_split_resumes_after_kill(void **state)
 	waitpid(pid, &status, 0);
 	assert_true(WIFSIGNALED(status)); /* it really was interrupted */
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-			     s.job, NULL), 0);
+			     s.job, NULL),
+			 0);
 
 	s.max_id = rows;
 	s.ids = calloc(rows + 1, 1);
@@ -253,16 +258,19 @@ static void do_test_kafka_settings(void **state)
 	fputs("# comment\n\nclient.id = emv-split-test\nsocket.timeout.ms=10000\nnot a setting\n", f);
 	fclose(f);
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-			     "--kafka", "no.such.property=1", "nojob", NULL), 1);
+			     "--kafka", "no.such.property=1", "nojob", NULL),
+			 1);
 	assert_non_null(strstr(out, "no.such.property"));
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
-			     "--kafka-config", conf, NULL), 2);
+			     "--kafka-config", conf, NULL),
+			 2);
 	assert_non_null(strstr(out, "kafka-test.properties:5: expected key=value"));
 	f = fopen(conf, "w");
 	fputs("security.protocol=plaintext\nclient.id=emv-sink-test\n", f);
 	fclose(f);
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers,
-			     "--kafka-config", conf, "--until-idle", "500", "--group", "settings-test", NULL), 0);
+			     "--kafka-config", conf, "--until-idle", "500", "--group", "settings-test", NULL),
+			 0);
 }
 
 /* Whether the cluster has `topic`, from the metadata of all topics (asking
@@ -307,11 +315,13 @@ static void do_test_split_follows_configured_topics(void **state)
 	id += 4;
 	id[strcspn(id, ":")] = '\0';
 	assert_int_equal(run(out, sizeof out, EMV_COORDINATOR, "split", "--database", pg_url, "--brokers", brokers,
-			     "--topic", batches, "--results-topic", results, id, NULL), 0);
+			     "--topic", batches, "--results-topic", results, id, NULL),
+			 0);
 	assert_non_null(strstr(out, "2 addresses in 1 batches"));
 	if (!topic_exists(batches) || !topic_exists(results))
 		fail_msg("split with --topic %s --results-topic %s: topics %s %s, %s %s", batches, results, batches,
-			 topic_exists(batches) ? "made" : "missing", results, topic_exists(results) ? "made" : "missing");
+			 topic_exists(batches) ? "made" : "missing", results,
+			 topic_exists(results) ? "made" : "missing");
 }
 
 int main(void)

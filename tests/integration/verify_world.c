@@ -142,16 +142,15 @@ static int group_setup(void **state)
 static void do_test_order_duplicates_and_bad_rows(void **state)
 {
 	struct run r;
-	write_file(TMP "/mixed.csv",
-		   "name,E-Mail,company\n"
-		   "Alice,alice@accept.test,A\n"
-		   "\"Smith, Bob\",bob@accept.test,\"B, Inc\"\n"
-		   "Nobody,nobody@accept.test,C\n"
-		   "Again,alice@accept.test,D\n"
-		   "Broken,not an address,E\n"
-		   "Null,x@nullmx.test,F\n"
-		   "Gone,x@doesnotexist.test,G\n"
-		   "Carol,carol@accept.test,H\n");
+	write_file(TMP "/mixed.csv", "name,E-Mail,company\n"
+				     "Alice,alice@accept.test,A\n"
+				     "\"Smith, Bob\",bob@accept.test,\"B, Inc\"\n"
+				     "Nobody,nobody@accept.test,C\n"
+				     "Again,alice@accept.test,D\n"
+				     "Broken,not an address,E\n"
+				     "Null,x@nullmx.test,F\n"
+				     "Gone,x@doesnotexist.test,G\n"
+				     "Carol,carol@accept.test,H\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/mixed.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 8); /* one result per input row, in input order */
@@ -201,7 +200,8 @@ static void do_test_verdict_policy(void **state)
 	free(out);
 	run_free(&r);
 
-	run_verify(&r, 1, "--progress", "none", "--format", "jsonl", "--policy", "transactional", TMP "/roles.txt", NULL);
+	run_verify(&r, 1, "--progress", "none", "--format", "jsonl", "--policy", "transactional", TMP "/roles.txt",
+		   NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 3);
 	assert_verdict(r.results[1], "deliverable", "accepted");
@@ -211,8 +211,8 @@ static void do_test_verdict_policy(void **state)
 	assert_non_null(strstr(r.err, "safe to send                  2   (policy transactional)"));
 	run_free(&r);
 
-	run_verify(&r, 1, "--progress", "none", "--format", "jsonl", "--policy", TMP "/strict.policy",
-		   TMP "/roles.txt", NULL);
+	run_verify(&r, 1, "--progress", "none", "--format", "jsonl", "--policy", TMP "/strict.policy", TMP "/roles.txt",
+		   NULL);
 	assert_exit(&r, 0);
 	assert_verdict(r.results[0], "deliverable", "accepted");
 	assert_true(json_is_false(json_object_get(r.results[0], "safe_to_send")));
@@ -272,10 +272,17 @@ static void do_test_gzip_and_stdin(void **state)
 static void do_test_bad_files(void **state)
 {
 	struct run r;
-	static const struct { const char *name, *content; size_t len; const char *msg; } cases[] = {
+	static const struct {
+		const char *name, *content;
+		size_t len;
+		const char *msg;
+	} cases[] = {
 		{ "empty.csv", "", 0, "empty" },
 		{ "nocolumn.csv", "a,b\n1,2\n3,4\n", 12, "no email column" },
-		{ "binary.csv", "\x7f" "ELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16, "binary" },
+		{ "binary.csv",
+		  "\x7f"
+		  "ELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+		  16, "binary" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char path[512];
@@ -437,8 +444,8 @@ static void do_test_dns_verdicts_spend_no_budget(void **state)
 	write_file(TMP "/dnsonly.csv", list);
 	free(list);
 	t0 = emv_test_now_ms();
-	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers", EMV_TEST_DATA "/providers-budget.conf",
-		   TMP "/dnsonly.csv", NULL);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
+		   EMV_TEST_DATA "/providers-budget.conf", TMP "/dnsonly.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 60);
 	for (int i = 0; i < 60; i += 2) {
@@ -461,8 +468,9 @@ static void do_test_pool_rotates_away_from_blocked_ip(void **state)
 	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
 	/* the world's DNS has no PTR records: the start-up audit fails them,
 	 * and audit_failures = run uses them anyway (the audit has its own test) */
-	write_file(TMP "/pool.conf", "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
-				     "source = 127.0.0.3 poola.verifier.test\nsource = 127.0.0.4 poolb.verifier.test\n");
+	write_file(TMP "/pool.conf",
+		   "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+		   "source = 127.0.0.3 poola.verifier.test\nsource = 127.0.0.4 poolb.verifier.test\n");
 	write_file(TMP "/pool.csv", "email\npoolz1@blocked.test\npoolz2@blocked.test\npoolz3@blocked.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-batching", "--pool", TMP "/pool.conf",
 		   TMP "/pool.csv", NULL);
@@ -496,13 +504,14 @@ static void do_test_pool_budgets_per_source(void **state)
 	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
 	uint64_t t0 = emv_test_now_ms();
 	int a, b;
-	write_file(TMP "/pool2.conf", "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
-				      "source = 127.0.0.51 poolc.verifier.test\nsource = 127.0.0.52 poold.verifier.test\n");
+	write_file(TMP "/pool2.conf",
+		   "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+		   "source = 127.0.0.51 poolc.verifier.test\nsource = 127.0.0.52 poold.verifier.test\n");
 	write_file(TMP "/pool2.csv", "email\nu11@ratelimit.test\nu12@ratelimit.test\nu13@ratelimit.test\n"
 				     "u14@ratelimit.test\nu15@ratelimit.test\nu16@ratelimit.test\nu17@ratelimit.test\n"
 				     "u18@ratelimit.test\n");
-	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool", TMP "/pool2.conf",
-		   "--providers", EMV_TEST_DATA "/providers-pool.conf", TMP "/pool2.csv", NULL);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool",
+		   TMP "/pool2.conf", "--providers", EMV_TEST_DATA "/providers-pool.conf", TMP "/pool2.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 8);
 	for (int i = 0; i < 8; i++)
@@ -553,13 +562,14 @@ static void do_test_pool_wide_budget(void **state)
 	struct run r;
 	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
 	int a, b;
-	write_file(TMP "/pool3.conf", "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
-				      "source = 127.0.0.53 poole.verifier.test\nsource = 127.0.0.54 poolf.verifier.test\n");
+	write_file(TMP "/pool3.conf",
+		   "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+		   "source = 127.0.0.53 poole.verifier.test\nsource = 127.0.0.54 poolf.verifier.test\n");
 	write_file(TMP "/pool3.csv", "email\nu21@ratelimit.test\nu22@ratelimit.test\nu23@ratelimit.test\n"
 				     "u24@ratelimit.test\nu25@ratelimit.test\nu26@ratelimit.test\nu27@ratelimit.test\n"
 				     "u28@ratelimit.test\n");
-	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool", TMP "/pool3.conf",
-		   "--providers", EMV_TEST_DATA "/providers-poolwide.conf", TMP "/pool3.csv", NULL);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool",
+		   TMP "/pool3.conf", "--providers", EMV_TEST_DATA "/providers-poolwide.conf", TMP "/pool3.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 8);
 	for (int i = 0; i < 8; i++)
@@ -580,7 +590,7 @@ static void do_test_provider_policy_applies(void **state)
 	int total, peak;
 	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
 	write_file(TMP "/policy.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
-				     "nobody@accept.test\npostmaster@accept.test\n");
+				      "nobody@accept.test\npostmaster@accept.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--providers",
 		   EMV_TEST_DATA "/providers-policy.conf", TMP "/policy.csv", NULL);
 	assert_exit(&r, 0);
@@ -722,10 +732,10 @@ static void do_test_error_budget_learns_tarpit(void **state)
 
 /* What points verify at the world, and nothing else: the retry settings stay
  * the defaults (world_args shortens them). */
-#define WORLD_ONLY                                                                                          \
-	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from",               \
-		"probe@verifier.test", "--helo", "probe.verifier.test", "--preflight-domains", "accept.test", \
-		"--providers", EMV_TEST_DATA "/providers-test.conf"
+#define WORLD_ONLY                                                                                                    \
+	"--dns", "127.0.0.1:5300", "--smtp-port", "2525", "--allow-private-mx", "--mail-from", "probe@verifier.test", \
+		"--helo", "probe.verifier.test", "--preflight-domains", "accept.test", "--providers",                 \
+		EMV_TEST_DATA "/providers-test.conf"
 
 /* With the default retry settings, a list with something of every slow kind
  * is done in minutes and every verdict is right: greylisting passes at the
@@ -735,10 +745,10 @@ static void do_test_stragglers_finish_in_minutes(void **state)
 {
 	struct run r;
 	write_file(TMP "/slowkinds.csv", "email\nalice@accept.test\nfull@accept.test\nquota@accept.test\n"
-					  "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
+					 "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
 	/* only what points at the world: the retry settings are the defaults */
-	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.3", "--format",
-		   "jsonl", "--progress", "lines", TMP "/slowkinds.csv", NULL);
+	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.3", "--format", "jsonl", "--progress", "lines",
+		   TMP "/slowkinds.csv", NULL);
 	assert_exit(&r, 0);
 	print_message("every slow kind: %.1f s\n", r.seconds);
 	assert_true(r.seconds < 180);
@@ -769,8 +779,8 @@ static void do_test_deadline(void **state)
 	snprintf(grey, sizeof grey, "dl%d@greylist.test", (int)getpid());
 	snprintf(list, sizeof list, "email\nbob@accept.test\n%s\n", grey);
 	write_file(TMP "/deadline.csv", list);
-	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.8", "--format",
-		   "jsonl", "--progress", "none", "--deadline", "4s", TMP "/deadline.csv", NULL);
+	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.8", "--format", "jsonl", "--progress", "none",
+		   "--deadline", "4s", TMP "/deadline.csv", NULL);
 	assert_exit(&r, 0);
 	print_message("deadline 4 s: done in %.1f s\n", r.seconds);
 	assert_true(r.seconds < 15);
@@ -788,7 +798,7 @@ static void do_test_threads_same_verdicts(void **state)
 {
 	struct run r1, r2;
 	write_file(TMP "/threads.csv", "email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\n"
-				      "x@nullmx.test\nu1@toomany.test\nalice@multiline.test\nalice@nomx.test\n");
+				       "x@nullmx.test\nu1@toomany.test\nalice@multiline.test\nalice@nomx.test\n");
 	run_verify(&r1, 1, "--format", "jsonl", "--progress", "none", TMP "/threads.csv", NULL);
 	run_verify(&r2, 1, "--format", "jsonl", "--progress", "none", "--threads", "3", TMP "/threads.csv", NULL);
 	assert_exit(&r1, 0);
@@ -821,8 +831,8 @@ static void do_test_greylisting_retried_on_schedule(void **state)
 {
 	struct run r;
 	write_file(TMP "/grey.csv", "email\nbob@greylist.test\nnobody@greylist.test\n");
-	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8",
-		   "--retry-schedule", "3,3,3", TMP "/grey.csv", NULL);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--retry-schedule",
+		   "3,3,3", TMP "/grey.csv", NULL);
 	assert_exit(&r, 0);
 	assert_verdict(r.results[0], "deliverable", "accepted");
 	assert_true(json_integer_value(json_object_get(r.results[0], "attempts")) >= 2);
@@ -830,8 +840,8 @@ static void do_test_greylisting_retried_on_schedule(void **state)
 	run_free(&r);
 	/* out of retries: unknown/greylisted with the server's reply */
 	write_file(TMP "/grey2.csv", "email\ncarol@greylist.test\n");
-	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8",
-		   "--max-attempts", "1", TMP "/grey2.csv", NULL);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--max-attempts", "1",
+		   TMP "/grey2.csv", NULL);
 	assert_verdict(r.results[0], "unknown", "greylisted");
 	run_free(&r);
 }
@@ -846,7 +856,7 @@ static void do_test_resume_after_interrupt(void **state)
 	char *text;
 
 	write_file(TMP "/resume.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
-				     "postmaster@accept.test\nalice@tarpit.test\n");
+				      "postmaster@accept.test\nalice@tarpit.test\n");
 	unlink(out);
 	unlink(journal);
 	pid = fork();
@@ -857,8 +867,7 @@ static void do_test_resume_after_interrupt(void **state)
 		execl(EMV_BIN, EMV_BIN, "verify", "--dns", "127.0.0.1:5300", "--smtp-port", "2525",
 		      "--allow-private-mx", "--mail-from", "probe@verifier.test", "--helo", "probe.verifier.test",
 		      "--source-ip", "127.0.0.2", "--timeout", "60", "--progress", "none", "--preflight-domains",
-		      "accept.test", "-o", out,
-		      TMP "/resume.csv", (char *)NULL);
+		      "accept.test", "-o", out, TMP "/resume.csv", (char *)NULL);
 		_exit(127);
 	}
 	/* wait until the four accept.test verdicts are in the journal; the
@@ -912,7 +921,8 @@ static void do_test_policy_refusal_per_recipient(void **state)
 	o = find(&r, "closed@policyone.test");
 	assert_verdict(o, "undeliverable", "policy_rejected");
 	assert_string_equal(sget(json_object_get(o, "smtp"), "enhanced"), "5.7.1");
-	assert_non_null(strstr(sget(o, "detail"), "2 other recipients of the domain were accepted in the same session"));
+	assert_non_null(
+		strstr(sget(o, "detail"), "2 other recipients of the domain were accepted in the same session"));
 	assert_verdict(find(&r, "alice@policyone.test"), "deliverable", "accepted");
 	run_free(&r);
 
@@ -1021,8 +1031,8 @@ static void do_test_port25_blocked_diagnosis(void **state)
 		assert_int_equal(connect(cfd[i], (struct sockaddr *)&a, sizeof a), 0);
 	}
 	write_file(TMP "/p25.csv", "email\nx@p25a.test\nx@p25b.test\nx@p25c.test\nx@p25d.test\nx@p25e.test\n");
-	run_verify(&r, 1, "--format", "jsonl", "--progress", "lines", "--timeout", "2", "--retry-schedule",
-		   "30,30,30", TMP "/p25.csv", NULL);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "lines", "--timeout", "2", "--retry-schedule", "30,30,30",
+		   TMP "/p25.csv", NULL);
 	for (int i = 0; i < 5; i++) {
 		close(cfd[i]);
 		close(lfd[i]);

@@ -52,8 +52,7 @@ static long unescape(const char *s, char *out, size_t outcap)
 				c = (char)(hexval(s[1]) << 4 | hexval(s[2]));
 				s += 2;
 				break;
-			default:
-				return -1;
+			default: return -1;
 			}
 		}
 		out[n++] = c;
@@ -100,8 +99,7 @@ static const char *ok_invariant(const emv_address *a)
 
 	if (a->error != EMV_ADDR_OK || a->detail[0] != '\0')
 		return "error/detail set on success";
-	if (ll == 0 || ll > EMV_LOCAL_MAX || dl == 0 || dl > EMV_HOST_NAME_MAX ||
-	    strlen(a->address) > EMV_ADDRESS_MAX)
+	if (ll == 0 || ll > EMV_LOCAL_MAX || dl == 0 || dl > EMV_HOST_NAME_MAX || strlen(a->address) > EMV_ADDRESS_MAX)
 		return "a length limit is broken";
 	if (strncmp(a->address, a->local, ll) != 0 || a->address[ll] != '@' ||
 	    strcmp(a->address + ll + 1, a->domain) != 0)
@@ -173,13 +171,13 @@ static int check_line(int lineno, char *line, int *cases)
 			return 1;
 		}
 		if (rc != EMV_OK) {
-			fprintf(stderr, "addresses.tsv:%d: [%s]: want ok %s, got %s: %s\n", lineno,
-				printable, field[2], emv_address_error_name(a.error), a.detail);
+			fprintf(stderr, "addresses.tsv:%d: [%s]: want ok %s, got %s: %s\n", lineno, printable, field[2],
+				emv_address_error_name(a.error), a.detail);
 			return 1;
 		}
 		if (strcmp(a.address, want) != 0 || a.flags != want_flags) {
-			fprintf(stderr, "addresses.tsv:%d: [%s]: want %s flags %s (%#x), got %s flags %#x\n",
-				lineno, printable, field[2], field[3], want_flags, a.address, a.flags);
+			fprintf(stderr, "addresses.tsv:%d: [%s]: want %s flags %s (%#x), got %s flags %#x\n", lineno,
+				printable, field[2], field[3], want_flags, a.address, a.flags);
 			return 1;
 		}
 		why = ok_invariant(&a);
@@ -189,13 +187,13 @@ static int check_line(int lineno, char *line, int *cases)
 			return 1;
 		}
 		if (rc == EMV_OK) {
-			fprintf(stderr, "addresses.tsv:%d: [%s]: want error %s, got ok %s\n", lineno,
-				printable, field[2], a.address);
+			fprintf(stderr, "addresses.tsv:%d: [%s]: want error %s, got ok %s\n", lineno, printable,
+				field[2], a.address);
 			return 1;
 		}
 		if (strcmp(emv_address_error_name(a.error), field[2]) != 0) {
-			fprintf(stderr, "addresses.tsv:%d: [%s]: want error %s, got %s: %s\n", lineno,
-				printable, field[2], emv_address_error_name(a.error), a.detail);
+			fprintf(stderr, "addresses.tsv:%d: [%s]: want error %s, got %s: %s\n", lineno, printable,
+				field[2], emv_address_error_name(a.error), a.detail);
 			return 1;
 		}
 		why = err_invariant(&a);
@@ -237,8 +235,7 @@ static void do_test_golden_file(void **state)
 }
 
 /* Parse a C string and expect error e with every needle in the detail. */
-static void expect_detail(const char *input, size_t len, emv_addr_error e, const char *n1,
-			  const char *n2)
+static void expect_detail(const char *input, size_t len, emv_addr_error e, const char *n1, const char *n2)
 {
 	emv_address a;
 
@@ -296,7 +293,9 @@ static void do_test_details_name_the_offset(void **state)
 	expect_detail("a\0b@example.com", 15, EMV_ADDR_NUL_BYTE, "offset 1", NULL);
 	expect_detail("a\xc3(@example.com", 15, EMV_ADDR_INVALID_UTF8, "offset 1", "0xc3");
 	expect_detail("a@ex..com", 9, EMV_ADDR_DOMAIN_CONSECUTIVE_DOTS, "offset 4", NULL);
-	expect_detail("\xef\xbb\xbf" "a@example.com", 16, EMV_ADDR_INVISIBLE_CHAR, "U+FEFF", NULL);
+	expect_detail("\xef\xbb\xbf"
+		      "a@example.com",
+		      16, EMV_ADDR_INVISIBLE_CHAR, "U+FEFF", NULL);
 	expect_detail("Fred\\ Bloggs@example.com", 24, EMV_ADDR_WHITESPACE, "backslash", NULL);
 	expect_detail("a@localhost", 11, EMV_ADDR_DOMAIN_DOTLESS, "localhost", "single label");
 	expect_detail("a@[192.0.2.1]", 13, EMV_ADDR_DOMAIN_LITERAL, "not verifiable", NULL);

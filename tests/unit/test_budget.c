@@ -125,12 +125,9 @@ static void do_test_no_window_exceeded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(do_test_grants_up_to_the_limit),
-		cmocka_unit_test(do_test_refund),
-		cmocka_unit_test(do_test_min_is_all_or_nothing),
-		cmocka_unit_test(do_test_wait_is_when_it_frees),
-		cmocka_unit_test(do_test_hour_and_day_windows),
-		cmocka_unit_test(do_test_charge_delays),
+		cmocka_unit_test(do_test_grants_up_to_the_limit), cmocka_unit_test(do_test_refund),
+		cmocka_unit_test(do_test_min_is_all_or_nothing),  cmocka_unit_test(do_test_wait_is_when_it_frees),
+		cmocka_unit_test(do_test_hour_and_day_windows),	  cmocka_unit_test(do_test_charge_delays),
 		cmocka_unit_test(do_test_no_window_exceeded),
 	};
 	return cmocka_run_group_tests_name("budget", tests, NULL, NULL);

@@ -160,20 +160,18 @@ static void do_test_golden_replies(void **state)
 			continue;
 		}
 		checked++;
-		if (p.r.code != code || strcmp(p.r.enhanced, want_enh) != 0 ||
-		    strcmp(p.r.text, textcopy) != 0) {
-			print_error("replies.tsv:%d: parsed code %d enhanced \"%s\" (want %d \"%s\")%s\n",
-				    lineno, p.r.code, p.r.enhanced, code, want_enh,
+		if (p.r.code != code || strcmp(p.r.enhanced, want_enh) != 0 || strcmp(p.r.text, textcopy) != 0) {
+			print_error("replies.tsv:%d: parsed code %d enhanced \"%s\" (want %d \"%s\")%s\n", lineno,
+				    p.r.code, p.r.enhanced, code, want_enh,
 				    strcmp(p.r.text, textcopy) ? ", text differs" : "");
 			failed++;
 			continue;
 		}
 		emv_classify(c, phase, p.r.code, p.r.enhanced, p.r.text, &v);
-		if (strcmp(emv_status_name(v.status), f[4]) != 0 ||
-		    strcmp(emv_reason_name(v.reason), f[5]) != 0) {
-			print_error("replies.tsv:%d: [%s] %s %d %s: got %s/%s by rule %s, want %s/%s\n",
-				    lineno, f[6], f[0], code, want_enh, emv_status_name(v.status),
-				    emv_reason_name(v.reason), v.rule_id, f[4], f[5]);
+		if (strcmp(emv_status_name(v.status), f[4]) != 0 || strcmp(emv_reason_name(v.reason), f[5]) != 0) {
+			print_error("replies.tsv:%d: [%s] %s %d %s: got %s/%s by rule %s, want %s/%s\n", lineno, f[6],
+				    f[0], code, want_enh, emv_status_name(v.status), emv_reason_name(v.reason),
+				    v.rule_id, f[4], f[5]);
 			failed++;
 			continue;
 		}
@@ -189,10 +187,11 @@ static void do_test_golden_replies(void **state)
 				int demote = !pi && role && strcmp(f[4], "deliverable") == 0;
 				const char *ws = demote ? "risky" : f[4], *wr = demote ? "role" : f[5];
 				int wsafe = !demote && strcmp(f[4], "deliverable") == 0;
-				if (strcmp(emv_status_name(ms), ws) || strcmp(emv_reason_name(mr), wr) || safe != wsafe) {
-					print_error("replies.tsv:%d: under %s%s: %s/%s safe=%d, want %s/%s safe=%d\n", lineno,
-						    emv_policy_name(pol), role ? " (role address)" : "", emv_status_name(ms),
-						    emv_reason_name(mr), safe, ws, wr, wsafe);
+				if (strcmp(emv_status_name(ms), ws) || strcmp(emv_reason_name(mr), wr) ||
+				    safe != wsafe) {
+					print_error("replies.tsv:%d: under %s%s: %s/%s safe=%d, want %s/%s safe=%d\n",
+						    lineno, emv_policy_name(pol), role ? " (role address)" : "",
+						    emv_status_name(ms), emv_reason_name(mr), safe, ws, wr, wsafe);
 					failed++;
 				} else {
 					preset_hits[pi]++;
@@ -210,8 +209,8 @@ static void do_test_golden_replies(void **state)
 		print_message("  %-22s %4d/%-4d %5.1f%%\n", groups[g].name, hits[g], rows[g],
 			      rows[g] ? 100.0 * hits[g] / rows[g] : 0.0);
 		if (g + 1 < NGROUPS && rows[g] < GROUP_MIN_ROWS) {
-			print_error("replies.tsv: group %s has %d rows, want at least %d\n", groups[g].name,
-				    rows[g], GROUP_MIN_ROWS);
+			print_error("replies.tsv: group %s has %d rows, want at least %d\n", groups[g].name, rows[g],
+				    GROUP_MIN_ROWS);
 			thin++;
 		}
 	}
@@ -221,8 +220,7 @@ static void do_test_golden_replies(void **state)
 }
 
 /* Classify one reply through the parser, like the session does. */
-static void classify_text(const emv_classifier *c, int phase, const char *raw_lines,
-			  emv_verdict *v)
+static void classify_text(const emv_classifier *c, int phase, const char *raw_lines, emv_verdict *v)
 {
 	emv_reply_parser p;
 	char copy[4096], err[256];
@@ -233,8 +231,7 @@ static void classify_text(const emv_classifier *c, int phase, const char *raw_li
 	emv_reply_parser_init(&p, 0, 0);
 	for (char *nl; st == EMV_REPLY_MORE; line = nl + 1) {
 		nl = strchr(line, '\n');
-		st = emv_reply_parser_feed(&p, line, nl ? (size_t)(nl - line) : strlen(line), err,
-					   sizeof err);
+		st = emv_reply_parser_feed(&p, line, nl ? (size_t)(nl - line) : strlen(line), err, sizeof err);
 		if (!nl)
 			break;
 	}
@@ -256,14 +253,14 @@ static void do_test_session_flags(void **state)
 
 	/* Our IP listed: about us, retry elsewhere. */
 	classify_text(c, EMV_PHASE_RCPT,
-		      "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
-		      &v);
+		      "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", &v);
 	assert_int_equal(v.reason, EMV_REASON_BLOCKED);
 	assert_int_equal(v.about_us, 1);
 	assert_int_equal(v.temporary, 1);
 
 	/* The recipient being flooded is not about us. */
-	classify_text(c, EMV_PHASE_RCPT, "450 4.2.1 The user you are trying to contact is receiving mail too quickly.", &v);
+	classify_text(c, EMV_PHASE_RCPT, "450 4.2.1 The user you are trying to contact is receiving mail too quickly.",
+		      &v);
 	assert_int_equal(v.reason, EMV_REASON_RATE_LIMITED);
 	assert_int_equal(v.about_us, 0);
 	assert_int_equal(v.temporary, 1);
@@ -422,8 +419,8 @@ static void do_test_load_errors(void **state)
 	expect_load_error("x rcpt 250 * accepted auto 0 0 -\n\nx rcpt 251 * accepted auto 0 0 -\n", 3,
 			  "duplicate rule id \"x\" (first at line 1)");
 	/* A continued rule is reported at its first line. */
-	expect_load_error("ok rcpt 250 * accepted auto 0 0 -\nb rcpt \\\n   5xx * blocked auto 0 0 (\n",
-			  2, "bad phrase regex");
+	expect_load_error("ok rcpt 250 * accepted auto 0 0 -\nb rcpt \\\n   5xx * blocked auto 0 0 (\n", 2,
+			  "bad phrase regex");
 	expect_load_error("a rcpt 5xx * blocked auto 0 0 x\\\n", 1, "ends inside a continued line");
 
 	/* Whole-file errors. */
@@ -506,12 +503,9 @@ static void do_test_rule_syntax(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(do_test_golden_replies),
-		cmocka_unit_test(do_test_session_flags),
-		cmocka_unit_test(do_test_enhanced_matching),
-		cmocka_unit_test(do_test_null_classifier),
-		cmocka_unit_test(do_test_phase_names),
-		cmocka_unit_test(do_test_load_errors),
+		cmocka_unit_test(do_test_golden_replies),    cmocka_unit_test(do_test_session_flags),
+		cmocka_unit_test(do_test_enhanced_matching), cmocka_unit_test(do_test_null_classifier),
+		cmocka_unit_test(do_test_phase_names),	     cmocka_unit_test(do_test_load_errors),
 		cmocka_unit_test(do_test_rule_syntax),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

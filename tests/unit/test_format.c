@@ -111,7 +111,7 @@ static void test_jsonl_has_the_csv_columns(void **state)
 		if (!json_object_get(o, c))
 			fail_msg("CSV column %s is not a JSON Lines key: %s", c, b.p);
 	}
-	json_object_foreach(o, key, v) {
+	json_object_foreach (o, key, v) {
 		int found = strcmp(key, "region") == 0 || strcmp(key, "smtp") == 0;
 		for (int i = 0; i < EMV_FORMAT_NCOLUMNS && !found; i++)
 			found = strcmp(key, emv_format_columns[i]) == 0;

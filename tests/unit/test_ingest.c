@@ -28,7 +28,7 @@
 /* One row as read, copied out of the reader's buffers. */
 struct got {
 	uint64_t row, line;
-	int ok;                 /* email present */
+	int ok; /* email present */
 	char email[512];
 	size_t email_len;
 	char error[320];
@@ -96,7 +96,7 @@ static size_t collect(emv_ingest *in, struct got *g, size_t max)
 	}
 	if (rc != 0)
 		fail_msg("emv_ingest_next returned %d: %s", rc, emv_ingest_error(in));
-	assert_int_equal(emv_ingest_next(in, &r), 0);   /* stays at the end */
+	assert_int_equal(emv_ingest_next(in, &r), 0); /* stays at the end */
 	return n;
 }
 
@@ -113,28 +113,23 @@ static void expect_row(const struct got *g, uint64_t row, uint64_t line, const c
 {
 	if (g->row != row || g->line != line)
 		fail_msg("row %llu line %llu, expected row %llu line %llu (email \"%s\", error \"%s\")",
-		         (unsigned long long)g->row, (unsigned long long)g->line,
-		         (unsigned long long)row, (unsigned long long)line, g->email, g->error);
+			 (unsigned long long)g->row, (unsigned long long)g->line, (unsigned long long)row,
+			 (unsigned long long)line, g->email, g->error);
 	if (!g->ok)
-		fail_msg("row %llu: error \"%s\", expected email \"%s\"", (unsigned long long)row,
-		         g->error, email);
+		fail_msg("row %llu: error \"%s\", expected email \"%s\"", (unsigned long long)row, g->error, email);
 	if (strcmp(g->email, email) != 0)
-		fail_msg("row %llu: email \"%s\", expected \"%s\"", (unsigned long long)row,
-		         g->email, email);
+		fail_msg("row %llu: email \"%s\", expected \"%s\"", (unsigned long long)row, g->email, email);
 }
 
 static void expect_error_row(const struct got *g, uint64_t row, uint64_t line, const char *error)
 {
 	if (g->row != row || g->line != line)
-		fail_msg("row %llu line %llu, expected row %llu line %llu",
-		         (unsigned long long)g->row, (unsigned long long)g->line,
-		         (unsigned long long)row, (unsigned long long)line);
+		fail_msg("row %llu line %llu, expected row %llu line %llu", (unsigned long long)g->row,
+			 (unsigned long long)g->line, (unsigned long long)row, (unsigned long long)line);
 	if (g->ok)
-		fail_msg("row %llu: email \"%s\", expected error \"%s\"", (unsigned long long)row,
-		         g->email, error);
+		fail_msg("row %llu: email \"%s\", expected error \"%s\"", (unsigned long long)row, g->email, error);
 	if (strcmp(g->error, error) != 0)
-		fail_msg("row %llu: error\n  \"%s\", expected\n  \"%s\"", (unsigned long long)row,
-		         g->error, error);
+		fail_msg("row %llu: error\n  \"%s\", expected\n  \"%s\"", (unsigned long long)row, g->error, error);
 }
 
 static void write_bytes(const char *path, const void *data, size_t len)
@@ -184,7 +179,7 @@ static void do_test_header_middle_crlf(void **state)
 	assert_int_equal(collect(in, g, MAX_GOT), 2);
 	expect_row(&g[0], 1, 2, "ann@example.com");
 	expect_row(&g[1], 2, 3, "bob@example.com");
-	assert_string_equal(g[1].raw, "Bob,bob@example.com,2");   /* no CR left */
+	assert_string_equal(g[1].raw, "Bob,bob@example.com,2"); /* no CR left */
 	emv_ingest_close(in);
 }
 
@@ -197,10 +192,10 @@ static void do_test_header_last_semicolon(void **state)
 	assert_int_equal(emv_ingest_email_column(in), 2);
 	assert_string_equal(emv_ingest_email_column_name(in), "Email Address");
 	assert_string_equal(emv_ingest_describe(in),
-	                    "CSV delimited by ';', header, email column 3 \"Email Address\" (by name)");
+			    "CSV delimited by ';', header, email column 3 \"Email Address\" (by name)");
 	assert_int_equal(collect(in, g, MAX_GOT), 3);
 	expect_row(&g[2], 3, 4, "cy@example.com");
-	assert_string_equal(g[2].raw, "3,Cy,cy@example.com");   /* re-serialised with ',' */
+	assert_string_equal(g[2].raw, "3,Cy,cy@example.com"); /* re-serialised with ',' */
 	emv_ingest_close(in);
 }
 
@@ -249,28 +244,22 @@ static void do_test_header_names(void **state)
 		const char *header;
 		int col;
 	} cases[] = {
-		{ "Name,EMAIL,x", 1 },
-		{ "Name,  e-mail  ,x", 1 },
-		{ "Name,Email_Address,x", 1 },
-		{ "Name,E-Mail-Adresse,x", 1 },
-		{ "Name,Correo electrónico,x", 1 },
-		{ "Name,Adresse courriel,x", 1 },
-		{ "Name,x,\"Email\"", 2 },
-		{ "Email Opt In,Name,Email", 2 },   /* an exact email name beats a mention */
+		{ "Name,EMAIL,x", 1 },		{ "Name,  e-mail  ,x", 1 },	    { "Name,Email_Address,x", 1 },
+		{ "Name,E-Mail-Adresse,x", 1 }, { "Name,Correo electrónico,x", 1 }, { "Name,Adresse courriel,x", 1 },
+		{ "Name,x,\"Email\"", 2 },	{ "Email Opt In,Name,Email", 2 }, /* an exact email name beats a mention */
 	};
 	char buf[256], err[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		emv_ingest *in;
-		int n = snprintf(buf, sizeof(buf), "%s\nAnn,ann@example.com,bob@example.com\n",
-		                 cases[i].header);
+		int n = snprintf(buf, sizeof(buf), "%s\nAnn,ann@example.com,bob@example.com\n", cases[i].header);
 		in = emv_ingest_open_mem(buf, (size_t)n, "names", NULL, err, sizeof(err));
 		if (!in)
 			fail_msg("header \"%s\": %s", cases[i].header, err);
 		if (emv_ingest_email_column(in) != cases[i].col)
-			fail_msg("header \"%s\": column %d, expected %d", cases[i].header,
-			         emv_ingest_email_column(in), cases[i].col);
+			fail_msg("header \"%s\": column %d, expected %d", cases[i].header, emv_ingest_email_column(in),
+				 cases[i].col);
 		emv_ingest_close(in);
 	}
 }
@@ -286,7 +275,7 @@ static void do_test_content_detection(void **state)
 	assert_non_null(strstr(emv_ingest_describe(in), "(by content)"));
 	assert_int_equal(collect(in, g, MAX_GOT), 4);
 	expect_row(&g[2], 3, 4, "cy@example.com");
-	expect_row(&g[3], 4, 5, "");   /* empty email: the address parser decides */
+	expect_row(&g[3], 4, 5, ""); /* empty email: the address parser decides */
 	emv_ingest_close(in);
 }
 
@@ -316,7 +305,7 @@ static void do_test_weak_names_need_data(void **state)
 	emv_ingest_close(in);
 
 	in = open_ok(DATA "google.csv", NULL);
-	assert_int_equal(emv_ingest_email_column(in), 2);   /* "E-mail 1 - Value", not "- Type" */
+	assert_int_equal(emv_ingest_email_column(in), 2); /* "E-mail 1 - Value", not "- Type" */
 	emv_ingest_close(in);
 }
 
@@ -331,10 +320,10 @@ static void do_test_quoted_fields(void **state)
 	assert_string_equal(g[0].raw, "\"Smith, Ann\",ann@example.com,\"multi\r\nline\r\nnote\"");
 	expect_row(&g[1], 2, 5, "bob@example.com");
 	assert_string_equal(g[1].raw, "Bob,bob@example.com,\"he said \"\"hi\"\"\"");
-	expect_row(&g[2], 3, 6, "carol@example.com");   /* space after the closing quote */
+	expect_row(&g[2], 3, 6, "carol@example.com"); /* space after the closing quote */
 	assert_string_equal(g[2].raw, "Carol,carol@example.com,  x");
-	expect_row(&g[3], 4, 7, "dan@example.com");      /* LF inside quotes: one more line */
-	expect_row(&g[4], 5, 9, "eve@example.com");      /* CR inside quotes: one more line */
+	expect_row(&g[3], 4, 7, "dan@example.com"); /* LF inside quotes: one more line */
+	expect_row(&g[4], 5, 9, "eve@example.com"); /* CR inside quotes: one more line */
 	/* text after a closing quote: the field is taken literally */
 	expect_row(&g[5], 6, 11, "\"fay smith\"@example.com");
 }
@@ -457,11 +446,11 @@ static void do_test_one_per_line(void **state)
 	assert_string_equal(emv_ingest_describe(in), "one address per line, no header");
 	assert_int_equal(collect(in, g, MAX_GOT), 5);
 	expect_row(&g[0], 1, 1, "ann@example.com");
-	expect_row(&g[1], 2, 3, "bob@example.com");          /* blank line 2 skipped */
-	expect_row(&g[2], 3, 4, "cy@example.com");           /* trimmed */
+	expect_row(&g[1], 2, 3, "bob@example.com"); /* blank line 2 skipped */
+	expect_row(&g[2], 3, 4, "cy@example.com");  /* trimmed */
 	assert_string_equal(g[2].raw, "  cy@example.com  ");
-	expect_row(&g[3], 4, 5, "\"dee smith\"@example.com");  /* quoted local part kept */
-	expect_row(&g[4], 5, 6, "eve@example.com");          /* wholly quoted line unquoted */
+	expect_row(&g[3], 4, 5, "\"dee smith\"@example.com"); /* quoted local part kept */
+	expect_row(&g[4], 5, 6, "eve@example.com");	      /* wholly quoted line unquoted */
 	emv_ingest_get_stats(in, &st);
 	assert_int_equal(st.rows, 5);
 	assert_int_equal(st.lines, 6);
@@ -479,13 +468,13 @@ static void do_test_one_column_headers(void **state)
 	expect_row(&g[0], 1, 2, "ann@example.com");
 	emv_ingest_close(in);
 
-	in = open_ok(DATA "contacts.txt", NULL);   /* a word, then addresses */
+	in = open_ok(DATA "contacts.txt", NULL); /* a word, then addresses */
 	assert_int_equal(emv_ingest_email_column(in), 0);
 	assert_string_equal(emv_ingest_header(in), "Contacts");
 	assert_int_equal(collect(in, g, MAX_GOT), 2);
 	emv_ingest_close(in);
 
-	in = open_ok(DATA "garbage_first.txt", NULL);   /* a mangled address is data */
+	in = open_ok(DATA "garbage_first.txt", NULL); /* a mangled address is data */
 	assert_int_equal(emv_ingest_email_column(in), -1);
 	assert_int_equal(collect(in, g, MAX_GOT), 3);
 	expect_row(&g[0], 1, 1, "ann.example.com");
@@ -522,7 +511,7 @@ static void do_test_stdin_pipe(void **state)
 	assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
 	close(fds[0]);
 	in = open_ok("-", NULL);
-	assert_int_equal(emv_ingest_input_size(in), 0);   /* a pipe has no size */
+	assert_int_equal(emv_ingest_input_size(in), 0); /* a pipe has no size */
 	assert_int_equal(collect(in, g, MAX_GOT), 2);
 	expect_row(&g[1], 2, 3, "bob@example.com");
 	emv_ingest_close(in);
@@ -573,8 +562,7 @@ static void do_test_missing_file(void **state)
 
 static void do_test_no_email_column(void **state)
 {
-	expect_open_error(DATA "noemail.csv", NULL,
-	                  "no email column; header fields: \"name\", \"phone\", \"city\"");
+	expect_open_error(DATA "noemail.csv", NULL, "no email column; header fields: \"name\", \"phone\", \"city\"");
 	expect_open_error(DATA "names.txt", NULL, "no email addresses");
 }
 
@@ -667,7 +655,7 @@ static void do_test_too_many_fields(void **state)
 	assert_non_null(in);
 	assert_int_equal(collect(in, g, MAX_GOT), 2);
 	expect_error_row(&g[0], 1, 2, "line 2: 5 fields; the limit is 3");
-	assert_string_equal(g[0].raw, "ann@example.com,1,2");   /* what was kept */
+	assert_string_equal(g[0].raw, "ann@example.com,1,2"); /* what was kept */
 	expect_row(&g[1], 2, 3, "bob@example.com");
 	emv_ingest_close(in);
 }
@@ -711,7 +699,7 @@ static void do_test_blank_rows_skipped(void **state)
 	expect_row(&g[0], 1, 3, "ann@example.com");
 	expect_row(&g[1], 2, 6, "bob@example.com");
 	emv_ingest_get_stats(in, &st);
-	assert_int_equal(st.blank_rows, 2);   /* ",," and " , " (empty lines are not rows) */
+	assert_int_equal(st.blank_rows, 2); /* ",," and " , " (empty lines are not rows) */
 	assert_int_equal(st.error_rows, 0);
 	assert_int_equal(st.lines, 6);
 	emv_ingest_close(in);
@@ -722,8 +710,9 @@ static void do_test_runaway_quote_eof(void **state)
 	struct got g[MAX_GOT];
 
 	assert_int_equal(read_file(DATA "runaway_eof.csv", NULL, g, MAX_GOT), 3);
-	expect_error_row(&g[0], 1, 2, "line 2: quoted field 1 is not closed by the end of the "
-	                 "input; line 2 rejected, reading resumes at line 3");
+	expect_error_row(&g[0], 1, 2,
+			 "line 2: quoted field 1 is not closed by the end of the "
+			 "input; line 2 rejected, reading resumes at line 3");
 	expect_row(&g[1], 2, 3, "ann@example.com");
 	expect_row(&g[2], 3, 4, "bob@example.com");
 }
@@ -736,8 +725,9 @@ static void do_test_runaway_quote_lines(void **state)
 	emv_ingest_limits_default(&l);
 	l.max_row_lines = 3;
 	assert_int_equal(read_file(DATA "runaway.csv", &l, g, MAX_GOT), 5);
-	expect_error_row(&g[0], 1, 2, "line 2: quoted field 2 is still open after the line limit "
-	                 "of 3 lines; line 2 rejected, reading resumes at line 3");
+	expect_error_row(&g[0], 1, 2,
+			 "line 2: quoted field 2 is still open after the line limit "
+			 "of 3 lines; line 2 rejected, reading resumes at line 3");
 	assert_string_equal(g[0].raw, "ann@example.com,stray");
 	expect_row(&g[1], 2, 3, "bob@example.com");
 	expect_row(&g[2], 3, 4, "cy@example.com");
@@ -753,16 +743,16 @@ static void do_test_runaway_quote_bytes(void **state)
 	emv_ingest_limits_default(&l);
 	l.max_row = 40;
 	assert_int_equal(read_file(DATA "runaway.csv", &l, g, MAX_GOT), 5);
-	expect_error_row(&g[0], 1, 2, "line 2: quoted field 2 is still open after the row limit "
-	                 "of 40 bytes; line 2 rejected, reading resumes at line 3");
+	expect_error_row(&g[0], 1, 2,
+			 "line 2: quoted field 2 is still open after the row limit "
+			 "of 40 bytes; line 2 rejected, reading resumes at line 3");
 	expect_row(&g[1], 2, 3, "bob@example.com");
 	expect_row(&g[4], 5, 6, "eve@example.com");
 }
 
 /* ---- the same rows whatever the chunking or the source ---------------- */
 
-static void expect_same(const struct got *a, size_t na, const struct got *b, size_t nb,
-                        const char *what)
+static void expect_same(const struct got *a, size_t na, const struct got *b, size_t nb, const char *what)
 {
 	size_t i;
 
@@ -772,16 +762,15 @@ static void expect_same(const struct got *a, size_t na, const struct got *b, siz
 		if (a[i].row != b[i].row || a[i].line != b[i].line || a[i].ok != b[i].ok ||
 		    strcmp(a[i].email, b[i].email) != 0 || strcmp(a[i].error, b[i].error) != 0 ||
 		    strcmp(a[i].raw, b[i].raw) != 0)
-			fail_msg("%s: row %zu differs (line %llu/%llu, \"%s\"/\"%s\", \"%s\"/\"%s\")",
-			         what, i + 1, (unsigned long long)a[i].line,
-			         (unsigned long long)b[i].line, a[i].email, b[i].email, a[i].error,
-			         b[i].error);
+			fail_msg("%s: row %zu differs (line %llu/%llu, \"%s\"/\"%s\", \"%s\"/\"%s\")", what, i + 1,
+				 (unsigned long long)a[i].line, (unsigned long long)b[i].line, a[i].email, b[i].email,
+				 a[i].error, b[i].error);
 	}
 }
 
 static const char *const chunk_files[] = {
-	"quoted.csv", "cr.csv", "list.txt", "bom.csv", "runaway.csv", "runaway_eof.csv",
-	"list.csv.gz", "header_middle.csv", "blank_rows.csv", "latin1.csv",
+	"quoted.csv",	   "cr.csv",	  "list.txt",	       "bom.csv",	 "runaway.csv",
+	"runaway_eof.csv", "list.csv.gz", "header_middle.csv", "blank_rows.csv", "latin1.csv",
 };
 
 static void do_test_chunk_sizes(void **state)
@@ -795,7 +784,7 @@ static void do_test_chunk_sizes(void **state)
 	for (f = 0; f < sizeof(chunk_files) / sizeof(chunk_files[0]); f++) {
 		snprintf(path, sizeof(path), DATA "%s", chunk_files[f]);
 		emv_ingest_limits_default(&l);
-		l.max_row_lines = 3;   /* runaway.csv runs away */
+		l.max_row_lines = 3; /* runaway.csv runs away */
 		na = read_file(path, &l, a, MAX_GOT);
 		for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
 			l.read_chunk = chunks[c];
@@ -850,11 +839,10 @@ static void do_test_200k_rows_bounded_memory(void **state)
 	for (i = 0; i < rows; i++) {
 		if (i % 1000 == 7)
 			fprintf(f, "%llu,\"Ann, %llu\",Smith,ann%llu@example.com,\"two\nlines\"\n",
-			        (unsigned long long)i, (unsigned long long)i, (unsigned long long)i);
+				(unsigned long long)i, (unsigned long long)i, (unsigned long long)i);
 		else
-			fprintf(f, "%llu,First%llu,Last,user%llu@example%llu.com,note\r\n",
-			        (unsigned long long)i, (unsigned long long)i, (unsigned long long)i,
-			        (unsigned long long)(i % 500));
+			fprintf(f, "%llu,First%llu,Last,user%llu@example%llu.com,note\r\n", (unsigned long long)i,
+				(unsigned long long)i, (unsigned long long)i, (unsigned long long)(i % 500));
 	}
 	assert_int_equal(fclose(f), 0);
 
@@ -863,18 +851,16 @@ static void do_test_200k_rows_bounded_memory(void **state)
 	while ((rc = emv_ingest_next(in, &r)) == 1) {
 		n++;
 		if (r.row != n || !r.email)
-			fail_msg("row %llu: expected row %llu with an email (%s)",
-			         (unsigned long long)r.row, (unsigned long long)n,
-			         r.error ? r.error : "");
+			fail_msg("row %llu: expected row %llu with an email (%s)", (unsigned long long)r.row,
+				 (unsigned long long)n, r.error ? r.error : "");
 		if ((n & 1023) == 0 && (mem = emv_ingest_memory(in)) > peak)
 			peak = mem;
 	}
 	us = emv_now_us() - t0;
 	assert_int_equal(rc, 0);
 	assert_int_equal(n, rows);
-	printf("ingest: %llu rows in %.3f s = %.0f rows/s, peak handle memory %zu bytes\n",
-	       (unsigned long long)n, (double)us / 1e6, (double)n * 1e6 / (double)(us ? us : 1),
-	       peak);
+	printf("ingest: %llu rows in %.3f s = %.0f rows/s, peak handle memory %zu bytes\n", (unsigned long long)n,
+	       (double)us / 1e6, (double)n * 1e6 / (double)(us ? us : 1), peak);
 	assert_true(peak < 2 * 1024 * 1024);
 	emv_ingest_close(in);
 	unlink(path);
@@ -889,10 +875,10 @@ static void do_test_dedup_basic(void **state)
 
 	assert_int_equal(emv_dedup_add(d, "a@example.com", 13, 1, &first), 1);
 	assert_int_equal(first, 1);
-	assert_int_equal(emv_dedup_add(d, "A@example.com", 13, 2, &first), 1);   /* local part case kept */
+	assert_int_equal(emv_dedup_add(d, "A@example.com", 13, 2, &first), 1); /* local part case kept */
 	assert_int_equal(emv_dedup_add(d, "a@example.com", 13, 3, &first), 0);
 	assert_int_equal(first, 1);
-	assert_int_equal(emv_dedup_add(d, "a@example.co", 12, 4, NULL), 1);      /* prefix is not equal */
+	assert_int_equal(emv_dedup_add(d, "a@example.co", 12, 4, NULL), 1); /* prefix is not equal */
 	assert_int_equal(emv_dedup_add(d, "", 0, 5, &first), 1);
 	assert_int_equal(emv_dedup_add(d, "", 0, 6, &first), 0);
 	assert_int_equal(first, 5);
@@ -915,8 +901,8 @@ static void do_test_dedup_million(void **state)
 
 	t0 = emv_now_us();
 	for (i = 0; i < n; i++) {
-		int len = snprintf(key, sizeof(key), "user%llu@example%llu.com",
-		                   (unsigned long long)i, (unsigned long long)(i % 1000));
+		int len = snprintf(key, sizeof(key), "user%llu@example%llu.com", (unsigned long long)i,
+				   (unsigned long long)(i % 1000));
 		keybytes += (uint64_t)len;
 		if (emv_dedup_add(d, key, (size_t)len, i + 1, &first) != 1)
 			fail_msg("%s reported as a duplicate of row %llu", key, (unsigned long long)first);
@@ -924,12 +910,12 @@ static void do_test_dedup_million(void **state)
 	us = emv_now_us() - t0;
 	assert_int_equal(emv_dedup_count(d), n);
 	for (i = 0; i < n; i += 7) {
-		int len = snprintf(key, sizeof(key), "user%llu@example%llu.com",
-		                   (unsigned long long)i, (unsigned long long)(i % 1000));
+		int len = snprintf(key, sizeof(key), "user%llu@example%llu.com", (unsigned long long)i,
+				   (unsigned long long)(i % 1000));
 		assert_int_equal(emv_dedup_add(d, key, (size_t)len, n + i, &first), 0);
 		if (first != i + 1)
 			fail_msg("%s: first row %llu, expected %llu", key, (unsigned long long)first,
-			         (unsigned long long)(i + 1));
+				 (unsigned long long)(i + 1));
 	}
 	for (i = 0; i < 1000; i++) {
 		int len = snprintf(key, sizeof(key), "absent%llu@example.com", (unsigned long long)i);
@@ -938,9 +924,9 @@ static void do_test_dedup_million(void **state)
 	assert_int_equal(emv_dedup_count(d), n);
 	mem = emv_dedup_memory(d);
 	printf("dedup: %llu adds in %.3f s (%.0f/s); %zu bytes = %.1f bytes/entry "
-	       "(keys average %.1f bytes)\n", (unsigned long long)n, (double)us / 1e6,
-	       (double)n * 1e6 / (double)(us ? us : 1), mem, (double)mem / (double)n,
-	       (double)keybytes / (double)n);
+	       "(keys average %.1f bytes)\n",
+	       (unsigned long long)n, (double)us / 1e6, (double)n * 1e6 / (double)(us ? us : 1), mem,
+	       (double)mem / (double)n, (double)keybytes / (double)n);
 	assert_true(mem / n < 96);
 	emv_dedup_free(d);
 }

@@ -57,8 +57,8 @@ static void do_test_topics_and_round_trip(void **state)
 		char v[16];
 		snprintf(v, sizeof v, "m%d", i);
 		assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(EMV_TOPIC_BATCHES), RD_KAFKA_V_KEY("k", 1),
-						   RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-						   RD_KAFKA_V_END),
+						   RD_KAFKA_V_VALUE(v, strlen(v)),
+						   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
 				 0);
 	}
 	assert_int_equal(rd_kafka_flush(p, 10000), 0);

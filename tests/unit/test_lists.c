@@ -19,7 +19,7 @@
 #include "emv_result.h"
 #include "emv_util.h"
 
-static emv_lists *lists;   /* the real data directory, loaded once */
+static emv_lists *lists; /* the real data directory, loaded once */
 
 static int group_setup(void **state)
 {
@@ -30,10 +30,9 @@ static int group_setup(void **state)
 		fprintf(stderr, "loading %s failed: %s\n", EMV_SOURCE_DATA_DIR, err);
 		return -1;
 	}
-	printf("lists from %s: role=%zu disposable=%zu free=%zu typo=%zu skipped=%zu\n",
-	       EMV_SOURCE_DATA_DIR, emv_lists_count(lists, "role"), emv_lists_count(lists, "disposable"),
-	       emv_lists_count(lists, "free"), emv_lists_count(lists, "typo"),
-	       emv_lists_count(lists, "skipped"));
+	printf("lists from %s: role=%zu disposable=%zu free=%zu typo=%zu skipped=%zu\n", EMV_SOURCE_DATA_DIR,
+	       emv_lists_count(lists, "role"), emv_lists_count(lists, "disposable"), emv_lists_count(lists, "free"),
+	       emv_lists_count(lists, "typo"), emv_lists_count(lists, "skipped"));
 	return 0;
 }
 
@@ -50,7 +49,7 @@ static void expect_flag(const char *local, const char *domain, unsigned flag, in
 
 	if (!!(got & flag) != !!want)
 		fail_msg("flags(%s, %s) = 0x%x: flag 0x%x should be %s", local ? local : "(null)",
-		         domain ? domain : "(null)", got, flag, want ? "set" : "clear");
+			 domain ? domain : "(null)", got, flag, want ? "set" : "clear");
 }
 
 static void do_test_counts(void **state)
@@ -67,13 +66,13 @@ static void do_test_counts(void **state)
 static void do_test_role(void **state)
 {
 	static const char *const yes[] = {
-		"admin", "info", "postmaster", "noreply", "no-reply", "sales+tag", "Sales+Tag",
-		"ADMIN", "Info+newsletter", "support", "abuse", "webmaster", "hostmaster", "hr",
-		"billing", "mailer-daemon", "do-not-reply",
+		"admin",      "info",  "postmaster",	  "noreply",	   "no-reply",	   "sales+tag",
+		"Sales+Tag",  "ADMIN", "Info+newsletter", "support",	   "abuse",	   "webmaster",
+		"hostmaster", "hr",    "billing",	  "mailer-daemon", "do-not-reply",
 	};
 	static const char *const no[] = {
-		"john", "j.smith", "jane.doe+admin", "", "+admin", "adminx", "xadmin",
-		"alexa", "md", "sydney", "info.", "admin@",
+		"john",	 "j.smith", "jane.doe+admin", "",      "+admin", "adminx", "xadmin",
+		"alexa", "md",	    "sydney",	      "info.", "admin@",
 	};
 	size_t i;
 
@@ -87,14 +86,23 @@ static void do_test_role(void **state)
 static void do_test_disposable(void **state)
 {
 	static const char *const yes[] = {
-		"mailinator.com", "x.mailinator.com", "a.b.c.mailinator.com", "MAILINATOR.COM",
-		"mailinator.com.", "guerrillamail.com", "10minutemail.com", "yopmail.com",
-		"sharklasers.com", "temp-mail.org",
+		"mailinator.com",    "x.mailinator.com", "a.b.c.mailinator.com", "MAILINATOR.COM",  "mailinator.com.",
+		"guerrillamail.com", "10minutemail.com", "yopmail.com",		 "sharklasers.com", "temp-mail.org",
 	};
 	static const char *const no[] = {
-		"gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com", "gmx.de",
-		"protonmail.com", "example.com", "mailinator.com.evil.org",
-		"com", "mailinator", "", ".",
+		"gmail.com",
+		"outlook.com",
+		"hotmail.com",
+		"yahoo.com",
+		"icloud.com",
+		"gmx.de",
+		"protonmail.com",
+		"example.com",
+		"mailinator.com.evil.org",
+		"com",
+		"mailinator",
+		"",
+		".",
 	};
 	size_t i;
 
@@ -110,12 +118,12 @@ static void do_test_disposable(void **state)
 static void do_test_free(void **state)
 {
 	static const char *const yes[] = {
-		"gmail.com", "yahoo.com", "outlook.com", "gmx.de", "hotmail.com", "Hotmail.co.uk",
-		"icloud.com", "web.de", "mail.ru", "yandex.ru", "aol.com", "proton.me", "qq.com",
+		"gmail.com", "yahoo.com", "outlook.com", "gmx.de",  "hotmail.com", "Hotmail.co.uk", "icloud.com",
+		"web.de",    "mail.ru",	  "yandex.ru",	 "aol.com", "proton.me",   "qq.com",
 	};
 	static const char *const no[] = {
-		"example.com", "acme-corp.com", "microsoft.com", "ibm.com", "sub.gmail.com",
-		"gmail.com.evil.org", "facebook.com", "docs.google.com", "gmial.com",
+		"example.com",	      "acme-corp.com", "microsoft.com",	  "ibm.com",   "sub.gmail.com",
+		"gmail.com.evil.org", "facebook.com",  "docs.google.com", "gmial.com",
 	};
 	size_t i;
 
@@ -124,8 +132,7 @@ static void do_test_free(void **state)
 	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		expect_flag("joe", no[i], EMV_FLAG_FREE, 0);
 	assert_int_equal(emv_lists_flags(lists, "admin", "gmail.com"), EMV_FLAG_ROLE | EMV_FLAG_FREE);
-	assert_int_equal(emv_lists_flags(lists, "admin+x", "x.mailinator.com"),
-	                 EMV_FLAG_ROLE | EMV_FLAG_DISPOSABLE);
+	assert_int_equal(emv_lists_flags(lists, "admin+x", "x.mailinator.com"), EMV_FLAG_ROLE | EMV_FLAG_DISPOSABLE);
 	assert_int_equal(emv_lists_flags(lists, "jane", "acme-corp.com"), 0);
 	assert_int_equal(emv_lists_flags(NULL, "admin", "gmail.com"), 0);
 }
@@ -145,8 +152,7 @@ static void do_test_typo_targets_consistent(void **state)
 		if (*s == '\0' || *s == '#')
 			continue;
 		if (emv_lists_flags(lists, NULL, s) != EMV_FLAG_FREE)
-			fail_msg("typo target %s: flags 0x%x, want free only", s,
-			         emv_lists_flags(lists, NULL, s));
+			fail_msg("typo target %s: flags 0x%x, want free only", s, emv_lists_flags(lists, NULL, s));
 		n++;
 	}
 	fclose(f);
@@ -155,7 +161,7 @@ static void do_test_typo_targets_consistent(void **state)
 
 struct typo_case {
 	const char *domain;
-	const char *want;   /* NULL: no suggestion */
+	const char *want; /* NULL: no suggestion */
 };
 
 static const struct typo_case typo_cases[] = {
@@ -168,7 +174,7 @@ static const struct typo_case typo_cases[] = {
 	{ "gnail.com", "gmail.com" },
 	{ "gmsil.com", "gmail.com" },
 	{ "GMIAL.COM", "gmail.com" },
-	{ "hmail.com", "gmail.com" },      /* as near ymail.com: the earlier line wins */
+	{ "hmail.com", "gmail.com" }, /* as near ymail.com: the earlier line wins */
 	{ "hotmial.com", "hotmail.com" },
 	{ "hotmal.com", "hotmail.com" },
 	{ "hotamil.com", "hotmail.com" },
@@ -247,13 +253,13 @@ static const struct typo_case typo_cases[] = {
 	{ "mail.gmail.com", NULL },
 	{ "gmail.com.br", NULL },
 	{ "wbe.de", NULL },
-	{ "y7mail.com", NULL },            /* real free providers near popular names */
+	{ "y7mail.com", NULL }, /* real free providers near popular names */
 	{ "fastmail.fm", NULL },
 	{ "earthling.net", NULL },
 	{ "flashmail.com", NULL },
 	{ "prontomail.com", NULL },
 	{ "hockeymail.com", NULL },
-	{ "hotmail.se", NULL },            /* another country of the same provider */
+	{ "hotmail.se", NULL }, /* another country of the same provider */
 	{ "outlook.cl", NULL },
 	{ "gmz.com", NULL },
 	{ "", NULL },
@@ -379,26 +385,27 @@ static void do_test_load_bad_lines(void **state)
 	memset(longline, 'a', sizeof(longline) - 1);
 	longline[sizeof(longline) - 1] = '\0';
 	text = emv_xmalloc(strlen(longline) + 200);
-	snprintf(text, strlen(longline) + 200, "# roles\nAdmin\n\n  sales  # trailing comment\n"
-	         "bad local\n%s\ninfo\r\nlast-without-newline", longline);
+	snprintf(text, strlen(longline) + 200,
+		 "# roles\nAdmin\n\n  sales  # trailing comment\n"
+		 "bad local\n%s\ninfo\r\nlast-without-newline",
+		 longline);
 	write_file(dir, "role.txt", text);
 	free(text);
 	write_file(dir, "disposable.txt",
-	           "# disposable\nMailinator.COM\nbad_dot..com\n-bad.com\nnodot\nexa mple.com\n"
-	           "ok-domain.net\nmailinator.com\n");
+		   "# disposable\nMailinator.COM\nbad_dot..com\n-bad.com\nnodot\nexa mple.com\n"
+		   "ok-domain.net\nmailinator.com\n");
 	write_file(dir, "free.txt", "gmail.com\nyahoo.com\n\xc3\xa9t\xc3\xa9.fr\n");
 	write_file(dir, "typo_domains.txt", "# targets\ngmail.com\nyahoo.com\n");
 
 	l = emv_lists_load(dir, err, sizeof(err));
 	if (!l)
 		fail_msg("load with bad lines should succeed: %s", err);
-	assert_int_equal(emv_lists_count(l, "role"), 4);        /* admin sales info last-without-newline */
-	assert_int_equal(emv_lists_count(l, "disposable"), 2);  /* duplicate counted once */
+	assert_int_equal(emv_lists_count(l, "role"), 4);       /* admin sales info last-without-newline */
+	assert_int_equal(emv_lists_count(l, "disposable"), 2); /* duplicate counted once */
 	assert_int_equal(emv_lists_count(l, "free"), 2);
 	assert_int_equal(emv_lists_count(l, "typo"), 2);
 	assert_int_equal(emv_lists_count(l, "skipped"), 2 + 4 + 1);
-	assert_int_equal(emv_lists_flags(l, "ADMIN+x", "x.mailinator.com"),
-	                 EMV_FLAG_ROLE | EMV_FLAG_DISPOSABLE);
+	assert_int_equal(emv_lists_flags(l, "ADMIN+x", "x.mailinator.com"), EMV_FLAG_ROLE | EMV_FLAG_DISPOSABLE);
 	assert_int_equal(emv_lists_flags(l, "info", "gmail.com"), EMV_FLAG_ROLE | EMV_FLAG_FREE);
 	assert_int_equal(emv_lists_flags(l, "last-without-newline", NULL), EMV_FLAG_ROLE);
 	assert_int_equal(emv_lists_suggest(l, "a", "yahho.com", out, sizeof(out)), 1);

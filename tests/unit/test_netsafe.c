@@ -25,20 +25,33 @@ static const char *cls(const char *ip)
 
 static void do_test_refused_ranges(void **state)
 {
-	static const struct { const char *ip, *want; } cases[] = {
-		{ "127.0.0.1", "loopback" },     { "127.255.255.254", "loopback" },
-		{ "10.1.2.3", "private" },       { "172.16.0.1", "private" },
-		{ "172.31.255.255", "private" }, { "192.168.1.1", "private" },
+	static const struct {
+		const char *ip, *want;
+	} cases[] = {
+		{ "127.0.0.1", "loopback" },
+		{ "127.255.255.254", "loopback" },
+		{ "10.1.2.3", "private" },
+		{ "172.16.0.1", "private" },
+		{ "172.31.255.255", "private" },
+		{ "192.168.1.1", "private" },
 		{ "169.254.169.254", "link-local" }, /* cloud metadata service */
-		{ "100.64.0.1", "cgnat" },       { "0.0.0.0", "this-network" },
-		{ "224.0.0.1", "multicast" },    { "255.255.255.255", "reserved" },
-		{ "240.0.0.1", "reserved" },     { "192.0.2.10", "documentation" },
-		{ "198.18.0.1", "benchmarking" }, { "203.0.113.5", "documentation" },
-		{ "::1", "loopback" },           { "::", "unspecified" },
-		{ "fe80::1", "link-local" },     { "fd00::1", "private" },
-		{ "ff02::1", "multicast" },      { "2001:db8::1", "documentation" },
-		{ "::ffff:127.0.0.1", "loopback" }, { "::ffff:10.0.0.1", "private" },
-		{ "64:ff9b::a00:1", "private" },  /* NAT64 of 10.0.0.1 */
+		{ "100.64.0.1", "cgnat" },
+		{ "0.0.0.0", "this-network" },
+		{ "224.0.0.1", "multicast" },
+		{ "255.255.255.255", "reserved" },
+		{ "240.0.0.1", "reserved" },
+		{ "192.0.2.10", "documentation" },
+		{ "198.18.0.1", "benchmarking" },
+		{ "203.0.113.5", "documentation" },
+		{ "::1", "loopback" },
+		{ "::", "unspecified" },
+		{ "fe80::1", "link-local" },
+		{ "fd00::1", "private" },
+		{ "ff02::1", "multicast" },
+		{ "2001:db8::1", "documentation" },
+		{ "::ffff:127.0.0.1", "loopback" },
+		{ "::ffff:10.0.0.1", "private" },
+		{ "64:ff9b::a00:1", "private" }, /* NAT64 of 10.0.0.1 */
 		{ "::127.0.0.1", "reserved" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -51,8 +64,8 @@ static void do_test_refused_ranges(void **state)
 static void do_test_public_allowed(void **state)
 {
 	static const char *const ok[] = {
-		"8.8.8.8", "142.250.1.27", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
-		"192.0.3.1", "2a00:1450:4001::1a", "2607:f8b0::1", "::ffff:8.8.8.8",
+		"8.8.8.8",     "142.250.1.27", "172.15.255.255",     "172.32.0.1",   "100.63.255.255",
+		"100.128.0.1", "192.0.3.1",    "2a00:1450:4001::1a", "2607:f8b0::1", "::ffff:8.8.8.8",
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
 		if (cls(ok[i]))

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 #include "emv_policy.h"
 
-static void map(const emv_policy *p, emv_status s, emv_reason r, unsigned flags, emv_status want_s,
-		emv_reason want_r, int want_safe)
+static void map(const emv_policy *p, emv_status s, emv_reason r, unsigned flags, emv_status want_s, emv_reason want_r,
+		int want_safe)
 {
 	int safe = emv_policy_apply(p, &s, &r, flags);
 	if (s != want_s || r != want_r || safe != want_safe)
@@ -29,8 +29,8 @@ static void test_marketing(void **state)
 	assert_string_equal(emv_policy_name(p), "marketing");
 	assert_ptr_equal(emv_policy_get(NULL, NULL, 0), p); /* the default */
 	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 1);
-	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_FREE, EMV_STATUS_DELIVERABLE,
-	    EMV_REASON_ACCEPTED, 1);
+	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_FREE, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED,
+	    1);
 	/* role: out of the safe pile, with the reason saying why */
 	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_ROLE | EMV_FLAG_FREE, EMV_STATUS_RISKY,
 	    EMV_REASON_ROLE, 0);
@@ -38,25 +38,24 @@ static void test_marketing(void **state)
 	map(p, EMV_STATUS_UNDELIVERABLE, EMV_REASON_MAILBOX_NOT_FOUND, EMV_FLAG_ROLE, EMV_STATUS_UNDELIVERABLE,
 	    EMV_REASON_MAILBOX_NOT_FOUND, 0);
 	map(p, EMV_STATUS_RISKY, EMV_REASON_CATCH_ALL, EMV_FLAG_CATCH_ALL, EMV_STATUS_RISKY, EMV_REASON_CATCH_ALL, 0);
-	map(p, EMV_STATUS_RISKY, EMV_REASON_DISPOSABLE, EMV_FLAG_DISPOSABLE, EMV_STATUS_RISKY,
-	    EMV_REASON_DISPOSABLE, 0);
+	map(p, EMV_STATUS_RISKY, EMV_REASON_DISPOSABLE, EMV_FLAG_DISPOSABLE, EMV_STATUS_RISKY, EMV_REASON_DISPOSABLE,
+	    0);
 	map(p, EMV_STATUS_RISKY, EMV_REASON_MAILBOX_FULL, 0, EMV_STATUS_RISKY, EMV_REASON_MAILBOX_FULL, 0);
 	map(p, EMV_STATUS_UNKNOWN, EMV_REASON_GREYLISTED, 0, EMV_STATUS_UNKNOWN, EMV_REASON_GREYLISTED, 0);
-	map(p, EMV_STATUS_UNKNOWN, EMV_REASON_POLICY_REJECTED, 0, EMV_STATUS_UNKNOWN, EMV_REASON_POLICY_REJECTED,
-	    0);
+	map(p, EMV_STATUS_UNKNOWN, EMV_REASON_POLICY_REJECTED, 0, EMV_STATUS_UNKNOWN, EMV_REASON_POLICY_REJECTED, 0);
 }
 
 static void test_transactional(void **state)
 {
 	const emv_policy *p = emv_policy_get("transactional", NULL, 0);
 	assert_non_null(p);
-	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_ROLE, EMV_STATUS_DELIVERABLE,
-	    EMV_REASON_ACCEPTED, 1);
+	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_ROLE, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED,
+	    1);
 	/* a role address at a catch-all proves nothing: still risky */
 	map(p, EMV_STATUS_RISKY, EMV_REASON_CATCH_ALL, EMV_FLAG_ROLE | EMV_FLAG_CATCH_ALL, EMV_STATUS_RISKY,
 	    EMV_REASON_CATCH_ALL, 0);
-	map(p, EMV_STATUS_RISKY, EMV_REASON_DISPOSABLE, EMV_FLAG_DISPOSABLE, EMV_STATUS_RISKY,
-	    EMV_REASON_DISPOSABLE, 0);
+	map(p, EMV_STATUS_RISKY, EMV_REASON_DISPOSABLE, EMV_FLAG_DISPOSABLE, EMV_STATUS_RISKY, EMV_REASON_DISPOSABLE,
+	    0);
 	map(p, EMV_STATUS_UNDELIVERABLE, EMV_REASON_MAILBOX_NOT_FOUND, 0, EMV_STATUS_UNDELIVERABLE,
 	    EMV_REASON_MAILBOX_NOT_FOUND, 0);
 }
@@ -96,14 +95,14 @@ static void test_file(void **state)
 	f = fdopen(fd, "w");
 	/* stricter than marketing: free-mail addresses are risky too */
 	fputs("# strict\naccepted free deliverable -> risky = no\n"
-	      "*  *  deliverable  deliverable  =  yes   # the rest as usual\n", f);
+	      "*  *  deliverable  deliverable  =  yes   # the rest as usual\n",
+	      f);
 	fclose(f);
 	p = emv_policy_get(path, err, sizeof err);
 	if (!p)
 		fail_msg("%s", err);
 	assert_string_equal(emv_policy_name(p), strrchr(path, '/') + 1);
-	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_FREE, EMV_STATUS_RISKY, EMV_REASON_ACCEPTED,
-	    0);
+	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, EMV_FLAG_FREE, EMV_STATUS_RISKY, EMV_REASON_ACCEPTED, 0);
 	map(p, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 0, EMV_STATUS_DELIVERABLE, EMV_REASON_ACCEPTED, 1);
 	/* no row matches: the engine's status, safe only if deliverable */
 	map(p, EMV_STATUS_UNKNOWN, EMV_REASON_TIMEOUT, 0, EMV_STATUS_UNKNOWN, EMV_REASON_TIMEOUT, 0);
@@ -151,8 +150,9 @@ static void test_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_marketing), cmocka_unit_test(test_transactional),
-		cmocka_unit_test(test_presets_total), cmocka_unit_test(test_file), cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_marketing),     cmocka_unit_test(test_transactional),
+		cmocka_unit_test(test_presets_total), cmocka_unit_test(test_file),
+		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

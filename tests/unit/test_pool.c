@@ -32,7 +32,8 @@ static void do_test_good_config(void **state)
 			    "source = 2001:DB8:0:0::10 mail-a6.example.test\n"
 			    "dnsbl = zen.spamhaus.org\n"
 			    "dnsbl = _bl.example.test\n"
-			    "audit_failures = run", err, sizeof err);
+			    "audit_failures = run",
+			    err, sizeof err);
 	if (!p)
 		fail_msg("good config rejected: %s", err);
 	assert_string_equal(p->region, "eu-west");

@@ -17,9 +17,9 @@ static void test_fqdn_accepted(void **state)
 	(void)state;
 	assert_true(emv_pf_helo_fqdn("probe.example.com"));
 	assert_true(emv_pf_helo_fqdn("mail-a.audit.test"));
-	assert_true(emv_pf_helo_fqdn("x1.example.com."));      /* trailing dot */
+	assert_true(emv_pf_helo_fqdn("x1.example.com.")); /* trailing dot */
 	assert_true(emv_pf_helo_fqdn("a.b"));
-	assert_true(emv_pf_helo_fqdn("123.example.com"));      /* digits in a label are fine */
+	assert_true(emv_pf_helo_fqdn("123.example.com")); /* digits in a label are fine */
 }
 
 static void test_not_fqdn(void **state)
@@ -27,13 +27,13 @@ static void test_not_fqdn(void **state)
 	(void)state;
 	assert_false(emv_pf_helo_fqdn(NULL));
 	assert_false(emv_pf_helo_fqdn(""));
-	assert_false(emv_pf_helo_fqdn("vm"));                  /* the bare host name */
+	assert_false(emv_pf_helo_fqdn("vm")); /* the bare host name */
 	assert_false(emv_pf_helo_fqdn("localhost"));
 	assert_false(emv_pf_helo_fqdn("localhost.localdomain"));
-	assert_false(emv_pf_helo_fqdn("192.0.2.1"));           /* an address is no name */
+	assert_false(emv_pf_helo_fqdn("192.0.2.1")); /* an address is no name */
 	assert_false(emv_pf_helo_fqdn("2001:db8::1"));
 	assert_false(emv_pf_helo_fqdn("[192.0.2.1]"));
-	assert_false(emv_pf_helo_fqdn("host.123"));            /* numeric top-level label */
+	assert_false(emv_pf_helo_fqdn("host.123")); /* numeric top-level label */
 	assert_false(emv_pf_helo_fqdn("a..b"));
 	assert_false(emv_pf_helo_fqdn(".example.com"));
 	assert_false(emv_pf_helo_fqdn("-a.example.com"));

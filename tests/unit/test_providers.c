@@ -20,7 +20,7 @@
 #include "emv_providers.h"
 #include "emv_util.h"
 
-static char conf_path[64];   /* path of the last file written by load_text() */
+static char conf_path[64]; /* path of the last file written by load_text() */
 
 /* Write text to a fresh temporary file, load it, remove the file. */
 static emv_providers *load_text(const char *text, char *err, size_t errlen)
@@ -93,21 +93,20 @@ static void expect_match(const emv_providers *p, const char *host, const char *w
 
 static void do_test_parse_comments_whitespace(void **state)
 {
-	emv_providers *p = load_ok(
-		"# a comment line\n"
-		"   # an indented comment\n"
-		"\n"
-		"\t\n"
-		"[Default]   # header with a comment\r\n"
-		"  Rcpt_Per_Txn=7\r\n"
-		"rcpt_per_session   =    70   # trailing comment\n"
-		"pipelining = NO\n"
-		"tls = never\n"
-		"\n"
-		"[acme]\n"
-		"mx = .Mail.ACME.example.   mx.acme-cdn.example , *.acme.example # three suffixes\n"
-		"catch_all_probe = off\n"
-		"notes = see ticket#42 # the comment starts at the blank\n");
+	emv_providers *p = load_ok("# a comment line\n"
+				   "   # an indented comment\n"
+				   "\n"
+				   "\t\n"
+				   "[Default]   # header with a comment\r\n"
+				   "  Rcpt_Per_Txn=7\r\n"
+				   "rcpt_per_session   =    70   # trailing comment\n"
+				   "pipelining = NO\n"
+				   "tls = never\n"
+				   "\n"
+				   "[acme]\n"
+				   "mx = .Mail.ACME.example.   mx.acme-cdn.example , *.acme.example # three suffixes\n"
+				   "catch_all_probe = off\n"
+				   "notes = see ticket#42 # the comment starts at the blank\n");
 	const emv_provider *d = emv_providers_get(p, "default");
 	const emv_provider *a = emv_providers_get(p, "acme");
 
@@ -128,25 +127,24 @@ static void do_test_parse_comments_whitespace(void **state)
 
 static void do_test_parse_all_keys(void **state)
 {
-	emv_providers *p = load_ok(
-		"[big]\n"
-		"mx = big.example\n"
-		"pipelining = yes\n"
-		"rcpt_per_txn = 30\n"
-		"rcpt_per_session = 300\n"
-		"sessions_per_mx = 4\n"
-		"sessions_per_ip = 6\n"
-		"rcpt_per_minute = 0\n"
-		"rcpt_per_hour = 5000\n"
-		"rcpt_per_day = 1000000000\n"
-		"catch_all_probe = true\n"
-		"accepts_all = false\n"
-		"connect_timeout = 12\n"
-		"reply_timeout = 45s\n"
-		"greylist_wait = 2m\n"
-		"tls = Opportunistic\n"
-		"budget_scope = provider\n"
-		"notes = hello\n");
+	emv_providers *p = load_ok("[big]\n"
+				   "mx = big.example\n"
+				   "pipelining = yes\n"
+				   "rcpt_per_txn = 30\n"
+				   "rcpt_per_session = 300\n"
+				   "sessions_per_mx = 4\n"
+				   "sessions_per_ip = 6\n"
+				   "rcpt_per_minute = 0\n"
+				   "rcpt_per_hour = 5000\n"
+				   "rcpt_per_day = 1000000000\n"
+				   "catch_all_probe = true\n"
+				   "accepts_all = false\n"
+				   "connect_timeout = 12\n"
+				   "reply_timeout = 45s\n"
+				   "greylist_wait = 2m\n"
+				   "tls = Opportunistic\n"
+				   "budget_scope = provider\n"
+				   "notes = hello\n");
 	const emv_provider *b = emv_providers_get(p, "BIG");
 
 	assert_non_null(b);
@@ -191,15 +189,18 @@ static void do_test_time_units(void **state)
 
 static void do_test_unknown_key(void **state)
 {
-	expect_error("# header\n[default]\nrcpt_per_txn = 5\nrcpt_per_tnx = 5\n", 4,
-		     "unknown key 'rcpt_per_tnx'", "[default]", NULL);
-	expect_error("[acme]\nmx = acme.example\nmax_sessions = 2\n", 3,
-		     "unknown key 'max_sessions'", "[acme]", NULL);
+	expect_error("# header\n[default]\nrcpt_per_txn = 5\nrcpt_per_tnx = 5\n", 4, "unknown key 'rcpt_per_tnx'",
+		     "[default]", NULL);
+	expect_error("[acme]\nmx = acme.example\nmax_sessions = 2\n", 3, "unknown key 'max_sessions'", "[acme]", NULL);
 }
 
 static void do_test_bad_values(void **state)
 {
-	static const struct { const char *line; const char *key; const char *value; } cases[] = {
+	static const struct {
+		const char *line;
+		const char *key;
+		const char *value;
+	} cases[] = {
 		{ "rcpt_per_txn = lots", "rcpt_per_txn", "'lots'" },
 		{ "rcpt_per_txn = 0", "rcpt_per_txn", "'0'" },
 		{ "rcpt_per_txn = 1001", "rcpt_per_txn", "'1001'" },
@@ -230,10 +231,10 @@ static void do_test_bad_values(void **state)
 
 static void do_test_duplicate_section(void **state)
 {
-	expect_error("[a]\nmx = a.example\n[b]\nmx = b.example\n\n[a]\nmx = c.example\n", 6,
-		     "duplicate section [a]", "first at line 1", NULL);
-	expect_error("[default]\nrcpt_per_txn = 5\n[A]\nmx = a.example\n[DEFAULT]\n", 5,
-		     "duplicate section [default]", "first at line 1", NULL);
+	expect_error("[a]\nmx = a.example\n[b]\nmx = b.example\n\n[a]\nmx = c.example\n", 6, "duplicate section [a]",
+		     "first at line 1", NULL);
+	expect_error("[default]\nrcpt_per_txn = 5\n[A]\nmx = a.example\n[DEFAULT]\n", 5, "duplicate section [default]",
+		     "first at line 1", NULL);
 	/* section names are case-insensitive */
 	expect_error("[Acme]\nmx = a.example\n[acme]\n", 3, "duplicate section [acme]", NULL);
 }
@@ -298,31 +299,30 @@ static void do_test_missing_default_is_builtin(void **state)
 static void do_test_inheritance(void **state)
 {
 	/* [default] comes after the provider that inherits it */
-	emv_providers *p = load_ok(
-		"[acme]\n"
-		"mx = acme.example\n"
-		"rcpt_per_minute = 99\n"
-		"notes = acme only\n"
-		"[default]\n"
-		"rcpt_per_minute = 7\n"
-		"rcpt_per_hour = 70\n"
-		"pipelining = no\n"
-		"notes = default only\n"
-		"[other]\n"
-		"mx = other.example\n");
+	emv_providers *p = load_ok("[acme]\n"
+				   "mx = acme.example\n"
+				   "rcpt_per_minute = 99\n"
+				   "notes = acme only\n"
+				   "[default]\n"
+				   "rcpt_per_minute = 7\n"
+				   "rcpt_per_hour = 70\n"
+				   "pipelining = no\n"
+				   "notes = default only\n"
+				   "[other]\n"
+				   "mx = other.example\n");
 	const emv_provider *a = emv_providers_get(p, "acme");
 	const emv_provider *o = emv_providers_get(p, "other");
 	const emv_provider *d = emv_providers_get(p, "default");
 	emv_provider builtin;
 
 	emv_provider_defaults(&builtin);
-	assert_int_equal(a->rcpt_per_minute, 99);      /* own */
-	assert_int_equal(a->rcpt_per_hour, 70);        /* from [default] */
-	assert_int_equal(a->pipelining, 0);            /* from [default] */
+	assert_int_equal(a->rcpt_per_minute, 99);		 /* own */
+	assert_int_equal(a->rcpt_per_hour, 70);			 /* from [default] */
+	assert_int_equal(a->pipelining, 0);			 /* from [default] */
 	assert_int_equal(a->rcpt_per_day, builtin.rcpt_per_day); /* from the built-ins */
 	assert_string_equal(a->notes, "acme only");
 	assert_int_equal(o->rcpt_per_minute, 7);
-	assert_string_equal(o->notes, "");             /* notes are not inherited */
+	assert_string_equal(o->notes, ""); /* notes are not inherited */
 	assert_string_equal(d->notes, "default only");
 	assert_string_equal(d->name, "default");
 	emv_providers_free(p);
@@ -333,16 +333,16 @@ static void do_test_mx_rules(void **state)
 	expect_error("[default]\nmx = example.com\n", 2, "[default] takes no mx", NULL);
 	expect_error("[a]\nrcpt_per_txn = 5\n\n[b]\nmx = b.example\n", 1, "[a] lists no mx", NULL);
 	expect_error("[a]\nmx = ,, ,\n", 2, "mx with no suffixes", NULL);
-	expect_error("[a]\nmx = shared.example\n[b]\nmx = x.example .Shared.Example.\n", 4,
-		     "'shared.example'", "[b]", "already listed in [a] at line 2", NULL);
+	expect_error("[a]\nmx = shared.example\n[b]\nmx = x.example .Shared.Example.\n", 4, "'shared.example'", "[b]",
+		     "already listed in [a] at line 2", NULL);
 	expect_error("[a]\nmx = a.example a.example\n", 2, "already listed in [a]", NULL);
 }
 
 static void do_test_bad_suffixes(void **state)
 {
 	static const char *const bad[] = {
-		"com", ".com", "*.google.*", "goo_gle.com", "a..b.com", "-a.example", "a-.example",
-		"a.-b.example", "*", ".", "g*ogle.com", "xn--bcher-kva.ch/x",
+		"com",	      ".com",	      "*.google.*", "goo_gle.com", "a..b.com",	 "-a.example",
+		"a-.example", "a.-b.example", "*",	    ".",	   "g*ogle.com", "xn--bcher-kva.ch/x",
 	};
 	char text[512];
 	size_t i;
@@ -380,8 +380,8 @@ static void do_test_txn_exceeds_session(void **state)
 {
 	/* checked after inheritance, reported at the section header */
 	expect_error("[default]\nrcpt_per_session = 10\nrcpt_per_txn = 5\n\n[a]\nmx = a.example\n"
-		     "rcpt_per_txn = 11\n", 5,
-		     "[a]", "rcpt_per_txn (11) exceeds rcpt_per_session (10)", NULL);
+		     "rcpt_per_txn = 11\n",
+		     5, "[a]", "rcpt_per_txn (11) exceeds rcpt_per_session (10)", NULL);
 	expect_error("[default]\nrcpt_per_txn = 60\n", 1, "[default]", "exceeds", NULL);
 }
 
@@ -436,22 +436,21 @@ static void do_test_load_io_errors(void **state)
 /* ------------------------------------------------------------------ */
 /* Matching                                                            */
 
-static const char *const match_conf =
-	"[google]\nmx = .google.com .googlemail.com\n"
-	"[m365]\nmx = .protection.outlook.com\n"
-	"[consumer]\nmx = .olc.protection.outlook.com\n"
-	"[ses]\nmx = inbound-smtp.us-east-1.amazonaws.com\n";
+static const char *const match_conf = "[google]\nmx = .google.com .googlemail.com\n"
+				      "[m365]\nmx = .protection.outlook.com\n"
+				      "[consumer]\nmx = .olc.protection.outlook.com\n"
+				      "[ses]\nmx = inbound-smtp.us-east-1.amazonaws.com\n";
 
 static void do_test_match_label_alignment(void **state)
 {
 	emv_providers *p = load_ok(match_conf);
 
 	expect_match(p, "aspmx.l.google.com", "google");
-	expect_match(p, "google.com", "google");               /* the suffix itself */
+	expect_match(p, "google.com", "google"); /* the suffix itself */
 	expect_match(p, "a.b.c.d.e.google.com", "google");
-	expect_match(p, "evilgoogle.com", "default");          /* not on a label boundary */
+	expect_match(p, "evilgoogle.com", "default"); /* not on a label boundary */
 	expect_match(p, "evil-google.com", "default");
-	expect_match(p, "google.com.evil.example", "default");  /* suffix, not substring */
+	expect_match(p, "google.com.evil.example", "default"); /* suffix, not substring */
 	expect_match(p, "google.co", "default");
 	expect_match(p, "oogle.com", "default");
 	expect_match(p, "com", "default");
@@ -471,30 +470,30 @@ static void do_test_match_case_and_dots(void **state)
 	size_t i;
 
 	expect_match(p, "ASPMX.L.Google.COM", "google");
-	expect_match(p, "aspmx.l.google.com.", "google");       /* the root dot */
+	expect_match(p, "aspmx.l.google.com.", "google"); /* the root dot */
 	expect_match(p, "GOOGLE.COM.", "google");
-	expect_match(p, "aspmx.l.google.com..", "default");     /* an empty label */
+	expect_match(p, "aspmx.l.google.com..", "default"); /* an empty label */
 	expect_match(p, "aspmx..google.com", "default");
 	expect_match(p, ".google.com", "default");
 	expect_match(p, ".", "default");
 	expect_match(p, "", "default");
 	expect_match(p, NULL, "default");
-	expect_match(p, "aspmx.l.google.com\n", "default");     /* junk is simply not a match */
+	expect_match(p, "aspmx.l.google.com\n", "default"); /* junk is simply not a match */
 
 	/* 253 characters is the longest name; one more is refused */
 	host[0] = '\0';
 	for (i = 0; i < 24; i++)
-		strcat(host, "abcdefghi.");   /* 240 */
-	strcat(host, "a.google.com");     /* + 12 = 252 */
+		strcat(host, "abcdefghi."); /* 240 */
+	strcat(host, "a.google.com");	    /* + 12 = 252 */
 	assert_int_equal(strlen(host), 252);
 	expect_match(p, host, "google");
 	memmove(host + 1, host, strlen(host) + 1);
-	host[0] = 'x';                    /* 253 */
+	host[0] = 'x'; /* 253 */
 	expect_match(p, host, "google");
-	strcat(host, ".");                /* 253 + root dot */
+	strcat(host, "."); /* 253 + root dot */
 	expect_match(p, host, "google");
 	memmove(host + 1, host, strlen(host) + 1);
-	host[0] = 'y';                    /* 254 + root dot */
+	host[0] = 'y'; /* 254 + root dot */
 	expect_match(p, host, "default");
 	emv_providers_free(p);
 }
@@ -581,8 +580,7 @@ static void do_test_many_suffixes(void **state)
 		snprintf(host, sizeof(host), "mx1.eu.t%zu.example.net", i);
 		expect_match(p, host, "default");
 	}
-	printf("20000 matches against 10000 suffixes: %llu us\n",
-	       (unsigned long long)(emv_now_us() - t0));
+	printf("20000 matches against 10000 suffixes: %llu us\n", (unsigned long long)(emv_now_us() - t0));
 	emv_providers_free(p);
 }
 
@@ -647,7 +645,9 @@ static void do_test_shipped_smtp_proves_little(void **state)
 
 static void do_test_shipped_real_mx(void **state)
 {
-	static const struct { const char *host, *provider; } cases[] = {
+	static const struct {
+		const char *host, *provider;
+	} cases[] = {
 		{ "aspmx.l.google.com", "google" },
 		{ "alt1.aspmx.l.google.com", "google" },
 		{ "ALT4.ASPMX.L.GOOGLE.COM.", "google" },
@@ -744,8 +744,8 @@ static void do_test_shipped_policies(void **state)
 		if (p->rcpt_per_minute <= 0 || p->rcpt_per_hour <= 0 || p->rcpt_per_day <= 0)
 			fail_msg("[%s] has an unlimited RCPT budget", p->name);
 		if (p->rcpt_per_minute > p->rcpt_per_hour || p->rcpt_per_hour > p->rcpt_per_day)
-			fail_msg("[%s] budgets do not nest: %d/min %d/h %d/day", p->name,
-				 p->rcpt_per_minute, p->rcpt_per_hour, p->rcpt_per_day);
+			fail_msg("[%s] budgets do not nest: %d/min %d/h %d/day", p->name, p->rcpt_per_minute,
+				 p->rcpt_per_hour, p->rcpt_per_day);
 		if (p->reply_timeout_ms < 10000 || p->connect_timeout_ms < 5000)
 			fail_msg("[%s] timeouts too short", p->name);
 		if (p->tls != EMV_PROVIDER_TLS_OPPORTUNISTIC)
@@ -793,7 +793,6 @@ int main(void)
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("providers: parsing and matching", parsing, NULL, NULL);
-	failed += cmocka_run_group_tests_name("providers: shipped file", shipped_file, group_setup,
-					      group_teardown);
+	failed += cmocka_run_group_tests_name("providers: shipped file", shipped_file, group_setup, group_teardown);
 	return failed;
 }

@@ -166,7 +166,10 @@ static void do_test_interval_setting(void **state)
 	assert_int_equal(p->audit_interval_ms, 3600000u); /* default: 1 h */
 	emv_pool_free(p);
 	{
-		static const struct { const char *v; uint64_t ms; } ok[] = {
+		static const struct {
+			const char *v;
+			uint64_t ms;
+		} ok[] = {
 			{ "90", 90000 }, { "10m", 600000 }, { "2s", 2000 }, { "1h", 3600000 }, { "0", 0 },
 		};
 		for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {

@@ -74,10 +74,9 @@ static void do_test_multi_line(void **state)
 	assert_int_equal(P.r.code, 550);
 	assert_string_equal(P.r.enhanced, "5.1.1");
 	assert_int_equal(P.r.nlines, 3);
-	assert_string_equal(P.r.text,
-			    "5.1.1 The email account that you tried to reach does not exist. Please try\n"
-			    "5.1.1 double-checking the recipient's email address for typos or\n"
-			    "5.1.1 unnecessary spaces. - gsmtp");
+	assert_string_equal(P.r.text, "5.1.1 The email account that you tried to reach does not exist. Please try\n"
+				      "5.1.1 double-checking the recipient's email address for typos or\n"
+				      "5.1.1 unnecessary spaces. - gsmtp");
 	assert_int_equal(P.r.text_len, strlen(P.r.text));
 }
 
@@ -193,8 +192,7 @@ static void do_test_nul_and_controls_sanitised(void **state)
 {
 	static const char raw[] = "550 bad\0byte\x1b[31m\x7f\xff\ttab";
 	(void)state;
-	assert_int_equal(emv_reply_parser_feed(&P, raw, sizeof raw - 1, ERR, sizeof ERR),
-			 EMV_REPLY_DONE);
+	assert_int_equal(emv_reply_parser_feed(&P, raw, sizeof raw - 1, ERR, sizeof ERR), EMV_REPLY_DONE);
 	assert_string_equal(P.r.text, "bad?byte?[31m???tab");
 	assert_int_equal(P.r.text_len, strlen(P.r.text));
 	for (size_t i = 0; i < P.r.text_len; i++)
@@ -348,8 +346,7 @@ static void do_test_enhanced_edge_cases(void **state)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		assert_int_equal(feed(cases[i].line), EMV_REPLY_DONE);
 		if (strcmp(P.r.enhanced, cases[i].want) != 0)
-			fail_msg("\"%s\": enhanced \"%s\", want \"%s\"", cases[i].line,
-				 P.r.enhanced, cases[i].want);
+			fail_msg("\"%s\": enhanced \"%s\", want \"%s\"", cases[i].line, P.r.enhanced, cases[i].want);
 	}
 }
 
@@ -390,10 +387,10 @@ static void do_test_ehlo_keywords(void **state)
 	assert_true(emv_reply_has_keyword(&P.r, "AUTH"));
 	assert_true(emv_reply_has_keyword(&P.r, "SIZE"));
 	assert_false(emv_reply_has_keyword(&P.r, "CHUNKING"));
-	assert_false(emv_reply_has_keyword(&P.r, "START"));  /* whole word only */
+	assert_false(emv_reply_has_keyword(&P.r, "START")); /* whole word only */
 	assert_false(emv_reply_has_keyword(&P.r, "8BIT"));
 	assert_false(emv_reply_has_keyword(&P.r, "mx.example.com")); /* greeting line */
-	assert_false(emv_reply_has_keyword(&P.r, "PLAIN"));  /* not a first word */
+	assert_false(emv_reply_has_keyword(&P.r, "PLAIN"));	     /* not a first word */
 	assert_false(emv_reply_has_keyword(&P.r, ""));
 	assert_false(emv_reply_has_keyword(&P.r, NULL));
 	assert_false(emv_reply_has_keyword(NULL, "SIZE"));
@@ -452,8 +449,7 @@ static void do_test_length_not_nul(void **state)
 {
 	(void)state;
 	/* Only len bytes count: the rest of the buffer is not part of the line. */
-	assert_int_equal(emv_reply_parser_feed(&P, "250 okGARBAGE", 6, ERR, sizeof ERR),
-			 EMV_REPLY_DONE);
+	assert_int_equal(emv_reply_parser_feed(&P, "250 okGARBAGE", 6, ERR, sizeof ERR), EMV_REPLY_DONE);
 	assert_string_equal(P.r.text, "ok");
 }
 

@@ -83,7 +83,7 @@ static void do_test_counters_and_changes(void **state)
 	emv_rep_release(r, 1, T0);
 	assert_int_equal(emv_rep_is_held(r, 1), 0);
 	assert_int_equal(emv_rep_is_held(r, 7), 0); /* out of range: no */
-	emv_rep_count(r, 9, "google", 1, 1, T0);       /* ignored, no crash */
+	emv_rep_count(r, 9, "google", 1, 1, T0);    /* ignored, no crash */
 	emv_rep_free(r);
 }
 
@@ -215,7 +215,7 @@ static void do_test_cooldown_doubles_and_caps(void **state)
 			fail_msg("strike %zu: cool-down %llu min, want %llu", i + 1,
 				 (unsigned long long)((row.until - t) / MIN), (unsigned long long)want_min[i]);
 		t = row.until;
-		assert_int_equal(emv_rep_pick(r, "p", t, NULL), 0);      /* the re-probe */
+		assert_int_equal(emv_rep_pick(r, "p", t, NULL), 0);	   /* the re-probe */
 		emv_rep_feed(r, 0, "p", EMV_REP_BLOCKED, NULL, t += 1000); /* blocked again */
 	}
 	emv_rep_free(r);
@@ -253,7 +253,7 @@ static void do_test_reprobe_is_handed_out_once_per_lease(void **state)
 	emv_rep_feed(r, 0, "p", EMV_REP_BLOCKED, NULL, T0);
 	assert_int_equal(emv_rep_pick(r, "p", due, &g), 0);
 	assert_int_equal(g.reprobe, 1);
-	assert_int_equal(emv_rep_pick(r, "p", due + 1, &g), -1);   /* reserved */
+	assert_int_equal(emv_rep_pick(r, "p", due + 1, &g), -1); /* reserved */
 	assert_int_equal(emv_rep_may_use(r, 0, "p", due + 1, &g), 0);
 	/* the re-probe never reported (session lost): handed out again */
 	assert_int_equal(emv_rep_pick(r, "p", due + 10 * MIN, &g), 0);
@@ -293,7 +293,8 @@ static void do_test_held_ip(void **state)
 	assert_int_equal(rows[0].ip, 1);
 	assert_string_equal(rows[0].provider, "");
 	assert_int_equal(rows[0].state, EMV_REP_HELD);
-	assert_string_equal(rows[0].last_reply, "PTR 127.0.0.61 -> mail-b.example.test, but HELO is mail-a.example.test");
+	assert_string_equal(rows[0].last_reply,
+			    "PTR 127.0.0.61 -> mail-b.example.test, but HELO is mail-a.example.test");
 	emv_rep_hold(r, 0, "SPF fail", T0);
 	assert_int_equal(emv_rep_pick(r, "google", T0, NULL), -1);
 	assert_int_equal(emv_rep_all_blocked(r, "google", T0), 1);
@@ -406,22 +407,46 @@ static const struct {
 	const char *enh, *text;
 	emv_rep_outcome want;
 } replies[] = {
-	{ EMV_PHASE_RCPT, 554, "5.7.1", "5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1", EMV_REP_BLOCKED },
-	{ EMV_PHASE_MAIL, 550, "5.7.1", "5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). You can also refer your provider to http://mail.live.com/mail/troubleshooting.aspx#errors.", EMV_REP_BLOCKED },
-	{ EMV_PHASE_RCPT, 550, "5.7.606", "5.7.606 Access denied, banned sending IP [192.0.2.1]. To request removal from this list please visit https://sender.office.com/ and follow the directions.", EMV_REP_BLOCKED },
-	{ EMV_PHASE_BANNER, 421, "4.7.0", "4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes", EMV_REP_BLOCKED },
-	{ EMV_PHASE_RCPT, 550, "5.7.1", "5.7.1 Service unavailable; client [192.0.2.1] blocked using prs.proofpoint.com", EMV_REP_BLOCKED },
-	{ EMV_PHASE_RCPT, 554, "5.7.0", "5.7.0 Blocked - see https://support.proofpoint.com/dnsbl-lookup.cgi?ip=192.0.2.1", EMV_REP_BLOCKED },
-	{ EMV_PHASE_RCPT, 554, "-", "Service unavailable; Client host [mail.example.net] blocked using Barracuda Reputation; http://bbl.barracudacentral.com/q.cgi?ip=192.0.2.1", EMV_REP_BLOCKED },
-	{ EMV_PHASE_RCPT, 421, "4.7.28", "4.7.28 [192.0.2.1      15] Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited. - gsmtp", EMV_REP_BLOCKED },
-	{ EMV_PHASE_BANNER, 421, "4.7.0", "4.7.0 Too many concurrent SMTP connections from this IP address; please try again later.", EMV_REP_RATE_LIMITED },
-	{ EMV_PHASE_RCPT, 451, "4.7.1", "4.7.1 Received too many messages from a new or untrusted IP (G28)", EMV_REP_RATE_LIMITED },
-	{ EMV_PHASE_BANNER, 421, "4.7.0", "4.7.0 mx.example.com Error: too many connections from 192.0.2.1", EMV_REP_RATE_LIMITED },
-	{ EMV_PHASE_RCPT, 450, "4.2.1", "4.2.1 The recipient has exceeded message rate limit. Try again later.", EMV_REP_NEUTRAL },
+	{ EMV_PHASE_RCPT, 554, "5.7.1",
+	  "5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1",
+	  EMV_REP_BLOCKED },
+	{ EMV_PHASE_MAIL, 550, "5.7.1",
+	  "5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). You can also refer your provider to http://mail.live.com/mail/troubleshooting.aspx#errors.",
+	  EMV_REP_BLOCKED },
+	{ EMV_PHASE_RCPT, 550, "5.7.606",
+	  "5.7.606 Access denied, banned sending IP [192.0.2.1]. To request removal from this list please visit https://sender.office.com/ and follow the directions.",
+	  EMV_REP_BLOCKED },
+	{ EMV_PHASE_BANNER, 421, "4.7.0",
+	  "4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+	  EMV_REP_BLOCKED },
+	{ EMV_PHASE_RCPT, 550, "5.7.1",
+	  "5.7.1 Service unavailable; client [192.0.2.1] blocked using prs.proofpoint.com", EMV_REP_BLOCKED },
+	{ EMV_PHASE_RCPT, 554, "5.7.0",
+	  "5.7.0 Blocked - see https://support.proofpoint.com/dnsbl-lookup.cgi?ip=192.0.2.1", EMV_REP_BLOCKED },
+	{ EMV_PHASE_RCPT, 554, "-",
+	  "Service unavailable; Client host [mail.example.net] blocked using Barracuda Reputation; http://bbl.barracudacentral.com/q.cgi?ip=192.0.2.1",
+	  EMV_REP_BLOCKED },
+	{ EMV_PHASE_RCPT, 421, "4.7.28",
+	  "4.7.28 [192.0.2.1      15] Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited. - gsmtp",
+	  EMV_REP_BLOCKED },
+	{ EMV_PHASE_BANNER, 421, "4.7.0",
+	  "4.7.0 Too many concurrent SMTP connections from this IP address; please try again later.",
+	  EMV_REP_RATE_LIMITED },
+	{ EMV_PHASE_RCPT, 451, "4.7.1", "4.7.1 Received too many messages from a new or untrusted IP (G28)",
+	  EMV_REP_RATE_LIMITED },
+	{ EMV_PHASE_BANNER, 421, "4.7.0", "4.7.0 mx.example.com Error: too many connections from 192.0.2.1",
+	  EMV_REP_RATE_LIMITED },
+	{ EMV_PHASE_RCPT, 450, "4.2.1", "4.2.1 The recipient has exceeded message rate limit. Try again later.",
+	  EMV_REP_NEUTRAL },
 	{ EMV_PHASE_RCPT, 452, "4.5.3", "4.5.3 Too many recipients", EMV_REP_NEUTRAL },
-	{ EMV_PHASE_RCPT, 450, "4.2.1", "4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered. - gsmtp", EMV_REP_NEUTRAL },
-	{ EMV_PHASE_RCPT, 451, "4.7.1", "4.7.1 <user@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html", EMV_REP_NEUTRAL },
-	{ EMV_PHASE_RCPT, 550, "5.1.1", "5.1.1 <user@example.com>: Recipient address rejected: User unknown in virtual mailbox table", EMV_REP_OK },
+	{ EMV_PHASE_RCPT, 450, "4.2.1",
+	  "4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered. - gsmtp",
+	  EMV_REP_NEUTRAL },
+	{ EMV_PHASE_RCPT, 451, "4.7.1",
+	  "4.7.1 <user@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html",
+	  EMV_REP_NEUTRAL },
+	{ EMV_PHASE_RCPT, 550, "5.1.1",
+	  "5.1.1 <user@example.com>: Recipient address rejected: User unknown in virtual mailbox table", EMV_REP_OK },
 	{ EMV_PHASE_RCPT, 250, "2.1.5", "2.1.5 Ok", EMV_REP_OK },
 };
 
@@ -438,7 +463,8 @@ static void do_test_which_replies_block_our_ip(void **state)
 		emv_rep_outcome o = emv_rep_outcome_of(&v);
 		if (o != replies[i].want)
 			fail_msg("reply %zu (%d %s...): outcome %s (rule %s), want %s", i, replies[i].code,
-				 replies[i].enh, emv_rep_outcome_name(o), v.rule_id, emv_rep_outcome_name(replies[i].want));
+				 replies[i].enh, emv_rep_outcome_name(o), v.rule_id,
+				 emv_rep_outcome_name(replies[i].want));
 	}
 	emv_classifier_free(c);
 	assert_int_equal(emv_rep_outcome_of(NULL), EMV_REP_NEUTRAL);

@@ -125,10 +125,8 @@ static void test_every_reason_is_documented(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_status_round_trips),
-		cmocka_unit_test(test_every_reason_round_trips),
-		cmocka_unit_test(test_reason_rows_keep_their_meaning),
-		cmocka_unit_test(test_flags_round_trip),
+		cmocka_unit_test(test_every_status_round_trips),       cmocka_unit_test(test_every_reason_round_trips),
+		cmocka_unit_test(test_reason_rows_keep_their_meaning), cmocka_unit_test(test_flags_round_trip),
 		cmocka_unit_test(test_every_reason_is_documented),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,7 +38,7 @@ static void do_test_longest_suffix_on_label_boundaries(void **state)
 	assert_null(emv_routes_region(r, "example.com.evil")); /* a suffix, not a prefix */
 	assert_string_equal(emv_routes_region(r, "web.de"), "eu-central");
 	assert_string_equal(emv_routes_region(r, "xn--bcher-kva.example"), "eu-west");
-	assert_null(emv_routes_region(r, "gmail.com"));        /* shared topic */
+	assert_null(emv_routes_region(r, "gmail.com")); /* shared topic */
 	emv_routes_free(r);
 }
 

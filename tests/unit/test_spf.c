@@ -50,12 +50,14 @@ static const struct rr {
 	{ EMV_SPF_Q_TXT, "nospf.test", "just some text" },
 	{ EMV_SPF_Q_TXT, "spf10.test", "v=spf10 +all" },
 	{ EMV_SPF_Q_TXT, "loop.test", "v=spf1 include:loop.test -all" },
-	{ EMV_SPF_Q_TXT, "many.test", "v=spf1 a:h1.many.test a:h2.many.test a:h3.many.test a:h4.many.test "
-				      "a:h5.many.test a:h6.many.test a:h7.many.test a:h8.many.test "
-				      "a:h9.many.test a:h10.many.test a:h11.many.test +all" },
-	{ EMV_SPF_Q_TXT, "ten.test", "v=spf1 a:h1.many.test a:h2.many.test a:h3.many.test a:h4.many.test "
-				     "a:h5.many.test a:h6.many.test a:h7.many.test a:h8.many.test "
-				     "a:h9.many.test a:h10.many.test ip4:192.0.2.1 -all" },
+	{ EMV_SPF_Q_TXT, "many.test",
+	  "v=spf1 a:h1.many.test a:h2.many.test a:h3.many.test a:h4.many.test "
+	  "a:h5.many.test a:h6.many.test a:h7.many.test a:h8.many.test "
+	  "a:h9.many.test a:h10.many.test a:h11.many.test +all" },
+	{ EMV_SPF_Q_TXT, "ten.test",
+	  "v=spf1 a:h1.many.test a:h2.many.test a:h3.many.test a:h4.many.test "
+	  "a:h5.many.test a:h6.many.test a:h7.many.test a:h8.many.test "
+	  "a:h9.many.test a:h10.many.test ip4:192.0.2.1 -all" },
 	{ EMV_SPF_Q_TXT, "void.test", "v=spf1 a:n1.void.test a:n2.void.test a:n3.void.test +all" },
 	{ EMV_SPF_Q_TXT, "void2.test", "v=spf1 a:n1.void.test mx:n2.void.test -all" },
 	{ EMV_SPF_Q_TXT, "exists.test", "v=spf1 exists:%{i}.allow.test -all" },
@@ -159,10 +161,10 @@ static const struct {
 	{ "192.0.2.99", "ip4.test", EMV_SPF_PASS, "matched ip4:192.0.2.0/24 in ip4.test" },
 	{ "198.51.100.7", "ip4.test", EMV_SPF_PASS, NULL },
 	{ "198.51.100.8", "ip4.test", EMV_SPF_FAIL, "matched -all" },
-	{ "::ffff:192.0.2.1", "ip4.test", EMV_SPF_PASS, NULL },   /* mapped = IPv4 */
+	{ "::ffff:192.0.2.1", "ip4.test", EMV_SPF_PASS, NULL }, /* mapped = IPv4 */
 	{ "2001:db8:ffff::1", "ip6.test", EMV_SPF_PASS, NULL },
 	{ "2001:db9::1", "ip6.test", EMV_SPF_SOFTFAIL, NULL },
-	{ "192.0.2.1", "ip6.test", EMV_SPF_SOFTFAIL, NULL },      /* ip6 never matches v4 */
+	{ "192.0.2.1", "ip6.test", EMV_SPF_SOFTFAIL, NULL }, /* ip6 never matches v4 */
 	/* a, with domain and dual CIDR */
 	{ "192.0.2.10", "a.test", EMV_SPF_PASS, NULL },
 	{ "192.0.2.11", "a.test", EMV_SPF_FAIL, NULL },
@@ -206,15 +208,15 @@ static const struct {
 	/* limits */
 	{ "192.0.2.1", "loop.test", EMV_SPF_PERMERROR, "more than 10 DNS lookups" },
 	{ "192.0.2.1", "many.test", EMV_SPF_PERMERROR, "more than 10 DNS lookups (at 'a:h11.many.test')" },
-	{ "192.0.2.1", "ten.test", EMV_SPF_PASS, NULL },        /* exactly 10 is fine */
+	{ "192.0.2.1", "ten.test", EMV_SPF_PASS, NULL }, /* exactly 10 is fine */
 	{ "192.0.2.1", "void.test", EMV_SPF_PERMERROR, "more than 2 void DNS lookups" },
-	{ "192.0.2.1", "void2.test", EMV_SPF_FAIL, NULL },      /* exactly 2 is fine */
+	{ "192.0.2.1", "void2.test", EMV_SPF_FAIL, NULL }, /* exactly 2 is fine */
 	/* exists and macros */
 	{ "192.0.2.55", "exists.test", EMV_SPF_PASS, NULL },
 	{ "192.0.2.56", "exists.test", EMV_SPF_FAIL, NULL },
 	{ "192.0.2.55", "macro.test", EMV_SPF_PASS, NULL },
 	{ "192.0.2.56", "macro.test", EMV_SPF_FAIL, NULL },
-	{ "192.0.2.1", "macro2.test", EMV_SPF_PASS, NULL },     /* sender probe-x@macro2.test */
+	{ "192.0.2.1", "macro2.test", EMV_SPF_PASS, NULL }, /* sender probe-x@macro2.test */
 	{ "192.0.2.1", "macrobad.test", EMV_SPF_PERMERROR, "unknown macro letter" },
 	/* DNS trouble */
 	{ "192.0.2.1", "temp.test", EMV_SPF_TEMPERROR, NULL },

@@ -13,12 +13,21 @@
 
 static void do_test_well_formed(void **state)
 {
-	static const struct { const char *s; int len; uint32_t cp; } ok[] = {
-		{ "A", 1, 0x41 },          { "\x7f", 1, 0x7f },
-		{ "\xc2\x80", 2, 0x80 },   { "\xdf\xbf", 2, 0x7ff },
-		{ "\xe0\xa0\x80", 3, 0x800 }, { "\xed\x9f\xbf", 3, 0xd7ff },
-		{ "\xee\x80\x80", 3, 0xe000 }, { "\xef\xbf\xbf", 3, 0xffff },
-		{ "\xf0\x90\x80\x80", 4, 0x10000 }, { "\xf4\x8f\xbf\xbf", 4, 0x10ffff },
+	static const struct {
+		const char *s;
+		int len;
+		uint32_t cp;
+	} ok[] = {
+		{ "A", 1, 0x41 },
+		{ "\x7f", 1, 0x7f },
+		{ "\xc2\x80", 2, 0x80 },
+		{ "\xdf\xbf", 2, 0x7ff },
+		{ "\xe0\xa0\x80", 3, 0x800 },
+		{ "\xed\x9f\xbf", 3, 0xd7ff },
+		{ "\xee\x80\x80", 3, 0xe000 },
+		{ "\xef\xbf\xbf", 3, 0xffff },
+		{ "\xf0\x90\x80\x80", 4, 0x10000 },
+		{ "\xf4\x8f\xbf\xbf", 4, 0x10ffff },
 		{ "\xc3\xa9x", 2, 0xe9 },
 	};
 	(void)state;
@@ -26,8 +35,8 @@ static void do_test_well_formed(void **state)
 		uint32_t cp = 0;
 		int k = emv_utf8_next(U(ok[i].s), strlen(ok[i].s), &cp);
 		if (k != ok[i].len || cp != ok[i].cp)
-			fail_msg("case %zu: length %d code point U+%04X, want %d U+%04X", i, k, (unsigned)cp,
-				 ok[i].len, (unsigned)ok[i].cp);
+			fail_msg("case %zu: length %d code point U+%04X, want %d U+%04X", i, k, (unsigned)cp, ok[i].len,
+				 (unsigned)ok[i].cp);
 		assert_int_equal(emv_utf8_len(U(ok[i].s), strlen(ok[i].s)), (size_t)ok[i].len);
 	}
 }
@@ -35,19 +44,20 @@ static void do_test_well_formed(void **state)
 static void do_test_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"\x80",             /* a lone continuation byte */
+		"\x80", /* a lone continuation byte */
 		"\xbf",
-		"\xc0\xaf",         /* overlong '/' */
+		"\xc0\xaf", /* overlong '/' */
 		"\xc1\xbf",
-		"\xe0\x9f\xbf",     /* overlong 3-byte form */
-		"\xed\xa0\x80",     /* surrogate U+D800 */
-		"\xed\xbf\xbf",     /* surrogate U+DFFF */
+		"\xe0\x9f\xbf",	    /* overlong 3-byte form */
+		"\xed\xa0\x80",	    /* surrogate U+D800 */
+		"\xed\xbf\xbf",	    /* surrogate U+DFFF */
 		"\xf0\x8f\xbf\xbf", /* overlong 4-byte form */
 		"\xf4\x90\x80\x80", /* U+110000 */
-		"\xf5\x80\x80\x80", "\xff",
-		"\xc3\x41",         /* a lead byte and no continuation */
+		"\xf5\x80\x80\x80",
+		"\xff",
+		"\xc3\x41", /* a lead byte and no continuation */
 		"\xe2\x82\x41",
-		"\xe2\x82",         /* NUL-terminated: the NUL is no continuation */
+		"\xe2\x82", /* NUL-terminated: the NUL is no continuation */
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -90,7 +100,10 @@ static void do_test_sanitize(void **state)
 	char out[16];
 	(void)state;
 	/* controls (C0, DEL, C1) and malformed bytes become '?' */
-	static const char mixed[] = "a\tb\x7f" "c\xc2\x85" "d\xff" "e";
+	static const char mixed[] = "a\tb\x7f"
+				    "c\xc2\x85"
+				    "d\xff"
+				    "e";
 	assert_int_equal(emv_sanitize_utf8(out, sizeof out, mixed, sizeof mixed - 1), 9);
 	assert_string_equal(out, "a?b?c?d?e");
 	/* well-formed text is kept */
@@ -153,9 +166,9 @@ static void do_test_agrees_with_reference(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(do_test_well_formed),   cmocka_unit_test(do_test_malformed),
-		cmocka_unit_test(do_test_cut_off),       cmocka_unit_test(do_test_valid_buffer),
-		cmocka_unit_test(do_test_sanitize),      cmocka_unit_test(do_test_agrees_with_reference),
+		cmocka_unit_test(do_test_well_formed), cmocka_unit_test(do_test_malformed),
+		cmocka_unit_test(do_test_cut_off),     cmocka_unit_test(do_test_valid_buffer),
+		cmocka_unit_test(do_test_sanitize),    cmocka_unit_test(do_test_agrees_with_reference),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,35 +280,35 @@ static void expect_pb(const ProtobufCMessage *m, int results, emv_wire_status st
 }
 
 /* Mutate a valid protobuf-c batch (m, a) with stmt, then decode it. */
-#define BATCH_CASE(stmt, st, msg)                                                                   \
-	do {                                                                                        \
-		struct pb_batch p_;                                                                 \
-		pb_batch_init(&p_);                                                                 \
-		{                                                                                   \
-			Emailverify__VerifyBatch *m = &p_.m;                                        \
-			Emailverify__Address *a = p_.a;                                             \
-			(void)m;                                                                    \
-			(void)a;                                                                    \
-			stmt;                                                                       \
-		}                                                                                   \
-		expect_pb(&p_.m.base, 0, st, msg, __LINE__);                                        \
+#define BATCH_CASE(stmt, st, msg)                            \
+	do {                                                 \
+		struct pb_batch p_;                          \
+		pb_batch_init(&p_);                          \
+		{                                            \
+			Emailverify__VerifyBatch *m = &p_.m; \
+			Emailverify__Address *a = p_.a;      \
+			(void)m;                             \
+			(void)a;                             \
+			stmt;                                \
+		}                                            \
+		expect_pb(&p_.m.base, 0, st, msg, __LINE__); \
 	} while (0)
 
 /* Mutate a valid protobuf-c results message (m, r, x) with stmt, then decode it. */
-#define RESULTS_CASE(stmt, st, msg)                                                                 \
-	do {                                                                                        \
-		struct pb_results p_;                                                               \
-		pb_results_init(&p_);                                                               \
-		{                                                                                   \
-			Emailverify__VerifyResults *m = &p_.m;                                      \
-			Emailverify__Result *r = p_.r;                                              \
-			Emailverify__SmtpReply *x = p_.x;                                           \
-			(void)m;                                                                    \
-			(void)r;                                                                    \
-			(void)x;                                                                    \
-			stmt;                                                                       \
-		}                                                                                   \
-		expect_pb(&p_.m.base, 1, st, msg, __LINE__);                                        \
+#define RESULTS_CASE(stmt, st, msg)                            \
+	do {                                                   \
+		struct pb_results p_;                          \
+		pb_results_init(&p_);                          \
+		{                                              \
+			Emailverify__VerifyResults *m = &p_.m; \
+			Emailverify__Result *r = p_.r;         \
+			Emailverify__SmtpReply *x = p_.x;      \
+			(void)m;                               \
+			(void)r;                               \
+			(void)x;                               \
+			stmt;                                  \
+		}                                              \
+		expect_pb(&p_.m.base, 1, st, msg, __LINE__);   \
 	} while (0)
 
 static void batch_round_trip(const emv_wire_batch *b)
@@ -571,12 +571,12 @@ static void do_test_batch_10000_addresses(void **state)
 static void do_test_batch_utf8_local(void **state)
 {
 	static const char *const locals[] = {
-		"j\xc3\xb6rg",                  /* jörg */
-		"\xe7\x94\xa8\xe6\x88\xb7",      /* 用户 */
-		"\xce\xa9mega",                 /* Ωmega */
-		"\xf0\x9f\x98\x80x",            /* U+1F600 */
-		"\xef\xbf\xbd",                 /* U+FFFD itself is a character */
-		"\"a b\"",                      /* quoted, with a space */
+		"j\xc3\xb6rg",		    /* jörg */
+		"\xe7\x94\xa8\xe6\x88\xb7", /* 用户 */
+		"\xce\xa9mega",		    /* Ωmega */
+		"\xf0\x9f\x98\x80x",	    /* U+1F600 */
+		"\xef\xbf\xbd",		    /* U+FFFD itself is a character */
+		"\"a b\"",		    /* quoted, with a space */
 	};
 	emv_wire_batch b;
 	emv_wire_address ad[3];
@@ -667,8 +667,9 @@ static void do_test_batch_domain_errors(void **state)
 		   "domain: byte 'E' at offset 0 is not a lower-case letter, digit, hyphen or dot");
 	BATCH_CASE(m->domain = "a_b.com", EMV_WIRE_INVALID,
 		   "domain: byte '_' at offset 1 is not a lower-case letter, digit, hyphen or dot");
-	BATCH_CASE(m->domain = "b\xc3\xbc" "cher.example", EMV_WIRE_INVALID,
-		   "domain: byte 0xc3 at offset 1 is not a lower-case letter, digit, hyphen or dot");
+	BATCH_CASE(m->domain = "b\xc3\xbc"
+			       "cher.example",
+		   EMV_WIRE_INVALID, "domain: byte 0xc3 at offset 1 is not a lower-case letter, digit, hyphen or dot");
 	BATCH_CASE(m->domain = "a..b", EMV_WIRE_INVALID, "domain: empty label at offset 2");
 	BATCH_CASE(m->domain = ".a", EMV_WIRE_INVALID, "domain: empty label at offset 0");
 	BATCH_CASE(m->domain = "example.com.", EMV_WIRE_INVALID, "domain: empty label at offset 12");
@@ -835,7 +836,8 @@ static void do_test_results_name_errors(void **state)
 	RESULTS_CASE(r[1].reason = "no_such_reason", EMV_WIRE_INVALID,
 		     "results[1].reason: 'no_such_reason' is not a reason name");
 	RESULTS_CASE(x[1].phase = "", EMV_WIRE_INVALID, "results[0].transcript[1].phase: missing or empty");
-	RESULTS_CASE(x[1].phase = "data", EMV_WIRE_INVALID, "results[0].transcript[1].phase: 'data' is not a phase name");
+	RESULTS_CASE(x[1].phase = "data", EMV_WIRE_INVALID,
+		     "results[0].transcript[1].phase: 'data' is not a phase name");
 	RESULTS_CASE(x[1].phase = "RCPT", EMV_WIRE_OK, NULL); /* phase names are case-insensitive */
 }
 
@@ -882,7 +884,8 @@ static void do_test_results_text_errors(void **state)
 		     "results[0].reply: byte 0xc3 at offset 3 is not printable ASCII");
 	RESULTS_CASE(x[0].text = r1024, EMV_WIRE_OK, NULL);
 	RESULTS_CASE(x[0].text = "a\nb\n", EMV_WIRE_OK, NULL);
-	RESULTS_CASE(x[0].text = r1025, EMV_WIRE_INVALID, "results[0].transcript[0].text: 1025 bytes, the limit is 1024");
+	RESULTS_CASE(x[0].text = r1025, EMV_WIRE_INVALID,
+		     "results[0].transcript[0].text: 1025 bytes, the limit is 1024");
 	RESULTS_CASE(x[0].text = "a\r\nb", EMV_WIRE_INVALID,
 		     "results[0].transcript[0].text: byte 0x0d at offset 1 is not printable ASCII or a line feed");
 	RESULTS_CASE(x[1].command = "RCPT TO:<\xc3\xa9@example.com>", EMV_WIRE_OK, NULL);
@@ -922,22 +925,22 @@ static void do_test_encode_rejects(void **state)
 	uint8_t *buf = (uint8_t *)1;
 	size_t len = 7;
 
-#define ENC_BATCH(stmt, msg)                                                                         \
-	do {                                                                                         \
-		sample_batch(&b, a);                                                                 \
-		stmt;                                                                                \
+#define ENC_BATCH(stmt, msg)                                                                                \
+	do {                                                                                                \
+		sample_batch(&b, a);                                                                        \
+		stmt;                                                                                       \
 		assert_int_equal(emv_wire_batch_encode(&b, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID); \
-		assert_null(buf);                                                                    \
-		assert_int_equal(len, 0);                                                            \
-		assert_string_equal(ERR, msg);                                                       \
+		assert_null(buf);                                                                           \
+		assert_int_equal(len, 0);                                                                   \
+		assert_string_equal(ERR, msg);                                                              \
 	} while (0)
-#define ENC_RESULTS(stmt, msg)                                                                       \
-	do {                                                                                         \
-		sample_results(&r, res, x);                                                          \
-		stmt;                                                                                \
+#define ENC_RESULTS(stmt, msg)                                                                                \
+	do {                                                                                                  \
+		sample_results(&r, res, x);                                                                   \
+		stmt;                                                                                         \
 		assert_int_equal(emv_wire_results_encode(&r, &buf, &len, ERR, sizeof ERR), EMV_WIRE_INVALID); \
-		assert_null(buf);                                                                    \
-		assert_string_equal(ERR, msg);                                                       \
+		assert_null(buf);                                                                             \
+		assert_string_equal(ERR, msg);                                                                \
 	} while (0)
 
 	(void)state;
@@ -987,8 +990,7 @@ static void do_test_schema_versions(void **state)
 		b_str(&b, 19, "priority=high");
 		b_uint(&b, 20, 12345);
 		expect_batch_bytes(b.p, b.n, EMV_WIRE_SCHEMA_UNSUPPORTED, "schema version 2 not supported", __LINE__);
-		expect_results_bytes(b.p, b.n, EMV_WIRE_SCHEMA_UNSUPPORTED, "schema version 2 not supported",
-				     __LINE__);
+		expect_results_bytes(b.p, b.n, EMV_WIRE_SCHEMA_UNSUPPORTED, "schema version 2 not supported", __LINE__);
 		free(b.p);
 	}
 }
@@ -1116,7 +1118,9 @@ static void do_test_unknown_fields(void **state)
 		ProtobufCMessageUnknownField uf[2] = {
 			{ 15, PROTOBUF_C_WIRE_TYPE_VARINT, 1, (uint8_t *)"\x05" },
 			/* protobuf-c keeps the length prefix in the data */
-			{ 16, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, 4, (uint8_t *)"\x03" "abc" },
+			{ 16, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, 4,
+			  (uint8_t *)"\x03"
+				     "abc" },
 		};
 		RESULTS_CASE((x[1].base.n_unknown_fields = 2, x[1].base.unknown_fields = uf,
 			      r[1].base.n_unknown_fields = 1, r[1].base.unknown_fields = uf + 1,

@@ -50,46 +50,45 @@
 #include "emv_util.h"
 #include "emv_testsmtpd.h"
 
-#define STREAM_CHUNK      65536  /* bytes of a fault stream queued at a time */
-#define FILLER_LINE_LEN   100    /* bytes per line of a huge reply, CRLF included */
-#define READ_HIGH_WATER   65536  /* input buffered before reading pauses */
-#define REPLY_TEXT_MAX    1024
-#define REPLY_LINES_MAX   16
-#define ACCEPT_RETRY_MS   100
+#define STREAM_CHUNK 65536    /* bytes of a fault stream queued at a time */
+#define FILLER_LINE_LEN 100   /* bytes per line of a huge reply, CRLF included */
+#define READ_HIGH_WATER 65536 /* input buffered before reading pauses */
+#define REPLY_TEXT_MAX 1024
+#define REPLY_LINES_MAX 16
+#define ACCEPT_RETRY_MS 100
 
 enum conn_state {
-	CS_GREETING,      /* connected, banner not sent yet (banner-delay, tarpit) */
-	CS_COMMAND,       /* reading commands */
-	CS_REFUSED,       /* refused at banner: everything but QUIT gets 503 */
-	CS_TLS_SWITCH,    /* 220 for STARTTLS queued; switch once it is written */
+	CS_GREETING,	  /* connected, banner not sent yet (banner-delay, tarpit) */
+	CS_COMMAND,	  /* reading commands */
+	CS_REFUSED,	  /* refused at banner: everything but QUIT gets 503 */
+	CS_TLS_SWITCH,	  /* 220 for STARTTLS queued; switch once it is written */
 	CS_TLS_HANDSHAKE, /* OpenSSL accepting */
-	CS_TLS_BROKEN,    /* fake STARTTLS: waiting for the ClientHello to spoil */
-	CS_STREAM,        /* writing a huge/endless fault stream */
-	CS_HOLD,          /* endless stream finished: silent until the client leaves */
-	CS_CLOSING        /* flushing the last bytes, then close */
+	CS_TLS_BROKEN,	  /* fake STARTTLS: waiting for the ClientHello to spoil */
+	CS_STREAM,	  /* writing a huge/endless fault stream */
+	CS_HOLD,	  /* endless stream finished: silent until the client leaves */
+	CS_CLOSING	  /* flushing the last bytes, then close */
 };
 
 static const char *const conn_state_names[] = {
-	"GREETING", "COMMAND", "REFUSED", "TLS_SWITCH", "TLS_HANDSHAKE",
-	"TLS_BROKEN", "STREAM", "HOLD", "CLOSING",
+	"GREETING", "COMMAND", "REFUSED", "TLS_SWITCH", "TLS_HANDSHAKE", "TLS_BROKEN", "STREAM", "HOLD", "CLOSING",
 };
 
 /* What to do once a reply has been handed to the output buffer. */
 enum after {
 	AFTER_NONE,
-	AFTER_CLOSE,      /* flush, then close (QUIT, 421, drop, abuse) */
-	AFTER_REFUSED,    /* enter CS_REFUSED */
-	AFTER_STARTTLS,   /* stop reading; switch to TLS once flushed */
+	AFTER_CLOSE,	  /* flush, then close (QUIT, 421, drop, abuse) */
+	AFTER_REFUSED,	  /* enter CS_REFUSED */
+	AFTER_STARTTLS,	  /* stop reading; switch to TLS once flushed */
 	AFTER_TLS_BROKEN, /* enter CS_TLS_BROKEN */
-	AFTER_STREAM      /* start streaming c->stream */
+	AFTER_STREAM	  /* start streaming c->stream */
 };
 
 struct stream {
-	int endless;      /* raw bytes without CRLF, then CS_HOLD */
-	int code;         /* code of the filler lines of a huge reply */
-	size_t left;      /* bytes (endless) or lines (huge) still to write */
-	size_t seq;       /* filler line number */
-	char *tail;       /* written after the filler (rest of the real reply) */
+	int endless; /* raw bytes without CRLF, then CS_HOLD */
+	int code;    /* code of the filler lines of a huge reply */
+	size_t left; /* bytes (endless) or lines (huge) still to write */
+	size_t seq;  /* filler line number */
+	char *tail;  /* written after the filler (rest of the real reply) */
 };
 
 struct conn {
@@ -98,21 +97,21 @@ struct conn {
 	const struct tsd_listen *lst;
 	struct bufferevent *bev;
 	evutil_socket_t fd;
-	int tls;                  /* bev is an OpenSSL bufferevent that owns fd */
-	struct event *timer;      /* banner delay and reply latency */
+	int tls;	     /* bev is an OpenSSL bufferevent that owns fd */
+	struct event *timer; /* banner delay and reply latency */
 	enum conn_state state;
-	enum after after;         /* action of the held-back reply */
+	enum after after;	  /* action of the held-back reply */
 	struct evbuffer *pending; /* reply held back by latency */
-	int delayed;              /* a reply is held back: do not read commands */
-	int eof;                  /* the client has shut down its side */
+	int delayed;		  /* a reply is held back: do not read commands */
+	int eof;		  /* the client has shut down its side */
 	char client_ip[64];
-	int helo;                 /* 0 none, 1 HELO, 2 EHLO */
+	int helo; /* 0 none, 1 HELO, 2 EHLO */
 	int in_mail;
 	char sender[TSD_ADDR_MAX + 1];
-	unsigned rcpts;           /* RCPTs counted against max-rcpt in this transaction */
+	unsigned rcpts; /* RCPTs counted against max-rcpt in this transaction */
 	unsigned errors;
-	unsigned rejections;      /* 4xx/5xx replies so far (error-limits) */
-	int tarpit;               /* the held reply is an error-limits delay: read nothing meanwhile */
+	unsigned rejections; /* 4xx/5xx replies so far (error-limits) */
+	int tarpit;	     /* the held reply is an error-limits delay: read nothing meanwhile */
 	struct stream stream;
 	const char *close_reason;
 };
@@ -135,7 +134,7 @@ static struct {
 	SSL_CTX *ssl_ctx;
 	const char *log_path;
 	int log_fd;
-	char *line;                 /* line-max + 1 bytes: the command being handled */
+	char *line; /* line-max + 1 bytes: the command being handled */
 	struct conn *conns;
 	unsigned nconns;
 	unsigned long long served;
@@ -217,8 +216,8 @@ static void safe_token(char *dst, size_t dstlen, const char *src)
 static void set_state(struct conn *c, enum conn_state s)
 {
 	if (c->state != s && emv_log_enabled(EMV_LOG_DEBUG))
-		emv_log(EMV_LOG_DEBUG, "testsmtpd", "%s %s->%s: %s -> %s", c->srv->name, c->client_ip,
-			c->lst->ip, conn_state_names[c->state], conn_state_names[s]);
+		emv_log(EMV_LOG_DEBUG, "testsmtpd", "%s %s->%s: %s -> %s", c->srv->name, c->client_ip, c->lst->ip,
+			conn_state_names[c->state], conn_state_names[s]);
 	c->state = s;
 }
 
@@ -240,8 +239,7 @@ static void bev_setup(struct conn *c)
 	size_t high = READ_HIGH_WATER > g.cf->line_max * 2 ? READ_HIGH_WATER : g.cf->line_max * 2;
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, high);
-	bufferevent_set_timeouts(c->bev, g.cf->idle_timeout_s ? &rt : NULL,
-				 g.cf->write_timeout_s ? &wt : NULL);
+	bufferevent_set_timeouts(c->bev, g.cf->idle_timeout_s ? &rt : NULL, g.cf->write_timeout_s ? &wt : NULL);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -251,15 +249,12 @@ static void apply_after(struct conn *c, enum after a)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	switch (a) {
-	case AFTER_NONE:
-		break;
+	case AFTER_NONE: break;
 	case AFTER_CLOSE:
 		set_state(c, CS_CLOSING);
 		bufferevent_disable(c->bev, EV_READ);
 		break;
-	case AFTER_REFUSED:
-		set_state(c, CS_REFUSED);
-		break;
+	case AFTER_REFUSED: set_state(c, CS_REFUSED); break;
 	case AFTER_STARTTLS:
 		/* Stop reading now: what arrives after the 220 is the ClientHello
 		 * and must stay in the kernel for OpenSSL. */
@@ -331,8 +326,7 @@ static void reply_lines(struct conn *c, int code, enum after a, const char *cons
 		c->rejections++;
 }
 
-static void reply(struct conn *c, int code, enum after a, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static void reply(struct conn *c, int code, enum after a, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void reply(struct conn *c, int code, enum after a, const char *fmt, ...)
 {
 	char text[REPLY_TEXT_MAX];
@@ -774,8 +768,7 @@ static void cmd_rcpt(struct conn *c, const char *arg)
 		struct tsd_map_entry *e = tsd_map_get(s->greylist, key, now, &created);
 		if (created || now - e->t0 < (uint64_t)s->greylist_s * 1000u) {
 			evlog(c, "RCPT %s 451 greylisted", tok);
-			reply(c, 451, AFTER_NONE, "4.7.1 Greylisted, please try again in %u seconds",
-			      s->greylist_s);
+			reply(c, 451, AFTER_NONE, "4.7.1 Greylisted, please try again in %u seconds", s->greylist_s);
 			return;
 		}
 	}
@@ -912,8 +905,7 @@ static void tls_switch(struct conn *c)
 		conn_free(c, "tls-ssl-new");
 		return;
 	}
-	c->bev = bufferevent_openssl_socket_new(g.base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_openssl_socket_new(g.base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		SSL_free(ssl);
 		conn_free(c, "tls-bufferevent");
@@ -944,9 +936,8 @@ static void tls_broken_react(struct conn *c)
 		return;
 	}
 	evlog(c, "TLSBROKEN garbage");
-	static const char garbage[] =
-		"this is not a TLS ServerHello but garbage from emv-testsmtpd\r\n"
-		"\x01\x02\x03\xfe\xff garbage garbage garbage\r\n";
+	static const char garbage[] = "this is not a TLS ServerHello but garbage from emv-testsmtpd\r\n"
+				      "\x01\x02\x03\xfe\xff garbage garbage garbage\r\n";
 	bufferevent_write(c->bev, garbage, sizeof garbage - 1);
 	c->close_reason = "tls-garbage";
 	apply_after(c, AFTER_CLOSE);
@@ -960,13 +951,11 @@ static void tls_broken_react(struct conn *c)
  * write goes. */
 static void conn_settle(struct conn *c)
 {
-	if (c->eof && !c->delayed &&
-	    (c->state == CS_COMMAND || c->state == CS_REFUSED || c->state == CS_HOLD)) {
+	if (c->eof && !c->delayed && (c->state == CS_COMMAND || c->state == CS_REFUSED || c->state == CS_HOLD)) {
 		c->close_reason = "client-closed";
 		set_state(c, CS_CLOSING);
 	}
-	if (c->state == CS_CLOSING && !c->delayed &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->state == CS_CLOSING && !c->delayed && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_free(c, c->close_reason ? c->close_reason : "closed");
 }
 
@@ -976,17 +965,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	switch (c->state) {
 	case CS_COMMAND:
-	case CS_REFUSED:
-		conn_process(c);
-		break;
-	case CS_TLS_BROKEN:
-		tls_broken_react(c);
-		return; /* may have freed c */
-	case CS_HOLD:
-		evbuffer_drain(in, evbuffer_get_length(in));
-		break;
-	default:
-		break; /* keep it buffered for later */
+	case CS_REFUSED: conn_process(c); break;
+	case CS_TLS_BROKEN: tls_broken_react(c); return; /* may have freed c */
+	case CS_HOLD: evbuffer_drain(in, evbuffer_get_length(in)); break;
+	default: break; /* keep it buffered for later */
 	}
 	conn_settle(c);
 }
@@ -1001,11 +983,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 			conn_process(c);
 		}
 		break;
-	case CS_TLS_SWITCH:
-		tls_switch(c);
-		return; /* may have freed c */
-	default:
-		break;
+	case CS_TLS_SWITCH: tls_switch(c); return; /* may have freed c */
+	default: break;
 	}
 	conn_settle(c);
 }
@@ -1020,8 +999,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->state == CS_COMMAND || c->state == CS_REFUSED || c->state == CS_STREAM ||
-	     c->state == CS_CLOSING)) {
+	    (c->state == CS_COMMAND || c->state == CS_REFUSED || c->state == CS_STREAM || c->state == CS_CLOSING)) {
 		/* answer what is buffered; conn_settle() closes when done */
 		c->eof = 1;
 		bufferevent_disable(bev, EV_READ);
@@ -1198,8 +1176,9 @@ static int open_listeners(void)
 			struct tsd_listen *l = &s->listens[j];
 			l->fd = bind_socket(&l->ss, l->sslen, SOCK_STREAM, err, sizeof err);
 			if (l->fd < 0) {
-				int port = ntohs(l->ss.ss_family == AF_INET ? ((struct sockaddr_in *)&l->ss)->sin_port
-									     : ((struct sockaddr_in6 *)&l->ss)->sin6_port);
+				int port = ntohs(l->ss.ss_family == AF_INET
+							 ? ((struct sockaddr_in *)&l->ss)->sin_port
+							 : ((struct sockaddr_in6 *)&l->ss)->sin6_port);
 				fprintf(stderr, "emv-testsmtpd: server %s: cannot listen on %s port %d: %s%s\n",
 					s->name, l->ip, port, err, l->optional ? " (optional, skipped)" : "");
 				if (!l->optional)
@@ -1225,8 +1204,7 @@ static int tls_init(const char *cert, const char *key)
 		return EMV_ERR;
 	}
 	g.ssl_ctx = SSL_CTX_new(TLS_server_method());
-	if (!g.ssl_ctx ||
-	    SSL_CTX_set_min_proto_version(g.ssl_ctx, TLS1_2_VERSION) != 1 ||
+	if (!g.ssl_ctx || SSL_CTX_set_min_proto_version(g.ssl_ctx, TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_use_certificate_chain_file(g.ssl_ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(g.ssl_ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(g.ssl_ctx) != 1) {
@@ -1311,20 +1289,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		evlog_raw("-", "-", "RESET");
 		return;
 	}
-	emv_log(EMV_LOG_INFO, "testsmtpd", "signal %d: shutting down (%u connections open, %llu served)",
-		(int)sig, g.nconns, g.served);
+	emv_log(EMV_LOG_INFO, "testsmtpd", "signal %d: shutting down (%u connections open, %llu served)", (int)sig,
+		g.nconns, g.served);
 	event_base_loopexit(g.base, NULL);
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: emv-testsmtpd --config FILE [--log FILE] [--pidfile FILE]\n"
-		"                     [--tls-cert PEM --tls-key PEM] [--udp-blackhole IP:PORT]\n"
-		"                     [-f|--foreground] [-v|--verbose] [--check]\n"
-		"       emv-testsmtpd --probe IP:PORT [--source IP] [--timeout MS] [--print N] [CMD...]\n"
-		"       emv-testsmtpd --dns-query IP:PORT NAME TYPE [--timeout MS] [--tcp]\n"
-		"Only loopback addresses (127.0.0.0/8, ::1) are accepted anywhere.\n");
+	fprintf(f, "usage: emv-testsmtpd --config FILE [--log FILE] [--pidfile FILE]\n"
+		   "                     [--tls-cert PEM --tls-key PEM] [--udp-blackhole IP:PORT]\n"
+		   "                     [-f|--foreground] [-v|--verbose] [--check]\n"
+		   "       emv-testsmtpd --probe IP:PORT [--source IP] [--timeout MS] [--print N] [CMD...]\n"
+		   "       emv-testsmtpd --dns-query IP:PORT NAME TYPE [--timeout MS] [--tcp]\n"
+		   "Only loopback addresses (127.0.0.0/8, ::1) are accepted anywhere.\n");
 }
 
 int main(int argc, char **argv)
@@ -1398,9 +1375,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, g.blackhole.ip, sizeof g.blackhole.ip);
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, g.blackhole.ip,
+				  sizeof g.blackhole.ip);
 		else
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, g.blackhole.ip, sizeof g.blackhole.ip);
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, g.blackhole.ip,
+				  sizeof g.blackhole.ip);
 	}
 	if (!foreground && daemonize(&ready_fd) != EMV_OK)
 		goto out;
@@ -1430,8 +1409,7 @@ int main(int argc, char **argv)
 			lc->srv = s;
 			lc->lst = &s->listens[j];
 			/* backlog 0: the socket is already listening */
-			lc->evl = evconnlistener_new(g.base, on_accept, lc, LEV_OPT_CLOSE_ON_FREE, 0,
-						     s->listens[j].fd);
+			lc->evl = evconnlistener_new(g.base, on_accept, lc, LEV_OPT_CLOSE_ON_FREE, 0, s->listens[j].fd);
 			if (!lc->evl) {
 				fprintf(stderr, "emv-testsmtpd: evconnlistener_new failed\n");
 				goto out;
@@ -1452,8 +1430,7 @@ int main(int argc, char **argv)
 	event_add(g.sig_int, NULL);
 	event_add(g.sig_hup, NULL);
 
-	evlog_raw("-", "-", "START %zu servers %zu listeners pid %ld", g.cf->nservers, g.nlisteners,
-		  (long)getpid());
+	evlog_raw("-", "-", "START %zu servers %zu listeners pid %ld", g.cf->nservers, g.nlisteners, (long)getpid());
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "k", 1) != 1) {
 			/* parent gone: keep serving anyway */

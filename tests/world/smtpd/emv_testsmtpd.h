@@ -27,31 +27,25 @@
 #include <netinet/in.h>
 
 /* Defaults for the global settings (see world.conf for their meaning). */
-#define TSD_DEFAULT_IDLE_TIMEOUT_S   120
-#define TSD_DEFAULT_WRITE_TIMEOUT_S  60
-#define TSD_DEFAULT_MAX_CONNECTIONS  20000
-#define TSD_DEFAULT_LINE_MAX         1000   /* RFC 5321 4.5.3.1.4 command line */
-#define TSD_LINE_MAX_CAP             65536
-#define TSD_DEFAULT_MAX_ERRORS       20
-#define TSD_DEFAULT_TABLE_MAX        200000 /* entries per greylist/rate table */
-#define TSD_ADDR_MAX                 320    /* longest address kept from MAIL/RCPT */
+#define TSD_DEFAULT_IDLE_TIMEOUT_S 120
+#define TSD_DEFAULT_WRITE_TIMEOUT_S 60
+#define TSD_DEFAULT_MAX_CONNECTIONS 20000
+#define TSD_DEFAULT_LINE_MAX 1000 /* RFC 5321 4.5.3.1.4 command line */
+#define TSD_LINE_MAX_CAP 65536
+#define TSD_DEFAULT_MAX_ERRORS 20
+#define TSD_DEFAULT_TABLE_MAX 200000 /* entries per greylist/rate table */
+#define TSD_ADDR_MAX 320	     /* longest address kept from MAIL/RCPT */
 
 enum tsd_tls {
-	TSD_TLS_NONE = 0,     /* not advertised, STARTTLS -> 502 */
-	TSD_TLS_OFFERED,      /* advertised, works */
-	TSD_TLS_REQUIRED,     /* advertised, MAIL/RCPT before TLS -> 530 5.7.0 */
+	TSD_TLS_NONE = 0,	/* not advertised, STARTTLS -> 502 */
+	TSD_TLS_OFFERED,	/* advertised, works */
+	TSD_TLS_REQUIRED,	/* advertised, MAIL/RCPT before TLS -> 530 5.7.0 */
 	TSD_TLS_BROKEN_GARBAGE, /* 220, then garbage instead of a ServerHello */
-	TSD_TLS_BROKEN_ABORT  /* 220, then the connection is closed mid-handshake */
+	TSD_TLS_BROKEN_ABORT	/* 220, then the connection is closed mid-handshake */
 };
 
 /* The points of a session where a fault can be injected. */
-enum tsd_phase {
-	TSD_PHASE_NONE = 0,
-	TSD_PHASE_BANNER,
-	TSD_PHASE_EHLO,
-	TSD_PHASE_MAIL,
-	TSD_PHASE_RCPT
-};
+enum tsd_phase { TSD_PHASE_NONE = 0, TSD_PHASE_BANNER, TSD_PHASE_EHLO, TSD_PHASE_MAIL, TSD_PHASE_RCPT };
 
 /* A configured reply: code 0 means "not set".  text may hold %a (the
  * address of the command), %i (client IP), %h (server host name). */
@@ -61,21 +55,21 @@ struct tsd_reply {
 };
 
 struct tsd_user {
-	char *local;            /* compared case-insensitively */
+	char *local; /* compared case-insensitively */
 	struct tsd_reply reply;
 };
 
 struct tsd_block {
-	char ip[64];            /* exact client address, as printed by inet_ntop */
-	enum tsd_phase phase;   /* TSD_PHASE_BANNER or TSD_PHASE_RCPT */
+	char ip[64];	      /* exact client address, as printed by inet_ntop */
+	enum tsd_phase phase; /* TSD_PHASE_BANNER or TSD_PHASE_RCPT */
 };
 
 struct tsd_listen {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	char ip[64];            /* printable address, used in the event log */
-	int optional;           /* failing to bind is a warning, not an error */
-	int fd;                 /* -1 until bound */
+	char ip[64];  /* printable address, used in the event log */
+	int optional; /* failing to bind is a warning, not an error */
+	int fd;	      /* -1 until bound */
 };
 
 struct tsd_map;
@@ -84,8 +78,8 @@ struct tsd_server {
 	char *name;
 	char *hostname;
 	char *banner_text;
-	struct tsd_reply banner_reply;   /* replaces the 220 banner */
-	long banner_delay_ms;            /* 0 none, -1 never */
+	struct tsd_reply banner_reply; /* replaces the 220 banner */
+	long banner_delay_ms;	       /* 0 none, -1 never */
 	int ehlo;
 	int pipelining;
 	int smtputf8;
@@ -95,17 +89,17 @@ struct tsd_server {
 	struct tsd_user *users;
 	size_t nusers;
 	struct tsd_reply unknown_reply;
-	struct tsd_reply mail_reply;     /* code 0: 250 2.1.0 Ok */
-	unsigned greylist_s;             /* 0: off */
-	unsigned max_rcpt;               /* 0: unlimited */
+	struct tsd_reply mail_reply;		   /* code 0: 250 2.1.0 Ok */
+	unsigned greylist_s;			   /* 0: off */
+	unsigned max_rcpt;			   /* 0: unlimited */
 	unsigned err_soft, err_sleep_ms, err_hard; /* error-limits (Postfix's anti-harvest): 0 = off */
-	unsigned rate_count;             /* 0: off */
+	unsigned rate_count;			   /* 0: off */
 	unsigned rate_window_s;
 	struct tsd_block *blocks;
 	size_t nblocks;
 	struct tsd_reply block_reply;
 	unsigned latency_ms;
-	int latency_network;             /* 1: a flight of pipelined commands is answered MS later,
+	int latency_network; /* 1: a flight of pipelined commands is answered MS later,
 	                                    together (network round trip); 0: each reply MS after
 	                                    the previous one (a slow server) */
 	int multiline;
@@ -139,11 +133,9 @@ void tsd_config_free(struct tsd_config *cf);
 const char *tsd_phase_name(enum tsd_phase p);
 const char *tsd_tls_name(enum tsd_tls t);
 /* Parse "127.0.0.10:2525" or "[::1]:2525"; only loopback is accepted. */
-int tsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-		       char *err, size_t errlen);
+int tsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
 /* Parse a bare IP (no port); only loopback is accepted. */
-int tsd_parse_ip(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-		 char *err, size_t errlen);
+int tsd_parse_ip(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
 int tsd_sockaddr_is_loopback(const struct sockaddr *sa);
 
 /* emv_testsmtpd_map.c - a bounded hash table keyed by strings.  When it
@@ -151,7 +143,7 @@ int tsd_sockaddr_is_loopback(const struct sockaddr *sa);
  * forget; they must not grow without bound). */
 struct tsd_map_entry {
 	struct tsd_map_entry *next;
-	uint64_t t0;      /* first seen / window start, monotonic ms */
+	uint64_t t0; /* first seen / window start, monotonic ms */
 	uint32_t count;
 	char key[];
 };

@@ -46,13 +46,19 @@
 #include "emv_util.h"
 #include "emv_testsmtpd.h"
 
-#define PROBE_LINE_MAX   65536              /* one reply line */
-#define PROBE_REPLY_MAX  (64u * 1024 * 1024) /* all lines of one reply */
+#define PROBE_LINE_MAX 65536		    /* one reply line */
+#define PROBE_REPLY_MAX (64u * 1024 * 1024) /* all lines of one reply */
 #define PROBE_PRINT_COLS 200
 
 enum {
-	PX_OK = 0, PX_USAGE = 1, PX_CONNECT = 2, PX_TIMEOUT = 3, PX_CLOSED = 4,
-	PX_TOO_LONG = 5, PX_TLS = 6, PX_MALFORMED = 7
+	PX_OK = 0,
+	PX_USAGE = 1,
+	PX_CONNECT = 2,
+	PX_TIMEOUT = 3,
+	PX_CLOSED = 4,
+	PX_TOO_LONG = 5,
+	PX_TLS = 6,
+	PX_MALFORMED = 7
 };
 
 struct reader {
@@ -213,8 +219,8 @@ static int send_cmd(struct reader *r, const char *cmd)
 	return rc;
 }
 
-static int connect_timeout(const struct sockaddr_storage *dst, socklen_t dl, const char *source,
-			   unsigned timeout_ms, char *err, size_t errlen)
+static int connect_timeout(const struct sockaddr_storage *dst, socklen_t dl, const char *source, unsigned timeout_ms,
+			   char *err, size_t errlen)
 {
 	int fd = socket(dst->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -301,7 +307,8 @@ int tsd_probe_main(int argc, char **argv)
 	unsigned timeout_ms = 5000, print_max = 12;
 	int i = 1;
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s --probe IP:PORT [--source IP] [--timeout MS] [--print N] [CMD...]\n", argv[0]);
+		fprintf(stderr, "usage: %s --probe IP:PORT [--source IP] [--timeout MS] [--print N] [CMD...]\n",
+			argv[0]);
 		return PX_USAGE;
 	}
 	target = argv[2];
@@ -353,7 +360,8 @@ int tsd_probe_main(int argc, char **argv)
 			char buf[8192];
 			size_t n = 0, count = 0;
 			char *copy = emv_xstrdup(cmd + 6);
-			for (char *save = NULL, *tok = strtok_r(copy, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
+			for (char *save = NULL, *tok = strtok_r(copy, "|", &save); tok;
+			     tok = strtok_r(NULL, "|", &save)) {
 				int k = snprintf(buf + n, sizeof buf - n, "%s\r\n", tok);
 				if (k < 0 || (size_t)k >= sizeof buf - n) {
 					free(copy);
@@ -393,9 +401,12 @@ done:
 
 static int qtype_parse(const char *s)
 {
-	static const struct { const char *name; int type; } t[] = {
-		{ "A", ns_t_a }, { "NS", ns_t_ns }, { "CNAME", ns_t_cname }, { "SOA", ns_t_soa },
-		{ "PTR", ns_t_ptr }, { "MX", ns_t_mx }, { "TXT", ns_t_txt }, { "AAAA", ns_t_aaaa },
+	static const struct {
+		const char *name;
+		int type;
+	} t[] = {
+		{ "A", ns_t_a },     { "NS", ns_t_ns },	  { "CNAME", ns_t_cname }, { "SOA", ns_t_soa },
+		{ "PTR", ns_t_ptr }, { "MX", ns_t_mx },	  { "TXT", ns_t_txt },	   { "AAAA", ns_t_aaaa },
 		{ "SRV", ns_t_srv }, { "ANY", ns_t_any },
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -501,7 +512,8 @@ static int rr_format(const ns_msg *msg, const ns_rr *rr, char *out, size_t outle
 				data[o++] = ' ';
 			data[o++] = '"';
 			for (size_t j = 0; j < l; j++)
-				data[o++] = (d[i + j] >= 0x20 && d[i + j] < 0x7f && d[i + j] != '"') ? (char)d[i + j] : '?';
+				data[o++] = (d[i + j] >= 0x20 && d[i + j] < 0x7f && d[i + j] != '"') ? (char)d[i + j]
+												     : '?';
 			data[o++] = '"';
 			i += l;
 		}
@@ -516,8 +528,8 @@ static int rr_format(const ns_msg *msg, const ns_rr *rr, char *out, size_t outle
 		break;
 	}
 	}
-	snprintf(out, outlen, "%s. %u IN %s %s", ns_rr_name(*rr)[0] ? ns_rr_name(*rr) : "",
-		 (unsigned)ns_rr_ttl(*rr), tname, data);
+	snprintf(out, outlen, "%s. %u IN %s %s", ns_rr_name(*rr)[0] ? ns_rr_name(*rr) : "", (unsigned)ns_rr_ttl(*rr),
+		 tname, data);
 	return 0;
 }
 
@@ -612,8 +624,8 @@ int tsd_dnsq_main(int argc, char **argv)
 	}
 	int rcode = ns_msg_getflag(msg, ns_f_rcode);
 	int an = ns_msg_count(msg, ns_s_an);
-	printf("rcode %s answers %d authority %d time_ms %llu\n", rcode_name(rcode), an,
-	       ns_msg_count(msg, ns_s_ns), (unsigned long long)took);
+	printf("rcode %s answers %d authority %d time_ms %llu\n", rcode_name(rcode), an, ns_msg_count(msg, ns_s_ns),
+	       (unsigned long long)took);
 	for (int k = 0; k < an; k++) {
 		ns_rr rr;
 		char text[4096];

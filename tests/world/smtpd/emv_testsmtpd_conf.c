@@ -78,8 +78,8 @@ int tsd_sockaddr_is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
-static int parse_ip_port(const char *host, int port, struct sockaddr_storage *ss,
-			 socklen_t *len, char *err, size_t errlen)
+static int parse_ip_port(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len, char *err,
+			 size_t errlen)
 {
 	memset(ss, 0, sizeof *ss);
 	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
@@ -109,8 +109,7 @@ int tsd_parse_ip(const char *s, struct sockaddr_storage *ss, socklen_t *len, cha
 	return parse_ip_port(s, 0, ss, len, err, errlen);
 }
 
-int tsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-		       char *err, size_t errlen)
+int tsd_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen)
 {
 	char host[128];
 	const char *colon;
@@ -213,8 +212,7 @@ static struct tsd_server *server_add(struct tsd_config *cf, const char *name)
 	s->starttls = TSD_TLS_NONE;
 	reply_set(&s->unknown_reply, 550,
 		  "5.1.1 <%a>: Recipient address rejected: User unknown in virtual mailbox table");
-	reply_set(&s->block_reply, 554,
-		  "5.7.1 Service unavailable; Client host [%i] blocked using zen.spamhaus.org");
+	reply_set(&s->block_reply, 554, "5.7.1 Service unavailable; Client host [%i] blocked using zen.spamhaus.org");
 	s->rate_window_s = 60;
 	return s;
 }
@@ -225,7 +223,11 @@ static int server_line(struct parse *p, struct tsd_server *s, char **av, int ac,
 	unsigned long v;
 	char e[256];
 
-#define NEED(n) do { if (ac < (n) + 1) return perr(p, "'%s' needs %d argument(s)", kw, (n)); } while (0)
+#define NEED(n)                                                               \
+	do {                                                                  \
+		if (ac < (n) + 1)                                             \
+			return perr(p, "'%s' needs %d argument(s)", kw, (n)); \
+	} while (0)
 	if (strcmp(kw, "listen") == 0) {
 		NEED(1);
 		s->listens = emv_xrealloc(s->listens, (s->nlistens + 1) * sizeof *s->listens);
