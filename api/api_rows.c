@@ -19,6 +19,8 @@
 #include <string.h>
 #include "emv_api_internal.h"
 #include "emv_result.h"
+#include "emv_db.h"
+#include "emv_format.h"
 #include "emv_utf8.h"
 #include "emv_util.h"
 
@@ -67,8 +69,8 @@ static const char page_sql[] =
 	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r"
 	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
 	" WHERE a.job_id = $1 AND a.id > $2::bigint AND a.id <= $3::bigint"
-	"  AND ($4::text IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = $4)"
-	"  AND ($5::text IS NULL OR (CASE WHEN r.final THEN r.reason ELSE 'pending' END) = $5)"
+	"  AND ($4::text[] IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = ANY($4::text[]))"
+	"  AND ($5::text[] IS NULL OR (CASE WHEN r.final THEN r.reason ELSE 'pending' END) = ANY($5::text[]))"
 	"  AND ($6::text IS NULL OR a.domain = $6)"
 	"  AND ($7::text IS NULL OR strpos(lower(a.address), lower($7)) > 0)"
 	" ORDER BY a.id LIMIT $8::int";
@@ -90,7 +92,7 @@ static json_int_t num(PGresult *r, int i, int c)
 
 /* One row with its evidence; the fields of a JSON Lines export row, plus
  * domain, final and updated_at. */
-static json_t *row_json(PGresult *r, int i)
+static json_t *row_json(PGresult *r, int i, const emv_policy *policy, const char *want_status, const char *want_reason)
 {
 	const char *names[16];
 	unsigned flags = (unsigned)strtoul(PQgetvalue(r, i, C_AFLAGS), NULL, 10);
@@ -98,6 +100,7 @@ static json_t *row_json(PGresult *r, int i)
 	const char *status, *reason, *detail;
 	json_t *j, *fl = json_array();
 	size_t n;
+	int safe;
 
 	if (col(r, i, C_RFLAGS))
 		flags |= (unsigned)strtoul(PQgetvalue(r, i, C_RFLAGS), NULL, 10);
@@ -118,6 +121,21 @@ static json_t *row_json(PGresult *r, int i)
 		detail = col(r, i, C_STATUS) ? "not final yet: the server asked us to try again later"
 					     : "not verified yet";
 	}
+	/* what the job's policy writes (docs/policy.md), as its export does;
+	 * the filters match that */
+	{
+		emv_format_row w;
+		memset(&w, 0, sizeof w);
+		w.status = status;
+		w.reason = reason;
+		w.flags = flags;
+		w.policy = policy;
+		safe = emv_format_verdict(&w, &status, &reason);
+	}
+	if ((want_status && strcmp(status, want_status) != 0) || (want_reason && strcmp(reason, want_reason) != 0)) {
+		json_decref(fl);
+		return NULL;
+	}
 	/* jansson refuses text that is not UTF-8: such a value (a list's input
 	 * row can be anything) becomes null rather than losing the page */
 	j = json_object();
@@ -126,6 +144,8 @@ static json_t *row_json(PGresult *r, int i)
 	json_object_set_new(j, "domain", str_or_null(col(r, i, C_DOMAIN)));
 	json_object_set_new(j, "status", json_string(status));
 	json_object_set_new(j, "reason", json_string(reason));
+	json_object_set_new(j, "safe_to_send", json_boolean(safe));
+	json_object_set_new(j, "policy", json_string(emv_policy_name(policy)));
 	json_object_set_new(j, "final", json_boolean(final));
 	json_object_set_new(j, "flags", fl);
 	json_object_set_new(j, "detail", str_or_null(detail));
@@ -152,11 +172,44 @@ static json_t *row_json(PGresult *r, int i)
 	return j;
 }
 
+/*
+ * The engine's statuses (want_status) or reasons (else) that the policy can
+ * write as want, as a PostgreSQL array literal: the query's filter, which
+ * row_json then narrows to what the policy writes for each row.  A row
+ * without a final verdict is unknown/pending under any policy.
+ */
+static void raw_set(const emv_policy *p, const char *want, int want_status, char *out, size_t len)
+{
+	size_t off = (size_t)snprintf(out, len, "{");
+	int n = want_status ? EMV_STATUS__COUNT : EMV_REASON__COUNT;
+	for (int x = 0; x < n; x++) {
+		int hit = 0;
+		/* x is the fixed one; the other of status and reason, and the
+		 * flags, take every value */
+		for (int o = 0; o < (want_status ? EMV_REASON__COUNT : EMV_STATUS__COUNT) && !hit; o++)
+			for (unsigned f = 0; f < 0x80 && !hit; f++) {
+				emv_status ms = (emv_status)(want_status ? x : o);
+				emv_reason mr = (emv_reason)(want_status ? o : x);
+				emv_policy_apply(p, &ms, &mr, f);
+				hit = strcmp(want_status ? emv_status_name(ms) : emv_reason_name(mr), want) == 0;
+			}
+		if (hit && off < len)
+			off += (size_t)snprintf(out + off, len - off, "%s%s", off > 1 ? "," : "",
+						want_status ? emv_status_name((emv_status)x)
+							    : emv_reason_name((emv_reason)x));
+	}
+	if (strcmp(want, want_status ? "unknown" : "pending") == 0 && off < len)
+		off += (size_t)snprintf(out + off, len - off, "%s%s", off > 1 ? "," : "", want);
+	if (off < len)
+		snprintf(out + off, len - off, "}");
+}
+
 /* t->arg[0] = "LIMIT AFTER STATUS REASON" ("-" for none), [1] domain, [2] q. */
 static void work_rows(struct task *t, PGconn *c)
 {
-	char status[32], reason[48], lim[16], after[24], upto[24];
+	char status[32], reason[48], lim[16], after[24], upto[24], sset[256], rset[1024];
 	const char *v[8];
+	const emv_policy *policy;
 	long limit;
 	long long first, last, end;
 	PGresult *r;
@@ -173,7 +226,7 @@ static void work_rows(struct task *t, PGconn *c)
 	v[1] = t->tenant;
 	/* the job's last row: a backward step on the primary key */
 	r = PQexecParams(c,
-			 "SELECT (SELECT max(id) FROM addresses WHERE job_id = $1) FROM jobs "
+			 "SELECT (SELECT max(id) FROM addresses WHERE job_id = $1), policy, policy_text FROM jobs "
 			 "WHERE id = $1 AND tenant = $2",
 			 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -187,6 +240,7 @@ static void work_rows(struct task *t, PGconn *c)
 		return;
 	}
 	last = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	policy = emv_db_job_policy(r, 0, 1, 2);
 	PQclear(r);
 	/* the window this request may read: row numbers after+1 ..
 	 * after+ROWS_SCAN_MAX, a range of the primary key, so even a plan
@@ -200,8 +254,14 @@ static void work_rows(struct task *t, PGconn *c)
 	v[0] = t->id;
 	v[1] = after;
 	v[2] = upto;
-	v[3] = strcmp(status, "-") ? status : NULL;
-	v[4] = strcmp(reason, "-") ? reason : NULL;
+	/* the engine's statuses and reasons the policy may write as asked;
+	 * row_json keeps the rows it does */
+	if (strcmp(status, "-"))
+		raw_set(policy, status, 1, sset, sizeof sset);
+	if (strcmp(reason, "-"))
+		raw_set(policy, reason, 0, rset, sizeof rset);
+	v[3] = strcmp(status, "-") ? sset : NULL;
+	v[4] = strcmp(reason, "-") ? rset : NULL;
 	v[5] = t->arg[1][0] ? t->arg[1] : NULL;
 	v[6] = t->arg[2][0] ? t->arg[2] : NULL;
 	v[7] = lim;
@@ -209,12 +269,18 @@ static void work_rows(struct task *t, PGconn *c)
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		api_db_fail(t, PQresultErrorMessage(r), "reading the job's rows");
 		PQclear(r);
+		emv_policy_free(policy);
 		return;
 	}
 	n = PQntuples(r);
 	rows = json_array();
-	for (int i = 0; i < n && i < limit; i++)
-		json_array_append_new(rows, row_json(r, i));
+	for (int i = 0; i < n && i < limit; i++) {
+		json_t *row = row_json(r, i, policy, strcmp(status, "-") ? status : NULL,
+				       strcmp(reason, "-") ? reason : NULL);
+		if (row)
+			json_array_append_new(rows, row);
+	}
+	emv_policy_free(policy);
 	t->json = json_pack("{s:o}", "rows", rows);
 	/* more: a full page (its last row), or a window cut short by the scan
 	 * bound (its end, even when nothing in it matched) */

@@ -193,6 +193,10 @@ try {
   const dupRow = JSON.parse((await api(`/v1/jobs/${jobId}/rows?q=alice`)).body).rows[1];
   assert.equal(dupRow.duplicate_of_row, 1);
   assert.equal(dupRow.mx_host, 'mx1.accept.test', 'a duplicate shows its first row\'s verdict');
+  // rows say what the job's policy writes (docs/policy.md), as the export does
+  assert.equal(dupRow.policy, 'marketing');
+  const deliv = JSON.parse((await api(`/v1/jobs/${jobId}/rows?status=deliverable`)).body).rows;
+  assert.ok(deliv.length > 0 && deliv.every((r) => r.status === 'deliverable' && r.safe_to_send === true), 'deliverable rows are safe to send');
 
   log('downloads match the API\'s export byte for byte');
   for (const [button, query] of [['#dl-csv', 'format=csv'], ['#dl-clean', 'format=csv&status=deliverable'], ['#dl-jsonl', 'format=jsonl']]) {
