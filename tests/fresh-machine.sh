@@ -207,7 +207,9 @@ none) say "testsuite: skipped (EMV_FRESH_SUITE=none)"; exit 0 ;;
 build) cmd='bash deploy/install-deps.sh --test && bash tests/world/postfix/install.sh && bash tests/cluster/install.sh &&
 	cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DEMV_SANITIZE=ON && cmake --build build/test -j2 &&
 	cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DEMV_FUZZ=ON && cmake --build build/fuzz -j2 --target fuzz_address' ;;
-full) cmd='bash tests/run-all.sh' ;;
+# the fuzzers' long runs are the host's (run-all.sh's own fuzz stage): here they
+# only prove they build and start, which keeps the whole check under 40 minutes
+full) cmd='EMV_FUZZ_SECONDS=3 bash tests/run-all.sh' ;;
 *) die "EMV_FRESH_SUITE must be full, build or none" ;;
 esac
 say "testsuite ($suite): ${cmd%% &&*}"

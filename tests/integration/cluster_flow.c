@@ -92,7 +92,7 @@ static void check_export(const char *job)
 	csv = slurp(path);
 	line = strtok_r(csv, "\n", &save);
 	assert_non_null(line);
-	assert_int_equal(strncmp(line, "email,status,reason,flags,did_you_mean,detail,mx_host", 53), 0);
+	assert_int_equal(strncmp(line, "email,status,reason,safe_to_send,flags,did_you_mean,detail,mx_host", 66), 0);
 	while ((line = strtok_r(NULL, "\n", &save))) {
 		assert_true(n < 11);
 		if (strncmp(line, expect[n], strlen(expect[n])) != 0)
