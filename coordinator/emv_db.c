@@ -493,31 +493,35 @@ static int policy_text(const emv_policy *p, char *buf, size_t len)
 	return 1;
 }
 
-int emv_db_job_policy_set(PGconn *c, const char *job_id, const emv_policy *p, char *err, size_t errlen)
+/* Run sql with $1 = key, $2 = p's name (NULL: none), $3 = its text (NULL
+ * for a preset). */
+static int policy_store(PGconn *c, const char *sql, const char *key, const emv_policy *p, const char *what, char *err,
+			size_t errlen)
 {
 	char text[EMV_POLICY_TEXT_MAX * 2];
-	const char *v[3] = { job_id, p ? emv_policy_name(p) : NULL, NULL };
+	const char *v[3] = { key, p ? emv_policy_name(p) : NULL, NULL };
 	if (p && policy_text(p, text, sizeof text))
 		v[2] = text;
+	return emv_db_run(c, sql, 3, v, err, errlen, "%s", what);
+}
+
+int emv_db_job_policy_set(PGconn *c, const char *job_id, const emv_policy *p, char *err, size_t errlen)
+{
 	/* none given: the tenant's default, else the built-in default */
-	return emv_db_run(c,
-			  "UPDATE jobs j SET policy = coalesce($2, (SELECT t.policy FROM tenant_settings t WHERE "
-			  "  t.tenant = j.tenant AND t.policy IS NOT NULL), 'marketing'),"
-			  " policy_text = CASE WHEN $2 IS NOT NULL THEN $3 ELSE (SELECT t.policy_text FROM "
-			  "  tenant_settings t WHERE t.tenant = j.tenant AND t.policy IS NOT NULL) END "
-			  "WHERE j.id = $1",
-			  3, v, err, errlen, "setting the job's policy");
+	return policy_store(c,
+			    "UPDATE jobs j SET policy = coalesce($2, (SELECT t.policy FROM tenant_settings t WHERE "
+			    "  t.tenant = j.tenant AND t.policy IS NOT NULL), 'marketing'),"
+			    " policy_text = CASE WHEN $2 IS NOT NULL THEN $3 ELSE (SELECT t.policy_text FROM "
+			    "  tenant_settings t WHERE t.tenant = j.tenant AND t.policy IS NOT NULL) END "
+			    "WHERE j.id = $1",
+			    job_id, p, "setting the job's policy", err, errlen);
 }
 
 int emv_db_tenant_policy_set(PGconn *c, const char *tenant, const emv_policy *p, char *err, size_t errlen)
 {
-	char text[EMV_POLICY_TEXT_MAX * 2];
-	const char *v[3] = { tenant, p ? emv_policy_name(p) : NULL, NULL };
-	if (p && policy_text(p, text, sizeof text))
-		v[2] = text;
-	return emv_db_run(c,
-			  "INSERT INTO tenant_settings (tenant, policy, policy_text) VALUES ($1, $2, $3) "
-			  "ON CONFLICT (tenant) DO UPDATE SET policy = excluded.policy, "
-			  "policy_text = excluded.policy_text, updated_at = now()",
-			  3, v, err, errlen, "setting the tenant's policy");
+	return policy_store(c,
+			    "INSERT INTO tenant_settings (tenant, policy, policy_text) VALUES ($1, $2, $3) "
+			    "ON CONFLICT (tenant) DO UPDATE SET policy = excluded.policy, "
+			    "policy_text = excluded.policy_text, updated_at = now()",
+			    tenant, p, "setting the tenant's policy", err, errlen);
 }
