@@ -20,6 +20,7 @@
 #include "emv_api_internal.h"
 #include "emv_result.h"
 #include "emv_db.h"
+#include "emv_export.h"
 #include "emv_format.h"
 #include "emv_utf8.h"
 #include "emv_util.h"
@@ -63,11 +64,7 @@ static const char page_sql[] =
 	"SELECT a.id, a.input, a.address, a.domain, a.flags, a.duplicate_of, a.error, r.status, r.reason, r.final,"
 	" r.flags, r.mx_host, r.mx_ip, r.source_ip, r.region, r.tls, r.catch_all, r.smtp_code, r.enhanced_code,"
 	" r.reply, r.attempts, r.duration_ms, r.detail,"
-	" to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-	/* OFFSET 0: one primary-key lookup per row, never a join the planner
-	 * misjudges (see emv_export.c) */
-	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r"
-	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
+	" to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" EMV_EXPORT_ROWS_FROM
 	" WHERE a.job_id = $1 AND a.id > $2::bigint AND a.id <= $3::bigint"
 	"  AND ($4::text[] IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = ANY($4::text[]))"
 	"  AND ($5::text[] IS NULL OR (CASE WHEN r.final THEN r.reason ELSE 'pending' END) = ANY($5::text[]))"
@@ -118,8 +115,7 @@ static json_t *row_json(PGresult *r, int i, const emv_policy *policy, const char
 	} else {
 		status = "unknown";
 		reason = "pending";
-		detail = col(r, i, C_STATUS) ? "not final yet: the server asked us to try again later"
-					     : "not verified yet";
+		detail = emv_export_pending_detail(col(r, i, C_STATUS) != NULL);
 	}
 	/* what the job's policy writes (docs/policy.md), as its export does;
 	 * the filters match that */

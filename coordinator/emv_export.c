@@ -57,17 +57,13 @@ static const char declare_sql[] =
 	"DECLARE emv_export NO SCROLL CURSOR FOR"
 	" SELECT a.id, a.input, a.address, a.flags, a.duplicate_of, a.error, r.status, r.reason, r.final,"
 	"  r.flags, r.mx_host, r.mx_ip, r.source_ip, r.region, r.tls, r.catch_all, r.smtp_code,"
-	"  r.enhanced_code, r.reply, r.attempts, r.duration_ms, r.detail"
-	/* one primary-key lookup of the result per row, whatever the
-	 * statistics say: the results of a job written since the last
-	 * ANALYZE look like "about one row" to the planner, and a plain join
-	 * then became a nested loop over a materialised scan of them, O(n^2)
-	 * (a 200,000-row export ran for over 20 minutes).  OFFSET 0 keeps the
-	 * subquery from being flattened into that join. */
-	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r"
-	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
-	" WHERE a.job_id = $1"
+	"  r.enhanced_code, r.reply, r.attempts, r.duration_ms, r.detail" EMV_EXPORT_ROWS_FROM " WHERE a.job_id = $1"
 	" ORDER BY a.id";
+
+const char *emv_export_pending_detail(int temporary)
+{
+	return temporary ? "not final yet: the server asked us to try again later" : "not verified yet";
+}
 
 void emv_export_params_default(emv_export_params *p)
 {
@@ -162,8 +158,7 @@ static void row_of(emv_export *x, PGresult *r, int i, emv_format_row *w, char *d
 		/* not final yet: a temporary verdict says why it is still open */
 		w->status = "unknown";
 		w->reason = "pending";
-		w->detail = col(r, i, C_STATUS) ? "not final yet: the server asked us to try again later"
-						: "not verified yet";
+		w->detail = emv_export_pending_detail(col(r, i, C_STATUS) != NULL);
 	}
 	w->mx_host = col(r, i, C_MX_HOST);
 	w->mx_ip = col(r, i, C_MX_IP);

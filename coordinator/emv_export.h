@@ -60,4 +60,21 @@ void emv_export_close(emv_export *x);
 int emv_export_to_file(PGconn *c, const char *job_id, const emv_export_params *p, FILE *out, uint64_t *rows, char *err,
 		       size_t errlen);
 
+/*
+ * A job's rows with the verdict each shows, for a query's FROM: addresses
+ * a, each with the result r it shows (a duplicate: its first row's).  One
+ * primary-key lookup of the result per row, whatever the statistics say:
+ * the results of a job written since the last ANALYZE look like "about one
+ * row" to the planner, and a plain join then became a nested loop over a
+ * materialised scan of them, O(n^2) (a 200,000-row export ran for over 20
+ * minutes).  OFFSET 0 keeps the subquery from being flattened into it.
+ */
+#define EMV_EXPORT_ROWS_FROM                                           \
+	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r" \
+	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
+
+/* The detail of a row whose verdict is not final yet (reason "pending"):
+ * temporary, a temporary verdict is stored (its retry waits). */
+const char *emv_export_pending_detail(int temporary);
+
 #endif
