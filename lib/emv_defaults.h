@@ -130,6 +130,12 @@
 #define EMV_DEF_ROUTER_WAIT_MS 900000 /* a batch waits this long for a live region; --wait S */
 #define EMV_DEF_EXPORT_FETCH_ROWS 5000
 
+/* ---- the verdict cache (lib/emv_cache.h: why these ages) */
+#define EMV_DEF_CACHE_DELIVERABLE_S (30LL * 86400)
+#define EMV_DEF_CACHE_UNDELIVERABLE_S (90LL * 86400)
+#define EMV_DEF_CACHE_RISKY_S (7LL * 86400)
+#define EMV_DEF_CACHE_MAILBOX_FULL_S (1LL * 86400) /* a reason's own age: wins over risky's */
+
 /* ---- HTTP API (api/emv_api.h) and its webhooks (api/emv_webhook.h) */
 #define EMV_DEF_API_LISTEN "127.0.0.1:8080"
 #define EMV_DEF_API_MAX_UPLOAD 67108864 /* bytes (64 MiB) */

@@ -279,7 +279,7 @@ int emv_parse_int(const char *name, const char *s, int min, int max, int *out, c
 	return EMV_OK;
 }
 
-int emv_parse_duration_ms(const char *s, uint64_t *ms)
+int emv_parse_duration_max_ms(const char *s, uint64_t max_ms, uint64_t *ms)
 {
 	unsigned long long v = 0, unit = 1000;
 	const char *p = s;
@@ -288,7 +288,7 @@ int emv_parse_duration_ms(const char *s, uint64_t *ms)
 		return -1;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		v = v * 10 + (unsigned long long)(*p - '0');
-		if (v > 30ull * 86400)
+		if (v > max_ms / 1000)
 			return -1;
 	}
 	if (p == s)
@@ -304,8 +304,13 @@ int emv_parse_duration_ms(const char *s, uint64_t *ms)
 		if (p[1])
 			return -1;
 	}
-	if (v * unit > 30ull * 86400000)
+	if (v * unit > max_ms)
 		return -1;
 	*ms = v * unit;
 	return 0;
+}
+
+int emv_parse_duration_ms(const char *s, uint64_t *ms)
+{
+	return emv_parse_duration_max_ms(s, 30ull * 86400000, ms);
 }

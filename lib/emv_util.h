@@ -91,6 +91,8 @@ int emv_csv_is_formula(const char *s);
  * or d ("90", "90s", "10m", "2h").  -1 unless all of s is one, at most
  * 30 days. */
 int emv_parse_duration_ms(const char *s, uint64_t *ms);
+/* The same with another upper bound (max_ms, at most a few centuries). */
+int emv_parse_duration_max_ms(const char *s, uint64_t max_ms, uint64_t *ms);
 
 /*
  * The one checked number parser for options, query parameters and settings:
