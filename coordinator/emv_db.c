@@ -178,6 +178,38 @@ static const struct migration migrations[] = {
 	  "  policy text,"
 	  "  policy_text text,"
 	  "  updated_at timestamptz NOT NULL DEFAULT now());" },
+	/* Version 9: the verdict cache (docs/cache.md, lib/emv_cache.h).  The
+	 * last final verdict of each normalised address with its evidence,
+	 * per tenant (scope = the tenant) or shared by every tenant
+	 * (cache_scope = global: scope = '*'); tenant and job_id say where it
+	 * came from, so that deleting a tenant's or a job's data deletes what
+	 * it put there.  A job may shorten the ages (max_age_s; 0: fresh, asks
+	 * everything again); its rows answered from the cache are counted in
+	 * n_cached and marked in results (cached, verified_at: when the cached
+	 * verdict was made; a row the job asked itself was made at updated_at). */
+	{ 9, "verdict cache",
+	  "CREATE TABLE verdict_cache ("
+	  "  scope text NOT NULL,"
+	  "  address text NOT NULL,"
+	  "  status text NOT NULL CHECK (status IN ('deliverable', 'undeliverable', 'risky')),"
+	  "  reason text NOT NULL,"
+	  "  flags integer NOT NULL DEFAULT 0,"
+	  "  detail text,"
+	  "  mx_host text, mx_ip text, source_ip text, region text, tls text,"
+	  "  catch_all boolean,"
+	  "  smtp_code integer, enhanced_code text, reply text,"
+	  "  attempts integer NOT NULL DEFAULT 0,"
+	  "  duration_ms integer NOT NULL DEFAULT 0,"
+	  "  verified_at timestamptz NOT NULL,"
+	  "  tenant text NOT NULL,"
+	  "  job_id text,"
+	  "  PRIMARY KEY (scope, address));"
+	  "CREATE INDEX verdict_cache_tenant ON verdict_cache (tenant);"
+	  "CREATE INDEX verdict_cache_job ON verdict_cache (job_id);"
+	  "ALTER TABLE jobs ADD COLUMN max_age_s bigint,"
+	  "  ADD COLUMN n_cached bigint NOT NULL DEFAULT 0;"
+	  "ALTER TABLE results ADD COLUMN cached boolean NOT NULL DEFAULT false,"
+	  "  ADD COLUMN verified_at timestamptz;" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "emv_format.h"
 #include "emv_result.h"
 #include "emv_utf8.h"
@@ -25,6 +26,8 @@ const char *const emv_format_columns[EMV_FORMAT_NCOLUMNS] = {
 	"smtp_reply",
 	"attempts",
 	"duration_ms",
+	"cached",
+	"verified_at",
 	"policy",
 	"duplicate_of_row",
 	"row",
@@ -34,6 +37,17 @@ const char *const emv_format_columns[EMV_FORMAT_NCOLUMNS] = {
 static void puts_(emv_buf *b, const char *s)
 {
 	emv_buf_add(b, s, strlen(s));
+}
+
+void emv_format_time(char *out, size_t outlen, int64_t unix_s)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	if (unix_s > 0 && gmtime_r(&t, &tm))
+		strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int emv_format_verdict(const emv_format_row *r, const char **status, const char **reason)
@@ -101,7 +115,7 @@ static void flag_list(char *out, size_t outlen, unsigned flags)
 
 void emv_format_csv_row(emv_buf *b, const emv_format_row *r, int keep_formulas)
 {
-	char flags[256], code[16] = "", att[32], dur[32], dup[32] = "", row[32];
+	char flags[256], code[16] = "", att[32], dur[32], dup[32] = "", row[32], at[32];
 	const char *status, *reason;
 	int safe = emv_format_verdict(r, &status, &reason);
 
@@ -113,6 +127,7 @@ void emv_format_csv_row(emv_buf *b, const emv_format_row *r, int keep_formulas)
 	if (r->duplicate_of_row)
 		snprintf(dup, sizeof dup, "%" PRIu64, r->duplicate_of_row);
 	snprintf(row, sizeof row, "%" PRIu64, r->row);
+	emv_format_time(at, sizeof at, r->verified_at);
 
 	emv_format_csv_cell(b, r->email, 0, keep_formulas);
 	emv_format_csv_cell(b, status, 0, keep_formulas);
@@ -131,6 +146,8 @@ void emv_format_csv_row(emv_buf *b, const emv_format_row *r, int keep_formulas)
 	emv_format_csv_cell(b, r->have_smtp ? r->reply : "", 0, keep_formulas);
 	emv_format_csv_cell(b, att, 0, keep_formulas);
 	emv_format_csv_cell(b, dur, 0, keep_formulas);
+	emv_format_csv_cell(b, r->cached ? "true" : "false", 0, keep_formulas);
+	emv_format_csv_cell(b, at, 0, keep_formulas);
 	emv_format_csv_cell(b, emv_policy_name(r->policy), 0, keep_formulas);
 	emv_format_csv_cell(b, dup, 0, keep_formulas);
 	emv_format_csv_cell(b, row, 0, keep_formulas);
@@ -198,6 +215,7 @@ static void num(emv_buf *b, long long v)
 void emv_format_jsonl_row(emv_buf *b, const emv_format_row *r, const char *extra)
 {
 	const char *names[32], *status, *reason;
+	char at[32];
 	size_t nf = emv_flag_names(r->flags, names, 32);
 	int safe = emv_format_verdict(r, &status, &reason);
 
@@ -250,6 +268,11 @@ void emv_format_jsonl_row(emv_buf *b, const emv_format_row *r, const char *extra
 	num(b, r->attempts);
 	key(b, "duration_ms", 0);
 	num(b, r->duration_ms);
+	key(b, "cached", 0);
+	puts_(b, r->cached ? "true" : "false");
+	key(b, "verified_at", 0);
+	emv_format_time(at, sizeof at, r->verified_at);
+	emv_format_json_str(b, at, 1);
 	key(b, "policy", 0);
 	emv_format_json_str(b, emv_policy_name(r->policy), 0);
 	key(b, "duplicate_of_row", 0);

@@ -36,6 +36,8 @@ typedef struct {
 	int smtp_code;
 	const char *enhanced, *reply;
 	long long attempts, duration_ms;
+	int cached;	     /* 1: answered from the verdict cache (emv_cache.h), not asked by this job */
+	int64_t verified_at; /* when the verdict was made, Unix seconds; 0: not known */
 	uint64_t duplicate_of_row; /* 0: not a duplicate */
 	uint64_t row;		   /* the input row number (1 = the first data row) */
 	const char *input;	   /* the input row as read */
@@ -46,8 +48,11 @@ typedef struct {
 /* The CSV columns, in order (EMV_FORMAT_NCOLUMNS of them); JSON Lines
  * has the same keys in the same order, plus region before tls and with
  * smtp_code, enhanced_code and smtp_reply as one "smtp" object. */
-#define EMV_FORMAT_NCOLUMNS 21
+#define EMV_FORMAT_NCOLUMNS 23
 extern const char *const emv_format_columns[EMV_FORMAT_NCOLUMNS];
+
+/* verified_at as written: "2026-12-07T16:00:00Z" (UTC), "" for 0. */
+void emv_format_time(char *out, size_t outlen, int64_t unix_s);
 
 /* The status, reason and safe_to_send a row is written with: its policy's
  * mapping of the engine's verdict.  A reason that is no verdict's (an

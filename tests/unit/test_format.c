@@ -75,17 +75,20 @@ static void test_csv_row_and_header(void **state)
 	/* a role address the server accepted: risky under the default policy
 	 * (marketing), deliverable and safe under transactional */
 	r.policy = emv_policy_preset("transactional");
+	r.cached = 1; /* and answered from the verdict cache */
+	r.verified_at = 1796659200;
 	emv_format_csv_row(&b, &r, 0);
 	assert_string_equal(b.p,
 			    "email,status,reason,safe_to_send,flags,did_you_mean,detail,mx_host,mx_ip,source_ip,tls,"
-			    "catch_all,smtp_code,enhanced_code,smtp_reply,attempts,duration_ms,policy,duplicate_of_row,"
+			    "catch_all,smtp_code,enhanced_code,smtp_reply,attempts,duration_ms,cached,verified_at,policy,"
+			    "duplicate_of_row,"
 			    "row,input\n"
 			    "alice@accept.test,risky,role,false,free;role,,the mail server accepted the recipient,"
 			    "mx1.accept.test,127.0.0.10,127.0.0.1,TLSv1.3,false,250,2.1.5,\"2.1.5 Ok, \"\"fine\"\"\","
-			    "1,12,marketing,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n"
+			    "1,12,false,,marketing,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n"
 			    "alice@accept.test,deliverable,accepted,true,free;role,,the mail server accepted the recipient,"
 			    "mx1.accept.test,127.0.0.10,127.0.0.1,TLSv1.3,false,250,2.1.5,\"2.1.5 Ok, \"\"fine\"\"\","
-			    "1,12,transactional,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n");
+			    "1,12,true,2026-12-07T16:00:00Z,transactional,,3,\"'=HYPERLINK(\"\"http://x\"\"),Alice\"\n");
 	free(b.p);
 }
 
@@ -100,6 +103,8 @@ static void test_jsonl_has_the_csv_columns(void **state)
 	json_t *v;
 	(void)state;
 	r.duplicate_of_row = 1;
+	r.cached = 1;
+	r.verified_at = 1796659200;
 	emv_format_jsonl_row(&b, &r, NULL);
 	assert_int_equal(b.p[b.len - 1], '\n');
 	o = json_loads(b.p, 0, NULL);
@@ -125,6 +130,8 @@ static void test_jsonl_has_the_csv_columns(void **state)
 	assert_true(json_is_null(json_object_get(o, "region")));
 	assert_true(json_is_null(json_object_get(o, "did_you_mean")));
 	assert_true(json_is_false(json_object_get(o, "catch_all")));
+	assert_true(json_is_true(json_object_get(o, "cached")));
+	assert_string_equal(json_string_value(json_object_get(o, "verified_at")), "2026-12-07T16:00:00Z");
 	/* the default policy's mapping of the engine's deliverable role address */
 	assert_string_equal(json_string_value(json_object_get(o, "status")), "risky");
 	assert_string_equal(json_string_value(json_object_get(o, "reason")), "role");
@@ -143,6 +150,7 @@ static void test_jsonl_has_the_csv_columns(void **state)
 				 "\"flags\":[],\"did_you_mean\":null,"
 				 "\"detail\":\"\",\"mx_host\":null,\"mx_ip\":null,\"source_ip\":null,\"region\":null,"
 				 "\"tls\":null,\"catch_all\":null,\"smtp\":null,\"attempts\":0,\"duration_ms\":0,"
+				 "\"cached\":false,\"verified_at\":null,"
 				 "\"policy\":\"marketing\",\"duplicate_of_row\":null,\"row\":0,\"input\":\"\","
 				 "\"transcript\":[]}\n");
 	free(b.p);
