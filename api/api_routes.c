@@ -83,6 +83,7 @@ static const struct api_route_def {
 	{ "/v1/jobs", M(API_POST), 1, h_upload },
 	{ "/v1/check", M(API_POST), 1, h_check },
 	{ "/v1/ips", M(API_GET), 1, api_h_ips },
+	{ "/v1/forget", M(API_POST), 1, api_h_forget },
 	{ "/v1/jobs/{id}", M(API_GET), 1, api_h_job_status },
 	{ "/v1/jobs/{id}", M(API_DELETE), 1, api_h_job_delete },
 	{ "/v1/jobs/{id}/results", M(API_GET), 1, h_results },

@@ -179,6 +179,7 @@ int api_job_id_valid(const char *s, size_t n);
 enum api_method api_method_of(const char *m);
 api_handler api_h_readyz, api_h_metrics;				   /* api_metrics.c */
 api_handler api_h_job_list, api_h_job_status, api_h_job_delete, api_h_ips; /* api_jobs.c */
+api_handler api_h_forget;						   /* emv_api_forget.c: POST /v1/forget */
 api_handler api_h_job_rows;						   /* api_rows.c */
 api_handler api_h_console_index, api_h_console_file;			   /* api_console.c */
 

@@ -7,7 +7,12 @@
  *   status ID [--json]
  *   export ID -o FILE [--format csv|jsonl] [--status deliverable,...]
  *   jobs [--limit N] [--json]
+ *   forget ADDRESS [--cache FILE]
  *
+ * forget asks the coordinator to forget an address (POST /v1/forget: its
+ * cache entries and the tenant's stored job rows); with --cache FILE it
+ * removes the address from verify's local cache file instead, and needs no
+ * server.
  * Every command takes --server URL and --token T, or EMAILVERIFY_SERVER
  * and EMAILVERIFY_TOKEN.  The list is sent from the file (evbuffer_add_file:
  * never read into memory whole); an export is written to FILE.part as it
@@ -30,6 +35,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include "cli.h"
+#include "cli_cache.h"
+#include "emv_address.h"
 #include "emv_util.h"
 
 #define CLIENT_MAX_BODY (16 * 1024 * 1024)
@@ -40,6 +47,7 @@ struct client {
 	char host[256];
 	int port;
 	char prefix[256];
+	const char *content_type; /* of a request body: NULL text/csv */
 };
 
 struct call {
@@ -172,7 +180,7 @@ static int call(struct client *c, const char *method, const char *path, int body
 		/* the file's pages go to the socket without a copy here */
 		evbuffer_add_file(evhttp_request_get_output_buffer(req), body_fd, 0, st.st_size);
 		snprintf(len, sizeof len, "%lld", (long long)st.st_size);
-		evhttp_add_header(h, "Content-Type", "text/csv");
+		evhttp_add_header(h, "Content-Type", c->content_type ? c->content_type : "text/csv");
 		evhttp_add_header(h, "Content-Length", len);
 	}
 	snprintf(target, sizeof target, "%s%s", c->prefix, path);
@@ -351,6 +359,7 @@ static const struct option common_opts[] = {
 	{ "status", required_argument, NULL, 'x' },
 	{ "limit", required_argument, NULL, 'l' },
 	{ "no-escape-formulas", no_argument, NULL, 'F' },
+	{ "cache", required_argument, NULL, 'C' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -362,6 +371,9 @@ static void client_usage(FILE *f)
 		   "       emailverify export ID -o FILE [--format csv|jsonl] [--status deliverable,...]\n"
 		   "                             [--no-escape-formulas]  (CSV: = + - @ TAB CR cells as they are)\n"
 		   "       emailverify jobs [--limit N] [--json]\n"
+		   "       emailverify forget ADDRESS         (a privacy request: its cache entries, and its rows in\n"
+		   "                                          your jobs are redacted; exports already made are not)\n"
+		   "       emailverify forget --cache FILE ADDRESS   (from verify's cache file; no server)\n"
 		   "  every command: --server URL (or EMAILVERIFY_SERVER), --token T (or EMAILVERIFY_TOKEN)\n");
 }
 
@@ -376,10 +388,80 @@ static void add_param(char *q, size_t qlen, const char *key, const char *val)
 	free(enc);
 }
 
+/* forget ADDRESS: from the cache file, or (no --cache) on the coordinator.
+ * The address is normalised as ingest does, so "Alice@Example.COM" forgets
+ * the entry of "Alice@example.com". */
+static int forget(const char *server, const char *token, const char *cache, const char *addr)
+{
+	emv_address a;
+	char err[600];
+	if (emv_address_parse(addr, strlen(addr), &a) != EMV_OK) {
+		char shown[300];
+		emv_sanitize(shown, sizeof shown, addr, strlen(addr));
+		fprintf(stderr, "emailverify forget: '%s' is not an email address (%s)\n", shown, a.detail);
+		return 2;
+	}
+	if (cache) {
+		cli_cache *cc = cli_cache_open(cache, err, sizeof err);
+		int rc;
+		if (!cc) {
+			fprintf(stderr, "emailverify forget: %s\n", err);
+			return 2;
+		}
+		rc = cli_cache_forget(cc, a.address, err, sizeof err);
+		cli_cache_close(cc);
+		if (rc < 0) {
+			fprintf(stderr, "emailverify forget: %s\n", err);
+			return 1;
+		}
+		printf("%s: %s\n", a.address,
+		       rc ? "forgotten (its entry is deleted from the cache file)" : "not in the cache file");
+		return 0;
+	}
+	{
+		struct client c;
+		struct call k;
+		json_t *body, *j;
+		char *text;
+		FILE *f;
+		int o;
+		if (client_init(&c, server, token) != 0)
+			return 2;
+		body = json_pack("{s:s}", "email", addr);
+		text = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		if (!(f = tmpfile()) || fputs(text, f) < 0 || fflush(f) != 0) {
+			fprintf(stderr, "emailverify forget: no temporary file: %s\n", strerror(errno));
+			free(text);
+			if (f)
+				fclose(f);
+			return 1;
+		}
+		free(text);
+		c.content_type = "application/json";
+		o = call(&c, "POST", "/v1/forget", fileno(f), NULL, &k);
+		fclose(f);
+		if (o != 0 || k.status != 200) {
+			if (o == 0)
+				print_error(&k);
+			call_free(&k);
+			return 1;
+		}
+		j = answer_json(&k);
+		call_free(&k);
+		if (!j)
+			return 1;
+		printf("%s: forgotten (%lld cache entries deleted, %lld job rows redacted)\n", jstr(j, "email"),
+		       (long long)jint(j, "cache_entries"), (long long)jint(j, "job_rows"));
+		json_decref(j);
+		return 0;
+	}
+}
+
 int cli_client(int argc, char **argv)
 {
 	const char *cmd = argv[0], *server = NULL, *token = NULL, *name = NULL, *cb_url = NULL, *cb_secret = NULL;
-	const char *format = NULL, *status = NULL, *out = NULL, *limit = NULL, *arg = NULL;
+	const char *format = NULL, *status = NULL, *out = NULL, *limit = NULL, *arg = NULL, *cache = NULL;
 	int wait = 0, json = 0, keep_formulas = 0, o;
 	struct client c;
 	struct call k;
@@ -400,6 +482,7 @@ int cli_client(int argc, char **argv)
 		case 'F': keep_formulas = 1; break;
 		case 'l': limit = optarg; break;
 		case 'o': out = optarg; break;
+		case 'C': cache = optarg; break;
 		case 'h': client_usage(stdout); return 0;
 		default: client_usage(stderr); return 2;
 		}
@@ -410,6 +493,12 @@ int cli_client(int argc, char **argv)
 		client_usage(stderr);
 		return 2;
 	}
+	if (cache && strcmp(cmd, "forget") != 0) {
+		fprintf(stderr, "emailverify %s: --cache is an option of forget (and verify)\n", cmd);
+		return 2;
+	}
+	if (strcmp(cmd, "forget") == 0)
+		return forget(server, token, cache, arg);
 	if (strcmp(cmd, "export") == 0 && !out) {
 		fprintf(stderr, "emailverify export: -o FILE is required\n");
 		return 2;

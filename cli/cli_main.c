@@ -39,6 +39,9 @@ static const struct command {
 	{ "status", cli_client, "ID", "a job's progress and counts on the coordinator" },
 	{ "export", cli_client, "ID -o OUT", "a job's results from the coordinator (--status, --format)" },
 	{ "jobs", cli_client, "", "your jobs on the coordinator" },
+	{ "forget", cli_client, "ADDRESS",
+	  "forget an address on the coordinator (cache and your jobs), or in\n"
+	  "                       verify's cache file (--cache FILE)" },
 	{ "version", cli_version, "", "print the version" },
 };
 

@@ -15,6 +15,14 @@
  * channel, TLS context and engine) share the work by domain: a domain is
  * always probed from the same loop, so per-domain and per-MX politeness
  * holds.  Verdicts from all loops meet in the journal under one mutex.
+ *
+ * With --cache FILE (cli_cache.h, docs/cache.md), pass 1 looks every new
+ * unique address up in the cache file (in batches, one read transaction
+ * each): an entry that may answer (lib/emv_cache's rule, --cache-ages,
+ * --max-age, --fresh) goes into the journal marked cached, with its
+ * verified_at, and is never queued on the engine.  Verdicts the engine
+ * makes are stored back once a second in one write transaction (unknown
+ * is not stored).  Without --cache nothing here changes.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -28,8 +36,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "cli_cache.h"
 #include "emv_defaults.h"
 #include "emv_engine.h"
 #include "emv_format.h"
@@ -85,6 +95,21 @@ struct verify {
 	struct event *sigint, *sigterm;
 	volatile int interrupted;
 	int port25;
+	/* --cache FILE: the verdict cache file, its rules and what waits to
+	 * be stored (verdicts made since the last store; under mu) */
+	cli_cache *cache;
+	const char *cache_path;
+	emv_cache_ages cache_ages;
+	int64_t max_age_s; /* -1: none; 0: --fresh */
+	struct cache_put {
+		char *address, *result;
+		emv_status st;
+		emv_reason r;
+		int64_t at;
+	} *pend;
+	size_t npend, cappend;
+	uint64_t cache_hits, cache_stored, rows_cached, last_store_ms;
+	int cache_warned;
 };
 
 static void grow_unique(struct verify *v)
@@ -167,6 +192,79 @@ static void journal_flush(struct verify *v, int force)
 		fflush(v->journal);
 		v->last_flush_ms = now;
 	}
+}
+
+/* ---- the cache file ---- */
+
+/* Store the verdicts made since the last time in one write transaction
+ * (called with mu held).  A busy file (another run writing) keeps them for
+ * the next time; force: the last chance, a failure is said. */
+static void cache_store(struct verify *v, int force)
+{
+	char err[600];
+	size_t i;
+	uint64_t stored = 0;
+	int rc;
+	if (!v->cache || v->npend == 0)
+		return;
+	if (!force && v->npend < EMV_DEF_CACHE_FILE_BATCH && emv_now_ms() - v->last_store_ms < 1000)
+		return;
+	v->last_store_ms = emv_now_ms();
+	rc = cli_cache_begin(v->cache, 1, err, sizeof err);
+	for (i = 0; rc == EMV_OK && i < v->npend; i++) {
+		struct cache_put *p = &v->pend[i];
+		int n = cli_cache_put(v->cache, p->address, p->st, p->r, p->at, p->result, err, sizeof err);
+		if (n < 0)
+			rc = n;
+		else
+			stored += (uint64_t)n;
+	}
+	if (rc == EMV_OK)
+		rc = cli_cache_commit(v->cache, err, sizeof err);
+	if (rc == EMV_OK)
+		v->cache_stored += stored;
+	else {
+		cli_cache_rollback(v->cache);
+		if (force || !v->cache_warned) {
+			fprintf(stderr, "emailverify: %s%s\n", err,
+				force ? "; these verdicts are not in the cache file (they are in the output)"
+				      : "; trying again");
+			v->cache_warned = 1;
+		}
+		if (!force)
+			return;
+	}
+	for (i = 0; i < v->npend; i++) {
+		free(v->pend[i].address);
+		free(v->pend[i].result);
+	}
+	v->npend = 0;
+}
+
+/* Pass 1: may the cache file answer unique address id?  Then its verdict
+ * goes into the journal, marked cached.  1 answered, 0 not, -1 error. */
+static int cache_answer(struct verify *v, uint64_t id, const char *address, int64_t now)
+{
+	char err[600], *res = NULL;
+	int64_t at = 0;
+	int rc = cli_cache_get(v->cache, address, &v->cache_ages, v->max_age_s, now, &res, &at, err, sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "emailverify: %s\n", err);
+		return -1;
+	}
+	if (rc == 0)
+		return 0;
+	{
+		size_t len = strlen(res);
+		int n = fprintf(v->journal, "{\"cached\":true,\"verified_at\":%lld,", (long long)at);
+		v->u[id].journal_off = v->journal_size + 1;
+		fwrite(res + 1, 1, len - 1, v->journal);
+		fputc('\n', v->journal);
+		v->journal_size += (uint64_t)(n > 0 ? n : 0) + len;
+	}
+	free(res);
+	v->cache_hits++;
+	return 1;
 }
 
 /* ---- progress ---- */
@@ -293,6 +391,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&v->mu);
 	if (w->idx == 0) {
 		journal_flush(v, 0);
+		cache_store(v, 0);
 		if (v->progress_mode == 2 || now - last_line >= 5000) {
 			progress(v, 0);
 			last_line = now;
@@ -346,7 +445,28 @@ static void record(struct vworker *w, uint64_t id, const emv_probe_job *job, siz
 	if (port25)
 		v->port25 = 1;
 	v->u[id].journal_off = v->journal_size + 1;
-	fwrite(s, 1, len, v->journal);
+	if (v->cache) {
+		/* with a cache file every verdict says when it was made */
+		int64_t now = (int64_t)time(NULL);
+		int n = fprintf(v->journal, "{\"verified_at\":%lld,", (long long)now);
+		fwrite(s + 1, 1, len - 1, v->journal);
+		v->journal_size += (uint64_t)(n > 0 ? n : 0) - 1;
+		if (vd.status != EMV_STATUS_UNKNOWN) {
+			if (v->npend == v->cappend) {
+				v->cappend = v->cappend ? v->cappend * 2 : 256;
+				v->pend = emv_xrealloc(v->pend, v->cappend * sizeof *v->pend);
+			}
+			v->pend[v->npend].address = emv_xstrdup(addr);
+			v->pend[v->npend].result = s; /* now owned by pend */
+			v->pend[v->npend].st = vd.status;
+			v->pend[v->npend].r = vd.reason;
+			v->pend[v->npend].at = now;
+			v->npend++;
+			s = NULL;
+		}
+	} else {
+		fwrite(s, 1, len, v->journal);
+	}
 	fputc('\n', v->journal);
 	v->journal_size += len + 1;
 	v->by_status[vd.status]++;
@@ -443,6 +563,10 @@ static void write_record(struct verify *v, FILE *out, json_t *o, uint64_t row, u
 		}
 		w.attempts = (long long)json_integer_value(json_object_get(o, "attempts"));
 		w.duration_ms = (long long)json_integer_value(json_object_get(o, "duration_ms"));
+		w.cached = json_is_true(json_object_get(o, "cached"));
+		w.verified_at = (int64_t)json_integer_value(json_object_get(o, "verified_at"));
+		if (w.cached)
+			v->rows_cached++;
 		w.duplicate_of_row = dup_of;
 		w.row = row;
 		w.input = raw ? raw : "";
@@ -572,6 +696,11 @@ static void summary(struct verify *v)
 			first = 0;
 		}
 	fprintf(stderr, "%s\n", st.retries ? ")" : "");
+	if (v->cache)
+		fprintf(stderr,
+			"  cached rows %" PRIu64 " (%" PRIu64 " unique addresses answered from %s without DNS or "
+			"SMTP; %" PRIu64 " verdicts stored in it)\n",
+			v->rows_cached, v->cache_hits, v->cache_path, v->cache_stored);
 	if (st.expired)
 		fprintf(stderr,
 			"  %" PRIu64 " address(es) made final by the time limit (--deadline, --straggler-wait) "
@@ -621,7 +750,17 @@ static void verify_usage(FILE *f)
 		   "  --straggler-wait D     once every address has had its first answer, wait at most D more\n"
 		   "                         for retries (default 5m; 0 = as long as the retries take)\n"
 		   "  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
-		   "  --progress auto|bar|lines|none\n" EMV_SETUP_HELP);
+		   "  --progress auto|bar|lines|none\n"
+		   "  --cache FILE           a local verdict cache (SQLite; created if missing): addresses with a\n"
+		   "                         verdict young enough are answered from it without DNS or SMTP\n"
+		   "                         (marked cached, with verified_at), the others are asked and their\n"
+		   "                         verdicts stored (unknown never is); docs/cache.md\n"
+		   "  --cache-ages LIST      with --cache: how old a verdict may be, NAME=AGE,... by status or\n"
+		   "                         reason (default deliverable=30d,undeliverable=90d,risky=7d,\n"
+		   "                         mailbox_full=1d; off: never served)\n"
+		   "  --max-age D            with --cache: answer only from verdicts younger than D (12h, 7d)\n"
+		   "  --fresh                with --cache: ask every address again (and store the verdicts)\n"
+		   "                         (emailverify forget --cache FILE ADDRESS removes an address)\n" EMV_SETUP_HELP);
 }
 
 static unsigned domain_hash(const char *s)
@@ -704,6 +843,10 @@ int cli_verify(int argc, char **argv)
 		{ "policy", required_argument, NULL, 2013 },
 		{ "deadline", required_argument, NULL, 2011 },
 		{ "straggler-wait", required_argument, NULL, 2012 },
+		{ "cache", required_argument, NULL, 2014 },
+		{ "cache-ages", required_argument, NULL, 2015 },
+		{ "max-age", required_argument, NULL, 2016 },
+		{ "fresh", no_argument, NULL, 2017 },
 		{ "help", no_argument, NULL, 'h' },
 		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -717,11 +860,13 @@ int cli_verify(int argc, char **argv)
 	FILE *out = stdout;
 	char err[512], outbuf_path[4200] = "", spool_path[4200] = "";
 	int opt, rc, ret = 0;
-	const char *progress_opt = "auto";
+	const char *progress_opt = "auto", *cache_opt = NULL;
 	uint64_t deadline_ms = 0;
 
 	memset(&v, 0, sizeof v);
 	v.nw = 1;
+	v.max_age_s = -1;
+	emv_cache_ages_default(&v.cache_ages);
 	emv_setup_opts_default(&eo);
 	emv_engine_params_default(&ep);
 	ep.linger_ms = EMV_DEF_LINGER_MS; /* a list does not wait long for its stragglers unless asked to */
@@ -768,6 +913,25 @@ int cli_verify(int argc, char **argv)
 			continue;
 		}
 		case 2004: ep.no_batching = 1; continue;
+		case 2014: v.cache_path = optarg; continue;
+		case 2015:
+			if (emv_cache_ages_parse(&v.cache_ages, optarg, err, sizeof err) != EMV_OK) {
+				fprintf(stderr, "emailverify verify: --cache-ages: %s\n", err);
+				return 2;
+			}
+			cache_opt = "--cache-ages";
+			continue;
+		case 2016:
+			if (emv_cache_parse_max_age("--max-age", optarg, &v.max_age_s, err, sizeof err) != EMV_OK) {
+				fprintf(stderr, "emailverify verify: %s\n", err);
+				return 2;
+			}
+			cache_opt = "--max-age";
+			continue;
+		case 2017:
+			v.max_age_s = 0;
+			cache_opt = "--fresh";
+			continue;
 		case 2005:
 			if (emv_parse_int("--max-attempts", optarg, 1, 20, &eo.retry.max_attempts, err, sizeof err)) {
 				fprintf(stderr, "emailverify: %s\n", err);
@@ -803,6 +967,10 @@ int cli_verify(int argc, char **argv)
 		return 2;
 	}
 	v.input = argv[optind];
+	if (cache_opt && !v.cache_path) {
+		fprintf(stderr, "emailverify verify: %s needs --cache FILE\n", cache_opt);
+		return 2;
+	}
 	if (v.resume && !v.output) {
 		fprintf(stderr, "emailverify verify: --resume needs -o OUTPUT (the journal lives next to it)\n");
 		return 2;
@@ -825,15 +993,24 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "emailverify: libevent without thread support; use --threads 1\n");
 		return 1;
 	}
+	if (v.cache_path && !(v.cache = cli_cache_open(v.cache_path, err, sizeof err))) {
+		/* a file we cannot use is the user's to fix: nothing is verified */
+		fprintf(stderr, "emailverify verify: %s\n", err);
+		return 2;
+	}
 	/* a machine that cannot verify stops here, before the list is read */
-	if (cli_preflight(&eo, "emailverify verify") < 0)
+	if (cli_preflight(&eo, "emailverify verify") < 0) {
+		cli_cache_close(v.cache);
 		return 1;
+	}
 
 	emv_ingest_limits_default(&lim);
 	if (strcmp(v.input, "-") == 0) {
 		/* stdin cannot be read twice: spool it (streaming) and read the copy */
-		if (spool_stdin(spool_path, sizeof spool_path) < 0)
+		if (spool_stdin(spool_path, sizeof spool_path) < 0) {
+			cli_cache_close(v.cache);
 			return 1;
+		}
 		v.input = spool_path;
 	}
 	in = emv_ingest_open(v.input, &lim, err, sizeof err);
@@ -841,6 +1018,7 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "emailverify: %s\n", err);
 		if (spool_path[0])
 			unlink(spool_path);
+		cli_cache_close(v.cache);
 		return 1;
 	}
 	pthread_mutex_init(&v.mu, NULL);
@@ -879,8 +1057,13 @@ int cli_verify(int argc, char **argv)
 		event_add(w->tick, &tv);
 	}
 	v.start_ms = emv_now_ms();
+	if (v.cache && cli_cache_begin(v.cache, 0, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify verify: %s\n", err);
+		ret = 2;
+		goto out;
+	}
 
-	/* pass 1: read, de-duplicate, queue */
+	/* pass 1: read, de-duplicate, answer from the cache file or queue */
 	while ((rc = emv_ingest_next(in, &row)) == 1) {
 		emv_address a;
 		uint64_t id;
@@ -909,8 +1092,26 @@ int cli_verify(int argc, char **argv)
 		grow_unique(&v);
 		v.u[id].journal_off = 0;
 		v.u[id].first_row = row.row;
-		v.uaddr[id] = emv_xstrdup(a.address);
 		v.nu++;
+		if (v.cache) {
+			int hit = cache_answer(&v, id, a.address, (int64_t)time(NULL));
+			if (hit < 0) {
+				ret = 2;
+				goto out;
+			}
+			/* a read transaction per batch: not one per lookup, not one
+			 * that pins the file's old pages for the whole run */
+			if ((v.cache_hits + v.queued + 1) % EMV_DEF_CACHE_FILE_BATCH == 0 &&
+			    (cli_cache_commit(v.cache, err, sizeof err) != EMV_OK ||
+			     cli_cache_begin(v.cache, 0, err, sizeof err) != EMV_OK)) {
+				fprintf(stderr, "emailverify verify: %s\n", err);
+				ret = 2;
+				goto out;
+			}
+			if (hit)
+				continue;
+		}
+		v.uaddr[id] = emv_xstrdup(a.address);
 		emv_engine_add(v.w[domain_hash(a.domain) % (unsigned)v.nw].eng, id, a.address, a.domain,
 			       (a.flags & EMV_FLAG_SMTPUTF8) != 0);
 		v.queued++;
@@ -922,6 +1123,11 @@ int cli_verify(int argc, char **argv)
 	}
 	emv_ingest_close(in);
 	in = NULL;
+	if (v.cache && cli_cache_commit(v.cache, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify verify: %s\n", err);
+		ret = 2;
+		goto out;
+	}
 
 	v.sigint = evsignal_new(v.w[0].e.base, SIGINT, on_signal, &v);
 	v.sigterm = evsignal_new(v.w[0].e.base, SIGTERM, on_signal, &v);
@@ -946,6 +1152,7 @@ int cli_verify(int argc, char **argv)
 	v.probe_end_ms = emv_now_ms();
 	journal_flush(&v, 1);
 	fsync(fileno(v.journal));
+	cache_store(&v, 1);
 	{
 		emv_engine_stats st;
 		stats_all(&v, &st);
@@ -1017,5 +1224,11 @@ out:
 		pthread_mutex_destroy(&v.mu);
 	emv_budget_free(ep.budget);
 	emv_policy_free(v.policy);
+	for (size_t i = 0; i < v.npend; i++) {
+		free(v.pend[i].address);
+		free(v.pend[i].result);
+	}
+	free(v.pend);
+	cli_cache_close(v.cache);
 	return ret;
 }

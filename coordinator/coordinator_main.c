@@ -10,6 +10,8 @@
  *   sink    [--database URL] --brokers HOSTS [--group G] [--until-idle MS]
  *                                            results from Kafka into PostgreSQL (step 4)
  *   delete  [--database URL] JOB           a job and all its rows
+ *   forget  [--database URL] --tenant T ADDRESS
+ *                                            a privacy request (emv_privacy.h)
  *   export  [--database URL] [-o FILE] [--format csv|jsonl] [--status LIST] JOB
  *                                            a job's results in input order (step 5)
  *   serve   --listen HOST:PORT [--database URL] (--brokers HOSTS | --embedded-kafka) ...
@@ -41,6 +43,8 @@
 #include "emv_split.h"
 #include "emv_router.h"
 #include "emv_ipstate.h"
+#include "emv_privacy.h"
+#include "emv_address.h"
 #include "emv_routes.h"
 #include <signal.h>
 #include "emv_util.h"
@@ -82,6 +86,10 @@ static void usage(FILE *f)
 		"                                    [--until-idle MS]\n"
 		"         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
 		"       emailverify-coordinator delete [--database URL] JOB_ID\n"
+		"         (also the verdict cache entries the job made)\n"
+		"       emailverify-coordinator forget --tenant T [--database URL] ADDRESS\n"
+		"         a privacy request: the address's cache entries (T's and the global one) are\n"
+		"         deleted and T's job rows redacted; files already exported are not (docs/cache.md)\n"
 		"       emailverify-coordinator export [--database URL] [-o FILE] [--format csv|jsonl]\n"
 		"                                      [--status deliverable,...] [--no-escape-formulas] JOB_ID\n"
 		"         (CSV cells starting with = + - @ TAB CR are quoted with a ' in front unless\n"
@@ -93,6 +101,8 @@ static void usage(FILE *f)
 		"       emailverify-coordinator token list [--database URL]\n"
 		"       emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n"
 		"         the verdict policy of the tenant's new jobs that name none (docs/policy.md)\n"
+		"       emailverify-coordinator tenant delete TENANT [--database URL]\n"
+		"         all of a tenant's data: jobs, verdict cache entries, settings, tokens\n"
 		"  URL defaults to $DATABASE_URL (postgresql://user@host:port/db)\n");
 }
 
@@ -903,6 +913,82 @@ static int cmd_delete(int argc, char **argv)
 	return 0;
 }
 
+/* forget --tenant T ADDRESS: a privacy request (emv_privacy.h), the
+ * address normalised as ingest normalises it. */
+static int cmd_forget(int argc, char **argv)
+{
+	const char *url = NULL, *tenant = NULL, *addr = NULL;
+	long long nc = 0, nr = 0;
+	char err[1024];
+	emv_address a;
+	PGconn *c;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+			tenant = argv[++i];
+		else if (!addr && argv[i][0] != '-')
+			addr = argv[i];
+		else
+			return unexpected(argv[i]);
+	}
+	if (need("forget", "--tenant T and an address are needed", tenant && addr ? addr : NULL))
+		return 2;
+	if (emv_address_parse(addr, strlen(addr), &a) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator forget: not an email address: %s\n", a.detail);
+		return 2;
+	}
+	if (!(c = open_db(url, NULL)))
+		return 1;
+	rc = emv_privacy_forget(c, tenant, a.address, &nc, &nr, err, sizeof err);
+	PQfinish(c);
+	if (rc != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 1;
+	}
+	printf("%s forgotten for tenant %s: %lld cache entries deleted, %lld job rows redacted\n", a.address, tenant,
+	       nc, nr);
+	return 0;
+}
+
+/* tenant delete TENANT: all of a tenant's data (emv_privacy.h), batch by
+ * batch; an interrupted deletion is finished by running it again. */
+static int tenant_delete(int argc, char **argv)
+{
+	const char *url = NULL, *tenant = NULL;
+	char err[1024];
+	int finished = 0;
+	long batches = 0;
+	PGconn *c;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (!tenant && argv[i][0] != '-')
+			tenant = argv[i];
+		else
+			return unexpected(argv[i]);
+	}
+	if (need("tenant delete", "no tenant given", tenant))
+		return 2;
+	if (!(c = open_db(url, NULL)))
+		return 1;
+	while (!finished) {
+		if (emv_privacy_delete_tenant_step(c, tenant, &finished, err, sizeof err) != EMV_OK) {
+			fprintf(stderr, "emailverify-coordinator: %s (run it again to finish)\n", err);
+			PQfinish(c);
+			return 1;
+		}
+		batches++;
+	}
+	PQfinish(c);
+	printf("tenant %s deleted: its jobs, verdict cache entries, settings and tokens (%ld transactions)\n", tenant,
+	       batches);
+	return 0;
+}
+
 /* tenant policy TENANT NAME|FILE|default: a tenant's default verdict
  * policy for the jobs it uploads without one (docs/policy.md). */
 static int cmd_tenant(int argc, char **argv)
@@ -913,9 +999,12 @@ static int cmd_tenant(int argc, char **argv)
 	PGconn *c;
 	int rc;
 
+	if (argc >= 2 && strcmp(argv[1], "delete") == 0)
+		return tenant_delete(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "policy") != 0) {
 		fprintf(stderr,
-			"usage: emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n");
+			"usage: emailverify-coordinator tenant policy TENANT NAME|FILE|default [--database URL]\n"
+			"       emailverify-coordinator tenant delete TENANT [--database URL]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -956,7 +1045,7 @@ static const struct command {
 } commands[] = {
 	{ "migrate", cmd_migrate }, { "ingest", cmd_ingest }, { "split", cmd_split },	{ "sink", cmd_sink },
 	{ "router", cmd_router },   { "ips", cmd_ips },	      { "delete", cmd_delete }, { "export", cmd_export },
-	{ "serve", cmd_serve },	    { "token", cmd_token },   { "tenant", cmd_tenant },
+	{ "serve", cmd_serve },	    { "token", cmd_token },   { "tenant", cmd_tenant }, { "forget", cmd_forget },
 };
 
 int main(int argc, char **argv)

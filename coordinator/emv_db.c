@@ -271,10 +271,13 @@ int emv_db_delete_job(PGconn *c, const char *job_id, const char *tenant, int *fo
 	if (*found && rows)
 		*rows = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
-	for (int i = 0; ok && *found && i < 2; i++)
+	/* and the verdict cache entries the job put there (an entry a later
+	 * job verified again names that job) */
+	for (int i = 0; ok && *found && i < 3; i++)
 		ok = emv_db_run(c,
-				i == 0 ? "DELETE FROM results WHERE job_id = $1"
-				       : "DELETE FROM addresses WHERE job_id = $1",
+				i == 0	 ? "DELETE FROM results WHERE job_id = $1"
+				: i == 1 ? "DELETE FROM addresses WHERE job_id = $1"
+					 : "DELETE FROM verdict_cache WHERE job_id = $1",
 				1, v, err, errlen, "deleting job %s", job_id) == EMV_OK;
 	if (ok)
 		ok = emv_db_run(c, "COMMIT", 0, NULL, err, errlen, "deleting job %s", job_id) == EMV_OK;
@@ -309,6 +312,10 @@ int emv_db_delete_job_step(PGconn *c, const char *job_id, int *finished, char *e
 		"(SELECT id FROM addresses WHERE job_id = $1 LIMIT $2::int)",
 		"DELETE FROM results WHERE job_id = $1 AND address_id IN "
 		"(SELECT address_id FROM results WHERE job_id = $1 LIMIT $2::int)",
+		/* the verdict cache entries it put there, last: a result the
+		 * sink stores meanwhile may still add one */
+		"DELETE FROM verdict_cache WHERE job_id = $1 AND (scope, address) IN "
+		"(SELECT scope, address FROM verdict_cache WHERE job_id = $1 LIMIT $2::int)",
 	};
 	const char *v[1] = { job_id };
 	*finished = 0;

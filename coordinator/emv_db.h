@@ -65,7 +65,8 @@ const emv_policy *emv_db_job_policy(PGresult *r, int row, int name_col, int text
 int emv_db_job_policy_set(PGconn *c, const char *job_id, const emv_policy *p, char *err, size_t errlen);
 int emv_db_tenant_policy_set(PGconn *c, const char *tenant, const emv_policy *p, char *err, size_t errlen);
 
-/* Delete a job and all its rows (addresses, results) in one transaction;
+/* Delete a job and all its rows (addresses, results, the verdict cache
+ * entries it made) in one transaction;
  * with tenant non-NULL only that tenant's job.  *found says whether it
  * existed; *rows (may be NULL) gets its row count.  (The schema has no cascading keys: see migration 3.) */
 /* Rows deleted per transaction by emv_db_delete_job_step (a large job is

@@ -135,6 +135,8 @@
 #define EMV_DEF_CACHE_UNDELIVERABLE_S (90LL * 86400)
 #define EMV_DEF_CACHE_RISKY_S (7LL * 86400)
 #define EMV_DEF_CACHE_MAILBOX_FULL_S (1LL * 86400) /* a reason's own age: wins over risky's */
+#define EMV_DEF_CACHE_FILE_BUSY_MS 5000 /* verify --cache: how long to wait for another run's write lock */
+#define EMV_DEF_CACHE_FILE_BATCH 10000 /* verify --cache: lookups and stores per transaction */
 
 /* ---- HTTP API (api/emv_api.h) and its webhooks (api/emv_webhook.h) */
 #define EMV_DEF_API_LISTEN "127.0.0.1:8080"

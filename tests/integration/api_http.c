@@ -1207,6 +1207,177 @@ static void do_test_delete(void **state)
 	free(body);
 }
 
+/* ---------------------------------------------------------------- forget */
+
+static void pg_exec(const char *url, const char *sql);
+
+/* A verdict cache row as the sink would store it (another part builds the
+ * sink's side; here the rows are written directly). */
+static void cache_row(const char *scope, const char *address, const char *tenant, const char *job)
+{
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO verdict_cache (scope, address, status, reason, reply, verified_at, tenant, job_id) "
+		 "VALUES ('%s', '%s', 'undeliverable', 'null_mx', '550 <%s> no', now(), '%s', %s%s%s)",
+		 scope, address, address, tenant, job ? "'" : "", job ? job : "NULL", job ? "'" : "");
+	pg_exec(db_url, sql);
+}
+
+static long cache_rows(const char *scope, const char *address)
+{
+	return pg_long(db_url, "SELECT count(*) FROM verdict_cache WHERE scope = '%s' AND address = '%s'", scope,
+		       address);
+}
+
+static int forget_http(const char *token, const char *json, char **body)
+{
+	char url[256];
+	const char *extra[] = { "-H", "Content-Type: application/json", "--data-binary", json, NULL };
+	snprintf(url, sizeof url, "%s/v1/forget", base_url);
+	return http("POST", url, token, extra, body);
+}
+
+/*
+ * POST /v1/forget: the tenant's cache entry and the global one go, the
+ * tenant's job rows are redacted (counts stay), another tenant's entry
+ * stays and another tenant cannot reach it; a bad address is 400 naming
+ * the field; `emailverify forget` is its client.  DELETE of a job takes
+ * the cache entries it made.
+ */
+static void do_test_forget(void **state)
+{
+	const char *list = RUN "/forget.csv", *me = "forget.me@nullmx.api.test";
+	char *body, id[64], url[256], out[4096];
+	json_t *j;
+	long rows_before;
+
+	write_file(list, "email\nforget.me@nullmx.api.test\nkeep@nullmx.api.test\nforget.me@NullMX.api.test\n");
+	assert_int_equal(upload_raw(list, "name=forget", tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	start_worker();
+	json_decref(wait_state(id, "done", 90));
+	rows_before = pg_long(db_url, "SELECT n_final FROM jobs WHERE id = '%s'", id);
+	cache_row("acme", me, "acme", id);
+	cache_row("*", me, "acme", id);
+	cache_row("other", me, "other", NULL);
+	cache_row("acme", "keep@nullmx.api.test", "acme", id);
+
+	/* bad requests: a bad address names the field; no token is 401 */
+	assert_int_equal(forget_http(tok_acme, "{\"email\": \"not an address\"}", &body), 400);
+	assert_error(body, "bad_request");
+	assert_non_null(strstr(body, "\\\"email\\\""));
+	free(body);
+	assert_int_equal(forget_http(tok_acme, "{\"mail\": \"x@y.test\"}", &body), 400);
+	assert_non_null(strstr(body, "email"));
+	free(body);
+	assert_int_equal(forget_http(NULL, "{\"email\": \"forget.me@nullmx.api.test\"}", &body), 401);
+	free(body);
+	assert_int_equal(cache_rows("acme", me) + cache_rows("*", me) + cache_rows("other", me), 3);
+
+	/* another tenant forgets its own and the global entry, never acme's
+	 * entry or acme's jobs */
+	assert_int_equal(forget_http(tok_other, "{\"email\": \"forget.me@NULLMX.api.test\"}", &body), 200);
+	free(body);
+	assert_int_equal(cache_rows("other", me), 0);
+	assert_int_equal(cache_rows("*", me), 0);
+	assert_int_equal(cache_rows("acme", me), 1);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM addresses WHERE job_id = '%s' AND address = '%s'", id,
+				 me),
+			 2);
+
+	/* acme forgets: its entry goes, its rows are redacted, counts stay */
+	assert_int_equal(forget_http(tok_acme, "{\"email\": \"forget.me@nullmx.api.test\"}", &body), 200);
+	j = parse(body);
+	free(body);
+	assert_string_equal(json_string_value(json_object_get(j, "email")), me);
+	assert_int_equal(json_integer_value(json_object_get(j, "cache_entries")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "job_rows")), 2);
+	json_decref(j);
+	assert_int_equal(cache_rows("acme", me), 0);
+	assert_int_equal(cache_rows("acme", "keep@nullmx.api.test"), 1);
+	assert_int_equal(pg_long(db_url,
+				 "SELECT count(*) FROM addresses WHERE job_id = '%s' AND (address = '%s' "
+				 "OR input ILIKE '%%forget.me%%')",
+				 id, me),
+			 0);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM addresses WHERE job_id = '%s'", id), 3);
+	assert_int_equal(pg_long(db_url, "SELECT n_final FROM jobs WHERE id = '%s'", id), rows_before);
+	{
+		char path[256];
+		snprintf(path, sizeof path, "/v1/jobs/%s/results?format=jsonl", id);
+		assert_int_equal(get(path, tok_acme, &body), 200);
+		assert_null(strstr(body, "forget.me"));
+		assert_non_null(strstr(body, "keep@nullmx.api.test"));
+		free(body);
+	}
+
+	/* the command-line client */
+	{
+		const char *argv[] = {
+			EMV_CLI, "forget", "--server", base_url, "--token", tok_acme, "keep@NULLMX.api.test", NULL
+		};
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		assert_non_null(strstr(out, "keep@nullmx.api.test: forgotten (1 cache entries deleted, 1 job rows"));
+		assert_int_equal(cache_rows("acme", "keep@nullmx.api.test"), 0);
+	}
+	{
+		const char *argv[] = { EMV_CLI, "forget", "--server", base_url, "--token", tok_acme, "nope", NULL };
+		assert_int_equal(run_capture(out, sizeof out, argv, 1), 2);
+		assert_non_null(strstr(out, "not an email address"));
+	}
+	/* and the coordinator's command */
+	cache_row("acme", "cmd@nullmx.api.test", "acme", NULL);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "forget", "--database",		 db_url,
+				       "--tenant",	"acme",	  "cmd@NullMX.api.test", NULL };
+		assert_int_equal(run_argv(out, sizeof out, argv), 0);
+		assert_int_equal(cache_rows("acme", "cmd@nullmx.api.test"), 0);
+	}
+
+	/* DELETE of the job takes the cache entries it made, not those a
+	 * later job made */
+	cache_row("acme", "mine@nullmx.api.test", "acme", id);
+	cache_row("*", "mine2@nullmx.api.test", "acme", id);
+	cache_row("acme", "later@nullmx.api.test", "acme", "a-later-job");
+	snprintf(url, sizeof url, "%s/v1/jobs/%s", base_url, id);
+	assert_int_equal(http("DELETE", url, tok_acme, NULL, &body), 200);
+	free(body);
+	assert_int_equal(pg_long(db_url, "SELECT count(*) FROM verdict_cache WHERE job_id = '%s'", id), 0);
+	assert_int_equal(cache_rows("acme", "later@nullmx.api.test"), 1);
+
+	/* tenant delete: its jobs, every cache entry it made (its scope's and
+	 * the global ones), its settings and tokens; nobody else's */
+	{
+		char tok_gone[128], gid[64];
+		token(db_url, "gone", tok_gone, sizeof tok_gone);
+		assert_int_equal(upload_raw(list, "name=gone", tok_gone, &body), 201);
+		job_id_of(body, gid, sizeof gid);
+		free(body);
+		cache_row("gone", me, "gone", gid);
+		cache_row("*", "g2@nullmx.api.test", "gone", NULL);
+		cache_row("acme", "g2@nullmx.api.test", "acme", NULL);
+		pg_exec(db_url, "INSERT INTO tenant_settings (tenant, policy) VALUES ('gone', 'transactional')");
+		{
+			const char *argv[] = { EMV_COORDINATOR, "tenant", "delete", "gone", "--database", db_url, NULL };
+			assert_int_equal(run_argv(out, sizeof out, argv), 0);
+			assert_non_null(strstr(out, "tenant gone deleted"));
+		}
+		assert_int_equal(pg_long(db_url, "SELECT count(*) FROM verdict_cache WHERE tenant = 'gone'"), 0);
+		assert_int_equal(pg_long(db_url,
+					 "SELECT (SELECT count(*) FROM jobs WHERE tenant = 'gone') + (SELECT count(*) FROM "
+					 "addresses WHERE job_id = '%s') + (SELECT count(*) FROM tenant_settings WHERE "
+					 "tenant = 'gone') + (SELECT count(*) FROM api_tokens WHERE tenant = 'gone')",
+					 gid),
+				 0);
+		assert_int_equal(cache_rows("acme", "g2@nullmx.api.test"), 1);
+		assert_int_equal(cache_rows("acme", "later@nullmx.api.test"), 1);
+		assert_int_equal(get("/v1/jobs", tok_gone, &body), 401);
+		free(body);
+	}
+	(void)state;
+}
+
 /* Past its rate a token gets 429 (JSON, Retry-After); another token and a
  * second later the same token are served again.  The ten requests go out
  * at once (one curl, --parallel), so that a slow, loaded machine cannot
@@ -2747,6 +2918,7 @@ int main(void)
 		cmocka_unit_test(do_test_ips),
 		cmocka_unit_test(do_test_check),
 		cmocka_unit_test(do_test_cli),
+		cmocka_unit_test(do_test_forget),
 		cmocka_unit_test(do_test_upload_streamed),
 		cmocka_unit_test(do_test_far_over_limit),
 		cmocka_unit_test(do_test_decompression_bomb),

@@ -3,7 +3,8 @@
  * verify_world.c - `emailverify verify` against the test world: list
  * formats, input order, duplicates, bad rows and files, batching measured
  * from the SMTP test server's own log, 452 adaptation, greylisting retries,
- * resume after an interruption, and the port-25-blocked diagnosis.
+ * resume after an interruption, the cache file (--cache), and the
+ * port-25-blocked diagnosis.
  *
  * Needs the world fixture; EMV_WORLD_DIR holds its smtpd.log.  Each test
  * uses its own source address (127.0.0.x) so log lines can be attributed.
@@ -1010,6 +1011,124 @@ static void do_test_catch_all_probe_skipped_by_provider(void **state)
 	run_free(&r);
 }
 
+/* Issue 16: verify --cache FILE.  The second run opens no SMTP session for
+ * the verdicts it has (the test server's log says so), asks again what is
+ * unknown or too old, --fresh asks everything, a forgotten address is asked
+ * again, and a file that is not a cache stops the run before any probe. */
+static int rcpts_for(long from, const char *pair, const char *who)
+{
+	return log_count(from, pair, " RCPT ", who);
+}
+
+static void do_test_cache_file(void **state)
+{
+	const char *cache = TMP "/verdicts.db", *pair = "127.0.0.10 127.0.0.8 ";
+	const char *list = TMP "/cache.csv";
+	struct run r;
+	long mark;
+	char out[4096];
+	(void)state;
+
+	unlink(cache);
+	write_file(list, "email\nalice@accept.test\nbob@accept.test\nnobody@accept.test\nalice@greylist.test\n"
+			 "alice@ACCEPT.test\n");
+#define VERIFY(...)                                                                                                \
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--max-attempts", \
+		   "1", "--cache", cache, __VA_ARGS__, list, NULL)
+
+	/* first run: everything is asked; three verdicts are stored (the
+	 * greylisted one is unknown: never stored) */
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	VERIFY("--threads", "1");
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 5);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_verdict(r.results[3], "unknown", "greylisted");
+	assert_true(json_is_false(json_object_get(r.results[0], "cached")));
+	assert_true(json_is_string(json_object_get(r.results[0], "verified_at")));
+	assert_true(rcpts_for(mark, pair, "alice@accept.test") >= 1);
+	assert_non_null(strstr(r.err, "cached rows 0 (0 unique addresses answered from"));
+	assert_non_null(strstr(r.err, "3 verdicts stored in it"));
+	run_free(&r);
+
+	/* second run: the fresh verdicts come from the file, no session to
+	 * accept.test at all; the unknown one is asked again */
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	VERIFY("--threads", "1");
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 5);
+	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.8 CONNECT", NULL, NULL), 0);
+	assert_int_equal(log_count(mark, "127.0.0.12 127.0.0.8 CONNECT", NULL, NULL), 1);
+	assert_verdict(r.results[0], "deliverable", "accepted");
+	assert_verdict(r.results[2], "undeliverable", "mailbox_not_found");
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(json_is_true(json_object_get(r.results[i], "cached")), i != 3);
+	assert_true(json_is_string(json_object_get(r.results[1], "verified_at")));
+	assert_int_equal(json_integer_value(json_object_get(r.results[4], "duplicate_of_row")), 1);
+	assert_non_null(strstr(r.err, "cached rows 4 (3 unique addresses answered from"));
+	run_free(&r);
+
+	/* stale: undeliverable may be 1 s old; after 2 s only nobody@ is asked */
+	sleep(2);
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	VERIFY("--cache-ages", "undeliverable=1s");
+	assert_exit(&r, 0);
+	assert_int_equal(rcpts_for(mark, pair, "nobody@accept.test"), 1);
+	assert_int_equal(rcpts_for(mark, pair, "alice@accept.test"), 0);
+	assert_int_equal(rcpts_for(mark, pair, "bob@accept.test"), 0);
+	assert_true(json_is_false(json_object_get(r.results[2], "cached")));
+	assert_true(json_is_true(json_object_get(r.results[0], "cached")));
+	run_free(&r);
+
+	/* --max-age shorter than the verdicts' age asks again; so does --fresh */
+	sleep(1);
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	VERIFY("--fresh");
+	assert_exit(&r, 0);
+	assert_int_equal(rcpts_for(mark, pair, "alice@accept.test"), 1);
+	assert_int_equal(rcpts_for(mark, pair, "bob@accept.test"), 1);
+	for (int i = 0; i < 5; i++)
+		assert_true(json_is_false(json_object_get(r.results[i], "cached")));
+	run_free(&r);
+
+	/* forgotten: asked again, the others not */
+	{
+		char *said;
+		snprintf(out, sizeof out, "%s forget --cache %s alice@ACCEPT.test >%s/forget.out 2>&1", EMV_BIN, cache,
+			 TMP);
+		assert_int_equal(system(out), 0);
+		said = read_file(TMP "/forget.out");
+		assert_non_null(strstr(said, "alice@accept.test: forgotten"));
+		free(said);
+	}
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	VERIFY("--threads", "1");
+	assert_exit(&r, 0);
+	assert_int_equal(rcpts_for(mark, pair, "alice@accept.test"), 1);
+	assert_int_equal(rcpts_for(mark, pair, "bob@accept.test"), 0);
+	assert_true(json_is_false(json_object_get(r.results[0], "cached")));
+	assert_true(json_is_true(json_object_get(r.results[1], "cached")));
+	run_free(&r);
+
+	/* not a cache file: exit 2 naming the file, nothing asked */
+	write_file(TMP "/not-a-cache.db", "email\nalice@accept.test\n");
+	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--cache",
+		   TMP "/not-a-cache.db", list, NULL);
+	assert_exit(&r, 2);
+	assert_non_null(strstr(r.err, TMP "/not-a-cache.db"));
+	assert_int_equal(r.n, 0);
+	assert_int_equal(log_count(mark, "127.0.0.8 CONNECT", NULL, NULL), 0);
+	run_free(&r);
+	/* the cache's options without a cache */
+	run_verify(&r, 1, "--progress", "none", "--fresh", list, NULL);
+	assert_exit(&r, 2);
+	assert_non_null(strstr(r.err, "--fresh needs --cache FILE"));
+	run_free(&r);
+#undef VERIFY
+}
+
+
 static void do_test_port25_blocked_diagnosis(void **state)
 {
 	int lfd[5], cfd[5];
@@ -1068,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(do_test_error_budget_learns_tarpit),
 		cmocka_unit_test(do_test_stragglers_finish_in_minutes),
 		cmocka_unit_test(do_test_deadline),
+		cmocka_unit_test(do_test_cache_file),
 		cmocka_unit_test(do_test_threads_same_verdicts),
 		cmocka_unit_test(do_test_no_batching_baseline),
 		cmocka_unit_test(do_test_greylisting_retried_on_schedule),
