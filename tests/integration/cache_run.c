@@ -56,8 +56,8 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sql(const char *fmt, ...)
+static void db_do(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void db_do(const char *fmt, ...)
 {
 	char q[2048];
 	va_list ap;
@@ -76,7 +76,7 @@ static void sql(const char *fmt, ...)
 static int reset(void **state)
 {
 	(void)state;
-	sql("TRUNCATE verdict_cache, results, addresses, jobs CASCADE");
+	db_do("TRUNCATE verdict_cache, results, addresses, jobs CASCADE");
 	return 0;
 }
 
@@ -251,10 +251,10 @@ static void test_stale_max_age_fresh(void **state)
 
 	run_list(&a, "acme", NULL, NULL, NULL);
 	/* alice's deliverable verdict is 31 days old: past deliverable's 30 */
-	sql("UPDATE verdict_cache SET verified_at = now() - interval '31 days' WHERE address = 'alice@accept.test'");
+	db_do("UPDATE verdict_cache SET verified_at = now() - interval '31 days' WHERE address = 'alice@accept.test'");
 	/* full's mailbox_full verdict is 2 days old: past its reason's day,
 	 * though its status (risky) would allow 7 */
-	sql("UPDATE verdict_cache SET verified_at = now() - interval '2 days' WHERE address = 'full@accept.test'");
+	db_do("UPDATE verdict_cache SET verified_at = now() - interval '2 days' WHERE address = 'full@accept.test'");
 	run_list(&b, "acme", NULL, NULL, NULL);
 	assert_int_equal(job_num(&b, "n_cached"), 2);
 	assert_int_equal(log_count(b.mark, "RCPT alice@accept.test ", NULL), 1);
@@ -267,7 +267,7 @@ static void test_stale_max_age_fresh(void **state)
 			 1);
 
 	/* --max-age 1h: nobody's 2-hour-old verdict is too old for this job */
-	sql("UPDATE verdict_cache SET verified_at = now() - interval '2 hours' WHERE address = 'nobody@accept.test'");
+	db_do("UPDATE verdict_cache SET verified_at = now() - interval '2 hours' WHERE address = 'nobody@accept.test'");
 	run_list(&c, "acme", "--max-age", "1h", NULL);
 	assert_int_equal(job_num(&c, "max_age_s"), 3600);
 	assert_int_equal(job_num(&c, "n_cached"), 3);
