@@ -752,9 +752,9 @@ static int cmd_split(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		return 1;
 	}
-	printf("job %s: %llu addresses from the verdict cache, %llu in %llu batches on %s in %.2f s\n", job,
-	       (unsigned long long)st.cached, (unsigned long long)st.addresses, (unsigned long long)st.batches,
-	       sp.topic, st.seconds);
+	printf("job %s: %llu addresses in %llu batches on %s in %.2f s (%llu from the verdict cache in %.2f s)\n", job,
+	       (unsigned long long)st.addresses, (unsigned long long)st.batches, sp.topic, st.seconds,
+	       (unsigned long long)st.cached, st.cache_seconds);
 	return 0;
 }
 

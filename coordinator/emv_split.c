@@ -196,7 +196,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	PGresult *r;
 	PGconn *rd = NULL;
 	char fetch[64];
-	uint64_t cached = 0;
+	uint64_t cached = 0, cache_ms = 0;
 	int any_cached = 0;
 
 	memset(st, 0, sizeof *st);
@@ -231,8 +231,10 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	/* what the verdict cache may answer never goes to Kafka: answered
 	 * here, before anything is read for batches (again after a restart:
 	 * an address answered already has its result and is left alone) */
+	cache_ms = emv_now_ms();
 	if (emv_vcache_answer(c, job_id, p->cache, &cached, err, errlen) != EMV_OK)
 		goto out;
+	cache_ms = emv_now_ms() - cache_ms;
 	/* where an earlier split stopped */
 	{
 		const char *v[1] = { job_id };
@@ -361,6 +363,7 @@ out:
 	st->batches = total_batches;
 	st->delayed = total_delayed;
 	st->cached = cached;
+	st->cache_seconds = (double)cache_ms / 1000.0;
 	st->seconds = (double)(emv_now_ms() - t0) / 1000.0;
 	rd_kafka_flush(b.rk, 1000);
 	rd_kafka_destroy(b.rk);

@@ -58,6 +58,7 @@ typedef struct {
 	uint64_t addresses, batches;
 	uint64_t delayed; /* of the addresses, those sent waiting for their retry's time */
 	uint64_t cached;  /* answered from the verdict cache, never batched */
+	double cache_seconds; /* of seconds, the cache's answer */
 	double seconds;
 } emv_split_stats;
 
