@@ -27,7 +27,8 @@ const char api_job_columns[] =
 	"id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable, "
 	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL, policy, policy_text";
+	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL, policy, policy_text, "
+	"n_cached";
 
 static json_int_t ll(PGresult *r, int i, int c)
 {
@@ -38,7 +39,9 @@ static json_int_t ll(PGresult *r, int i, int c)
 json_t *api_job_json(PGresult *r, int i)
 {
 	json_int_t rows = ll(r, i, 3), uniq = ll(r, i, 4), fin = ll(r, i, 5), unusable = ll(r, i, 6);
-	json_int_t total = uniq + unusable, verified = fin - unusable;
+	json_int_t cached = ll(r, i, 18);
+	/* the rate is of addresses asked: cached ones took no time */
+	json_int_t total = uniq + unusable, verified = fin - unusable - cached;
 	double secs = strtod(PQgetvalue(r, i, 14), NULL);
 	double pct = total > 0 ? 100.0 * (double)fin / (double)total : 100.0;
 	double rate = secs > 0 && verified > 0 ? (double)verified / secs : 0;
@@ -53,6 +56,7 @@ json_t *api_job_json(PGresult *r, int i)
 			      PQgetvalue(r, i, 12), "callback", PQgetvalue(r, i, 15)[0] == 't');
 	json_object_set_new(j, "finished_at", PQgetisnull(r, i, 13) ? json_null() : json_string(PQgetvalue(r, i, 13)));
 	json_object_set_new(j, "policy", json_string(PQgetvalue(r, i, 16)));
+	json_object_set_new(j, "cached", json_integer(cached));
 	if (!finished && rate > 0)
 		json_object_set_new(j, "eta_s", json_integer((json_int_t)ceil((double)(total - fin) / rate)));
 	else

@@ -142,8 +142,9 @@ static void work_metrics(struct task *t, PGconn *c)
 			"SELECT coalesce(sum(n_deliverable),0), coalesce(sum(n_undeliverable),0), "
 			"coalesce(sum(n_risky),0), coalesce(sum(n_unknown),0), "
 			"coalesce(sum(addresses_total + n_unusable - n_final),0), "
-			"coalesce(sum(split_done - (n_final - n_unusable)) FILTER (WHERE state = 'running' OR "
-			"state = 'splitting'),0) FROM jobs",
+			/* cached rows were never batched (docs/cache.md) */
+			"coalesce(sum(split_done - (n_final - n_unusable - n_cached)) FILTER (WHERE state = 'running' OR "
+			"state = 'splitting'),0), coalesce(sum(n_cached),0) FROM jobs",
 			0, NULL, PGRES_TUPLES_OK, dberr, sizeof dberr, "reading the metrics");
 	if (!r) {
 		api_db_fail(t, dberr, "reading the metrics");
@@ -163,6 +164,11 @@ static void work_metrics(struct task *t, PGconn *c)
 			"# HELP emailverify_addresses_in_flight Addresses sent to Kafka in batches without a final result.\n"
 			"# TYPE emailverify_addresses_in_flight gauge\nemailverify_addresses_in_flight %s\n",
 			PQgetvalue(r, 0, 5));
+		fprintf(f,
+			"# HELP emailverify_addresses_cached Addresses of existing jobs answered from the verdict cache "
+			"(also counted by their status above).\n"
+			"# TYPE emailverify_addresses_cached gauge\nemailverify_addresses_cached %s\n",
+			PQgetvalue(r, 0, 6));
 	}
 	PQclear(r);
 	/* the workers' group is theirs to set (--group); ours are the split's topic and the sink's */

@@ -56,6 +56,8 @@ enum {
 	C_DURATION,
 	C_DETAIL,
 	C_UPDATED,
+	C_CACHED,
+	C_VERIFIED,
 };
 
 /* A duplicate row shows the verdict of the row it repeats; a row without a
@@ -64,7 +66,8 @@ static const char page_sql[] =
 	"SELECT a.id, a.input, a.address, a.domain, a.flags, a.duplicate_of, a.error, r.status, r.reason, r.final,"
 	" r.flags, r.mx_host, r.mx_ip, r.source_ip, r.region, r.tls, r.catch_all, r.smtp_code, r.enhanced_code,"
 	" r.reply, r.attempts, r.duration_ms, r.detail,"
-	" to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" EMV_EXPORT_ROWS_FROM
+	" to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.cached," EMV_EXPORT_VERIFIED_AT
+	EMV_EXPORT_ROWS_FROM
 	" WHERE a.job_id = $1 AND a.id > $2::bigint AND a.id <= $3::bigint"
 	"  AND ($4::text[] IS NULL OR (CASE WHEN r.final THEN r.status ELSE 'unknown' END) = ANY($4::text[]))"
 	"  AND ($5::text[] IS NULL OR (CASE WHEN r.final THEN r.reason ELSE 'pending' END) = ANY($5::text[]))"
@@ -165,6 +168,15 @@ static json_t *row_json(PGresult *r, int i, const emv_policy *policy, const char
 	json_object_set_new(j, "duplicate_of_row", col(r, i, C_DUP) ? json_integer(num(r, i, C_DUP)) : json_null());
 	json_object_set_new(j, "input", str_or_null(PQgetvalue(r, i, C_INPUT)));
 	json_object_set_new(j, "updated_at", str_or_null(col(r, i, C_UPDATED)));
+	/* as in the export: whether the verdict came from the verdict cache,
+	 * and when it was made (null while not final) */
+	json_object_set_new(j, "cached", json_boolean(final && PQgetvalue(r, i, C_CACHED)[0] == 't'));
+	if (final && col(r, i, C_VERIFIED)) {
+		char at[32];
+		emv_format_time(at, sizeof at, (int64_t)num(r, i, C_VERIFIED));
+		json_object_set_new(j, "verified_at", json_string(at));
+	} else
+		json_object_set_new(j, "verified_at", json_null());
 	return j;
 }
 

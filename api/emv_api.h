@@ -68,6 +68,7 @@ typedef struct {
 	const char *webhook_ca;	    /* CA certificates (PEM) for https:// callbacks; NULL: the system's store */
 	int no_sink;		    /* do not run the results sink (nor the region router) in this process */
 	const struct emv_routes *routes; /* domain -> region topic for the split (emv_routes.h); NULL: shared */
+	const struct emv_vcache_cfg *cache; /* the verdict cache (emv_vcache.h); NULL: none */
 	int shutdown_ms;		 /* SIGINT/SIGTERM: stopped within this (EMV_STOP_TIMEOUT_MS; emv_stop.h) */
 } emv_api_params;
 

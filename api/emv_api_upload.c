@@ -4,9 +4,9 @@
  *
  * The body is either the list itself (text/csv, text/plain, gzip, ...) or
  * multipart/form-data with the list in the part named "file" (or the first
- * part with a filename) and optional parts name, callback_url and
- * callback_secret (also accepted as query parameters; parts may come before
- * or after the list).
+ * part with a filename) and optional parts name, callback_url,
+ * callback_secret, policy, max_age and fresh (also accepted as query
+ * parameters; parts may come before or after the list).
  *
  * The body is streamed: the token is checked before any of it is read,
  * then the list's bytes (the body, or the file part as MHD's post processor
@@ -37,7 +37,9 @@
 #include <unistd.h>
 #include <event2/http.h>
 #include "emv_api_internal.h"
+#include "emv_cache.h"
 #include "emv_db.h"
+#include "emv_vcache.h"
 #include "emv_policy.h"
 #include "emv_ingest_job.h"
 #include "emv_utf8.h"
@@ -89,6 +91,8 @@ struct upload {
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
 	char idem[UPLOAD_IDEM_MAX + 1]; /* Idempotency-Key, "" when none */
+	int have_max_age, fresh;	/* max_age and fresh (docs/cache.md) */
+	int64_t max_age_s;
 	int idem_conflict;		/* another upload took the key first */
 	int callback_refused;		/* its callback_url points at a private address (cb_err) */
 	char cb_err[256];
@@ -126,7 +130,27 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 		dst = u->url, max = UPLOAD_URL_MAX;
 	else if (strcmp(key, "callback_secret") == 0)
 		dst = u->secret, max = UPLOAD_SECRET_MAX;
-	else if (strcmp(key, "policy") == 0) {
+	else if (strcmp(key, "max_age") == 0 || strcmp(key, "fresh") == 0) {
+		/* the verdict cache's rules for this job (docs/cache.md) */
+		char text[64];
+		int b;
+		if (len >= sizeof text || memchr(val, '\0', len)) {
+			emv_set_err(msg, msglen, "%s: too long", key);
+			return -1;
+		}
+		memcpy(text, val, len);
+		text[len] = '\0';
+		if (key[0] == 'm') {
+			if (emv_cache_parse_max_age("max_age", text, &u->max_age_s, msg, msglen) != EMV_OK)
+				return -1;
+			u->have_max_age = 1;
+		} else {
+			if ((b = emv_vcache_parse_bool("fresh", text, msg, msglen)) < 0)
+				return -1;
+			u->fresh = b;
+		}
+		return 0;
+	} else if (strcmp(key, "policy") == 0) {
 		/* a preset by name: a policy file is the operator's, set as a
 		 * tenant's default (emailverify-coordinator tenant policy) */
 		char name[EMV_POLICY_NAME_MAX];
@@ -284,6 +308,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	char policy[EMV_POLICY_NAME_MAX];
 	const char *v[5] = { job_id, name, url, secret, u->idem };
 	PGresult *r;
+	int64_t max_age;
 	int ok;
 
 	pthread_mutex_lock(&u->mu);
@@ -292,6 +317,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	memcpy(url, u->url, sizeof url);
 	memcpy(secret, u->secret, sizeof secret);
 	memcpy(policy, u->policy, sizeof policy);
+	max_age = u->fresh ? 0 : u->have_max_age ? u->max_age_s : -1;
 	pthread_mutex_unlock(&u->mu);
 	if (!ok) {
 		emv_set_err(err, errlen, "the upload was cut short");
@@ -336,6 +362,8 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	PQclear(r);
 	/* the policy asked for, else the tenant's default (docs/policy.md) */
 	if (ok && emv_db_job_policy_set(c, job_id, policy[0] ? emv_policy_preset(policy) : NULL, err, errlen) != EMV_OK)
+		ok = 0;
+	if (ok && max_age >= 0 && emv_vcache_job_set(c, job_id, max_age, err, errlen) != EMV_OK)
 		ok = 0;
 	return ok ? EMV_OK : EMV_ERR;
 }
@@ -562,7 +590,8 @@ static int finish_part(struct upload *u)
 		return 0;
 	u->part_open = 0;
 	if (strcmp(u->part_key, "name") == 0 || strcmp(u->part_key, "callback_url") == 0 ||
-	    strcmp(u->part_key, "callback_secret") == 0 || strcmp(u->part_key, "policy") == 0) {
+	    strcmp(u->part_key, "callback_secret") == 0 || strcmp(u->part_key, "policy") == 0 ||
+	    strcmp(u->part_key, "max_age") == 0 || strcmp(u->part_key, "fresh") == 0) {
 		char msg[512];
 		int rc;
 		if (u->field_over) {

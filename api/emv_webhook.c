@@ -181,7 +181,7 @@ static int db_ok(struct emv_webhooks *w)
 static const char enqueue_sql[] =
 	"WITH j AS ("
 	"  SELECT id, name, state, rows_total, addresses_total, n_final, n_unusable, n_deliverable, n_undeliverable,"
-	"    n_risky, n_unknown, finished_at, notified_percent,"
+	"    n_risky, n_unknown, n_cached, finished_at, notified_percent,"
 	"    CASE WHEN state IN ('done', 'failed', 'cancelled') THEN 100"
 	"         WHEN $1::int > 0 THEN (floor(100.0 * n_final / greatest(n_unusable + addresses_total, 1) / $1::int)"
 	"              * $1::int)::int"
@@ -196,6 +196,7 @@ static const char enqueue_sql[] =
 	"  SELECT id, ev, pct, json_build_object('event', ev, 'job', json_build_object("
 	"    'id', id, 'name', name, 'state', state, 'percent', pct, 'rows', rows_total,"
 	"    'addresses', addresses_total, 'done', n_final, 'total', n_unusable + addresses_total,"
+	"    'cached', n_cached,"
 	"    'counts', json_build_object('deliverable', n_deliverable, 'undeliverable', n_undeliverable,"
 	"      'risky', n_risky, 'unknown', n_unknown),"
 	"    'finished_at', to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"

@@ -3,7 +3,7 @@
  * cli_client.c - `emailverify submit|status|export|jobs`: the client of the
  * coordinator's HTTP API (emv_api.h), over libevent's evhttp client.
  *
- *   submit LIST [--name N] [--callback-url URL --callback-secret S] [--wait]
+ *   submit LIST [--name N] [--callback-url URL --callback-secret S] [--max-age D | --fresh] [--wait]
  *   status ID [--json]
  *   export ID -o FILE [--format csv|jsonl] [--status deliverable,...]
  *   jobs [--limit N] [--json]
@@ -37,6 +37,7 @@
 #include "cli.h"
 #include "cli_cache.h"
 #include "emv_address.h"
+#include "emv_cache.h"
 #include "emv_util.h"
 
 #define CLIENT_MAX_BODY (16 * 1024 * 1024)
@@ -267,6 +268,7 @@ static void print_job(FILE *f, json_t *j)
 			(long long)jint(j, "eta_s"));
 	fprintf(f, "\nrows      %lld (%lld addresses, %lld duplicates, %lld unusable)\n", (long long)jint(j, "rows"),
 		(long long)jint(j, "addresses"), (long long)jint(j, "duplicates"), (long long)jint(j, "unusable"));
+	fprintf(f, "cached    %lld addresses answered from the verdict cache\n", (long long)jint(j, "cached"));
 	fprintf(f, "\n%-15s %10s\n", "status", "count");
 	json_object_foreach (counts, status, by)
 		fprintf(f, "%-15s %10lld\n", status, (long long)json_integer_value(by));
@@ -311,8 +313,8 @@ static void progress_line(json_t *j, int tty)
 	for (int i = 0; i < 30; i++)
 		bar[i] = i < filled ? '#' : '.';
 	bar[30] = '\0';
-	fprintf(stderr, "%s[%s] %5.1f %%  %lld/%lld  %s", tty ? "\r" : "", bar, pct, (long long)jint(j, "done"),
-		(long long)jint(j, "total"), jstr(j, "state"));
+	fprintf(stderr, "%s[%s] %5.1f %%  %lld/%lld (%lld cached)  %s", tty ? "\r" : "", bar, pct,
+		(long long)jint(j, "done"), (long long)jint(j, "total"), (long long)jint(j, "cached"), jstr(j, "state"));
 	if (json_is_integer(json_object_get(j, "eta_s")) && jint(j, "eta_s") > 0)
 		fprintf(stderr, "  %.1f/s  ETA %llds", json_real_value(json_object_get(j, "rate_per_s")),
 			(long long)jint(j, "eta_s"));
@@ -360,13 +362,18 @@ static const struct option common_opts[] = {
 	{ "limit", required_argument, NULL, 'l' },
 	{ "no-escape-formulas", no_argument, NULL, 'F' },
 	{ "cache", required_argument, NULL, 'C' },
+	{ "max-age", required_argument, NULL, 'm' },
+	{ "fresh", no_argument, NULL, 'R' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 static void client_usage(FILE *f)
 {
-	fprintf(f, "usage: emailverify submit LIST [--name N] [--callback-url URL --callback-secret S] [--wait]\n"
+	fprintf(f, "usage: emailverify submit LIST [--name N] [--callback-url URL --callback-secret S]\n"
+		   "                         [--max-age D | --fresh] [--wait]\n"
+		   "         --max-age D: verdicts from the verdict cache only when younger than D (30d, 12h, 90s);\n"
+		   "         --fresh: none, every address is asked again (docs/cache.md)\n"
 		   "       emailverify status ID [--json]\n"
 		   "       emailverify export ID -o FILE [--format csv|jsonl] [--status deliverable,...]\n"
 		   "                             [--no-escape-formulas]  (CSV: = + - @ TAB CR cells as they are)\n"
@@ -462,6 +469,8 @@ int cli_client(int argc, char **argv)
 {
 	const char *cmd = argv[0], *server = NULL, *token = NULL, *name = NULL, *cb_url = NULL, *cb_secret = NULL;
 	const char *format = NULL, *status = NULL, *out = NULL, *limit = NULL, *arg = NULL, *cache = NULL;
+	const char *max_age = NULL;
+	int fresh = 0;
 	int wait = 0, json = 0, keep_formulas = 0, o;
 	struct client c;
 	struct call k;
@@ -483,6 +492,17 @@ int cli_client(int argc, char **argv)
 		case 'l': limit = optarg; break;
 		case 'o': out = optarg; break;
 		case 'C': cache = optarg; break;
+		case 'm': {
+			int64_t s;
+			char err[256];
+			if (emv_cache_parse_max_age("--max-age", optarg, &s, err, sizeof err) != EMV_OK) {
+				fprintf(stderr, "emailverify: %s\n", err);
+				return 2;
+			}
+			max_age = optarg;
+			break;
+		}
+		case 'R': fresh = 1; break;
 		case 'h': client_usage(stdout); return 0;
 		default: client_usage(stderr); return 2;
 		}
@@ -518,6 +538,8 @@ int cli_client(int argc, char **argv)
 		add_param(path, sizeof path, "name", name);
 		add_param(path, sizeof path, "callback_url", cb_url);
 		add_param(path, sizeof path, "callback_secret", cb_secret);
+		add_param(path, sizeof path, "max_age", max_age);
+		add_param(path, sizeof path, "fresh", fresh ? "true" : NULL);
 		{
 			char p2[4200];
 			snprintf(p2, sizeof p2, "/v1/jobs%s", path);

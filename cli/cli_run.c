@@ -8,7 +8,9 @@
  * mock cluster, on loopback ports of this process), verified by worker
  * threads (emv_worker, one event loop each), stored by the results sink
  * (a thread of its own), and exported from PostgreSQL in input order once
- * every address is final.  PostgreSQL comes from --database or DATABASE_URL
+ * every address is final.  The verdict cache (emv_vcache.h, docs/cache.md)
+ * answers at split time what it may; --max-age and --fresh are the job's
+ * own rules.  PostgreSQL comes from --database or DATABASE_URL
  * (deploy/quickstart.sh creates and starts a local one under var/).
  *
  * SIGINT/SIGTERM (emv_stop.h): stop within --shutdown-timeout T.  The
@@ -38,6 +40,7 @@
 #include "emv_split.h"
 #include "emv_stop.h"
 #include "emv_util.h"
+#include "emv_vcache.h"
 #include "emv_worker.h"
 
 #define RUN_MAX_WORKERS 16
@@ -104,6 +107,9 @@ static void run_usage(FILE *f)
 										 "  --policy NAME|FILE     the verdict policy of the job's output: marketing (default:\n"
 										 "                         role, catch-all, disposable, full mailboxes are risky),\n"
 										 "                         transactional, or a policy file (docs/policy.md)\n"
+										 "  --max-age D            answer from the verdict cache only verdicts younger than D\n"
+										 "                         (30d, 12h, 90s; docs/cache.md)\n"
+										 "  --fresh                ask every address again: nothing from the verdict cache\n" EMV_VCACHE_HELP
 										 "  --shutdown-timeout S   on Ctrl-C/SIGTERM: stop within S seconds (default 10), keeping every\n"
 										 "                         verdict known; exit 130 (continue with --job ID). A second\n"
 										 "                         Ctrl-C exits at once\n" EMV_SETUP_HELP);
@@ -112,20 +118,21 @@ static void run_usage(FILE *f)
 /* state, counters of the job */
 struct progress {
 	char state[16];
-	long long total, final, unusable;
+	long long total, final, unusable, cached;
 };
 
 static int job_progress(PGconn *c, const char *job, struct progress *p)
 {
 	const char *v[1] = { job };
-	PGresult *r = PQexecParams(c, "SELECT state, rows_total, n_final, n_unusable FROM jobs WHERE id = $1", 1, NULL,
-				   v, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, "SELECT state, rows_total, n_final, n_unusable, n_cached FROM jobs WHERE id = $1",
+				   1, NULL, v, NULL, NULL, 0);
 	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 	if (ok) {
 		emv_strlcpy(p->state, PQgetvalue(r, 0, 0), sizeof p->state);
 		p->total = atoll(PQgetvalue(r, 0, 1));
 		p->final = atoll(PQgetvalue(r, 0, 2));
 		p->unusable = atoll(PQgetvalue(r, 0, 3));
+		p->cached = atoll(PQgetvalue(r, 0, 4));
 	}
 	PQclear(r);
 	return ok ? 0 : -1;
@@ -133,7 +140,7 @@ static int job_progress(PGconn *c, const char *job, struct progress *p)
 
 /* Rows by status and by reason, duplicates included (they carry their
  * first row's verdict), as in the export. */
-static void summary(PGconn *c, const char *job, const char *list, double secs, uint64_t rows)
+static void summary(PGconn *c, const char *job, const char *list, double secs, uint64_t rows, long long cached)
 {
 	const char *v[1] = { job };
 	PGresult *r = PQexecParams(c,
@@ -146,6 +153,7 @@ static void summary(PGconn *c, const char *job, const char *list, double secs, u
 
 	fprintf(stderr, "\nsummary for %s (job %s)\n", list, job);
 	fprintf(stderr, "  %" PRIu64 " rows in %.2f s (%.0f rows/s)\n", rows, secs, secs > 0 ? (double)rows / secs : 0);
+	fprintf(stderr, "  %lld addresses answered from the verdict cache (docs/cache.md)\n", cached);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "  (no counts: %s)\n", PQresultErrorMessage(r));
 		PQclear(r);
@@ -198,6 +206,11 @@ int cli_run(int argc, char **argv)
 		{ "job", required_argument, NULL, 4009 },
 		{ "shutdown-timeout", required_argument, NULL, 4010 },
 		{ "policy", required_argument, NULL, 4011 },
+		{ "max-age", required_argument, NULL, 4012 },
+		{ "fresh", no_argument, NULL, 4013 },
+		{ "cache-ages", required_argument, NULL, 4014 },
+		{ "cache-scope", required_argument, NULL, 4015 },
+		{ "no-cache", no_argument, NULL, 4016 },
 		{ "help", no_argument, NULL, 'h' },
 		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -223,6 +236,8 @@ int cli_run(int argc, char **argv)
 	FILE *f = NULL;
 	uint64_t start = emv_now_ms(), rows = 0, last_print = 0;
 	int nstarted = 0, sink_started = 0;
+	emv_vcache_cfg cache;
+	int64_t max_age = -1; /* --max-age, --fresh (0); -1: the cache's ages */
 	long long last_final = -1;
 
 	memset(&ist, 0, sizeof ist);
@@ -231,6 +246,10 @@ int cli_run(int argc, char **argv)
 	eo.retry.topic_delay_ms[1] = eo.retry.topic_delay_ms[2] = eo.retry.topic_delay_ms[0];
 	emv_export_params_default(&xp);
 	emv_split_params_default(&sp);
+	if (emv_vcache_cfg_init(&cache, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify run: %s\n", err);
+		return 2;
+	}
 	while ((opt = getopt_long(argc, argv, "o:hv", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'o': out = optarg; continue;
@@ -270,6 +289,21 @@ int cli_run(int argc, char **argv)
 				fprintf(stderr, "emailverify run: --policy: %s\n", err);
 				return 2;
 			}
+			continue;
+		case 4012:
+			if (emv_cache_parse_max_age("--max-age", optarg, &max_age, err, sizeof err) != EMV_OK)
+				goto bad_number;
+			continue;
+		case 4013: max_age = 0; continue;
+		case 4014:
+		case 4015:
+		case 4016:
+			if (emv_vcache_set(&cache,
+					   opt == 4014	 ? "--cache-ages"
+					   : opt == 4015 ? "--cache-scope"
+							 : "--no-cache",
+					   optarg, err, sizeof err) != EMV_OK)
+				goto bad_number;
 			continue;
 		case 4010:
 			if ((shutdown_ms = emv_stop_parse_timeout(optarg)) < 0) {
@@ -324,7 +358,8 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "job %s: continuing (%" PRIu64 " rows, %" PRIu64 " unique addresses)\n", ist.job_id,
 			ist.rows, ist.unique);
 	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK ||
-		   emv_db_job_policy_set(c, ist.job_id, policy, err, sizeof err) != EMV_OK) {
+		   emv_db_job_policy_set(c, ist.job_id, policy, err, sizeof err) != EMV_OK ||
+		   (max_age >= 0 && emv_vcache_job_set(c, ist.job_id, max_age, err, sizeof err) != EMV_OK)) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
 	} else {
@@ -345,6 +380,7 @@ int cli_run(int argc, char **argv)
 	 * each at most) */
 	gate.limit = 8u << 20;
 	snk.p.stored_bytes = &gate.stored;
+	snk.p.cache = &cache;
 	if (!(snk.c = emv_db_connect(url, err, sizeof err))) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
@@ -370,10 +406,14 @@ int cli_run(int argc, char **argv)
 		nstarted++;
 	}
 	sp.brokers = emv_kafka_mock_bootstraps(mock);
+	sp.cache = &cache;
 	if (emv_split_job(c, ist.job_id, &sp, &sst, err, sizeof err) != EMV_OK) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
 	}
+	if (sst.cached)
+		fprintf(stderr, "job %s: %" PRIu64 " addresses answered from the verdict cache\n", ist.job_id,
+			sst.cached);
 	if (sst.delayed)
 		fprintf(stderr,
 			"job %s: %" PRIu64 " addresses in %" PRIu64 " batches (%" PRIu64 " of them wait for "
@@ -401,8 +441,8 @@ int cli_run(int argc, char **argv)
 		if (emv_now_ms() - last_print >= (pr.final != last_final ? 2000u : 30000u)) {
 			last_final = pr.final;
 			long long todo = pr.unusable + (long long)ist.unique;
-			fprintf(stderr, "  %lld / %lld final (%.0f%%), %.0f s\n", pr.final, todo,
-				todo ? 100.0 * (double)pr.final / (double)todo : 100.0,
+			fprintf(stderr, "  %lld / %lld final (%.0f%%, %lld from the verdict cache), %.0f s\n", pr.final,
+				todo, todo ? 100.0 * (double)pr.final / (double)todo : 100.0, pr.cached,
 				(double)(emv_now_ms() - start) / 1000.0);
 			last_print = emv_now_ms();
 		}
@@ -419,7 +459,7 @@ int cli_run(int argc, char **argv)
 		goto out;
 	}
 	f = NULL;
-	summary(c, ist.job_id, list, (double)(emv_now_ms() - start) / 1000.0, rows);
+	summary(c, ist.job_id, list, (double)(emv_now_ms() - start) / 1000.0, rows, pr.cached);
 	fprintf(stderr, "  results in %s\n", out);
 	rc = 0;
 out:

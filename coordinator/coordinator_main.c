@@ -3,7 +3,7 @@
  * coordinator_main.c - `emailverify-coordinator`: the cluster's coordinator.
  *
  *   migrate [--database URL]                 apply the schema migrations
- *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR] LIST
+ *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR] [--max-age D|--fresh] LIST
  *                                            a list becomes a job (docs/design.md §2, step 1)
  *   split   [--database URL] --brokers HOSTS [--topic T] [--batch-max N] JOB
  *                                            a job's addresses become batches on Kafka (step 2)
@@ -46,10 +46,12 @@
 #include "emv_privacy.h"
 #include "emv_address.h"
 #include "emv_routes.h"
+#include "emv_vcache.h"
 #include <signal.h>
 #include "emv_util.h"
 
 static volatile sig_atomic_t stop_flag;
+static emv_vcache_cfg cache; /* the verdict cache's settings (split, sink, serve) */
 static char **kconf; /* --kafka / --kafka-config settings, NULL-terminated */
 static size_t nkconf;
 
@@ -72,7 +74,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: emailverify-coordinator migrate [--database URL]\n"
 		"       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR]\n"
-		"                                      [--policy NAME|FILE] LIST\n"
+		"                                      [--policy NAME|FILE] [--max-age D | --fresh] LIST\n"
+		"         --max-age D: answer from the verdict cache only verdicts younger than D (30d, 12h);\n"
+		"         --fresh: none, ask every address again (docs/cache.md)\n"
 		"       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
 		"                                     [--results-topic T] [--batch-max N] [--routes FILE] JOB_ID\n"
 		"         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
@@ -85,6 +89,9 @@ static void usage(FILE *f)
 		"       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
 		"                                    [--until-idle MS]\n"
 		"         split, sink and router also take --kafka KEY=VALUE (repeatable) and --kafka-config FILE\n"
+		"         split, sink and serve take the verdict cache's settings (docs/cache.md):\n"
+		"           --cache-ages LIST, --cache-scope tenant|global, --no-cache\n"
+		"           (or $EMV_CACHE_AGES, $EMV_CACHE_SCOPE = tenant|global|off)\n"
 		"       emailverify-coordinator delete [--database URL] JOB_ID\n"
 		"         (also the verdict cache entries the job made)\n"
 		"       emailverify-coordinator forget --tenant T [--database URL] ADDRESS\n"
@@ -144,6 +151,12 @@ static void serve_usage(FILE *f)
 		"  --webhook-ca FILE       CA certificates (PEM) that https:// callbacks are verified\n"
 		"                          against (default: the system's store)\n"
 		"  --no-sink               do not store results (nor route between regions) in this process\n"
+		"  --cache-ages LIST       verdict cache: maximum ages by status or reason\n"
+		"                          (deliverable=30d,undeliverable=90d,risky=7d,mailbox_full=1d; \"off\":\n"
+		"                          never served; docs/cache.md; default $EMV_CACHE_AGES)\n"
+		"  --cache-scope S         tenant (each tenant its own cache, the default) or global (one for\n"
+		"                          every tenant); default $EMV_CACHE_SCOPE (tenant|global|off)\n"
+		"  --no-cache              neither answer from the verdict cache nor fill it\n"
 		"  --routes FILE           domain -> region rules for the split (docs/regions.md)\n"
 		"  --data-dir DIR          lists (default: $EMAILVERIFY_DATA, else share/emailverify\n"
 		"                          beside the binary's folder)\n"
@@ -202,6 +215,9 @@ static int cmd_serve(int argc, char **argv)
 		{ "max-uploads-per-tenant", required_argument, NULL, 27 },
 		{ "webhook-ca", required_argument, NULL, 26 },
 		{ "auth-fail-window", required_argument, NULL, 24 },
+		{ "cache-ages", required_argument, NULL, 28 },
+		{ "cache-scope", required_argument, NULL, 29 },
+		{ "no-cache", no_argument, NULL, 30 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -343,6 +359,18 @@ static int cmd_serve(int argc, char **argv)
 				return 2;
 			p.auth_fail_window_s = (int)v;
 			break;
+		case 28:
+		case 29:
+		case 30:
+			if (emv_vcache_set(&cache,
+					   o == 28   ? "--cache-ages"
+					   : o == 29 ? "--cache-scope"
+						     : "--no-cache",
+					   optarg, err, sizeof err) != EMV_OK) {
+				fprintf(stderr, "emailverify-coordinator serve: %s\n", err);
+				return 2;
+			}
+			break;
 		case 'v':
 			if (emv_log_threshold < EMV_LOG_TRACE)
 				emv_log_threshold++;
@@ -372,6 +400,7 @@ static int cmd_serve(int argc, char **argv)
 	}
 	if (p.rate_burst < 1)
 		p.rate_burst = 1;
+	p.cache = &cache;
 	if (emv_api_serve(&p, err, sizeof err) != EMV_OK) {
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		return 1;
@@ -602,13 +631,22 @@ static int cmd_ingest(int argc, char **argv)
 	emv_ingest_job_stats st;
 	emv_lists *lists;
 	const emv_policy *policy = NULL;
+	int64_t max_age = -1; /* --max-age / --fresh (0) */
 	PGconn *c;
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
-		else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--fresh") == 0)
+			max_age = 0;
+		else if (strcmp(argv[i], "--max-age") == 0 && i + 1 < argc) {
+			if (emv_cache_parse_max_age("--max-age", argv[++i], &max_age, err, sizeof err) != EMV_OK) {
+				fprintf(stderr, "emailverify-coordinator: %s\n", err);
+				emv_policy_free(policy);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
 			tenant = argv[++i];
 		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
 			name = argv[++i];
@@ -638,6 +676,8 @@ static int cmd_ingest(int argc, char **argv)
 	rc = emv_ingest_job(c, lists, tenant, name, list, &st, err, sizeof err);
 	if (rc == EMV_OK)
 		rc = emv_db_job_policy_set(c, st.job_id, policy, err, sizeof err); /* NULL: the tenant's default */
+	if (rc == EMV_OK && max_age >= 0)
+		rc = emv_vcache_job_set(c, st.job_id, max_age, err, sizeof err);
 	emv_lists_free(lists);
 	emv_policy_free(policy);
 	PQfinish(c);
@@ -673,6 +713,13 @@ static int cmd_split(int argc, char **argv)
 		}
 		if (k)
 			continue;
+		if ((k = emv_vcache_opt(&cache, argc, argv, &i, err, sizeof err)) != 0) {
+			if (k > 0)
+				continue;
+			fprintf(stderr, "emailverify-coordinator split: %s\n", err);
+			emv_routes_free(routes);
+			return 2;
+		}
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
 			url = argv[++i];
 		else if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc)
@@ -702,6 +749,7 @@ static int cmd_split(int argc, char **argv)
 		}
 	}
 	sp.kafka_conf = (const char *const *)kconf;
+	sp.cache = &cache;
 	if (need("split", "no job id given", job) || need("split", "--brokers is required", sp.brokers) ||
 	    !(c = open_db(url, NULL))) {
 		emv_routes_free(routes);
@@ -714,8 +762,9 @@ static int cmd_split(int argc, char **argv)
 		fprintf(stderr, "emailverify-coordinator: %s\n", err);
 		return 1;
 	}
-	printf("job %s: %llu addresses in %llu batches on %s in %.2f s\n", job, (unsigned long long)st.addresses,
-	       (unsigned long long)st.batches, sp.topic, st.seconds);
+	printf("job %s: %llu addresses in %llu batches on %s in %.2f s (%llu from the verdict cache in %.2f s)\n", job,
+	       (unsigned long long)st.addresses, (unsigned long long)st.batches, sp.topic, st.seconds,
+	       (unsigned long long)st.cached, st.cache_seconds);
 	return 0;
 }
 
@@ -773,12 +822,19 @@ static int cmd_sink(int argc, char **argv)
 			return 2;
 		if (k)
 			continue;
+		if ((k = emv_vcache_opt(&cache, argc, argv, &i, err, sizeof err)) != 0) {
+			if (k > 0)
+				continue;
+			fprintf(stderr, "emailverify-coordinator sink: %s\n", err);
+			return 2;
+		}
 		if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
 			kp.topic = argv[++i];
 		else
 			return unexpected(argv[i]);
 	}
 	kp.kafka_conf = (const char *const *)kconf;
+	kp.cache = &cache;
 	if (!(c = consumer_start("sink", url, kp.brokers)))
 		return kp.brokers ? 1 : 2;
 	rc = emv_sink_run(c, &kp, &stop_now, &st, err, sizeof err);
@@ -1050,7 +1106,13 @@ static const struct command {
 
 int main(int argc, char **argv)
 {
+	char err[512];
+
 	atexit(free_kconf);
+	if (emv_vcache_cfg_init(&cache, err, sizeof err) != EMV_OK) {
+		fprintf(stderr, "emailverify-coordinator: %s\n", err);
+		return 2;
+	}
 	if (argc >= 2 &&
 	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
 		usage(stdout);

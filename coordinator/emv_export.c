@@ -50,6 +50,8 @@ enum {
 	C_ATTEMPTS,
 	C_DURATION,
 	C_DETAIL,
+	C_CACHED,
+	C_VERIFIED,
 };
 
 /* A duplicate row shows the verdict of the row it repeats. */
@@ -57,7 +59,8 @@ static const char declare_sql[] =
 	"DECLARE emv_export NO SCROLL CURSOR FOR"
 	" SELECT a.id, a.input, a.address, a.flags, a.duplicate_of, a.error, r.status, r.reason, r.final,"
 	"  r.flags, r.mx_host, r.mx_ip, r.source_ip, r.region, r.tls, r.catch_all, r.smtp_code,"
-	"  r.enhanced_code, r.reply, r.attempts, r.duration_ms, r.detail" EMV_EXPORT_ROWS_FROM " WHERE a.job_id = $1"
+	"  r.enhanced_code, r.reply, r.attempts, r.duration_ms, r.detail, r.cached," EMV_EXPORT_VERIFIED_AT
+		EMV_EXPORT_ROWS_FROM " WHERE a.job_id = $1"
 	" ORDER BY a.id";
 
 const char *emv_export_pending_detail(int temporary)
@@ -154,6 +157,8 @@ static void row_of(emv_export *x, PGresult *r, int i, emv_format_row *w, char *d
 			int rs = emv_reason_from_name(w->reason);
 			w->detail = rs >= 0 ? emv_reason_detail((emv_reason)rs) : "";
 		}
+		w->cached = col(r, i, C_CACHED) && PQgetvalue(r, i, C_CACHED)[0] == 't';
+		w->verified_at = num_col(r, i, C_VERIFIED);
 	} else {
 		/* not final yet: a temporary verdict says why it is still open */
 		w->status = "unknown";

@@ -73,6 +73,11 @@ int emv_export_to_file(PGconn *c, const char *job_id, const emv_export_params *p
 	" FROM addresses a LEFT JOIN LATERAL (SELECT * FROM results r" \
 	"  WHERE r.job_id = a.job_id AND r.address_id = coalesce(a.duplicate_of, a.id) OFFSET 0) r ON true"
 
+/* A final row's verified_at as Unix seconds, for a SELECT list: when the
+ * cached verdict was made (results.verified_at), else when the job's own
+ * became final (a final result is never updated again). */
+#define EMV_EXPORT_VERIFIED_AT " floor(extract(epoch FROM coalesce(r.verified_at, r.updated_at)))::bigint"
+
 /* The detail of a row whose verdict is not final yet (reason "pending"):
  * temporary, a temporary verdict is stored (its retry waits). */
 const char *emv_export_pending_detail(int temporary);

@@ -10,6 +10,7 @@
 #include "emv_kafka.h"
 #include "emv_sink.h"
 #include "emv_util.h"
+#include "emv_vcache.h"
 #include "emv_wire.h"
 
 void emv_sink_params_default(emv_sink_params *p)
@@ -42,8 +43,8 @@ static const char staging_sql[] =
  */
 static const char upsert_sql[] =
 	"WITH s AS ("
-	"  SELECT i.* FROM results_in i WHERE EXISTS (SELECT 1 FROM addresses a"
-	"   WHERE a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL)),"
+	"  SELECT i.*, a.address FROM results_in i JOIN addresses a"
+	"   ON a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL),"
 	" up AS ("
 	"  INSERT INTO results AS r (job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip,"
 	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, updated_at)"
@@ -56,7 +57,27 @@ static const char upsert_sql[] =
 	"    enhanced_code = excluded.enhanced_code, reply = excluded.reply, detail = excluded.detail,"
 	"    attempts = r.attempts + excluded.attempts, duration_ms = excluded.duration_ms, updated_at = now()"
 	"  WHERE NOT r.final"
-	"  RETURNING r.job_id, r.status, r.final),"
+	"  RETURNING r.*),"
+	/* the verdict cache (emv_vcache.h): every verdict that became final
+	 * now and is not unknown (which says nothing new about the mailbox:
+	 * it leaves a known verdict alone) is its scope's entry; one row per
+	 * entry, as two jobs of a group may share an address */
+	" c AS ("
+	"  INSERT INTO verdict_cache AS v (scope, address, status, reason, flags, detail, mx_host, mx_ip, source_ip,"
+	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, verified_at, tenant,"
+	"    job_id)"
+	"  SELECT DISTINCT ON (1, 2) CASE WHEN $2 THEN '*' ELSE jb.tenant END, s.address, u.status, u.reason,"
+	"    u.flags, u.detail, u.mx_host, u.mx_ip, u.source_ip, u.region, u.tls, u.catch_all, u.smtp_code,"
+	"    u.enhanced_code, u.reply, u.attempts, u.duration_ms, now(), jb.tenant, u.job_id"
+	"  FROM up u JOIN s ON s.job_id = u.job_id AND s.address_id = u.address_id JOIN jobs jb ON jb.id = u.job_id"
+	"  WHERE $1 AND u.final AND u.status <> 'unknown'"
+	"  ORDER BY 1, 2"
+	"  ON CONFLICT (scope, address) DO UPDATE SET status = excluded.status, reason = excluded.reason,"
+	"    flags = excluded.flags, detail = excluded.detail, mx_host = excluded.mx_host, mx_ip = excluded.mx_ip,"
+	"    source_ip = excluded.source_ip, region = excluded.region, tls = excluded.tls,"
+	"    catch_all = excluded.catch_all, smtp_code = excluded.smtp_code, enhanced_code = excluded.enhanced_code,"
+	"    reply = excluded.reply, attempts = excluded.attempts, duration_ms = excluded.duration_ms,"
+	"    verified_at = excluded.verified_at, tenant = excluded.tenant, job_id = excluded.job_id),"
 	" d AS ("
 	"  SELECT job_id, count(*) FILTER (WHERE final) AS n,"
 	"    count(*) FILTER (WHERE final AND status = 'deliverable') AS nd,"
@@ -181,8 +202,8 @@ static int poison_state(const char *state)
 
 /* Store one group of decoded messages in one transaction; on failure the
  * SQLSTATE in state. */
-static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored, char state[6], char *err,
-		 size_t errlen)
+static int store(PGconn *c, const emv_sink_params *p, emv_wire_results **msgs, size_t n, uint64_t *stored,
+		 char state[6], char *err, size_t errlen)
 {
 	emv_buf b = { NULL, 0, 0 };
 	PGresult *r;
@@ -251,7 +272,11 @@ static int store(PGconn *c, emv_wire_results **msgs, size_t n, uint64_t *stored,
 	PQclear(r);
 	while ((r = PQgetResult(c)))
 		PQclear(r);
-	r = PQexec(c, upsert_sql);
+	{
+		const emv_vcache_cfg *vc = p->cache;
+		const char *v[2] = { vc && !vc->off ? "t" : "f", vc && vc->global ? "t" : "f" };
+		r = PQexecParams(c, upsert_sql, 2, NULL, v, NULL, NULL, 0);
+	}
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		emv_set_err(err, errlen, "%s", PQresultErrorMessage(r));
 		note_state(r, state);
@@ -371,7 +396,7 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 			msgs[nmsgs++] = w;
 		}
 		/* the group is stored, or retried after reconnecting; never half */
-		while (!*stop && store(c, msgs, nmsgs, &st->stored, state, err, errlen) != EMV_OK) {
+		while (!*stop && store(c, p, msgs, nmsgs, &st->stored, state, err, errlen) != EMV_OK) {
 			if (poison_state(state))
 				break;
 			st->db_retries++;
@@ -390,7 +415,7 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 				"storing them one at a time",
 				nmsgs, state);
 			for (size_t i = 0; i < nmsgs && !*stop; i++) {
-				while (!*stop && store(c, &msgs[i], 1, &st->stored, state, err, errlen) != EMV_OK) {
+				while (!*stop && store(c, p, &msgs[i], 1, &st->stored, state, err, errlen) != EMV_OK) {
 					if (poison_state(state)) {
 						rd_kafka_message_t *m = held[from[i]];
 						emv_log(EMV_LOG_WARN, "sink",

@@ -7,7 +7,8 @@
  * staging table, one upsert into results keyed by (job, address) that never
  * replaces a final result (a replayed or late temporary one changes
  * nothing), the jobs' counters moved by what became final, jobs marked done
- * when every row is final.  Offsets are committed only after the
+ * when every row is final, and the verdict cache's entries of the final
+ * verdicts (emv_vcache.h).  Offsets are committed only after the
  * transaction commits (at-least-once delivery + idempotent upsert = each
  * result stored once).  A malformed message is logged with its
  * topic/partition/offset, counted and skipped; results for unknown
@@ -31,6 +32,8 @@ typedef struct {
 	int idle_exit_ms;	       /* stop after this long without messages (0: never) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 	uint64_t *stored_bytes;	       /* embedded: add the bytes of every message stored (emv_results_gate) */
+	const struct emv_vcache_cfg *cache; /* the verdict cache (emv_vcache.h) written with the results;
+	                                  NULL or off: not written */
 	uint64_t *reply_classes;       /* [6]: results stored by the class of their deciding SMTP reply
 	                             (0: none, 2..5: 2xx..5xx); atomics, for metrics (NULL: none) */
 } emv_sink_params;

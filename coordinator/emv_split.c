@@ -12,6 +12,7 @@
 #include "emv_split.h"
 #include "emv_routes.h"
 #include "emv_util.h"
+#include "emv_vcache.h"
 #include "emv_wire.h"
 
 void emv_split_params_default(emv_split_params *p)
@@ -166,6 +167,15 @@ static int commit_progress(PGconn *c, struct batcher *b, int done, char *err, si
 	return EMV_OK;
 }
 
+/* A first split's addresses when the verdict cache answered some: those
+ * have their result (emv_vcache_answer) and are left out. */
+static const char cursor_uncached_sql[] =
+	"DECLARE split_cur NO SCROLL CURSOR FOR"
+	" SELECT a.domain, a.id, a.address, a.flags, 0 FROM addresses a WHERE a.job_id = $1"
+	" AND a.error_reason IS NULL AND a.duplicate_of IS NULL AND (a.domain, a.id) > ($2, $3::bigint)"
+	" AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = a.job_id AND r.address_id = a.id)"
+	" ORDER BY a.domain, a.id";
+
 static int exec_cmd(PGconn *c, const char *sql, char *err, size_t errlen)
 {
 	PGresult *r = emv_db_exec(c, sql, 0, NULL, PGRES_COMMAND_OK, err, errlen, "%s", sql);
@@ -186,6 +196,8 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	PGresult *r;
 	PGconn *rd = NULL;
 	char fetch[64];
+	uint64_t cached = 0, cache_ms = 0;
+	int any_cached = 0;
 
 	memset(st, 0, sizeof *st);
 	memset(&b, 0, sizeof b);
@@ -216,11 +228,18 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	    emv_kafka_ensure_topic(b.rk, p->results_topic, p->partitions, err, errlen) != EMV_OK)
 		goto out;
 
+	/* what the verdict cache may answer never goes to Kafka: answered
+	 * here, before anything is read for batches (again after a restart:
+	 * an address answered already has its result and is left alone) */
+	cache_ms = emv_now_ms();
+	if (emv_vcache_answer(c, job_id, p->cache, &cached, err, errlen) != EMV_OK)
+		goto out;
+	cache_ms = emv_now_ms() - cache_ms;
 	/* where an earlier split stopped */
 	{
 		const char *v[1] = { job_id };
 		r = emv_db_exec(c,
-				"SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state "
+				"SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state, n_cached "
 				"FROM jobs WHERE id = $1",
 				1, v, PGRES_TUPLES_OK, err, errlen, "reading job %s", job_id);
 		if (!r)
@@ -232,6 +251,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		}
 		emv_strlcpy(after_domain, PQgetvalue(r, 0, 0), sizeof after_domain);
 		emv_strlcpy(after_id, PQgetvalue(r, 0, 1), sizeof after_id);
+		any_cached = strtoll(PQgetvalue(r, 0, 3), NULL, 10) > 0;
 		PQclear(r);
 	}
 	b.p = p;
@@ -267,10 +287,11 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 					  " WHERE a.job_id = $1 AND a.error_reason IS NULL AND a.duplicate_of IS NULL"
 					  " AND (a.domain, a.id) > ($2, $3::bigint) AND r.final IS NOT TRUE"
 					  " ORDER BY a.domain, a.id"
-					: "DECLARE split_cur NO SCROLL CURSOR FOR"
-					  " SELECT domain, id, address, flags, 0 FROM addresses WHERE job_id = $1"
-					  " AND error_reason IS NULL AND duplicate_of IS NULL"
-					  " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
+				: any_cached ? cursor_uncached_sql
+					     : "DECLARE split_cur NO SCROLL CURSOR FOR"
+					       " SELECT domain, id, address, flags, 0 FROM addresses WHERE job_id = $1"
+					       " AND error_reason IS NULL AND duplicate_of IS NULL"
+					       " AND (domain, id) > ($2, $3::bigint) ORDER BY domain, id",
 				p->skip_final ? 4 : 3, v, PGRES_COMMAND_OK, err, errlen, "reading addresses");
 		if (!r)
 			goto out;
@@ -341,6 +362,8 @@ out:
 	st->addresses = total;
 	st->batches = total_batches;
 	st->delayed = total_delayed;
+	st->cached = cached;
+	st->cache_seconds = (double)cache_ms / 1000.0;
 	st->seconds = (double)(emv_now_ms() - t0) / 1000.0;
 	rd_kafka_flush(b.rk, 1000);
 	rd_kafka_destroy(b.rk);

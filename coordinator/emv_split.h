@@ -13,6 +13,10 @@
  * coordinator resumes after the last delivered batch (a batch produced but
  * not yet recorded may be produced again: the results sink is idempotent).
  *
+ * First the verdict cache answers what it may (emv_vcache_answer: cached
+ * results, counted in the job, in one statement); only the rest is read
+ * and batched.
+ *
  * A re-split (skip_final: the job's batches were lost, e.g. with the
  * embedded Kafka of a stopped `run`) leaves out what is final; an address
  * whose stored result is temporary (greylisted, rate limited, ...) was
@@ -45,6 +49,7 @@ typedef struct {
 	                             workers' first retry delay: emv_retry.h) */
 	const char *const *kafka_conf;	 /* extra librdkafka "key=value" settings (TLS, SASL), NULL-terminated */
 	const struct emv_routes *routes; /* domain -> region topic (emv_routes.h); NULL: all shared */
+	const struct emv_vcache_cfg *cache; /* the verdict cache (emv_vcache.h); NULL: none */
 } emv_split_params;
 
 void emv_split_params_default(emv_split_params *p);
@@ -52,6 +57,8 @@ void emv_split_params_default(emv_split_params *p);
 typedef struct {
 	uint64_t addresses, batches;
 	uint64_t delayed; /* of the addresses, those sent waiting for their retry's time */
+	uint64_t cached;  /* answered from the verdict cache, never batched */
+	double cache_seconds; /* of seconds, the cache's answer */
 	double seconds;
 } emv_split_stats;
 

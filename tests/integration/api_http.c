@@ -2301,6 +2301,61 @@ static void pg_exec(const char *url, const char *sql)
  * NUL in a check body and a second file part are named for what they
  * are.
  */
+/* The verdict cache (docs/cache.md) through the API: max_age and fresh
+ * are checked and kept by the job; a second upload of an address is
+ * answered from the cache and counted as cached; fresh asks again. */
+static void do_test_cache(void **state)
+{
+	char *body, id[64];
+	json_t *j;
+	(void)state;
+	write_file(RUN "/cache.csv", "email\ncache1@nullmx.api.test\ncache2@nullmx.api.test\n");
+	assert_int_equal(upload_raw(RUN "/cache.csv", "max_age=400d", tok_acme, &body), 400);
+	assert_error(body, "bad_parameter");
+	if (!strstr(body, "max_age") || !strstr(body, "365d"))
+		fail_msg("max_age=400d: %s", body);
+	free(body);
+	assert_int_equal(upload_raw(RUN "/cache.csv", "fresh=maybe", tok_acme, &body), 400);
+	assert_error(body, "bad_parameter");
+	assert_non_null(strstr(body, "fresh"));
+	free(body);
+
+	/* asked: nothing in the cache yet */
+	assert_int_equal(upload_raw(RUN "/cache.csv", "max_age=2h", tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	assert_int_equal(pg_long(db_url, "SELECT max_age_s FROM jobs WHERE id = '%s'", id), 7200);
+	j = wait_state(id, "done", 60);
+	assert_int_equal(json_integer_value(json_object_get(j, "cached")), 0);
+	json_decref(j);
+	/* again: both from the cache, none batched */
+	assert_int_equal(upload_raw(RUN "/cache.csv", NULL, tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	j = wait_state(id, "done", 60);
+	assert_int_equal(json_integer_value(json_object_get(j, "cached")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "done")), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "counts"), "undeliverable")), 2);
+	json_decref(j);
+	assert_int_equal(pg_long(db_url, "SELECT split_done FROM jobs WHERE id = '%s'", id), 0);
+	/* another tenant: its own cache (the default scope) */
+	assert_int_equal(upload_raw(RUN "/cache.csv", NULL, tok_other, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	for (int i = 0;
+	     i < 600 && pg_long(db_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", id) == 0; i++)
+		usleep(100000);
+	assert_int_equal(pg_long(db_url, "SELECT n_cached FROM jobs WHERE id = '%s' AND state = 'done'", id), 0);
+	/* fresh: asked again */
+	assert_int_equal(upload_raw(RUN "/cache.csv", "fresh=true", tok_acme, &body), 201);
+	job_id_of(body, id, sizeof id);
+	free(body);
+	j = wait_state(id, "done", 60);
+	assert_int_equal(json_integer_value(json_object_get(j, "cached")), 0);
+	json_decref(j);
+	assert_int_equal(pg_long(db_url, "SELECT split_done FROM jobs WHERE id = '%s'", id), 2);
+}
+
 static void do_test_smaller(void **state)
 {
 	char *body, id[64], url[256];
@@ -2928,6 +2983,7 @@ int main(void)
 		cmocka_unit_test(do_test_idempotency),
 		cmocka_unit_test(do_test_deadline_rollback),
 		cmocka_unit_test(do_test_smaller),
+		cmocka_unit_test(do_test_cache),
 		cmocka_unit_test(do_test_auth_failures),
 		cmocka_unit_test(do_test_callback_private),
 		cmocka_unit_test(do_test_callback_ipv6),

@@ -19,7 +19,9 @@ static char pg_url[512], brokers[256], brokers3[256];
  * split's output stays in out */
 static void start_job(const char *list, char *job, size_t joblen, char *out, size_t outlen)
 {
-	const char *ingest[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, list, NULL };
+	/* --fresh: these tests reuse addresses and test the workers' path, not
+	 * the verdict cache's (integration.cache_run) */
+	const char *ingest[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, "--fresh", list, NULL };
 	const char *p;
 	assert_int_equal(run_argv(out, outlen, ingest), 0);
 	p = strstr(out, "job ");

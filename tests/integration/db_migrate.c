@@ -93,14 +93,24 @@ static void do_test_fresh_then_again(void **state)
 	PGconn *c;
 	reset_schema();
 	assert_int_equal(migrate(url, out, sizeof out), 0);
-	assert_non_null(strstr(out, "schema version 8"));
+	assert_non_null(strstr(out, "schema version 9"));
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 8);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 9);
 	assert_int_equal(sql_long(c,
 				  "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
 				  "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
 			 6);
+	/* migration 9: the verdict cache keeps known verdicts only, one per
+	 * (scope, address) */
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM verdict_cache"), 0);
+	assert_true(sql_fails(c, "INSERT INTO verdict_cache (scope, address, status, reason, verified_at, tenant) "
+				 "VALUES ('t', 'a@b.test', 'unknown', 'timeout', now(), 't')"));
+	sql_ok(c, "INSERT INTO verdict_cache (scope, address, status, reason, verified_at, tenant) "
+		  "VALUES ('t', 'a@b.test', 'deliverable', 'accepted', now(), 't')");
+	assert_true(sql_fails(c, "INSERT INTO verdict_cache (scope, address, status, reason, verified_at, tenant) "
+				 "VALUES ('t', 'a@b.test', 'risky', 'catch_all', now(), 't')"));
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs WHERE max_age_s IS NOT NULL OR n_cached <> 0"), 0);
 	PQfinish(c);
 }
 
@@ -124,7 +134,7 @@ static void do_test_concurrent_coordinators(void **state)
 	}
 	assert_int_equal(ok, 4);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 8);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 9);
 	PQfinish(c);
 }
 

@@ -64,10 +64,10 @@ static void do_test_run_list(void **state)
 		"nobody@nxdomain.test,undeliverable,no_domain,",
 		"typo@gmial.com,undeliverable,no_domain,",
 	};
-	const char *argv[] = { EMV_BIN, "run",		 list,	 "-o",
-			       out,	"--database",	 url,	 "--workers",
-			       "2",	"--retry-delay", "2500", "--max-retry-time",
-			       "1",	WORLD_OPTS,	 NULL };
+	const char *argv[] = { EMV_BIN, "run",		 list,	    "-o",
+			       out,	"--database",	 url,	    "--workers",
+			       "2",	"--retry-delay", "2500",    "--max-retry-time",
+			       "1",	WORLD_OPTS,	 "--fresh", NULL }; /* the engine's path, not the cache's */
 	int n = 0;
 
 	fputs("email,name\nalice@accept.test,A\nnobody@accept.test,N\nx@catchall.test,C\nx@nullmx.test,X\n"
@@ -259,7 +259,7 @@ static void do_test_run_interrupted_then_continued(void **state)
 	pid = fork();
 	if (pid == 0) {
 		const char *argv[] = { EMV_BIN,	      "run", list,	 "-o",		out,  "--database", url,
-				       "--batch-max", "2",   WORLD_OPTS, "--providers", prov, NULL };
+				       "--batch-max", "2",   WORLD_OPTS, "--providers", prov, "--fresh",    NULL };
 		dup2(pfd[1], 2);
 		close(pfd[0]);
 		execv(EMV_BIN, (char *const *)argv);
@@ -388,7 +388,8 @@ static int run_dependent(const char *key)
 /* `emailverify verify` and `emailverify run` on the same list write the same
  * file (one formatter, lib/emv_format.h): the same CSV columns with the same
  * cells, the same JSON Lines keys in the same order with the same values,
- * except the time taken, when (verified_at) and the region (verify has none).  One value
+ * except the time taken, when it was verified and the region (verify has
+ * none; run asks --fresh, so no row comes from the verdict cache).  One value
  * differs by design of the wire, not of the formatter: VerifyResults carries
  * catch_all as true/false, so a verdict that reached no mail server says
  * false after the cluster and "not known" (null, empty) in verify. */
@@ -432,8 +433,9 @@ static void do_test_verify_and_run_agree(void **state)
 					 "--timeout",
 					 "5",
 					 NULL };
-		const char *run[] = { EMV_BIN,	    "run", list,	"-o", out[k][1],  "--format", fmt[k],
-				      "--database", url,   "--workers", "2",  WORLD_OPTS, NULL };
+		/* --fresh: the engine's verdicts, not the earlier tests' from the verdict cache */
+		const char *run[] = { EMV_BIN,	    "run", list,	"-o", out[k][1], "--format", fmt[k],
+				      "--database", url,   "--workers", "2",  "--fresh", WORLD_OPTS, NULL };
 		if (run_capture(log, sizeof log, verify, 1) != 0)
 			fail_msg("emailverify verify failed:\n%s", log);
 		if (run_capture(log, sizeof log, run, 1) != 0)
@@ -537,8 +539,8 @@ static void do_test_run_faster_than_the_sink(void **state)
 {
 	const char *list = EMV_BUILD_DIR "/run-big.csv", *out = EMV_BUILD_DIR "/run-big.out";
 	static char log[1 << 16];
-	const char *argv[] = { "/usr/bin/timeout", "180", EMV_BIN,     "run", list,	  "-o", out,
-			       "--database",	   url,	  "--workers", "2",   WORLD_OPTS, NULL };
+	const char *argv[] = { "/usr/bin/timeout", "180", EMV_BIN,     "run", list,	  "-o",	     out,
+			       "--database",	   url,	  "--workers", "2",   WORLD_OPTS, "--fresh", NULL };
 	FILE *f = fopen(list, "w");
 	size_t lines = 0;
 	assert_non_null(f);

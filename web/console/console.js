@@ -302,6 +302,7 @@ function renderJob(st) {
   $('job-progress-text').textContent = text;
   const extra = [`${fmt(st.rows)} rows`, `${fmt(st.addresses)} unique`, `${fmt(st.duplicates)} duplicates`,
     `${fmt(st.unusable)} unusable`];
+  if (st.cached) extra.push(`${fmt(st.cached)} from the verdict cache`);
   // shown only when the status endpoint reports them
   if (st.retries_waiting !== undefined) extra.push(`${fmt(st.retries_waiting)} retries waiting`);
   if (st.bottleneck) extra.push(`waiting for the budget of ${st.bottleneck.provider || st.bottleneck}`);
