@@ -4,9 +4,9 @@
  *
  * The body is either the list itself (text/csv, text/plain, gzip, ...) or
  * multipart/form-data with the list in the part named "file" (or the first
- * part with a filename) and optional parts name, callback_url and
- * callback_secret (also accepted as query parameters; parts may come before
- * or after the list).
+ * part with a filename) and optional parts name, callback_url,
+ * callback_secret, policy, deadline_s and straggler_wait_s (also accepted
+ * as query parameters; parts may come before or after the list).
  *
  * The body is streamed: the token is checked before any of it is read,
  * then the list's bytes (the body, or the file part as MHD's post processor
@@ -38,6 +38,8 @@
 #include <event2/http.h>
 #include "emv_api_internal.h"
 #include "emv_db.h"
+#include "emv_deadline.h"
+#include "emv_defaults.h"
 #include "emv_policy.h"
 #include "emv_ingest_job.h"
 #include "emv_utf8.h"
@@ -89,6 +91,8 @@ struct upload {
 	char url[UPLOAD_URL_MAX + 1];
 	char secret[UPLOAD_SECRET_MAX + 1];
 	char idem[UPLOAD_IDEM_MAX + 1]; /* Idempotency-Key, "" when none */
+	int64_t deadline_s;		/* deadline_s: seconds after the job is created, 0 none */
+	int64_t straggler_s;		/* straggler_wait_s, -1: not given (EMV_DEF_LINGER_MS) */
 	int idem_conflict;		/* another upload took the key first */
 	int callback_refused;		/* its callback_url points at a private address (cb_err) */
 	char cb_err[256];
@@ -126,7 +130,24 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 		dst = u->url, max = UPLOAD_URL_MAX;
 	else if (strcmp(key, "callback_secret") == 0)
 		dst = u->secret, max = UPLOAD_SECRET_MAX;
-	else if (strcmp(key, "policy") == 0) {
+	else if (strcmp(key, "deadline_s") == 0 || strcmp(key, "straggler_wait_s") == 0) {
+		/* whole seconds: a job's time limits (coordinator/emv_deadline.h) */
+		int deadline = key[0] == 'd';
+		long long lo = deadline ? EMV_DEADLINE_MIN_S : 0, v = 0;
+		size_t i;
+		for (i = 0; i < len && val[i] >= '0' && val[i] <= '9' && v <= EMV_DEADLINE_MAX_S; i++)
+			v = v * 10 + (val[i] - '0');
+		if (len == 0 || i < len || v < lo || v > EMV_DEADLINE_MAX_S) {
+			emv_set_err(msg, msglen, "%s: must be a whole number of seconds from %lld to %d (30 days)", key,
+				    lo, EMV_DEADLINE_MAX_S);
+			return -1;
+		}
+		if (deadline)
+			u->deadline_s = v;
+		else
+			u->straggler_s = v;
+		return 0;
+	} else if (strcmp(key, "policy") == 0) {
 		/* a preset by name: a policy file is the operator's, set as a
 		 * tenant's default (emailverify-coordinator tenant policy) */
 		char name[EMV_POLICY_NAME_MAX];
@@ -283,6 +304,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	char name[UPLOAD_NAME_MAX + 1], url[UPLOAD_URL_MAX + 1], secret[UPLOAD_SECRET_MAX + 1];
 	char policy[EMV_POLICY_NAME_MAX];
 	const char *v[5] = { job_id, name, url, secret, u->idem };
+	int64_t deadline_s, straggler_s;
 	PGresult *r;
 	int ok;
 
@@ -292,6 +314,8 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	memcpy(url, u->url, sizeof url);
 	memcpy(secret, u->secret, sizeof secret);
 	memcpy(policy, u->policy, sizeof policy);
+	deadline_s = u->deadline_s;
+	straggler_s = u->straggler_s < 0 ? EMV_DEF_LINGER_MS / 1000 : u->straggler_s;
 	pthread_mutex_unlock(&u->mu);
 	if (!ok) {
 		emv_set_err(err, errlen, "the upload was cut short");
@@ -336,6 +360,9 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	PQclear(r);
 	/* the policy asked for, else the tenant's default (docs/policy.md) */
 	if (ok && emv_db_job_policy_set(c, job_id, policy[0] ? emv_policy_preset(policy) : NULL, err, errlen) != EMV_OK)
+		ok = 0;
+	/* its time limits: the deadline counts from now, when the list is in */
+	if (ok && emv_deadline_set(c, job_id, deadline_s, straggler_s, err, errlen) != EMV_OK)
 		ok = 0;
 	return ok ? EMV_OK : EMV_ERR;
 }
@@ -562,7 +589,8 @@ static int finish_part(struct upload *u)
 		return 0;
 	u->part_open = 0;
 	if (strcmp(u->part_key, "name") == 0 || strcmp(u->part_key, "callback_url") == 0 ||
-	    strcmp(u->part_key, "callback_secret") == 0 || strcmp(u->part_key, "policy") == 0) {
+	    strcmp(u->part_key, "callback_secret") == 0 || strcmp(u->part_key, "policy") == 0 ||
+	    strcmp(u->part_key, "deadline_s") == 0 || strcmp(u->part_key, "straggler_wait_s") == 0) {
 		char msg[512];
 		int rc;
 		if (u->field_over) {
@@ -782,6 +810,7 @@ static void upload_authed(struct task *t)
 	u->r = r;
 	emv_strlcpy(u->idem, t->arg[0], sizeof u->idem);
 	u->wfd = u->rfd = -1;
+	u->straggler_s = -1;
 	pthread_mutex_init(&u->mu, NULL);
 	t->ctx = u;
 	r->ctx = u;
