@@ -405,8 +405,8 @@ int cli_client(int argc, char **argv)
 		case 'w': wait = 1; break;
 		case 'D':
 		case 'W':
-			if (cli_parse_limit(o == 'D' ? "--deadline" : "--straggler-wait", optarg, o == 'W', &secs, err,
-					    sizeof err) != 0) {
+			if (emv_parse_limit_s(o == 'D' ? "--deadline" : "--straggler-wait", optarg, o == 'W', &secs,
+					      err, sizeof err) != 0) {
 				fprintf(stderr, "emailverify %s: %s\n", cmd, err);
 				return 2;
 			}

@@ -7,18 +7,6 @@
 #include "cli.h"
 #include "emv_util.h"
 
-int cli_parse_limit(const char *opt, const char *arg, int zero_ok, int64_t *s, char *err, size_t errlen)
-{
-	uint64_t ms;
-	if (emv_parse_duration_ms(arg, &ms) < 0 || (!zero_ok && ms == 0)) {
-		emv_set_err(err, errlen, "%s takes a duration from %s to 30d, such as 90s, 10m or 2h (got '%s')", opt,
-			    zero_ok ? "0" : "1s", arg);
-		return -1;
-	}
-	*s = (int64_t)((ms + 999) / 1000);
-	return 0;
-}
-
 static int cli_version(int argc, char **argv)
 {
 	printf("emailverify %s (data: %s)\n", EMV_VERSION, emv_data_dir(NULL));

@@ -322,8 +322,8 @@ int cli_run(int argc, char **argv)
 			continue;
 		case 4012:
 		case 4013:
-			if (cli_parse_limit(opt == 4012 ? "--deadline" : "--straggler-wait", optarg, opt == 4013,
-					    opt == 4012 ? &deadline_s : &straggler_s, err, sizeof err) != 0)
+			if (emv_parse_limit_s(opt == 4012 ? "--deadline" : "--straggler-wait", optarg, opt == 4013,
+					      opt == 4012 ? &deadline_s : &straggler_s, err, sizeof err) != 0)
 				goto bad_number;
 			continue;
 		case 'h': run_usage(stdout); return 0;
