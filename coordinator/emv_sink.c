@@ -34,6 +34,8 @@ static void expire_due(PGconn *c, const emv_sink_params *p, uint64_t *last, emv_
 	*last = emv_now_ms();
 	if (emv_deadline_expire(c, &jobs, &rows, err, sizeof err) != EMV_OK) {
 		emv_log(EMV_LOG_WARN, "sink", "%s", err);
+		if (PQstatus(c) != CONNECTION_OK)
+			PQreset(c);
 		return;
 	}
 	st->expired_jobs += (uint64_t)jobs;

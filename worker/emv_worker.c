@@ -228,6 +228,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		emv_log(EMV_LOG_INFO, "worker", "%s: %d partition(s) assigned", w->o.name, parts->cnt);
 		rd_kafka_assign(rk, parts);
+		/* librdkafka keeps a partition paused across a rebalance: one
+		 * paused here for a held retry batch, revoked (the batch dropped)
+		 * and assigned back would never be read again, and that retry
+		 * batch never asked (a continued `run --job` that never ended) */
+		rd_kafka_resume_partitions(rk, parts);
 		return;
 	}
 	/* revoked (or lost): no commit in here, only letting go */
@@ -373,6 +378,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 	emv_strlcpy(r.domain, src->domain, sizeof r.domain);
 	emv_strlcpy(r.region_hint, src->region_hint, sizeof r.region_hint);
 	r.attempt = attempt;
+	r.deadline_ms = src->deadline_ms; /* the job's: its retries end with it */
 	if (handed) {
 		/* not here again: this region joins the batch's avoid list */
 		if (!src->avoid_regions[0])
@@ -677,7 +683,9 @@ static void take_message(struct worker *w, rd_kafka_message_t *m)
 	}
 	if (!b->key[0])
 		emv_wire_batch_key(b->b->domain, 0, b->key, sizeof b->key);
-	if (past_deadline(w, b, b->b->not_before_ms > 0 ? b->b->not_before_ms : (int64_t)emv_wall_ms()))
+	/* asked when due, or now if that is past */
+	if (past_deadline(w, b,
+			  b->b->not_before_ms > (int64_t)emv_wall_ms() ? b->b->not_before_ms : (int64_t)emv_wall_ms()))
 		return;
 	if (b->b->not_before_ms > 0 && (uint64_t)b->b->not_before_ms > emv_wall_ms()) {
 		/* not due: hold it, and read nothing more of this partition
