@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "emv_api_internal.h"
 #include "emv_db.h"
+#include "emv_deadline.h"
 #include "emv_ipstate.h"
 #include "emv_routes.h"
 #include "emv_util.h"
@@ -28,7 +29,10 @@ const char api_job_columns[] =
 	"n_risky, n_unknown, split_done, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"extract(epoch FROM coalesce(finished_at, now()) - created_at), callback_url IS NOT NULL, policy, policy_text, "
-	"n_cached";
+	"n_cached, "
+	"to_char(deadline_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), straggler_wait_s, "
+	/* when the first of its time limits ends the job (emv_deadline.h) */
+	EMV_DEADLINE_LIMIT_SQL;
 
 static json_int_t ll(PGresult *r, int i, int c)
 {
@@ -57,10 +61,19 @@ json_t *api_job_json(PGresult *r, int i)
 	json_object_set_new(j, "finished_at", PQgetisnull(r, i, 13) ? json_null() : json_string(PQgetvalue(r, i, 13)));
 	json_object_set_new(j, "policy", json_string(PQgetvalue(r, i, 16)));
 	json_object_set_new(j, "cached", json_integer(cached));
-	if (!finished && rate > 0)
-		json_object_set_new(j, "eta_s", json_integer((json_int_t)ceil((double)(total - fin) / rate)));
-	else
-		json_object_set_new(j, "eta_s", finished ? json_integer(0) : json_null());
+	json_object_set_new(j, "deadline_at", PQgetisnull(r, i, 19) ? json_null() : json_string(PQgetvalue(r, i, 19)));
+	json_object_set_new(j, "straggler_wait_s", json_integer(ll(r, i, 20)));
+	json_object_set_new(j, "deadline_in_s",
+			    finished || PQgetisnull(r, i, 21)
+				    ? json_null()
+				    : json_integer((json_int_t)ceil(strtod(PQgetvalue(r, i, 21), NULL))));
+	if (finished) {
+		json_object_set_new(j, "eta_s", json_integer(0));
+	} else {
+		double limit = PQgetisnull(r, i, 21) ? -1 : strtod(PQgetvalue(r, i, 21), NULL);
+		double eta = emv_deadline_eta((double)(total - fin), 0, rate, -1, limit);
+		json_object_set_new(j, "eta_s", eta < 0 ? json_null() : json_integer((json_int_t)ceil(eta)));
+	}
 	return j;
 }
 
@@ -135,6 +148,22 @@ static void reasons_store(const char *job, const char *json, int finished)
 	pthread_mutex_unlock(&reasons_mu);
 }
 
+/* A job's status knows its waiting retries: its ETA counts them. */
+static void status_eta(json_t *j)
+{
+	json_t *due = json_object_get(j, "retries_due_in_s"), *lim = json_object_get(j, "deadline_in_s");
+	double total = (double)json_integer_value(json_object_get(j, "total")),
+	       done = (double)json_integer_value(json_object_get(j, "done")), eta;
+	const char *state = json_string_value(json_object_get(j, "state"));
+	if (!state || strcmp(state, "done") == 0 || strcmp(state, "cancelled") == 0 || strcmp(state, "failed") == 0)
+		return; /* finished: 0 */
+	eta = emv_deadline_eta(total - done, (double)json_integer_value(json_object_get(j, "retries_waiting")),
+			       json_real_value(json_object_get(j, "rate_per_s")),
+			       json_is_integer(due) ? (double)json_integer_value(due) : -1,
+			       json_is_integer(lim) ? (double)json_integer_value(lim) : -1);
+	json_object_set_new(j, "eta_s", eta < 0 ? json_null() : json_integer((json_int_t)ceil(eta)));
+}
+
 static void work_job_status(struct task *t, PGconn *c)
 {
 	char sql[1024], err[512];
@@ -144,6 +173,7 @@ static void work_job_status(struct task *t, PGconn *c)
 	char *cached;
 	int finished;
 	long long nwaiting = 0;
+	double retry_s = -1; /* the last waiting retry is due in this many seconds */
 	json_int_t by_status[EMV_STATUS__COUNT] = { 0 }, nsafe = 0;
 	const emv_policy *policy;
 
@@ -171,6 +201,7 @@ static void work_job_status(struct task *t, PGconn *c)
 		if (hit)
 			json_object_update(t->json, hit);
 		json_decref(hit);
+		status_eta(t->json);
 		t->status = 200;
 		return;
 	}
@@ -179,7 +210,8 @@ static void work_job_status(struct task *t, PGconn *c)
 	 * as the job's policy writes them (docs/policy.md: it needs the
 	 * address's flags), and the temporary ones, whose retry is waiting */
 	r = emv_db_exec(c,
-			"SELECT r.status, r.reason, r.final, r.flags | a.flags, count(*) FROM results r "
+			"SELECT r.status, r.reason, r.final, r.flags | a.flags, count(*),"
+			" extract(epoch FROM max(r.retry_at) - now()) FROM results r "
 			"JOIN addresses a ON a.job_id = r.job_id AND a.id = r.address_id WHERE r.job_id = $1 "
 			"GROUP BY 1, 2, 3, 4",
 			1, v, PGRES_TUPLES_OK, err, sizeof err, "counting the job's results");
@@ -217,6 +249,13 @@ static void work_job_status(struct task *t, PGconn *c)
 			json_object_set_new(waiting, PQgetvalue(r, i, 1),
 					    json_integer(n + (w ? json_integer_value(w) : 0)));
 			nwaiting += n;
+			if (!PQgetisnull(r, i, 5)) {
+				double due = strtod(PQgetvalue(r, i, 5), NULL);
+				if (due < 0)
+					due = 0; /* due already: being asked */
+				if (due > retry_s)
+					retry_s = due;
+			}
 		}
 	}
 	PQclear(r);
@@ -225,6 +264,8 @@ static void work_job_status(struct task *t, PGconn *c)
 			   "retries_waiting", (json_int_t)nwaiting, "counts", "deliverable", by_status[0],
 			   "undeliverable", by_status[1], "risky", by_status[2], "unknown", by_status[3],
 			   "safe_to_send", nsafe);
+	json_object_set_new(counts, "retries_due_in_s",
+			    nwaiting > 0 && retry_s >= 0 ? json_integer((json_int_t)ceil(retry_s)) : json_null());
 	/* while retries wait, the provider that throttles our source addresses
 	 * the most (the workers' ip-state, docs/regions.md) is the likely
 	 * bottleneck: budgets are the workers', this is what they report */
@@ -242,6 +283,7 @@ static void work_job_status(struct task *t, PGconn *c)
 	free(cached);
 	json_object_update(t->json, counts);
 	json_decref(counts);
+	status_eta(t->json);
 	t->status = 200;
 }
 

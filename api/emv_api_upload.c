@@ -5,8 +5,9 @@
  * The body is either the list itself (text/csv, text/plain, gzip, ...) or
  * multipart/form-data with the list in the part named "file" (or the first
  * part with a filename) and optional parts name, callback_url,
- * callback_secret, policy, max_age and fresh (also accepted as query
- * parameters; parts may come before or after the list).
+ * callback_secret, policy, max_age, fresh, deadline_s and straggler_wait_s
+ * (also accepted as query parameters; parts may come before or after the
+ * list).
  *
  * The body is streamed: the token is checked before any of it is read,
  * then the list's bytes (the body, or the file part as MHD's post processor
@@ -39,6 +40,8 @@
 #include "emv_api_internal.h"
 #include "emv_cache.h"
 #include "emv_db.h"
+#include "emv_deadline.h"
+#include "emv_defaults.h"
 #include "emv_vcache.h"
 #include "emv_policy.h"
 #include "emv_ingest_job.h"
@@ -93,6 +96,8 @@ struct upload {
 	char idem[UPLOAD_IDEM_MAX + 1]; /* Idempotency-Key, "" when none */
 	int have_max_age, fresh;	/* max_age and fresh (docs/cache.md) */
 	int64_t max_age_s;
+	int64_t deadline_s;		/* deadline_s: seconds after the job is created, 0 none */
+	int64_t straggler_s;		/* straggler_wait_s, -1: not given (EMV_DEF_LINGER_MS) */
 	int idem_conflict;		/* another upload took the key first */
 	int callback_refused;		/* its callback_url points at a private address (cb_err) */
 	char cb_err[256];
@@ -149,6 +154,23 @@ static int set_field(struct upload *u, const char *key, const char *val, size_t 
 				return -1;
 			u->fresh = b;
 		}
+		return 0;
+	} else if (strcmp(key, "deadline_s") == 0 || strcmp(key, "straggler_wait_s") == 0) {
+		/* whole seconds: a job's time limits (coordinator/emv_deadline.h) */
+		int deadline = key[0] == 'd';
+		long long lo = deadline ? EMV_DEADLINE_MIN_S : 0, v = 0;
+		size_t i;
+		for (i = 0; i < len && val[i] >= '0' && val[i] <= '9' && v <= EMV_DEADLINE_MAX_S; i++)
+			v = v * 10 + (val[i] - '0');
+		if (len == 0 || i < len || v < lo || v > EMV_DEADLINE_MAX_S) {
+			emv_set_err(msg, msglen, "%s: must be a whole number of seconds from %lld to %d (30 days)", key,
+				    lo, EMV_DEADLINE_MAX_S);
+			return -1;
+		}
+		if (deadline)
+			u->deadline_s = v;
+		else
+			u->straggler_s = v;
 		return 0;
 	} else if (strcmp(key, "policy") == 0) {
 		/* a preset by name: a policy file is the operator's, set as a
@@ -307,6 +329,7 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	char name[UPLOAD_NAME_MAX + 1], url[UPLOAD_URL_MAX + 1], secret[UPLOAD_SECRET_MAX + 1];
 	char policy[EMV_POLICY_NAME_MAX];
 	const char *v[5] = { job_id, name, url, secret, u->idem };
+	int64_t deadline_s, straggler_s;
 	PGresult *r;
 	int64_t max_age;
 	int ok;
@@ -318,6 +341,8 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	memcpy(secret, u->secret, sizeof secret);
 	memcpy(policy, u->policy, sizeof policy);
 	max_age = u->fresh ? 0 : u->have_max_age ? u->max_age_s : -1;
+	deadline_s = u->deadline_s;
+	straggler_s = u->straggler_s < 0 ? EMV_DEF_LINGER_MS / 1000 : u->straggler_s;
 	pthread_mutex_unlock(&u->mu);
 	if (!ok) {
 		emv_set_err(err, errlen, "the upload was cut short");
@@ -364,6 +389,9 @@ static int before_commit(PGconn *c, const char *job_id, void *arg, char *err, si
 	if (ok && emv_db_job_policy_set(c, job_id, policy[0] ? emv_policy_preset(policy) : NULL, err, errlen) != EMV_OK)
 		ok = 0;
 	if (ok && max_age >= 0 && emv_vcache_job_set(c, job_id, max_age, err, errlen) != EMV_OK)
+		ok = 0;
+	/* its time limits: the deadline counts from now, when the list is in */
+	if (ok && emv_deadline_set(c, job_id, deadline_s, straggler_s, err, errlen) != EMV_OK)
 		ok = 0;
 	return ok ? EMV_OK : EMV_ERR;
 }
@@ -591,7 +619,8 @@ static int finish_part(struct upload *u)
 	u->part_open = 0;
 	if (strcmp(u->part_key, "name") == 0 || strcmp(u->part_key, "callback_url") == 0 ||
 	    strcmp(u->part_key, "callback_secret") == 0 || strcmp(u->part_key, "policy") == 0 ||
-	    strcmp(u->part_key, "max_age") == 0 || strcmp(u->part_key, "fresh") == 0) {
+	    strcmp(u->part_key, "max_age") == 0 || strcmp(u->part_key, "fresh") == 0 ||
+	    strcmp(u->part_key, "deadline_s") == 0 || strcmp(u->part_key, "straggler_wait_s") == 0) {
 		char msg[512];
 		int rc;
 		if (u->field_over) {
@@ -811,6 +840,7 @@ static void upload_authed(struct task *t)
 	u->r = r;
 	emv_strlcpy(u->idem, t->arg[0], sizeof u->idem);
 	u->wfd = u->rfd = -1;
+	u->straggler_s = -1;
 	pthread_mutex_init(&u->mu, NULL);
 	t->ctx = u;
 	r->ctx = u;

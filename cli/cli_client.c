@@ -356,6 +356,8 @@ static const struct option common_opts[] = {
 	{ "callback-url", required_argument, NULL, 'c' },
 	{ "callback-secret", required_argument, NULL, 'S' },
 	{ "wait", no_argument, NULL, 'w' },
+	{ "deadline", required_argument, NULL, 'D' },
+	{ "straggler-wait", required_argument, NULL, 'W' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "format", required_argument, NULL, 'f' },
 	{ "status", required_argument, NULL, 'x' },
@@ -371,9 +373,13 @@ static const struct option common_opts[] = {
 static void client_usage(FILE *f)
 {
 	fprintf(f, "usage: emailverify submit LIST [--name N] [--callback-url URL --callback-secret S]\n"
-		   "                         [--max-age D | --fresh] [--wait]\n"
+		   "                         [--max-age D | --fresh] [--deadline D] [--straggler-wait D] [--wait]\n"
 		   "         --max-age D: verdicts from the verdict cache only when younger than D (30d, 12h, 90s);\n"
 		   "         --fresh: none, every address is asked again (docs/cache.md)\n"
+		   "         --deadline D: the job's deadline, D (90s, 10m, 2h) after it is created: then every\n"
+		   "         address still waiting is final (unknown, with its reason and last evidence);\n"
+		   "         --straggler-wait D: at most D more for retries once every address had its first\n"
+		   "         answer (default 5m; 0 = as long as they take)\n"
 		   "       emailverify status ID [--json]\n"
 		   "       emailverify export ID -o FILE [--format csv|jsonl] [--status deliverable,...]\n"
 		   "                             [--no-escape-formulas]  (CSV: = + - @ TAB CR cells as they are)\n"
@@ -471,6 +477,8 @@ int cli_client(int argc, char **argv)
 	const char *format = NULL, *status = NULL, *out = NULL, *limit = NULL, *arg = NULL, *cache = NULL;
 	const char *max_age = NULL;
 	int fresh = 0;
+	char deadline[24] = "", straggler[24] = "", err[256];
+	int64_t secs;
 	int wait = 0, json = 0, keep_formulas = 0, o;
 	struct client c;
 	struct call k;
@@ -485,6 +493,15 @@ int cli_client(int argc, char **argv)
 		case 'c': cb_url = optarg; break;
 		case 'S': cb_secret = optarg; break;
 		case 'w': wait = 1; break;
+		case 'D':
+		case 'W':
+			if (emv_parse_limit_s(o == 'D' ? "--deadline" : "--straggler-wait", optarg, o == 'W', &secs,
+					      err, sizeof err) != 0) {
+				fprintf(stderr, "emailverify %s: %s\n", cmd, err);
+				return 2;
+			}
+			snprintf(o == 'D' ? deadline : straggler, sizeof deadline, "%lld", (long long)secs);
+			break;
 		case 'j': json = 1; break;
 		case 'f': format = optarg; break;
 		case 'x': status = optarg; break;
@@ -494,7 +511,6 @@ int cli_client(int argc, char **argv)
 		case 'C': cache = optarg; break;
 		case 'm': {
 			int64_t s;
-			char err[256];
 			if (emv_cache_parse_max_age("--max-age", optarg, &s, err, sizeof err) != EMV_OK) {
 				fprintf(stderr, "emailverify: %s\n", err);
 				return 2;
@@ -540,6 +556,8 @@ int cli_client(int argc, char **argv)
 		add_param(path, sizeof path, "callback_secret", cb_secret);
 		add_param(path, sizeof path, "max_age", max_age);
 		add_param(path, sizeof path, "fresh", fresh ? "true" : NULL);
+		add_param(path, sizeof path, "deadline_s", deadline[0] ? deadline : NULL);
+		add_param(path, sizeof path, "straggler_wait_s", straggler[0] ? straggler : NULL);
 		{
 			char p2[4200];
 			snprintf(p2, sizeof p2, "/v1/jobs%s", path);

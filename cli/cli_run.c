@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "emv_db.h"
+#include "emv_deadline.h"
 #include "emv_defaults.h"
 #include "emv_export.h"
 #include "emv_ingest_job.h"
@@ -104,6 +105,11 @@ static void run_usage(FILE *f)
 							EMV_DEF_TOPIC_DELAY1_MS) ")\n"
 										 "  --job ID               continue an interrupted run of this job (LIST is not read again;\n"
 										 "                         addresses with a verdict are not asked again)\n"
+										 "  --deadline D           the job's deadline, D (90s, 10m, 2h) from now: then every address\n"
+										 "                         still waiting is final (unknown, with its reason and last\n"
+										 "                         evidence) and the job is done; with --job: from now again\n"
+										 "  --straggler-wait D     once every address has had its first answer, wait at most D more\n"
+										 "                         for retries (default 5m; 0 = as long as the retries take)\n"
 										 "  --policy NAME|FILE     the verdict policy of the job's output: marketing (default:\n"
 										 "                         role, catch-all, disposable, full mailboxes are risky),\n"
 										 "                         transactional, or a policy file (docs/policy.md)\n"
@@ -136,6 +142,40 @@ static int job_progress(PGconn *c, const char *job, struct progress *p)
 	}
 	PQclear(r);
 	return ok ? 0 : -1;
+}
+
+/* The progress line's ETA (emv_deadline_eta): the addresses waiting for a
+ * retry and when the last is due, the job's time limit; into eta (a
+ * duration, or "?") and waiting.  Read only when a line is printed. */
+static void job_eta(PGconn *c, const char *job, const struct progress *p, long long todo, double secs, char *eta,
+		    size_t etalen, long long *waiting)
+{
+	const char *v[1] = { job };
+	PGresult *r = PQexecParams(c,
+				   "SELECT count(*), extract(epoch FROM max(retry_at) - now()),"
+				   " (SELECT " EMV_DEADLINE_LIMIT_SQL " FROM jobs WHERE id = $1)"
+				   " FROM results WHERE job_id = $1 AND NOT final",
+				   1, NULL, v, NULL, NULL, 0);
+	double e = -1;
+	*waiting = 0;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		double due = PQgetisnull(r, 0, 1) ? -1 : strtod(PQgetvalue(r, 0, 1), NULL);
+		if (!PQgetisnull(r, 0, 1) && due < 0)
+			due = 0; /* due already: being asked */
+		double lim = PQgetisnull(r, 0, 2) ? -1 : strtod(PQgetvalue(r, 0, 2), NULL);
+		*waiting = atoll(PQgetvalue(r, 0, 0));
+		e = emv_deadline_eta((double)(todo - p->final), (double)*waiting,
+				     secs > 0 ? (double)(p->final - p->unusable) / secs : 0, due, lim);
+	}
+	PQclear(r);
+	if (e < 0)
+		snprintf(eta, etalen, "?");
+	else if (e < 60)
+		snprintf(eta, etalen, "%.0fs", e);
+	else if (e < 3600)
+		snprintf(eta, etalen, "%dm%02ds", (int)e / 60, (int)e % 60);
+	else
+		snprintf(eta, etalen, "%dh%02dm", (int)e / 3600, ((int)e % 3600) / 60);
 }
 
 /* Rows by status and by reason, duplicates included (they carry their
@@ -211,6 +251,8 @@ int cli_run(int argc, char **argv)
 		{ "cache-ages", required_argument, NULL, 4014 },
 		{ "cache-scope", required_argument, NULL, 4015 },
 		{ "no-cache", no_argument, NULL, 4016 },
+		{ "deadline", required_argument, NULL, 4017 },
+		{ "straggler-wait", required_argument, NULL, 4018 },
 		{ "help", no_argument, NULL, 'h' },
 		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -227,6 +269,7 @@ int cli_run(int argc, char **argv)
 	struct progress pr;
 	const char *out = NULL, *url = NULL, *tenant = "local", *name = "", *list, *resume_job = NULL;
 	int nworkers = 2, opt, rc = 1, version;
+	int64_t deadline_s = -1, straggler_s = -1; /* -1: not given (a new job: none, EMV_DEF_LINGER_MS) */
 	int shutdown_ms = EMV_STOP_TIMEOUT_MS;
 	uint64_t stop_at = 0;
 	char err[1024];
@@ -311,6 +354,12 @@ int cli_run(int argc, char **argv)
 				return 2;
 			}
 			continue;
+		case 4017:
+		case 4018:
+			if (emv_parse_limit_s(opt == 4017 ? "--deadline" : "--straggler-wait", optarg, opt == 4018,
+					      opt == 4017 ? &deadline_s : &straggler_s, err, sizeof err) != 0)
+				goto bad_number;
+			continue;
 		case 'h': run_usage(stdout); return 0;
 		default: {
 			int r = emv_setup_opt(&eo, opt, optarg);
@@ -353,13 +402,25 @@ int cli_run(int argc, char **argv)
 			fprintf(stderr, "emailverify run: %s\n", err);
 			goto out;
 		}
+		/* the limits given again count from now; the wait for stragglers
+		 * starts again (the retries were lost with the last run's Kafka) */
+		if (emv_deadline_set(c, ist.job_id, deadline_s, straggler_s, err, sizeof err) != EMV_OK ||
+		    emv_db_run(c, "UPDATE jobs SET answered_at = now() WHERE id = $1 AND answered_at IS NOT NULL", 1,
+			       (const char *const[]){ ist.job_id }, err, sizeof err, "continuing job %s",
+			       ist.job_id) != EMV_OK) {
+			fprintf(stderr, "emailverify run: %s\n", err);
+			goto out;
+		}
 		sp.skip_final = 1; /* its batches went with the last run's embedded Kafka */
 		sp.retry_delay_ms = eo.retry.topic_delay_ms[0]; /* and its retries: due when they would have been */
 		fprintf(stderr, "job %s: continuing (%" PRIu64 " rows, %" PRIu64 " unique addresses)\n", ist.job_id,
 			ist.rows, ist.unique);
 	} else if (emv_ingest_job(c, lists, tenant, name, list, &ist, err, sizeof err) != EMV_OK ||
 		   emv_db_job_policy_set(c, ist.job_id, policy, err, sizeof err) != EMV_OK ||
-		   (max_age >= 0 && emv_vcache_job_set(c, ist.job_id, max_age, err, sizeof err) != EMV_OK)) {
+		   (max_age >= 0 && emv_vcache_job_set(c, ist.job_id, max_age, err, sizeof err) != EMV_OK) ||
+		   emv_deadline_set(c, ist.job_id, deadline_s < 0 ? 0 : deadline_s,
+				    straggler_s < 0 ? EMV_DEF_LINGER_MS / 1000 : straggler_s, err,
+				    sizeof err) != EMV_OK) {
 		fprintf(stderr, "emailverify run: %s\n", err);
 		goto out;
 	} else {
@@ -440,10 +501,14 @@ int cli_run(int argc, char **argv)
 		/* a line when something moved (at most every 2 s), else every 30 s */
 		if (emv_now_ms() - last_print >= (pr.final != last_final ? 2000u : 30000u)) {
 			last_final = pr.final;
-			long long todo = pr.unusable + (long long)ist.unique;
-			fprintf(stderr, "  %lld / %lld final (%.0f%%, %lld from the verdict cache), %.0f s\n", pr.final,
-				todo, todo ? 100.0 * (double)pr.final / (double)todo : 100.0, pr.cached,
-				(double)(emv_now_ms() - start) / 1000.0);
+			long long todo = pr.unusable + (long long)ist.unique, waiting;
+			double secs = (double)(emv_now_ms() - start) / 1000.0;
+			char eta[32];
+			job_eta(c, ist.job_id, &pr, todo, secs, eta, sizeof eta, &waiting);
+			fprintf(stderr, "  %lld / %lld final (%.0f%%, %lld from the verdict cache), %.0f s, %lld waiting for a retry, "
+				"ETA %s\n",
+				pr.final, todo, todo ? 100.0 * (double)pr.final / (double)todo : 100.0, pr.cached, secs,
+				waiting, eta);
 			last_print = emv_now_ms();
 		}
 		usleep(200000);
@@ -465,7 +530,9 @@ int cli_run(int argc, char **argv)
 out:
 	if (emv_stop_signal && !stop_at && rc != 0)
 		stop_at = emv_now_ms(); /* interrupted before the job ran (ingest, split) */
-	workers_stop = 1;
+	/* the job done (at its deadline, say), a session still hanging on a
+	 * server can change no verdict: not waited for */
+	workers_stop = rc == 0 ? EMV_WORKER_STOP_NOW : 1;
 	for (int i = 0; i < nstarted; i++) {
 		pthread_join(wt[i].t, NULL);
 		if (wt[i].rc != EMV_OK)

@@ -3,7 +3,8 @@
  * coordinator_main.c - `emailverify-coordinator`: the cluster's coordinator.
  *
  *   migrate [--database URL]                 apply the schema migrations
- *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR] [--max-age D|--fresh] LIST
+ *   ingest  [--database URL] [--tenant T] [--name N] [--data-dir DIR]
+ *           [--policy NAME|FILE] [--max-age D|--fresh] [--deadline D] [--straggler-wait D] LIST
  *                                            a list becomes a job (docs/design.md §2, step 1)
  *   split   [--database URL] --brokers HOSTS [--topic T] [--batch-max N] JOB
  *                                            a job's addresses become batches on Kafka (step 2)
@@ -34,6 +35,8 @@
 #include "emv_api.h"
 #include "emv_stop.h"
 #include "emv_db.h"
+#include "emv_deadline.h"
+#include "emv_defaults.h"
 #include "emv_tokens.h"
 #include "emv_export.h"
 #include "emv_ingest_job.h"
@@ -74,9 +77,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: emailverify-coordinator migrate [--database URL]\n"
 		"       emailverify-coordinator ingest [--database URL] [--tenant T] [--name N] [--data-dir DIR]\n"
-		"                                      [--policy NAME|FILE] [--max-age D | --fresh] LIST\n"
+		"                                      [--policy NAME|FILE] [--max-age D | --fresh]\n"
+		"                                      [--deadline D] [--straggler-wait D] LIST\n"
 		"         --max-age D: answer from the verdict cache only verdicts younger than D (30d, 12h);\n"
 		"         --fresh: none, ask every address again (docs/cache.md)\n"
+		"         --deadline D: the job's deadline, D (90s, 10m, 2h) from now: then every address still\n"
+		"         waiting is final unknown with its last reason and evidence; --straggler-wait D: at most\n"
+		"         D more for retries once every address had its first answer (default 5m; 0 = no limit)\n"
 		"       emailverify-coordinator split [--database URL] --brokers HOST:PORT[,...] [--topic T]\n"
 		"                                     [--results-topic T] [--batch-max N] [--routes FILE] JOB_ID\n"
 		"         --routes: domain -> region rules (docs/regions.md); default: the shared topic\n"
@@ -634,6 +641,7 @@ static int cmd_ingest(int argc, char **argv)
 	int64_t max_age = -1; /* --max-age / --fresh (0) */
 	PGconn *c;
 	int rc;
+	int64_t deadline_s = 0, straggler_s = EMV_DEF_LINGER_MS / 1000;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
@@ -646,6 +654,16 @@ static int cmd_ingest(int argc, char **argv)
 				emv_policy_free(policy);
 				return 2;
 			}
+		} else if ((strcmp(argv[i], "--deadline") == 0 || strcmp(argv[i], "--straggler-wait") == 0) &&
+			 i + 1 < argc) {
+			int dl = strcmp(argv[i], "--deadline") == 0;
+			if (emv_parse_limit_s(argv[i], argv[i + 1], !dl, dl ? &deadline_s : &straggler_s, err,
+					      sizeof err) != 0) {
+				fprintf(stderr, "emailverify-coordinator: %s\n", err);
+				emv_policy_free(policy);
+				return 2;
+			}
+			i++;
 		} else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
 			tenant = argv[++i];
 		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
@@ -678,6 +696,8 @@ static int cmd_ingest(int argc, char **argv)
 		rc = emv_db_job_policy_set(c, st.job_id, policy, err, sizeof err); /* NULL: the tenant's default */
 	if (rc == EMV_OK && max_age >= 0)
 		rc = emv_vcache_job_set(c, st.job_id, max_age, err, sizeof err);
+	if (rc == EMV_OK)
+		rc = emv_deadline_set(c, st.job_id, deadline_s, straggler_s, err, sizeof err);
 	emv_lists_free(lists);
 	emv_policy_free(policy);
 	PQfinish(c);

@@ -210,6 +210,20 @@ static const struct migration migrations[] = {
 	  "  ADD COLUMN n_cached bigint NOT NULL DEFAULT 0;"
 	  "ALTER TABLE results ADD COLUMN cached boolean NOT NULL DEFAULT false,"
 	  "  ADD COLUMN verified_at timestamptz;" },
+	/* Version 11: a job's time limits (coordinator/emv_deadline.h).  At
+	 * deadline_at, or straggler_wait_s after answered_at (when every
+	 * address had its first answer: n_answered reached addresses_total),
+	 * every row without a final verdict becomes final unknown and the job
+	 * is done.  A result's retry_at says when its retry is due, for the
+	 * progress's ETA.  Jobs from before have no limits (NULL, 0). */
+	{ 11, "jobs: deadline and straggler wait",
+	  "ALTER TABLE jobs ADD COLUMN deadline_at timestamptz,"
+	  "  ADD COLUMN straggler_wait_s integer NOT NULL DEFAULT 0 CHECK (straggler_wait_s >= 0),"
+	  "  ADD COLUMN n_answered bigint NOT NULL DEFAULT 0,"
+	  "  ADD COLUMN answered_at timestamptz;"
+	  "CREATE INDEX jobs_limits ON jobs (id) WHERE state IN ('splitting', 'running')"
+	  "  AND (deadline_at IS NOT NULL OR straggler_wait_s > 0);"
+	  "ALTER TABLE results ADD COLUMN retry_at timestamptz;" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <librdkafka/rdkafka.h>
+#include "emv_deadline.h"
 #include "emv_defaults.h"
 #include "emv_kafka.h"
 #include "emv_sink.h"
@@ -19,6 +20,27 @@ void emv_sink_params_default(emv_sink_params *p)
 	p->topic = EMV_TOPIC_RESULTS;
 	p->group = EMV_GROUP_SINK;
 	p->group_max = EMV_DEF_SINK_GROUP_MAX;
+	p->expire_every_ms = EMV_DEF_SINK_EXPIRE_MS;
+}
+
+/* Jobs past their deadline or straggler wait are made done (emv_deadline.h);
+ * a failure is logged and tried again next time. */
+static void expire_due(PGconn *c, const emv_sink_params *p, uint64_t *last, emv_sink_stats *st)
+{
+	char err[512];
+	int jobs;
+	long long rows;
+	if (p->expire_every_ms <= 0 || emv_now_ms() - *last < (uint64_t)p->expire_every_ms)
+		return;
+	*last = emv_now_ms();
+	if (emv_deadline_expire(c, &jobs, &rows, err, sizeof err) != EMV_OK) {
+		emv_log(EMV_LOG_WARN, "sink", "%s", err);
+		if (PQstatus(c) != CONNECTION_OK)
+			PQreset(c);
+		return;
+	}
+	st->expired_jobs += (uint64_t)jobs;
+	st->expired += (uint64_t)rows;
 }
 
 #define SINK_GROUP_BYTES (8u << 20)
@@ -29,7 +51,7 @@ static const char staging_sql[] =
 	"  job_id text, address_id bigint, status text, reason text, final boolean, flags integer,"
 	"  mx_host text, mx_ip text, source_ip text, region text, tls text, catch_all boolean,"
 	"  smtp_code integer, enhanced_code text, reply text, attempts integer, duration_ms integer,"
-	"  detail text);"
+	"  detail text, retry_at bigint);"
 	/* the addresses a group refers to are recent and in memory: look
 	 * each up by its key rather than hash the job's whole table */
 	"SET random_page_cost = 1.1";
@@ -47,17 +69,21 @@ static const char upsert_sql[] =
 	"   ON a.job_id = i.job_id AND a.id = i.address_id AND a.error_reason IS NULL),"
 	" up AS ("
 	"  INSERT INTO results AS r (job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip,"
-	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, updated_at)"
+	"    region, tls, catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, retry_at,"
+	"    updated_at)"
 	"  SELECT job_id, address_id, status, reason, final, flags, mx_host, mx_ip, source_ip, region, tls,"
-	"    catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail, now() FROM s"
+	"    catch_all, smtp_code, enhanced_code, reply, attempts, duration_ms, detail,"
+	"    CASE WHEN retry_at > 0 THEN to_timestamp(retry_at / 1000.0) END, now() FROM s"
 	"  ON CONFLICT (job_id, address_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,"
 	"    final = excluded.final, flags = excluded.flags, mx_host = excluded.mx_host, mx_ip = excluded.mx_ip,"
 	"    source_ip = excluded.source_ip, region = excluded.region, tls = excluded.tls,"
 	"    catch_all = excluded.catch_all, smtp_code = excluded.smtp_code,"
 	"    enhanced_code = excluded.enhanced_code, reply = excluded.reply, detail = excluded.detail,"
-	"    attempts = r.attempts + excluded.attempts, duration_ms = excluded.duration_ms, updated_at = now()"
+	"    attempts = r.attempts + excluded.attempts, duration_ms = excluded.duration_ms,"
+	"    retry_at = excluded.retry_at, updated_at = now()"
 	"  WHERE NOT r.final"
-	"  RETURNING r.*),"
+	/* xmax = 0: the row was inserted, not updated: the address's first answer */
+	"  RETURNING r.*, r.xmax = 0 AS answered),"
 	/* the verdict cache (emv_vcache.h): every verdict that became final
 	 * now and is not unknown (which says nothing new about the mailbox:
 	 * it leaves a known verdict alone) is its scope's entry; one row per
@@ -84,7 +110,7 @@ static const char upsert_sql[] =
 	"    count(*) FILTER (WHERE final AND status = 'undeliverable') AS nu,"
 	"    count(*) FILTER (WHERE final AND status = 'risky') AS nr,"
 	"    count(*) FILTER (WHERE final AND status = 'unknown') AS nk,"
-	"    count(*) AS stored"
+	"    count(*) FILTER (WHERE answered) AS na, count(*) AS stored"
 	"  FROM up GROUP BY job_id),"
 	" j AS ("
 	"  UPDATE jobs SET n_final = n_final + d.n, n_deliverable = n_deliverable + d.nd,"
@@ -92,7 +118,11 @@ static const char upsert_sql[] =
 	"    state = CASE WHEN n_final + d.n >= n_unusable + addresses_total AND state = 'running'"
 	"                 THEN 'done' ELSE state END,"
 	"    finished_at = CASE WHEN n_final + d.n >= n_unusable + addresses_total AND finished_at IS NULL"
-	"                 THEN now() ELSE finished_at END"
+	"                 THEN now() ELSE finished_at END,"
+	/* every address has had its first answer: the straggler wait starts */
+	"    n_answered = n_answered + d.na,"
+	"    answered_at = CASE WHEN answered_at IS NULL AND n_answered + d.na >= addresses_total"
+	"                 THEN now() ELSE answered_at END"
 	"  FROM d WHERE jobs.id = d.job_id RETURNING d.stored)"
 	" SELECT coalesce(sum(stored), 0) FROM j";
 
@@ -246,7 +276,8 @@ static int store(PGconn *c, const emv_sink_params *p, emv_wire_results **msgs, s
 		cb_field(&b, x->reply, 0);
 		cb_num(&b, picks[k2].attempts, 0);
 		cb_num(&b, x->duration_ms, 0);
-		cb_field(&b, x->detail, 1);
+		cb_field(&b, x->detail, 0);
+		cb_num(&b, x->temporary ? x->retry_at_ms : 0, 1);
 	}
 	free(picks);
 	if (!exec_ok(c, staging_sql, err, errlen) || !exec_ok(c, "BEGIN", err, errlen))
@@ -306,7 +337,7 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 	emv_wire_results **msgs = emv_xcalloc((size_t)p->group_max, sizeof *msgs);
 	size_t *from = emv_xcalloc((size_t)p->group_max, sizeof *from); /* msgs[i] came from held[from[i]] */
 	char state[6];
-	uint64_t last_input = emv_now_ms();
+	uint64_t last_input = emv_now_ms(), last_expire = 0;
 	int rc = EMV_ERR;
 
 	memset(st, 0, sizeof *st);
@@ -349,6 +380,7 @@ int emv_sink_run(PGconn *c, const emv_sink_params *p, volatile int *stop, emv_si
 
 	while (!*stop) {
 		size_t nheld = 0, nmsgs = 0, bytes = 0;
+		expire_due(c, p, &last_expire, st);
 		/* gather a group: wait up to 200 ms for the first, then take what
 		 * is there, up to group_max messages or 8 MiB (about 50,000
 		 * results: a transaction that sorts in memory) */

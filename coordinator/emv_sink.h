@@ -17,6 +17,10 @@
  * schema refuses) is no reason to retry: the group is stored message by
  * message and the message refused for its data is logged with its offset,
  * counted as skipped and passed over, like a malformed one.
+ *
+ * The sink also counts each address's first answer (jobs.n_answered,
+ * answered_at) and, every expire_every_ms, makes the jobs past their
+ * deadline or straggler wait done (emv_deadline.h).
  */
 #ifndef EMV_SINK_H
 #define EMV_SINK_H
@@ -36,12 +40,14 @@ typedef struct {
 	                                  NULL or off: not written */
 	uint64_t *reply_classes;       /* [6]: results stored by the class of their deciding SMTP reply
 	                             (0: none, 2..5: 2xx..5xx); atomics, for metrics (NULL: none) */
+	int expire_every_ms;	       /* jobs' time limits checked this often (EMV_DEF_SINK_EXPIRE_MS; 0: never) */
 } emv_sink_params;
 
 void emv_sink_params_default(emv_sink_params *p);
 
 typedef struct {
 	uint64_t messages, results, stored, skipped, transactions, db_retries;
+	uint64_t expired_jobs, expired; /* jobs made done by a time limit, and their rows made final then */
 } emv_sink_stats;
 
 /* Run until *stop becomes non-zero or idle_exit_ms passes without input. */

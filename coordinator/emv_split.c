@@ -57,6 +57,7 @@ struct batcher {
 	size_t n;
 	int delayed;	    /* the batch holds addresses waiting for a retry */
 	int64_t not_before; /* and this is the latest of their times (wall ms) */
+	int64_t deadline;   /* the job's (unix ms, 0 none): every batch carries it */
 	uint64_t seq;
 	emv_split_stats *st;
 	char last_domain[EMV_HOST_NAME_MAX + 1]; /* cursor: last address of the last produced batch */
@@ -111,6 +112,7 @@ static int produce_batch(struct batcher *b, char *err, size_t errlen)
 	wb.addresses = b->a;
 	wb.n_addresses = b->n;
 	wb.not_before_ms = b->not_before > EMV_WIRE_TIME_MAX ? EMV_WIRE_TIME_MAX : b->not_before;
+	wb.deadline_ms = b->deadline > EMV_WIRE_TIME_MAX ? EMV_WIRE_TIME_MAX : b->deadline;
 	if (emv_wire_batch_encode(&wb, &buf, &len, werr, sizeof werr) != EMV_WIRE_OK) {
 		emv_set_err(err, errlen, "batch of %s: %s", b->domain, werr);
 		return EMV_ERR;
@@ -239,7 +241,8 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 	{
 		const char *v[1] = { job_id };
 		r = emv_db_exec(c,
-				"SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state, n_cached "
+				"SELECT coalesce(split_after_domain, ''), coalesce(split_after_id, 0), state, n_cached, "
+				"coalesce(floor(extract(epoch FROM deadline_at) * 1000)::bigint, 0) "
 				"FROM jobs WHERE id = $1",
 				1, v, PGRES_TUPLES_OK, err, errlen, "reading job %s", job_id);
 		if (!r)
@@ -252,6 +255,7 @@ int emv_split_job(PGconn *c, const char *job_id, const emv_split_params *p, emv_
 		emv_strlcpy(after_domain, PQgetvalue(r, 0, 0), sizeof after_domain);
 		emv_strlcpy(after_id, PQgetvalue(r, 0, 1), sizeof after_id);
 		any_cached = strtoll(PQgetvalue(r, 0, 3), NULL, 10) > 0;
+		b.deadline = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
 		PQclear(r);
 	}
 	b.p = p;

@@ -152,7 +152,12 @@ static const char answer_sql[] =
 	"   count(*) FILTER (WHERE status = 'undeliverable') AS nu,"
 	"   count(*) FILTER (WHERE status = 'risky') AS nr FROM ins)"
 	" UPDATE jobs SET n_final = n_final + d.n, n_cached = n_cached + d.n, n_deliverable = n_deliverable + d.nd,"
-	"  n_undeliverable = n_undeliverable + d.nu, n_risky = n_risky + d.nr"
+	"  n_undeliverable = n_undeliverable + d.nu, n_risky = n_risky + d.nr,"
+	/* a cached row is an answer: the straggler wait (emv_deadline.h)
+	 * starts when every address has had one, asked or cached */
+	"  n_answered = n_answered + d.n,"
+	"  answered_at = CASE WHEN answered_at IS NULL AND n_answered + d.n >= addresses_total"
+	"                THEN now() ELSE answered_at END"
 	" FROM d WHERE jobs.id = $1 RETURNING d.n";
 
 int emv_vcache_answer(PGconn *c, const char *job_id, const emv_vcache_cfg *cfg, uint64_t *answered, char *err,

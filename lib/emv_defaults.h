@@ -90,7 +90,7 @@
 #define EMV_DEF_CONCURRENCY 500	   /* SMTP sessions at once; verify --concurrency */
 #define EMV_DEF_DNS_CONCURRENCY 64 /* DNS lookups at once */
 #define EMV_DEF_PORT25_THRESHOLD 5 /* MX hosts timing out at connect, none reachable: port 25 blocked */
-#define EMV_DEF_LINGER_MS 300000   /* verify: the most stragglers wait after the rest; --straggler-wait */
+#define EMV_DEF_LINGER_MS 300000   /* verify, run, API: the most stragglers wait after the rest; --straggler-wait */
 
 /* ---- DNS (worker/emv_dns.h) */
 #define EMV_DEF_DNS_TIMEOUT_MS 2000
@@ -126,6 +126,7 @@
 #define EMV_DEF_SPLIT_CHUNK 100000 /* rows fetched at a time */
 #define EMV_DEF_KAFKA_FLUSH_TIMEOUT_MS 30000
 #define EMV_DEF_SINK_GROUP_MAX 500    /* results stored per transaction */
+#define EMV_DEF_SINK_EXPIRE_MS 1000   /* the sink looks for jobs past their time limits this often */
 #define EMV_DEF_ROUTER_LIVE_MS 120000 /* a region is live while it reported this recently; --live S */
 #define EMV_DEF_ROUTER_WAIT_MS 900000 /* a batch waits this long for a live region; --wait S */
 #define EMV_DEF_EXPORT_FETCH_ROWS 5000

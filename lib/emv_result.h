@@ -91,6 +91,16 @@ typedef enum { EMV_REASON_LIST(EMV_REASON_ENUM_) EMV_REASON__COUNT } emv_reason;
 #define EMV_FLAG_IDN 0x0020u	/* the normalised domain holds an A-label (xn--) */
 #define EMV_FLAG_QUOTED 0x0040u /* local part is a quoted string */
 
+/* A verdict made final by a time limit (verify's engine, a cluster job's
+ * deadline: worker/emv_engine.h, coordinator/emv_deadline.h) says so in its
+ * detail, in the same words everywhere: the last result's detail +
+ * EMV_EXPIRED_AGAIN + why, or EMV_EXPIRED_UNASKED + why (unknown / timeout)
+ * when it never had an answer; why is one of the two below. */
+#define EMV_EXPIRED_AGAIN "; not asked again: "
+#define EMV_EXPIRED_UNASKED "not asked: "
+#define EMV_EXPIRED_DEADLINE "the deadline has come"
+#define EMV_EXPIRED_STRAGGLERS "the wait for stragglers is over"
+
 const char *emv_status_name(emv_status s);
 const char *emv_reason_name(emv_reason r);
 int emv_status_from_name(const char *name);

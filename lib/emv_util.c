@@ -314,3 +314,15 @@ int emv_parse_duration_ms(const char *s, uint64_t *ms)
 {
 	return emv_parse_duration_max_ms(s, 30ull * 86400000, ms);
 }
+
+int emv_parse_limit_s(const char *opt, const char *arg, int zero_ok, int64_t *s, char *err, size_t errlen)
+{
+	uint64_t ms;
+	if (emv_parse_duration_ms(arg, &ms) < 0 || (!zero_ok && ms == 0)) {
+		emv_set_err(err, errlen, "%s takes a duration from %s to 30d, such as 90s, 10m or 2h (got '%s')", opt,
+			    zero_ok ? "0" : "1s", arg);
+		return -1;
+	}
+	*s = (int64_t)((ms + 999) / 1000);
+	return 0;
+}

@@ -94,6 +94,11 @@ int emv_parse_duration_ms(const char *s, uint64_t *ms);
 /* The same with another upper bound (max_ms, at most a few centuries). */
 int emv_parse_duration_max_ms(const char *s, uint64_t max_ms, uint64_t *ms);
 
+/* A time limit given as such a duration (--deadline, --straggler-wait):
+ * whole seconds, rounded up, into *s; 0 only when zero_ok.  0, or -1 with
+ * "OPT takes a duration from 1s (0) to 30d, ..." in err. */
+int emv_parse_limit_s(const char *opt, const char *arg, int zero_ok, int64_t *s, char *err, size_t errlen);
+
 /*
  * The one checked number parser for options, query parameters and settings:
  * a whole decimal number in [min, max] — an optional '-', then digits and

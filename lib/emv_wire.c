@@ -252,6 +252,8 @@ static int check_batch(const emv_wire_batch *b, errout *e)
 	if (b->not_before_ms < 0 || b->not_before_ms > EMV_WIRE_TIME_MAX)
 		return bad(e, "not_before: %" PRId64 " is not 0..%" PRId64 " unix ms", b->not_before_ms,
 			   EMV_WIRE_TIME_MAX);
+	if (b->deadline_ms < 0 || b->deadline_ms > EMV_WIRE_TIME_MAX)
+		return bad(e, "deadline: %" PRId64 " is not 0..%" PRId64 " unix ms", b->deadline_ms, EMV_WIRE_TIME_MAX);
 	if (check_str(e, "", "region_hint", b->region_hint, 0, EMV_WIRE_REGION_MAX, CS_VISIBLE) != EMV_OK ||
 	    check_str(e, "", "avoid_regions", b->avoid_regions, 0, EMV_WIRE_AVOID_MAX, CS_VISIBLE) != EMV_OK ||
 	    check_str(e, "", "provider", b->provider, 0, EMV_WIRE_PROVIDER_MAX, CS_VISIBLE) != EMV_OK)
@@ -299,6 +301,9 @@ static int check_result(const emv_wire_result *r, const char *pre, errout *e)
 		return EMV_ERR;
 	if (r->attempts > EMV_WIRE_ATTEMPT_MAX)
 		return bad(e, "%sattempts: %u, the limit is %d", pre, r->attempts, EMV_WIRE_ATTEMPT_MAX);
+	if (r->retry_at_ms < 0 || r->retry_at_ms > EMV_WIRE_TIME_MAX)
+		return bad(e, "%sretry_at: %" PRId64 " is not 0..%" PRId64 " unix ms", pre, r->retry_at_ms,
+			   EMV_WIRE_TIME_MAX);
 	if (r->n_transcript > EMV_WIRE_TRANSCRIPT_MAX)
 		return bad(e, "%stranscript: %zu entries, the limit is %d", pre, r->n_transcript,
 			   EMV_WIRE_TRANSCRIPT_MAX);
@@ -568,6 +573,7 @@ emv_wire_status emv_wire_batch_encode(const emv_wire_batch *b, uint8_t **buf, si
 	m.domain = (char *)b->domain;
 	m.attempt = b->attempt;
 	m.not_before = b->not_before_ms;
+	m.deadline = b->deadline_ms;
 	m.region_hint = (char *)b->region_hint;
 	m.avoid_regions = (char *)b->avoid_regions;
 	m.provider = (char *)b->provider;
@@ -610,6 +616,7 @@ static int batch_from_pb(const Emailverify__VerifyBatch *m, emv_wire_batch *b, e
 		return EMV_ERR;
 	b->attempt = m->attempt;
 	b->not_before_ms = m->not_before;
+	b->deadline_ms = m->deadline;
 	if (m->n_addresses > EMV_WIRE_ADDRESSES_MAX) /* before allocating for them */
 		return bad(e, "addresses: %zu entries, the limit is %d", m->n_addresses, EMV_WIRE_ADDRESSES_MAX);
 	b->addresses = emv_xcalloc(m->n_addresses ? m->n_addresses : 1, sizeof *b->addresses);
@@ -668,8 +675,9 @@ int emv_wire_batch_equal(const emv_wire_batch *a, const emv_wire_batch *b)
 {
 	if (strcmp(a->job_id, b->job_id) != 0 || strcmp(a->batch_id, b->batch_id) != 0 ||
 	    strcmp(a->domain, b->domain) != 0 || a->n_addresses != b->n_addresses || a->attempt != b->attempt ||
-	    a->not_before_ms != b->not_before_ms || strcmp(a->region_hint, b->region_hint) != 0 ||
-	    strcmp(a->avoid_regions, b->avoid_regions) != 0 || strcmp(a->provider, b->provider) != 0)
+	    a->not_before_ms != b->not_before_ms || a->deadline_ms != b->deadline_ms ||
+	    strcmp(a->region_hint, b->region_hint) != 0 || strcmp(a->avoid_regions, b->avoid_regions) != 0 ||
+	    strcmp(a->provider, b->provider) != 0)
 		return 0;
 	for (size_t i = 0; i < a->n_addresses; i++) {
 		const emv_wire_address *x = &a->addresses[i], *y = &b->addresses[i];
@@ -754,6 +762,7 @@ emv_wire_status emv_wire_results_encode(const emv_wire_results *r, uint8_t **buf
 		o->source_ip = (char *)in->source_ip;
 		o->tls = (char *)in->tls;
 		o->detail = (char *)nz(in->detail);
+		o->retry_at = in->retry_at_ms;
 		o->n_transcript = in->n_transcript;
 		o->transcript = in->n_transcript ? &xp[k] : NULL;
 		for (size_t j = 0; j < in->n_transcript; j++, k++) {
@@ -825,6 +834,7 @@ static int result_from_pb(const Emailverify__Result *m, emv_wire_result *r, cons
 	r->duration_ms = m->duration_ms;
 	r->flags = m->flags;
 	r->temporary = m->temporary ? 1 : 0;
+	r->retry_at_ms = m->retry_at;
 	if (m->n_transcript > EMV_WIRE_TRANSCRIPT_MAX)
 		return bad(e, "%stranscript: %zu entries, the limit is %d", pre, m->n_transcript,
 			   EMV_WIRE_TRANSCRIPT_MAX);
@@ -927,7 +937,7 @@ static int result_equal(const emv_wire_result *a, const emv_wire_result *b)
 	    a->flags != b->flags || a->temporary != b->temporary || a->n_transcript != b->n_transcript ||
 	    strcmp(a->mx_host, b->mx_host) != 0 || strcmp(a->mx_ip, b->mx_ip) != 0 ||
 	    strcmp(a->source_ip, b->source_ip) != 0 || strcmp(a->tls, b->tls) != 0 ||
-	    strcmp(nz(a->detail), nz(b->detail)) != 0)
+	    strcmp(nz(a->detail), nz(b->detail)) != 0 || a->retry_at_ms != b->retry_at_ms)
 		return 0;
 	for (size_t i = 0; i < a->n_transcript; i++)
 		if (!exchange_equal(&a->transcript[i], &b->transcript[i]))

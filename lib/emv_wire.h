@@ -95,6 +95,7 @@ typedef struct {
 	char region_hint[EMV_WIRE_REGION_MAX + 1];  /* "" = any region */
 	char avoid_regions[EMV_WIRE_AVOID_MAX + 1]; /* "a,b": regions quarantined for provider */
 	char provider[EMV_WIRE_PROVIDER_MAX + 1];   /* set with avoid_regions */
+	int64_t deadline_ms;			    /* unix ms, 0 = none: the job's deadline; 0..EMV_WIRE_TIME_MAX */
 } emv_wire_batch;
 
 /*
@@ -152,7 +153,8 @@ typedef struct {
 	char mx_ip[EMV_WIRE_IP_MAX + 1];
 	char source_ip[EMV_WIRE_IP_MAX + 1];
 	char tls[EMV_WIRE_TLS_MAX + 1];
-	char *detail; /* printable ASCII, NULL or "" when none */
+	char *detail;	     /* printable ASCII, NULL or "" when none */
+	int64_t retry_at_ms; /* temporary: unix ms when its retry is due, 0 = not known; 0..EMV_WIRE_TIME_MAX */
 } emv_wire_result;
 
 typedef struct {

@@ -171,13 +171,13 @@ static void expire_item(emv_engine *e, uint32_t ii, const emv_probe_result *last
 		char d[sizeof r.detail];
 		r = *last;
 		emv_strlcpy(d, r.detail[0] ? r.detail : emv_reason_detail(r.reason), sizeof d);
-		snprintf(r.detail, sizeof r.detail, "%s; not asked again: %s", d, why);
+		snprintf(r.detail, sizeof r.detail, "%s" EMV_EXPIRED_AGAIN "%s", d, why);
 	} else {
 		memset(&r, 0, sizeof r);
 		r.status = EMV_STATUS_UNKNOWN;
 		r.reason = EMV_REASON_TIMEOUT;
 		r.catch_all = -1;
-		snprintf(r.detail, sizeof r.detail, "not asked: %s", why);
+		snprintf(r.detail, sizeof r.detail, EMV_EXPIRED_UNASKED "%s", why);
 	}
 	r.temporary = 0;
 	e->finished++;
@@ -189,8 +189,8 @@ static void expire_item(emv_engine *e, uint32_t ii, const emv_probe_result *last
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	emv_engine *e = arg;
-	const char *why = e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ? "the run's deadline has come"
-									      : "the wait for stragglers is over";
+	const char *why = e->p.deadline_ms && e->limit_ms == e->p.deadline_ms ? EMV_EXPIRED_DEADLINE
+									      : EMV_EXPIRED_STRAGGLERS;
 	uint32_t ii;
 	e->past_deadline = 1;
 	e->draining = 1; /* nothing new starts; sessions in flight end as usual */

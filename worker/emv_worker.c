@@ -228,6 +228,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		emv_log(EMV_LOG_INFO, "worker", "%s: %d partition(s) assigned", w->o.name, parts->cnt);
 		rd_kafka_assign(rk, parts);
+		/* librdkafka keeps a partition paused across a rebalance: one
+		 * paused here for a held retry batch, revoked (the batch dropped)
+		 * and assigned back would never be read again, and that retry
+		 * batch never asked (a continued `run --job` that never ended) */
+		rd_kafka_resume_partitions(rk, parts);
 		return;
 	}
 	/* revoked (or lost): no commit in here, only letting go */
@@ -293,6 +298,45 @@ static int retry_wants(const struct wbatch *b, size_t i, int kind)
 	return b->res[i].temporary && (b->handed && b->handed[i]) == (kind == RETRY_HANDED);
 }
 
+/* When a retry of batch b (its next attempt) would be due: unix ms. */
+static int64_t retry_due(const struct worker *w, const struct wbatch *b)
+{
+	unsigned attempt = b->b->attempt + 1;
+	int delay = w->topic_retry.schedule_ms[attempt - 1 < 3 ? attempt - 1 : 2];
+	return delay ? (int64_t)emv_wall_ms() + delay : 0;
+}
+
+/*
+ * The job's deadline (coordinator/emv_deadline.h) comes before the retry:
+ * the temporary results of b are final now, as the engine makes them
+ * (worker/emv_engine.h): unknown, with their reason and evidence, the
+ * detail saying why they are not asked again.  Else each temporary result
+ * says when its retry is due (the job's ETA counts it).
+ */
+static void limit_retries(struct worker *w, struct wbatch *b)
+{
+	int64_t due = retry_due(w, b);
+	int past = b->b->deadline_ms > 0 && (due ? due : (int64_t)emv_wall_ms()) >= b->b->deadline_ms;
+
+	for (size_t i = 0; i < b->b->n_addresses; i++) {
+		emv_wire_result *x = &b->res[i];
+		char d[EMV_WIRE_DETAIL_MAX + 1];
+		if (!x->temporary || (b->handed && b->handed[i]))
+			continue;
+		if (!past) {
+			x->retry_at_ms = due ? due : (int64_t)emv_wall_ms();
+			continue;
+		}
+		snprintf(d, sizeof d, "%s" EMV_EXPIRED_AGAIN "the deadline comes first",
+			 x->detail && x->detail[0] ? x->detail : emv_reason_detail(x->reason));
+		free(x->detail);
+		x->detail = emv_xmalloc(EMV_WIRE_DETAIL_MAX + 1);
+		emv_sanitize(x->detail, EMV_WIRE_DETAIL_MAX + 1, d, strlen(d));
+		x->temporary = 0;
+		w->st.expired++;
+	}
+}
+
 /* The addresses still temporary go to the retry topic as a new batch
  * (RETRY_TEMPORARY), or, when every source address of this region was
  * quarantined for their provider, to the reroute topic for the
@@ -309,8 +353,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 	emv_wire_batch r;
 	int handed = kind == RETRY_HANDED, cut = kind == RETRY_CUT || kind == RETRY_CUT_HELD;
 	unsigned attempt = cut ? src->attempt : src->attempt + 1;
-	int delay = cut ? 0 : w->topic_retry.schedule_ms[attempt - 1 < 3 ? attempt - 1 : 2];
-	int64_t due = 0;
+	int64_t due = 0, at = cut ? 0 : retry_due(w, b);
 	char err[EMV_WIRE_ERR_MAX], suffix[16];
 	const char *topic;
 	uint8_t *buf;
@@ -335,6 +378,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 	emv_strlcpy(r.domain, src->domain, sizeof r.domain);
 	emv_strlcpy(r.region_hint, src->region_hint, sizeof r.region_hint);
 	r.attempt = attempt;
+	r.deadline_ms = src->deadline_ms; /* the job's: its retries end with it */
 	if (handed) {
 		/* not here again: this region joins the batch's avoid list */
 		if (!src->avoid_regions[0])
@@ -347,7 +391,7 @@ static void produce_retry(struct worker *w, struct wbatch *b, int kind)
 		topic = w->o.reroute_topic;
 	} else {
 		/* wall clock: the batch may come back to another machine */
-		r.not_before_ms = delay ? (int64_t)emv_wall_ms() + delay : 0;
+		r.not_before_ms = at;
 		if (kind == RETRY_CUT_HELD)
 			for (size_t i = 0; i < src->n_addresses; i++)
 				if (retry_wants(b, i, kind) && b->left_due[i] > due)
@@ -399,6 +443,7 @@ static void finish_batch(struct worker *w, struct wbatch *b)
 		for (size_t i = 0; i < b->b->n_addresses; i++)
 			b->res[i].temporary = 0;
 	} else if (b->part) {
+		limit_retries(w, b);
 		produce_retry(w, b, RETRY_TEMPORARY);
 		if (b->handed)
 			produce_retry(w, b, RETRY_HANDED);
@@ -590,6 +635,25 @@ static void start_batch(struct worker *w, struct wbatch *b)
 	}
 }
 
+/* A batch of a job whose deadline comes before `at` (unix ms, when the
+ * batch would be asked) is dropped, not asked: the coordinator makes its
+ * addresses final at the deadline with their last evidence
+ * (coordinator/emv_deadline.h), and an answer after it would change
+ * nothing.  Its offset is committed like a skipped message's.  1 when
+ * dropped. */
+static int past_deadline(struct worker *w, struct wbatch *b, int64_t at)
+{
+	if (!b->b || b->b->deadline_ms <= 0 || at < b->b->deadline_ms)
+		return 0;
+	emv_log(EMV_LOG_INFO, "worker",
+		"%s: batch %s of job %s dropped: the job's deadline comes first (%zu addresses)", w->o.name,
+		b->b->batch_id, b->b->job_id, b->b->n_addresses);
+	w->st.expired_batches++;
+	emv_wire_batch_free(b->b);
+	b->b = NULL;
+	return 1;
+}
+
 static void take_message(struct worker *w, rd_kafka_message_t *m)
 {
 	char err[EMV_WIRE_ERR_MAX];
@@ -619,6 +683,10 @@ static void take_message(struct worker *w, rd_kafka_message_t *m)
 	}
 	if (!b->key[0])
 		emv_wire_batch_key(b->b->domain, 0, b->key, sizeof b->key);
+	/* asked when due, or now if that is past */
+	if (past_deadline(w, b,
+			  b->b->not_before_ms > (int64_t)emv_wall_ms() ? b->b->not_before_ms : (int64_t)emv_wall_ms()))
+		return;
 	if (b->b->not_before_ms > 0 && (uint64_t)b->b->not_before_ms > emv_wall_ms()) {
 		/* not due: hold it, and read nothing more of this partition
 		 * until it is (later retries are due later still) */
@@ -700,8 +768,10 @@ static void start_due(struct worker *w)
 {
 	uint64_t now = emv_now_ms();
 	for (struct part *p = w->parts; p; p = p->next)
-		if (p->held && p->held->due_ms <= now && w->inflight < w->o.max_inflight) {
-			start_batch(w, p->held);
+		if (p->held && p->held->due_ms <= now &&
+		    (w->inflight < w->o.max_inflight || past_deadline(w, p->held, (int64_t)emv_wall_ms()))) {
+			if (p->held->b)
+				start_batch(w, p->held);
 			p->held = NULL;
 			set_paused(w, p, 0);
 		}
@@ -746,6 +816,8 @@ static void reaudit_stop(struct worker *w)
  * synchronous commit take the rest. */
 static uint64_t stop_phase_ms(const struct worker *w, int percent)
 {
+	if (*w->stop == EMV_WORKER_STOP_NOW)
+		return 0;
 	return (uint64_t)w->o.shutdown_ms * (uint64_t)percent / 100u;
 }
 
@@ -755,8 +827,9 @@ static void stopping_tick(struct worker *w)
 
 	if (!w->cut && (emv_engine_sessions(w->eng) == 0 || since >= stop_phase_ms(w, 60))) {
 		if (emv_engine_sessions(w->eng) > 0)
-			emv_log(EMV_LOG_WARN, "worker", "%s: stopping: %d session(s) still running abandoned",
-				w->o.name, emv_engine_sessions(w->eng));
+			emv_log(*w->stop == EMV_WORKER_STOP_NOW ? EMV_LOG_INFO : EMV_LOG_WARN, "worker",
+				"%s: stopping: %d session(s) still running abandoned", w->o.name,
+				emv_engine_sessions(w->eng));
 		cut_inflight(w);
 	}
 	commit_ready(w, 0);

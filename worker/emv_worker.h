@@ -32,6 +32,8 @@
  * for a retry, due when the engine would have asked), so that its offset can
  * be committed and nothing with a verdict is asked again.  Acknowledgements
  * are awaited until 85%, then flush, commit synchronously, return.
+ * *stop == EMV_WORKER_STOP_NOW: the same at once, nothing in flight waited
+ * for (`run` once its job is done: what is in flight can change nothing).
  */
 #ifndef EMV_WORKER_H
 #define EMV_WORKER_H
@@ -66,6 +68,8 @@ typedef struct {
 
 typedef struct {
 	uint64_t batches, results, skipped;
+	uint64_t expired_batches; /* dropped: taken after their job's deadline (the coordinator made them final) */
+	uint64_t expired;	  /* temporary results made final: their retry would come after the deadline */
 	uint64_t retry_batches, retried;     /* batches and addresses sent to the retry topic */
 	uint64_t released;		     /* batches whose partition was revoked while in flight */
 	uint64_t rerouted_batches, rerouted; /* batches and addresses handed to the coordinator for another region */
@@ -76,6 +80,8 @@ typedef struct {
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);
+
+#define EMV_WORKER_STOP_NOW 2
 
 /* Run until *stop (checked every 20 ms) or idle_exit_ms; EMV_OK or EMV_ERR
  * (set-up failed: err says why). */

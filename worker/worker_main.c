@@ -197,9 +197,11 @@ int main(int argc, char **argv)
 		" retried in %" PRIu64 " retry batches, %" PRIu64 " released, %" PRIu64 " rerouted in %" PRIu64
 		" batches, %" PRIu64 " handed on unanswered in %" PRIu64 " cut batches (%" PRIu64
 		" of them kept their retry time), %" PRIu64 " pool re-audits (%" PRIu64 " addresses held, %" PRIu64
-		" back in rotation)\n",
+		" back in rotation), %" PRIu64 " batches dropped after their job's deadline, %" PRIu64
+		" temporary results final at it\n",
 		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
-		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held, st.audits, st.audit_held, st.audit_released);
+		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held, st.audits, st.audit_held, st.audit_released,
+		st.expired_batches, st.expired);
 	return 0;
 bad_number:
 	fprintf(stderr, "emailverify-worker: %s\n", err);

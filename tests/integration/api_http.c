@@ -2945,6 +2945,121 @@ static void do_test_listen_ipv6(void **state)
 
 /* After all that, the server is still up, and stops cleanly on SIGTERM
  * (the sanitizers would have made it exit otherwise). */
+
+/*
+ * deadline_s and straggler_wait_s (docs/api.md): bad values are 400 naming
+ * the field and its bounds; a job with deadline_s is done at its deadline
+ * with every address still waiting final unknown ("not asked: the deadline
+ * has come": a server with a sink and no worker answers nothing), its ETA
+ * never later than the deadline, and its completion webhook queued as for
+ * any finished job.
+ */
+#define PORT_DL 18085
+static void do_test_job_deadline(void **state)
+{
+	static const char *const bad[] = { "deadline_s=0",	   "deadline_s=2592001",
+					   "deadline_s=soon",	   "deadline_s=-5",
+					   "deadline_s=",	   "straggler_wait_s=-1",
+					   "straggler_wait_s=1.5", NULL };
+	char pg_url[512], dl_url[512], tok[128], listen[32], url[256], id[64], *body;
+	const char *list = RUN "/deadline.csv";
+	json_t *j = NULL;
+	uint64_t t0;
+
+	write_file(list, "email\nd1@nullmx.api.test\nd2@nullmx.api.test\nbroken address\n");
+	for (int i = 0; bad[i]; i++) {
+		char q[300], want[100];
+		snprintf(q, sizeof q, "%s&name=x", bad[i]);
+		assert_int_equal(upload_raw(list, q, tok_acme, &body), 400);
+		assert_error(body, "bad_parameter");
+		snprintf(want, sizeof want, "%.*s: must be a whole number of seconds from %s to 2592000 (30 days)",
+			 (int)strcspn(bad[i], "="), bad[i], bad[i][0] == 'd' ? "1" : "0");
+		if (!strstr(body, want))
+			fail_msg("%s: wanted '%s' in %s", bad[i], want, body);
+		free(body);
+	}
+
+	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
+	fresh_db(pg_admin, "emv_api_dl", pg_url, dl_url, sizeof dl_url);
+	token(dl_url, "dl", tok, sizeof tok);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", PORT_DL);
+	{
+		const char *argv[] = { EMV_COORDINATOR,
+				       "serve",
+				       "--listen",
+				       listen,
+				       "--database",
+				       dl_url,
+				       "--embedded-kafka",
+				       "--ready-file",
+				       RUN "/ready-dl",
+				       "--webhook-allow-private",
+				       "--webhook-allow-http",
+				       NULL };
+		extra_pid = start_server(argv, RUN "/ready-dl", RUN "/server-dl.log", NULL, 0);
+	}
+	{
+		char data[600];
+		const char *extra[] = { "-H", "Content-Type: text/csv", "--data-binary", data, NULL };
+		snprintf(data, sizeof data, "@%s", list);
+		snprintf(url, sizeof url,
+			 "http://127.0.0.1:%d/v1/jobs?deadline_s=3&straggler_wait_s=60&callback_url=http://127.0.0.1:18199/"
+			 "none&callback_secret=x",
+			 PORT_DL);
+		t0 = now_ms();
+		assert_int_equal(http("POST", url, tok, extra, &body), 201);
+		job_id_of(body, id, sizeof id);
+		free(body);
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s", PORT_DL, id);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	j = parse(body);
+	free(body);
+	if (!json_is_string(json_object_get(j, "deadline_at")) ||
+	    json_integer_value(json_object_get(j, "straggler_wait_s")) != 60 ||
+	    !json_is_integer(json_object_get(j, "deadline_in_s")) ||
+	    json_integer_value(json_object_get(j, "deadline_in_s")) > 3 ||
+	    !json_is_integer(json_object_get(j, "eta_s")) || json_integer_value(json_object_get(j, "eta_s")) > 3)
+		fail_msg("a job with deadline_s=3 right after its upload: %s", json_dumps(j, 0));
+	json_decref(j);
+	for (;;) {
+		assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+		j = parse(body);
+		free(body);
+		if (strcmp(json_string_value(json_object_get(j, "state")), "done") == 0)
+			break;
+		if (now_ms() - t0 > 15000)
+			fail_msg("the job is not done 15 s after its upload with deadline_s=3: %s", json_dumps(j, 0));
+		json_decref(j);
+		usleep(200000);
+	}
+	print_message("job with deadline_s=3: done %.1f s after its upload\n", (double)(now_ms() - t0) / 1000.0);
+	assert_true(now_ms() - t0 >= 2500);
+	if (json_integer_value(json_object_get(j, "done")) != 3 ||
+	    json_integer_value(json_object_get(json_object_get(j, "counts"), "unknown")) != 2 ||
+	    json_integer_value(json_object_get(j, "eta_s")) != 0)
+		fail_msg("the job at its deadline: %s", json_dumps(j, 0));
+	json_decref(j);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s/results?format=jsonl", PORT_DL, id);
+	assert_int_equal(http("GET", url, tok, NULL, &body), 200);
+	if (!strstr(body, "\"email\":\"d1@nullmx.api.test\",\"status\":\"unknown\",\"reason\":\"timeout\"") ||
+	    !strstr(body, "not asked: the deadline has come"))
+		fail_msg("the rows at the deadline: %s", body);
+	free(body);
+	/* the completion webhook, as for any finished job */
+	for (int i = 0; i < 50 && pg_long(dl_url,
+					  "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s'"
+					  " AND event = 'job.completed'",
+					  id) == 0;
+	     i++)
+		usleep(100000);
+	assert_int_equal(pg_long(dl_url,
+				 "SELECT count(*) FROM webhook_deliveries WHERE job_id = '%s' AND event = 'job.completed'",
+				 id),
+			 1);
+	stop_child(&extra_pid);
+}
+
 static void do_test_server_survived(void **state)
 {
 	int st;
@@ -2991,6 +3106,7 @@ int main(void)
 		cmocka_unit_test(do_test_webhook_https),
 		cmocka_unit_test(do_test_fairness),
 		cmocka_unit_test(do_test_listen_ipv6),
+		cmocka_unit_test(do_test_job_deadline),
 		cmocka_unit_test(do_test_server_survived),
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -385,6 +385,261 @@ static void do_test_broker_killed_in_3_node_cluster(void **state)
 	snprintf(brokers, sizeof brokers, "%s", saved);
 }
 
+
+/* 1 when the file holds needle. */
+static int file_has(const char *path, const char *needle)
+{
+	char *t;
+	if (access(path, R_OK) != 0)
+		return 0; /* not made yet */
+	t = slurp(path);
+	int has = strstr(t, needle) != NULL;
+	free(t);
+	return has;
+}
+
+/* Fail with the file's text (its first 64 KiB). */
+#define fail_with_file(path, what)             \
+	do {                                   \
+		char *t_ = slurp(path);        \
+		fail_msg("%s:\n%s", what, t_); \
+	} while (0)
+
+/* ingest LIST with a deadline (coordinator ingest --deadline D) and split
+ * it into batches of 2: the job id into job */
+static void start_job_deadline(const char *list, const char *deadline, char *job, size_t joblen)
+{
+	char out[4096];
+	const char *ingest[] = { EMV_COORDINATOR, "ingest", "--database", pg_url, "--deadline", deadline, list, NULL };
+	const char *p;
+	assert_int_equal(run_argv(out, sizeof out, ingest), 0);
+	p = strstr(out, "job ");
+	assert_non_null(p);
+	snprintf(job, joblen, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	{
+		const char *split[] = { EMV_COORDINATOR, "split",	"--database", pg_url, "--brokers",
+					brokers,	 "--batch-max", "2",	      job,    NULL };
+		assert_int_equal(run_argv(out, sizeof out, split), 0);
+	}
+}
+
+/* One row's "status|reason|final|smtp_code|mx_host|detail". */
+static const char *row_text(const char *job, long row)
+{
+	static char buf[1024];
+	PGconn *c = PQconnectdb(pg_url);
+	char sql[512];
+	PGresult *r;
+	snprintf(sql, sizeof sql,
+		 "SELECT concat_ws('|', status, reason, final, coalesce(smtp_code, 0), coalesce(mx_host, ''), detail)"
+		 " FROM results WHERE job_id = '%s' AND address_id = %ld",
+		 job, row);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		fail_msg("row %ld: no result (%s)", row, PQresultErrorMessage(r));
+	snprintf(buf, sizeof buf, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return buf;
+}
+
+/*
+ * A job's deadline with a real broker, workers and sink as daemons
+ * (coordinator/emv_deadline.h): tarpit.test answers nothing before the
+ * deadline (8 s; its banner timeout is 12 s), greylist.test and the
+ * unreachable down1.test answer something temporary whose retry (60 s)
+ * would come after it.  The job is done at its deadline: the greylisted
+ * address unknown / greylisted with the 451 as evidence, the unreachable
+ * one unknown / connection_failed with the refused connect, both "not asked again: the deadline comes
+ * first" (the worker's side), the tarpit's "not asked: the deadline has
+ * come" (the sink's side); the tarpit's answer that comes after the
+ * deadline changes nothing.
+ */
+static void do_test_deadline(void **state)
+{
+	char out[8192], job[64], grey[64], tar[64], slog[256];
+	const char *list = EMV_CLUSTER_RUN "/deadline.csv";
+	FILE *f = fopen(list, "w");
+	pid_t sink;
+	int st;
+
+	snprintf(grey, sizeof grey, "cf-dl%d@greylist.test", (int)getpid());
+	snprintf(tar, sizeof tar, "cf-dl%d@tarpit.test", (int)getpid());
+	snprintf(slog, sizeof slog, "%s/deadline-sink.log", EMV_CLUSTER_RUN);
+	fprintf(f, "email\nalice@accept.test\n%s\nx@down1.test\n%s\n", grey, tar);
+	fclose(f);
+	start_job_deadline(list, "8s", job, sizeof job);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "sink",		"--database", pg_url, "--brokers",
+				       brokers,		"--until-idle", "12000",      NULL };
+		sink = spawn_logged(argv, slog);
+	}
+	{
+		const char *w[] = { EMV_WORKER,	 "--brokers",
+				    brokers,	 "--name",
+				    "wdl",	 "--until-idle",
+				    "4000",	 "--max-retry-time",
+				    "1",	 "--retry-delay",
+				    "60000",	 WORLD_OPTS,
+				    "--timeout", "12",
+				    NULL };
+		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
+		print_message("worker: %s",
+			      strstr(out, "emailverify-worker wdl:") ? strstr(out, "emailverify-worker wdl:") : out);
+	}
+	waitpid(sink, &st, 0);
+	run_sink(out, sizeof out); /* whatever came late */
+	assert_int_equal(pg_long(pg_url,
+				 "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done' AND n_final = 4 AND n_unknown = 3"
+				 " AND finished_at < created_at + interval '11 s'",
+				 job),
+			 1);
+	verdict(job, 1, "deliverable", "accepted");
+	if (!strstr(row_text(job, 2), "unknown|greylisted|t|451|mx.greylist.test|") ||
+	    !strstr(row_text(job, 2), "not asked again: the deadline comes first"))
+		fail_msg("the greylisted address: %s", row_text(job, 2));
+	if (strncmp(row_text(job, 3), "unknown|connection_failed|t|", 28) != 0 ||
+	    !strstr(row_text(job, 3), "Connection refused") ||
+	    !strstr(row_text(job, 3), "not asked again: the deadline comes first"))
+		fail_msg("the unreachable address: %s", row_text(job, 3));
+	assert_string_equal(row_text(job, 4), "unknown|timeout|t|0||not asked: the deadline has come");
+}
+
+/* A retry batch waiting on the retry topic for a job past its deadline is
+ * dropped by the worker that takes it, not asked: the address keeps the
+ * evidence of its last answer and the job is done. */
+static void do_test_deadline_drops_retry(void **state)
+{
+	char out[8192], job[64], grey[64], wlog[256];
+	const char *list = EMV_CLUSTER_RUN "/deadline-drop.csv";
+	FILE *f = fopen(list, "w");
+	int st;
+	pid_t w1, sink;
+
+	snprintf(grey, sizeof grey, "cf-dr%d@greylist.test", (int)getpid());
+	snprintf(wlog, sizeof wlog, "%s/deadline-w1.log", EMV_CLUSTER_RUN);
+	fprintf(f, "email\n%s\n", grey);
+	fclose(f);
+	start_job_deadline(list, "15s", job, sizeof job);
+	{
+		const char *argv[] = { EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, NULL };
+		/* as in production: stores, and makes the job done at its deadline */
+		sink = spawn_logged(argv, EMV_CLUSTER_RUN "/deadline-drop-sink.log");
+	}
+	{
+		/* the retry is due 2 s after the 451, before the deadline: the
+		 * batch goes to the retry topic (it would be final at once if its
+		 * retry came after the deadline) */
+		const char *w[] = { EMV_WORKER, "--brokers",	 brokers, "--name", "wdr1",	"--max-retry-time",
+				    "1",	"--retry-delay", "2000",  "-v",	    WORLD_OPTS, NULL };
+		unlink(wlog); /* an earlier run's must not be read */
+		w1 = spawn_logged(w, wlog);
+	}
+	/* the 451, then its retry batch on the retry topic, held (due in 3 s) */
+	for (int i = 0; i < 300 && !file_has(wlog, "held: due in"); i++)
+		usleep(100000);
+	if (!file_has(wlog, "held: due in")) {
+		kill(w1, SIGKILL);
+		waitpid(w1, &st, 0);
+		kill(sink, SIGKILL);
+		waitpid(sink, &st, 0);
+		fail_with_file(wlog, "no retry batch held");
+	}
+	kill(w1, SIGTERM); /* it stays on the topic */
+	waitpid(w1, &st, 0);
+	/* its 451 stored, temporary, before the deadline */
+	for (int i = 0;
+	     i < 100 && pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND NOT final", job) == 0;
+	     i++)
+		usleep(100000);
+	if (pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND NOT final", job) != 1) {
+		kill(sink, SIGTERM);
+		waitpid(sink, &st, 0);
+		fail_with_file(EMV_CLUSTER_RUN "/deadline-drop-sink.log", "the 451 was not stored within 10 s");
+	}
+	/* past the deadline */
+	for (int i = 0;
+	     i < 300 && pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND deadline_at < now()", job) == 0;
+	     i++)
+		usleep(100000);
+	{
+		/* the world's log is written in blocks: the worker says what it asked */
+		const char *w[] = { EMV_WORKER,	    "--brokers", brokers,    "--name", "wdr2",
+				    "--until-idle", "4000",	 WORLD_OPTS, NULL };
+		assert_int_equal(run_capture(out, sizeof out, w, 1), 0);
+		if (!strstr(out, "wdr2: 0 batches, 0 results,") ||
+		    !strstr(out, " 1 batches dropped after their job's deadline"))
+			fail_msg("the second worker asked the retry of a job past its deadline: %s", out);
+	}
+	for (int i = 0;
+	     i < 50 && pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", job) == 0; i++)
+		usleep(100000);
+	kill(sink, SIGTERM);
+	waitpid(sink, &st, 0);
+	assert_int_equal(pg_long(pg_url, "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done'", job), 1);
+	if (!strstr(row_text(job, 1), "unknown|greylisted|t|451|mx.greylist.test|") ||
+	    !strstr(row_text(job, 1), "not asked again: the deadline has come"))
+		fail_msg("the greylisted address: %s", row_text(job, 1));
+}
+
+/*
+ * librdkafka keeps a paused partition paused across a rebalance: a worker
+ * holding a retry batch (its partition paused until the batch is due) that
+ * loses the partition when a second worker joins and gets it back when that
+ * one leaves must read the batch again and ask it when due.  Before, the
+ * partition stayed paused for ever and the job never ended (the shutdown
+ * test's continued `run --job` that hung 300 s).
+ */
+static void do_test_held_retry_survives_rebalance(void **state)
+{
+	char job[64], grey[64], alog[256], out[8192];
+	const char *list = EMV_CLUSTER_RUN "/rebalance.csv";
+	FILE *f = fopen(list, "w");
+	pid_t a, b;
+	int st;
+
+	snprintf(grey, sizeof grey, "cf-rb%d@greylist.test", (int)getpid());
+	snprintf(alog, sizeof alog, "%s/rebalance-a.log", EMV_CLUSTER_RUN);
+	fprintf(f, "email\n%s\n", grey);
+	fclose(f);
+	start_job(list, job, sizeof job, out, sizeof out);
+	{
+		const char *w[] = { EMV_WORKER, "--brokers",
+				    brokers,	"--name",
+				    "wra",	"--until-idle",
+				    "15000",	"--max-retry-time",
+				    "1",	"--retry-delay",
+				    "8000",	"--retry-attempts",
+				    "2",	"--session-timeout",
+				    "6000",	"-v",
+				    WORLD_OPTS, NULL };
+		unlink(alog);
+		a = spawn_logged(w, alog);
+	}
+	for (int i = 0; i < 300 && !file_has(alog, "held: due in"); i++)
+		usleep(100000);
+	if (!file_has(alog, "held: due in")) {
+		kill(a, SIGKILL);
+		waitpid(a, &st, 0);
+		fail_with_file(alog, "no retry batch held");
+	}
+	{
+		const char *w[] = { EMV_WORKER,		 "--brokers", brokers,	  "--name", "wrb",
+				    "--session-timeout", "6000",      WORLD_OPTS, NULL };
+		b = spawn(w);
+	}
+	sleep(3); /* joined: the partitions are shared out */
+	kill(b, SIGTERM);
+	waitpid(b, &st, 0);
+	waitpid(a, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	run_sink(out, sizeof out);
+	/* asked again when due: past the greylisting */
+	if (pg_long(pg_url, "SELECT count(*) FROM results WHERE job_id = '%s' AND final", job) != 1)
+		fail_with_file(alog, "the held retry batch was never asked after the rebalance");
+	verdict(job, 1, "undeliverable", "mailbox_not_found");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +648,9 @@ int main(void)
 		cmocka_unit_test(do_test_broker_down_for_10s),
 		cmocka_unit_test(do_test_retry_topic),
 		cmocka_unit_test(do_test_broker_killed_in_3_node_cluster),
+		cmocka_unit_test(do_test_deadline),
+		cmocka_unit_test(do_test_deadline_drops_retry),
+		cmocka_unit_test(do_test_held_retry_survives_rebalance),
 	};
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);

@@ -14,6 +14,8 @@
 #include <libpq-fe.h>
 #include <time.h>
 #include "emv_db.h"
+#include "emv_deadline.h"
+#include "emv_util.h"
 
 static uint64_t emv_test_now_ms(void)
 {
@@ -93,10 +95,10 @@ static void do_test_fresh_then_again(void **state)
 	PGconn *c;
 	reset_schema();
 	assert_int_equal(migrate(url, out, sizeof out), 0);
-	assert_non_null(strstr(out, "schema version 9"));
+	assert_non_null(strstr(out, "schema version 11"));
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 9);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 10);
 	assert_int_equal(sql_long(c,
 				  "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
 				  "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
@@ -134,7 +136,7 @@ static void do_test_concurrent_coordinators(void **state)
 	}
 	assert_int_equal(ok, 4);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 9);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 10);
 	PQfinish(c);
 }
 
@@ -341,6 +343,107 @@ static void do_test_export_with_stale_statistics(void **state)
 	assert_true(emv_test_now_ms() - t0 < 20000);
 }
 
+
+/* The text of one value (a static copy). */
+static const char *sql_text(PGconn *c, const char *sql)
+{
+	static char buf[1024];
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	snprintf(buf, sizeof buf, "%s", PQgetisnull(r, 0, 0) ? "(null)" : PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return buf;
+}
+
+/*
+ * A job's time limits (coordinator/emv_deadline.h), migration 11: a job
+ * past its deadline is done with every row final: the temporary one keeps
+ * its reason and evidence (reply, code, MX) and says why it was not asked
+ * again, the one never answered is unknown / timeout "not asked", the
+ * final one is left alone, and the counters move by exactly those rows; a
+ * job whose deadline is still to come is untouched; one whose straggler
+ * wait is over (every address answered long enough ago) is done too.
+ * Again: nothing to do.  A bad limit is refused by the schema.
+ */
+static void do_test_deadline_expire(void **state)
+{
+	char err[512];
+	int jobs = -1;
+	long long rows = -1;
+	PGconn *c;
+	reset_schema();
+	c = db();
+	assert_int_equal(emv_db_migrate(c, &(int){ 0 }, err, sizeof err), EMV_OK);
+	sql_ok(c, "INSERT INTO jobs (id, tenant, state, rows_total, addresses_total, n_final, n_unusable,"
+		  " n_deliverable, deadline_at) VALUES ('past', 't', 'running', 5, 3, 2, 1, 1, now() - interval '1 s'),"
+		  " ('future', 't', 'running', 1, 1, 0, 0, 0, now() + interval '1 hour')");
+	sql_ok(c, "INSERT INTO jobs (id, tenant, state, rows_total, addresses_total, n_final, n_unusable,"
+		  " straggler_wait_s, n_answered, answered_at) VALUES"
+		  " ('straggler', 't', 'running', 1, 1, 0, 0, 1, 1, now() - interval '2 s'),"
+		  " ('waiting', 't', 'running', 1, 1, 0, 0, 300, 1, now() - interval '2 s')");
+	sql_ok(c, "INSERT INTO addresses (job_id, id, input, address, domain, error_reason, duplicate_of) VALUES"
+		  " ('past', 1, 'bad', 'bad', NULL, 'invalid_syntax', NULL),"
+		  " ('past', 2, 'a@x.test', 'a@x.test', 'x.test', NULL, NULL),"
+		  " ('past', 3, 'g@x.test', 'g@x.test', 'x.test', NULL, NULL),"
+		  " ('past', 4, 'n@x.test', 'n@x.test', 'x.test', NULL, NULL),"
+		  " ('past', 5, 'n@x.test', 'n@x.test', 'x.test', NULL, 4),"
+		  " ('future', 1, 'f@x.test', 'f@x.test', 'x.test', NULL, NULL),"
+		  " ('straggler', 1, 's@x.test', 's@x.test', 'x.test', NULL, NULL),"
+		  " ('waiting', 1, 'w@x.test', 'w@x.test', 'x.test', NULL, NULL)");
+	sql_ok(c, "INSERT INTO results (job_id, address_id, status, reason, final, smtp_code, enhanced_code, reply,"
+		  " mx_host, detail, attempts, retry_at) VALUES"
+		  " ('past', 2, 'deliverable', 'accepted', true, 250, '2.1.5', '2.1.5 Ok', 'mx.x.test', 'ok', 1, NULL),"
+		  " ('past', 3, 'unknown', 'greylisted', false, 451, '4.7.1', '4.7.1 Greylisted', 'mx.x.test',"
+		  "  'greylisted by the server', 1, now() + interval '10 min'),"
+		  " ('straggler', 1, 'unknown', 'rate_limited', false, 450, '4.7.1', '4.7.1 slow down', 'mx.x.test',"
+		  "  NULL, 2, NULL),"
+		  " ('waiting', 1, 'unknown', 'rate_limited', false, 450, '4.7.1', '4.7.1 slow down', 'mx.x.test',"
+		  "  NULL, 2, NULL)");
+	assert_int_equal(emv_deadline_expire(c, &jobs, &rows, err, sizeof err), EMV_OK);
+	assert_int_equal(jobs, 2);
+	assert_int_equal(rows, 3);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs WHERE id = 'past' AND state = 'done' AND n_final = 4"
+				     " AND n_unknown = 2 AND n_deliverable = 1 AND finished_at IS NOT NULL"),
+			 1);
+	assert_string_equal(sql_text(c,
+				     "SELECT concat_ws('|', status, reason, final, smtp_code, reply, mx_host, detail,"
+				     " retry_at IS NULL) FROM results WHERE job_id = 'past' AND address_id = 3"),
+			    "unknown|greylisted|t|451|4.7.1 Greylisted|mx.x.test|greylisted by the server; not asked "
+			    "again: the deadline has come|t");
+	assert_string_equal(sql_text(c, "SELECT concat_ws('|', status, reason, final, detail) FROM results"
+					" WHERE job_id = 'past' AND address_id = 4"),
+			    "unknown|timeout|t|not asked: the deadline has come");
+	assert_string_equal(sql_text(c, "SELECT concat_ws('|', status, reason, final, detail) FROM results"
+					" WHERE job_id = 'past' AND address_id = 2"),
+			    "deliverable|accepted|t|ok");
+	/* the invalid row and the duplicate have no result of their own */
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM results WHERE job_id = 'past'"), 3);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs WHERE id = 'future' AND state = 'running'"), 1);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM results WHERE job_id = 'future'"), 0);
+	assert_string_equal(sql_text(c,
+				     "SELECT concat_ws('|', j.state, j.n_final, r.final, r.reason, r.reply, r.detail)"
+				     " FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.id = 'straggler'"),
+			    "done|1|t|rate_limited|4.7.1 slow down|rate_limited; not asked again: the wait for "
+			    "stragglers is over");
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs WHERE id = 'waiting' AND state = 'running'"), 1);
+	/* again: nothing left to do */
+	assert_int_equal(emv_deadline_expire(c, &jobs, &rows, err, sizeof err), EMV_OK);
+	assert_int_equal(jobs, 0);
+	assert_int_equal(rows, 0);
+	/* the limits a job may have */
+	assert_int_equal(emv_deadline_set(c, "future", 5, 0, err, sizeof err), EMV_OK);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs WHERE id = 'future' AND straggler_wait_s = 0"
+				     " AND deadline_at BETWEEN now() + interval '4 s' AND now() + interval '6 s'"),
+			 1);
+	assert_int_equal(emv_deadline_set(c, "future", -1, 7, err, sizeof err), EMV_OK); /* the deadline kept */
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM jobs WHERE id = 'future' AND straggler_wait_s = 7"
+				     " AND deadline_at IS NOT NULL"),
+			 1);
+	assert_true(sql_fails(c, "UPDATE jobs SET straggler_wait_s = -1 WHERE id = 'future'"));
+	PQfinish(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +456,7 @@ int main(void)
 		cmocka_unit_test(do_test_ingest_list),
 		cmocka_unit_test(do_test_bad_list_leaves_no_job),
 		cmocka_unit_test(do_test_export_with_stale_statistics),
+		cmocka_unit_test(do_test_deadline_expire),
 	};
 	env_value(EMV_PG_ENV, "EMV_PG_URL", url, sizeof url);
 	return cmocka_run_group_tests_name("db_migrate", tests, NULL, NULL);

@@ -7,6 +7,7 @@
  * socket only).  Fixture "world".
  */
 #include <signal.h>
+#include <time.h>
 #include <jansson.h>
 #include "cluster_harness.h"
 #include "emv_format.h"
@@ -562,6 +563,102 @@ static void do_test_run_faster_than_the_sink(void **state)
 	assert_int_equal(lines, 150001);
 }
 
+
+/* The CSV line of addr in file out (a static copy), failing when missing. */
+static const char *line_of(const char *out, const char *addr)
+{
+	static char line[4096];
+	char *csv = slurp(out), *p = strstr(csv, addr);
+	if (!p)
+		fail_msg("%s is not in %s:\n%s", addr, out, csv);
+	snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
+	free(csv);
+	return line;
+}
+
+/*
+ * run --deadline (coordinator/emv_deadline.h): the job is done at its
+ * deadline, not when its slowest address is: tarpit.test never sends its
+ * banner (30 s timeout here), so that address has no answer at the
+ * deadline and is final unknown / timeout, "not asked: the deadline has
+ * come" (the coordinator's side); greylist.test answers 451 and its retry
+ * (60 s) would come after the deadline, so it is final at once, unknown /
+ * greylisted with the server's reply as its evidence (the worker's side).
+ * Without the deadline the run takes the tarpit's 30 s at least.
+ */
+static void do_test_run_deadline(void **state)
+{
+	const char *list = EMV_BUILD_DIR "/run-deadline.csv", *out = EMV_BUILD_DIR "/run-deadline.out";
+	static char log[1 << 16];
+	char job[64] = "", *p;
+	const char *argv[] = { EMV_BIN,	     "run",
+			       list,	     "-o",
+			       out,	     "--database",
+			       url,	     "--retry-delay",
+			       "60000",	     "--max-retry-time",
+			       "1",	     WORLD_OPTS,
+			       "--timeout",  "30",
+			       "--deadline", "6s",
+			       NULL };
+	FILE *f = fopen(list, "w");
+	struct timespec t0, t1;
+	double took;
+	char grey[64], tar[64];
+	const char *line;
+
+	snprintf(grey, sizeof grey, "dl%d@greylist.test", (int)getpid()); /* greylisted: never seen before */
+	snprintf(tar, sizeof tar, "dl%d@tarpit.test", (int)getpid());
+	assert_non_null(f);
+	fprintf(f, "email\nalice@accept.test\n%s\n%s\n", grey, tar);
+	fclose(f);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (run_capture(log, sizeof log, argv, 1) != 0)
+		fail_msg("emailverify run --deadline failed:\n%s", log);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	print_message("run --deadline 6s: finished in %.1f s\n", took);
+	if (took < 5.5 || took > 15)
+		fail_msg("run --deadline 6s took %.1f s (wanted about 6 s: done at the deadline):\n%s", took, log);
+	if ((p = strstr(log, "job ")) && strchr(p, ':'))
+		snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
+	assert_true(job[0]);
+	assert_int_equal(pg_long(url,
+				 "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'done' AND deadline_at IS NOT NULL"
+				 " AND n_final = rows_total AND n_unknown = 2",
+				 job),
+			 1);
+	assert_non_null(strstr(line_of(out, "alice@accept.test"), "alice@accept.test,deliverable,accepted,"));
+	line = line_of(out, tar);
+	if (!strstr(line, ",unknown,timeout,") || !strstr(line, "not asked: the deadline has come"))
+		fail_msg("the tarpit's address at the deadline: %s", line);
+	line = line_of(out, grey);
+	if (!strstr(line, ",unknown,greylisted,") || !strstr(line, ",451,") ||
+	    !strstr(line, "not asked again: the deadline comes first"))
+		fail_msg("the greylisted address, whose retry comes after the deadline: %s", line);
+}
+
+/* Bad time limits are refused before anything runs, naming the option and its bounds. */
+static void do_test_run_deadline_bad(void **state)
+{
+	static const char *const bad[][2] = { { "--deadline", "0" },
+					      { "--deadline", "31d" },
+					      { "--deadline", "soon" },
+					      { "--straggler-wait", "-1" },
+					      { "--straggler-wait", "5x" } };
+	char log[4096];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *argv[] = {
+			EMV_BIN, "run", "x.csv", "-o", EMV_BUILD_DIR "/x.out", bad[i][0], bad[i][1], NULL
+		};
+		char want[128];
+		assert_int_equal(run_capture(log, sizeof log, argv, 1), 2);
+		snprintf(want, sizeof want, "%s takes a duration from %s to 30d", bad[i][0],
+			 strcmp(bad[i][0], "--deadline") == 0 ? "1s" : "0");
+		if (!strstr(log, want))
+			fail_msg("run %s %s: wanted '%s', got:\n%s", bad[i][0], bad[i][1], want, log);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +666,8 @@ int main(void)
 		cmocka_unit_test(do_test_verify_and_run_agree),
 		cmocka_unit_test(do_test_run_policy),
 		cmocka_unit_test(do_test_run_usage_errors),
+		cmocka_unit_test(do_test_run_deadline_bad),
+		cmocka_unit_test(do_test_run_deadline),
 		cmocka_unit_test(do_test_run_interrupted_then_continued),
 		cmocka_unit_test(do_test_run_faster_than_the_sink),
 	};
