@@ -178,6 +178,30 @@ static const struct migration migrations[] = {
 	  "  policy text,"
 	  "  policy_text text,"
 	  "  updated_at timestamptz NOT NULL DEFAULT now());" },
+	/* Version 10: what workers learnt per MX host and domain, as published on
+	 * the compacted topic emailverify.domain-state (lib/emv_domstate.h), for
+	 * operators: the router keeps the newest message of each (kind, name).
+	 * Each value has the time it was observed; NULL: not known.  The
+	 * checks refuse what no worker may publish. */
+	{ 10, "domain_state",
+	  "CREATE TABLE domain_state ("
+	  "  kind text NOT NULL CHECK (kind IN ('host', 'domain')),"
+	  "  name text NOT NULL,"
+	  "  worker text NOT NULL DEFAULT '',"
+	  "  rcpt_per_txn integer CHECK (rcpt_per_txn >= 1),"
+	  "  rcpt_per_txn_at timestamptz,"
+	  "  errors_per_session integer CHECK (errors_per_session >= 1),"
+	  "  errors_per_session_at timestamptz,"
+	  "  sessions_ok integer CHECK (sessions_ok >= 1),"
+	  "  sessions_ok_at timestamptz,"
+	  "  backoff_until timestamptz,"
+	  "  backoff_ms integer CHECK (backoff_ms >= 0),"
+	  "  accepts_all boolean,"
+	  "  accepts_all_at timestamptz,"
+	  "  catch_all boolean,"
+	  "  catch_all_at timestamptz,"
+	  "  updated_at timestamptz NOT NULL,"
+	  "  PRIMARY KEY (kind, name));" },
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
