@@ -154,7 +154,9 @@ int emv_domstate_check(const emv_domstate_params *p, const emv_wire_domstate *in
 	if ((in->kind != EMV_WIRE_DS_HOST && in->kind != EMV_WIRE_DS_DOMAIN) || !in->name[0])
 		return refuse(why, whylen, in, "no kind or name");
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-		if (t[i] < 0 || t[i] > now_ms + p->skew_ms)
+		if (t[i] < 0)
+			return refuse(why, whylen, in, "a negative time");
+		else if (t[i] > now_ms + p->skew_ms)
 			return refuse(why, whylen, in, "observed %" PRId64 " ms in the future", t[i] - now_ms);
 	if (check_limit("rcpt_per_txn", in->rcpt_per_txn, in->rcpt_per_txn_at, in, why, whylen) != EMV_OK ||
 	    check_limit("errors_per_session", in->errors_per_session, in->errors_per_session_at, in, why, whylen) !=

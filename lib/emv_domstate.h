@@ -96,6 +96,19 @@ typedef struct {
  * entry exists (it may still know nothing fresh). */
 int emv_domstate_get(const emv_domstate *s, int kind, const char *name, int64_t now_ms, emv_domstate_view *v);
 
+/* The limit to use: a learned one (0: none) only below the policy's. */
+static inline int emv_domstate_limit(int learned, int policy)
+{
+	return learned > 0 && learned < policy ? learned : policy;
+}
+
+/* The sessions to start a host's window with: what it answered well (0:
+ * none), within 1..cap. */
+static inline int emv_domstate_window(int sessions_ok, int cap)
+{
+	return sessions_ok < 1 ? 1 : sessions_ok < cap ? sessions_ok : cap;
+}
+
 /* Entries with own changes not yet published whose last publishing is at
  * least interval_ms ago (interval_ms 0: all of them, e.g. when stopping):
  * up to cap copied into out (worker left empty, updated_ms = now_ms) and

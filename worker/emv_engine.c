@@ -361,8 +361,7 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 		 * never more than the provider's cap */
 		emv_domstate_view dv;
 		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, host, (int64_t)emv_wall_ms(), &dv);
-		if (dv.sessions_ok > 1)
-			k->window = dv.sessions_ok < k->limit ? dv.sessions_ok : k->limit;
+		k->window = emv_domstate_window(dv.sessions_ok, k->limit);
 	}
 	k->wait_head = k->wait_tail = NIL;
 	e->nkeys++;
@@ -985,10 +984,8 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 		int pol_rcpt = pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : e->cfg.session.rcpt_per_txn,
 		    pol_err = pv->errors_per_session > 0 ? pv->errors_per_session : e->cfg.session.max_errors;
 		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, k->host, (int64_t)emv_wall_ms(), &v);
-		cfg.session.rcpt_per_txn = v.rcpt_per_txn > 0 && v.rcpt_per_txn < pol_rcpt ? v.rcpt_per_txn : pol_rcpt;
-		cfg.session.max_errors = v.errors_per_session > 0 && v.errors_per_session < pol_err
-						 ? v.errors_per_session
-						 : pol_err;
+		cfg.session.rcpt_per_txn = emv_domstate_limit(v.rcpt_per_txn, pol_rcpt);
+		cfg.session.max_errors = emv_domstate_limit(v.errors_per_session, pol_err);
 		if (v.accepts_all == 1)
 			cfg.accepts_all = 1; /* acceptance proves nothing here: more careful verdicts */
 	}
