@@ -141,8 +141,8 @@ static int check_limit(const char *what, int32_t v, int64_t at, const emv_wire_d
 int emv_domstate_check(const emv_domstate_params *p, const emv_wire_domstate *in, int64_t now_ms, char *why,
 		       size_t whylen)
 {
-	const int64_t t[] = { in->updated_ms,	      in->rcpt_per_txn_at, in->errors_per_session_at, in->sessions_ok_at,
-			      in->backoff_at,	      in->accepts_all_at,  in->catch_all_at };
+	const int64_t t[] = { in->updated_ms, in->rcpt_per_txn_at, in->errors_per_session_at, in->sessions_ok_at,
+			      in->backoff_at, in->accepts_all_at,  in->catch_all_at };
 	emv_domstate_params d;
 
 	if (!p) {

@@ -1064,8 +1064,8 @@ void emv_wire_ipstate_key(const emv_wire_ipstate *s, char *out, size_t outlen)
 
 static int check_domstate(const emv_wire_domstate *s, errout *e)
 {
-	const int64_t t[] = { s->updated_ms,	    s->rcpt_per_txn_at, s->errors_per_session_at, s->sessions_ok_at,
-			      s->backoff_until_ms, s->backoff_at,	s->accepts_all_at,	  s->catch_all_at };
+	const int64_t t[] = { s->updated_ms,	   s->rcpt_per_txn_at, s->errors_per_session_at, s->sessions_ok_at,
+			      s->backoff_until_ms, s->backoff_at,      s->accepts_all_at,	 s->catch_all_at };
 
 	if (s->kind != EMV_WIRE_DS_HOST && s->kind != EMV_WIRE_DS_DOMAIN)
 		return bad(e, "kind: not host or domain");
@@ -1118,8 +1118,7 @@ emv_wire_status emv_wire_domstate_encode(const emv_wire_domstate *s, uint8_t **b
 	return EMV_WIRE_OK;
 }
 
-emv_wire_status emv_wire_domstate_decode(const void *data, size_t len, emv_wire_domstate *out, char *err,
-					 size_t errlen)
+emv_wire_status emv_wire_domstate_decode(const void *data, size_t len, emv_wire_domstate *out, char *err, size_t errlen)
 {
 	const Emailverify__DomainState *m;
 	struct unpacked u;
@@ -1136,9 +1135,9 @@ emv_wire_status emv_wire_domstate_decode(const void *data, size_t len, emv_wire_
 	if (st == EMV_WIRE_OK)
 		st = scan_nul(u.msg->descriptor, data, len, "", 0, &e);
 	if (st == EMV_WIRE_OK) {
-		out->kind = m->kind && strcmp(m->kind, "host") == 0	 ? EMV_WIRE_DS_HOST
+		out->kind = m->kind && strcmp(m->kind, "host") == 0	? EMV_WIRE_DS_HOST
 			    : m->kind && strcmp(m->kind, "domain") == 0 ? EMV_WIRE_DS_DOMAIN
-									 : -1;
+									: -1;
 		if (take(out->name, sizeof out->name, m->name, "", "name", &e) != EMV_OK ||
 		    take(out->worker, sizeof out->worker, m->worker, "", "worker", &e) != EMV_OK) {
 			st = EMV_WIRE_INVALID;

@@ -211,8 +211,8 @@ void emv_wire_ipstate_key(const emv_wire_ipstate *s, char *out, size_t outlen);
  * bounded, times are 0..EMV_WIRE_TIME_MAX.  The values themselves
  * (negative, huge, from the future) are judged by lib/emv_domstate.h. */
 typedef struct {
-	int kind;				 /* EMV_WIRE_DS_HOST or EMV_WIRE_DS_DOMAIN */
-	char name[EMV_HOST_NAME_MAX + 1];	 /* required */
+	int kind;			  /* EMV_WIRE_DS_HOST or EMV_WIRE_DS_DOMAIN */
+	char name[EMV_HOST_NAME_MAX + 1]; /* required */
 	char worker[EMV_WIRE_WORKER_MAX + 1];
 	int64_t updated_ms;
 	int32_t rcpt_per_txn;

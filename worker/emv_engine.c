@@ -984,8 +984,12 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 		int pol_rcpt = pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : e->cfg.session.rcpt_per_txn,
 		    pol_err = pv->errors_per_session > 0 ? pv->errors_per_session : e->cfg.session.max_errors;
 		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, k->host, (int64_t)emv_wall_ms(), &v);
-		cfg.session.rcpt_per_txn = emv_domstate_limit(v.rcpt_per_txn, pol_rcpt);
-		cfg.session.max_errors = emv_domstate_limit(v.errors_per_session, pol_err);
+		/* (a table too full to take this host keeps the engine's own) */
+		cfg.session.rcpt_per_txn = emv_domstate_limit(v.rcpt_per_txn > 0 ? v.rcpt_per_txn : k->rcpt_per_txn,
+							      pol_rcpt);
+		cfg.session.max_errors = emv_domstate_limit(v.errors_per_session > 0 ? v.errors_per_session
+										     : k->errors_per_session,
+							    pol_err);
 		if (v.accepts_all == 1)
 			cfg.accepts_all = 1; /* acceptance proves nothing here: more careful verdicts */
 	}

@@ -76,9 +76,9 @@ struct worker {
 	const char *topics[T__COUNT];
 	int ntopics;
 	char region_topics[2][EMV_WIRE_REGION_MAX + 64];
-	emv_domstate *ds;		      /* what is known of MX hosts and domains (NULL: no topic) */
+	emv_domstate *ds;		       /* what is known of MX hosts and domains (NULL: no topic) */
 	rd_kafka_t *ds_consumer, *ds_producer; /* the domain-state topic: read (no group), written */
-	uint64_t ds_scan_at;		      /* last look for own findings to publish (monotonic ms) */
+	uint64_t ds_scan_at;		       /* last look for own findings to publish (monotonic ms) */
 	uint64_t rep_published;	   /* emv_rep_changes() at the last IpState snapshot */
 	uint64_t rep_published_at; /* and when (monotonic ms) */
 	struct part *parts;
@@ -1080,9 +1080,8 @@ static int domstate_start(struct worker *w, char *err, size_t errlen)
 		rd_kafka_message_destroy(m);
 	}
 	emv_log(eofs < nparts && !w->o.embedded ? EMV_LOG_WARN : EMV_LOG_INFO, "worker",
-		"%s: %s: %" PRIu64 " entries taken (%" PRIu64 " ignored) in %llu ms%s", w->o.name,
-		w->o.domstate_topic, w->st.domstate_loaded, w->st.domstate_ignored,
-		(unsigned long long)(emv_now_ms() - t0),
+		"%s: %s: %" PRIu64 " entries taken (%" PRIu64 " ignored) in %llu ms%s", w->o.name, w->o.domstate_topic,
+		w->st.domstate_loaded, w->st.domstate_ignored, (unsigned long long)(emv_now_ms() - t0),
 		eofs < nparts ? ", not read to its end: the rest is followed while running" : "");
 	return 0;
 }

@@ -80,10 +80,10 @@ typedef struct {
 	uint64_t cut_held; /* of those, held for a retry by the engine: handed on due when they were */
 	uint64_t audits;   /* periodic re-audits of the pool completed (emv_reaudit.h) */
 	uint64_t audit_held, audit_released; /* addresses they held, and held ones they put back */
-	uint64_t domstate_loaded;    /* domain-state entries taken at start */
-	uint64_t domstate_taken;     /* ... and while running */
-	uint64_t domstate_ignored;   /* malformed or absurd entries left out */
-	uint64_t domstate_published; /* own findings published */
+	uint64_t domstate_loaded;	     /* domain-state entries taken at start */
+	uint64_t domstate_taken;	     /* ... and while running */
+	uint64_t domstate_ignored;	     /* malformed or absurd entries left out */
+	uint64_t domstate_published;	     /* own findings published */
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);

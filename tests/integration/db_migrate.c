@@ -170,7 +170,8 @@ static void do_test_constraints(void **state)
 	/* domain_state (migration 10): one row per (kind, name); no limit below 1 */
 	sql_ok(c, "INSERT INTO domain_state (kind, name, rcpt_per_txn, rcpt_per_txn_at, updated_at) "
 		  "VALUES ('host', 'mx.b.test', 1, now(), now())");
-	assert_true(sql_fails(c, "INSERT INTO domain_state (kind, name, updated_at) VALUES ('host', 'mx.b.test', now())"));
+	assert_true(
+		sql_fails(c, "INSERT INTO domain_state (kind, name, updated_at) VALUES ('host', 'mx.b.test', now())"));
 	assert_true(sql_fails(c, "INSERT INTO domain_state (kind, name, updated_at) VALUES ('mx', 'x.test', now())"));
 	assert_true(sql_fails(c, "INSERT INTO domain_state (kind, name, errors_per_session, updated_at) "
 				 "VALUES ('host', 'y.test', -1, now())"));

@@ -104,8 +104,8 @@ static void start_job(const char *list)
 	assert_non_null(p);
 	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
 	{
-		const char *split[] = { EMV_COORDINATOR, "split", "--database", pg_url, "--brokers",
-					brokers,	 "--topic", t_batches, job, NULL };
+		const char *split[] = { EMV_COORDINATOR, "split",   "--database", pg_url, "--brokers",
+					brokers,	 "--topic", t_batches,	  job,	  NULL };
 		assert_int_equal(run_capture(out, sizeof out, split, 1), 0);
 	}
 }
@@ -114,30 +114,18 @@ static void start_job(const char *list)
  * topic ds: "" turns it off); it leaves once idle for 4 s. */
 static void run_worker(const char *name, const char *src, const char *ds, const char *log)
 {
-	const char *w[] = { EMV_WORKER,
-			    "--brokers",
-			    brokers,
-			    "--name",
-			    name,
-			    "--group",
-			    g_workers,
-			    "--batches-topic",
-			    t_batches,
-			    "--retry-topic",
-			    t_retry,
-			    "--results-topic",
-			    t_results,
-			    "--domain-state-topic",
-			    ds,
-			    "--until-idle",
-			    "4000",
-			    "--session-timeout",
-			    "6000",
-			    "--source-ip",
-			    src,
-			    "-v",
-			    WORLD_OPTS,
-			    NULL };
+	const char *w[] = { EMV_WORKER, "--brokers",
+			    brokers,	"--name",
+			    name,	"--group",
+			    g_workers,	"--batches-topic",
+			    t_batches,	"--retry-topic",
+			    t_retry,	"--results-topic",
+			    t_results,	"--domain-state-topic",
+			    ds,		"--until-idle",
+			    "4000",	"--session-timeout",
+			    "6000",	"--source-ip",
+			    src,	"-v",
+			    WORLD_OPTS, NULL };
 	assert_int_equal(wait_exit(spawn_logged(w, log)), 0);
 }
 
@@ -175,7 +163,8 @@ static void produce_entry(const emv_wire_domstate *x)
 	rd_kafka_destroy(rk);
 }
 
-#define LIST_TAIL "x1@onercpt.test\nx2@onercpt.test\nx3@onercpt.test\nx4@onercpt.test\nx5@onercpt.test\nx6@onercpt.test\n"
+#define LIST_TAIL \
+	"x1@onercpt.test\nx2@onercpt.test\nx3@onercpt.test\nx4@onercpt.test\nx5@onercpt.test\nx6@onercpt.test\n"
 
 static void do_test_second_worker_never_repeats(void **state)
 {
@@ -195,11 +184,25 @@ static void do_test_second_worker_never_repeats(void **state)
 		PQfinish(c);
 	}
 	{
-		const char *r[] = { EMV_COORDINATOR, "router",		 "--database",		 pg_url, "--brokers",
-				    brokers,	     "--group",		 g_router,		 "--batches-topic",
-				    t_batches,	     "--retry-topic",	 t_retry,		 "--domain-state-topic",
-				    t_domstate,	     "--ip-state-topic", t_ipstate,		 "--reroute-topic",
-				    t_reroute,	     NULL };
+		const char *r[] = { EMV_COORDINATOR,
+				    "router",
+				    "--database",
+				    pg_url,
+				    "--brokers",
+				    brokers,
+				    "--group",
+				    g_router,
+				    "--batches-topic",
+				    t_batches,
+				    "--retry-topic",
+				    t_retry,
+				    "--domain-state-topic",
+				    t_domstate,
+				    "--ip-state-topic",
+				    t_ipstate,
+				    "--reroute-topic",
+				    t_reroute,
+				    NULL };
 		router = spawn_logged(r, RUN "/router.log");
 	}
 

@@ -57,7 +57,7 @@ static void do_test_newer_observation_wins(void **state)
 	emv_wire_domstate old = host(1, NOW - 60000, 0, 0), newer = host(3, NOW - 1000, 0, 0);
 
 	emv_domstate_observe(s, H, EMV_DS_RCPT_PER_TXN, 2, NOW - 10000); /* own, 10 s ago */
-	merge_ok(s, &old, NOW, 0);					  /* shared, a minute ago: loses */
+	merge_ok(s, &old, NOW, 0);					 /* shared, a minute ago: loses */
 	assert_int_equal(view(s, EMV_WIRE_DS_HOST, H, NOW).rcpt_per_txn, 2);
 	merge_ok(s, &newer, NOW, 1); /* shared, a second ago: wins */
 	assert_int_equal(view(s, EMV_WIRE_DS_HOST, H, NOW).rcpt_per_txn, 3);
@@ -303,9 +303,12 @@ static void do_test_wire(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(do_test_newer_observation_wins), cmocka_unit_test(do_test_ageing),
-		cmocka_unit_test(do_test_hostile_values),	  cmocka_unit_test(do_test_bounded),
-		cmocka_unit_test(do_test_backoff),		  cmocka_unit_test(do_test_publish_on_change),
+		cmocka_unit_test(do_test_newer_observation_wins),
+		cmocka_unit_test(do_test_ageing),
+		cmocka_unit_test(do_test_hostile_values),
+		cmocka_unit_test(do_test_bounded),
+		cmocka_unit_test(do_test_backoff),
+		cmocka_unit_test(do_test_publish_on_change),
 		cmocka_unit_test(do_test_wire),
 	};
 	return cmocka_run_group_tests_name("domstate", tests, NULL, NULL);
