@@ -90,7 +90,9 @@ static void usage(FILE *f)
 		"       emailverify-coordinator router [--database URL] --brokers HOST:PORT[,...] [--group G]\n"
 		"                                      [--live S] [--wait S] [--until-idle MS] [--batches-topic T]\n"
 		"                                      [--retry-topic T] [--reroute-topic T] [--ip-state-topic T]\n"
-		"         stores the workers' ip-state and sends batches a region gave back to another region\n"
+		"                                      [--domain-state-topic T]\n"
+		"         stores the workers' ip-state and domain-state (tables ip_state, domain_state) and sends\n"
+		"         batches a region gave back to another region\n"
 		"       emailverify-coordinator ips [--database URL] [--region R] [--state S] [--format json|prometheus]\n"
 		"         the source addresses' reputation per provider, as the workers last reported it\n"
 		"       emailverify-coordinator sink [--database URL] --brokers HOST:PORT[,...] [--group G] [--topic T]\n"
@@ -894,6 +896,8 @@ static int cmd_router(int argc, char **argv)
 			rp.reroute_topic = argv[++i];
 		else if (strcmp(argv[i], "--ip-state-topic") == 0 && i + 1 < argc)
 			rp.ipstate_topic = argv[++i];
+		else if (strcmp(argv[i], "--domain-state-topic") == 0 && i + 1 < argc)
+			rp.domstate_topic = argv[++i];
 		else if ((strcmp(argv[i], "--live") == 0 || strcmp(argv[i], "--wait") == 0) && i + 1 < argc) {
 			int live = strcmp(argv[i], "--live") == 0;
 			if (num_arg(argv[i], argv[i + 1], 1, 86400, &v) < 0)
@@ -913,9 +917,10 @@ static int cmd_router(int argc, char **argv)
 		return 1;
 	}
 	printf("router: %llu ip-state rows, %llu reroutes (%llu to another region, %llu waiting), %llu skipped, "
-	       "%llu retries\n",
+	       "%llu retries, %llu domain-state rows\n",
 	       (unsigned long long)st.ip_states, (unsigned long long)st.reroutes, (unsigned long long)st.routed,
-	       (unsigned long long)st.waited, (unsigned long long)st.skipped, (unsigned long long)st.db_retries);
+	       (unsigned long long)st.waited, (unsigned long long)st.skipped, (unsigned long long)st.db_retries,
+	       (unsigned long long)st.domain_states);
 	return 0;
 }
 

@@ -210,6 +210,30 @@ static const struct migration migrations[] = {
 	  "  ADD COLUMN n_cached bigint NOT NULL DEFAULT 0;"
 	  "ALTER TABLE results ADD COLUMN cached boolean NOT NULL DEFAULT false,"
 	  "  ADD COLUMN verified_at timestamptz;" },
+	/* Version 10: what workers learnt per MX host and domain, as published on
+	 * the compacted topic emailverify.domain-state (lib/emv_domstate.h), for
+	 * operators: the router keeps the newest message of each (kind, name).
+	 * Each value has the time it was observed; NULL: not known.  The
+	 * checks refuse what no worker may publish. */
+	{ 10, "domain_state",
+	  "CREATE TABLE domain_state ("
+	  "  kind text NOT NULL CHECK (kind IN ('host', 'domain')),"
+	  "  name text NOT NULL,"
+	  "  worker text NOT NULL DEFAULT '',"
+	  "  rcpt_per_txn integer CHECK (rcpt_per_txn >= 1),"
+	  "  rcpt_per_txn_at timestamptz,"
+	  "  errors_per_session integer CHECK (errors_per_session >= 1),"
+	  "  errors_per_session_at timestamptz,"
+	  "  sessions_ok integer CHECK (sessions_ok >= 1),"
+	  "  sessions_ok_at timestamptz,"
+	  "  backoff_until timestamptz,"
+	  "  backoff_ms integer CHECK (backoff_ms >= 0),"
+	  "  accepts_all boolean,"
+	  "  accepts_all_at timestamptz,"
+	  "  catch_all boolean,"
+	  "  catch_all_at timestamptz,"
+	  "  updated_at timestamptz NOT NULL,"
+	  "  PRIMARY KEY (kind, name));" },
 	/* Version 11: a job's time limits (coordinator/emv_deadline.h).  At
 	 * deadline_at, or straggler_wait_s after answered_at (when every
 	 * address had its first answer: n_answered reached addresses_total),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_defaults.h"
+#include "emv_domstate.h"
 #include "emv_kafka.h"
 #include "emv_router.h"
 #include "emv_util.h"
@@ -19,6 +20,7 @@ void emv_router_params_default(emv_router_params *p)
 	p->group = EMV_GROUP_ROUTER;
 	p->reroute_topic = EMV_TOPIC_REROUTE;
 	p->ipstate_topic = EMV_TOPIC_IP_STATE;
+	p->domstate_topic = EMV_TOPIC_DOMAIN_STATE;
 	p->batches_topic = EMV_TOPIC_BATCHES;
 	p->retry_topic = EMV_TOPIC_RETRY;
 	p->live_ms = EMV_DEF_ROUTER_LIVE_MS;
@@ -109,6 +111,82 @@ static int store_ipstate(struct router *r, const rd_kafka_message_t *m, char *er
 	}
 	PQclear(res);
 	r->st->ip_states++;
+	return EMV_OK;
+}
+
+/* ---- domain-state ---- */
+
+/* A unix-ms time as a query parameter: "" (NULL) when 0. */
+static const char *ms_param(char *buf, size_t len, int64_t ms)
+{
+	if (ms <= 0)
+		return NULL;
+	snprintf(buf, len, "%" PRId64, ms);
+	return buf;
+}
+
+static int store_domstate(struct router *r, const rd_kafka_message_t *m, char *err, size_t errlen)
+{
+	emv_wire_domstate x;
+	char why[EMV_WIRE_ERR_MAX], n[6][16], t[8][24];
+	const char *v[16];
+	PGresult *res;
+
+	if (!m->payload || m->len == 0)
+		return EMV_OK; /* a tombstone: the row ages like any other */
+	if (emv_wire_domstate_decode(m->payload, m->len, &x, why, sizeof why) != EMV_WIRE_OK ||
+	    emv_domstate_check(NULL, &x, (int64_t)emv_wall_ms(), why, sizeof why) != EMV_OK) {
+		emv_log(EMV_LOG_WARN, "router", "skipping %s [%d] offset %" PRId64 ": %s", rd_kafka_topic_name(m->rkt),
+			(int)m->partition, m->offset, why);
+		r->st->skipped++;
+		return EMV_OK;
+	}
+	v[0] = x.kind == EMV_WIRE_DS_HOST ? "host" : "domain";
+	v[1] = x.name;
+	v[2] = x.worker;
+	v[3] = ms_param(t[0], sizeof t[0], x.updated_ms ? x.updated_ms : (int64_t)emv_wall_ms());
+	snprintf(n[0], sizeof n[0], "%" PRId32, x.rcpt_per_txn);
+	v[4] = x.rcpt_per_txn_at ? n[0] : NULL;
+	v[5] = ms_param(t[1], sizeof t[1], x.rcpt_per_txn_at);
+	snprintf(n[1], sizeof n[1], "%" PRId32, x.errors_per_session);
+	v[6] = x.errors_per_session_at ? n[1] : NULL;
+	v[7] = ms_param(t[2], sizeof t[2], x.errors_per_session_at);
+	snprintf(n[2], sizeof n[2], "%" PRId32, x.sessions_ok);
+	v[8] = x.sessions_ok_at ? n[2] : NULL;
+	v[9] = ms_param(t[3], sizeof t[3], x.sessions_ok_at);
+	v[10] = x.backoff_at ? ms_param(t[4], sizeof t[4], x.backoff_until_ms) : NULL;
+	snprintf(n[3], sizeof n[3], "%" PRId32, x.backoff_ms);
+	v[11] = x.backoff_at ? n[3] : NULL;
+	v[12] = x.accepts_all_at ? (x.accepts_all ? "t" : "f") : NULL;
+	v[13] = ms_param(t[5], sizeof t[5], x.accepts_all_at);
+	v[14] = x.catch_all_at ? (x.catch_all ? "t" : "f") : NULL;
+	v[15] = ms_param(t[6], sizeof t[6], x.catch_all_at);
+	res = PQexecParams(r->c,
+			   "INSERT INTO domain_state AS s (kind, name, worker, updated_at, rcpt_per_txn, rcpt_per_txn_at,"
+			   "  errors_per_session, errors_per_session_at, sessions_ok, sessions_ok_at, backoff_until,"
+			   "  backoff_ms, accepts_all, accepts_all_at, catch_all, catch_all_at)"
+			   " VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0), $5::int,"
+			   "  to_timestamp($6::bigint / 1000.0), $7::int, to_timestamp($8::bigint / 1000.0), $9::int,"
+			   "  to_timestamp($10::bigint / 1000.0), to_timestamp($11::bigint / 1000.0), $12::int,"
+			   "  $13::boolean, to_timestamp($14::bigint / 1000.0), $15::boolean,"
+			   "  to_timestamp($16::bigint / 1000.0))"
+			   " ON CONFLICT (kind, name) DO UPDATE SET worker = excluded.worker,"
+			   "  updated_at = excluded.updated_at, rcpt_per_txn = excluded.rcpt_per_txn,"
+			   "  rcpt_per_txn_at = excluded.rcpt_per_txn_at, errors_per_session = excluded.errors_per_session,"
+			   "  errors_per_session_at = excluded.errors_per_session_at, sessions_ok = excluded.sessions_ok,"
+			   "  sessions_ok_at = excluded.sessions_ok_at, backoff_until = excluded.backoff_until,"
+			   "  backoff_ms = excluded.backoff_ms, accepts_all = excluded.accepts_all,"
+			   "  accepts_all_at = excluded.accepts_all_at, catch_all = excluded.catch_all,"
+			   "  catch_all_at = excluded.catch_all_at"
+			   " WHERE s.updated_at <= excluded.updated_at",
+			   16, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		emv_set_err(err, errlen, "domain_state: %s", PQerrorMessage(r->c));
+		PQclear(res);
+		return EMV_ERR;
+	}
+	PQclear(res);
+	r->st->domain_states++;
 	return EMV_OK;
 }
 
@@ -300,12 +378,16 @@ int emv_router_run(PGconn *c, const emv_router_params *p, volatile int *stop, em
 		goto out;
 	if (emv_kafka_ensure_topic(r.producer, p->reroute_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK ||
 	    emv_kafka_ensure_topic(r.producer, p->retry_topic, EMV_TOPIC_PARTITIONS, err, errlen) != EMV_OK ||
-	    emv_kafka_ensure_compacted_topic(r.producer, p->ipstate_topic, err, errlen) != EMV_OK)
+	    emv_kafka_ensure_compacted_topic(r.producer, p->ipstate_topic, err, errlen) != EMV_OK ||
+	    (p->domstate_topic && p->domstate_topic[0] &&
+	     emv_kafka_ensure_compacted_topic(r.producer, p->domstate_topic, err, errlen) != EMV_OK))
 		goto out;
 	rd_kafka_poll_set_consumer(r.consumer);
-	topics = rd_kafka_topic_partition_list_new(2);
+	topics = rd_kafka_topic_partition_list_new(3);
 	rd_kafka_topic_partition_list_add(topics, p->reroute_topic, RD_KAFKA_PARTITION_UA);
 	rd_kafka_topic_partition_list_add(topics, p->ipstate_topic, RD_KAFKA_PARTITION_UA);
+	if (p->domstate_topic && p->domstate_topic[0])
+		rd_kafka_topic_partition_list_add(topics, p->domstate_topic, RD_KAFKA_PARTITION_UA);
 	rd_kafka_subscribe(r.consumer, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 
@@ -329,8 +411,10 @@ int emv_router_run(PGconn *c, const emv_router_params *p, volatile int *stop, em
 		}
 		last_input = emv_now_ms();
 		for (;;) {
-			int x = strcmp(rd_kafka_topic_name(m->rkt), p->ipstate_topic) == 0
-					? store_ipstate(&r, m, err, errlen)
+			const char *tn = rd_kafka_topic_name(m->rkt);
+			int x = strcmp(tn, p->ipstate_topic) == 0 ? store_ipstate(&r, m, err, errlen)
+				: p->domstate_topic && strcmp(tn, p->domstate_topic) == 0
+					? store_domstate(&r, m, err, errlen)
 					: reroute(&r, m, err, errlen);
 			if (x == EMV_OK || *stop)
 				break;

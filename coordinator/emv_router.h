@@ -2,13 +2,18 @@
 /*
  * emv_router.h - the coordinator's region router (docs/design.md §3, docs/regions.md).
  *
- * Two inputs, one consumer group (EMV_GROUP_ROUTER, emv_kafka.h):
+ * Three inputs, one consumer group (EMV_GROUP_ROUTER, emv_kafka.h):
  *
  *  - emailverify.ip-state (compacted): every worker's reputation rows,
  *    upserted into PostgreSQL's ip_state (an older row never replaces a
  *    newer one; a tombstone deletes).  Rows with provider '' are the pool
  *    addresses themselves; a region is "live" while some of its addresses
  *    reported within live_ms.
+ *
+ *  - emailverify.domain-state (compacted): what workers learnt per MX host
+ *    and domain (lib/emv_domstate.h), upserted into domain_state (an older
+ *    message never replaces a newer one; an entry emv_domstate_check
+ *    refuses is logged, counted as skipped and not stored).
  *
  *  - emailverify.reroute: batches a worker gave back because every source
  *    address of its region is quarantined (or held) for the batch's
@@ -35,6 +40,7 @@ typedef struct {
 	const char *group;	   /* EMV_GROUP_ROUTER */
 	const char *reroute_topic; /* EMV_TOPIC_REROUTE */
 	const char *ipstate_topic; /* EMV_TOPIC_IP_STATE */
+	const char *domstate_topic; /* EMV_TOPIC_DOMAIN_STATE; NULL or "": not read */
 	const char *batches_topic; /* EMV_TOPIC_BATCHES: region topics are "<this>.<region>" */
 	const char *retry_topic;   /* EMV_TOPIC_RETRY */
 	int live_ms;		   /* a region is live while an address reported this recently (120000) */
@@ -47,6 +53,7 @@ void emv_router_params_default(emv_router_params *p);
 
 typedef struct {
 	uint64_t ip_states, reroutes, routed, waited, skipped, db_retries;
+	uint64_t domain_states;
 } emv_router_stats;
 
 /* Run until *stop or idle_exit_ms; EMV_OK, or EMV_ERR with err. */

@@ -120,6 +120,23 @@
 #define EMV_DEF_KAFKA_SESSION_TIMEOUT_MS 10000 /* Kafka consumer session.timeout.ms; --session-timeout */
 #define EMV_DEF_IPSTATE_INTERVAL_MS 30000      /* ip-state reports; --ip-state-interval S */
 
+/* ---- Shared domain knowledge (lib/emv_domstate.h, topic emailverify.domain-state) */
+#define EMV_DEF_DOMSTATE_LIMIT_AGE_MS \
+	86400000 /* a learned recipients-per-transaction or errors-per-session limit is
+                                           trusted this long (24 h): server settings change rarely, and
+                                           re-learning costs one 452 or tarpit per host a day */
+#define EMV_DEF_DOMSTATE_SESSIONS_AGE_MS \
+	3600000 /* sessions a host answered well: 1 h (it follows the host's load) */
+#define EMV_DEF_DOMSTATE_CATCH_ALL_AGE_MS \
+	86400000 /* a domain's catch-all answer, a host's accepts-all: 24 h */
+#define EMV_DEF_DOMSTATE_BACKOFF_MAX_MS 300000 /* a 421 back-off, own or shared, is at most 5 min */
+#define EMV_DEF_DOMSTATE_SKEW_MS 60000	       /* an observation further in the future is refused */
+#define EMV_DEF_DOMSTATE_MAX_ENTRIES 200000    /* hosts and domains remembered; more are not taken */
+#define EMV_DEF_DOMSTATE_PUBLISH_MS 5000       /* one message per host or domain at most this often */
+#define EMV_DEF_DOMSTATE_LOAD_MS 10000 /* worker start: reading the topic up to its end, at most; --domain-state-load S */
+#define EMV_DEF_DOMSTATE_ACCEPTS_ALL_DOMAINS \
+	3 /* a host accepted the random recipient of this many domains and refused none: accepts all */
+
 /* ---- Coordinator pipeline (coordinator/) */
 #define EMV_DEF_BATCH_MAX 500	   /* addresses per VerifyBatch (split, API); --batch-max */
 #define EMV_DEF_SPLIT_MAX_SHARDS 4 /* keys one domain's batches spread over */

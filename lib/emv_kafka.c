@@ -132,8 +132,8 @@ struct emv_kafka_mock {
 
 emv_kafka_mock *emv_kafka_mock_new(int brokers, char *err, size_t errlen)
 {
-	static const char *const topics[] = { EMV_TOPIC_BATCHES, EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY, EMV_TOPIC_IP_STATE,
-					      EMV_TOPIC_REROUTE };
+	static const char *const topics[] = { EMV_TOPIC_BATCHES,  EMV_TOPIC_RESULTS, EMV_TOPIC_RETRY,
+					      EMV_TOPIC_IP_STATE, EMV_TOPIC_REROUTE, EMV_TOPIC_DOMAIN_STATE };
 	emv_kafka_mock *m = emv_xcalloc(1, sizeof *m);
 	rd_kafka_conf_t *conf = emv_kafka_conf_new();
 	char errstr[256];

@@ -90,13 +90,14 @@ static inline int emv_results_gate_open(const emv_results_gate *g)
 #define EMV_TOPIC_RETRY "emailverify.retry"
 #define EMV_TOPIC_IP_STATE "emailverify.ip-state"
 #define EMV_TOPIC_REROUTE "emailverify.reroute" /* batches for another region (docs/design.md §3) */
+#define EMV_TOPIC_DOMAIN_STATE "emailverify.domain-state" /* what workers learnt per MX host and domain, compacted */
 /* Per-region topics are "<batches>.<region>" and "<retry>.<region>". */
 #define EMV_TOPIC_PARTITIONS 16 /* when a topic must be created; an existing topic keeps its own count */
 
 /* The consumer groups (each overridable with --group where its program has it). */
 #define EMV_GROUP_WORKERS "emailverify-workers" /* the workers, on the batches and retry topics */
 #define EMV_GROUP_SINK "emailverify-sink"	/* the coordinator's sink, on the results topic */
-#define EMV_GROUP_ROUTER "emailverify-router"	/* the region router, on reroute and ip-state */
+#define EMV_GROUP_ROUTER "emailverify-router"	/* the region router, on reroute, ip-state and domain-state */
 
 /*
  * The embedded Kafka of the single-machine mode: librdkafka's mock cluster

@@ -1069,3 +1069,114 @@ void emv_wire_ipstate_key(const emv_wire_ipstate *s, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%s|%s", s->ip, s->provider);
 }
+
+/* ---- DomainState ---- */
+
+static int check_domstate(const emv_wire_domstate *s, errout *e)
+{
+	const int64_t t[] = { s->updated_ms,	   s->rcpt_per_txn_at, s->errors_per_session_at, s->sessions_ok_at,
+			      s->backoff_until_ms, s->backoff_at,      s->accepts_all_at,	 s->catch_all_at };
+
+	if (s->kind != EMV_WIRE_DS_HOST && s->kind != EMV_WIRE_DS_DOMAIN)
+		return bad(e, "kind: not host or domain");
+	if (check_domain(e, "", "name", s->name) != EMV_OK ||
+	    check_str(e, "", "worker", s->worker, 0, EMV_WIRE_WORKER_MAX, CS_VISIBLE) != EMV_OK ||
+	    check_bool(e, "", "accepts_all", s->accepts_all) != EMV_OK ||
+	    check_bool(e, "", "catch_all", s->catch_all) != EMV_OK)
+		return EMV_ERR;
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (t[i] < 0 || t[i] > EMV_WIRE_TIME_MAX)
+			return bad(e, "times: %" PRId64 " is not 0..%" PRId64 " unix ms", t[i], EMV_WIRE_TIME_MAX);
+	return EMV_OK;
+}
+
+emv_wire_status emv_wire_domstate_encode(const emv_wire_domstate *s, uint8_t **buf, size_t *len, char *err,
+					 size_t errlen)
+{
+	Emailverify__DomainState m = EMAILVERIFY__DOMAIN_STATE__INIT;
+	errout e = { err, errlen };
+	size_t size;
+
+	*buf = NULL;
+	*len = 0;
+	err_clear(err, errlen);
+	if (check_domstate(s, &e) != EMV_OK)
+		return EMV_WIRE_INVALID;
+	m.schema_version = EMV_WIRE_SCHEMA;
+	m.kind = (char *)(s->kind == EMV_WIRE_DS_HOST ? "host" : "domain");
+	m.name = (char *)s->name;
+	m.worker = (char *)s->worker;
+	m.updated = s->updated_ms;
+	m.rcpt_per_txn = s->rcpt_per_txn;
+	m.rcpt_per_txn_at = s->rcpt_per_txn_at;
+	m.errors_per_session = s->errors_per_session;
+	m.errors_per_session_at = s->errors_per_session_at;
+	m.sessions_ok = s->sessions_ok;
+	m.sessions_ok_at = s->sessions_ok_at;
+	m.backoff_until = s->backoff_until_ms;
+	m.backoff_ms = s->backoff_ms;
+	m.backoff_at = s->backoff_at;
+	m.accepts_all = s->accepts_all != 0;
+	m.accepts_all_at = s->accepts_all_at;
+	m.catch_all = s->catch_all != 0;
+	m.catch_all_at = s->catch_all_at;
+	size = emailverify__domain_state__get_packed_size(&m);
+	*buf = emv_xmalloc(size ? size : 1);
+	if (emailverify__domain_state__pack(&m, *buf) != size)
+		abort();
+	*len = size;
+	return EMV_WIRE_OK;
+}
+
+emv_wire_status emv_wire_domstate_decode(const void *data, size_t len, emv_wire_domstate *out, char *err, size_t errlen)
+{
+	const Emailverify__DomainState *m;
+	struct unpacked u;
+	errout e = { err, errlen };
+	emv_wire_status st;
+
+	memset(out, 0, sizeof *out);
+	err_clear(err, errlen);
+	st = unpack(&u, &emailverify__domain_state__descriptor, data, len, &e);
+	if (st != EMV_WIRE_OK)
+		return st;
+	m = (const Emailverify__DomainState *)u.msg;
+	st = check_schema(m->schema_version, &e);
+	if (st == EMV_WIRE_OK)
+		st = scan_nul(u.msg->descriptor, data, len, "", 0, &e);
+	if (st == EMV_WIRE_OK) {
+		out->kind = m->kind && strcmp(m->kind, "host") == 0	? EMV_WIRE_DS_HOST
+			    : m->kind && strcmp(m->kind, "domain") == 0 ? EMV_WIRE_DS_DOMAIN
+									: -1;
+		if (take(out->name, sizeof out->name, m->name, "", "name", &e) != EMV_OK ||
+		    take(out->worker, sizeof out->worker, m->worker, "", "worker", &e) != EMV_OK) {
+			st = EMV_WIRE_INVALID;
+		} else {
+			out->updated_ms = m->updated;
+			out->rcpt_per_txn = m->rcpt_per_txn;
+			out->rcpt_per_txn_at = m->rcpt_per_txn_at;
+			out->errors_per_session = m->errors_per_session;
+			out->errors_per_session_at = m->errors_per_session_at;
+			out->sessions_ok = m->sessions_ok;
+			out->sessions_ok_at = m->sessions_ok_at;
+			out->backoff_until_ms = m->backoff_until;
+			out->backoff_ms = m->backoff_ms;
+			out->backoff_at = m->backoff_at;
+			out->accepts_all = m->accepts_all != 0;
+			out->accepts_all_at = m->accepts_all_at;
+			out->catch_all = m->catch_all != 0;
+			out->catch_all_at = m->catch_all_at;
+			if (check_domstate(out, &e) != EMV_OK)
+				st = EMV_WIRE_INVALID;
+		}
+	}
+	unpacked_free(&u);
+	if (st != EMV_WIRE_OK)
+		memset(out, 0, sizeof *out);
+	return st;
+}
+
+void emv_wire_domstate_key(const emv_wire_domstate *s, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s:%s", s->kind == EMV_WIRE_DS_HOST ? "host" : "domain", s->name);
+}

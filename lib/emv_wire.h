@@ -203,4 +203,40 @@ emv_wire_status emv_wire_ipstate_decode(const void *data, size_t len, emv_wire_i
 /* Its Kafka key: "ip|provider". */
 void emv_wire_ipstate_key(const emv_wire_ipstate *s, char *out, size_t outlen);
 
+/* ---- DomainState (emailverify.domain-state, compacted, key "host:NAME" or
+ * "domain:NAME") ---- */
+
+#define EMV_WIRE_DS_HOST 0
+#define EMV_WIRE_DS_DOMAIN 1
+
+/* Structure only: the name is a lower-case LDH host name, strings are
+ * bounded, times are 0..EMV_WIRE_TIME_MAX.  The values themselves
+ * (negative, huge, from the future) are judged by lib/emv_domstate.h. */
+typedef struct {
+	int kind;			  /* EMV_WIRE_DS_HOST or EMV_WIRE_DS_DOMAIN */
+	char name[EMV_HOST_NAME_MAX + 1]; /* required */
+	char worker[EMV_WIRE_WORKER_MAX + 1];
+	int64_t updated_ms;
+	int32_t rcpt_per_txn;
+	int64_t rcpt_per_txn_at;
+	int32_t errors_per_session;
+	int64_t errors_per_session_at;
+	int32_t sessions_ok;
+	int64_t sessions_ok_at;
+	int64_t backoff_until_ms;
+	int32_t backoff_ms;
+	int64_t backoff_at;
+	int accepts_all;
+	int64_t accepts_all_at;
+	int catch_all;
+	int64_t catch_all_at;
+} emv_wire_domstate;
+
+emv_wire_status emv_wire_domstate_encode(const emv_wire_domstate *s, uint8_t **buf, size_t *len, char *err,
+					 size_t errlen);
+emv_wire_status emv_wire_domstate_decode(const void *data, size_t len, emv_wire_domstate *out, char *err,
+					 size_t errlen);
+/* Its Kafka key: "host:NAME" or "domain:NAME". */
+void emv_wire_domstate_key(const emv_wire_domstate *s, char *out, size_t outlen);
+
 #endif

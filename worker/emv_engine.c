@@ -64,6 +64,7 @@ struct mxkey {
 	unsigned backoff_ms;
 	uint32_t wait_head, wait_tail; /* parked domains */
 	int timeout_seen;	       /* a connect timed out here */
+	unsigned ca_yes, ca_no;	       /* its domains' catch-all probes: accepted, refused */
 };
 
 struct emv_engine {
@@ -355,6 +356,13 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < k->limit)
 		k->limit = prov->sessions_per_ip;
 	k->window = 1.0; /* start low: a host earns more sessions by answering well */
+	if (e->p.domstate) {
+		/* ... or as many as it answered well lately (anyone's finding),
+		 * never more than the provider's cap */
+		emv_domstate_view dv;
+		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, host, (int64_t)emv_wall_ms(), &dv);
+		k->window = emv_domstate_window(dv.sessions_ok, k->limit);
+	}
 	k->wait_head = k->wait_tail = NIL;
 	e->nkeys++;
 	return k;
@@ -571,6 +579,44 @@ static void feed_reputation(emv_engine *e, struct run *run, const emv_probe_job 
 	emv_rep_feed(e->p.rep, run->src, key, o, reply, emv_now_ms());
 }
 
+/* A domain's catch-all answer, for every worker; and its host's tally: a
+ * host that accepted the random recipient of several domains and refused
+ * none accepts all. */
+static void learn_catch_all(emv_engine *e, const struct domain *d, struct mxkey *k)
+{
+	int64_t wall = (int64_t)emv_wall_ms();
+	if (!e->p.domstate)
+		return;
+	emv_domstate_observe(e->p.domstate, d->name, EMV_DS_CATCH_ALL, d->catch_all, wall);
+	if (!k || strcmp(k->host, d->name) == 0)
+		return; /* no MX of its own: nothing to say about a shared host */
+	if (d->catch_all)
+		k->ca_yes++;
+	else
+		k->ca_no++;
+	if (k->ca_no == 0 && k->ca_yes == EMV_DEF_DOMSTATE_ACCEPTS_ALL_DOMAINS)
+		emv_domstate_observe(e->p.domstate, k->host, EMV_DS_ACCEPTS_ALL, 1, wall);
+	else if (k->ca_no == 1 && !d->catch_all)
+		emv_domstate_observe(e->p.domstate, k->host, EMV_DS_ACCEPTS_ALL, 0, wall);
+}
+
+/* A host's 421 back-off known beyond this engine holds here too. */
+static void shared_backoff(emv_engine *e, struct mxkey *k, uint64_t now)
+{
+	emv_domstate_view v;
+	int64_t wall = (int64_t)emv_wall_ms();
+	uint64_t until;
+
+	emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, k->host, wall, &v);
+	if (v.backoff_until_ms <= wall)
+		return;
+	until = now + (uint64_t)(v.backoff_until_ms - wall);
+	if (until > k->backoff_until)
+		k->backoff_until = until;
+	if ((unsigned)v.backoff_ms > k->backoff_ms)
+		k->backoff_ms = (unsigned)v.backoff_ms;
+}
+
 static void on_job_done(emv_probe_job *job, void *arg)
 {
 	struct run *run = arg;
@@ -602,6 +648,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		d->probing = 0;
 		if (d->catch_all < 0)
 			d->catch_all = emv_probe_catch_all(job);
+		if (d->catch_all >= 0)
+			learn_catch_all(e, d, k);
 	}
 	if (k) {
 		int learned = emv_probe_learned_rcpt_limit(job), before = key_limit(k);
@@ -616,12 +664,25 @@ static void on_job_done(emv_probe_job *job, void *arg)
 			k->errors_per_session = lerr;
 			emv_log(EMV_LOG_INFO, "engine", "%s: at most %d errors per session from now on", k->host, lerr);
 		}
+		if (e->p.domstate) { /* what this engine found, for every worker */
+			int64_t wall = (int64_t)emv_wall_ms();
+			if (learned > 0)
+				emv_domstate_observe(e->p.domstate, k->host, EMV_DS_RCPT_PER_TXN, learned, wall);
+			if (lerr > 0)
+				emv_domstate_observe(e->p.domstate, k->host, EMV_DS_ERRORS_PER_SESSION, lerr, wall);
+			if (key_limit(k) != before)
+				emv_domstate_observe(e->p.domstate, k->host, EMV_DS_SESSIONS_OK, key_limit(k), wall);
+		}
 		if (emv_probe_backoff(job)) {
 			/* 421: the server wants fewer of us; wait before the next session */
 			k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : 5000;
-			if (k->backoff_ms > 300000)
-				k->backoff_ms = 300000;
+			if (k->backoff_ms > EMV_DEF_DOMSTATE_BACKOFF_MAX_MS)
+				k->backoff_ms = EMV_DEF_DOMSTATE_BACKOFF_MAX_MS;
 			k->backoff_until = now + k->backoff_ms;
+			if (e->p.domstate)
+				emv_domstate_observe_backoff(e->p.domstate, k->host,
+							     (int64_t)(emv_wall_ms() + k->backoff_ms),
+							     (int)k->backoff_ms, (int64_t)emv_wall_ms());
 		} else if (emv_probe_connected(job)) {
 			k->backoff_ms = 0;
 		}
@@ -719,6 +780,11 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 	/* sessions are limited per MX host only when it is a real MX: a
 	 * domain that fails DNS still gets its own key (no sharing) */
 	d->key = key_get(e, host, d->prov);
+	if (e->p.domstate && d->catch_all < 0) { /* another engine's fresh probe answer */
+		emv_domstate_view v;
+		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_DOMAIN, d->name, (int64_t)emv_wall_ms(), &v);
+		d->catch_all = v.catch_all;
+	}
 	ready_push(e, (uint32_t)(d - e->domains));
 	emv_engine_pump(e);
 }
@@ -910,6 +976,23 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	cfg.session.max_errors = k && k->errors_per_session > 0 ? k->errors_per_session
 								: (pv->errors_per_session > 0 ? pv->errors_per_session
 											      : cfg.session.max_errors);
+	if (k && e->p.domstate) {
+		/* the newest finding of any worker (this one's included), taken
+		 * only below the policy: shared knowledge makes us more careful
+		 * or brings us back to the policy, never past it */
+		emv_domstate_view v;
+		int pol_rcpt = pv->rcpt_per_txn > 0 ? pv->rcpt_per_txn : e->cfg.session.rcpt_per_txn,
+		    pol_err = pv->errors_per_session > 0 ? pv->errors_per_session : e->cfg.session.max_errors;
+		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, k->host, (int64_t)emv_wall_ms(), &v);
+		/* (a table too full to take this host keeps the engine's own) */
+		cfg.session.rcpt_per_txn = emv_domstate_limit(v.rcpt_per_txn > 0 ? v.rcpt_per_txn : k->rcpt_per_txn,
+							      pol_rcpt);
+		cfg.session.max_errors = emv_domstate_limit(v.errors_per_session > 0 ? v.errors_per_session
+										     : k->errors_per_session,
+							    pol_err);
+		if (v.accepts_all == 1)
+			cfg.accepts_all = 1; /* acceptance proves nothing here: more careful verdicts */
+	}
 	if (pv->connect_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_connect = pv->connect_timeout_ms;
 	if (pv->reply_timeout_ms > 0 && !e->p.user_timeouts)
@@ -992,6 +1075,8 @@ void emv_engine_pump(emv_engine *e)
 		if (d->state == D_RESOLVING)
 			continue; /* on_mx queues it again */
 		struct mxkey *k = d->key;
+		if (e->p.domstate)
+			shared_backoff(e, k, now);
 		if (k->backoff_until > now) {
 			/* keep it ready but look at others; wake when the back-off ends */
 			if (!next_backoff || k->backoff_until < next_backoff)

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include "emv_probe.h"
 #include "emv_budget.h"
+#include "emv_domstate.h"
 #include "emv_providers.h"
 #include "emv_pool.h"
 #include "emv_reputation.h"
@@ -58,6 +59,14 @@ typedef struct {
 	uint64_t deadline_ms;
 	uint64_t linger_ms;
 	void (*expired)(void *arg, uint64_t id, const emv_probe_result *last, unsigned attempts);
+	/* What is known of MX hosts and domains beyond this engine (the
+	 * cluster worker's copy of emailverify.domain-state, lib/emv_domstate.h),
+	 * NULL: the engine learns for itself only.  The engine reads it (a
+	 * host's recipients per transaction and errors per session, never more
+	 * than the provider policy allows; its 421 back-off; the sessions it
+	 * answered well as the start of its window, within the policy's cap; a
+	 * domain's catch-all answer) and writes its own findings into it. */
+	emv_domstate *domstate;
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);

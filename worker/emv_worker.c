@@ -7,6 +7,7 @@
 #include <string.h>
 #include <librdkafka/rdkafka.h>
 #include "emv_defaults.h"
+#include "emv_domstate.h"
 #include "emv_kafka.h"
 #include "emv_reaudit.h"
 #include "emv_report.h"
@@ -59,6 +60,9 @@ struct slot {
 
 struct worker;
 static void publish_ip_state(struct worker *w);
+static void domstate_follow(struct worker *w);
+static int kafka_conf(rd_kafka_conf_t *c, const char *key, const char *val, char *err, size_t errlen);
+static void domstate_publish(struct worker *w, int all);
 
 struct worker {
 	emv_retry_policy topic_retry; /* the retry topic's: its attempts and steps, the engine's rules */
@@ -72,6 +76,9 @@ struct worker {
 	const char *topics[T__COUNT];
 	int ntopics;
 	char region_topics[2][EMV_WIRE_REGION_MAX + 64];
+	emv_domstate *ds;		       /* what is known of MX hosts and domains (NULL: no topic) */
+	rd_kafka_t *ds_consumer, *ds_producer; /* the domain-state topic: read (no group), written */
+	uint64_t ds_scan_at;		       /* last look for own findings to publish (monotonic ms) */
 	uint64_t rep_published;	   /* emv_rep_changes() at the last IpState snapshot */
 	uint64_t rep_published_at; /* and when (monotonic ms) */
 	struct part *parts;
@@ -103,6 +110,9 @@ void emv_worker_opts_default(emv_worker_opts *o)
 	o->reroute_topic = EMV_TOPIC_REROUTE;
 	o->ipstate_topic = EMV_TOPIC_IP_STATE;
 	o->ipstate_interval_ms = EMV_DEF_IPSTATE_INTERVAL_MS;
+	o->domstate_topic = EMV_TOPIC_DOMAIN_STATE;
+	o->domstate_load_ms = EMV_DEF_DOMSTATE_LOAD_MS;
+	o->domstate_publish_ms = EMV_DEF_DOMSTATE_PUBLISH_MS;
 	o->region_topics = 1;
 	o->shutdown_ms = EMV_STOP_TIMEOUT_MS;
 }
@@ -876,6 +886,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		}
 		rd_kafka_message_destroy(m);
 	}
+	if (w->ds) {
+		domstate_follow(w);
+		if (emv_now_ms() - w->ds_scan_at >= 1000)
+			domstate_publish(w, 0);
+	}
 	emv_engine_pump(w->eng);
 	if (w->ep.rep && (emv_rep_changes(w->ep.rep) != w->rep_published ||
 			  emv_now_ms() - w->rep_published_at >= (uint64_t)w->o.ipstate_interval_ms))
@@ -983,6 +998,167 @@ static void publish_ip_state(struct worker *w)
 	free(rows);
 }
 
+/* ---- domain-state ---- */
+
+/* One entry off the topic into the worker's copy; a malformed or absurd one
+ * is logged and left out (lib/emv_domstate.h says what is absurd). */
+static void domstate_take(struct worker *w, const rd_kafka_message_t *m, int loading)
+{
+	emv_wire_domstate x;
+	char why[EMV_WIRE_ERR_MAX];
+	int changed = 0;
+
+	if (!m->payload || m->len == 0)
+		return; /* a tombstone: what it deleted ages out here on its own */
+	if (emv_wire_domstate_decode(m->payload, m->len, &x, why, sizeof why) != EMV_WIRE_OK ||
+	    emv_domstate_merge(w->ds, &x, (int64_t)emv_wall_ms(), &changed, why, sizeof why) != EMV_OK) {
+		emv_log(EMV_LOG_WARN, "worker", "%s: %s [%d] offset %" PRId64 " ignored: %s", w->o.name,
+			w->o.domstate_topic, (int)m->partition, m->offset, why);
+		w->st.domstate_ignored++;
+		return;
+	}
+	if (loading)
+		w->st.domstate_loaded++;
+	else if (changed)
+		w->st.domstate_taken++;
+}
+
+/* While running: whatever other workers publish (a bounded number per tick). */
+static void domstate_follow(struct worker *w)
+{
+	for (int i = 0; i < 1000; i++) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->ds_consumer, 0);
+		if (!m)
+			break;
+		if (!m->err)
+			domstate_take(w, m, 0);
+		else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			emv_log(EMV_LOG_WARN, "worker", "%s: %s", w->o.domstate_topic, rd_kafka_message_errstr(m));
+		rd_kafka_message_destroy(m);
+	}
+}
+
+static void on_ds_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	if (m->err) /* best effort: the finding stays this worker's own */
+		emv_log(EMV_LOG_WARN, "worker", "domain-state not delivered: %s", rd_kafka_err2str(m->err));
+}
+
+/* This worker's own findings that changed something, each host or domain
+ * at most once per domstate_publish_ms (all: every change now, when
+ * stopping).  Never per recipient: only a changed value marks an entry. */
+static void domstate_publish(struct worker *w, int all)
+{
+	emv_wire_domstate out[64];
+	size_t n;
+	int64_t now = (int64_t)emv_wall_ms();
+
+	w->ds_scan_at = emv_now_ms();
+	do {
+		n = emv_domstate_take_changed(w->ds, now, all ? 0 : w->o.domstate_publish_ms, out,
+					      sizeof out / sizeof out[0]);
+		for (size_t i = 0; i < n; i++) {
+			char key[EMV_HOST_NAME_MAX + 16], err[EMV_WIRE_ERR_MAX];
+			uint8_t *buf;
+			size_t len;
+			rd_kafka_resp_err_t e;
+			emv_strlcpy(out[i].worker, w->o.name, sizeof out[i].worker);
+			if (emv_wire_domstate_encode(&out[i], &buf, &len, err, sizeof err) != EMV_WIRE_OK) {
+				emv_log(EMV_LOG_WARN, "worker", "domain-state %s: %s", out[i].name, err);
+				continue;
+			}
+			emv_wire_domstate_key(&out[i], key, sizeof key);
+			e = rd_kafka_producev(w->ds_producer, RD_KAFKA_V_TOPIC(w->o.domstate_topic),
+					      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, len),
+					      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+			if (e) {
+				emv_log(EMV_LOG_WARN, "worker", "domain-state %s: %s", key, rd_kafka_err2str(e));
+				free(buf);
+				continue;
+			}
+			emv_log(EMV_LOG_INFO, "worker", "%s: published %s", w->o.name, key);
+			w->st.domstate_published++;
+		}
+	} while (n == sizeof out / sizeof out[0]);
+	rd_kafka_poll(w->ds_producer, 0);
+}
+
+/*
+ * At start, before any batch: the domain-state topic from its beginning up
+ * to its end (each partition's end-of-partition event), at most
+ * domstate_load_ms; then its consumer stays assigned and is followed.  No
+ * consumer group: every worker reads all of it.
+ */
+static int domstate_start(struct worker *w, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *cc = emv_kafka_conf_new(), *pc = emv_kafka_conf_new();
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_topic_t *rkt;
+	char errstr[512];
+	uint64_t t0 = emv_now_ms();
+	int nparts = 0, eofs = 0;
+
+	if (emv_kafka_conf_apply(cc, w->o.kafka_conf, err, errlen) != EMV_OK ||
+	    emv_kafka_conf_apply(pc, w->o.kafka_conf, err, errlen) != EMV_OK ||
+	    kafka_conf(cc, "bootstrap.servers", w->o.brokers, err, errlen) ||
+	    kafka_conf(cc, "group.id", "emailverify-domain-state-reader", err, errlen) ||
+	    kafka_conf(cc, "enable.auto.commit", "false", err, errlen) ||
+	    kafka_conf(cc, "enable.partition.eof", "true", err, errlen) ||
+	    kafka_conf(pc, "bootstrap.servers", w->o.brokers, err, errlen) ||
+	    kafka_conf(pc, "enable.idempotence", "false", err, errlen) ||
+	    kafka_conf(pc, "message.timeout.ms", "60000", err, errlen)) {
+		rd_kafka_conf_destroy(cc);
+		rd_kafka_conf_destroy(pc);
+		return -1;
+	}
+	rd_kafka_conf_set_dr_msg_cb(pc, on_ds_delivery);
+	if (!(w->ds_producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr))) {
+		rd_kafka_conf_destroy(cc);
+		emv_set_err(err, errlen, "Kafka producer: %s", errstr);
+		return -1;
+	}
+	if (!(w->ds_consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr))) {
+		emv_set_err(err, errlen, "Kafka consumer: %s", errstr);
+		return -1;
+	}
+	if (emv_kafka_ensure_compacted_topic(w->ds_producer, w->o.domstate_topic, err, errlen) != EMV_OK)
+		return -1;
+	rd_kafka_poll_set_consumer(w->ds_consumer);
+	rkt = rd_kafka_topic_new(w->ds_consumer, w->o.domstate_topic, NULL);
+	if (rd_kafka_metadata(w->ds_consumer, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+		nparts = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	if (nparts <= 0) {
+		emv_set_err(err, errlen, "%s: no partitions in the cluster's metadata", w->o.domstate_topic);
+		return -1;
+	}
+	parts = rd_kafka_topic_partition_list_new(nparts);
+	for (int i = 0; i < nparts; i++)
+		rd_kafka_topic_partition_list_add(parts, w->o.domstate_topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_assign(w->ds_consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	while (eofs < nparts && emv_now_ms() - t0 < (uint64_t)w->o.domstate_load_ms && !*w->stop) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->ds_consumer, 100);
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			eofs++; /* each partition's first end: what was there at start is in */
+		else if (m->err)
+			emv_log(EMV_LOG_WARN, "worker", "%s: %s", w->o.domstate_topic, rd_kafka_message_errstr(m));
+		else
+			domstate_take(w, m, 1);
+		rd_kafka_message_destroy(m);
+	}
+	emv_log(eofs < nparts && !w->o.embedded ? EMV_LOG_WARN : EMV_LOG_INFO, "worker",
+		"%s: %s: %" PRIu64 " entries taken (%" PRIu64 " ignored) in %llu ms%s", w->o.name, w->o.domstate_topic,
+		w->st.domstate_loaded, w->st.domstate_ignored, (unsigned long long)(emv_now_ms() - t0),
+		eofs < nparts ? ", not read to its end: the rest is followed while running" : "");
+	return 0;
+}
+
 /* ---- set-up ---- */
 
 static int kafka_conf(rd_kafka_conf_t *c, const char *key, const char *val, char *err, size_t errlen)
@@ -1078,6 +1254,13 @@ static void teardown(struct worker *w)
 		rd_kafka_destroy(w->producer);
 	if (w->state_producer)
 		rd_kafka_destroy(w->state_producer);
+	if (w->ds_consumer) {
+		rd_kafka_consumer_close(w->ds_consumer);
+		rd_kafka_destroy(w->ds_consumer);
+	}
+	if (w->ds_producer)
+		rd_kafka_destroy(w->ds_producer);
+	emv_domstate_free(w->ds);
 	if (w->timer)
 		event_free(w->timer);
 	if (w->eng)
@@ -1144,8 +1327,11 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 	w.e.probe.retry.greylist_rounds = 0;		   /* the engine's retry schedule does it */
 	if (w.handback)
 		w.ep.handback = on_handback;
+	if (w.o.domstate_topic && w.o.domstate_topic[0])
+		w.ep.domstate = w.ds = emv_domstate_new(NULL);
 	w.eng = emv_engine_new(&w.e.probe, &w.ep, on_result, &w);
-	if (make_clients(&w, err, errlen) < 0) {
+	/* what other workers learnt is in before the first batch is taken */
+	if ((w.ds && domstate_start(&w, err, errlen) < 0) || make_clients(&w, err, errlen) < 0) {
 		teardown(&w);
 		return EMV_ERR;
 	}
@@ -1165,6 +1351,10 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 		publish_ip_state(&w);
 		if (w.state_producer)
 			rd_kafka_flush(w.state_producer, left < 5000 ? left / 2 : 5000);
+		if (w.ds) { /* every finding not published yet goes out now */
+			domstate_publish(&w, 1);
+			rd_kafka_flush(w.ds_producer, left < 5000 ? left / 2 : 5000);
+		}
 		if (w.stopping) {
 			uint64_t end = w.stop_at + stop_phase_ms(&w, 95), now = emv_now_ms();
 			left = end > now ? (int)(end - now) : 0;

@@ -62,6 +62,13 @@ typedef struct {
 	const char *reroute_topic;     /* addresses no pool address may ask go here (emailverify.reroute) */
 	const char *ipstate_topic;     /* the pool's reputation, compacted (emailverify.ip-state); NULL: none */
 	int ipstate_interval_ms;       /* publish it at least this often (30000), and on every change */
+	/* What the engine learns per MX host and domain (lib/emv_domstate.h), compacted: read from its
+	 * beginning at start (at most domstate_load_ms) before the first batch, followed while
+	 * running, and this worker's own findings published on change (each host or domain at most
+	 * once per domstate_publish_ms).  NULL or "": the worker learns alone. */
+	const char *domstate_topic;    /* emailverify.domain-state */
+	int domstate_load_ms;	       /* EMV_DEF_DOMSTATE_LOAD_MS */
+	int domstate_publish_ms;       /* EMV_DEF_DOMSTATE_PUBLISH_MS */
 	emv_results_gate *gate;	       /* embedded: wait for the sink before taking more batches (NULL) */
 	int shutdown_ms;	       /* from *stop to return, at most (EMV_STOP_TIMEOUT_MS) */
 } emv_worker_opts;
@@ -77,6 +84,10 @@ typedef struct {
 	uint64_t cut_held; /* of those, held for a retry by the engine: handed on due when they were */
 	uint64_t audits;   /* periodic re-audits of the pool completed (emv_reaudit.h) */
 	uint64_t audit_held, audit_released; /* addresses they held, and held ones they put back */
+	uint64_t domstate_loaded;	     /* domain-state entries taken at start */
+	uint64_t domstate_taken;	     /* ... and while running */
+	uint64_t domstate_ignored;	     /* malformed or absurd entries left out */
+	uint64_t domstate_published;	     /* own findings published */
 } emv_worker_stats;
 
 void emv_worker_opts_default(emv_worker_opts *o);

@@ -34,6 +34,10 @@ static void usage(FILE *f)
 		"                         provider) go here, for the coordinator's router (" EMV_TOPIC_REROUTE ")\n"
 		"  --ip-state-topic T     the pool's reputation, compacted (" EMV_TOPIC_IP_STATE "; \"\" = none)\n"
 		"  --ip-state-interval S  publish it at least every S seconds, and on every change (30)\n"
+		"  --domain-state-topic T what workers learn per MX host and domain, compacted: read at start,\n"
+		"                         followed, own findings published (" EMV_TOPIC_DOMAIN_STATE "; \"\" = none)\n"
+		"  --domain-state-load S  at start, read that topic for at most S seconds (" EMV_DEF_STR(
+			EMV_DEF_DOMSTATE_LOAD_MS) " ms)\n"
 		"  --max-inflight N       batches being verified at once (64)\n"
 		"  --retry-attempts N     tries per address through the retry topic, the first included (" EMV_DEF_STR(
 			EMV_DEF_TOPIC_ATTEMPTS) ")\n"
@@ -88,6 +92,8 @@ int main(int argc, char **argv)
 		{ "ip-state-topic", required_argument, NULL, 3016 },
 		{ "ip-state-interval", required_argument, NULL, 3017 },
 		{ "shutdown-timeout", required_argument, NULL, 3018 },
+		{ "domain-state-topic", required_argument, NULL, 3019 },
+		{ "domain-state-load", required_argument, NULL, 3020 },
 		{ "help", no_argument, NULL, 'h' },
 		EMV_SETUP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -162,6 +168,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			continue;
+		case 3019: wo.domstate_topic = optarg; continue;
+		case 3020:
+			if (emv_parse_int("--domain-state-load (seconds)", optarg, 0, 600, &wo.domstate_load_ms, err,
+					  sizeof err))
+				goto bad_number;
+			wo.domstate_load_ms *= 1000;
+			continue;
 		case 'h': usage(stdout); return 0;
 		default:
 			rc = emv_setup_opt(&eo, opt, optarg);
@@ -198,10 +211,12 @@ int main(int argc, char **argv)
 		" batches, %" PRIu64 " handed on unanswered in %" PRIu64 " cut batches (%" PRIu64
 		" of them kept their retry time), %" PRIu64 " pool re-audits (%" PRIu64 " addresses held, %" PRIu64
 		" back in rotation), %" PRIu64 " batches dropped after their job's deadline, %" PRIu64
-		" temporary results final at it\n",
+		" temporary results final at it, domain-state: %" PRIu64 " taken at start, %" PRIu64 " while running, %" PRIu64
+		" ignored, %" PRIu64 " published\n",
 		wo.name, st.batches, st.results, st.skipped, st.retried, st.retry_batches, st.released, st.rerouted,
 		st.rerouted_batches, st.cut, st.cut_batches, st.cut_held, st.audits, st.audit_held, st.audit_released,
-		st.expired_batches, st.expired);
+		st.expired_batches, st.expired, st.domstate_loaded, st.domstate_taken, st.domstate_ignored,
+		st.domstate_published);
 	return 0;
 bad_number:
 	fprintf(stderr, "emailverify-worker: %s\n", err);

@@ -2,7 +2,8 @@
 /*
  * fuzz_wire.c - libFuzzer target for the Kafka message codec (emv_wire).
  *
- * Every input is decoded as a VerifyBatch, a VerifyResults and an IpState.  A
+ * Every input is decoded as a VerifyBatch, a VerifyResults, an IpState and a
+ * DomainState (which is then merged into shared domain knowledge).  A
  * failure must come with a status of the enum, no output and a non-empty
  * message.  A success must hold the invariants the consumers rely on, and
  * survive the round trip: what was decoded encodes (the encoder applies the
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "emv_defaults.h"
+#include "emv_domstate.h"
 #include "emv_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -165,8 +168,47 @@ static void fuzz_ipstate(const uint8_t *data, size_t size)
 	free(buf);
 }
 
+/* DomainState: as IpState; a decoded one is judged and merged (lib/emv_domstate.h):
+ * taken or refused with a reason, never a limit outside 1..EMV_DOMSTATE_VALUE_MAX. */
+static void fuzz_domstate(const uint8_t *data, size_t size)
+{
+	char err[EMV_WIRE_ERR_MAX] = "";
+	emv_wire_domstate x, y;
+	uint8_t *buf;
+	size_t len;
+	emv_wire_status st = emv_wire_domstate_decode(data, size, &x, err, sizeof err);
+
+	if (st != EMV_WIRE_OK) {
+		if ((unsigned)st >= EMV_WIRE__COUNT || !err[0] || x.name[0])
+			die("domstate failure without status or message, or with output", err);
+		return;
+	}
+	if (!TERMINATED(x.name) || !x.name[0] || !TERMINATED(x.worker))
+		die("domstate invariants", x.name);
+	if (emv_wire_domstate_encode(&x, &buf, &len, err, sizeof err) != EMV_WIRE_OK)
+		die("decoded domstate does not encode", err);
+	if (emv_wire_domstate_decode(buf, len, &y, err, sizeof err) != EMV_WIRE_OK || memcmp(&x, &y, sizeof x) != 0)
+		die("domstate round trip", err);
+	free(buf);
+	{
+		emv_domstate *s = emv_domstate_new(NULL);
+		emv_domstate_view v;
+		int64_t now = INT64_C(1800000000000);
+		if (emv_domstate_merge(s, &x, now, NULL, err, sizeof err) != EMV_OK && !err[0])
+			die("domstate refused without a reason", x.name);
+		emv_domstate_get(s, x.kind, x.name, now, &v);
+		if (v.rcpt_per_txn < 0 || v.rcpt_per_txn > EMV_DOMSTATE_VALUE_MAX || v.errors_per_session < 0 ||
+		    v.errors_per_session > EMV_DOMSTATE_VALUE_MAX || v.sessions_ok < 0 ||
+		    v.sessions_ok > EMV_DOMSTATE_VALUE_MAX ||
+		    v.backoff_until_ms > now + EMV_DEF_DOMSTATE_BACKOFF_MAX_MS)
+			die("domstate took an absurd value", x.name);
+		emv_domstate_free(s);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	fuzz_domstate(data, size);
 	fuzz_batch(data, size);
 	fuzz_results(data, size);
 	fuzz_ipstate(data, size);

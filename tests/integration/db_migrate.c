@@ -98,7 +98,7 @@ static void do_test_fresh_then_again(void **state)
 	assert_non_null(strstr(out, "schema version 11"));
 	assert_int_equal(migrate(url, out, sizeof out), 0);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 10);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 11);
 	assert_int_equal(sql_long(c,
 				  "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
 				  "AND table_name IN ('jobs','addresses','results','domains','ip_state','api_tokens')"),
@@ -136,7 +136,7 @@ static void do_test_concurrent_coordinators(void **state)
 	}
 	assert_int_equal(ok, 4);
 	c = db();
-	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 10);
+	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"), 11);
 	PQfinish(c);
 }
 
@@ -179,6 +179,14 @@ static void do_test_constraints(void **state)
 	assert_true(sql_fails(c, "INSERT INTO results (job_id, address_id, status, reason, final) "
 				 "VALUES ('j1', 1, 'maybe', 'accepted', true)"));
 	assert_true(sql_fails(c, "UPDATE jobs SET state = 'sleeping'"));
+	/* domain_state (migration 10): one row per (kind, name); no limit below 1 */
+	sql_ok(c, "INSERT INTO domain_state (kind, name, rcpt_per_txn, rcpt_per_txn_at, updated_at) "
+		  "VALUES ('host', 'mx.b.test', 1, now(), now())");
+	assert_true(
+		sql_fails(c, "INSERT INTO domain_state (kind, name, updated_at) VALUES ('host', 'mx.b.test', now())"));
+	assert_true(sql_fails(c, "INSERT INTO domain_state (kind, name, updated_at) VALUES ('mx', 'x.test', now())"));
+	assert_true(sql_fails(c, "INSERT INTO domain_state (kind, name, errors_per_session, updated_at) "
+				 "VALUES ('host', 'y.test', -1, now())"));
 	/* deleting a job removes its rows */
 	assert_int_equal(coordinator("delete", url, "j1", out, sizeof out), 0);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM addresses"), 0);
