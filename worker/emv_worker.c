@@ -243,6 +243,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 		 * and assigned back would never be read again, and that retry
 		 * batch never asked (a continued `run --job` that never ended) */
 		rd_kafka_resume_partitions(rk, parts);
+		/* --until-idle counts time without work from when there is
+		 * work to be had: a group join after a restart (or the
+		 * domain-state read before it) is no idleness */
+		w->last_activity = emv_now_ms();
 		return;
 	}
 	/* revoked (or lost): no commit in here, only letting go */

@@ -54,7 +54,8 @@ typedef struct {
 	const char *name;	       /* worker name in results */
 	const char *region;	       /* region in results ("") */
 	int max_inflight;	       /* batches in the engine at once (64) */
-	int idle_exit_ms;	       /* return after this long without work; 0 = never */
+	int idle_exit_ms;	       /* return after this long without work (counted from the start and
+					  from each assignment of partitions); 0 = never */
 	int session_timeout_ms;	       /* consumer group session timeout (10000) */
 	const char *const *kafka_conf; /* extra librdkafka "key=value" settings (TLS, SASL...), NULL-terminated */
 	int embedded;		       /* a thread of `emailverify run`: stopping is routine, not news */
