@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include "emv_aimd.h"
 #include "emv_defaults.h"
 #include "emv_engine.h"
 #include "emv_map.h"
@@ -69,8 +70,7 @@ struct domain {
 struct mxkey {
 	char *host;
 	int active;
-	int limit;		/* sessions at once: the provider's cap */
-	double window;		/* sessions at once we allow ourselves now, 1..limit (AIMD) */
+	emv_aimd aimd;		/* sessions at once: the provider's cap, and what we allow ourselves now */
 	int rcpt_per_txn;	/* learned from 452s, 0 = provider default */
 	int errors_per_session; /* learned from tarpits and 421s after errors, 0 = provider default */
 	uint64_t backoff_until;
@@ -328,17 +328,14 @@ static uint32_t domain_get(emv_engine *e, const char *name)
 /* Sessions a host may have at once now: its window, within the provider's cap. */
 static int key_limit(const struct mxkey *k)
 {
-	int w = (int)k->window;
-	return w < 1 ? 1 : w < k->limit ? w : k->limit;
+	return emv_aimd_sessions(&k->aimd);
 }
 
 /*
- * Adaptive concurrency per MX host, as TCP does it (AIMD): a job whose
- * sessions went well (answers, no 421, no rate limit, no timeout, no
- * tarpit) widens the host's window by 1/window, so it grows by about one
- * session per window's worth of good jobs; any sign of pressure halves it.
- * The provider's sessions_per_mx stays the ceiling: politeness budgets do
- * not move, speed comes from not pushing a server that pushes back.
+ * Adaptive concurrency per MX host (emv_aimd.h): a job whose sessions went
+ * well (answers, no 421, no rate limit, no timeout, no tarpit, replies as
+ * fast as this host's usual) widens the host's window; any sign of pressure
+ * halves it.  The provider's sessions_per_mx stays the ceiling.
  */
 static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
 {
@@ -348,13 +345,9 @@ static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
 		pressure = r->reason == EMV_REASON_RATE_LIMITED || r->reason == EMV_REASON_TIMEOUT ||
 			   r->connect_timeout;
 	}
-	if (pressure) {
-		k->window = k->window / 2 < 1.0 ? 1.0 : k->window / 2;
-	} else if (emv_probe_connected(job) > 0) {
-		k->window += 1.0 / k->window;
-		if (k->window > k->limit)
-			k->window = k->limit;
-	}
+	if (emv_aimd_update(&k->aimd, pressure, emv_probe_connected(job) > 0, emv_probe_reply_ms(job)))
+		emv_log(EMV_LOG_DEBUG, "engine", "%s: replies %u ms late (usually %u ms): %d session(s) at once",
+			k->host, emv_probe_reply_ms(job), k->aimd.base_ms, key_limit(k));
 }
 
 static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider *prov)
@@ -362,15 +355,16 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 	int added;
 	void **v = emv_map_slot(e->kmap, host, &added);
 	struct mxkey *k;
+	int limit;
 	if (!added)
 		return *v;
 	*v = k = emv_xcalloc(1, sizeof *k);
 	k->host = emv_xstrdup(host);
-	k->limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
+	limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
 	/* one source address per engine: its per-IP session cap applies too */
-	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < k->limit)
-		k->limit = prov->sessions_per_ip;
-	k->window = 1.0; /* start low: a host earns more sessions by answering well */
+	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < limit)
+		limit = prov->sessions_per_ip;
+	emv_aimd_init(&k->aimd, limit); /* start low: a host earns more sessions by answering well */
 	k->wait_head = k->wait_tail = NIL;
 	e->nkeys++;
 	return k;

@@ -237,6 +237,7 @@ static void finish(emv_session *s)
 	set_state(s, S_DONE);
 	o.errors = s->errors;
 	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
+	o.rtt_ms = (unsigned)s->rtt_ms;
 	o.starttls_offered = s->starttls_offered;
 	o.smtputf8 = s->smtputf8;
 	destroy(s);

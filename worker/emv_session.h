@@ -98,6 +98,7 @@ typedef struct {
 	int cut;		/* ended by the error budget with recipients left unanswered */
 	unsigned transactions;
 	unsigned long duration_ms;
+	unsigned rtt_ms; /* the EHLO round trip: the server's plain reply latency (0: none) */
 } emv_session_outcome;
 
 typedef struct {
