@@ -3,6 +3,7 @@
  * emv_aimd.c - adaptive sessions per MX host (see emv_aimd.h).
  */
 #include "emv_aimd.h"
+#include "emv_defaults.h"
 
 void emv_aimd_init(emv_aimd *a, int limit)
 {
@@ -15,8 +16,8 @@ int emv_aimd_update(emv_aimd *a, int pressure, int answered, unsigned latency_ms
 {
 	int slow = 0;
 	if (latency_ms > 0) {
-		if (a->base_ms && latency_ms > EMV_AIMD_RISE * a->base_ms &&
-		    latency_ms > a->base_ms + EMV_AIMD_RISE_MIN_MS)
+		if (a->base_ms && latency_ms > EMV_DEF_AIMD_RISE * a->base_ms &&
+		    latency_ms > a->base_ms + EMV_DEF_AIMD_RISE_MIN_MS)
 			slow = !pressure;
 		if (!a->base_ms || latency_ms < a->base_ms)
 			a->base_ms = latency_ms;

@@ -21,10 +21,9 @@ typedef struct {
 	unsigned base_ms; /* the lowest reply latency seen here (0: none yet) */
 } emv_aimd;
 
-/* Latency counts as risen sharply above EMV_AIMD_RISE x base and
- * EMV_AIMD_RISE_MIN_MS over it (a fast server's jitter is no signal). */
-#define EMV_AIMD_RISE 3
-#define EMV_AIMD_RISE_MIN_MS 200
+/* Latency counts as risen sharply above EMV_DEF_AIMD_RISE x base and
+ * EMV_DEF_AIMD_RISE_MIN_MS over it (lib/emv_defaults.h; a fast server's
+ * jitter is no signal). */
 
 void emv_aimd_init(emv_aimd *a, int limit);
 
