@@ -1111,13 +1111,8 @@ void emv_engine_pump(emv_engine *e)
 			}
 			start_batch(e, di, n, bkey, granted, src, pkey);
 		}
-		/* more to ask: the next batch as soon as the host has room (a
-		 * domain begun is finished first), not after a pass over every
-		 * domain in the queue */
-		if (d->npending > 0 && k->active >= key_limit(k))
-			fifo_push(e, &k->wait_head, &k->wait_tail, di);
-		else if (d->npending > 0)
-			ready_push_front(e, di);
+		if (d->npending > 0)
+			ready_push(e, di);
 	}
 	if (next_backoff) {
 		uint64_t ms = next_backoff > now ? next_backoff - now : 1;
