@@ -92,6 +92,11 @@
 #define EMV_DEF_PORT25_THRESHOLD 5 /* MX hosts timing out at connect, none reachable: port 25 blocked */
 #define EMV_DEF_LINGER_MS 300000   /* verify, run, API: the most stragglers wait after the rest; --straggler-wait */
 
+/* an MX host's EHLO round trip over RISE x the lowest seen there and
+ * RISE_MIN_MS over it halves its sessions at once (worker/emv_aimd.h) */
+#define EMV_DEF_AIMD_RISE 3
+#define EMV_DEF_AIMD_RISE_MIN_MS 200
+
 /* ---- DNS (worker/emv_dns.h) */
 #define EMV_DEF_DNS_TIMEOUT_MS 2000
 #define EMV_DEF_DNS_TRIES 2

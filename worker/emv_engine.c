@@ -7,12 +7,18 @@
  * starts one batch each while the global and per-MX limits allow.  A domain
  * whose MX host is at its limit parks on that host's wait list until one of
  * the host's sessions ends.  Retries sit in a list ordered by due time,
- * served by one timer.
+ * served by one timer.  Domains of a mail server (first MX address) that
+ * greylists go to the front of the ready queue: their addresses' wait
+ * starts at their first answer, so asking them first brings the last
+ * verdict forward without asking anything more.  So do domains coming back
+ * from a finished batch or their host's wait list: a domain begun is
+ * finished first.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include "emv_aimd.h"
 #include "emv_defaults.h"
 #include "emv_engine.h"
 #include "emv_map.h"
@@ -38,6 +44,13 @@ enum dstate { D_NEW, D_RESOLVING, D_READY };
 
 struct mxkey;
 
+/* A mail server as an address (the first MX host's first address): what
+ * the engine learns about it holds for every domain it serves, whatever
+ * the MX host is called. */
+struct server {
+	int greylists; /* it answered greylisted: its domains go first */
+};
+
 struct domain {
 	char *name;
 	enum dstate state;
@@ -49,6 +62,7 @@ struct domain {
 	int no_smtp;   /* DNS says no server will be asked (NXDOMAIN, null MX, no address):
 	                          no RCPT is sent, so no budget is spent and batches are whole */
 	struct mxkey *key;
+	struct server *srv; /* NULL until DNS gave an address */
 	const emv_provider *prov;
 	uint32_t next_ready; /* link in ready queue / wait list */
 };
@@ -56,8 +70,7 @@ struct domain {
 struct mxkey {
 	char *host;
 	int active;
-	int limit;		/* sessions at once: the provider's cap */
-	double window;		/* sessions at once we allow ourselves now, 1..limit (AIMD) */
+	emv_aimd aimd;		/* sessions at once: the provider's cap, and what we allow ourselves now */
 	int rcpt_per_txn;	/* learned from 452s, 0 = provider default */
 	int errors_per_session; /* learned from tarpits and 421s after errors, 0 = provider default */
 	uint64_t backoff_until;
@@ -82,6 +95,7 @@ struct emv_engine {
 	uint32_t ndomains, capdomains;
 	emv_map *dmap; /* domain name -> its index in domains[] + 1 */
 	emv_map *kmap; /* MX host -> struct mxkey */
+	emv_map *smap; /* MX address -> struct server */
 	uint32_t nkeys;
 
 	uint32_t ready_head, ready_tail;
@@ -221,6 +235,7 @@ emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params 
 	emv_engine *e = emv_xcalloc(1, sizeof *e);
 	e->dmap = emv_map_new(1024);
 	e->kmap = emv_map_new(1024);
+	e->smap = emv_map_new(1024);
 	e->cfg = *cfg;
 	e->p = *p;
 	if (e->p.concurrency < 1)
@@ -282,6 +297,7 @@ void emv_engine_free(emv_engine *e)
 		free(e->domains[i].name);
 	emv_map_free(e->dmap, NULL);
 	emv_map_free(e->kmap, key_free);
+	emv_map_free(e->smap, free);
 	free(e->items);
 	free(e->domains);
 	event_free(e->retry_timer);
@@ -313,17 +329,14 @@ static uint32_t domain_get(emv_engine *e, const char *name)
 /* Sessions a host may have at once now: its window, within the provider's cap. */
 static int key_limit(const struct mxkey *k)
 {
-	int w = (int)k->window;
-	return w < 1 ? 1 : w < k->limit ? w : k->limit;
+	return emv_aimd_sessions(&k->aimd);
 }
 
 /*
- * Adaptive concurrency per MX host, as TCP does it (AIMD): a job whose
- * sessions went well (answers, no 421, no rate limit, no timeout, no
- * tarpit) widens the host's window by 1/window, so it grows by about one
- * session per window's worth of good jobs; any sign of pressure halves it.
- * The provider's sessions_per_mx stays the ceiling: politeness budgets do
- * not move, speed comes from not pushing a server that pushes back.
+ * Adaptive concurrency per MX host (emv_aimd.h): a job whose sessions went
+ * well (answers, no 421, no rate limit, no timeout, no tarpit, replies as
+ * fast as this host's usual) widens the host's window; any sign of pressure
+ * halves it.  The provider's sessions_per_mx stays the ceiling.
  */
 static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
 {
@@ -333,13 +346,9 @@ static void key_adapt(struct mxkey *k, const emv_probe_job *job, size_t n)
 		pressure = r->reason == EMV_REASON_RATE_LIMITED || r->reason == EMV_REASON_TIMEOUT ||
 			   r->connect_timeout;
 	}
-	if (pressure) {
-		k->window = k->window / 2 < 1.0 ? 1.0 : k->window / 2;
-	} else if (emv_probe_connected(job) > 0) {
-		k->window += 1.0 / k->window;
-		if (k->window > k->limit)
-			k->window = k->limit;
-	}
+	if (emv_aimd_update(&k->aimd, pressure, emv_probe_connected(job) > 0, emv_probe_reply_ms(job)))
+		emv_log(EMV_LOG_DEBUG, "engine", "%s: replies %u ms late (usually %u ms): %d session(s) at once",
+			k->host, emv_probe_reply_ms(job), k->aimd.base_ms, key_limit(k));
 }
 
 static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider *prov)
@@ -347,21 +356,22 @@ static struct mxkey *key_get(emv_engine *e, const char *host, const emv_provider
 	int added;
 	void **v = emv_map_slot(e->kmap, host, &added);
 	struct mxkey *k;
+	int limit;
 	if (!added)
 		return *v;
 	*v = k = emv_xcalloc(1, sizeof *k);
 	k->host = emv_xstrdup(host);
-	k->limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
+	limit = prov->sessions_per_mx > 0 ? prov->sessions_per_mx : 2;
 	/* one source address per engine: its per-IP session cap applies too */
-	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < k->limit)
-		k->limit = prov->sessions_per_ip;
-	k->window = 1.0; /* start low: a host earns more sessions by answering well */
+	if (prov->sessions_per_ip > 0 && prov->sessions_per_ip < limit)
+		limit = prov->sessions_per_ip;
+	emv_aimd_init(&k->aimd, limit); /* start low: a host earns more sessions by answering well */
 	if (e->p.domstate) {
 		/* ... or as many as it answered well lately (anyone's finding),
 		 * never more than the provider's cap */
 		emv_domstate_view dv;
 		emv_domstate_get(e->p.domstate, EMV_WIRE_DS_HOST, host, (int64_t)emv_wall_ms(), &dv);
-		k->window = emv_domstate_window(dv.sessions_ok, k->limit);
+		k->aimd.window = emv_domstate_window(dv.sessions_ok, k->aimd.limit);
 	}
 	k->wait_head = k->wait_tail = NIL;
 	e->nkeys++;
@@ -393,10 +403,60 @@ static uint32_t fifo_pop(emv_engine *e, uint32_t *head, uint32_t *tail)
 	return di;
 }
 
+static void ready_push_front(emv_engine *e, uint32_t di)
+{
+	struct domain *d = &e->domains[di];
+	if (d->queued)
+		return;
+	d->queued = 1;
+	d->next_ready = e->ready_head;
+	e->ready_head = di;
+	if (e->ready_tail == NIL)
+		e->ready_tail = di;
+}
+
+/* A domain of a greylisting server goes to the front (emv_engine.c's
+ * head comment), every other to the back. */
 static void ready_push(emv_engine *e, uint32_t di)
 {
-	if (!e->domains[di].queued)
-		fifo_push(e, &e->ready_head, &e->ready_tail, di);
+	struct domain *d = &e->domains[di];
+	if (d->queued)
+		return;
+	if (d->srv && d->srv->greylists) {
+		d->queued = 1;
+		d->next_ready = e->ready_head;
+		e->ready_head = di;
+		if (e->ready_tail == NIL)
+			e->ready_tail = di;
+		return;
+	}
+	fifo_push(e, &e->ready_head, &e->ready_tail, di);
+}
+
+/* A server was just found greylisting: its domains already in the ready
+ * queue move to the front, in their order (one pass, once per server). */
+static void ready_promote(emv_engine *e, const struct server *srv)
+{
+	uint32_t fh = NIL, ft = NIL, rh = NIL, rt = NIL, di;
+	for (di = e->ready_head; di != NIL;) {
+		uint32_t next = e->domains[di].next_ready;
+		uint32_t *h = e->domains[di].srv == srv ? &fh : &rh, *t = e->domains[di].srv == srv ? &ft : &rt;
+		e->domains[di].next_ready = NIL;
+		if (*t == NIL)
+			*h = di;
+		else
+			e->domains[*t].next_ready = di;
+		*t = di;
+		di = next;
+	}
+	if (ft != NIL) {
+		e->domains[ft].next_ready = rh;
+		e->ready_head = fh;
+		e->ready_tail = rt != NIL ? rt : ft;
+	} else {
+		e->ready_head = rh;
+		e->ready_tail = rt;
+	}
 }
 
 static uint32_t ready_pop(emv_engine *e)
@@ -692,6 +752,11 @@ static void on_job_done(emv_probe_job *job, void *arg)
 		const emv_probe_result *r = emv_probe_get(job, i);
 		if (r->connect_timeout)
 			any_connect_timeout = 1;
+		if (r->reason == EMV_REASON_GREYLISTED && d->srv && !d->srv->greylists) {
+			d->srv->greylists = 1;
+			ready_promote(e, d->srv);
+			emv_log(EMV_LOG_DEBUG, "engine", "%s greylists: its domains are asked first", r->mx_ip);
+		}
 	}
 	if (any_connect_timeout && k && !k->timeout_seen) {
 		k->timeout_seen = 1;
@@ -749,11 +814,15 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	run_unlink(e, run);
 	free(run->items);
 	free(run);
-	/* a parked domain of this host may go now */
+	/* a parked domain of this host may go now, and this one goes on: a
+	 * domain begun is finished before new ones take the free sessions
+	 * (the largest domains are the longest chains of sessions: started
+	 * late or served in turn with hundreds of others, they would be the
+	 * last verdicts) */
 	if (k && k->wait_head != NIL)
-		ready_push(e, fifo_pop(e, &k->wait_head, &k->wait_tail));
+		ready_push_front(e, fifo_pop(e, &k->wait_head, &k->wait_tail));
 	if (d->npending > 0)
-		ready_push(e, di_done);
+		ready_push_front(e, di_done);
 	emv_engine_pump(e);
 }
 
@@ -773,6 +842,22 @@ static void on_mx(const emv_mx_result *mx, void *arg)
 
 	if (mx->status == EMV_DNS_OK && mx->nhosts > 0)
 		host = mx->hosts[0].host;
+	if (mx->status == EMV_DNS_OK && mx->nhosts > 0 && mx->hosts[0].naddrs > 0) {
+		char ip[INET6_ADDRSTRLEN] = "";
+		const emv_sockaddr *a = &mx->hosts[0].addrs[0];
+		int added;
+		void **v;
+		if (a->sa.sa_family == AF_INET)
+			inet_ntop(AF_INET, &a->in.sin_addr, ip, sizeof ip);
+		else if (a->sa.sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof ip);
+		if (ip[0]) {
+			v = emv_map_slot(e->smap, ip, &added);
+			if (added)
+				*v = emv_xcalloc(1, sizeof(struct server));
+			d->srv = *v;
+		}
+	}
 	/* only definite answers: after a TEMPFAIL a retry may reach a server */
 	d->no_smtp = mx->status == EMV_DNS_NXDOMAIN || mx->status == EMV_DNS_NODATA || mx->status == EMV_DNS_NULL_MX ||
 		     mx->status == EMV_DNS_NO_ADDRESS;

@@ -75,6 +75,7 @@ struct emv_probe_job {
 
 	emv_session_outcome *last_fail; /* the last session failure (NULL: none) */
 	unsigned connected;		/* sessions that reached the banner */
+	unsigned reply_ms;		/* the slowest EHLO round trip of its sessions */
 	unsigned rcpt_sent;		/* RCPT commands over all sessions */
 	int learned_limit;
 	int learned_errors;    /* >0: errors per session a server taught us (tarpit, 421) */
@@ -414,6 +415,8 @@ static void on_done(void *arg, const emv_session_outcome *o)
 	j->rcpt_sent += (unsigned)o->rcpt_sent;
 	if (o->local_ip[0] && !(o->failure != EMV_SESS_OK && o->phase == EMV_PHASE_CONNECT))
 		j->connected++;
+	if (o->rtt_ms > j->reply_ms)
+		j->reply_ms = o->rtt_ms;
 	if (o->learned_rcpt_limit > 0 && (j->learned_limit == 0 || o->learned_rcpt_limit < j->learned_limit))
 		j->learned_limit = o->learned_rcpt_limit;
 	if (o->error_limit > 0) {
@@ -793,6 +796,10 @@ int emv_probe_catch_all(const emv_probe_job *j)
 unsigned emv_probe_connected(const emv_probe_job *j)
 {
 	return j->connected;
+}
+unsigned emv_probe_reply_ms(const emv_probe_job *j)
+{
+	return j->reply_ms;
 }
 unsigned emv_probe_rcpt_sent(const emv_probe_job *j)
 {

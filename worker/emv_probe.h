@@ -109,6 +109,7 @@ const char *emv_probe_domain(const emv_probe_job *job);
 int emv_probe_catch_all(const emv_probe_job *job);	     /* 1, 0, -1 unknown */
 unsigned emv_probe_connected(const emv_probe_job *job);	     /* sessions that got a banner */
 unsigned emv_probe_rcpt_sent(const emv_probe_job *job);	     /* RCPT commands sent, re-sends included */
+unsigned emv_probe_reply_ms(const emv_probe_job *job);	     /* slowest EHLO round trip of its sessions, 0 none */
 int emv_probe_learned_rcpt_limit(const emv_probe_job *job);  /* >0: a 452 taught a smaller limit */
 int emv_probe_learned_error_limit(const emv_probe_job *job); /* >0: a tarpit or 421 taught errors per session */
 unsigned emv_probe_cut_sessions(const emv_probe_job *job);   /* sessions ended by the error budget */

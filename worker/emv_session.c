@@ -83,6 +83,7 @@ struct emv_session {
 	int budget;	     /* errors this session may spend (0: no limit) */
 	uint64_t last_ms;    /* when we last wrote a command or read a reply */
 	uint64_t rtt_ms;     /* the EHLO round trip: what a normal reply costs */
+	unsigned slow_after; /* the last RCPT reply came late after this many errors (0: it did not) */
 
 	emv_session_outcome out;
 	int saved;		/* out holds a failure to report after QUIT */
@@ -236,6 +237,7 @@ static void finish(emv_session *s)
 	set_state(s, S_DONE);
 	o.errors = s->errors;
 	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
+	o.rtt_ms = (unsigned)s->rtt_ms;
 	o.starttls_offered = s->starttls_offered;
 	o.smtputf8 = s->smtputf8;
 	destroy(s);
@@ -296,9 +298,11 @@ static int is_too_many(const emv_reply *r)
 /* Rejections this session may still risk: RCPTs in flight at most. */
 static int errors_left(const emv_session *s)
 {
+	int left;
 	if (s->budget <= 0)
 		return 1 << 30;
-	return s->budget > (int)s->errors ? s->budget - (int)s->errors : 0;
+	left = s->budget > (int)s->errors ? s->budget - (int)s->errors : 0;
+	return s->slow_after && left > 1 ? 1 : left; /* a tarpit suspected: one at a time */
 }
 
 /* Out of budget with recipients left: they stay unanswered for the
@@ -330,10 +334,14 @@ static int send_flight(emv_session *s)
 
 static void push(emv_session *s, enum cmd kind, size_t idx)
 {
-	if (s->pend_tail == s->pend_cap) { /* compact: the queue drains between transactions */
+	if (s->pend_tail == s->pend_cap) { /* compact: the queue drains between flights */
 		memmove(s->pend, s->pend + s->pend_head, (s->pend_tail - s->pend_head) * sizeof *s->pend);
 		s->pend_tail -= s->pend_head;
 		s->pend_head = 0;
+	}
+	if (s->pend_tail == s->pend_cap) { /* a flight of several transactions */
+		s->pend_cap *= 2;
+		s->pend = emv_xrealloc(s->pend, s->pend_cap * sizeof *s->pend);
 	}
 	s->pend[s->pend_tail].kind = kind;
 	s->pend[s->pend_tail].idx = idx;
@@ -386,10 +394,46 @@ static void skip_unsendable(emv_session *s)
 	}
 }
 
+/* An unsent recipient needs SMTPUTF8 on MAIL FROM. */
+static int unsent_needs_utf8(const emv_session *s)
+{
+	for (size_t i = 0; s->utf8 && i < s->nrcpt; i++)
+		if (s->rstate[i] == R_UNSENT && s->utf8[i])
+			return 1;
+	return 0;
+}
+
+/*
+ * Whole transactions (RSET, MAIL, its RCPTs) added to the staged flight,
+ * `inflight` RCPTs being in it already.  RFC 2920 lets RSET and MAIL
+ * appear anywhere in a pipelined group, so moving on to the next
+ * transaction costs no round trip of its own; a server that takes few
+ * recipients per transaction (smtpd_recipient_limit = 1, the Microsoft
+ * shape) gets several of them in one flight.  Never more RCPTs in flight
+ * than errors left, as in every flight: the server sees the same commands,
+ * in fewer round trips.
+ */
+static void stage_txns(emv_session *s, int inflight)
+{
+	int left = errors_left(s);
+	size_t i;
+	while (inflight < left && next_unsent(s, &i)) {
+		int k = 0;
+		send_line(s, "RSET");
+		push(s, C_RSET, 1); /* 1: pipelined, its transaction follows */
+		send_line(s, "MAIL FROM:<%s>%s", s->p.mail_from, unsent_needs_utf8(s) ? " SMTPUTF8" : "");
+		push(s, C_MAIL, 0);
+		while (k < s->rcpt_limit && inflight < left && next_unsent(s, &i)) {
+			send_rcpt(s, i);
+			k++;
+			inflight++;
+		}
+	}
+}
+
 static void start_txn(emv_session *s)
 {
 	int need_utf8 = 0;
-	size_t i;
 
 	skip_unsendable(s);
 	if (s->unsent == 0) {
@@ -400,9 +444,7 @@ static void start_txn(emv_session *s)
 		quit_cut(s);
 		return;
 	}
-	for (i = 0; s->utf8 && i < s->nrcpt; i++)
-		if (s->rstate[i] == R_UNSENT && s->utf8[i])
-			need_utf8 = 1;
+	need_utf8 = unsent_needs_utf8(s);
 	s->mail_failed = 0;
 	s->txn_overflow = 0;
 	s->txn_answered = 0;
@@ -414,7 +456,11 @@ static void start_txn(emv_session *s)
 	send_line(s, "MAIL FROM:<%s>%s", s->p.mail_from, need_utf8 ? " SMTPUTF8" : "");
 	push(s, C_MAIL, 0);
 	if (s->pipelining) {
-		send_flight(s);
+		int sent = send_flight(s);
+		/* the transaction is full with room left in the flight: the
+		 * next transactions ride along */
+		if (sent >= s->rcpt_limit)
+			stage_txns(s, sent);
 		s->out.pipelining_used = 1;
 	}
 	bufferevent_write_buffer(s->bev, s->stage);
@@ -504,16 +550,31 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		if (!s->rtt_ms || gap < s->rtt_ms)
 			s->rtt_ms = gap ? gap : 1;
 	} else if (s->state == S_TXN && before > 0 && !s->out.error_limit && s->rtt_ms && s->pend_head < s->pend_tail &&
-		   s->pend[s->pend_head].kind == C_RCPT && gap > 2 * s->rtt_ms + 700) {
+		   s->pend[s->pend_head].kind == C_RCPT) {
 		/* (RCPT replies only: a MAIL reply may be slow for a sender check) */
-		/* replies slowed down after errors: a tarpit (Postfix's soft error
-		 * limit).  Spend nothing more here; remember the limit. */
-		s->out.error_limit = before > 1 ? (int)before - 1 : 1;
-		s->budget = (int)before;
-		emv_log(EMV_LOG_INFO, "session",
-			"%s (%s): replies slowed down by %llu ms after %u errors: "
-			"the server tarpits; at most %d errors per session from now on",
-			s->peer, s->mx_host, (unsigned long long)(gap - s->rtt_ms), before, s->out.error_limit);
+		if (gap <= 2 * s->rtt_ms + 700) {
+			s->slow_after = 0; /* an earlier slow reply was a one-off */
+		} else if (!s->slow_after) {
+			/* One slow reply may have a reason of its own (Postfix
+			 * creating a queue file for the first recipient it
+			 * accepts in a transaction, on a busy disk); a tarpit
+			 * slows down every reply.  The next one tells: until
+			 * then one RCPT at a time (errors_left). */
+			s->slow_after = before;
+			emv_log(EMV_LOG_DEBUG, "session", "%s (%s): one reply %llu ms late after %u errors", s->peer,
+				s->mx_host, (unsigned long long)(gap - s->rtt_ms), before);
+		} else {
+			/* replies slowed down after errors: a tarpit (Postfix's
+			 * soft error limit).  Spend nothing more here;
+			 * remember the limit. */
+			s->out.error_limit = s->slow_after > 1 ? (int)s->slow_after - 1 : 1;
+			s->budget = (int)before;
+			emv_log(EMV_LOG_INFO, "session",
+				"%s (%s): replies slowed down by %llu ms after %u errors: "
+				"the server tarpits; at most %d errors per session from now on",
+				s->peer, s->mx_host, (unsigned long long)(gap - s->rtt_ms), s->slow_after,
+				s->out.error_limit);
+		}
 	}
 	/* a 452 "too many recipients" is no error to Postfix (up to its
 	 * smtpd_recipient_overshoot_limit of 1000): the transaction is full */
@@ -661,8 +722,18 @@ static int on_reply(emv_session *s, const emv_reply *r)
 			fail(s, EMV_SESS_REPLY, r, "server refused RSET");
 			return 1;
 		}
-		start_txn(s);
-		return 0;
+		if (!pd.idx) {
+			start_txn(s);
+			return 0;
+		}
+		/* pipelined: its transaction's replies follow.  A refused MAIL
+		 * before it still ends the session when the flight is answered */
+		if (!s->mail_failed) {
+			s->txn_overflow = 0;
+			s->txn_answered = 0;
+		}
+		s->out.transactions++;
+		break;
 	}
 
 	if (s->pend_head < s->pend_tail) {
@@ -686,6 +757,8 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		int sent;
 		s->stage = evbuffer_new();
 		sent = send_flight(s);
+		if (sent > 0 && (int)s->txn_answered + sent >= s->rcpt_limit)
+			stage_txns(s, sent);
 		bufferevent_write_buffer(s->bev, s->stage);
 		evbuffer_free(s->stage);
 		s->stage = NULL;
@@ -693,6 +766,16 @@ static int on_reply(emv_session *s, const emv_reply *r)
 			arm(s);
 			return 0;
 		}
+	}
+	if (s->unsent > 0 && s->pipelining) {
+		/* the next transaction(s) in one flight with their RSET */
+		s->stage = evbuffer_new();
+		stage_txns(s, 0);
+		bufferevent_write_buffer(s->bev, s->stage);
+		evbuffer_free(s->stage);
+		s->stage = NULL;
+		arm(s);
+		return 0;
 	}
 	if (s->unsent > 0) {
 		send_line(s, "RSET");

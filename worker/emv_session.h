@@ -21,9 +21,16 @@
  * max_errors rejections: it never has more RCPTs in flight than errors
  * left, and when the budget is spent it says QUIT and leaves the remaining
  * recipients unanswered (outcome.cut) for the caller's next session.  When
- * replies slow down sharply after errors (a tarpit), or a 421 comes after
+ * replies slow down sharply after errors (a tarpit: two RCPT replies in a
+ * row; one late reply alone may have its own reason, and the session then
+ * sends one RCPT at a time until the next reply tells), or a 421 comes after
  * errors, the outcome says how many errors this server takes
  * (outcome.error_limit) and the session stops spending.
+ *
+ * With PIPELINING, moving on to the next transaction costs no round trip:
+ * RSET, MAIL and the next RCPTs go in one flight (RFC 2920), and a server
+ * that takes few recipients per transaction gets several transactions per
+ * flight, never more RCPTs in flight than errors left.
  *
  * Every read is bounded (line length, reply size, lines per reply) and every
  * wait has a per-phase timeout; over a bound is a protocol failure.  The
@@ -91,6 +98,7 @@ typedef struct {
 	int cut;		/* ended by the error budget with recipients left unanswered */
 	unsigned transactions;
 	unsigned long duration_ms;
+	unsigned rtt_ms; /* the EHLO round trip: the server's plain reply latency (0: none) */
 } emv_session_outcome;
 
 typedef struct {

@@ -2,11 +2,11 @@
 /*
  * domain_state.c - shared domain knowledge (docs/design.md §4, topic
  * emailverify.domain-state) across workers, against a real Kafka, a real
- * PostgreSQL and the test world's onercpt.test: one recipient per
+ * PostgreSQL and the test world's learn.test: one recipient per
  * transaction (452 4.5.3 from the second on) and Postfix-like error limits
  * (3 rejections: replies 1 s late; 6: 421).
  *
- *  1. Worker 1 (source 127.0.0.7) verifies a job on onercpt.test: it runs
+ *  1. Worker 1 (source 127.0.0.7) verifies a job on learn.test: it runs
  *     into the 452s and the tarpit and learns both; it publishes what it
  *     learnt, and the coordinator's router stores it in domain_state.
  *  2. An absurd entry for the same host (negative limits, from the future)
@@ -29,7 +29,7 @@
 #include "emv_util.h"
 
 #define RUN EMV_CLUSTER_RUN "/domain-state"
-#define HOST "mx.onercpt.test"
+#define HOST "mx.learn.test"
 
 static char pg_url[512], brokers[256];
 static char t_batches[64], t_retry[64], t_results[64], t_domstate[64], t_ipstate[64], t_reroute[64], g_workers[64],
@@ -164,7 +164,7 @@ static void produce_entry(const emv_wire_domstate *x)
 }
 
 #define LIST_TAIL \
-	"x1@onercpt.test\nx2@onercpt.test\nx3@onercpt.test\nx4@onercpt.test\nx5@onercpt.test\nx6@onercpt.test\n"
+	"x1@learn.test\nx2@learn.test\nx3@learn.test\nx4@learn.test\nx5@learn.test\nx6@learn.test\n"
 
 static void do_test_second_worker_never_repeats(void **state)
 {
@@ -180,7 +180,7 @@ static void do_test_second_worker_never_repeats(void **state)
 	}
 	{
 		PGconn *c = PQconnectdb(pg_url);
-		PQclear(PQexec(c, "DELETE FROM domain_state WHERE name IN ('" HOST "', 'onercpt.test')"));
+		PQclear(PQexec(c, "DELETE FROM domain_state WHERE name IN ('" HOST "', 'learn.test')"));
 		PQfinish(c);
 	}
 	{
@@ -207,7 +207,7 @@ static void do_test_second_worker_never_repeats(void **state)
 	}
 
 	/* 1. the first worker learns the hard way */
-	write_file(RUN "/list1.csv", "email\nalice@onercpt.test\nbob@onercpt.test\ncarol@onercpt.test\n" LIST_TAIL);
+	write_file(RUN "/list1.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n" LIST_TAIL);
 	start_job(RUN "/list1.csv");
 	mark1 = file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_worker("worker1", "127.0.0.7", t_domstate, RUN "/worker1.log");
@@ -226,7 +226,7 @@ static void do_test_second_worker_never_repeats(void **state)
 		 " AND rcpt_per_txn = 1 AND errors_per_session >= 1 AND errors_per_session < 3"
 		 " AND rcpt_per_txn_at > now() - interval '10 min' AND worker = 'worker1'");
 	wait_for(1, 60,
-		 "SELECT count(*) FROM domain_state WHERE kind = 'domain' AND name = 'onercpt.test'"
+		 "SELECT count(*) FROM domain_state WHERE kind = 'domain' AND name = 'learn.test'"
 		 " AND catch_all = false");
 
 	/* 2. absurd entries, newer than worker 1's: each ignored, with a log line */
@@ -252,9 +252,9 @@ static void do_test_second_worker_never_repeats(void **state)
 	}
 
 	/* 3. the second worker, later, never repeats the first one's mistakes */
-	write_file(RUN "/list2.csv", "email\nalice@onercpt.test\nbob@onercpt.test\ncarol@onercpt.test\n"
-				     "y1@onercpt.test\ny2@onercpt.test\ny3@onercpt.test\ny4@onercpt.test\n"
-				     "y5@onercpt.test\ny6@onercpt.test\n");
+	write_file(RUN "/list2.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n"
+				     "y1@learn.test\ny2@learn.test\ny3@learn.test\ny4@learn.test\n"
+				     "y5@learn.test\ny6@learn.test\n");
 	start_job(RUN "/list2.csv");
 	mark2 = file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_worker("worker2", "127.0.0.8", t_domstate, RUN "/worker2.log");
@@ -267,8 +267,8 @@ static void do_test_second_worker_never_repeats(void **state)
 	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 ", "TARPIT"), 0);
 	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 ", "ABUSE"), 0);
 	/* and it did the work: each address asked once, answered */
-	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 RCPT alice@onercpt.test 250", NULL), 1);
-	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 RCPT y6@onercpt.test 550", NULL), 1);
+	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 RCPT alice@learn.test 250", NULL), 1);
+	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 RCPT y6@learn.test 550", NULL), 1);
 	assert_int_equal(log_count(mark2, "127.0.0.39 127.0.0.8 RCPT", NULL), 9);
 	/* the absurd entry was seen and left out, the sound ones taken */
 	log = slurp(RUN "/worker2.log");
@@ -289,9 +289,9 @@ static void do_test_second_worker_never_repeats(void **state)
 	free(log);
 
 	/* 4. control: the same without the topic runs into both again */
-	write_file(RUN "/list3.csv", "email\nalice@onercpt.test\nbob@onercpt.test\ncarol@onercpt.test\n"
-				     "z1@onercpt.test\nz2@onercpt.test\nz3@onercpt.test\nz4@onercpt.test\n"
-				     "z5@onercpt.test\nz6@onercpt.test\n");
+	write_file(RUN "/list3.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n"
+				     "z1@learn.test\nz2@learn.test\nz3@learn.test\nz4@learn.test\n"
+				     "z5@learn.test\nz6@learn.test\n");
 	start_job(RUN "/list3.csv");
 	mark3 = file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_worker("worker3", "127.0.0.6", "", RUN "/worker3.log");

@@ -554,6 +554,67 @@ static int rcpts_within(long from, const char *server, const char *ip_prefix, ui
 	return n;
 }
 
+/* Flights of RCPTs in smtpd.log after `from` between server and client: RCPT
+ * lines more than 50 ms after the one before start a new flight (the
+ * server reads a pipelined flight at once). */
+static int rcpt_flights(long from, const char *server, const char *client, int *rcpts)
+{
+	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char pair[64];
+	uint64_t last = 0;
+	int flights = 0;
+	snprintf(pair, sizeof pair, " %s %s RCPT ", server, client);
+	assert_non_null(log);
+	*rcpts = 0;
+	for (char *line = log + from, *nl; *line; line = nl + 1) {
+		uint64_t t;
+		if (!(nl = strchr(line, '\n')))
+			break;
+		*nl = '\0';
+		if (!strstr(line, pair))
+			continue;
+		t = strtoull(line, NULL, 10);
+		if (!last || t - last > 50)
+			flights++;
+		last = t;
+		(*rcpts)++;
+	}
+	free(log);
+	return flights;
+}
+
+/* A server that takes one recipient per transaction (onercpt.test: 452
+ * 4.5.3 for the second, every flight answered 100 ms later) gets several
+ * transactions per flight: RSET, MAIL and RCPT pipelined, never more RCPTs
+ * in flight than errors left.  One transaction per round trip (RSET alone,
+ * then MAIL+RCPT) made it a flight per recipient. */
+static void do_test_one_recipient_server_pipelined(void **state)
+{
+	struct run r;
+	char list[1024] = "email\n";
+	int flights, rcpts;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	for (int i = 1; i <= 16; i++) {
+		char line[64];
+		snprintf(line, sizeof line, i <= 12 ? "u%d@onercpt.test\n" : "x%d@onercpt.test\n", i);
+		strcat(list, line);
+	}
+	write_file(TMP "/onercpt.csv", list);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", TMP "/onercpt.csv",
+		   NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 16);
+	for (int i = 0; i < 16; i++)
+		assert_verdict(r.results[i], i < 12 ? "deliverable" : "undeliverable",
+			       i < 12 ? "accepted" : "mailbox_not_found");
+	flights = rcpt_flights(mark, "127.0.0.57", "127.0.0.8", &rcpts);
+	print_message("onercpt.test: %d RCPTs in %d flights\n", rcpts, flights);
+	assert_true(rcpts >= 17); /* 16 and the catch-all probe, 452s re-sent */
+	assert_true(flights <= 8);
+	assert_int_equal(log_count(mark, "127.0.0.57 127.0.0.8 CONNECT", NULL, NULL), 1);
+	run_free(&r);
+}
+
 /* Both budgets at once: 5 RCPTs a minute per source and 6 a minute for the
  * pool together (pool_rcpt_per_minute).  Of 8 addresses, 6 are asked at
  * once, no source over its 5, and the last 2 wait for the minute to pass -
@@ -706,6 +767,30 @@ static void do_test_error_budget_under_postfix_limits(void **state)
 	assert_true(sessions >= 4 && sessions <= 5);
 	assert_non_null(strstr(r.err, "ended by the error budget"));
 	assert_null(strstr(r.err, " 0 ended by the error budget"));
+	run_free(&r);
+}
+
+/* One reply late after errors is no tarpit (hiccup.test: once per session,
+ * the reply after the 2nd rejection comes 1.5 s late, the rest at once;
+ * Postfix does that when it is busy).  Taken for one, it taught the host
+ * "at most 1 error per session" and 28 errors took 28 sessions; now the next
+ * reply tells, and the budget of 8 stays. */
+static void do_test_one_late_reply_is_no_tarpit(void **state)
+{
+	struct run r;
+	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	int sessions;
+	write_harvest_list(TMP "/hiccup.csv", "hiccup.test", 27);
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
+		   "-vv", TMP "/hiccup.csv", NULL);
+	assert_exit(&r, 0);
+	assert_harvest_verdicts(&r, 30);
+	sessions = log_count(mark, "127.0.0.58 127.0.0.7 CONNECT", NULL, NULL);
+	print_message("hiccup.test: %d sessions for 30 addresses\n", sessions);
+	assert_true(log_count(mark, "127.0.0.58 127.0.0.7 HICCUP", NULL, NULL) >= 1);
+	assert_non_null(strstr(r.err, "late after 2 errors"));
+	assert_null(strstr(r.err, "the server tarpits"));
+	assert_true(sessions >= 4 && sessions <= 6);
 	run_free(&r);
 }
 
@@ -1176,6 +1261,7 @@ int main(void)
 		cmocka_unit_test(do_test_long_line_and_bad_utf8_kept_apart),
 		cmocka_unit_test(do_test_one_session_per_domain),
 		cmocka_unit_test(do_test_sessions_per_mx_limit),
+		cmocka_unit_test(do_test_one_recipient_server_pipelined),
 		cmocka_unit_test(do_test_rcpt_budget_waits),
 		cmocka_unit_test(do_test_dns_verdicts_spend_no_budget),
 		cmocka_unit_test(do_test_pool_rotates_away_from_blocked_ip),
@@ -1185,6 +1271,7 @@ int main(void)
 		cmocka_unit_test(do_test_421_backs_off),
 		cmocka_unit_test(do_test_error_budget_under_postfix_limits),
 		cmocka_unit_test(do_test_error_budget_learns_tarpit),
+		cmocka_unit_test(do_test_one_late_reply_is_no_tarpit),
 		cmocka_unit_test(do_test_stragglers_finish_in_minutes),
 		cmocka_unit_test(do_test_deadline),
 		cmocka_unit_test(do_test_cache_file),

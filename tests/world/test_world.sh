@@ -103,9 +103,9 @@ check "greylist.test: 451 first, 250 after 2 s" "$out" \
 out=$(smtp 127.0.0.13 --source $SRC "!pipe EHLO x|$PROBE_FROM|RCPT TO:<u1@toomany.test>|RCPT TO:<u2@toomany.test>|RCPT TO:<u3@toomany.test>|RCPT TO:<u4@toomany.test>")
 check "toomany.test: 4th RCPT 452 4.5.3" "$out" '^<<< 452 4\.5\.3 '
 check_rc "toomany.test: only the 4th" "$(grep -c '^<<< 250 2\.1\.5' <<<"$out")" 3 "$out"
-out=$(smtp 127.0.0.39 --source $SRC "!pipe EHLO x|$PROBE_FROM|RCPT TO:<alice@onercpt.test>|RCPT TO:<bob@onercpt.test>")
-check "onercpt.test: 2nd RCPT 452 4.5.3" "$out" '^<<< 452 4\.5\.3 '
-check_rc "onercpt.test: only the 1st" "$(grep -c '^<<< 250 2\.1\.5' <<<"$out")" 1 "$out"
+out=$(smtp 127.0.0.39 --source $SRC "!pipe EHLO x|$PROBE_FROM|RCPT TO:<alice@learn.test>|RCPT TO:<bob@learn.test>")
+check "learn.test: 2nd RCPT 452 4.5.3" "$out" '^<<< 452 4\.5\.3 '
+check_rc "learn.test: only the 1st" "$(grep -c '^<<< 250 2\.1\.5' <<<"$out")" 1 "$out"
 out=$(smtp 127.0.0.14 --source 127.0.0.3 "EHLO x" "$PROBE_FROM" "RCPT TO:<alice@blocked.test>")
 check "blocked.test: 127.0.0.3 gets 554 Spamhaus" "$out" \
 	'^<<< 554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.3\] blocked using zen\.spamhaus\.org$'

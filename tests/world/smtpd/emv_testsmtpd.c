@@ -112,6 +112,7 @@ struct conn {
 	unsigned errors;
 	unsigned rejections; /* 4xx/5xx replies so far (error-limits) */
 	int tarpit;	     /* the held reply is an error-limits delay: read nothing meanwhile */
+	int hiccuped;	     /* the one late reply of `hiccup` was sent */
 	struct stream stream;
 	const char *close_reason;
 };
@@ -309,7 +310,19 @@ static void reply_lines(struct conn *c, int code, enum after a, const char *cons
 	struct evbuffer *out = evbuffer_new();
 	const struct tsd_server *s = c->srv;
 	format_reply(out, code, lines, n, c->srv->multiline);
-	if (s->err_soft && c->rejections >= s->err_soft && code != 221 && !c->delayed) {
+	if (s->hiccup_ms && !c->hiccuped && c->rejections >= s->hiccup_after && code != 221 && !c->delayed &&
+	    !(s->err_soft && c->rejections >= s->err_soft)) {
+		/* one reply late, once per session (a busy disk, a slow lookup):
+		 * no tarpit, the next replies come at once */
+		evbuffer_add_buffer(c->pending, out);
+		evbuffer_free(out);
+		c->after = a;
+		c->delayed = 1;
+		c->tarpit = 1;
+		c->hiccuped = 1;
+		evlog(c, "HICCUP %u errors", c->rejections);
+		timer_start(c, s->hiccup_ms + s->latency_ms);
+	} else if (s->err_soft && c->rejections >= s->err_soft && code != 221 && !c->delayed) {
 		/* Postfix past smtpd_soft_error_limit: every reply sleeps first,
 		 * one command at a time */
 		evbuffer_add_buffer(c->pending, out);

@@ -93,6 +93,7 @@ struct tsd_server {
 	unsigned greylist_s;			   /* 0: off */
 	unsigned max_rcpt;			   /* 0: unlimited */
 	unsigned err_soft, err_sleep_ms, err_hard; /* error-limits (Postfix's anti-harvest): 0 = off */
+	unsigned hiccup_after, hiccup_ms;	   /* hiccup: one reply per session late (0 = off) */
 	unsigned rate_count;			   /* 0: off */
 	unsigned rate_window_s;
 	struct tsd_block *blocks;

@@ -337,6 +337,14 @@ static int server_line(struct parse *p, struct tsd_server *s, char **av, int ac,
 		if (parse_uint(p, av[3], 1000, &v) != EMV_OK)
 			return EMV_ERR;
 		s->err_hard = (unsigned)v;
+	} else if (strcmp(kw, "hiccup") == 0) {
+		NEED(2);
+		if (parse_uint(p, av[1], 1000, &v) != EMV_OK)
+			return EMV_ERR;
+		s->hiccup_after = (unsigned)v;
+		if (parse_uint(p, av[2], 60000, &v) != EMV_OK)
+			return EMV_ERR;
+		s->hiccup_ms = (unsigned)v;
 	} else if (strcmp(kw, "max-rcpt") == 0) {
 		NEED(1);
 		if (parse_uint(p, av[1], 1000000, &v) != EMV_OK)
