@@ -288,21 +288,28 @@ static int finished(const char *state)
 	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0;
 }
 
-/* GET /v1/jobs/ID as JSON; NULL (said why) on an error. */
-static json_t *get_job(struct client *c, const char *id)
+/* A request whose answer is JSON with status want; NULL (said why) on an
+ * error, a refusal or another status. */
+static json_t *call_json(struct client *c, const char *method, const char *path, int body_fd, int want)
 {
 	struct call k;
-	char path[200];
 	json_t *j = NULL;
-	snprintf(path, sizeof path, "/v1/jobs/%s", id);
-	if (call(c, "GET", path, -1, NULL, &k) == 0) {
-		if (k.status == 200)
+	if (call(c, method, path, body_fd, NULL, &k) == 0) {
+		if (k.status == want)
 			j = answer_json(&k);
 		else
 			print_error(&k);
 	}
 	call_free(&k);
 	return j;
+}
+
+/* GET /v1/jobs/ID as JSON; NULL (said why) on an error. */
+static json_t *get_job(struct client *c, const char *id)
+{
+	char path[200];
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	return call_json(c, "GET", path, -1, 200);
 }
 
 static void progress_line(json_t *j, int tty)
@@ -433,11 +440,9 @@ static int forget(const char *server, const char *token, const char *cache, cons
 	}
 	{
 		struct client c;
-		struct call k;
 		json_t *body, *j;
 		char *text;
 		FILE *f;
-		int o;
 		if (client_init(&c, server, token) != 0)
 			return 2;
 		body = json_pack("{s:s}", "email", addr);
@@ -452,16 +457,8 @@ static int forget(const char *server, const char *token, const char *cache, cons
 		}
 		free(text);
 		c.content_type = "application/json";
-		o = call(&c, "POST", "/v1/forget", fileno(f), NULL, &k);
+		j = call_json(&c, "POST", "/v1/forget", fileno(f), 200);
 		fclose(f);
-		if (o != 0 || k.status != 200) {
-			if (o == 0)
-				print_error(&k);
-			call_free(&k);
-			return 1;
-		}
-		j = answer_json(&k);
-		call_free(&k);
 		if (!j)
 			return 1;
 		printf("%s: forgotten (%lld cache entries deleted, %lld job rows redacted)\n", jstr(j, "email"),
@@ -561,20 +558,9 @@ int cli_client(int argc, char **argv)
 		{
 			char p2[4200];
 			snprintf(p2, sizeof p2, "/v1/jobs%s", path);
-			o = call(&c, "POST", p2, fd, NULL, &k);
+			j = call_json(&c, "POST", p2, fd, 201);
 		}
 		close(fd);
-		if (o != 0) {
-			call_free(&k);
-			return 1;
-		}
-		if (k.status != 201) {
-			print_error(&k);
-			call_free(&k);
-			return 1;
-		}
-		j = answer_json(&k);
-		call_free(&k);
 		if (!j)
 			return 1;
 		emv_strlcpy(id, jstr(j, "id"), sizeof id);
@@ -647,16 +633,8 @@ int cli_client(int argc, char **argv)
 		{
 			char p2[4200];
 			snprintf(p2, sizeof p2, "/v1/jobs%s", path);
-			o = call(&c, "GET", p2, -1, NULL, &k);
+			j = call_json(&c, "GET", p2, -1, 200);
 		}
-		if (o != 0 || k.status != 200) {
-			if (o == 0)
-				print_error(&k);
-			call_free(&k);
-			return 1;
-		}
-		j = answer_json(&k);
-		call_free(&k);
 		if (!j)
 			return 1;
 		if (json) {

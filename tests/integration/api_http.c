@@ -1411,7 +1411,7 @@ static void do_test_rate_limit(void **state)
 	}
 	argv[n] = NULL;
 	assert_int_equal(run_argv(codes, sizeof codes, argv), 0);
-	for (char *line = strtok(codes, "\n"); line; line = strtok(NULL, "\n")) {
+	for (char *save = NULL, *line = strtok_r(codes, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strcmp(line, "200") == 0)
 			ok++;
 		else if (strcmp(line, "429") == 0)
