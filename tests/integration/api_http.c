@@ -1211,14 +1211,18 @@ static void do_test_delete(void **state)
 
 static void pg_exec(const char *url, const char *sql);
 
-/* A verdict cache row as the sink would store it (another part builds the
- * sink's side; here the rows are written directly). */
+/* A verdict cache row as the sink would store it, with known values: the
+ * sink may have stored this address's entry already (the job's verdicts),
+ * so this one replaces it. */
 static void cache_row(const char *scope, const char *address, const char *tenant, const char *job)
 {
-	char sql[1024];
+	char sql[1280];
 	snprintf(sql, sizeof sql,
 		 "INSERT INTO verdict_cache (scope, address, status, reason, reply, verified_at, tenant, job_id) "
-		 "VALUES ('%s', '%s', 'undeliverable', 'null_mx', '550 <%s> no', now(), '%s', %s%s%s)",
+		 "VALUES ('%s', '%s', 'undeliverable', 'null_mx', '550 <%s> no', now(), '%s', %s%s%s) "
+		 "ON CONFLICT (scope, address) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
+		 "reply = excluded.reply, verified_at = excluded.verified_at, tenant = excluded.tenant, "
+		 "job_id = excluded.job_id",
 		 scope, address, address, tenant, job ? "'" : "", job ? job : "NULL", job ? "'" : "");
 	pg_exec(db_url, sql);
 }
