@@ -890,7 +890,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		}
 		rd_kafka_message_destroy(m);
 	}
-	if (w->ds) {
+	if (w->ds && w->ds_consumer) {
 		domstate_follow(w);
 		if (emv_now_ms() - w->ds_scan_at >= 1000)
 			domstate_publish(w, 0);
@@ -1334,8 +1334,24 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 	if (w.o.domstate_topic && w.o.domstate_topic[0])
 		w.ep.domstate = w.ds = emv_domstate_new(NULL);
 	w.eng = emv_engine_new(&w.e.probe, &w.ep, on_result, &w);
-	/* what other workers learnt is in before the first batch is taken */
-	if ((w.ds && domstate_start(&w, err, errlen) < 0) || make_clients(&w, err, errlen) < 0) {
+	/* what other workers learnt is in before the first batch is taken;
+	 * without the topic (a broker down, the topic unreadable) the worker
+	 * works alone: shared knowledge saves mistakes, it is not needed to
+	 * verify */
+	if (w.ds && domstate_start(&w, err, errlen) < 0) {
+		emv_log(EMV_LOG_WARN, "worker", "%s: %s: %s; working without other workers' findings, not sharing its own",
+			w.o.name, w.o.domstate_topic, err);
+		if (w.ds_consumer) {
+			rd_kafka_consumer_close(w.ds_consumer);
+			rd_kafka_destroy(w.ds_consumer);
+			w.ds_consumer = NULL;
+		}
+		if (w.ds_producer) {
+			rd_kafka_destroy(w.ds_producer);
+			w.ds_producer = NULL;
+		}
+	}
+	if (make_clients(&w, err, errlen) < 0) {
 		teardown(&w);
 		return EMV_ERR;
 	}
@@ -1355,7 +1371,7 @@ int emv_worker_run(const emv_worker_opts *o, const emv_setup_opts *eo, volatile 
 		publish_ip_state(&w);
 		if (w.state_producer)
 			rd_kafka_flush(w.state_producer, left < 5000 ? left / 2 : 5000);
-		if (w.ds) { /* every finding not published yet goes out now */
+		if (w.ds && w.ds_producer) { /* every finding not published yet goes out now */
 			domstate_publish(&w, 1);
 			rd_kafka_flush(w.ds_producer, left < 5000 ? left / 2 : 5000);
 		}
