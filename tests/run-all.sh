@@ -12,8 +12,10 @@
 # 4. builds the libFuzzer targets with clang and runs each one briefly
 #    (before the main suite, whose ctest summary line closes the output),
 # 5. first of all the checks, the set-up check (tests/fresh-machine.sh): both
-#    README commands in a fresh Debian 12 root, the quick start on a small
-#    list and this very script, whole, inside it,
+#    README commands in a fresh Debian 12 root: the quick start on a small
+#    list, and this very script inside it (every install and build step, the
+#    fuzzers briefly, and the ctest label "setup": each package and server
+#    exercised; the behaviours are this host's run of every test),
 # 6. after the set-up check, the compose stack (deploy/test-compose.sh):
 #    images built, the stack started with podman-compose, a list verified
 #    through the API, a worker container killed mid-job
@@ -23,7 +25,8 @@
 #              EMV_FUZZ_SECONDS (per fuzz target, default 15: 8 targets, the whole command under 40 minutes),
 #              EMV_FRESH_ROOT=0 skips the set-up check (it is skipped anyway
 #              inside the fresh root itself, and when not run as root),
-#              EMV_FRESH_SUITE (full|build|none: see tests/fresh-machine.sh),
+#              EMV_FRESH_SUITE (setup|full|build|none: see tests/fresh-machine.sh),
+#              EMV_TEST_LABEL runs only the ctest tests with that label,
 #              EMV_COMPOSE=0 skips the compose stage (deploy/test-compose.sh:
 #              container images, the compose stack end to end; needs root).
 set -euo pipefail
@@ -75,5 +78,6 @@ echo "== fuzz"
 (cd build/fuzz && ctest --output-on-failure -L fuzz) || status=1
 # the main suite runs last so that its ctest summary closes the output
 echo "== tests"
-(cd build/test && ctest --output-on-failure -j"$jobs") || status=1
+# EMV_TEST_LABEL narrows it to one ctest label (the fresh root's "setup")
+(cd build/test && ctest --output-on-failure -j"$jobs" ${EMV_TEST_LABEL:+-L "$EMV_TEST_LABEL"}) || status=1
 exit $status
