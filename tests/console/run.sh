@@ -57,4 +57,8 @@ pids+=($!)
 
 EMV_URL="http://127.0.0.1:$port" EMV_TOKEN="$acme" EMV_TOKEN_OTHER="$other" EMV_TOKEN_REVOKED="$revoked" \
 EMV_RUN="$run" NODE_PATH="$npm_prefix/node_modules" \
-    node "$here/console.mjs"
+    node "$here/console.mjs" || {
+	echo "the server's and the worker's warnings and errors:" >&2
+	grep -hE 'WARN|ERROR|FATAL' "$run/server.log" "$run/worker.log" | tail -n 30 >&2
+	exit 1
+}

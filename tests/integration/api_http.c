@@ -67,14 +67,6 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-static void write_file(const char *path, const char *data)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(data, f);
-	fclose(f);
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -720,17 +712,17 @@ static void do_test_round_trip(void **state)
 	json_t *j, *counts, *reasons;
 	int h;
 
-	write_file(list, "email,note\n"
-			 "a1@nullmx.api.test,first\n"
-			 "o'brien@nullmx.api.test,\"'; DROP TABLE results; --\"\n"
-			 "bad address,x\n"
-			 "x@nothere.api.test,\"Robert'); DROP TABLE jobs;--\"\n"
-			 "\"'; DELETE FROM addresses; --\"@nullmx.api.test,quoted local part\n"
-			 "also bad,y\n"
-			 "a1@NULLMX.api.test,dup of row 1 (domain case)\n"
-			 "still bad,z\n"
-			 "no at sign,w\n"
-			 "again bad,v\n");
+	test_write_file(list, "email,note\n"
+			      "a1@nullmx.api.test,first\n"
+			      "o'brien@nullmx.api.test,\"'; DROP TABLE results; --\"\n"
+			      "bad address,x\n"
+			      "x@nothere.api.test,\"Robert'); DROP TABLE jobs;--\"\n"
+			      "\"'; DELETE FROM addresses; --\"@nullmx.api.test,quoted local part\n"
+			      "also bad,y\n"
+			      "a1@NULLMX.api.test,dup of row 1 (domain case)\n"
+			      "still bad,z\n"
+			      "no at sign,w\n"
+			      "again bad,v\n");
 	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
 	snprintf(f1, sizeof f1, "file=@%s;type=text/csv", list);
 	snprintf(f2, sizeof f2, "name='; DROP TABLE jobs; --");
@@ -915,7 +907,7 @@ static void do_test_tenant_isolation(void **state)
 {
 	const char *list = RUN "/tenant.csv";
 	char *body, id[64], path[256], url[256];
-	write_file(list, "email\nt1@nullmx.api.test\n");
+	test_write_file(list, "email\nt1@nullmx.api.test\n");
 	assert_int_equal(upload_raw(list, "name=mine", tok_acme, &body), 201);
 	job_id_of(body, id, sizeof id);
 	free(body);
@@ -952,7 +944,7 @@ static void do_test_list_paging(void **state)
 	const char *list = RUN "/page.csv";
 	char *body, path[256], seen[8][64];
 	int n = 0;
-	write_file(list, "p@nothere.api.test\n");
+	test_write_file(list, "p@nothere.api.test\n");
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(upload_raw(list, NULL, tok_other, &body), 201);
 		free(body);
@@ -1003,12 +995,12 @@ static void do_test_bad_uploads(void **state)
 	assert_error(body, "unusable_file");
 	assert_non_null(strstr(body, "binary"));
 	free(body);
-	write_file(noemail, "name,phone\nbob,123\nalice,456\n");
+	test_write_file(noemail, "name,phone\nbob,123\nalice,456\n");
 	assert_int_equal(upload_raw(noemail, NULL, tok_acme, &body), 400);
 	assert_error(body, "unusable_file");
 	assert_non_null(strstr(body, "no email column"));
 	free(body);
-	write_file(empty, "");
+	test_write_file(empty, "");
 	assert_int_equal(upload_raw(empty, NULL, tok_acme, &body), 400);
 	assert_error(body, "unusable_file");
 	free(body);
@@ -1051,7 +1043,7 @@ static void do_test_bad_uploads(void **state)
 	/* a callback without a secret, and one that is not http:// */
 	{
 		char q[256];
-		write_file(RUN "/ok.csv", "email\nq@nullmx.api.test\n");
+		test_write_file(RUN "/ok.csv", "email\nq@nullmx.api.test\n");
 		snprintf(q, sizeof q, "callback_url=http://127.0.0.1:%d/", HOOK_PORT);
 		assert_int_equal(upload_raw(RUN "/ok.csv", q, tok_acme, &body), 400);
 		assert_error(body, "bad_parameter");
@@ -1065,7 +1057,7 @@ static void do_test_bad_uploads(void **state)
 		/* the verdict policy: a preset by name (docs/policy.md), kept by the job */
 		char id[64];
 		json_t *j;
-		write_file(RUN "/ok.csv", "email\nq@nullmx.api.test\n");
+		test_write_file(RUN "/ok.csv", "email\nq@nullmx.api.test\n");
 		assert_int_equal(upload_raw(RUN "/ok.csv", "policy=lenient", tok_acme, &body), 400);
 		assert_error(body, "bad_parameter");
 		assert_non_null(strstr(body, "marketing or transactional"));
@@ -1079,7 +1071,7 @@ static void do_test_bad_uploads(void **state)
 		json_decref(j);
 	}
 	/* a CSV with a broken row is usable: the row is kept with its error */
-	write_file(RUN "/rowerr.csv", "email,n\nr1@nullmx.api.test,1\n\"r2@nullmx.api.test,2\n");
+	test_write_file(RUN "/rowerr.csv", "email,n\nr1@nullmx.api.test,1\n\"r2@nullmx.api.test,2\n");
 	assert_int_equal(upload_raw(RUN "/rowerr.csv", NULL, tok_acme, &body), 201);
 	{
 		json_t *j = parse(body);
@@ -1153,7 +1145,7 @@ static void do_test_slowloris(void **state)
 			fail_msg("a status request took %llu ms beside 21 slow clients",
 				 (unsigned long long)(now_ms() - t0));
 	}
-	write_file(RUN "/beside.csv", "email\nbeside@nullmx.api.test\n");
+	test_write_file(RUN "/beside.csv", "email\nbeside@nullmx.api.test\n");
 	t0 = now_ms();
 	assert_int_equal(upload_raw(RUN "/beside.csv", NULL, tok_acme, &body), 201);
 	free(body);
@@ -1170,7 +1162,7 @@ static void do_test_delete(void **state)
 	const char *list = RUN "/delete.csv";
 	char *body, id[64], url[256], sql[512];
 	json_t *j;
-	write_file(list, "email\nd1@nullmx.api.test\nd2@nothere.api.test\nbad one\n");
+	test_write_file(list, "email\nd1@nullmx.api.test\nd2@nothere.api.test\nbad one\n");
 	{
 		char q[256];
 		snprintf(q, sizeof q, "name=doomed&callback_url=http://127.0.0.1:%d/d&callback_secret=x", HOOK_PORT);
@@ -1255,7 +1247,7 @@ static void do_test_forget(void **state)
 	json_t *j;
 	long rows_before;
 
-	write_file(list, "email\nforget.me@nullmx.api.test\nkeep@nullmx.api.test\nforget.me@NullMX.api.test\n");
+	test_write_file(list, "email\nforget.me@nullmx.api.test\nkeep@nullmx.api.test\nforget.me@NullMX.api.test\n");
 	assert_int_equal(upload_raw(list, "name=forget", tok_acme, &body), 201);
 	job_id_of(body, id, sizeof id);
 	free(body);
@@ -1604,7 +1596,7 @@ static void do_test_cli(void **state)
 	const char *list = RUN "/cli.csv", *dest = RUN "/cli-export.csv";
 	setenv("EMAILVERIFY_SERVER", base_url, 1);
 	setenv("EMAILVERIFY_TOKEN", tok_acme, 1);
-	write_file(list, "email\ncli1@nullmx.api.test\ncli2@nothere.api.test\nnot an address\n");
+	test_write_file(list, "email\ncli1@nullmx.api.test\ncli2@nothere.api.test\nnot an address\n");
 	start_worker();
 	{
 		const char *argv[] = { EMV_CLI, "submit", list, "--name", "from the cli", "--wait", NULL };
@@ -1905,8 +1897,8 @@ static void do_test_csv_formulas(void **state)
 {
 	char *body, id[64], path[256], *cells[400];
 	int n;
-	write_file(RUN "/formulas.csv", "name,email\n=1+2,f1@nullmx.api.test\n+1,=f2@nullmx.api.test\n"
-					"-2,-f3@nullmx.api.test\n@SUM(1),@bad\n\tx,f5@nullmx.api.test\n");
+	test_write_file(RUN "/formulas.csv", "name,email\n=1+2,f1@nullmx.api.test\n+1,=f2@nullmx.api.test\n"
+					     "-2,-f3@nullmx.api.test\n@SUM(1),@bad\n\tx,f5@nullmx.api.test\n");
 	assert_int_equal(upload_raw(RUN "/formulas.csv", NULL, tok_acme, &body), 201);
 	job_id_of(body, id, sizeof id);
 	free(body);
@@ -1951,7 +1943,7 @@ static void do_test_csv_formulas(void **state)
 		/* no resolver: these rows need none (and the preflight would say so) */
 		const char *argv[] = { EMV_CLI, "verify",      RUN "/formulas-cli.csv", "--progress", "none",
 				       "--dns", "127.0.0.1:1", "--skip-preflight",	NULL,	      NULL };
-		write_file(RUN "/formulas-cli.csv", "name,email\n=1+2,@bad\n-x,=also bad\n");
+		test_write_file(RUN "/formulas-cli.csv", "name,email\n=1+2,@bad\n-x,=also bad\n");
 		assert_int_equal(run_argv(out, sizeof out, argv), 0);
 		n = csv_cells(out, cells, 400);
 		assert_true(n >= 3 * 19);
@@ -2214,7 +2206,7 @@ static void do_test_idempotency(void **state)
 {
 	char id1[64], id2[64], id3[64], id4[64], *h;
 	const char *list = RUN "/idem.csv";
-	write_file(list, "email\nidem@nullmx.api.test\n");
+	test_write_file(list, "email\nidem@nullmx.api.test\n");
 	assert_int_equal(upload_idem(list, "order-4711", tok_acme, id1, sizeof id1, &h), 201);
 	assert_null(strcasestr(h, "Idempotent-Replayed"));
 	free(h);
@@ -2313,7 +2305,7 @@ static void do_test_cache(void **state)
 	char *body, id[64];
 	json_t *j;
 	(void)state;
-	write_file(RUN "/cache.csv", "email\ncache1@nullmx.api.test\ncache2@nullmx.api.test\n");
+	test_write_file(RUN "/cache.csv", "email\ncache1@nullmx.api.test\ncache2@nullmx.api.test\n");
 	assert_int_equal(upload_raw(RUN "/cache.csv", "max_age=400d", tok_acme, &body), 400);
 	assert_error(body, "bad_parameter");
 	if (!strstr(body, "max_age") || !strstr(body, "365d"))
@@ -2364,7 +2356,7 @@ static void do_test_smaller(void **state)
 {
 	char *body, id[64], url[256];
 	/* DELETE refused by the database (a trigger stands in for any error) */
-	write_file(RUN "/undeletable.csv", "email\nu@nullmx.api.test\n");
+	test_write_file(RUN "/undeletable.csv", "email\nu@nullmx.api.test\n");
 	assert_int_equal(upload_raw(RUN "/undeletable.csv", "name=undeletable", tok_acme, &body), 201);
 	job_id_of(body, id, sizeof id);
 	free(body);
@@ -2409,7 +2401,7 @@ static void do_test_smaller(void **state)
 	}
 	/* two file parts: which is the list? refused */
 	snprintf(url, sizeof url, "%s/v1/jobs", base_url);
-	write_file(RUN "/part1.csv", "email\np1@nullmx.api.test\n");
+	test_write_file(RUN "/part1.csv", "email\np1@nullmx.api.test\n");
 	{
 		const char *extra[] = { "-F", "file=@" RUN "/part1.csv", "-F", "file=@" RUN "/part1.csv", NULL };
 		assert_int_equal(http("POST", url, tok_acme, extra, &body), 400);
@@ -2523,7 +2515,7 @@ static void do_test_callback_private(void **state)
 	const char *list = RUN "/cb.csv";
 	long jobs0;
 
-	write_file(list, "email\ncb1@nullmx.api.test\n");
+	test_write_file(list, "email\ncb1@nullmx.api.test\n");
 	token(db_rl_url, "cb", tok, sizeof tok);
 	start_af_server();
 	jobs0 = pg_long(db_rl_url, "SELECT count(*) FROM jobs WHERE tenant = 'cb'");
@@ -2576,7 +2568,7 @@ static void do_test_callback_ipv6(void **state)
 	int h;
 	if (!hook6_start())
 		skip();
-	write_file(list, "email\nnot an address\n");
+	test_write_file(list, "email\nnot an address\n");
 	snprintf(q, sizeof q, "name=v6&callback_secret=%s&callback_url=http://%%5B::1%%5D:%d/v6hook", SECRET,
 		 HOOK6_PORT);
 	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
@@ -2643,7 +2635,7 @@ static void tls_upload(const char *url, char *id, size_t idlen)
 {
 	const char *list = RUN "/tls.csv";
 	char q[400], *body;
-	write_file(list, "email\nnot an address\n");
+	test_write_file(list, "email\nnot an address\n");
 	snprintf(q, sizeof q, "callback_secret=%s&callback_url=%s", SECRET, url);
 	assert_int_equal(upload_raw(list, q, tok_acme, &body), 201);
 	job_id_of(body, id, idlen);
@@ -2812,7 +2804,7 @@ static void do_test_fairness(void **state)
 		close(held[i]); /* rolled back; their slots come back once the ingests end */
 
 	/* 2. query threads: flood's DELETEs block on a row lock */
-	write_file(RUN "/flood-small.csv", "email\nsmall@nullmx.api.test\n");
+	test_write_file(RUN "/flood-small.csv", "email\nsmall@nullmx.api.test\n");
 	for (int i = 0;; i++) {
 		int st = post_list(PORT_FAIR, flood, RUN "/flood-small.csv", &body);
 		if (st == 201)
@@ -2970,7 +2962,7 @@ static void do_test_job_deadline(void **state)
 	json_t *j = NULL;
 	uint64_t t0;
 
-	write_file(list, "email\nd1@nullmx.api.test\nd2@nullmx.api.test\nbroken address\n");
+	test_write_file(list, "email\nd1@nullmx.api.test\nd2@nullmx.api.test\nbroken address\n");
 	for (int i = 0; bad[i]; i++) {
 		char q[300], want[100];
 		snprintf(q, sizeof q, "%s&name=x", bad[i]);

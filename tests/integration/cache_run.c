@@ -80,25 +80,6 @@ static int reset(void **state)
 	return 0;
 }
 
-static long file_size(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long n = file_size(path);
-	char *buf = calloc(1, (size_t)n + 1);
-	assert_non_null(f);
-	assert_non_null(buf);
-	if (n > 0)
-		assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return buf;
-}
-
 /* This test's own source address: the world's log is shared with the tests
  * ctest runs beside it (they ask alice@accept.test too), so only lines from
  * this address are counted. */
@@ -108,7 +89,8 @@ static char *read_file(const char *path)
  * NULL). */
 static int log_count(long from, const char *a, const char *b)
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
+	assert_non_null(log);
 	int n = 0;
 	for (char *line = log + from, *nl; *line; line = nl + 1) {
 		if (!(nl = strchr(line, '\n')))
@@ -135,10 +117,11 @@ struct run {
  * at most 4); the job id from its log. */
 static void run_list(struct run *r, const char *tenant, const char *o1, const char *o2, const char *o3)
 {
-	const char *argv[] = { EMV_BIN, "run",	     list, "-o",       out, "--database", url, "--tenant",
-			       tenant,	"--workers", "1",  "--source-ip", SRC, WORLD_OPTS, o1, o2, o3, NULL };
+	const char *argv[] = { EMV_BIN, "run",	    list,   "-o",	 out, "--database",
+			       url,	"--tenant", tenant, "--workers", "1", "--source-ip",
+			       SRC,	WORLD_OPTS, o1,	    o2,		 o3,  NULL };
 	char *p;
-	r->mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	r->mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	if (run_capture(r->log, sizeof r->log, argv, 1) != 0)
 		fail_msg("emailverify run failed:\n%s", r->log);
 	p = strstr(r->log, "job ");
@@ -206,7 +189,8 @@ static void test_second_run_from_cache(void **state)
 	/* four known verdicts cached; the unknown one is not */
 	assert_int_equal(pg_long(url, "SELECT count(*) FROM verdict_cache WHERE scope = 'acme'"), 4);
 	assert_int_equal(pg_long(url, "SELECT count(*) FROM verdict_cache WHERE address = 'x@senderreject.test'"), 0);
-	csv = read_file(out);
+	csv = test_read_file(out);
+	assert_non_null(csv);
 	cached_cols(csv, row_of(csv, "alice@accept.test", row, sizeof row), cached, verified);
 	assert_string_equal(cached, "false");
 	assert_true(strlen(verified) == 20); /* 2026-12-07T16:00:00Z: when it became final */
@@ -228,7 +212,8 @@ static void test_second_run_from_cache(void **state)
 	assert_int_equal(pg_long(url, "SELECT count(*) FROM results WHERE job_id = '%s' AND cached", b.job), 4);
 	if (!strstr(b.log, "4 addresses answered from the verdict cache"))
 		fail_msg("run's summary does not count the cached rows:\n%s", b.log);
-	csv = read_file(out);
+	csv = test_read_file(out);
+	assert_non_null(csv);
 	cached_cols(csv, row_of(csv, "alice@accept.test", row, sizeof row), cached, verified);
 	assert_string_equal(cached, "true");
 	assert_true(strlen(verified) == 20);

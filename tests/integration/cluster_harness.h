@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "files_harness.h"
 
 /* The engine options that point a worker or `emailverify run` at the test
  * world (DNS, SMTP port, private MX allowed, probe identity, the test
@@ -93,6 +94,28 @@ static inline pid_t spawn_logged(const char *const *argv, const char *log)
 static inline int run_argv(char *out, size_t outlen, const char *const *argv)
 {
 	return run_capture(out, outlen, argv, 0);
+}
+
+/* A test run's own topic and consumer group names, "<prefix><pid>.batches"
+ * and so on: the Kafka fixture keeps its data from one run of the suite to
+ * the next, and tests run beside each other. */
+struct run_names {
+	char batches[64], retry[64], results[64], domstate[64], ipstate[64], reroute[64];
+	char workers[64], router[64], sink[64]; /* consumer groups */
+};
+
+static inline void run_names_init(struct run_names *n, const char *prefix)
+{
+	int id = (int)getpid();
+	snprintf(n->batches, sizeof n->batches, "%s%d.batches", prefix, id);
+	snprintf(n->retry, sizeof n->retry, "%s%d.retry", prefix, id);
+	snprintf(n->results, sizeof n->results, "%s%d.results", prefix, id);
+	snprintf(n->domstate, sizeof n->domstate, "%s%d.domain-state", prefix, id);
+	snprintf(n->ipstate, sizeof n->ipstate, "%s%d.ip-state", prefix, id);
+	snprintf(n->reroute, sizeof n->reroute, "%s%d.reroute", prefix, id);
+	snprintf(n->workers, sizeof n->workers, "%s%d-workers", prefix, id);
+	snprintf(n->router, sizeof n->router, "%s%d-router", prefix, id);
+	snprintf(n->sink, sizeof n->sink, "%s%d-sink", prefix, id);
 }
 
 #endif

@@ -32,35 +32,7 @@
 #define HOST "mx.learn.test"
 
 static char pg_url[512], brokers[256];
-static char t_batches[64], t_retry[64], t_results[64], t_domstate[64], t_ipstate[64], t_reroute[64], g_workers[64],
-	g_router[64];
-
-static void names(void)
-{
-	int id = (int)getpid();
-	snprintf(t_batches, sizeof t_batches, "domstate%d.batches", id);
-	snprintf(t_retry, sizeof t_retry, "domstate%d.retry", id);
-	snprintf(t_results, sizeof t_results, "domstate%d.results", id);
-	snprintf(t_domstate, sizeof t_domstate, "domstate%d.domain-state", id);
-	snprintf(t_ipstate, sizeof t_ipstate, "domstate%d.ip-state", id);
-	snprintf(t_reroute, sizeof t_reroute, "domstate%d.reroute", id);
-	snprintf(g_workers, sizeof g_workers, "domstate%d-workers", id);
-	snprintf(g_router, sizeof g_router, "domstate%d-router", id);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static long file_size(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
+static struct run_names nm;
 
 /* Lines of smtpd.log after `from` holding a and (unless NULL) b. */
 static int log_count(long from, const char *a, const char *b)
@@ -105,7 +77,7 @@ static void start_job(const char *list)
 	snprintf(job, sizeof job, "%.*s", (int)strcspn(p + 4, ":"), p + 4);
 	{
 		const char *split[] = { EMV_COORDINATOR, "split",   "--database", pg_url, "--brokers",
-					brokers,	 "--topic", t_batches,	  job,	  NULL };
+					brokers,	 "--topic", nm.batches,	  job,	  NULL };
 		assert_int_equal(run_capture(out, sizeof out, split, 1), 0);
 	}
 }
@@ -117,10 +89,10 @@ static void run_worker(const char *name, const char *src, const char *ds, const 
 	const char *w[] = { EMV_WORKER, "--brokers",
 			    brokers,	"--name",
 			    name,	"--group",
-			    g_workers,	"--batches-topic",
-			    t_batches,	"--retry-topic",
-			    t_retry,	"--results-topic",
-			    t_results,	"--domain-state-topic",
+			    nm.workers, "--batches-topic",
+			    nm.batches, "--retry-topic",
+			    nm.retry,	"--results-topic",
+			    nm.results, "--domain-state-topic",
 			    ds,		"--until-idle",
 			    "4000",	"--session-timeout",
 			    "6000",	"--source-ip",
@@ -155,7 +127,7 @@ static void produce_entry(const emv_wire_domstate *x)
 	rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr);
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
 	assert_non_null(rk);
-	assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(t_domstate), RD_KAFKA_V_KEY(key, strlen(key)),
+	assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(nm.domstate), RD_KAFKA_V_KEY(key, strlen(key)),
 					   RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 					   RD_KAFKA_V_END),
 			 0);
@@ -163,8 +135,7 @@ static void produce_entry(const emv_wire_domstate *x)
 	rd_kafka_destroy(rk);
 }
 
-#define LIST_TAIL \
-	"x1@learn.test\nx2@learn.test\nx3@learn.test\nx4@learn.test\nx5@learn.test\nx6@learn.test\n"
+#define LIST_TAIL "x1@learn.test\nx2@learn.test\nx3@learn.test\nx4@learn.test\nx5@learn.test\nx6@learn.test\n"
 
 static void do_test_second_worker_never_repeats(void **state)
 {
@@ -191,26 +162,26 @@ static void do_test_second_worker_never_repeats(void **state)
 				    "--brokers",
 				    brokers,
 				    "--group",
-				    g_router,
+				    nm.router,
 				    "--batches-topic",
-				    t_batches,
+				    nm.batches,
 				    "--retry-topic",
-				    t_retry,
+				    nm.retry,
 				    "--domain-state-topic",
-				    t_domstate,
+				    nm.domstate,
 				    "--ip-state-topic",
-				    t_ipstate,
+				    nm.ipstate,
 				    "--reroute-topic",
-				    t_reroute,
+				    nm.reroute,
 				    NULL };
 		router = spawn_logged(r, RUN "/router.log");
 	}
 
 	/* 1. the first worker learns the hard way */
-	write_file(RUN "/list1.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n" LIST_TAIL);
+	test_write_file(RUN "/list1.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n" LIST_TAIL);
 	start_job(RUN "/list1.csv");
-	mark1 = file_size(EMV_WORLD_DIR "/smtpd.log");
-	run_worker("worker1", "127.0.0.7", t_domstate, RUN "/worker1.log");
+	mark1 = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	run_worker("worker1", "127.0.0.7", nm.domstate, RUN "/worker1.log");
 	print_message("worker 1 (127.0.0.7): %d x 452, %d tarpit replies, %d x 421 error limit\n",
 		      log_count(mark1, "127.0.0.39 127.0.0.7 ", "452 too-many"),
 		      log_count(mark1, "127.0.0.39 127.0.0.7 ", "TARPIT"),
@@ -252,12 +223,12 @@ static void do_test_second_worker_never_repeats(void **state)
 	}
 
 	/* 3. the second worker, later, never repeats the first one's mistakes */
-	write_file(RUN "/list2.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n"
-				     "y1@learn.test\ny2@learn.test\ny3@learn.test\ny4@learn.test\n"
-				     "y5@learn.test\ny6@learn.test\n");
+	test_write_file(RUN "/list2.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n"
+					  "y1@learn.test\ny2@learn.test\ny3@learn.test\ny4@learn.test\n"
+					  "y5@learn.test\ny6@learn.test\n");
 	start_job(RUN "/list2.csv");
-	mark2 = file_size(EMV_WORLD_DIR "/smtpd.log");
-	run_worker("worker2", "127.0.0.8", t_domstate, RUN "/worker2.log");
+	mark2 = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	run_worker("worker2", "127.0.0.8", nm.domstate, RUN "/worker2.log");
 	print_message("worker 2 (127.0.0.8): %d RCPTs, %d x 452, %d tarpit replies, %d x 421 error limit\n",
 		      log_count(mark2, "127.0.0.39 127.0.0.8 RCPT", NULL),
 		      log_count(mark2, "127.0.0.39 127.0.0.8 ", "452 too-many"),
@@ -289,11 +260,11 @@ static void do_test_second_worker_never_repeats(void **state)
 	free(log);
 
 	/* 4. control: the same without the topic runs into both again */
-	write_file(RUN "/list3.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n"
-				     "z1@learn.test\nz2@learn.test\nz3@learn.test\nz4@learn.test\n"
-				     "z5@learn.test\nz6@learn.test\n");
+	test_write_file(RUN "/list3.csv", "email\nalice@learn.test\nbob@learn.test\ncarol@learn.test\n"
+					  "z1@learn.test\nz2@learn.test\nz3@learn.test\nz4@learn.test\n"
+					  "z5@learn.test\nz6@learn.test\n");
 	start_job(RUN "/list3.csv");
-	mark3 = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark3 = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_worker("worker3", "127.0.0.6", "", RUN "/worker3.log");
 	print_message("worker 3 (127.0.0.6, no domain-state): %d x 452, %d tarpit replies\n",
 		      log_count(mark3, "127.0.0.39 127.0.0.6 ", "452 too-many"),
@@ -315,7 +286,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(do_test_second_worker_never_repeats),
 	};
-	names();
+	run_names_init(&nm, "domstate");
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
 	return cmocka_run_group_tests_name("domain_state", tests, NULL, NULL);

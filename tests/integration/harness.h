@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "files_harness.h"
 #include <jansson.h>
 
 #define MAX_OUT (4 << 20)

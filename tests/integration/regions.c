@@ -25,41 +25,7 @@
 static char pg_url[512], brokers[256];
 /* topics and groups of this run only: the Kafka fixture keeps its data
  * from one run of the suite to the next */
-static char t_batches[64], t_retry[64], t_results[64], t_reroute[64], t_ipstate[64], g_workers[64], g_router[64],
-	g_sink[64];
-
-static void names(void)
-{
-	int id = (int)getpid();
-	snprintf(t_batches, sizeof t_batches, "regions%d.batches", id);
-	snprintf(t_retry, sizeof t_retry, "regions%d.retry", id);
-	snprintf(t_results, sizeof t_results, "regions%d.results", id);
-	snprintf(t_reroute, sizeof t_reroute, "regions%d.reroute", id);
-	snprintf(t_ipstate, sizeof t_ipstate, "regions%d.ip-state", id);
-	snprintf(g_workers, sizeof g_workers, "regions%d-workers", id);
-	snprintf(g_router, sizeof g_router, "regions%d-router", id);
-	snprintf(g_sink, sizeof g_sink, "regions%d-sink", id);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static long file_size(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long n;
-	if (!f)
-		return 0;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fclose(f);
-	return n;
-}
+static struct run_names nm;
 
 /* Lines of smtpd.log after `from` holding every one of a, b. */
 static int log_count(long from, const char *a, const char *b)
@@ -96,25 +62,25 @@ static void start_job(const char *list, char *job, size_t joblen)
 	{
 		const char *split[] = {
 			EMV_COORDINATOR, "split",    "--database",	 pg_url, "--brokers", brokers, "--topic",
-			t_batches,	 "--routes", RUN "/routes.conf", job,	 NULL
+			nm.batches,	 "--routes", RUN "/routes.conf", job,	 NULL
 		};
 		assert_int_equal(run_capture(out, sizeof out, split, 1), 0);
 	}
 }
 
-#define WORKER(name, pool, idle)                                                                                      \
-	{                                                                                                             \
-		EMV_WORKER, "--brokers", brokers, "--name", name, "--group", g_workers, "--batches-topic", t_batches, \
-			"--retry-topic", t_retry, "--results-topic", t_results, "--reroute-topic", t_reroute,         \
-			"--ip-state-topic", t_ipstate, "--until-idle", idle, "--session-timeout", "6000", "--pool",   \
-			pool, WORLD_OPTS, NULL                                                                        \
+#define WORKER(name, pool, idle)                                                                                       \
+	{                                                                                                              \
+		EMV_WORKER, "--brokers", brokers, "--name", name, "--group", nm.workers, "--batches-topic",            \
+			nm.batches, "--retry-topic", nm.retry, "--results-topic", nm.results, "--reroute-topic",       \
+			nm.reroute, "--ip-state-topic", nm.ipstate, "--until-idle", idle, "--session-timeout", "6000", \
+			"--pool", pool, WORLD_OPTS, NULL                                                               \
 	}
 
-#define ROUTER(idle)                                                                                          \
-	{                                                                                                     \
-		EMV_COORDINATOR, "router", "--database", pg_url, "--brokers", brokers, "--group", g_router,   \
-			"--batches-topic", t_batches, "--retry-topic", t_retry, "--reroute-topic", t_reroute, \
-			"--ip-state-topic", t_ipstate, "--until-idle", idle, NULL                             \
+#define ROUTER(idle)                                                                                             \
+	{                                                                                                        \
+		EMV_COORDINATOR, "router", "--database", pg_url, "--brokers", brokers, "--group", nm.router,     \
+			"--batches-topic", nm.batches, "--retry-topic", nm.retry, "--reroute-topic", nm.reroute, \
+			"--ip-state-topic", nm.ipstate, "--until-idle", idle, NULL                               \
 	}
 
 static void str_of(const char *sql, char *out, size_t outlen)
@@ -166,16 +132,16 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-#define SINK                                                                                                          \
-	{                                                                                                             \
-		EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--topic", t_results, "--group", \
-			g_sink, NULL                                                                                  \
+#define SINK                                                                                                           \
+	{                                                                                                              \
+		EMV_COORDINATOR, "sink", "--database", pg_url, "--brokers", brokers, "--topic", nm.results, "--group", \
+			nm.sink, NULL                                                                                  \
 	}
 
 static void do_test_blocked_region_hands_over(void **state)
 {
 	char job[64], v[512];
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	pid_t router, east, west, sink;
 
 	mkdir(RUN, 0755);
@@ -188,13 +154,13 @@ static void do_test_blocked_region_hands_over(void **state)
 	exec_sql("DELETE FROM ip_state WHERE ip IN ('127.0.0.3', '127.0.0.4')");
 	/* the world's DNS has no PTR records: the audit would hold both
 	 * addresses, so they run anyway (the audit has its own test) */
-	write_file(RUN "/east.conf", "region = east\nmail_from = probe@verifier.test\naudit_failures = run\n"
-				     "source = 127.0.0.3 poola.verifier.test\n");
-	write_file(RUN "/west.conf", "region = west\nmail_from = probe@verifier.test\naudit_failures = run\n"
-				     "source = 127.0.0.4 poolb.verifier.test\n");
-	write_file(RUN "/routes.conf", "# blocked.test is asked from east first\ndomain blocked.test east\n");
-	write_file(RUN "/list.csv", "email\nregr1@blocked.test\nregr2@blocked.test\nalice@blocked.test\n"
-				    "regr3@accept.test\n");
+	test_write_file(RUN "/east.conf", "region = east\nmail_from = probe@verifier.test\naudit_failures = run\n"
+					  "source = 127.0.0.3 poola.verifier.test\n");
+	test_write_file(RUN "/west.conf", "region = west\nmail_from = probe@verifier.test\naudit_failures = run\n"
+					  "source = 127.0.0.4 poolb.verifier.test\n");
+	test_write_file(RUN "/routes.conf", "# blocked.test is asked from east first\ndomain blocked.test east\n");
+	test_write_file(RUN "/list.csv", "email\nregr1@blocked.test\nregr2@blocked.test\nalice@blocked.test\n"
+					 "regr3@accept.test\n");
 	start_job(RUN "/list.csv", job, sizeof job);
 	{
 		const char *r[] = ROUTER("0");
@@ -299,7 +265,7 @@ static void do_test_blocked_region_hands_over(void **state)
 static void do_test_all_regions_blocked_waits(void **state)
 {
 	char job[64], v[512];
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	pid_t east;
 
 	/* west's address quarantined for the provider, as its worker would
@@ -308,7 +274,7 @@ static void do_test_all_regions_blocked_waits(void **state)
 		 " updated_at = now() + interval '1 min' WHERE ip = '127.0.0.4' AND provider = "
 		 "(SELECT provider FROM ip_state WHERE ip = '127.0.0.3' AND provider <> '')");
 	exec_sql("UPDATE ip_state SET updated_at = now() WHERE provider = ''");
-	write_file(RUN "/list2.csv", "email\nregw1@blocked.test\n");
+	test_write_file(RUN "/list2.csv", "email\nregw1@blocked.test\n");
 	start_job(RUN "/list2.csv", job, sizeof job);
 	{
 		const char *w[] = WORKER("east2", RUN "/east.conf", "0");
@@ -348,7 +314,7 @@ int main(void)
 		cmocka_unit_test(do_test_blocked_region_hands_over),
 		cmocka_unit_test(do_test_all_regions_blocked_waits),
 	};
-	names();
+	run_names_init(&nm, "regions");
 	env_value(EMV_CLUSTER_RUN "/pg-run/pg.env", "EMV_PG_URL", pg_url, sizeof pg_url);
 	env_value(EMV_CLUSTER_RUN "/kafka-run/kafka.env", "EMV_KAFKA_BROKERS", brokers, sizeof brokers);
 	return cmocka_run_group_tests_name("regions", tests, NULL, NULL);

@@ -27,41 +27,10 @@ static uint64_t emv_test_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		buf[0] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static long file_size(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
 /* Count smtpd.log lines after byte `from` that contain all of a, b, c. */
 static int log_count(long from, const char *a, const char *b, const char *c)
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
 	int n = 0;
 	assert_non_null(log);
 	for (char *line = log + from, *nl; *line; line = nl + 1) {
@@ -80,7 +49,7 @@ static int log_count(long from, const char *a, const char *b, const char *c)
  * the most connections open at once, and how many there were. */
 static int log_concurrency(long from, const char *server, const char *client, int *total)
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
 	char pair[64];
 	int open_now = 0, peak = 0;
 	snprintf(pair, sizeof pair, " %s %s ", server, client);
@@ -107,7 +76,7 @@ static int log_concurrency(long from, const char *server, const char *client, in
 /* Times (unix ms) of the first two CONNECTs between server and client after `from`. */
 static void log_connect_times(long from, const char *server, const char *client, long long t[2])
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
 	char pair[64];
 	int n = 0;
 	snprintf(pair, sizeof pair, " %s %s CONNECT", server, client);
@@ -143,15 +112,15 @@ static int group_setup(void **state)
 static void do_test_order_duplicates_and_bad_rows(void **state)
 {
 	struct run r;
-	write_file(TMP "/mixed.csv", "name,E-Mail,company\n"
-				     "Alice,alice@accept.test,A\n"
-				     "\"Smith, Bob\",bob@accept.test,\"B, Inc\"\n"
-				     "Nobody,nobody@accept.test,C\n"
-				     "Again,alice@accept.test,D\n"
-				     "Broken,not an address,E\n"
-				     "Null,x@nullmx.test,F\n"
-				     "Gone,x@doesnotexist.test,G\n"
-				     "Carol,carol@accept.test,H\n");
+	test_write_file(TMP "/mixed.csv", "name,E-Mail,company\n"
+					  "Alice,alice@accept.test,A\n"
+					  "\"Smith, Bob\",bob@accept.test,\"B, Inc\"\n"
+					  "Nobody,nobody@accept.test,C\n"
+					  "Again,alice@accept.test,D\n"
+					  "Broken,not an address,E\n"
+					  "Null,x@nullmx.test,F\n"
+					  "Gone,x@doesnotexist.test,G\n"
+					  "Carol,carol@accept.test,H\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/mixed.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 8); /* one result per input row, in input order */
@@ -186,13 +155,13 @@ static void do_test_verdict_policy(void **state)
 {
 	struct run r;
 	char *out;
-	write_file(TMP "/roles.txt", "alice@accept.test\npostmaster@accept.test\nnobody@accept.test\n");
-	write_file(TMP "/strict.policy", "# nothing is safe\n* * * = = no\n");
+	test_write_file(TMP "/roles.txt", "alice@accept.test\npostmaster@accept.test\nnobody@accept.test\n");
+	test_write_file(TMP "/strict.policy", "# nothing is safe\n* * * = = no\n");
 
 	unlink(TMP "/roles.m.csv");
 	run_verify(&r, 1, "--progress", "none", "-o", TMP "/roles.m.csv", TMP "/roles.txt", NULL);
 	assert_exit(&r, 0);
-	out = read_file(TMP "/roles.m.csv");
+	out = test_read_file(TMP "/roles.m.csv");
 	assert_non_null(strstr(out, "\nalice@accept.test,deliverable,accepted,true,"));
 	assert_non_null(strstr(out, "\npostmaster@accept.test,risky,role,false,role,"));
 	assert_non_null(strstr(out, "\nnobody@accept.test,undeliverable,mailbox_not_found,false,"));
@@ -231,18 +200,18 @@ static void do_test_csv_output_file(void **state)
 {
 	struct run r;
 	char *out;
-	write_file(TMP "/plain.txt", "alice@accept.test\nnobody@accept.test\n");
+	test_write_file(TMP "/plain.txt", "alice@accept.test\nnobody@accept.test\n");
 	unlink(TMP "/plain.out.csv");
 	run_verify(&r, 1, "--progress", "none", "-o", TMP "/plain.out.csv", TMP "/plain.txt", NULL);
 	assert_exit(&r, 0);
-	out = read_file(TMP "/plain.out.csv");
+	out = test_read_file(TMP "/plain.out.csv");
 	assert_non_null(out);
 	assert_true(strncmp(out, "email,status,reason,safe_to_send,flags,", 39) == 0);
 	assert_non_null(strstr(out, "\nalice@accept.test,deliverable,accepted,true,"));
 	assert_non_null(strstr(out, "\nnobody@accept.test,undeliverable,mailbox_not_found,"));
 	assert_true(strstr(out, "alice@") < strstr(out, "nobody@"));
 	/* the journal is gone once the output is complete */
-	assert_int_equal(file_size(TMP "/plain.out.csv.journal"), 0);
+	assert_int_equal(test_file_size(TMP "/plain.out.csv.journal"), 0);
 	assert_non_null(strstr(r.err, "summary"));
 	free(out);
 	run_free(&r);
@@ -327,14 +296,14 @@ static void do_test_one_session_per_domain(void **state)
 {
 	struct run r;
 	char list[4096] = "email\n";
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	for (int i = 1; i <= 20; i++) {
 		char line[64];
 		snprintf(line, sizeof line, "u%d@toomany.test\n", i);
 		strcat(list, line);
 	}
 	strcat(list, "alice@accept.test\nbob@accept.test\nnobody@accept.test\nzed@accept.test\n");
-	write_file(TMP "/batch.csv", list);
+	test_write_file(TMP "/batch.csv", list);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.6", TMP "/batch.csv",
 		   NULL);
 	assert_exit(&r, 0);
@@ -355,14 +324,14 @@ static void do_test_sessions_per_mx_limit(void **state)
 	struct run r;
 	char *list = malloc(8192);
 	int total, peak;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	strcpy(list, "email\n");
 	for (int i = 1; i <= 150; i++) {
 		char line[64];
 		snprintf(line, sizeof line, i <= 50 ? "u%d@toomany.test\n" : "v%d@toomany.test\n", i);
 		strcat(list, line);
 	}
-	write_file(TMP "/permx.csv", list);
+	test_write_file(TMP "/permx.csv", list);
 	free(list);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.5", TMP "/permx.csv",
 		   NULL);
@@ -387,7 +356,7 @@ static void do_test_rcpt_budget_waits(void **state)
 {
 	struct run r;
 	char *list = malloc(4096), *log;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	long long t[64];
 	int n = 0;
 	strcpy(list, "email\n");
@@ -396,7 +365,7 @@ static void do_test_rcpt_budget_waits(void **state)
 		snprintf(line, sizeof line, "user%d@accept.test\n", i);
 		strcat(list, line);
 	}
-	write_file(TMP "/budget.csv", list);
+	test_write_file(TMP "/budget.csv", list);
 	free(list);
 	/* 10 RCPTs a minute per host: 14 RCPTs (with the probe) cannot all go
 	 * at once; the rest waits for the minute to pass instead of being dropped */
@@ -409,7 +378,7 @@ static void do_test_rcpt_budget_waits(void **state)
 	/* the server's own log: no 60-second window holds more than 10 RCPTs.
 	 * The budget is taken when a session starts and the server logs the
 	 * RCPT after the session's greeting and TLS, so allow 1 s of jitter. */
-	log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
 	for (char *line = log + mark, *nl; *line && n < 64; line = nl + 1) {
 		nl = strchr(line, '\n');
 		if (!nl)
@@ -442,7 +411,7 @@ static void do_test_dns_verdicts_spend_no_budget(void **state)
 		snprintf(line, sizeof line, "user%d@no-such-domain-budget.test\nuser%d@nullmx.test\n", i, i);
 		strcat(list, line);
 	}
-	write_file(TMP "/dnsonly.csv", list);
+	test_write_file(TMP "/dnsonly.csv", list);
 	free(list);
 	t0 = emv_test_now_ms();
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
@@ -466,13 +435,13 @@ static void do_test_dns_verdicts_spend_no_budget(void **state)
 static void do_test_pool_rotates_away_from_blocked_ip(void **state)
 {
 	struct run r;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	/* the world's DNS has no PTR records: the start-up audit fails them,
 	 * and audit_failures = run uses them anyway (the audit has its own test) */
-	write_file(TMP "/pool.conf",
-		   "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
-		   "source = 127.0.0.3 poola.verifier.test\nsource = 127.0.0.4 poolb.verifier.test\n");
-	write_file(TMP "/pool.csv", "email\npoolz1@blocked.test\npoolz2@blocked.test\npoolz3@blocked.test\n");
+	test_write_file(TMP "/pool.conf",
+			"region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+			"source = 127.0.0.3 poola.verifier.test\nsource = 127.0.0.4 poolb.verifier.test\n");
+	test_write_file(TMP "/pool.csv", "email\npoolz1@blocked.test\npoolz2@blocked.test\npoolz3@blocked.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-batching", "--pool", TMP "/pool.conf",
 		   TMP "/pool.csv", NULL);
 	assert_exit(&r, 0);
@@ -502,15 +471,16 @@ static void do_test_pool_rotates_away_from_blocked_ip(void **state)
 static void do_test_pool_budgets_per_source(void **state)
 {
 	struct run r;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	uint64_t t0 = emv_test_now_ms();
 	int a, b;
-	write_file(TMP "/pool2.conf",
-		   "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
-		   "source = 127.0.0.51 poolc.verifier.test\nsource = 127.0.0.52 poold.verifier.test\n");
-	write_file(TMP "/pool2.csv", "email\nu11@ratelimit.test\nu12@ratelimit.test\nu13@ratelimit.test\n"
-				     "u14@ratelimit.test\nu15@ratelimit.test\nu16@ratelimit.test\nu17@ratelimit.test\n"
-				     "u18@ratelimit.test\n");
+	test_write_file(TMP "/pool2.conf",
+			"region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+			"source = 127.0.0.51 poolc.verifier.test\nsource = 127.0.0.52 poold.verifier.test\n");
+	test_write_file(TMP "/pool2.csv",
+			"email\nu11@ratelimit.test\nu12@ratelimit.test\nu13@ratelimit.test\n"
+			"u14@ratelimit.test\nu15@ratelimit.test\nu16@ratelimit.test\nu17@ratelimit.test\n"
+			"u18@ratelimit.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool",
 		   TMP "/pool2.conf", "--providers", EMV_TEST_DATA "/providers-pool.conf", TMP "/pool2.csv", NULL);
 	assert_exit(&r, 0);
@@ -531,7 +501,7 @@ static void do_test_pool_budgets_per_source(void **state)
  * ms of the first of them. */
 static int rcpts_within(long from, const char *server, const char *ip_prefix, uint64_t ms)
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
 	char pair[64];
 	uint64_t first = 0;
 	int n = 0;
@@ -559,7 +529,7 @@ static int rcpts_within(long from, const char *server, const char *ip_prefix, ui
  * server reads a pipelined flight at once). */
 static int rcpt_flights(long from, const char *server, const char *client, int *rcpts)
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log");
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log");
 	char pair[64];
 	uint64_t last = 0;
 	int flights = 0;
@@ -593,13 +563,13 @@ static void do_test_one_recipient_server_pipelined(void **state)
 	struct run r;
 	char list[1024] = "email\n";
 	int flights, rcpts;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	for (int i = 1; i <= 16; i++) {
 		char line[64];
 		snprintf(line, sizeof line, i <= 12 ? "u%d@onercpt.test\n" : "x%d@onercpt.test\n", i);
 		strcat(list, line);
 	}
-	write_file(TMP "/onercpt.csv", list);
+	test_write_file(TMP "/onercpt.csv", list);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", TMP "/onercpt.csv",
 		   NULL);
 	assert_exit(&r, 0);
@@ -622,14 +592,15 @@ static void do_test_one_recipient_server_pipelined(void **state)
 static void do_test_pool_wide_budget(void **state)
 {
 	struct run r;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	int a, b;
-	write_file(TMP "/pool3.conf",
-		   "region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
-		   "source = 127.0.0.53 poole.verifier.test\nsource = 127.0.0.54 poolf.verifier.test\n");
-	write_file(TMP "/pool3.csv", "email\nu21@ratelimit.test\nu22@ratelimit.test\nu23@ratelimit.test\n"
-				     "u24@ratelimit.test\nu25@ratelimit.test\nu26@ratelimit.test\nu27@ratelimit.test\n"
-				     "u28@ratelimit.test\n");
+	test_write_file(TMP "/pool3.conf",
+			"region = test\nmail_from = probe@verifier.test\naudit_failures = run\n"
+			"source = 127.0.0.53 poole.verifier.test\nsource = 127.0.0.54 poolf.verifier.test\n");
+	test_write_file(TMP "/pool3.csv",
+			"email\nu21@ratelimit.test\nu22@ratelimit.test\nu23@ratelimit.test\n"
+			"u24@ratelimit.test\nu25@ratelimit.test\nu26@ratelimit.test\nu27@ratelimit.test\n"
+			"u28@ratelimit.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-catch-all-probe", "--pool",
 		   TMP "/pool3.conf", "--providers", EMV_TEST_DATA "/providers-poolwide.conf", TMP "/pool3.csv", NULL);
 	assert_exit(&r, 0);
@@ -650,9 +621,9 @@ static void do_test_provider_policy_applies(void **state)
 {
 	struct run r;
 	int total, peak;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
-	write_file(TMP "/policy.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
-				      "nobody@accept.test\npostmaster@accept.test\n");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	test_write_file(TMP "/policy.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
+					   "nobody@accept.test\npostmaster@accept.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--providers",
 		   EMV_TEST_DATA "/providers-policy.conf", TMP "/policy.csv", NULL);
 	assert_exit(&r, 0);
@@ -672,8 +643,8 @@ static void do_test_421_backs_off(void **state)
 {
 	struct run r;
 	long long t[2];
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
-	write_file(TMP "/busy.csv", "email\nalice@busy.test\n");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	test_write_file(TMP "/busy.csv", "email\nalice@busy.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.4", "--retry-schedule",
 		   "1,1,1", "--max-attempts", "2", TMP "/busy.csv", NULL);
 	assert_exit(&r, 0);
@@ -694,7 +665,7 @@ static void do_test_421_backs_off(void **state)
  * hang up for errors (TARPIT / ABUSE lines). */
 static int log_sessions_tarpitted(long from, const char *server, const char *client, unsigned *mask)
 {
-	char *log = read_file(EMV_WORLD_DIR "/smtpd.log"), pre[64];
+	char *log = test_read_file(EMV_WORLD_DIR "/smtpd.log"), pre[64];
 	int n = 0;
 	assert_non_null(log);
 	snprintf(pre, sizeof pre, " %s %s ", server, client);
@@ -729,7 +700,7 @@ static void write_harvest_list(const char *path, const char *domain, int unknown
 			strcat(list, line);
 		}
 	}
-	write_file(path, list);
+	test_write_file(path, list);
 	free(list);
 }
 
@@ -753,7 +724,7 @@ static void do_test_error_budget_under_postfix_limits(void **state)
 	struct run r;
 	unsigned mask;
 	int sessions;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	write_harvest_list(TMP "/harvest.csv", "harvest.test", 27);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
 		   TMP "/harvest.csv", NULL);
@@ -778,7 +749,7 @@ static void do_test_error_budget_under_postfix_limits(void **state)
 static void do_test_one_late_reply_is_no_tarpit(void **state)
 {
 	struct run r;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	int sessions;
 	write_harvest_list(TMP "/hiccup.csv", "hiccup.test", 27);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
@@ -802,7 +773,7 @@ static void do_test_error_budget_learns_tarpit(void **state)
 	struct run r;
 	unsigned mask;
 	int sessions;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	write_harvest_list(TMP "/strict.csv", "strict.test", 17);
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
 		   "-v", TMP "/strict.csv", NULL);
@@ -830,8 +801,8 @@ static void do_test_error_budget_learns_tarpit(void **state)
 static void do_test_stragglers_finish_in_minutes(void **state)
 {
 	struct run r;
-	write_file(TMP "/slowkinds.csv", "email\nalice@accept.test\nfull@accept.test\nquota@accept.test\n"
-					 "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
+	test_write_file(TMP "/slowkinds.csv", "email\nalice@accept.test\nfull@accept.test\nquota@accept.test\n"
+					      "alice@greylist.test\nalice@blocked.test\nx@down1.test\nx@down2.test\n");
 	/* only what points at the world: the retry settings are the defaults */
 	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.3", "--format", "jsonl", "--progress", "lines",
 		   TMP "/slowkinds.csv", NULL);
@@ -864,7 +835,7 @@ static void do_test_deadline(void **state)
 	/* a recipient the greylisting server has never seen: 451 first */
 	snprintf(grey, sizeof grey, "dl%d@greylist.test", (int)getpid());
 	snprintf(list, sizeof list, "email\nbob@accept.test\n%s\n", grey);
-	write_file(TMP "/deadline.csv", list);
+	test_write_file(TMP "/deadline.csv", list);
 	run_verify(&r, 0, WORLD_ONLY, "--source-ip", "127.0.0.8", "--format", "jsonl", "--progress", "none",
 		   "--deadline", "4s", TMP "/deadline.csv", NULL);
 	assert_exit(&r, 0);
@@ -883,8 +854,8 @@ static void do_test_deadline(void **state)
 static void do_test_threads_same_verdicts(void **state)
 {
 	struct run r1, r2;
-	write_file(TMP "/threads.csv", "email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\n"
-				       "x@nullmx.test\nu1@toomany.test\nalice@multiline.test\nalice@nomx.test\n");
+	test_write_file(TMP "/threads.csv", "email\nalice@accept.test\nnobody@accept.test\nx@catchall.test\n"
+					    "x@nullmx.test\nu1@toomany.test\nalice@multiline.test\nalice@nomx.test\n");
 	run_verify(&r1, 1, "--format", "jsonl", "--progress", "none", TMP "/threads.csv", NULL);
 	run_verify(&r2, 1, "--format", "jsonl", "--progress", "none", "--threads", "3", TMP "/threads.csv", NULL);
 	assert_exit(&r1, 0);
@@ -904,8 +875,8 @@ static void do_test_threads_same_verdicts(void **state)
 static void do_test_no_batching_baseline(void **state)
 {
 	struct run r;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
-	write_file(TMP "/nobatch.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	test_write_file(TMP "/nobatch.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--no-batching", "--source-ip", "127.0.0.7",
 		   TMP "/nobatch.csv", NULL);
 	assert_exit(&r, 0);
@@ -916,7 +887,7 @@ static void do_test_no_batching_baseline(void **state)
 static void do_test_greylisting_retried_on_schedule(void **state)
 {
 	struct run r;
-	write_file(TMP "/grey.csv", "email\nbob@greylist.test\nnobody@greylist.test\n");
+	test_write_file(TMP "/grey.csv", "email\nbob@greylist.test\nnobody@greylist.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--retry-schedule",
 		   "3,3,3", TMP "/grey.csv", NULL);
 	assert_exit(&r, 0);
@@ -925,7 +896,7 @@ static void do_test_greylisting_retried_on_schedule(void **state)
 	assert_verdict(r.results[1], "undeliverable", "mailbox_not_found");
 	run_free(&r);
 	/* out of retries: unknown/greylisted with the server's reply */
-	write_file(TMP "/grey2.csv", "email\ncarol@greylist.test\n");
+	test_write_file(TMP "/grey2.csv", "email\ncarol@greylist.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--max-attempts", "1",
 		   TMP "/grey2.csv", NULL);
 	assert_verdict(r.results[0], "unknown", "greylisted");
@@ -941,8 +912,8 @@ static void do_test_resume_after_interrupt(void **state)
 	long mark;
 	char *text;
 
-	write_file(TMP "/resume.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
-				      "postmaster@accept.test\nalice@tarpit.test\n");
+	test_write_file(TMP "/resume.csv", "email\nalice@accept.test\nbob@accept.test\ncarol@accept.test\n"
+					   "postmaster@accept.test\nalice@tarpit.test\n");
 	unlink(out);
 	unlink(journal);
 	pid = fork();
@@ -959,7 +930,7 @@ static void do_test_resume_after_interrupt(void **state)
 	/* wait until the four accept.test verdicts are in the journal; the
 	 * tarpit keeps the run going */
 	for (;;) {
-		char *j = read_file(journal);
+		char *j = test_read_file(journal);
 		int lines = 0;
 		for (char *p = j; p && *p; p++)
 			lines += *p == '\n';
@@ -974,16 +945,16 @@ static void do_test_resume_after_interrupt(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 130);
-	assert_true(file_size(journal) > 0);
-	assert_int_equal(file_size(out), 0);
+	assert_true(test_file_size(journal) > 0);
+	assert_int_equal(test_file_size(out), 0);
 
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_verify(&r, 1, "--resume", "--timeout", "1", "--max-attempts", "1", "--progress", "none", "--source-ip",
 		   "127.0.0.2", "-o", out, TMP "/resume.csv", NULL);
 	assert_exit(&r, 0);
 	/* nothing finished before the interruption is asked again */
 	assert_int_equal(log_count(mark, "127.0.0.10 127.0.0.2 CONNECT", NULL, NULL), 0);
-	text = read_file(out);
+	text = test_read_file(out);
 	assert_non_null(strstr(text, "\nalice@accept.test,deliverable,accepted,"));
 	/* a role address: risky under the default policy (docs/policy.md) */
 	assert_non_null(strstr(text, "\npostmaster@accept.test,risky,role,false,"));
@@ -1000,7 +971,8 @@ static void do_test_policy_refusal_per_recipient(void **state)
 {
 	struct run r;
 	json_t *o;
-	write_file(TMP "/policyone.csv", "email\nclosed@policyone.test\nalice@policyone.test\nbob@policyone.test\n");
+	test_write_file(TMP "/policyone.csv",
+			"email\nclosed@policyone.test\nalice@policyone.test\nbob@policyone.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/policyone.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 3);
@@ -1023,7 +995,8 @@ static void do_test_policy_refusal_per_recipient(void **state)
 static void do_test_policy_refusal_of_everyone_stays_unknown(void **state)
 {
 	struct run r;
-	write_file(TMP "/policyall.csv", "email\nalice@policyall.test\nbob@policyall.test\ncarol@policyall.test\n");
+	test_write_file(TMP "/policyall.csv",
+			"email\nalice@policyall.test\nbob@policyall.test\ncarol@policyall.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/policyall.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 3);
@@ -1045,7 +1018,7 @@ static void do_test_policy_refusal_probe_alone_is_no_evidence(void **state)
 	assert_verdict(o, "unknown", "policy_rejected");
 	assert_non_null(strstr(sget(o, "detail"), "the domain accepts any recipient"));
 	run_free(&r);
-	write_file(TMP "/policycatch.csv", "email\nclosed@policycatch.test\nanyone@policycatch.test\n");
+	test_write_file(TMP "/policycatch.csv", "email\nclosed@policycatch.test\nanyone@policycatch.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/policycatch.csv", NULL);
 	assert_exit(&r, 0);
 	o = find(&r, "closed@policycatch.test");
@@ -1061,8 +1034,8 @@ static void do_test_catch_all_probe_skipped_by_provider(void **state)
 {
 	struct run r;
 	json_t *o;
-	long mark = file_size(EMV_WORLD_DIR "/smtpd.log");
-	write_file(TMP "/noprobe.csv", "email\nalice@noprobe.test\nbob@noprobe.test\nnobody@noprobe.test\n");
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	test_write_file(TMP "/noprobe.csv", "email\nalice@noprobe.test\nbob@noprobe.test\nnobody@noprobe.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
 		   EMV_TEST_DATA "/providers-noprobe.conf", TMP "/noprobe.csv", NULL);
 	assert_exit(&r, 0);
@@ -1073,7 +1046,7 @@ static void do_test_catch_all_probe_skipped_by_provider(void **state)
 	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", "nobody@"), 1);
 	run_free(&r);
 
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", TMP "/noprobe.csv", NULL);
 	assert_exit(&r, 0);
 	assert_int_equal(log_count(mark, " 127.0.0.37 ", " RCPT ", NULL), 4); /* 3 + the probe */
@@ -1081,7 +1054,7 @@ static void do_test_catch_all_probe_skipped_by_provider(void **state)
 
 	/* the provider's verdict_note explains an unknown to the user (verify:
 	 * `check` does not apply provider policies) */
-	write_file(TMP "/held.csv", "email\nheld@noprobe.test\n");
+	test_write_file(TMP "/held.csv", "email\nheld@noprobe.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--providers",
 		   EMV_TEST_DATA "/providers-noprobe.conf", TMP "/held.csv", NULL);
 	o = one(&r);
@@ -1115,15 +1088,15 @@ static void do_test_cache_file(void **state)
 	(void)state;
 
 	unlink(cache);
-	write_file(list, "email\nalice@accept.test\nbob@accept.test\nnobody@accept.test\nalice@greylist.test\n"
-			 "alice@ACCEPT.test\n");
+	test_write_file(list, "email\nalice@accept.test\nbob@accept.test\nnobody@accept.test\nalice@greylist.test\n"
+			      "alice@ACCEPT.test\n");
 #define VERIFY(...)                                                                                                \
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--max-attempts", \
 		   "1", "--cache", cache, __VA_ARGS__, list, NULL)
 
 	/* first run: everything is asked; three verdicts are stored (the
 	 * greylisted one is unknown: never stored) */
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	VERIFY("--threads", "1");
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 5);
@@ -1138,7 +1111,7 @@ static void do_test_cache_file(void **state)
 
 	/* second run: the fresh verdicts come from the file, no session to
 	 * accept.test at all; the unknown one is asked again */
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	VERIFY("--threads", "1");
 	assert_exit(&r, 0);
 	assert_int_equal(r.n, 5);
@@ -1155,7 +1128,7 @@ static void do_test_cache_file(void **state)
 
 	/* stale: undeliverable may be 1 s old; after 2 s only nobody@ is asked */
 	sleep(2);
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	VERIFY("--cache-ages", "undeliverable=1s");
 	assert_exit(&r, 0);
 	assert_int_equal(rcpts_for(mark, pair, "nobody@accept.test"), 1);
@@ -1167,7 +1140,7 @@ static void do_test_cache_file(void **state)
 
 	/* --max-age shorter than the verdicts' age asks again; so does --fresh */
 	sleep(1);
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	VERIFY("--fresh");
 	assert_exit(&r, 0);
 	assert_int_equal(rcpts_for(mark, pair, "alice@accept.test"), 1);
@@ -1182,11 +1155,11 @@ static void do_test_cache_file(void **state)
 		snprintf(out, sizeof out, "%s forget --cache %s alice@ACCEPT.test >%s/forget.out 2>&1", EMV_BIN, cache,
 			 TMP);
 		assert_int_equal(system(out), 0);
-		said = read_file(TMP "/forget.out");
+		said = test_read_file(TMP "/forget.out");
 		assert_non_null(strstr(said, "alice@accept.test: forgotten"));
 		free(said);
 	}
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	VERIFY("--threads", "1");
 	assert_exit(&r, 0);
 	assert_int_equal(rcpts_for(mark, pair, "alice@accept.test"), 1);
@@ -1196,8 +1169,8 @@ static void do_test_cache_file(void **state)
 	run_free(&r);
 
 	/* not a cache file: exit 2 naming the file, nothing asked */
-	write_file(TMP "/not-a-cache.db", "email\nalice@accept.test\n");
-	mark = file_size(EMV_WORLD_DIR "/smtpd.log");
+	test_write_file(TMP "/not-a-cache.db", "email\nalice@accept.test\n");
+	mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.8", "--cache",
 		   TMP "/not-a-cache.db", list, NULL);
 	assert_exit(&r, 2);
@@ -1234,7 +1207,7 @@ static void do_test_port25_blocked_diagnosis(void **state)
 		cfd[i] = socket(AF_INET, SOCK_STREAM, 0);
 		assert_int_equal(connect(cfd[i], (struct sockaddr *)&a, sizeof a), 0);
 	}
-	write_file(TMP "/p25.csv", "email\nx@p25a.test\nx@p25b.test\nx@p25c.test\nx@p25d.test\nx@p25e.test\n");
+	test_write_file(TMP "/p25.csv", "email\nx@p25a.test\nx@p25b.test\nx@p25c.test\nx@p25d.test\nx@p25e.test\n");
 	run_verify(&r, 1, "--format", "jsonl", "--progress", "lines", "--timeout", "2", "--retry-schedule", "30,30,30",
 		   TMP "/p25.csv", NULL);
 	for (int i = 0; i < 5; i++) {
