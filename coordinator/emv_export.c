@@ -21,6 +21,7 @@ struct emv_export {
 	emv_export_params p;
 	const emv_policy *policy; /* the job's (docs/policy.md) */
 	int header_done, done, in_tx;
+	int pending; /* a FETCH is sent, its rows not read yet */
 	uint64_t rows;
 	emv_buf out; /* the rows of one emv_export_next() */
 	char fetch[64];
@@ -242,6 +243,28 @@ emv_export *emv_export_open(PGconn *c, const char *job_id, const emv_export_para
 	return x;
 }
 
+/* The next FETCH, sent without waiting for its rows. */
+static int fetch_send(emv_export *x, char *err, size_t errlen)
+{
+	if (!PQsendQuery(x->c, x->fetch)) {
+		emv_set_err(err, errlen, "export: %s", emv_trim(PQerrorMessage(x->c)));
+		return 0;
+	}
+	x->pending = 1;
+	return 1;
+}
+
+/* The sent FETCH's result (never NULL: PQmakeEmptyPGresult on a lost
+ * connection), the connection ready for the next command. */
+static PGresult *fetch_take(emv_export *x)
+{
+	PGresult *r = PQgetResult(x->c), *more;
+	x->pending = 0;
+	while ((more = PQgetResult(x->c)))
+		PQclear(more);
+	return r ? r : PQmakeEmptyPGresult(x->c, PGRES_FATAL_ERROR);
+}
+
 long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err, size_t errlen)
 {
 	PGresult *r;
@@ -253,13 +276,21 @@ long emv_export_next(emv_export *x, emv_export_write_fn fn, void *arg, char *err
 	if (!x->header_done && x->p.format == EMV_EXPORT_CSV)
 		emv_format_csv_header(&x->out);
 	x->header_done = 1;
-	r = PQexec(x->c, x->fetch);
+	if (!x->pending && !fetch_send(x, err, errlen))
+		return -1;
+	r = fetch_take(x);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		emv_set_err(err, errlen, "export: %s", emv_trim(PQresultErrorMessage(r)));
 		PQclear(r);
 		return -1;
 	}
 	n = PQntuples(r);
+	/* the server reads the next rows while these are written out: on two
+	 * cores that overlaps the two halves of the export's work */
+	if (n == x->p.fetch_rows && !fetch_send(x, err, errlen)) {
+		PQclear(r);
+		return -1;
+	}
 	for (int i = 0; i < n; i++) {
 		emv_format_row w;
 		char dym[320];
@@ -296,6 +327,8 @@ void emv_export_close(emv_export *x)
 {
 	if (!x)
 		return;
+	if (x->pending)
+		PQclear(fetch_take(x)); /* a FETCH read ahead of a caller that stopped */
 	if (x->in_tx)
 		PQclear(PQexec(x->c, "ROLLBACK")); /* read only: nothing to keep */
 	emv_map_free(x->dym, free);
