@@ -22,32 +22,19 @@ root=$(pwd)
 run=${EMV_BENCH_DIR:-/tmp/emailverify-bench-cache}
 n=${EMV_BENCH_ROWS:-1000000}
 domains=${EMV_BENCH_DOMAINS:-10000}
-export EMV_PG_PORT=15442 EMV_KAFKA_PORT=19192
 coord=$root/build/release/coordinator/emailverify-coordinator
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=ON >/dev/null
-cmake --build build/release -j"$(nproc)" --target emailverify-coordinator >/dev/null
-mkdir -p "$run"
-bash tests/cluster/pg/start.sh "$run" --fresh >/dev/null 2>&1
-bash tests/cluster/kafka/start.sh "$run/kafka-run" --fresh >/dev/null 2>&1
-trap 'bash tests/cluster/kafka/stop.sh "$run/kafka-run" >/dev/null 2>&1; bash tests/cluster/pg/stop.sh "$run" >/dev/null 2>&1' EXIT
-# shellcheck disable=SC1091
-source "$run/pg.env"
-# shellcheck disable=SC1091
-source "$run/kafka-run/kafka.env"
-export DATABASE_URL=$EMV_PG_URL
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
+bench_start "$run" emailverify-coordinator
 unset EMV_CACHE_SCOPE EMV_CACHE_AGES
 
 list=$run/list.csv
-if [[ ! -s $list || $(wc -l <"$list") -ne $((n + 1)) ]]; then
-	awk -v n="$n" -v d="$domains" 'BEGIN { srand(7); print "email,name";
-		for (i = 1; i <= n; i++) printf "user%d@d%d.bench,Name %d\n", i, int(rand() * d) + 1, i }' >"$list"
-fi
+bench_list "$list" "$n" "$domains"
 
 echo "emailverify cache bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $n rows, $domains domains, load $(cut -d' ' -f1 /proc/loadavg)"
 "$coord" migrate >/dev/null
 sql() { psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
-t() { /usr/bin/time -f "TIME %e %U %S %M" "$@"; }
 
 # 1. the first job, and the cache it would have left (90 %, a day old)
 out=$("$coord" ingest "$list")

@@ -19,31 +19,18 @@ root=$(pwd)
 run=${EMV_BENCH_DIR:-/tmp/emailverify-bench-cluster}
 n=${EMV_BENCH_ROWS:-1000000}
 domains=${EMV_BENCH_DOMAINS:-10000}
-export EMV_PG_PORT=15442 EMV_KAFKA_PORT=19192
 coord=$root/build/release/coordinator/emailverify-coordinator
 gen=$root/build/release/bench/emv-bench-results
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DEMV_TESTS=ON >/dev/null
-cmake --build build/release -j"$(nproc)" --target emailverify-coordinator emv-bench-results >/dev/null
-mkdir -p "$run"
-bash tests/cluster/pg/start.sh "$run" --fresh >/dev/null 2>&1
-bash tests/cluster/kafka/start.sh "$run/kafka-run" --fresh >/dev/null 2>&1
-trap 'bash tests/cluster/kafka/stop.sh "$run/kafka-run" >/dev/null 2>&1; bash tests/cluster/pg/stop.sh "$run" >/dev/null 2>&1' EXIT
-# shellcheck disable=SC1091
-source "$run/pg.env"
-# shellcheck disable=SC1091
-source "$run/kafka-run/kafka.env"
-export DATABASE_URL=$EMV_PG_URL
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
+bench_start "$run" emailverify-coordinator emv-bench-results
 
 list=$run/list.csv
-if [[ ! -s $list || $(wc -l <"$list") -ne $((n + 1)) ]]; then
-	awk -v n="$n" -v d="$domains" 'BEGIN { srand(7); print "email,name";
-		for (i = 1; i <= n; i++) printf "user%d@d%d.bench,Name %d\n", i, int(rand() * d) + 1, i }' >"$list"
-fi
+bench_list "$list" "$n" "$domains"
 
 echo "emailverify cluster bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $n rows, $domains domains"
 "$coord" migrate >/dev/null
-t() { /usr/bin/time -f "TIME %e %U %S %M" "$@"; }
 out=$( { t "$coord" ingest "$list"; } 2>&1 )
 job=$(sed -n 's/^job \([^:]*\):.*/\1/p' <<<"$out")
 read -r _ iw iu is irss < <(grep '^TIME' <<<"$out")

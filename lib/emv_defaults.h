@@ -96,6 +96,11 @@
  * RISE_MIN_MS over it halves its sessions at once (worker/emv_aimd.h) */
 #define EMV_DEF_AIMD_RISE 3
 #define EMV_DEF_AIMD_RISE_MIN_MS 200
+/* an open SMTP connection whose recipients are all answered waits this long
+ * for another domain of the same mail server (worker/emv_engine.c); one
+ * connection asks about many domains, and Postfix's own smtpd_timeout is
+ * 300 s */
+#define EMV_DEF_SESSION_IDLE_MS 2000
 
 /* ---- DNS (worker/emv_dns.h) */
 #define EMV_DEF_DNS_TIMEOUT_MS 2000

@@ -76,8 +76,22 @@ struct mxkey {
 	uint64_t backoff_until;
 	unsigned backoff_ms;
 	uint32_t wait_head, wait_tail; /* parked domains */
+	int nidle;		       /* open connections kept for its next domains */
 	int timeout_seen;	       /* a connect timed out here */
 	unsigned ca_yes, ca_no;	       /* its domains' catch-all probes: accepted, refused */
+};
+
+/* An open connection between jobs (emv_session keep_open), or one saying
+ * QUIT: the engine owns it until it is gone. */
+struct conn {
+	emv_engine *e;
+	emv_session *s;
+	struct mxkey *k;
+	char ip[48];
+	int src;      /* pool source it is bound to (-1: none) */
+	int max_rcpt; /* the provider's recipients per session (0: no limit) */
+	int closing;  /* QUIT said */
+	struct conn *prev, *next;
 };
 
 struct emv_engine {
@@ -120,6 +134,9 @@ struct emv_engine {
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	unsigned timeout_keys, connected_sessions;
 	int port25;
+	struct conn *conns; /* open between jobs, or closing */
+	int nconns;
+	uint64_t resumed;
 };
 
 struct run {
@@ -144,11 +161,13 @@ void emv_engine_params_default(emv_engine_params *p)
 	p->dns_concurrency = EMV_DEF_DNS_CONCURRENCY;
 	emv_retry_policy_default(&p->retry);
 	p->port25_threshold = EMV_DEF_PORT25_THRESHOLD;
+	p->session_idle_ms = EMV_DEF_SESSION_IDLE_MS;
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
 static void on_backoff_timer(evutil_socket_t fd, short what, void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
+static void conns_close_all(emv_engine *e);
 
 /* A time limit comes into force (the earlier of two wins). */
 static void set_limit(emv_engine *e, uint64_t at)
@@ -228,6 +247,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	e->ready_head = e->ready_tail = NIL;
 	e->dnsq_head = e->dnsq_tail = NIL;
 	evtimer_del(e->retry_timer);
+	conns_close_all(e); /* nothing more will be asked */
 }
 
 emv_engine *emv_engine_new(const emv_probe_config *cfg, const emv_engine_params *p, emv_engine_result_cb cb, void *arg)
@@ -288,6 +308,12 @@ void emv_engine_free(emv_engine *e)
 		emv_probe_free(run->job);
 		free(run->items);
 		free(run);
+	}
+	while (e->conns) { /* the loop has stopped: no QUIT can go out any more */
+		struct conn *c = e->conns;
+		e->conns = c->next;
+		emv_session_abort(c->s);
+		free(c);
 	}
 	for (uint32_t i = 0; i < e->nitems; i++) {
 		free(e->items[i].address);
@@ -677,6 +703,124 @@ static void shared_backoff(emv_engine *e, struct mxkey *k, uint64_t now)
 		k->backoff_ms = (unsigned)v.backoff_ms;
 }
 
+/* ---- connections kept between jobs ----
+ *
+ * A job whose recipients are all answered leaves its connection open for
+ * the next domain of the same mail server (the brief's "one SMTP session
+ * per MX"): a host serving hundreds of small domains answers them in a
+ * few connections instead of one each, with the same error budget per
+ * connection (its errors stay counted) and the same cap on sessions per
+ * host: a kept connection counts towards it, and a job that cannot use it
+ * closes it before opening its own. */
+
+static void conn_unlink(emv_engine *e, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		e->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	e->nconns--;
+	if (!c->closing && c->k)
+		c->k->nidle--;
+}
+
+static int no_work(const emv_engine *e)
+{
+	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL && e->dnsq_head == NIL;
+}
+
+/* the connection is gone (QUIT answered, closed by the server, idle too long) */
+static void conn_gone(void *arg)
+{
+	struct conn *c = arg;
+	emv_engine *e = c->e;
+	conn_unlink(e, c);
+	free(c);
+	if (e->nconns == 0 && no_work(e) && e->p.quiet)
+		e->p.quiet(e->arg);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (!c->closing && c->k)
+		c->k->nidle--;
+	c->closing = 1;
+	emv_session_keep(c->s, 0, conn_gone, c);
+}
+
+/* Nothing left to ask: every kept connection says QUIT. */
+static void conns_close_all(emv_engine *e)
+{
+	for (struct conn *c = e->conns; c; c = c->next)
+		if (!c->closing)
+			conn_close(c);
+}
+
+/* emv_probe_config.take: a kept connection to the mail server address ip
+ * from this run's source address (whatever MX host name it was opened
+ * for: many domains name their own MX host for one shared server), with
+ * room for the batch under rcpt_per_session, which holds per connection */
+static emv_session *conn_take(void *arg, const char *ip)
+{
+	struct run *run = arg;
+	emv_engine *e = run->e;
+	struct mxkey *k = run->key;
+	struct conn *c, *other = NULL;
+	int mine = e->domains[run->domain].prov->rcpt_per_session;
+
+	for (c = e->conns; c; c = c->next) {
+		unsigned need;
+		if (c->closing)
+			continue;
+		need = emv_session_recipients(c->s) + (unsigned)run->n + (unsigned)run->with_probe;
+		if (c->src == run->src && strcmp(c->ip, ip) == 0 && (c->max_rcpt <= 0 || need <= (unsigned)c->max_rcpt) &&
+		    (mine <= 0 || need <= (unsigned)mine)) {
+			emv_session *s = c->s;
+			conn_unlink(e, c);
+			free(c);
+			e->resumed++;
+			return s;
+		}
+		if (c->k == k)
+			other = c;
+	}
+	/* this job opens its own: one of the host's kept ones goes, so that
+	 * the host never has more connections than its cap */
+	if (other && k && k->active + k->nidle > key_limit(k))
+		conn_close(other);
+	return NULL;
+}
+
+/* emv_probe_config.park */
+static void conn_park(void *arg, emv_session *s, const char *ip, int close)
+{
+	struct run *run = arg;
+	emv_engine *e = run->e;
+	struct conn *c = emv_xcalloc(1, sizeof *c);
+
+	c->e = e;
+	c->s = s;
+	c->k = run->key;
+	c->src = run->src;
+	c->max_rcpt = e->domains[run->domain].prov->rcpt_per_session;
+	emv_strlcpy(c->ip, ip, sizeof c->ip);
+	c->next = e->conns;
+	if (e->conns)
+		e->conns->prev = c;
+	e->conns = c;
+	e->nconns++;
+	if (close || !c->k || e->draining || c->k->nidle >= key_limit(c->k) ||
+	    (c->max_rcpt > 0 && emv_session_recipients(s) >= (unsigned)c->max_rcpt)) {
+		c->closing = 1;
+		emv_session_keep(s, 0, conn_gone, c);
+		return;
+	}
+	c->k->nidle++;
+	emv_session_keep(s, e->p.session_idle_ms, conn_gone, c);
+}
+
 static void on_job_done(emv_probe_job *job, void *arg)
 {
 	struct run *run = arg;
@@ -824,6 +968,8 @@ static void on_job_done(emv_probe_job *job, void *arg)
 	if (d->npending > 0)
 		ready_push_front(e, di_done);
 	emv_engine_pump(e);
+	if (e->nconns && no_work(e))
+		conns_close_all(e); /* nothing left for them: QUIT now, not at the idle time's end */
 }
 
 /* ---- scheduling ---- */
@@ -1078,6 +1224,11 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 		if (v.accepts_all == 1)
 			cfg.accepts_all = 1; /* acceptance proves nothing here: more careful verdicts */
 	}
+	if (e->p.session_idle_ms > 0 && !e->p.no_batching) { /* --no-batching: a connection per address */
+		cfg.take = conn_take;
+		cfg.park = conn_park;
+		cfg.park_arg = run;
+	}
 	if (pv->connect_timeout_ms > 0 && !e->p.user_timeouts)
 		cfg.session.timeout_connect = pv->connect_timeout_ms;
 	if (pv->reply_timeout_ms > 0 && !e->p.user_timeouts)
@@ -1091,6 +1242,10 @@ static void start_batch(emv_engine *e, uint32_t di, size_t max, const char *budg
 	e->jobs++;
 	if (k)
 		k->active++;
+	if (emv_log_enabled(EMV_LOG_DEBUG))
+		emv_log(EMV_LOG_DEBUG, "engine", "%s: %zu recipient(s), %d session(s) on %s, %d of %d at once, %u left",
+			d->name, run->n, k ? k->active : 0, k ? k->host : "-", e->active, e->p.concurrency,
+			d->npending);
 	run->next = e->runs;
 	if (e->runs)
 		e->runs->prev = run;
@@ -1210,6 +1365,7 @@ void emv_engine_pump(emv_engine *e)
 void emv_engine_drain(emv_engine *e)
 {
 	e->draining = 1;
+	conns_close_all(e);
 }
 
 void emv_engine_waiting(const emv_engine *e, void (*fn)(void *arg, uint64_t id, uint64_t due_ms), void *arg)
@@ -1225,8 +1381,12 @@ int emv_engine_sessions(const emv_engine *e)
 
 int emv_engine_idle(const emv_engine *e)
 {
-	return e->active == 0 && e->resolving == 0 && e->nretry == 0 && e->ready_head == NIL && e->dnsq_head == NIL &&
-	       e->finished >= e->added;
+	return no_work(e) && e->finished >= e->added && e->nconns == 0;
+}
+
+int emv_engine_open_connections(const emv_engine *e)
+{
+	return e->nconns;
 }
 
 void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
@@ -1237,6 +1397,7 @@ void emv_engine_stats_get(const emv_engine *e, emv_engine_stats *s)
 	s->retries = e->retries;
 	memcpy(s->retries_by_reason, e->retries_by_reason, sizeof s->retries_by_reason);
 	s->sessions = e->sessions;
+	s->resumed = e->resumed;
 	s->cut_sessions = e->cut_sessions;
 	s->handed_back = e->handed_back;
 	s->expired = e->expired;

@@ -67,6 +67,14 @@ typedef struct {
 	 * answered well as the start of its window, within the policy's cap; a
 	 * domain's catch-all answer) and writes its own findings into it. */
 	emv_domstate *domstate;
+	/* Connections whose recipients are all answered stay open this long
+	 * for the next domain of the same mail server (ms; 0: every job its
+	 * own connection).  Default EMV_DEF_SESSION_IDLE_MS. */
+	int session_idle_ms;
+	/* Called (with the result callback's arg) when the last open or
+	 * closing connection is gone and the engine is idle: a caller that
+	 * stopped at its last result may stop its loop now (NULL: none). */
+	void (*quiet)(void *arg);
 } emv_engine_params;
 
 void emv_engine_params_default(emv_engine_params *p);
@@ -101,13 +109,18 @@ void emv_engine_waiting(const emv_engine *e, void (*fn)(void *arg, uint64_t id, 
 /* Probe sessions (jobs) in flight. */
 int emv_engine_sessions(const emv_engine *e);
 
-/* 1 when nothing is queued, running or waiting for a retry. */
+/* 1 when nothing is queued, running or waiting for a retry, and no
+ * connection is open. */
 int emv_engine_idle(const emv_engine *e);
+
+/* Connections kept open between jobs, or saying QUIT (params.session_idle_ms). */
+int emv_engine_open_connections(const emv_engine *e);
 
 typedef struct {
 	uint64_t added, finished, retries;
 	uint64_t retries_by_reason[EMV_REASON__COUNT];
 	uint64_t sessions;	/* SMTP sessions opened */
+	uint64_t resumed;	/* jobs asked in an open connection of an earlier job instead */
 	uint64_t cut_sessions;	/* of them, ended by our error budget (the rest asked in another) */
 	uint64_t handed_back;	/* addresses given back (params.handback) */
 	uint64_t expired;	/* made final by the deadline or the straggler limit */

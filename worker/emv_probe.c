@@ -67,6 +67,7 @@ struct emv_probe_job {
 	unsigned sessions;
 
 	emv_session *sess;
+	unsigned resumed; /* sessions that were another job's open connection */
 	long *smap; /* session recipient index -> job index (or PROBE_IDX) */
 	size_t snr;
 	int retry_round;
@@ -411,6 +412,12 @@ static void on_done(void *arg, const emv_session_outcome *o)
 	int waiting = 0;
 
 	j->sess = NULL;
+	if (o->open) { /* every recipient answered, the connection open: for the next job */
+		if (j->cfg.park)
+			j->cfg.park(j->cfg.park_arg, o->open, t->ip, 0);
+		else
+			emv_session_close(o->open);
+	}
 	record_session(j, o);
 	j->rcpt_sent += (unsigned)o->rcpt_sent;
 	if (o->local_ip[0] && !(o->failure != EMV_SESS_OK && o->phase == EMV_PHASE_CONNECT))
@@ -578,6 +585,21 @@ static void next_session(emv_probe_job *j)
 		}
 		if (j->tls_off)
 			sp.starttls = 0;
+		sp.keep_open = j->cfg.park != NULL;
+		if (j->cfg.take && !j->tls_off) {
+			/* another job's connection to this server, if one is idle */
+			emv_session *open = j->cfg.take(j->cfg.park_arg, t->ip);
+			if (open && emv_session_resume(open, &sp, j->mx->hosts[t->host].host, list, u8, j->snr, &cb,
+						       j) == 0) {
+				j->resumed++;
+				j->sess = open;
+				free(list);
+				free(u8);
+				return;
+			}
+			if (open)
+				j->cfg.park(j->cfg.park_arg, open, t->ip, 1);
+		}
 		j->sess = emv_session_start(j->cfg.base, &sp, &t->addr.sa, t->len, j->mx->hosts[t->host].host, list, u8,
 					    j->snr, &cb, j, err, sizeof err);
 		free(list);
@@ -783,7 +805,12 @@ const emv_exchange *emv_probe_exchange(const emv_probe_job *j, size_t k)
 }
 unsigned emv_probe_sessions(const emv_probe_job *j)
 {
-	return j->sessions;
+	return j->sessions - j->resumed;
+}
+
+unsigned emv_probe_resumed(const emv_probe_job *j)
+{
+	return j->resumed;
 }
 const char *emv_probe_domain(const emv_probe_job *j)
 {

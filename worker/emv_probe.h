@@ -46,6 +46,14 @@ typedef struct {
 	int accepts_all;	  /* the provider accepts every RCPT: acceptance proves nothing */
 	const char *verdict_note; /* the provider's note for unknown/risky details (NULL: none);
 	                                 must outlive the job */
+	/* Open connections shared between jobs (emv_session.h, keep_open),
+	 * NULL: each job opens and closes its own.  take() gives an idle
+	 * connection to the mail server address ip (NULL: none); park() takes
+	 * one whose recipients are all answered (close: say QUIT now: it could
+	 * not serve the job it was taken for). */
+	struct emv_session *(*take)(void *arg, const char *ip);
+	void (*park)(void *arg, struct emv_session *s, const char *ip, int close);
+	void *park_arg;
 } emv_probe_config;
 
 void emv_probe_config_default(emv_probe_config *c);
@@ -104,7 +112,10 @@ size_t emv_probe_exchange_count(const emv_probe_job *job);
 const emv_exchange *emv_probe_exchange(const emv_probe_job *job, size_t k);
 /* 1 when exchange k is evidence for result i (its sessions, its RCPT and the probe) */
 int emv_probe_exchange_relevant(const emv_probe_job *job, size_t i, size_t k);
+/* SMTP connections the job opened; and the ones it asked in another job's
+ * open connection instead (emv_probe_config.take) */
 unsigned emv_probe_sessions(const emv_probe_job *job);
+unsigned emv_probe_resumed(const emv_probe_job *job);
 const char *emv_probe_domain(const emv_probe_job *job);
 int emv_probe_catch_all(const emv_probe_job *job);	     /* 1, 0, -1 unknown */
 unsigned emv_probe_connected(const emv_probe_job *job);	     /* sessions that got a banner */

@@ -37,10 +37,11 @@ enum state {
 	S_TXN, /* MAIL/RCPT/RSET replies pending */
 	S_QUIT,
 	S_DONE,
+	S_IDLE, /* every recipient answered, the connection kept (keep_open) */
 };
 
 static const char *const state_names[] = {
-	"CONNECTING", "BANNER", "EHLO", "HELO", "STARTTLS", "TLS_HANDSHAKE", "EHLO_TLS", "TXN", "QUIT", "DONE",
+	"CONNECTING", "BANNER", "EHLO", "HELO", "STARTTLS", "TLS_HANDSHAKE", "EHLO_TLS", "TXN", "QUIT", "DONE", "IDLE",
 };
 
 enum cmd { C_MAIL, C_RCPT, C_RSET };
@@ -89,6 +90,11 @@ struct emv_session {
 	int saved;		/* out holds a failure to report after QUIT */
 	struct evbuffer *stage; /* commands of one pipelined group, written at once */
 	uint64_t started_ms;
+	/* kept open (S_IDLE, or its QUIT): whom to tell when it is gone */
+	int kept;
+	void (*on_closed)(void *arg);
+	void *closed_arg;
+	unsigned carried; /* recipients of the connection before the current ones */
 };
 
 static int ssl_bev_dirty_ok = 1;
@@ -234,6 +240,14 @@ static void finish(emv_session *s)
 	emv_session_cb cb = s->cb;
 	void *arg = s->arg;
 
+	if (s->kept) { /* an idle connection's end: its recipients were reported */
+		void (*fn)(void *) = s->on_closed;
+		void *a = s->closed_arg;
+		destroy(s);
+		if (fn)
+			fn(a);
+		return;
+	}
 	set_state(s, S_DONE);
 	o.errors = s->errors;
 	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
@@ -537,6 +551,40 @@ static void after_ehlo(emv_session *s, const emv_reply *r)
 }
 
 /* Returns 1 when the session is gone or reading must stop. */
+/* Every recipient answered: worth keeping for other recipients of this
+ * server?  Not when the budget is (nearly) spent or the server showed
+ * signs of defending itself. */
+static int can_keep(const emv_session *s)
+{
+	return s->p.keep_open && s->out.failure == EMV_SESS_OK && !s->slow_after && !s->out.error_limit &&
+	       !s->txn_overflow && errors_left(s) >= 2;
+}
+
+/* Hand the open connection over in the outcome (keep_open). */
+static void go_idle(emv_session *s)
+{
+	emv_session_outcome o = s->out;
+	emv_session_cb cb = s->cb;
+	void *arg = s->arg;
+
+	set_state(s, S_IDLE);
+	evtimer_del(s->timer);
+	o.errors = s->errors;
+	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
+	o.rtt_ms = (unsigned)s->rtt_ms;
+	o.starttls_offered = s->starttls_offered;
+	o.smtputf8 = s->smtputf8;
+	o.resumed = s->carried;
+	o.open = s;
+	s->carried += (unsigned)s->nrcpt;
+	memset(&s->cb, 0, sizeof s->cb);
+	s->arg = NULL;
+	s->kept = 1;
+	s->on_closed = NULL;
+	s->closed_arg = NULL;
+	cb.on_done(arg, &o); /* whoever gets it resumes, keeps or closes it */
+}
+
 static int on_reply(emv_session *s, const emv_reply *r)
 {
 	int cls = r->code / 100;
@@ -783,6 +831,10 @@ static int on_reply(emv_session *s, const emv_reply *r)
 		arm(s);
 		return 0;
 	}
+	if (can_keep(s)) {
+		go_idle(s);
+		return 1;
+	}
 	send_quit(s);
 	return 0;
 }
@@ -813,7 +865,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			     phase_label(phase_of_state(s)));
 			return;
 		}
-		if (s->state == S_CONNECTING || s->state == S_TLS_HANDSHAKE ||
+		if (s->state == S_CONNECTING || s->state == S_TLS_HANDSHAKE || s->state == S_IDLE ||
 		    (s->state == S_TXN && s->pend_head == s->pend_tail)) {
 			fail(s, EMV_SESS_PROTOCOL, NULL, "unexpected data from the server in state %s",
 			     state_names[s->state]);
@@ -900,6 +952,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	if (s->state == S_QUIT) {
 		finish(s);
+		return;
+	}
+	if (s->state == S_IDLE) { /* kept long enough: goodbye */
+		send_quit(s);
 		return;
 	}
 	fail(s, s->state == S_TLS_HANDSHAKE ? EMV_SESS_TLS : EMV_SESS_TIMEOUT, NULL, "no %s from %s within %d ms",
@@ -1048,6 +1104,100 @@ emv_session *emv_session_start_fd(struct event_base *base, const emv_session_par
 	s->state = S_BANNER; /* connected already: the greeting is next */
 	arm(s);
 	return s;
+}
+
+int emv_session_resume(emv_session *s, const emv_session_params *p, const char *mx_host, const char *const *rcpts,
+		       const unsigned char *needs_utf8, size_t nrcpt, const emv_session_cb *cb, void *arg)
+{
+	emv_session_outcome o;
+
+	if (s->state != S_IDLE || nrcpt == 0 || !p->helo_name || strcmp(p->helo_name, s->p.helo_name) != 0 ||
+	    strcmp(p->mail_from, s->p.mail_from) != 0)
+		return -1;
+	if (p->max_errors > 0 && p->max_errors - (int)s->errors < 1)
+		return -1; /* this connection has spent what the new budget allows */
+	for (size_t i = 0; i < nrcpt; i++)
+		if (!rcpt_is_safe(rcpts[i]) || (needs_utf8 && needs_utf8[i] && !s->smtputf8))
+			return -1;
+	evtimer_del(s->timer);
+	for (size_t i = 0; i < s->nrcpt; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	free(s->rstate);
+	free(s->utf8);
+	s->utf8 = NULL;
+	s->nrcpt = nrcpt;
+	s->unsent = nrcpt;
+	s->cursor = 0;
+	s->rcpts = emv_xcalloc(nrcpt, sizeof *s->rcpts);
+	s->rstate = emv_xcalloc(nrcpt, 1);
+	for (size_t i = 0; i < nrcpt; i++)
+		s->rcpts[i] = emv_xstrdup(rcpts[i]);
+	if (needs_utf8) {
+		s->utf8 = emv_xmalloc(nrcpt);
+		memcpy(s->utf8, needs_utf8, nrcpt);
+	}
+	/* this batch's limits and timeouts; the greeting, TLS and extensions
+	 * are the connection's */
+	s->p.rcpt_per_txn = p->rcpt_per_txn < 1 ? 1 : p->rcpt_per_txn;
+	s->p.max_errors = p->max_errors;
+	s->p.keep_open = p->keep_open;
+	s->p.timeout_mail = p->timeout_mail;
+	s->p.timeout_rcpt = p->timeout_rcpt;
+	s->p.timeout_quit = p->timeout_quit;
+	s->rcpt_limit = s->p.rcpt_per_txn;
+	s->budget = p->max_errors;
+	s->cb = *cb;
+	s->arg = arg;
+	s->kept = 0;
+	s->on_closed = NULL;
+	s->closed_arg = NULL;
+	emv_strlcpy(s->mx_host, mx_host ? mx_host : "", sizeof s->mx_host);
+	memset(&o, 0, sizeof o);
+	memcpy(o.tls_version, s->out.tls_version, sizeof o.tls_version);
+	memcpy(o.local_ip, s->out.local_ip, sizeof o.local_ip);
+	o.pipelining_used = s->out.pipelining_used;
+	s->out = o;
+	s->started_ms = emv_now_ms();
+	s->pend_head = s->pend_tail = 0;
+	s->mail_failed = 0;
+	s->txn_overflow = 0;
+	s->txn_answered = 0;
+	set_state(s, S_TXN);
+	if (s->pipelining) { /* RSET, MAIL and the first RCPTs in one flight */
+		s->stage = evbuffer_new();
+		stage_txns(s, 0);
+		bufferevent_write_buffer(s->bev, s->stage);
+		evbuffer_free(s->stage);
+		s->stage = NULL;
+	} else {
+		send_line(s, "RSET");
+		push(s, C_RSET, 0);
+	}
+	arm(s);
+	return 0;
+}
+
+void emv_session_keep(emv_session *s, int idle_ms, void (*on_closed)(void *arg), void *arg)
+{
+	s->on_closed = on_closed;
+	s->closed_arg = arg;
+	if (idle_ms <= 0) {
+		send_quit(s);
+	} else {
+		struct timeval tv = { idle_ms / 1000, (idle_ms % 1000) * 1000 };
+		evtimer_add(s->timer, &tv);
+	}
+}
+
+unsigned emv_session_recipients(const emv_session *s)
+{
+	return s->state == S_IDLE ? s->carried : s->carried + (unsigned)s->nrcpt;
+}
+
+void emv_session_close(emv_session *s)
+{
+	emv_session_keep(s, 0, NULL, NULL);
 }
 
 void emv_session_abort(emv_session *s)

@@ -32,6 +32,14 @@
  * that takes few recipients per transaction gets several transactions per
  * flight, never more RCPTs in flight than errors left.
  *
+ * A session may outlive its recipients (params.keep_open): when every one is
+ * answered with the error budget not nearly spent, it does not say QUIT but
+ * hands its open connection to the caller in the outcome (outcome.open),
+ * who asks the same server about other recipients in it (another domain
+ * with the same mail server: emv_session_resume, RSET first), keeps it
+ * idle for a while (emv_session_keep) or closes it (emv_session_close).  The
+ * errors it spent stay counted: the server counts per connection.
+ *
  * Every read is bounded (line length, reply size, lines per reply) and every
  * wait has a per-phase timeout; over a bound is a protocol failure.  The
  * callbacks must not free the session; after on_done the session frees
@@ -58,6 +66,7 @@ typedef struct {
 	int pipelining;	  /* 1: pipeline MAIL+RCPTs when advertised */
 	int rcpt_per_txn; /* recipients per transaction (>=1) */
 	int max_errors;	  /* rejected commands per session, then QUIT (0: no limit) */
+	int keep_open;	  /* 1: every recipient answered, hand the connection over (outcome.open) */
 	/* timeouts in milliseconds */
 	int timeout_connect, timeout_banner, timeout_ehlo, timeout_starttls, timeout_mail, timeout_rcpt, timeout_quit;
 	size_t line_max;	/* longest reply line accepted (2048) */
@@ -99,6 +108,11 @@ typedef struct {
 	unsigned transactions;
 	unsigned long duration_ms;
 	unsigned rtt_ms; /* the EHLO round trip: the server's plain reply latency (0: none) */
+	unsigned resumed; /* the recipients before these that the connection carried (0: a new one) */
+	/* not NULL: every recipient answered and the connection open, in no
+	 * transaction's way (keep_open): the receiver of on_done owns it and
+	 * must resume, keep or close it */
+	struct emv_session *open;
 } emv_session_outcome;
 
 typedef struct {
@@ -132,6 +146,31 @@ emv_session *emv_session_start(struct event_base *base, const emv_session_params
 emv_session *emv_session_start_fd(struct event_base *base, const emv_session_params *p, int fd, const char *mx_host,
 				  const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt,
 				  const emv_session_cb *cb, void *arg, char *err, size_t errlen);
+
+/*
+ * An open connection (outcome.open) asked about other recipients: RSET,
+ * then MAIL and RCPTs as in a new session, with the callbacks, timeouts,
+ * recipients per transaction and error budget of p; the errors spent before
+ * count against it.  Returns 0, or -1 when this connection cannot serve
+ * them (another HELO name or sender, a recipient needing SMTPUTF8 it does
+ * not offer, the budget spent): nothing was sent, and the caller still owns
+ * it.  mx_host names the server in logs.
+ */
+int emv_session_resume(emv_session *s, const emv_session_params *p, const char *mx_host, const char *const *rcpts,
+		       const unsigned char *needs_utf8, size_t nrcpt, const emv_session_cb *cb, void *arg);
+
+/* Keep an open connection idle: after idle_ms (0: now) it says QUIT and
+ * frees itself; on_closed(arg) is called once when it is gone, for whatever
+ * reason (the server closed it, sent something unasked, the QUIT), unless
+ * it was resumed first. */
+void emv_session_keep(emv_session *s, int idle_ms, void (*on_closed)(void *arg), void *arg);
+
+/* Recipients asked over the connection so far, the current ones included. */
+unsigned emv_session_recipients(const emv_session *s);
+
+/* Say QUIT on an open connection and free it (emv_session_keep with 0 and
+ * nobody to tell). */
+void emv_session_close(emv_session *s);
 
 /* Abort without calling back (owner shutting down). */
 void emv_session_abort(emv_session *s);

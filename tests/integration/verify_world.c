@@ -765,6 +765,40 @@ static void do_test_one_late_reply_is_no_tarpit(void **state)
 	run_free(&r);
 }
 
+/* Four domains, one mail server (shared1..4.test, all on mx.shared.test):
+ * the connection that answered one domain's recipients asks the next
+ * domain's (RSET, MAIL, RCPT) instead of a new connection per domain, ends
+ * with QUIT, and its errors (the catch-all probes, an unknown user) count
+ * across the domains it served. */
+static void do_test_one_connection_for_domains_of_one_server(void **state)
+{
+	struct run r;
+	long mark = test_file_size(EMV_WORLD_DIR "/smtpd.log");
+	int conns, quits, rsets;
+	test_write_file(TMP "/shared.csv", "email\nalice@shared1.test\nbob@shared1.test\nalice@shared2.test\n"
+					    "zed@shared2.test\nalice@shared3.test\nbob@shared3.test\n"
+					    "alice@shared4.test\nbob@shared4.test\n");
+	run_verify(&r, 1, "--format", "jsonl", "--progress", "none", "--source-ip", "127.0.0.7", "--concurrency", "1",
+		   "-v", TMP "/shared.csv", NULL);
+	assert_exit(&r, 0);
+	assert_int_equal(r.n, 8);
+	for (int i = 0; i < r.n; i++) {
+		if (strncmp(sget(r.results[i], "email"), "zed@", 4) == 0)
+			assert_verdict(r.results[i], "undeliverable", "mailbox_not_found");
+		else
+			assert_verdict(r.results[i], "deliverable", "accepted");
+	}
+	conns = log_count(mark, "127.0.0.59 127.0.0.7 CONNECT", NULL, NULL);
+	quits = log_count(mark, "127.0.0.59 127.0.0.7 QUIT", NULL, NULL);
+	rsets = log_count(mark, "127.0.0.59 127.0.0.7 RSET", NULL, NULL);
+	print_message("shared*.test: %d connection(s), %d RSET, %d QUIT for 4 domains\n", conns, rsets, quits);
+	assert_int_equal(conns, 1);
+	assert_int_equal(quits, 1);
+	assert_true(rsets >= 3); /* the next domain begins with RSET */
+	assert_non_null(strstr(r.err, "SMTP sessions 1 "));
+	run_free(&r);
+}
+
 /* A stricter server (3 errors: replies 1 s late; 6: 421): the first session
  * finds the tarpit, the engine remembers the host's limit, and no later
  * session is slowed down or cut off; no verdict is lost on the way. */
@@ -1245,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(do_test_error_budget_under_postfix_limits),
 		cmocka_unit_test(do_test_error_budget_learns_tarpit),
 		cmocka_unit_test(do_test_one_late_reply_is_no_tarpit),
+		cmocka_unit_test(do_test_one_connection_for_domains_of_one_server),
 		cmocka_unit_test(do_test_stragglers_finish_in_minutes),
 		cmocka_unit_test(do_test_deadline),
 		cmocka_unit_test(do_test_cache_file),
