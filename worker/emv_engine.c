@@ -113,7 +113,7 @@ struct emv_engine {
 	uint32_t nkeys;
 
 	uint32_t ready_head, ready_tail;
-	uint32_t begun_tail; /* the last of the begun domains at the queue's front (NIL: none) */
+	uint32_t begun_tail;	       /* the last of the begun domains at the queue's front (NIL: none) */
 	uint32_t dnsq_head, dnsq_tail; /* NEW domains waiting for a DNS slot */
 	uint32_t retry_head;	       /* sorted by due_ms */
 	unsigned nretry;
@@ -793,8 +793,8 @@ static emv_session *conn_take(void *arg, const char *ip)
 		if (c->closing)
 			continue;
 		need = emv_session_recipients(c->s) + (unsigned)run->n + (unsigned)run->with_probe;
-		if (c->src == run->src && strcmp(c->ip, ip) == 0 && (c->max_rcpt <= 0 || need <= (unsigned)c->max_rcpt) &&
-		    (mine <= 0 || need <= (unsigned)mine)) {
+		if (c->src == run->src && strcmp(c->ip, ip) == 0 &&
+		    (c->max_rcpt <= 0 || need <= (unsigned)c->max_rcpt) && (mine <= 0 || need <= (unsigned)mine)) {
 			emv_session *s = c->s;
 			conn_unlink(e, c);
 			free(c);

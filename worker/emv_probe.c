@@ -68,7 +68,7 @@ struct emv_probe_job {
 
 	emv_session *sess;
 	unsigned resumed; /* sessions that were another job's open connection */
-	long *smap; /* session recipient index -> job index (or PROBE_IDX) */
+	long *smap;	  /* session recipient index -> job index (or PROBE_IDX) */
 	size_t snr;
 	int retry_round;
 	uint64_t waited_ms;
@@ -589,8 +589,8 @@ static void next_session(emv_probe_job *j)
 		if (j->cfg.take && !j->tls_off) {
 			/* another job's connection to this server, if one is idle */
 			emv_session *open = j->cfg.take(j->cfg.park_arg, t->ip);
-			if (open && emv_session_resume(open, &sp, j->mx->hosts[t->host].host, list, u8, j->snr, &cb,
-						       j) == 0) {
+			if (open &&
+			    emv_session_resume(open, &sp, j->mx->hosts[t->host].host, list, u8, j->snr, &cb, j) == 0) {
 				j->resumed++;
 				j->sess = open;
 				free(list);
