@@ -1369,13 +1369,12 @@ void emv_engine_pump(emv_engine *e)
 			}
 			start_batch(e, di, n, bkey, granted, src, pkey);
 		}
-		/* a domain begun goes on at the front: its next batch starts at
-		 * once while its host has room, else it waits on the host's list,
-		 * which hands it the next free session there.  At the back it
-		 * would wait behind every other domain (a 780-address domain sat
-		 * 30 s behind 250 small ones: the last verdicts of the bench) */
+		/* more to ask: to the back, and to the front of the begun ones
+		 * when its batch ends (on_job_done).  Parking it on its host's
+		 * wait list here instead (its next batch as soon as the host has
+		 * room) lost results in cluster_flow's broker kill (35413f6) */
 		if (d->npending > 0)
-			ready_push_front(e, di);
+			ready_push(e, di);
 	}
 	if (next_backoff) {
 		uint64_t ms = next_backoff > now ? next_backoff - now : 1;
