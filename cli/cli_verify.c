@@ -106,7 +106,7 @@ struct verify {
 		emv_status st;
 		emv_reason r;
 		int64_t at;
-	} * pend;
+	} *pend;
 	size_t npend, cappend;
 	uint64_t cache_hits, cache_stored, rows_cached, last_store_ms;
 	int cache_warned;
@@ -697,8 +697,7 @@ static void summary(struct verify *v)
 		(double)(emv_now_ms() - v->probe_end_ms) / 1000.0);
 	fprintf(stderr,
 		"  SMTP sessions %" PRIu64 " (%.3f per address, at most %u at once, %" PRIu64
-		" ended by the error budget, %" PRIu64
-		" domain batches asked in a session kept open), retries %" PRIu64,
+		" ended by the error budget, %" PRIu64 " domain batches asked in a session kept open), retries %" PRIu64,
 		st.sessions, v->done ? (double)st.sessions / (double)v->done : 0.0, st.peak_active, st.cut_sessions,
 		st.resumed, st.retries);
 	for (int r = 0, first = 1; r < EMV_REASON__COUNT; r++)
@@ -736,44 +735,43 @@ static void summary(struct verify *v)
 
 static void verify_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: emailverify verify [options] LIST [-o OUTPUT]\n\n"
-		"Verify every address of LIST (CSV with a header, or one address per line; gzip\n"
-		"accepted; '-' for stdin) and write one result row per input row, in input order.\n\n"
-		"options:\n"
-		"  -o, --output FILE      results file (default: stdout; a journal FILE.journal keeps progress)\n"
-		"  --format csv|jsonl     output format (default csv)\n"
-		"  --no-escape-formulas   CSV: write cells starting with = + - @ TAB CR as they are\n"
-		"  --policy NAME|FILE     the verdict policy: marketing (default: role, catch-all,\n"
-		"                         disposable, full mailboxes are risky) or transactional (role\n"
-		"                         addresses a server accepted are deliverable), or a policy\n"
-		"                         file (docs/policy.md)\n"
-		"                         (default: quoted, with a ' in front, so that a spreadsheet\n"
-		"                         does not run them as formulas)\n"
-		"  --concurrency N        SMTP sessions at once, per thread (default 500)\n"
-		"  --threads N            event loops (one per core); domains are shared out among them\n"
-		"  --resume               continue an interrupted run from FILE.journal\n"
-		"  --no-batching          one SMTP session per address (for comparison only: impolite)\n"
-		"  --max-attempts N       tries per address for temporary failures (default 4)\n"
-		"  --retry-schedule A,B,C seconds to wait before the 1st, 2nd, 3rd retry of greylisting and\n"
-		"                         rate limits (default 60,300,900); A also times the one retry of an\n"
-		"                         unreachable host. A full mailbox or a blocked source is final at once\n"
-		"  --deadline D           at D (90s, 10m, 2h) after the start, every address still waiting is\n"
-		"                         final: unknown, with its reason and last evidence\n"
-		"  --straggler-wait D     once every address has had its first answer, wait at most D more\n"
-		"                         for retries (default 5m; 0 = as long as the retries take)\n"
-		"  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
-		"  --progress auto|bar|lines|none\n"
-		"  --cache FILE           a local verdict cache (SQLite; created if missing): addresses with a\n"
-		"                         verdict young enough are answered from it without DNS or SMTP\n"
-		"                         (marked cached, with verified_at), the others are asked and their\n"
-		"                         verdicts stored (unknown never is); docs/cache.md\n"
-		"  --cache-ages LIST      with --cache: how old a verdict may be, NAME=AGE,... by status or\n"
-		"                         reason (default deliverable=30d,undeliverable=90d,risky=7d,\n"
-		"                         mailbox_full=1d; off: never served)\n"
-		"  --max-age D            with --cache: answer only from verdicts younger than D (12h, 7d)\n"
-		"  --fresh                with --cache: ask every address again (and store the verdicts)\n"
-		"                         (emailverify forget --cache FILE ADDRESS removes an address)\n" EMV_SETUP_HELP);
+	fprintf(f, "usage: emailverify verify [options] LIST [-o OUTPUT]\n\n"
+		   "Verify every address of LIST (CSV with a header, or one address per line; gzip\n"
+		   "accepted; '-' for stdin) and write one result row per input row, in input order.\n\n"
+		   "options:\n"
+		   "  -o, --output FILE      results file (default: stdout; a journal FILE.journal keeps progress)\n"
+		   "  --format csv|jsonl     output format (default csv)\n"
+		   "  --no-escape-formulas   CSV: write cells starting with = + - @ TAB CR as they are\n"
+		   "  --policy NAME|FILE     the verdict policy: marketing (default: role, catch-all,\n"
+		   "                         disposable, full mailboxes are risky) or transactional (role\n"
+		   "                         addresses a server accepted are deliverable), or a policy\n"
+		   "                         file (docs/policy.md)\n"
+		   "                         (default: quoted, with a ' in front, so that a spreadsheet\n"
+		   "                         does not run them as formulas)\n"
+		   "  --concurrency N        SMTP sessions at once, per thread (default 500)\n"
+		   "  --threads N            event loops (one per core); domains are shared out among them\n"
+		   "  --resume               continue an interrupted run from FILE.journal\n"
+		   "  --no-batching          one SMTP session per address (for comparison only: impolite)\n"
+		   "  --max-attempts N       tries per address for temporary failures (default 4)\n"
+		   "  --retry-schedule A,B,C seconds to wait before the 1st, 2nd, 3rd retry of greylisting and\n"
+		   "                         rate limits (default 60,300,900); A also times the one retry of an\n"
+		   "                         unreachable host. A full mailbox or a blocked source is final at once\n"
+		   "  --deadline D           at D (90s, 10m, 2h) after the start, every address still waiting is\n"
+		   "                         final: unknown, with its reason and last evidence\n"
+		   "  --straggler-wait D     once every address has had its first answer, wait at most D more\n"
+		   "                         for retries (default 5m; 0 = as long as the retries take)\n"
+		   "  --transcript           keep every SMTP exchange in the results (JSON Lines)\n"
+		   "  --progress auto|bar|lines|none\n"
+		   "  --cache FILE           a local verdict cache (SQLite; created if missing): addresses with a\n"
+		   "                         verdict young enough are answered from it without DNS or SMTP\n"
+		   "                         (marked cached, with verified_at), the others are asked and their\n"
+		   "                         verdicts stored (unknown never is); docs/cache.md\n"
+		   "  --cache-ages LIST      with --cache: how old a verdict may be, NAME=AGE,... by status or\n"
+		   "                         reason (default deliverable=30d,undeliverable=90d,risky=7d,\n"
+		   "                         mailbox_full=1d; off: never served)\n"
+		   "  --max-age D            with --cache: answer only from verdicts younger than D (12h, 7d)\n"
+		   "  --fresh                with --cache: ask every address again (and store the verdicts)\n"
+		   "                         (emailverify forget --cache FILE ADDRESS removes an address)\n" EMV_SETUP_HELP);
 }
 
 static unsigned domain_hash(const char *s)
