@@ -831,8 +831,8 @@ static void conn_park(void *arg, emv_session *s, const char *ip, int close)
 	e->nconns++;
 	if (close || !c->k || e->draining || c->k->nidle >= key_limit(c->k) ||
 	    (c->max_rcpt > 0 && emv_session_recipients(s) >= (unsigned)c->max_rcpt)) {
-		c->closing = 1;
-		emv_session_keep(s, 0, conn_gone, c);
+		c->closing = 1; /* never counted as kept */
+		conn_close(c);
 		return;
 	}
 	c->k->nidle++;

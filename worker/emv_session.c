@@ -203,11 +203,15 @@ static int timeout_of_phase(const emv_session *s, int phase)
 	}
 }
 
-static void arm(emv_session *s)
+static void arm_ms(emv_session *s, int ms)
 {
-	int ms = timeout_of_phase(s, phase_of_state(s));
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	evtimer_add(s->timer, &tv);
+}
+
+static void arm(emv_session *s)
+{
+	arm_ms(s, timeout_of_phase(s, phase_of_state(s)));
 }
 
 static void set_state(emv_session *s, enum state st)
@@ -232,11 +236,24 @@ static void destroy(emv_session *s)
 	free(s);
 }
 
+/* The outcome to report now: what was recorded on the way, and the
+ * session's own counters. */
+static emv_session_outcome outcome_now(const emv_session *s)
+{
+	emv_session_outcome o = s->out;
+	o.errors = s->errors;
+	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
+	o.rtt_ms = (unsigned)s->rtt_ms;
+	o.starttls_offered = s->starttls_offered;
+	o.smtputf8 = s->smtputf8;
+	return o;
+}
+
 /* End the session now: report and free.  Recipients still in flight are
  * returned to "unsent" so the caller sees them unanswered. */
 static void finish(emv_session *s)
 {
-	emv_session_outcome o = s->out;
+	emv_session_outcome o;
 	emv_session_cb cb = s->cb;
 	void *arg = s->arg;
 
@@ -248,12 +265,8 @@ static void finish(emv_session *s)
 			fn(a);
 		return;
 	}
+	o = outcome_now(s);
 	set_state(s, S_DONE);
-	o.errors = s->errors;
-	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
-	o.rtt_ms = (unsigned)s->rtt_ms;
-	o.starttls_offered = s->starttls_offered;
-	o.smtputf8 = s->smtputf8;
 	destroy(s);
 	cb.on_done(arg, &o);
 }
@@ -550,7 +563,6 @@ static void after_ehlo(emv_session *s, const emv_reply *r)
 	start_txn(s);
 }
 
-/* Returns 1 when the session is gone or reading must stop. */
 /* Every recipient answered: worth keeping for other recipients of this
  * server?  Not when the budget is (nearly) spent or the server showed
  * signs of defending itself. */
@@ -563,18 +575,12 @@ static int can_keep(const emv_session *s)
 /* Hand the open connection over in the outcome (keep_open). */
 static void go_idle(emv_session *s)
 {
-	emv_session_outcome o = s->out;
+	emv_session_outcome o = outcome_now(s);
 	emv_session_cb cb = s->cb;
 	void *arg = s->arg;
 
 	set_state(s, S_IDLE);
 	evtimer_del(s->timer);
-	o.errors = s->errors;
-	o.duration_ms = (unsigned long)(emv_now_ms() - s->started_ms);
-	o.rtt_ms = (unsigned)s->rtt_ms;
-	o.starttls_offered = s->starttls_offered;
-	o.smtputf8 = s->smtputf8;
-	o.resumed = s->carried;
 	o.open = s;
 	s->carried += (unsigned)s->nrcpt;
 	memset(&s->cb, 0, sizeof s->cb);
@@ -585,6 +591,7 @@ static void go_idle(emv_session *s)
 	cb.on_done(arg, &o); /* whoever gets it resumes, keeps or closes it */
 }
 
+/* Returns 1 when the session is gone or reading must stop. */
 static int on_reply(emv_session *s, const emv_reply *r)
 {
 	int cls = r->code / 100;
@@ -975,6 +982,28 @@ static int rcpt_is_safe(const char *a)
 	return 1;
 }
 
+/* The recipients to ask (copied), in place of any before, all unsent. */
+static void set_rcpts(emv_session *s, const char *const *rcpts, const unsigned char *needs_utf8, size_t nrcpt)
+{
+	for (size_t i = 0; i < s->nrcpt; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	free(s->rstate);
+	free(s->utf8);
+	s->utf8 = NULL;
+	s->nrcpt = nrcpt;
+	s->unsent = nrcpt;
+	s->cursor = 0;
+	s->rcpts = emv_xcalloc(nrcpt ? nrcpt : 1, sizeof *s->rcpts);
+	s->rstate = emv_xcalloc(nrcpt ? nrcpt : 1, 1);
+	for (size_t i = 0; i < nrcpt; i++)
+		s->rcpts[i] = emv_xstrdup(rcpts[i]);
+	if (needs_utf8) {
+		s->utf8 = emv_xmalloc(nrcpt ? nrcpt : 1);
+		memcpy(s->utf8, needs_utf8, nrcpt);
+	}
+}
+
 /* Check the caller's strings and build a session in no state yet (no
  * socket); NULL with err on a bad argument. */
 static emv_session *session_new(struct event_base *base, const emv_session_params *p, const char *mx_host,
@@ -1005,16 +1034,7 @@ static emv_session *session_new(struct event_base *base, const emv_session_param
 	s->started_ms = emv_now_ms();
 	emv_strlcpy(s->mx_host, mx_host ? mx_host : "", sizeof s->mx_host);
 	emv_strlcpy(s->peer, peer, sizeof s->peer);
-	s->nrcpt = nrcpt;
-	s->unsent = nrcpt;
-	s->rcpts = emv_xcalloc(nrcpt ? nrcpt : 1, sizeof *s->rcpts);
-	s->rstate = emv_xcalloc(nrcpt ? nrcpt : 1, 1);
-	for (size_t i = 0; i < nrcpt; i++)
-		s->rcpts[i] = emv_xstrdup(rcpts[i]);
-	if (needs_utf8) {
-		s->utf8 = emv_xmalloc(nrcpt ? nrcpt : 1);
-		memcpy(s->utf8, needs_utf8, nrcpt);
-	}
+	set_rcpts(s, rcpts, needs_utf8, nrcpt);
 	s->pend_cap = (size_t)s->p.rcpt_per_txn + 4;
 	s->pend = emv_xcalloc(s->pend_cap, sizeof *s->pend);
 	emv_reply_parser_init(&s->parser, s->p.reply_max, s->p.reply_lines_max);
@@ -1120,23 +1140,7 @@ int emv_session_resume(emv_session *s, const emv_session_params *p, const char *
 		if (!rcpt_is_safe(rcpts[i]) || (needs_utf8 && needs_utf8[i] && !s->smtputf8))
 			return -1;
 	evtimer_del(s->timer);
-	for (size_t i = 0; i < s->nrcpt; i++)
-		free(s->rcpts[i]);
-	free(s->rcpts);
-	free(s->rstate);
-	free(s->utf8);
-	s->utf8 = NULL;
-	s->nrcpt = nrcpt;
-	s->unsent = nrcpt;
-	s->cursor = 0;
-	s->rcpts = emv_xcalloc(nrcpt, sizeof *s->rcpts);
-	s->rstate = emv_xcalloc(nrcpt, 1);
-	for (size_t i = 0; i < nrcpt; i++)
-		s->rcpts[i] = emv_xstrdup(rcpts[i]);
-	if (needs_utf8) {
-		s->utf8 = emv_xmalloc(nrcpt);
-		memcpy(s->utf8, needs_utf8, nrcpt);
-	}
+	set_rcpts(s, rcpts, needs_utf8, nrcpt);
 	/* this batch's limits and timeouts; the greeting, TLS and extensions
 	 * are the connection's */
 	s->p.rcpt_per_txn = p->rcpt_per_txn < 1 ? 1 : p->rcpt_per_txn;
@@ -1185,8 +1189,7 @@ void emv_session_keep(emv_session *s, int idle_ms, void (*on_closed)(void *arg),
 	if (idle_ms <= 0) {
 		send_quit(s);
 	} else {
-		struct timeval tv = { idle_ms / 1000, (idle_ms % 1000) * 1000 };
-		evtimer_add(s->timer, &tv);
+		arm_ms(s, idle_ms);
 	}
 }
 

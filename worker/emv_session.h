@@ -108,7 +108,6 @@ typedef struct {
 	unsigned transactions;
 	unsigned long duration_ms;
 	unsigned rtt_ms; /* the EHLO round trip: the server's plain reply latency (0: none) */
-	unsigned resumed; /* the recipients before these that the connection carried (0: a new one) */
 	/* not NULL: every recipient answered and the connection open, in no
 	 * transaction's way (keep_open): the receiver of on_done owns it and
 	 * must resume, keep or close it */
